@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/sandbox"
+)
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.Int("brokers", 3, "kfake brokers in the backend cluster")
+	peers := fs.Int("peers", 3, "Switchyard peers")
+	kafkaPort := fs.Int("kafka-port", 19092, "peer i serves Kafka on 127.0.0.1:kafka-port+i")
+	adminPort := fs.Int("admin-port", 18080, "peer i serves the admin API on 127.0.0.1:admin-port+i")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sb, err := sandbox.Start(sctx, sandbox.Config{
+		Brokers:       *brokers,
+		Peers:         *peers,
+		KafkaBasePort: *kafkaPort,
+		AdminBasePort: *adminPort,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	fmt.Fprintf(stdout, "backend cluster (kfake): %s\n", strings.Join(sb.Backend.ListenAddrs(), ","))
+	fmt.Fprintf(stdout, "bootstrap: %s\n", strings.Join(sb.Bootstrap, ","))
+	fmt.Fprintf(stdout, "admin: %s\n", strings.Join(sb.AdminURLs, " "))
+	if err := sb.SelfCheck(sctx); err != nil {
+		return fmt.Errorf("sandbox started but clients cannot use it: %w", err)
+	}
+	fmt.Fprintf(stdout, "ready: try  kcat -b %s -L\n", sb.Bootstrap[0])
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "stopping")
+	return sb.Close()
+}

@@ -1,0 +1,165 @@
+package kafka
+
+// Produce (key 0): v3 and up (what kfake and Kafka 4 accept; older
+// versions are capped by the backend's range).
+//
+// The request is decoded (record batches stay aliased, never copied) to
+// count bytes per topic and to find each partition's leader. When every
+// partition has one leader broker, the original bytes are forwarded;
+// otherwise the request is split per leader and the answers merged. acks=0
+// gets no response, split or not. Responses are decoded to spot leadership
+// errors (which trigger a metadata refresh) and, from v10 on, to present
+// the KIP-951 CurrentLeader and NodeEndpoints as peers; they are
+// re-encoded only when something changed.
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleProduce(c *clientConn, r *request, start time.Time) error {
+	kreq, err := decodeRequest(r)
+	if err != nil {
+		return err
+	}
+	req := kreq.(*kmsg.ProduceRequest)
+	be := c.s.backend
+	by := map[int32]*kmsg.ProduceRequest{}
+	for _, t := range req.Topics {
+		name := t.Topic
+		if r.version >= 13 {
+			name, _ = be.topicName(t.TopicID)
+		}
+		for _, p := range t.Partitions {
+			c.s.metrics.produced(name, len(p.Records))
+			leader := be.leader(name, p.Partition)
+			sub := by[leader]
+			if sub == nil {
+				sub = &kmsg.ProduceRequest{Version: req.Version, TransactionID: req.TransactionID, Acks: req.Acks, TimeoutMillis: req.TimeoutMillis}
+				by[leader] = sub
+			}
+			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != t.Topic || sub.Topics[n-1].TopicID != t.TopicID {
+				sub.Topics = append(sub.Topics, kmsg.ProduceRequestTopic{Topic: t.Topic, TopicID: t.TopicID})
+			}
+			st := &sub.Topics[len(sub.Topics)-1]
+			st.Partitions = append(st.Partitions, p)
+		}
+	}
+	if len(by) <= 1 {
+		leader := int32(-1)
+		for id := range by {
+			leader = id
+		}
+		u, err := c.upstreamOrAny(leader)
+		if err != nil {
+			return err
+		}
+		if req.Acks == 0 {
+			return u.send(r.buf.b, r.corr, nil)
+		}
+		return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
+			return rewrite(resp, r, func(kr kmsg.Response) bool {
+				return c.fixProduce(kr.(*kmsg.ProduceResponse))
+			})
+		})
+	}
+	parts := make([]part, 0, len(by))
+	for _, id := range brokerOrder(by) {
+		parts = append(parts, part{broker: id, req: by[id]})
+	}
+	if req.Acks == 0 {
+		return c.scatterOneWay(r, parts)
+	}
+	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		out := resps[0].(*kmsg.ProduceResponse)
+		idx := map[topicKey]int{}
+		for i, t := range out.Topics {
+			idx[topicKey{t.Topic, t.TopicID}] = i
+		}
+		for _, x := range resps[1:] {
+			o := x.(*kmsg.ProduceResponse)
+			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
+			out.Brokers = append(out.Brokers, o.Brokers...)
+			for _, t := range o.Topics {
+				k := topicKey{t.Topic, t.TopicID}
+				if i, ok := idx[k]; ok {
+					out.Topics[i].Partitions = append(out.Topics[i].Partitions, t.Partitions...)
+					continue
+				}
+				idx[k] = len(out.Topics)
+				out.Topics = append(out.Topics, t)
+			}
+		}
+		c.fixProduce(out)
+		return out
+	})
+}
+
+// topicKey identifies a topic by name (and id from the versions that carry one).
+type topicKey struct {
+	name string
+	id   [16]byte
+}
+
+// fixProduce presents leaders and endpoints as peers; it reports whether
+// the response changed.
+func (c *clientConn) fixProduce(resp *kmsg.ProduceResponse) bool {
+	changed := false
+	var pr *presenter
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			p := &resp.Topics[i].Partitions[j]
+			if isLeadershipError(p.ErrorCode) {
+				c.s.backend.TriggerRefresh()
+			}
+			if p.CurrentLeader.LeaderID >= 0 && resp.Version >= 10 {
+				if pr == nil {
+					pr = c.s.presenter()
+				}
+				p.CurrentLeader.LeaderID = pr.peerFor(p.CurrentLeader.LeaderID)
+				changed = true
+			}
+		}
+	}
+	if len(resp.Brokers) > 0 {
+		if pr == nil {
+			pr = c.s.presenter()
+		}
+		resp.Brokers = presentEndpoints(pr, resp.Brokers, func(b presentedBroker) kmsg.ProduceResponseBroker {
+			return kmsg.ProduceResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack}
+		}, func(b kmsg.ProduceResponseBroker) int32 { return b.NodeID })
+		changed = true
+	}
+	return changed
+}
+
+// presentEndpoints replaces KIP-951 node endpoints with the peers that
+// present those brokers.
+func presentEndpoints[T any](pr *presenter, in []T, mk func(presentedBroker) T, id func(T) int32) []T {
+	var out []T
+	seen := map[int32]bool{}
+	for _, b := range in {
+		p := pr.peerFor(id(b))
+		if p < 0 || seen[p] {
+			continue
+		}
+		seen[p] = true
+		if pb, ok := pr.broker(p); ok {
+			out = append(out, mk(pb))
+		}
+	}
+	return out
+}
+
+// isLeadershipError reports partition errors that mean our view of
+// leadership may be stale.
+func isLeadershipError(code int16) bool {
+	switch code {
+	case kerr.NotLeaderForPartition.Code, kerr.LeaderNotAvailable.Code, kerr.FencedLeaderEpoch.Code,
+		kerr.UnknownLeaderEpoch.Code, kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,63 @@
+package kafka
+
+// ApiVersions (key 18): v0–v5 (whatever kmsg knows), answered by the proxy.
+//
+// Each served key is advertised with the intersection of what kmsg parses,
+// what every backend broker supports and any cap in versionCaps; keys the
+// proxy does not serve are left out. A version newer than ours gets a v0
+// answer with UNSUPPORTED_VERSION and our ApiVersions range (KIP-511), so
+// the client retries at a version we speak. Feature flags (KIP-584) are
+// those of the backend, since they describe the backend's behaviour.
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleApiVersions(c *clientConn, r *request, start time.Time) error {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	maxV := kmsg.NewPtrApiVersionsRequest().MaxVersion()
+	if r.version > maxV {
+		resp.Version = 0
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{{ApiKey: 18, MinVersion: 0, MaxVersion: maxV}}
+		return c.respond(r, start, resp)
+	}
+	resp.Version = r.version
+	resp.ApiKeys = c.s.advertisedVersions()
+	if vs := c.s.backend.versions.Load(); vs != nil {
+		resp.SupportedFeatures = vs.supported
+		resp.FinalizedFeatures = vs.finalized
+		resp.FinalizedFeaturesEpoch = vs.epoch
+	}
+	return c.respond(r, start, resp)
+}
+
+// advertisedVersions lists what the proxy serves for every key it routes.
+func (s *Server) advertisedVersions() []kmsg.ApiVersionsResponseApiKey {
+	var out []kmsg.ApiVersionsResponseApiKey
+	for k := int16(0); k <= maxKey; k++ {
+		if s.handlers[k] == nil {
+			continue
+		}
+		req := kmsg.RequestForKey(k)
+		lo, hi := int16(0), req.MaxVersion()
+		if k != 18 {
+			br, ok := s.backend.versionsFor(k)
+			if !ok {
+				continue
+			}
+			lo, hi = max(lo, br.min), min(hi, br.max)
+		}
+		if cap, ok := versionCaps[k]; ok {
+			hi = min(hi, cap)
+		}
+		if lo > hi {
+			continue
+		}
+		out = append(out, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: lo, MaxVersion: hi})
+	}
+	return out
+}

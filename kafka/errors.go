@@ -1,0 +1,22 @@
+package kafka
+
+import "errors"
+
+var (
+	// ErrFrameTooLarge is returned for a frame larger than the configured maximum.
+	ErrFrameTooLarge = errors.New("frame too large")
+	// ErrMalformed is returned for bytes that do not parse as the Kafka protocol.
+	ErrMalformed = errors.New("malformed kafka frame")
+	// ErrUnknownKey is returned for an API key kmsg does not know.
+	ErrUnknownKey = errors.New("unknown api key")
+	// ErrUnsupportedVersion is returned for a version the proxy cannot parse.
+	ErrUnsupportedVersion = errors.New("unsupported api version")
+	// ErrUnroutable is returned for a request of a key the proxy does not serve.
+	ErrUnroutable = errors.New("api key not served by the proxy")
+	// ErrBackendMismatch is returned when a backend answers out of order.
+	ErrBackendMismatch = errors.New("backend response does not match request")
+	// ErrNoBroker is returned when no backend broker is known for a request.
+	ErrNoBroker = errors.New("no backend broker available")
+	// ErrClosed is returned for work on a closed connection.
+	ErrClosed = errors.New("connection closed")
+)

@@ -1,0 +1,189 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// readFrame reads one size-prefixed frame into a pooled buffer whose bytes
+// include the 4-byte prefix.
+func readFrame(r io.Reader, maxSize int32) (*buffer, error) {
+	var sz [4]byte
+	if _, err := io.ReadFull(r, sz[:]); err != nil {
+		return nil, err
+	}
+	n := int32(binary.BigEndian.Uint32(sz[:]))
+	if n < 0 || n > maxSize {
+		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameTooLarge, n, maxSize)
+	}
+	buf := getBuffer(int(n) + 4)
+	copy(buf.b, sz[:])
+	if _, err := io.ReadFull(r, buf.b[4:]); err != nil {
+		putBuffer(buf)
+		return nil, err
+	}
+	return buf, nil
+}
+
+// requestHeader is the parsed header of a client request.
+type requestHeader struct {
+	key      int16
+	version  int16
+	corr     int32
+	clientID *string
+	flexible bool
+	// bodyOff is where the body starts in the frame (after the size prefix).
+	bodyOff int
+}
+
+// parseRequestHeader parses a request header (v1, or v2 for flexible
+// versions) from frame, which excludes the size prefix. It rejects keys and
+// versions kmsg does not know, since their header layout is unknown.
+func parseRequestHeader(frame []byte) (requestHeader, error) {
+	var h requestHeader
+	if len(frame) < 8 {
+		return h, fmt.Errorf("%w: request header needs 8 bytes, have %d", ErrMalformed, len(frame))
+	}
+	h.key = int16(binary.BigEndian.Uint16(frame))
+	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
+	h.corr = int32(binary.BigEndian.Uint32(frame[4:]))
+	req := kmsg.RequestForKey(h.key)
+	if req == nil {
+		return h, fmt.Errorf("%w: api key %d", ErrUnknownKey, h.key)
+	}
+	if h.key == 18 && h.version > req.MaxVersion() {
+		// A client newer than us: answer with our versions (KIP-511). Every
+		// ApiVersions version from v3 on has a v2 (flexible) header.
+		req.SetVersion(req.MaxVersion())
+	} else if h.version < 0 || h.version > req.MaxVersion() {
+		return h, fmt.Errorf("%w: %s v%d (max v%d)", ErrUnsupportedVersion, kmsg.NameForKey(h.key), h.version, req.MaxVersion())
+	}
+	if h.version <= req.MaxVersion() {
+		req.SetVersion(h.version)
+	}
+	h.flexible = req.IsFlexible()
+	off := 8
+	if len(frame) < off+2 {
+		return h, fmt.Errorf("%w: truncated client id", ErrMalformed)
+	}
+	l := int(int16(binary.BigEndian.Uint16(frame[off:])))
+	off += 2
+	if l >= 0 {
+		if len(frame) < off+l {
+			return h, fmt.Errorf("%w: client id length %d past frame end", ErrMalformed, l)
+		}
+		s := string(frame[off : off+l])
+		h.clientID = &s
+		off += l
+	} else if l != -1 {
+		return h, fmt.Errorf("%w: client id length %d", ErrMalformed, l)
+	}
+	// ApiVersions v3+ is flexible, but brokers must parse its header even
+	// when they do not support the version (KIP-511); the header is v2.
+	if h.flexible {
+		n, err := skipTags(frame[off:])
+		if err != nil {
+			return h, err
+		}
+		off += n
+	}
+	h.bodyOff = off
+	return h, nil
+}
+
+// skipTags skips a tagged-field section and returns the bytes it spans.
+func skipTags(b []byte) (int, error) {
+	num, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: bad tagged field count", ErrMalformed)
+	}
+	off := n
+	for i := uint64(0); i < num; i++ {
+		_, n := binary.Uvarint(b[off:])
+		if n <= 0 {
+			return 0, fmt.Errorf("%w: bad tag", ErrMalformed)
+		}
+		off += n
+		sz, n := binary.Uvarint(b[off:])
+		if n <= 0 || sz > uint64(len(b)) {
+			return 0, fmt.Errorf("%w: bad tag size", ErrMalformed)
+		}
+		off += n
+		if off+int(sz) > len(b) {
+			return 0, fmt.Errorf("%w: tag past end", ErrMalformed)
+		}
+		off += int(sz)
+	}
+	return off, nil
+}
+
+// responseBody strips the response header (correlation id, and tagged fields
+// for flexible versions other than ApiVersions) from frame, which excludes
+// the size prefix.
+func responseBody(frame []byte, key int16, flexible bool) (corr int32, body []byte, err error) {
+	if len(frame) < 4 {
+		return 0, nil, fmt.Errorf("%w: response shorter than its header", ErrMalformed)
+	}
+	corr = int32(binary.BigEndian.Uint32(frame))
+	off := 4
+	// ApiVersions responses never carry a tagged-field header (KIP-511).
+	if flexible && key != 18 {
+		n, err := skipTags(frame[off:])
+		if err != nil {
+			return corr, nil, err
+		}
+		off += n
+	}
+	return corr, frame[off:], nil
+}
+
+// appendRequest encodes a request frame with its size prefix.
+func appendRequest(dst []byte, req kmsg.Request, corr int32, clientID *string) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(req.Key()))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(req.GetVersion()))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(corr))
+	if clientID == nil {
+		dst = binary.BigEndian.AppendUint16(dst, 0xffff)
+	} else {
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(*clientID)))
+		dst = append(dst, *clientID...)
+	}
+	if req.IsFlexible() {
+		dst = append(dst, 0)
+	}
+	dst = req.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// appendResponse encodes a response frame with its size prefix.
+func appendResponse(dst []byte, resp kmsg.Response, corr int32) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(corr))
+	if resp.IsFlexible() && resp.Key() != 18 {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// encodeResponse encodes resp into a pooled buffer.
+func encodeResponse(resp kmsg.Response, corr int32) *buffer {
+	buf := getBuffer(0)
+	buf.b = appendResponse(buf.b[:0], resp, corr)
+	return buf
+}
+
+// encodeRequest encodes req into a pooled buffer.
+func encodeRequest(req kmsg.Request, corr int32, clientID *string) *buffer {
+	buf := getBuffer(0)
+	buf.b = appendRequest(buf.b[:0], req, corr, clientID)
+	return buf
+}

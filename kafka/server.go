@@ -1,0 +1,201 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+)
+
+// View is what the data plane reads of the cluster: the latest applied
+// state and gossip liveness. The node package implements it; the data plane
+// never waits on consensus.
+type View interface {
+	// State returns the latest applied state; it is never nil.
+	State() *fsm.State
+	// Live reports whether a peer is alive.
+	Live(peerID int32) bool
+}
+
+// Config configures one peer's Kafka listener.
+type Config struct {
+	// ListenAddr is the TCP address to accept clients on.
+	ListenAddr string
+	// Listener, when set, is used instead of binding ListenAddr.
+	Listener net.Listener
+	// NodeID is this peer's broker id.
+	NodeID int32
+	// ClusterID is the cluster id presented to clients; empty presents the
+	// backend cluster's own id.
+	ClusterID string
+	// MaxFrameBytes bounds a client request frame (default 100 MiB).
+	MaxFrameBytes int32
+	// MaxInFlight bounds requests awaiting a response per connection
+	// (default 1024); a client pipelining more is paused, not failed.
+	MaxInFlight int
+	Logger      *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 100 << 20
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 1024
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	if c.ListenAddr == "" && c.Listener == nil {
+		return errors.New("kafka listen address is empty")
+	}
+	if c.NodeID < 0 {
+		return fmt.Errorf("node id %d is negative", c.NodeID)
+	}
+	return nil
+}
+
+// Server is one peer's Kafka listener.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	view     View
+	backend  *Backend
+	metrics  *Metrics
+	handlers [maxKey + 1]handler
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[*clientConn]struct{}
+	wg    sync.WaitGroup
+}
+
+// NewServer builds a server over one backend cluster.
+func NewServer(cfg Config, view View, backend *Backend, metrics *Metrics) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "kafka", "node", cfg.NodeID),
+		view:    view,
+		backend: backend,
+		metrics: metrics,
+		conns:   map[*clientConn]struct{}{},
+	}
+	s.handlers = handlerTable()
+	return s, nil
+}
+
+// Listen binds the listener; Serve accepts on it.
+func (s *Server) Listen() error {
+	if s.cfg.Listener != nil {
+		s.mu.Lock()
+		s.ln = s.cfg.Listener
+		s.mu.Unlock()
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("kafka listener on %s: %w", s.cfg.ListenAddr, err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	return nil
+}
+
+// Addr is the bound listener address.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Serve accepts clients until ctx ends, then closes every connection.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln == nil {
+		return errors.New("kafka server: Serve before Listen")
+	}
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var tempDelay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.closeAll()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				tempDelay = min(max(tempDelay*2, 5*time.Millisecond), time.Second)
+				time.Sleep(tempDelay)
+				continue
+			}
+			s.closeAll()
+			return fmt.Errorf("kafka accept: %w", err)
+		}
+		tempDelay = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		c := newClientConn(s, nc)
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.closeWith(ErrClosed)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// presenter builds the broker presentation for the current state.
+func (s *Server) presenter() *presenter {
+	return newPresenter(s.view.State(), s.view.Live, s.backend.Name())
+}
+
+// localBrokers are the backend brokers on this peer's host.
+func (s *Server) localBrokers() []int32 {
+	p, ok := s.view.State().Peer(s.cfg.NodeID)
+	if !ok {
+		return nil
+	}
+	var out []int32
+	for _, b := range p.LocalBrokers {
+		if b.Cluster == s.backend.Name() {
+			out = append(out, b.BrokerID)
+		}
+	}
+	return out
+}
