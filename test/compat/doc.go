@@ -3,8 +3,3 @@
 // and consume through Switchyard peers in front of a kfake cluster.
 package compat
 
-import (
-	_ "github.com/IBM/sarama"
-	_ "github.com/segmentio/kafka-go"
-	_ "github.com/twmb/franz-go/pkg/kadm"
-)
