@@ -26,32 +26,28 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 	}
 	req := kreq.(*kmsg.ProduceRequest)
 	be := c.s.backend
-	by := map[int32]*kmsg.ProduceRequest{}
+	// First pass: account bytes and find whether one broker leads every
+	// partition (the normal deployment), without building anything.
+	leader, split := int32(-1), false
+	first := true
 	for _, t := range req.Topics {
 		name := t.Topic
 		if r.version >= 13 {
 			name, _ = be.topicName(t.TopicID)
 		}
+		n := 0
 		for _, p := range t.Partitions {
-			c.s.metrics.produced(name, len(p.Records))
-			leader := be.leader(name, p.Partition)
-			sub := by[leader]
-			if sub == nil {
-				sub = &kmsg.ProduceRequest{Version: req.Version, TransactionID: req.TransactionID, Acks: req.Acks, TimeoutMillis: req.TimeoutMillis}
-				by[leader] = sub
+			n += len(p.Records)
+			l := be.leader(name, p.Partition)
+			if first {
+				leader, first = l, false
+			} else if l != leader {
+				split = true
 			}
-			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != t.Topic || sub.Topics[n-1].TopicID != t.TopicID {
-				sub.Topics = append(sub.Topics, kmsg.ProduceRequestTopic{Topic: t.Topic, TopicID: t.TopicID})
-			}
-			st := &sub.Topics[len(sub.Topics)-1]
-			st.Partitions = append(st.Partitions, p)
 		}
+		c.s.metrics.produced(name, n)
 	}
-	if len(by) <= 1 {
-		leader := int32(-1)
-		for id := range by {
-			leader = id
-		}
+	if !split {
 		u, err := c.upstreamOrAny(leader)
 		if err != nil {
 			return err
@@ -64,6 +60,26 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 				return c.fixProduce(kr.(*kmsg.ProduceResponse))
 			})
 		})
+	}
+	by := map[int32]*kmsg.ProduceRequest{}
+	for _, t := range req.Topics {
+		name := t.Topic
+		if r.version >= 13 {
+			name, _ = be.topicName(t.TopicID)
+		}
+		for _, p := range t.Partitions {
+			leader := be.leader(name, p.Partition)
+			sub := by[leader]
+			if sub == nil {
+				sub = &kmsg.ProduceRequest{Version: req.Version, TransactionID: req.TransactionID, Acks: req.Acks, TimeoutMillis: req.TimeoutMillis}
+				by[leader] = sub
+			}
+			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != t.Topic || sub.Topics[n-1].TopicID != t.TopicID {
+				sub.Topics = append(sub.Topics, kmsg.ProduceRequestTopic{Topic: t.Topic, TopicID: t.TopicID})
+			}
+			st := &sub.Topics[len(sub.Topics)-1]
+			st.Partitions = append(st.Partitions, p)
+		}
 	}
 	parts := make([]part, 0, len(by))
 	for _, id := range brokerOrder(by) {

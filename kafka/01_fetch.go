@@ -47,6 +47,33 @@ func handleFetch(c *clientConn, r *request, start time.Time) error {
 		req.SessionID, req.SessionEpoch = 0, -1
 	}
 	be := c.s.backend
+	leader, split := int32(-1), len(req.ForgottenTopics) > 0
+	first := true
+	for _, t := range req.Topics {
+		name := t.Topic
+		if r.version >= 13 {
+			name, _ = be.topicName(t.TopicID)
+		}
+		for _, p := range t.Partitions {
+			l := be.leader(name, p.Partition)
+			if first {
+				leader, first = l, false
+			} else if l != leader {
+				split = true
+			}
+		}
+	}
+	if !split {
+		u, err := c.upstreamOrAny(leader)
+		if err != nil {
+			return err
+		}
+		return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
+			return rewrite(resp, r, func(kr kmsg.Response) bool {
+				return c.fixFetch(kr.(*kmsg.FetchResponse))
+			})
+		})
+	}
 	by := map[int32]*kmsg.FetchRequest{}
 	for _, t := range req.Topics {
 		name := t.Topic
@@ -68,21 +95,6 @@ func handleFetch(c *clientConn, r *request, start time.Time) error {
 			st := &sub.Topics[len(sub.Topics)-1]
 			st.Partitions = append(st.Partitions, p)
 		}
-	}
-	if len(by) <= 1 && len(req.ForgottenTopics) == 0 {
-		leader := int32(-1)
-		for id := range by {
-			leader = id
-		}
-		u, err := c.upstreamOrAny(leader)
-		if err != nil {
-			return err
-		}
-		return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
-			return rewrite(resp, r, func(kr kmsg.Response) bool {
-				return c.fixFetch(kr.(*kmsg.FetchResponse))
-			})
-		})
 	}
 	parts := make([]part, 0, len(by))
 	for _, id := range brokerOrder(by) {

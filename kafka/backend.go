@@ -427,8 +427,8 @@ func (b *Backend) versionsFor(key int16) (versionRange, bool) {
 // coordinator returns the broker coordinating key (0 group, 1 transaction),
 // asking the backend when it is not cached.
 func (b *Backend) coordinator(ctx context.Context, typ int8, key string) (int32, error) {
-	if v, ok := b.coords.Load(coordKey{typ, key}); ok {
-		return v.(int32), nil
+	if v, ok := b.cachedCoordinator(typ, key); ok {
+		return v, nil
 	}
 	req := kmsg.NewPtrFindCoordinatorRequest()
 	req.CoordinatorType = typ
@@ -451,6 +451,15 @@ func (b *Backend) coordinator(ctx context.Context, typ int8, key string) (int32,
 	}
 	b.coords.Store(coordKey{typ, key}, node)
 	return node, nil
+}
+
+// cachedCoordinator returns a cached coordinator without asking the backend.
+func (b *Backend) cachedCoordinator(typ int8, key string) (int32, bool) {
+	v, ok := b.coords.Load(coordKey{typ, key})
+	if !ok {
+		return -1, false
+	}
+	return v.(int32), true
 }
 
 // setCoordinator records a coordinator seen in a FindCoordinator answer.

@@ -257,6 +257,10 @@ func (c *clientConn) upstream(broker int32) (*upstream, error) {
 		c.s.backend.TriggerRefresh()
 		return nil, fmt.Errorf("%w: broker %d of %s is not in the metadata", ErrNoBroker, broker, c.s.backend.Name())
 	}
+	// Dialing blocks this reader; let what is already queued leave first.
+	if err := c.flushUpstreams(); err != nil {
+		return nil, err
+	}
 	d := net.Dialer{Timeout: c.s.backend.cfg.DialTimeout}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {

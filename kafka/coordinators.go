@@ -17,6 +17,7 @@ import (
 // coordinatorsOf resolves each key's coordinator; unresolvable keys go to
 // any broker (-1), which answers them with a coordinator error.
 func (c *clientConn) coordinatorsOf(typ int8, keys []string) map[int32][]string {
+	c.flushUpstreams() // a lookup may block this reader; an error resurfaces on the next write
 	ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
 	defer cancel()
 	out := map[int32][]string{}

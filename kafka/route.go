@@ -112,6 +112,13 @@ const coordinatorTimeout = 10 * time.Second
 // fails, any broker answers, which gives the client a coordinator error it
 // retries on, as it would against Kafka.
 func (c *clientConn) toCoordinator(r *request, start time.Time, typ int8, key string) error {
+	if id, ok := c.s.backend.cachedCoordinator(typ, key); ok {
+		return c.forward(r, start, id, nil)
+	}
+	// The lookup blocks this reader; let what is already queued leave first.
+	if err := c.flushUpstreams(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
 	defer cancel()
 	id, err := c.s.backend.coordinator(ctx, typ, key)
