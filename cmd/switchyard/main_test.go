@@ -204,3 +204,21 @@ func TestDevSandbox(t *testing.T) {
 		t.Errorf("dev did not say it was stopping: %s", out.String())
 	}
 }
+
+// TestExampleConfigIsValid keeps deploy/config/peer.example.json loadable.
+func TestExampleConfigIsValid(t *testing.T) {
+	var cfg serveConfig
+	if err := loadConfigFile("../../deploy/config/peer.example.json", &cfg); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := cfg.nodeConfig()
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if err := nc.Validate(); err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if len(nc.State.Peers) != 3 {
+		t.Fatalf("example config describes %d peers, want 3", len(nc.State.Peers))
+	}
+}

@@ -100,14 +100,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	if *configFile != "" {
-		b, err := os.ReadFile(*configFile)
-		if err != nil {
-			return fmt.Errorf("serve: read config: %w", err)
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return fmt.Errorf("serve: config %s: %w", *configFile, err)
+		if err := loadConfigFile(*configFile, &cfg); err != nil {
+			return err
 		}
 	}
 	set := map[string]bool{}
@@ -129,6 +123,22 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("switchyard peer starting", "version", version, "node", cfg.NodeID, "kafka", n.KafkaAddr(), "admin", n.AdminAddr())
 	return n.Run(ctx)
+}
+
+// loadConfigFile reads a JSON config over cfg; unknown keys are errors so a
+// typo never silently falls back to a default.
+func loadConfigFile(path string, cfg *serveConfig) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("serve: read config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return fmt.Errorf("serve: config %s: %w", path, err)
+	}
+	return nil
 }
 
 func overlay(cfg, cli *serveConfig, set map[string]bool) {
