@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"net"
 	"slices"
 )
 
@@ -86,8 +87,8 @@ func (s *State) Validate() error {
 		if p.ID < 0 {
 			return fmt.Errorf("peer %q has negative id %d", p.Name, p.ID)
 		}
-		if p.KafkaAddr == "" {
-			return fmt.Errorf("peer %d has no kafka address", p.ID)
+		if _, port, err := net.SplitHostPort(p.KafkaAddr); err != nil || port == "" {
+			return fmt.Errorf("peer %d kafka address %q is not host:port", p.ID, p.KafkaAddr)
 		}
 		if other, dup := addrs[p.KafkaAddr]; dup {
 			return fmt.Errorf("peers %d and %d share kafka address %s", other, p.ID, p.KafkaAddr)

@@ -47,7 +47,8 @@ func handleFetch(c *clientConn, r *request, start time.Time) error {
 		req.SessionID, req.SessionEpoch = 0, -1
 	}
 	be := c.s.backend
-	leader, split := int32(-1), len(req.ForgottenTopics) > 0
+	// ForgottenTopics only matter to a session, and sessions are off.
+	leader, split := int32(-1), false
 	first := true
 	for _, t := range req.Topics {
 		name := t.Topic
@@ -85,7 +86,7 @@ func handleFetch(c *clientConn, r *request, start time.Time) error {
 			sub := by[leader]
 			if sub == nil {
 				s := *req
-				s.Topics, s.ForgottenTopics = nil, nil
+				s.Topics = nil
 				sub = &s
 				by[leader] = sub
 			}

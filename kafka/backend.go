@@ -325,16 +325,15 @@ func (b *Backend) updateMetadata(resp *kmsg.MetadataResponse, full bool) {
 		}
 		seen[name] = struct{}{}
 		tm := &topicMeta{id: t.TopicID, internal: t.IsInternal}
-		n := 0
-		for _, p := range t.Partitions {
-			n = max(n, int(p.Partition)+1)
-		}
+		// Partitions are numbered 0..n-1; a number outside that is bad
+		// input and must not size an allocation.
+		n := len(t.Partitions)
 		tm.leaders = make([]int32, n)
 		for i := range tm.leaders {
 			tm.leaders[i] = -1
 		}
 		for _, p := range t.Partitions {
-			if p.Partition >= 0 {
+			if p.Partition >= 0 && int(p.Partition) < n {
 				tm.leaders[p.Partition] = p.Leader
 			}
 		}
@@ -370,6 +369,12 @@ func (b *Backend) leader(topic string, partition int32) int32 {
 		return -1
 	}
 	return tm.leaders[partition]
+}
+
+// knows reports whether topic is in the backend's metadata.
+func (b *Backend) knows(topic string) bool {
+	_, ok := b.topics.Load(topic)
+	return ok
 }
 
 // topicName resolves a topic id (Fetch v13+, Produce v13+).

@@ -123,6 +123,10 @@ type part struct {
 // responses, in part order. The client's correlation id is reused upstream:
 // each upstream connection is this client's alone and answers in order.
 func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge func([]kmsg.Response) kmsg.Response) error {
+	if len(parts) == 0 {
+		// Nothing to split (an empty request): any broker answers it as is.
+		return c.forwardAny(r, start, nil)
+	}
 	p, err := c.newPending(r, start)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -102,6 +103,11 @@ func (m *Metrics) response(key int16, n int, d time.Duration) {
 func (m *Metrics) closed(reason string) { m.closedConns.WithLabelValues(reason).Inc() }
 
 func (m *Metrics) topic(name string) *topicCounters {
+	// A topic name comes from client bytes before any broker checked it;
+	// Prometheus label values must be UTF-8 (it panics otherwise).
+	if !utf8.ValidString(name) || name == "" {
+		name = OtherTopic
+	}
 	m.mu.RLock()
 	tc, ok := m.topics[name]
 	m.mu.RUnlock()

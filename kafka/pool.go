@@ -42,7 +42,7 @@ func putBuffer(buf *buffer) {
 	}
 	c := cap(buf.b)
 	shift := bits.Len(uint(c)) - 1
-	if c != 1<<shift || shift < minPoolShift || shift > maxPoolShift {
+	if shift < minPoolShift || shift > maxPoolShift || c != 1<<shift {
 		return
 	}
 	buf.b = buf.b[:0]

@@ -24,7 +24,12 @@ type presenter struct {
 func newPresenter(st *fsm.State, live func(int32) bool, cluster string) *presenter {
 	pr := &presenter{cluster: cluster, local: map[int32]int32{}, cache: map[int32]int32{}}
 	for _, p := range st.Peers {
+		// A peer clients could not be told the address of is never
+		// presented, so it is never named leader either.
 		if !live(p.ID) {
+			continue
+		}
+		if _, _, err := splitHostPort(p.KafkaAddr); err != nil {
 			continue
 		}
 		pr.live = append(pr.live, p)
