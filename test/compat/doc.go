@@ -2,4 +2,3 @@
 // sarama, segmentio/kafka-go, kcat (librdkafka) and kafka-python produce
 // and consume through Switchyard peers in front of a kfake cluster.
 package compat
-

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/sandbox"
@@ -219,23 +218,9 @@ func TestFranzGoTransactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "committed offsets at end offsets", func() bool {
-		com, err := adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return false
-		}
-		ok := true
-		ends.Each(func(o kadm.ListedOffset) {
-			c, found := com.Lookup(topic, o.Partition)
-			// The last record of a partition is a commit marker the
-			// consumer never returns; its committed offset is the end or
-			// one before it.
-			if o.Offset > 0 && (!found || c.At < o.Offset-1) {
-				ok = false
-			}
-		})
-		return ok
-	})
+	// The last record of each partition is a commit marker the consumer
+	// never returns: the committed offset is the end or one before it.
+	waitCommitted(t, adm, topic, group, ends, 1)
 }
 
 // TestClientConnectsOnlyToPeers bootstraps on one peer and checks that the

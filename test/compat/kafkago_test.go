@@ -62,21 +62,7 @@ func TestKafkaGo(t *testing.T) {
 	// Readers close concurrently, so none sits in a JoinGroup waiting
 	// for a member that is about to leave.
 	var closeOnce sync.Once
-	closeReaders := func() {
-		closeOnce.Do(func() {
-			var cwg sync.WaitGroup
-			for i, r := range readers {
-				cwg.Add(1)
-				go func() {
-					defer cwg.Done()
-					if err := r.Close(); err != nil {
-						t.Errorf("close reader %d: %v", i, err)
-					}
-				}()
-			}
-			cwg.Wait()
-		})
-	}
+	closeReaders := func() { closeOnce.Do(func() { closeConcurrently(t, readers) }) }
 	defer closeReaders()
 
 	waitGroupStable(t, sb, group, topic, len(readers))

@@ -62,7 +62,7 @@ func testSarama(t *testing.T, version sarama.KafkaVersion, name string) {
 	shutdown := func() {
 		once.Do(func() {
 			cancel()
-			closeSaramaGroups(t, groups)
+			closeConcurrently(t, groups)
 			wg.Wait()
 		})
 	}
@@ -128,21 +128,6 @@ func testSarama(t *testing.T, version sarama.KafkaVersion, name string) {
 	}
 	checkConsumed(t, recs, numRecords)
 	checkBackend(t, sb, topic, group, numRecords)
-}
-
-func closeSaramaGroups(t *testing.T, groups []sarama.ConsumerGroup) {
-	t.Helper()
-	var wg sync.WaitGroup
-	for i, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := g.Close(); err != nil {
-				t.Errorf("close member %d: %v", i, err)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // saramaProduce writes records 0..numRecords-1 in order with an idempotent

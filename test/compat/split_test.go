@@ -2,7 +2,6 @@ package compat
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,14 +19,7 @@ import (
 func TestSplitAcrossBrokers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sb, err := sandbox.Start(ctx, sandbox.Config{
-		Brokers: 3, Peers: 1, MetadataRefresh: time.Second,
-		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
+	sb := startSandboxWith(t, sandbox.Config{Brokers: 3, Peers: 1})
 	const topic, group = "split", "split-g"
 	createTopic(t, sb.Bootstrap, topic, numPartitions)
 	produceFranz(t, sb.Bootstrap, topic, 0, numRecords)

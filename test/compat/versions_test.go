@@ -2,7 +2,6 @@ package compat
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -23,15 +22,7 @@ func TestApiVersionsFollowOlderBackend(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	backend := kversion.V2_8_0()
-	sb, err := sandbox.Start(ctx, sandbox.Config{
-		MetadataRefresh: time.Second,
-		KfakeOpts:       []kfake.Opt{kfake.MaxVersions(backend)},
-		Logger:          slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
+	sb := startSandboxWith(t, sandbox.Config{KfakeOpts: []kfake.Opt{kfake.MaxVersions(backend)}})
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap[0]))
 	if err != nil {
