@@ -1,56 +1,268 @@
 package fsm
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
-	"net"
 	"slices"
+	"strings"
 )
 
-// State is one immutable view of the cluster configuration. The data plane
-// holds a pointer to the latest State and never mutates it; a change produces
-// a new State.
+// State is one immutable view of the replicated configuration. The data
+// plane holds a pointer to the latest State and never mutates it; a change
+// produces a new State (State.Next, FSM.Apply) that shares the sections it
+// did not touch with the old one. Never write to a State, or to a slice
+// reachable from it, once another goroutine can see it.
+//
+// Every keyed list is kept sorted by its key, so two peers that applied the
+// same log hold deep-equal States and lookups can binary-search.
 type State struct {
+	// Index is the Raft log index of the last command applied to this
+	// State (0 for a State built by hand or restored from an empty FSM).
+	Index uint64 `json:"index"`
 	// Peers are the Switchyard peers, sorted by ID. They are the brokers that
 	// clients see.
-	Peers []Peer
-	// Clusters are the backend Kafka clusters behind the proxy.
-	Clusters []Cluster
+	Peers []Peer `json:"peers,omitempty"`
+	// Clusters are the backend Kafka clusters behind the proxy. The FSM keeps
+	// them sorted by Name; a hand-built State may list them in any order.
+	Clusters []Cluster `json:"clusters,omitempty"`
+	// Routes map topics and consumer groups to clusters.
+	Routes Routes `json:"routes"`
+	// Quotas are the per-topic produce and fetch rate limits, exact-topic
+	// rules first, then prefix rules, each group sorted by Topic.
+	Quotas []Quota `json:"quotas,omitempty"`
+	// Failover is the dual-center failover state.
+	Failover Failover `json:"failover"`
+	// Jobs are the operator jobs (topic migrations, offset resets), sorted
+	// by ID.
+	Jobs []Job `json:"jobs,omitempty"`
 }
 
-// Peer is one Switchyard process. Its ID is the broker id clients see.
+// AutoPeerID in RegisterPeer asks the FSM to assign the peer's id.
+const AutoPeerID int32 = -1
+
+// Peer is one Switchyard process. Its ID is the broker id clients see; it is
+// stable for the life of the peer (a re-registration under the same Name
+// keeps it).
 type Peer struct {
-	ID     int32
-	Name   string
-	Region string
+	ID int32 `json:"id"`
+	// Name is the peer's stable node name: unique, and the key a peer
+	// re-registers under (and its Raft server id).
+	Name string `json:"name,omitempty"`
+	// Region is the region/AZ, presented to clients as the broker rack.
+	Region string `json:"region,omitempty"`
 	// KafkaAddr is the advertised host:port clients connect to.
-	KafkaAddr string
+	KafkaAddr string `json:"kafka_addr"`
 	// AdminAddr is the admin HTTP API address.
-	AdminAddr string
+	AdminAddr string `json:"admin_addr,omitempty"`
+	// RaftAddr is the advertised Raft transport address.
+	RaftAddr string `json:"raft_addr,omitempty"`
+	// GossipAddr is the advertised memberlist address.
+	GossipAddr string `json:"gossip_addr,omitempty"`
+	// Version is the Switchyard version the peer runs; the leader reads it
+	// before proposing a command type or version older peers cannot decode.
+	Version string `json:"version,omitempty"`
 	// LocalBrokers are the backend brokers that run on this peer's host. A
-	// partition led by one of them is presented as led by this peer.
-	LocalBrokers []BrokerRef
+	// partition led by one of them is presented as led by this peer. The FSM
+	// keeps them sorted by cluster, then broker id.
+	LocalBrokers []BrokerRef `json:"local_brokers,omitempty"`
 }
 
 // BrokerRef names one broker of one backend cluster.
 type BrokerRef struct {
-	Cluster  string
-	BrokerID int32
+	Cluster  string `json:"cluster"`
+	BrokerID int32  `json:"broker_id"`
 }
 
-// Cluster is a backend Kafka cluster.
+// SASL mechanisms a backend cluster may require.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// Cluster is a backend Kafka cluster and how peers connect to it. Secrets
+// never enter the replicated log: a password is named by a file path that
+// each peer reads locally.
 type Cluster struct {
-	Name      string
-	Bootstrap []string
-	Region    string
+	Name      string   `json:"name"`
+	Bootstrap []string `json:"bootstrap"`
+	Region    string   `json:"region,omitempty"`
+
+	// TLS turns on TLS to the cluster's brokers. The other TLS fields are
+	// only allowed with it.
+	TLS bool `json:"tls,omitempty"`
+	// TLSServerName overrides the name checked in the brokers' certificates.
+	TLSServerName string `json:"tls_server_name,omitempty"`
+	// TLSCAFile is an absolute path to a PEM CA bundle; empty means the
+	// system roots.
+	TLSCAFile string `json:"tls_ca_file,omitempty"`
+	// TLSCertFile and TLSKeyFile are absolute paths to a PEM client
+	// certificate and key, set together or not at all.
+	TLSCertFile string `json:"tls_cert_file,omitempty"`
+	TLSKeyFile  string `json:"tls_key_file,omitempty"`
+	// TLSInsecureSkipVerify skips broker certificate checks (tests only).
+	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
+
+	// SASLMechanism is empty (no SASL) or one of SASLPlain, SASLScramSHA256,
+	// SASLScramSHA512; with it, SASLUsername and SASLPasswordFile are
+	// required.
+	SASLMechanism string `json:"sasl_mechanism,omitempty"`
+	SASLUsername  string `json:"sasl_username,omitempty"`
+	// SASLPasswordFile is an absolute path, on every peer, to a file holding
+	// the password.
+	SASLPasswordFile string `json:"sasl_password_file,omitempty"`
+}
+
+// Routes map topics and consumer groups to backend clusters. A topic goes to
+// its exact route if it has one, else to the longest matching prefix route,
+// else to DefaultCluster; see State.RouteFor.
+type Routes struct {
+	// Topics are exact topic routes, sorted by Topic.
+	Topics []TopicRoute `json:"topics,omitempty"`
+	// Prefixes are topic-name prefix routes, sorted by Prefix.
+	Prefixes []PrefixRoute `json:"prefixes,omitempty"`
+	// GroupPrefixes give consumer groups (and transactional ids) a home
+	// cluster by prefix of the group id, sorted by Prefix; see
+	// State.GroupHome.
+	GroupPrefixes []PrefixRoute `json:"group_prefixes,omitempty"`
+	// DefaultCluster takes what no rule matches; empty means no default.
+	DefaultCluster string `json:"default_cluster,omitempty"`
+}
+
+// TopicRoute sends one topic to one cluster.
+type TopicRoute struct {
+	Topic   string `json:"topic"`
+	Cluster string `json:"cluster"`
+}
+
+// PrefixRoute sends every name that starts with Prefix to Cluster.
+type PrefixRoute struct {
+	Prefix  string `json:"prefix"`
+	Cluster string `json:"cluster"`
+}
+
+// Quota caps the bytes per second clients may produce to and fetch from a
+// topic, summed over all peers. Zero means no limit in that direction (so an
+// exact rule of 0/0 exempts one topic from a prefix rule); a prefix rule
+// limits each matching topic on its own.
+type Quota struct {
+	// Topic is the exact topic name, or a topic-name prefix when Prefix.
+	Topic              string `json:"topic"`
+	Prefix             bool   `json:"prefix,omitempty"`
+	ProduceBytesPerSec int64  `json:"produce_bytes_per_sec"`
+	FetchBytesPerSec   int64  `json:"fetch_bytes_per_sec"`
+}
+
+// Failover is the dual-center failover state (which site is active for each
+// cluster pair, failover and failback in progress). It is deliberately empty:
+// the dual-center failover issue fills it, with its commands, and bumps the
+// snapshot section it is written to. It exists now so the snapshot format
+// already has its section.
+type Failover struct{}
+
+// JobState is where an operator job is in its life.
+type JobState string
+
+// Job states. Succeeded, failed and cancelled are terminal: a job in one
+// cannot change again, only be deleted.
+const (
+	JobPending   JobState = "pending"
+	JobRunning   JobState = "running"
+	JobSucceeded JobState = "succeeded"
+	JobFailed    JobState = "failed"
+	JobCancelled JobState = "cancelled"
+)
+
+// Terminal reports whether a job in this state is finished.
+func (s JobState) Terminal() bool {
+	return s == JobSucceeded || s == JobFailed || s == JobCancelled
+}
+
+func (s JobState) known() bool {
+	switch s {
+	case JobPending, JobRunning, JobSucceeded, JobFailed, JobCancelled:
+		return true
+	}
+	return false
+}
+
+// Job is an operator job (a topic migration, an offset reset). The FSM only
+// stores it; the issue that adds a Kind defines its Spec and runs it. Times
+// are unix milliseconds fixed by the proposer, never read from a clock in
+// Apply.
+type Job struct {
+	ID    string   `json:"id"`
+	Kind  string   `json:"kind"`
+	State JobState `json:"state"`
+	// Spec is the kind-specific parameters, any JSON value, stored in
+	// compact canonical form.
+	Spec      json.RawMessage `json:"spec,omitempty"`
+	CreatedAt int64           `json:"created_at"`
+	UpdatedAt int64           `json:"updated_at"`
+}
+
+// MatchKind says which kind of rule routed a name.
+type MatchKind uint8
+
+// Kinds of route match, from most to least specific.
+const (
+	MatchNone MatchKind = iota
+	MatchExact
+	MatchPrefix
+	MatchDefault
+)
+
+func (k MatchKind) String() string {
+	switch k {
+	case MatchNone:
+		return "none"
+	case MatchExact:
+		return "exact"
+	case MatchPrefix:
+		return "prefix"
+	case MatchDefault:
+		return "default"
+	}
+	return fmt.Sprintf("MatchKind(%d)", uint8(k))
+}
+
+// RouteMatch is the rule that routed a name: the topic for an exact route,
+// the prefix for a prefix route, empty for the default or no match.
+type RouteMatch struct {
+	Kind MatchKind
+	Rule string
+}
+
+func (m RouteMatch) String() string {
+	if m.Rule == "" {
+		return m.Kind.String()
+	}
+	return m.Kind.String() + ":" + m.Rule
 }
 
 // Peer returns the peer with the given id.
 func (s *State) Peer(id int32) (Peer, bool) {
-	i, ok := slices.BinarySearchFunc(s.Peers, id, func(p Peer, id int32) int { return int(p.ID) - int(id) })
+	i, ok := slices.BinarySearchFunc(s.Peers, id, cmpPeerID)
 	if !ok {
 		return Peer{}, false
 	}
 	return s.Peers[i], true
+}
+
+// PeerByName returns the peer registered under name.
+func (s *State) PeerByName(name string) (Peer, bool) {
+	if i := s.peerIndexByName(name); i >= 0 {
+		return s.Peers[i], true
+	}
+	return Peer{}, false
+}
+
+func (s *State) peerIndexByName(name string) int {
+	if name == "" {
+		return -1
+	}
+	return slices.IndexFunc(s.Peers, func(p Peer) bool { return p.Name == name })
 }
 
 // Cluster returns the backend cluster with the given name.
@@ -63,42 +275,105 @@ func (s *State) Cluster(name string) (Cluster, bool) {
 	return Cluster{}, false
 }
 
-// Validate checks the invariants every State must hold: unique peer ids
-// sorted ascending, unique addresses, known clusters in local broker refs.
-func (s *State) Validate() error {
-	names := map[string]bool{}
-	for _, c := range s.Clusters {
-		if c.Name == "" {
-			return fmt.Errorf("cluster with empty name")
-		}
-		if names[c.Name] {
-			return fmt.Errorf("cluster %q defined twice", c.Name)
-		}
-		if len(c.Bootstrap) == 0 {
-			return fmt.Errorf("cluster %q has no bootstrap servers", c.Name)
-		}
-		names[c.Name] = true
+// RouteFor returns the cluster that serves topic and the rule that chose it:
+// the exact route, else the longest matching prefix route, else the default
+// cluster. With none of them it returns "" and MatchNone. It is a pure
+// function of the State, so every peer routes a topic the same way.
+func (s *State) RouteFor(topic string) (cluster string, match RouteMatch) {
+	if i, ok := slices.BinarySearchFunc(s.Routes.Topics, topic, cmpTopicRoute); ok {
+		r := s.Routes.Topics[i]
+		return r.Cluster, RouteMatch{MatchExact, r.Topic}
 	}
-	addrs := map[string]int32{}
-	for i, p := range s.Peers {
-		if i > 0 && s.Peers[i-1].ID >= p.ID {
-			return fmt.Errorf("peers not sorted by unique id at id %d", p.ID)
+	return s.Routes.prefixOrDefault(s.Routes.Prefixes, topic)
+}
+
+// GroupHome returns the home cluster of a consumer group (or transactional
+// id): the longest matching group prefix rule, else the default cluster.
+func (s *State) GroupHome(group string) (cluster string, match RouteMatch) {
+	return s.Routes.prefixOrDefault(s.Routes.GroupPrefixes, group)
+}
+
+func (r *Routes) prefixOrDefault(rules []PrefixRoute, name string) (string, RouteMatch) {
+	if p, ok := longestPrefix(rules, name); ok {
+		return p.Cluster, RouteMatch{MatchPrefix, p.Prefix}
+	}
+	if r.DefaultCluster != "" {
+		return r.DefaultCluster, RouteMatch{Kind: MatchDefault}
+	}
+	return "", RouteMatch{Kind: MatchNone}
+}
+
+// longestPrefix scans the rules that sort at or before name (every prefix of
+// name sorts before it) and keeps the longest that matches. Prefixes are
+// unique, so the answer is unique.
+func longestPrefix(rules []PrefixRoute, name string) (PrefixRoute, bool) {
+	var best PrefixRoute
+	found := false
+	for _, r := range rules {
+		if r.Prefix > name {
+			break
 		}
-		if p.ID < 0 {
-			return fmt.Errorf("peer %q has negative id %d", p.Name, p.ID)
-		}
-		if _, port, err := net.SplitHostPort(p.KafkaAddr); err != nil || port == "" {
-			return fmt.Errorf("peer %d kafka address %q is not host:port", p.ID, p.KafkaAddr)
-		}
-		if other, dup := addrs[p.KafkaAddr]; dup {
-			return fmt.Errorf("peers %d and %d share kafka address %s", other, p.ID, p.KafkaAddr)
-		}
-		addrs[p.KafkaAddr] = p.ID
-		for _, b := range p.LocalBrokers {
-			if !names[b.Cluster] {
-				return fmt.Errorf("peer %d names unknown cluster %q in local brokers", p.ID, b.Cluster)
-			}
+		if strings.HasPrefix(name, r.Prefix) && (!found || len(r.Prefix) > len(best.Prefix)) {
+			best, found = r, true
 		}
 	}
-	return nil
+	return best, found
+}
+
+// QuotaFor returns the quota rule that governs topic: its exact rule, else
+// the longest matching prefix rule.
+func (s *State) QuotaFor(topic string) (Quota, bool) {
+	if i, ok := slices.BinarySearchFunc(s.Quotas, quotaKey{topic, false}, cmpQuotaKey); ok {
+		return s.Quotas[i], true
+	}
+	var best Quota
+	found := false
+	start, _ := slices.BinarySearchFunc(s.Quotas, quotaKey{"", true}, cmpQuotaKey)
+	for _, q := range s.Quotas[start:] {
+		if q.Topic > topic {
+			break
+		}
+		if strings.HasPrefix(topic, q.Topic) && (!found || len(q.Topic) > len(best.Topic)) {
+			best, found = q, true
+		}
+	}
+	return best, found
+}
+
+// Job returns the job with the given id.
+func (s *State) Job(id string) (Job, bool) {
+	i, ok := slices.BinarySearchFunc(s.Jobs, id, cmpJobID)
+	if !ok {
+		return Job{}, false
+	}
+	return s.Jobs[i], true
+}
+
+// Key comparisons for the sorted lists.
+
+func cmpPeerID(p Peer, id int32) int               { return cmp.Compare(p.ID, id) }
+func cmpClusterName(c Cluster, name string) int    { return strings.Compare(c.Name, name) }
+func cmpTopicRoute(r TopicRoute, topic string) int { return strings.Compare(r.Topic, topic) }
+func cmpPrefixRoute(r PrefixRoute, p string) int   { return strings.Compare(r.Prefix, p) }
+func cmpJobID(j Job, id string) int                { return strings.Compare(j.ID, id) }
+func cmpBrokerRef(a, b BrokerRef) int {
+	return cmp.Or(strings.Compare(a.Cluster, b.Cluster), cmp.Compare(a.BrokerID, b.BrokerID))
+}
+func cmpQuotaKey(q Quota, k quotaKey) int { return cmpQuotaKeys(quotaKey{q.Topic, q.Prefix}, k) }
+func (q Quota) key() quotaKey             { return quotaKey{q.Topic, q.Prefix} }
+func cmpQuotaKeys(a, b quotaKey) int {
+	// Exact rules sort before prefix rules.
+	if a.prefix != b.prefix {
+		if a.prefix {
+			return 1
+		}
+		return -1
+	}
+	return strings.Compare(a.topic, b.topic)
+}
+
+// quotaKey identifies a quota rule.
+type quotaKey struct {
+	topic  string
+	prefix bool
 }

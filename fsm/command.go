@@ -1,0 +1,323 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// CommandType is the first byte of an encoded command. The numbering is
+// append-only: a number, once released, keeps its meaning forever, because
+// old log entries and snapshots of peers still carry it. Never renumber or
+// reuse one; retire a command by leaving its number unused.
+type CommandType uint8
+
+// Command types. 0 is never a command, so a zeroed entry fails to decode.
+const (
+	TypeRegisterPeer      CommandType = 1
+	TypeRemovePeer        CommandType = 2
+	TypePutCluster        CommandType = 3
+	TypeDeleteCluster     CommandType = 4
+	TypePutRoute          CommandType = 5
+	TypeDeleteRoute       CommandType = 6
+	TypePutPrefixRoute    CommandType = 7
+	TypeDeletePrefixRoute CommandType = 8
+	TypePutGroupRoute     CommandType = 9
+	TypeDeleteGroupRoute  CommandType = 10
+	TypeSetDefaultCluster CommandType = 11
+	TypePutQuota          CommandType = 12
+	TypeDeleteQuota       CommandType = 13
+	TypePutJob            CommandType = 14
+	TypeDeleteJob         CommandType = 15
+)
+
+// commandInfo is one row of the command table: the type's name, the payload
+// version this build writes and reads, and a constructor for its payload.
+type commandInfo struct {
+	name    string
+	version uint8
+	new     func() Command
+}
+
+// commandTable is the one list of commands. Adding a command: take the next
+// number, add a row here, a struct below, a case in State.Next's switch, an
+// applyX, and tests (apply, invalid, snapshot section if it adds state,
+// fuzz seed). Changing a payload incompatibly: bump its version here and keep
+// a decoder for every older version that can still be in a log or snapshot.
+var commandTable = [...]commandInfo{
+	TypeRegisterPeer:      {"RegisterPeer", 1, func() Command { return new(RegisterPeer) }},
+	TypeRemovePeer:        {"RemovePeer", 1, func() Command { return new(RemovePeer) }},
+	TypePutCluster:        {"PutCluster", 1, func() Command { return new(PutCluster) }},
+	TypeDeleteCluster:     {"DeleteCluster", 1, func() Command { return new(DeleteCluster) }},
+	TypePutRoute:          {"PutRoute", 1, func() Command { return new(PutRoute) }},
+	TypeDeleteRoute:       {"DeleteRoute", 1, func() Command { return new(DeleteRoute) }},
+	TypePutPrefixRoute:    {"PutPrefixRoute", 1, func() Command { return new(PutPrefixRoute) }},
+	TypeDeletePrefixRoute: {"DeletePrefixRoute", 1, func() Command { return new(DeletePrefixRoute) }},
+	TypePutGroupRoute:     {"PutGroupRoute", 1, func() Command { return new(PutGroupRoute) }},
+	TypeDeleteGroupRoute:  {"DeleteGroupRoute", 1, func() Command { return new(DeleteGroupRoute) }},
+	TypeSetDefaultCluster: {"SetDefaultCluster", 1, func() Command { return new(SetDefaultCluster) }},
+	TypePutQuota:          {"PutQuota", 1, func() Command { return new(PutQuota) }},
+	TypeDeleteQuota:       {"DeleteQuota", 1, func() Command { return new(DeleteQuota) }},
+	TypePutJob:            {"PutJob", 1, func() Command { return new(PutJob) }},
+	TypeDeleteJob:         {"DeleteJob", 1, func() Command { return new(DeleteJob) }},
+}
+
+func (t CommandType) info() (commandInfo, bool) {
+	if int(t) >= len(commandTable) || commandTable[t].new == nil {
+		return commandInfo{}, false
+	}
+	return commandTable[t], true
+}
+
+func (t CommandType) String() string {
+	if info, ok := t.info(); ok {
+		return info.name
+	}
+	return fmt.Sprintf("CommandType(%d)", uint8(t))
+}
+
+// Version is the payload version this build encodes for t (0 if t is not a
+// command).
+func (t CommandType) Version() uint8 {
+	info, _ := t.info()
+	return info.version
+}
+
+// Command is one change to the replicated state. Only this package's command
+// structs implement it, always as pointers.
+type Command interface {
+	// Type is the command's type byte.
+	Type() CommandType
+	// Validate checks the command on its own, without a State: what the
+	// admin API can reject with a 400 before proposing. State.Check adds
+	// the checks against the current state.
+	Validate() error
+	isCommand()
+}
+
+// RegisterPeer adds a peer or updates the one registered under the same
+// Name. ID is AutoPeerID to let the FSM assign one (the lowest id above every
+// current peer's) or to keep the id the name already holds; an explicit ID
+// must be free or already be this name's.
+type RegisterPeer struct {
+	Peer Peer `json:"peer"`
+}
+
+// RemovePeer removes the peer with ID.
+type RemovePeer struct {
+	ID int32 `json:"id"`
+}
+
+// PutCluster adds a backend cluster or replaces the one with the same Name.
+type PutCluster struct {
+	Cluster Cluster `json:"cluster"`
+}
+
+// DeleteCluster removes a backend cluster that nothing refers to any more.
+type DeleteCluster struct {
+	Name string `json:"name"`
+}
+
+// PutRoute routes one topic to a cluster, replacing any route it had.
+type PutRoute struct {
+	Topic   string `json:"topic"`
+	Cluster string `json:"cluster"`
+}
+
+// DeleteRoute removes a topic's exact route.
+type DeleteRoute struct {
+	Topic string `json:"topic"`
+}
+
+// PutPrefixRoute routes topics starting with Prefix to a cluster.
+type PutPrefixRoute struct {
+	Prefix  string `json:"prefix"`
+	Cluster string `json:"cluster"`
+}
+
+// DeletePrefixRoute removes a topic prefix route.
+type DeletePrefixRoute struct {
+	Prefix string `json:"prefix"`
+}
+
+// PutGroupRoute gives consumer groups whose id starts with Prefix a home
+// cluster.
+type PutGroupRoute struct {
+	Prefix  string `json:"prefix"`
+	Cluster string `json:"cluster"`
+}
+
+// DeleteGroupRoute removes a group prefix route.
+type DeleteGroupRoute struct {
+	Prefix string `json:"prefix"`
+}
+
+// SetDefaultCluster sets the cluster that takes unrouted topics and groups;
+// an empty Cluster clears it.
+type SetDefaultCluster struct {
+	Cluster string `json:"cluster"`
+}
+
+// PutQuota adds or replaces the quota rule for (Topic, Prefix).
+type PutQuota struct {
+	Quota Quota `json:"quota"`
+}
+
+// DeleteQuota removes the quota rule for (Topic, Prefix).
+type DeleteQuota struct {
+	Topic  string `json:"topic"`
+	Prefix bool   `json:"prefix"`
+}
+
+// PutJob creates a job or updates the one with the same ID. An update keeps
+// the job's Kind and CreatedAt and cannot change a job in a terminal state.
+type PutJob struct {
+	Job Job `json:"job"`
+}
+
+// DeleteJob removes a job.
+type DeleteJob struct {
+	ID string `json:"id"`
+}
+
+func (*RegisterPeer) Type() CommandType      { return TypeRegisterPeer }
+func (*RemovePeer) Type() CommandType        { return TypeRemovePeer }
+func (*PutCluster) Type() CommandType        { return TypePutCluster }
+func (*DeleteCluster) Type() CommandType     { return TypeDeleteCluster }
+func (*PutRoute) Type() CommandType          { return TypePutRoute }
+func (*DeleteRoute) Type() CommandType       { return TypeDeleteRoute }
+func (*PutPrefixRoute) Type() CommandType    { return TypePutPrefixRoute }
+func (*DeletePrefixRoute) Type() CommandType { return TypeDeletePrefixRoute }
+func (*PutGroupRoute) Type() CommandType     { return TypePutGroupRoute }
+func (*DeleteGroupRoute) Type() CommandType  { return TypeDeleteGroupRoute }
+func (*SetDefaultCluster) Type() CommandType { return TypeSetDefaultCluster }
+func (*PutQuota) Type() CommandType          { return TypePutQuota }
+func (*DeleteQuota) Type() CommandType       { return TypeDeleteQuota }
+func (*PutJob) Type() CommandType            { return TypePutJob }
+func (*DeleteJob) Type() CommandType         { return TypeDeleteJob }
+
+func (*RegisterPeer) isCommand()      {}
+func (*RemovePeer) isCommand()        {}
+func (*PutCluster) isCommand()        {}
+func (*DeleteCluster) isCommand()     {}
+func (*PutRoute) isCommand()          {}
+func (*DeleteRoute) isCommand()       {}
+func (*PutPrefixRoute) isCommand()    {}
+func (*DeletePrefixRoute) isCommand() {}
+func (*PutGroupRoute) isCommand()     {}
+func (*DeleteGroupRoute) isCommand()  {}
+func (*SetDefaultCluster) isCommand() {}
+func (*PutQuota) isCommand()          {}
+func (*DeleteQuota) isCommand()       {}
+func (*PutJob) isCommand()            {}
+func (*DeleteJob) isCommand()         {}
+
+func (c *RegisterPeer) Validate() error {
+	p := c.Peer
+	if p.Name == "" {
+		return fmt.Errorf("%w: register peer: a peer needs a name (its stable node name)", ErrInvalid)
+	}
+	if p.ID == AutoPeerID {
+		p.ID = 0 // any valid id: the FSM picks the real one
+	}
+	return validatePeer(p)
+}
+
+func (c *RemovePeer) Validate() error {
+	if c.ID < 0 {
+		return fmt.Errorf("%w: remove peer: negative id %d", ErrInvalid, c.ID)
+	}
+	return nil
+}
+
+func (c *PutCluster) Validate() error    { return validateCluster(c.Cluster) }
+func (c *DeleteCluster) Validate() error { return validName("cluster", c.Name) }
+func (c *PutRoute) Validate() error      { return validateTopicRoute(TopicRoute(*c)) }
+func (c *DeleteRoute) Validate() error   { return validTopic("route topic", c.Topic, false) }
+func (c *PutPrefixRoute) Validate() error {
+	return validatePrefixRoute("prefix route", PrefixRoute(*c), true)
+}
+func (c *DeletePrefixRoute) Validate() error {
+	return validTopic("prefix route prefix", c.Prefix, true)
+}
+func (c *PutGroupRoute) Validate() error {
+	return validatePrefixRoute("group prefix route", PrefixRoute(*c), false)
+}
+func (c *DeleteGroupRoute) Validate() error {
+	return validGroupPrefix("group prefix route prefix", c.Prefix)
+}
+func (c *SetDefaultCluster) Validate() error {
+	if c.Cluster == "" {
+		return nil
+	}
+	return validName("default cluster", c.Cluster)
+}
+func (c *PutQuota) Validate() error { return validateQuota(c.Quota) }
+func (c *DeleteQuota) Validate() error {
+	if c.Prefix {
+		return validTopic("quota prefix", c.Topic, true)
+	}
+	return validTopic("quota topic", c.Topic, false)
+}
+func (c *PutJob) Validate() error    { return validateJob(c.Job) }
+func (c *DeleteJob) Validate() error { return validName("job", c.ID) }
+
+// Encode writes cmd as a log entry: one byte of command type, one byte of
+// payload version, then the payload as a JSON object. It fails only for a
+// nil command or one whose payload cannot be marshalled (a Job.Spec that is
+// not JSON); it does not Validate.
+func Encode(cmd Command) ([]byte, error) {
+	if cmd == nil {
+		return nil, fmt.Errorf("%w: encode a nil command", ErrBadPayload)
+	}
+	t := cmd.Type()
+	info, ok := t.info()
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, uint8(t))
+	}
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode %s: %v", ErrBadPayload, t, err)
+	}
+	if len(payload) == 0 || payload[0] != '{' {
+		return nil, fmt.Errorf("%w: encode %s: payload is %s, not an object", ErrBadPayload, t, payload)
+	}
+	out := make([]byte, 0, 2+len(payload))
+	out = append(out, byte(t), info.version)
+	return append(out, payload...), nil
+}
+
+// Decode reads a command written by Encode. It rejects an unknown type or
+// version, a payload that is not one JSON object of the type's shape
+// (unknown fields included: a newer peer's field must not be dropped in
+// silence), and anything after the object but white space. It does not
+// Validate: a decodable but invalid command is rejected by Apply, the same on
+// every peer.
+func Decode(b []byte) (Command, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("%w: %d bytes, want a type and a version byte", ErrShortCommand, len(b))
+	}
+	t := CommandType(b[0])
+	info, ok := t.info()
+	if !ok {
+		return nil, fmt.Errorf("%w: %d; this peer knows types 1 to %d, upgrade it", ErrUnknownCommand, b[0], len(commandTable)-1)
+	}
+	if b[1] != info.version {
+		return nil, fmt.Errorf("%w: %s version %d, this peer reads version %d", ErrUnknownVersion, t, b[1], info.version)
+	}
+	payload := b[2:]
+	if len(payload) == 0 || payload[0] != '{' {
+		return nil, fmt.Errorf("%w: %s payload does not start with a JSON object", ErrBadPayload, t)
+	}
+	cmd := info.new()
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cmd); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadPayload, t, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: %s payload has bytes after its JSON object at offset %d", ErrTrailingData, t, dec.InputOffset())
+	}
+	return cmd, nil
+}

@@ -1,0 +1,124 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// FuzzDecodeCommand: no input makes Decode panic; whatever decodes
+// re-encodes to a canonical form that decodes to the same command; and
+// applying it to an empty or a populated state neither panics nor yields a
+// State that breaks an invariant or fails to round-trip through a snapshot.
+func FuzzDecodeCommand(f *testing.F) {
+	for _, cmd := range append(oneOfEach(), fullLog()...) {
+		f.Add(mustEncode(f, cmd))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{byte(TypePutJob), 1})
+	f.Add([]byte("\x0e\x01{\"job\":{\"id\":\"j\",\"kind\":\"k\",\"state\":\"pending\",\"spec\":\"\\u003c\\ud800\",\"created_at\":1,\"updated_at\":1}}"))
+	f.Add([]byte("\x01\x01{\"peer\":{\"id\":-1,\"name\":\"n\",\"kafka_addr\":\"\\u00ff:1\",\"region\":\"\\ufffd\"}} \n"))
+	f.Add([]byte("\x05\x01{\"TOPIC\":\"a\",\"topic\":\"b\",\"cluster\":\"east\"}"))
+
+	populated := New(nil)
+	applyOK(f, populated, fullLog()...)
+	states := []*State{{}, populated.State()}
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c1, err := Decode(data)
+		if err != nil {
+			if c1 != nil {
+				t.Fatalf("Decode returned a command and an error: %v", err)
+			}
+			return
+		}
+		e1, err := Encode(c1)
+		if err != nil {
+			t.Fatalf("a decoded %s does not encode: %v", c1.Type(), err)
+		}
+		c2, err := Decode(e1)
+		if err != nil {
+			t.Fatalf("re-encoded %s does not decode: %v\n%q", c1.Type(), err, e1)
+		}
+		e2, err := Encode(c2)
+		if err != nil || !bytes.Equal(e1, e2) {
+			t.Fatalf("encoding is not stable: %v\n%q\n%q", err, e1, e2)
+		}
+		if c3, _ := Decode(e2); !reflect.DeepEqual(c2, c3) {
+			t.Fatalf("decode of the canonical form is not stable:\n%+v\n%+v", c2, c3)
+		}
+		for _, st := range states {
+			before := stateJSON(t, st)
+			next, err := st.Next(c1, st.Index+1)
+			if stateJSON(t, st) != before {
+				t.Fatal("Next modified its receiver")
+			}
+			if err != nil {
+				if !isSentinel(err) {
+					t.Fatalf("rejection without a sentinel: %v", err)
+				}
+				continue
+			}
+			if err := next.validate(true); err != nil {
+				t.Fatalf("%s produced an invalid state: %v", c1.Type(), err)
+			}
+			back, err := ReadSnapshot(bytes.NewReader(snapshotBytes(t, next)))
+			if err != nil {
+				t.Fatalf("%s produced a state whose snapshot does not restore: %v", c1.Type(), err)
+			}
+			if !reflect.DeepEqual(back, next) {
+				t.Fatalf("%s produced a state that does not round-trip:\n%+v\n%+v", c1.Type(), back, next)
+			}
+		}
+	})
+}
+
+func isSentinel(err error) bool {
+	for _, s := range []error{ErrInvalid, ErrNotFound, ErrConflict, ErrUnknownCluster, ErrInUse} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzRestore: no input makes Restore panic; a failed Restore leaves the old
+// State in place; a successful one yields a valid State that persists and
+// restores to itself.
+func FuzzRestore(f *testing.F) {
+	empty := New(nil)
+	full := New(nil)
+	applyOK(f, full, fullLog()...)
+	for _, fsm := range []*FSM{empty, full} {
+		b := snapshotBytes(f, fsm.State())
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+		f.Add(append(bytes.Clone(b), '{'))
+	}
+	f.Add([]byte(`{"format":"switchyard-fsm-snapshot","version":1,"index":1}` + "\n" + `{"section":"acls","data":[]}`))
+	f.Add([]byte(`{"format":"switchyard-fsm-snapshot","version":1}{"section":"peers","data":[{"id":1,"kafka_addr":"a:1","local_brokers":[{"cluster":"c","broker_id":1}]}]}`))
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fsm := New(nil)
+		applyOK(t, fsm, &PutCluster{Cluster: cluster("old")})
+		before := fsm.State()
+		if err := restore(fsm, data); err != nil {
+			if fsm.State() != before {
+				t.Fatalf("failed restore (%v) replaced the state", err)
+			}
+			return
+		}
+		st := fsm.State()
+		if err := st.validate(true); err != nil {
+			t.Fatalf("restored an invalid state: %v", err)
+		}
+		back, err := ReadSnapshot(bytes.NewReader(snapshotBytes(t, st)))
+		if err != nil {
+			t.Fatalf("restored state does not persist and restore: %v", err)
+		}
+		if !reflect.DeepEqual(back, st) {
+			t.Fatalf("restored state does not round-trip:\n%+v\n%+v", back, st)
+		}
+	})
+}

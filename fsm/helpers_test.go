@@ -1,0 +1,147 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// bufferSink is a raft.SnapshotSink over a bytes.Buffer.
+type bufferSink struct {
+	bytes.Buffer
+	closed, cancelled bool
+	failWrites        bool
+}
+
+func (s *bufferSink) ID() string { return "test" }
+func (s *bufferSink) Cancel() error {
+	s.cancelled = true
+	return nil
+}
+func (s *bufferSink) Close() error {
+	s.closed = true
+	return nil
+}
+func (s *bufferSink) Write(p []byte) (int, error) {
+	if s.failWrites {
+		return 0, errors.New("disk full")
+	}
+	return s.Buffer.Write(p)
+}
+
+var _ raft.SnapshotSink = (*bufferSink)(nil)
+
+func mustEncode(t testing.TB, cmd Command) []byte {
+	t.Helper()
+	b, err := Encode(cmd)
+	if err != nil {
+		t.Fatalf("encode %T: %v", cmd, err)
+	}
+	return b
+}
+
+// applyLog applies cmd to f as the entry at index and returns the response.
+func applyLog(t testing.TB, f *FSM, index uint64, cmd Command) any {
+	t.Helper()
+	return f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: mustEncode(t, cmd)})
+}
+
+// applyOK applies cmds in order after the FSM's current index, failing the
+// test on any rejection.
+func applyOK(t testing.TB, f *FSM, cmds ...Command) {
+	t.Helper()
+	for _, cmd := range cmds {
+		idx := f.State().Index + 1
+		if res := applyLog(t, f, idx, cmd); res != nil {
+			if err, ok := res.(error); ok {
+				t.Fatalf("apply %s %+v: %v", cmd.Type(), cmd, err)
+			}
+		}
+	}
+}
+
+// snapshotBytes is st in the snapshot format.
+func snapshotBytes(t testing.TB, st *State) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := WriteSnapshot(&b, st); err != nil {
+		t.Fatalf("write snapshot: %v", err)
+	}
+	return b.Bytes()
+}
+
+// stateJSON is a deep rendering of st, to check it did not change.
+func stateJSON(t testing.TB, st *State) string {
+	t.Helper()
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func peer(name string, id int32, kafka string) Peer {
+	return Peer{ID: id, Name: name, KafkaAddr: kafka}
+}
+
+func cluster(name string, bootstrap ...string) Cluster {
+	if len(bootstrap) == 0 {
+		bootstrap = []string{name + ".kafka.test:9092"}
+	}
+	return Cluster{Name: name, Bootstrap: bootstrap}
+}
+
+func job(id, kind string, state JobState, created, updated int64, spec string) Job {
+	j := Job{ID: id, Kind: kind, State: state, CreatedAt: created, UpdatedAt: updated}
+	if spec != "" {
+		j.Spec = json.RawMessage(spec)
+	}
+	return j
+}
+
+// fullLog populates every section (failover has no commands yet).
+func fullLog() []Command {
+	return []Command{
+		&PutCluster{Cluster: Cluster{Name: "east", Bootstrap: []string{"e1:9092", "e2:9092"}, Region: "eu-1",
+			TLS: true, TLSCAFile: "/etc/ssl/ca.pem", SASLMechanism: SASLScramSHA512, SASLUsername: "proxy", SASLPasswordFile: "/etc/switchyard/east.pw"}},
+		&PutCluster{Cluster: cluster("west")},
+		&RegisterPeer{Peer: Peer{ID: AutoPeerID, Name: "a1", Region: "eu-1a", KafkaAddr: "a1:9092", AdminAddr: "a1:18080",
+			RaftAddr: "a1:7000", GossipAddr: "a1:7001", Version: "0.1.0",
+			LocalBrokers: []BrokerRef{{"west", 4}, {"east", 1}}}},
+		&RegisterPeer{Peer: Peer{ID: AutoPeerID, Name: "a2", KafkaAddr: "a2:9092", RaftAddr: "a2:7000"}},
+		&PutRoute{Topic: "orders", Cluster: "east"},
+		&PutPrefixRoute{Prefix: "logs.", Cluster: "west"},
+		&PutGroupRoute{Prefix: "billing-", Cluster: "east"},
+		&SetDefaultCluster{Cluster: "west"},
+		&PutQuota{Quota: Quota{Topic: "orders", ProduceBytesPerSec: 1 << 20, FetchBytesPerSec: 2 << 20}},
+		&PutQuota{Quota: Quota{Topic: "logs.", Prefix: true, ProduceBytesPerSec: 5 << 20}},
+		&PutJob{Job: job("mig-1", "migrate-topic", JobRunning, 1700000000000, 1700000001000, `{"topic": "orders", "to": "west"}`)},
+	}
+}
+
+// oneOfEach is one command of every type, valid in this order on a fresh FSM.
+func oneOfEach() []Command {
+	return []Command{
+		&PutCluster{Cluster: cluster("c1")},
+		&PutCluster{Cluster: cluster("c2")},
+		&RegisterPeer{Peer: Peer{ID: 3, Name: "p3", KafkaAddr: "p3:9092", LocalBrokers: []BrokerRef{{"c1", 1}}}},
+		&RegisterPeer{Peer: Peer{ID: AutoPeerID, Name: "p4", KafkaAddr: "p4:9092"}},
+		&RemovePeer{ID: 4},
+		&PutRoute{Topic: "t1", Cluster: "c2"},
+		&DeleteRoute{Topic: "t1"},
+		&PutPrefixRoute{Prefix: "pre", Cluster: "c2"},
+		&DeletePrefixRoute{Prefix: "pre"},
+		&PutGroupRoute{Prefix: "g", Cluster: "c2"},
+		&DeleteGroupRoute{Prefix: "g"},
+		&SetDefaultCluster{Cluster: "c2"},
+		&SetDefaultCluster{Cluster: ""},
+		&PutQuota{Quota: Quota{Topic: "t1", ProduceBytesPerSec: 100}},
+		&DeleteQuota{Topic: "t1"},
+		&PutJob{Job: job("j1", "reset-offsets", JobPending, 10, 10, `{"group":"g"}`)},
+		&DeleteJob{ID: "j1"},
+		&DeleteCluster{Name: "c2"},
+	}
+}

@@ -1,0 +1,182 @@
+package fsm
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Snapshot format: newline-separated JSON values. First a header,
+//
+//	{"format":"switchyard-fsm-snapshot","version":1,"index":N}
+//
+// then one object per section, {"section":NAME,"data":VALUE}, every section
+// of the format version exactly once and in the order of snapshotSections.
+// See fsm/DESIGN.md for the rules on changing it.
+const (
+	snapshotFormat  = "switchyard-fsm-snapshot"
+	snapshotVersion = 1
+)
+
+type snapshotHeader struct {
+	Format  string `json:"format"`
+	Version int    `json:"version"`
+	Index   uint64 `json:"index"`
+}
+
+type snapshotSection struct {
+	Section string          `json:"section"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// snapshotSections lists the sections of format version 1, in the order
+// they are written and must be read. get returns what Persist writes; set
+// decodes a section's data into a State being restored.
+var snapshotSections = []struct {
+	name string
+	get  func(*State) any
+	set  func(*State, []byte) error
+}{
+	{"peers", func(s *State) any { return nonNil(s.Peers) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Peers) }},
+	{"clusters", func(s *State) any { return nonNil(s.Clusters) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Clusters) }},
+	{"routes", func(s *State) any { return s.Routes }, func(s *State, b []byte) error { return decodeStrict(b, &s.Routes) }},
+	{"quotas", func(s *State) any { return nonNil(s.Quotas) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Quotas) }},
+	{"failover", func(s *State) any { return s.Failover }, func(s *State, b []byte) error { return decodeStrict(b, &s.Failover) }},
+	{"jobs", func(s *State) any { return nonNil(s.Jobs) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Jobs) }},
+}
+
+// nonNil makes an empty list encode as [] rather than null, for readers.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func knownSection(name string) bool {
+	for _, s := range snapshotSections {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteSnapshot writes st in the current snapshot format.
+func WriteSnapshot(w io.Writer, st *State) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Version: snapshotVersion, Index: st.Index}); err != nil {
+		return fmt.Errorf("write snapshot header: %w", err)
+	}
+	for _, sec := range snapshotSections {
+		data, err := json.Marshal(sec.get(st))
+		if err != nil {
+			return fmt.Errorf("encode snapshot section %q: %w", sec.name, err)
+		}
+		if err := enc.Encode(snapshotSection{Section: sec.name, Data: data}); err != nil {
+			return fmt.Errorf("write snapshot section %q: %w", sec.name, err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
+}
+
+// ReadSnapshot reads a snapshot written by WriteSnapshot into a new State
+// and validates it. It rejects another format or version, an unknown section
+// name (this peer would not know what it drops: upgrade it), a missing,
+// repeated or misplaced section, a section that does not decode, anything
+// after the last section, and a State that breaks an invariant.
+func ReadSnapshot(r io.Reader) (*State, error) {
+	dec := json.NewDecoder(bufio.NewReader(r))
+	var h snapshotHeader
+	if err := dec.Decode(&h); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: the snapshot is empty", ErrSnapshotHeader)
+		}
+		return nil, fmt.Errorf("%w: header: %v", ErrSnapshotHeader, err)
+	}
+	if h.Format != snapshotFormat {
+		return nil, fmt.Errorf("%w: header names format %q, want %q", ErrSnapshotHeader, h.Format, snapshotFormat)
+	}
+	if h.Version != snapshotVersion {
+		return nil, fmt.Errorf("%w: %d, this peer reads version %d; upgrade it", ErrSnapshotVersion, h.Version, snapshotVersion)
+	}
+	dec.DisallowUnknownFields()
+	st := &State{Index: h.Index}
+	for _, sec := range snapshotSections {
+		var s snapshotSection
+		if err := dec.Decode(&s); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%w: %q (the snapshot ends before it)", ErrMissingSection, sec.name)
+			}
+			return nil, fmt.Errorf("%w: reading section %q: %v", ErrBadSection, sec.name, err)
+		}
+		if s.Section != sec.name {
+			if knownSection(s.Section) {
+				return nil, fmt.Errorf("%w: found %q where %q belongs", ErrSectionOrder, s.Section, sec.name)
+			}
+			return nil, fmt.Errorf("%w: %q (written by a newer peer? upgrade this one)", ErrUnknownSection, s.Section)
+		}
+		if s.Data == nil {
+			return nil, fmt.Errorf("%w: section %q has no data", ErrBadSection, sec.name)
+		}
+		if err := sec.set(st, s.Data); err != nil {
+			return nil, fmt.Errorf("%w: section %q: %v", ErrBadSection, sec.name, err)
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: after the last snapshot section", ErrTrailingData)
+	}
+	st.normalize()
+	if err := st.validate(true); err != nil {
+		return nil, fmt.Errorf("snapshot state: %w", err)
+	}
+	return st, nil
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: after the section data", ErrTrailingData)
+	}
+	return nil
+}
+
+// normalize puts a decoded State in the form the FSM keeps: empty lists nil,
+// local brokers sorted, job specs canonical. A snapshot of a State the FSM
+// built therefore restores to a deep-equal State.
+func (s *State) normalize() {
+	s.Peers = nilIfEmpty(s.Peers)
+	for i := range s.Peers {
+		s.Peers[i].LocalBrokers = sortedBrokers(s.Peers[i].LocalBrokers)
+	}
+	s.Clusters = nilIfEmpty(s.Clusters)
+	s.Routes.Topics = nilIfEmpty(s.Routes.Topics)
+	s.Routes.Prefixes = nilIfEmpty(s.Routes.Prefixes)
+	s.Routes.GroupPrefixes = nilIfEmpty(s.Routes.GroupPrefixes)
+	s.Quotas = nilIfEmpty(s.Quotas)
+	s.Jobs = nilIfEmpty(s.Jobs)
+	for i := range s.Jobs {
+		if json.Valid(s.Jobs[i].Spec) {
+			s.Jobs[i].Spec = canonicalSpec(s.Jobs[i].Spec)
+		}
+	}
+}
+
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,264 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// persist snapshots f's state through FSM.Snapshot and Persist into a
+// buffer-backed sink.
+func persist(t *testing.T, f *FSM) []byte {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	sink := &bufferSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatalf("persist: %v", err)
+	}
+	if !sink.closed || sink.cancelled {
+		t.Fatalf("sink closed %v, cancelled %v", sink.closed, sink.cancelled)
+	}
+	return sink.Bytes()
+}
+
+func restore(f *FSM, b []byte) error {
+	return f.Restore(io.NopCloser(bytes.NewReader(b)))
+}
+
+// sectionLines maps each section name in a snapshot to its data.
+func sectionLines(t *testing.T, b []byte) map[string]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	out := map[string]string{}
+	for _, l := range lines[1:] {
+		var s snapshotSection
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatalf("section line %q: %v", l, err)
+		}
+		out[s.Section] = string(s.Data)
+	}
+	return out
+}
+
+// TestSnapshotRoundTripPerSection populates one section at a time (plus the
+// clusters a section must refer to), persists it, restores it into a fresh
+// FSM and compares.
+func TestSnapshotRoundTripPerSection(t *testing.T) {
+	cases := []struct {
+		section string
+		cmds    []Command
+		check   func(t *testing.T, s *State)
+	}{
+		{"peers", []Command{
+			&RegisterPeer{Peer: Peer{ID: 3, Name: "a", Region: "r1", KafkaAddr: "a:9092", AdminAddr: "a:18080", RaftAddr: "a:7000", GossipAddr: "a:7001", Version: "v1"}},
+			&RegisterPeer{Peer: Peer{ID: AutoPeerID, Name: "b", KafkaAddr: "[::1]:9092"}},
+		}, func(t *testing.T, s *State) { wantPeerIDs(t, s, 3, 4) }},
+		{"peers with local brokers", []Command{
+			&PutCluster{Cluster: cluster("c")},
+			&RegisterPeer{Peer: Peer{ID: 1, Name: "a", KafkaAddr: "a:1", LocalBrokers: []BrokerRef{{"c", 2}, {"c", 1}}}},
+		}, nil},
+		{"clusters", []Command{
+			&PutCluster{Cluster: Cluster{Name: "tls", Bootstrap: []string{"t1:9093", "t2:9093"}, Region: "eu", TLS: true, TLSServerName: "kafka.internal",
+				TLSCAFile: "/ca.pem", TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem", TLSInsecureSkipVerify: true}},
+			&PutCluster{Cluster: Cluster{Name: "sasl", Bootstrap: []string{"s:9092"}, SASLMechanism: SASLScramSHA256, SASLUsername: "u", SASLPasswordFile: "/pw"}},
+			&PutCluster{Cluster: cluster("plain")},
+		}, func(t *testing.T, s *State) { wantClusters(t, s, "plain", "sasl", "tls") }},
+		{"routes", []Command{
+			&PutCluster{Cluster: cluster("c")},
+			&PutRoute{Topic: "orders", Cluster: "c"},
+			&PutPrefixRoute{Prefix: "logs.", Cluster: "c"},
+			&PutGroupRoute{Prefix: "billing-", Cluster: "c"},
+			&SetDefaultCluster{Cluster: "c"},
+		}, func(t *testing.T, s *State) { wantRoute(t, s, "logs.x", "c", RouteMatch{MatchPrefix, "logs."}) }},
+		{"quotas", []Command{
+			&PutQuota{Quota: Quota{Topic: "orders", ProduceBytesPerSec: 1 << 40, FetchBytesPerSec: 7}},
+			&PutQuota{Quota: Quota{Topic: "orders", Prefix: true}},
+		}, nil},
+		{"failover", nil, nil}, // empty until the failover issue fills it
+		{"jobs", []Command{
+			&PutJob{Job: job("j1", "migrate-topic", JobRunning, 1, 2, `{"topics": ["a", "<b>"], "n": 1.5e3}`)},
+			&PutJob{Job: job("j0", "reset-offsets", JobCancelled, 1, 1, "")},
+		}, func(t *testing.T, s *State) {
+			if j, _ := s.Job("j1"); !strings.Contains(string(j.Spec), `\u003cb\u003e`) {
+				t.Fatalf("spec not canonical: %s", j.Spec)
+			}
+		}},
+		{"everything", fullLog(), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.section, func(t *testing.T) {
+			src := New(nil)
+			applyOK(t, src, tc.cmds...)
+			b := persist(t, src)
+
+			var hooked *State
+			dst := New(func(s *State) { hooked = s })
+			if err := restore(dst, b); err != nil {
+				t.Fatalf("restore: %v\n%s", err, b)
+			}
+			got, want := dst.State(), src.State()
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("restored\n%+v\nwant\n%+v", got, want)
+			}
+			if hooked != got {
+				t.Fatal("OnApply was not called with the restored state")
+			}
+			if tc.check != nil {
+				tc.check(t, got)
+			}
+			// The same state persists to the same bytes.
+			if b2 := persist(t, dst); !bytes.Equal(b, b2) {
+				t.Fatalf("re-persisted snapshot differs:\n%s\n%s", b2, b)
+			}
+			// Every section is present, in order, whatever is populated.
+			secs := sectionLines(t, b)
+			if len(secs) != len(snapshotSections) {
+				t.Fatalf("sections %v", secs)
+			}
+			name, _, _ := strings.Cut(tc.section, " ")
+			if _, ok := secs[name]; !ok && name != "everything" {
+				t.Fatalf("no section %q", name)
+			}
+		})
+	}
+}
+
+func TestSnapshotFormat(t *testing.T) {
+	f := New(nil)
+	b := persist(t, f)
+	want := `{"format":"switchyard-fsm-snapshot","version":1,"index":0}
+{"section":"peers","data":[]}
+{"section":"clusters","data":[]}
+{"section":"routes","data":{}}
+{"section":"quotas","data":[]}
+{"section":"failover","data":{}}
+{"section":"jobs","data":[]}
+`
+	if string(b) != want {
+		t.Fatalf("empty snapshot\n%s\nwant\n%s", b, want)
+	}
+}
+
+func TestPersistCancelsOnError(t *testing.T) {
+	f := New(nil)
+	applyOK(t, f, fullLog()...)
+	snap, _ := f.Snapshot()
+	sink := &bufferSink{failWrites: true}
+	if err := snap.Persist(sink); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Persist = %v", err)
+	}
+	if !sink.cancelled || sink.closed {
+		t.Fatalf("sink cancelled %v, closed %v; want cancelled only", sink.cancelled, sink.closed)
+	}
+}
+
+// TestSnapshotSeesItsState: a snapshot taken before more commands persists
+// the state as it was when taken.
+func TestSnapshotSeesItsState(t *testing.T) {
+	f := New(nil)
+	applyOK(t, f, &PutCluster{Cluster: cluster("a")})
+	snap, _ := f.Snapshot()
+	want := snapshotBytes(t, f.State())
+	applyOK(t, f, &PutCluster{Cluster: cluster("b")})
+	sink := &bufferSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sink.Bytes(), want) {
+		t.Fatalf("snapshot persisted\n%s\nwant\n%s", sink.Bytes(), want)
+	}
+}
+
+// TestRestoreRejects: every bad snapshot fails with its sentinel and leaves
+// the FSM's state in place.
+func TestRestoreRejects(t *testing.T) {
+	good := func() []string {
+		src := New(nil)
+		applyOK(t, src, fullLog()...)
+		return strings.Split(strings.TrimSuffix(string(persist(t, src)), "\n"), "\n")
+	}()
+	join := func(lines ...string) []byte { return []byte(strings.Join(lines, "\n") + "\n") }
+	hdr, peers, clusters, routes, quotas, failover, jobs := good[0], good[1], good[2], good[3], good[4], good[5], good[6]
+	cases := []struct {
+		name string
+		in   []byte
+		err  error
+		msg  string
+	}{
+		{"empty", nil, ErrSnapshotHeader, "empty"},
+		{"not json", []byte("PK\x03\x04"), ErrSnapshotHeader, "header"},
+		{"other format", join(`{"format":"raft","version":1}`), ErrSnapshotHeader, `"raft"`},
+		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":2}`), ErrSnapshotVersion, "2"},
+		{"header only", join(hdr), ErrMissingSection, `"peers"`},
+		{"truncated after routes", join(hdr, peers, clusters, routes), ErrMissingSection, `"quotas"`},
+		{"truncated mid-section", []byte(strings.Join([]string{hdr, peers, clusters[:len(clusters)/2]}, "\n")), ErrBadSection, `"clusters"`},
+		{"unknown section", join(hdr, peers, clusters, routes, quotas, failover, `{"section":"acls","data":[]}`, jobs), ErrUnknownSection, `"acls"`},
+		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
+		{"sections swapped", join(hdr, clusters, peers, routes, quotas, failover, jobs), ErrSectionOrder, `"clusters" where "peers"`},
+		{"section twice", join(hdr, peers, peers, clusters, routes, quotas, failover, jobs), ErrSectionOrder, `"peers" where "clusters"`},
+		{"section without data", join(hdr, `{"section":"peers"}`), ErrBadSection, "no data"},
+		{"section with an unknown field", join(hdr, `{"section":"peers","data":[],"crc":1}`), ErrBadSection, "crc"},
+		{"peer with an unknown field", join(hdr, `{"section":"peers","data":[{"id":1,"kafka_addr":"a:1","rack":"x"}]}`), ErrBadSection, "rack"},
+		{"failover with a field", join(hdr, peers, clusters, routes, quotas, `{"section":"failover","data":{"active":"east"}}`, jobs), ErrBadSection, "active"},
+		{"wrong data type", join(hdr, `{"section":"peers","data":{}}`), ErrBadSection, `"peers"`},
+		{"trailing garbage", append(join(hdr, peers, clusters, routes, quotas, failover, jobs), "x"...), ErrTrailingData, "last snapshot section"},
+		{"route to a missing cluster", join(hdr, peers, `{"section":"clusters","data":[]}`, routes, quotas, failover, jobs), ErrUnknownCluster, "snapshot state"},
+		{"unsorted clusters", join(hdr, `{"section":"peers","data":[]}`, `{"section":"clusters","data":[{"name":"b","bootstrap":["b:1"]},{"name":"a","bootstrap":["a:1"]}]}`,
+			`{"section":"routes","data":{}}`, quotas, failover, jobs), ErrInvalid, "not sorted"},
+		{"negative quota", join(hdr, peers, clusters, routes, `{"section":"quotas","data":[{"topic":"t","produce_bytes_per_sec":-1,"fetch_bytes_per_sec":0}]}`, failover, jobs), ErrInvalid, "negative rate"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			f := New(func(*State) { calls++ })
+			applyOK(t, f, &PutCluster{Cluster: cluster("keep")})
+			calls = 0
+			before := f.State()
+			err := restore(f, tc.in)
+			if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("Restore = %v, want %v containing %q", err, tc.err, tc.msg)
+			}
+			if f.State() != before || calls != 0 {
+				t.Fatal("a failed restore replaced the state")
+			}
+		})
+	}
+	// The pieces put back together restore.
+	if err := restore(New(nil), join(good...)); err != nil {
+		t.Fatalf("good snapshot: %v", err)
+	}
+}
+
+// TestRestoreNormalizes: a hand-written snapshot with empty lists, unsorted
+// local brokers and a spaced job spec restores to the FSM's canonical form.
+func TestRestoreNormalizes(t *testing.T) {
+	in := `{"format":"switchyard-fsm-snapshot","version":1,"index":9}
+{"section":"peers","data":[{"id":1,"kafka_addr":"a:1","local_brokers":[{"cluster":"c","broker_id":2},{"cluster":"c","broker_id":1}]}]}
+{"section":"clusters","data":[{"name":"c","bootstrap":["c:1"]}]}
+{"section":"routes","data":{"topics":[],"prefixes":null}}
+{"section":"quotas","data":null}
+{"section":"failover","data":{}}
+{"section":"jobs","data":[{"id":"j","kind":"k","state":"pending","spec":{ "a" : 1 },"created_at":1,"updated_at":1},{"id":"k","kind":"k","state":"pending","spec":null,"created_at":1,"updated_at":1}]}
+`
+	st, err := ReadSnapshot(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &State{
+		Index:    9,
+		Peers:    []Peer{{ID: 1, KafkaAddr: "a:1", LocalBrokers: []BrokerRef{{"c", 1}, {"c", 2}}}},
+		Clusters: []Cluster{cluster("c", "c:1")},
+		Jobs:     []Job{job("j", "k", JobPending, 1, 1, `{"a":1}`), job("k", "k", JobPending, 1, 1, "")},
+	}
+	if !reflect.DeepEqual(st, want) {
+		t.Fatalf("restored\n%+v\nwant\n%+v", st, want)
+	}
+}
