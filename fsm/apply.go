@@ -158,11 +158,6 @@ func (s *State) applyRegisterPeer(c *RegisterPeer) error {
 			}
 		}
 	}
-	for _, b := range p.LocalBrokers {
-		if err := s.requireCluster(fmt.Sprintf("peer %d local broker %d", p.ID, b.BrokerID), b.Cluster); err != nil {
-			return err
-		}
-	}
 	s.Peers = upsert(s.Peers, i, found, p)
 	return nil
 }
@@ -200,13 +195,6 @@ func (s *State) applyDeleteCluster(c *DeleteCluster) error {
 func (s *State) clusterUser(cluster string) string {
 	if s.Routes.DefaultCluster == cluster {
 		return "the default cluster setting"
-	}
-	for _, p := range s.Peers {
-		for _, b := range p.LocalBrokers {
-			if b.Cluster == cluster {
-				return fmt.Sprintf("peer %d (local broker %d)", p.ID, b.BrokerID)
-			}
-		}
 	}
 	for _, r := range s.Routes.Topics {
 		if r.Cluster == cluster {

@@ -63,7 +63,9 @@ type Peer struct {
 	// before proposing a command type or version older peers cannot decode.
 	Version string `json:"version,omitempty"`
 	// LocalBrokers are the backend brokers that run on this peer's host. A
-	// partition led by one of them is presented as led by this peer. The FSM
+	// partition led by one of them is presented as led by this peer. They
+	// are facts about the host, given when the peer starts, so they may name
+	// a cluster that is not (yet) defined; such entries are inert. The FSM
 	// keeps them sorted by cluster, then broker id.
 	LocalBrokers []BrokerRef `json:"local_brokers,omitempty"`
 }

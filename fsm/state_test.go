@@ -21,7 +21,7 @@ func TestStateValidate(t *testing.T) {
 		{"no port", State{Clusters: cl, Peers: []Peer{peer(0, "a")}}, "not host:port"},
 		{"empty addr", State{Clusters: cl, Peers: []Peer{peer(0, "")}}, "not host:port"},
 		{"shared addr", State{Clusters: cl, Peers: []Peer{peer(0, "a:1"), peer(1, "a:1")}}, "share kafka address"},
-		{"unknown cluster", State{Clusters: cl, Peers: []Peer{{ID: 0, KafkaAddr: "a:1", LocalBrokers: []BrokerRef{{Cluster: "x"}}}}}, "unknown cluster"},
+		{"local broker of a cluster not yet defined", State{Clusters: cl, Peers: []Peer{{ID: 0, KafkaAddr: "a:1", LocalBrokers: []BrokerRef{{Cluster: "x"}}}}}, ""},
 		{"cluster without bootstrap", State{Clusters: []Cluster{{Name: "main"}}}, "no bootstrap"},
 		{"cluster twice", State{Clusters: append(cl, cl[0])}, "defined twice"},
 		{"cluster without name", State{Clusters: []Cluster{{Bootstrap: []string{"b:1"}}}}, "empty name"},
@@ -90,7 +90,7 @@ func TestStateValidateSentinels(t *testing.T) {
 	if err := bad.Validate(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("no bootstrap: %v, want ErrInvalid", err)
 	}
-	unknown := &State{Peers: []Peer{{ID: 0, KafkaAddr: "a:1", LocalBrokers: []BrokerRef{{Cluster: "x"}}}}}
+	unknown := &State{Routes: Routes{DefaultCluster: "x"}}
 	if err := unknown.Validate(); !errors.Is(err, ErrUnknownCluster) {
 		t.Errorf("unknown cluster: %v, want ErrUnknownCluster", err)
 	}

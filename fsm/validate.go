@@ -301,7 +301,7 @@ func (s *State) validate(canonical bool) error {
 		}
 		clusters[c.Name] = true
 	}
-	if err := validatePeers(s.Peers, clusters); err != nil {
+	if err := validatePeers(s.Peers); err != nil {
 		return err
 	}
 	if err := validateRoutes(&s.Routes, clusters); err != nil {
@@ -326,7 +326,7 @@ func (s *State) validate(canonical bool) error {
 	return nil
 }
 
-func validatePeers(peers []Peer, clusters map[string]bool) error {
+func validatePeers(peers []Peer) error {
 	names := map[string]int32{}
 	kafkaAddrs := map[string]int32{}
 	raftAddrs := map[string]int32{}
@@ -355,9 +355,6 @@ func validatePeers(peers []Peer, clusters map[string]bool) error {
 			raftAddrs[p.RaftAddr] = p.ID
 		}
 		for _, b := range p.LocalBrokers {
-			if !clusters[b.Cluster] {
-				return fmt.Errorf("%w: peer %d names unknown cluster %q in local brokers", ErrUnknownCluster, p.ID, b.Cluster)
-			}
 			if other, dup := brokers[b]; dup {
 				return fmt.Errorf("%w: peers %d and %d both list broker %d of cluster %q as local", ErrInvalid, other, p.ID, b.BrokerID, b.Cluster)
 			}
