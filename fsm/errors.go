@@ -27,7 +27,7 @@ var (
 	// ErrConflict: a command clashes with another entry (an id, name or
 	// address another peer holds; a job changing its kind).
 	ErrConflict = errors.New("conflict")
-	// ErrUnknownCluster: a route, default or local broker names a backend
+	// ErrUnknownCluster: a route or the default names a backend
 	// cluster that does not exist.
 	ErrUnknownCluster = errors.New("unknown cluster")
 	// ErrInUse: a cluster cannot be deleted while something still refers to it.
