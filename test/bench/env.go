@@ -1,0 +1,416 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-proxy/switchyard/sandbox"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It
+// is 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// harness holds what lives across scenarios: options, the temp dir and the
+// proxy binary.
+type harness struct {
+	o      options
+	log    io.Writer
+	dir    string
+	binary string
+}
+
+func newHarness(ctx context.Context, o options, log io.Writer) (*harness, error) {
+	dir, err := os.MkdirTemp("", "switchyard-bench-")
+	if err != nil {
+		return nil, err
+	}
+	h := &harness{o: o, log: log, dir: dir, binary: o.switchyard}
+	if o.proxyMode == "process" && h.binary == "" {
+		h.binary = filepath.Join(dir, "switchyard")
+		fmt.Fprintln(log, "bench: building switchyard for the proxy process")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", h.binary, "github.com/switchyard-proxy/switchyard/cmd/switchyard")
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Run(); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("build switchyard (or pass -switchyard PATH): %w", err)
+		}
+	}
+	return h, nil
+}
+
+func (h *harness) cleanup() {
+	if h.o.debug {
+		h.logf("bench: proxy logs kept in %s", h.dir)
+		return
+	}
+	os.RemoveAll(h.dir)
+}
+
+// clientOpts are the options every benchmark client gets.
+func (h *harness) clientOpts(seeds []string) []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds...)}
+	if h.o.debug {
+		stamp := func() string { return time.Now().Format("15:04:05.000000 ") }
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(h.log, kgo.LogLevelDebug, stamp)))
+	}
+	return opts
+}
+
+func (h *harness) logf(format string, args ...any) {
+	fmt.Fprintf(h.log, format+"\n", args...)
+}
+
+// env is one scenario's deployment: a fresh kfake cluster and the proxy
+// peers in front of it.
+type env struct {
+	cluster *kfake.Cluster
+	sb      *sandbox.Sandbox
+	direct  []string // kfake brokers
+	proxy   []string // proxy peers
+	admins  []string // peers' admin base URLs, for /metrics
+	procs   []*proxyProc
+	adminCl *kgo.Client
+	adm     *kadm.Client
+}
+
+// proxyProc is one `switchyard serve` child.
+type proxyProc struct {
+	cmd  *exec.Cmd
+	logf string
+	done chan error
+}
+
+func (h *harness) startEnv(ctx context.Context) (*env, error) {
+	e := &env{}
+	if h.o.proxyMode == "inproc" {
+		sb, err := sandbox.Start(ctx, sandbox.Config{Brokers: h.o.brokers, Peers: h.o.peers, ClusterName: "default"})
+		if err != nil {
+			return nil, err
+		}
+		e.sb, e.cluster = sb, sb.Backend
+		e.direct, e.proxy, e.admins = sb.Backend.ListenAddrs(), sb.Bootstrap, sb.AdminURLs
+	} else {
+		c, err := kfake.NewCluster(kfake.NumBrokers(h.o.brokers))
+		if err != nil {
+			return nil, fmt.Errorf("start kfake: %w", err)
+		}
+		e.cluster = c
+		e.direct = c.ListenAddrs()
+		if err := h.startProxies(ctx, e); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.direct...))
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.adminCl, e.adm = cl, kadm.NewClient(cl)
+	return e, nil
+}
+
+// startProxies runs the peers, peer i co-located with broker i. With one
+// peer per broker this is the normal deployment: each request maps to one
+// backend broker and is forwarded as is.
+//
+// `switchyard serve` learns other peers from --peer ID=host:port, which
+// carries no local brokers, so with several peers each one presents only
+// its own broker by co-location and the others by rendezvous: the peers
+// disagree on leaders and requests get split. The harness warns about it.
+func (h *harness) startProxies(ctx context.Context, e *env) error {
+	n := h.o.peers
+	kafkaPorts, err := freePorts(n)
+	if err != nil {
+		return err
+	}
+	adminPorts, err := freePorts(n)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		e.proxy = append(e.proxy, "127.0.0.1:"+strconv.Itoa(kafkaPorts[i]))
+		e.admins = append(e.admins, "http://127.0.0.1:"+strconv.Itoa(adminPorts[i]))
+	}
+	logLevel := "warn"
+	if h.o.debug {
+		logLevel = "debug"
+	}
+	for i := range n {
+		args := []string{"serve",
+			"--node-id", strconv.Itoa(i),
+			"--kafka-listen", e.proxy[i],
+			"--admin-listen", strings.TrimPrefix(e.admins[i], "http://"),
+			"--backend", strings.Join(e.direct, ","),
+			"--cluster", "default",
+			"--log-level", logLevel,
+		}
+		if i < h.o.brokers {
+			args = append(args, "--local-broker", "default:"+strconv.Itoa(i))
+		}
+		for j := range n {
+			if j != i {
+				args = append(args, "--peer", strconv.Itoa(j)+"="+e.proxy[j])
+			}
+		}
+		logPath := filepath.Join(h.dir, fmt.Sprintf("proxy-%d-%d.log", i, time.Now().UnixNano()))
+		lf, err := os.Create(logPath)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(h.binary, args...)
+		cmd.Stdout, cmd.Stderr = lf, lf
+		if h.o.proxyProcs > 0 {
+			cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(h.o.proxyProcs))
+		}
+		if err := cmd.Start(); err != nil {
+			lf.Close()
+			return fmt.Errorf("start proxy %d: %w", i, err)
+		}
+		p := &proxyProc{cmd: cmd, logf: logPath, done: make(chan error, 1)}
+		go func() { p.done <- cmd.Wait(); lf.Close() }()
+		e.procs = append(e.procs, p)
+	}
+	for i, p := range e.procs {
+		if err := waitReady(ctx, e.admins[i], p); err != nil {
+			return fmt.Errorf("proxy %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// waitReady polls the peer's /readyz until its backend metadata is loaded.
+func waitReady(ctx context.Context, admin string, p *proxyProc) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			return fmt.Errorf("exited (%v): %s", err, tail(p.logf))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		resp, err := http.Get(admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("not ready after 30s: %s", tail(p.logf))
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// freePorts reserves n loopback ports by binding and releasing them.
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func (e *env) close() {
+	if e.adminCl != nil {
+		e.adminCl.Close()
+	}
+	for _, p := range e.procs {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	if e.sb != nil {
+		e.sb.Close()
+	} else if e.cluster != nil {
+		e.cluster.Close()
+	}
+}
+
+// addrs returns the seed brokers for a mode.
+func (e *env) addrs(proxy bool) []string {
+	if proxy {
+		return e.proxy
+	}
+	return e.direct
+}
+
+// proxyCPU is the proxy processes' total user+system CPU time; ok is false
+// when the proxy runs in this process and cannot be told apart.
+func (e *env) proxyCPU() (d time.Duration, ok bool, err error) {
+	if len(e.procs) == 0 {
+		return 0, false, nil
+	}
+	for _, p := range e.procs {
+		t, err := procCPU(p.cmd.Process.Pid)
+		if err != nil {
+			return 0, false, err
+		}
+		d += t
+	}
+	return d, true, nil
+}
+
+// procCPU returns the CPU time of a process (all its threads): the sum of
+// its threads' on-CPU nanoseconds from /proc/PID/task/*/schedstat, or, where
+// that is unavailable, utime+stime from /proc/PID/stat, which counts in
+// 10 ms ticks. Go threads live as long as the process, so the per-thread
+// sum loses nothing between two readings in practice.
+func procCPU(pid int) (time.Duration, error) {
+	if d, err := schedstatCPU(pid); err == nil {
+		return d, nil
+	}
+	return statCPU(pid)
+}
+
+func schedstatCPU(pid int) (time.Duration, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the thread exited since ReadDir
+		}
+		if err != nil {
+			return 0, err
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return 0, fmt.Errorf("%s/%s/schedstat is empty", dir, t.Name())
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += ns
+	}
+	if sum == 0 {
+		return 0, errors.New("schedstat reports no CPU time")
+	}
+	return time.Duration(sum), nil
+}
+
+func statCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields after it are
+	// counted from the closing parenthesis.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// selfCPU is this process's user+system CPU time: the load generator and
+// kfake (and the proxy with -proxy inproc).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// proxyCounters are the peers' totals of client-side traffic.
+type proxyCounters struct {
+	bytes    int64 // read from and written to clients
+	requests int64 // client requests read
+}
+
+// proxyCounters sums the peers' own request/response byte counters and
+// request counters, scraped from their /metrics.
+func (e *env) proxyCounters(ctx context.Context) (proxyCounters, error) {
+	var bytes, reqs float64
+	for _, a := range e.admins {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a+"/metrics", nil)
+		if err != nil {
+			return proxyCounters{}, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return proxyCounters{}, fmt.Errorf("scrape %s: %w", a, err)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			var dst *float64
+			switch {
+			case strings.HasPrefix(line, "switchyard_kafka_request_bytes_total{"),
+				strings.HasPrefix(line, "switchyard_kafka_response_bytes_total{"):
+				dst = &bytes
+			case strings.HasPrefix(line, "switchyard_kafka_requests_total{"):
+				dst = &reqs
+			default:
+				continue
+			}
+			f := strings.Fields(line)
+			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+				*dst += v
+			}
+		}
+		err = sc.Err()
+		resp.Body.Close()
+		if err != nil {
+			return proxyCounters{}, err
+		}
+	}
+	return proxyCounters{bytes: int64(bytes), requests: int64(reqs)}, nil
+}

@@ -1,0 +1,220 @@
+// Command bench is the harness behind `make bench`: it drives the same
+// Kafka load straight at an in-process kfake cluster and through Switchyard,
+// interleaved round by round in one run, and prints the medians as a
+// markdown table with the proxy/direct ratio and the proxy's CPU cost.
+//
+// The proxy runs as a child process (`switchyard serve`, one peer per kfake
+// broker) so that its CPU time can be read from /proc apart from the load
+// generator and kfake, which share this process. docs/benchmarks.md
+// explains each scenario and keeps the latest table.
+//
+//	go run ./test/bench                  # full run, a few minutes
+//	go run ./test/bench -quick           # ~30 s smoke run
+//	go run ./test/bench -scenarios latency -rounds 3 -out /tmp/bench.md
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the harness's flags.
+type options struct {
+	rounds       int
+	bytes        int64
+	recordSize   int
+	partitions   int
+	brokers      int
+	peers        int
+	scenarios    []string
+	rate         int
+	latencyDur   time.Duration
+	out          string
+	quick        bool
+	proxyMode    string
+	switchyard   string
+	roundTimeout time.Duration
+	cpuProfile   string
+	debug        bool
+	proxyProcs   int
+}
+
+// allScenarios lists the scenarios in the order they run and print.
+var allScenarios = []string{"produce", "consume", "acks0", "latency"}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	h, err := newHarness(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer h.cleanup()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if w := o.splitWarning(); w != "" {
+		fmt.Fprintln(stderr, "bench: warning:", w)
+	}
+	rep := newReport(o)
+	for _, name := range o.scenarios {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res, err := h.runScenario(ctx, name)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", name, err)
+		}
+		rep.add(res)
+	}
+	text := rep.markdown()
+	fmt.Fprint(stdout, text)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.out, err)
+		}
+		fmt.Fprintf(stderr, "bench: table written to %s\n", o.out)
+	}
+	return nil
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.rounds, "rounds", 5, "direct/proxy round pairs per scenario (the table shows medians)")
+	bytesFlag := fs.String("bytes", "256MiB", "record value bytes per round for produce, consume and acks0 (kfake keeps them in memory)")
+	fs.IntVar(&o.recordSize, "record-size", 1024, "record value size in bytes")
+	fs.IntVar(&o.partitions, "partitions", 6, "partitions of each benchmark topic")
+	fs.IntVar(&o.brokers, "brokers", 1, "kfake brokers")
+	fs.IntVar(&o.peers, "peers", 0, "proxy peers (default: one per broker); peer i is co-located with broker i")
+	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", "))
+	fs.IntVar(&o.rate, "rate", 20000, "records per second in the latency scenario")
+	fs.DurationVar(&o.latencyDur, "latency-duration", 5*time.Second, "length of each latency round")
+	fs.StringVar(&o.out, "out", "", "also write the markdown table to this file")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run (~30 s): 2 rounds, 64 MiB, 2 s latency rounds, unless set explicitly")
+	fs.StringVar(&o.proxyMode, "proxy", "process", "process: the proxy is a `switchyard serve` child (its CPU is measured apart); inproc: peers run in this process (no separate CPU figure)")
+	fs.StringVar(&o.switchyard, "switchyard", "", "prebuilt switchyard binary for -proxy process (default: go build ./cmd/switchyard into a temp dir)")
+	fs.DurationVar(&o.roundTimeout, "round-timeout", 2*time.Minute, "give up on a round after this long")
+	fs.IntVar(&o.proxyProcs, "proxy-gomaxprocs", 0, "GOMAXPROCS of each proxy process (default: the Go default, all CPUs)")
+	fs.BoolVar(&o.debug, "debug", false, "log the benchmark clients at debug level (with timestamps) to stderr, run the proxies at debug log level and keep their logs")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (load generator, kfake, and the proxy with -proxy inproc) to this file")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick {
+		if !set["rounds"] {
+			o.rounds = 2
+		}
+		if !set["bytes"] {
+			*bytesFlag = "64MiB"
+		}
+		if !set["latency-duration"] {
+			o.latencyDur = 2 * time.Second
+		}
+	}
+	if o.peers == 0 {
+		o.peers = o.brokers
+	}
+	var err error
+	if o.bytes, err = parseSize(*bytesFlag); err != nil {
+		return o, err
+	}
+	for _, s := range strings.Split(*scen, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if s == "all" {
+			o.scenarios = append(o.scenarios, allScenarios...)
+			continue
+		}
+		known := false
+		for _, k := range allScenarios {
+			known = known || k == s
+		}
+		if !known {
+			return o, fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(allScenarios, ", "))
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	switch {
+	case len(o.scenarios) == 0:
+		return o, errors.New("no scenarios selected")
+	case o.rounds < 1:
+		return o, fmt.Errorf("-rounds %d: need at least 1", o.rounds)
+	case o.recordSize < 1:
+		return o, fmt.Errorf("-record-size %d: need at least 1 byte", o.recordSize)
+	case o.bytes < int64(o.recordSize):
+		return o, fmt.Errorf("-bytes %d is less than one record", o.bytes)
+	case o.partitions < 1:
+		return o, fmt.Errorf("-partitions %d: need at least 1", o.partitions)
+	case o.brokers < 1:
+		return o, fmt.Errorf("-brokers %d: need at least 1", o.brokers)
+	case o.peers < 0:
+		return o, fmt.Errorf("-peers %d: need at least 1", o.peers)
+	case o.rate < 1:
+		return o, fmt.Errorf("-rate %d: need at least 1 record/s", o.rate)
+	case o.proxyMode != "process" && o.proxyMode != "inproc":
+		return o, fmt.Errorf("-proxy %q: use process or inproc", o.proxyMode)
+	}
+	return o, nil
+}
+
+// parseSize reads a byte count such as 256MiB, 1GiB, 500MB or 1048576.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("size %q: want a positive number with an optional B, KiB, MiB, GiB, KB, MB or GB suffix", s)
+	}
+	return int64(v * float64(mult)), nil
+}
