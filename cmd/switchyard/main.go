@@ -1,5 +1,5 @@
 // Command switchyard runs a Switchyard peer (serve), the embedded sandbox
-// (dev), or prints its version.
+// (dev), drives a cluster's admin API (ctl), or prints its version.
 package main
 
 import (
@@ -29,6 +29,7 @@ const usage = `usage: switchyard <command> [flags]
 commands:
   serve     run one peer (see: switchyard serve -h)
   dev       run the embedded sandbox: a kfake cluster and 3 peers on loopback
+  ctl       drive a running cluster through its admin API (see: switchyard ctl -h)
   version   print the version
 `
 
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args[1:], stderr)
 	case "dev":
 		err = runDev(ctx, args[1:], stdout, stderr)
+	case "ctl":
+		err = runCtl(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "switchyard", version)
 	case "help", "-h", "--help":
@@ -53,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	var exit *ctlExitError
+	if errors.As(err, &exit) {
+		return exit.code // ctl has printed its own message
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "switchyard:", err)

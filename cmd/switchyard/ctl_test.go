@@ -1,0 +1,780 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) string { return "" }
+
+// bodyJSON encodes a call's body as do would send it ("" for none).
+func bodyJSON(t *testing.T, body any) string {
+	t.Helper()
+	if body == nil {
+		return ""
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestParseCtlCommands checks the API call every command line makes,
+// including flags after positional arguments and escaped path segments.
+func TestParseCtlCommands(t *testing.T) {
+	cases := []struct {
+		args   string
+		method string
+		path   string
+		body   string
+	}{
+		{"status", "GET", "/v1/status", ""},
+		{"peers", "GET", "/v1/peers", ""},
+
+		{"clusters list", "GET", "/v1/clusters", ""},
+		{"clusters get east", "GET", "/v1/clusters/east", ""},
+		{"clusters set east --bootstrap 10.0.0.1:9093,10.0.0.2:9093 --region east", "PUT", "/v1/clusters/east",
+			`{"bootstrap":["10.0.0.1:9093","10.0.0.2:9093"],"region":"east"}`},
+		{"clusters set --bootstrap a:1 east --bootstrap b:2", "PUT", "/v1/clusters/east", `{"bootstrap":["a:1","b:2"]}`},
+		{"clusters set east --bootstrap a:1 --tls --tls-ca-file /ca.pem --tls-cert-file /c.pem --tls-key-file /k.pem " +
+			"--tls-server-name kafka.internal --tls-insecure-skip-verify --sasl-mechanism SCRAM-SHA-512 " +
+			"--sasl-username svc --sasl-password-file /pw", "PUT", "/v1/clusters/east",
+			`{"bootstrap":["a:1"],"tls":true,"tls_server_name":"kafka.internal","tls_ca_file":"/ca.pem",` +
+				`"tls_cert_file":"/c.pem","tls_key_file":"/k.pem","tls_insecure_skip_verify":true,` +
+				`"sasl_mechanism":"SCRAM-SHA-512","sasl_username":"svc","sasl_password_file":"/pw"}`},
+		{"clusters delete east", "DELETE", "/v1/clusters/east", ""},
+
+		{"routes list", "GET", "/v1/routes", ""},
+		{"routes get orders", "GET", "/v1/routes/orders", ""},
+		{"routes get --prefix logs.", "GET", "/v1/prefix-routes/logs.", ""},
+		{"routes get --group billing-", "GET", "/v1/group-routes/billing-", ""},
+		{"routes set orders east", "PUT", "/v1/routes/orders", `{"cluster":"east"}`},
+		{"routes set --prefix logs. west", "PUT", "/v1/prefix-routes/logs.", `{"cluster":"west"}`},
+		{"routes set west --prefix logs.", "PUT", "/v1/prefix-routes/logs.", `{"cluster":"west"}`},
+		{"routes set --group billing- west", "PUT", "/v1/group-routes/billing-", `{"cluster":"west"}`},
+		{"routes set west --group=billing-", "PUT", "/v1/group-routes/billing-", `{"cluster":"west"}`},
+		{"routes delete orders", "DELETE", "/v1/routes/orders", ""},
+		{"routes delete --prefix logs.", "DELETE", "/v1/prefix-routes/logs.", ""},
+		{"routes delete --group billing-", "DELETE", "/v1/group-routes/billing-", ""},
+		{"routes default", "GET", "/v1/default-cluster", ""},
+		{"routes default east", "PUT", "/v1/default-cluster", `{"cluster":"east"}`},
+		{"routes default --clear", "DELETE", "/v1/default-cluster", ""},
+
+		{"quotas list", "GET", "/v1/quotas", ""},
+		{"quotas get orders", "GET", "/v1/quotas/orders", ""},
+		{"quotas get --prefix logs.", "GET", "/v1/prefix-quotas/logs.", ""},
+		{"quotas set orders --produce 1MiB --fetch 500KB", "PUT", "/v1/quotas/orders",
+			`{"produce_bytes_per_sec":1048576,"fetch_bytes_per_sec":500000}`},
+		{"quotas set --produce 10MB/s orders", "PUT", "/v1/quotas/orders",
+			`{"produce_bytes_per_sec":10000000,"fetch_bytes_per_sec":0}`},
+		{"quotas set orders", "PUT", "/v1/quotas/orders", `{"produce_bytes_per_sec":0,"fetch_bytes_per_sec":0}`},
+		{"quotas set --prefix logs. --fetch 2GiB", "PUT", "/v1/prefix-quotas/logs.",
+			`{"produce_bytes_per_sec":0,"fetch_bytes_per_sec":2147483648}`},
+		{"quotas delete orders", "DELETE", "/v1/quotas/orders", ""},
+		{"quotas delete --prefix logs.", "DELETE", "/v1/prefix-quotas/logs.", ""},
+
+		// Escaping: group ids are any text, and "." and ".." are legal
+		// prefixes that must not become relative paths.
+		{"routes set --group a/b?c%d#e_f west", "PUT", "/v1/group-routes/a%2Fb%3Fc%25d%23e_f", `{"cluster":"west"}`},
+		{"routes set --group .. west", "PUT", "/v1/group-routes/%2E%2E", `{"cluster":"west"}`},
+		{"quotas get --prefix .", "GET", "/v1/prefix-quotas/%2E", ""},
+		// "--" ends the flags: a topic may start with '-'.
+		{"routes set -- -odd east", "PUT", "/v1/routes/-odd", `{"cluster":"east"}`},
+		{"routes get -- -odd", "GET", "/v1/routes/-odd", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.args, func(t *testing.T) {
+			_, call, err := parseCtl(strings.Fields(tc.args), noEnv)
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			if call.method != tc.method || call.path != tc.path {
+				t.Errorf("call %s %s, want %s %s", call.method, call.path, tc.method, tc.path)
+			}
+			if got := bodyJSON(t, call.body); got != tc.body {
+				t.Errorf("body %s\nwant %s", got, tc.body)
+			}
+			if call.query != nil {
+				t.Errorf("query %v, want none", call.query)
+			}
+			if call.show == nil {
+				t.Error("no show function")
+			}
+		})
+	}
+}
+
+func TestParseCtlGlobalFlags(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want ctlOptions
+	}{
+		{"defaults", []string{"status"}, nil,
+			ctlOptions{server: "http://127.0.0.1:18080", output: "table", timeout: 10 * time.Second}},
+		{"env", []string{"status"}, map[string]string{"SWITCHYARD_SERVER": "10.0.0.1:18080", "SWITCHYARD_TOKEN_FILE": "/etc/tok"},
+			ctlOptions{server: "http://10.0.0.1:18080", tokenFile: "/etc/tok", output: "table", timeout: 10 * time.Second}},
+		{"flags win over env", []string{"--server", "https://admin.example:8443/switchyard/", "--token-file", "/t", "status"},
+			map[string]string{"SWITCHYARD_SERVER": "10.0.0.1:18080", "SWITCHYARD_TOKEN_FILE": "/etc/tok"},
+			ctlOptions{server: "https://admin.example:8443/switchyard", tokenFile: "/t", output: "table", timeout: 10 * time.Second}},
+		{"json timeout consistent", []string{"-o", "json", "--timeout", "3s", "--consistent", "status"}, nil,
+			ctlOptions{server: "http://127.0.0.1:18080", output: "json", timeout: 3 * time.Second, consistent: true}},
+		{"long output flag, ipv6", []string{"--output=json", "--server=[::1]:18081", "status"}, nil,
+			ctlOptions{server: "http://[::1]:18081", output: "json", timeout: 10 * time.Second}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, _, err := parseCtl(tc.args, env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts != tc.want {
+				t.Errorf("options %+v\nwant %+v", opts, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseCtlUsageErrors: bad command lines are usage errors that carry
+// the usage of the command being parsed.
+func TestParseCtlUsageErrors(t *testing.T) {
+	cases := []struct {
+		args  []string
+		err   string // in the error
+		usage string // in the usage text
+	}{
+		{nil, "no command given", "usage: switchyard ctl [flags] COMMAND"},
+		{[]string{"frob"}, `unknown command "frob"`, "usage: switchyard ctl [flags] COMMAND"},
+		{[]string{"--bogus", "status"}, "flag provided but not defined: -bogus", "-server"},
+		{[]string{"-o", "yaml", "status"}, `-o "yaml": use table or json`, "usage: switchyard ctl [flags]"},
+		{[]string{"--server", "ftp://h:1", "status"}, "scheme must be http or https", "-server"},
+		{[]string{"--server", "", "status"}, "--server is empty", "-server"},
+		{[]string{"--server", "http://h:1/?x=1", "status"}, "no user, query or fragment", "-server"},
+		{[]string{"--timeout", "-1s", "status"}, "--timeout -1s is negative", "-timeout"},
+		{[]string{"--timeout", "soon", "status"}, "invalid value", "-timeout"},
+		{[]string{"status", "extra"}, `status: unexpected argument "extra"`, "usage: switchyard ctl status"},
+		{[]string{"peers", "list"}, `peers: unexpected argument "list"`, "usage: switchyard ctl peers"},
+		{[]string{"clusters"}, "clusters: no subcommand given", "usage: switchyard ctl clusters SUBCOMMAND"},
+		{[]string{"clusters", "frob"}, `clusters: unknown subcommand "frob"`, "clusters set NAME --bootstrap"},
+		{[]string{"clusters", "get"}, "clusters get: missing NAME", "usage: switchyard ctl clusters get NAME"},
+		{[]string{"clusters", "get", "a", "b"}, `clusters get: unexpected argument "b"`, "clusters get NAME"},
+		{[]string{"clusters", "delete"}, "clusters delete: missing NAME", "clusters delete NAME"},
+		{[]string{"clusters", "set", "east"}, "clusters set: --bootstrap is required", "-tls-ca-file"},
+		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--tls-ca-file", "/ca"}, "the --tls-* flags need --tls", "-tls"},
+		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--tls", "--tls-cert-file", "/c"}, "--tls-cert-file and --tls-key-file go together", "-tls-key-file"},
+		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--sasl-mechanism", "PLAIN"}, "--sasl-mechanism needs --sasl-username and --sasl-password-file", "-sasl-username"},
+		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--sasl-username", "u"}, "need --sasl-mechanism", "-sasl-mechanism"},
+		{[]string{"clusters", "set", "--bootstrap", "a:1"}, "clusters set: missing NAME", "clusters set NAME"},
+		{[]string{"routes"}, "routes: no subcommand given", "routes default [CLUSTER] | --clear"},
+		{[]string{"routes", "set", "orders"}, "routes set: missing CLUSTER", "usage: switchyard ctl routes set TOPIC CLUSTER"},
+		{[]string{"routes", "set"}, "routes set: missing TOPIC and CLUSTER", "routes set TOPIC CLUSTER"},
+		{[]string{"routes", "set", "a", "b", "c"}, `unexpected argument "c"`, "routes set"},
+		{[]string{"routes", "set", "--prefix", "logs.", "--group", "x", "west"}, "give --prefix or --group, not both", "-group"},
+		{[]string{"routes", "set", "--prefix", "", "west"}, "must not be empty", "-prefix"},
+		{[]string{"routes", "set", "--prefix", "logs."}, "routes set: missing CLUSTER", "-prefix"},
+		{[]string{"routes", "get", "--prefix", "logs.", "extra"}, `unexpected argument "extra"`, "routes get TOPIC"},
+		{[]string{"routes", "delete"}, "routes delete: missing TOPIC", "routes delete TOPIC"},
+		{[]string{"routes", "default", "--clear", "east"}, `--clear takes no CLUSTER: unexpected argument "east"`, "-clear"},
+		{[]string{"routes", "default", "a", "b"}, `unexpected argument "b"`, "routes default"},
+		{[]string{"quotas", "set", "orders", "--produce", "fast"}, `rate "fast" is not a number`, "RATE is bytes per second"},
+		{[]string{"quotas", "set", "orders", "--fetch", "-1"}, `rate "-1" is negative`, "-fetch"},
+		{[]string{"quotas", "set", "orders", "--nope"}, "flag provided but not defined: -nope", "-produce"},
+		{[]string{"quotas", "set", "--produce", "1MB"}, "quotas set: missing TOPIC", "quotas set TOPIC"},
+		{[]string{"quotas", "get", "--prefix", "logs.", "orders"}, `unexpected argument "orders"`, "quotas get TOPIC"},
+		{[]string{"quotas", "delete"}, "quotas delete: missing TOPIC", "quotas delete TOPIC"},
+		{[]string{"quotas", "list", "x"}, `unexpected argument "x"`, "quotas list"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			_, _, err := parseCtl(tc.args, noEnv)
+			var ue *ctlUsageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("error %v, want a usage error", err)
+			}
+			if ue.help {
+				t.Fatal("help requested, want an error")
+			}
+			if !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("error %q does not say %q", err, tc.err)
+			}
+			if !strings.Contains(ue.usage, tc.usage) {
+				t.Errorf("usage does not show %q:\n%s", tc.usage, ue.usage)
+			}
+		})
+	}
+}
+
+func TestParseCtlHelp(t *testing.T) {
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"ctl":           {[]string{"-h"}, "routes set TOPIC CLUSTER | --prefix PREFIX CLUSTER"},
+		"help":          {[]string{"help"}, "quotas set TOPIC | --prefix PREFIX"},
+		"group":         {[]string{"quotas", "--help"}, "RATE is bytes per second"},
+		"command":       {[]string{"clusters", "set", "-h"}, "-sasl-password-file path"},
+		"after an arg":  {[]string{"routes", "set", "orders", "-h"}, "-group PREFIX"},
+		"quotas set -h": {[]string{"quotas", "set", "-h"}, "-produce RATE"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := parseCtl(tc.args, noEnv)
+			var ue *ctlUsageError
+			if !errors.As(err, &ue) || !ue.help {
+				t.Fatalf("error %v, want help", err)
+			}
+			if !strings.Contains(ue.usage, tc.want) {
+				t.Errorf("usage lacks %q:\n%s", tc.want, ue.usage)
+			}
+		})
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	good := map[string]int64{
+		"0":          0,
+		"unlimited":  0,
+		"Unlimited":  0,
+		"1048576":    1048576,
+		"1048576/s":  1048576,
+		"500B":       500,
+		"500KB":      500000,
+		"500kb":      500000,
+		"500 KB/s":   500000,
+		"10MB":       10000000,
+		"1.5MiB":     1572864,
+		"1.5mib/s":   1572864,
+		"2GiB":       2147483648,
+		"2GiB/s":     2147483648,
+		"1.1MB":      1100000,
+		"0.5KiB":     512,
+		"3TB":        3000000000000,
+		"1TiB":       1 << 40,
+		"007":        7,
+		" 64KiB ":    65536,
+		"1.000001MB": 1000001,
+	}
+	for in, want := range good {
+		got, err := parseRate(in)
+		if err != nil || got != want {
+			t.Errorf("parseRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	bad := map[string]string{
+		"":                      "is not a number",
+		"fast":                  "is not a number",
+		"MB":                    "is not a number",
+		"-1":                    "is negative",
+		"-1MB":                  "is negative",
+		"1.":                    "is not a number",
+		".5MB":                  "is not a number",
+		"1.2.3":                 "is not a number",
+		"1e6":                   `unknown unit "e6"`,
+		"10Mbit":                `unknown unit "Mbit"`,
+		"10 furlongs":           `unknown unit "furlongs"`,
+		"1.3KiB":                "is not a whole number of bytes",
+		"0.5":                   "is not a whole number of bytes",
+		"9223372036854775808":   "is too large",
+		"99999999999TiB":        "is too large",
+		"1/3":                   "unknown unit",
+		"1MB/s/s":               "unknown unit",
+		"0x10":                  `unknown unit "x10"`,
+		"١٠":                    "is not a number",
+		"10MB per second":       "unknown unit",
+		"9223372036854775807KB": "is too large",
+	}
+	for in, want := range bad {
+		_, err := parseRate(in)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseRate(%q) error %v, want one saying %q", in, err, want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "give bytes per second") {
+			t.Errorf("parseRate(%q) error %q does not say what to give", in, err)
+		}
+	}
+}
+
+func TestFormatRate(t *testing.T) {
+	cases := map[int64]string{
+		0:             "unlimited",
+		1:             "1 B/s",
+		999:           "999 B/s",
+		1000:          "1 KB/s",
+		1024:          "1 KiB/s",
+		1536:          "1.5 KiB/s",
+		500000:        "500 KB/s",
+		1048576:       "1 MiB/s",
+		1572864:       "1.5 MiB/s",
+		10000000:      "10 MB/s",
+		2147483648:    "2 GiB/s",
+		1234567:       "1234567 B/s",
+		1100000:       "1.1 MB/s",
+		1310720:       "1.25 MiB/s",
+		1234567000:    "1234567 KB/s",
+		1001:          "1001 B/s",
+		1 << 40:       "1 TiB/s",
+		5000000000000: "5 TB/s",
+	}
+	for n, want := range cases {
+		if got := formatRate(n); got != want {
+			t.Errorf("formatRate(%d) = %q, want %q", n, got, want)
+		}
+		if n != 0 {
+			if back, err := parseRate(strings.ReplaceAll(formatRate(n), " ", "")); err != nil || back != n {
+				t.Errorf("parseRate(formatRate(%d)) = %d, %v", n, back, err)
+			}
+		}
+	}
+}
+
+// Fixtures: the examples of docs/admin-api.md.
+const (
+	peer0Fixture = `{"id": 0, "name": "peer-0", "region": "east-1a", "kafka_addr": "10.0.0.1:9092",
+ "admin_addr": "10.0.0.1:18080", "raft_addr": "10.0.0.1:17000", "gossip_addr": "10.0.0.1:17946",
+ "version": "v0.3.0", "local_brokers": [{"cluster": "east", "broker_id": 1}],
+ "gossip": "alive", "raft": "voter", "live": true}`
+	peer1Fixture = `{"id": 1, "name": "peer-1", "kafka_addr": "10.0.0.2:9092",
+ "admin_addr": "10.0.0.2:18080", "raft_addr": "10.0.0.2:17000", "gossip_addr": "10.0.0.2:17946",
+ "version": "v0.3.0", "gossip": "suspect", "raft": "nonvoter", "live": true}`
+	peer2Fixture = `{"id": 2, "name": "peer-2", "region": "west-1a", "kafka_addr": "10.0.0.3:9092",
+ "gossip": "unknown", "raft": "none", "live": false}`
+	statusFixture = `{
+  "node": {"id": 0, "name": "peer-0", "region": "east-1a", "version": "v0.3.0"},
+  "leader": {"name": "peer-1", "raft_addr": "10.0.0.2:17000", "admin_addr": "10.0.0.2:18080"},
+  "raft": {"state": "Follower", "term": 3, "last_log_index": 57, "commit_index": 57,
+           "applied_index": 57, "last_contact_ms": 12, "voters": 3, "nonvoters": 0},
+  "state_index": 57,
+  "peers": [` + peer0Fixture + `]
+}`
+	peersTable = `ID  NAME    REGION   KAFKA          ADMIN           RAFT      GOSSIP   LIVE
+0   peer-0  east-1a  10.0.0.1:9092  10.0.0.1:18080  voter     alive    yes
+1   peer-1  -        10.0.0.2:9092  10.0.0.2:18080  nonvoter  suspect  yes
+2   peer-2  west-1a  10.0.0.3:9092  -               none      unknown  no
+`
+	clusterEastFixture = `{"name": "east", "bootstrap": ["10.0.0.1:9093", "10.0.0.2:9093"], "region": "east",
+ "tls": false, "tls_server_name": "", "tls_ca_file": "", "tls_cert_file": "", "tls_key_file": "",
+ "tls_insecure_skip_verify": false,
+ "sasl_mechanism": "", "sasl_username": "", "sasl_password_file": ""}`
+	clusterWestFixture = `{"name": "west", "bootstrap": ["w1:9093"], "tls": true, "tls_ca_file": "/etc/ca.pem",
+ "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "svc", "sasl_password_file": "/etc/kafka.pw"}`
+	routesFixture = `{"topics": [{"topic": "orders", "cluster": "east"}], "prefixes": [{"prefix": "logs.", "cluster": "west"}],
+  "group_prefixes": [{"prefix": "billing-", "cluster": "west"}], "default_cluster": "east"}`
+	quotasFixture = `{"quotas": [{"topic": "orders", "prefix": false, "produce_bytes_per_sec": 1048576,
+  "fetch_bytes_per_sec": 0}, {"topic": "logs.", "prefix": true, "produce_bytes_per_sec": 500000,
+  "fetch_bytes_per_sec": 2147483648}]}`
+)
+
+// TestRenderTables renders the answers of docs/admin-api.md's examples
+// through each read command's own show function.
+func TestRenderTables(t *testing.T) {
+	cases := []struct {
+		args    string
+		fixture string
+		want    string
+	}{
+		{"status", statusFixture, `node:         peer-0 (id 0), region east-1a, version v0.3.0
+leader:       peer-1, raft 10.0.0.2:17000, admin 10.0.0.2:18080
+raft:         Follower, term 3, 3 voters, 0 nonvoters, last contact 12ms
+log:          last 57, commit 57, applied 57
+state index:  57
+
+ID  NAME    REGION   KAFKA          ADMIN           RAFT   GOSSIP  LIVE
+0   peer-0  east-1a  10.0.0.1:9092  10.0.0.1:18080  voter  alive   yes
+`},
+		{"status", `{"node": {"id": 4, "name": "peer-4"}, "leader": null, "raft": {"state": "Candidate", "term": 9}, "peers": []}`,
+			`node:         peer-4 (id 4), region -, version -
+leader:       none known (no quorum?)
+raft:         Candidate, term 9, 0 voters, 0 nonvoters, last contact 0ms
+log:          last 0, commit 0, applied 0
+state index:  0
+
+ID  NAME  REGION  KAFKA  ADMIN  RAFT  GOSSIP  LIVE
+`},
+		{"peers", `{"peers": [` + peer0Fixture + `,` + peer1Fixture + `,` + peer2Fixture + `]}`, peersTable},
+		{"clusters list", `{"clusters": [` + clusterEastFixture + `,` + clusterWestFixture + `]}`,
+			`NAME  REGION  BOOTSTRAP                    TLS  SASL
+east  east    10.0.0.1:9093,10.0.0.2:9093  no   -
+west  -       w1:9093                      yes  SCRAM-SHA-512 (svc)
+`},
+		{"clusters list", `{"clusters": []}`, "NAME  REGION  BOOTSTRAP  TLS  SASL\n"},
+		{"clusters get east", clusterEastFixture, `name:       east
+bootstrap:  10.0.0.1:9093,10.0.0.2:9093
+region:     east
+tls:        no
+sasl:       -
+`},
+		{"clusters get west", clusterWestFixture, `name:                west
+bootstrap:           w1:9093
+region:              -
+tls:                 yes
+tls ca file:         /etc/ca.pem
+sasl:                SCRAM-SHA-512 (svc)
+sasl password file:  /etc/kafka.pw
+`},
+		{"routes list", routesFixture, `TOPIC   CLUSTER
+orders  east
+
+PREFIX  CLUSTER
+logs.   west
+
+GROUP PREFIX  CLUSTER
+billing-      west
+
+default cluster: east
+`},
+		{"routes list", `{}`, "no topic routes\n\nno prefix routes\n\nno group routes\n\nno default cluster\n"},
+		{"routes get logs.app", `{"topic": "logs.app", "cluster": "west", "match": "prefix", "rule": "logs."}`,
+			"TOPIC     CLUSTER  MATCH   RULE\nlogs.app  west     prefix  logs.\n"},
+		{"routes get orders", `{"topic": "orders", "cluster": "east", "match": "exact"}`,
+			"TOPIC   CLUSTER  MATCH  RULE\norders  east     exact  -\n"},
+		{"routes get --prefix logs.", `{"prefix": "logs.", "cluster": "west"}`, "PREFIX  CLUSTER\nlogs.   west\n"},
+		{"routes get --group billing-", `{"prefix": "billing-", "cluster": "west"}`, "GROUP PREFIX  CLUSTER\nbilling-      west\n"},
+		{"routes default", `{"cluster": "east"}`, "default cluster: east\n"},
+		{"routes default", `{"cluster": ""}`, "no default cluster\n"},
+		{"quotas list", quotasFixture, `TOPIC   KIND    PRODUCE   FETCH
+orders  exact   1 MiB/s   unlimited
+logs.   prefix  500 KB/s  2 GiB/s
+`},
+		{"quotas get logs.app", `{"topic": "logs.", "prefix": true, "produce_bytes_per_sec": 0, "fetch_bytes_per_sec": 1572864}`,
+			"TOPIC  KIND    PRODUCE    FETCH\nlogs.  prefix  unlimited  1.5 MiB/s\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.args, func(t *testing.T) {
+			_, call, err := parseCtl(strings.Fields(tc.args), noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := call.show(&out, []byte(tc.fixture), ""); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", out.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestRenderRejectsNonJSON(t *testing.T) {
+	_, call, err := parseCtl([]string{"peers"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call.show(io.Discard, []byte("<html>"), ""); err == nil || !strings.Contains(err.Error(), "not the expected JSON") {
+		t.Fatalf("show of HTML: %v", err)
+	}
+}
+
+// TestWriteConfirmations: each write prints one line, with the Raft index
+// when the server sent one.
+func TestWriteConfirmations(t *testing.T) {
+	cases := map[string]string{
+		"clusters set east --bootstrap a:1":      "cluster east stored",
+		"clusters delete east":                   "cluster east deleted",
+		"routes set orders east":                 "route orders -> east",
+		"routes set --prefix logs. west":         "prefix route logs. -> west",
+		"routes set --group billing- west":       "group route billing- -> west",
+		"routes delete orders":                   "route orders deleted",
+		"routes delete --prefix logs.":           "prefix route logs. deleted",
+		"routes delete --group billing-":         "group route billing- deleted",
+		"routes default east":                    "default cluster -> east",
+		"routes default --clear":                 "default cluster cleared",
+		"quotas set orders --produce 1MiB":       "quota orders: produce 1 MiB/s, fetch unlimited",
+		"quotas set --prefix logs. --fetch 10MB": "prefix quota logs.: produce unlimited, fetch 10 MB/s",
+		"quotas delete orders":                   "quota orders deleted",
+		"quotas delete --prefix logs.":           "prefix quota logs. deleted",
+	}
+	for args, want := range cases {
+		t.Run(args, func(t *testing.T) {
+			_, call, err := parseCtl(strings.Fields(args), noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := call.show(&out, nil, "42"); err != nil {
+				t.Fatal(err)
+			}
+			if got := out.String(); got != want+" (index 42)\n" {
+				t.Errorf("got %q, want %q", got, want+" (index 42)\n")
+			}
+			out.Reset()
+			if err := call.show(&out, nil, ""); err != nil {
+				t.Fatal(err)
+			}
+			if got := out.String(); got != want+"\n" {
+				t.Errorf("without an index: got %q, want %q", got, want+"\n")
+			}
+		})
+	}
+}
+
+func TestPrintJSON(t *testing.T) {
+	cases := map[string]string{
+		"":                            "{}\n",
+		"  \n":                        "{}\n",
+		`{"cluster":"east"}`:          "{\n  \"cluster\": \"east\"\n}\n",
+		`{"peers":[{"id":0}]}` + "\n": "{\n  \"peers\": [\n    {\n      \"id\": 0\n    }\n  ]\n}\n",
+	}
+	for in, want := range cases {
+		var out bytes.Buffer
+		if err := printJSON(&out, []byte(in)); err != nil {
+			t.Fatalf("printJSON(%q): %v", in, err)
+		}
+		if out.String() != want {
+			t.Errorf("printJSON(%q) = %q, want %q", in, out.String(), want)
+		}
+	}
+	if err := printJSON(io.Discard, []byte("not json")); err == nil {
+		t.Error("printJSON accepted text")
+	}
+}
+
+func TestAPIErrorFormatting(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	cases := []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{404, `{"error": "cluster \"x\" does not exist; list them with GET /v1/clusters"}`,
+			`404 cluster "x" does not exist; list them with GET /v1/clusters`},
+		{409, `{"error":"cluster east is used by route orders"}` + "\n", "409 cluster east is used by route orders"},
+		{503, `{"error": "no raft leader known"}`, "503 no raft leader known"},
+		{502, "<html>\n<body>Bad   Gateway</body>\n</html>", "502 <html> <body>Bad Gateway</body> </html>"},
+		{401, "", "401 Unauthorized"},
+		{403, `{"error": ""}`, `403 {"error": ""}`},
+		{500, long, "500 " + long[:200] + "..."},
+		{599, "", "599 error"},
+	}
+	for _, tc := range cases {
+		if got := apiErrorFrom(tc.status, []byte(tc.body)).Error(); got != tc.want {
+			t.Errorf("apiErrorFrom(%d, %q) = %q, want %q", tc.status, tc.body, got, tc.want)
+		}
+	}
+}
+
+func TestAPIPathEscaping(t *testing.T) {
+	cases := map[string]string{
+		"orders":     "/v1/routes/orders",
+		"logs.":      "/v1/routes/logs.",
+		".":          "/v1/routes/%2E",
+		"..":         "/v1/routes/%2E%2E",
+		"...":        "/v1/routes/...",
+		"a/b":        "/v1/routes/a%2Fb",
+		"a b":        "/v1/routes/a%20b",
+		"q?x=1#f":    "/v1/routes/q%3Fx=1%23f",
+		"100%":       "/v1/routes/100%25",
+		"grüße":      "/v1/routes/gr%C3%BC%C3%9Fe",
+		"../../evil": "/v1/routes/..%2F..%2Fevil",
+	}
+	for seg, want := range cases {
+		if got := apiPath("/v1/routes", seg); got != want {
+			t.Errorf("apiPath(%q) = %q, want %q", seg, got, want)
+		}
+	}
+}
+
+func TestNormalizeServer(t *testing.T) {
+	good := map[string]string{
+		"127.0.0.1:18080":           "http://127.0.0.1:18080",
+		"localhost:18081":           "http://localhost:18081",
+		"http://10.0.0.1:18080/":    "http://10.0.0.1:18080",
+		"https://admin.example":     "https://admin.example",
+		"https://lb.example/sy/":    "https://lb.example/sy",
+		" http://127.0.0.1:18080  ": "http://127.0.0.1:18080",
+	}
+	for in, want := range good {
+		got, err := normalizeServer(in)
+		if err != nil || got != want {
+			t.Errorf("normalizeServer(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "ftp://h:1", "http://", "http://u:p@h:1", "http://h:1#x", "http://h:1/?a=b", "http://[::1"} {
+		if got, err := normalizeServer(in); err == nil {
+			t.Errorf("normalizeServer(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+// wireRequest is what the recording server saw.
+type wireRequest struct {
+	method, uri, body, auth, contentType, accept string
+}
+
+// TestCtlWire runs each command through run against a server that only
+// records the request, and checks the exact method, escaped path, query,
+// body and headers ctl sends.
+func TestCtlWire(t *testing.T) {
+	var got wireRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = wireRequest{r.Method, r.RequestURI, string(b), r.Header.Get("Authorization"),
+			r.Header.Get("Content-Type"), r.Header.Get("Accept")}
+		w.Header().Set("X-Switchyard-Index", "7")
+		if r.Method == http.MethodDelete {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("  s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want wireRequest
+	}{
+		{[]string{"status"}, wireRequest{"GET", "/v1/status", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"--consistent", "peers"}, wireRequest{"GET", "/v1/peers?consistent=1", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"--consistent", "routes", "get", "--group", "a/b c"}, wireRequest{"GET", "/v1/group-routes/a%2Fb%20c?consistent=1", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"--consistent", "routes", "set", "--group", "..", "west"}, wireRequest{"PUT", "/v1/group-routes/%2E%2E", `{"cluster":"west"}`, "Bearer s3cret", "application/json", "application/json"}},
+		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--region", "r1"}, wireRequest{"PUT", "/v1/clusters/east", `{"bootstrap":["a:1"],"region":"r1"}`, "Bearer s3cret", "application/json", "application/json"}},
+		{[]string{"clusters", "delete", "east"}, wireRequest{"DELETE", "/v1/clusters/east", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"quotas", "set", "--prefix", "logs.", "--produce", "1.5MiB"}, wireRequest{"PUT", "/v1/prefix-quotas/logs.", `{"produce_bytes_per_sec":1572864,"fetch_bytes_per_sec":0}`, "Bearer s3cret", "application/json", "application/json"}},
+		{[]string{"routes", "default", "--clear"}, wireRequest{"DELETE", "/v1/default-cluster", "", "Bearer s3cret", "", "application/json"}},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			got = wireRequest{}
+			args := append([]string{"ctl", "--server", srv.URL, "--token-file", tokenFile, "-o", "json"}, tc.args...)
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), args, &out, &errb); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			if got != tc.want {
+				t.Errorf("sent   %+v\nwant   %+v", got, tc.want)
+			}
+			want := "{\n  \"ok\": true\n}\n"
+			if tc.want.method == "DELETE" {
+				want = "{}\n"
+			}
+			if out.String() != want {
+				t.Errorf("stdout %q, want %q", out.String(), want)
+			}
+		})
+	}
+
+	t.Run("no token, base path, table output", func(t *testing.T) {
+		got = wireRequest{}
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"ctl", "--server", srv.URL + "/admin/", "routes", "set", "orders", "east"}, &out, &errb)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		want := wireRequest{"PUT", "/admin/v1/routes/orders", `{"cluster":"east"}`, "", "application/json", "application/json"}
+		if got != want {
+			t.Errorf("sent %+v\nwant %+v", got, want)
+		}
+		if out.String() != "route orders -> east (index 7)\n" {
+			t.Errorf("stdout %q", out.String())
+		}
+	})
+}
+
+// TestCtlErrorExits checks what run prints and exits for an error answer,
+// an unreachable server, a bad token file and a usage error.
+func TestCtlErrorExits(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"error": "cluster \"nope\" does not exist"}`+"\n")
+	}))
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr []string // each in stderr
+	}{
+		{"api error", []string{"ctl", "--server", srv.URL, "clusters", "get", "nope"}, 1,
+			[]string{"switchyard ctl: 404 cluster \"nope\" does not exist\n"}},
+		{"api error with json output", []string{"ctl", "--server", srv.URL, "-o", "json", "clusters", "delete", "nope"}, 1,
+			[]string{"switchyard ctl: 404 cluster \"nope\" does not exist\n"}},
+		{"unreachable", []string{"ctl", "--server", closed, "status"}, 1,
+			[]string{"cannot reach http://" + closed + "/v1/status", "--server"}},
+		{"missing token file", []string{"ctl", "--server", srv.URL, "--token-file", "/nonexistent/token", "status"}, 1,
+			[]string{"switchyard ctl: read token file", "--token-file"}},
+		{"usage error", []string{"ctl", "clusters", "get"}, 2,
+			[]string{"switchyard ctl: clusters get: missing NAME\n", "usage: switchyard ctl clusters get NAME"}},
+		{"unknown command", []string{"ctl", "frobnicate"}, 2,
+			[]string{`switchyard ctl: unknown command "frobnicate"`, "commands:"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tc.args, &out, &errb)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(errb.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
+				}
+			}
+			if strings.Contains(errb.String(), "switchyard: ") {
+				t.Errorf("run printed the error again:\n%s", errb.String())
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", out.String())
+			}
+		})
+	}
+	t.Run("timeout", func(t *testing.T) {
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+		defer slow.Close()
+		var errb bytes.Buffer
+		code := run(context.Background(), []string{"ctl", "--server", slow.URL, "--timeout", "50ms", "peers"}, io.Discard, &errb)
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		if want := "no answer from " + slow.URL + "/v1/peers within 50ms; raise --timeout"; !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr lacks %q: %s", want, errb.String())
+		}
+	})
+	t.Run("empty token file", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(f, []byte(" \n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var errb bytes.Buffer
+		if code := run(context.Background(), []string{"ctl", "--server", srv.URL, "--token-file", f, "status"}, io.Discard, &errb); code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		if !strings.Contains(errb.String(), "is empty") {
+			t.Errorf("stderr: %s", errb.String())
+		}
+	})
+	t.Run("help", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"ctl", "-h"}, &out, &errb); code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+		if !strings.Contains(out.String(), "usage: switchyard ctl") || errb.Len() != 0 {
+			t.Errorf("stdout %q stderr %q", out.String(), errb.String())
+		}
+	})
+}
