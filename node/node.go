@@ -11,130 +11,327 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/kafka"
+	"github.com/switchyard-proxy/switchyard/transport"
 )
-
-// Config configures one peer.
-type Config struct {
-	// NodeID is this peer's id in State.Peers.
-	NodeID int32
-	// KafkaListen is the address the Kafka listener binds; the advertised
-	// address is this peer's KafkaAddr in State.
-	KafkaListen string
-	// KafkaListener, when set, is an already bound Kafka listener.
-	KafkaListener net.Listener
-	// AdminListen is the admin HTTP address (empty: no admin listener).
-	AdminListen string
-	// State is the static cluster configuration: peers and backend clusters.
-	State *fsm.State
-	// ClusterID is presented to clients; empty presents the backend's.
-	ClusterID string
-	// MetadataRefresh is how often backend metadata is reloaded.
-	MetadataRefresh time.Duration
-	// MaxFrameBytes bounds a client request frame.
-	MaxFrameBytes int32
-	// MaxTopicSeries caps per-topic metric series.
-	MaxTopicSeries int
-	Logger         *slog.Logger
-}
-
-// Validate reports a configuration that cannot work.
-func (c *Config) Validate() error {
-	if c.State == nil {
-		return errors.New("node: no cluster state configured")
-	}
-	if err := c.State.Validate(); err != nil {
-		return fmt.Errorf("node: cluster state: %w", err)
-	}
-	if _, ok := c.State.Peer(c.NodeID); !ok {
-		return fmt.Errorf("node: id %d is not among the configured peers", c.NodeID)
-	}
-	if len(c.State.Clusters) != 1 {
-		return fmt.Errorf("node: exactly one backend cluster is supported for now, %d configured", len(c.State.Clusters))
-	}
-	if c.KafkaListen == "" && c.KafkaListener == nil {
-		return errors.New("node: kafka listen address is empty")
-	}
-	return nil
-}
 
 // Node is one running peer.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	state   atomic.Pointer[fsm.State]
-	reg     *prometheus.Registry
-	backend *kafka.Backend
-	kafka   *kafka.Server
+	cfg Config
+	log *slog.Logger
+
+	fsm   *fsm.FSM
+	raft  *raft.Raft
+	store *raftboltdb.BoltStore
+	trans *raft.NetworkTransport
+	// hadState: Raft state existed on disk at start (no bootstrap).
+	hadState bool
+
+	mux    *transport.Mux
+	rpc    *transport.Client
+	gossip *gossip
+
+	metaMu sync.Mutex
+	meta   peerMeta
+
+	stateChanged  *notifier
+	gossipChanged *notifier
+
+	reg          *prometheus.Registry
+	metrics      *nodeMetrics
+	kafkaMetrics *kafka.Metrics
+
+	kafkaLn        net.Listener
+	kafkaAdvertise string
+	dp             atomic.Pointer[dataPlane]
+
 	adminLn net.Listener
 	admin   *http.Server
+
+	runOnce sync.Once
 }
 
-// New builds a peer and binds its listeners; Run serves.
-func New(cfg Config) (*Node, error) {
+// New builds a peer: it binds its listeners, opens its Raft state and
+// starts gossip, so every address problem surfaces here. Run serves.
+func New(cfg Config) (_ *Node, err error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	n := &Node{
+		cfg:           cfg,
+		log:           cfg.Logger.With("component", "node", "peer", cfg.Name),
+		stateChanged:  newNotifier(),
+		gossipChanged: newNotifier(),
+		reg:           prometheus.NewRegistry(),
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "node", "node", cfg.NodeID), reg: prometheus.NewRegistry()}
-	n.state.Store(cfg.State)
-	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cl := cfg.State.Clusters[0]
-	be, err := kafka.NewBackend(kafka.BackendConfig{
-		Name:            cl.Name,
-		Bootstrap:       cl.Bootstrap,
-		MetadataRefresh: cfg.MetadataRefresh,
-		Logger:          cfg.Logger,
-	})
-	if err != nil {
-		return nil, err
-	}
-	n.backend = be
-	metrics := kafka.NewMetrics(n.reg, cfg.MaxTopicSeries)
-	n.kafka, err = kafka.NewServer(kafka.Config{
-		ListenAddr:    cfg.KafkaListen,
-		Listener:      cfg.KafkaListener,
-		NodeID:        cfg.NodeID,
-		ClusterID:     cfg.ClusterID,
-		MaxFrameBytes: cfg.MaxFrameBytes,
-		Logger:        cfg.Logger,
-	}, n, be, metrics)
-	if err != nil {
-		return nil, err
-	}
-	if err := n.kafka.Listen(); err != nil {
-		return nil, err
-	}
-	if cfg.AdminListen != "" {
-		ln, err := net.Listen("tcp", cfg.AdminListen)
+	defer func() {
 		if err != nil {
+			n.closeAll()
+		}
+	}()
+	n.fsm = fsm.New(func(*fsm.State) { n.stateChanged.notify() })
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.metrics = newNodeMetrics(n.reg, n)
+	n.kafkaMetrics = kafka.NewMetrics(n.reg, cfg.MaxTopicSeries)
+
+	// Kafka listener.
+	if cfg.KafkaListener != nil {
+		n.kafkaLn = cfg.KafkaListener
+	} else if n.kafkaLn, err = net.Listen("tcp", cfg.KafkaListen); err != nil {
+		return nil, fmt.Errorf("node: kafka listener on %s: %w", cfg.KafkaListen, err)
+	}
+	if n.kafkaAdvertise, err = advertised("kafka advertise address (--kafka-advertise)", cfg.KafkaAdvertise, n.kafkaLn.Addr()); err != nil {
+		return nil, err
+	}
+
+	// Admin listener.
+	adminAdv := ""
+	if cfg.AdminListen != "" {
+		if n.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("node: admin listener on %s: %w", cfg.AdminListen, err)
 		}
-		n.adminLn = ln
 		n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		adminAdv = n.adminLn.Addr().String()
 	}
+
+	// Peer port: Raft and peer RPC.
+	n.mux, err = transport.Listen(transport.Config{
+		Name:          cfg.Name,
+		BindAddr:      cfg.RaftListen,
+		AdvertiseAddr: cfg.RaftAdvertise,
+		ServerTLS:     cfg.PeerServerTLS,
+		ClientTLS:     cfg.PeerClientTLS,
+		Faults:        cfg.Faults,
+		Logger:        cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: peer port: %w", err)
+	}
+	n.mux.HandleRPC(n.handleRPC)
+	n.rpc = n.mux.Client()
+
+	if err := n.openRaft(); err != nil {
+		return nil, err
+	}
+
+	// Gossip.
+	n.meta = peerMeta{
+		Region:   cfg.Region,
+		Kafka:    n.kafkaAdvertise,
+		Admin:    adminAdv,
+		Raft:     n.mux.Addr().String(),
+		Version:  cfg.Version,
+		Expect:   cfg.BootstrapExpect,
+		HasState: n.hadState,
+		Brokers:  brokerRefStrings(cfg.LocalBrokers),
+	}
+	t := cfg.Timing
+	mc, err := transport.NewMemberlistConfig(transport.GossipConfig{
+		Name:           cfg.Name,
+		BindAddr:       cfg.GossipListen,
+		AdvertiseAddr:  cfg.GossipAdvertise,
+		Faults:         cfg.Faults,
+		Logger:         cfg.Logger,
+		ProbeInterval:  t.GossipProbeInterval,
+		ProbeTimeout:   t.GossipProbeTimeout,
+		GossipInterval: t.GossipInterval,
+		SuspicionMult:  t.GossipSuspicionMult,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: gossip: %w", err)
+	}
+	n.meta.Gossip = net.JoinHostPort(mc.AdvertiseAddr, fmt.Sprint(mc.AdvertisePort))
+	if n.gossip, err = newGossip(cfg.Name, n.meta, n.gossipChanged, cfg.Logger.With("component", "gossip")); err != nil {
+		return nil, err
+	}
+	mc.Delegate = n.gossip
+	mc.Events = n.gossip
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		// NewMemberlistConfig bound the port; memberlist did not take it.
+		if mc.Transport != nil {
+			mc.Transport.Shutdown()
+		}
+		return nil, fmt.Errorf("node: start gossip on %s: %w", cfg.GossipListen, err)
+	}
+	n.gossip.ml = ml
+	n.log.Info("peer started", "kafka", n.kafkaAdvertise, "admin", adminAdv, "raft", n.meta.Raft, "gossip", n.meta.Gossip,
+		"has_state", n.hadState, "bootstrap_expect", cfg.BootstrapExpect)
 	return n, nil
 }
 
-// State implements kafka.View.
-func (n *Node) State() *fsm.State { return n.state.Load() }
-
-// Live implements kafka.View. Without gossip every configured peer is
-// presented as live.
-func (n *Node) Live(id int32) bool {
-	_, ok := n.state.Load().Peer(id)
-	return ok
+// Run serves until ctx ends, then stops everything. It may be called once.
+func (n *Node) Run(ctx context.Context) error {
+	err := errors.New("node: Run called twice")
+	n.runOnce.Do(func() { err = n.run(ctx) })
+	return err
 }
 
-// KafkaAddr is the bound Kafka listener address.
-func (n *Node) KafkaAddr() string { return n.kafka.Addr().String() }
+func (n *Node) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	spawn := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f()
+		}()
+	}
+	spawn(func() { n.join(ctx) })
+	spawn(func() { n.reconnect(ctx) })
+	spawn(func() { n.bootstrap(ctx) })
+	spawn(func() { n.leaderLoop(ctx) })
+	spawn(func() { n.runDataPlane(ctx) })
+	spawn(n.acceptKafka)
+	if n.admin != nil {
+		spawn(func() {
+			if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.log.Error("admin listener failed", "err", err)
+			}
+		})
+	}
+	<-ctx.Done()
+	n.log.Info("peer stopping")
+	if n.admin != nil {
+		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+		n.admin.Shutdown(sctx)
+		c()
+	}
+	n.kafkaLn.Close()
+	cancel()
+	wg.Wait()
+	return n.closeAll()
+}
+
+// join joins the configured gossip addresses, retrying until one answers.
+// Once in a cluster, memberlist keeps the membership itself.
+func (n *Node) join(ctx context.Context) {
+	if len(n.cfg.Join) == 0 {
+		return
+	}
+	for attempt := 1; ; attempt++ {
+		k, err := n.gossip.ml.Join(n.cfg.Join)
+		if k > 0 {
+			n.log.Info("joined the gossip cluster", "via", n.cfg.Join, "contacted", k)
+			return
+		}
+		if attempt == 1 || attempt%30 == 0 {
+			n.log.Warn("cannot join yet; retrying", "join", n.cfg.Join, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(n.cfg.Timing.JoinRetry):
+		}
+	}
+}
+
+// reconnect periodically tries to rejoin the peers gossip holds dead (not
+// those that left), as serf's reconnect does: memberlist never probes a dead
+// member again, so two sides of a healed partition would stay apart. It
+// also retries the Join addresses while this peer is alone.
+func (n *Node) reconnect(ctx context.Context) {
+	t := time.NewTicker(n.cfg.Timing.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var addrs []string
+		for _, m := range n.gossip.snapshot() {
+			if m.state == memberDead && m.addr != "" {
+				addrs = append(addrs, m.addr)
+			}
+		}
+		if n.gossip.ml.NumMembers() <= 1 {
+			addrs = append(addrs, n.cfg.Join...)
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		if k, err := n.gossip.ml.Join(addrs); k > 0 {
+			n.log.Info("reconnected to peers gossip held dead", "contacted", k)
+		} else {
+			n.log.Debug("reconnect attempt failed", "addrs", addrs, "err", err)
+		}
+	}
+}
+
+// closeAll releases what New acquired, in reverse order. A peer that stops
+// does not leave the gossip cluster: the others see it dead after the
+// failure detector's timeout and the leader keeps its Raft seat for
+// DeadPeerTimeout, so a restart is seamless.
+func (n *Node) closeAll() error {
+	var errs []error
+	if n.gossip != nil && n.gossip.ml != nil {
+		if n.cfg.LeaveOnStop {
+			// Best effort: when every peer stops at once nobody may be left
+			// to hear it, and failure detection covers that case.
+			if err := n.gossip.ml.Leave(2 * time.Second); err != nil {
+				n.log.Info("gossip leave not acknowledged", "err", err)
+			}
+		}
+		if err := n.gossip.ml.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))
+		}
+	}
+	if n.raft != nil {
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+	}
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	if n.mux != nil {
+		n.mux.Close()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft store: %w", err))
+		}
+	}
+	if n.kafkaLn != nil {
+		n.kafkaLn.Close()
+	}
+	if n.adminLn != nil {
+		n.adminLn.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// State implements kafka.View: the latest applied state.
+func (n *Node) State() *fsm.State { return n.fsm.State() }
+
+// Live implements kafka.View: a peer is presented while gossip sees it
+// alive (this peer always is).
+func (n *Node) Live(id int32) bool {
+	p, ok := n.fsm.State().Peer(id)
+	return ok && n.gossip.isLive(p.Name)
+}
+
+// Name is the peer's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// ID returns the broker id the replicated state gives this peer.
+func (n *Node) ID() (int32, bool) {
+	p, ok := n.fsm.State().PeerByName(n.cfg.Name)
+	return p.ID, ok
+}
+
+// KafkaAddr is the advertised Kafka address.
+func (n *Node) KafkaAddr() string { return n.kafkaAdvertise }
 
 // AdminAddr is the bound admin address, or "".
 func (n *Node) AdminAddr() string {
@@ -144,55 +341,64 @@ func (n *Node) AdminAddr() string {
 	return n.adminLn.Addr().String()
 }
 
-// Ready is closed once the backend's metadata has been loaded.
-func (n *Node) Ready() <-chan struct{} { return n.backend.Ready() }
+// RaftAddr is the advertised peer-port address.
+func (n *Node) RaftAddr() string { return n.mux.Addr().String() }
 
-// Run serves until ctx ends.
-func (n *Node) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		n.backend.Run(ctx)
-	}()
-	if n.admin != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				n.log.Error("admin listener failed", "err", err)
-			}
-		}()
-		context.AfterFunc(ctx, func() {
-			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-			defer c()
-			n.admin.Shutdown(sctx)
-		})
-	}
-	err := n.kafka.Serve(ctx)
-	cancel()
-	wg.Wait()
-	return err
+// GossipAddr is the advertised gossip address.
+func (n *Node) GossipAddr() string { return n.meta.Gossip }
+
+// IsLeader reports whether this peer is the Raft leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's name, or "" when none is known.
+func (n *Node) Leader() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
 }
 
-func (n *Node) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintln(w, `{"status":"ok"}`)
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		select {
-		case <-n.backend.Ready():
-			fmt.Fprintln(w, `{"status":"ready"}`)
-		default:
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, `{"error":"backend metadata not loaded yet"}`)
+// RaftStats are hashicorp/raft's statistics for this peer.
+func (n *Node) RaftStats() map[string]string { return n.raft.Stats() }
+
+// RaftServers lists the names in this peer's Raft configuration, sorted.
+func (n *Node) RaftServers() []string {
+	servers, _, err := n.raftServers()
+	if err != nil {
+		return nil
+	}
+	return sortedNames(servers)
+}
+
+// Ready reports nil once the data plane serves clients.
+func (n *Node) Ready() error { return n.readiness() }
+
+// WaitIndex blocks until this peer has applied the Raft index idx.
+func (n *Node) WaitIndex(ctx context.Context, idx uint64) error {
+	for {
+		changed := n.stateChanged.wait()
+		if n.fsm.State().Index >= idx {
+			return nil
 		}
-	})
-	return mux
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("peer %s waiting for index %d (at %d): %w", n.cfg.Name, idx, n.fsm.State().Index, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// WaitReady blocks until the data plane serves clients.
+func (n *Node) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := n.readiness()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("peer %s not ready: %v: %w", n.cfg.Name, err, ctx.Err())
+		case <-t.C:
+		}
+	}
 }

@@ -1,0 +1,266 @@
+package node
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/transport"
+)
+
+// Config configures one peer. Addresses are host:port; an advertised
+// address defaults to its listen address, which must then name a concrete
+// host (not 0.0.0.0).
+type Config struct {
+	// Name is the peer's stable node name: its Raft server id, gossip name
+	// and the key its broker id is kept under. Required.
+	Name string
+	// DataDir holds the Raft log, stable store and snapshots. Required.
+	DataDir string
+	// Region is the peer's region/AZ, presented to clients as the rack.
+	Region string
+	// Version is the Switchyard version, gossiped to the other peers.
+	Version string
+
+	// KafkaListen is the Kafka listener address; KafkaListener, when set,
+	// is an already bound listener used instead. KafkaAdvertise is the
+	// address clients are told.
+	KafkaListen    string
+	KafkaListener  net.Listener
+	KafkaAdvertise string
+	// AdminListen is the admin HTTP address; empty runs no admin API.
+	AdminListen string
+	// AdminToken, when not empty, is the bearer token every /v1/ request
+	// must carry.
+	AdminToken string
+	// RaftListen and RaftAdvertise are the peer port: Raft and the peer RPC
+	// stream (write forwarding, consistent reads) share it.
+	RaftListen    string
+	RaftAdvertise string
+	// PeerServerTLS and PeerClientTLS turn on TLS on the peer port (set
+	// both, normally with client certificates for mutual TLS).
+	PeerServerTLS *tls.Config
+	PeerClientTLS *tls.Config
+	// GossipListen and GossipAdvertise are memberlist's address.
+	GossipListen    string
+	GossipAdvertise string
+	// Join lists gossip addresses of running peers to join at start.
+	Join []string
+	// BootstrapExpect forms a new cluster once this many peers started with
+	// the same value see each other; 0 never bootstraps (join only).
+	BootstrapExpect int
+	// LocalBrokers are the backend brokers on this host.
+	LocalBrokers []fsm.BrokerRef
+
+	// ClusterID is presented to clients; empty presents the backend's.
+	ClusterID string
+	// MetadataRefresh is how often backend metadata is reloaded.
+	MetadataRefresh time.Duration
+	// MaxFrameBytes bounds a client request frame.
+	MaxFrameBytes int32
+	// MaxTopicSeries caps per-topic metric series.
+	MaxTopicSeries int
+
+	// LeaveOnStop makes a stopping peer announce its departure to gossip,
+	// so the others stop presenting it at once instead of after failure
+	// detection. It keeps its Raft seat either way (see DeadPeerTimeout).
+	LeaveOnStop bool
+
+	// Timing holds the control plane's timeouts; zero fields take
+	// DefaultTiming's values.
+	Timing Timing
+	// Faults, in tests, drops, delays or partitions peer traffic.
+	Faults *transport.Faults
+	Logger *slog.Logger
+}
+
+// Timing are the control plane's timeouts and periods.
+type Timing struct {
+	// Raft: a follower that hears nothing for HeartbeatTimeout starts an
+	// election; see hashicorp/raft's Config.
+	RaftHeartbeat   time.Duration
+	RaftElection    time.Duration
+	RaftLeaderLease time.Duration
+	// SnapshotInterval and SnapshotThreshold: how often Raft checks, and how
+	// many new entries it needs, to take a snapshot.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	// TrailingLogs is how many entries a snapshot leaves in the log, so a
+	// follower that lags by fewer catches up without a snapshot.
+	TrailingLogs uint64
+	// ApplyTimeout bounds one write (the proposal and its commit).
+	ApplyTimeout time.Duration
+	// ReconcileInterval is how often the leader reconciles gossip into the
+	// Raft configuration and the peer table (gossip events also trigger it).
+	ReconcileInterval time.Duration
+	// PromoteAfter is how long a non-voter must be alive before the leader
+	// promotes it to voter.
+	PromoteAfter time.Duration
+	// DeadPeerTimeout is how long a peer may be dead or gone from gossip
+	// before the leader removes it from the Raft configuration. It keeps its
+	// broker id and peer entry, so it can come back.
+	DeadPeerTimeout time.Duration
+	// Gossip failure detection, see memberlist.Config.
+	GossipProbeInterval time.Duration
+	GossipProbeTimeout  time.Duration
+	GossipInterval      time.Duration
+	GossipSuspicionMult int
+	// JoinRetry is the pause between attempts to join the Join addresses.
+	JoinRetry time.Duration
+	// ReconnectInterval is how often a peer tries to rejoin peers gossip
+	// holds dead: memberlist never probes a dead member again, so after a
+	// partition longer than failure detection the two sides would stay
+	// apart without it.
+	ReconnectInterval time.Duration
+}
+
+// DefaultTiming is for production on a LAN.
+func DefaultTiming() Timing {
+	return Timing{
+		RaftHeartbeat:       1000 * time.Millisecond,
+		RaftElection:        1000 * time.Millisecond,
+		RaftLeaderLease:     500 * time.Millisecond,
+		SnapshotInterval:    30 * time.Second,
+		SnapshotThreshold:   8192,
+		TrailingLogs:        10240,
+		ApplyTimeout:        10 * time.Second,
+		ReconcileInterval:   time.Second,
+		PromoteAfter:        10 * time.Second,
+		DeadPeerTimeout:     30 * time.Minute,
+		GossipProbeInterval: time.Second,
+		GossipProbeTimeout:  500 * time.Millisecond,
+		GossipInterval:      200 * time.Millisecond,
+		GossipSuspicionMult: 4,
+		JoinRetry:           time.Second,
+		ReconnectInterval:   10 * time.Second,
+	}
+}
+
+// FastTiming is for tests and the sandbox on loopback: elections and
+// failure detection within a second or two, under the race detector too.
+func FastTiming() Timing {
+	return Timing{
+		RaftHeartbeat:       500 * time.Millisecond,
+		RaftElection:        500 * time.Millisecond,
+		RaftLeaderLease:     250 * time.Millisecond,
+		SnapshotInterval:    2 * time.Second,
+		SnapshotThreshold:   64,
+		TrailingLogs:        32,
+		ApplyTimeout:        5 * time.Second,
+		ReconcileInterval:   200 * time.Millisecond,
+		PromoteAfter:        500 * time.Millisecond,
+		DeadPeerTimeout:     3 * time.Second,
+		GossipProbeInterval: 200 * time.Millisecond,
+		GossipProbeTimeout:  100 * time.Millisecond,
+		GossipInterval:      50 * time.Millisecond,
+		GossipSuspicionMult: 2,
+		JoinRetry:           100 * time.Millisecond,
+		ReconnectInterval:   500 * time.Millisecond,
+	}
+}
+
+// withDefaults fills zero fields from DefaultTiming.
+func (t Timing) withDefaults() Timing {
+	d := DefaultTiming()
+	fill := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	fill(&t.RaftHeartbeat, d.RaftHeartbeat)
+	fill(&t.RaftElection, d.RaftElection)
+	fill(&t.RaftLeaderLease, d.RaftLeaderLease)
+	fill(&t.SnapshotInterval, d.SnapshotInterval)
+	fill(&t.ApplyTimeout, d.ApplyTimeout)
+	fill(&t.ReconcileInterval, d.ReconcileInterval)
+	fill(&t.PromoteAfter, d.PromoteAfter)
+	fill(&t.DeadPeerTimeout, d.DeadPeerTimeout)
+	fill(&t.GossipProbeInterval, d.GossipProbeInterval)
+	fill(&t.GossipProbeTimeout, d.GossipProbeTimeout)
+	fill(&t.GossipInterval, d.GossipInterval)
+	fill(&t.JoinRetry, d.JoinRetry)
+	fill(&t.ReconnectInterval, d.ReconnectInterval)
+	if t.SnapshotThreshold == 0 {
+		t.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if t.TrailingLogs == 0 {
+		t.TrailingLogs = d.TrailingLogs
+	}
+	if t.GossipSuspicionMult <= 0 {
+		t.GossipSuspicionMult = d.GossipSuspicionMult
+	}
+	return t
+}
+
+func (c *Config) setDefaults() {
+	c.Timing = c.Timing.withDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration that cannot work, saying which setting
+// to change.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return errors.New("node: a peer needs a name (--name); it must stay the same across restarts")
+	}
+	if c.DataDir == "" {
+		return errors.New("node: a data directory is required (--data-dir)")
+	}
+	if c.KafkaListen == "" && c.KafkaListener == nil {
+		return errors.New("node: the kafka listen address is empty (--kafka-listen)")
+	}
+	if c.RaftListen == "" {
+		return errors.New("node: the peer port address is empty (--raft-listen)")
+	}
+	if c.GossipListen == "" {
+		return errors.New("node: the gossip address is empty (--gossip-listen)")
+	}
+	if c.BootstrapExpect < 0 {
+		return fmt.Errorf("node: bootstrap-expect %d is negative", c.BootstrapExpect)
+	}
+	if c.BootstrapExpect == 0 && len(c.Join) == 0 {
+		return errors.New("node: nothing to form or join: pass --bootstrap-expect N to form a new cluster or --join ADDR to join one")
+	}
+	if (c.PeerServerTLS == nil) != (c.PeerClientTLS == nil) {
+		return errors.New("node: peer TLS needs both the server and the client settings")
+	}
+	for _, b := range c.LocalBrokers {
+		if b.Cluster == "" || b.BrokerID < 0 {
+			return fmt.Errorf("node: local broker %q:%d: want CLUSTER:BROKER_ID with a non-negative id", b.Cluster, b.BrokerID)
+		}
+	}
+	return nil
+}
+
+// advertised returns the address to advertise for a listener bound at
+// bound: adv when set (its port 0 replaced by the bound port), else the
+// bound address, which must then name a concrete host.
+func advertised(what, adv string, bound net.Addr) (string, error) {
+	bhost, bport, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return "", fmt.Errorf("node: %s: bound address %s: %w", what, bound, err)
+	}
+	if adv == "" {
+		adv = bound.String()
+	}
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil {
+		return "", fmt.Errorf("node: %s %q is not host:port: %w", what, adv, err)
+	}
+	if port == "0" {
+		port = bport
+	}
+	if host == "" {
+		host = bhost
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return "", fmt.Errorf("node: %s %q is a wildcard address; set the advertised address to one that clients and peers can reach", what, adv)
+	}
+	return net.JoinHostPort(host, port), nil
+}

@@ -1,0 +1,262 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+)
+
+// peerMeta is what a peer gossips about itself (memberlist node metadata,
+// at most memberlist.MetaMaxSize bytes). The leader turns it into the
+// peer's entry in the replicated state; bootstrap reads Expect and HasState.
+type peerMeta struct {
+	Region  string `json:"r,omitempty"`
+	Kafka   string `json:"k"`
+	Admin   string `json:"a,omitempty"`
+	Raft    string `json:"p"`
+	Gossip  string `json:"g,omitempty"`
+	Version string `json:"v,omitempty"`
+	// Expect is the peer's --bootstrap-expect (0: join only).
+	Expect int `json:"e,omitempty"`
+	// HasState: the peer has Raft state (it is or was in a cluster), so a
+	// new cluster must not be bootstrapped around it.
+	HasState bool `json:"s,omitempty"`
+	// Brokers are the local brokers as CLUSTER:ID.
+	Brokers []string `json:"lb,omitempty"`
+}
+
+func encodeMeta(m peerMeta) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("node: gossip metadata is %d bytes, over memberlist's %d (too many local brokers or very long addresses)", len(b), memberlist.MetaMaxSize)
+	}
+	return b, nil
+}
+
+func decodeMeta(b []byte) (peerMeta, error) {
+	var m peerMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("gossip metadata: %w", err)
+	}
+	return m, nil
+}
+
+func brokerRefStrings(refs []fsm.BrokerRef) []string {
+	out := make([]string, 0, len(refs))
+	for _, r := range refs {
+		out = append(out, r.Cluster+":"+strconv.Itoa(int(r.BrokerID)))
+	}
+	return out
+}
+
+// ParseBrokerRef reads CLUSTER:BROKER_ID.
+func ParseBrokerRef(s string) (fsm.BrokerRef, error) {
+	cl, id, ok := strings.Cut(s, ":")
+	v, err := strconv.ParseInt(id, 10, 32)
+	if !ok || cl == "" || err != nil || v < 0 {
+		return fsm.BrokerRef{}, fmt.Errorf("local broker %q: want CLUSTER:BROKER_ID, e.g. east:1", s)
+	}
+	return fsm.BrokerRef{Cluster: cl, BrokerID: int32(v)}, nil
+}
+
+// peer is the replicated peer entry that this gossip metadata describes.
+func (m peerMeta) peer(name string) fsm.Peer {
+	p := fsm.Peer{ID: fsm.AutoPeerID, Name: name, Region: m.Region, KafkaAddr: m.Kafka, AdminAddr: m.Admin,
+		RaftAddr: m.Raft, GossipAddr: m.Gossip, Version: m.Version}
+	for _, s := range m.Brokers {
+		if b, err := ParseBrokerRef(s); err == nil {
+			p.LocalBrokers = append(p.LocalBrokers, b)
+		}
+	}
+	slices.SortFunc(p.LocalBrokers, func(a, b fsm.BrokerRef) int {
+		if c := strings.Compare(a.Cluster, b.Cluster); c != 0 {
+			return c
+		}
+		return int(a.BrokerID - b.BrokerID)
+	})
+	return p
+}
+
+// memberState is a peer's gossip state as Switchyard reports it.
+type memberState string
+
+const (
+	memberAlive   memberState = "alive"
+	memberSuspect memberState = "suspect"
+	memberDead    memberState = "dead"
+	memberLeft    memberState = "left"
+	memberUnknown memberState = "unknown"
+)
+
+// member is one peer as gossip knows it.
+type member struct {
+	name  string
+	addr  string
+	meta  peerMeta
+	state memberState
+	// since is when the peer entered its current state (as seen here).
+	since time.Time
+}
+
+// gossip wraps memberlist: it keeps this peer's metadata, tracks the other
+// peers' states from memberlist's events, and publishes the set of live
+// peer names for the data plane. Event callbacks never block.
+type gossip struct {
+	log  *slog.Logger
+	name string
+	ml   *memberlist.Memberlist
+
+	metaMu sync.Mutex
+	meta   []byte
+
+	mu      sync.Mutex
+	members map[string]*member
+	// live is the set of names the data plane presents: alive or suspect.
+	live atomic.Pointer[map[string]struct{}]
+	// changed is notified on every membership change.
+	changed *notifier
+	now     func() time.Time
+}
+
+func newGossip(name string, meta peerMeta, changed *notifier, log *slog.Logger) (*gossip, error) {
+	b, err := encodeMeta(meta)
+	if err != nil {
+		return nil, err
+	}
+	g := &gossip{log: log, name: name, meta: b, members: map[string]*member{}, changed: changed, now: time.Now}
+	g.publishLive()
+	return g, nil
+}
+
+// setMeta changes this peer's metadata and gossips it.
+func (g *gossip) setMeta(m peerMeta) error {
+	b, err := encodeMeta(m)
+	if err != nil {
+		return err
+	}
+	g.metaMu.Lock()
+	g.meta = b
+	g.metaMu.Unlock()
+	if g.ml != nil {
+		return g.ml.UpdateNode(5 * time.Second)
+	}
+	return nil
+}
+
+// memberlist.Delegate
+
+func (g *gossip) NodeMeta(limit int) []byte {
+	g.metaMu.Lock()
+	defer g.metaMu.Unlock()
+	if len(g.meta) > limit {
+		// encodeMeta already refused this; never hand memberlist more.
+		return nil
+	}
+	return slices.Clone(g.meta)
+}
+func (g *gossip) NotifyMsg([]byte)                           {}
+func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (g *gossip) LocalState(join bool) []byte                { return nil }
+func (g *gossip) MergeRemoteState(buf []byte, join bool)     {}
+
+// memberlist.EventDelegate
+
+func (g *gossip) NotifyJoin(n *memberlist.Node)   { g.update(n, memberAlive) }
+func (g *gossip) NotifyUpdate(n *memberlist.Node) { g.update(n, memberAlive) }
+func (g *gossip) NotifyLeave(n *memberlist.Node) {
+	st := memberDead
+	if n.State == memberlist.StateLeft {
+		st = memberLeft
+	}
+	g.update(n, st)
+}
+
+func (g *gossip) update(n *memberlist.Node, st memberState) {
+	meta, err := decodeMeta(n.Meta)
+	if err != nil {
+		g.log.Warn("ignoring a peer with unreadable gossip metadata", "peer", n.Name, "err", err)
+		return
+	}
+	g.mu.Lock()
+	m, ok := g.members[n.Name]
+	if !ok {
+		m = &member{name: n.Name}
+		g.members[n.Name] = m
+	}
+	if !ok || m.state != st {
+		m.since = g.now()
+		if ok {
+			g.log.Info("peer gossip state changed", "peer", n.Name, "from", m.state, "to", st)
+		}
+	}
+	m.state, m.meta, m.addr = st, meta, n.Address()
+	g.mu.Unlock()
+	g.publishLive()
+	g.changed.notify()
+}
+
+func (g *gossip) publishLive() {
+	g.mu.Lock()
+	live := map[string]struct{}{g.name: {}}
+	for name, m := range g.members {
+		if m.state == memberAlive {
+			live[name] = struct{}{}
+		}
+	}
+	g.mu.Unlock()
+	g.live.Store(&live)
+}
+
+// isLive reports whether the data plane presents the named peer.
+func (g *gossip) isLive(name string) bool {
+	_, ok := (*g.live.Load())[name]
+	return ok
+}
+
+// snapshot returns every peer gossip has seen, this one included, with
+// suspect states filled in from memberlist.
+func (g *gossip) snapshot() map[string]member {
+	suspect := map[string]bool{}
+	if g.ml != nil {
+		for _, n := range g.ml.Members() {
+			if n.State == memberlist.StateSuspect {
+				suspect[n.Name] = true
+			}
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]member, len(g.members))
+	for name, m := range g.members {
+		c := *m
+		if c.state == memberAlive && suspect[name] {
+			c.state = memberSuspect
+		}
+		out[name] = c
+	}
+	return out
+}
+
+// aliveCount is how many peers (this one included) are alive.
+func (g *gossip) aliveCount() int {
+	n := 0
+	for _, m := range g.snapshot() {
+		if m.state == memberAlive || m.state == memberSuspect {
+			n++
+		}
+	}
+	return n
+}

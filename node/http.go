@@ -1,0 +1,671 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+)
+
+// The admin HTTP API (docs/admin-api.md, docs/openapi.yaml). Handlers
+// return an error; one adapter turns it into a status and {"error": ...}.
+// Handlers speak HTTP only: state comes from readState, changes go through
+// Node.Apply (the one write chokepoint).
+
+// maxBody bounds an admin request body.
+const maxBody = 1 << 20
+
+// indexHeader carries the Raft log index of a write.
+const indexHeader = "X-Switchyard-Index"
+
+// httpError is an error with its HTTP status.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &httpError{http.StatusNotFound, fmt.Sprintf(format, args...)}
+}
+
+// statusOf maps an error to its HTTP status.
+func statusOf(err error) int {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return he.status
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrUnknownCluster), errors.Is(err, fsm.ErrBadPayload),
+		errors.Is(err, fsm.ErrUnknownCommand), errors.Is(err, fsm.ErrUnknownVersion),
+		errors.Is(err, fsm.ErrShortCommand), errors.Is(err, fsm.ErrTrailingData):
+		return http.StatusBadRequest
+	case errors.Is(err, fsm.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, fsm.ErrConflict), errors.Is(err, fsm.ErrInUse):
+		return http.StatusConflict
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnknownOutcome):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+type apiHandler func(w http.ResponseWriter, r *http.Request) error
+
+// adminHandler builds the admin API's routes.
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	mux.HandleFunc("GET /healthz", n.api("/healthz", false, n.getHealthz))
+	mux.HandleFunc("GET /readyz", n.api("/readyz", false, n.getReadyz))
+	v1 := []struct {
+		pattern string
+		h       apiHandler
+	}{
+		{"GET /v1/status", n.getStatus},
+		{"GET /v1/peers", n.getPeers},
+		{"GET /v1/clusters", n.getClusters},
+		{"GET /v1/clusters/{name}", n.getCluster},
+		{"PUT /v1/clusters/{name}", n.putCluster},
+		{"DELETE /v1/clusters/{name}", n.deleteCluster},
+		{"GET /v1/routes", n.getRoutes},
+		{"GET /v1/routes/{topic}", n.getRoute},
+		{"PUT /v1/routes/{topic}", n.putRoute},
+		{"DELETE /v1/routes/{topic}", n.deleteRoute},
+		{"GET /v1/prefix-routes/{prefix}", n.getPrefixRoute(false)},
+		{"PUT /v1/prefix-routes/{prefix}", n.putPrefixRoute(false)},
+		{"DELETE /v1/prefix-routes/{prefix}", n.deletePrefixRoute(false)},
+		{"GET /v1/group-routes/{prefix}", n.getPrefixRoute(true)},
+		{"PUT /v1/group-routes/{prefix}", n.putPrefixRoute(true)},
+		{"DELETE /v1/group-routes/{prefix}", n.deletePrefixRoute(true)},
+		{"GET /v1/default-cluster", n.getDefaultCluster},
+		{"PUT /v1/default-cluster", n.putDefaultCluster},
+		{"DELETE /v1/default-cluster", n.deleteDefaultCluster},
+		{"GET /v1/quotas", n.getQuotas},
+		{"GET /v1/quotas/{topic}", n.getQuota(false)},
+		{"PUT /v1/quotas/{topic}", n.putQuota(false)},
+		{"DELETE /v1/quotas/{topic}", n.deleteQuota(false)},
+		{"GET /v1/prefix-quotas/{prefix}", n.getQuota(true)},
+		{"PUT /v1/prefix-quotas/{prefix}", n.putQuota(true)},
+		{"DELETE /v1/prefix-quotas/{prefix}", n.deleteQuota(true)},
+	}
+	for _, e := range v1 {
+		mux.HandleFunc(e.pattern, n.api(e.pattern, true, e.h))
+	}
+	// Everything else under /v1/ answers in JSON: 405 with Allow when the
+	// path exists with other methods, else 404.
+	mux.HandleFunc("/v1/", n.api("/v1/", true, func(w http.ResponseWriter, r *http.Request) error {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/v1/" && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			return &httpError{http.StatusMethodNotAllowed, fmt.Sprintf("%s is not served on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, ", "))}
+		}
+		return notFound("no such endpoint %s; see docs/admin-api.md", r.URL.Path)
+	}))
+	return mux
+}
+
+// api wraps a handler: auth, the error adapter and request metrics.
+func (n *Node) api(route string, auth bool, h apiHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		err := n.checkAuth(r, auth)
+		if err == nil {
+			err = h(rec, r)
+		}
+		if err != nil {
+			status := statusOf(err)
+			if status == http.StatusUnauthorized {
+				rec.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
+			}
+			if status >= 500 {
+				n.log.Warn("admin request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+			}
+			writeJSON(rec, status, map[string]string{"error": err.Error()})
+		}
+		n.metrics.admin.WithLabelValues(r.Method, route, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (n *Node) checkAuth(r *http.Request, required bool) error {
+	if !required || n.cfg.AdminToken == "" {
+		return nil
+	}
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return &httpError{http.StatusUnauthorized, "this peer requires a bearer token: send Authorization: Bearer <token> (switchyard ctl --token-file)"}
+	}
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || h[:len(prefix)] != prefix ||
+		subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(n.cfg.AdminToken)) != 1 {
+		return &httpError{http.StatusForbidden, "the bearer token is not valid for this peer"}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decodeBody reads one JSON object into v, refusing unknown fields,
+// trailing data and bodies over maxBody.
+func decodeBody(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return badRequest("read request body: %v", err)
+	}
+	if len(body) > maxBody {
+		return badRequest("request body is over %d bytes", maxBody)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("request body is empty; send a JSON object")
+	}
+	if err := unmarshalStrict(body, v); err != nil {
+		return badRequest("request body: %v", err)
+	}
+	return nil
+}
+
+func unmarshalStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func queryFlag(r *http.Request, name string) bool {
+	v := r.URL.Query().Get(name)
+	return v == "1" || v == "true"
+}
+
+// readState returns the state a read serves: this peer's applied state, or
+// with ?consistent=1 the leader's confirmed state.
+func (n *Node) readState(r *http.Request) (*fsm.State, error) {
+	if queryFlag(r, "consistent") {
+		return n.ConsistentState(r.Context())
+	}
+	return n.fsm.State(), nil
+}
+
+// write applies cmd and answers status with body(applied). With
+// ?redirect=1 a follower answers 307 to the leader's admin API instead of
+// forwarding.
+func (n *Node) write(w http.ResponseWriter, r *http.Request, cmd fsm.Command, status int, body func(fsm.Applied) any) error {
+	if queryFlag(r, "redirect") && n.raft.State() != raft.Leader {
+		return n.redirectToLeader(w, r)
+	}
+	res, err := n.Apply(r.Context(), cmd)
+	if err != nil {
+		return err
+	}
+	w.Header().Set(indexHeader, strconv.FormatUint(res.Index, 10))
+	if status == http.StatusNoContent {
+		w.WriteHeader(status)
+		return nil
+	}
+	writeJSON(w, status, body(res))
+	return nil
+}
+
+func (n *Node) redirectToLeader(w http.ResponseWriter, r *http.Request) error {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return fmt.Errorf("%w: cannot redirect: this peer (%s) knows no leader", ErrNoLeader, n.cfg.Name)
+	}
+	admin := ""
+	if m, ok := n.gossip.snapshot()[string(id)]; ok {
+		admin = m.meta.Admin
+	}
+	if admin == "" {
+		if p, ok := n.fsm.State().PeerByName(string(id)); ok {
+			admin = p.AdminAddr
+		}
+	}
+	if admin == "" {
+		return fmt.Errorf("%w: the leader %s has no admin address to redirect to", ErrNoLeader, id)
+	}
+	u := url.URL{Scheme: "http", Host: admin, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	w.Header().Set("Location", u.String())
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return nil
+}
+
+// Health.
+
+func (n *Node) getHealthz(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (n *Node) getReadyz(w http.ResponseWriter, _ *http.Request) error {
+	if err := n.readiness(); err != nil {
+		return &httpError{http.StatusServiceUnavailable, err.Error()}
+	}
+	_, leader := n.raft.LeaderWithID()
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": string(leader), "state_index": n.fsm.State().Index})
+	return nil
+}
+
+// Status and peers.
+
+type statusNode struct {
+	ID      *int32 `json:"id"`
+	Name    string `json:"name"`
+	Region  string `json:"region,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+type statusLeader struct {
+	Name      string `json:"name"`
+	RaftAddr  string `json:"raft_addr"`
+	AdminAddr string `json:"admin_addr,omitempty"`
+}
+
+type statusRaft struct {
+	State         string `json:"state"`
+	Term          uint64 `json:"term"`
+	LastLogIndex  uint64 `json:"last_log_index"`
+	CommitIndex   uint64 `json:"commit_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	LastContactMS int64  `json:"last_contact_ms"`
+	Voters        int    `json:"voters"`
+	Nonvoters     int    `json:"nonvoters"`
+}
+
+type status struct {
+	Node       statusNode    `json:"node"`
+	Leader     *statusLeader `json:"leader"`
+	Raft       statusRaft    `json:"raft"`
+	StateIndex uint64        `json:"state_index"`
+	Peers      []peerView    `json:"peers"`
+}
+
+// peerView is a peer as the API shows it: its replicated entry and its
+// health as this peer sees it.
+type peerView struct {
+	fsm.Peer
+	Gossip memberState `json:"gossip"`
+	Raft   string      `json:"raft"`
+	Live   bool        `json:"live"`
+}
+
+func (n *Node) getStatus(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	s := status{
+		Node:       statusNode{Name: n.cfg.Name, Region: n.cfg.Region, Version: n.cfg.Version},
+		Raft:       n.raftStatus(),
+		StateIndex: st.Index,
+		Peers:      n.peerViews(st),
+	}
+	if p, ok := st.PeerByName(n.cfg.Name); ok {
+		id := p.ID
+		s.Node.ID = &id
+	}
+	if addr, id := n.raft.LeaderWithID(); id != "" {
+		l := &statusLeader{Name: string(id), RaftAddr: string(addr)}
+		if p, ok := st.PeerByName(string(id)); ok {
+			l.AdminAddr = p.AdminAddr
+		}
+		s.Leader = l
+	}
+	writeJSON(w, http.StatusOK, s)
+	return nil
+}
+
+func (n *Node) raftStatus() statusRaft {
+	stats := n.raft.Stats()
+	u := func(k string) uint64 { v, _ := strconv.ParseUint(stats[k], 10, 64); return v }
+	s := statusRaft{
+		State:        n.raft.State().String(),
+		Term:         u("term"),
+		LastLogIndex: u("last_log_index"),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.raft.AppliedIndex(),
+	}
+	if n.raft.State() == raft.Leader {
+		s.LastContactMS = 0
+	} else if lc := n.raft.LastContact(); !lc.IsZero() {
+		s.LastContactMS = time.Since(lc).Milliseconds()
+	} else {
+		s.LastContactMS = -1
+	}
+	if servers, _, err := n.raftServers(); err == nil {
+		for _, sv := range servers {
+			if sv.Suffrage == raft.Voter {
+				s.Voters++
+			} else {
+				s.Nonvoters++
+			}
+		}
+	}
+	return s
+}
+
+func (n *Node) peerViews(st *fsm.State) []peerView {
+	members := n.gossip.snapshot()
+	servers, _, _ := n.raftServers()
+	out := make([]peerView, 0, len(st.Peers))
+	for _, p := range st.Peers {
+		v := peerView{Peer: p, Gossip: memberUnknown, Raft: "none"}
+		if m, ok := members[p.Name]; ok {
+			v.Gossip = m.state
+		}
+		if s, ok := servers[p.Name]; ok {
+			v.Raft = "nonvoter"
+			if s.Suffrage == raft.Voter {
+				v.Raft = "voter"
+			}
+		}
+		v.Live = n.gossip.isLive(p.Name)
+		out = append(out, v)
+	}
+	return out
+}
+
+func (n *Node) getPeers(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"peers": n.peerViews(st)})
+	return nil
+}
+
+// Clusters.
+
+func (n *Node) getClusters(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"clusters": nonNil(st.Clusters)})
+	return nil
+}
+
+func (n *Node) getCluster(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	c, ok := st.Cluster(name)
+	if !ok {
+		return notFound("cluster %q does not exist; GET /v1/clusters lists them", name)
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (n *Node) putCluster(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	var c fsm.Cluster
+	if err := decodeBody(r, &c); err != nil {
+		return err
+	}
+	if c.Name != "" && c.Name != name {
+		return badRequest("the body names cluster %q but the path names %q; leave name out of the body", c.Name, name)
+	}
+	c.Name = name
+	if c.TLS || c.SASLMechanism != "" {
+		// The replicated state can hold these settings, but the data plane
+		// cannot use them yet; refusing beats a cluster that never serves.
+		return badRequest("cluster %q: TLS and SASL to backend brokers are not supported by this version yet; connect over plaintext", name)
+	}
+	return n.write(w, r, &fsm.PutCluster{Cluster: c}, http.StatusOK, func(fsm.Applied) any { return c })
+}
+
+func (n *Node) deleteCluster(w http.ResponseWriter, r *http.Request) error {
+	return n.write(w, r, &fsm.DeleteCluster{Name: r.PathValue("name")}, http.StatusNoContent, nil)
+}
+
+// Routes.
+
+type clusterBody struct {
+	Cluster string `json:"cluster"`
+}
+
+type routeResolution struct {
+	Topic   string `json:"topic"`
+	Cluster string `json:"cluster"`
+	Match   string `json:"match"`
+	Rule    string `json:"rule,omitempty"`
+}
+
+func (n *Node) getRoutes(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	rt := st.Routes
+	writeJSON(w, http.StatusOK, map[string]any{
+		"topics":          nonNil(rt.Topics),
+		"prefixes":        nonNil(rt.Prefixes),
+		"group_prefixes":  nonNil(rt.GroupPrefixes),
+		"default_cluster": rt.DefaultCluster,
+	})
+	return nil
+}
+
+func (n *Node) getRoute(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	topic := r.PathValue("topic")
+	cluster, m := st.RouteFor(topic)
+	if m.Kind == fsm.MatchNone {
+		return notFound("no route, prefix rule or default cluster routes topic %q", topic)
+	}
+	writeJSON(w, http.StatusOK, routeResolution{Topic: topic, Cluster: cluster, Match: m.Kind.String(), Rule: m.Rule})
+	return nil
+}
+
+func (n *Node) putRoute(w http.ResponseWriter, r *http.Request) error {
+	var b clusterBody
+	if err := decodeBody(r, &b); err != nil {
+		return err
+	}
+	cmd := &fsm.PutRoute{Topic: r.PathValue("topic"), Cluster: b.Cluster}
+	return n.write(w, r, cmd, http.StatusOK, func(fsm.Applied) any { return fsm.TopicRoute(*cmd) })
+}
+
+func (n *Node) deleteRoute(w http.ResponseWriter, r *http.Request) error {
+	return n.write(w, r, &fsm.DeleteRoute{Topic: r.PathValue("topic")}, http.StatusNoContent, nil)
+}
+
+func (n *Node) getPrefixRoute(group bool) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st, err := n.readState(r)
+		if err != nil {
+			return err
+		}
+		prefix := r.PathValue("prefix")
+		rules, what := st.Routes.Prefixes, "prefix route"
+		if group {
+			rules, what = st.Routes.GroupPrefixes, "group prefix route"
+		}
+		for _, p := range rules {
+			if p.Prefix == prefix {
+				writeJSON(w, http.StatusOK, p)
+				return nil
+			}
+		}
+		return notFound("no %s for %q", what, prefix)
+	}
+}
+
+func (n *Node) putPrefixRoute(group bool) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var b clusterBody
+		if err := decodeBody(r, &b); err != nil {
+			return err
+		}
+		rule := fsm.PrefixRoute{Prefix: r.PathValue("prefix"), Cluster: b.Cluster}
+		var cmd fsm.Command = &fsm.PutPrefixRoute{Prefix: rule.Prefix, Cluster: rule.Cluster}
+		if group {
+			cmd = &fsm.PutGroupRoute{Prefix: rule.Prefix, Cluster: rule.Cluster}
+		}
+		return n.write(w, r, cmd, http.StatusOK, func(fsm.Applied) any { return rule })
+	}
+}
+
+func (n *Node) deletePrefixRoute(group bool) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		prefix := r.PathValue("prefix")
+		var cmd fsm.Command = &fsm.DeletePrefixRoute{Prefix: prefix}
+		if group {
+			cmd = &fsm.DeleteGroupRoute{Prefix: prefix}
+		}
+		return n.write(w, r, cmd, http.StatusNoContent, nil)
+	}
+}
+
+func (n *Node) getDefaultCluster(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, clusterBody{Cluster: st.Routes.DefaultCluster})
+	return nil
+}
+
+func (n *Node) putDefaultCluster(w http.ResponseWriter, r *http.Request) error {
+	var b clusterBody
+	if err := decodeBody(r, &b); err != nil {
+		return err
+	}
+	if b.Cluster == "" {
+		return badRequest(`the body needs {"cluster": NAME}; DELETE /v1/default-cluster clears it`)
+	}
+	return n.write(w, r, &fsm.SetDefaultCluster{Cluster: b.Cluster}, http.StatusOK, func(fsm.Applied) any { return b })
+}
+
+func (n *Node) deleteDefaultCluster(w http.ResponseWriter, r *http.Request) error {
+	return n.write(w, r, &fsm.SetDefaultCluster{}, http.StatusNoContent, nil)
+}
+
+// Quotas.
+
+type quotaBody struct {
+	ProduceBytesPerSec int64 `json:"produce_bytes_per_sec"`
+	FetchBytesPerSec   int64 `json:"fetch_bytes_per_sec"`
+}
+
+func (n *Node) getQuotas(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"quotas": nonNil(st.Quotas)})
+	return nil
+}
+
+func (n *Node) getQuota(prefix bool) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st, err := n.readState(r)
+		if err != nil {
+			return err
+		}
+		if prefix {
+			p := r.PathValue("prefix")
+			for _, q := range st.Quotas {
+				if q.Prefix && q.Topic == p {
+					writeJSON(w, http.StatusOK, q)
+					return nil
+				}
+			}
+			return notFound("no prefix quota rule for %q", p)
+		}
+		topic := r.PathValue("topic")
+		q, ok := st.QuotaFor(topic)
+		if !ok {
+			return notFound("no quota rule governs topic %q", topic)
+		}
+		writeJSON(w, http.StatusOK, q)
+		return nil
+	}
+}
+
+func (n *Node) putQuota(prefix bool) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var b quotaBody
+		if err := decodeBody(r, &b); err != nil {
+			return err
+		}
+		name := r.PathValue("topic")
+		if prefix {
+			name = r.PathValue("prefix")
+		}
+		q := fsm.Quota{Topic: name, Prefix: prefix, ProduceBytesPerSec: b.ProduceBytesPerSec, FetchBytesPerSec: b.FetchBytesPerSec}
+		return n.write(w, r, &fsm.PutQuota{Quota: q}, http.StatusOK, func(fsm.Applied) any { return q })
+	}
+}
+
+func (n *Node) deleteQuota(prefix bool) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		name := r.PathValue("topic")
+		if prefix {
+			name = r.PathValue("prefix")
+		}
+		return n.write(w, r, &fsm.DeleteQuota{Topic: name, Prefix: prefix}, http.StatusNoContent, nil)
+	}
+}
+
+// nonNil makes an empty list encode as [] for API readers.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
