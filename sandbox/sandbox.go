@@ -1,7 +1,10 @@
 // Package sandbox runs a whole Switchyard deployment in one process: an
-// in-memory kfake backend cluster and several peers in front of it, on
-// loopback. `switchyard dev`, the cross-package tests and the benchmarks
-// use it; it is not for production.
+// in-memory kfake backend cluster and a Switchyard cluster of several peers
+// in front of it, on loopback, with their Raft state in a temporary
+// directory. The peers form a real Raft + gossip cluster; the sandbox then
+// puts the backend cluster through the admin write path. `switchyard dev`,
+// the cross-package tests and the benchmarks use it; it is not for
+// production.
 package sandbox
 
 import (
@@ -10,6 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +24,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/node"
+	"github.com/switchyard-proxy/switchyard/transport"
 )
 
 // Config configures a sandbox.
@@ -37,8 +43,15 @@ type Config struct {
 	AdminBasePort int
 	// ClusterName names the backend cluster (default "local").
 	ClusterName string
+	// DataDir holds the peers' Raft state; empty uses a temporary directory
+	// that Close removes.
+	DataDir string
 	// MetadataRefresh is the peers' backend metadata refresh period.
 	MetadataRefresh time.Duration
+	// Timing is the control plane's timing (default node.FastTiming()).
+	Timing *node.Timing
+	// Faults, when set, lets a test cut peer traffic.
+	Faults *transport.Faults
 	// KfakeOpts are extra options for the backend cluster.
 	KfakeOpts []kfake.Opt
 	Logger    *slog.Logger
@@ -48,23 +61,26 @@ type Config struct {
 type Sandbox struct {
 	// Backend is the kfake cluster behind the peers.
 	Backend *kfake.Cluster
-	// Nodes are the peers, by index (peer i has id i).
+	// ClusterName is the backend cluster's name in the replicated state.
+	ClusterName string
+	// Nodes are the peers, by index (peer i is named peer-i).
 	Nodes []*node.Node
 	// Bootstrap lists the peers' Kafka addresses.
 	Bootstrap []string
 	// AdminURLs lists the peers' admin base URLs (empty without admin).
 	AdminURLs []string
 
-	pending []net.Listener
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	errMu   sync.Mutex
-	errs    []error
+	tmpDir string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	errs   []error
 }
 
-// Start starts a sandbox and waits until every peer has loaded the
-// backend's metadata.
-func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
+// Start starts a sandbox and waits until the peers have formed a cluster,
+// the backend cluster is in the replicated state and every peer's data
+// plane has loaded its metadata.
+func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 	if cfg.Brokers <= 0 {
 		cfg.Brokers = 3
 	}
@@ -80,94 +96,135 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	timing := node.FastTiming()
+	if cfg.Timing != nil {
+		timing = *cfg.Timing
+	}
 	opts := append([]kfake.Opt{kfake.NumBrokers(cfg.Brokers), kfake.AllowAutoTopicCreation()}, cfg.KfakeOpts...)
 	be, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: start kfake: %w", err)
 	}
-	sb := &Sandbox{Backend: be}
-	fail := func(err error) (*Sandbox, error) {
-		for _, ln := range sb.listeners() {
-			ln.Close()
+	sb = &Sandbox{Backend: be, ClusterName: cfg.ClusterName}
+	defer func() {
+		if err != nil {
+			sb.Close()
 		}
-		be.Close()
-		return nil, err
+	}()
+	dir := cfg.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "switchyard-sandbox-"); err != nil {
+			return nil, fmt.Errorf("sandbox: data dir: %w", err)
+		}
+		sb.tmpDir = dir
 	}
-	state := &fsm.State{Clusters: []fsm.Cluster{{Name: cfg.ClusterName, Bootstrap: be.ListenAddrs()}}}
-	lns := make([]net.Listener, cfg.Peers)
-	for i := range cfg.Peers {
+	rctx, cancel := context.WithCancel(context.Background())
+	sb.cancel = cancel
+	hostPort := func(base, i int) string {
 		port := 0
-		if cfg.KafkaBasePort > 0 {
-			port = cfg.KafkaBasePort + i
+		if base > 0 {
+			port = base + i
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
-		if err != nil {
-			for _, l := range lns[:i] {
-				l.Close()
-			}
-			be.Close()
-			return nil, fmt.Errorf("sandbox: peer %d kafka listener: %w", i, err)
-		}
-		lns[i] = ln
-		p := fsm.Peer{ID: int32(i), Name: "peer-" + strconv.Itoa(i), KafkaAddr: ln.Addr().String()}
-		if i < cfg.Brokers {
-			p.LocalBrokers = []fsm.BrokerRef{{Cluster: cfg.ClusterName, BrokerID: int32(i)}}
-		}
-		state.Peers = append(state.Peers, p)
-		sb.Bootstrap = append(sb.Bootstrap, ln.Addr().String())
+		return net.JoinHostPort(cfg.Host, strconv.Itoa(port))
 	}
-	sb.pending = lns
 	for i := range cfg.Peers {
-		admin := ""
-		switch {
-		case cfg.AdminBasePort > 0:
-			admin = net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.AdminBasePort+i))
-		case cfg.AdminBasePort == 0:
-			admin = net.JoinHostPort(cfg.Host, "0")
-		}
-		n, err := node.New(node.Config{
-			NodeID:          int32(i),
-			KafkaListener:   lns[i],
-			AdminListen:     admin,
-			State:           state,
-			MetadataRefresh: cfg.MetadataRefresh,
-			Logger:          cfg.Logger.With("peer", i),
-		})
+		name := "peer-" + strconv.Itoa(i)
+		ln, err := net.Listen("tcp", hostPort(cfg.KafkaBasePort, i))
 		if err != nil {
-			return fail(fmt.Errorf("sandbox: peer %d: %w", i, err))
+			return nil, fmt.Errorf("sandbox: %s kafka listener: %w", name, err)
+		}
+		admin := ""
+		if cfg.AdminBasePort >= 0 {
+			admin = hostPort(cfg.AdminBasePort, i)
+		}
+		nc := node.Config{
+			Name:            name,
+			DataDir:         filepath.Join(dir, name),
+			Version:         "sandbox",
+			KafkaListener:   ln,
+			AdminListen:     admin,
+			RaftListen:      net.JoinHostPort(cfg.Host, "0"),
+			GossipListen:    net.JoinHostPort(cfg.Host, "0"),
+			BootstrapExpect: cfg.Peers,
+			MetadataRefresh: cfg.MetadataRefresh,
+			LeaveOnStop:     true,
+			Timing:          timing,
+			Faults:          cfg.Faults,
+			Logger:          cfg.Logger.With("peer", name),
+		}
+		if i > 0 {
+			nc.Join = []string{sb.Nodes[0].GossipAddr()}
+		}
+		if i < cfg.Brokers {
+			nc.LocalBrokers = []fsm.BrokerRef{{Cluster: cfg.ClusterName, BrokerID: int32(i)}}
+		}
+		n, err := node.New(nc)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("sandbox: %s: %w", name, err)
 		}
 		sb.Nodes = append(sb.Nodes, n)
+		sb.Bootstrap = append(sb.Bootstrap, n.KafkaAddr())
 		if a := n.AdminAddr(); a != "" {
 			sb.AdminURLs = append(sb.AdminURLs, "http://"+a)
 		}
-	}
-	sb.pending = nil
-	rctx, cancel := context.WithCancel(context.Background())
-	sb.cancel = cancel
-	for _, n := range sb.Nodes {
 		sb.wg.Add(1)
 		go func() {
 			defer sb.wg.Done()
 			if err := n.Run(rctx); err != nil {
 				sb.errMu.Lock()
-				sb.errs = append(sb.errs, err)
+				sb.errs = append(sb.errs, fmt.Errorf("%s: %w", name, err))
 				sb.errMu.Unlock()
 			}
 		}()
 	}
-	for i, n := range sb.Nodes {
-		select {
-		case <-n.Ready():
-		case <-ctx.Done():
-			sb.Close()
-			return nil, fmt.Errorf("sandbox: peer %d not ready: %w", i, ctx.Err())
+	if err := sb.configure(ctx, fsm.Cluster{Name: cfg.ClusterName, Bootstrap: be.ListenAddrs()}); err != nil {
+		return nil, err
+	}
+	for _, n := range sb.Nodes {
+		if err := n.WaitReady(ctx); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 	}
 	return sb, nil
 }
 
-// listeners returns Kafka listeners not yet owned by a running node.
-func (sb *Sandbox) listeners() []net.Listener { return sb.pending }
+// configure puts the backend cluster and makes it the default, retrying
+// while the cluster elects its first leader.
+func (sb *Sandbox) configure(ctx context.Context, cl fsm.Cluster) error {
+	for _, cmd := range []fsm.Command{&fsm.PutCluster{Cluster: cl}, &fsm.SetDefaultCluster{Cluster: cl.Name}} {
+		if _, err := sb.Apply(ctx, cmd); err != nil {
+			return fmt.Errorf("sandbox: %s: %w", cmd.Type(), err)
+		}
+	}
+	return nil
+}
+
+// Apply applies cmd through any peer, retrying while no leader is known,
+// and waits until every peer has applied it.
+func (sb *Sandbox) Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		res, err := sb.Nodes[0].Apply(ctx, cmd)
+		if err == nil {
+			for _, n := range sb.Nodes {
+				if err := n.WaitIndex(ctx, res.Index); err != nil {
+					return res, err
+				}
+			}
+			return res, nil
+		}
+		if !errors.Is(err, node.ErrNoLeader) && !errors.Is(err, node.ErrUnknownOutcome) {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
 
 // Close stops the peers and the backend and returns any serve errors.
 func (sb *Sandbox) Close() error {
@@ -175,7 +232,12 @@ func (sb *Sandbox) Close() error {
 		sb.cancel()
 	}
 	sb.wg.Wait()
-	sb.Backend.Close()
+	if sb.Backend != nil {
+		sb.Backend.Close()
+	}
+	if sb.tmpDir != "" {
+		os.RemoveAll(sb.tmpDir)
+	}
 	sb.errMu.Lock()
 	defer sb.errMu.Unlock()
 	return errors.Join(sb.errs...)

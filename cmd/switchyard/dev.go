@@ -15,18 +15,21 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.Int("brokers", 3, "kfake brokers in the backend cluster")
-	peers := fs.Int("peers", 3, "Switchyard peers")
-	kafkaPort := fs.Int("kafka-port", 19092, "peer i serves Kafka on 127.0.0.1:kafka-port+i")
-	adminPort := fs.Int("admin-port", 18080, "peer i serves the admin API on 127.0.0.1:admin-port+i")
+	peers := fs.Int("peers", 3, "Switchyard peers (a Raft + gossip cluster)")
+	kafkaPort := fs.Int("kafka-port", 19092, "peer i serves Kafka on 127.0.0.1:kafka-port+i (0: free ports)")
+	adminPort := fs.Int("admin-port", 18080, "peer i serves the admin API on 127.0.0.1:admin-port+i (0: free ports)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("dev: unexpected argument %q", fs.Arg(0))
 	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
 		return err
 	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	sb, err := sandbox.Start(sctx, sandbox.Config{
 		Brokers:       *brokers,
@@ -39,14 +42,22 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer sb.Close()
-	fmt.Fprintf(stdout, "backend cluster (kfake): %s\n", strings.Join(sb.Backend.ListenAddrs(), ","))
+	fmt.Fprintf(stdout, "backend cluster %q (kfake): %s\n", sb.ClusterName, strings.Join(sb.Backend.ListenAddrs(), ","))
 	fmt.Fprintf(stdout, "bootstrap: %s\n", strings.Join(sb.Bootstrap, ","))
 	fmt.Fprintf(stdout, "admin: %s\n", strings.Join(sb.AdminURLs, " "))
+	fmt.Fprintf(stdout, "raft leader: %s\n", sb.Nodes[0].Leader())
 	if err := sb.SelfCheck(sctx); err != nil {
 		return fmt.Errorf("sandbox started but clients cannot use it: %w", err)
 	}
-	fmt.Fprintf(stdout, "ready: try  kcat -b %s -L\n", sb.Bootstrap[0])
+	fmt.Fprintf(stdout, "ready: try  kcat -b %s -L   and   switchyard ctl --server %s status\n", sb.Bootstrap[0], firstOr(sb.AdminURLs, "(no admin API)"))
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
 	return sb.Close()
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) == 0 {
+		return def
+	}
+	return s[0]
 }
