@@ -29,32 +29,40 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestServeFromConfigFile runs `switchyard serve` from a JSON config file
-// with one flag overriding it, in front of a kfake cluster, and drives it
-// with a real client.
+// TestServeFromConfigFile runs `switchyard serve` as a one-peer cluster
+// from a JSON config file with one flag overriding it, configures it with
+// `switchyard ctl` (bearer token on), and drives it with a real client.
 func TestServeFromConfigFile(t *testing.T) {
 	be, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "served"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer be.Close()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	kafkaAddr, adminAddr := freeAddr(t), freeAddr(t)
 	cfg := map[string]any{
-		"node_id":       0,
-		"kafka_listen":  "127.0.0.1:1", // overridden by the flag below
-		"admin_listen":  adminAddr,
-		"cluster":       "main",
-		"backend":       be.ListenAddrs(),
-		"local_brokers": []string{"main:0"},
-		"log_level":     "warn",
+		"name":             "solo",
+		"data_dir":         filepath.Join(dir, "data"),
+		"kafka_listen":     "127.0.0.1:1", // overridden by the flag below
+		"admin_listen":     adminAddr,
+		"admin_token_file": tokenFile,
+		"raft_listen":      freeAddr(t),
+		"gossip_listen":    freeAddr(t),
+		"bootstrap_expect": 1,
+		"local_broker":     []string{"main:0"},
+		"log_level":        "warn",
 	}
 	b, _ := json.Marshal(cfg)
-	file := filepath.Join(t.TempDir(), "peer.json")
+	file := filepath.Join(dir, "peer.json")
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	var wg sync.WaitGroup
 	var code int
 	wg.Add(1)
@@ -62,19 +70,38 @@ func TestServeFromConfigFile(t *testing.T) {
 		defer wg.Done()
 		code = run(ctx, []string{"serve", "--config", file, "--kafka-listen", kafkaAddr}, os.Stdout, &stderr)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	ctl := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		all := append([]string{"ctl", "--server", adminAddr, "--token-file", tokenFile}, args...)
+		c := run(context.Background(), all, &out, &errb)
+		return c, out.String(), errb.String()
+	}
+	// Without the token the API refuses; with it, the cluster is put once
+	// the peer has elected itself.
+	var out, errb bytes.Buffer
+	waitUntil(t, 20*time.Second, "admin API answers 401 without a token", func() bool {
+		out.Reset()
+		errb.Reset()
+		return run(context.Background(), []string{"ctl", "--server", adminAddr, "status"}, &out, &errb) == 1 && strings.Contains(errb.String(), "401")
+	})
+	waitUntil(t, 20*time.Second, "ctl clusters set", func() bool {
+		c, _, _ := ctl("clusters", "set", "main", "--bootstrap", strings.Join(be.ListenAddrs(), ","))
+		return c == 0
+	})
+	if c, o, e := ctl("routes", "default", "main"); c != 0 {
+		t.Fatalf("ctl routes default: %d %s %s", c, o, e)
+	}
+	waitUntil(t, 20*time.Second, "readyz", func() bool {
 		resp, err := http.Get("http://" + adminAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("peer not ready: %v; stderr: %s", err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	c, o, e := ctl("-o", "json", "peers")
+	if c != 0 || !strings.Contains(o, `"name": "solo"`) || !strings.Contains(o, kafkaAddr) {
+		t.Fatalf("ctl peers: %d %s %s", c, o, e)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.DefaultProduceTopic("served"), kgo.ConsumeTopics("served"))
 	if err != nil {
@@ -97,18 +124,35 @@ func TestServeFromConfigFile(t *testing.T) {
 	}
 }
 
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestServeRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"serve", "--data-dir", dir, "--name", "p", "--bootstrap-expect", "1"}
+	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
 	cases := map[string][]string{
-		"no backend":        {"serve", "--kafka-listen", "127.0.0.1:0", "--admin-listen", ""},
-		"bad local broker":  {"serve", "--backend", "127.0.0.1:1", "--local-broker", "main:x"},
-		"bad peer":          {"serve", "--backend", "127.0.0.1:1", "--peer", "one=host:1"},
-		"bad log level":     {"serve", "--backend", "127.0.0.1:1", "--log-level", "loud"},
-		"unknown flag":      {"serve", "--nope"},
-		"unknown command":   {"frobnicate"},
-		"missing config":    {"serve", "--config", "/nonexistent/peer.json"},
-		"stray argument":    {"serve", "extra"},
-		"bad refresh":       {"serve", "--backend", "127.0.0.1:1", "--metadata-refresh", "soon"},
-		"node not a number": {"serve", "--node-id", "zero"},
+		"no data dir":             {"serve", "--name", "p", "--bootstrap-expect", "1"},
+		"nothing to form or join": {"serve", "--data-dir", dir, "--name", "p"},
+		"bad local broker":        with("--local-broker", "main:x"),
+		"bad log level":           with("--log-level", "loud"),
+		"unknown flag":            {"serve", "--nope"},
+		"unknown command":         {"frobnicate"},
+		"missing config":          {"serve", "--config", "/nonexistent/peer.json"},
+		"stray argument":          with("extra"),
+		"bad refresh":             with("--metadata-refresh", "soon"),
+		"bad dead timeout":        with("--dead-peer-timeout", "-1s"),
+		"missing token file":      with("--admin-token-file", "/nonexistent/token"),
+		"half of peer tls":        with("--peer-tls-cert-file", "/nonexistent/cert.pem"),
+		"wildcard advertise":      with("--kafka-listen", "0.0.0.0:0", "--admin-listen", "", "--raft-listen", "127.0.0.1:0", "--gossip-listen", "127.0.0.1:0"),
 	}
 	for name, args := range cases {
 		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
@@ -207,18 +251,21 @@ func TestDevSandbox(t *testing.T) {
 
 // TestExampleConfigIsValid keeps deploy/config/peer.example.json loadable.
 func TestExampleConfigIsValid(t *testing.T) {
-	var cfg serveConfig
+	cfg := defaultServeConfig()
 	if err := loadConfigFile("../../deploy/config/peer.example.json", &cfg); err != nil {
 		t.Fatal(err)
 	}
+	// The example names a token file on the peer's host; stand one in.
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.AdminTokenFile = token
 	nc, err := cfg.nodeConfig()
 	if err != nil {
 		t.Fatalf("example config: %v", err)
 	}
-	if err := nc.Validate(); err != nil {
-		t.Fatalf("example config: %v", err)
-	}
-	if len(nc.State.Peers) != 3 {
-		t.Fatalf("example config describes %d peers, want 3", len(nc.State.Peers))
+	if nc.BootstrapExpect != 3 || len(nc.Join) != 2 || len(nc.LocalBrokers) != 1 {
+		t.Fatalf("example config: expect %d, join %v, local brokers %v", nc.BootstrapExpect, nc.Join, nc.LocalBrokers)
 	}
 }

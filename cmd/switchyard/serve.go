@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,26 +17,50 @@ import (
 	"github.com/switchyard-proxy/switchyard/node"
 )
 
-// serveConfig is the peer's configuration; every field is a flag and a key
-// of the JSON config file (flags given on the command line win).
+// serveConfig is one peer's configuration. Every field is a flag and a key
+// of the JSON config file (the flag name with _ for -); flags given on the
+// command line win over the file, which wins over the defaults.
 type serveConfig struct {
-	NodeID          int32    `json:"node_id"`
 	Name            string   `json:"name"`
+	DataDir         string   `json:"data_dir"`
 	Region          string   `json:"region"`
 	KafkaListen     string   `json:"kafka_listen"`
 	KafkaAdvertise  string   `json:"kafka_advertise"`
 	AdminListen     string   `json:"admin_listen"`
-	Cluster         string   `json:"cluster"`
-	Backend         []string `json:"backend"`
-	LocalBrokers    []string `json:"local_brokers"`
-	Peers           []string `json:"peers"`
+	AdminTokenFile  string   `json:"admin_token_file"`
+	RaftListen      string   `json:"raft_listen"`
+	RaftAdvertise   string   `json:"raft_advertise"`
+	GossipListen    string   `json:"gossip_listen"`
+	GossipAdvertise string   `json:"gossip_advertise"`
+	Join            []string `json:"join"`
+	BootstrapExpect int      `json:"bootstrap_expect"`
+	LocalBrokers    []string `json:"local_broker"`
+	PeerTLSCertFile string   `json:"peer_tls_cert_file"`
+	PeerTLSKeyFile  string   `json:"peer_tls_key_file"`
+	PeerTLSCAFile   string   `json:"peer_tls_ca_file"`
+	LeaveOnStop     bool     `json:"leave_on_stop"`
+	DeadPeerTimeout string   `json:"dead_peer_timeout"`
 	ClusterID       string   `json:"cluster_id"`
 	MetadataRefresh string   `json:"metadata_refresh"`
-	MaxFrameBytes   int32    `json:"max_frame_bytes"`
+	MaxFrameBytes   int      `json:"max_frame_bytes"`
 	MaxTopicSeries  int      `json:"max_topic_series"`
 	LogLevel        string   `json:"log_level"`
 }
 
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		KafkaListen:     "127.0.0.1:9092",
+		AdminListen:     "127.0.0.1:18080",
+		RaftListen:      "127.0.0.1:17000",
+		GossipListen:    "127.0.0.1:17946",
+		LeaveOnStop:     true,
+		DeadPeerTimeout: node.DefaultTiming().DeadPeerTimeout.String(),
+		MetadataRefresh: "10s",
+		LogLevel:        "info",
+	}
+}
+
+// listFlag is a repeatable flag that also splits on commas.
 type listFlag struct{ v *[]string }
 
 func (l listFlag) String() string {
@@ -45,6 +69,7 @@ func (l listFlag) String() string {
 	}
 	return strings.Join(*l.v, ",")
 }
+
 func (l listFlag) Set(s string) error {
 	for _, x := range strings.Split(s, ",") {
 		if x = strings.TrimSpace(x); x != "" {
@@ -54,60 +79,65 @@ func (l listFlag) Set(s string) error {
 	return nil
 }
 
+// serveFlags binds every serveConfig field to a flag on fs, with cfg's
+// current values as the defaults shown by -h.
+func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "peer name: unique, stable across restarts (its Raft id and gossip name); default: the host name")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the Raft log, stable store and snapshots (required)")
+	fs.StringVar(&cfg.Region, "region", cfg.Region, "region/AZ, presented to clients as the broker rack")
+	fs.StringVar(&cfg.KafkaListen, "kafka-listen", cfg.KafkaListen, "Kafka listen address")
+	fs.StringVar(&cfg.KafkaAdvertise, "kafka-advertise", cfg.KafkaAdvertise, "Kafka address clients are told (default: the listen address)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", cfg.AdminListen, "admin HTTP API address (\"\" for none)")
+	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "file holding the bearer token the admin API's /v1/ endpoints require")
+	fs.StringVar(&cfg.RaftListen, "raft-listen", cfg.RaftListen, "peer port (Raft and peer RPC) listen address")
+	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", cfg.RaftAdvertise, "peer port address other peers dial (default: the listen address)")
+	fs.StringVar(&cfg.GossipListen, "gossip-listen", cfg.GossipListen, "gossip (memberlist, TCP and UDP) listen address")
+	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", cfg.GossipAdvertise, "gossip address other peers use (default: the listen address)")
+	fs.Var(listFlag{&cfg.Join}, "join", "gossip address of a running peer to join (repeatable or comma-separated)")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "form a new cluster once this many peers started with the same value see each other (start exactly N peers with it; others --join)")
+	fs.Var(listFlag{&cfg.LocalBrokers}, "local-broker", "CLUSTER:BROKER_ID of a backend broker on this host (repeatable); its partitions are presented as led by this peer")
+	fs.StringVar(&cfg.PeerTLSCertFile, "peer-tls-cert-file", cfg.PeerTLSCertFile, "PEM certificate for mutual TLS on the peer port")
+	fs.StringVar(&cfg.PeerTLSKeyFile, "peer-tls-key-file", cfg.PeerTLSKeyFile, "PEM key for --peer-tls-cert-file")
+	fs.StringVar(&cfg.PeerTLSCAFile, "peer-tls-ca-file", cfg.PeerTLSCAFile, "PEM CA bundle that signs every peer's certificate")
+	fs.BoolVar(&cfg.LeaveOnStop, "leave-on-stop", cfg.LeaveOnStop, "announce a clean stop to gossip so the other peers stop presenting this one at once")
+	fs.StringVar(&cfg.DeadPeerTimeout, "dead-peer-timeout", cfg.DeadPeerTimeout, "how long a peer may be dead before the leader removes it from the Raft configuration")
+	fs.StringVar(&cfg.ClusterID, "cluster-id", cfg.ClusterID, "cluster id presented to clients (default: the backend's)")
+	fs.StringVar(&cfg.MetadataRefresh, "metadata-refresh", cfg.MetadataRefresh, "backend metadata refresh period")
+	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest client request accepted (default 104857600)")
+	fs.IntVar(&cfg.MaxTopicSeries, "max-topic-series", cfg.MaxTopicSeries, "per-topic metric series cap (default 1000)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+}
+
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg := serveConfig{
-		KafkaListen:     "127.0.0.1:9092",
-		AdminListen:     "127.0.0.1:18080",
-		Cluster:         "default",
-		MetadataRefresh: "10s",
-		LogLevel:        "info",
+	cfg := defaultServeConfig()
+	if path, ok, err := configFileArg(args); err != nil {
+		return err
+	} else if ok {
+		if err := loadConfigFile(path, &cfg); err != nil {
+			return err
+		}
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configFile := fs.String("config", "", "JSON config file; its keys are the flag names with _ for -")
-	var cli serveConfig
-	fs.Func("node-id", "this peer's broker id (an integer >= 0)", func(s string) error {
-		v, err := strconv.ParseInt(s, 10, 32)
-		cli.NodeID = int32(v)
-		return err
-	})
-	fs.StringVar(&cli.Name, "name", "", "peer name (default peer-<node-id>)")
-	fs.StringVar(&cli.Region, "region", "", "region/AZ, presented to clients as the broker rack")
-	fs.StringVar(&cli.KafkaListen, "kafka-listen", "", "Kafka listen address (default 127.0.0.1:9092)")
-	fs.StringVar(&cli.KafkaAdvertise, "kafka-advertise", "", "Kafka address clients use (default: the listen address)")
-	fs.StringVar(&cli.AdminListen, "admin-listen", "", "admin HTTP address (default 127.0.0.1:18080)")
-	fs.StringVar(&cli.Cluster, "cluster", "", "backend cluster name (default \"default\")")
-	fs.Var(listFlag{&cli.Backend}, "backend", "backend bootstrap host:port (repeatable or comma-separated)")
-	fs.Var(listFlag{&cli.LocalBrokers}, "local-broker", "CLUSTER:BROKER_ID of a backend broker on this host (repeatable)")
-	fs.Var(listFlag{&cli.Peers}, "peer", "ID=host:port of another peer's advertised Kafka address (repeatable); until the control plane lands, peers are static")
-	fs.StringVar(&cli.ClusterID, "cluster-id", "", "cluster id presented to clients (default: the backend's)")
-	fs.StringVar(&cli.MetadataRefresh, "metadata-refresh", "", "backend metadata refresh period (default 10s)")
-	fs.Func("max-frame-bytes", "largest client request accepted (default 104857600)", func(s string) error {
-		v, err := strconv.ParseInt(s, 10, 32)
-		cli.MaxFrameBytes = int32(v)
-		return err
-	})
-	fs.Func("max-topic-series", "per-topic metric series cap (default 1000)", func(s string) error {
-		v, err := strconv.Atoi(s)
-		cli.MaxTopicSeries = v
-		return err
-	})
-	fs.StringVar(&cli.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
+	fs.String("config", "", "JSON config file; its keys are the flag names with _ for - (flags win)")
+	// A list flag given on the command line replaces the file's list.
+	fileJoin, fileBrokers := cfg.Join, cfg.LocalBrokers
+	cfg.Join, cfg.LocalBrokers = nil, nil
+	serveFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
-	if *configFile != "" {
-		if err := loadConfigFile(*configFile, &cfg); err != nil {
-			return err
-		}
-	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	overlay(&cfg, &cli, set)
-
+	if !set["join"] {
+		cfg.Join = fileJoin
+	}
+	if !set["local-broker"] {
+		cfg.LocalBrokers = fileBrokers
+	}
 	log, err := newLogger(stderr, cfg.LogLevel)
 	if err != nil {
 		return err
@@ -121,8 +151,31 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("switchyard peer starting", "version", version, "node", cfg.NodeID, "kafka", n.KafkaAddr(), "admin", n.AdminAddr())
+	log.Info("switchyard peer starting", "version", version, "name", ncfg.Name, "kafka", n.KafkaAddr(), "admin", n.AdminAddr(),
+		"raft", n.RaftAddr(), "gossip", n.GossipAddr())
 	return n.Run(ctx)
+}
+
+// configFileArg finds --config FILE (or -config, =FILE) among args, so the
+// file can be read before the flags that override it are parsed.
+func configFileArg(args []string) (string, bool, error) {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasVal {
+			return val, true, nil
+		}
+		if i+1 >= len(args) {
+			return "", false, errors.New("serve: --config needs a file name")
+		}
+		return args[i+1], true, nil
+	}
+	return "", false, nil
 }
 
 // loadConfigFile reads a JSON config over cfg; unknown keys are errors so a
@@ -141,94 +194,106 @@ func loadConfigFile(path string, cfg *serveConfig) error {
 	return nil
 }
 
-func overlay(cfg, cli *serveConfig, set map[string]bool) {
-	if set["node-id"] {
-		cfg.NodeID = cli.NodeID
-	}
-	str := map[string][2]*string{
-		"name": {&cfg.Name, &cli.Name}, "region": {&cfg.Region, &cli.Region},
-		"kafka-listen": {&cfg.KafkaListen, &cli.KafkaListen}, "kafka-advertise": {&cfg.KafkaAdvertise, &cli.KafkaAdvertise},
-		"admin-listen": {&cfg.AdminListen, &cli.AdminListen}, "cluster": {&cfg.Cluster, &cli.Cluster},
-		"cluster-id": {&cfg.ClusterID, &cli.ClusterID}, "metadata-refresh": {&cfg.MetadataRefresh, &cli.MetadataRefresh},
-		"log-level": {&cfg.LogLevel, &cli.LogLevel},
-	}
-	for name, p := range str {
-		if set[name] {
-			*p[0] = *p[1]
-		}
-	}
-	lists := map[string][2]*[]string{
-		"backend": {&cfg.Backend, &cli.Backend}, "local-broker": {&cfg.LocalBrokers, &cli.LocalBrokers}, "peer": {&cfg.Peers, &cli.Peers},
-	}
-	for name, p := range lists {
-		if set[name] {
-			*p[0] = *p[1]
-		}
-	}
-	if set["max-frame-bytes"] {
-		cfg.MaxFrameBytes = cli.MaxFrameBytes
-	}
-	if set["max-topic-series"] {
-		cfg.MaxTopicSeries = cli.MaxTopicSeries
-	}
-}
-
-// nodeConfig turns the flat serve configuration into a static cluster view.
+// nodeConfig checks the flat configuration and turns it into node.Config.
 func (c *serveConfig) nodeConfig() (node.Config, error) {
 	var nc node.Config
-	if len(c.Backend) == 0 {
-		return nc, errors.New("serve: no backend brokers: pass --backend host:port")
-	}
-	refresh, err := time.ParseDuration(c.MetadataRefresh)
-	if err != nil {
-		return nc, fmt.Errorf("serve: metadata refresh %q: %w", c.MetadataRefresh, err)
-	}
-	adv := c.KafkaAdvertise
-	if adv == "" {
-		adv = c.KafkaListen
-	}
 	name := c.Name
 	if name == "" {
-		name = "peer-" + strconv.Itoa(int(c.NodeID))
-	}
-	self := fsm.Peer{ID: c.NodeID, Name: name, Region: c.Region, KafkaAddr: adv, AdminAddr: c.AdminListen}
-	for _, lb := range c.LocalBrokers {
-		cl, id, ok := strings.Cut(lb, ":")
-		if !ok {
-			// A bare broker id names a broker of the one backend cluster.
-			cl, id = c.Cluster, lb
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return nc, errors.New("serve: no --name given and the host name is unknown")
 		}
-		v, err := strconv.ParseInt(id, 10, 32)
-		if err != nil || v < 0 {
-			return nc, fmt.Errorf("serve: local broker %q: want CLUSTER:BROKER_ID", lb)
-		}
-		self.LocalBrokers = append(self.LocalBrokers, fsm.BrokerRef{Cluster: cl, BrokerID: int32(v)})
+		name = h
 	}
-	st := &fsm.State{
-		Clusters: []fsm.Cluster{{Name: c.Cluster, Bootstrap: c.Backend}},
-		Peers:    []fsm.Peer{self},
+	if c.DataDir == "" {
+		return nc, errors.New("serve: --data-dir is required: the peer keeps its Raft state there")
 	}
-	for _, p := range c.Peers {
-		ids, addr, ok := strings.Cut(p, "=")
-		v, err := strconv.ParseInt(ids, 10, 32)
-		if !ok || err != nil || v < 0 || addr == "" {
-			return nc, fmt.Errorf("serve: peer %q: want ID=host:port", p)
-		}
-		if int32(v) == c.NodeID {
-			continue
-		}
-		st.Peers = append(st.Peers, fsm.Peer{ID: int32(v), Name: "peer-" + ids, KafkaAddr: addr})
+	refresh, err := time.ParseDuration(c.MetadataRefresh)
+	if err != nil || refresh <= 0 {
+		return nc, fmt.Errorf("serve: --metadata-refresh %q: want a positive duration such as 10s", c.MetadataRefresh)
 	}
-	slices.SortFunc(st.Peers, func(a, b fsm.Peer) int { return int(a.ID) - int(b.ID) })
+	dead, err := time.ParseDuration(c.DeadPeerTimeout)
+	if err != nil || dead <= 0 {
+		return nc, fmt.Errorf("serve: --dead-peer-timeout %q: want a positive duration such as 30m", c.DeadPeerTimeout)
+	}
+	if c.MaxFrameBytes < 0 || c.MaxFrameBytes > 1<<30 {
+		return nc, fmt.Errorf("serve: --max-frame-bytes %d: want 0 (default) up to 1073741824", c.MaxFrameBytes)
+	}
+	var brokers []fsm.BrokerRef
+	for _, s := range c.LocalBrokers {
+		b, err := node.ParseBrokerRef(s)
+		if err != nil {
+			return nc, fmt.Errorf("serve: %w", err)
+		}
+		brokers = append(brokers, b)
+	}
+	token := ""
+	if c.AdminTokenFile != "" {
+		b, err := os.ReadFile(c.AdminTokenFile)
+		if err != nil {
+			return nc, fmt.Errorf("serve: admin token: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return nc, fmt.Errorf("serve: admin token file %s is empty", c.AdminTokenFile)
+		}
+	}
+	timing := node.DefaultTiming()
+	timing.DeadPeerTimeout = dead
 	nc = node.Config{
-		NodeID:          c.NodeID,
+		Name:            name,
+		DataDir:         c.DataDir,
+		Region:          c.Region,
+		Version:         version,
 		KafkaListen:     c.KafkaListen,
+		KafkaAdvertise:  c.KafkaAdvertise,
 		AdminListen:     c.AdminListen,
-		State:           st,
+		AdminToken:      token,
+		RaftListen:      c.RaftListen,
+		RaftAdvertise:   c.RaftAdvertise,
+		GossipListen:    c.GossipListen,
+		GossipAdvertise: c.GossipAdvertise,
+		Join:            c.Join,
+		BootstrapExpect: c.BootstrapExpect,
+		LocalBrokers:    brokers,
+		LeaveOnStop:     c.LeaveOnStop,
 		ClusterID:       c.ClusterID,
 		MetadataRefresh: refresh,
-		MaxFrameBytes:   c.MaxFrameBytes,
+		MaxFrameBytes:   int32(c.MaxFrameBytes),
 		MaxTopicSeries:  c.MaxTopicSeries,
+		Timing:          timing,
+	}
+	if c.PeerTLSCertFile != "" || c.PeerTLSKeyFile != "" || c.PeerTLSCAFile != "" {
+		srv, cli, err := peerTLS(c.PeerTLSCertFile, c.PeerTLSKeyFile, c.PeerTLSCAFile)
+		if err != nil {
+			return nc, err
+		}
+		nc.PeerServerTLS, nc.PeerClientTLS = srv, cli
+	}
+	if err := nc.Validate(); err != nil {
+		return nc, err
 	}
 	return nc, nil
+}
+
+// peerTLS builds mutual TLS for the peer port: every peer presents its
+// certificate and accepts only peers whose certificate the CA signed.
+func peerTLS(certFile, keyFile, caFile string) (*tls.Config, *tls.Config, error) {
+	if certFile == "" || keyFile == "" || caFile == "" {
+		return nil, nil, errors.New("serve: peer TLS needs --peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve: peer TLS key pair: %w", err)
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve: peer TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, nil, fmt.Errorf("serve: peer TLS CA file %s holds no PEM certificate", caFile)
+	}
+	srv := &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	cli := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return srv, cli, nil
 }
