@@ -5,10 +5,12 @@ BIN := bin/switchyard
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
-# Every fuzz target, as package:target.
-FUZZ_TARGETS = $(shell grep -ho '^func Fuzz[A-Za-z0-9_]*' kafka/*_test.go | sed 's/func //' | sed 's/^/kafka:/')
+IMAGE ?= switchyard:dev
+# Every fuzz target, as package-dir:target.
+FUZZ_TARGETS = $(shell for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go')); do \
+	grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed "s|func |$$(dirname $$f):|"; done)
 
-.PHONY: help deps build run test fuzz bench lint clean
+.PHONY: help deps build run test fuzz bench lint image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,5 +52,11 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
+image: ## build the FROM scratch container image $(IMAGE) around a static binary
+	mkdir -p build/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" -o build/image/switchyard ./cmd/switchyard
+	cp deploy/docker/Dockerfile build/image/Dockerfile
+	docker build -q -t $(IMAGE) build/image
+
 clean: ## remove build outputs
-	rm -rf bin
+	rm -rf bin build
