@@ -54,6 +54,8 @@ func (s *State) Next(cmd Command, index uint64) (*State, error) {
 		err = ns.applyPutJob(c)
 	case *DeleteJob:
 		err = ns.applyDeleteJob(c)
+	case *SetClusterID:
+		err = ns.applySetClusterID(c)
 	default:
 		// Unreachable: Command is sealed and every type has a case.
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
@@ -346,4 +348,12 @@ func canonicalSpec(spec json.RawMessage) json.RawMessage {
 		return nil
 	}
 	return b
+}
+
+func (s *State) applySetClusterID(c *SetClusterID) error {
+	if s.ClusterID != "" && s.ClusterID != c.ID {
+		return fmt.Errorf("%w: the cluster id is already %q; it never changes", ErrConflict, s.ClusterID)
+	}
+	s.ClusterID = c.ID
+	return nil
 }

@@ -135,6 +135,12 @@ func TestApplyEachCommand(t *testing.T) {
 					t.Fatalf("job %+v", j)
 				}
 			}},
+		{"SetClusterID again with the same id", []Command{&SetClusterID{ID: "v1"}}, &SetClusterID{ID: "v1"},
+			func(t *testing.T, s *State) {
+				if s.ClusterID != "v1" {
+					t.Fatalf("cluster id %q", s.ClusterID)
+				}
+			}},
 		{"DeleteJob", []Command{&PutJob{Job: job("j", "k", JobCancelled, 100, 100, "")}}, &DeleteJob{ID: "j"},
 			func(t *testing.T, s *State) {
 				if s.Jobs != nil {
@@ -238,6 +244,7 @@ func TestApplyRejects(t *testing.T) {
 		&PutQuota{Quota: Quota{Topic: "t", ProduceBytesPerSec: 1}},
 		&PutJob{Job: job("run", "k", JobRunning, 10, 10, "")},
 		&PutJob{Job: job("done", "k", JobSucceeded, 10, 20, "")},
+		&SetClusterID{ID: "v1"},
 	}
 	cases := []struct {
 		name string
@@ -271,6 +278,8 @@ func TestApplyRejects(t *testing.T) {
 		{"finished job changes", &PutJob{Job: job("done", "k", JobRunning, 10, 30, "")}, ErrConflict, "already succeeded"},
 		{"job negative time", &PutJob{Job: job("new", "k", JobRunning, -1, 0, "")}, ErrInvalid, "created_at"},
 		{"delete unknown job", &DeleteJob{ID: "nope"}, ErrNotFound, `"nope"`},
+		{"cluster id with a space", &SetClusterID{ID: "a b"}, ErrInvalid, "cluster id"},
+		{"cluster id changes", &SetClusterID{ID: "v2"}, ErrConflict, "never changes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,6 +30,7 @@ const (
 	TypeDeleteQuota       CommandType = 13
 	TypePutJob            CommandType = 14
 	TypeDeleteJob         CommandType = 15
+	TypeSetClusterID      CommandType = 16
 )
 
 // commandInfo is one row of the command table: the type's name, the payload
@@ -61,6 +62,7 @@ var commandTable = [...]commandInfo{
 	TypeDeleteQuota:       {"DeleteQuota", 1, func() Command { return new(DeleteQuota) }},
 	TypePutJob:            {"PutJob", 1, func() Command { return new(PutJob) }},
 	TypeDeleteJob:         {"DeleteJob", 1, func() Command { return new(DeleteJob) }},
+	TypeSetClusterID:      {"SetClusterID", 1, func() Command { return new(SetClusterID) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -181,6 +183,13 @@ type DeleteJob struct {
 	ID string `json:"id"`
 }
 
+// SetClusterID sets the virtual cluster id once; the proposer picks it (a
+// random id), so Apply stays deterministic. A second SetClusterID with a
+// different id is a conflict: clients must never see the id change.
+type SetClusterID struct {
+	ID string `json:"id"`
+}
+
 func (*RegisterPeer) Type() CommandType      { return TypeRegisterPeer }
 func (*RemovePeer) Type() CommandType        { return TypeRemovePeer }
 func (*PutCluster) Type() CommandType        { return TypePutCluster }
@@ -196,6 +205,7 @@ func (*PutQuota) Type() CommandType          { return TypePutQuota }
 func (*DeleteQuota) Type() CommandType       { return TypeDeleteQuota }
 func (*PutJob) Type() CommandType            { return TypePutJob }
 func (*DeleteJob) Type() CommandType         { return TypeDeleteJob }
+func (*SetClusterID) Type() CommandType      { return TypeSetClusterID }
 
 func (*RegisterPeer) isCommand()      {}
 func (*RemovePeer) isCommand()        {}
@@ -212,6 +222,7 @@ func (*PutQuota) isCommand()          {}
 func (*DeleteQuota) isCommand()       {}
 func (*PutJob) isCommand()            {}
 func (*DeleteJob) isCommand()         {}
+func (*SetClusterID) isCommand()      {}
 
 func (c *RegisterPeer) Validate() error {
 	p := c.Peer
@@ -262,6 +273,7 @@ func (c *DeleteQuota) Validate() error {
 }
 func (c *PutJob) Validate() error    { return validateJob(c.Job) }
 func (c *DeleteJob) Validate() error { return validName("job", c.ID) }
+func (c *SetClusterID) Validate() error { return validClusterID(c.ID) }
 
 // Encode writes cmd as a log entry: one byte of command type, one byte of
 // payload version, then the payload as a JSON object. It fails only for a

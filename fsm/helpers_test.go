@@ -116,6 +116,7 @@ func fullLog() []Command {
 		&PutPrefixRoute{Prefix: "logs.", Cluster: "west"},
 		&PutGroupRoute{Prefix: "billing-", Cluster: "east"},
 		&SetDefaultCluster{Cluster: "west"},
+		&SetClusterID{ID: "sw-Zm9vYmFyYmF6cXV4"},
 		&PutQuota{Quota: Quota{Topic: "orders", ProduceBytesPerSec: 1 << 20, FetchBytesPerSec: 2 << 20}},
 		&PutQuota{Quota: Quota{Topic: "logs.", Prefix: true, ProduceBytesPerSec: 5 << 20}},
 		&PutJob{Job: job("mig-1", "migrate-topic", JobRunning, 1700000000000, 1700000001000, `{"topic": "orders", "to": "west"}`)},
@@ -143,5 +144,6 @@ func oneOfEach() []Command {
 		&PutJob{Job: job("j1", "reset-offsets", JobPending, 10, 10, `{"group":"g"}`)},
 		&DeleteJob{ID: "j1"},
 		&DeleteCluster{Name: "c2"},
+		&SetClusterID{ID: "virtual-1"},
 	}
 }

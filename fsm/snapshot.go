@@ -18,7 +18,9 @@ import (
 // See fsm/DESIGN.md for the rules on changing it.
 const (
 	snapshotFormat  = "switchyard-fsm-snapshot"
-	snapshotVersion = 1
+	snapshotVersion = 2
+	// oldestSnapshotVersion is the oldest format this build still reads.
+	oldestSnapshotVersion = 1
 )
 
 type snapshotHeader struct {
@@ -32,20 +34,37 @@ type snapshotSection struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-// snapshotSections lists the sections of format version 1, in the order
-// they are written and must be read. get returns what Persist writes; set
-// decodes a section's data into a State being restored.
+// snapshotMeta is the "meta" section (format version 2 on): state that is
+// not a list of entries.
+type snapshotMeta struct {
+	ClusterID string `json:"cluster_id"`
+}
+
+// snapshotSections lists the sections in the order they are written and
+// must be read; since is the format version that added each one, so a
+// version-N snapshot holds exactly the sections with since <= N. get returns
+// what Persist writes; set decodes a section's data into a State being
+// restored.
 var snapshotSections = []struct {
-	name string
-	get  func(*State) any
-	set  func(*State, []byte) error
+	name  string
+	since int
+	get   func(*State) any
+	set   func(*State, []byte) error
 }{
-	{"peers", func(s *State) any { return nonNil(s.Peers) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Peers) }},
-	{"clusters", func(s *State) any { return nonNil(s.Clusters) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Clusters) }},
-	{"routes", func(s *State) any { return s.Routes }, func(s *State, b []byte) error { return decodeStrict(b, &s.Routes) }},
-	{"quotas", func(s *State) any { return nonNil(s.Quotas) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Quotas) }},
-	{"failover", func(s *State) any { return s.Failover }, func(s *State, b []byte) error { return decodeStrict(b, &s.Failover) }},
-	{"jobs", func(s *State) any { return nonNil(s.Jobs) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Jobs) }},
+	{"peers", 1, func(s *State) any { return nonNil(s.Peers) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Peers) }},
+	{"clusters", 1, func(s *State) any { return nonNil(s.Clusters) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Clusters) }},
+	{"routes", 1, func(s *State) any { return s.Routes }, func(s *State, b []byte) error { return decodeStrict(b, &s.Routes) }},
+	{"quotas", 1, func(s *State) any { return nonNil(s.Quotas) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Quotas) }},
+	{"failover", 1, func(s *State) any { return s.Failover }, func(s *State, b []byte) error { return decodeStrict(b, &s.Failover) }},
+	{"jobs", 1, func(s *State) any { return nonNil(s.Jobs) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Jobs) }},
+	{"meta", 2, func(s *State) any { return snapshotMeta{ClusterID: s.ClusterID} }, func(s *State, b []byte) error {
+		var m snapshotMeta
+		if err := decodeStrict(b, &m); err != nil {
+			return err
+		}
+		s.ClusterID = m.ClusterID
+		return nil
+	}},
 }
 
 // nonNil makes an empty list encode as [] rather than null, for readers.
@@ -104,12 +123,15 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	if h.Format != snapshotFormat {
 		return nil, fmt.Errorf("%w: header names format %q, want %q", ErrSnapshotHeader, h.Format, snapshotFormat)
 	}
-	if h.Version != snapshotVersion {
-		return nil, fmt.Errorf("%w: %d, this peer reads version %d; upgrade it", ErrSnapshotVersion, h.Version, snapshotVersion)
+	if h.Version < oldestSnapshotVersion || h.Version > snapshotVersion {
+		return nil, fmt.Errorf("%w: %d, this peer reads versions %d to %d; upgrade it", ErrSnapshotVersion, h.Version, oldestSnapshotVersion, snapshotVersion)
 	}
 	dec.DisallowUnknownFields()
 	st := &State{Index: h.Index}
 	for _, sec := range snapshotSections {
+		if sec.since > h.Version {
+			break
+		}
 		var s snapshotSection
 		if err := dec.Decode(&s); err != nil {
 			if errors.Is(err, io.EOF) {

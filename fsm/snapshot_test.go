@@ -134,13 +134,14 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 func TestSnapshotFormat(t *testing.T) {
 	f := New(nil)
 	b := persist(t, f)
-	want := `{"format":"switchyard-fsm-snapshot","version":1,"index":0}
+	want := `{"format":"switchyard-fsm-snapshot","version":2,"index":0}
 {"section":"peers","data":[]}
 {"section":"clusters","data":[]}
 {"section":"routes","data":{}}
 {"section":"quotas","data":[]}
 {"section":"failover","data":{}}
 {"section":"jobs","data":[]}
+{"section":"meta","data":{"cluster_id":""}}
 `
 	if string(b) != want {
 		t.Fatalf("empty snapshot\n%s\nwant\n%s", b, want)
@@ -186,7 +187,7 @@ func TestRestoreRejects(t *testing.T) {
 		return strings.Split(strings.TrimSuffix(string(persist(t, src)), "\n"), "\n")
 	}()
 	join := func(lines ...string) []byte { return []byte(strings.Join(lines, "\n") + "\n") }
-	hdr, peers, clusters, routes, quotas, failover, jobs := good[0], good[1], good[2], good[3], good[4], good[5], good[6]
+	hdr, peers, clusters, routes, quotas, failover, jobs, meta := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7]
 	cases := []struct {
 		name string
 		in   []byte
@@ -196,12 +197,14 @@ func TestRestoreRejects(t *testing.T) {
 		{"empty", nil, ErrSnapshotHeader, "empty"},
 		{"not json", []byte("PK\x03\x04"), ErrSnapshotHeader, "header"},
 		{"other format", join(`{"format":"raft","version":1}`), ErrSnapshotHeader, `"raft"`},
-		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":2}`), ErrSnapshotVersion, "2"},
+		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":3}`), ErrSnapshotVersion, "3"},
+		{"version 0", join(`{"format":"switchyard-fsm-snapshot","version":0}`), ErrSnapshotVersion, "0"},
 		{"header only", join(hdr), ErrMissingSection, `"peers"`},
 		{"truncated after routes", join(hdr, peers, clusters, routes), ErrMissingSection, `"quotas"`},
 		{"truncated mid-section", []byte(strings.Join([]string{hdr, peers, clusters[:len(clusters)/2]}, "\n")), ErrBadSection, `"clusters"`},
 		{"unknown section", join(hdr, peers, clusters, routes, quotas, failover, `{"section":"acls","data":[]}`, jobs), ErrUnknownSection, `"acls"`},
-		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
+		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
+		{"version 2 without meta", join(hdr, peers, clusters, routes, quotas, failover, jobs), ErrMissingSection, `"meta"`},
 		{"sections swapped", join(hdr, clusters, peers, routes, quotas, failover, jobs), ErrSectionOrder, `"clusters" where "peers"`},
 		{"section twice", join(hdr, peers, peers, clusters, routes, quotas, failover, jobs), ErrSectionOrder, `"peers" where "clusters"`},
 		{"section without data", join(hdr, `{"section":"peers"}`), ErrBadSection, "no data"},
@@ -209,11 +212,12 @@ func TestRestoreRejects(t *testing.T) {
 		{"peer with an unknown field", join(hdr, `{"section":"peers","data":[{"id":1,"kafka_addr":"a:1","rack":"x"}]}`), ErrBadSection, "rack"},
 		{"failover with a field", join(hdr, peers, clusters, routes, quotas, `{"section":"failover","data":{"active":"east"}}`, jobs), ErrBadSection, "active"},
 		{"wrong data type", join(hdr, `{"section":"peers","data":{}}`), ErrBadSection, `"peers"`},
-		{"trailing garbage", append(join(hdr, peers, clusters, routes, quotas, failover, jobs), "x"...), ErrTrailingData, "last snapshot section"},
-		{"route to a missing cluster", join(hdr, peers, `{"section":"clusters","data":[]}`, routes, quotas, failover, jobs), ErrUnknownCluster, "snapshot state"},
+		{"trailing garbage", append(join(hdr, peers, clusters, routes, quotas, failover, jobs, meta), "x"...), ErrTrailingData, "last snapshot section"},
+		{"route to a missing cluster", join(hdr, peers, `{"section":"clusters","data":[]}`, routes, quotas, failover, jobs, meta), ErrUnknownCluster, "snapshot state"},
+		{"bad cluster id", join(hdr, peers, clusters, routes, quotas, failover, jobs, `{"section":"meta","data":{"cluster_id":"a b"}}`), ErrInvalid, "cluster id"},
 		{"unsorted clusters", join(hdr, `{"section":"peers","data":[]}`, `{"section":"clusters","data":[{"name":"b","bootstrap":["b:1"]},{"name":"a","bootstrap":["a:1"]}]}`,
-			`{"section":"routes","data":{}}`, quotas, failover, jobs), ErrInvalid, "not sorted"},
-		{"negative quota", join(hdr, peers, clusters, routes, `{"section":"quotas","data":[{"topic":"t","produce_bytes_per_sec":-1,"fetch_bytes_per_sec":0}]}`, failover, jobs), ErrInvalid, "negative rate"},
+			`{"section":"routes","data":{}}`, quotas, failover, jobs, meta), ErrInvalid, "not sorted"},
+		{"negative quota", join(hdr, peers, clusters, routes, `{"section":"quotas","data":[{"topic":"t","produce_bytes_per_sec":-1,"fetch_bytes_per_sec":0}]}`, failover, jobs, meta), ErrInvalid, "negative rate"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -234,6 +238,16 @@ func TestRestoreRejects(t *testing.T) {
 	// The pieces put back together restore.
 	if err := restore(New(nil), join(good...)); err != nil {
 		t.Fatalf("good snapshot: %v", err)
+	}
+	// A version 1 snapshot (no meta section) from an older peer restores,
+	// with no cluster id.
+	v1 := strings.Replace(hdr, `"version":2`, `"version":1`, 1)
+	f := New(nil)
+	if err := restore(f, join(v1, peers, clusters, routes, quotas, failover, jobs)); err != nil {
+		t.Fatalf("version 1 snapshot: %v", err)
+	}
+	if f.State().ClusterID != "" || len(f.State().Clusters) == 0 {
+		t.Fatalf("version 1 snapshot restored to %+v", f.State())
 	}
 }
 

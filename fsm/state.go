@@ -20,6 +20,9 @@ type State struct {
 	// Index is the Raft log index of the last command applied to this
 	// State (0 for a State built by hand or restored from an empty FSM).
 	Index uint64 `json:"index"`
+	// ClusterID is the virtual cluster's id, the one clients see (KIP-78):
+	// set once by the first leader, stable across every peer and restart.
+	ClusterID string `json:"cluster_id,omitempty"`
 	// Peers are the Switchyard peers, sorted by ID. They are the brokers that
 	// clients see.
 	Peers []Peer `json:"peers,omitempty"`

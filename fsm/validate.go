@@ -288,6 +288,11 @@ func (s *State) Validate() error {
 // validate with canonical also demands what the FSM itself maintains but a
 // hand-built State need not: clusters sorted by name. Restore uses it.
 func (s *State) validate(canonical bool) error {
+	if s.ClusterID != "" {
+		if err := validClusterID(s.ClusterID); err != nil {
+			return err
+		}
+	}
 	clusters := make(map[string]bool, len(s.Clusters))
 	for i, c := range s.Clusters {
 		if err := validateCluster(c); err != nil {
@@ -407,4 +412,18 @@ func sortedBrokers(refs []BrokerRef) []BrokerRef {
 	out := slices.Clone(refs)
 	slices.SortFunc(out, cmpBrokerRef)
 	return out
+}
+
+// validClusterID checks a virtual cluster id: Kafka cluster ids are short
+// printable strings (brokers use 22 base64url characters).
+func validClusterID(id string) error {
+	if id == "" || len(id) > 64 {
+		return fmt.Errorf("%w: cluster id %q must be 1 to 64 characters", ErrInvalid, id)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("%w: cluster id %q may hold only letters, digits, - and _", ErrInvalid, id)
+		}
+	}
+	return nil
 }
