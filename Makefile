@@ -44,7 +44,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; done
 
 bench: build ## proxy vs direct throughput/latency/CPU table, then the forwarding micro-benchmarks
-	$(GO) run ./test/bench -out docs/benchmarks-latest.md
+	$(GO) run ./test/bench -switchyard $(BIN) -out docs/benchmarks-latest.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./kafka/
 
 lint: ## gofmt, go vet and staticcheck

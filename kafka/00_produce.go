@@ -7,12 +7,17 @@ package kafka
 // count bytes per topic and to find each partition's leader. When every
 // partition has one leader broker, the original bytes are forwarded;
 // otherwise the request is split per leader and the answers merged. acks=0
-// gets no response, split or not. Responses are decoded to spot leadership
-// errors (which trigger a metadata refresh) and, from v10 on, to present
-// the KIP-951 CurrentLeader and NodeEndpoints as peers; they are
-// re-encoded only when something changed.
+// gets no response, split or not. A response is first scanned without
+// decoding (quietProduceResponse): when every partition succeeded and no
+// tagged field is present (so no KIP-951 CurrentLeader or NodeEndpoints,
+// which brokers send only with NOT_LEADER_OR_FOLLOWER-type errors), the
+// backend's bytes go to the client as they are. Otherwise it is decoded to
+// spot leadership errors (which trigger a metadata refresh) and, from v10
+// on, to present CurrentLeader and NodeEndpoints as peers, and re-encoded
+// only when something changed.
 
 import (
+	"encoding/binary"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -61,6 +66,9 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 			return u.send(r.buf.b, r.corr, nil)
 		}
 		return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
+			if quietProduceResponse(resp.b[4:], r.version) {
+				return resp, nil
+			}
 			return rewrite(resp, r, func(kr kmsg.Response) bool {
 				return c.fixProduce(kr.(*kmsg.ProduceResponse))
 			})
@@ -183,4 +191,158 @@ func isLeadershipError(code int16) bool {
 		return true
 	}
 	return false
+}
+
+// quietProduceResponse reports whether a Produce response frame (without
+// its size prefix) needs nothing from the proxy: it parses as version v,
+// every partition has error code 0, and it carries no tagged fields. Then
+// fixProduce would change nothing and trigger no refresh, so the frame can
+// be forwarded without decoding it. Anything else, malformed input
+// included, reports false and takes the decoding path, which handles it.
+// It is stricter than kmsg, never laxer.
+func quietProduceResponse(frame []byte, v int16) bool {
+	flexible := v >= 9
+	_, body, err := responseBody(frame, 0, flexible)
+	if err != nil {
+		return false
+	}
+	s := skim{b: body, flexible: flexible, ok: true}
+	for range s.arrayLen() {
+		if v >= 13 {
+			s.skip(16) // topic id
+		} else {
+			s.str()
+		}
+		for range s.arrayLen() {
+			s.skip(4) // partition
+			if s.int16() != 0 {
+				return false
+			}
+			s.skip(8) // base offset
+			if v >= 2 {
+				s.skip(8) // log append time
+			}
+			if v >= 5 {
+				s.skip(8) // log start offset
+			}
+			if v >= 8 {
+				for range s.arrayLen() { // record errors
+					s.skip(4)
+					s.nullableStr()
+					s.noTags()
+				}
+				s.nullableStr() // error message
+			}
+			s.noTags() // CurrentLeader is tag 0 (v10+)
+		}
+		s.noTags()
+	}
+	if v >= 1 {
+		s.skip(4) // throttle
+	}
+	s.noTags() // NodeEndpoints is tag 0 (v10+)
+	return s.ok
+}
+
+// skim walks Kafka's wire encoding without decoding into structs. Any
+// malformed or unexpected input clears ok; later calls then do nothing.
+type skim struct {
+	b        []byte
+	flexible bool
+	ok       bool
+}
+
+func (s *skim) fail() { s.ok, s.b = false, nil }
+
+func (s *skim) skip(n int) {
+	if n < 0 || n > len(s.b) {
+		s.fail()
+		return
+	}
+	s.b = s.b[n:]
+}
+
+func (s *skim) int16() int16 {
+	if len(s.b) < 2 {
+		s.fail()
+		return 0
+	}
+	x := int16(binary.BigEndian.Uint16(s.b))
+	s.b = s.b[2:]
+	return x
+}
+
+func (s *skim) int32() int32 {
+	if len(s.b) < 4 {
+		s.fail()
+		return 0
+	}
+	x := int32(binary.BigEndian.Uint32(s.b))
+	s.b = s.b[4:]
+	return x
+}
+
+func (s *skim) uvarint() uint64 {
+	x, n := binary.Uvarint(s.b)
+	if n <= 0 {
+		s.fail()
+		return 0
+	}
+	s.b = s.b[n:]
+	return x
+}
+
+// length reads a compact (uvarint N+1) or classic length (int32 for
+// arrays, int16 for strings); -1 is null.
+func (s *skim) length(array bool) int {
+	switch {
+	case s.flexible:
+		n := s.uvarint()
+		if n > uint64(len(s.b))+1 {
+			s.fail()
+			return 0
+		}
+		return int(n) - 1
+	case array:
+		return int(s.int32())
+	}
+	return int(s.int16())
+}
+
+// arrayLen reads a non-null array length, failing on null or on a count
+// the remaining bytes cannot hold.
+func (s *skim) arrayLen() int {
+	n := s.length(true)
+	if n < 0 || n > len(s.b) {
+		s.fail()
+		return 0
+	}
+	return n
+}
+
+func (s *skim) str() {
+	n := s.length(false)
+	if n < 0 {
+		s.fail()
+		return
+	}
+	s.skip(n)
+}
+
+func (s *skim) nullableStr() {
+	n := s.length(false)
+	if n < -1 {
+		s.fail()
+		return
+	}
+	if n > 0 {
+		s.skip(n)
+	}
+}
+
+// noTags requires an empty tagged-field section in flexible versions.
+func (s *skim) noTags() {
+	if s.flexible && s.uvarint() != 0 {
+		s.fail()
+	}
 }

@@ -21,8 +21,12 @@ type request struct {
 	body []byte  // the body, after the header
 }
 
-// pending is a response slot in a connection's response order.
+// pending is a response slot in a connection's response order. Once
+// queued, its fields are guarded by the connection's wmu.
 type pending struct {
+	// done is nil until the slot is finished, then closedChan: a select on
+	// it tells whether the slot is finished, and no slot needs a channel of
+	// its own (nothing waits on it; the finisher writes, see writeReady).
 	done  chan struct{}
 	out   *buffer // the response frame, size prefix included
 	err   error
@@ -30,27 +34,50 @@ type pending struct {
 	start time.Time
 }
 
-func (p *pending) finish(out *buffer, err error) {
-	p.out, p.err = out, err
-	close(p.done)
-}
+// closedChan is the done channel of every finished slot.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
 
 // clientConn is one client connection. Its reader goroutine parses requests
-// and sends them upstream in arrival order; a writer goroutine returns the
-// responses in the same order. Each client connection has its own backend
-// connections, so a slow or failing backend stalls or closes only it.
+// and sends them upstream in arrival order, reserving a response slot for
+// each. Whichever goroutine finishes the slot at the head of that order (in
+// the normal case the upstream reader that read the backend's answer)
+// writes it and every finished slot after it to the client, so a forwarded
+// response reaches the client without a hand-off to another goroutine.
+// One goroutine at a time holds that writer role (wmu, writing), so
+// responses leave in request order and bw has one user. Each client
+// connection has its own backend connections, so a slow or failing backend
+// stalls or closes only it.
 type clientConn struct {
 	s   *Server
 	nc  net.Conn
 	br  *bufio.Reader
-	bw  *bufio.Writer
+	bw  *bufio.Writer // used only by the writer-role holder
 	log *slog.Logger
 
+	// queue holds reserved slots in request order; its capacity bounds
+	// requests in flight. The writer-role holder takes slots from it.
 	queue chan *pending
+	// kick wakes the writer goroutine: for slots finished by the reader
+	// goroutine (local answers), which must not block on client writes, and
+	// for an upstream reader that has more answers to read.
+	kick chan struct{}
 
-	// ups is owned by the reader goroutine.
-	ups   map[int32]*upstream
-	dirty []*upstream
+	wmu     sync.Mutex
+	head    *pending   // taken from queue, not finished yet (wmu)
+	writing bool       // a goroutine holds the writer role (wmu)
+	batch   []*pending // the writer-role holder's scratch
+
+	// ups, dirty and clientID are owned by the reader goroutine.
+	ups      map[int32]*upstream
+	dirty    []*upstream
+	clientID *string // the last request's, reused while it repeats
+
+	// wg counts the writer goroutine and the upstream readers.
+	wg sync.WaitGroup
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -58,13 +85,15 @@ type clientConn struct {
 }
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
+	rw := rawIO(nc)
 	return &clientConn{
 		s:       s,
 		nc:      nc,
-		br:      bufio.NewReaderSize(nc, 64<<10),
-		bw:      bufio.NewWriterSize(nc, 64<<10),
+		br:      bufio.NewReaderSize(rw, 64<<10),
+		bw:      bufio.NewWriterSize(rw, 64<<10),
 		log:     s.log.With("client", nc.RemoteAddr().String()),
 		queue:   make(chan *pending, s.cfg.MaxInFlight),
+		kick:    make(chan struct{}, 1),
 		ups:     map[int32]*upstream{},
 		closing: make(chan struct{}),
 	}
@@ -97,10 +126,9 @@ func (c *clientConn) closeWith(err error) {
 func (c *clientConn) serve() {
 	c.s.metrics.connections.Inc()
 	defer c.s.metrics.connections.Dec()
-	var wg sync.WaitGroup
-	wg.Add(1)
+	c.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer c.wg.Done()
 		c.writeLoop()
 	}()
 	err := c.readLoop()
@@ -108,16 +136,16 @@ func (c *clientConn) serve() {
 	for _, u := range c.ups {
 		u.nc.Close()
 	}
-	wg.Wait()
+	// Every goroutine that could finish or write a slot has stopped.
+	c.wg.Wait()
 	// Drain: release buffers of responses that will never be written.
+	if c.head != nil {
+		putBuffer(c.head.out)
+	}
 	for {
 		select {
 		case p := <-c.queue:
-			select {
-			case <-p.done:
-				putBuffer(p.out)
-			default:
-			}
+			putBuffer(p.out)
 		default:
 			return
 		}
@@ -126,7 +154,7 @@ func (c *clientConn) serve() {
 
 func (c *clientConn) readLoop() error {
 	for {
-		if !c.frameBuffered() {
+		if !frameBuffered(c.br) {
 			if err := c.flushUpstreams(); err != nil {
 				return err
 			}
@@ -136,11 +164,12 @@ func (c *clientConn) readLoop() error {
 			return err
 		}
 		start := time.Now()
-		h, err := parseRequestHeader(buf.b[4:])
+		h, err := parseHeader(buf.b[4:], c.clientID)
 		if err != nil {
 			putBuffer(buf)
 			return err
 		}
+		c.clientID = h.clientID
 		r := &request{requestHeader: h, buf: buf, body: buf.b[4+h.bodyOff:]}
 		c.s.metrics.request(h.key, len(buf.b))
 		handler := c.s.handlers[h.key]
@@ -156,52 +185,133 @@ func (c *clientConn) readLoop() error {
 	}
 }
 
-// frameBuffered reports whether a whole next frame is already buffered, so
-// reading it cannot block and upstream flushes can wait to be batched.
-func (c *clientConn) frameBuffered() bool {
-	n := c.br.Buffered()
+// frameBuffered reports whether a whole next frame is already buffered in
+// br, so reading it cannot block: flushes can wait to be batched.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
 	if n < 4 {
 		return false
 	}
-	hdr, _ := c.br.Peek(4)
+	hdr, _ := br.Peek(4)
 	return n >= 4+int(binary.BigEndian.Uint32(hdr))
 }
 
+// writeLoop writes when kicked: for slots finished by the reader goroutine
+// (local answers), and for upstream readers in the middle of a burst.
 func (c *clientConn) writeLoop() {
 	for {
-		var p *pending
 		select {
-		case p = <-c.queue:
+		case <-c.kick:
+			c.writeReady()
 		case <-c.closing:
 			return
 		}
-		select {
-		case <-p.done:
-		case <-c.closing:
-			return
+	}
+}
+
+// finish fills slot p. It does not write: the finisher calls writeReady
+// once it has finished what it has in hand (or kicks the writer goroutine).
+func (c *clientConn) finish(p *pending, out *buffer, err error) {
+	c.wmu.Lock()
+	p.out, p.err, p.done = out, err, closedChan
+	c.wmu.Unlock()
+}
+
+// kickWriter has the writer goroutine call writeReady.
+func (c *clientConn) kickWriter() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeReady writes the finished slots at the head of the response order
+// to the client, then flushes. If another goroutine holds the writer role it
+// returns at once: the holder looks for finished slots again before it lets
+// go of the role, under the same lock that finish takes.
+func (c *clientConn) writeReady() {
+	c.wmu.Lock()
+	if c.writing {
+		c.wmu.Unlock()
+		return
+	}
+	c.writing = true
+	var err error
+	for err == nil {
+		batch := c.takeReady()
+		if len(batch) == 0 {
+			if c.bw.Buffered() == 0 {
+				break
+			}
+			c.wmu.Unlock()
+			err = c.bw.Flush()
+			c.wmu.Lock()
+			continue
 		}
+		c.wmu.Unlock()
+		err = c.writeSlots(batch)
+		clear(batch) // keep no finished slots reachable
+		c.wmu.Lock()
+	}
+	c.writing = false
+	c.wmu.Unlock()
+	if err != nil {
+		c.closeWith(err)
+	}
+}
+
+// takeReady removes the finished slots at the head of the order, under wmu.
+func (c *clientConn) takeReady() []*pending {
+	batch := c.batch[:0]
+	for {
+		if c.head == nil {
+			select {
+			case c.head = <-c.queue:
+			default:
+				c.batch = batch
+				return batch
+			}
+		}
+		if c.head.done == nil {
+			c.batch = batch
+			return batch
+		}
+		batch = append(batch, c.head)
+		c.head = nil
+	}
+}
+
+// writeSlots writes finished slots to bw in order and releases their
+// buffers. A slot that failed ends the connection, once the responses
+// before it are written.
+func (c *clientConn) writeSlots(batch []*pending) error {
+	now := time.Now()
+	for i, p := range batch {
 		if p.err != nil {
-			c.closeWith(p.err)
-			return
+			for _, q := range batch[i:] {
+				putBuffer(q.out)
+			}
+			c.bw.Flush() // what came before the failure still goes out
+			return p.err
 		}
 		n := len(p.out.b)
 		_, err := c.bw.Write(p.out.b)
 		putBuffer(p.out)
 		p.out = nil
-		if err == nil && len(c.queue) == 0 {
-			err = c.bw.Flush()
-		}
 		if err != nil {
-			c.closeWith(err)
-			return
+			for _, q := range batch[i+1:] {
+				putBuffer(q.out)
+			}
+			return err
 		}
-		c.s.metrics.response(p.key, n, time.Since(p.start))
+		c.s.metrics.response(p.key, n, now.Sub(p.start))
 	}
+	return nil
 }
 
 // newPending reserves the next response slot.
 func (c *clientConn) newPending(r *request, start time.Time) (*pending, error) {
-	p := &pending{done: make(chan struct{}), key: r.key, start: start}
+	p := &pending{key: r.key, start: start}
 	select {
 	case c.queue <- p:
 		return p, nil
@@ -225,7 +335,8 @@ func (c *clientConn) respond(r *request, start time.Time, resp kmsg.Response) er
 	if err != nil {
 		return err
 	}
-	p.finish(encodeResponse(resp, r.corr), nil)
+	c.finish(p, encodeResponse(resp, r.corr), nil)
+	c.kickWriter()
 	return nil
 }
 
@@ -234,6 +345,7 @@ type upstream struct {
 	c        *clientConn
 	broker   int32
 	nc       net.Conn
+	rw       io.ReadWriter // nc, or its raw-syscall form (rawIO)
 	bw       *bufio.Writer
 	inflight chan upCall
 	dirty    bool
@@ -271,15 +383,21 @@ func (c *clientConn) upstream(broker int32) (*upstream, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	rw := rawIO(nc)
 	u := &upstream{
 		c:        c,
 		broker:   broker,
 		nc:       nc,
-		bw:       bufio.NewWriterSize(nc, 64<<10),
+		rw:       rw,
+		bw:       bufio.NewWriterSize(rw, 64<<10),
 		inflight: make(chan upCall, c.s.cfg.MaxInFlight),
 	}
 	c.ups[broker] = u
-	go u.readLoop()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		u.readLoop()
+	}()
 	return u, nil
 }
 
@@ -322,24 +440,41 @@ func (c *clientConn) flushUpstreams() error {
 	return nil
 }
 
+// readLoop reads the backend's responses, hands each to the call that
+// awaits it (in FIFO order), and writes what is ready to the client itself
+// once no further response is already buffered (while more are, the writer
+// goroutine writes, so reading and writing overlap). It waits on the socket, not on the
+// calls: a call is queued before its request is written, so it is there by
+// the time its response arrives, and an idle connection costs no wake-up
+// per request.
 func (u *upstream) readLoop() {
-	br := bufio.NewReaderSize(u.nc, 64<<10)
+	br := bufio.NewReaderSize(u.rw, 64<<10)
 	for {
+		buf, err := readFrame(br, 1<<30)
 		var call upCall
+		have := false
 		select {
 		case call = <-u.inflight:
-		case <-u.c.closing:
-			return
+			have = true
+		default:
 		}
-		buf, err := readFrame(br, 1<<30)
 		if err != nil {
 			select {
 			case <-u.c.closing:
 			default:
+				// A broker closing even an idle connection ends the
+				// client's, as the broker's own close would.
 				err = fmt.Errorf("read from backend broker %d: %w", u.broker, err)
-				call.cb(nil, err)
+				if have {
+					call.cb(nil, err)
+				}
 				u.c.closeWith(err)
 			}
+			return
+		}
+		if !have {
+			putBuffer(buf)
+			u.c.closeWith(fmt.Errorf("%w: broker %d sent a response to no request", ErrBackendMismatch, u.broker))
 			return
 		}
 		if len(buf.b) < 8 {
@@ -357,5 +492,15 @@ func (u *upstream) readLoop() {
 			return
 		}
 		call.cb(buf, nil)
+		if frameBuffered(br) {
+			// More answers are here already (a pipelining client): the
+			// writer goroutine writes what is ready while this one reads
+			// on. The kick coalesces, so a burst wakes it at most once.
+			u.c.kickWriter()
+		} else {
+			// The burst is over: write now, with no hand-off, so a lone
+			// response pays no goroutine wake-up.
+			u.c.writeReady()
+		}
 	}
 }

@@ -30,7 +30,7 @@ func (c *clientConn) forwardTo(u *upstream, r *request, start time.Time, post po
 		if err == nil && post != nil {
 			resp, err = post(resp)
 		}
-		p.finish(resp, err)
+		c.finish(p, resp, err)
 	})
 }
 
@@ -163,7 +163,7 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 				for _, b := range bufs {
 					putBuffer(b)
 				}
-				p.finish(nil, err)
+				c.finish(p, nil, err)
 				return
 			}
 			resps[i] = decoded
@@ -175,7 +175,7 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 			for _, b := range bufs {
 				putBuffer(b)
 			}
-			p.finish(out, nil)
+			c.finish(p, out, nil)
 		})
 		putBuffer(frame)
 		if err != nil {

@@ -38,7 +38,8 @@ const (
 	// its connection, about what a busy producer pipelines.
 	benchWindow = 16
 	// benchProduceVersion is what current clients send (Kafka 3.x/4.x,
-	// franz-go); v10+ responses go through the KIP-951 presentation code.
+	// franz-go); v10+ responses are scanned for KIP-951 leader hints (a plain
+	// success answer has none and is forwarded without decoding).
 	benchProduceVersion = 11
 )
 

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -11,22 +12,64 @@ import (
 // readFrame reads one size-prefixed frame into a pooled buffer whose bytes
 // include the 4-byte prefix.
 func readFrame(r io.Reader, maxSize int32) (*buffer, error) {
-	var sz [4]byte
-	if _, err := io.ReadFull(r, sz[:]); err != nil {
-		return nil, err
+	var n int32
+	if br, ok := r.(*bufio.Reader); ok {
+		// Peek, so the prefix needs no buffer of its own (a local array
+		// passed to an io.Reader escapes: one allocation per frame).
+		hdr, err := br.Peek(4)
+		if err != nil {
+			if len(hdr) > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF // as io.ReadFull reports it
+			}
+			return nil, err
+		}
+		n = int32(binary.BigEndian.Uint32(hdr))
+		if n >= 0 && n <= maxSize {
+			br.Discard(4)
+		}
+	} else {
+		var sz [4]byte
+		if _, err := io.ReadFull(r, sz[:]); err != nil {
+			return nil, err
+		}
+		n = int32(binary.BigEndian.Uint32(sz[:]))
 	}
-	n := int32(binary.BigEndian.Uint32(sz[:]))
 	if n < 0 || n > maxSize {
 		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameTooLarge, n, maxSize)
 	}
 	buf := getBuffer(int(n) + 4)
-	copy(buf.b, sz[:])
+	binary.BigEndian.PutUint32(buf.b, uint32(n))
 	if _, err := io.ReadFull(r, buf.b[4:]); err != nil {
 		putBuffer(buf)
 		return nil, err
 	}
 	return buf, nil
 }
+
+// keyInfo is what parsing a request header needs to know about an API key:
+// whether kmsg knows it, its highest version, and which versions are
+// flexible (v2 header). Looked up per request, built once.
+type keyInfo struct {
+	known    bool
+	max      int16
+	flexible []bool // by version
+}
+
+var keyInfos = func() (t [maxKey + 1]keyInfo) {
+	for k := range t {
+		req := kmsg.RequestForKey(int16(k))
+		if req == nil {
+			continue
+		}
+		ki := keyInfo{known: true, max: req.MaxVersion(), flexible: make([]bool, req.MaxVersion()+1)}
+		for v := range ki.flexible {
+			req.SetVersion(int16(v))
+			ki.flexible[v] = req.IsFlexible()
+		}
+		t[k] = ki
+	}
+	return t
+}()
 
 // requestHeader is the parsed header of a client request.
 type requestHeader struct {
@@ -43,6 +86,13 @@ type requestHeader struct {
 // versions) from frame, which excludes the size prefix. It rejects keys and
 // versions kmsg does not know, since their header layout is unknown.
 func parseRequestHeader(frame []byte) (requestHeader, error) {
+	return parseHeader(frame, nil)
+}
+
+// parseHeader is parseRequestHeader that reuses prevID when the client id
+// is the same (a connection sends the same one with every request), so the
+// common case allocates nothing.
+func parseHeader(frame []byte, prevID *string) (requestHeader, error) {
 	var h requestHeader
 	if len(frame) < 8 {
 		return h, fmt.Errorf("%w: request header needs 8 bytes, have %d", ErrMalformed, len(frame))
@@ -50,21 +100,20 @@ func parseRequestHeader(frame []byte) (requestHeader, error) {
 	h.key = int16(binary.BigEndian.Uint16(frame))
 	h.version = int16(binary.BigEndian.Uint16(frame[2:]))
 	h.corr = int32(binary.BigEndian.Uint32(frame[4:]))
-	req := kmsg.RequestForKey(h.key)
-	if req == nil {
+	if h.key < 0 || h.key > maxKey || !keyInfos[h.key].known {
 		return h, fmt.Errorf("%w: api key %d", ErrUnknownKey, h.key)
 	}
-	if h.key == 18 && h.version > req.MaxVersion() {
+	ki := &keyInfos[h.key]
+	switch {
+	case h.key == 18 && h.version > ki.max:
 		// A client newer than us: answer with our versions (KIP-511). Every
 		// ApiVersions version from v3 on has a v2 (flexible) header.
-		req.SetVersion(req.MaxVersion())
-	} else if h.version < 0 || h.version > req.MaxVersion() {
-		return h, fmt.Errorf("%w: %s v%d (max v%d)", ErrUnsupportedVersion, kmsg.NameForKey(h.key), h.version, req.MaxVersion())
+		h.flexible = ki.flexible[ki.max]
+	case h.version < 0 || h.version > ki.max:
+		return h, fmt.Errorf("%w: %s v%d (max v%d)", ErrUnsupportedVersion, kmsg.NameForKey(h.key), h.version, ki.max)
+	default:
+		h.flexible = ki.flexible[h.version]
 	}
-	if h.version <= req.MaxVersion() {
-		req.SetVersion(h.version)
-	}
-	h.flexible = req.IsFlexible()
 	off := 8
 	if len(frame) < off+2 {
 		return h, fmt.Errorf("%w: truncated client id", ErrMalformed)
@@ -75,8 +124,12 @@ func parseRequestHeader(frame []byte) (requestHeader, error) {
 		if len(frame) < off+l {
 			return h, fmt.Errorf("%w: client id length %d past frame end", ErrMalformed, l)
 		}
-		s := string(frame[off : off+l])
-		h.clientID = &s
+		if id := frame[off : off+l]; prevID != nil && *prevID == string(id) {
+			h.clientID = prevID
+		} else {
+			s := string(id)
+			h.clientID = &s
+		}
 		off += l
 	} else if l != -1 {
 		return h, fmt.Errorf("%w: client id length %d", ErrMalformed, l)

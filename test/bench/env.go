@@ -79,16 +79,23 @@ func (h *harness) logf(format string, args ...any) {
 }
 
 // env is one scenario's deployment: a fresh kfake cluster and the proxy
-// peers in front of it.
+// peers in front of it (and, with -baseline, a second set of peers running
+// another binary or GOMAXPROCS, measured in the same rounds).
 type env struct {
-	cluster *kfake.Cluster
-	sb      *sandbox.Sandbox
-	direct  []string // kfake brokers
-	proxy   []string // proxy peers
-	admins  []string // peers' admin base URLs, for /metrics
-	procs   []*proxyProc
-	adminCl *kgo.Client
-	adm     *kadm.Client
+	cluster  *kfake.Cluster
+	sb       *sandbox.Sandbox
+	direct   []string // kfake brokers
+	proxy    *proxySet
+	baseline *proxySet // nil without -baseline
+	adminCl  *kgo.Client
+	adm      *kadm.Client
+}
+
+// proxySet is one set of peers in front of the cluster.
+type proxySet struct {
+	addrs  []string // Kafka listeners
+	admins []string // admin base URLs, for /metrics
+	procs  []*proxyProc
 }
 
 // proxyProc is one `switchyard serve` child.
@@ -106,7 +113,8 @@ func (h *harness) startEnv(ctx context.Context) (*env, error) {
 			return nil, err
 		}
 		e.sb, e.cluster = sb, sb.Backend
-		e.direct, e.proxy, e.admins = sb.Backend.ListenAddrs(), sb.Bootstrap, sb.AdminURLs
+		e.direct = sb.Backend.ListenAddrs()
+		e.proxy = &proxySet{addrs: sb.Bootstrap, admins: sb.AdminURLs}
 	} else {
 		c, err := kfake.NewCluster(kfake.NumBrokers(h.o.brokers))
 		if err != nil {
@@ -114,9 +122,15 @@ func (h *harness) startEnv(ctx context.Context) (*env, error) {
 		}
 		e.cluster = c
 		e.direct = c.ListenAddrs()
-		if err := h.startProxies(ctx, e); err != nil {
+		if err := h.startProxies(ctx, e, &e.proxy, h.binary, h.o.proxyProcs); err != nil {
 			e.close()
 			return nil, err
+		}
+		if h.o.baseline != "" {
+			if err := h.startProxies(ctx, e, &e.baseline, h.o.baseline, h.o.baselineProcs); err != nil {
+				e.close()
+				return nil, fmt.Errorf("baseline: %w", err)
+			}
 		}
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.direct...))
@@ -136,7 +150,10 @@ func (h *harness) startEnv(ctx context.Context) (*env, error) {
 // carries no local brokers, so with several peers each one presents only
 // its own broker by co-location and the others by rendezvous: the peers
 // disagree on leaders and requests get split. The harness warns about it.
-func (h *harness) startProxies(ctx context.Context, e *env) error {
+//
+// The set is stored in *dst before any process starts, so that env.close
+// stops whatever did start when a later step fails.
+func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, binary string, gomaxprocs int) error {
 	n := h.o.peers
 	kafkaPorts, err := freePorts(n)
 	if err != nil {
@@ -146,10 +163,12 @@ func (h *harness) startProxies(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	ps := &proxySet{}
 	for i := range n {
-		e.proxy = append(e.proxy, "127.0.0.1:"+strconv.Itoa(kafkaPorts[i]))
-		e.admins = append(e.admins, "http://127.0.0.1:"+strconv.Itoa(adminPorts[i]))
+		ps.addrs = append(ps.addrs, "127.0.0.1:"+strconv.Itoa(kafkaPorts[i]))
+		ps.admins = append(ps.admins, "http://127.0.0.1:"+strconv.Itoa(adminPorts[i]))
 	}
+	*dst = ps
 	logLevel := "warn"
 	if h.o.debug {
 		logLevel = "debug"
@@ -157,8 +176,8 @@ func (h *harness) startProxies(ctx context.Context, e *env) error {
 	for i := range n {
 		args := []string{"serve",
 			"--node-id", strconv.Itoa(i),
-			"--kafka-listen", e.proxy[i],
-			"--admin-listen", strings.TrimPrefix(e.admins[i], "http://"),
+			"--kafka-listen", ps.addrs[i],
+			"--admin-listen", strings.TrimPrefix(ps.admins[i], "http://"),
 			"--backend", strings.Join(e.direct, ","),
 			"--cluster", "default",
 			"--log-level", logLevel,
@@ -168,7 +187,7 @@ func (h *harness) startProxies(ctx context.Context, e *env) error {
 		}
 		for j := range n {
 			if j != i {
-				args = append(args, "--peer", strconv.Itoa(j)+"="+e.proxy[j])
+				args = append(args, "--peer", strconv.Itoa(j)+"="+ps.addrs[j])
 			}
 		}
 		logPath := filepath.Join(h.dir, fmt.Sprintf("proxy-%d-%d.log", i, time.Now().UnixNano()))
@@ -176,10 +195,10 @@ func (h *harness) startProxies(ctx context.Context, e *env) error {
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command(h.binary, args...)
+		cmd := exec.Command(binary, args...)
 		cmd.Stdout, cmd.Stderr = lf, lf
-		if h.o.proxyProcs > 0 {
-			cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(h.o.proxyProcs))
+		if gomaxprocs > 0 {
+			cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
 		}
 		if err := cmd.Start(); err != nil {
 			lf.Close()
@@ -187,10 +206,10 @@ func (h *harness) startProxies(ctx context.Context, e *env) error {
 		}
 		p := &proxyProc{cmd: cmd, logf: logPath, done: make(chan error, 1)}
 		go func() { p.done <- cmd.Wait(); lf.Close() }()
-		e.procs = append(e.procs, p)
+		ps.procs = append(ps.procs, p)
 	}
-	for i, p := range e.procs {
-		if err := waitReady(ctx, e.admins[i], p); err != nil {
+	for i, p := range ps.procs {
+		if err := waitReady(ctx, ps.admins[i], p); err != nil {
 			return fmt.Errorf("proxy %d: %w", i, err)
 		}
 	}
@@ -251,7 +270,13 @@ func (e *env) close() {
 	if e.adminCl != nil {
 		e.adminCl.Close()
 	}
-	for _, p := range e.procs {
+	var procs []*proxyProc
+	for _, ps := range []*proxySet{e.proxy, e.baseline} {
+		if ps != nil {
+			procs = append(procs, ps.procs...)
+		}
+	}
+	for _, p := range procs {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
@@ -267,21 +292,32 @@ func (e *env) close() {
 	}
 }
 
-// addrs returns the seed brokers for a mode.
-func (e *env) addrs(proxy bool) []string {
-	if proxy {
+// set returns the peers a mode goes through; nil for direct.
+func (e *env) set(m mode) *proxySet {
+	switch m {
+	case modeProxy:
 		return e.proxy
+	case modeBaseline:
+		return e.baseline
+	}
+	return nil
+}
+
+// addrs returns the seed brokers for a mode.
+func (e *env) addrs(m mode) []string {
+	if ps := e.set(m); ps != nil {
+		return ps.addrs
 	}
 	return e.direct
 }
 
-// proxyCPU is the proxy processes' total user+system CPU time; ok is false
+// cpu is the set's processes' total user+system CPU time; ok is false
 // when the proxy runs in this process and cannot be told apart.
-func (e *env) proxyCPU() (d time.Duration, ok bool, err error) {
-	if len(e.procs) == 0 {
+func (ps *proxySet) cpu() (d time.Duration, ok bool, err error) {
+	if len(ps.procs) == 0 {
 		return 0, false, nil
 	}
-	for _, p := range e.procs {
+	for _, p := range ps.procs {
 		t, err := procCPU(p.cmd.Process.Pid)
 		if err != nil {
 			return 0, false, err
@@ -374,11 +410,11 @@ type proxyCounters struct {
 	requests int64 // client requests read
 }
 
-// proxyCounters sums the peers' own request/response byte counters and
-// request counters, scraped from their /metrics.
-func (e *env) proxyCounters(ctx context.Context) (proxyCounters, error) {
+// counters sums the peers' own request/response byte counters and request
+// counters, scraped from their /metrics.
+func (ps *proxySet) counters(ctx context.Context) (proxyCounters, error) {
 	var bytes, reqs float64
-	for _, a := range e.admins {
+	for _, a := range ps.admins {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a+"/metrics", nil)
 		if err != nil {
 			return proxyCounters{}, err

@@ -11,6 +11,7 @@
 //	go run ./test/bench                  # full run, a few minutes
 //	go run ./test/bench -quick           # ~30 s smoke run
 //	go run ./test/bench -scenarios latency -rounds 3 -out /tmp/bench.md
+//	go run ./test/bench -baseline /tmp/switchyard.old   # A/B against another build
 package main
 
 import (
@@ -47,12 +48,17 @@ type options struct {
 	cpuProfile   string
 	debug        bool
 	proxyProcs   int
+	// baseline is a second switchyard binary run as its own peers and
+	// measured in the same rounds (an A/B comparison on a noisy machine).
+	baseline      string
+	baselineProcs int
 }
 
 // allScenarios lists the scenarios in the order they run and print.
-var allScenarios = []string{"produce", "consume", "acks0", "latency"}
+var allScenarios = []string{"produce", "consume", "acks0", "latency", "floor"}
 
 func main() {
+	maybeRelay() // the floor scenario re-runs this binary as its relay
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -114,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.rounds, "rounds", 5, "direct/proxy round pairs per scenario (the table shows medians)")
+	fs.IntVar(&o.rounds, "rounds", 7, "direct/proxy round pairs per scenario (the table shows medians; the machine is shared, so odd and not too few)")
 	bytesFlag := fs.String("bytes", "256MiB", "record value bytes per round for produce, consume and acks0 (kfake keeps them in memory)")
 	fs.IntVar(&o.recordSize, "record-size", 1024, "record value size in bytes")
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of each benchmark topic")
@@ -129,6 +135,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.switchyard, "switchyard", "", "prebuilt switchyard binary for -proxy process (default: go build ./cmd/switchyard into a temp dir)")
 	fs.DurationVar(&o.roundTimeout, "round-timeout", 2*time.Minute, "give up on a round after this long")
 	fs.IntVar(&o.proxyProcs, "proxy-gomaxprocs", 0, "GOMAXPROCS of each proxy process (default: the Go default, all CPUs)")
+	fs.StringVar(&o.baseline, "baseline", "", "also measure this switchyard binary (e.g. one built from the previous commit; or the same binary with -baseline-gomaxprocs) as a third mode in every round, for an A/B comparison in one run; -proxy process only")
+	fs.IntVar(&o.baselineProcs, "baseline-gomaxprocs", 0, "GOMAXPROCS of each baseline proxy process (default: the Go default)")
 	fs.BoolVar(&o.debug, "debug", false, "log the benchmark clients at debug level (with timestamps) to stderr, run the proxies at debug log level and keep their logs")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (load generator, kfake, and the proxy with -proxy inproc) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -194,6 +202,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-rate %d: need at least 1 record/s", o.rate)
 	case o.proxyMode != "process" && o.proxyMode != "inproc":
 		return o, fmt.Errorf("-proxy %q: use process or inproc", o.proxyMode)
+	case o.baseline != "" && o.proxyMode != "process":
+		return o, errors.New("-baseline needs -proxy process")
 	}
 	return o, nil
 }

@@ -150,25 +150,39 @@ func (r *report) markdown() string {
 		primary := func(m measurement) float64 { return m.value }
 		d, p := median(values(res.direct, primary)), median(values(res.proxy, primary))
 		cpu := proxyCPUSummary(res.proxy)
+		// base is the -baseline figure for a row, as extra text.
+		base := func(f func(measurement) float64, unit string) string {
+			if len(res.baseline) == 0 {
+				return ""
+			}
+			bv := median(values(res.baseline, f))
+			return fmt.Sprintf("; **baseline** %.3f%s (ratio %s), %s", bv, unit, ratio(d, bv), proxyCPUSummary(res.baseline))
+		}
 		switch res.name {
 		case "produce":
-			fmt.Fprintf(&b, "| produce acks=all, max rate (MiB/s) | %.1f | %.1f | %s | target ≥ %.2f; %s |\n", d, p, ratio(d, p), targetRatio, cpu)
+			fmt.Fprintf(&b, "| produce acks=all, max rate (MiB/s) | %.1f | %.1f | %s | target ≥ %.2f; %s%s |\n", d, p, ratio(d, p), targetRatio, cpu, base(primary, " MiB/s"))
 		case "consume":
-			fmt.Fprintf(&b, "| consume from start (MiB/s) | %.1f | %.1f | %s | target ≥ %.2f; %s |\n", d, p, ratio(d, p), targetRatio, cpu)
+			fmt.Fprintf(&b, "| consume from start (MiB/s) | %.1f | %.1f | %s | target ≥ %.2f; %s%s |\n", d, p, ratio(d, p), targetRatio, cpu, base(primary, " MiB/s"))
 		case "acks0":
 			st := func(m measurement) float64 { return m.stored }
 			sd, sp := median(values(res.direct, st)), median(values(res.proxy, st))
-			fmt.Fprintf(&b, "| produce acks=0, at the producer (MiB/s) | %.1f | %.1f | %s | promises complete on socket write; until stored in kfake: %.1f vs %.1f MiB/s (ratio %s); %s |\n",
-				d, p, ratio(d, p), sd, sp, ratio(sd, sp), cpu)
+			fmt.Fprintf(&b, "| produce acks=0, at the producer (MiB/s) | %.1f | %.1f | %s | promises complete on socket write; until stored in kfake: %.1f vs %.1f MiB/s (ratio %s); %s%s |\n",
+				d, p, ratio(d, p), sd, sp, ratio(sd, sp), cpu, base(primary, " MiB/s"))
 		case "latency":
 			p99 := func(m measurement) float64 { return m.p99 }
 			d99, p99v := median(values(res.direct, p99)), median(values(res.proxy, p99))
 			rate := func(m measurement) float64 { return m.rate }
-			fmt.Fprintf(&b, "| produce %d rec/s, linger 0, acks=all: p50 latency (ms) | %.3f | %.3f | %s | added p50 %+.3f ms (target ≤ %.1f) |\n",
-				o.rate, d, p, ratio(d, p), p-d, targetAddedP50)
-			fmt.Fprintf(&b, "| produce %d rec/s, linger 0, acks=all: p99 latency (ms) | %.3f | %.3f | %s | added p99 %+.3f ms (target ≤ %.1f); achieved %.0f / %.0f rec/s; %s |\n",
+			fmt.Fprintf(&b, "| produce %d rec/s, linger 0, acks=all: p50 latency (ms) | %.3f | %.3f | %s | added p50 %+.3f ms (target ≤ %.1f)%s |\n",
+				o.rate, d, p, ratio(d, p), p-d, targetAddedP50, base(primary, " ms"))
+			d = d99 // base() compares with the row's direct figure
+			fmt.Fprintf(&b, "| produce %d rec/s, linger 0, acks=all: p99 latency (ms) | %.3f | %.3f | %s | added p99 %+.3f ms (target ≤ %.1f); achieved %.0f / %.0f rec/s; %s%s |\n",
 				o.rate, d99, p99v, ratio(d99, p99v), p99v-d99, targetAddedP99,
-				median(values(res.direct, rate)), median(values(res.proxy, rate)), cpu)
+				median(values(res.direct, rate)), median(values(res.proxy, rate)), cpu, base(p99, " ms"))
+		case "floor":
+			p99 := func(m measurement) float64 { return m.p99 }
+			d99, p99v := median(values(res.direct, p99)), median(values(res.proxy, p99))
+			fmt.Fprintf(&b, "| floor: %d-byte ping round trip, %d/s, through a relay process that only copies bytes: p50 / p99 (ms) | %.3f / %.3f | %.3f / %.3f | %s | what two loopback hops and process wake-ups add on this machine: %+.3f ms p50, %+.3f ms p99; no proxy can add less |\n",
+				floorMessage, int(time.Second/floorPeriod), d, d99, p, p99v, ratio(d, p), p-d, p99v-d99)
 		}
 	}
 	if allBytes > 0 {
@@ -181,6 +195,13 @@ func (r *report) markdown() string {
 		"proxy CPU is the on-CPU time of the proxy process(es), summed over their threads from /proc/PID/task/*/schedstat (user+system, ns), read at both ends of each measured interval. " +
 		"Load generator and kfake share the bench process and the same cores as the proxy, so ratios also reflect CPU contention.\n\n")
 
+	if o.baseline != "" {
+		fmt.Fprintf(&b, "Baseline: `%s`", o.baseline)
+		if o.baselineProcs > 0 {
+			fmt.Fprintf(&b, " with GOMAXPROCS=%d", o.baselineProcs)
+		}
+		b.WriteString(", measured in the same rounds (its figures follow each proxy figure below).\n\n")
+	}
 	b.WriteString("Per round (direct / proxy); bench-process CPU is load generator + kfake")
 	if o.proxyMode == "inproc" {
 		b.WriteString(" + proxy")
@@ -189,7 +210,15 @@ func (r *report) markdown() string {
 	for _, res := range r.results {
 		fmt.Fprintf(&b, "- %s:", res.name)
 		for i := range res.direct {
-			fmt.Fprintf(&b, " [%s / %s]", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
+			fmt.Fprintf(&b, " [%s / %s", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
+			if i < len(res.baseline) {
+				fmt.Fprintf(&b, " / base %s", short(res.name, res.baseline[i]))
+			}
+			b.WriteString("]")
+		}
+		if res.name == "floor" {
+			b.WriteString("\n")
+			continue
 		}
 		self := func(m measurement) float64 { return selfPerMB(m) }
 		fmt.Fprintf(&b, "; bench-process CPU %.2f / %.2f ms/MB\n", median(values(res.direct, self)), median(values(res.proxy, self)))
@@ -208,7 +237,7 @@ func (o options) splitWarning() string {
 
 func short(name string, m measurement) string {
 	switch name {
-	case "latency":
+	case "latency", "floor":
 		return fmt.Sprintf("%.3f/%.3f ms", m.value, m.p99)
 	case "acks0":
 		return fmt.Sprintf("%.0f (%.0f stored)", m.value, m.stored)

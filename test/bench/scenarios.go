@@ -17,9 +17,28 @@ import (
 
 const mib = 1 << 20
 
-// measurement is one round of one mode (direct or through the proxy).
+// mode is how a round reaches kfake.
+type mode int
+
+const (
+	modeDirect   mode = iota
+	modeProxy         // through the proxy under test
+	modeBaseline      // through the -baseline proxy
+)
+
+func (m mode) String() string {
+	switch m {
+	case modeProxy:
+		return "proxy"
+	case modeBaseline:
+		return "base"
+	}
+	return "direct"
+}
+
+// measurement is one round of one mode (direct or through a proxy).
 type measurement struct {
-	proxy bool
+	mode  mode
 	round int
 	// value is the scenario's main figure: MiB/s of record values, or the
 	// p50 produce latency in ms for the latency scenario.
@@ -42,8 +61,8 @@ type measurement struct {
 
 // scenarioResult is every round of one scenario.
 type scenarioResult struct {
-	name          string
-	direct, proxy []measurement
+	name                    string
+	direct, proxy, baseline []measurement
 }
 
 // meter brackets the measured part of a round: proxy CPU, proxy bytes and
@@ -51,7 +70,7 @@ type scenarioResult struct {
 // CPU reading so it is not counted.
 type meter struct {
 	e      *env
-	proxy  bool
+	mode   mode
 	t0     time.Time
 	cpu0   time.Duration
 	count0 proxyCounters
@@ -60,13 +79,13 @@ type meter struct {
 }
 
 func (mt *meter) start(ctx context.Context) error {
-	if mt.proxy {
-		pc, err := mt.e.proxyCounters(ctx)
+	if ps := mt.e.set(mt.mode); ps != nil {
+		pc, err := ps.counters(ctx)
 		if err != nil {
 			return err
 		}
 		mt.count0 = pc
-		c, ok, err := mt.e.proxyCPU()
+		c, ok, err := ps.cpu()
 		if err != nil {
 			return err
 		}
@@ -80,15 +99,16 @@ func (mt *meter) start(ctx context.Context) error {
 func (mt *meter) stop(ctx context.Context) error {
 	mt.m.wall = time.Since(mt.t0)
 	mt.m.selfCPU = selfCPU() - mt.self0
-	if !mt.proxy {
+	ps := mt.e.set(mt.mode)
+	if ps == nil {
 		return nil
 	}
-	c, _, err := mt.e.proxyCPU()
+	c, _, err := ps.cpu()
 	if err != nil {
 		return err
 	}
 	mt.m.proxyCPU = c - mt.cpu0
-	pc, err := mt.e.proxyCounters(ctx)
+	pc, err := ps.counters(ctx)
 	if err != nil {
 		return err
 	}
@@ -98,6 +118,9 @@ func (mt *meter) stop(ctx context.Context) error {
 }
 
 func (h *harness) runScenario(ctx context.Context, name string) (scenarioResult, error) {
+	if name == "floor" {
+		return h.floorScenario(ctx)
+	}
 	res := scenarioResult{name: name}
 	e, err := h.startEnv(ctx)
 	if err != nil {
@@ -117,13 +140,23 @@ func (h *harness) runScenario(ctx context.Context, name string) (scenarioResult,
 			return res, err
 		}
 	}
-	h.logf("bench: %s: %d rounds, direct then proxy", name, h.o.rounds)
+	modes := []mode{modeDirect, modeProxy}
+	if e.baseline != nil {
+		modes = append(modes, modeBaseline)
+	}
+	h.logf("bench: %s: %d rounds, %v in turn", name, h.o.rounds, modes)
 	for r := range h.o.rounds {
-		for _, proxy := range []bool{false, true} {
+		// With a baseline, the two proxies alternate which goes first, so
+		// neither always follows the direct round.
+		order := modes
+		if len(modes) == 3 && r%2 == 1 {
+			order = []mode{modeDirect, modeBaseline, modeProxy}
+		}
+		for _, md := range order {
 			settle()
 			rctx, cancel := context.WithTimeout(ctx, h.o.roundTimeout)
-			topic := fmt.Sprintf("bench-%s-%d-%s", name, r, modeName(proxy))
-			mt := &meter{e: e, proxy: proxy}
+			topic := fmt.Sprintf("bench-%s-%d-%s", name, r, md)
+			mt := &meter{e: e, mode: md}
 			var err error
 			switch name {
 			case "produce":
@@ -137,26 +170,22 @@ func (h *harness) runScenario(ctx context.Context, name string) (scenarioResult,
 			}
 			cancel()
 			if err != nil {
-				return res, fmt.Errorf("round %d %s: %w", r+1, modeName(proxy), err)
+				return res, fmt.Errorf("round %d %s: %w", r+1, md, err)
 			}
 			m := mt.m
-			m.proxy, m.round = proxy, r
-			h.logf("bench:   round %d %-6s %s", r+1, modeName(proxy), describe(name, m))
-			if proxy {
+			m.mode, m.round = md, r
+			h.logf("bench:   round %d %-6s %s", r+1, md, describe(name, m))
+			switch md {
+			case modeProxy:
 				res.proxy = append(res.proxy, m)
-			} else {
+			case modeBaseline:
+				res.baseline = append(res.baseline, m)
+			default:
 				res.direct = append(res.direct, m)
 			}
 		}
 	}
 	return res, nil
-}
-
-func modeName(proxy bool) string {
-	if proxy {
-		return "proxy"
-	}
-	return "direct"
 }
 
 // settle collects the previous round's garbage (kfake's deleted topic, the
@@ -219,7 +248,7 @@ func (e *errOnce) get() error {
 // producer returns a client tuned alike for both modes: no compression, so
 // the bytes on the wire are the payload; franz-go defaults otherwise.
 func (h *harness) producer(mt *meter, topic string, extra ...kgo.Opt) (*kgo.Client, error) {
-	opts := append(h.clientOpts(mt.e.addrs(mt.proxy)),
+	opts := append(h.clientOpts(mt.e.addrs(mt.mode)),
 		kgo.DefaultProduceTopic(topic),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
@@ -321,7 +350,7 @@ func (h *harness) consumeRound(ctx context.Context, mt *meter, topic string, n i
 	if err := mt.start(ctx); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(append(h.clientOpts(mt.e.addrs(mt.proxy)),
+	cl, err := kgo.NewClient(append(h.clientOpts(mt.e.addrs(mt.mode)),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)...)

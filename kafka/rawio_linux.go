@@ -1,0 +1,141 @@
+//go:build linux
+
+package kafka
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// rawConn reads and writes a TCP connection with raw read(2)/write(2) on
+// its non-blocking socket, through syscall.RawConn, so the runtime's
+// netpoller still parks a goroutine until the socket is ready.
+//
+// Why: a read or write through net.Conn enters the runtime's syscall
+// state, and the first such call after the process went idle wakes sysmon,
+// which then polls every 20 µs until every P is idle again (golang/go#18236).
+// A proxy at a few thousand small requests per second goes idle and wakes
+// twice per request, and that polling cost as much CPU as the forwarding.
+// Calls on a non-blocking socket return at once, which is what RawSyscall
+// asks of its callers; the goroutine keeps its P for those microseconds.
+//
+// Only calls of up to rawMax bytes go raw: a larger one may copy for long
+// enough that the goroutine should give up its P, and it is a bulk transfer
+// whose sysmon cost does not matter, so it takes the ordinary path (the same
+// poll.FD, so the two mix safely).
+//
+// One goroutine reads and one writes at a time (a bufio.Reader and a
+// bufio.Writer own each side), so the per-direction state needs no lock.
+type rawConn struct {
+	net.Conn
+	rc syscall.RawConn
+
+	rp     []byte
+	rn     int
+	rerr   syscall.Errno
+	readFn func(fd uintptr) bool
+
+	wp      []byte
+	wn      int
+	werr    syscall.Errno
+	writeFn func(fd uintptr) bool
+}
+
+// rawMax is the largest read or write done with a raw syscall: the size of
+// the connections' bufio buffers, so every buffered call qualifies.
+const rawMax = 64 << 10
+
+// rawIO returns nc with raw-syscall reads and writes when nc is a TCP
+// connection, else nc itself.
+func rawIO(nc net.Conn) io.ReadWriter {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nc
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nc
+	}
+	c := &rawConn{Conn: nc, rc: rc}
+	c.readFn = c.doRead
+	c.writeFn = c.doWrite
+	return c
+}
+
+func (c *rawConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(p) > rawMax {
+		return c.Conn.Read(p)
+	}
+	c.rp, c.rn, c.rerr = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	c.rp = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case c.rerr != 0:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: c.rerr}
+	case c.rn == 0:
+		return 0, io.EOF
+	}
+	return c.rn, nil
+}
+
+func (c *rawConn) doRead(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rp[0])), uintptr(len(c.rp)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait for the netpoller
+		case 0:
+			c.rn = int(n)
+		default:
+			c.rerr = e
+		}
+		return true
+	}
+}
+
+func (c *rawConn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(p) > rawMax {
+		return c.Conn.Write(p)
+	}
+	c.wp, c.wn, c.werr = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	n := c.wn
+	c.wp = nil
+	switch {
+	case err != nil:
+		return n, err
+	case c.werr != 0:
+		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: c.werr}
+	}
+	return n, nil
+}
+
+func (c *rawConn) doWrite(fd uintptr) bool {
+	for c.wn < len(c.wp) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.wp[c.wn])), uintptr(len(c.wp)-c.wn))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // socket buffer full: wait for the netpoller
+		case 0:
+			c.wn += int(n)
+		default:
+			c.werr = e
+			return true
+		}
+	}
+	return true
+}

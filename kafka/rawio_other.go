@@ -1,0 +1,11 @@
+//go:build !linux
+
+package kafka
+
+import (
+	"io"
+	"net"
+)
+
+// rawIO returns nc: raw-syscall I/O (rawio_linux.go) is Linux only.
+func rawIO(nc net.Conn) io.ReadWriter { return nc }
