@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -142,14 +143,10 @@ func (h *harness) startEnv(ctx context.Context) (*env, error) {
 	return e, nil
 }
 
-// startProxies runs the peers, peer i co-located with broker i. With one
-// peer per broker this is the normal deployment: each request maps to one
-// backend broker and is forwarded as is.
-//
-// `switchyard serve` learns other peers from --peer ID=host:port, which
-// carries no local brokers, so with several peers each one presents only
-// its own broker by co-location and the others by rendezvous: the peers
-// disagree on leaders and requests get split. The harness warns about it.
+// startProxies runs the peers as one Raft cluster, peer i co-located with
+// broker i, and puts the kfake cluster as the default through the admin
+// API. With one peer per broker this is the normal deployment: each
+// request maps to one backend broker and is forwarded as is.
 //
 // The set is stored in *dst before any process starts, so that env.close
 // stops whatever did start when a later step fails.
@@ -163,6 +160,10 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 	if err != nil {
 		return err
 	}
+	gossipPorts, err := freePorts(n)
+	if err != nil {
+		return err
+	}
 	ps := &proxySet{}
 	for i := range n {
 		ps.addrs = append(ps.addrs, "127.0.0.1:"+strconv.Itoa(kafkaPorts[i]))
@@ -173,13 +174,16 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 	if h.o.debug {
 		logLevel = "debug"
 	}
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
 	for i := range n {
 		args := []string{"serve",
-			"--node-id", strconv.Itoa(i),
+			"--name", "peer-" + strconv.Itoa(i),
+			"--data-dir", filepath.Join(h.dir, "data-"+stamp, strconv.Itoa(i)),
 			"--kafka-listen", ps.addrs[i],
 			"--admin-listen", strings.TrimPrefix(ps.admins[i], "http://"),
-			"--backend", strings.Join(e.direct, ","),
-			"--cluster", "default",
+			"--raft-listen", "127.0.0.1:0",
+			"--gossip-listen", "127.0.0.1:" + strconv.Itoa(gossipPorts[i]),
+			"--bootstrap-expect", strconv.Itoa(n),
 			"--log-level", logLevel,
 		}
 		if i < h.o.brokers {
@@ -187,7 +191,7 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 		}
 		for j := range n {
 			if j != i {
-				args = append(args, "--peer", strconv.Itoa(j)+"="+ps.addrs[j])
+				args = append(args, "--join", "127.0.0.1:"+strconv.Itoa(gossipPorts[j]))
 			}
 		}
 		logPath := filepath.Join(h.dir, fmt.Sprintf("proxy-%d-%d.log", i, time.Now().UnixNano()))
@@ -208,12 +212,53 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 		go func() { p.done <- cmd.Wait(); lf.Close() }()
 		ps.procs = append(ps.procs, p)
 	}
+	bootstrap, _ := json.Marshal(map[string]any{"bootstrap": e.direct})
+	for _, w := range []struct{ path, body string }{
+		{"/v1/clusters/default", string(bootstrap)},
+		{"/v1/default-cluster", `{"cluster":"default"}`},
+	} {
+		if err := putUntilOK(ctx, ps.admins[0]+w.path, w.body, ps.procs[0]); err != nil {
+			return fmt.Errorf("configure the peers: %w", err)
+		}
+	}
 	for i, p := range ps.procs {
 		if err := waitReady(ctx, ps.admins[i], p); err != nil {
 			return fmt.Errorf("proxy %d: %w", i, err)
 		}
 	}
 	return nil
+}
+
+// putUntilOK PUTs body to url until it answers 200: the peers elect their
+// first leader meanwhile.
+func putUntilOK(ctx context.Context, url, body string, p *proxyProc) error {
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			return fmt.Errorf("exited (%v): %s", err, tail(p.logf))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return nil
+		}
+		last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}
+	return fmt.Errorf("PUT %s: not accepted within 30s (last: %s): %s", url, last, tail(p.logf))
 }
 
 // waitReady polls the peer's /readyz until its backend metadata is loaded.

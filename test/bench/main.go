@@ -91,9 +91,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if w := o.splitWarning(); w != "" {
-		fmt.Fprintln(stderr, "bench: warning:", w)
-	}
 	rep := newReport(o)
 	for _, name := range o.scenarios {
 		if err := ctx.Err(); err != nil {

@@ -126,9 +126,6 @@ func (r *report) markdown() string {
 	} else {
 		fmt.Fprintf(&b, "Proxy: %d peer(s) in the bench process (sandbox), peer i co-located with broker i; its CPU is not separable.\n", o.peers)
 	}
-	if w := o.splitWarning(); w != "" {
-		fmt.Fprintf(&b, "\n**Note:** %s\n", w)
-	}
 	if o.brokers > o.peers {
 		fmt.Fprintf(&b, "\n**Note:** %d brokers behind %d peer(s): brokers without a co-located peer are presented by rendezvous, so requests that span brokers are split and merged (the fallback path).\n", o.brokers, o.peers)
 	}
@@ -224,15 +221,6 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "; bench-process CPU %.2f / %.2f ms/MB\n", median(values(res.direct, self)), median(values(res.proxy, self)))
 	}
 	return b.String()
-}
-
-// splitWarning explains a deployment where peers disagree on leaders.
-func (o options) splitWarning() string {
-	if o.proxyMode != "process" || o.peers < 2 || o.brokers < 2 {
-		return ""
-	}
-	return "`switchyard serve --peer` carries no local brokers, so each peer process presents only its own broker by co-location and the rest by rendezvous; " +
-		"the peers disagree on partition leaders and requests get split across brokers. Use -proxy inproc for a consistent multi-peer presentation."
 }
 
 func short(name string, m measurement) string {
