@@ -271,8 +271,8 @@ func (c *DeleteQuota) Validate() error {
 	}
 	return validTopic("quota topic", c.Topic, false)
 }
-func (c *PutJob) Validate() error    { return validateJob(c.Job) }
-func (c *DeleteJob) Validate() error { return validName("job", c.ID) }
+func (c *PutJob) Validate() error       { return validateJob(c.Job) }
+func (c *DeleteJob) Validate() error    { return validName("job", c.ID) }
 func (c *SetClusterID) Validate() error { return validClusterID(c.ID) }
 
 // Encode writes cmd as a log entry: one byte of command type, one byte of
