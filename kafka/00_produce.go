@@ -30,35 +30,56 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 		return err
 	}
 	req := kreq.(*kmsg.ProduceRequest)
-	be := c.s.backend
-	// First pass: account bytes and find whether one broker leads every
+	st := c.s.view.State()
+	var home *Backend
+	if req.TransactionID != nil {
+		home = c.s.homeOf(st, *req.TransactionID)
+	}
+	// First pass: route each topic, account its bytes, map virtual
+	// producer ids in place, and find whether one broker leads every
 	// partition (the normal deployment), without building anything.
-	leader, split := int32(-1), false
-	first := true
-	for _, t := range req.Topics {
-		name := t.Topic
-		if r.version >= 13 {
-			name, _ = be.topicName(t.TopicID)
+	var ttBuf [4]topicTarget
+	tts := ttBuf[:0]
+	var failed map[[2]int]int16 // (topic, partition) index → error, rare
+	one, single, seen := target{}, true, false
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		tt := c.resolveTopic(st, t.Topic, t.TopicID, r.version >= 13)
+		if tt.be != nil && home != nil && tt.be != home {
+			// A transaction lives on its transactional id's home cluster
+			// and cannot write to another one.
+			tt = topicTarget{name: tt.name, code: kerr.InvalidTxnState.Code}
 		}
+		tts = append(tts, tt)
 		n := 0
-		for _, p := range t.Partitions {
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
 			n += len(p.Records)
-			l := be.leader(name, p.Partition)
-			if first {
-				leader, first = l, false
-			} else if l != leader {
-				split = true
+			tg := target{}
+			if tt.be != nil {
+				if home == nil {
+					if code := c.mapProducers(tt.be, p.Records); code != 0 {
+						if failed == nil {
+							failed = map[[2]int]int16{}
+						}
+						failed[[2]int{i, j}] = code
+						single = false
+					}
+				}
+				tg = target{tt.be, tt.be.leader(tt.name, p.Partition)}
+			} else {
+				single = false
+			}
+			if !seen {
+				one, seen = tg, true
+			} else if tg != one {
+				single = false
 			}
 		}
-		// Only topics the backend has get a series of their own, so made-up
-		// names cannot use up the series cap.
-		if !be.knows(name) {
-			name = OtherTopic
-		}
-		c.s.metrics.produced(name, n)
+		c.s.metrics.produced(tt.be, tt.metricName(), n)
 	}
-	if !split {
-		u, err := c.upstreamOrAny(leader)
+	if single && one.be != nil {
+		u, err := c.upstreamOrAny(one)
 		if err != nil {
 			return err
 		}
@@ -70,22 +91,28 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 				return resp, nil
 			}
 			return rewrite(resp, r, func(kr kmsg.Response) bool {
-				return c.fixProduce(kr.(*kmsg.ProduceResponse))
+				return c.fixProduce(one.be, kr.(*kmsg.ProduceResponse))
 			})
 		})
 	}
-	by := map[int32]*kmsg.ProduceRequest{}
-	for _, t := range req.Topics {
-		name := t.Topic
-		if r.version >= 13 {
-			name, _ = be.topicName(t.TopicID)
-		}
-		for _, p := range t.Partitions {
-			leader := be.leader(name, p.Partition)
-			sub := by[leader]
+	by := map[target]*kmsg.ProduceRequest{}
+	local := &kmsg.ProduceResponse{Version: req.Version}
+	for i, t := range req.Topics {
+		tt := tts[i]
+		for j, p := range t.Partitions {
+			code := tt.code
+			if c, ok := failed[[2]int{i, j}]; ok {
+				code = c
+			}
+			if tt.be == nil || code != 0 {
+				addProducePartitionError(local, t, p.Partition, code)
+				continue
+			}
+			tg := target{tt.be, tt.be.leader(tt.name, p.Partition)}
+			sub := by[tg]
 			if sub == nil {
 				sub = &kmsg.ProduceRequest{Version: req.Version, TransactionID: req.TransactionID, Acks: req.Acks, TimeoutMillis: req.TimeoutMillis}
-				by[leader] = sub
+				by[tg] = sub
 			}
 			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != t.Topic || sub.Topics[n-1].TopicID != t.TopicID {
 				sub.Topics = append(sub.Topics, kmsg.ProduceRequestTopic{Topic: t.Topic, TopicID: t.TopicID})
@@ -94,14 +121,19 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 			st.Partitions = append(st.Partitions, p)
 		}
 	}
-	parts := make([]part, 0, len(by))
-	for _, id := range brokerOrder(by) {
-		parts = append(parts, part{broker: id, req: by[id]})
+	parts := partsOf(by)
+	if len(local.Topics) > 0 {
+		parts = append(parts, part{local: local})
 	}
 	if req.Acks == 0 {
 		return c.scatterOneWay(r, parts)
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		for i, x := range resps {
+			if parts[i].local == nil {
+				c.fixProduce(parts[i].t.be, x.(*kmsg.ProduceResponse))
+			}
+		}
 		out := resps[0].(*kmsg.ProduceResponse)
 		idx := map[topicKey]int{}
 		for i, t := range out.Topics {
@@ -121,9 +153,35 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 				out.Topics = append(out.Topics, t)
 			}
 		}
-		c.fixProduce(out)
+		out.Brokers = dedupeBy(out.Brokers, func(b kmsg.ProduceResponseBroker) int32 { return b.NodeID })
 		return out
 	})
+}
+
+func addProducePartitionError(resp *kmsg.ProduceResponse, t kmsg.ProduceRequestTopic, partition int32, code int16) {
+	if n := len(resp.Topics); n == 0 || resp.Topics[n-1].Topic != t.Topic || resp.Topics[n-1].TopicID != t.TopicID {
+		resp.Topics = append(resp.Topics, kmsg.ProduceResponseTopic{Topic: t.Topic, TopicID: t.TopicID})
+	}
+	p := kmsg.NewProduceResponseTopicPartition()
+	p.Partition, p.ErrorCode, p.BaseOffset = partition, code, -1
+	rt := &resp.Topics[len(resp.Topics)-1]
+	rt.Partitions = append(rt.Partitions, p)
+}
+
+// dedupeBy keeps the first element of each id.
+func dedupeBy[T any](in []T, id func(T) int32) []T {
+	if len(in) < 2 {
+		return in
+	}
+	seen := map[int32]bool{}
+	out := in[:0]
+	for _, x := range in {
+		if k := id(x); !seen[k] {
+			seen[k] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // topicKey identifies a topic by name (and id from the versions that carry one).
@@ -132,20 +190,23 @@ type topicKey struct {
 	id   [16]byte
 }
 
-// fixProduce presents leaders and endpoints as peers; it reports whether
-// the response changed.
-func (c *clientConn) fixProduce(resp *kmsg.ProduceResponse) bool {
+// fixProduce presents be's leaders and endpoints as peers; it reports
+// whether the response changed.
+func (c *clientConn) fixProduce(be *Backend, resp *kmsg.ProduceResponse) bool {
 	changed := false
 	var pr *presenter
 	for i := range resp.Topics {
 		for j := range resp.Topics[i].Partitions {
 			p := &resp.Topics[i].Partitions[j]
+			if p.ErrorCode != 0 {
+				be.metrics.errorCode(p.ErrorCode).Inc()
+			}
 			if isLeadershipError(p.ErrorCode) {
-				c.s.backend.TriggerRefresh()
+				be.TriggerRefresh()
 			}
 			if p.CurrentLeader.LeaderID >= 0 && resp.Version >= 10 {
 				if pr == nil {
-					pr = c.s.presenter()
+					pr = c.s.presenter(be)
 				}
 				p.CurrentLeader.LeaderID = pr.peerFor(p.CurrentLeader.LeaderID)
 				changed = true
@@ -154,7 +215,7 @@ func (c *clientConn) fixProduce(resp *kmsg.ProduceResponse) bool {
 	}
 	if len(resp.Brokers) > 0 {
 		if pr == nil {
-			pr = c.s.presenter()
+			pr = c.s.presenter(be)
 		}
 		resp.Brokers = presentEndpoints(pr, resp.Brokers, func(b presentedBroker) kmsg.ProduceResponseBroker {
 			return kmsg.ProduceResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack}

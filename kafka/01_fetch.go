@@ -46,49 +46,60 @@ func handleFetch(c *clientConn, r *request, start time.Time) error {
 		binary.BigEndian.PutUint32(r.body[off+4:], 0xffffffff)
 		req.SessionID, req.SessionEpoch = 0, -1
 	}
-	be := c.s.backend
+	st := c.s.view.State()
 	// ForgottenTopics only matter to a session, and sessions are off.
-	leader, split := int32(-1), false
-	first := true
+	var ttBuf [4]topicTarget
+	tts := ttBuf[:0]
+	one, single, seen := target{}, true, false
 	for _, t := range req.Topics {
-		name := t.Topic
-		if r.version >= 13 {
-			name, _ = be.topicName(t.TopicID)
-		}
+		tt := c.resolveTopic(st, t.Topic, t.TopicID, r.version >= 13)
+		tts = append(tts, tt)
 		for _, p := range t.Partitions {
-			l := be.leader(name, p.Partition)
-			if first {
-				leader, first = l, false
-			} else if l != leader {
-				split = true
+			tg := target{}
+			if tt.be != nil {
+				tg = target{tt.be, tt.be.leader(tt.name, p.Partition)}
+			} else {
+				single = false
+			}
+			if !seen {
+				one, seen = tg, true
+			} else if tg != one {
+				single = false
 			}
 		}
 	}
-	if !split {
-		u, err := c.upstreamOrAny(leader)
+	if single {
+		if one.be == nil {
+			// No partitions (or only forgotten topics): the default
+			// cluster answers the empty fetch.
+			one = target{be: c.s.defaultBackend(), broker: -1}
+		}
+		u, err := c.upstreamOrAny(one)
 		if err != nil {
 			return err
 		}
 		return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
 			return rewrite(resp, r, func(kr kmsg.Response) bool {
-				return c.fixFetch(kr.(*kmsg.FetchResponse))
+				return c.fixFetch(one.be, kr.(*kmsg.FetchResponse))
 			})
 		})
 	}
-	by := map[int32]*kmsg.FetchRequest{}
-	for _, t := range req.Topics {
-		name := t.Topic
-		if r.version >= 13 {
-			name, _ = be.topicName(t.TopicID)
-		}
+	by := map[target]*kmsg.FetchRequest{}
+	local := &kmsg.FetchResponse{Version: req.Version}
+	for i, t := range req.Topics {
+		tt := tts[i]
 		for _, p := range t.Partitions {
-			leader := be.leader(name, p.Partition)
-			sub := by[leader]
+			if tt.be == nil {
+				addFetchPartitionError(local, t, p.Partition, tt.code)
+				continue
+			}
+			tg := target{tt.be, tt.be.leader(tt.name, p.Partition)}
+			sub := by[tg]
 			if sub == nil {
 				s := *req
 				s.Topics = nil
 				sub = &s
-				by[leader] = sub
+				by[tg] = sub
 			}
 			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != t.Topic || sub.Topics[n-1].TopicID != t.TopicID {
 				sub.Topics = append(sub.Topics, kmsg.FetchRequestTopic{Topic: t.Topic, TopicID: t.TopicID})
@@ -97,11 +108,16 @@ func handleFetch(c *clientConn, r *request, start time.Time) error {
 			st.Partitions = append(st.Partitions, p)
 		}
 	}
-	parts := make([]part, 0, len(by))
-	for _, id := range brokerOrder(by) {
-		parts = append(parts, part{broker: id, req: by[id]})
+	parts := partsOf(by)
+	if len(local.Topics) > 0 {
+		parts = append(parts, part{local: local})
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		for i, x := range resps {
+			if parts[i].local == nil {
+				c.fixFetch(parts[i].t.be, x.(*kmsg.FetchResponse))
+			}
+		}
 		out := resps[0].(*kmsg.FetchResponse)
 		idx := map[topicKey]int{}
 		for i, t := range out.Topics {
@@ -125,17 +141,27 @@ func handleFetch(c *clientConn, r *request, start time.Time) error {
 			}
 		}
 		out.SessionID = 0
-		c.fixFetch(out)
+		out.Brokers = dedupeBy(out.Brokers, func(b kmsg.FetchResponseBroker) int32 { return b.NodeID })
 		return out
 	})
 }
 
-// fixFetch accounts fetched bytes per topic and presents leaders and
+func addFetchPartitionError(resp *kmsg.FetchResponse, t kmsg.FetchRequestTopic, partition int32, code int16) {
+	if n := len(resp.Topics); n == 0 || resp.Topics[n-1].Topic != t.Topic || resp.Topics[n-1].TopicID != t.TopicID {
+		resp.Topics = append(resp.Topics, kmsg.FetchResponseTopic{Topic: t.Topic, TopicID: t.TopicID})
+	}
+	p := kmsg.NewFetchResponseTopicPartition()
+	p.Partition, p.ErrorCode = partition, code
+	p.HighWatermark, p.LastStableOffset, p.LogStartOffset = -1, -1, -1
+	rt := &resp.Topics[len(resp.Topics)-1]
+	rt.Partitions = append(rt.Partitions, p)
+}
+
+// fixFetch accounts fetched bytes per topic and presents be's leaders and
 // endpoints as peers; it reports whether the response changed.
-func (c *clientConn) fixFetch(resp *kmsg.FetchResponse) bool {
+func (c *clientConn) fixFetch(be *Backend, resp *kmsg.FetchResponse) bool {
 	changed := false
 	var pr *presenter
-	be := c.s.backend
 	for i := range resp.Topics {
 		t := &resp.Topics[i]
 		name := t.Topic
@@ -146,6 +172,9 @@ func (c *clientConn) fixFetch(resp *kmsg.FetchResponse) bool {
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
 			n += len(p.RecordBatches)
+			if p.ErrorCode != 0 {
+				be.metrics.errorCode(p.ErrorCode).Inc()
+			}
 			if isLeadershipError(p.ErrorCode) {
 				be.TriggerRefresh()
 			}
@@ -155,13 +184,13 @@ func (c *clientConn) fixFetch(resp *kmsg.FetchResponse) bool {
 			}
 			if p.CurrentLeader.LeaderID >= 0 && resp.Version >= 12 {
 				if pr == nil {
-					pr = c.s.presenter()
+					pr = c.s.presenter(be)
 				}
 				p.CurrentLeader.LeaderID = pr.peerFor(p.CurrentLeader.LeaderID)
 				changed = true
 			}
 		}
-		c.s.metrics.fetched(name, n)
+		c.s.metrics.fetched(be, topicTarget{be: be, name: name}.metricName(), n)
 	}
 	if resp.SessionID != 0 {
 		// The backend opened a session we did not ask for; never let the
@@ -171,7 +200,7 @@ func (c *clientConn) fixFetch(resp *kmsg.FetchResponse) bool {
 	}
 	if len(resp.Brokers) > 0 {
 		if pr == nil {
-			pr = c.s.presenter()
+			pr = c.s.presenter(be)
 		}
 		resp.Brokers = presentEndpoints(pr, resp.Brokers, func(b presentedBroker) kmsg.FetchResponseBroker {
 			return kmsg.FetchResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack}

@@ -1,7 +1,9 @@
 package kafka
 
-// ListOffsets (key 2): all versions. Split by partition leader; passed
-// through unchanged when one broker leads every partition.
+// ListOffsets (key 2): all versions. Each partition goes to its leader in
+// the cluster its topic routes to (split.go); passed through unchanged when
+// one broker leads every partition. Partitions of unrouted topics are
+// answered UNKNOWN_TOPIC_OR_PARTITION.
 
 import (
 	"time"
@@ -15,67 +17,40 @@ func handleListOffsets(c *clientConn, r *request, start time.Time) error {
 		return err
 	}
 	req := kreq.(*kmsg.ListOffsetsRequest)
-	by := map[int32]*kmsg.ListOffsetsRequest{}
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			id := c.s.backend.leader(t.Topic, p.Partition)
-			sub := by[id]
-			if sub == nil {
-				s := *req
-				s.Topics = nil
-				sub = &s
-				by[id] = sub
-			}
-			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != t.Topic {
-				sub.Topics = append(sub.Topics, kmsg.ListOffsetsRequestTopic{Topic: t.Topic})
+	return splitByLeader(c, r, start, splitSpec[*kmsg.ListOffsetsRequest, kmsg.ListOffsetsRequestTopic, kmsg.ListOffsetsRequestTopicPartition, *kmsg.ListOffsetsResponse]{
+		topics: req.Topics,
+		topic: func(t kmsg.ListOffsetsRequestTopic) (string, []kmsg.ListOffsetsRequestTopicPartition) {
+			return t.Topic, t.Partitions
+		},
+		partition: func(p kmsg.ListOffsetsRequestTopicPartition) int32 { return p.Partition },
+		newSub: func() *kmsg.ListOffsetsRequest {
+			s := *req
+			s.Topics = nil
+			return &s
+		},
+		add: func(sub *kmsg.ListOffsetsRequest, topic string, p kmsg.ListOffsetsRequestTopicPartition) {
+			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != topic {
+				sub.Topics = append(sub.Topics, kmsg.ListOffsetsRequestTopic{Topic: topic})
 			}
 			st := &sub.Topics[len(sub.Topics)-1]
 			st.Partitions = append(st.Partitions, p)
-		}
-	}
-	if len(by) <= 1 {
-		return forwardSingle(c, r, start, by)
-	}
-	return c.scatter(r, start, partsOf(by), func(resps []kmsg.Response) kmsg.Response {
-		out := resps[0].(*kmsg.ListOffsetsResponse)
-		idx := map[string]int{}
-		for i, t := range out.Topics {
-			idx[t.Topic] = i
-		}
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.ListOffsetsResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-			for _, t := range o.Topics {
-				if i, ok := idx[t.Topic]; ok {
-					out.Topics[i].Partitions = append(out.Topics[i].Partitions, t.Partitions...)
-					continue
-				}
-				idx[t.Topic] = len(out.Topics)
-				out.Topics = append(out.Topics, t)
+		},
+		newLocal: kmsg.NewPtrListOffsetsResponse,
+		fail: func(local *kmsg.ListOffsetsResponse, topic string, partition int32, code int16) {
+			if n := len(local.Topics); n == 0 || local.Topics[n-1].Topic != topic {
+				local.Topics = append(local.Topics, kmsg.ListOffsetsResponseTopic{Topic: topic})
 			}
-		}
-		return out
+			p := kmsg.NewListOffsetsResponseTopicPartition()
+			p.Partition, p.ErrorCode, p.Timestamp, p.Offset = partition, code, -1, -1
+			lt := &local.Topics[len(local.Topics)-1]
+			lt.Partitions = append(lt.Partitions, p)
+		},
+		merge: mergeByTopic(
+			func(r *kmsg.ListOffsetsResponse) *[]kmsg.ListOffsetsResponseTopic { return &r.Topics },
+			func(t kmsg.ListOffsetsResponseTopic) string { return t.Topic },
+			func(dst *kmsg.ListOffsetsResponseTopic, src kmsg.ListOffsetsResponseTopic) {
+				dst.Partitions = append(dst.Partitions, src.Partitions...)
+			},
+			func(r *kmsg.ListOffsetsResponse) *int32 { return &r.ThrottleMillis }),
 	})
-}
-
-// forwardSingle forwards r unchanged to the only broker in by (or any
-// broker when by is empty or its key is -1).
-func forwardSingle[V any](c *clientConn, r *request, start time.Time, by map[int32]V) error {
-	leader := int32(-1)
-	for id := range by {
-		leader = id
-	}
-	u, err := c.upstreamOrAny(leader)
-	if err != nil {
-		return err
-	}
-	return c.forwardTo(u, r, start, nil)
-}
-
-func partsOf[R kmsg.Request](by map[int32]R) []part {
-	parts := make([]part, 0, len(by))
-	for _, id := range brokerOrder(by) {
-		parts = append(parts, part{broker: id, req: by[id]})
-	}
-	return parts
 }

@@ -1,17 +1,23 @@
 package kafka
 
-// Metadata (key 3): all versions kmsg and the backend share.
+// Metadata (key 3): all versions kmsg and every backend share.
 //
-// Forwarded to a backend broker (this host's first); the answer is
-// rewritten so that the brokers are the live peers, each partition's leader
-// is the peer presenting the real leader, replica lists are mapped to peers
-// (duplicates dropped), and the controller is the peer presenting the real
-// controller. Every answer also refreshes the proxy's leader cache for the
-// topics it lists.
+// The requested topics are grouped by the cluster each routes to (all
+// topics: every cluster) and each group is asked of a broker of its
+// cluster, this host's first. The answers are merged into one virtual
+// cluster: the brokers are the live peers, each partition's leader is the
+// peer presenting the real leader (replica lists mapped to peers,
+// duplicates dropped), the controller is the peer presenting the default
+// cluster's controller, and the cluster id is the virtual one. A cluster's
+// topics that route elsewhere are left out, so a topic present in two
+// clusters shows only as its route says; topics no rule routes answer
+// UNKNOWN_TOPIC_OR_PARTITION. Auto-creation happens on the routed cluster.
+// Every answer also refreshes that backend's leader cache.
 
 import (
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -23,29 +29,126 @@ func handleMetadata(c *clientConn, r *request, start time.Time) error {
 	req := kreq.(*kmsg.MetadataRequest)
 	// v0 asks for all topics with an empty list, v1+ with a null one.
 	all := req.Topics == nil || (r.version == 0 && len(req.Topics) == 0)
-	return c.forwardAny(r, start, func(resp *buffer) (*buffer, error) {
-		return rewrite(resp, r, func(kr kmsg.Response) bool {
-			m := kr.(*kmsg.MetadataResponse)
-			c.s.backend.updateMetadata(m, all)
-			c.s.presentMetadata(m)
-			return true
-		})
+	st := c.s.view.State()
+	set := c.s.backendSet()
+	if len(set.sorted) == 0 {
+		return errNoCluster
+	}
+	var parts []part
+	if all {
+		for _, be := range set.sorted {
+			sub := *req
+			parts = append(parts, part{t: target{be, -1}, req: &sub})
+		}
+	} else {
+		by := map[*Backend]*kmsg.MetadataRequest{}
+		var local *kmsg.MetadataResponse
+		for _, t := range req.Topics {
+			var be *Backend
+			switch {
+			case t.Topic != nil:
+				be = c.s.routeTopic(st, *t.Topic)
+			case t.TopicID != ([16]byte{}):
+				// A virtual id: ask the cluster by name.
+				var name string
+				if be, name = c.s.topicOfVID(st, t.TopicID); be != nil {
+					t.Topic, t.TopicID = &name, [16]byte{}
+				}
+			}
+			if be == nil {
+				if local == nil {
+					local = kmsg.NewPtrMetadataResponse()
+				}
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic, mt.TopicID, mt.ErrorCode = t.Topic, t.TopicID, kerr.UnknownTopicOrPartition.Code
+				if t.Topic == nil {
+					mt.ErrorCode = kerr.UnknownTopicID.Code
+				}
+				local.Topics = append(local.Topics, mt)
+				continue
+			}
+			sub := by[be]
+			if sub == nil {
+				s := *req
+				s.Topics = nil
+				sub = &s
+				by[be] = sub
+			}
+			sub.Topics = append(sub.Topics, t)
+		}
+		for _, be := range set.sorted {
+			if sub := by[be]; sub != nil {
+				parts = append(parts, part{t: target{be, -1}, req: sub})
+			}
+		}
+		if local != nil {
+			parts = append(parts, part{local: local})
+		}
+	}
+	if len(parts) == 0 {
+		// An empty topic list (v1+): just the brokers, from any cluster.
+		sub := *req
+		parts = append(parts, part{t: target{c.s.defaultBackend(), -1}, req: &sub})
+	}
+	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		st := c.s.view.State()
+		def := c.s.defaultBackend()
+		out := kmsg.NewPtrMetadataResponse()
+		out.Version = r.version
+		out.ControllerID = -1
+		for i, x := range resps {
+			m := x.(*kmsg.MetadataResponse)
+			out.ThrottleMillis = max(out.ThrottleMillis, m.ThrottleMillis)
+			be := parts[i].t.be
+			if parts[i].local != nil {
+				out.Topics = append(out.Topics, m.Topics...)
+				continue
+			}
+			be.updateMetadata(m, all)
+			c.s.presentMetadata(be, m)
+			if be == def || out.ClusterID == nil {
+				out.ClusterID, out.ControllerID = m.ClusterID, m.ControllerID
+				out.AuthorizedOperations = m.AuthorizedOperations
+			}
+			for _, t := range m.Topics {
+				// A cluster's topic that routes elsewhere is not shown:
+				// routes alone decide where a name lives.
+				if t.Topic != nil && c.s.routeTopic(st, *t.Topic) != be {
+					continue
+				}
+				out.Topics = append(out.Topics, t)
+			}
+		}
+		out.Brokers = c.s.presentedBrokers()
+		out.ClusterID = c.s.clusterID(out.ClusterID)
+		return out
 	})
 }
 
-// presentMetadata rewrites a backend metadata answer in place.
-func (s *Server) presentMetadata(m *kmsg.MetadataResponse) {
-	pr := s.presenter()
+// presentedBrokers lists the live peers as Metadata brokers.
+func (s *Server) presentedBrokers() []kmsg.MetadataResponseBroker {
+	pr := newPresenter(s.view.State(), s.view.Live, "")
+	var out []kmsg.MetadataResponseBroker
+	for _, b := range pr.brokers() {
+		out = append(out, kmsg.MetadataResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
+	}
+	return out
+}
+
+// presentMetadata rewrites one backend's metadata answer in place: leaders,
+// replicas and the controller become peers, topic ids virtual ones.
+func (s *Server) presentMetadata(be *Backend, m *kmsg.MetadataResponse) {
+	pr := s.presenter(be)
 	m.Brokers = m.Brokers[:0]
 	for _, b := range pr.brokers() {
 		m.Brokers = append(m.Brokers, kmsg.MetadataResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
 	}
 	m.ControllerID = pr.peerFor(m.ControllerID)
-	if s.cfg.ClusterID != "" {
-		id := s.cfg.ClusterID
-		m.ClusterID = &id
-	}
+	m.ClusterID = s.clusterID(m.ClusterID)
 	for i := range m.Topics {
+		if m.Topics[i].Topic != nil {
+			s.presentTopicID(*m.Topics[i].Topic, &m.Topics[i].TopicID)
+		}
 		for j := range m.Topics[i].Partitions {
 			p := &m.Topics[i].Partitions[j]
 			p.Leader = pr.peerFor(p.Leader)

@@ -2,10 +2,13 @@ package kafka
 
 // FindCoordinator (key 10): v0–v6, batched keys (v4+) included.
 //
-// Forwarded to a backend broker; each coordinator in the answer is
-// recorded in the proxy's coordinator cache (so the group and transaction
-// requests that follow go straight to it) and presented as the peer that
-// presents that broker. Errors pass through unchanged.
+// A group's or transactional id's coordinator lives on its home cluster
+// (group prefix rules, else the default cluster), so each key is asked of
+// a broker of its home cluster; batched keys with different homes are
+// split and the answers concatenated. Each coordinator in the answer is
+// recorded in that cluster's coordinator cache (so the group and
+// transaction requests that follow go straight to it) and presented as the
+// peer that presents that broker. Errors pass through unchanged.
 
 import (
 	"time"
@@ -20,35 +23,71 @@ func handleFindCoordinator(c *clientConn, r *request, start time.Time) error {
 	}
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	typ := req.CoordinatorType
-	key := req.CoordinatorKey
-	return c.forwardAny(r, start, func(resp *buffer) (*buffer, error) {
-		return rewrite(resp, r, func(kr kmsg.Response) bool {
-			m := kr.(*kmsg.FindCoordinatorResponse)
-			pr := c.s.presenter()
-			if m.Version < 4 {
-				c.presentCoordinator(pr, typ, key, m.ErrorCode, &m.NodeID, &m.Host, &m.Port)
+	st := c.s.view.State()
+	if r.version < 4 {
+		be := c.s.homeOf(st, req.CoordinatorKey)
+		key := req.CoordinatorKey
+		return c.forwardAny(r, start, be, func(resp *buffer) (*buffer, error) {
+			return rewrite(resp, r, func(kr kmsg.Response) bool {
+				m := kr.(*kmsg.FindCoordinatorResponse)
+				c.presentCoordinator(be, typ, key, m.ErrorCode, &m.NodeID, &m.Host, &m.Port)
 				return true
-			}
-			for i := range m.Coordinators {
-				co := &m.Coordinators[i]
-				c.presentCoordinator(pr, typ, co.Key, co.ErrorCode, &co.NodeID, &co.Host, &co.Port)
-			}
-			return true
+			})
 		})
+	}
+	by := map[*Backend]*kmsg.FindCoordinatorRequest{}
+	var order []*Backend
+	for _, k := range req.CoordinatorKeys {
+		be := c.s.homeOf(st, k)
+		sub := by[be]
+		if sub == nil {
+			s := *req
+			s.CoordinatorKeys = nil
+			sub = &s
+			by[be] = sub
+			order = append(order, be)
+		}
+		sub.CoordinatorKeys = append(sub.CoordinatorKeys, k)
+	}
+	parts := make([]part, 0, len(order))
+	for _, be := range order {
+		parts = append(parts, part{t: target{be, -1}, req: by[be]})
+	}
+	if len(parts) == 0 {
+		parts = append(parts, part{t: target{c.s.defaultBackend(), -1}, req: req})
+	}
+	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		out := resps[0].(*kmsg.FindCoordinatorResponse)
+		for i, x := range resps {
+			m := x.(*kmsg.FindCoordinatorResponse)
+			for j := range m.Coordinators {
+				co := &m.Coordinators[j]
+				c.presentCoordinator(parts[i].t.be, typ, co.Key, co.ErrorCode, &co.NodeID, &co.Host, &co.Port)
+			}
+			if i > 0 {
+				out.ThrottleMillis = max(out.ThrottleMillis, m.ThrottleMillis)
+				out.Coordinators = append(out.Coordinators, m.Coordinators...)
+			}
+		}
+		return out
 	})
 }
 
-func (c *clientConn) presentCoordinator(pr *presenter, typ int8, key string, code int16, node *int32, host *string, port *int32) {
+func (c *clientConn) presentCoordinator(be *Backend, typ int8, key string, code int16, node *int32, host *string, port *int32) {
+	if be == nil {
+		return
+	}
 	if code != 0 || *node < 0 {
 		if isCoordinatorError(code) {
-			c.s.backend.setCoordinator(typ, key, -1)
+			be.setCoordinator(typ, key, -1)
 		}
 		return
 	}
 	// Share groups (type 2) are not served; only cache what we route.
 	if typ == coordinatorGroup || typ == coordinatorTxn {
-		c.s.backend.setCoordinator(typ, key, *node)
+		be.setCoordinator(typ, key, *node)
 	}
+	pr := c.s.presenter(be)
 	peer := pr.peerFor(*node)
 	b, ok := pr.broker(peer)
 	if !ok {

@@ -3,11 +3,13 @@ package kafka
 // ApiVersions (key 18): v0–v5 (whatever kmsg knows), answered by the proxy.
 //
 // Each served key is advertised with the intersection of what kmsg parses,
-// what every backend broker supports and any cap in versionCaps; keys the
-// proxy does not serve are left out. A version newer than ours gets a v0
-// answer with UNSUPPORTED_VERSION and our ApiVersions range (KIP-511), so
-// the client retries at a version we speak. Feature flags (KIP-584) are
-// those of the backend, since they describe the backend's behaviour.
+// what every broker of every backend cluster supports and any cap in
+// versionCaps; keys the proxy does not serve, or some cluster lacks, are
+// left out. A version newer than ours gets a v0 answer with
+// UNSUPPORTED_VERSION and our ApiVersions range (KIP-511), so the client
+// retries at a version we speak. Feature flags (KIP-584) are the default
+// cluster's: they describe a backend's behaviour, and clients rarely read
+// them.
 
 import (
 	"time"
@@ -27,16 +29,19 @@ func handleApiVersions(c *clientConn, r *request, start time.Time) error {
 	}
 	resp.Version = r.version
 	resp.ApiKeys = c.s.advertisedVersions()
-	if vs := c.s.backend.versions.Load(); vs != nil {
-		resp.SupportedFeatures = vs.supported
-		resp.FinalizedFeatures = vs.finalized
-		resp.FinalizedFeaturesEpoch = vs.epoch
+	if be := c.s.defaultBackend(); be != nil {
+		if vs := be.versions.Load(); vs != nil {
+			resp.SupportedFeatures = vs.supported
+			resp.FinalizedFeatures = vs.finalized
+			resp.FinalizedFeaturesEpoch = vs.epoch
+		}
 	}
 	return c.respond(r, start, resp)
 }
 
 // advertisedVersions lists what the proxy serves for every key it routes.
 func (s *Server) advertisedVersions() []kmsg.ApiVersionsResponseApiKey {
+	backends := s.backendSet().sorted
 	var out []kmsg.ApiVersionsResponseApiKey
 	for k := int16(0); k <= maxKey; k++ {
 		if s.handlers[k] == nil {
@@ -45,11 +50,21 @@ func (s *Server) advertisedVersions() []kmsg.ApiVersionsResponseApiKey {
 		req := kmsg.RequestForKey(k)
 		lo, hi := int16(0), req.MaxVersion()
 		if k != 18 {
-			br, ok := s.backend.versionsFor(k)
+			if len(backends) == 0 {
+				continue
+			}
+			ok := true
+			for _, be := range backends {
+				br, has := be.versionsFor(k)
+				if !has {
+					ok = false
+					break
+				}
+				lo, hi = max(lo, br.min), min(hi, br.max)
+			}
 			if !ok {
 				continue
 			}
-			lo, hi = max(lo, br.min), min(hi, br.max)
 		}
 		if cap, ok := versionCaps[k]; ok {
 			hi = min(hi, cap)

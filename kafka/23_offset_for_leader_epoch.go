@@ -1,7 +1,9 @@
 package kafka
 
-// OffsetForLeaderEpoch (key 23): all versions. Split by partition leader;
-// passed through unchanged when one broker leads every partition.
+// OffsetForLeaderEpoch (key 23): all versions. Each partition goes to its
+// leader in the cluster its topic routes to (split.go); passed through
+// unchanged when one broker leads every partition. Partitions of unrouted
+// topics are answered UNKNOWN_TOPIC_OR_PARTITION.
 
 import (
 	"time"
@@ -15,43 +17,38 @@ func handleOffsetForLeaderEpoch(c *clientConn, r *request, start time.Time) erro
 		return err
 	}
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
-	by := map[int32]*kmsg.OffsetForLeaderEpochRequest{}
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			id := c.s.backend.leader(t.Topic, p.Partition)
-			sub := by[id]
-			if sub == nil {
-				sub = &kmsg.OffsetForLeaderEpochRequest{Version: req.Version, ReplicaID: req.ReplicaID}
-				by[id] = sub
-			}
-			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != t.Topic {
-				sub.Topics = append(sub.Topics, kmsg.OffsetForLeaderEpochRequestTopic{Topic: t.Topic})
+	return splitByLeader(c, r, start, splitSpec[*kmsg.OffsetForLeaderEpochRequest, kmsg.OffsetForLeaderEpochRequestTopic, kmsg.OffsetForLeaderEpochRequestTopicPartition, *kmsg.OffsetForLeaderEpochResponse]{
+		topics: req.Topics,
+		topic: func(t kmsg.OffsetForLeaderEpochRequestTopic) (string, []kmsg.OffsetForLeaderEpochRequestTopicPartition) {
+			return t.Topic, t.Partitions
+		},
+		partition: func(p kmsg.OffsetForLeaderEpochRequestTopicPartition) int32 { return p.Partition },
+		newSub: func() *kmsg.OffsetForLeaderEpochRequest {
+			return &kmsg.OffsetForLeaderEpochRequest{Version: req.Version, ReplicaID: req.ReplicaID}
+		},
+		add: func(sub *kmsg.OffsetForLeaderEpochRequest, topic string, p kmsg.OffsetForLeaderEpochRequestTopicPartition) {
+			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != topic {
+				sub.Topics = append(sub.Topics, kmsg.OffsetForLeaderEpochRequestTopic{Topic: topic})
 			}
 			st := &sub.Topics[len(sub.Topics)-1]
 			st.Partitions = append(st.Partitions, p)
-		}
-	}
-	if len(by) <= 1 {
-		return forwardSingle(c, r, start, by)
-	}
-	return c.scatter(r, start, partsOf(by), func(resps []kmsg.Response) kmsg.Response {
-		out := resps[0].(*kmsg.OffsetForLeaderEpochResponse)
-		idx := map[string]int{}
-		for i, t := range out.Topics {
-			idx[t.Topic] = i
-		}
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.OffsetForLeaderEpochResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-			for _, t := range o.Topics {
-				if i, ok := idx[t.Topic]; ok {
-					out.Topics[i].Partitions = append(out.Topics[i].Partitions, t.Partitions...)
-					continue
-				}
-				idx[t.Topic] = len(out.Topics)
-				out.Topics = append(out.Topics, t)
+		},
+		newLocal: kmsg.NewPtrOffsetForLeaderEpochResponse,
+		fail: func(local *kmsg.OffsetForLeaderEpochResponse, topic string, partition int32, code int16) {
+			if n := len(local.Topics); n == 0 || local.Topics[n-1].Topic != topic {
+				local.Topics = append(local.Topics, kmsg.OffsetForLeaderEpochResponseTopic{Topic: topic})
 			}
-		}
-		return out
+			p := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			p.Partition, p.ErrorCode, p.LeaderEpoch, p.EndOffset = partition, code, -1, -1
+			lt := &local.Topics[len(local.Topics)-1]
+			lt.Partitions = append(lt.Partitions, p)
+		},
+		merge: mergeByTopic(
+			func(r *kmsg.OffsetForLeaderEpochResponse) *[]kmsg.OffsetForLeaderEpochResponseTopic { return &r.Topics },
+			func(t kmsg.OffsetForLeaderEpochResponseTopic) string { return t.Topic },
+			func(dst *kmsg.OffsetForLeaderEpochResponseTopic, src kmsg.OffsetForLeaderEpochResponseTopic) {
+				dst.Partitions = append(dst.Partitions, src.Partitions...)
+			},
+			func(r *kmsg.OffsetForLeaderEpochResponse) *int32 { return &r.ThrottleMillis }),
 	})
 }

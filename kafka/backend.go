@@ -25,7 +25,9 @@ type BackendConfig struct {
 	MetadataRefresh time.Duration
 	// DialTimeout bounds connecting to a backend broker.
 	DialTimeout time.Duration
-	Logger      *slog.Logger
+	// Metrics, when set, gets the cluster's request, byte and error series.
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 func (c *BackendConfig) setDefaults() {
@@ -56,8 +58,9 @@ func (c *BackendConfig) Validate() error {
 // latest snapshot; updates come from a refresh loop and from the metadata and
 // coordinator responses that pass through the proxy.
 type Backend struct {
-	cfg BackendConfig
-	log *slog.Logger
+	cfg     BackendConfig
+	log     *slog.Logger
+	metrics *clusterMetrics
 
 	ctlMu sync.Mutex
 	ctl   map[string]*ctlConn
@@ -111,6 +114,7 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 	}
 	b := &Backend{
 		cfg:       cfg,
+		metrics:   cfg.Metrics.forCluster(cfg.Name),
 		log:       cfg.Logger.With("component", "backend", "cluster", cfg.Name),
 		ctl:       map[string]*ctlConn{},
 		refreshCh: make(chan struct{}, 1),

@@ -1,19 +1,22 @@
 package kafka
 
 // DescribeConfigs (32), AlterConfigs (33), IncrementalAlterConfigs (44):
-// all versions. Topic, group and client-metrics resources can be served by
-// any broker and go through unchanged. A BROKER or BROKER_LOGGER resource
-// names a broker id, which the client knows as a peer id: the proxy sends
-// the request to a backend broker that peer presents (its co-located
-// broker first), with the name rewritten to that broker's id, and rewrites
-// the name back in the answer. A request naming two different brokers is
-// refused (Kafka's admin clients send one request per broker).
+// all versions. Each resource goes where it lives: a TOPIC resource to a
+// broker of the cluster the topic routes to (unrouted topics are answered
+// UNKNOWN_TOPIC_OR_PARTITION), a GROUP resource to the group's home
+// cluster, everything else (client metrics, cluster-wide broker defaults)
+// to the default cluster. A BROKER or BROKER_LOGGER resource names a broker
+// id, which the client knows as a peer id: it goes to a broker of the
+// default cluster that peer presents (its co-located broker first), with
+// the name rewritten to that broker's id and back in the answer. Resources
+// bound for different brokers are split and the answers concatenated.
 
 import (
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -26,83 +29,207 @@ func isBrokerResource(t kmsg.ConfigResourceType, name string) bool {
 	return (t == resourceBroker || t == resourceBrokerLogger) && name != ""
 }
 
+// configTarget is where a config resource is served, and the broker name it
+// is sent under (for broker resources).
+type configTarget struct {
+	t    target
+	name string // rewritten resource name; "" keeps the client's
+	code int16  // answered locally with this code when not 0
+}
+
+func (c *clientConn) configTarget(typ kmsg.ConfigResourceType, name string) (configTarget, error) {
+	st := c.s.view.State()
+	def := c.s.defaultBackend()
+	if def == nil {
+		return configTarget{}, errNoCluster
+	}
+	switch {
+	case typ == kmsg.ConfigResourceTypeTopic:
+		be := c.s.routeTopic(st, name)
+		if be == nil {
+			return configTarget{code: kerr.UnknownTopicOrPartition.Code}, nil
+		}
+		return configTarget{t: target{be, be.anyBroker(c.s.localBrokers(be))}}, nil
+	case typ == kmsg.ConfigResourceTypeGroupConfig:
+		be := c.s.homeOf(st, name)
+		return configTarget{t: target{be, be.anyBroker(c.s.localBrokers(be))}}, nil
+	case isBrokerResource(typ, name):
+		peer, err := strconv.ParseInt(name, 10, 32)
+		if err != nil {
+			return configTarget{}, fmt.Errorf("%w: broker resource name %q is not a broker id", ErrMalformed, name)
+		}
+		broker := c.s.brokerOfPeer(def, int32(peer))
+		if broker < 0 {
+			// The peer presents no broker: any broker answers for it.
+			broker = def.anyBroker(c.s.localBrokers(def))
+		}
+		return configTarget{t: target{def, broker}, name: strconv.Itoa(int(broker))}, nil
+	}
+	return configTarget{t: target{def, def.anyBroker(c.s.localBrokers(def))}}, nil
+}
+
+// configSpec reads and rebuilds one of the three config requests.
+type configSpec[X any, Y any] struct {
+	resources []X
+	key       func(*X) (kmsg.ConfigResourceType, *string)
+	sub       func([]X) kmsg.Request
+	local     func(kmsg.ConfigResourceType, string, int16) Y
+	respRes   func(kmsg.Response) *[]Y
+	respKey   func(*Y) (kmsg.ConfigResourceType, *string)
+	throttle  func(kmsg.Response) *int32
+	newLocal  func([]Y) kmsg.Response
+}
+
+func routeConfigs[X any, Y any](c *clientConn, r *request, start time.Time, sp configSpec[X, Y]) error {
+	by := map[target][]X{}
+	names := map[target]map[string]string{} // broker name sent → peer name asked
+	var locals []Y
+	for i := range sp.resources {
+		x := sp.resources[i]
+		typ, name := sp.key(&x)
+		ct, err := c.configTarget(typ, *name)
+		if err != nil {
+			return err
+		}
+		if ct.code != 0 {
+			locals = append(locals, sp.local(typ, *name, ct.code))
+			continue
+		}
+		if ct.name != "" && ct.name != *name {
+			if names[ct.t] == nil {
+				names[ct.t] = map[string]string{}
+			}
+			names[ct.t][ct.name] = *name
+			*name = ct.name
+		}
+		by[ct.t] = append(by[ct.t], x)
+	}
+	parts := make([]part, 0, len(by)+1)
+	for _, t := range targetOrder(by) {
+		parts = append(parts, part{t: t, req: sp.sub(by[t])})
+	}
+	if len(locals) > 0 {
+		parts = append(parts, part{local: sp.newLocal(locals)})
+	}
+	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		out := resps[0]
+		all := sp.respRes(out)
+		for i, x := range resps {
+			back := names[parts[i].t]
+			res := sp.respRes(x)
+			for j := range *res {
+				if typ, name := sp.respKey(&(*res)[j]); isBrokerResource(typ, *name) {
+					if peer, ok := back[*name]; ok {
+						*name = peer
+					}
+				}
+			}
+			if i > 0 {
+				*sp.throttle(out) = max(*sp.throttle(out), *sp.throttle(x))
+				*all = append(*all, *res...)
+			}
+		}
+		return out
+	})
+}
+
 func handleConfigs(c *clientConn, r *request, start time.Time) error {
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
-	var names []*string
-	switch v := kreq.(type) {
+	msg := func(code int16) *string {
+		if code != kerr.UnknownTopicOrPartition.Code {
+			return nil
+		}
+		m := "switchyard: no route, prefix rule or default cluster routes this topic"
+		return &m
+	}
+	switch req := kreq.(type) {
 	case *kmsg.DescribeConfigsRequest:
-		for i := range v.Resources {
-			if isBrokerResource(v.Resources[i].ResourceType, v.Resources[i].ResourceName) {
-				names = append(names, &v.Resources[i].ResourceName)
-			}
-		}
+		return routeConfigs(c, r, start, configSpec[kmsg.DescribeConfigsRequestResource, kmsg.DescribeConfigsResponseResource]{
+			resources: req.Resources,
+			key: func(x *kmsg.DescribeConfigsRequestResource) (kmsg.ConfigResourceType, *string) {
+				return x.ResourceType, &x.ResourceName
+			},
+			sub: func(xs []kmsg.DescribeConfigsRequestResource) kmsg.Request {
+				s := *req
+				s.Resources = xs
+				return &s
+			},
+			local: func(t kmsg.ConfigResourceType, n string, code int16) kmsg.DescribeConfigsResponseResource {
+				return kmsg.DescribeConfigsResponseResource{ResourceType: t, ResourceName: n, ErrorCode: code, ErrorMessage: msg(code)}
+			},
+			respRes: func(x kmsg.Response) *[]kmsg.DescribeConfigsResponseResource {
+				return &x.(*kmsg.DescribeConfigsResponse).Resources
+			},
+			respKey: func(y *kmsg.DescribeConfigsResponseResource) (kmsg.ConfigResourceType, *string) {
+				return y.ResourceType, &y.ResourceName
+			},
+			throttle: func(x kmsg.Response) *int32 { return &x.(*kmsg.DescribeConfigsResponse).ThrottleMillis },
+			newLocal: func(ys []kmsg.DescribeConfigsResponseResource) kmsg.Response {
+				return &kmsg.DescribeConfigsResponse{Resources: ys}
+			},
+		})
 	case *kmsg.AlterConfigsRequest:
-		for i := range v.Resources {
-			if isBrokerResource(v.Resources[i].ResourceType, v.Resources[i].ResourceName) {
-				names = append(names, &v.Resources[i].ResourceName)
-			}
-		}
+		return routeConfigs(c, r, start, configSpec[kmsg.AlterConfigsRequestResource, kmsg.AlterConfigsResponseResource]{
+			resources: req.Resources,
+			key: func(x *kmsg.AlterConfigsRequestResource) (kmsg.ConfigResourceType, *string) {
+				return x.ResourceType, &x.ResourceName
+			},
+			sub: func(xs []kmsg.AlterConfigsRequestResource) kmsg.Request {
+				s := *req
+				s.Resources = xs
+				return &s
+			},
+			local: func(t kmsg.ConfigResourceType, n string, code int16) kmsg.AlterConfigsResponseResource {
+				return kmsg.AlterConfigsResponseResource{ResourceType: t, ResourceName: n, ErrorCode: code, ErrorMessage: msg(code)}
+			},
+			respRes: func(x kmsg.Response) *[]kmsg.AlterConfigsResponseResource {
+				return &x.(*kmsg.AlterConfigsResponse).Resources
+			},
+			respKey: func(y *kmsg.AlterConfigsResponseResource) (kmsg.ConfigResourceType, *string) {
+				return y.ResourceType, &y.ResourceName
+			},
+			throttle: func(x kmsg.Response) *int32 { return &x.(*kmsg.AlterConfigsResponse).ThrottleMillis },
+			newLocal: func(ys []kmsg.AlterConfigsResponseResource) kmsg.Response {
+				return &kmsg.AlterConfigsResponse{Resources: ys}
+			},
+		})
 	case *kmsg.IncrementalAlterConfigsRequest:
-		for i := range v.Resources {
-			if isBrokerResource(v.Resources[i].ResourceType, v.Resources[i].ResourceName) {
-				names = append(names, &v.Resources[i].ResourceName)
-			}
-		}
+		return routeConfigs(c, r, start, configSpec[kmsg.IncrementalAlterConfigsRequestResource, kmsg.IncrementalAlterConfigsResponseResource]{
+			resources: req.Resources,
+			key: func(x *kmsg.IncrementalAlterConfigsRequestResource) (kmsg.ConfigResourceType, *string) {
+				return x.ResourceType, &x.ResourceName
+			},
+			sub: func(xs []kmsg.IncrementalAlterConfigsRequestResource) kmsg.Request {
+				s := *req
+				s.Resources = xs
+				return &s
+			},
+			local: func(t kmsg.ConfigResourceType, n string, code int16) kmsg.IncrementalAlterConfigsResponseResource {
+				return kmsg.IncrementalAlterConfigsResponseResource{ResourceType: t, ResourceName: n, ErrorCode: code, ErrorMessage: msg(code)}
+			},
+			respRes: func(x kmsg.Response) *[]kmsg.IncrementalAlterConfigsResponseResource {
+				return &x.(*kmsg.IncrementalAlterConfigsResponse).Resources
+			},
+			respKey: func(y *kmsg.IncrementalAlterConfigsResponseResource) (kmsg.ConfigResourceType, *string) {
+				return y.ResourceType, &y.ResourceName
+			},
+			throttle: func(x kmsg.Response) *int32 { return &x.(*kmsg.IncrementalAlterConfigsResponse).ThrottleMillis },
+			newLocal: func(ys []kmsg.IncrementalAlterConfigsResponseResource) kmsg.Response {
+				return &kmsg.IncrementalAlterConfigsResponse{Resources: ys}
+			},
+		})
 	}
-	if len(names) == 0 {
-		return c.forwardAny(r, start, nil)
-	}
-	peerName := *names[0]
-	for _, n := range names[1:] {
-		if *n != peerName {
-			return fmt.Errorf("%w: %s names brokers %s and %s in one request", ErrUnroutable, kmsg.NameForKey(r.key), peerName, *n)
-		}
-	}
-	peer, err := strconv.ParseInt(peerName, 10, 32)
-	if err != nil {
-		return fmt.Errorf("%w: broker resource name %q is not a broker id", ErrMalformed, peerName)
-	}
-	broker := c.s.brokerOfPeer(int32(peer))
-	if broker < 0 {
-		// The peer presents no broker: any broker answers for it.
-		broker = c.s.backend.anyBroker(c.s.localBrokers())
-	}
-	brokerName := strconv.Itoa(int(broker))
-	for _, n := range names {
-		*n = brokerName
-	}
-	return c.scatter(r, start, []part{{broker: broker, req: kreq}}, func(resps []kmsg.Response) kmsg.Response {
-		back := func(t kmsg.ConfigResourceType, name *string) {
-			if isBrokerResource(t, *name) && *name == brokerName {
-				*name = peerName
-			}
-		}
-		switch v := resps[0].(type) {
-		case *kmsg.DescribeConfigsResponse:
-			for i := range v.Resources {
-				back(v.Resources[i].ResourceType, &v.Resources[i].ResourceName)
-			}
-		case *kmsg.AlterConfigsResponse:
-			for i := range v.Resources {
-				back(v.Resources[i].ResourceType, &v.Resources[i].ResourceName)
-			}
-		case *kmsg.IncrementalAlterConfigsResponse:
-			for i := range v.Resources {
-				back(v.Resources[i].ResourceType, &v.Resources[i].ResourceName)
-			}
-		}
-		return resps[0]
-	})
+	return fmt.Errorf("%w: %s is not a config request", ErrUnroutable, kmsg.NameForKey(r.key))
 }
 
-// brokerOfPeer returns a backend broker presented by peer, its co-located
+// brokerOfPeer returns a broker of be presented by peer, its co-located
 // brokers first, or -1.
-func (s *Server) brokerOfPeer(peer int32) int32 {
-	pr := s.presenter()
-	ids := s.backend.brokerIDs()
+func (s *Server) brokerOfPeer(be *Backend, peer int32) int32 {
+	pr := s.presenter(be)
+	ids := be.brokerIDs()
 	for _, id := range ids {
 		if b, ok := pr.local[id]; ok && b == peer {
 			return id

@@ -71,8 +71,9 @@ type clientConn struct {
 	writing bool       // a goroutine holds the writer role (wmu)
 	batch   []*pending // the writer-role holder's scratch
 
-	// ups, dirty and clientID are owned by the reader goroutine.
-	ups      map[int32]*upstream
+	// ups, dirty, clientID and routes are owned by the reader goroutine.
+	routes   routeMemory
+	ups      map[target]*upstream
 	dirty    []*upstream
 	clientID *string // the last request's, reused while it repeats
 
@@ -94,7 +95,7 @@ func newClientConn(s *Server, nc net.Conn) *clientConn {
 		log:     s.log.With("client", nc.RemoteAddr().String()),
 		queue:   make(chan *pending, s.cfg.MaxInFlight),
 		kick:    make(chan struct{}, 1),
-		ups:     map[int32]*upstream{},
+		ups:     map[target]*upstream{},
 		closing: make(chan struct{}),
 	}
 }
@@ -343,6 +344,7 @@ func (c *clientConn) respond(r *request, start time.Time, resp kmsg.Response) er
 // upstream is one backend broker connection owned by a client connection.
 type upstream struct {
 	c        *clientConn
+	be       *Backend
 	broker   int32
 	nc       net.Conn
 	rw       io.ReadWriter // nc, or its raw-syscall form (rawIO)
@@ -359,26 +361,28 @@ type upCall struct {
 	cb func(resp *buffer, err error)
 }
 
-// upstream returns the connection to broker, dialing it if needed.
-func (c *clientConn) upstream(broker int32) (*upstream, error) {
-	if u, ok := c.ups[broker]; ok {
+// upstream returns the connection to broker of be, dialing it if needed.
+func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
+	key := target{be, broker}
+	if u, ok := c.ups[key]; ok {
 		return u, nil
 	}
-	addr, ok := c.s.backend.brokerAddr(broker)
+	addr, ok := be.brokerAddr(broker)
 	if !ok {
-		c.s.backend.TriggerRefresh()
-		return nil, fmt.Errorf("%w: broker %d of %s is not in the metadata", ErrNoBroker, broker, c.s.backend.Name())
+		be.TriggerRefresh()
+		return nil, fmt.Errorf("%w: broker %d of %s is not in the metadata", ErrNoBroker, broker, be.Name())
 	}
 	// Dialing blocks this reader; let what is already queued leave first.
 	if err := c.flushUpstreams(); err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: c.s.backend.cfg.DialTimeout}
+	d := net.Dialer{Timeout: be.cfg.DialTimeout}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
-		c.s.backend.TriggerRefresh()
+		be.TriggerRefresh()
 		c.s.metrics.upstreamDialErrors.Inc()
-		return nil, fmt.Errorf("dial backend broker %d at %s: %w", broker, addr, err)
+		be.metrics.errors("dial").Inc()
+		return nil, fmt.Errorf("dial broker %d of %s at %s: %w", broker, be.Name(), addr, err)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
@@ -386,13 +390,14 @@ func (c *clientConn) upstream(broker int32) (*upstream, error) {
 	rw := rawIO(nc)
 	u := &upstream{
 		c:        c,
+		be:       be,
 		broker:   broker,
 		nc:       nc,
 		rw:       rw,
 		bw:       bufio.NewWriterSize(rw, 64<<10),
 		inflight: make(chan upCall, c.s.cfg.MaxInFlight),
 	}
-	c.ups[broker] = u
+	c.ups[key] = u
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -420,8 +425,10 @@ func (u *upstream) send(frame []byte, corr int32, cb func(*buffer, error)) error
 		}
 	}
 	if _, err := u.bw.Write(frame); err != nil {
-		return fmt.Errorf("write to backend broker %d: %w", u.broker, err)
+		return fmt.Errorf("write to broker %d of %s: %w", u.broker, u.be.Name(), err)
 	}
+	u.be.metrics.requests.Inc()
+	u.be.metrics.bytesOut.Add(float64(len(frame)))
 	if !u.dirty {
 		u.dirty = true
 		u.c.dirty = append(u.c.dirty, u)
@@ -433,7 +440,7 @@ func (c *clientConn) flushUpstreams() error {
 	for _, u := range c.dirty {
 		u.dirty = false
 		if err := u.bw.Flush(); err != nil {
-			return fmt.Errorf("write to backend broker %d: %w", u.broker, err)
+			return fmt.Errorf("write to broker %d of %s: %w", u.broker, u.be.Name(), err)
 		}
 	}
 	c.dirty = c.dirty[:0]
@@ -464,7 +471,8 @@ func (u *upstream) readLoop() {
 			default:
 				// A broker closing even an idle connection ends the
 				// client's, as the broker's own close would.
-				err = fmt.Errorf("read from backend broker %d: %w", u.broker, err)
+				err = fmt.Errorf("read from broker %d of %s: %w", u.broker, u.be.Name(), err)
+				u.be.metrics.errors("connection").Inc()
 				if have {
 					call.cb(nil, err)
 				}
@@ -474,23 +482,24 @@ func (u *upstream) readLoop() {
 		}
 		if !have {
 			putBuffer(buf)
-			u.c.closeWith(fmt.Errorf("%w: broker %d sent a response to no request", ErrBackendMismatch, u.broker))
+			u.c.closeWith(fmt.Errorf("%w: broker %d of %s sent a response to no request", ErrBackendMismatch, u.broker, u.be.Name()))
 			return
 		}
 		if len(buf.b) < 8 {
 			putBuffer(buf)
-			err := fmt.Errorf("%w: %d-byte response from broker %d", ErrBackendMismatch, len(buf.b)-4, u.broker)
+			err := fmt.Errorf("%w: %d-byte response from broker %d of %s", ErrBackendMismatch, len(buf.b)-4, u.broker, u.be.Name())
 			call.cb(nil, err)
 			u.c.closeWith(err)
 			return
 		}
 		if corr := be32(buf.b[4:]); corr != call.corr {
 			putBuffer(buf)
-			err := fmt.Errorf("%w: broker %d answered correlation id %d, expected %d", ErrBackendMismatch, u.broker, corr, call.corr)
+			err := fmt.Errorf("%w: broker %d of %s answered correlation id %d, expected %d", ErrBackendMismatch, u.broker, u.be.Name(), corr, call.corr)
 			call.cb(nil, err)
 			u.c.closeWith(err)
 			return
 		}
+		u.be.metrics.bytesIn.Add(float64(len(buf.b)))
 		call.cb(buf, nil)
 		if frameBuffered(br) {
 			// More answers are here already (a pipelining client): the

@@ -145,7 +145,11 @@ func upstreamPair(t *testing.T, c *clientConn) (*upstream, net.Conn) {
 	t.Helper()
 	proxySide, broker := net.Pipe()
 	t.Cleanup(func() { proxySide.Close(); broker.Close() })
-	u := &upstream{c: c, broker: 7, nc: proxySide, rw: proxySide, bw: bufio.NewWriter(proxySide), inflight: make(chan upCall, 16)}
+	be, err := NewBackend(BackendConfig{Name: "pipe", Bootstrap: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &upstream{c: c, be: be, broker: 7, nc: proxySide, rw: proxySide, bw: bufio.NewWriter(proxySide), inflight: make(chan upCall, 16)}
 	c.wg.Add(1)
 	go func() { defer c.wg.Done(); u.readLoop() }()
 	return u, broker

@@ -62,7 +62,9 @@ func (c *ctlConn) exchange(ctx context.Context, req kmsg.Request) (kmsg.Response
 	if err != nil {
 		return nil, err
 	}
-	defer putBuffer(buf)
+	// The decoded response aliases the frame, so the frame is not returned
+	// to the pool: it lives as long as the response (copying a full
+	// metadata answer out instead costs an encode and a decode).
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())
 	corr, body, err := responseBody(buf.b[4:], req.Key(), resp.IsFlexible())
@@ -75,19 +77,7 @@ func (c *ctlConn) exchange(ctx context.Context, req kmsg.Request) (kmsg.Response
 	if err := resp.ReadFrom(body); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	// Responses alias the frame; copy out before the buffer is reused.
-	return cloneResponse(resp)
-}
-
-// cloneResponse deep-copies resp so it no longer aliases a pooled buffer.
-func cloneResponse(resp kmsg.Response) (kmsg.Response, error) {
-	b := resp.AppendTo(nil)
-	fresh := kmsg.ResponseForKey(resp.Key())
-	fresh.SetVersion(resp.GetVersion())
-	if err := fresh.ReadFrom(b); err != nil {
-		return nil, err
-	}
-	return fresh, nil
+	return resp, nil
 }
 
 func (c *ctlConn) close() {

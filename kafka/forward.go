@@ -12,9 +12,9 @@ import (
 // postFunc turns a backend response frame into the client's; it owns resp.
 type postFunc func(resp *buffer) (*buffer, error)
 
-// forward sends r's original bytes to broker.
-func (c *clientConn) forward(r *request, start time.Time, broker int32, post postFunc) error {
-	u, err := c.upstream(broker)
+// forward sends r's original bytes to broker of be.
+func (c *clientConn) forward(r *request, start time.Time, be *Backend, broker int32, post postFunc) error {
+	u, err := c.upstream(be, broker)
 	if err != nil {
 		return err
 	}
@@ -34,20 +34,41 @@ func (c *clientConn) forwardTo(u *upstream, r *request, start time.Time, post po
 	})
 }
 
-// forwardAny sends r to any reachable broker, this host's first.
-func (c *clientConn) forwardAny(r *request, start time.Time, post postFunc) error {
-	u, err := c.anyUpstream()
+// forwardAny sends r to any reachable broker of be, this host's first.
+func (c *clientConn) forwardAny(r *request, start time.Time, be *Backend, post postFunc) error {
+	u, err := c.anyUpstream(be)
 	if err != nil {
 		return err
 	}
 	return c.forwardTo(u, r, start, post)
 }
 
-func (c *clientConn) anyUpstream() (*upstream, error) {
-	ids := c.s.backend.brokerIDs()
-	local := c.s.localBrokers()
+// errNoCluster is the error for a request that needs a backend cluster
+// when none is configured.
+var errNoCluster = fmt.Errorf("%w: no backend cluster is configured", ErrNoBroker)
+
+func (c *clientConn) anyUpstream(be *Backend) (*upstream, error) {
+	if be == nil {
+		return nil, errNoCluster
+	}
+	ids := be.brokerIDs()
+	if len(ids) == 0 {
+		// A cluster just put (or unreachable so far): wait a moment for its
+		// first metadata rather than fail the connection at once.
+		if err := c.flushUpstreams(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-be.Ready():
+		case <-time.After(be.cfg.DialTimeout):
+		case <-c.closing:
+			return nil, ErrClosed
+		}
+		ids = be.brokerIDs()
+	}
+	local := c.s.localBrokers(be)
 	for _, id := range local {
-		if u, ok := c.ups[id]; ok {
+		if u, ok := c.ups[target{be, id}]; ok {
 			return u, nil
 		}
 	}
@@ -55,14 +76,14 @@ func (c *clientConn) anyUpstream() (*upstream, error) {
 	if len(local) == 0 {
 		// No broker on this host: keep using any connection we have.
 		for _, id := range ids {
-			if u, ok := c.ups[id]; ok {
+			if u, ok := c.ups[target{be, id}]; ok {
 				return u, nil
 			}
 		}
 	}
-	var lastErr error = fmt.Errorf("%w: cluster %s has no known brokers", ErrNoBroker, c.s.backend.Name())
+	var lastErr error = fmt.Errorf("%w: cluster %s has no known brokers", ErrNoBroker, be.Name())
 	for _, id := range candidates {
-		u, err := c.upstream(id)
+		u, err := c.upstream(be, id)
 		if err == nil {
 			return u, nil
 		}
@@ -71,15 +92,17 @@ func (c *clientConn) anyUpstream() (*upstream, error) {
 	return nil, lastErr
 }
 
-// upstreamOrAny returns the connection to broker, or any broker when the
-// broker is unknown (-1): the backend then answers with the error that makes
-// the client refresh its metadata.
-func (c *clientConn) upstreamOrAny(broker int32) (*upstream, error) {
-	if broker < 0 {
-		c.s.backend.TriggerRefresh()
-		return c.anyUpstream()
+// upstreamOrAny returns the connection to t, or to any broker of t's
+// backend when the broker is unknown (-1): the backend then answers with
+// the error that makes the client refresh its metadata.
+func (c *clientConn) upstreamOrAny(t target) (*upstream, error) {
+	if t.broker < 0 {
+		if t.be != nil {
+			t.be.TriggerRefresh()
+		}
+		return c.anyUpstream(t.be)
 	}
-	return c.upstream(broker)
+	return c.upstream(t.be, t.broker)
 }
 
 // decodeResponse decodes a response frame of key at version. The result
@@ -113,10 +136,13 @@ func rewrite(buf *buffer, r *request, fn func(kmsg.Response) bool) (*buffer, err
 	return out, nil
 }
 
-// part is one piece of a split request, for one broker.
+// part is one piece of a split request: req for a broker of a backend,
+// or, with local set, an answer the proxy gives itself (partitions no
+// cluster serves, routes that moved) that the merge takes like the others.
 type part struct {
-	broker int32
-	req    kmsg.Request
+	t     target
+	req   kmsg.Request
+	local kmsg.Response
 }
 
 // scatter sends each part to its broker and answers with merge of the
@@ -125,7 +151,20 @@ type part struct {
 func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge func([]kmsg.Response) kmsg.Response) error {
 	if len(parts) == 0 {
 		// Nothing to split (an empty request): any broker answers it as is.
-		return c.forwardAny(r, start, nil)
+		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
+	}
+	resps := make([]kmsg.Response, len(parts))
+	remote := 0
+	for i, pt := range parts {
+		if pt.local != nil {
+			pt.local.SetVersion(r.version)
+			resps[i] = pt.local
+		} else {
+			remote++
+		}
+	}
+	if remote == 0 {
+		return c.respond(r, start, merge(resps))
 	}
 	p, err := c.newPending(r, start)
 	if err != nil {
@@ -133,13 +172,15 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 	}
 	var (
 		mu        sync.Mutex
-		resps     = make([]kmsg.Response, len(parts))
-		bufs      = make([]*buffer, 0, len(parts))
-		remaining = len(parts)
+		bufs      = make([]*buffer, 0, remote)
+		remaining = remote
 		failed    bool
 	)
 	for i, pt := range parts {
-		u, err := c.upstreamOrAny(pt.broker)
+		if pt.local != nil {
+			continue
+		}
+		u, err := c.upstreamOrAny(pt.t)
 		if err != nil {
 			return err
 		}
@@ -188,7 +229,10 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 // scatterOneWay sends parts that expect no response (acks=0 produce).
 func (c *clientConn) scatterOneWay(r *request, parts []part) error {
 	for _, pt := range parts {
-		u, err := c.upstreamOrAny(pt.broker)
+		if pt.local != nil {
+			continue // no answer is owed: nothing to say
+		}
+		u, err := c.upstreamOrAny(pt.t)
 		if err != nil {
 			return err
 		}
@@ -214,12 +258,11 @@ func decodeRequest(r *request) (kmsg.Request, error) {
 	return req, nil
 }
 
-// brokerOrder returns the keys of m sorted, for deterministic part order.
-func brokerOrder[V any](m map[int32]V) []int32 {
-	ids := make([]int32, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
+// partsOf turns requests keyed by target into parts, in target order.
+func partsOf[R kmsg.Request](by map[target]R) []part {
+	parts := make([]part, 0, len(by))
+	for _, t := range targetOrder(by) {
+		parts = append(parts, part{t: t, req: by[t]})
 	}
-	slices.Sort(ids)
-	return ids
+	return parts
 }

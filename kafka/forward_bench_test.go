@@ -239,30 +239,54 @@ func (v *benchView) State() *fsm.State { return v.st }
 func (v *benchView) Live(int32) bool   { return true }
 
 // startBenchProxy runs a Backend and a Server in front of broker and
-// returns the proxy's address once the backend's metadata is loaded.
-func startBenchProxy(tb testing.TB, broker string) string {
+// returns the proxy's address once the backend's metadata is loaded. Each
+// of others is a second cluster's broker; with them, the routing table
+// also holds 100 prefix rules that the bench topic does not match, so the
+// bench measures routing among several clusters.
+func startBenchProxy(tb testing.TB, broker string, others ...string) string {
 	tb.Helper()
 	be, err := NewBackend(BackendConfig{Name: benchCluster, Bootstrap: []string{broker}, MetadataRefresh: time.Minute})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, be, NewMetrics(prometheus.NewRegistry(), 0))
+	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, NewMetrics(prometheus.NewRegistry(), 0))
 	if err != nil {
 		tb.Fatal(err)
 	}
+	backends := []*Backend{be}
+	clusters := []fsm.Cluster{{Name: benchCluster, Bootstrap: []string{broker}}}
+	var prefixes []fsm.PrefixRoute
+	for i, o := range others {
+		name := fmt.Sprintf("other-%d", i)
+		ob, err := NewBackend(BackendConfig{Name: name, Bootstrap: []string{o}, MetadataRefresh: time.Minute})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		backends = append(backends, ob)
+		clusters = append(clusters, fsm.Cluster{Name: name, Bootstrap: []string{o}})
+		for j := range 100 / len(others) {
+			prefixes = append(prefixes, fsm.PrefixRoute{Prefix: fmt.Sprintf("%s-%03d.", name, j), Cluster: name})
+		}
+	}
+	srv.SetBackends(backends)
 	if err := srv.Listen(); err != nil {
 		tb.Fatal(err)
 	}
 	addr := srv.Addr().String()
 	view.st = &fsm.State{
-		Clusters: []fsm.Cluster{{Name: benchCluster, Bootstrap: []string{broker}}},
+		Clusters: clusters,
+		Routes:   fsm.Routes{DefaultCluster: benchCluster, Prefixes: prefixes},
 		Peers: []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr,
 			LocalBrokers: []fsm.BrokerRef{{Cluster: benchCluster, BrokerID: 0}}}},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
+	for _, b := range backends[1:] {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.Run(ctx) }()
+	}
 	go func() { defer wg.Done(); be.Run(ctx) }()
 	go func() {
 		defer wg.Done()
@@ -492,6 +516,20 @@ func BenchmarkForwardProduce(b *testing.B) {
 	fb := startBenchBroker(b)
 	proxy := startBenchProxy(b, fb.addr())
 	for _, sz := range benchSizes {
+		b.Run("size="+sz.name, func(b *testing.B) {
+			benchForward(b, fb.addr(), proxy, benchProduceFrame(sz.n), benchWindow)
+		})
+	}
+}
+
+// BenchmarkForwardProduceTwoClusters is BenchmarkForwardProduce with a
+// second backend cluster and 100 prefix routes configured: the cost of
+// routing each topic among clusters.
+func BenchmarkForwardProduceTwoClusters(b *testing.B) {
+	fb := startBenchBroker(b)
+	other := startBenchBroker(b)
+	proxy := startBenchProxy(b, fb.addr(), other.addr())
+	for _, sz := range benchSizes[:2] {
 		b.Run("size="+sz.name, func(b *testing.B) {
 			benchForward(b, fb.addr(), proxy, benchProduceFrame(sz.n), benchWindow)
 		})

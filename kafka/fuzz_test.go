@@ -280,7 +280,7 @@ func FuzzMetadataResponse(f *testing.F) {
 		v := fuzzVersion(version, maxV)
 		r := fuzzReq(3, v, 41)
 		out, err := rewrite(&buffer{b: backendFrame(41, raw)}, r, func(kr kmsg.Response) bool {
-			fix.srv.presentMetadata(kr.(*kmsg.MetadataResponse))
+			fix.srv.presentMetadata(fix.backend, kr.(*kmsg.MetadataResponse))
 			return true
 		})
 		resp, ok := checkRewrite(t, out, err, r)
@@ -421,7 +421,7 @@ func FuzzProduceResponse(f *testing.F) {
 		v := fuzzVersion(version, maxV)
 		r := fuzzReq(0, v, 44)
 		out, err := rewrite(&buffer{b: backendFrame(44, raw)}, r, func(kr kmsg.Response) bool {
-			return c.fixProduce(kr.(*kmsg.ProduceResponse))
+			return c.fixProduce(fix.backend, kr.(*kmsg.ProduceResponse))
 		})
 		kr, ok := checkRewrite(t, out, err, r)
 		if !ok {
@@ -465,7 +465,7 @@ func FuzzFetchResponse(f *testing.F) {
 		v := fuzzVersion(version, maxV)
 		r := fuzzReq(1, v, 45)
 		out, err := rewrite(&buffer{b: backendFrame(45, raw)}, r, func(kr kmsg.Response) bool {
-			return c.fixFetch(kr.(*kmsg.FetchResponse))
+			return c.fixFetch(fix.backend, kr.(*kmsg.FetchResponse))
 		})
 		kr, ok := checkRewrite(t, out, err, r)
 		if !ok {

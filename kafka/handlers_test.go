@@ -78,7 +78,7 @@ func TestPresentMetadata(t *testing.T) {
 			orig.Topics = append(orig.Topics, extra)
 			orig.Topics[2].Partitions = slices.Clone(extra.Partitions)
 
-			f.srv.presentMetadata(m)
+			f.srv.presentMetadata(f.backend, m)
 
 			var wantIDs []int32
 			for i, b := range m.Brokers {
@@ -158,7 +158,7 @@ func TestPresentMetadataController(t *testing.T) {
 	for _, tc := range []struct{ real, want int32 }{{101, 1}, {100, 0}, {-1, -1}, {104, f.expectPeer(104)}} {
 		m := fxMetadata()
 		m.ControllerID = tc.real
-		f.srv.presentMetadata(m)
+		f.srv.presentMetadata(f.backend, m)
 		if m.ControllerID != tc.want {
 			t.Fatalf("controller %d presented as %d, want %d", tc.real, m.ControllerID, tc.want)
 		}
@@ -277,7 +277,7 @@ func TestFixProduce(t *testing.T) {
 				}
 			}
 			f.refreshRequested()
-			changed := c.fixProduce(resp)
+			changed := c.fixProduce(f.backend, resp)
 			if !f.refreshRequested() {
 				t.Fatalf("NOT_LEADER_OR_FOLLOWER did not trigger a metadata refresh")
 			}
@@ -325,7 +325,7 @@ func TestFixProduceUnchanged(t *testing.T) {
 	rt.Topic = "orders"
 	rt.Partitions = []kmsg.ProduceResponseTopicPartition{producePart(0, 0, -1)}
 	resp.Topics = []kmsg.ProduceResponseTopic{rt}
-	if c.fixProduce(resp) {
+	if c.fixProduce(f.backend, resp) {
 		t.Fatal("a response without leaders or endpoints was reported changed")
 	}
 	if f.refreshRequested() {
@@ -382,7 +382,7 @@ func produceAnswer(t testing.TB) answerFunc {
 // TestHandleProduceSingleLeader: when one broker leads every partition the
 // client's bytes go through unchanged, and bytes are counted per topic.
 func TestHandleProduceSingleLeader(t *testing.T) {
-	for _, v := range []int16{3, 7, 9, 10, 12, 13} {
+	for _, v := range []int16{3, 7, 9, 10, 12} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			f := newFx(t)
 			h := f.conn(t)
@@ -437,7 +437,7 @@ func TestHandleProduceSingleLeader(t *testing.T) {
 // TestHandleProduceSplit: partitions led by three brokers are split per
 // leader, and the answers merged into one response in the client's order.
 func TestHandleProduceSplit(t *testing.T) {
-	for _, v := range []int16{3, 9, 10, 13} {
+	for _, v := range []int16{3, 9, 10, 12} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			f := newFx(t)
 			h := f.conn(t)
@@ -595,7 +595,7 @@ func TestFixFetch(t *testing.T) {
 			resp = roundTrip(t, resp).(*kmsg.FetchResponse)
 			f.refreshRequested()
 
-			changed := c.fixFetch(resp)
+			changed := c.fixFetch(f.backend, resp)
 
 			if !f.refreshRequested() {
 				t.Fatal("FENCED_LEADER_EPOCH did not trigger a metadata refresh")
@@ -707,8 +707,8 @@ func fetchAnswer(t testing.TB) answerFunc {
 // place to session 0, epoch -1, and nothing else changes; the answer never
 // hands the client a session.
 func TestHandleFetchSessionless(t *testing.T) {
-	maxV := kmsg.NewPtrFetchRequest().MaxVersion()
-	for v := int16(4); v <= maxV; v++ {
+	// v13+ name topics by id and are not advertised (topicids.go).
+	for v := int16(4); v <= versionCaps[1]; v++ {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			f := newFx(t)
 			h := f.conn(t)
@@ -755,7 +755,7 @@ func TestHandleFetchSessionless(t *testing.T) {
 // TestHandleFetchSplit: partitions of several leaders are fetched from each
 // and merged; bytes are counted once.
 func TestHandleFetchSplit(t *testing.T) {
-	for _, v := range []int16{4, 7, 12, 13, 16, 18} {
+	for _, v := range []int16{4, 7, 11, 12} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			f := newFx(t)
 			h := f.conn(t)
@@ -883,7 +883,7 @@ func TestAdvertisedVersions(t *testing.T) {
 	kmax := func(k int16) int16 { return kmsg.RequestForKey(k).MaxVersion() }
 	want := map[int16][2]int16{
 		0:  {3, 11},                         // backend narrower than kmsg
-		1:  {4, kmax(1)},                    // backend wider than kmsg
+		1:  {4, versionCaps[1]},             // backend wider than kmsg; v13+ name topics by id
 		2:  {1, min(10, kmax(2))},           // ListOffsets
 		3:  {0, min(12, kmax(3))},           // Metadata
 		10: {0, min(6, kmax(10))},           // FindCoordinator
@@ -1225,7 +1225,7 @@ func TestFixFetchInvalidUTF8Topic(t *testing.T) {
 			t.Fatalf("Fetch answer for topic %q panicked: %v", ft.Topic, r)
 		}
 	}()
-	c.fixFetch(resp)
+	c.fixFetch(f.backend, resp)
 }
 
 // TestUpdateMetadataSparsePartition: the leader cache is a slice indexed by
@@ -1249,5 +1249,50 @@ func TestUpdateMetadataSparsePartition(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if d := after.TotalAlloc - before.TotalAlloc; d > 1<<20 {
 		t.Fatalf("caching one partition (id %d) allocated %d bytes", p.Partition, d)
+	}
+}
+
+// TestTopicIDVersionsRefused: Produce and Fetch at the versions that name
+// topics by id (not advertised, topicids.go) are answered by the proxy with
+// UNKNOWN_TOPIC_ID and nothing is sent upstream: a backend must never see a
+// virtual id.
+func TestTopicIDVersionsRefused(t *testing.T) {
+	f := newFx(t)
+	h := f.conn(t)
+	preq := kmsg.NewPtrProduceRequest()
+	preq.Acks = -1
+	pt := kmsg.NewProduceRequestTopic()
+	pt.TopicID = virtualTopicID("orders")
+	pt.Partitions = []kmsg.ProduceRequestTopicPartition{{Partition: 0}}
+	preq.Topics = []kmsg.ProduceRequestTopic{pt}
+	ex := h.run(handleProduce, reqFrame(preq, 13, 7), nil)
+	if ex.err != nil || len(ex.sent) != 0 || !ex.done {
+		t.Fatalf("produce v13: err %v, sent %v, done %v", ex.err, ex.sent, ex.done)
+	}
+	_, resp := decodeOut(t, ex.out, 0, 13)
+	if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicID.Code {
+		t.Fatalf("produce v13 answered code %d, want UNKNOWN_TOPIC_ID", code)
+	}
+}
+
+// TestVirtualTopicIDs: Metadata presents one id per topic name, not the
+// backend's, stable and the same on every peer; a Metadata request naming
+// that id is answered for the topic.
+func TestVirtualTopicIDs(t *testing.T) {
+	f := newFx(t)
+	m := fxMetadata()
+	f.srv.presentMetadata(f.backend, m)
+	for _, tp := range m.Topics {
+		if tp.TopicID != virtualTopicID(*tp.Topic) || tp.TopicID == fxOrdersID || tp.TopicID == fxEventsID {
+			t.Fatalf("%s presented with id %x, want the virtual %x", *tp.Topic, tp.TopicID, virtualTopicID(*tp.Topic))
+		}
+	}
+	other := newFx(t, withNodeID(1))
+	be, name := other.srv.topicOfVID(other.view.st, virtualTopicID("orders"))
+	if be != other.backend || name != "orders" {
+		t.Fatalf("another peer resolves the virtual id to %v %q", be, name)
+	}
+	if be, _ := other.srv.topicOfVID(other.view.st, [16]byte{9}); be != nil {
+		t.Fatal("an unknown id resolved")
 	}
 }

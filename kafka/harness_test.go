@@ -60,6 +60,7 @@ func fxState() *fsm.State {
 			{Name: fxCluster, Bootstrap: []string{"b100.kafka.internal:19100"}},
 			{Name: "other", Bootstrap: []string{"o.kafka.internal:9092"}},
 		},
+		Routes: fsm.Routes{DefaultCluster: fxCluster},
 	}
 }
 
@@ -155,7 +156,7 @@ func newFx(t testing.TB, opts ...fxOpt) *fx {
 func newFxMetrics(t testing.TB, reg *prometheus.Registry, m *Metrics, opts ...fxOpt) *fx {
 	t.Helper()
 	view := &fxView{st: fxState(), live: fxLive()}
-	b, err := NewBackend(BackendConfig{Name: fxCluster, Bootstrap: []string{"127.0.0.1:1"}})
+	b, err := NewBackend(BackendConfig{Name: fxCluster, Bootstrap: []string{"127.0.0.1:1"}, Metrics: m})
 	if err != nil {
 		t.Fatalf("NewBackend: %v", err)
 	}
@@ -165,10 +166,11 @@ func newFxMetrics(t testing.TB, reg *prometheus.Registry, m *Metrics, opts ...fx
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := NewServer(cfg, view, b, m)
+	srv, err := NewServer(cfg, view, m)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
+	srv.SetBackends([]*Backend{b})
 	return &fx{view: view, backend: b, srv: srv, reg: reg, metrics: m}
 }
 
@@ -226,14 +228,14 @@ func (f *fx) conn(t testing.TB) *fxConn {
 		s:       f.srv,
 		log:     f.srv.log,
 		queue:   make(chan *pending, 16),
-		ups:     map[int32]*upstream{},
+		ups:     map[target]*upstream{},
 		closing: make(chan struct{}),
 	}
 	h := &fxConn{t: t, c: c, wires: map[int32]*bytes.Buffer{}}
 	for _, id := range f.backend.brokerIDs() {
 		w := &bytes.Buffer{}
 		h.wires[id] = w
-		c.ups[id] = &upstream{c: c, broker: id, bw: bufio.NewWriterSize(w, 512), inflight: make(chan upCall, 16)}
+		c.ups[target{f.backend, id}] = &upstream{c: c, be: f.backend, broker: id, bw: bufio.NewWriterSize(w, 512), inflight: make(chan upCall, 16)}
 	}
 	return h
 }
@@ -283,7 +285,7 @@ func (h *fxConn) run(hf handler, frame []byte, answer answerFunc) exchange {
 	drain:
 		for {
 			select {
-			case call := <-h.c.ups[id].inflight:
+			case call := <-h.c.ups[target{h.c.s.backendSet().sorted[0], id}].inflight:
 				calls = append(calls, call)
 			default:
 				break drain
@@ -384,3 +386,13 @@ func fixedAnswer(resp kmsg.Response) answerFunc {
 }
 
 func fxBe16(b []byte) int16 { return int16(uint16(b[0])<<8 | uint16(b[1])) }
+
+// brokerOrder returns the keys of m sorted, for deterministic test output.
+func brokerOrder[V any](m map[int32]V) []int32 {
+	ids := make([]int32, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}

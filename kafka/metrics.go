@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -27,11 +28,17 @@ type Metrics struct {
 	bytesOut           [kmsg.MaxKey + 1]prometheus.Counter
 	latency            [kmsg.MaxKey + 1]prometheus.Observer
 	topicBytes         *prometheus.CounterVec
+	clusterRequests    *prometheus.CounterVec
+	clusterBytes       *prometheus.CounterVec
+	clusterErrors      *prometheus.CounterVec
 
 	maxTopics int
 	mu        sync.RWMutex
-	topics    map[string]*topicCounters
+	topics    map[topicLabel]*topicCounters
 }
+
+// topicLabel is one per-topic series: a topic of a cluster.
+type topicLabel struct{ cluster, topic string }
 
 type topicCounters struct {
 	produce, fetch prometheus.Counter
@@ -42,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	if maxTopics <= 0 {
 		maxTopics = 1000
 	}
-	m := &Metrics{maxTopics: maxTopics, topics: map[string]*topicCounters{}}
+	m := &Metrics{maxTopics: maxTopics, topics: map[topicLabel]*topicCounters{}}
 	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "switchyard_kafka_connections",
 		Help: "Open client connections.",
@@ -74,8 +81,20 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	}, []string{"api"})
 	m.topicBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_topic_bytes_total",
-		Help: "Record-batch bytes per topic and direction (produce, fetch); topics past the cap are counted as \"(other)\".",
-	}, []string{"topic", "direction"})
+		Help: "Record-batch bytes per backend cluster, topic and direction (produce, fetch); topics past the cap are counted as \"(other)\".",
+	}, []string{"cluster", "topic", "direction"})
+	m.clusterRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_cluster_requests_total",
+		Help: "Requests sent to a backend cluster's brokers.",
+	}, []string{"cluster"})
+	m.clusterBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_cluster_bytes_total",
+		Help: "Bytes sent to (out) and received from (in) a backend cluster's brokers, frames included.",
+	}, []string{"cluster", "direction"})
+	m.clusterErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_cluster_errors_total",
+		Help: "Errors from a backend cluster: connection failures (dial, connection) and Kafka error codes in produce and fetch answers, by name.",
+	}, []string{"cluster", "error"})
 	for k := int16(0); k <= kmsg.MaxKey; k++ {
 		name := kmsg.NameForKey(k)
 		if name == "" || name == "Unknown" {
@@ -86,7 +105,8 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		m.bytesOut[k] = out.WithLabelValues(name)
 		m.latency[k] = lat.WithLabelValues(name)
 	}
-	reg.MustRegister(m.connections, m.closedConns, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes)
+	reg.MustRegister(m.connections, m.closedConns, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
+		m.clusterRequests, m.clusterBytes, m.clusterErrors)
 	return m
 }
 
@@ -102,47 +122,104 @@ func (m *Metrics) response(key int16, n int, d time.Duration) {
 
 func (m *Metrics) closed(reason string) { m.closedConns.WithLabelValues(reason).Inc() }
 
-func (m *Metrics) topic(name string) *topicCounters {
+func (m *Metrics) topic(cluster, name string) *topicCounters {
 	// A topic name comes from client bytes before any broker checked it;
 	// Prometheus label values must be UTF-8 (it panics otherwise).
 	if !utf8.ValidString(name) || name == "" {
 		name = OtherTopic
 	}
+	key := topicLabel{cluster, name}
 	m.mu.RLock()
-	tc, ok := m.topics[name]
+	tc, ok := m.topics[key]
 	m.mu.RUnlock()
 	if ok {
 		return tc
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if tc, ok := m.topics[name]; ok {
+	if tc, ok := m.topics[key]; ok {
 		return tc
 	}
-	label := name
 	if len(m.topics) >= m.maxTopics {
 		// Past the cap nothing new is stored: memory stays bounded too.
-		if tc, ok := m.topics[OtherTopic]; ok {
+		key.topic = OtherTopic
+		if tc, ok := m.topics[key]; ok {
 			return tc
 		}
-		label = OtherTopic
 	}
 	tc = &topicCounters{
-		produce: m.topicBytes.WithLabelValues(label, "produce"),
-		fetch:   m.topicBytes.WithLabelValues(label, "fetch"),
+		produce: m.topicBytes.WithLabelValues(key.cluster, key.topic, "produce"),
+		fetch:   m.topicBytes.WithLabelValues(key.cluster, key.topic, "fetch"),
 	}
-	m.topics[label] = tc
+	m.topics[key] = tc
 	return tc
 }
 
-func (m *Metrics) produced(topic string, n int) {
+// produced counts record bytes produced to topic of be (nil: answered by
+// the proxy, counted under cluster "").
+func (m *Metrics) produced(be *Backend, topic string, n int) {
 	if n > 0 {
-		m.topic(topic).produce.Add(float64(n))
+		m.topic(clusterLabel(be), topic).produce.Add(float64(n))
 	}
 }
 
-func (m *Metrics) fetched(topic string, n int) {
+func (m *Metrics) fetched(be *Backend, topic string, n int) {
 	if n > 0 {
-		m.topic(topic).fetch.Add(float64(n))
+		m.topic(clusterLabel(be), topic).fetch.Add(float64(n))
 	}
+}
+
+func clusterLabel(be *Backend) string {
+	if be == nil {
+		return ""
+	}
+	return be.Name()
+}
+
+// clusterMetrics are one backend cluster's series, resolved once.
+type clusterMetrics struct {
+	requests          prometheus.Counter
+	bytesIn, bytesOut prometheus.Counter
+	vec               *prometheus.CounterVec // errors, by name
+	name              string
+	codes             sync.Map // int16 → prometheus.Counter
+}
+
+// forCluster resolves the series of cluster name; with m nil it returns
+// unregistered counters, for backends built without metrics (tests).
+func (m *Metrics) forCluster(name string) *clusterMetrics {
+	if m == nil {
+		reqs := prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"})
+		return &clusterMetrics{requests: reqs, bytesIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"}),
+			bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"}),
+			vec:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "unregistered"}, []string{"cluster", "error"}), name: name}
+	}
+	return &clusterMetrics{
+		requests: m.clusterRequests.WithLabelValues(name),
+		bytesIn:  m.clusterBytes.WithLabelValues(name, "in"),
+		bytesOut: m.clusterBytes.WithLabelValues(name, "out"),
+		vec:      m.clusterErrors,
+		name:     name,
+	}
+}
+
+// errors is the counter of a named error ("dial", "connection").
+func (cm *clusterMetrics) errors(what string) prometheus.Counter {
+	return cm.vec.WithLabelValues(cm.name, what)
+}
+
+// errorCode is the counter of a Kafka error code in answers.
+func (cm *clusterMetrics) errorCode(code int16) prometheus.Counter {
+	if c, ok := cm.codes.Load(code); ok {
+		return c.(prometheus.Counter)
+	}
+	name := "code_" + strconv.Itoa(int(code))
+	if e := kerr.ErrorForCode(code); e != nil {
+		if ke, ok := e.(*kerr.Error); ok {
+			name = ke.Message
+		}
+	}
+	c := cm.vec.WithLabelValues(cm.name, name)
+	cm.codes.Store(code, c)
+	return c
 }

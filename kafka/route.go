@@ -20,40 +20,54 @@ var versionCaps = map[int16]int16{
 	// AddPartitionsToTxn v4+ batches several transactions and is for
 	// brokers only (KIP-890); clients use v3 and below.
 	24: 3,
+	// These versions name topics by id, which differ per cluster; clients
+	// see virtual ids and use names in the data path (topicids.go).
+	0: 12, // Produce v13
+	1: 12, // Fetch v13
+	8: 9,  // OffsetCommit v10
+	9: 9,  // OffsetFetch v10
 }
 
 // handlerTable maps every API key the proxy serves to its handler. Keys
 // without a handler are not advertised in ApiVersions and close the
 // connection if sent, as a broker does for an unknown key.
 //
-// Routing classes:
-//   - local answer: ApiVersions (18)
-//   - rewrite: Metadata (3), FindCoordinator (10), DescribeCluster (60)
-//   - split by partition leader: Produce (0), Fetch (1), ListOffsets (2),
-//     DeleteRecords (21), OffsetForLeaderEpoch (23), DescribeProducers (61)
-//   - group coordinator: OffsetCommit (8), OffsetFetch (9, split when
-//     batched), JoinGroup (11), Heartbeat (12), LeaveGroup (13),
-//     SyncGroup (14), DescribeGroups (15, split), TxnOffsetCommit (28),
-//     DeleteGroups (42, split), OffsetDelete (47),
-//     ConsumerGroupHeartbeat (68), ConsumerGroupDescribe (69, split)
-//   - transaction coordinator: InitProducerID (22, any broker without a
-//     transactional id), AddPartitionsToTxn (24), AddOffsetsToTxn (25),
-//     EndTxn (26), DescribeTransactions (65, split)
-//   - every broker, merged: ListGroups (16), ListTransactions (66)
-//   - controller: CreateTopics (19), DeleteTopics (20), CreatePartitions
-//     (37), ElectLeaders (43), AlterPartitionAssignments (45),
-//     ListPartitionReassignments (46), UpdateFeatures (57)
-//   - broker named by a config resource, else any: DescribeConfigs (32),
-//     AlterConfigs (33), IncrementalAlterConfigs (44)
-//   - any broker: DescribeACLs (29), CreateACLs (30), DeleteACLs (31),
-//     DescribeClientQuotas (48), AlterClientQuotas (49),
-//     DescribeUserSCRAMCredentials (50), AlterUserSCRAMCredentials (51),
-//     GetTelemetrySubscriptions (71), PushTelemetry (72)
+// Routing classes (clusters.go: topics route to a cluster, groups and
+// transactional ids have a home cluster):
+//   - local answer: ApiVersions (18), InitProducerID without a
+//     transactional id (22, virtual producer ids, producer_ids.go)
+//   - merged across clusters: Metadata (3), FindCoordinator (10),
+//     DescribeCluster (60, default cluster)
+//   - split by topic cluster, then partition leader: Produce (0), Fetch
+//     (1), ListOffsets (2), DeleteRecords (21), OffsetForLeaderEpoch (23),
+//     DescribeProducers (61)
+//   - group coordinator on the home cluster: JoinGroup (11), Heartbeat
+//     (12), LeaveGroup (13), SyncGroup (14), DescribeGroups (15); offsets split by
+//     topic cluster: OffsetCommit (8), OffsetFetch (9), OffsetDelete (47);
+//     DeleteGroups (42) on every cluster (coordinators.go)
+//   - transaction coordinator on the home cluster: InitProducerID (22),
+//     AddPartitionsToTxn (24), AddOffsetsToTxn (25), EndTxn (26),
+//     TxnOffsetCommit (28), DescribeTransactions (65); other clusters'
+//     partitions are refused with INVALID_TXN_STATE
+//   - every broker of every cluster, merged: ListGroups (16),
+//     ListTransactions (66)
+//   - controller of the topic's cluster: CreateTopics (19), DeleteTopics
+//     (20), CreatePartitions (37), ElectLeaders (43),
+//     AlterPartitionAssignments (45), ListPartitionReassignments (46);
+//     UpdateFeatures (57) only with one cluster (admin.go)
+//   - by config resource: DescribeConfigs (32), AlterConfigs (33),
+//     IncrementalAlterConfigs (44) (configs.go)
+//   - written to every cluster: CreateACLs (30), DeleteACLs (31),
+//     AlterClientQuotas (49), AlterUserSCRAMCredentials (51)
+//   - the default cluster: DescribeACLs (29), DescribeClientQuotas (48),
+//     DescribeUserSCRAMCredentials (50), GetTelemetrySubscriptions (71),
+//     PushTelemetry (72)
 //
 // Not served: broker-to-broker and controller keys, SASL (the proxy does
 // not authenticate clients yet), log-dir keys (they name real brokers),
-// DescribeTopicPartitions (75, clients fall back to Metadata) and share
-// groups.
+// DescribeTopicPartitions (75, clients fall back to Metadata), the KIP-848
+// consumer group protocol (68, 69: clients fall back to the classic one;
+// see topicids.go) and share groups.
 func handlerTable() [maxKey + 1]handler {
 	var t [maxKey + 1]handler
 	t[0] = handleProduce
@@ -66,69 +80,83 @@ func handlerTable() [maxKey + 1]handler {
 	t[23] = handleOffsetForLeaderEpoch
 	t[60] = handleDescribeCluster
 	t[61] = handleDescribeProducers
-	for _, k := range []int16{8, 11, 12, 13, 14, 28, 47, 68} {
+	for _, k := range []int16{11, 12, 13, 14} {
 		t[k] = toGroupCoordinator
 	}
+	t[8] = handleOffsetCommit
 	t[9] = handleOffsetFetch
-	for _, k := range []int16{15, 42, 69} {
+	t[28] = handleTxnOffsetCommit
+	t[47] = handleOffsetDelete
+	for _, k := range []int16{15, 42} {
 		t[k] = handleGroupBatch
 	}
-	for _, k := range []int16{22, 24, 25, 26} {
+	for _, k := range []int16{22, 25, 26} {
 		t[k] = toTxnCoordinator
 	}
+	t[24] = handleAddPartitionsToTxn
 	t[65] = handleDescribeTransactions
 	t[16] = toEveryBroker
 	t[66] = toEveryBroker
-	for _, k := range []int16{19, 20, 37, 43, 45, 46, 57} {
-		t[k] = toController
-	}
+	t[19] = handleCreateTopics
+	t[20] = handleDeleteTopics
+	t[37] = handleCreatePartitions
+	t[43] = handleElectLeaders
+	t[45] = handleAlterPartitionAssignments
+	t[46] = handleListPartitionReassignments
+	t[57] = handleUpdateFeatures
 	for _, k := range []int16{32, 33, 44} {
 		t[k] = handleConfigs
 	}
-	for _, k := range []int16{29, 30, 31, 48, 49, 50, 51, 71, 72} {
+	for _, k := range []int16{30, 31, 49, 51} {
+		t[k] = toEveryCluster
+	}
+	for _, k := range []int16{29, 48, 50, 71, 72} {
 		t[k] = toAny
 	}
 	return t
 }
 
 func toAny(c *clientConn, r *request, start time.Time) error {
-	return c.forwardAny(r, start, nil)
-}
-
-func toController(c *clientConn, r *request, start time.Time) error {
-	id := c.s.backend.controller()
-	if id < 0 {
-		// No controller known yet: any broker answers NOT_CONTROLLER and
-		// the client retries after refreshing metadata.
-		return c.forwardAny(r, start, nil)
-	}
-	return c.forward(r, start, id, nil)
+	return c.forwardAny(r, start, c.s.defaultBackend(), nil)
 }
 
 // coordinatorTimeout bounds a coordinator lookup on a cache miss.
 const coordinatorTimeout = 10 * time.Second
 
-// toCoordinator forwards r to the coordinator of key. When the lookup
-// fails, any broker answers, which gives the client a coordinator error it
-// retries on, as it would against Kafka.
-func (c *clientConn) toCoordinator(r *request, start time.Time, typ int8, key string) error {
-	if id, ok := c.s.backend.cachedCoordinator(typ, key); ok {
-		return c.forward(r, start, id, nil)
+// coordinatorTarget finds the broker coordinating key on be. When the
+// lookup fails the broker is -1 (any broker), which answers with a
+// coordinator error the client retries on, as it would against Kafka.
+func (c *clientConn) coordinatorTarget(be *Backend, typ int8, key string) target {
+	if id, ok := be.cachedCoordinator(typ, key); ok {
+		return target{be, id}
 	}
 	// The lookup blocks this reader; let what is already queued leave first.
-	if err := c.flushUpstreams(); err != nil {
-		return err
-	}
+	c.flushUpstreams() // an error resurfaces on the next write
 	ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
 	defer cancel()
-	id, err := c.s.backend.coordinator(ctx, typ, key)
+	id, err := be.coordinator(ctx, typ, key)
 	if err != nil {
-		c.log.Debug("coordinator lookup failed", "key", key, "err", err)
-		return c.forwardAny(r, start, nil)
+		c.log.Debug("coordinator lookup failed", "cluster", be.Name(), "key", key, "err", err)
+		return target{be, -1}
 	}
-	return c.forward(r, start, id, nil)
+	return target{be, id}
 }
 
+// toCoordinator forwards r as it is to the coordinator of key on be.
+func (c *clientConn) toCoordinator(r *request, start time.Time, be *Backend, typ int8, key string) error {
+	if be == nil {
+		return errNoCluster
+	}
+	u, err := c.upstreamOrAny(c.coordinatorTarget(be, typ, key))
+	if err != nil {
+		return err
+	}
+	return c.forwardTo(u, r, start, nil)
+}
+
+// toGroupCoordinator sends a group's membership requests (JoinGroup,
+// Heartbeat, LeaveGroup, SyncGroup) to its
+// coordinator on its home cluster.
 func toGroupCoordinator(c *clientConn, r *request, start time.Time) error {
 	req, err := decodeRequest(r)
 	if err != nil {
@@ -136,8 +164,6 @@ func toGroupCoordinator(c *clientConn, r *request, start time.Time) error {
 	}
 	var group string
 	switch v := req.(type) {
-	case *kmsg.OffsetCommitRequest:
-		group = v.Group
 	case *kmsg.JoinGroupRequest:
 		group = v.Group
 	case *kmsg.HeartbeatRequest:
@@ -146,16 +172,13 @@ func toGroupCoordinator(c *clientConn, r *request, start time.Time) error {
 		group = v.Group
 	case *kmsg.SyncGroupRequest:
 		group = v.Group
-	case *kmsg.TxnOffsetCommitRequest:
-		group = v.Group
-	case *kmsg.OffsetDeleteRequest:
-		group = v.Group
-	case *kmsg.ConsumerGroupHeartbeatRequest:
-		group = v.Group
 	}
-	return c.toCoordinator(r, start, coordinatorGroup, group)
+	return c.toCoordinator(r, start, c.s.homeOf(c.s.view.State(), group), coordinatorGroup, group)
 }
 
+// toTxnCoordinator sends transaction requests to the transactional id's
+// coordinator on its home cluster. InitProducerId without a transactional
+// id is answered by the proxy (producer_ids.go).
 func toTxnCoordinator(c *clientConn, r *request, start time.Time) error {
 	req, err := decodeRequest(r)
 	if err != nil {
@@ -165,18 +188,15 @@ func toTxnCoordinator(c *clientConn, r *request, start time.Time) error {
 	switch v := req.(type) {
 	case *kmsg.InitProducerIDRequest:
 		if v.TransactionalID == nil {
-			// An idempotent producer's id can come from any broker.
-			return c.forwardAny(r, start, nil)
+			return handleIdempotentInit(c, r, start, v)
 		}
 		txn = *v.TransactionalID
-	case *kmsg.AddPartitionsToTxnRequest:
-		txn = v.TransactionalID
 	case *kmsg.AddOffsetsToTxnRequest:
 		txn = v.TransactionalID
 	case *kmsg.EndTxnRequest:
 		txn = v.TransactionalID
 	}
-	return c.toCoordinator(r, start, coordinatorTxn, txn)
+	return c.toCoordinator(r, start, c.s.homeOf(c.s.view.State(), txn), coordinatorTxn, txn)
 }
 
 const (
@@ -184,47 +204,73 @@ const (
 	coordinatorTxn   int8 = 1
 )
 
-// toEveryBroker sends r to every backend broker and merges the lists
-// (ListGroups, ListTransactions): each broker only knows what it
-// coordinates.
+// toEveryBroker sends r to every broker of every cluster and merges the
+// lists (ListGroups, ListTransactions): each broker only knows what it
+// coordinates. A group with offsets on several clusters is listed once, as
+// its home cluster describes it.
 func toEveryBroker(c *clientConn, r *request, start time.Time) error {
-	ids := c.s.backend.brokerIDs()
-	if len(ids) == 0 {
-		return c.forwardAny(r, start, nil)
-	}
 	req, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
-	parts := make([]part, len(ids))
-	for i, id := range ids {
-		parts[i] = part{broker: id, req: req}
+	var parts []part
+	for _, be := range c.s.backendSet().sorted {
+		for _, id := range be.brokerIDs() {
+			parts = append(parts, part{t: target{be, id}, req: req})
+		}
 	}
-	return c.scatter(r, start, parts, mergeLists)
+	if len(parts) == 0 {
+		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
+	}
+	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		st := c.s.view.State()
+		switch first := resps[0].(type) {
+		case *kmsg.ListGroupsResponse:
+			seen := map[string]int{}
+			var groups []kmsg.ListGroupsResponseGroup
+			for i, x := range resps {
+				o := x.(*kmsg.ListGroupsResponse)
+				first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
+				if first.ErrorCode == 0 {
+					first.ErrorCode = o.ErrorCode
+				}
+				for _, g := range o.Groups {
+					j, dup := seen[g.Group]
+					switch {
+					case !dup:
+						seen[g.Group] = len(groups)
+						groups = append(groups, g)
+					case c.s.homeOf(st, g.Group) == parts[i].t.be:
+						groups[j] = g
+					}
+				}
+			}
+			first.Groups = groups
+			return first
+		case *kmsg.ListTransactionsResponse:
+			for _, x := range resps[1:] {
+				o := x.(*kmsg.ListTransactionsResponse)
+				first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
+				if first.ErrorCode == 0 {
+					first.ErrorCode = o.ErrorCode
+				}
+				first.TransactionStates = append(first.TransactionStates, o.TransactionStates...)
+			}
+			return first
+		}
+		return resps[0]
+	})
 }
 
-func mergeLists(resps []kmsg.Response) kmsg.Response {
-	switch first := resps[0].(type) {
-	case *kmsg.ListGroupsResponse:
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.ListGroupsResponse)
-			first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
-			if first.ErrorCode == 0 {
-				first.ErrorCode = o.ErrorCode
-			}
-			first.Groups = append(first.Groups, o.Groups...)
-		}
-		return first
-	case *kmsg.ListTransactionsResponse:
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.ListTransactionsResponse)
-			first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
-			if first.ErrorCode == 0 {
-				first.ErrorCode = o.ErrorCode
-			}
-			first.TransactionStates = append(first.TransactionStates, o.TransactionStates...)
-		}
-		return first
+// toController sends r to the default cluster's controller.
+func toController(c *clientConn, r *request, start time.Time) error {
+	be := c.s.defaultBackend()
+	if be == nil {
+		return errNoCluster
 	}
-	return resps[0]
+	u, err := c.upstreamOrAny(target{be, be.controller()})
+	if err != nil {
+		return err
+	}
+	return c.forwardTo(u, r, start, nil)
 }

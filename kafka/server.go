@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
@@ -69,9 +70,11 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	view     View
-	backend  *Backend
+	backends atomic.Pointer[backendSet]
 	metrics  *Metrics
 	handlers [maxKey + 1]handler
+	pids     producerIDs
+	vids     sync.Map // virtual topic id → name (topicids.go)
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -79,8 +82,8 @@ type Server struct {
 	wg    sync.WaitGroup
 }
 
-// NewServer builds a server over one backend cluster.
-func NewServer(cfg Config, view View, backend *Backend, metrics *Metrics) (*Server, error) {
+// NewServer builds a server; SetBackends gives it the backend clusters.
+func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -89,10 +92,11 @@ func NewServer(cfg Config, view View, backend *Backend, metrics *Metrics) (*Serv
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "kafka", "node", cfg.NodeID),
 		view:    view,
-		backend: backend,
 		metrics: metrics,
 		conns:   map[*clientConn]struct{}{},
 	}
+	s.backends.Store(newBackendSet(nil))
+	s.pids.init(time.Now())
 	s.handlers = handlerTable()
 	return s, nil
 }
@@ -180,22 +184,35 @@ func (s *Server) closeAll() {
 	s.wg.Wait()
 }
 
-// presenter builds the broker presentation for the current state.
-func (s *Server) presenter() *presenter {
-	return newPresenter(s.view.State(), s.view.Live, s.backend.Name())
+// presenter builds the broker presentation of be for the current state.
+func (s *Server) presenter(be *Backend) *presenter {
+	return newPresenter(s.view.State(), s.view.Live, be.Name())
 }
 
-// localBrokers are the backend brokers on this peer's host.
-func (s *Server) localBrokers() []int32 {
+// localBrokers are be's brokers on this peer's host.
+func (s *Server) localBrokers(be *Backend) []int32 {
 	p, ok := s.view.State().Peer(s.cfg.NodeID)
 	if !ok {
 		return nil
 	}
 	var out []int32
 	for _, b := range p.LocalBrokers {
-		if b.Cluster == s.backend.Name() {
+		if b.Cluster == be.Name() {
 			out = append(out, b.BrokerID)
 		}
 	}
 	return out
+}
+
+// clusterID is the id clients see: the configured one, else the virtual
+// cluster's id from the replicated state, else the default cluster's own.
+func (s *Server) clusterID(backendID *string) *string {
+	if s.cfg.ClusterID != "" {
+		id := s.cfg.ClusterID
+		return &id
+	}
+	if id := s.view.State().ClusterID; id != "" {
+		return &id
+	}
+	return backendID
 }

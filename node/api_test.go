@@ -216,17 +216,17 @@ func TestGossipMeta(t *testing.T) {
 	}
 }
 
-func TestServedCluster(t *testing.T) {
+func TestReadyCluster(t *testing.T) {
 	st := &fsm.State{Clusters: []fsm.Cluster{{Name: "west"}, {Name: "east"}}}
-	if c, _ := servedCluster(st); c.Name != "east" {
-		t.Fatalf("no default: served %q, want the first by name", c.Name)
+	if c, _ := readyCluster(st); c.Name != "east" {
+		t.Fatalf("no default: readiness follows %q, want the first by name", c.Name)
 	}
 	st.Routes.DefaultCluster = "west"
-	if c, _ := servedCluster(st); c.Name != "west" {
-		t.Fatalf("default west: served %q", c.Name)
+	if c, _ := readyCluster(st); c.Name != "west" {
+		t.Fatalf("default west: readiness follows %q", c.Name)
 	}
-	if _, ok := servedCluster(&fsm.State{}); ok {
-		t.Fatal("a state without clusters served one")
+	if _, ok := readyCluster(&fsm.State{}); ok {
+		t.Fatal("a state without clusters has a cluster to be ready on")
 	}
 }
 

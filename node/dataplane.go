@@ -14,27 +14,36 @@ import (
 )
 
 // The data plane runs once the replicated state names this peer (its broker
-// id) and a backend cluster. The node owns the Kafka listener: its accept
-// loop hands connections to the current data plane, or closes them at once
-// while there is none, so clients fail fast instead of hanging.
-//
-// Until several clusters are served at once, the data plane serves the
-// default cluster, else the only cluster, else the first by name; when that
-// cluster's definition changes, the data plane restarts on the new one
-// (client connections reconnect, as on a broker restart).
+// id). The node owns the Kafka listener: its accept loop hands connections
+// to the data plane, or closes them at once while there is none, so
+// clients fail fast instead of hanging. The data plane serves every
+// backend cluster of the state; the node keeps one kafka.Backend per
+// cluster, starting one when a cluster is put, replacing it when its
+// definition changes (its connections finish on the old one) and stopping
+// it when the cluster is deleted.
 
-// dataPlane is one generation of the Kafka server over one backend.
+// dataPlane is the running Kafka server.
 type dataPlane struct {
-	cluster fsm.Cluster
 	selfID  int32
 	ln      *chanListener
-	backend *kafka.Backend
+	srv     *kafka.Server
 	cancel  context.CancelFunc
 	done    chan struct{}
+	mu      sync.Mutex
+	running map[string]*backendRun
 }
 
-// servedCluster picks the cluster the data plane serves from st.
-func servedCluster(st *fsm.State) (fsm.Cluster, bool) {
+// backendRun is one backend cluster's running Backend.
+type backendRun struct {
+	def    fsm.Cluster
+	be     *kafka.Backend
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// readyCluster is the cluster whose metadata makes the peer ready: the
+// default cluster, else the first by name.
+func readyCluster(st *fsm.State) (fsm.Cluster, bool) {
 	if c, ok := st.Cluster(st.Routes.DefaultCluster); ok {
 		return c, true
 	}
@@ -50,42 +59,44 @@ func servedCluster(st *fsm.State) (fsm.Cluster, bool) {
 	return best, true
 }
 
-// runDataPlane starts, restarts and stops the data plane as the state
-// changes, until ctx ends.
+// runDataPlane starts the data plane once this peer is registered and
+// keeps its backends in step with the state, until ctx ends.
 func (n *Node) runDataPlane(ctx context.Context) {
-	var cur *dataPlane
-	stop := func() {
-		if cur != nil {
-			cur.cancel()
-			<-cur.done
+	var dp *dataPlane
+	defer func() {
+		if dp != nil {
+			dp.stop()
 			n.dp.Store(nil)
-			cur = nil
 		}
-	}
-	defer stop()
+	}()
 	for {
 		changed := n.stateChanged.wait()
 		st := n.fsm.State()
 		self, registered := st.PeerByName(n.cfg.Name)
-		cl, hasCluster := servedCluster(st)
 		switch {
-		case !registered || !hasCluster:
-			if cur != nil {
-				n.log.Warn("data plane stopped: the state no longer names this peer or any backend cluster")
-			}
-			stop()
-		case cur == nil || cur.selfID != self.ID || !reflect.DeepEqual(cur.cluster, cl):
-			if cur != nil {
-				n.log.Info("restarting the data plane: its backend cluster changed", "cluster", cl.Name)
-			}
-			stop()
-			dp, err := n.startDataPlane(ctx, self.ID, cl)
-			if err != nil {
-				n.log.Error("data plane cannot start", "cluster", cl.Name, "err", err)
+		case !registered && dp != nil:
+			n.log.Warn("data plane stopped: the state no longer names this peer")
+			dp.stop()
+			dp = nil
+			n.dp.Store(nil)
+		case registered && dp != nil && dp.selfID != self.ID:
+			// Ids are stable; only an operator removing and re-adding the
+			// peer changes it.
+			n.log.Warn("restarting the data plane: this peer's broker id changed", "from", dp.selfID, "to", self.ID)
+			dp.stop()
+			dp = nil
+			n.dp.Store(nil)
+		}
+		if registered && dp == nil {
+			var err error
+			if dp, err = n.startDataPlane(ctx, self.ID); err != nil {
+				n.log.Error("data plane cannot start", "err", err)
 			} else {
-				cur = dp
 				n.dp.Store(dp)
 			}
+		}
+		if dp != nil {
+			n.syncBackends(ctx, dp, st)
 		}
 		select {
 		case <-ctx.Done():
@@ -95,19 +106,7 @@ func (n *Node) runDataPlane(ctx context.Context) {
 	}
 }
 
-func (n *Node) startDataPlane(ctx context.Context, selfID int32, cl fsm.Cluster) (*dataPlane, error) {
-	if cl.TLS || cl.SASLMechanism != "" {
-		return nil, fmt.Errorf("cluster %q asks for TLS or SASL to its brokers, which this version does not support yet", cl.Name)
-	}
-	be, err := kafka.NewBackend(kafka.BackendConfig{
-		Name:            cl.Name,
-		Bootstrap:       cl.Bootstrap,
-		MetadataRefresh: n.cfg.MetadataRefresh,
-		Logger:          n.cfg.Logger,
-	})
-	if err != nil {
-		return nil, err
-	}
+func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, error) {
 	ln := newChanListener(n.kafkaLn.Addr())
 	srv, err := kafka.NewServer(kafka.Config{
 		Listener:      ln,
@@ -115,7 +114,7 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32, cl fsm.Cluster)
 		ClusterID:     n.cfg.ClusterID,
 		MaxFrameBytes: n.cfg.MaxFrameBytes,
 		Logger:        n.cfg.Logger,
-	}, n, be, n.kafkaMetrics)
+	}, n, n.kafkaMetrics)
 	if err != nil {
 		return nil, err
 	}
@@ -123,26 +122,101 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32, cl fsm.Cluster)
 		return nil, err
 	}
 	dctx, cancel := context.WithCancel(ctx)
-	dp := &dataPlane{cluster: cl, selfID: selfID, ln: ln, backend: be, cancel: cancel, done: make(chan struct{})}
-	var wg sync.WaitGroup
-	wg.Add(2)
+	dp := &dataPlane{selfID: selfID, ln: ln, srv: srv, cancel: cancel, done: make(chan struct{}), running: map[string]*backendRun{}}
 	go func() {
-		defer wg.Done()
-		be.Run(dctx)
-	}()
-	go func() {
-		defer wg.Done()
+		defer close(dp.done)
 		if err := srv.Serve(dctx); err != nil {
 			n.log.Error("kafka server stopped", "err", err)
 		}
 	}()
-	go func() {
-		wg.Wait()
-		close(dp.done)
-	}()
 	n.metrics.dataPlanes.Inc()
-	n.log.Info("data plane serving", "cluster", cl.Name, "broker_id", selfID, "kafka", n.kafkaAdvertise)
+	n.log.Info("data plane serving", "broker_id", selfID, "kafka", n.kafkaAdvertise)
 	return dp, nil
+}
+
+// syncBackends starts, replaces and stops backends to match st.
+func (n *Node) syncBackends(ctx context.Context, dp *dataPlane, st *fsm.State) {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	changed := false
+	want := map[string]bool{}
+	for _, cl := range st.Clusters {
+		want[cl.Name] = true
+		if cur, ok := dp.running[cl.Name]; ok && reflect.DeepEqual(cur.def, cl) {
+			continue
+		}
+		if cl.TLS || cl.SASLMechanism != "" {
+			n.log.Error("backend cluster not served: TLS and SASL to brokers are not supported by this version", "cluster", cl.Name)
+			continue
+		}
+		be, err := kafka.NewBackend(kafka.BackendConfig{
+			Name:            cl.Name,
+			Bootstrap:       cl.Bootstrap,
+			MetadataRefresh: n.cfg.MetadataRefresh,
+			Metrics:         n.kafkaMetrics,
+			Logger:          n.cfg.Logger,
+		})
+		if err != nil {
+			n.log.Error("backend cluster not served", "cluster", cl.Name, "err", err)
+			continue
+		}
+		bctx, cancel := context.WithCancel(ctx)
+		run := &backendRun{def: cl, be: be, cancel: cancel, done: make(chan struct{})}
+		go func() {
+			defer close(run.done)
+			be.Run(bctx)
+		}()
+		if old, ok := dp.running[cl.Name]; ok {
+			n.log.Info("backend cluster redefined; new requests use the new definition", "cluster", cl.Name)
+			old.stop()
+		} else {
+			n.log.Info("serving backend cluster", "cluster", cl.Name, "bootstrap", cl.Bootstrap)
+		}
+		dp.running[cl.Name] = run
+		changed = true
+	}
+	for name, run := range dp.running {
+		if !want[name] {
+			n.log.Info("backend cluster deleted; no longer served", "cluster", name)
+			run.stop()
+			delete(dp.running, name)
+			changed = true
+		}
+	}
+	if changed {
+		bs := make([]*kafka.Backend, 0, len(dp.running))
+		for _, run := range dp.running {
+			bs = append(bs, run.be)
+		}
+		dp.srv.SetBackends(bs)
+	}
+}
+
+func (r *backendRun) stop() {
+	r.cancel()
+	<-r.done
+}
+
+func (dp *dataPlane) stop() {
+	dp.cancel()
+	<-dp.done
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	for name, run := range dp.running {
+		run.stop()
+		delete(dp.running, name)
+	}
+}
+
+// backend returns the running backend of cluster name.
+func (dp *dataPlane) backend(name string) (*kafka.Backend, bool) {
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	run, ok := dp.running[name]
+	if !ok {
+		return nil, false
+	}
+	return run.be, true
 }
 
 // acceptKafka hands each client connection to the running data plane, or
@@ -172,25 +246,32 @@ func (n *Node) acceptKafka() {
 	}
 }
 
-// readiness is nil once the data plane serves clients from a backend whose
-// metadata is loaded; otherwise it says what is missing.
+// readiness is nil once the data plane serves clients: this peer is
+// registered and the default cluster's (else the first cluster's) metadata
+// is loaded. Other clusters still loading do not make a peer unready; their
+// requests fail until they load, and /v1/status shows them.
 func (n *Node) readiness() error {
 	st := n.fsm.State()
 	if _, ok := st.PeerByName(n.cfg.Name); !ok {
 		return fmt.Errorf("this peer (%s) is not registered in the replicated state yet: it has not joined a cluster with a leader", n.cfg.Name)
 	}
+	cl, ok := readyCluster(st)
+	if !ok {
+		return errors.New("no backend cluster is configured: PUT /v1/clusters/{name} (switchyard ctl clusters set)")
+	}
 	dp := n.dp.Load()
 	if dp == nil {
-		if _, ok := servedCluster(st); !ok {
-			return errors.New("no backend cluster is configured: PUT /v1/clusters/{name} (switchyard ctl clusters set)")
-		}
 		return errors.New("the data plane is not running (see the log)")
 	}
+	be, ok := dp.backend(cl.Name)
+	if !ok {
+		return fmt.Errorf("backend cluster %q is not served (see the log)", cl.Name)
+	}
 	select {
-	case <-dp.backend.Ready():
+	case <-be.Ready():
 		return nil
 	default:
-		return fmt.Errorf("backend cluster %q: metadata not loaded yet (are its bootstrap brokers %v reachable?)", dp.cluster.Name, dp.cluster.Bootstrap)
+		return fmt.Errorf("backend cluster %q: metadata not loaded yet (are its bootstrap brokers %v reachable?)", cl.Name, cl.Bootstrap)
 	}
 }
 

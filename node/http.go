@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/kafka"
 )
 
 // The admin HTTP API (docs/admin-api.md, docs/openapi.yaml). Handlers
@@ -321,11 +322,23 @@ type statusRaft struct {
 }
 
 type status struct {
-	Node       statusNode    `json:"node"`
-	Leader     *statusLeader `json:"leader"`
-	Raft       statusRaft    `json:"raft"`
-	StateIndex uint64        `json:"state_index"`
-	Peers      []peerView    `json:"peers"`
+	Node           statusNode            `json:"node"`
+	Leader         *statusLeader         `json:"leader"`
+	Raft           statusRaft            `json:"raft"`
+	StateIndex     uint64                `json:"state_index"`
+	ClusterID      string                `json:"cluster_id,omitempty"`
+	Peers          []peerView            `json:"peers"`
+	Clusters       []clusterStatus       `json:"clusters"`
+	TopicConflicts []kafka.TopicConflict `json:"topic_conflicts"`
+}
+
+// clusterStatus is a backend cluster as this peer's data plane serves it.
+type clusterStatus struct {
+	Name string `json:"name"`
+	// Served: this peer's data plane has a backend for it.
+	Served bool `json:"served"`
+	// Loaded: its metadata has been loaded at least once.
+	Loaded bool `json:"loaded"`
 }
 
 // peerView is a peer as the API shows it: its replicated entry and its
@@ -343,10 +356,31 @@ func (n *Node) getStatus(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s := status{
-		Node:       statusNode{Name: n.cfg.Name, Region: n.cfg.Region, Version: n.cfg.Version},
-		Raft:       n.raftStatus(),
-		StateIndex: st.Index,
-		Peers:      n.peerViews(st),
+		Node:           statusNode{Name: n.cfg.Name, Region: n.cfg.Region, Version: n.cfg.Version},
+		Raft:           n.raftStatus(),
+		StateIndex:     st.Index,
+		ClusterID:      st.ClusterID,
+		Peers:          n.peerViews(st),
+		Clusters:       []clusterStatus{},
+		TopicConflicts: []kafka.TopicConflict{},
+	}
+	dp := n.dp.Load()
+	for _, cl := range st.Clusters {
+		cs := clusterStatus{Name: cl.Name}
+		if dp != nil {
+			if be, ok := dp.backend(cl.Name); ok {
+				cs.Served = true
+				select {
+				case <-be.Ready():
+					cs.Loaded = true
+				default:
+				}
+			}
+		}
+		s.Clusters = append(s.Clusters, cs)
+	}
+	if dp != nil {
+		s.TopicConflicts = append(s.TopicConflicts, dp.srv.TopicConflicts()...)
 	}
 	if p, ok := st.PeerByName(n.cfg.Name); ok {
 		id := p.ID

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"slices"
 	"strings"
@@ -90,7 +92,22 @@ func (n *Node) lead(ctx context.Context) {
 	}
 }
 
+// ensureClusterID gives the virtual cluster its id, once: the first leader
+// picks a random one (as a Kafka controller would) and the log keeps it.
+func (n *Node) ensureClusterID(ctx context.Context) {
+	if n.fsm.State().ClusterID != "" {
+		return
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	if _, err := n.applyLocal(ctx, &fsm.SetClusterID{ID: id}); err != nil && !errors.Is(err, fsm.ErrConflict) {
+		n.log.Warn("cannot set the cluster id", "err", err)
+	}
+}
+
 func (n *Node) reconcile(ctx context.Context, ls *leaderState) {
+	n.ensureClusterID(ctx)
 	members := n.gossip.snapshot()
 	n.reconcilePeers(ctx, ls, members)
 	n.reconcileRaft(ls, members)

@@ -57,6 +57,7 @@ var (
 	descStatePeers      = prometheus.NewDesc("switchyard_fsm_peers", "Peers in the replicated state.", nil, nil)
 	descStateClusters   = prometheus.NewDesc("switchyard_fsm_clusters", "Backend clusters in the replicated state.", nil, nil)
 	descDataPlaneServes = prometheus.NewDesc("switchyard_kafka_serving", "1 while the Kafka data plane serves clients from a backend cluster.", nil, nil)
+	descTopicConflicts  = prometheus.NewDesc("switchyard_kafka_topic_conflicts", "Topics present in more than one backend cluster; clients see only the routed copy (GET /v1/status lists them).", nil, nil)
 )
 
 // controlCollector reads Raft, gossip and state figures at scrape time.
@@ -65,7 +66,7 @@ type controlCollector struct{ n *Node }
 func (c *controlCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftLastIndex, descRaftCommit, descRaftApplied,
 		descRaftHasLeader, descRaftContact, descRaftServers, descGossipMembers, descGossipHealth, descStateIndex,
-		descStatePeers, descStateClusters, descDataPlaneServes} {
+		descStatePeers, descStateClusters, descDataPlaneServes, descTopicConflicts} {
 		ch <- d
 	}
 }
@@ -84,6 +85,9 @@ func (c *controlCollector) Collect(ch chan<- prometheus.Metric) {
 		serving = 1
 	}
 	gauge(descDataPlaneServes, serving)
+	if dp := n.dp.Load(); dp != nil {
+		gauge(descTopicConflicts, float64(len(dp.srv.TopicConflicts())))
+	}
 	if n.raft == nil {
 		return
 	}

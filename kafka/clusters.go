@@ -1,0 +1,218 @@
+package kafka
+
+import (
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+)
+
+// Several backend clusters behind one set of peers (metadata sharing).
+//
+// Every topic resolves to one cluster through the replicated routes (exact
+// name, longest prefix, default cluster); consumer groups and transactional
+// ids resolve to a home cluster through the group prefix rules, else the
+// default cluster. A request is split by cluster first and by broker within
+// a cluster second; topics no rule routes are answered by the proxy with
+// UNKNOWN_TOPIC_OR_PARTITION. Requests that name no topic go to the default
+// cluster (see route.go for each key).
+
+// backendSet is the immutable set of backends the data plane serves.
+type backendSet struct {
+	byName map[string]*Backend
+	sorted []*Backend // by name
+}
+
+func newBackendSet(bs []*Backend) *backendSet {
+	set := &backendSet{byName: make(map[string]*Backend, len(bs))}
+	for _, b := range bs {
+		set.byName[b.Name()] = b
+		set.sorted = append(set.sorted, b)
+	}
+	sort.Slice(set.sorted, func(i, j int) bool { return set.sorted[i].Name() < set.sorted[j].Name() })
+	return set
+}
+
+// SetBackends replaces the backend clusters the data plane serves. The node
+// calls it whenever the replicated cluster definitions change; requests
+// already routed finish on the backends they chose.
+func (s *Server) SetBackends(bs []*Backend) {
+	s.backends.Store(newBackendSet(bs))
+}
+
+func (s *Server) backendSet() *backendSet { return s.backends.Load() }
+
+// backend returns the backend named name.
+func (s *Server) backend(name string) *Backend {
+	if name == "" {
+		return nil
+	}
+	return s.backends.Load().byName[name]
+}
+
+// defaultBackend serves requests that name no topic or group: the default
+// cluster, else the first by name; nil when there is none.
+func (s *Server) defaultBackend() *Backend {
+	set := s.backends.Load()
+	if b := set.byName[s.view.State().Routes.DefaultCluster]; b != nil {
+		return b
+	}
+	if len(set.sorted) == 0 {
+		return nil
+	}
+	return set.sorted[0]
+}
+
+// routeTopic returns the backend that serves topic, or nil when no rule
+// routes it (or its cluster has no backend here yet).
+func (s *Server) routeTopic(st *fsm.State, topic string) *Backend {
+	name, _ := st.RouteFor(topic)
+	return s.backend(name)
+}
+
+// homeOf returns the home backend of a consumer group or transactional id.
+func (s *Server) homeOf(st *fsm.State, group string) *Backend {
+	name, _ := st.GroupHome(group)
+	if b := s.backend(name); b != nil {
+		return b
+	}
+	return s.defaultBackend()
+}
+
+// routeMemory remembers, per connection, which cluster each topic was last
+// routed to. When a route is re-pointed, the first request for that topic
+// on each connection is answered NOT_LEADER_OR_FOLLOWER instead of being
+// forwarded, so the client refreshes its metadata and retries against the
+// new cluster; a request in flight to the old cluster finishes there.
+type routeMemory struct {
+	m map[string]string
+}
+
+// maxRouteMemory bounds the topics a connection remembers; past it the
+// memory starts over (at worst a bounce is missed, never a wrong route).
+const maxRouteMemory = 4096
+
+// moved records that topic now routes to cluster and reports whether it
+// routed elsewhere before on this connection.
+func (rm *routeMemory) moved(topic, cluster string) bool {
+	if rm.m == nil {
+		rm.m = make(map[string]string)
+	}
+	prev, seen := rm.m[topic]
+	if seen && prev == cluster {
+		return false
+	}
+	if len(rm.m) >= maxRouteMemory {
+		clear(rm.m)
+	}
+	rm.m[topic] = cluster
+	return seen
+}
+
+// target is where a piece of a request goes: a broker of a backend. A
+// broker of -1 means any broker of that backend (the leader is unknown), a
+// nil backend means nowhere (answered by the proxy).
+type target struct {
+	be     *Backend
+	broker int32
+}
+
+func cmpTarget(a, b target) int {
+	an, bn := "", ""
+	if a.be != nil {
+		an = a.be.Name()
+	}
+	if b.be != nil {
+		bn = b.be.Name()
+	}
+	if c := strings.Compare(an, bn); c != 0 {
+		return c
+	}
+	return int(a.broker) - int(b.broker)
+}
+
+// targetOrder returns the keys of m in a deterministic order.
+func targetOrder[V any](m map[target]V) []target {
+	ts := make([]target, 0, len(m))
+	for t := range m {
+		ts = append(ts, t)
+	}
+	slices.SortFunc(ts, cmpTarget)
+	return ts
+}
+
+// TopicConflict is a topic that exists in more than one backend cluster;
+// clients see only the copy in the cluster its route names.
+type TopicConflict struct {
+	Topic    string   `json:"topic"`
+	Clusters []string `json:"clusters"`
+	RoutedTo string   `json:"routed_to"`
+}
+
+// TopicConflicts lists topics present in several backends' metadata.
+func (s *Server) TopicConflicts() []TopicConflict {
+	set := s.backends.Load()
+	if len(set.sorted) < 2 {
+		return nil
+	}
+	in := map[string][]string{}
+	for _, b := range set.sorted {
+		b.topics.Range(func(k, _ any) bool {
+			name := k.(string)
+			in[name] = append(in[name], b.Name())
+			return true
+		})
+	}
+	st := s.view.State()
+	var out []TopicConflict
+	for name, cls := range in {
+		if len(cls) < 2 || strings.HasPrefix(name, "__") {
+			continue
+		}
+		routed, _ := st.RouteFor(name)
+		out = append(out, TopicConflict{Topic: name, Clusters: cls, RoutedTo: routed})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
+	return out
+}
+
+// topicTarget is how one topic of a partition-level request is served: by
+// be, or, with be nil, answered by the proxy with code for every partition.
+type topicTarget struct {
+	be   *Backend
+	name string
+	code int16
+}
+
+// metricName is the topic's per-topic series name: only topics the backend
+// knows get a series of their own, so made-up names cannot use up the cap.
+func (tt topicTarget) metricName() string {
+	if tt.be == nil || !tt.be.knows(tt.name) {
+		return OtherTopic
+	}
+	return tt.name
+}
+
+// resolveTopic routes one topic of a partition-level request, named by
+// name (byID: by id, which is refused). A topic no rule routes is
+// UNKNOWN_TOPIC_OR_PARTITION; a topic
+// whose route moved since this connection last used it is answered
+// NOT_LEADER_OR_FOLLOWER once, so the client refreshes its metadata.
+func (c *clientConn) resolveTopic(st *fsm.State, name string, id [16]byte, byID bool) topicTarget {
+	if byID {
+		// The versions that name topics by id are not advertised
+		// (topicids.go): a client that sends one anyway is refused.
+		return topicTarget{code: kerr.UnknownTopicID.Code}
+	}
+	be := c.s.routeTopic(st, name)
+	if be == nil {
+		return topicTarget{name: name, code: kerr.UnknownTopicOrPartition.Code}
+	}
+	if c.routes.moved(name, be.Name()) {
+		return topicTarget{name: name, code: kerr.NotLeaderForPartition.Code}
+	}
+	return topicTarget{be: be, name: name}
+}

@@ -1,0 +1,65 @@
+package kafka
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+)
+
+func TestRouteMemory(t *testing.T) {
+	var rm routeMemory
+	if rm.moved("t", "east") {
+		t.Fatal("a first sighting counted as a move")
+	}
+	if rm.moved("t", "east") {
+		t.Fatal("the same route counted as a move")
+	}
+	if !rm.moved("t", "west") {
+		t.Fatal("a re-pointed route was not noticed")
+	}
+	if rm.moved("t", "west") {
+		t.Fatal("a move was reported twice")
+	}
+	for i := range maxRouteMemory + 10 {
+		rm.moved(string(rune('a'+i%26))+string(rune(i)), "east")
+	}
+	if len(rm.m) > maxRouteMemory {
+		t.Fatalf("route memory grew to %d", len(rm.m))
+	}
+}
+
+// TestResolveTopic: routed, unrouted, re-pointed and by-id topics.
+func TestResolveTopic(t *testing.T) {
+	f := newFx(t)
+	other, err := NewBackend(BackendConfig{Name: "other", Bootstrap: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.SetBackends([]*Backend{f.backend, other})
+	st := f.view.st
+	st.Routes.Prefixes = []fsm.PrefixRoute{{Prefix: "o.", Cluster: "other"}}
+	st.Routes.DefaultCluster = ""
+	st.Routes.Topics = []fsm.TopicRoute{{Topic: "orders", Cluster: fxCluster}}
+	h := f.conn(t)
+	if tt := h.c.resolveTopic(st, "orders", [16]byte{}, false); tt.be != f.backend || tt.code != 0 {
+		t.Fatalf("orders: %+v", tt)
+	}
+	if tt := h.c.resolveTopic(st, "o.logs", [16]byte{}, false); tt.be != other {
+		t.Fatalf("o.logs: %+v", tt)
+	}
+	if tt := h.c.resolveTopic(st, "nowhere", [16]byte{}, false); tt.be != nil || tt.code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("unrouted: %+v", tt)
+	}
+	if tt := h.c.resolveTopic(st, "", virtualTopicID("orders"), true); tt.be != nil || tt.code != kerr.UnknownTopicID.Code {
+		t.Fatalf("by id: %+v", tt)
+	}
+	st.Routes.Topics = []fsm.TopicRoute{{Topic: "orders", Cluster: "other"}}
+	if tt := h.c.resolveTopic(st, "orders", [16]byte{}, false); tt.be != nil || tt.code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("re-pointed: %+v, want one NOT_LEADER_OR_FOLLOWER", tt)
+	}
+	if tt := h.c.resolveTopic(st, "orders", [16]byte{}, false); tt.be != other {
+		t.Fatalf("after the bounce: %+v", tt)
+	}
+}

@@ -1,0 +1,252 @@
+package kafka
+
+// Idempotent producers across clusters.
+//
+// A producer id is valid only on the cluster that issued it, and clusters
+// issue the same small ids, so an id from one cluster must never reach
+// another. The proxy therefore issues idempotent (non-transactional)
+// producers a virtual producer id itself: InitProducerId without a
+// transactional id is answered locally, and a KIP-360 epoch bump on a
+// virtual id is answered locally too. Before a batch of a virtual id goes
+// to a cluster, the peer maps (virtual id, epoch, cluster) to a real id
+// that the cluster issued to the proxy (one InitProducerId on first use)
+// and rewrites the batch's producer id and epoch, recomputing its CRC-32C
+// (the batch's baseOffset is outside the CRC, the producer fields inside).
+// Sequence numbers are the client's and stay per partition, so every
+// partition keeps Kafka's idempotence guarantee as long as it is served by
+// the same peer. When a partition moves to another peer (its presenting
+// peer died or its leader moved host), the new peer maps to a new real id;
+// the broker accepts it as a producer it has no state for (Kafka 2.5+), so
+// production goes on, but a batch retried across the switch may be stored
+// twice. Transactional producers keep their real id from their home
+// cluster's coordinator: a transaction never leaves that cluster.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Virtual producer ids: the peer id + 1 in bits 40-55, so peers never
+// collide, and a counter seeded from the clock in the low 40 bits, so a
+// restarted peer does not reissue ids (it would take more than 16 ids per
+// millisecond, sustained, to catch up with its own past).
+const (
+	vpidPeerShift = 40
+	vpidLowMask   = 1<<vpidPeerShift - 1
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type pidKey struct {
+	vpid    int64
+	vepoch  int16
+	cluster string
+}
+
+type realPID struct {
+	id    int64
+	epoch int16
+	used  atomic.Int64 // unix nanos of the last use, for expiry
+}
+
+// producerIDs issues virtual producer ids and maps them to real ones per
+// cluster. It is shared by every connection of a peer.
+type producerIDs struct {
+	counter atomic.Int64
+	mu      sync.Mutex
+	m       map[pidKey]*realPID
+	// inflight coalesces concurrent lookups of one key.
+	inflight map[pidKey]chan struct{}
+}
+
+// maxPIDMappings bounds the mapping table; past it, entries idle for an
+// hour are dropped, then the least recently used.
+const maxPIDMappings = 1 << 18
+
+func (p *producerIDs) init(now time.Time) {
+	p.counter.Store(now.UnixMilli() << 4)
+	p.m = map[pidKey]*realPID{}
+	p.inflight = map[pidKey]chan struct{}{}
+}
+
+// issue returns a new virtual producer id for peer.
+func (p *producerIDs) issue(peer int32) int64 {
+	low := p.counter.Add(1) & vpidLowMask
+	return int64(peer+1)<<vpidPeerShift | low
+}
+
+// isVirtual reports whether id was issued by a proxy peer.
+func isVirtual(id int64) bool { return id>>vpidPeerShift > 0 }
+
+// real returns the real producer id and epoch for (vpid, vepoch) on be,
+// asking be for one on first use.
+func (p *producerIDs) real(ctx context.Context, be *Backend, vpid int64, vepoch int16) (int64, int16, error) {
+	key := pidKey{vpid, vepoch, be.Name()}
+	for {
+		p.mu.Lock()
+		if r, ok := p.m[key]; ok {
+			p.mu.Unlock()
+			r.used.Store(time.Now().UnixNano())
+			return r.id, r.epoch, nil
+		}
+		wait, busy := p.inflight[key]
+		if !busy {
+			wait = make(chan struct{})
+			p.inflight[key] = wait
+			p.mu.Unlock()
+			break
+		}
+		p.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		}
+	}
+	id, epoch, err := be.initProducerID(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.inflight[key])
+	delete(p.inflight, key)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(p.m) >= maxPIDMappings {
+		p.evict()
+	}
+	r := &realPID{id: id, epoch: epoch}
+	r.used.Store(time.Now().UnixNano())
+	p.m[key] = r
+	return id, epoch, nil
+}
+
+// evict drops mappings idle for an hour, or else the oldest eighth. The
+// caller holds p.mu.
+func (p *producerIDs) evict() {
+	cutoff := time.Now().Add(-time.Hour).UnixNano()
+	for k, r := range p.m {
+		if r.used.Load() < cutoff {
+			delete(p.m, k)
+		}
+	}
+	if len(p.m) < maxPIDMappings {
+		return
+	}
+	n := 0
+	for k := range p.m {
+		delete(p.m, k) // map order is random: an arbitrary eighth
+		if n++; n >= maxPIDMappings/8 {
+			break
+		}
+	}
+}
+
+// initProducerID asks the cluster for a producer id for the proxy's own
+// use (non-transactional).
+func (b *Backend) initProducerID(ctx context.Context) (int64, int16, error) {
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.ProducerID, req.ProducerEpoch = -1, -1
+	resp, err := b.request(ctx, -1, req)
+	if err != nil {
+		return 0, 0, err
+	}
+	r := resp.(*kmsg.InitProducerIDResponse)
+	if r.ErrorCode != 0 {
+		return 0, 0, fmt.Errorf("init producer id on %s: %w", b.Name(), kerr.ErrorForCode(r.ErrorCode))
+	}
+	return r.ProducerID, r.ProducerEpoch, nil
+}
+
+// handleIdempotentInit answers InitProducerId without a transactional id:
+// a new virtual id, or the next epoch of the client's virtual id (KIP-360).
+func handleIdempotentInit(c *clientConn, r *request, start time.Time, req *kmsg.InitProducerIDRequest) error {
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.SetVersion(r.version)
+	if req.ProducerID >= 0 && isVirtual(req.ProducerID) && req.ProducerEpoch >= 0 && req.ProducerEpoch < 32767 {
+		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
+	} else {
+		resp.ProducerID, resp.ProducerEpoch = c.s.pids.issue(c.s.cfg.NodeID), 0
+	}
+	return c.respond(r, start, resp)
+}
+
+// Record batch v2 layout (the fields the rewrite touches).
+const (
+	batchLengthOff = 8  // int32: bytes after this field
+	batchMagicOff  = 16 // int8
+	batchCRCOff    = 17 // uint32 over [batchAttrOff, end)
+	batchAttrOff   = 21
+	batchPIDOff    = 43 // int64
+	batchEpochOff  = 51 // int16
+	batchHeaderLen = 61
+)
+
+// batchesOf calls fn with each record batch in records (the Records field
+// of one produce partition). It stops and reports false at anything that is
+// not a whole v2 batch; the broker then rejects the request itself.
+func batchesOf(records []byte, fn func(batch []byte) bool) bool {
+	for len(records) > 0 {
+		if len(records) < batchHeaderLen || records[batchMagicOff] != 2 {
+			return false
+		}
+		n := int(int32(binary.BigEndian.Uint32(records[batchLengthOff:]))) + batchLengthOff + 4
+		if n < batchHeaderLen || n > len(records) {
+			return false
+		}
+		if !fn(records[:n]) {
+			return false
+		}
+		records = records[n:]
+	}
+	return true
+}
+
+// batchProducer reads a v2 batch's producer id and epoch.
+func batchProducer(batch []byte) (int64, int16) {
+	return int64(binary.BigEndian.Uint64(batch[batchPIDOff:])), int16(binary.BigEndian.Uint16(batch[batchEpochOff:]))
+}
+
+// setBatchProducer rewrites a v2 batch's producer id and epoch in place and
+// recomputes its CRC-32C.
+func setBatchProducer(batch []byte, id int64, epoch int16) {
+	binary.BigEndian.PutUint64(batch[batchPIDOff:], uint64(id))
+	binary.BigEndian.PutUint16(batch[batchEpochOff:], uint16(epoch))
+	binary.BigEndian.PutUint32(batch[batchCRCOff:], crc32.Checksum(batch[batchAttrOff:], castagnoli))
+}
+
+// mapProducers rewrites every batch of a virtual producer in records to
+// the real id be issued for it. It returns a partition error code when the
+// mapping failed (the client retries), else 0.
+func (c *clientConn) mapProducers(be *Backend, records []byte) int16 {
+	var code int16
+	batchesOf(records, func(batch []byte) bool {
+		vpid, vepoch := batchProducer(batch)
+		if vpid < 0 || !isVirtual(vpid) {
+			return true
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
+		defer cancel()
+		// A lookup on a miss blocks this reader; send what is queued first.
+		if err := c.flushUpstreams(); err != nil {
+			code = kerr.RequestTimedOut.Code
+			return false
+		}
+		id, epoch, err := c.s.pids.real(ctx, be, vpid, vepoch)
+		if err != nil {
+			c.log.Debug("no producer id from the backend", "cluster", be.Name(), "err", err)
+			code = kerr.RequestTimedOut.Code
+			return false
+		}
+		setBatchProducer(batch, id, epoch)
+		return true
+	})
+	return code
+}
