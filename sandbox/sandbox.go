@@ -27,8 +27,22 @@ import (
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
+// ClusterSpec is one backend kfake cluster of a sandbox.
+type ClusterSpec struct {
+	Name    string
+	Brokers int
+	// KfakeOpts are extra options for this cluster.
+	KfakeOpts []kfake.Opt
+}
+
 // Config configures a sandbox.
 type Config struct {
+	// Clusters are the backend clusters; the first is the default cluster.
+	// Empty means one cluster named ClusterName with Brokers brokers.
+	Clusters []ClusterSpec
+	// Setup are commands applied after the clusters are put (routes,
+	// quotas), before the sandbox reports ready.
+	Setup []fsm.Command
 	// Brokers is the number of kfake brokers (default 3).
 	Brokers int
 	// Peers is the number of Switchyard peers (default 3). Peer i shares a
@@ -59,10 +73,13 @@ type Config struct {
 
 // Sandbox is a running deployment.
 type Sandbox struct {
-	// Backend is the kfake cluster behind the peers.
+	// Backend is the default (first) kfake cluster behind the peers.
 	Backend *kfake.Cluster
-	// ClusterName is the backend cluster's name in the replicated state.
+	// ClusterName is the default cluster's name in the replicated state.
 	ClusterName string
+	// Backends are all the kfake clusters, by name, in Config order.
+	Backends     map[string]*kfake.Cluster
+	ClusterNames []string
 	// Nodes are the peers, by index (peer i is named peer-i).
 	Nodes []*node.Node
 	// Bootstrap lists the peers' Kafka addresses.
@@ -100,17 +117,30 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 	if cfg.Timing != nil {
 		timing = *cfg.Timing
 	}
-	opts := append([]kfake.Opt{kfake.NumBrokers(cfg.Brokers), kfake.AllowAutoTopicCreation()}, cfg.KfakeOpts...)
-	be, err := kfake.NewCluster(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: start kfake: %w", err)
+	if len(cfg.Clusters) == 0 {
+		cfg.Clusters = []ClusterSpec{{Name: cfg.ClusterName, Brokers: cfg.Brokers, KfakeOpts: cfg.KfakeOpts}}
 	}
-	sb = &Sandbox{Backend: be, ClusterName: cfg.ClusterName}
+	sb = &Sandbox{ClusterName: cfg.Clusters[0].Name, Backends: map[string]*kfake.Cluster{}}
 	defer func() {
 		if err != nil {
 			sb.Close()
 		}
 	}()
+	for i := range cfg.Clusters {
+		if cfg.Clusters[i].Brokers <= 0 {
+			cfg.Clusters[i].Brokers = 3
+		}
+	}
+	for _, spec := range cfg.Clusters {
+		opts := append([]kfake.Opt{kfake.NumBrokers(spec.Brokers), kfake.AllowAutoTopicCreation()}, spec.KfakeOpts...)
+		kc, err := kfake.NewCluster(opts...)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: start kfake cluster %s: %w", spec.Name, err)
+		}
+		sb.Backends[spec.Name] = kc
+		sb.ClusterNames = append(sb.ClusterNames, spec.Name)
+	}
+	sb.Backend = sb.Backends[sb.ClusterName]
 	dir := cfg.DataDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "switchyard-sandbox-"); err != nil {
@@ -155,8 +185,10 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 		if i > 0 {
 			nc.Join = []string{sb.Nodes[0].GossipAddr()}
 		}
-		if i < cfg.Brokers {
-			nc.LocalBrokers = []fsm.BrokerRef{{Cluster: cfg.ClusterName, BrokerID: int32(i)}}
+		for _, spec := range cfg.Clusters {
+			if i < spec.Brokers {
+				nc.LocalBrokers = append(nc.LocalBrokers, fsm.BrokerRef{Cluster: spec.Name, BrokerID: int32(i)})
+			}
 		}
 		n, err := node.New(nc)
 		if err != nil {
@@ -178,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 			}
 		}()
 	}
-	if err := sb.configure(ctx, fsm.Cluster{Name: cfg.ClusterName, Bootstrap: be.ListenAddrs()}); err != nil {
+	if err := sb.configure(ctx, cfg.Setup); err != nil {
 		return nil, err
 	}
 	for _, n := range sb.Nodes {
@@ -189,10 +221,15 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 	return sb, nil
 }
 
-// configure puts the backend cluster and makes it the default, retrying
-// while the cluster elects its first leader.
-func (sb *Sandbox) configure(ctx context.Context, cl fsm.Cluster) error {
-	for _, cmd := range []fsm.Command{&fsm.PutCluster{Cluster: cl}, &fsm.SetDefaultCluster{Cluster: cl.Name}} {
+// configure puts the backend clusters, makes the first the default and
+// applies setup, retrying while the cluster elects its first leader.
+func (sb *Sandbox) configure(ctx context.Context, setup []fsm.Command) error {
+	var cmds []fsm.Command
+	for _, name := range sb.ClusterNames {
+		cmds = append(cmds, &fsm.PutCluster{Cluster: fsm.Cluster{Name: name, Bootstrap: sb.Backends[name].ListenAddrs()}})
+	}
+	cmds = append(cmds, &fsm.SetDefaultCluster{Cluster: sb.ClusterName})
+	for _, cmd := range append(cmds, setup...) {
 		if _, err := sb.Apply(ctx, cmd); err != nil {
 			return fmt.Errorf("sandbox: %s: %w", cmd.Type(), err)
 		}
@@ -232,8 +269,8 @@ func (sb *Sandbox) Close() error {
 		sb.cancel()
 	}
 	sb.wg.Wait()
-	if sb.Backend != nil {
-		sb.Backend.Close()
+	for _, kc := range sb.Backends {
+		kc.Close()
 	}
 	if sb.tmpDir != "" {
 		os.RemoveAll(sb.tmpDir)

@@ -8,13 +8,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	brokers := fs.Int("brokers", 3, "kfake brokers in the backend cluster")
+	brokers := fs.Int("brokers", 3, "kfake brokers in each backend cluster (east and west)")
 	peers := fs.Int("peers", 3, "Switchyard peers (a Raft + gossip cluster)")
 	kafkaPort := fs.Int("kafka-port", 19092, "peer i serves Kafka on 127.0.0.1:kafka-port+i (0: free ports)")
 	adminPort := fs.Int("admin-port", 18080, "peer i serves the admin API on 127.0.0.1:admin-port+i (0: free ports)")
@@ -32,7 +33,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	sb, err := sandbox.Start(sctx, sandbox.Config{
-		Brokers:       *brokers,
+		Clusters: []sandbox.ClusterSpec{{Name: "east", Brokers: *brokers}, {Name: "west", Brokers: *brokers}},
+		// Topics starting with "west." live on west; everything else on
+		// east, the default cluster.
+		Setup:         []fsm.Command{&fsm.PutPrefixRoute{Prefix: devWestPrefix, Cluster: "west"}},
 		Peers:         *peers,
 		KafkaBasePort: *kafkaPort,
 		AdminBasePort: *adminPort,
@@ -42,7 +46,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer sb.Close()
-	fmt.Fprintf(stdout, "backend cluster %q (kfake): %s\n", sb.ClusterName, strings.Join(sb.Backend.ListenAddrs(), ","))
+	for _, name := range sb.ClusterNames {
+		fmt.Fprintf(stdout, "backend cluster %q (kfake): %s\n", name, strings.Join(sb.Backends[name].ListenAddrs(), ","))
+	}
+	fmt.Fprintf(stdout, "routes: topics starting with %q -> west; everything else -> %s (the default cluster)\n", devWestPrefix, sb.ClusterName)
 	fmt.Fprintf(stdout, "bootstrap: %s\n", strings.Join(sb.Bootstrap, ","))
 	fmt.Fprintf(stdout, "admin: %s\n", strings.Join(sb.AdminURLs, " "))
 	fmt.Fprintf(stdout, "raft leader: %s\n", sb.Nodes[0].Leader())
@@ -54,6 +61,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintln(stdout, "stopping")
 	return sb.Close()
 }
+
+// devWestPrefix is the sandbox's example prefix rule.
+const devWestPrefix = "west."
 
 func firstOr(s []string, def string) string {
 	if len(s) == 0 {

@@ -99,7 +99,7 @@ func consumeGroup(t *testing.T, sb *sandbox.Sandbox, topic, group string, member
 				})
 				var got []consumed
 				fs.EachRecord(func(r *kgo.Record) {
-					got = append(got, consumed{Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)})
+					got = append(got, consumed{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)})
 				})
 				if len(got) == 0 {
 					cl.AllowRebalance()

@@ -105,6 +105,7 @@ func direct(t testing.TB, sb *sandbox.Sandbox) (*kgo.Client, *kadm.Client) {
 
 // consumed is one record as a client under test saw it.
 type consumed struct {
+	Topic     string // empty where the client does not say
 	Partition int32
 	Offset    int64
 	Key       string
@@ -124,19 +125,24 @@ func checkConsumed(t testing.TB, recs []consumed, n int) {
 	if len(recs) != n {
 		t.Errorf("consumed %d records, want %d", len(recs), n)
 	}
+	type tp struct {
+		topic     string
+		partition int32
+	}
 	seen := make(map[string]bool, n)
-	keyPart := map[string]int32{}
-	byPart := map[int32][]consumed{}
+	keyPart := map[[2]string]int32{}
+	byPart := map[tp][]consumed{}
 	for _, r := range recs {
 		if seen[r.Value] {
 			t.Errorf("record %s consumed twice", r.Value)
 		}
 		seen[r.Value] = true
-		if p, ok := keyPart[r.Key]; ok && p != r.Partition {
+		k := [2]string{r.Topic, r.Key}
+		if p, ok := keyPart[k]; ok && p != r.Partition {
 			t.Errorf("key %s in partitions %d and %d", r.Key, p, r.Partition)
 		}
-		keyPart[r.Key] = r.Partition
-		byPart[r.Partition] = append(byPart[r.Partition], r)
+		keyPart[k] = r.Partition
+		byPart[tp{r.Topic, r.Partition}] = append(byPart[tp{r.Topic, r.Partition}], r)
 	}
 	for i := range n {
 		if !seen[recordValue(i)] {
@@ -148,7 +154,7 @@ func checkConsumed(t testing.TB, recs []consumed, n int) {
 		slices.SortFunc(rs, func(a, b consumed) int { return int(a.Offset - b.Offset) })
 		for i := 1; i < len(rs); i++ {
 			if rs[i].Value <= rs[i-1].Value {
-				t.Errorf("partition %d: value %s at offset %d follows %s at offset %d", p, rs[i].Value, rs[i].Offset, rs[i-1].Value, rs[i-1].Offset)
+				t.Errorf("%s partition %d: value %s at offset %d follows %s at offset %d", p.topic, p.partition, rs[i].Value, rs[i].Offset, rs[i-1].Value, rs[i-1].Offset)
 				break
 			}
 		}

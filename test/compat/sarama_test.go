@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -205,7 +206,8 @@ type saramaHandler struct {
 	mu       sync.Mutex
 	recs     []consumed
 	byMember map[string]int // records per member id
-	done     chan struct{}  // closed once numRecords are in
+	done     chan struct{}  // closed once want (default numRecords) are in
+	want     int
 }
 
 func (h *saramaHandler) Setup(sarama.ConsumerGroupSession) error { return nil }
@@ -233,13 +235,14 @@ func (h *saramaHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama
 			}
 			h.mu.Lock()
 			h.recs = append(h.recs, consumed{
+				Topic:     m.Topic,
 				Partition: m.Partition,
 				Offset:    m.Offset,
 				Key:       string(m.Key),
 				Value:     string(m.Value),
 			})
 			h.byMember[s.MemberID()]++
-			if len(h.recs) == numRecords {
+			if want := cmp.Or(h.want, numRecords); len(h.recs) == want {
 				close(h.done)
 			}
 			h.mu.Unlock()

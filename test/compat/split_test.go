@@ -134,7 +134,7 @@ func TestLeaderMovesUnderLoad(t *testing.T) {
 	for len(recs) < total && ctx.Err() == nil {
 		fs := dcl.PollFetches(ctx)
 		fs.EachRecord(func(r *kgo.Record) {
-			recs = append(recs, consumed{Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)})
+			recs = append(recs, consumed{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)})
 		})
 	}
 	checkConsumed(t, recs, total)

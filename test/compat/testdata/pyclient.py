@@ -8,6 +8,8 @@ is installed for that interpreter only.
       writes records 0..N-1 in order, key "key-<i%97>", value "%08d" % i
       (the formulas of recordKey/recordValue in helpers_test.go), acks=all,
       then flushes.
+  pyclient.py topics BOOTSTRAP
+      prints the topics the cluster lists, one per line, sorted.
   pyclient.py consume BOOTSTRAP TOPIC GROUP N TIMEOUT_S
       consumes in consumer group GROUP from the earliest offset until N
       records were seen, commits synchronously, closes, and prints one
@@ -86,6 +88,14 @@ def consume(bootstrap, topic, group, n, timeout_s):
     sys.stdout.flush()
 
 
+def topics(bootstrap):
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], client_id="pyclient-topics")
+    names = sorted(consumer.topics())
+    consumer.close()
+    sys.stdout.write("".join(n + "\n" for n in names))
+    sys.stdout.flush()
+
+
 def main(argv):
     logging.basicConfig(
         stream=sys.stderr,
@@ -94,6 +104,8 @@ def main(argv):
     )
     if len(argv) >= 5 and argv[1] == "produce":
         produce(argv[2], argv[3], int(argv[4]))
+    elif len(argv) >= 3 and argv[1] == "topics":
+        topics(argv[2])
     elif len(argv) >= 7 and argv[1] == "consume":
         consume(argv[2], argv[3], argv[4], int(argv[5]), float(argv[6]))
     else:
