@@ -43,9 +43,11 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 		echo "== $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; done
 
-bench: build ## proxy vs direct throughput/latency/CPU table, then the forwarding micro-benchmarks
+bench: build ## proxy vs direct table, forwarding micro-benchmarks, control-plane and multi-cluster figures
 	$(GO) run ./test/bench -switchyard $(BIN) -out docs/benchmarks-latest.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./kafka/
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./test/cluster/
+	$(GO) test -run '^$$' -bench MergedMetadata -benchtime 20x ./test/compat/
 
 lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -241,7 +241,7 @@ func (n *Node) acceptKafka() {
 			continue
 		}
 		n.metrics.noBackend.Inc()
-		n.log.Debug("closing a client connection: no backend cluster is configured yet", "client", c.RemoteAddr())
+		n.log.Debug("closing a client connection: this peer has no data plane yet (not registered)", "client", c.RemoteAddr())
 		c.Close()
 	}
 }

@@ -31,11 +31,11 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		}, []string{"method", "route", "code"}),
 		noBackend: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_kafka_rejected_no_backend_total",
-			Help: "Client connections closed at once because no backend cluster is configured yet.",
+			Help: "Client connections closed at once because this peer is not registered in the replicated state yet (no data plane).",
 		}),
 		dataPlanes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_kafka_data_plane_starts_total",
-			Help: "Times the data plane (re)started: at the first usable state, and when its backend cluster's definition changed.",
+			Help: "Times the data plane started: once this peer is registered (again only if its broker id changed).",
 		}),
 	}
 	reg.MustRegister(m.applies, m.admin, m.noBackend, m.dataPlanes, &controlCollector{n: n})
