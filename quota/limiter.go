@@ -175,7 +175,10 @@ func newKeyState(cfg *Config, k Key, q float64, n int, now time.Time) *keyState 
 func (l *Limiter) get(k Key, now time.Time) *keyState {
 	l.mu.RLock()
 	ks := l.keys[k]
-	q, ok := l.quotas[k]
+	ok := ks != nil
+	if !ok {
+		_, ok = l.quotas[k]
+	}
 	l.mu.RUnlock()
 	if ks != nil || !ok {
 		return ks
@@ -183,7 +186,8 @@ func (l *Limiter) get(k Key, now time.Time) *keyState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if ks = l.keys[k]; ks == nil {
-		if q, ok = l.quotas[k]; !ok {
+		q, ok := l.quotas[k]
+		if !ok {
 			return nil
 		}
 		ks = newKeyState(&l.cfg, k, q, l.peers, now)

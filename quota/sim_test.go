@@ -484,8 +484,8 @@ type simScenario struct {
 
 var simScenarios = []simScenario{
 	{
-		// A1 + A3: 3 peers, 2×Q offered 70/20/10 (7/2/1 connections of
-		// 20 MiB/s); at 20 s the split moves to 10/20/70.
+		// A1 + A3: 3 peers, 2×Q offered 70/20/10; at 20 s the split moves
+		// to 10/20/70 (skewShiftAt).
 		name:  "skew-shift",
 		build: buildSkewShift,
 	},
@@ -569,20 +569,27 @@ var simScenarios = []simScenario{
 	},
 }
 
-func buildSkewShift(s *sim) []int {
-	g := s.addConns(0, 7, 20*miB)
-	s.addConns(1, 2, 20*miB)
-	s.addConns(2, 1, 20*miB)
-	h := s.addConns(2, 6, 0)
-	s.at(20000, func(s *sim, t int) {
-		for _, c := range g[1:] {
-			c.lambda, c.backlog = 0, 0
-		}
-		for _, c := range h {
-			c.lambda = 20 * miB
-		}
-	})
-	return []int{20000}
+func buildSkewShift(s *sim) []int { return skewShiftAt(20000)(s) }
+
+// skewShiftAt builds 70/20/10 at 2 Q (7/2/1 connections of 20 MiB/s) and
+// moves it to 10/20/70 at ev: six of peer 0's producers stop, six start on
+// peer 2; the seventh on peer 0 goes on, draining its backlog.
+func skewShiftAt(ev int) func(s *sim) []int {
+	return func(s *sim) []int {
+		g := s.addConns(0, 7, 20*miB)
+		s.addConns(1, 2, 20*miB)
+		s.addConns(2, 1, 20*miB)
+		h := s.addConns(2, 6, 0)
+		s.at(ev, func(s *sim, t int) {
+			for _, c := range g[1:] {
+				c.lambda, c.backlog = 0, 0
+			}
+			for _, c := range h {
+				c.lambda = 20 * miB
+			}
+		})
+		return []int{ev}
+	}
 }
 
 func buildPartition(s *sim) []int {
@@ -716,21 +723,9 @@ func TestSimShiftEveryPhase(t *testing.T) {
 			p.Dur = 30000
 			s := newSim(p)
 			s.t = t
-			ev := 20000 + off
-			g := s.addConns(0, 7, 20*miB)
-			s.addConns(1, 2, 20*miB)
-			s.addConns(2, 1, 20*miB)
-			h := s.addConns(2, 6, 0)
-			s.at(ev, func(s *sim, t int) {
-				for _, c := range g[1:] {
-					c.lambda, c.backlog = 0, 0
-				}
-				for _, c := range h {
-					c.lambda = 20 * miB
-				}
-			})
+			evs := skewShiftAt(20000 + off)(s)
 			s.run()
-			r := s.results("shift", []int{ev})
+			r := s.results("shift", evs)
 			if r.Conv[0] < 0 || r.Conv[0] >= 2000 || r.Max10All > 1.05 {
 				t.Errorf("shift at +%d ms: conv %d ms, max 10 s window %.3f", off, r.Conv[0], r.Max10All)
 			}
