@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/node"
+	"github.com/switchyard-proxy/switchyard/test/testnet"
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
@@ -42,15 +42,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 
 // freePort reserves a loopback port number for a peer that must come back
 // on the same addresses after a restart.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return testnet.Port(t) }
 
 // testLogger sends component logs to t.Log (at SWITCHYARD_TEST_LOG level,
 // default warn) until the test ends.

@@ -1,0 +1,42 @@
+// Package testnet gives tests loopback ports for peers that must come back
+// on the same addresses after a restart (so the port cannot be left to the
+// kernel at bind time).
+package testnet
+
+import (
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"testing"
+)
+
+// Port returns a loopback port that is free for TCP and UDP now. It is
+// drawn from below Linux's ephemeral range (32768 and up), so the outgoing
+// connections of other tests running at the same time cannot take it
+// between this check and the peer's bind, as they can a port the kernel
+// handed out and took back.
+func Port(tb testing.TB) int {
+	tb.Helper()
+	for range 200 {
+		p := 20000 + rand.IntN(12000)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return p
+	}
+	tb.Fatal("no free loopback port below the ephemeral range")
+	return 0
+}
+
+// Addr is 127.0.0.1:Port(tb).
+func Addr(tb testing.TB) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(Port(tb)))
+}
