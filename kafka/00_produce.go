@@ -22,6 +22,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/quota"
 )
 
 func handleProduce(c *clientConn, r *request, start time.Time) error {
@@ -41,6 +43,7 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 	var ttBuf [4]topicTarget
 	tts := ttBuf[:0]
 	var failed map[[2]int]int16 // (topic, partition) index → error, rare
+	var th quota.Throttle
 	one, single, seen := target{}, true, false
 	for i := range req.Topics {
 		t := &req.Topics[i]
@@ -77,6 +80,15 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 			}
 		}
 		c.s.metrics.produced(tt.be, tt.metricName(), n)
+		th = th.Max(c.charge(tt, quota.Produce, n, start))
+	}
+	// KIP-219: the answer advertises the throttle (clients from v6 wait on
+	// it) and the connection is muted; acks=0 and older versions get the
+	// mute alone.
+	c.mute.set(th)
+	var advertise int32
+	if req.Acks != 0 && r.version >= 6 {
+		advertise = th.Millis()
 	}
 	if single && one.be != nil {
 		u, err := c.upstreamOrAny(one)
@@ -87,11 +99,16 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 			return u.send(r.buf.b, r.corr, nil)
 		}
 		return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
-			if quietProduceResponse(resp.b[4:], r.version) {
+			if advertise == 0 && quietProduceResponse(resp.b[4:], r.version) {
 				return resp, nil
 			}
 			return rewrite(resp, r, func(kr kmsg.Response) bool {
-				return c.fixProduce(one.be, kr.(*kmsg.ProduceResponse))
+				pr := kr.(*kmsg.ProduceResponse)
+				changed := c.fixProduce(one.be, pr)
+				if advertise > pr.ThrottleMillis {
+					pr.ThrottleMillis, changed = advertise, true
+				}
+				return changed
 			})
 		})
 	}
@@ -154,6 +171,7 @@ func handleProduce(c *clientConn, r *request, start time.Time) error {
 			}
 		}
 		out.Brokers = dedupeBy(out.Brokers, func(b kmsg.ProduceResponseBroker) int32 { return b.NodeID })
+		out.ThrottleMillis = max(out.ThrottleMillis, advertise)
 		return out
 	})
 }

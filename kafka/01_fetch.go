@@ -22,7 +22,18 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/quota"
 )
+
+// fetchMaxBytesOffset is where MaxBytes (v3+) starts in a Fetch body: after
+// ReplicaID (dropped in v15), MaxWaitMillis and MinBytes.
+func fetchMaxBytesOffset(version int16) int {
+	if version >= 15 {
+		return 8
+	}
+	return 12
+}
 
 // fetchSessionOffset is where SessionID starts in a Fetch body: after
 // ReplicaID (dropped in v15), MaxWaitMillis, MinBytes, MaxBytes and
@@ -51,9 +62,13 @@ func handleFetch(c *clientConn, r *request, start time.Time) error {
 	var ttBuf [4]topicTarget
 	tts := ttBuf[:0]
 	one, single, seen := target{}, true, false
+	maxBytes := req.MaxBytes
 	for _, t := range req.Topics {
 		tt := c.resolveTopic(st, t.Topic, t.TopicID, r.version >= 13)
 		tts = append(tts, tt)
+		if lim := c.s.cfg.Limiter; lim != nil && tt.be != nil && r.version >= 3 {
+			maxBytes = lim.FetchCap(quota.Key{Topic: tt.name, Dir: quota.Fetch}, maxBytes, start)
+		}
 		for _, p := range t.Partitions {
 			tg := target{}
 			if tt.be != nil {
@@ -67,6 +82,12 @@ func handleFetch(c *clientConn, r *request, start time.Time) error {
 				single = false
 			}
 		}
+	}
+	if maxBytes < req.MaxBytes {
+		// A topic's share allows less soon: cap the whole fetch (Kafka
+		// caps at its quota window the same way), in place.
+		binary.BigEndian.PutUint32(r.body[fetchMaxBytesOffset(r.version):], uint32(maxBytes))
+		req.MaxBytes = maxBytes
 	}
 	if single {
 		if one.be == nil {
@@ -190,7 +211,14 @@ func (c *clientConn) fixFetch(be *Backend, resp *kmsg.FetchResponse) bool {
 				changed = true
 			}
 		}
-		c.s.metrics.fetched(be, topicTarget{be: be, name: name}.metricName(), n)
+		tt := topicTarget{be: be, name: name}
+		c.s.metrics.fetched(be, tt.metricName(), n)
+		th := c.charge(tt, quota.Fetch, n, time.Now())
+		c.mute.set(th)
+		// Clients wait on the advertised throttle from v8 (KIP-219).
+		if ms := th.Millis(); ms > resp.ThrottleMillis && resp.Version >= 8 {
+			resp.ThrottleMillis, changed = ms, true
+		}
 	}
 	if resp.SessionID != 0 {
 		// The backend opened a session we did not ask for; never let the

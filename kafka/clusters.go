@@ -216,3 +216,20 @@ func (c *clientConn) resolveTopic(st *fsm.State, name string, id [16]byte, byID 
 	}
 	return topicTarget{be: be, name: name}
 }
+
+// Topics lists the topics every backend knows, deduplicated (for quota
+// prefix rules).
+func (s *Server) Topics() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, b := range s.backends.Load().sorted {
+		b.topics.Range(func(k, _ any) bool {
+			if name := k.(string); !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+			return true
+		})
+	}
+	return out
+}

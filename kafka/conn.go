@@ -71,6 +71,9 @@ type clientConn struct {
 	writing bool       // a goroutine holds the writer role (wmu)
 	batch   []*pending // the writer-role holder's scratch
 
+	// mute holds the reader while a quota throttle runs (throttle.go).
+	mute mute
+
 	// ups, dirty, clientID and routes are owned by the reader goroutine.
 	routes   routeMemory
 	ups      map[target]*upstream
@@ -155,6 +158,9 @@ func (c *clientConn) serve() {
 
 func (c *clientConn) readLoop() error {
 	for {
+		if err := c.waitMute(); err != nil {
+			return err
+		}
 		if !frameBuffered(c.br) {
 			if err := c.flushUpstreams(); err != nil {
 				return err

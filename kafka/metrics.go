@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/quota"
 )
 
 // OtherTopic is the label that stands for every topic past the per-topic
@@ -31,6 +33,8 @@ type Metrics struct {
 	clusterRequests    *prometheus.CounterVec
 	clusterBytes       *prometheus.CounterVec
 	clusterErrors      *prometheus.CounterVec
+	quotaThrottled     *prometheus.CounterVec
+	quotaThrottle      *prometheus.HistogramVec
 
 	maxTopics int
 	mu        sync.RWMutex
@@ -41,6 +45,7 @@ type Metrics struct {
 type topicLabel struct{ cluster, topic string }
 
 type topicCounters struct {
+	key            topicLabel
 	produce, fetch prometheus.Counter
 }
 
@@ -105,8 +110,17 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		m.bytesOut[k] = out.WithLabelValues(name)
 		m.latency[k] = lat.WithLabelValues(name)
 	}
+	m.quotaThrottled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_quota_throttled_requests_total",
+		Help: "Requests throttled by a topic quota, per cluster, topic and direction (topics past the series cap count as \"(other)\").",
+	}, []string{"cluster", "topic", "direction"})
+	m.quotaThrottle = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "switchyard_quota_throttle_seconds",
+		Help:    "Throttle time a topic quota gave throttled requests, per cluster, topic and direction (the mute; the advertised throttle_time_ms is capped at 1 s).",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"cluster", "topic", "direction"})
 	reg.MustRegister(m.connections, m.closedConns, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
-		m.clusterRequests, m.clusterBytes, m.clusterErrors)
+		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle)
 	return m
 }
 
@@ -148,6 +162,7 @@ func (m *Metrics) topic(cluster, name string) *topicCounters {
 		}
 	}
 	tc = &topicCounters{
+		key:     key,
 		produce: m.topicBytes.WithLabelValues(key.cluster, key.topic, "produce"),
 		fetch:   m.topicBytes.WithLabelValues(key.cluster, key.topic, "fetch"),
 	}
@@ -167,6 +182,13 @@ func (m *Metrics) fetched(be *Backend, topic string, n int) {
 	if n > 0 {
 		m.topic(clusterLabel(be), topic).fetch.Add(float64(n))
 	}
+}
+
+// throttled counts one request of topic of be throttled for d.
+func (m *Metrics) throttled(be *Backend, topic string, dir quota.Direction, d time.Duration) {
+	k := m.topic(clusterLabel(be), topic).key
+	m.quotaThrottled.WithLabelValues(k.cluster, k.topic, dir.String()).Inc()
+	m.quotaThrottle.WithLabelValues(k.cluster, k.topic, dir.String()).Observe(quota.MuteFor(d).Seconds())
 }
 
 func clusterLabel(be *Backend) string {

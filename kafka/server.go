@@ -39,7 +39,9 @@ type Config struct {
 	// MaxInFlight bounds requests awaiting a response per connection
 	// (default 1024); a client pipelining more is paused, not failed.
 	MaxInFlight int
-	Logger      *slog.Logger
+	// Limiter, when set, enforces topic quotas (throttle.go).
+	Limiter Limiter
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {

@@ -631,6 +631,7 @@ type KeyStatus struct {
 	Mode      Mode          // where the share comes from
 	LeaseLeft time.Duration // 0 unless Leased
 	Wants     float64       // last demand estimate reported
+	Use       float64       // bytes/s admitted over the last report interval
 	Saturated bool          // as of the last report
 }
 
@@ -645,7 +646,7 @@ func (l *Limiter) Status(k Key, now time.Time) (KeyStatus, bool) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	ks.refresh(&l.cfg, now)
-	st := KeyStatus{Quota: ks.q, Share: ks.b.rate, Tokens: ks.b.Tokens(now), Mode: ks.mode, Wants: ks.wants, Saturated: ks.lastSat}
+	st := KeyStatus{Quota: ks.q, Share: ks.b.rate, Tokens: ks.b.Tokens(now), Mode: ks.mode, Wants: ks.wants, Use: ks.use, Saturated: ks.lastSat}
 	if ks.mode == Leased {
 		st.LeaseLeft = ks.leaseExp.Sub(now)
 	}
