@@ -204,6 +204,14 @@ func (n *Node) leaderState() (*fsm.State, error) {
 // handleRPC serves the peer RPC stream. Forwarded writes and reads are
 // served only by the leader and never forwarded again, so they cannot loop.
 func (n *Node) handleRPC(ctx context.Context, from, method string, body []byte) ([]byte, error) {
+	switch method {
+	case rpcQuotaGrants:
+		return n.quotas.handleGrants(body)
+	case rpcQuotaStatus:
+		return n.quotas.handleStatus(body)
+	case rpcQuotaReport:
+		return n.quotas.handleReport(body)
+	}
 	if n.raft.State() != raft.Leader {
 		return nil, toRPCError(fmt.Errorf("%w: %s received a forwarded %s from %s", ErrNotLeader, n.cfg.Name, method, from))
 	}

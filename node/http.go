@@ -631,6 +631,14 @@ func (n *Node) deleteDefaultCluster(w http.ResponseWriter, r *http.Request) erro
 
 // Quotas.
 
+// quotaView is a topic's governing rule with the live shares.
+type quotaView struct {
+	fsm.Quota
+	Shares      []QuotaShare `json:"shares"`
+	ProduceRate float64      `json:"produce_rate_bytes_per_sec"`
+	FetchRate   float64      `json:"fetch_rate_bytes_per_sec"`
+}
+
 type quotaBody struct {
 	ProduceBytesPerSec int64 `json:"produce_bytes_per_sec"`
 	FetchBytesPerSec   int64 `json:"fetch_bytes_per_sec"`
@@ -666,7 +674,18 @@ func (n *Node) getQuota(prefix bool) apiHandler {
 		if !ok {
 			return notFound("no quota rule governs topic %q", topic)
 		}
-		writeJSON(w, http.StatusOK, q)
+		// The rule, and how the peers share it now: each live peer's
+		// share, mode and measured rate (soft state, asked of each peer).
+		shares := n.quotas.shares(r.Context(), topic)
+		var rates [2]float64
+		for _, s := range shares {
+			if s.Direction == "fetch" {
+				rates[1] += s.Rate
+			} else {
+				rates[0] += s.Rate
+			}
+		}
+		writeJSON(w, http.StatusOK, quotaView{Quota: q, Shares: nonNil(shares), ProduceRate: rates[0], FetchRate: rates[1]})
 		return nil
 	}
 }

@@ -57,6 +57,10 @@ var (
 	descStatePeers      = prometheus.NewDesc("switchyard_fsm_peers", "Peers in the replicated state.", nil, nil)
 	descStateClusters   = prometheus.NewDesc("switchyard_fsm_clusters", "Backend clusters in the replicated state.", nil, nil)
 	descDataPlaneServes = prometheus.NewDesc("switchyard_kafka_serving", "1 while the Kafka data plane serves clients from a backend cluster.", nil, nil)
+	descQuotaShare      = prometheus.NewDesc("switchyard_quota_share_bytes_per_second", "This peer's leased share of a topic quota, by topic and direction.", []string{"topic", "direction", "mode"}, nil)
+	descQuotaRate       = prometheus.NewDesc("switchyard_quota_rate_bytes_per_second", "Bytes per second this peer admitted for a topic quota over its last report interval.", []string{"topic", "direction"}, nil)
+	descQuotaLimit      = prometheus.NewDesc("switchyard_quota_limit_bytes_per_second", "The cluster-wide quota of a topic and direction, as this peer applies it.", []string{"topic", "direction"}, nil)
+	descQuotaCommitted  = prometheus.NewDesc("switchyard_quota_committed_bytes_per_second", "On the leader: the shares committed to peers for a topic quota (never above the quota plus the headroom credit).", []string{"topic", "direction"}, nil)
 	descTopicConflicts  = prometheus.NewDesc("switchyard_kafka_topic_conflicts", "Topics present in more than one backend cluster; clients see only the routed copy (GET /v1/status lists them).", nil, nil)
 )
 
@@ -66,7 +70,8 @@ type controlCollector struct{ n *Node }
 func (c *controlCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftLastIndex, descRaftCommit, descRaftApplied,
 		descRaftHasLeader, descRaftContact, descRaftServers, descGossipMembers, descGossipHealth, descStateIndex,
-		descStatePeers, descStateClusters, descDataPlaneServes, descTopicConflicts} {
+		descStatePeers, descStateClusters, descDataPlaneServes, descTopicConflicts,
+		descQuotaShare, descQuotaRate, descQuotaLimit, descQuotaCommitted} {
 		ch <- d
 	}
 }
@@ -88,6 +93,7 @@ func (c *controlCollector) Collect(ch chan<- prometheus.Metric) {
 	if dp := n.dp.Load(); dp != nil {
 		gauge(descTopicConflicts, float64(len(dp.srv.TopicConflicts())))
 	}
+	n.quotas.collect(gauge)
 	if n.raft == nil {
 		return
 	}

@@ -44,6 +44,8 @@ type Node struct {
 	stateChanged  *notifier
 	gossipChanged *notifier
 
+	quotas *quotas
+
 	reg          *prometheus.Registry
 	metrics      *nodeMetrics
 	kafkaMetrics *kafka.Metrics
@@ -78,6 +80,9 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 	}()
 	n.fsm = fsm.New(func(*fsm.State) { n.stateChanged.notify() })
+	if n.quotas, err = newQuotas(n); err != nil {
+		return nil, err
+	}
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.metrics = newNodeMetrics(n.reg, n)
 	n.kafkaMetrics = kafka.NewMetrics(n.reg, cfg.MaxTopicSeries)
@@ -191,6 +196,7 @@ func (n *Node) run(ctx context.Context) error {
 	spawn(func() { n.bootstrap(ctx) })
 	spawn(func() { n.leaderLoop(ctx) })
 	spawn(func() { n.runDataPlane(ctx) })
+	spawn(func() { n.quotas.run(ctx) })
 	spawn(n.acceptKafka)
 	if n.admin != nil {
 		spawn(func() {

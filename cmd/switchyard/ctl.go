@@ -797,7 +797,46 @@ func parseQuotasGet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	if err != nil {
 		return nil, err
 	}
-	return getCall(apiPath(k.base, k.key), decoded(func(w io.Writer, q apiQuota) error { return renderQuotas(w, []apiQuota{q}) })), nil
+	return getCall(apiPath(k.base, k.key), decoded(renderQuotaView)), nil
+}
+
+// apiQuotaView is GET /v1/quotas/{topic}: the governing rule and, for a
+// topic, how the live peers share it now.
+type apiQuotaView struct {
+	apiQuota
+	Shares []struct {
+		Peer      string  `json:"peer"`
+		Direction string  `json:"direction"`
+		Share     float64 `json:"share_bytes_per_sec"`
+		Rate      float64 `json:"rate_bytes_per_sec"`
+		Mode      string  `json:"mode"`
+		Saturated bool    `json:"saturated"`
+	} `json:"shares"`
+	ProduceRate float64 `json:"produce_rate_bytes_per_sec"`
+	FetchRate   float64 `json:"fetch_rate_bytes_per_sec"`
+}
+
+func renderQuotaView(w io.Writer, v apiQuotaView) error {
+	if err := renderQuotas(w, []apiQuota{v.apiQuota}); err != nil {
+		return err
+	}
+	if len(v.Shares) == 0 {
+		return nil
+	}
+	// Measured figures: 0 is none, not "unlimited" as in a rule.
+	measured := func(r float64) string {
+		if r < 1 {
+			return "0"
+		}
+		return formatRate(int64(r))
+	}
+	fmt.Fprintf(w, "\nmeasured: produce %s, fetch %s\n\n", measured(v.ProduceRate), measured(v.FetchRate))
+	tw := newTable(w)
+	fmt.Fprintln(tw, "PEER\tDIRECTION\tSHARE\tRATE\tMODE\tSATURATED")
+	for _, sh := range v.Shares {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", sh.Peer, sh.Direction, measured(sh.Share), measured(sh.Rate), sh.Mode, sh.Saturated)
+	}
+	return tw.Flush()
 }
 
 // rateFlag is a bytes-per-second flag (see parseRate).

@@ -778,3 +778,23 @@ func TestCtlErrorExits(t *testing.T) {
 		}
 	})
 }
+
+// TestRenderQuotaView: a topic's rule, then how the peers share it.
+func TestRenderQuotaView(t *testing.T) {
+	var v apiQuotaView
+	body := `{"topic":"orders","produce_bytes_per_sec":2097152,"fetch_bytes_per_sec":0,
+		"shares":[{"peer":"peer-0","id":0,"direction":"produce","share_bytes_per_sec":1048576,"rate_bytes_per_sec":0,"mode":"leased","saturated":true}],
+		"produce_rate_bytes_per_sec":0,"fetch_rate_bytes_per_sec":0}`
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := renderQuotaView(&b, v); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"orders", "exact", "2 MiB/s", "measured: produce 0, fetch 0", "peer-0", "produce", "1 MiB/s", "leased", "true"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("rendering lacks %q:\n%s", want, b.String())
+		}
+	}
+}
