@@ -48,6 +48,7 @@ bench: build ## proxy vs direct table, forwarding micro-benchmarks, control-plan
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./kafka/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./test/cluster/
 	$(GO) test -run '^$$' -bench MergedMetadata -benchtime 20x ./test/compat/
+	$(GO) test -run '^$$' -bench QuotaSim ./quota/
 
 lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
