@@ -367,6 +367,43 @@ func handleOffsetDelete(c *clientConn, r *request, start time.Time) error {
 	})
 }
 
+// txnSplit serves a transaction request whose topics must all route to the
+// transaction's home cluster: as sent when they do, else the home part to
+// coord on home and the others answered INVALID_TXN_STATE by the proxy. T
+// is the request's topic type, L the answer's.
+type txnSplit[T, L any] struct {
+	topics []T
+	name   func(T) string
+	refuse func(T) L // the answer topic, every partition INVALID_TXN_STATE
+	sub    func([]T) kmsg.Request
+	local  func([]L) kmsg.Response
+	merge  func([]kmsg.Response) kmsg.Response
+}
+
+func splitTxn[T, L any](c *clientConn, r *request, start time.Time, home *Backend, typ int8, key string, sp txnSplit[T, L]) error {
+	if home == nil {
+		return errNoCluster
+	}
+	st := c.s.view.State()
+	var keep []T
+	var refused []L
+	for _, t := range sp.topics {
+		if c.s.routeTopic(st, sp.name(t)) == home {
+			keep = append(keep, t)
+		} else {
+			refused = append(refused, sp.refuse(t))
+		}
+	}
+	if len(refused) == 0 {
+		return c.toCoordinator(r, start, home, typ, key)
+	}
+	parts := []part{{local: sp.local(refused)}}
+	if len(keep) > 0 {
+		parts = append([]part{{t: c.coordinatorTarget(home, typ, key), req: sp.sub(keep)}}, parts...)
+	}
+	return c.scatter(r, start, parts, sp.merge)
+}
+
 // handleTxnOffsetCommit (key 28): the transaction's home cluster commits
 // the offsets of its topics; topics of other clusters are refused.
 func handleTxnOffsetCommit(c *clientConn, r *request, start time.Time) error {
@@ -375,41 +412,34 @@ func handleTxnOffsetCommit(c *clientConn, r *request, start time.Time) error {
 		return err
 	}
 	req := kreq.(*kmsg.TxnOffsetCommitRequest)
-	st := c.s.view.State()
-	home := c.s.homeOf(st, req.TransactionalID)
-	if home == nil {
-		return errNoCluster
-	}
-	keep := req.Topics[:0:0]
-	local := kmsg.NewPtrTxnOffsetCommitResponse()
-	for _, t := range req.Topics {
-		if c.s.routeTopic(st, t.Topic) == home {
-			keep = append(keep, t)
-			continue
-		}
-		rt := kmsg.TxnOffsetCommitResponseTopic{Topic: t.Topic}
-		for _, p := range t.Partitions {
-			rt.Partitions = append(rt.Partitions, kmsg.TxnOffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: kerr.InvalidTxnState.Code})
-		}
-		local.Topics = append(local.Topics, rt)
-	}
-	if len(local.Topics) == 0 {
-		return c.toCoordinator(r, start, home, coordinatorGroup, req.Group)
-	}
-	parts := []part{{local: local}}
-	if len(keep) > 0 {
-		sub := *req
-		sub.Topics = keep
-		parts = append([]part{{t: c.coordinatorTarget(home, coordinatorGroup, req.Group), req: &sub}}, parts...)
-	}
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		out := resps[0].(*kmsg.TxnOffsetCommitResponse)
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.TxnOffsetCommitResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-			out.Topics = append(out.Topics, o.Topics...)
-		}
-		return out
+	home := c.s.homeOf(c.s.view.State(), req.TransactionalID)
+	return splitTxn(c, r, start, home, coordinatorGroup, req.Group, txnSplit[kmsg.TxnOffsetCommitRequestTopic, kmsg.TxnOffsetCommitResponseTopic]{
+		topics: req.Topics,
+		name:   func(t kmsg.TxnOffsetCommitRequestTopic) string { return t.Topic },
+		refuse: func(t kmsg.TxnOffsetCommitRequestTopic) kmsg.TxnOffsetCommitResponseTopic {
+			rt := kmsg.TxnOffsetCommitResponseTopic{Topic: t.Topic}
+			for _, p := range t.Partitions {
+				rt.Partitions = append(rt.Partitions, kmsg.TxnOffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: kerr.InvalidTxnState.Code})
+			}
+			return rt
+		},
+		sub: func(ts []kmsg.TxnOffsetCommitRequestTopic) kmsg.Request {
+			s := *req
+			s.Topics = ts
+			return &s
+		},
+		local: func(ls []kmsg.TxnOffsetCommitResponseTopic) kmsg.Response {
+			return &kmsg.TxnOffsetCommitResponse{Topics: ls}
+		},
+		merge: func(resps []kmsg.Response) kmsg.Response {
+			out := resps[0].(*kmsg.TxnOffsetCommitResponse)
+			for _, x := range resps[1:] {
+				o := x.(*kmsg.TxnOffsetCommitResponse)
+				out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
+				out.Topics = append(out.Topics, o.Topics...)
+			}
+			return out
+		},
 	})
 }
 
@@ -421,41 +451,34 @@ func handleAddPartitionsToTxn(c *clientConn, r *request, start time.Time) error 
 		return err
 	}
 	req := kreq.(*kmsg.AddPartitionsToTxnRequest)
-	st := c.s.view.State()
-	home := c.s.homeOf(st, req.TransactionalID)
-	if home == nil {
-		return errNoCluster
-	}
-	keep := req.Topics[:0:0]
-	local := kmsg.NewPtrAddPartitionsToTxnResponse()
-	for _, t := range req.Topics {
-		if c.s.routeTopic(st, t.Topic) == home {
-			keep = append(keep, t)
-			continue
-		}
-		rt := kmsg.AddPartitionsToTxnResponseTopic{Topic: t.Topic}
-		for _, p := range t.Partitions {
-			rt.Partitions = append(rt.Partitions, kmsg.AddPartitionsToTxnResponseTopicPartition{Partition: p, ErrorCode: kerr.InvalidTxnState.Code})
-		}
-		local.Topics = append(local.Topics, rt)
-	}
-	if len(local.Topics) == 0 {
-		return c.toCoordinator(r, start, home, coordinatorTxn, req.TransactionalID)
-	}
-	parts := []part{{local: local}}
-	if len(keep) > 0 {
-		sub := *req
-		sub.Topics = keep
-		parts = append([]part{{t: c.coordinatorTarget(home, coordinatorTxn, req.TransactionalID), req: &sub}}, parts...)
-	}
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		out := resps[0].(*kmsg.AddPartitionsToTxnResponse)
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.AddPartitionsToTxnResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-			out.Topics = append(out.Topics, o.Topics...)
-		}
-		return out
+	home := c.s.homeOf(c.s.view.State(), req.TransactionalID)
+	return splitTxn(c, r, start, home, coordinatorTxn, req.TransactionalID, txnSplit[kmsg.AddPartitionsToTxnRequestTopic, kmsg.AddPartitionsToTxnResponseTopic]{
+		topics: req.Topics,
+		name:   func(t kmsg.AddPartitionsToTxnRequestTopic) string { return t.Topic },
+		refuse: func(t kmsg.AddPartitionsToTxnRequestTopic) kmsg.AddPartitionsToTxnResponseTopic {
+			rt := kmsg.AddPartitionsToTxnResponseTopic{Topic: t.Topic}
+			for _, p := range t.Partitions {
+				rt.Partitions = append(rt.Partitions, kmsg.AddPartitionsToTxnResponseTopicPartition{Partition: p, ErrorCode: kerr.InvalidTxnState.Code})
+			}
+			return rt
+		},
+		sub: func(ts []kmsg.AddPartitionsToTxnRequestTopic) kmsg.Request {
+			s := *req
+			s.Topics = ts
+			return &s
+		},
+		local: func(ls []kmsg.AddPartitionsToTxnResponseTopic) kmsg.Response {
+			return &kmsg.AddPartitionsToTxnResponse{Topics: ls}
+		},
+		merge: func(resps []kmsg.Response) kmsg.Response {
+			out := resps[0].(*kmsg.AddPartitionsToTxnResponse)
+			for _, x := range resps[1:] {
+				o := x.(*kmsg.AddPartitionsToTxnResponse)
+				out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
+				out.Topics = append(out.Topics, o.Topics...)
+			}
+			return out
+		},
 	})
 }
 
