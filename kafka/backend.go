@@ -1,9 +1,12 @@
 package kafka
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -25,6 +28,16 @@ type BackendConfig struct {
 	MetadataRefresh time.Duration
 	// DialTimeout bounds connecting to a backend broker.
 	DialTimeout time.Duration
+	// BrokerTimeout bounds one control exchange (versions, metadata,
+	// coordinator and producer-id lookups) with one broker, dial included,
+	// so a broker that accepts connections and never answers costs a
+	// lookup at most this long, and usually far less: a lookup any broker
+	// can answer asks the next broker after a fraction of it (hedgeDelay).
+	BrokerTimeout time.Duration
+	// MaxResponseBytes bounds a backend response. Memory follows the bytes
+	// that arrive, not the size prefix, so a large bound costs nothing
+	// until a broker actually sends that much.
+	MaxResponseBytes int32
 	// Metrics, when set, gets the cluster's request, byte and error series.
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -36,6 +49,12 @@ func (c *BackendConfig) setDefaults() {
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 5 * time.Second
+	}
+	if c.BrokerTimeout <= 0 {
+		c.BrokerTimeout = 5 * time.Second
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -50,8 +69,21 @@ func (c *BackendConfig) Validate() error {
 	if len(c.Bootstrap) == 0 {
 		return fmt.Errorf("backend cluster %q needs at least one bootstrap address", c.Name)
 	}
+	if c.MaxResponseBytes < 0 || c.MaxResponseBytes > MaxResponseLimit {
+		return fmt.Errorf("backend cluster %q: max response bytes %d: want 0 (default %d) up to %d", c.Name, c.MaxResponseBytes, DefaultMaxResponseBytes, MaxResponseLimit)
+	}
 	return nil
 }
+
+const (
+	// DefaultMaxResponseBytes is five times the default fetch.max.bytes
+	// of the Java client and franz-go (50 MiB): a broker may exceed a
+	// fetch's bound by one record batch, and batches are at most
+	// message.max.bytes, far below this.
+	DefaultMaxResponseBytes = 256 << 20
+	// MaxResponseLimit is the largest MaxResponseBytes accepted.
+	MaxResponseLimit = 1 << 30
+)
 
 // Backend tracks one backend cluster: its brokers, partition leaders,
 // coordinators and supported versions. Lookups are lock-free reads of the
@@ -62,8 +94,18 @@ type Backend struct {
 	log     *slog.Logger
 	metrics *clusterMetrics
 
-	ctlMu sync.Mutex
-	ctl   map[string]*ctlConn
+	ctlMu     sync.Mutex
+	ctl       map[string]*ctlConn
+	ctlClosed bool
+
+	// healthMu guards suspect and brokerVersions.
+	healthMu sync.Mutex
+	// suspect holds the addresses whose last control exchange failed or
+	// was overtaken by another broker's answer; lookups ask them last.
+	suspect map[string]time.Time
+	// brokerVersions is the last ApiVersions answer of each broker address
+	// that ever answered (see loadVersions).
+	brokerVersions map[string]*versionSet
 
 	brokers  atomic.Pointer[brokerSet]
 	topics   sync.Map // topic name → *topicMeta
@@ -113,12 +155,14 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{
-		cfg:       cfg,
-		metrics:   cfg.Metrics.forCluster(cfg.Name),
-		log:       cfg.Logger.With("component", "backend", "cluster", cfg.Name),
-		ctl:       map[string]*ctlConn{},
-		refreshCh: make(chan struct{}, 1),
-		ready:     make(chan struct{}),
+		cfg:            cfg,
+		metrics:        cfg.Metrics.forCluster(cfg.Name),
+		log:            cfg.Logger.With("component", "backend", "cluster", cfg.Name),
+		ctl:            map[string]*ctlConn{},
+		suspect:        map[string]time.Time{},
+		brokerVersions: map[string]*versionSet{},
+		refreshCh:      make(chan struct{}, 1),
+		ready:          make(chan struct{}),
 	}
 	b.brokers.Store(&brokerSet{addrs: map[int32]string{}, controller: -1})
 	return b, nil
@@ -184,50 +228,71 @@ func (b *Backend) refresh(ctx context.Context) error {
 	return nil
 }
 
-// loadVersions asks every known broker (or a bootstrap broker when none is
-// known yet) for its versions and stores the intersection.
+// loadVersions asks every known broker (or every bootstrap broker when none
+// is known yet), in parallel and each within BrokerTimeout, for its
+// versions, and stores the intersection over the brokers that have ever
+// answered. A broker that does not answer keeps the versions it last
+// reported (a hang must not widen the set); one that never answered is left
+// out until it does, and its first answer narrows the set at that refresh.
+// So one hung broker delays a refresh by at most BrokerTimeout and never
+// keeps the backend from becoming ready.
 func (b *Backend) loadVersions(ctx context.Context) error {
-	bs := b.brokers.Load()
-	var targets []string
-	for _, id := range bs.ids {
-		targets = append(targets, bs.addrs[id])
-	}
+	targets := b.knownAddrs()
 	if len(targets) == 0 {
-		targets = b.cfg.Bootstrap
+		targets = slices.Clone(b.cfg.Bootstrap)
+	}
+	type answer struct {
+		addr string
+		vs   *versionSet
+		err  error
+	}
+	answers := make(chan answer, len(targets))
+	for _, addr := range targets {
+		go func() {
+			vs, err := b.askVersions(ctx, addr)
+			answers <- answer{addr, vs, err}
+		}()
+	}
+	got := make([]answer, 0, len(targets))
+	for range targets {
+		got = append(got, <-answers)
+	}
+	keep := map[string]bool{}
+	for _, addr := range append(targets, b.cfg.Bootstrap...) {
+		keep[addr] = true
+	}
+	b.pruneCtl(keep)
+	var lastErr error
+	b.healthMu.Lock()
+	defer b.healthMu.Unlock()
+	for _, a := range got {
+		if a.err != nil {
+			lastErr = a.err
+			continue
+		}
+		b.brokerVersions[a.addr] = a.vs
+	}
+	// Forget brokers that left the metadata, so they no longer narrow the
+	// set (their control connections closed above).
+	for addr := range b.brokerVersions {
+		if !slices.Contains(targets, addr) {
+			delete(b.brokerVersions, addr)
+		}
+	}
+	for addr := range b.suspect {
+		if !keep[addr] {
+			delete(b.suspect, addr)
+		}
 	}
 	var vs *versionSet
-	var lastErr error
 	for _, addr := range targets {
-		req := kmsg.NewPtrApiVersionsRequest()
-		req.Version = 3
-		req.ClientSoftwareName = "switchyard"
-		req.ClientSoftwareVersion = "0"
-		resp, err := b.ctlConn(addr).roundTrip(ctx, req, b.cfg.DialTimeout)
-		if err != nil {
-			lastErr = err
-			if len(bs.ids) > 0 {
-				// A known broker that is down must not widen the set;
-				// skip it and rely on the others.
-				continue
-			}
+		one := b.brokerVersions[addr]
+		if one == nil {
 			continue
-		}
-		r := resp.(*kmsg.ApiVersionsResponse)
-		if r.ErrorCode != 0 {
-			lastErr = fmt.Errorf("api versions from %s: %w", addr, kerr.ErrorForCode(r.ErrorCode))
-			continue
-		}
-		one := &versionSet{supported: r.SupportedFeatures, finalized: r.FinalizedFeatures, epoch: r.FinalizedFeaturesEpoch}
-		for i := range one.keys {
-			one.keys[i] = versionRange{0, -1}
-		}
-		for _, k := range r.ApiKeys {
-			if k.ApiKey >= 0 && int(k.ApiKey) < len(one.keys) {
-				one.keys[k.ApiKey] = versionRange{k.MinVersion, k.MaxVersion}
-			}
 		}
 		if vs == nil {
-			vs = one
+			c := *one
+			vs = &c
 			continue
 		}
 		for i := range vs.keys {
@@ -240,6 +305,42 @@ func (b *Backend) loadVersions(ctx context.Context) error {
 	}
 	b.versions.Store(vs)
 	return nil
+}
+
+// askVersions asks one broker for its versions.
+func (b *Backend) askVersions(ctx context.Context, addr string) (*versionSet, error) {
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 3
+	req.ClientSoftwareName = "switchyard"
+	req.ClientSoftwareVersion = "0"
+	resp, err := b.roundTripTo(ctx, addr, req)
+	if err != nil {
+		return nil, err
+	}
+	r := resp.(*kmsg.ApiVersionsResponse)
+	if r.ErrorCode != 0 {
+		return nil, fmt.Errorf("api versions from %s: %w", addr, kerr.ErrorForCode(r.ErrorCode))
+	}
+	one := &versionSet{supported: r.SupportedFeatures, finalized: r.FinalizedFeatures, epoch: r.FinalizedFeaturesEpoch}
+	for i := range one.keys {
+		one.keys[i] = versionRange{0, -1}
+	}
+	for _, k := range r.ApiKeys {
+		if k.ApiKey >= 0 && int(k.ApiKey) < len(one.keys) {
+			one.keys[k.ApiKey] = versionRange{k.MinVersion, k.MaxVersion}
+		}
+	}
+	return one, nil
+}
+
+// knownAddrs returns the addresses of the brokers in the metadata.
+func (b *Backend) knownAddrs() []string {
+	bs := b.brokers.Load()
+	addrs := make([]string, 0, len(bs.ids))
+	for _, id := range bs.ids {
+		addrs = append(addrs, bs.addrs[id])
+	}
+	return addrs
 }
 
 // request sends req to broker (or, with broker < 0, to any reachable
@@ -255,31 +356,163 @@ func (b *Backend) request(ctx context.Context, broker int32, req kmsg.Request) (
 		return nil, fmt.Errorf("backend %s does not support %s", b.cfg.Name, kmsg.NameForKey(req.Key()))
 	}
 	req.SetVersion(v)
-	bs := b.brokers.Load()
 	if broker >= 0 {
-		addr, ok := bs.addrs[broker]
+		addr, ok := b.brokerAddr(broker)
 		if !ok {
 			return nil, fmt.Errorf("%w: broker %d of %s", ErrNoBroker, broker, b.cfg.Name)
 		}
-		return b.ctlConn(addr).roundTrip(ctx, req, b.cfg.DialTimeout)
+		return b.roundTripTo(ctx, addr, req)
 	}
-	var targets []string
-	for _, id := range bs.ids {
-		targets = append(targets, bs.addrs[id])
-	}
-	targets = append(targets, b.cfg.Bootstrap...)
-	var lastErr error
-	for _, addr := range targets {
-		resp, err := b.ctlConn(addr).roundTrip(ctx, req, b.cfg.DialTimeout)
-		if err == nil {
-			return resp, nil
+	targets := b.knownAddrs()
+	for _, addr := range b.cfg.Bootstrap {
+		if !slices.Contains(targets, addr) {
+			targets = append(targets, addr)
 		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
+	}
+	return b.anyRoundTrip(ctx, b.healthFirst(targets), req)
+}
+
+// hedgeDelay is how long a lookup any broker can answer waits for one
+// broker before it asks the next one as well.
+func (b *Backend) hedgeDelay() time.Duration {
+	return min(max(b.cfg.BrokerTimeout/5, 50*time.Millisecond), time.Second)
+}
+
+// anyRoundTrip asks targets in order for an answer any of them can give
+// and returns the first good one. The next broker is asked at once when
+// one fails, and after hedgeDelay when one is slow, so a broker that
+// accepts connections and never answers delays a lookup by hedgeDelay, not
+// by its timeout; once the answer is in, the exchanges still running are
+// cancelled (their connections close). The requests it sends must be safe
+// to repeat: at worst a hedged InitProducerId wastes a producer id.
+func (b *Backend) anyRoundTrip(ctx context.Context, targets []string, req kmsg.Request) (kmsg.Response, error) {
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%w: %s has no brokers to ask", ErrNoBroker, b.cfg.Name)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		i    int
+		resp kmsg.Response
+		err  error
+	}
+	results := make(chan result, len(targets)) // no sender ever blocks
+	pending := make([]bool, len(targets))
+	next, running := 0, 0
+	launch := func() {
+		i := next
+		next++
+		running++
+		pending[i] = true
+		go func() {
+			resp, err := b.roundTripTo(ctx, targets[i], req)
+			results <- result{i, resp, err}
+		}()
+	}
+	launch()
+	hedge := time.NewTimer(b.hedgeDelay())
+	defer hedge.Stop()
+	var lastErr error
+	for running > 0 {
+		select {
+		case r := <-results:
+			running--
+			pending[r.i] = false
+			if r.err == nil {
+				// Brokers asked earlier and still silent were overtaken:
+				// ask them last next time.
+				for j := range r.i {
+					if pending[j] {
+						b.markSuspect(targets[j])
+					}
+				}
+				return r.resp, nil
+			}
+			lastErr = r.err
+			if next < len(targets) && ctx.Err() == nil {
+				launch()
+				hedge.Reset(b.hedgeDelay())
+			}
+		case <-hedge.C:
+			if next < len(targets) {
+				launch()
+				hedge.Reset(b.hedgeDelay())
+			}
 		}
 	}
 	return nil, lastErr
+}
+
+// roundTripTo is one control exchange with the broker at addr, within
+// BrokerTimeout, recording whether it answered.
+func (b *Backend) roundTripTo(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
+	resp, err := b.ctlConn(addr).roundTrip(ctx, req, b.cfg.DialTimeout, b.cfg.BrokerTimeout, b.cfg.MaxResponseBytes)
+	switch {
+	case err == nil:
+		b.healthMu.Lock()
+		delete(b.suspect, addr)
+		b.healthMu.Unlock()
+	case !errors.Is(ctx.Err(), context.Canceled):
+		// This broker failed, or was still silent when its time or the
+		// caller's ran out. (Cancelled: another broker answered first, or
+		// the caller gave up; that says nothing about this one.)
+		b.markSuspect(addr)
+	}
+	return resp, err
+}
+
+func (b *Backend) markSuspect(addr string) {
+	b.healthMu.Lock()
+	if _, ok := b.suspect[addr]; !ok {
+		b.suspect[addr] = time.Now()
+	}
+	b.healthMu.Unlock()
+}
+
+// healthFirst orders addrs with the brokers that answered their last
+// control exchange first, keeping the order within each group.
+func (b *Backend) healthFirst(addrs []string) []string {
+	b.healthMu.Lock()
+	defer b.healthMu.Unlock()
+	if len(b.suspect) == 0 {
+		return addrs
+	}
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if _, bad := b.suspect[a]; !bad {
+			out = append(out, a)
+		}
+	}
+	for _, a := range addrs {
+		if _, bad := b.suspect[a]; bad {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// brokersByHealth returns the known broker ids, those whose last control
+// exchange succeeded first (each group in id order): where any broker
+// will do, a client request should not be sent to one that hangs.
+func (b *Backend) brokersByHealth() []int32 {
+	bs := b.brokers.Load()
+	b.healthMu.Lock()
+	defer b.healthMu.Unlock()
+	if len(b.suspect) == 0 {
+		return bs.ids
+	}
+	out := make([]int32, 0, len(bs.ids))
+	for _, id := range bs.ids {
+		if _, bad := b.suspect[bs.addrs[id]]; !bad {
+			out = append(out, id)
+		}
+	}
+	for _, id := range bs.ids {
+		if _, bad := b.suspect[bs.addrs[id]]; bad {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func (b *Backend) ctlConn(addr string) *ctlConn {
@@ -287,15 +520,34 @@ func (b *Backend) ctlConn(addr string) *ctlConn {
 	defer b.ctlMu.Unlock()
 	c, ok := b.ctl[addr]
 	if !ok {
-		c = &ctlConn{addr: addr}
+		c = newCtlConn(addr)
+		if b.ctlClosed {
+			// A lookup on a stopped backend (a connection still finishing
+			// on it) fails rather than open a connection nobody closes.
+			c.closed.Store(true)
+			return c
+		}
 		b.ctl[addr] = c
 	}
 	return c
 }
 
+// pruneCtl closes the control connections to addresses not in keep.
+func (b *Backend) pruneCtl(keep map[string]bool) {
+	b.ctlMu.Lock()
+	defer b.ctlMu.Unlock()
+	for addr, c := range b.ctl {
+		if !keep[addr] {
+			c.close()
+			delete(b.ctl, addr)
+		}
+	}
+}
+
 func (b *Backend) closeCtl() {
 	b.ctlMu.Lock()
 	defer b.ctlMu.Unlock()
+	b.ctlClosed = true
 	for _, c := range b.ctl {
 		c.close()
 	}
@@ -478,4 +730,53 @@ func (b *Backend) setCoordinator(typ int8, key string, node int32) {
 		return
 	}
 	b.coords.Store(coordKey{typ, key}, node)
+}
+
+// backendFrameChunk is how much of a backend answer is allocated before its
+// bytes arrive; answers up to it (nearly all) are read as before, in one
+// piece.
+const backendFrameChunk = 1 << 20
+
+// readBackendFrame is readFrame for a backend's answers: the buffer grows as
+// the bytes arrive rather than being sized by the prefix, so a broker (or
+// anything at its address) that announces a huge answer and stalls holds
+// backendFrameChunk, not the announced size.
+func readBackendFrame(br *bufio.Reader, maxSize int32) (*buffer, error) {
+	hdr, err := br.Peek(4)
+	if err != nil {
+		if len(hdr) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	n := int32(binary.BigEndian.Uint32(hdr))
+	if n < 0 || n > maxSize {
+		return nil, fmt.Errorf("%w: backend response of %d bytes (max %d)", ErrFrameTooLarge, n, maxSize)
+	}
+	if n <= backendFrameChunk {
+		return readFrame(br, maxSize)
+	}
+	br.Discard(4)
+	total := int(n) + 4
+	buf := getBuffer(backendFrameChunk)
+	binary.BigEndian.PutUint32(buf.b, uint32(n))
+	have := 4
+	for have < total {
+		if have == len(buf.b) {
+			next := getBuffer(min(2*len(buf.b), total))
+			copy(next.b, buf.b[:have])
+			putBuffer(buf)
+			buf = next
+		}
+		m, err := io.ReadFull(br, buf.b[have:])
+		have += m
+		if err != nil {
+			putBuffer(buf)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
 }

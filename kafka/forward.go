@@ -51,7 +51,7 @@ func (c *clientConn) anyUpstream(be *Backend) (*upstream, error) {
 	if be == nil {
 		return nil, errNoCluster
 	}
-	ids := be.brokerIDs()
+	ids := be.brokersByHealth() // one that hangs, last
 	if len(ids) == 0 {
 		// A cluster just put (or unreachable so far): wait a moment for its
 		// first metadata rather than fail the connection at once.
@@ -64,7 +64,7 @@ func (c *clientConn) anyUpstream(be *Backend) (*upstream, error) {
 		case <-c.closing:
 			return nil, ErrClosed
 		}
-		ids = be.brokerIDs()
+		ids = be.brokersByHealth()
 	}
 	local := c.s.localBrokers(be)
 	for _, id := range local {
