@@ -135,8 +135,17 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, er
 	return dp, nil
 }
 
-// syncBackends starts, replaces and stops backends to match st.
+// syncBackends starts, replaces and stops backends to match st. Replaced
+// and deleted backends are stopped after dp.mu is released and the server
+// has the new set: a stop waits for the backend's loop to end, and readiness
+// and the admin API must not wait behind it.
 func (n *Node) syncBackends(ctx context.Context, dp *dataPlane, st *fsm.State) {
+	var stopping []*backendRun
+	defer func() {
+		for _, run := range stopping {
+			run.stop()
+		}
+	}()
 	dp.mu.Lock()
 	defer dp.mu.Unlock()
 	changed := false
@@ -169,7 +178,7 @@ func (n *Node) syncBackends(ctx context.Context, dp *dataPlane, st *fsm.State) {
 		}()
 		if old, ok := dp.running[cl.Name]; ok {
 			n.log.Info("backend cluster redefined; new requests use the new definition", "cluster", cl.Name)
-			old.stop()
+			stopping = append(stopping, old)
 		} else {
 			n.log.Info("serving backend cluster", "cluster", cl.Name, "bootstrap", cl.Bootstrap)
 		}
@@ -179,7 +188,7 @@ func (n *Node) syncBackends(ctx context.Context, dp *dataPlane, st *fsm.State) {
 	for name, run := range dp.running {
 		if !want[name] {
 			n.log.Info("backend cluster deleted; no longer served", "cluster", name)
-			run.stop()
+			stopping = append(stopping, run)
 			delete(dp.running, name)
 			changed = true
 		}
@@ -202,10 +211,11 @@ func (dp *dataPlane) stop() {
 	dp.cancel()
 	<-dp.done
 	dp.mu.Lock()
-	defer dp.mu.Unlock()
-	for name, run := range dp.running {
+	running := dp.running
+	dp.running = map[string]*backendRun{}
+	dp.mu.Unlock()
+	for _, run := range running {
 		run.stop()
-		delete(dp.running, name)
 	}
 }
 
