@@ -321,6 +321,11 @@ func (b *Backend) askVersions(ctx context.Context, addr string) (*versionSet, er
 	if r.ErrorCode != 0 {
 		return nil, fmt.Errorf("api versions from %s: %w", addr, kerr.ErrorForCode(r.ErrorCode))
 	}
+	return versionSetOf(r), nil
+}
+
+// versionSetOf is what one broker's ApiVersions answer says it supports.
+func versionSetOf(r *kmsg.ApiVersionsResponse) *versionSet {
 	one := &versionSet{supported: r.SupportedFeatures, finalized: r.FinalizedFeatures, epoch: r.FinalizedFeaturesEpoch}
 	for i := range one.keys {
 		one.keys[i] = versionRange{0, -1}
@@ -330,7 +335,7 @@ func (b *Backend) askVersions(ctx context.Context, addr string) (*versionSet, er
 			one.keys[k.ApiKey] = versionRange{k.MinVersion, k.MaxVersion}
 		}
 	}
-	return one, nil
+	return one
 }
 
 // knownAddrs returns the addresses of the brokers in the metadata.
@@ -699,7 +704,16 @@ func (b *Backend) coordinator(ctx context.Context, typ int8, key string) (int32,
 	if err != nil {
 		return -1, err
 	}
-	r := resp.(*kmsg.FindCoordinatorResponse)
+	node, err := coordinatorOf(resp.(*kmsg.FindCoordinatorResponse), key)
+	if err != nil {
+		return -1, err
+	}
+	b.coords.Store(coordKey{typ, key}, node)
+	return node, nil
+}
+
+// coordinatorOf reads the one coordinator a lookup of key asked for.
+func coordinatorOf(r *kmsg.FindCoordinatorResponse, key string) (int32, error) {
 	node, code := r.NodeID, r.ErrorCode
 	if r.Version >= 4 {
 		if len(r.Coordinators) != 1 {
@@ -710,7 +724,6 @@ func (b *Backend) coordinator(ctx context.Context, typ int8, key string) (int32,
 	if code != 0 {
 		return -1, fmt.Errorf("find coordinator %q: %w", key, kerr.ErrorForCode(code))
 	}
-	b.coords.Store(coordKey{typ, key}, node)
 	return node, nil
 }
 
