@@ -348,6 +348,8 @@ func (c *clientConn) respond(r *request, start time.Time, resp kmsg.Response) er
 }
 
 // upstream is one backend broker connection owned by a client connection.
+// bw is nil while nothing waits to be flushed; bwPooled says it came from
+// upWriters (upstream_mem.go) and goes back after each flush.
 type upstream struct {
 	c        *clientConn
 	be       *Backend
@@ -355,6 +357,8 @@ type upstream struct {
 	nc       net.Conn
 	rw       io.ReadWriter // nc, or its raw-syscall form (rawIO)
 	bw       *bufio.Writer
+	bwPooled bool
+	idle     *idleWaiter // nil: the read buffer is kept while idle
 	inflight chan upCall
 	dirty    bool
 }
@@ -400,8 +404,8 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 		broker:   broker,
 		nc:       nc,
 		rw:       rw,
-		bw:       bufio.NewWriterSize(rw, 64<<10),
-		inflight: make(chan upCall, c.s.cfg.MaxInFlight),
+		idle:     newIdleWaiter(nc),
+		inflight: make(chan upCall, min(c.s.cfg.MaxInFlight, maxUpstreamCalls)),
 	}
 	c.ups[key] = u
 	c.wg.Add(1)
@@ -430,6 +434,9 @@ func (u *upstream) send(frame []byte, corr int32, cb func(*buffer, error)) error
 			}
 		}
 	}
+	if u.bw == nil {
+		u.bw, u.bwPooled = getUpWriter(u.rw), true
+	}
 	if _, err := u.bw.Write(frame); err != nil {
 		return fmt.Errorf("write to broker %d of %s: %w", u.broker, u.be.Name(), err)
 	}
@@ -448,6 +455,10 @@ func (c *clientConn) flushUpstreams() error {
 		if err := u.bw.Flush(); err != nil {
 			return fmt.Errorf("write to broker %d of %s: %w", u.broker, u.be.Name(), err)
 		}
+		if u.bwPooled {
+			putUpWriter(u.bw)
+			u.bw = nil
+		}
 	}
 	c.dirty = c.dirty[:0]
 	return nil
@@ -461,9 +472,26 @@ func (c *clientConn) flushUpstreams() error {
 // the time its response arrives, and an idle connection costs no wake-up
 // per request.
 func (u *upstream) readLoop() {
-	br := bufio.NewReaderSize(u.rw, 64<<10)
+	var br *bufio.Reader // nil while idle (upstream_mem.go)
+	defer func() {
+		if br != nil {
+			putUpReader(br)
+		}
+	}()
 	for {
-		buf, err := readFrame(br, 1<<30)
+		var buf *buffer
+		var err error
+		if br == nil {
+			if u.idle != nil {
+				err = u.idle.wait()
+			}
+			if err == nil {
+				br = getUpReader(u.rw)
+			}
+		}
+		if err == nil {
+			buf, err = readBackendFrame(br, u.be.cfg.MaxResponseBytes)
+		}
 		var call upCall
 		have := false
 		select {
@@ -507,7 +535,14 @@ func (u *upstream) readLoop() {
 		}
 		u.be.metrics.bytesIn.Add(float64(len(buf.b)))
 		call.cb(buf, nil)
-		if frameBuffered(br) {
+		more := frameBuffered(br)
+		if !more && u.idle != nil && br.Buffered() == 0 && len(u.inflight) == 0 {
+			// Nothing buffered and nothing awaited: idle until the next
+			// answer, without a buffer.
+			putUpReader(br)
+			br = nil
+		}
+		if more {
 			// More answers are here already (a pipelining client): the
 			// writer goroutine writes what is ready while this one reads
 			// on. The kick coalesces, so a burst wakes it at most once.
