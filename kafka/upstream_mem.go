@@ -17,8 +17,8 @@ import (
 // requests one at a time anyway.
 
 // upstreamBufSize is the size of a backend connection's buffers while in
-// use: rawMax, so every buffered read and write goes raw (rawio_linux.go).
-const upstreamBufSize = rawMax
+// use: rawMax in rawio_linux.go, so every buffered read and write goes raw.
+const upstreamBufSize = 64 << 10
 
 // maxUpstreamCalls bounds the calls awaiting answers on one backend
 // connection; a client pipelining more to one broker waits for answers.
