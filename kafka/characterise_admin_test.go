@@ -51,7 +51,7 @@ func TestCharacteriseCreateTopics(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
-			ex, kr := h.answered(handleCreateTopics, mk(), v, answer)
+			ex, kr := h.answered(mk(), v, answer)
 			cxWantTargets(t, ex, cxE101, cxW202) // the controllers
 			for a, want := range map[cxAt][]string{cxE101: {"neworder"}, cxW202: {"w.new", "payments"}} {
 				sub := ex.reqs[a][0].(*kmsg.CreateTopicsRequest)
@@ -124,7 +124,7 @@ func TestCharacteriseDeleteTopics(t *testing.T) {
 				// topic's cluster by name.
 				req.Topics = append(req.Topics, kmsg.DeleteTopicsRequestTopic{TopicID: virtualTopicID("payments")}, kmsg.DeleteTopicsRequestTopic{TopicID: unknownID})
 			}
-			ex, kr := h.answered(handleDeleteTopics, req, v, answer)
+			ex, kr := h.answered(req, v, answer)
 			cxWantTargets(t, ex, cxE101, cxW202)
 			want := map[cxAt][]string{cxE101: {"orders"}, cxW202: {"w.clicks"}}
 			if v >= 6 {
@@ -188,7 +188,7 @@ func TestCharacteriseCreatePartitions(t *testing.T) {
 			for _, n := range []string{"x.gone", "orders", "w.clicks"} {
 				req.Topics = append(req.Topics, kmsg.CreatePartitionsRequestTopic{Topic: n, Count: 4, Assignment: []kmsg.CreatePartitionsRequestTopicAssignment{{Replicas: []int32{1, 3}}}})
 			}
-			ex, kr := h.answered(handleCreatePartitions, req, v, answer)
+			ex, kr := h.answered(req, v, answer)
 			cxWantTargets(t, ex, cxE101, cxW202)
 			for a, want := range map[cxAt]string{cxE101: "orders", cxW202: "w.clicks"} {
 				sub := ex.reqs[a][0].(*kmsg.CreatePartitionsRequest)
@@ -262,7 +262,7 @@ func TestCharacteriseElectLeaders(t *testing.T) {
 				for _, tp := range tc.topics {
 					req.Topics = append(req.Topics, kmsg.ElectLeadersRequestTopic{Topic: tp.topic, Partitions: tp.parts})
 				}
-				ex, kr := h.answered(handleElectLeaders, req, v, answer)
+				ex, kr := h.answered(req, v, answer)
 				cxWantTargets(t, ex, cxE101, cxW202)
 				for a, want := range tc.sent {
 					sub := ex.reqs[a][0].(*kmsg.ElectLeadersRequest)
@@ -325,7 +325,7 @@ func TestCharacteriseAlterPartitionAssignments(t *testing.T) {
 			for _, n := range []string{"orders", "x.gone", "w.clicks"} {
 				req.Topics = append(req.Topics, kmsg.AlterPartitionAssignmentsRequestTopic{Topic: n, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: []int32{1, 0}}}})
 			}
-			ex, kr := h.answered(handleAlterPartitionAssignments, req, v, answer)
+			ex, kr := h.answered(req, v, answer)
 			cxWantTargets(t, ex, cxE101, cxW202)
 			for a, want := range map[cxAt]string{cxE101: "orders", cxW202: "w.clicks"} {
 				sub := ex.reqs[a][0].(*kmsg.AlterPartitionAssignmentsRequest)
@@ -384,7 +384,7 @@ func TestCharacteriseListPartitionReassignments(t *testing.T) {
 	t.Run("every topic", func(t *testing.T) {
 		f := newCx(t, true)
 		h := f.conn(t)
-		ex, kr := h.answered(handleListPartitionReassignments, kmsg.NewPtrListPartitionReassignmentsRequest(), 0, answer)
+		ex, kr := h.answered(kmsg.NewPtrListPartitionReassignmentsRequest(), 0, answer)
 		cxWantTargets(t, ex, cxE101, cxW202)
 		if got, want := read(kr), []string{"orders/0@[101]", "payments/0@[101]", "payments/0@[202]"}; !slices.Equal(got, want) {
 			t.Fatalf("reassignments %v, want %v", got, want)
@@ -400,7 +400,7 @@ func TestCharacteriseListPartitionReassignments(t *testing.T) {
 		for _, n := range []string{"payments", "x.gone", "orders"} {
 			req.Topics = append(req.Topics, kmsg.ListPartitionReassignmentsRequestTopic{Topic: n, Partitions: []int32{0}})
 		}
-		ex, kr := h.answered(handleListPartitionReassignments, req, 0, answer)
+		ex, kr := h.answered(req, 0, answer)
 		cxWantTargets(t, ex, cxE101, cxW202)
 		if got, want := read(kr), []string{"orders/0@[101]", "payments/0@[202]"}; !slices.Equal(got, want) {
 			t.Fatalf("reassignments %v, want %v", got, want)
@@ -411,7 +411,7 @@ func TestCharacteriseListPartitionReassignments(t *testing.T) {
 		h := f.conn(t)
 		req := kmsg.NewPtrListPartitionReassignmentsRequest()
 		req.Topics = []kmsg.ListPartitionReassignmentsRequestTopic{{Topic: "x.gone", Partitions: []int32{0}}}
-		_, kr := h.answered(handleListPartitionReassignments, req, 0, nil)
+		_, kr := h.answered(req, 0, nil)
 		if resp := kr.(*kmsg.ListPartitionReassignmentsResponse); len(resp.Topics) != 0 || resp.ErrorCode != 0 {
 			t.Fatalf("answer %+v", resp)
 		}
@@ -431,7 +431,7 @@ func TestCharacteriseUpdateFeatures(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d two clusters", v), func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
-			_, kr := h.answered(handleUpdateFeatures, mk(), v, nil)
+			_, kr := h.answered(mk(), v, nil)
 			resp := kr.(*kmsg.UpdateFeaturesResponse)
 			if resp.ErrorCode != kerr.InvalidRequest.Code || resp.ErrorMessage == nil || !strings.Contains(*resp.ErrorMessage, "each cluster") {
 				t.Fatalf("answer %d %v, want INVALID_REQUEST saying why", resp.ErrorCode, resp.ErrorMessage)
@@ -441,7 +441,7 @@ func TestCharacteriseUpdateFeatures(t *testing.T) {
 			f := newCx(t, false)
 			h := f.conn(t)
 			resp := &kmsg.UpdateFeaturesResponse{ThrottleMillis: 3}
-			ex, _ := h.answered(handleUpdateFeatures, mk(), v, cxAnswerWith(resp))
+			ex, _ := h.answered(mk(), v, cxAnswerWith(resp))
 			cxWantTargets(t, ex, cxE101)
 			cxSentAsIs(t, ex, cxE101, cxFrame(mk(), v))
 			cxPassedThrough(t, ex, resp, v)
@@ -566,7 +566,7 @@ func TestCharacteriseWrittenToEveryCluster(t *testing.T) {
 		t.Run(k.name+" two clusters", func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
-			ex, kr := h.answered(toEveryCluster, k.req(), k.v, func(a cxAt, _ kmsg.Request) kmsg.Response { return k.ans(a) })
+			ex, kr := h.answered(k.req(), k.v, func(a cxAt, _ kmsg.Request) kmsg.Response { return k.ans(a) })
 			cxWantTargets(t, ex, cxE100, cxW201)
 			for _, a := range []cxAt{cxE100, cxW201} {
 				cxSentAsIs(t, ex, a, cxFrame(k.req(), k.v)) // the same request to each
@@ -580,7 +580,7 @@ func TestCharacteriseWrittenToEveryCluster(t *testing.T) {
 			f := newCx(t, false)
 			h := f.conn(t)
 			resp := k.ans(cxE100)
-			ex, _ := h.answered(toEveryCluster, k.req(), k.v, cxAnswerWith(resp))
+			ex, _ := h.answered(k.req(), k.v, cxAnswerWith(resp))
 			cxWantTargets(t, ex, cxE100)
 			cxSentAsIs(t, ex, cxE100, cxFrame(k.req(), k.v))
 			cxPassedThrough(t, ex, resp, k.v)
@@ -615,7 +615,7 @@ func TestCharacteriseDefaultClusterKeys(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
-			ex, _ := h.answered(toAny, k.req, k.v, cxAnswerWith(k.resp))
+			ex, _ := h.answered(k.req, k.v, cxAnswerWith(k.resp))
 			cxWantTargets(t, ex, cxE100)
 			cxSentAsIs(t, ex, cxE100, cxFrame(k.req, k.v))
 			cxPassedThrough(t, ex, k.resp, k.v)
@@ -643,7 +643,7 @@ func TestCharacteriseDescribeClusterTwoClusters(t *testing.T) {
 				}
 				return resp
 			}
-			ex, kr := h.answered(handleDescribeCluster, kmsg.NewPtrDescribeClusterRequest(), v, answer)
+			ex, kr := h.answered(kmsg.NewPtrDescribeClusterRequest(), v, answer)
 			cxWantTargets(t, ex, cxE100)
 			resp := kr.(*kmsg.DescribeClusterResponse)
 			var got []string

@@ -277,7 +277,7 @@ func TestCharacteriseConfigs(t *testing.T) {
 						wantThrottle = max(wantThrottle, cxThrottle(*r.to))
 					}
 					h := f.conn(t)
-					ex, kr := h.answered(handleConfigs, k.req(ress), v, configAnswer)
+					ex, kr := h.answered(k.req(ress), v, configAnswer)
 					var targets []cxAt
 					for a := range wantSent {
 						targets = append(targets, a)
@@ -310,7 +310,7 @@ func TestCharacteriseConfigsBadBrokerName(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
-			ex := h.run(handleConfigs, cxFrame(k.req([]cxResource{{kmsg.ConfigResourceTypeBroker, "east-100"}}), k.versions[len(k.versions)-1]), nil)
+			ex := h.run(cxFrame(k.req([]cxResource{{kmsg.ConfigResourceTypeBroker, "east-100"}}), k.versions[len(k.versions)-1]), nil)
 			if !errors.Is(ex.err, ErrMalformed) || ex.slots != 0 {
 				t.Fatalf("handler error %v, %d slots; want ErrMalformed and no answer", ex.err, ex.slots)
 			}
@@ -334,7 +334,7 @@ func TestCharacteriseConfigValuesPassThrough(t *testing.T) {
 		}
 		return resp
 	}
-	ex := h.run(handleConfigs, cxFrame(req, 4), answer)
+	ex := h.run(cxFrame(req, 4), answer)
 	if ex.err != nil || !ex.done || ex.outErr != nil {
 		t.Fatalf("exchange %+v", ex)
 	}
@@ -360,7 +360,7 @@ func TestCharacteriseConfigsBrokerNameCollision(t *testing.T) {
 			other := int32(4) // dead: presents nothing, so any broker answers for it
 			h := f.conn(t)
 			v := k.versions[len(k.versions)-1]
-			_, kr := h.answered(handleConfigs, k.req([]cxResource{{kmsg.ConfigResourceTypeBroker, "0"}, {kmsg.ConfigResourceTypeBroker, fmt.Sprint(other)}}), v, configAnswer)
+			_, kr := h.answered(k.req([]cxResource{{kmsg.ConfigResourceTypeBroker, "0"}, {kmsg.ConfigResourceTypeBroker, fmt.Sprint(other)}}), v, configAnswer)
 			by, _, _ := k.read(kr)
 			want := map[string]string{"BROKER:0": "served by east/100", fmt.Sprintf("BROKER:%d", other): "served by east/100"}
 			if fmt.Sprint(by) != fmt.Sprint(want) {

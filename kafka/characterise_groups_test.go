@@ -82,7 +82,7 @@ func TestCharacteriseGroupMembership(t *testing.T) {
 			t.Run(fmt.Sprintf("%s v%d %s", k.name, k.v, g.group), func(t *testing.T) {
 				f := newCx(t, true)
 				h := f.conn(t)
-				ex, _ := h.answered(toGroupCoordinator, k.req(g.group), k.v, cxAnswerWith(k.resp))
+				ex, _ := h.answered(k.req(g.group), k.v, cxAnswerWith(k.resp))
 				cxWantTargets(t, ex, g.to)
 				cxSentAsIs(t, ex, g.to, cxFrame(k.req(g.group), k.v))
 				cxPassedThrough(t, ex, k.resp, k.v)
@@ -126,7 +126,7 @@ func TestCharacteriseDescribeGroups(t *testing.T) {
 					r.Groups = tc.groups
 					return r
 				}
-				ex, kr := h.answered(handleGroupBatch, mk(), v, answer)
+				ex, kr := h.answered(mk(), v, answer)
 				var want []cxAt
 				for a := range tc.sent {
 					want = append(want, a)
@@ -190,7 +190,7 @@ func TestCharacteriseListGroups(t *testing.T) {
 			h := f.conn(t)
 			req := kmsg.NewPtrListGroupsRequest()
 			req.StatesFilter, req.TypesFilter = []string{"Stable", "Empty", "PreparingRebalance"}, []string{"classic"}
-			ex, kr := h.answered(toEveryBroker, req, v, answer)
+			ex, kr := h.answered(req, v, answer)
 			cxWantTargets(t, ex, cxE100, cxE101, cxE102, cxW100, cxW201, cxW202)
 			for a, rs := range ex.reqs {
 				sub := rs[0].(*kmsg.ListGroupsRequest)
@@ -258,7 +258,7 @@ func TestCharacteriseDeleteGroups(t *testing.T) {
 				h := f.conn(t)
 				req := kmsg.NewPtrDeleteGroupsRequest()
 				req.Groups = []string{"g1", "wg-1"}
-				ex, kr := h.answered(handleGroupBatch, req, v, answer(tc.errs))
+				ex, kr := h.answered(req, v, answer(tc.errs))
 				cxWantTargets(t, ex, cxE101, cxE102, cxW100, cxW201)
 				for a, gs := range map[cxAt][]string{cxE101: {"wg-1"}, cxE102: {"g1"}, cxW100: {"wg-1"}, cxW201: {"g1"}} {
 					if got := ex.reqs[a][0].(*kmsg.DeleteGroupsRequest).Groups; !slices.Equal(got, gs) {
@@ -288,7 +288,7 @@ func TestCharacteriseDeleteGroups(t *testing.T) {
 		req := kmsg.NewPtrDeleteGroupsRequest()
 		req.Groups = []string{"g1"}
 		resp := &kmsg.DeleteGroupsResponse{ThrottleMillis: 3, Groups: []kmsg.DeleteGroupsResponseGroup{{Group: "g1", ErrorCode: notFound}}}
-		ex, _ := h.answered(handleGroupBatch, req, 2, cxAnswerWith(resp))
+		ex, _ := h.answered(req, 2, cxAnswerWith(resp))
 		cxWantTargets(t, ex, cxE102)
 		cxSentAsIs(t, ex, cxE102, cxFrame(req, 2))
 		cxPassedThrough(t, ex, resp, 2)
@@ -340,7 +340,7 @@ func TestCharacteriseTxnCoordinatorKeys(t *testing.T) {
 			t.Run(fmt.Sprintf("%s v%d %s", k.name, k.v, x.txn), func(t *testing.T) {
 				f := newCx(t, true)
 				h := f.conn(t)
-				ex, _ := h.answered(toTxnCoordinator, k.req(x.txn), k.v, cxAnswerWith(k.resp))
+				ex, _ := h.answered(k.req(x.txn), k.v, cxAnswerWith(k.resp))
 				cxWantTargets(t, ex, x.to)
 				cxSentAsIs(t, ex, x.to, cxFrame(k.req(x.txn), k.v))
 				cxPassedThrough(t, ex, k.resp, k.v)
@@ -358,12 +358,12 @@ func TestCharacteriseInitProducerIDIdempotent(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
-			_, kr := h.answered(toTxnCoordinator, kmsg.NewPtrInitProducerIDRequest(), v, nil)
+			_, kr := h.answered(kmsg.NewPtrInitProducerIDRequest(), v, nil)
 			first := kr.(*kmsg.InitProducerIDResponse)
 			if first.ErrorCode != 0 || first.ProducerID>>40 != 1 || first.ProducerEpoch != 0 {
 				t.Fatalf("new producer: id %#x epoch %d error %d, want peer 0's virtual id, epoch 0", first.ProducerID, first.ProducerEpoch, first.ErrorCode)
 			}
-			_, kr = h.answered(toTxnCoordinator, kmsg.NewPtrInitProducerIDRequest(), v, nil)
+			_, kr = h.answered(kmsg.NewPtrInitProducerIDRequest(), v, nil)
 			if second := kr.(*kmsg.InitProducerIDResponse); second.ProducerID == first.ProducerID || second.ProducerID>>40 != 1 {
 				t.Fatalf("second producer: id %#x, first %#x: want a new virtual id", second.ProducerID, first.ProducerID)
 			}
@@ -372,13 +372,13 @@ func TestCharacteriseInitProducerIDIdempotent(t *testing.T) {
 			}
 			bump := kmsg.NewPtrInitProducerIDRequest()
 			bump.ProducerID, bump.ProducerEpoch = first.ProducerID, 6
-			_, kr = h.answered(toTxnCoordinator, bump, v, nil)
+			_, kr = h.answered(bump, v, nil)
 			if got := kr.(*kmsg.InitProducerIDResponse); got.ProducerID != first.ProducerID || got.ProducerEpoch != 7 {
 				t.Fatalf("epoch bump: id %#x epoch %d, want %#x epoch 7", got.ProducerID, got.ProducerEpoch, first.ProducerID)
 			}
 			real := kmsg.NewPtrInitProducerIDRequest()
 			real.ProducerID, real.ProducerEpoch = 31, 6 // a cluster's id: never the client's to keep
-			_, kr = h.answered(toTxnCoordinator, real, v, nil)
+			_, kr = h.answered(real, v, nil)
 			if got := kr.(*kmsg.InitProducerIDResponse); got.ProducerID>>40 != 1 || got.ProducerEpoch != 0 {
 				t.Fatalf("real id: id %#x epoch %d, want a new virtual id, epoch 0", got.ProducerID, got.ProducerEpoch)
 			}
@@ -437,7 +437,7 @@ func TestCharacteriseAddPartitionsToTxn(t *testing.T) {
 			t.Run(fmt.Sprintf("v%d %s", v, tc.name), func(t *testing.T) {
 				f := newCx(t, true)
 				h := f.conn(t)
-				ex, kr := h.answered(handleAddPartitionsToTxn, mk(tc.txn, tc.topics), v, answer)
+				ex, kr := h.answered(mk(tc.txn, tc.topics), v, answer)
 				var want []cxAt
 				for a := range tc.sent {
 					want = append(want, a)
@@ -503,7 +503,7 @@ func TestCharacteriseDescribeTransactions(t *testing.T) {
 				r.TransactionalIDs = tc.ids
 				return r
 			}
-			ex, kr := h.answered(handleDescribeTransactions, mk(), 0, answer)
+			ex, kr := h.answered(mk(), 0, answer)
 			var want []cxAt
 			for a := range tc.sent {
 				want = append(want, a)
@@ -554,7 +554,7 @@ func TestCharacteriseListTransactions(t *testing.T) {
 			h := f.conn(t)
 			req := kmsg.NewPtrListTransactionsRequest()
 			req.StateFilters = []string{"Ongoing"}
-			ex, kr := h.answered(toEveryBroker, req, v, answer)
+			ex, kr := h.answered(req, v, answer)
 			cxWantTargets(t, ex, cxE100, cxE101, cxE102, cxW100, cxW201, cxW202)
 			resp := kr.(*kmsg.ListTransactionsResponse)
 			var got []string

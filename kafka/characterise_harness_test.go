@@ -5,7 +5,8 @@ package kafka
 // and broker receives what, per-partition error cxCodes, merged answers, peer
 // ids in place of broker ids) so that a restructuring of the request path
 // can be checked against today's behaviour. They assert client-visible
-// fields and where requests went, not how the handlers are built.
+// fields and where requests went, not how the handlers are built, and
+// reach the handlers only through the server's handler table by key.
 
 import (
 	"bufio"
@@ -224,9 +225,10 @@ func (ex cxExchange) targets() []cxAt {
 	return out
 }
 
-// run feeds frame to handler hf, answers each upstream call with answer
-// (nil: no call may be made), and reports the outcome.
-func (h *cxConn) run(hf handler, frame []byte, answer cxAnswer) cxExchange {
+// run feeds frame to the server's handler for its key (the handler table,
+// as the connection's reader would), answers each upstream call with
+// answer (nil: no call may be made), and reports the outcome.
+func (h *cxConn) run(frame []byte, answer cxAnswer) cxExchange {
 	h.t.Helper()
 	buf := &buffer{b: slices.Clone(frame)}
 	hdr, err := parseRequestHeader(buf.b[4:])
@@ -235,6 +237,10 @@ func (h *cxConn) run(hf handler, frame []byte, answer cxAnswer) cxExchange {
 	}
 	r := &request{requestHeader: hdr, buf: buf, body: buf.b[4+hdr.bodyOff:]}
 	ex := cxExchange{sent: map[cxAt][][]byte{}, reqs: map[cxAt][]kmsg.Request{}}
+	hf := h.c.s.handlers[hdr.key]
+	if hf == nil {
+		h.t.Fatalf("key %d is not served", hdr.key)
+	}
 	ex.err = hf(h.c, r, time.Now())
 	if err := h.c.flushUpstreams(); err != nil {
 		h.t.Fatalf("flush upstreams: %v", err)
@@ -297,9 +303,9 @@ func (h *cxConn) run(hf handler, frame []byte, answer cxAnswer) cxExchange {
 
 // answered runs a request that must be answered: no handler error, one
 // finished slot, and the client's frame decoded.
-func (h *cxConn) answered(hf handler, req kmsg.Request, v int16, answer cxAnswer) (cxExchange, kmsg.Response) {
+func (h *cxConn) answered(req kmsg.Request, v int16, answer cxAnswer) (cxExchange, kmsg.Response) {
 	h.t.Helper()
-	ex := h.run(hf, reqFrame(req, v, 42), answer)
+	ex := h.run(reqFrame(req, v, 42), answer)
 	if ex.err != nil || ex.slots != 1 || !ex.done || ex.outErr != nil {
 		h.t.Fatalf("%s v%d: handler error %v, %d slots, finished %v, slot error %v", kmsg.NameForKey(req.Key()), v, ex.err, ex.slots, ex.done, ex.outErr)
 	}

@@ -18,7 +18,6 @@ import (
 // client's answer as "topic/partition" → value and → error code.
 type leaderKey struct {
 	name     string
-	h        handler
 	versions []int16
 	throttle func(v int16) bool // whether the version carries throttle_time_ms
 	req      func(ts []cxTopicParts) kmsg.Request
@@ -32,7 +31,7 @@ type leaderKey struct {
 func leaderKeys() []leaderKey {
 	return []leaderKey{
 		{
-			name: "ListOffsets", h: handleListOffsets, versions: []int16{1, 4, 7, 10},
+			name: "ListOffsets", versions: []int16{1, 4, 7, 10},
 			throttle: func(v int16) bool { return v >= 2 },
 			req: func(ts []cxTopicParts) kmsg.Request {
 				req := kmsg.NewPtrListOffsetsRequest()
@@ -99,7 +98,7 @@ func leaderKeys() []leaderKey {
 			noValue: -1,
 		},
 		{
-			name: "DeleteRecords", h: handleDeleteRecords, versions: []int16{0, 2},
+			name: "DeleteRecords", versions: []int16{0, 2},
 			throttle: func(int16) bool { return true },
 			req: func(ts []cxTopicParts) kmsg.Request {
 				req := kmsg.NewPtrDeleteRecordsRequest()
@@ -154,7 +153,7 @@ func leaderKeys() []leaderKey {
 			noValue: -1,
 		},
 		{
-			name: "OffsetForLeaderEpoch", h: handleOffsetForLeaderEpoch, versions: []int16{0, 2, 3, 4},
+			name: "OffsetForLeaderEpoch", versions: []int16{0, 2, 3, 4},
 			throttle: func(v int16) bool { return v >= 2 },
 			req: func(ts []cxTopicParts) kmsg.Request {
 				req := kmsg.NewPtrOffsetForLeaderEpochRequest() // replica -2: a consumer
@@ -213,7 +212,7 @@ func leaderKeys() []leaderKey {
 			noValue: -1,
 		},
 		{
-			name: "DescribeProducers", h: handleDescribeProducers, versions: []int16{0},
+			name: "DescribeProducers", versions: []int16{0},
 			throttle: func(int16) bool { return true },
 			req: func(ts []cxTopicParts) kmsg.Request {
 				req := kmsg.NewPtrDescribeProducersRequest()
@@ -330,7 +329,7 @@ func TestCharacteriseLeaderKeys(t *testing.T) {
 				t.Run(fmt.Sprintf("%s v%d %s", k.name, v, tc.name), func(t *testing.T) {
 					f := newCx(t, true)
 					h := f.conn(t)
-					ex, kr := h.answered(k.h, k.req(tc.topics), v, k.answer)
+					ex, kr := h.answered(k.req(tc.topics), v, k.answer)
 					var want []cxAt
 					for a := range tc.sent {
 						want = append(want, a)
@@ -383,7 +382,7 @@ func TestCharacteriseRouteMoved(t *testing.T) {
 	k := leaderKeys()[0] // ListOffsets
 	v := int16(7)
 	ask := func(h *cxConn) (cxExchange, cxCodes) {
-		ex, kr := h.answered(k.h, k.req([]cxTopicParts{cxTP2("orders", 1), cxTP2("events", 0)}), v, k.answer)
+		ex, kr := h.answered(k.req([]cxTopicParts{cxTP2("orders", 1), cxTP2("events", 0)}), v, k.answer)
 		_, errs, _ := k.read(kr)
 		return ex, errs
 	}

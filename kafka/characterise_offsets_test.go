@@ -142,7 +142,7 @@ func TestCharacteriseOffsetCommit(t *testing.T) {
 				f := newCx(t, true)
 				h := f.conn(t)
 				req := offsetCommitReq(tc.group, tc.topics...)
-				ex, kr := h.answered(handleOffsetCommit, req, v, commitCodes)
+				ex, kr := h.answered(req, v, commitCodes)
 				var want []cxAt
 				for a := range tc.home {
 					want = append(want, a)
@@ -338,7 +338,7 @@ func TestCharacteriseOffsetFetchSingleGroup(t *testing.T) {
 			t.Run(fmt.Sprintf("v%d %s", v, tc.name), func(t *testing.T) {
 				f := newCx(t, true)
 				h := f.conn(t)
-				ex, kr := h.answered(handleOffsetFetch, offsetFetchV7("g1", tc.topics), v, offsetFetchAnswer(cxEveryTopic, tc.groupErr))
+				ex, kr := h.answered(offsetFetchV7("g1", tc.topics), v, offsetFetchAnswer(cxEveryTopic, tc.groupErr))
 				var want []cxAt
 				for a := range tc.sent {
 					want = append(want, a)
@@ -468,7 +468,7 @@ func TestCharacteriseOffsetFetchBatched(t *testing.T) {
 					}
 					return req
 				}
-				ex, kr := h.answered(handleOffsetFetch, mk(), v, offsetFetchAnswer(cxEveryTopic, tc.groupErr))
+				ex, kr := h.answered(mk(), v, offsetFetchAnswer(cxEveryTopic, tc.groupErr))
 				var want []cxAt
 				for a := range tc.sent {
 					want = append(want, a)
@@ -604,7 +604,7 @@ func TestCharacteriseOffsetDelete(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
-			ex, kr := h.answered(handleOffsetDelete, offsetDeleteReq(tc.group, tc.topics...), 0, answer(tc.groupErr))
+			ex, kr := h.answered(offsetDeleteReq(tc.group, tc.topics...), 0, answer(tc.groupErr))
 			var want []cxAt
 			for a := range tc.sent {
 				want = append(want, a)
@@ -717,7 +717,7 @@ func TestCharacteriseTxnOffsetCommit(t *testing.T) {
 			t.Run(fmt.Sprintf("v%d %s", v, tc.name), func(t *testing.T) {
 				f := newCx(t, true)
 				h := f.conn(t)
-				ex, kr := h.answered(handleTxnOffsetCommit, txnOffsetCommitReq(tc.txn, tc.group, tc.topics...), v, answer)
+				ex, kr := h.answered(txnOffsetCommitReq(tc.txn, tc.group, tc.topics...), v, answer)
 				var want []cxAt
 				for a := range tc.sent {
 					want = append(want, a)
