@@ -23,10 +23,10 @@ type cxResource struct {
 
 func (r cxResource) String() string { return fmt.Sprintf("%s:%s", r.typ, r.name) }
 
-// configKey builds one of the three config requests and reads its answer
+// cxConfigKey builds one of the three config requests and reads its answer
 // as resource → "served by" (the error message the fixture's brokers
 // answer) and → error code.
-type configKey struct {
+type cxConfigKey struct {
 	name     string
 	versions []int16
 	req      func([]cxResource) kmsg.Request
@@ -34,8 +34,8 @@ type configKey struct {
 	read     func(kmsg.Response) (by map[string]string, codes cxCodes, throttle int32)
 }
 
-func configKeys() []configKey {
-	return []configKey{
+func cxConfigKeys() []cxConfigKey {
+	return []cxConfigKey{
 		{
 			name: "DescribeConfigs", versions: []int16{0, 1, 3, 4},
 			req: func(rs []cxResource) kmsg.Request {
@@ -59,7 +59,7 @@ func configKeys() []configKey {
 					if _, dup := by[k]; dup {
 						by[k] += " and again"
 					} else {
-						by[k] = strOr(x.ErrorMessage)
+						by[k] = cxStrOr(x.ErrorMessage)
 					}
 					codes[k] = int64(x.ErrorCode)
 				}
@@ -90,7 +90,7 @@ func configKeys() []configKey {
 					if _, dup := by[k]; dup {
 						by[k] += " and again"
 					} else {
-						by[k] = strOr(x.ErrorMessage)
+						by[k] = cxStrOr(x.ErrorMessage)
 					}
 					codes[k] = int64(x.ErrorCode)
 				}
@@ -120,7 +120,7 @@ func configKeys() []configKey {
 					if _, dup := by[k]; dup {
 						by[k] += " and again"
 					} else {
-						by[k] = strOr(x.ErrorMessage)
+						by[k] = cxStrOr(x.ErrorMessage)
 					}
 					codes[k] = int64(x.ErrorCode)
 				}
@@ -130,16 +130,16 @@ func configKeys() []configKey {
 	}
 }
 
-func strOr(s *string) string {
+func cxStrOr(s *string) string {
 	if s == nil {
 		return ""
 	}
 	return *s
 }
 
-// configAnswer answers every resource as it was sent, with the broker that
+// cxConfigAnswer answers every resource as it was sent, with the broker that
 // served it as the error message (code 0), for any of the three keys.
-func configAnswer(a cxAt, kr kmsg.Request) kmsg.Response {
+func cxConfigAnswer(a cxAt, kr kmsg.Request) kmsg.Response {
 	msg := kmsg.StringPtr("served by " + a.String())
 	switch req := kr.(type) {
 	case *kmsg.DescribeConfigsRequest:
@@ -251,7 +251,7 @@ func TestCharacteriseConfigs(t *testing.T) {
 			return []route{{cxResource{topic, "x.gone"}, nil, ""}, {cxResource{topic, "x.other"}, nil, ""}}
 		}},
 	}
-	for _, k := range configKeys() {
+	for _, k := range cxConfigKeys() {
 		for _, v := range k.versions {
 			for _, tc := range cases {
 				t.Run(fmt.Sprintf("%s v%d %s", k.name, v, tc.name), func(t *testing.T) {
@@ -277,7 +277,7 @@ func TestCharacteriseConfigs(t *testing.T) {
 						wantThrottle = max(wantThrottle, cxThrottle(*r.to))
 					}
 					h := f.conn(t)
-					ex, kr := h.answered(k.req(ress), v, configAnswer)
+					ex, kr := h.answered(k.req(ress), v, cxConfigAnswer)
 					var targets []cxAt
 					for a := range wantSent {
 						targets = append(targets, a)
@@ -306,7 +306,7 @@ func TestCharacteriseConfigs(t *testing.T) {
 // not a number closes the connection (ErrMalformed), as a broker would
 // answer nothing sensible to it.
 func TestCharacteriseConfigsBadBrokerName(t *testing.T) {
-	for _, k := range configKeys() {
+	for _, k := range cxConfigKeys() {
 		t.Run(k.name, func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
@@ -341,7 +341,7 @@ func TestCharacteriseConfigValuesPassThrough(t *testing.T) {
 	cxWantTargets(t, ex, cxE101)
 	_, kr := decodeOut(t, ex.out, 32, 4)
 	resp := kr.(*kmsg.DescribeConfigsResponse)
-	if len(resp.Resources) != 1 || resp.Resources[0].ResourceName != "1" || !strings.Contains(strOr(resp.Resources[0].Configs[0].Value), "e101.kafka.internal") {
+	if len(resp.Resources) != 1 || resp.Resources[0].ResourceName != "1" || !strings.Contains(cxStrOr(resp.Resources[0].Configs[0].Value), "e101.kafka.internal") {
 		t.Fatalf("answer %+v", resp.Resources)
 	}
 }
@@ -354,13 +354,13 @@ func TestCharacteriseConfigValuesPassThrough(t *testing.T) {
 // rename map, so both answers carry the second name and the first is
 // never answered.
 func TestCharacteriseConfigsBrokerNameCollision(t *testing.T) {
-	for _, k := range configKeys() {
+	for _, k := range cxConfigKeys() {
 		t.Run(k.name, func(t *testing.T) {
 			f := newCx(t, true)
 			other := int32(4) // dead: presents nothing, so any broker answers for it
 			h := f.conn(t)
 			v := k.versions[len(k.versions)-1]
-			_, kr := h.answered(k.req([]cxResource{{kmsg.ConfigResourceTypeBroker, "0"}, {kmsg.ConfigResourceTypeBroker, fmt.Sprint(other)}}), v, configAnswer)
+			_, kr := h.answered(k.req([]cxResource{{kmsg.ConfigResourceTypeBroker, "0"}, {kmsg.ConfigResourceTypeBroker, fmt.Sprint(other)}}), v, cxConfigAnswer)
 			by, _, _ := k.read(kr)
 			want := map[string]string{"BROKER:0": "served by east/100", fmt.Sprintf("BROKER:%d", other): "served by east/100"}
 			if fmt.Sprint(by) != fmt.Sprint(want) {

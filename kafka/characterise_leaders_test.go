@@ -13,10 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// leaderKey describes one partition-leader key for the shared table: how
+// cxLeaderKey describes one partition-leader key for the shared table: how
 // to build its request, answer it (cxOffset per partition), and read the
 // client's answer as "topic/partition" → value and → error code.
-type leaderKey struct {
+type cxLeaderKey struct {
 	name     string
 	versions []int16
 	throttle func(v int16) bool // whether the version carries throttle_time_ms
@@ -28,8 +28,8 @@ type leaderKey struct {
 	noValue  int64 // the value of a partition the proxy answers
 }
 
-func leaderKeys() []leaderKey {
-	return []leaderKey{
+func cxLeaderKeys() []cxLeaderKey {
+	return []cxLeaderKey{
 		{
 			name: "ListOffsets", versions: []int16{1, 4, 7, 10},
 			throttle: func(v int16) bool { return v >= 2 },
@@ -323,7 +323,7 @@ func TestCharacteriseLeaderKeys(t *testing.T) {
 			topics: []cxTopicParts{cxTP2("x.gone", 0, 1)},
 		},
 	}
-	for _, k := range leaderKeys() {
+	for _, k := range cxLeaderKeys() {
 		for _, v := range k.versions {
 			for _, tc := range cases {
 				t.Run(fmt.Sprintf("%s v%d %s", k.name, v, tc.name), func(t *testing.T) {
@@ -379,7 +379,7 @@ func TestCharacteriseRouteMoved(t *testing.T) {
 	notLeader := int64(kerr.NotLeaderForPartition.Code)
 	f := newCx(t, true)
 	h := f.conn(t)
-	k := leaderKeys()[0] // ListOffsets
+	k := cxLeaderKeys()[0] // ListOffsets
 	v := int16(7)
 	ask := func(h *cxConn) (cxExchange, cxCodes) {
 		ex, kr := h.answered(k.req([]cxTopicParts{cxTP2("orders", 1), cxTP2("events", 0)}), v, k.answer)

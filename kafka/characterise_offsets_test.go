@@ -50,7 +50,7 @@ func cxOffset(a cxAt, p int32) int64 {
 	return c*100000 + int64(a.broker)*100 + int64(p)
 }
 
-func offsetCommitReq(group string, ts ...cxTopicParts) *kmsg.OffsetCommitRequest {
+func cxOffsetCommitReq(group string, ts ...cxTopicParts) *kmsg.OffsetCommitRequest {
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Group, req.Generation, req.MemberID, req.InstanceID = group, 5, "member-1", kmsg.StringPtr("instance-1")
 	for _, t := range ts {
@@ -65,9 +65,9 @@ func offsetCommitReq(group string, ts ...cxTopicParts) *kmsg.OffsetCommitRequest
 	return req
 }
 
-// commitCodes answers every partition with the code of the broker's
+// cxCommitCodes answers every partition with the code of the broker's
 // cluster: 0 on east, REBALANCE_IN_PROGRESS on west.
-func commitCodes(a cxAt, kr kmsg.Request) kmsg.Response {
+func cxCommitCodes(a cxAt, kr kmsg.Request) kmsg.Response {
 	req := kr.(*kmsg.OffsetCommitRequest)
 	resp := kmsg.NewPtrOffsetCommitResponse()
 	resp.ThrottleMillis = cxThrottle(a)
@@ -85,7 +85,7 @@ func commitCodes(a cxAt, kr kmsg.Request) kmsg.Response {
 	return resp
 }
 
-func commitTopics(req *kmsg.OffsetCommitRequest) []string {
+func cxCommitTopics(req *kmsg.OffsetCommitRequest) []string {
 	var out []string
 	for _, t := range req.Topics {
 		out = append(out, t.Topic)
@@ -141,8 +141,8 @@ func TestCharacteriseOffsetCommit(t *testing.T) {
 			t.Run(fmt.Sprintf("v%d %s", v, tc.name), func(t *testing.T) {
 				f := newCx(t, true)
 				h := f.conn(t)
-				req := offsetCommitReq(tc.group, tc.topics...)
-				ex, kr := h.answered(req, v, commitCodes)
+				req := cxOffsetCommitReq(tc.group, tc.topics...)
+				ex, kr := h.answered(req, v, cxCommitCodes)
 				var want []cxAt
 				for a := range tc.home {
 					want = append(want, a)
@@ -152,7 +152,7 @@ func TestCharacteriseOffsetCommit(t *testing.T) {
 				}
 				cxWantTargets(t, ex, want...)
 				if tc.asIs {
-					cxSentAsIs(t, ex, want[0], cxFrame(offsetCommitReq(tc.group, tc.topics...), v))
+					cxSentAsIs(t, ex, want[0], cxFrame(cxOffsetCommitReq(tc.group, tc.topics...), v))
 				}
 				wantThrottle := int32(0)
 				for _, a := range want {
@@ -161,13 +161,13 @@ func TestCharacteriseOffsetCommit(t *testing.T) {
 						t.Fatalf("%s: group %q", a, sub.Group)
 					}
 					if ts, ok := tc.home[a]; ok {
-						if !slices.Equal(commitTopics(sub), ts) || sub.Generation != 5 || sub.MemberID != "member-1" || (v >= 7 && (sub.InstanceID == nil || *sub.InstanceID != "instance-1")) {
-							t.Fatalf("%s: got topics %v generation %d member %q, want %v as sent", a, commitTopics(sub), sub.Generation, sub.MemberID, ts)
+						if !slices.Equal(cxCommitTopics(sub), ts) || sub.Generation != 5 || sub.MemberID != "member-1" || (v >= 7 && (sub.InstanceID == nil || *sub.InstanceID != "instance-1")) {
+							t.Fatalf("%s: got topics %v generation %d member %q, want %v as sent", a, cxCommitTopics(sub), sub.Generation, sub.MemberID, ts)
 						}
 					}
 					if ts, ok := tc.simple[a]; ok {
-						if !slices.Equal(commitTopics(sub), ts) || sub.Generation != -1 || sub.MemberID != "" || sub.InstanceID != nil {
-							t.Fatalf("%s: got topics %v generation %d member %q instance %v, want %v as a simple commit", a, commitTopics(sub), sub.Generation, sub.MemberID, sub.InstanceID, ts)
+						if !slices.Equal(cxCommitTopics(sub), ts) || sub.Generation != -1 || sub.MemberID != "" || sub.InstanceID != nil {
+							t.Fatalf("%s: got topics %v generation %d member %q instance %v, want %v as a simple commit", a, cxCommitTopics(sub), sub.Generation, sub.MemberID, sub.InstanceID, ts)
 						}
 					}
 					wantThrottle = max(wantThrottle, cxThrottle(a))
@@ -188,10 +188,10 @@ func TestCharacteriseOffsetCommit(t *testing.T) {
 	}
 }
 
-// offsetFetchAnswer answers OffsetFetch with cxOffset for every partition
+// cxOffsetFetchAnswer answers OffsetFetch with cxOffset for every partition
 // asked, and for a null topic list the topics in all (per cluster). Groups
 // and top-level errors come from groupErr (by target and group).
-func offsetFetchAnswer(all map[string][]cxTopicParts, groupErr map[cxAt]int16) cxAnswer {
+func cxOffsetFetchAnswer(all map[string][]cxTopicParts, groupErr map[cxAt]int16) cxAnswer {
 	return func(a cxAt, kr kmsg.Request) kmsg.Response {
 		req := kr.(*kmsg.OffsetFetchRequest)
 		resp := kmsg.NewPtrOffsetFetchResponse()
@@ -250,8 +250,8 @@ func offsetFetchAnswer(all map[string][]cxTopicParts, groupErr map[cxAt]int16) c
 	}
 }
 
-// offsetFetchV7 asks for one group's offsets before v8; nil ts asks all.
-func offsetFetchV7(group string, ts []cxTopicParts) *kmsg.OffsetFetchRequest {
+// cxOffsetFetchV7 asks for one group's offsets before v8; nil ts asks all.
+func cxOffsetFetchV7(group string, ts []cxTopicParts) *kmsg.OffsetFetchRequest {
 	req := kmsg.NewPtrOffsetFetchRequest()
 	req.Group = group
 	for _, t := range ts {
@@ -260,7 +260,7 @@ func offsetFetchV7(group string, ts []cxTopicParts) *kmsg.OffsetFetchRequest {
 	return req
 }
 
-func fetchedTopics(ts []kmsg.OffsetFetchRequestTopic) []string {
+func cxFetchedTopics(ts []kmsg.OffsetFetchRequestTopic) []string {
 	var out []string
 	for _, t := range ts {
 		out = append(out, t.Topic)
@@ -338,7 +338,7 @@ func TestCharacteriseOffsetFetchSingleGroup(t *testing.T) {
 			t.Run(fmt.Sprintf("v%d %s", v, tc.name), func(t *testing.T) {
 				f := newCx(t, true)
 				h := f.conn(t)
-				ex, kr := h.answered(offsetFetchV7("g1", tc.topics), v, offsetFetchAnswer(cxEveryTopic, tc.groupErr))
+				ex, kr := h.answered(cxOffsetFetchV7("g1", tc.topics), v, cxOffsetFetchAnswer(cxEveryTopic, tc.groupErr))
 				var want []cxAt
 				for a := range tc.sent {
 					want = append(want, a)
@@ -347,8 +347,8 @@ func TestCharacteriseOffsetFetchSingleGroup(t *testing.T) {
 				wantThrottle := int32(0)
 				for a, ts := range tc.sent {
 					sub := ex.reqs[a][0].(*kmsg.OffsetFetchRequest)
-					if sub.Group != "g1" || !slices.Equal(fetchedTopics(sub.Topics), ts) || (ts == nil) != (sub.Topics == nil) {
-						t.Fatalf("%s asked group %q topics %v, want %v", a, sub.Group, fetchedTopics(sub.Topics), ts)
+					if sub.Group != "g1" || !slices.Equal(cxFetchedTopics(sub.Topics), ts) || (ts == nil) != (sub.Topics == nil) {
+						t.Fatalf("%s asked group %q topics %v, want %v", a, sub.Group, cxFetchedTopics(sub.Topics), ts)
 					}
 					wantThrottle = max(wantThrottle, cxThrottle(a))
 				}
@@ -374,7 +374,7 @@ func TestCharacteriseOffsetFetchSingleGroup(t *testing.T) {
 	}
 }
 
-func offsetFetchGroup(group string, ts []cxTopicParts) kmsg.OffsetFetchRequestGroup {
+func cxOffsetFetchGroup(group string, ts []cxTopicParts) kmsg.OffsetFetchRequestGroup {
 	g := kmsg.OffsetFetchRequestGroup{Group: group}
 	for _, t := range ts {
 		g.Topics = append(g.Topics, kmsg.OffsetFetchRequestGroupTopic{Topic: t.topic, Partitions: t.parts})
@@ -464,11 +464,11 @@ func TestCharacteriseOffsetFetchBatched(t *testing.T) {
 				mk := func() *kmsg.OffsetFetchRequest {
 					req := kmsg.NewPtrOffsetFetchRequest()
 					for _, g := range tc.groups {
-						req.Groups = append(req.Groups, offsetFetchGroup(g.name, g.topics))
+						req.Groups = append(req.Groups, cxOffsetFetchGroup(g.name, g.topics))
 					}
 					return req
 				}
-				ex, kr := h.answered(mk(), v, offsetFetchAnswer(cxEveryTopic, tc.groupErr))
+				ex, kr := h.answered(mk(), v, cxOffsetFetchAnswer(cxEveryTopic, tc.groupErr))
 				var want []cxAt
 				for a := range tc.sent {
 					want = append(want, a)
@@ -518,7 +518,7 @@ func TestCharacteriseOffsetFetchBatched(t *testing.T) {
 	}
 }
 
-func offsetDeleteReq(group string, ts ...cxTopicParts) *kmsg.OffsetDeleteRequest {
+func cxOffsetDeleteReq(group string, ts ...cxTopicParts) *kmsg.OffsetDeleteRequest {
 	req := kmsg.NewPtrOffsetDeleteRequest()
 	req.Group = group
 	for _, t := range ts {
@@ -604,14 +604,14 @@ func TestCharacteriseOffsetDelete(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
-			ex, kr := h.answered(offsetDeleteReq(tc.group, tc.topics...), 0, answer(tc.groupErr))
+			ex, kr := h.answered(cxOffsetDeleteReq(tc.group, tc.topics...), 0, answer(tc.groupErr))
 			var want []cxAt
 			for a := range tc.sent {
 				want = append(want, a)
 			}
 			cxWantTargets(t, ex, want...)
 			if tc.asIs {
-				cxSentAsIs(t, ex, want[0], cxFrame(offsetDeleteReq(tc.group, tc.topics...), 0))
+				cxSentAsIs(t, ex, want[0], cxFrame(cxOffsetDeleteReq(tc.group, tc.topics...), 0))
 			}
 			wantThrottle := int32(0)
 			for a, ts := range tc.sent {
@@ -640,7 +640,7 @@ func TestCharacteriseOffsetDelete(t *testing.T) {
 	}
 }
 
-func txnOffsetCommitReq(txn, group string, ts ...cxTopicParts) *kmsg.TxnOffsetCommitRequest {
+func cxTxnOffsetCommitReq(txn, group string, ts ...cxTopicParts) *kmsg.TxnOffsetCommitRequest {
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = txn, group, 9, 1
 	req.Generation, req.MemberID = 5, "member-1"
@@ -717,14 +717,14 @@ func TestCharacteriseTxnOffsetCommit(t *testing.T) {
 			t.Run(fmt.Sprintf("v%d %s", v, tc.name), func(t *testing.T) {
 				f := newCx(t, true)
 				h := f.conn(t)
-				ex, kr := h.answered(txnOffsetCommitReq(tc.txn, tc.group, tc.topics...), v, answer)
+				ex, kr := h.answered(cxTxnOffsetCommitReq(tc.txn, tc.group, tc.topics...), v, answer)
 				var want []cxAt
 				for a := range tc.sent {
 					want = append(want, a)
 				}
 				cxWantTargets(t, ex, want...)
 				if tc.asIs {
-					cxSentAsIs(t, ex, want[0], cxFrame(txnOffsetCommitReq(tc.txn, tc.group, tc.topics...), v))
+					cxSentAsIs(t, ex, want[0], cxFrame(cxTxnOffsetCommitReq(tc.txn, tc.group, tc.topics...), v))
 				}
 				for a, ts := range tc.sent {
 					sub := ex.reqs[a][0].(*kmsg.TxnOffsetCommitRequest)
