@@ -201,9 +201,9 @@ func TestCharacteriseConfigs(t *testing.T) {
 	cases := []struct {
 		name   string
 		dead   []int32 // peers dead in this case
-		routes func(f *cx) []route
+		routes func(t *testing.T, f *cx) []route
 	}{
-		{"topics by their cluster, this host's broker", nil, func(*cx) []route {
+		{"topics by their cluster, this host's broker", nil, func(*testing.T, *cx) []route {
 			return []route{
 				{cxResource{topic, "orders"}, at(cxE100), "orders"},
 				{cxResource{topic, "w.clicks"}, at(cxW201), "w.clicks"},
@@ -211,25 +211,25 @@ func TestCharacteriseConfigs(t *testing.T) {
 				{cxResource{topic, "x.gone"}, nil, ""},
 			}
 		}},
-		{"groups by their home", nil, func(*cx) []route {
+		{"groups by their home", nil, func(*testing.T, *cx) []route {
 			return []route{
 				{cxResource{group, "wg-1"}, at(cxW201), "wg-1"},
 				{cxResource{group, "g1"}, at(cxE100), "g1"},
 			}
 		}},
-		{"broker resources: the peer's broker on the default cluster, renamed both ways", nil, func(*cx) []route {
+		{"broker resources: the peer's broker on the default cluster, renamed both ways", nil, func(*testing.T, *cx) []route {
 			return []route{
 				{cxResource{broker, "1"}, at(cxE101), "101"},
 				{cxResource{logger, "0"}, at(cxE100), "100"},
 			}
 		}},
-		{"a peer that presents no default-cluster broker: this host's answers for it", nil, func(f *cx) []route {
+		{"a peer that presents no default-cluster broker: this host's answers for it", nil, func(t *testing.T, f *cx) []route {
 			if cxPeerBroker(f, 3) != 100 {
 				t.Fatal("fixture: peer 3 presents an east broker")
 			}
 			return []route{{cxResource{broker, "3"}, at(cxE100), "100"}}
 		}},
-		{"peers that present default-cluster brokers by rendezvous", []int32{1}, func(f *cx) []route {
+		{"peers that present default-cluster brokers by rendezvous", []int32{1}, func(t *testing.T, f *cx) []route {
 			var out []route
 			for _, p := range []int32{2, 3} {
 				b := cxPeerBroker(f, p)
@@ -240,14 +240,14 @@ func TestCharacteriseConfigs(t *testing.T) {
 			}
 			return out
 		}},
-		{"cluster-wide broker defaults and client metrics: the default cluster as named", nil, func(*cx) []route {
+		{"cluster-wide broker defaults and client metrics: the default cluster as named", nil, func(*testing.T, *cx) []route {
 			return []route{
 				{cxResource{broker, ""}, at(cxE100), ""},
 				{cxResource{client, "cm"}, at(cxE100), "cm"},
 				{cxResource{topic, "w.clicks"}, at(cxW201), "w.clicks"},
 			}
 		}},
-		{"unrouted only: answered by the proxy", nil, func(*cx) []route {
+		{"unrouted only: answered by the proxy", nil, func(*testing.T, *cx) []route {
 			return []route{{cxResource{topic, "x.gone"}, nil, ""}, {cxResource{topic, "x.other"}, nil, ""}}
 		}},
 	}
@@ -259,7 +259,7 @@ func TestCharacteriseConfigs(t *testing.T) {
 					for _, p := range tc.dead {
 						f.view.live[p] = false
 					}
-					routes := tc.routes(f)
+					routes := tc.routes(t, f)
 					var ress []cxResource
 					wantSent := map[cxAt][]cxResource{}
 					wantBy, wantCodes := map[string]string{}, cxCodes{}
