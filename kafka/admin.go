@@ -352,6 +352,9 @@ func handleListPartitionReassignments(c *clientConn, r *request, start time.Time
 func handleUpdateFeatures(c *clientConn, r *request, start time.Time) error {
 	if len(c.s.backendSet().sorted) > 1 {
 		resp := kmsg.NewPtrUpdateFeaturesResponse()
+		// At the client's version: v2 dropped the results array, so a v0
+		// encoding does not decode there.
+		resp.Version = r.version
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		msg := "switchyard: feature levels belong to each backend cluster; update them on each cluster directly"
 		resp.ErrorMessage = &msg

@@ -9,10 +9,12 @@ package kafka
 // id, which the client knows as a peer id: it goes to a broker of the
 // default cluster that peer presents (its co-located broker first), with
 // the name rewritten to that broker's id and back in the answer. Resources
-// bound for different brokers are split and the answers concatenated.
+// bound for different brokers are split and the answers concatenated; two
+// peers sent to one broker under the same name go in separate requests.
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -80,9 +82,19 @@ type configSpec[X any, Y any] struct {
 	newLocal  func([]Y) kmsg.Response
 }
 
+// configPart is one sub-request of a config request: to t, and with slot
+// > 0 a further one to t, for a broker resource whose sent name an earlier
+// one already uses for another peer (two peers that present no broker are
+// both answered by this host's): the answer is renamed back by name, so
+// one sub-request must not carry one name for two peers.
+type configPart struct {
+	t    target
+	slot int
+}
+
 func routeConfigs[X any, Y any](c *clientConn, r *request, start time.Time, sp configSpec[X, Y]) error {
-	by := map[target][]X{}
-	names := map[target]map[string]string{} // broker name sent → peer name asked
+	by := map[configPart][]X{}
+	names := map[configPart]map[string]string{} // broker name sent → peer name asked
 	var locals []Y
 	for i := range sp.resources {
 		x := sp.resources[i]
@@ -95,27 +107,48 @@ func routeConfigs[X any, Y any](c *clientConn, r *request, start time.Time, sp c
 			locals = append(locals, sp.local(typ, *name, ct.code))
 			continue
 		}
-		if ct.name != "" && ct.name != *name {
-			if names[ct.t] == nil {
-				names[ct.t] = map[string]string{}
+		key := configPart{t: ct.t}
+		if ct.name != "" {
+			for {
+				asked, taken := names[key][ct.name]
+				if !taken || asked == *name {
+					break
+				}
+				key.slot++
 			}
-			names[ct.t][ct.name] = *name
+			if names[key] == nil {
+				names[key] = map[string]string{}
+			}
+			names[key][ct.name] = *name
 			*name = ct.name
 		}
-		by[ct.t] = append(by[ct.t], x)
+		by[key] = append(by[key], x)
 	}
+	keys := make([]configPart, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b configPart) int {
+		if c := cmpTarget(a.t, b.t); c != 0 {
+			return c
+		}
+		return a.slot - b.slot
+	})
 	parts := make([]part, 0, len(by)+1)
-	for _, t := range targetOrder(by) {
-		parts = append(parts, part{t: t, req: sp.sub(by[t])})
+	backs := make([]map[string]string, 0, len(by)+1)
+	for _, k := range keys {
+		parts = append(parts, part{t: k.t, req: sp.sub(by[k])})
+		backs = append(backs, names[k])
 	}
 	if len(locals) > 0 {
 		parts = append(parts, part{local: sp.newLocal(locals)})
+		backs = append(backs, nil)
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
 		out := resps[0]
 		all := sp.respRes(out)
 		for i, x := range resps {
-			back := names[parts[i].t]
+			back := backs[i]
 			res := sp.respRes(x)
 			for j := range *res {
 				if typ, name := sp.respKey(&(*res)[j]); isBrokerResource(typ, *name) {
