@@ -112,8 +112,12 @@ func (n *Node) bootstrap(ctx context.Context) {
 		}
 		var cands []member
 		existing := ""
-		for _, m := range n.gossip.snapshot() {
-			if m.state != memberAlive {
+		members := n.gossip.snapshot()
+		// Only members whose name is proven (admit.go) may form the
+		// cluster: a bootstrap voter is never checked again.
+		admitted := n.admitAll(ctx, n.fsm.State(), members)
+		for _, m := range members {
+			if m.state != memberAlive || !admitted[m.name] {
 				continue
 			}
 			if m.meta.HasState && m.name != n.cfg.Name {
