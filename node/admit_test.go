@@ -407,3 +407,37 @@ func TestReloadGossipKeys(t *testing.T) {
 		return bytes.Equal(n.keyring.GetPrimaryKey(), k1) && len(n.keyring.GetKeys()) == 1
 	})
 }
+
+// TestBootstrapIgnoresUnprovenMembers: without peer TLS, founders named by
+// --allow-peer form the cluster; a rogue announcing the same
+// --bootstrap-expect before the second founder arrives is not counted (it
+// would otherwise have formed a cluster with the first founder).
+func TestBootstrapIgnoresUnprovenMembers(t *testing.T) {
+	log := testLog(t)
+	founders := []string{"a", "b"}
+	a := runPeer(t, log, Config{Name: "a", Version: "test", BootstrapExpect: 2, AllowPeers: founders})
+	rogue := startRogue(t, "rogue", peerMeta{Kafka: "10.66.6.7:9092", Raft: "127.0.0.1:9", Version: "test", Expect: 2})
+	if _, err := rogue.Join([]string{a.GossipAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, "a to refuse the rogue", func() bool {
+		a.admission.mu.Lock()
+		defer a.admission.mu.Unlock()
+		return strings.Contains(a.admission.logged["rogue"], "no allow-list names")
+	})
+	// Time in which the old code bootstrapped {a, rogue}.
+	time.Sleep(time.Second)
+	if got := a.RaftServers(); len(got) != 0 {
+		t.Fatalf("a bootstrapped %v without its second founder", got)
+	}
+	b := runPeer(t, log, Config{Name: "b", Version: "test", BootstrapExpect: 2, AllowPeers: founders, Join: []string{a.GossipAddr()}})
+	waitUntil(t, 60*time.Second, "a and b to form a cluster and register", func() bool {
+		l := leaderOf(a, b)
+		return l != nil && len(l.State().Peers) == 2 && slices.Equal(l.RaftServers(), founders)
+	})
+	for _, n := range []*Node{a, b} {
+		if _, ok := n.State().PeerByName("rogue"); ok || slices.Contains(n.RaftServers(), "rogue") {
+			t.Fatalf("%s admitted the rogue: peers %v, raft %v", n.Name(), n.State().Peers, n.RaftServers())
+		}
+	}
+}
