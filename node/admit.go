@@ -53,8 +53,9 @@ type proof struct {
 type admission struct {
 	mu     sync.Mutex
 	proofs map[string]proof
-	// logged is the refusal reason last logged per member, so a refused
-	// member logs once, not every reconcile round.
+	// logged is each live member's verdict: its refusal reason, or ""
+	// once admitted. A member logs only when its verdict flips, not every
+	// reconcile round; the admin API lists the reasons.
 	logged map[string]string
 
 	unproven prometheus.Gauge
@@ -115,7 +116,7 @@ func (n *Node) admit(ctx context.Context, st *fsm.State, name string, m member) 
 }
 
 // admitAll decides every live member at once and reports the verdicts,
-// logging each change of verdict once.
+// logging a member once when it becomes refused and once when admitted.
 func (n *Node) admitAll(ctx context.Context, st *fsm.State, members map[string]member) map[string]bool {
 	a := n.admission
 	out := make(map[string]bool, len(members))
@@ -131,11 +132,13 @@ func (n *Node) admitAll(ctx context.Context, st *fsm.State, members map[string]m
 		last, seen := a.logged[name]
 		if err != nil {
 			refused++
-			if !seen || last != err.Error() {
-				a.logged[name] = err.Error()
-				if !seen || last == "" {
-					a.refusals.Inc()
-				}
+			// The reason is kept current for the admin API, but logged
+			// only when the member becomes refused: a probe's error can
+			// differ every time (ephemeral ports) and must not log per
+			// retry.
+			a.logged[name] = err.Error()
+			if !seen || last == "" {
+				a.refusals.Inc()
 				a.mu.Unlock()
 				n.log.Warn("not admitting an unproven gossip member: it is not registered, added to raft or presented to clients",
 					"peer", name, "kafka", m.meta.Kafka, "raft", m.meta.Raft, "gossip", m.addr, "err", err)

@@ -23,6 +23,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 // testCA issues peer certificates for tests.
@@ -439,5 +442,72 @@ func TestBootstrapIgnoresUnprovenMembers(t *testing.T) {
 		if _, ok := n.State().PeerByName("rogue"); ok || slices.Contains(n.RaftServers(), "rogue") {
 			t.Fatalf("%s admitted the rogue: peers %v, raft %v", n.Name(), n.State().Peers, n.RaftServers())
 		}
+	}
+}
+
+// countingHandler counts log records by message.
+type countingHandler struct {
+	mu   sync.Mutex
+	msgs map[string]int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.msgs[r.Message]++
+	h.mu.Unlock()
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestAdmitAllLogsOnceAndCounts: a refused member is logged and counted
+// once however many rounds refuse it, admitted by the allow-list, and
+// counted again only after it was admitted and is refused anew.
+func TestAdmitAllLogsOnceAndCounts(t *testing.T) {
+	h := &countingHandler{msgs: map[string]int{}}
+	reg := prometheus.NewRegistry()
+	n := &Node{cfg: Config{Name: "self", Timing: FastTiming()}, log: slog.New(h), admission: newAdmission(reg)}
+	members := map[string]member{
+		"self":  {name: "self", state: memberAlive},
+		"rogue": {name: "rogue", state: memberAlive, meta: peerMeta{Kafka: "10.0.0.9:9092", Raft: "10.0.0.9:7000"}},
+		"gone":  {name: "gone", state: memberDead},
+	}
+	metric := func(name string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
+	}
+	const refusedMsg = "not admitting an unproven gossip member: it is not registered, added to raft or presented to clients"
+	empty := &fsm.State{}
+	for range 5 {
+		got := n.admitAll(context.Background(), empty, members)
+		if !got["self"] || got["rogue"] || got["gone"] {
+			t.Fatalf("verdicts %v", got)
+		}
+	}
+	if h.msgs[refusedMsg] != 1 || metric("switchyard_peer_admission_refusals_total") != 1 || metric("switchyard_peer_unproven_members") != 1 {
+		t.Fatalf("after 5 rounds: %d warnings, %v refusals, %v unproven; want 1 each",
+			h.msgs[refusedMsg], metric("switchyard_peer_admission_refusals_total"), metric("switchyard_peer_unproven_members"))
+	}
+	allowed := &fsm.State{PeerAllowList: []string{"rogue"}}
+	if got := n.admitAll(context.Background(), allowed, members); !got["rogue"] {
+		t.Fatal("the allow-list did not admit rogue")
+	}
+	if metric("switchyard_peer_unproven_members") != 0 || h.msgs["gossip member admitted"] != 1 {
+		t.Fatalf("after allowing: unproven %v, admitted logs %d", metric("switchyard_peer_unproven_members"), h.msgs["gossip member admitted"])
+	}
+	n.admitAll(context.Background(), empty, members)
+	if h.msgs[refusedMsg] != 2 || metric("switchyard_peer_admission_refusals_total") != 2 {
+		t.Fatalf("refused again: %d warnings, %v refusals; want 2", h.msgs[refusedMsg], metric("switchyard_peer_admission_refusals_total"))
 	}
 }
