@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math/big"
 	"net"
@@ -510,4 +511,74 @@ func TestAdmitAllLogsOnceAndCounts(t *testing.T) {
 	if h.msgs[refusedMsg] != 2 || metric("switchyard_peer_admission_refusals_total") != 2 {
 		t.Fatalf("refused again: %d warnings, %v refusals; want 2", h.msgs[refusedMsg], metric("switchyard_peer_admission_refusals_total"))
 	}
+}
+
+// TestProveByCert: the probe accepts a certificate from the cluster CA
+// whose CN or DNS SAN is the name, and nothing else.
+func TestProveByCert(t *testing.T) {
+	ca, other := newTestCA(t), newTestCA(t)
+	_, client := ca.peerTLS(t, "prober")
+	listen := func(srv *tls.Config) string {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", srv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() { _ = c.(*tls.Conn).Handshake(); c.Close() }()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	good, _ := ca.peerTLS(t, "p1")
+	foreign, _ := other.peerTLS(t, "p1")
+	foreign.ClientAuth = tls.NoClientCert // only the probe's own chain check can refuse it
+	san, _ := ca.peerTLS(t, "host-cn")
+	// A DNS SAN naming the peer: re-issue with the SAN.
+	san.Certificates[0] = ca.leafWithSAN(t, "host-cn", "p2")
+	for _, tc := range []struct {
+		what, name, addr string
+		ok               bool
+	}{
+		{"cn matches", "p1", listen(good), true},
+		{"cn differs", "p9", listen(good), false},
+		{"another ca", "p1", listen(foreign), false},
+		{"dns san matches", "p2", listen(san), true},
+		{"nothing listens", "p1", "127.0.0.1:1", false},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := proveByCert(ctx, client, tc.name, tc.addr)
+		cancel()
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrUnproven)) {
+			t.Errorf("%s: err = %v, want ok=%v", tc.what, err, tc.ok)
+		}
+	}
+}
+
+// leafWithSAN issues a certificate with CN cn and one DNS SAN.
+func (ca *testCA) leafWithSAN(t testing.TB, cn, san string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:     []string{san},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
