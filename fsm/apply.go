@@ -56,6 +56,10 @@ func (s *State) Next(cmd Command, index uint64) (*State, error) {
 		err = ns.applyDeleteJob(c)
 	case *SetClusterID:
 		err = ns.applySetClusterID(c)
+	case *AllowPeer:
+		err = ns.applyAllowPeer(c)
+	case *DisallowPeer:
+		err = ns.applyDisallowPeer(c)
 	default:
 		// Unreachable: Command is sealed and every type has a case.
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
@@ -355,5 +359,26 @@ func (s *State) applySetClusterID(c *SetClusterID) error {
 		return fmt.Errorf("%w: the cluster id is already %q; it never changes", ErrConflict, s.ClusterID)
 	}
 	s.ClusterID = c.ID
+	return nil
+}
+
+func (s *State) applyAllowPeer(c *AllowPeer) error {
+	i, found := slices.BinarySearch(s.PeerAllowList, c.Name)
+	if found {
+		return nil
+	}
+	if len(s.PeerAllowList) >= MaxAllowedPeers {
+		return fmt.Errorf("%w: the peer allow-list already holds %d names, the most it may; disallow retired ones first", ErrInvalid, MaxAllowedPeers)
+	}
+	s.PeerAllowList = upsert(s.PeerAllowList, i, false, c.Name)
+	return nil
+}
+
+func (s *State) applyDisallowPeer(c *DisallowPeer) error {
+	i, found := slices.BinarySearch(s.PeerAllowList, c.Name)
+	if !found {
+		return fmt.Errorf("%w: peer %q is not on the allow-list", ErrNotFound, c.Name)
+	}
+	s.PeerAllowList = removeAt(s.PeerAllowList, i)
 	return nil
 }

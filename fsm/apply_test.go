@@ -141,6 +141,24 @@ func TestApplyEachCommand(t *testing.T) {
 					t.Fatalf("cluster id %q", s.ClusterID)
 				}
 			}},
+		{"AllowPeer kept sorted", []Command{&AllowPeer{Name: "m"}, &AllowPeer{Name: "z"}}, &AllowPeer{Name: "a"},
+			func(t *testing.T, s *State) {
+				if !reflect.DeepEqual(s.PeerAllowList, []string{"a", "m", "z"}) {
+					t.Fatalf("allow-list %v", s.PeerAllowList)
+				}
+			}},
+		{"AllowPeer twice changes nothing", []Command{&AllowPeer{Name: "m"}}, &AllowPeer{Name: "m"},
+			func(t *testing.T, s *State) {
+				if !reflect.DeepEqual(s.PeerAllowList, []string{"m"}) {
+					t.Fatalf("allow-list %v", s.PeerAllowList)
+				}
+			}},
+		{"DisallowPeer last", []Command{&AllowPeer{Name: "m"}}, &DisallowPeer{Name: "m"},
+			func(t *testing.T, s *State) {
+				if s.PeerAllowList != nil || s.PeerAllowed("m") {
+					t.Fatalf("allow-list %v, want nil", s.PeerAllowList)
+				}
+			}},
 		{"DeleteJob", []Command{&PutJob{Job: job("j", "k", JobCancelled, 100, 100, "")}}, &DeleteJob{ID: "j"},
 			func(t *testing.T, s *State) {
 				if s.Jobs != nil {
@@ -259,6 +277,9 @@ func TestApplyRejects(t *testing.T) {
 		{"peer raft address taken", &RegisterPeer{Peer: Peer{ID: 3, Name: "c", KafkaAddr: "c:1", RaftAddr: "b:7"}}, ErrConflict, "share raft address"},
 		{"peer local broker taken", &RegisterPeer{Peer: Peer{ID: 3, Name: "c", KafkaAddr: "c:1", LocalBrokers: []BrokerRef{{"c1", 1}}}}, ErrConflict, "already local to peer 1"},
 		{"remove unknown peer", &RemovePeer{ID: 42}, ErrNotFound, "peer 42"},
+		{"allow a bad name", &AllowPeer{Name: "a b"}, ErrInvalid, "allowed peer"},
+		{"allow an empty name", &AllowPeer{}, ErrInvalid, "empty name"},
+		{"disallow a name not allowed", &DisallowPeer{Name: "nobody"}, ErrNotFound, `"nobody"`},
 		{"cluster without bootstrap", &PutCluster{Cluster: Cluster{Name: "x"}}, ErrInvalid, "no bootstrap"},
 		{"delete unknown cluster", &DeleteCluster{Name: "x"}, ErrNotFound, `"x"`},
 		{"delete cluster a route uses", &DeleteCluster{Name: "c2"}, ErrInUse, `topic "t"`},
@@ -493,5 +514,26 @@ func TestRegisterPeerIDExhausted(t *testing.T) {
 	err := f.State().Check(&RegisterPeer{Peer: peer("next", AutoPeerID, "n:1")})
 	if !errors.Is(err, ErrConflict) {
 		t.Fatalf("Check = %v, want ErrConflict", err)
+	}
+}
+
+// TestAllowListBounded: the allow-list stops at MaxAllowedPeers names.
+func TestAllowListBounded(t *testing.T) {
+	s := &State{}
+	for i := range MaxAllowedPeers {
+		next, err := s.Next(&AllowPeer{Name: fmt.Sprintf("p%05d", i)}, uint64(i+1))
+		if err != nil {
+			t.Fatalf("allow %d: %v", i, err)
+		}
+		s = next
+	}
+	if err := s.Check(&AllowPeer{Name: "one-more"}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "allow-list") {
+		t.Fatalf("allow past the cap: %v, want ErrInvalid", err)
+	}
+	if err := s.Check(&AllowPeer{Name: "p00000"}); err != nil {
+		t.Fatalf("re-allowing a listed name at the cap: %v", err)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -31,6 +31,8 @@ const (
 	TypePutJob            CommandType = 14
 	TypeDeleteJob         CommandType = 15
 	TypeSetClusterID      CommandType = 16
+	TypeAllowPeer         CommandType = 17
+	TypeDisallowPeer      CommandType = 18
 )
 
 // commandInfo is one row of the command table: the type's name, the payload
@@ -63,6 +65,8 @@ var commandTable = [...]commandInfo{
 	TypePutJob:            {"PutJob", 1, func() Command { return new(PutJob) }},
 	TypeDeleteJob:         {"DeleteJob", 1, func() Command { return new(DeleteJob) }},
 	TypeSetClusterID:      {"SetClusterID", 1, func() Command { return new(SetClusterID) }},
+	TypeAllowPeer:         {"AllowPeer", 1, func() Command { return new(AllowPeer) }},
+	TypeDisallowPeer:      {"DisallowPeer", 1, func() Command { return new(DisallowPeer) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -189,6 +193,27 @@ type DeleteJob struct {
 type SetClusterID struct {
 	ID string `json:"id"`
 }
+
+// AllowPeer adds a peer name to the operator's allow-list: the leader
+// admits a gossip member of that name (registers it, adds it to Raft,
+// promotes it) without a peer certificate naming it. Allowing a name
+// already allowed changes nothing.
+type AllowPeer struct {
+	Name string `json:"name"`
+}
+
+// DisallowPeer removes a name from the allow-list. It does not evict a
+// peer already admitted: that is RemovePeer's job.
+type DisallowPeer struct {
+	Name string `json:"name"`
+}
+
+func (*AllowPeer) Type() CommandType    { return TypeAllowPeer }
+func (*DisallowPeer) Type() CommandType { return TypeDisallowPeer }
+func (*AllowPeer) isCommand()           {}
+func (*DisallowPeer) isCommand()        {}
+func (c *AllowPeer) Validate() error    { return validName("allowed peer", c.Name) }
+func (c *DisallowPeer) Validate() error { return validName("allowed peer", c.Name) }
 
 func (*RegisterPeer) Type() CommandType      { return TypeRegisterPeer }
 func (*RemovePeer) Type() CommandType        { return TypeRemovePeer }

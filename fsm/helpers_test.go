@@ -120,6 +120,7 @@ func fullLog() []Command {
 		&PutQuota{Quota: Quota{Topic: "orders", ProduceBytesPerSec: 1 << 20, FetchBytesPerSec: 2 << 20}},
 		&PutQuota{Quota: Quota{Topic: "logs.", Prefix: true, ProduceBytesPerSec: 5 << 20}},
 		&PutJob{Job: job("mig-1", "migrate-topic", JobRunning, 1700000000000, 1700000001000, `{"topic": "orders", "to": "west"}`)},
+		&AllowPeer{Name: "a3"},
 	}
 }
 
@@ -145,5 +146,7 @@ func oneOfEach() []Command {
 		&DeleteJob{ID: "j1"},
 		&DeleteCluster{Name: "c2"},
 		&SetClusterID{ID: "virtual-1"},
+		&AllowPeer{Name: "p5"},
+		&DisallowPeer{Name: "p5"},
 	}
 }

@@ -18,7 +18,7 @@ import (
 // See fsm/DESIGN.md for the rules on changing it.
 const (
 	snapshotFormat  = "switchyard-fsm-snapshot"
-	snapshotVersion = 2
+	snapshotVersion = 3
 	// oldestSnapshotVersion is the oldest format this build still reads.
 	oldestSnapshotVersion = 1
 )
@@ -65,6 +65,7 @@ var snapshotSections = []struct {
 		s.ClusterID = m.ClusterID
 		return nil
 	}},
+	{"peer_allow_list", 3, func(s *State) any { return nonNil(s.PeerAllowList) }, func(s *State, b []byte) error { return decodeStrict(b, &s.PeerAllowList) }},
 }
 
 // nonNil makes an empty list encode as [] rather than null, for readers.
@@ -189,6 +190,7 @@ func (s *State) normalize() {
 	s.Routes.GroupPrefixes = nilIfEmpty(s.Routes.GroupPrefixes)
 	s.Quotas = nilIfEmpty(s.Quotas)
 	s.Jobs = nilIfEmpty(s.Jobs)
+	s.PeerAllowList = nilIfEmpty(s.PeerAllowList)
 	for i := range s.Jobs {
 		if json.Valid(s.Jobs[i].Spec) {
 			s.Jobs[i].Spec = canonicalSpec(s.Jobs[i].Spec)

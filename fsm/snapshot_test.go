@@ -91,6 +91,16 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 				t.Fatalf("spec not canonical: %s", j.Spec)
 			}
 		}},
+		{"peer_allow_list", []Command{
+			&AllowPeer{Name: "p2"},
+			&AllowPeer{Name: "p1"},
+			&AllowPeer{Name: "p3"},
+			&DisallowPeer{Name: "p3"},
+		}, func(t *testing.T, s *State) {
+			if !reflect.DeepEqual(s.PeerAllowList, []string{"p1", "p2"}) || !s.PeerAllowed("p1") || s.PeerAllowed("p3") {
+				t.Fatalf("allow-list %v", s.PeerAllowList)
+			}
+		}},
 		{"everything", fullLog(), nil},
 	}
 	for _, tc := range cases {
@@ -134,7 +144,7 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 func TestSnapshotFormat(t *testing.T) {
 	f := New(nil)
 	b := persist(t, f)
-	want := `{"format":"switchyard-fsm-snapshot","version":2,"index":0}
+	want := `{"format":"switchyard-fsm-snapshot","version":3,"index":0}
 {"section":"peers","data":[]}
 {"section":"clusters","data":[]}
 {"section":"routes","data":{}}
@@ -142,6 +152,7 @@ func TestSnapshotFormat(t *testing.T) {
 {"section":"failover","data":{}}
 {"section":"jobs","data":[]}
 {"section":"meta","data":{"cluster_id":""}}
+{"section":"peer_allow_list","data":[]}
 `
 	if string(b) != want {
 		t.Fatalf("empty snapshot\n%s\nwant\n%s", b, want)
@@ -187,7 +198,7 @@ func TestRestoreRejects(t *testing.T) {
 		return strings.Split(strings.TrimSuffix(string(persist(t, src)), "\n"), "\n")
 	}()
 	join := func(lines ...string) []byte { return []byte(strings.Join(lines, "\n") + "\n") }
-	hdr, peers, clusters, routes, quotas, failover, jobs, meta := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7]
+	hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8]
 	cases := []struct {
 		name string
 		in   []byte
@@ -197,14 +208,17 @@ func TestRestoreRejects(t *testing.T) {
 		{"empty", nil, ErrSnapshotHeader, "empty"},
 		{"not json", []byte("PK\x03\x04"), ErrSnapshotHeader, "header"},
 		{"other format", join(`{"format":"raft","version":1}`), ErrSnapshotHeader, `"raft"`},
-		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":3}`), ErrSnapshotVersion, "3"},
+		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":4}`), ErrSnapshotVersion, "4"},
 		{"version 0", join(`{"format":"switchyard-fsm-snapshot","version":0}`), ErrSnapshotVersion, "0"},
 		{"header only", join(hdr), ErrMissingSection, `"peers"`},
 		{"truncated after routes", join(hdr, peers, clusters, routes), ErrMissingSection, `"quotas"`},
 		{"truncated mid-section", []byte(strings.Join([]string{hdr, peers, clusters[:len(clusters)/2]}, "\n")), ErrBadSection, `"clusters"`},
 		{"unknown section", join(hdr, peers, clusters, routes, quotas, failover, `{"section":"acls","data":[]}`, jobs), ErrUnknownSection, `"acls"`},
-		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
-		{"version 2 without meta", join(hdr, peers, clusters, routes, quotas, failover, jobs), ErrMissingSection, `"meta"`},
+		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
+		{"version 3 without meta", join(hdr, peers, clusters, routes, quotas, failover, jobs), ErrMissingSection, `"meta"`},
+		{"version 3 without allow-list", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta), ErrMissingSection, `"peer_allow_list"`},
+		{"unsorted allow-list", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["b","a"]}`), ErrInvalid, "not sorted"},
+		{"bad allowed name", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["a b"]}`), ErrInvalid, "allowed peer"},
 		{"sections swapped", join(hdr, clusters, peers, routes, quotas, failover, jobs), ErrSectionOrder, `"clusters" where "peers"`},
 		{"section twice", join(hdr, peers, peers, clusters, routes, quotas, failover, jobs), ErrSectionOrder, `"peers" where "clusters"`},
 		{"section without data", join(hdr, `{"section":"peers"}`), ErrBadSection, "no data"},
@@ -212,12 +226,12 @@ func TestRestoreRejects(t *testing.T) {
 		{"peer with an unknown field", join(hdr, `{"section":"peers","data":[{"id":1,"kafka_addr":"a:1","rack":"x"}]}`), ErrBadSection, "rack"},
 		{"failover with a field", join(hdr, peers, clusters, routes, quotas, `{"section":"failover","data":{"active":"east"}}`, jobs), ErrBadSection, "active"},
 		{"wrong data type", join(hdr, `{"section":"peers","data":{}}`), ErrBadSection, `"peers"`},
-		{"trailing garbage", append(join(hdr, peers, clusters, routes, quotas, failover, jobs, meta), "x"...), ErrTrailingData, "last snapshot section"},
-		{"route to a missing cluster", join(hdr, peers, `{"section":"clusters","data":[]}`, routes, quotas, failover, jobs, meta), ErrUnknownCluster, "snapshot state"},
-		{"bad cluster id", join(hdr, peers, clusters, routes, quotas, failover, jobs, `{"section":"meta","data":{"cluster_id":"a b"}}`), ErrInvalid, "cluster id"},
+		{"trailing garbage", append(join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow), "x"...), ErrTrailingData, "last snapshot section"},
+		{"route to a missing cluster", join(hdr, peers, `{"section":"clusters","data":[]}`, routes, quotas, failover, jobs, meta, allow), ErrUnknownCluster, "snapshot state"},
+		{"bad cluster id", join(hdr, peers, clusters, routes, quotas, failover, jobs, `{"section":"meta","data":{"cluster_id":"a b"}}`, allow), ErrInvalid, "cluster id"},
 		{"unsorted clusters", join(hdr, `{"section":"peers","data":[]}`, `{"section":"clusters","data":[{"name":"b","bootstrap":["b:1"]},{"name":"a","bootstrap":["a:1"]}]}`,
-			`{"section":"routes","data":{}}`, quotas, failover, jobs, meta), ErrInvalid, "not sorted"},
-		{"negative quota", join(hdr, peers, clusters, routes, `{"section":"quotas","data":[{"topic":"t","produce_bytes_per_sec":-1,"fetch_bytes_per_sec":0}]}`, failover, jobs, meta), ErrInvalid, "negative rate"},
+			`{"section":"routes","data":{}}`, quotas, failover, jobs, meta, allow), ErrInvalid, "not sorted"},
+		{"negative quota", join(hdr, peers, clusters, routes, `{"section":"quotas","data":[{"topic":"t","produce_bytes_per_sec":-1,"fetch_bytes_per_sec":0}]}`, failover, jobs, meta, allow), ErrInvalid, "negative rate"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -241,13 +255,23 @@ func TestRestoreRejects(t *testing.T) {
 	}
 	// A version 1 snapshot (no meta section) from an older peer restores,
 	// with no cluster id.
-	v1 := strings.Replace(hdr, `"version":2`, `"version":1`, 1)
+	v1 := strings.Replace(hdr, `"version":3`, `"version":1`, 1)
 	f := New(nil)
 	if err := restore(f, join(v1, peers, clusters, routes, quotas, failover, jobs)); err != nil {
 		t.Fatalf("version 1 snapshot: %v", err)
 	}
 	if f.State().ClusterID != "" || len(f.State().Clusters) == 0 {
 		t.Fatalf("version 1 snapshot restored to %+v", f.State())
+	}
+	// A version 2 snapshot (no allow-list section) restores with an empty
+	// allow-list and everything else.
+	v2 := strings.Replace(hdr, `"version":3`, `"version":2`, 1)
+	f = New(nil)
+	if err := restore(f, join(v2, peers, clusters, routes, quotas, failover, jobs, meta)); err != nil {
+		t.Fatalf("version 2 snapshot: %v", err)
+	}
+	if f.State().ClusterID == "" || f.State().PeerAllowList != nil || len(f.State().Peers) == 0 {
+		t.Fatalf("version 2 snapshot restored to %+v", f.State())
 	}
 }
 

@@ -39,6 +39,20 @@ type State struct {
 	// Jobs are the operator jobs (topic migrations, offset resets), sorted
 	// by ID.
 	Jobs []Job `json:"jobs,omitempty"`
+	// PeerAllowList names the peers the operator vouches for: the leader
+	// admits a gossip member with one of these names even when no peer
+	// certificate proves its name. Sorted, unique.
+	PeerAllowList []string `json:"peer_allow_list,omitempty"`
+}
+
+// MaxAllowedPeers bounds the peer allow-list; it is read on every
+// reconcile round and travels in every snapshot.
+const MaxAllowedPeers = 1024
+
+// PeerAllowed reports whether the operator's allow-list names name.
+func (s *State) PeerAllowed(name string) bool {
+	_, ok := slices.BinarySearch(s.PeerAllowList, name)
+	return ok
 }
 
 // AutoPeerID in RegisterPeer asks the FSM to assign the peer's id.

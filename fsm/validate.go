@@ -320,6 +320,17 @@ func (s *State) validate(canonical bool) error {
 			return fmt.Errorf("%w: quotas not sorted by unique rule at %q", ErrInvalid, q.Topic)
 		}
 	}
+	if len(s.PeerAllowList) > MaxAllowedPeers {
+		return fmt.Errorf("%w: peer allow-list holds %d names, at most %d", ErrInvalid, len(s.PeerAllowList), MaxAllowedPeers)
+	}
+	for i, name := range s.PeerAllowList {
+		if err := validName("allowed peer", name); err != nil {
+			return err
+		}
+		if i > 0 && s.PeerAllowList[i-1] >= name {
+			return fmt.Errorf("%w: peer allow-list not sorted or repeats %q", ErrInvalid, name)
+		}
+	}
 	for i, j := range s.Jobs {
 		if err := validateJob(j); err != nil {
 			return err

@@ -48,6 +48,23 @@ type Config struct {
 	// GossipListen and GossipAdvertise are memberlist's address.
 	GossipListen    string
 	GossipAdvertise string
+	// GossipKeyFile, when set, names a file of base64 gossip keys, one per
+	// line, the first the primary (transport.ParseGossipKeys): all gossip
+	// is then encrypted and authenticated, and a process without a key
+	// cannot join. The file is re-read every Timing.GossipKeyReload, so a
+	// key rotates without a restart (see node/DESIGN.md).
+	GossipKeyFile string
+	// AdmitUnproven makes the leader admit every gossip member (register
+	// it, add it to Raft, promote it) without proof of its name: the
+	// insecure mode of the sandbox, tests and loopback development. Off,
+	// a member is admitted only when its peer-port certificate names it
+	// (peer TLS on), or an allow-list names it (AllowPeers or the
+	// replicated one, /v1/peers/allow-list).
+	AdmitUnproven bool
+	// AllowPeers are peer names admitted without a certificate, in
+	// addition to the replicated allow-list. They let peers without peer
+	// TLS form a cluster (bootstrap happens before any replicated state).
+	AllowPeers []string
 	// Join lists gossip addresses of running peers to join at start.
 	Join []string
 	// BootstrapExpect forms a new cluster once this many peers started with
@@ -116,6 +133,13 @@ type Timing struct {
 	// partition longer than failure detection the two sides would stay
 	// apart without it.
 	ReconnectInterval time.Duration
+	// GossipKeyReload is how often GossipKeyFile is re-read for a rotation.
+	GossipKeyReload time.Duration
+	// ProofTimeout bounds one identity probe of a gossip member's peer
+	// port (TLS dial and handshake); a refused member is probed again
+	// after ProofRetry.
+	ProofTimeout time.Duration
+	ProofRetry   time.Duration
 }
 
 // DefaultTiming is for production on a LAN.
@@ -137,6 +161,9 @@ func DefaultTiming() Timing {
 		GossipSuspicionMult: 4,
 		JoinRetry:           time.Second,
 		ReconnectInterval:   10 * time.Second,
+		GossipKeyReload:     10 * time.Second,
+		ProofTimeout:        5 * time.Second,
+		ProofRetry:          10 * time.Second,
 	}
 }
 
@@ -160,6 +187,9 @@ func FastTiming() Timing {
 		GossipSuspicionMult: 2,
 		JoinRetry:           100 * time.Millisecond,
 		ReconnectInterval:   500 * time.Millisecond,
+		GossipKeyReload:     200 * time.Millisecond,
+		ProofTimeout:        2 * time.Second,
+		ProofRetry:          500 * time.Millisecond,
 	}
 }
 
@@ -184,6 +214,9 @@ func (t Timing) withDefaults() Timing {
 	fill(&t.GossipInterval, d.GossipInterval)
 	fill(&t.JoinRetry, d.JoinRetry)
 	fill(&t.ReconnectInterval, d.ReconnectInterval)
+	fill(&t.GossipKeyReload, d.GossipKeyReload)
+	fill(&t.ProofTimeout, d.ProofTimeout)
+	fill(&t.ProofRetry, d.ProofRetry)
 	if t.SnapshotThreshold == 0 {
 		t.SnapshotThreshold = d.SnapshotThreshold
 	}
@@ -229,6 +262,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.PeerServerTLS == nil) != (c.PeerClientTLS == nil) {
 		return errors.New("node: peer TLS needs both the server and the client settings")
+	}
+	for _, name := range c.AllowPeers {
+		if err := (&fsm.AllowPeer{Name: name}).Validate(); err != nil {
+			return fmt.Errorf("node: --allow-peer: %w", err)
+		}
 	}
 	for _, b := range c.LocalBrokers {
 		if b.Cluster == "" || b.BrokerID < 0 {

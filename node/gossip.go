@@ -1,6 +1,8 @@
 package node
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -14,6 +16,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/transport"
 )
 
 // peerMeta is what a peer gossips about itself (memberlist node metadata,
@@ -46,8 +49,14 @@ func encodeMeta(m peerMeta) ([]byte, error) {
 	return b, nil
 }
 
+// decodeMeta reads another member's metadata. memberlist bounds what it
+// sends at MetaMaxSize, but the bytes come from whoever joined gossip, so
+// the bound is checked here too.
 func decodeMeta(b []byte) (peerMeta, error) {
 	var m peerMeta
+	if len(b) > memberlist.MetaMaxSize {
+		return m, fmt.Errorf("gossip metadata is %d bytes, over memberlist's %d", len(b), memberlist.MetaMaxSize)
+	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("gossip metadata: %w", err)
 	}
@@ -259,4 +268,62 @@ func (g *gossip) aliveCount() int {
 		}
 	}
 	return n
+}
+
+// watchGossipKeys re-reads GossipKeyFile every GossipKeyReload and installs
+// a changed key list (transport.InstallGossipKeys). Polling rather than a
+// signal works the same for a file an orchestrator rewrites (a mounted
+// secret) and one an operator edits. A file that does not parse keeps the
+// current keys and logs once per distinct error.
+func (n *Node) watchGossipKeys(ctx context.Context) {
+	if n.keyring == nil || n.cfg.GossipKeyFile == "" {
+		return
+	}
+	t := time.NewTicker(n.cfg.Timing.GossipKeyReload)
+	defer t.Stop()
+	lastErr := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		changed, err := n.ReloadGossipKeys()
+		switch {
+		case err != nil && err.Error() != lastErr:
+			lastErr = err.Error()
+			n.log.Error("gossip key file unusable; keeping the current keys", "file", n.cfg.GossipKeyFile, "err", err)
+		case err == nil:
+			lastErr = ""
+			if changed {
+				n.log.Info("gossip keys reloaded", "file", n.cfg.GossipKeyFile, "keys", len(n.keyring.GetKeys()))
+			}
+		}
+	}
+}
+
+// ReloadGossipKeys reads GossipKeyFile and installs its keys when they
+// differ from the keyring's, reporting whether they did.
+func (n *Node) ReloadGossipKeys() (bool, error) {
+	if n.keyring == nil {
+		return false, fmt.Errorf("node: gossip is not encrypted (no --gossip-key-file at start); a restart is needed to turn it on")
+	}
+	keys, err := transport.ReadGossipKeyFile(n.cfg.GossipKeyFile)
+	if err != nil {
+		return false, err
+	}
+	// Same primary and same set: nothing to do (the ring's order of the
+	// secondary keys need not follow the file's).
+	have := n.keyring.GetKeys()
+	same := bytes.Equal(n.keyring.GetPrimaryKey(), keys[0]) && len(have) == len(keys)
+	for _, k := range keys {
+		same = same && slices.ContainsFunc(have, func(h []byte) bool { return bytes.Equal(h, k) })
+	}
+	if same {
+		return false, nil
+	}
+	if err := transport.InstallGossipKeys(n.keyring, keys); err != nil {
+		return false, err
+	}
+	return true, nil
 }

@@ -84,6 +84,9 @@ func (n *Node) adminHandler() http.Handler {
 	}{
 		{"GET /v1/status", n.getStatus},
 		{"GET /v1/peers", n.getPeers},
+		{"GET /v1/peers/allow-list", n.getAllowList},
+		{"PUT /v1/peers/allow-list/{name}", n.putAllowedPeer},
+		{"DELETE /v1/peers/allow-list/{name}", n.deleteAllowedPeer},
 		{"GET /v1/clusters", n.getClusters},
 		{"GET /v1/clusters/{name}", n.getCluster},
 		{"PUT /v1/clusters/{name}", n.putCluster},

@@ -109,15 +109,21 @@ func (n *Node) ensureClusterID(ctx context.Context) {
 func (n *Node) reconcile(ctx context.Context, ls *leaderState) {
 	n.ensureClusterID(ctx)
 	members := n.gossip.snapshot()
-	n.reconcilePeers(ctx, ls, members)
-	n.reconcileRaft(ls, members)
+	// Admission (admit.go) is decided once per round; a member not
+	// admitted is left out of everything below.
+	admitted := n.admitAll(ctx, n.fsm.State(), members)
+	n.reconcilePeers(ctx, ls, members, admitted)
+	n.reconcileRaft(ls, members, admitted)
 }
 
 func alive(m member) bool { return m.state == memberAlive || m.state == memberSuspect }
 
-// reconcilePeers registers every live gossip member in the replicated peer
-// table, or updates its entry when its gossiped facts changed.
-func (n *Node) reconcilePeers(ctx context.Context, ls *leaderState, members map[string]member) {
+// reconcilePeers registers every live, admitted gossip member in the
+// replicated peer table, or updates its entry when its gossiped facts
+// changed. An entry already there stays while its facts do not change,
+// admitted or not: the entry predates the check or the operator put it
+// there, and removing it is the operator's call.
+func (n *Node) reconcilePeers(ctx context.Context, ls *leaderState, members map[string]member, admitted map[string]bool) {
 	for _, name := range sortedNames(members) {
 		m := members[name]
 		if !alive(m) || m.meta.Kafka == "" {
@@ -127,6 +133,9 @@ func (n *Node) reconcilePeers(ctx context.Context, ls *leaderState, members map[
 		st := n.fsm.State()
 		if have, ok := st.PeerByName(name); ok && samePeer(have, want) {
 			delete(ls.lastErr, name)
+			continue
+		}
+		if !admitted[name] {
 			continue
 		}
 		err := n.register(ctx, st, members, want)
@@ -204,7 +213,10 @@ func desiredVoters(n int) int {
 // once no voter is dead; peers dead or gone for DeadPeerTimeout are removed.
 // One configuration change per round: each is a log entry that must commit
 // before the next is safe.
-func (n *Node) reconcileRaft(ls *leaderState, members map[string]member) {
+//
+// Only admitted members are added or promoted; a configured server that is
+// not admitted keeps its current suffrage.
+func (n *Node) reconcileRaft(ls *leaderState, members map[string]member, admitted map[string]bool) {
 	servers, _, err := n.raftServers()
 	if err != nil {
 		n.log.Warn("read raft configuration", "err", err)
@@ -218,7 +230,7 @@ func (n *Node) reconcileRaft(ls *leaderState, members map[string]member) {
 	// non-voters (an existing voter keeps its vote).
 	for _, name := range sortedNames(members) {
 		m := members[name]
-		if !alive(m) || m.meta.Raft == "" {
+		if !alive(m) || m.meta.Raft == "" || !admitted[name] {
 			continue
 		}
 		s, in := servers[name]
@@ -297,6 +309,9 @@ func (n *Node) reconcileRaft(ls *leaderState, members map[string]member) {
 	case len(liveVoters) < want:
 		var ready []string
 		for _, name := range liveNonvoters {
+			if !admitted[name] {
+				continue
+			}
 			first, ok := ls.nonvoters[name]
 			if !ok {
 				first = ls.since

@@ -37,6 +37,10 @@ type Node struct {
 	mux    *transport.Mux
 	rpc    *transport.Client
 	gossip *gossip
+	// keyring is memberlist's, when gossip is encrypted (GossipKeyFile);
+	// watchGossipKeys installs rotations into it.
+	keyring   *memberlist.Keyring
+	admission *admission
 
 	metaMu sync.Mutex
 	meta   peerMeta
@@ -85,6 +89,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.metrics = newNodeMetrics(n.reg, n)
+	n.admission = newAdmission(n.reg)
 	n.kafkaMetrics = kafka.NewMetrics(n.reg, cfg.MaxTopicSeries)
 
 	// Kafka listener.
@@ -139,7 +144,14 @@ func New(cfg Config) (_ *Node, err error) {
 		Brokers:  brokerRefStrings(cfg.LocalBrokers),
 	}
 	t := cfg.Timing
+	var gossipKeys [][]byte
+	if cfg.GossipKeyFile != "" {
+		if gossipKeys, err = transport.ReadGossipKeyFile(cfg.GossipKeyFile); err != nil {
+			return nil, fmt.Errorf("node: --gossip-key-file: %w", err)
+		}
+	}
 	mc, err := transport.NewMemberlistConfig(transport.GossipConfig{
+		Keys:           gossipKeys,
 		Name:           cfg.Name,
 		BindAddr:       cfg.GossipListen,
 		AdvertiseAddr:  cfg.GossipAdvertise,
@@ -168,6 +180,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: start gossip on %s: %w", cfg.GossipListen, err)
 	}
 	n.gossip.ml = ml
+	n.keyring = mc.Keyring
 	n.log.Info("peer started", "kafka", n.kafkaAdvertise, "admin", adminAdv, "raft", n.meta.Raft, "gossip", n.meta.Gossip,
 		"has_state", n.hadState, "bootstrap_expect", cfg.BootstrapExpect)
 	return n, nil
@@ -193,6 +206,7 @@ func (n *Node) run(ctx context.Context) error {
 	}
 	spawn(func() { n.join(ctx) })
 	spawn(func() { n.reconnect(ctx) })
+	spawn(func() { n.watchGossipKeys(ctx) })
 	spawn(func() { n.bootstrap(ctx) })
 	spawn(func() { n.leaderLoop(ctx) })
 	spawn(func() { n.runDataPlane(ctx) })

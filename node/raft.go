@@ -112,14 +112,21 @@ func (n *Node) bootstrap(ctx context.Context) {
 		}
 		var cands []member
 		existing := ""
-		for _, m := range n.gossip.snapshot() {
+		members := n.gossip.snapshot()
+		// Only members whose name is proven (admit.go) may form the
+		// cluster: a bootstrap voter is never checked again. Any member
+		// with Raft state, proven or not, still stops a bootstrap: a
+		// second cluster beside a real one is worse than a rogue member
+		// delaying formation.
+		admitted := n.admitAll(ctx, n.fsm.State(), members)
+		for _, m := range members {
 			if m.state != memberAlive {
 				continue
 			}
 			if m.meta.HasState && m.name != n.cfg.Name {
 				existing = m.name
 			}
-			if m.meta.Expect > 0 {
+			if m.meta.Expect > 0 && admitted[m.name] {
 				if m.meta.Expect != expect {
 					n.log.Warn("peers disagree on --bootstrap-expect", "peer", m.name, "theirs", m.meta.Expect, "ours", expect)
 				}

@@ -178,6 +178,7 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 			BootstrapExpect: cfg.Peers,
 			MetadataRefresh: cfg.MetadataRefresh,
 			LeaveOnStop:     true,
+			AdmitUnproven:   true, // in-process peers, no peer TLS: the insecure admission mode
 			Timing:          timing,
 			Faults:          cfg.Faults,
 			Logger:          cfg.Logger.With("peer", name),

@@ -26,6 +26,9 @@ var (
 	ErrPartitioned = errors.New("peers partitioned by fault injection")
 	// ErrInvalidConfig: a Config or GossipConfig that cannot work.
 	ErrInvalidConfig = errors.New("invalid transport config")
+	// ErrGossipKey: a gossip encryption key or key file that cannot be
+	// used (not base64, wrong length, no key at all).
+	ErrGossipKey = errors.New("bad gossip key")
 )
 
 // Error codes the transport itself sends. Every other code is chosen by

@@ -31,6 +31,13 @@ type GossipConfig struct {
 	// between cut peers.
 	Faults *Faults
 	Logger *slog.Logger
+	// Keys, when not empty, encrypt and authenticate all gossip with AES-GCM
+	// (memberlist's keyring): Keys[0] encrypts, every key decrypts, and
+	// unencrypted or undecryptable packets and streams are refused in both
+	// directions. The returned Config's Keyring takes later rotations
+	// (InstallGossipKeys). Empty: gossip is plain text and any process that
+	// can reach the port can join.
+	Keys [][]byte
 
 	ProbeInterval       time.Duration // LAN default 1s
 	ProbeTimeout        time.Duration // LAN default 500ms
@@ -81,6 +88,11 @@ func (gc *GossipConfig) Validate() error {
 			return fmt.Errorf("%w: gossip %s %v is negative", ErrInvalidConfig, d.name, d.v)
 		}
 	}
+	for i, k := range gc.Keys {
+		if err := memberlist.ValidateKey(k); err != nil {
+			return fmt.Errorf("%w: gossip key %d: %w", ErrInvalidConfig, i+1, err)
+		}
+	}
 	if gc.SuspicionMult < 0 {
 		return fmt.Errorf("%w: gossip suspicion multiplier %d is negative", ErrInvalidConfig, gc.SuspicionMult)
 	}
@@ -126,6 +138,18 @@ func NewMemberlistConfig(gc GossipConfig) (*memberlist.Config, error) {
 		mc.SuspicionMult = gc.SuspicionMult
 	}
 
+	if len(gc.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(gc.Keys[1:], gc.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("%w: gossip keyring: %v", ErrInvalidConfig, err)
+		}
+		mc.Keyring = kr
+		// Both on: a peer must neither accept plain-text gossip (a keyless
+		// process joining) nor send it (leaking membership and metadata).
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
+
 	host, port, _ := splitHostPort(gc.BindAddr, true)
 	if host == "" {
 		host = "0.0.0.0"
@@ -150,7 +174,7 @@ func NewMemberlistConfig(gc GossipConfig) (*memberlist.Config, error) {
 		gc.Faults.Register(gc.Name, advert, boundAddr)
 	}
 	mc.Transport = &gossipTransport{NetTransport: nt, self: gc.Name, faults: gc.Faults}
-	lg.Info("gossip port bound", "bind", net.JoinHostPort(host, strconv.Itoa(bound)), "advertise", advert, "faults", gc.Faults != nil)
+	lg.Info("gossip port bound", "bind", net.JoinHostPort(host, strconv.Itoa(bound)), "advertise", advert, "faults", gc.Faults != nil, "encrypted", len(gc.Keys) > 0)
 	return mc, nil
 }
 

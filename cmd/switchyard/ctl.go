@@ -316,6 +316,9 @@ func ctlCommands() []ctlCommand {
 	return []ctlCommand{
 		{"status", "", "this peer, the leader, Raft's view and every peer", parseStatus},
 		{"peers", "", "every peer with its addresses and health", parsePeers},
+		{"peers allow-list", "", "the peer names admitted without a certificate, and the members the leader refuses", parsePeersAllowList},
+		{"peers allow", "NAME", "admit the gossip member NAME as a peer without a certificate naming it", parsePeersAllow},
+		{"peers disallow", "NAME", "remove NAME from the allow-list (an admitted peer stays until removed)", parsePeersDisallow},
 		{"clusters list", "", "the backend clusters", parseClustersList},
 		{"clusters get", "NAME", "one backend cluster", parseClustersGet},
 		{"clusters set", "NAME --bootstrap h:p[,h:p...] [flags]", "define or replace a backend cluster", parseClustersSet},
@@ -457,6 +460,14 @@ func parseCtl(args []string, getenv func(string) string) (ctlOptions, *ctlCall, 
 // findCommand picks the leaf command that args start with.
 func findCommand(args []string) (ctlCommand, []string, error) {
 	cmds := ctlCommands()
+	// "peers" is a command and a group: a subcommand name wins.
+	if len(args) >= 2 {
+		for _, c := range cmds {
+			if c.name == args[0]+" "+args[1] {
+				return c, args[2:], nil
+			}
+		}
+	}
 	for _, c := range cmds {
 		if c.name == args[0] {
 			return c, args[1:], nil
@@ -590,6 +601,67 @@ func parsePeers(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 		return nil, err
 	}
 	return getCall("/v1/peers", decoded(func(w io.Writer, l apiPeerList) error { return renderPeers(w, l.Peers) })), nil
+}
+
+func parsePeersAllowList(fs *flag.FlagSet, args []string) (*ctlCall, error) {
+	if err := noArgs(fs, args); err != nil {
+		return nil, err
+	}
+	return getCall("/v1/peers/allow-list", decoded(renderAllowList)), nil
+}
+
+func parsePeersAllow(fs *flag.FlagSet, args []string) (*ctlCall, error) {
+	pos, err := parseInterleaved(fs, args)
+	if err == nil {
+		err = positional(pos, "NAME")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ctlCall{method: http.MethodPut, path: apiPath("/v1/peers/allow-list", pos[0]),
+		show: confirm("peer %s allowed", pos[0])}, nil
+}
+
+func parsePeersDisallow(fs *flag.FlagSet, args []string) (*ctlCall, error) {
+	pos, err := parseInterleaved(fs, args)
+	if err == nil {
+		err = positional(pos, "NAME")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ctlCall{method: http.MethodDelete, path: apiPath("/v1/peers/allow-list", pos[0]),
+		show: confirm("peer %s disallowed", pos[0])}, nil
+}
+
+// apiAllowList is GET /v1/peers/allow-list.
+type apiAllowList struct {
+	AllowList []string `json:"allow_list"`
+	Static    []string `json:"static"`
+	Unproven  []struct {
+		Name   string `json:"name"`
+		Reason string `json:"reason"`
+	} `json:"unproven"`
+}
+
+func renderAllowList(w io.Writer, l apiAllowList) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ALLOWED\tSOURCE")
+	for _, n := range l.AllowList {
+		fmt.Fprintf(tw, "%s\treplicated\n", n)
+	}
+	for _, n := range l.Static {
+		fmt.Fprintf(tw, "%s\t--allow-peer (this peer)\n", n)
+	}
+	if err := tw.Flush(); err != nil || len(l.Unproven) == 0 {
+		return err
+	}
+	tw = newTable(w)
+	fmt.Fprintln(tw, "\nUNPROVEN\tREASON")
+	for _, u := range l.Unproven {
+		fmt.Fprintf(tw, "%s\t%s\n", u.Name, u.Reason)
+	}
+	return tw.Flush()
 }
 
 func parseClustersList(fs *flag.FlagSet, args []string) (*ctlCall, error) {

@@ -42,6 +42,9 @@ func TestParseCtlCommands(t *testing.T) {
 	}{
 		{"status", "GET", "/v1/status", ""},
 		{"peers", "GET", "/v1/peers", ""},
+		{"peers allow-list", "GET", "/v1/peers/allow-list", ""},
+		{"peers allow kafka-a4", "PUT", "/v1/peers/allow-list/kafka-a4", ""},
+		{"peers disallow kafka-a4", "DELETE", "/v1/peers/allow-list/kafka-a4", ""},
 
 		{"clusters list", "GET", "/v1/clusters", ""},
 		{"clusters get east", "GET", "/v1/clusters/east", ""},
@@ -405,6 +408,16 @@ state index:  0
 ID  NAME  REGION  KAFKA  ADMIN  RAFT  GOSSIP  LIVE
 `},
 		{"peers", `{"peers": [` + peer0Fixture + `,` + peer1Fixture + `,` + peer2Fixture + `]}`, peersTable},
+		{"peers allow-list", `{"allow_list": ["kafka-a4", "kafka-a5"], "static": ["kafka-a1"], "unproven": [{"name": "rogue", "reason": "no certificate"}]}`,
+			`ALLOWED   SOURCE
+kafka-a4  replicated
+kafka-a5  replicated
+kafka-a1  --allow-peer (this peer)
+
+UNPROVEN  REASON
+rogue     no certificate
+`},
+		{"peers allow-list", `{"allow_list": [], "static": [], "unproven": []}`, "ALLOWED  SOURCE\n"},
 		{"clusters list", `{"clusters": [` + clusterEastFixture + `,` + clusterWestFixture + `]}`,
 			`NAME  REGION  BOOTSTRAP                    TLS  SASL
 east  east    10.0.0.1:9093,10.0.0.2:9093  no   -
@@ -497,6 +510,8 @@ func TestWriteConfirmations(t *testing.T) {
 		"quotas set --prefix logs. --fetch 10MB": "prefix quota logs.: produce unlimited, fetch 10 MB/s",
 		"quotas delete orders":                   "quota orders deleted",
 		"quotas delete --prefix logs.":           "prefix quota logs. deleted",
+		"peers allow kafka-a4":                   "peer kafka-a4 allowed",
+		"peers disallow kafka-a4":                "peer kafka-a4 disallowed",
 	}
 	for args, want := range cases {
 		t.Run(args, func(t *testing.T) {

@@ -258,7 +258,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example config: %v", err)
 	}
-	if nc.BootstrapExpect != 3 || len(nc.Join) != 2 || len(nc.LocalBrokers) != 1 {
+	if nc.BootstrapExpect != 3 || len(nc.Join) != 2 || len(nc.LocalBrokers) != 1 || len(nc.AllowPeers) != 3 || nc.GossipKeyFile == "" {
 		t.Fatalf("example config: expect %d, join %v, local brokers %v", nc.BootstrapExpect, nc.Join, nc.LocalBrokers)
 	}
 }

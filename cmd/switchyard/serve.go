@@ -32,6 +32,9 @@ type serveConfig struct {
 	RaftAdvertise   string   `json:"raft_advertise"`
 	GossipListen    string   `json:"gossip_listen"`
 	GossipAdvertise string   `json:"gossip_advertise"`
+	GossipKeyFile   string   `json:"gossip_key_file"`
+	AllowPeers      []string `json:"allow_peer"`
+	AdmitUnproven   bool     `json:"admit_unproven_peers"`
 	Join            []string `json:"join"`
 	BootstrapExpect int      `json:"bootstrap_expect"`
 	LocalBrokers    []string `json:"local_broker"`
@@ -93,6 +96,9 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", cfg.RaftAdvertise, "peer port address other peers dial (default: the listen address)")
 	fs.StringVar(&cfg.GossipListen, "gossip-listen", cfg.GossipListen, "gossip (memberlist, TCP and UDP) listen address")
 	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", cfg.GossipAdvertise, "gossip address other peers use (default: the listen address)")
+	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", cfg.GossipKeyFile, "file of base64 gossip encryption keys (16, 24 or 32 bytes), one per line, the first used to send; re-read every 10s for rotation")
+	fs.Var(listFlag{&cfg.AllowPeers}, "allow-peer", "peer name admitted without a peer certificate naming it (repeatable); the replicated list is managed with ctl peers allow")
+	fs.BoolVar(&cfg.AdmitUnproven, "admit-unproven-peers", cfg.AdmitUnproven, "admit every gossip member as a peer without proof of its name (insecure: development and closed networks only)")
 	fs.Var(listFlag{&cfg.Join}, "join", "gossip address of a running peer to join (repeatable or comma-separated)")
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "form a new cluster once this many peers started with the same value see each other (start exactly N peers with it; others --join)")
 	fs.Var(listFlag{&cfg.LocalBrokers}, "local-broker", "CLUSTER:BROKER_ID of a backend broker on this host (repeatable); its partitions are presented as led by this peer")
@@ -121,8 +127,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.String("config", "", "JSON config file; its keys are the flag names with _ for - (flags win)")
 	// A list flag given on the command line replaces the file's list.
-	fileJoin, fileBrokers := cfg.Join, cfg.LocalBrokers
-	cfg.Join, cfg.LocalBrokers = nil, nil
+	fileJoin, fileBrokers, fileAllow := cfg.Join, cfg.LocalBrokers, cfg.AllowPeers
+	cfg.Join, cfg.LocalBrokers, cfg.AllowPeers = nil, nil, nil
 	serveFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -137,6 +143,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if !set["local-broker"] {
 		cfg.LocalBrokers = fileBrokers
+	}
+	if !set["allow-peer"] {
+		cfg.AllowPeers = fileAllow
 	}
 	log, err := newLogger(stderr, cfg.LogLevel)
 	if err != nil {
@@ -252,6 +261,9 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		RaftAdvertise:   c.RaftAdvertise,
 		GossipListen:    c.GossipListen,
 		GossipAdvertise: c.GossipAdvertise,
+		GossipKeyFile:   c.GossipKeyFile,
+		AllowPeers:      c.AllowPeers,
+		AdmitUnproven:   c.AdmitUnproven,
 		Join:            c.Join,
 		BootstrapExpect: c.BootstrapExpect,
 		LocalBrokers:    brokers,

@@ -184,6 +184,7 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 			"--raft-listen", "127.0.0.1:0",
 			"--gossip-listen", "127.0.0.1:" + strconv.Itoa(gossipPorts[i]),
 			"--bootstrap-expect", strconv.Itoa(n),
+			"--admit-unproven-peers", // loopback, no peer TLS
 			"--log-level", logLevel,
 		}
 		if i < h.o.brokers {

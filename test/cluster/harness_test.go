@@ -173,6 +173,7 @@ func (c *testCluster) start(i, expect int) {
 		BootstrapExpect: expect,
 		LocalBrokers:    p.local,
 		MetadataRefresh: 500 * time.Millisecond,
+		AdmitUnproven:   true, // loopback, no peer TLS: the insecure admission mode
 		Timing:          c.timing,
 		Faults:          c.faults,
 		Logger:          c.log.With("peer", p.name),

@@ -145,6 +145,7 @@ func startCluster(t *testing.T, n int) *cluster {
 			"--raft-listen", freeAddr(t),
 			"--gossip-listen", gossip[i],
 			"--bootstrap-expect", strconv.Itoa(n),
+			"--admit-unproven-peers", // loopback, no peer TLS
 			"--local-broker", "main:" + strconv.Itoa(i),
 			"--dead-peer-timeout", "1h",
 			"--metadata-refresh", "1s",
