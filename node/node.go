@@ -79,7 +79,7 @@ func New(cfg Config) (_ *Node, err error) {
 			n.closeAll()
 		}
 	}()
-	n.fsm = fsm.New(func(*fsm.State) { n.stateChanged.notify() })
+	n.fsm = fsm.New(func(*fsm.State) { n.stateChanged.notify() }, fsm.WithLogger(n.log))
 	if n.quotas, err = newQuotas(n); err != nil {
 		return nil, err
 	}
