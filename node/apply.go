@@ -53,6 +53,7 @@ var rpcCodes = []struct {
 	{"no_leader", ErrNoLeader},
 	{"not_leader", ErrNotLeader},
 	{"unknown_outcome", ErrUnknownOutcome},
+	{transport.CodeUnauthorized, ErrUnauthorized},
 }
 
 func toRPCError(err error) error {
@@ -201,16 +202,29 @@ func (n *Node) leaderState() (*fsm.State, error) {
 	return n.fsm.State(), nil
 }
 
-// handleRPC serves the peer RPC stream. Forwarded writes and reads are
-// served only by the leader and never forwarded again, so they cannot loop.
+// handleRPC serves the peer RPC stream, only to senders in the Raft
+// configuration (rpcauth.go); from is proven by TLS when it is on.
+// Forwarded writes and reads are served only by the leader and never
+// forwarded again, so they cannot loop.
 func (n *Node) handleRPC(ctx context.Context, from, method string, body []byte) ([]byte, error) {
 	switch method {
+	case rpcApply, rpcState, rpcQuotaGrants, rpcQuotaStatus, rpcQuotaReport:
+	default:
+		return nil, &transport.RPCError{Code: "unknown_method", Message: fmt.Sprintf("unknown peer rpc method %q", method)}
+	}
+	if err := n.authorizeRPC(from, method); err != nil {
+		return nil, err
+	}
+	switch method {
 	case rpcQuotaGrants:
+		if err := n.authorizeLeader(from, method); err != nil {
+			return nil, err
+		}
 		return n.quotas.handleGrants(body)
 	case rpcQuotaStatus:
 		return n.quotas.handleStatus(body)
 	case rpcQuotaReport:
-		return n.quotas.handleReport(body)
+		return n.quotas.handleReport(from, body)
 	}
 	if n.raft.State() != raft.Leader {
 		return nil, toRPCError(fmt.Errorf("%w: %s received a forwarded %s from %s", ErrNotLeader, n.cfg.Name, method, from))
