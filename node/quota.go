@@ -325,11 +325,7 @@ func (q *quotas) push(grants map[quota.PeerID]quota.Grants) {
 // handleReport serves a peer's report on the leader. The report speaks for
 // the peer id it names, so that id must be the sender's own: else one peer
 // could shrink another's share (or inflate its demand) at will.
-func (q *quotas) handleReport(from string, body []byte) ([]byte, error) {
-	var req quotaReportRequest
-	if err := unmarshalStrict(body, &req); err != nil {
-		return nil, fmt.Errorf("%w: quota report: %v", fsm.ErrBadPayload, err)
-	}
+func (q *quotas) handleReport(from string, req quotaReportRequest) ([]byte, error) {
 	if p, ok := q.n.fsm.State().Peer(req.Peer); !ok || p.Name != from {
 		return nil, q.n.unauthorized(from, rpcQuotaReport, fmt.Sprintf("the report names peer id %d, which is %q", req.Peer, p.Name))
 	}
@@ -347,12 +343,9 @@ func (q *quotas) handleReport(from string, body []byte) ([]byte, error) {
 	return marshal(reply)
 }
 
-// handleGrants applies grants the leader pushed.
-func (q *quotas) handleGrants(body []byte) ([]byte, error) {
-	var g quota.Grants
-	if err := unmarshalStrict(body, &g); err != nil {
-		return nil, fmt.Errorf("%w: quota grants: %v", fsm.ErrBadPayload, err)
-	}
+// handleGrants applies grants the leader pushed (handleRPC checked that
+// the sender leads).
+func (q *quotas) handleGrants(g quota.Grants) ([]byte, error) {
 	q.apply(g)
 	return marshal(struct{}{})
 }
@@ -373,11 +366,7 @@ func (q *quotas) status(topic string) []QuotaShare {
 	return out
 }
 
-func (q *quotas) handleStatus(body []byte) ([]byte, error) {
-	var req quotaStatusRequest
-	if err := unmarshalStrict(body, &req); err != nil {
-		return nil, fmt.Errorf("%w: quota status: %v", fsm.ErrBadPayload, err)
-	}
+func (q *quotas) handleStatus(req quotaStatusRequest) ([]byte, error) {
 	return marshal(q.status(req.Topic))
 }
 

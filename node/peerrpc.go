@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/quota"
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
@@ -51,4 +53,59 @@ func (n *Node) authorizeLeader(from, method string) error {
 		return n.unauthorized(from, method, fmt.Sprintf("not the raft leader (this peer follows %q)", id))
 	}
 	return nil
+}
+
+// knownRPC reports whether method is a peer RPC this peer serves.
+func knownRPC(method string) bool {
+	switch method {
+	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus:
+		return true
+	}
+	return false
+}
+
+// decodeRPC decodes the request body of a known method: the one parser of
+// peer RPC bodies (FuzzPeerRPCBodies). It returns an fsm.Command, decoded
+// and validated, for apply; a quotaReportRequest, quota.Grants or
+// quotaStatusRequest for the quota methods; nil for state, whose body
+// carries nothing and is not read. Unknown fields and trailing data are
+// errors; every error wraps an fsm decoding sentinel, so it crosses the
+// wire as bad_payload.
+func decodeRPC(method string, body []byte) (any, error) {
+	switch method {
+	case rpcApply:
+		var req applyRequest
+		if err := unmarshalStrict(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: forwarded apply: %v", fsm.ErrBadPayload, err)
+		}
+		cmd, err := fsm.Decode(req.Command)
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Validate(); err != nil {
+			return nil, err
+		}
+		return cmd, nil
+	case rpcState:
+		return nil, nil
+	case rpcQuotaReport:
+		var req quotaReportRequest
+		if err := unmarshalStrict(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: quota report: %v", fsm.ErrBadPayload, err)
+		}
+		return req, nil
+	case rpcQuotaGrants:
+		var g quota.Grants
+		if err := unmarshalStrict(body, &g); err != nil {
+			return nil, fmt.Errorf("%w: quota grants: %v", fsm.ErrBadPayload, err)
+		}
+		return g, nil
+	case rpcQuotaStatus:
+		var req quotaStatusRequest
+		if err := unmarshalStrict(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: quota status: %v", fsm.ErrBadPayload, err)
+		}
+		return req, nil
+	}
+	return nil, fmt.Errorf("%w: unknown peer rpc method %q", fsm.ErrBadPayload, method)
 }
