@@ -2,9 +2,17 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
+	"net"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -280,5 +288,122 @@ func TestGarbageEntryIsSkippedEverywhere(t *testing.T) {
 		if got.Index != want.Index || !reflect.DeepEqual(got.Clusters, want.Clusters) || !reflect.DeepEqual(got.Peers, want.Peers) {
 			t.Fatalf("%s disagrees with %s after the garbage entry:\n%+v\n%+v", n.Name(), nodes[0].Name(), got, want)
 		}
+	}
+}
+
+// testPKI is a cluster CA for node tests.
+type testPKI struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testPKI{cert: cert, key: key, pool: pool}
+}
+
+// peerTLS returns mutual TLS configs for a certificate naming name, valid
+// for 127.0.0.1.
+func (p *testPKI) peerTLS(t *testing.T, name string) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	server = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: p.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
+	client = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: p.pool, MinVersion: tls.VersionTLS13}
+	return server, client
+}
+
+// TestPeerRPCOverTLS: with mutual TLS, a holder of a valid cluster
+// certificate gets nothing by its certificate alone. Under its own name it
+// is outside the Raft configuration; claiming the leader's name, its
+// connection is refused because the certificate does not name it (the CA
+// check alone used to let both through).
+func TestPeerRPCOverTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	srv, cli := pki.peerTLS(t, "solo")
+	n, err := New(Config{
+		Name:            "solo",
+		DataDir:         filepath.Join(t.TempDir(), "solo"),
+		KafkaListen:     "127.0.0.1:0",
+		RaftListen:      "127.0.0.1:0",
+		GossipListen:    "127.0.0.1:0",
+		BootstrapExpect: 1,
+		PeerServerTLS:   srv,
+		PeerClientTLS:   cli,
+		Timing:          FastTiming(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	waitCond(t, 20*time.Second, "solo leads", n.IsLeader)
+	cmd, err := fsm.Encode(&fsm.PutCluster{Cluster: fsm.Cluster{Name: "evil", Bootstrap: []string{"127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(name, certName string) *transport.Client {
+		s, c := pki.peerTLS(t, certName)
+		m, err := transport.Listen(transport.Config{Name: name, BindAddr: "127.0.0.1:0", ServerTLS: s, ClientTLS: c, DialTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m.Client()
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	// Honest about its name, but no member.
+	err = dial("mallory", "mallory").CallPeer(cctx, "solo", n.RaftAddr(), rpcApply, applyRequest{Command: cmd}, nil)
+	if !isUnauthorized(err) {
+		t.Fatalf("apply from a cluster certificate outside the raft configuration: %v", err)
+	}
+	// Claims to be the leader with its own certificate.
+	err = dial("solo", "mallory").Call(cctx, n.RaftAddr(), rpcApply, applyRequest{Command: cmd}, nil)
+	if err == nil || !errors.Is(err, transport.ErrConnLost) {
+		t.Fatalf("apply claiming another peer's name: %v, want the connection refused", err)
+	}
+	if got := n.mux.IdentityRefused(); got != 1 {
+		t.Fatalf("IdentityRefused = %d, want 1", got)
+	}
+	// The peer's own certificate (a real member) is served.
+	if err := dial("solo", "solo").CallPeer(cctx, "solo", n.RaftAddr(), rpcState, struct{}{}, nil); err != nil {
+		t.Fatalf("state for the member's own certificate: %v", err)
+	}
+	if _, ok := n.State().Cluster("evil"); ok {
+		t.Fatal("a refused write changed the state")
 	}
 }
