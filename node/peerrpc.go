@@ -1,8 +1,10 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/hashicorp/raft"
 
@@ -24,11 +26,13 @@ import (
 // the leader. It crosses the peer RPC stream as transport.CodeUnauthorized.
 var ErrUnauthorized = errors.New("peer rpc sender not authorized")
 
-// unauthorized builds the coded error for a refused sender and logs it:
-// a refusal means a misconfigured or hostile peer, worth a warning.
-func (n *Node) unauthorized(from, method, why string) error {
+// unauthorized builds the coded error for a refused sender and logs it at
+// level: a warning for a sender outside the configuration or speaking for
+// another peer (misconfigured or hostile), debug for the race of a leader
+// change (grants from a leader this peer has not heard of yet).
+func (n *Node) unauthorized(level slog.Level, from, method, why string) error {
 	err := fmt.Errorf("%w: %s refuses %s from %q: %s", ErrUnauthorized, n.cfg.Name, method, from, why)
-	n.log.Warn("refusing peer rpc", "from", from, "method", method, "why", why)
+	n.log.Log(context.Background(), level, "refusing peer rpc", "from", from, "method", method, "why", why)
 	return &transport.RPCError{Code: transport.CodeUnauthorized, Message: err.Error()}
 }
 
@@ -37,10 +41,10 @@ func (n *Node) unauthorized(from, method, why string) error {
 func (n *Node) authorizeRPC(from, method string) error {
 	servers, _, err := n.raftServers()
 	if err != nil {
-		return n.unauthorized(from, method, fmt.Sprintf("cannot read the raft configuration: %v", err))
+		return n.unauthorized(slog.LevelWarn, from, method, fmt.Sprintf("cannot read the raft configuration: %v", err))
 	}
 	if _, ok := servers[from]; !ok {
-		return n.unauthorized(from, method, "not a server in the raft configuration")
+		return n.unauthorized(slog.LevelWarn, from, method, "not a server in the raft configuration")
 	}
 	return nil
 }
@@ -50,7 +54,8 @@ func (n *Node) authorizeRPC(from, method string) error {
 func (n *Node) authorizeLeader(from, method string) error {
 	_, id := n.raft.LeaderWithID()
 	if id == "" || id != raft.ServerID(from) {
-		return n.unauthorized(from, method, fmt.Sprintf("not the raft leader (this peer follows %q)", id))
+		// Renewed at this peer's next report, answered by whoever leads.
+		return n.unauthorized(slog.LevelDebug, from, method, fmt.Sprintf("not the raft leader (this peer follows %q)", id))
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -327,7 +328,7 @@ func (q *quotas) push(grants map[quota.PeerID]quota.Grants) {
 // could shrink another's share (or inflate its demand) at will.
 func (q *quotas) handleReport(from string, req quotaReportRequest) ([]byte, error) {
 	if p, ok := q.n.fsm.State().Peer(req.Peer); !ok || p.Name != from {
-		return nil, q.n.unauthorized(from, rpcQuotaReport, fmt.Sprintf("the report names peer id %d, which is %q", req.Peer, p.Name))
+		return nil, q.n.unauthorized(slog.LevelWarn, from, rpcQuotaReport, fmt.Sprintf("the report names peer id %d, which is %q", req.Peer, p.Name))
 	}
 	q.mu.Lock()
 	alloc := q.alloc
