@@ -55,9 +55,56 @@ func (w *testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// runPeer runs a peer until the test ends or stop is called (once).
+func runPeer(t *testing.T, cfg Config) (n *Node, stop func()) {
+	t.Helper()
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return n, stop
+}
+
+// trioPeer is one peer of startTrio, with what it takes to restart it on
+// the same data dir and addresses.
+type trioPeer struct {
+	n    *Node
+	cfg  Config
+	stop func()
+}
+
+// restart stops the peer and runs it again where it was.
+func (p *trioPeer) restart(t *testing.T) {
+	t.Helper()
+	p.stop()
+	p.n, p.stop = runPeer(t, p.cfg)
+}
+
 // startTrio runs a three-peer cluster on loopback and waits until every
 // peer is in the Raft configuration and registered in the state.
 func startTrio(t *testing.T) []*Node {
+	t.Helper()
+	var nodes []*Node
+	for _, p := range startTrioPeers(t) {
+		nodes = append(nodes, p.n)
+	}
+	return nodes
+}
+
+func startTrioPeers(t *testing.T) []*trioPeer {
 	t.Helper()
 	w := &testLogWriter{t: t}
 	t.Cleanup(func() {
@@ -67,14 +114,14 @@ func startTrio(t *testing.T) []*Node {
 	})
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	base := t.TempDir()
-	var nodes []*Node
+	var peers []*trioPeer
 	for i := range 3 {
 		var join []string
 		if i > 0 {
-			join = []string{nodes[0].GossipAddr()}
+			join = []string{peers[0].n.GossipAddr()}
 		}
 		name := fmt.Sprintf("p%d", i)
-		n, err := New(Config{
+		cfg := Config{
 			Name:            name,
 			DataDir:         filepath.Join(base, name),
 			Version:         "test",
@@ -85,30 +132,29 @@ func startTrio(t *testing.T) []*Node {
 			BootstrapExpect: 3,
 			Timing:          FastTiming(),
 			Logger:          log.With("peer", name),
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- n.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
+		n, stop := runPeer(t, cfg)
+		// A restart comes back on the same addresses.
+		cfg.KafkaListen, cfg.RaftListen, cfg.GossipListen = n.KafkaAddr(), n.RaftAddr(), n.GossipAddr()
+		peers = append(peers, &trioPeer{n: n, cfg: cfg, stop: stop})
+	}
+	for _, p := range peers {
+		p.cfg.Join = nil
+		for _, o := range peers {
+			if o != p {
+				p.cfg.Join = append(p.cfg.Join, o.cfg.GossipListen)
 			}
-		})
-		nodes = append(nodes, n)
+		}
 	}
 	waitCond(t, 30*time.Second, "three servers and three registered peers on every peer", func() bool {
-		for _, n := range nodes {
-			if len(n.RaftServers()) != 3 || len(n.State().Peers) != 3 || n.Leader() == "" {
+		for _, p := range peers {
+			if len(p.n.RaftServers()) != 3 || len(p.n.State().Peers) != 3 || p.n.Leader() == "" {
 				return false
 			}
 		}
 		return true
 	})
-	return nodes
+	return peers
 }
 
 func leaderOf(t *testing.T, nodes []*Node) (leader *Node, followers []*Node) {
@@ -240,8 +286,15 @@ func TestQuotaRPCIdentity(t *testing.T) {
 // peer, and again after every restart), keeps running, and the peers still
 // agree after the next write.
 func TestGarbageEntryIsSkippedEverywhere(t *testing.T) {
-	nodes := startTrio(t)
-	leader, _ := leaderOf(t, nodes)
+	peers := startTrioPeers(t)
+	nodes := func() []*Node {
+		var out []*Node
+		for _, p := range peers {
+			out = append(out, p.n)
+		}
+		return out
+	}
+	leader, _ := leaderOf(t, nodes())
 	f := leader.raft.Apply([]byte{0xff, 1, '{', '}'}, 5*time.Second)
 	if err := f.Error(); err != nil {
 		t.Fatalf("commit the garbage entry: %v", err)
@@ -252,18 +305,34 @@ func TestGarbageEntryIsSkippedEverywhere(t *testing.T) {
 	}
 	garbage := f.Index()
 	waitCond(t, 20*time.Second, "every peer skipped the garbage entry", func() bool {
-		for _, n := range nodes {
+		for _, n := range nodes() {
 			if n.fsm.Skipped() != 1 || n.raft.AppliedIndex() < garbage {
 				return false
 			}
 		}
 		return true
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// A follower restarts: Raft replays the entry from its log (far below
+	// the snapshot threshold) and it skips it again instead of crashing.
+	var follower *trioPeer
+	for _, p := range peers {
+		if p.n != leader {
+			follower = p
+			break
+		}
+	}
+	follower.restart(t)
+	waitCond(t, 30*time.Second, "the restarted follower replayed past the garbage entry", func() bool {
+		return follower.n.raft.AppliedIndex() >= garbage
+	})
+	if got := follower.n.fsm.Skipped(); got != 1 {
+		t.Fatalf("restarted follower skipped %d entries on replay, want 1 (the garbage entry again)", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var idx uint64
-	waitCond(t, 20*time.Second, "a write after the garbage entry", func() bool {
-		res, err := nodes[0].Apply(ctx, &fsm.PutCluster{Cluster: fsm.Cluster{Name: "after", Bootstrap: []string{"127.0.0.1:1"}}})
+	waitCond(t, 30*time.Second, "a write after the garbage entry", func() bool {
+		res, err := peers[0].n.Apply(ctx, &fsm.PutCluster{Cluster: fsm.Cluster{Name: "after", Bootstrap: []string{"127.0.0.1:1"}}})
 		if err != nil {
 			t.Logf("apply: %v", err)
 			return false
@@ -271,7 +340,7 @@ func TestGarbageEntryIsSkippedEverywhere(t *testing.T) {
 		idx = res.Index
 		return true
 	})
-	for _, n := range nodes {
+	for _, n := range nodes() {
 		if err := n.WaitIndex(ctx, idx); err != nil {
 			t.Fatal(err)
 		}
@@ -279,14 +348,14 @@ func TestGarbageEntryIsSkippedEverywhere(t *testing.T) {
 			t.Fatalf("%s shut down", n.Name())
 		}
 	}
-	want := nodes[0].State()
+	want := peers[0].n.State()
 	if _, ok := want.Cluster("after"); !ok {
 		t.Fatalf("the write after the garbage entry is missing: %+v", want.Clusters)
 	}
-	for _, n := range nodes[1:] {
-		got := n.State()
+	for _, p := range peers[1:] {
+		got := p.n.State()
 		if got.Index != want.Index || !reflect.DeepEqual(got.Clusters, want.Clusters) || !reflect.DeepEqual(got.Peers, want.Peers) {
-			t.Fatalf("%s disagrees with %s after the garbage entry:\n%+v\n%+v", n.Name(), nodes[0].Name(), got, want)
+			t.Fatalf("%s disagrees with %s after the garbage entry:\n%+v\n%+v", p.n.Name(), peers[0].n.Name(), got, want)
 		}
 	}
 }
