@@ -326,20 +326,37 @@ func TestApplyRejects(t *testing.T) {
 	}
 }
 
-// TestApplyPanicsOnUndecodable: a committed entry this peer cannot read
-// stops it rather than letting it diverge.
-func TestApplyPanicsOnUndecodable(t *testing.T) {
-	for _, data := range [][]byte{nil, {0xff, 1, '{', '}'}, {byte(TypePutRoute), 99, '{', '}'}, {byte(TypePutRoute), 1, 'x'}} {
-		func() {
-			f := New(nil)
-			defer func() {
-				r := recover()
-				if r == nil || !strings.Contains(fmt.Sprint(r), "index 7") {
-					t.Errorf("data %q: recovered %v, want a panic naming the index", data, r)
-				}
-			}()
-			f.Apply(&raft.Log{Index: 7, Type: raft.LogCommand, Data: data})
-		}()
+// TestApplySkipsUndecodable: a committed entry that does not decode is
+// skipped with an error and counted; the state is unchanged and the next
+// valid entry applies. It used to panic, on every peer and again after
+// every restart.
+func TestApplySkipsUndecodable(t *testing.T) {
+	f := New(nil)
+	applyOK(t, f, &PutCluster{Cluster: cluster("c1")})
+	for i, data := range [][]byte{nil, {0xff, 1, '{', '}'}, {byte(TypePutRoute), 99, '{', '}'}, {byte(TypePutRoute), 1, 'x'}} {
+		before := f.State()
+		beforeJSON := stateJSON(t, before)
+		idx := before.Index + 10
+		res := f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: data})
+		err, ok := res.(error)
+		if !ok || !errors.Is(err, ErrSkippedEntry) || !strings.Contains(err.Error(), fmt.Sprintf("index %d", idx)) {
+			t.Fatalf("data %q: Apply returned %v, want an ErrSkippedEntry naming index %d", data, res, idx)
+		}
+		if f.State() != before || stateJSON(t, f.State()) != beforeJSON {
+			t.Fatalf("data %q: a skipped entry changed the state", data)
+		}
+		if got := f.Skipped(); got != uint64(i+1) {
+			t.Fatalf("Skipped() = %d after %d garbage entries", got, i+1)
+		}
+		next := idx + 1
+		if res := applyLog(t, f, next, &PutCluster{Cluster: cluster(fmt.Sprintf("n%d", i))}); res == nil {
+			t.Fatalf("valid entry after garbage: nil response")
+		} else if err, ok := res.(error); ok {
+			t.Fatalf("valid entry after garbage: %v", err)
+		}
+		if f.State().Index != next {
+			t.Fatalf("valid entry after garbage: state at index %d, want %d", f.State().Index, next)
+		}
 	}
 }
 

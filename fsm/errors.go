@@ -17,6 +17,9 @@ var (
 	ErrBadPayload = errors.New("malformed command payload")
 	// ErrTrailingData: bytes after a complete command payload or snapshot.
 	ErrTrailingData = errors.New("trailing data")
+	// ErrSkippedEntry: FSM.Apply skipped a committed entry that does not
+	// decode; the state is unchanged. It wraps the decoding error too.
+	ErrSkippedEntry = errors.New("skipped undecodable log entry")
 
 	// ErrInvalid: a command or state that breaks a rule on its own, whatever
 	// the current state (a bad name, a negative rate, a malformed address).

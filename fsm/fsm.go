@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -18,6 +19,21 @@ type FSM struct {
 	mu      sync.Mutex
 	state   atomic.Pointer[State]
 	onApply func(*State)
+	log     *slog.Logger
+	// skipped counts committed entries Apply could not decode.
+	skipped atomic.Uint64
+}
+
+// Option configures an FSM.
+type Option func(*FSM)
+
+// WithLogger sets where Apply reports an entry it skips (default: nowhere).
+func WithLogger(l *slog.Logger) Option {
+	return func(f *FSM) {
+		if l != nil {
+			f.log = l.With("component", "fsm")
+		}
+	}
 }
 
 var (
@@ -30,8 +46,11 @@ var (
 // command and after every Restore; node uses it to swap the data plane's
 // state pointer. It runs on Raft's FSM goroutine, in log order: it must
 // return quickly and must not call back into the FSM or wait on Raft.
-func New(onApply func(*State)) *FSM {
-	f := &FSM{onApply: onApply}
+func New(onApply func(*State), opts ...Option) *FSM {
+	f := &FSM{onApply: onApply, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(f)
+	}
 	f.state.Store(&State{})
 	return f
 }
@@ -50,19 +69,28 @@ type Applied struct {
 	PeerID int32
 }
 
-// Apply applies one committed log entry. An entry that does not decode
-// panics: a peer that cannot read the log must stop rather than skip an
-// entry and diverge from the others (the leader gates new command types and
-// versions on every peer's Version). A command that decodes but is invalid
-// against the current state changes nothing and returns its error, which
-// the proposer reads from ApplyFuture.Response.
+// Apply applies one committed log entry. An entry that does not decode is
+// skipped: it changes nothing, counts in Skipped, is logged with its index
+// and returns an error wrapping ErrSkippedEntry. Panicking instead would
+// stop every peer on the same entry, and again after every restart, since
+// Raft replays it: one forged or corrupt entry would take the cluster down
+// for good. Skipping is deterministic (it depends on the entry's bytes
+// only), so peers of one version stay equal; the leader gates new command
+// types and versions on every peer's Version, so an older peer skipping a
+// newer command should not happen, and the counter shows it if it does. A
+// command that decodes but is invalid against the current state likewise
+// changes nothing and returns its error, which the proposer reads from
+// ApplyFuture.Response.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
 	cmd, err := Decode(l.Data)
 	if err != nil {
-		panic(fmt.Sprintf("fsm: cannot decode committed log entry at index %d, stopping so this peer does not diverge: %v", l.Index, err))
+		f.skipped.Add(1)
+		f.log.Error("skipping a committed log entry that does not decode; the state is unchanged",
+			"index", l.Index, "term", l.Term, "bytes", len(l.Data), "err", err)
+		return fmt.Errorf("%w: index %d: %w", ErrSkippedEntry, l.Index, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -78,6 +106,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	return res
 }
+
+// Skipped is how many committed entries Apply skipped because they did not
+// decode (exported as switchyard_fsm_skipped_entries_total).
+func (f *FSM) Skipped() uint64 { return f.skipped.Load() }
 
 // publish swaps st in and calls the hook. The caller holds f.mu.
 func (f *FSM) publish(st *State) {
@@ -97,7 +129,12 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 // Restore replaces the state with the one in a snapshot written by Persist.
 // It decodes and validates the whole snapshot aside first, so a snapshot
-// that fails leaves the current State in place.
+// that fails (an unknown section or version included) leaves the current
+// State in place and returns the error; it never panics. Unlike a log
+// entry, a snapshot is the whole state, so it is refused rather than
+// partly applied: Raft keeps the old state (a follower refuses the
+// InstallSnapshot and the leader retries; at start NewRaft fails naming
+// the snapshot).
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	st, err := ReadSnapshot(rc)

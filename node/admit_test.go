@@ -130,25 +130,15 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 	}
 }
 
-// runPeer starts a peer from cfg (addresses on loopback, FastTiming) and
+// startPeer starts a peer from cfg (addresses on loopback, FastTiming) and
 // stops it when the test ends.
-func runPeer(t *testing.T, log *slog.Logger, cfg Config) *Node {
+func startPeer(t *testing.T, log *slog.Logger, cfg Config) *Node {
 	t.Helper()
 	cfg.DataDir = filepath.Join(t.TempDir(), cfg.Name)
 	cfg.KafkaListen, cfg.AdminListen, cfg.RaftListen, cfg.GossipListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Timing = FastTiming()
 	cfg.Logger = log.With("peer", cfg.Name)
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	n, _ := runPeer(t, cfg)
 	return n
 }
 
@@ -211,7 +201,7 @@ func presented(n *Node) []string {
 	return out
 }
 
-func leaderOf(nodes ...*Node) *Node {
+func currentLeader(nodes ...*Node) *Node {
 	for _, n := range nodes {
 		if n.IsLeader() {
 			return n
@@ -240,13 +230,13 @@ func TestRogueGossipMemberNotAdmitted(t *testing.T) {
 		srv, cli := ca.peerTLS(t, name)
 		return Config{Name: name, Version: "test", PeerServerTLS: srv, PeerClientTLS: cli, GossipKeyFile: keyFile, BootstrapExpect: 3}
 	}
-	p1 := runPeer(t, log, secure("p1"))
+	p1 := startPeer(t, log, secure("p1"))
 	c2, c3 := secure("p2"), secure("p3")
 	c2.Join, c3.Join = []string{p1.GossipAddr()}, []string{p1.GossipAddr()}
-	p2, p3 := runPeer(t, log, c2), runPeer(t, log, c3)
+	p2, p3 := startPeer(t, log, c2), startPeer(t, log, c3)
 	nodes := []*Node{p1, p2, p3}
 	waitUntil(t, 60*time.Second, "a leader and three registered peers", func() bool {
-		l := leaderOf(nodes...)
+		l := currentLeader(nodes...)
 		return l != nil && len(l.State().Peers) == 3 && len(l.RaftServers()) == 3
 	})
 
@@ -283,7 +273,7 @@ func TestRogueGossipMemberNotAdmitted(t *testing.T) {
 		t.Fatalf("rogue with the key: %v", err)
 	}
 	waitUntil(t, 60*time.Second, "the leader to refuse the rogue", func() bool {
-		l := leaderOf(nodes...)
+		l := currentLeader(nodes...)
 		if l == nil {
 			return false
 		}
@@ -309,7 +299,7 @@ func TestRogueGossipMemberNotAdmitted(t *testing.T) {
 	}
 	assertNotAdmitted("rogue", rogueKafka)
 	var l *Node
-	waitUntil(t, 60*time.Second, "a leader", func() bool { l = leaderOf(nodes...); return l != nil })
+	waitUntil(t, 60*time.Second, "a leader", func() bool { l = currentLeader(nodes...); return l != nil })
 	if _, _, body := call(t, l, "GET", "/metrics", "", ""); !strings.Contains(body, "\nswitchyard_peer_unproven_members 1\n") {
 		t.Fatalf("the leader's metrics do not count one unproven member:\n%s", body)
 	}
@@ -317,9 +307,9 @@ func TestRogueGossipMemberNotAdmitted(t *testing.T) {
 	// A fourth peer whose certificate names it is admitted by it.
 	c4 := secure("p4")
 	c4.BootstrapExpect, c4.Join = 0, []string{p3.GossipAddr()}
-	p4 := runPeer(t, log, c4)
+	p4 := startPeer(t, log, c4)
 	waitUntil(t, 60*time.Second, "p4 registered and in raft", func() bool {
-		l := leaderOf(nodes...)
+		l := currentLeader(nodes...)
 		if l == nil {
 			return false
 		}
@@ -339,7 +329,7 @@ func TestRogueGossipMemberNotAdmitted(t *testing.T) {
 		return code == 200
 	})
 	waitUntil(t, 60*time.Second, "the allow-listed member registered and in raft", func() bool {
-		l := leaderOf(nodes...)
+		l := currentLeader(nodes...)
 		if l == nil {
 			return false
 		}
@@ -382,7 +372,7 @@ func TestReloadGossipKeys(t *testing.T) {
 	k1, k2 := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 32)
 	file := filepath.Join(t.TempDir(), "keys")
 	writeKeys(t, file, k1)
-	n := runPeer(t, testLog(t), Config{Name: "solo", BootstrapExpect: 1, GossipKeyFile: file})
+	n := startPeer(t, testLog(t), Config{Name: "solo", BootstrapExpect: 1, GossipKeyFile: file})
 	if changed, err := n.ReloadGossipKeys(); changed || err != nil {
 		t.Fatalf("unchanged file: changed %v, err %v", changed, err)
 	}
@@ -419,7 +409,7 @@ func TestReloadGossipKeys(t *testing.T) {
 func TestBootstrapIgnoresUnprovenMembers(t *testing.T) {
 	log := testLog(t)
 	founders := []string{"a", "b"}
-	a := runPeer(t, log, Config{Name: "a", Version: "test", BootstrapExpect: 2, AllowPeers: founders})
+	a := startPeer(t, log, Config{Name: "a", Version: "test", BootstrapExpect: 2, AllowPeers: founders})
 	rogue := startRogue(t, "rogue", peerMeta{Kafka: "10.66.6.7:9092", Raft: "127.0.0.1:9", Version: "test", Expect: 2})
 	if _, err := rogue.Join([]string{a.GossipAddr()}); err != nil {
 		t.Fatal(err)
@@ -434,9 +424,9 @@ func TestBootstrapIgnoresUnprovenMembers(t *testing.T) {
 	if got := a.RaftServers(); len(got) != 0 {
 		t.Fatalf("a bootstrapped %v without its second founder", got)
 	}
-	b := runPeer(t, log, Config{Name: "b", Version: "test", BootstrapExpect: 2, AllowPeers: founders, Join: []string{a.GossipAddr()}})
+	b := startPeer(t, log, Config{Name: "b", Version: "test", BootstrapExpect: 2, AllowPeers: founders, Join: []string{a.GossipAddr()}})
 	waitUntil(t, 60*time.Second, "a and b to form a cluster and register", func() bool {
-		l := leaderOf(a, b)
+		l := currentLeader(a, b)
 		return l != nil && len(l.State().Peers) == 2 && slices.Equal(l.RaftServers(), founders)
 	})
 	for _, n := range []*Node{a, b} {

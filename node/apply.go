@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/quota"
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
@@ -53,6 +54,7 @@ var rpcCodes = []struct {
 	{"no_leader", ErrNoLeader},
 	{"not_leader", ErrNotLeader},
 	{"unknown_outcome", ErrUnknownOutcome},
+	{transport.CodeUnauthorized, ErrUnauthorized},
 }
 
 func toRPCError(err error) error {
@@ -201,39 +203,43 @@ func (n *Node) leaderState() (*fsm.State, error) {
 	return n.fsm.State(), nil
 }
 
-// handleRPC serves the peer RPC stream. Forwarded writes and reads are
-// served only by the leader and never forwarded again, so they cannot loop.
+// handleRPC serves the peer RPC stream, only to senders in the Raft
+// configuration (peerrpc.go); from is proven by TLS when it is on.
+// Forwarded writes and reads are served only by the leader and never
+// forwarded again, so they cannot loop.
 func (n *Node) handleRPC(ctx context.Context, from, method string, body []byte) ([]byte, error) {
+	if !knownRPC(method) {
+		return nil, &transport.RPCError{Code: "unknown_method", Message: fmt.Sprintf("unknown peer rpc method %q", method)}
+	}
+	if err := n.authorizeRPC(from, method); err != nil {
+		return nil, err
+	}
+	req, err := decodeRPC(method, body)
+	if err != nil {
+		return nil, toRPCError(err)
+	}
 	switch method {
 	case rpcQuotaGrants:
-		return n.quotas.handleGrants(body)
+		if err := n.authorizeLeader(from, method); err != nil {
+			return nil, err
+		}
+		return n.quotas.handleGrants(req.(quota.Grants))
 	case rpcQuotaStatus:
-		return n.quotas.handleStatus(body)
+		return n.quotas.handleStatus(req.(quotaStatusRequest))
 	case rpcQuotaReport:
-		return n.quotas.handleReport(body)
+		return n.quotas.handleReport(from, req.(quotaReportRequest))
 	}
 	if n.raft.State() != raft.Leader {
 		return nil, toRPCError(fmt.Errorf("%w: %s received a forwarded %s from %s", ErrNotLeader, n.cfg.Name, method, from))
 	}
 	switch method {
 	case rpcApply:
-		var req applyRequest
-		if err := unmarshalStrict(body, &req); err != nil {
-			return nil, toRPCError(fmt.Errorf("%w: forwarded apply: %v", fsm.ErrBadPayload, err))
-		}
-		cmd, err := fsm.Decode(req.Command)
-		if err != nil {
-			return nil, toRPCError(err)
-		}
-		if err := cmd.Validate(); err != nil {
-			return nil, toRPCError(err)
-		}
-		res, err := n.applyLocal(ctx, cmd)
+		res, err := n.applyLocal(ctx, req.(fsm.Command))
 		if err != nil {
 			return nil, toRPCError(err)
 		}
 		return marshal(applyResponse{Index: res.Index, PeerID: res.PeerID})
-	case rpcState:
+	default: // rpcState
 		st, err := n.leaderState()
 		if err != nil {
 			return nil, toRPCError(err)
@@ -244,5 +250,4 @@ func (n *Node) handleRPC(ctx context.Context, from, method string, body []byte) 
 		}
 		return marshal(stateResponse{Snapshot: buf.Bytes()})
 	}
-	return nil, &transport.RPCError{Code: "unknown_method", Message: fmt.Sprintf("unknown peer rpc method %q", method)}
 }

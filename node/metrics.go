@@ -38,7 +38,12 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 			Help: "Times the data plane started: once this peer is registered (again only if its broker id changed).",
 		}),
 	}
-	reg.MustRegister(m.applies, m.admin, m.noBackend, m.dataPlanes, &controlCollector{n: n})
+	// Read at scrape time: the FSM counts on Raft's goroutine.
+	skipped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "switchyard_fsm_skipped_entries_total",
+		Help: "Committed Raft log entries this peer skipped because they do not decode (state unchanged; see the log for their index). Non-zero means a forged entry or peers of incompatible versions.",
+	}, func() float64 { return float64(n.fsm.Skipped()) })
+	reg.MustRegister(m.applies, m.admin, m.noBackend, m.dataPlanes, skipped, &controlCollector{n: n})
 	return m
 }
 

@@ -83,7 +83,7 @@ func New(cfg Config) (_ *Node, err error) {
 			n.closeAll()
 		}
 	}()
-	n.fsm = fsm.New(func(*fsm.State) { n.stateChanged.notify() })
+	n.fsm = fsm.New(func(*fsm.State) { n.stateChanged.notify() }, fsm.WithLogger(cfg.Logger.With("peer", cfg.Name)))
 	if n.quotas, err = newQuotas(n); err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -271,14 +272,14 @@ func (q *quotas) report(ctx context.Context) {
 		q.push(others)
 		return
 	}
-	addr, _ := q.n.raft.LeaderWithID()
+	addr, id := q.n.raft.LeaderWithID()
 	if addr == "" {
 		return // no leader: the lease runs out and the limiter falls back
 	}
 	cctx, cancel := context.WithTimeout(ctx, q.cfg.ReportInterval*2)
 	defer cancel()
 	var g quota.Grants
-	if err := q.n.rpc.Call(cctx, string(addr), rpcQuotaReport, quotaReportRequest{Peer: self, Report: r}, &g); err != nil {
+	if err := q.n.rpc.CallPeer(cctx, string(id), string(addr), rpcQuotaReport, quotaReportRequest{Peer: self, Report: r}, &g); err != nil {
 		q.n.log.Debug("quota report to the leader failed", "leader", addr, "err", err)
 		return
 	}
@@ -315,18 +316,19 @@ func (q *quotas) push(grants map[quota.PeerID]quota.Grants) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), q.cfg.ReportInterval*2)
 			defer cancel()
-			if err := q.n.rpc.Call(ctx, peer.RaftAddr, rpcQuotaGrants, g, nil); err != nil {
+			if err := q.n.rpc.CallPeer(ctx, peer.Name, peer.RaftAddr, rpcQuotaGrants, g, nil); err != nil {
 				q.n.log.Debug("quota grants push failed", "peer", peer.Name, "err", err)
 			}
 		}()
 	}
 }
 
-// handleReport serves a peer's report on the leader.
-func (q *quotas) handleReport(body []byte) ([]byte, error) {
-	var req quotaReportRequest
-	if err := unmarshalStrict(body, &req); err != nil {
-		return nil, fmt.Errorf("%w: quota report: %v", fsm.ErrBadPayload, err)
+// handleReport serves a peer's report on the leader. The report speaks for
+// the peer id it names, so that id must be the sender's own: else one peer
+// could shrink another's share (or inflate its demand) at will.
+func (q *quotas) handleReport(from string, req quotaReportRequest) ([]byte, error) {
+	if p, ok := q.n.fsm.State().Peer(req.Peer); !ok || p.Name != from {
+		return nil, q.n.unauthorized(slog.LevelWarn, from, rpcQuotaReport, fmt.Sprintf("the report names peer id %d, which is %q", req.Peer, p.Name))
 	}
 	q.mu.Lock()
 	alloc := q.alloc
@@ -342,12 +344,9 @@ func (q *quotas) handleReport(body []byte) ([]byte, error) {
 	return marshal(reply)
 }
 
-// handleGrants applies grants the leader pushed.
-func (q *quotas) handleGrants(body []byte) ([]byte, error) {
-	var g quota.Grants
-	if err := unmarshalStrict(body, &g); err != nil {
-		return nil, fmt.Errorf("%w: quota grants: %v", fsm.ErrBadPayload, err)
-	}
+// handleGrants applies grants the leader pushed (handleRPC checked that
+// the sender leads).
+func (q *quotas) handleGrants(g quota.Grants) ([]byte, error) {
 	q.apply(g)
 	return marshal(struct{}{})
 }
@@ -368,11 +367,7 @@ func (q *quotas) status(topic string) []QuotaShare {
 	return out
 }
 
-func (q *quotas) handleStatus(body []byte) ([]byte, error) {
-	var req quotaStatusRequest
-	if err := unmarshalStrict(body, &req); err != nil {
-		return nil, fmt.Errorf("%w: quota status: %v", fsm.ErrBadPayload, err)
-	}
+func (q *quotas) handleStatus(req quotaStatusRequest) ([]byte, error) {
 	return marshal(q.status(req.Topic))
 }
 
@@ -392,7 +387,7 @@ func (q *quotas) shares(ctx context.Context, topic string) []QuotaShare {
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
 			var got []QuotaShare
-			if err := q.n.rpc.Call(cctx, p.RaftAddr, rpcQuotaStatus, quotaStatusRequest{Topic: topic}, &got); err != nil {
+			if err := q.n.rpc.CallPeer(cctx, p.Name, p.RaftAddr, rpcQuotaStatus, quotaStatusRequest{Topic: topic}, &got); err != nil {
 				var re *transport.RPCError
 				if !errors.As(err, &re) {
 					q.n.log.Debug("quota status", "peer", p.Name, "err", err)

@@ -40,6 +40,9 @@ type Config struct {
 	// ServerTLS, when set, wraps accepted connections in TLS; ClientTLS is
 	// then required and used for dialing. Both or neither: every peer both
 	// accepts and dials, so a half-TLS peer could not talk to its own kind.
+	// ServerTLS must require and verify client certificates: the acceptor
+	// holds the name a dialer claims to its certificate's common name or
+	// DNS SANs (see identity.go), so every peer's certificate must name it.
 	ServerTLS, ClientTLS *tls.Config
 	// Faults, when set, applies test fault rules to this peer's traffic.
 	Faults *Faults
@@ -105,6 +108,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.ServerTLS == nil) != (c.ClientTLS == nil) {
 		return fmt.Errorf("%w: set both server and client TLS or neither", ErrInvalidConfig)
+	}
+	if c.ServerTLS != nil && c.ServerTLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		return fmt.Errorf("%w: server TLS must require and verify client certificates (tls.RequireAndVerifyClientCert): a dialer's name is proven by its certificate", ErrInvalidConfig)
 	}
 	if c.MaxFrameBytes > 0 && c.MaxFrameBytes < minFrameBytes {
 		return fmt.Errorf("%w: max frame bytes %d is below the %d-byte minimum", ErrInvalidConfig, c.MaxFrameBytes, minFrameBytes)

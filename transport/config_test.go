@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 func TestConfigValidate(t *testing.T) {
 	srv, cli := testTLS(t)
+	noClientCerts := srv.Clone()
+	noClientCerts.ClientAuth = tls.VerifyClientCertIfGiven
 	tests := []struct {
 		name    string
 		cfg     Config
@@ -32,6 +35,7 @@ func TestConfigValidate(t *testing.T) {
 		{"advertise no port", Config{Name: "n1", BindAddr: ":0", AdvertiseAddr: "10.1.2.3"}, "advertise"},
 		{"server tls only", Config{Name: "n1", BindAddr: "127.0.0.1:0", ServerTLS: srv}, "TLS"},
 		{"client tls only", Config{Name: "n1", BindAddr: "127.0.0.1:0", ClientTLS: cli}, "TLS"},
+		{"tls without client certs", Config{Name: "n1", BindAddr: "127.0.0.1:0", ServerTLS: noClientCerts, ClientTLS: cli}, "client certificates"},
 		{"tiny frames", Config{Name: "n1", BindAddr: "127.0.0.1:0", MaxFrameBytes: 100}, "max frame bytes"},
 	}
 	for _, tt := range tests {

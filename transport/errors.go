@@ -24,6 +24,10 @@ var (
 	ErrConnLost = errors.New("peer connection lost")
 	// ErrPartitioned: Faults cut the link between the two peers.
 	ErrPartitioned = errors.New("peers partitioned by fault injection")
+	// ErrIdentity: with TLS on, a peer's certificate does not name the peer
+	// it claims to be (the acceptor's check of the handshake name) or the
+	// peer the caller meant to reach (Client.CallPeer).
+	ErrIdentity = errors.New("peer certificate does not name the peer")
 	// ErrInvalidConfig: a Config or GossipConfig that cannot work.
 	ErrInvalidConfig = errors.New("invalid transport config")
 	// ErrGossipKey: a gossip encryption key or key file that cannot be
@@ -43,6 +47,9 @@ const (
 	// CodeTooLarge is sent when a handler's response would exceed the
 	// server's maximum frame size.
 	CodeTooLarge = "too_large"
+	// CodeUnauthorized is the code handlers send to a caller they do not
+	// serve (node: a sender outside the Raft configuration).
+	CodeUnauthorized = "unauthorized"
 )
 
 // RPCError is an error that travels over peer RPC: a machine-readable Code

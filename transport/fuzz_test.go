@@ -10,6 +10,7 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -84,6 +85,40 @@ func FuzzFrame(f *testing.F) {
 			if again.Kind != fr.Kind || again.ID != fr.ID || again.Timeout != fr.Timeout || again.Str != fr.Str || !bytes.Equal(again.Body, fr.Body) {
 				t.Fatalf("round trip changed the frame: %+v → %+v", fr, again)
 			}
+		}
+	})
+}
+
+// FuzzCertNames: whatever certificate a peer presents, the names taken
+// from it are valid peer names, each once, and each passes CheckPeerName.
+//
+//	go test -run '^$' -fuzz '^FuzzCertNames$' -fuzztime 30s ./transport/
+func FuzzCertNames(f *testing.F) {
+	ca := newTestCA(f)
+	f.Add(ca.issue(f, "peer-1", "peer-1.example", "*.example", "peer-1").Certificate[0])
+	f.Add(ca.issue(f, "Switchyard CA").Certificate[0])
+	f.Add(ca.cert.Raw)
+	f.Fuzz(func(t *testing.T, der []byte) {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return
+		}
+		names := CertNames(cert)
+		seen := map[string]bool{}
+		for _, n := range names {
+			if err := validName(n); err != nil {
+				t.Fatalf("CertNames returned %q: %v", n, err)
+			}
+			if seen[n] {
+				t.Fatalf("CertNames returned %q twice", n)
+			}
+			seen[n] = true
+			if err := CheckPeerName(cert, n); err != nil {
+				t.Fatalf("CheckPeerName(%q) on its own name: %v", n, err)
+			}
+		}
+		if err := CheckPeerName(cert, "not-a-name-in-any-seed-9f3"); err == nil && !seen["not-a-name-in-any-seed-9f3"] {
+			t.Fatal("CheckPeerName accepted a name the certificate does not carry")
 		}
 	})
 }

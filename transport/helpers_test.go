@@ -132,10 +132,15 @@ func closedByPeer(c net.Conn, d time.Duration) bool {
 }
 
 // testTLS returns server and client configs for mutual TLS with one
-// self-signed certificate valid for 127.0.0.1 and localhost.
+// self-signed certificate valid for 127.0.0.1 and localhost, naming the
+// peer "switchyard-test" only (config tests; peers need testCA).
 func testTLS(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
 	cert, pool := selfSigned(t, "switchyard-test")
+	return tlsConfigs(cert, pool)
+}
+
+func tlsConfigs(cert tls.Certificate, pool *x509.CertPool) (server, client *tls.Config) {
 	server = &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    pool,
@@ -152,23 +157,65 @@ func testTLS(t testing.TB) (server, client *tls.Config) {
 
 func selfSigned(t testing.TB, cn string) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
+	ca := newTestCA(t)
+	cert := ca.issue(t, cn)
+	return cert, ca.pool
+}
+
+// testCA is a cluster CA for tests: it issues one certificate per peer.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestCA(t testing.TB) *testCA {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: cn},
+		Subject:               pkix.Name{CommonName: "switchyard test ca"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		KeyUsage:              x509.KeyUsageCertSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:              []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, pool: pool}
+}
+
+// issue signs a peer certificate with common name cn and DNS SANs
+// localhost and dns, valid for 127.0.0.1.
+func (ca *testCA) issue(t testing.TB, cn string, dns ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:     append([]string{"localhost"}, dns...),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +223,13 @@ func selfSigned(t testing.TB, cn string) (tls.Certificate, *x509.CertPool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// peerTLS sets mutual TLS on c with a certificate from ca naming the peer
+// c.Name.
+func (ca *testCA) peerTLS(t testing.TB) func(*Config) {
+	return func(c *Config) {
+		c.ServerTLS, c.ClientTLS = tlsConfigs(ca.issue(t, c.Name), ca.pool)
+	}
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,10 @@ type Mux struct {
 	handler atomic.Pointer[RPCHandler]
 	raft    *raftLayer
 	client  *Client
+
+	// identityRefused counts accepted TLS connections refused because the
+	// certificate does not name the peer the handshake claims.
+	identityRefused atomic.Uint64
 
 	mu        sync.Mutex
 	closed    bool
@@ -76,6 +81,11 @@ func (m *Mux) Addr() net.Addr { return m.advert }
 
 // Name is this peer's name, as sent in every handshake.
 func (m *Mux) Name() string { return m.cfg.Name }
+
+// IdentityRefused is how many accepted connections were refused because,
+// with TLS on, the dialer's certificate does not name the peer its
+// handshake claims (or it sent none).
+func (m *Mux) IdentityRefused() uint64 { return m.identityRefused.Load() }
 
 // Client returns the peer RPC client that dials from this Mux (its name,
 // TLS and faults). It is closed with the Mux.
@@ -156,8 +166,9 @@ func (m *Mux) handleAccepted(nc net.Conn) {
 	deadline := time.Now().Add(m.cfg.HandshakeTimeout)
 	_ = nc.SetDeadline(deadline)
 	var c net.Conn = nc
+	var tc *tls.Conn
 	if m.cfg.ServerTLS != nil {
-		tc := tls.Server(nc, m.cfg.ServerTLS)
+		tc = tls.Server(nc, m.cfg.ServerTLS)
 		ctx, cancel := context.WithDeadline(m.ctx, deadline)
 		err := tc.HandshakeContext(ctx)
 		cancel()
@@ -178,6 +189,16 @@ func (m *Mux) handleAccepted(nc net.Conn) {
 		m.log.Debug("closing peer connection: bad handshake", "remote", remote, "err", err)
 		_ = nc.Close()
 		return
+	}
+	if tc != nil {
+		// The CA proved cluster membership; the name must be proven too, or
+		// any peer could speak as any other (as the leader, say).
+		if err := CheckPeerName(leafCert(tc), h.Name); err != nil {
+			m.identityRefused.Add(1)
+			m.log.Warn("refusing peer connection: certificate does not name the claimed peer", "remote", remote, "claimed", h.Name, "type", h.Type, "err", err)
+			_ = nc.Close()
+			return
+		}
 	}
 	if m.cfg.Faults.linkCut(m.cfg.Name, h.Name) {
 		m.log.Debug("refusing peer connection: partitioned", "remote", remote, "from", h.Name, "type", h.Type)
@@ -252,8 +273,30 @@ func (m *Mux) dial(ctx context.Context, addr string, typ ConnType) (*peerConn, e
 	return m.adopt(c, nc, remote), nil
 }
 
+// servedNames are the names the serving peer's certificate proves on a
+// dialed connection, and whether TLS is on at all.
+func servedNames(pc *peerConn) ([]string, bool) {
+	tc, ok := pc.Conn.(*tls.Conn)
+	if !ok {
+		return nil, false
+	}
+	return CertNames(leafCert(tc)), true
+}
+
+// leafCert is the certificate the far end of tc presented, or nil.
+func leafCert(tc *tls.Conn) *x509.Certificate {
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		return certs[0]
+	}
+	return nil
+}
+
 // clientTLS fills in ServerName from the dialed host when the config
-// leaves it empty, so one ClientTLS serves every peer.
+// leaves it empty, so one ClientTLS serves every peer. A dial knows only
+// the address, so what it checks is the chain (a cluster certificate) and
+// the address (an IP or DNS SAN for the dialed host, as any TLS client
+// would); which peer serves it is checked by the caller that knows the
+// name it meant (Client.CallPeer against the certificate's names).
 func (m *Mux) clientTLS(addr string) *tls.Config {
 	cfg := m.cfg.ClientTLS
 	if cfg.ServerName != "" || cfg.InsecureSkipVerify {

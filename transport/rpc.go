@@ -10,12 +10,15 @@ import (
 	"math"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 )
 
 // RPCHandler serves one peer RPC request. from is the calling peer's name
-// (from its handshake), body the JSON request. The returned bytes are the
+// from its handshake: with TLS on, a name its certificate proves (the
+// connection is refused otherwise); without TLS, only what it claims. body
+// is the JSON request. The returned bytes are the
 // JSON response (empty: no result). An error that is, or wraps, an
 // *RPCError reaches the caller with its Code and Message; any other error
 // reaches it as CodeInternal with the error's text. Requests on one
@@ -204,6 +207,10 @@ type clientConn struct {
 	pc     *peerConn
 	w      *frameWriter
 	nextID uint64 // guarded by mu
+	// names the serving peer's certificate proves; tls says whether the
+	// connection has TLS at all (set before ready closes).
+	names []string
+	tls   bool
 
 	mu      sync.Mutex
 	pending map[uint64]chan frame
@@ -220,6 +227,22 @@ type clientConn struct {
 // failures, or ctx's error when ctx ends first. Calls are never retried:
 // after ErrConnLost the request may or may not have run.
 func (c *Client) Call(ctx context.Context, addr, method string, req, resp any) error {
+	return c.call(ctx, "", addr, method, req, resp)
+}
+
+// CallPeer is Call to the peer named name, whose peer port is addr. With
+// TLS on, the serving certificate must name that peer, else it fails with
+// ErrIdentity before sending anything: the address alone (which is all a
+// dial checks) may since have been taken by another cluster member. Without
+// TLS nothing can be proven and it is Call.
+func (c *Client) CallPeer(ctx context.Context, name, addr, method string, req, resp any) error {
+	if name == "" {
+		return fmt.Errorf("rpc %s to %s: %w: no peer name to check", method, addr, ErrIdentity)
+	}
+	return c.call(ctx, name, addr, method, req, resp)
+}
+
+func (c *Client) call(ctx context.Context, name, addr, method string, req, resp any) error {
 	if method == "" || len(method) > math.MaxUint8 {
 		return fmt.Errorf("rpc method %q: must be 1 to 255 bytes", method)
 	}
@@ -242,6 +265,10 @@ func (c *Client) Call(ctx context.Context, addr, method string, req, resp any) e
 	cc, err := c.conn(ctx, addr)
 	if err != nil {
 		return fmt.Errorf("rpc %s to %s: %w", method, addr, err)
+	}
+	if name != "" && cc.tls && !slices.Contains(cc.names, name) {
+		// The connection stays pooled: it is good, just not that peer's.
+		return fmt.Errorf("rpc %s to %s: %w: expected peer %q, its certificate names %q", method, addr, ErrIdentity, name, cc.names)
 	}
 	ch := make(chan frame, 1)
 	id, err := cc.register(ch)
@@ -312,6 +339,7 @@ func (c *Client) dial(cc *clientConn) {
 	pc, err := c.m.dial(c.m.ctx, cc.addr, TypeRPC)
 	if err == nil {
 		cc.pc = pc
+		cc.names, cc.tls = servedNames(pc)
 		cc.w = newFrameWriter(pc, c.m.cfg.WriteTimeout)
 		if !c.m.spawn(func() { c.readLoop(cc) }) {
 			_ = pc.Close()

@@ -1,9 +1,12 @@
 package transport
 
 import (
-	"crypto/tls"
+	"context"
 	"crypto/x509"
 	"errors"
+	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,46 +14,56 @@ import (
 )
 
 func TestTLS(t *testing.T) {
-	srvTLS, cliTLS := testTLS(t)
-	otherCert, otherPool := selfSigned(t, "other-cluster")
+	ca := newTestCA(t)
+	withTLS := ca.peerTLS(t)
+	other := newTestCA(t)
 	tests := []struct {
-		name       string
-		server     func(*Config)
-		client     func(*Config)
-		wantOK     bool
-		wantErrMsg string
+		name         string
+		server       func(*Config)
+		client       func(*Config)
+		wantOK       bool
+		wantIdentity bool // refused by the name check, counted
 	}{
 		{
 			name:   "mutual tls",
-			server: func(c *Config) { c.ServerTLS, c.ClientTLS = srvTLS, cliTLS },
-			client: func(c *Config) { c.ServerTLS, c.ClientTLS = srvTLS, cliTLS },
+			server: withTLS,
+			client: withTLS,
 			wantOK: true,
 		},
 		{
 			name:   "plaintext dialer to tls port",
-			server: func(c *Config) { c.ServerTLS, c.ClientTLS = srvTLS, cliTLS },
+			server: withTLS,
 			client: func(*Config) {},
 		},
 		{
 			name:   "tls dialer to plaintext port",
 			server: func(*Config) {},
-			client: func(c *Config) { c.ServerTLS, c.ClientTLS = srvTLS, cliTLS },
+			client: withTLS,
 		},
 		{
 			name:   "server cert from another ca",
-			server: func(c *Config) { c.ServerTLS, c.ClientTLS = srvTLS, cliTLS },
+			server: withTLS,
 			client: func(c *Config) {
-				c.ServerTLS = srvTLS
-				c.ClientTLS = &tls.Config{Certificates: []tls.Certificate{otherCert}, RootCAs: otherPool, MinVersion: tls.VersionTLS13}
+				c.ServerTLS, c.ClientTLS = tlsConfigs(other.issue(t, c.Name), other.pool)
 			},
 		},
 		{
 			name:   "client cert from another ca",
-			server: func(c *Config) { c.ServerTLS, c.ClientTLS = srvTLS, cliTLS },
+			server: withTLS,
 			client: func(c *Config) {
-				c.ServerTLS = srvTLS
-				c.ClientTLS = &tls.Config{Certificates: []tls.Certificate{otherCert}, RootCAs: srvTLS.ClientCAs, MinVersion: tls.VersionTLS13}
+				c.ServerTLS, _ = tlsConfigs(ca.issue(t, c.Name), ca.pool)
+				_, c.ClientTLS = tlsConfigs(other.issue(t, c.Name), ca.pool)
 			},
+		},
+		{
+			// A cluster member's valid certificate, but it claims to be
+			// someone else: the CA alone used to let it through.
+			name:   "client cert names another peer",
+			server: withTLS,
+			client: func(c *Config) {
+				c.ServerTLS, c.ClientTLS = tlsConfigs(ca.issue(t, "mallory"), ca.pool)
+			},
+			wantIdentity: true,
 		},
 	}
 	for _, tt := range tests {
@@ -64,13 +77,19 @@ func TestTLS(t *testing.T) {
 				if err != nil || r.From != "cli" {
 					t.Fatalf("call over tls: %+v %v", r, err)
 				}
+				if n := srv.IdentityRefused(); n != 0 {
+					t.Fatalf("IdentityRefused = %d after a good peer", n)
+				}
 				return
 			}
 			if err == nil {
-				t.Fatal("call succeeded across mismatched tls")
+				t.Fatalf("call succeeded (as %q) across mismatched tls", r.From)
 			}
 			var uae x509.UnknownAuthorityError
 			t.Logf("refused as expected: %v (unknown authority: %v)", err, errors.As(err, &uae))
+			if tt.wantIdentity {
+				waitFor(t, 5*time.Second, "identity refusal counted", func() bool { return srv.IdentityRefused() == 1 })
+			}
 			// The server still serves good peers.
 			good := newMux(t, "good", nil, tt.server)
 			if err := good.Client().Call(callCtx(t, 5*time.Second), srv.Addr().String(), "ping", nil, nil); err != nil {
@@ -80,9 +99,76 @@ func TestTLS(t *testing.T) {
 	}
 }
 
+// TestTLSRaftIdentity: a Raft connection claiming another peer's name is
+// refused too; Raft and RPC share the acceptor's check.
+func TestTLSRaftIdentity(t *testing.T) {
+	ca := newTestCA(t)
+	b := newMux(t, "b", nil, ca.peerTLS(t))
+	liar := newMux(t, "a", nil, func(c *Config) { c.ServerTLS, c.ClientTLS = tlsConfigs(ca.issue(t, "not-a"), ca.pool) })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := b.RaftLayer().Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	c, err := liar.RaftLayer().Dial(raft.ServerAddress(b.Addr().String()), 2*time.Second)
+	if err == nil {
+		defer c.Close()
+		if !closedByPeer(c, 5*time.Second) {
+			t.Fatal("raft connection with a certificate for another name stayed open")
+		}
+	}
+	waitFor(t, 5*time.Second, "identity refusal counted", func() bool { return b.IdentityRefused() == 1 })
+	select {
+	case c := <-accepted:
+		t.Fatalf("raft layer accepted a connection from %q", c.(*peerConn).Peer())
+	default:
+	}
+}
+
+// TestCallPeer: a caller that names the peer it means to reach gets
+// ErrIdentity when the serving certificate names another, before its
+// request runs; without TLS there is nothing to prove.
+func TestCallPeer(t *testing.T) {
+	ca := newTestCA(t)
+	calls := 0
+	var mu sync.Mutex
+	count := func(ctx context.Context, from, method string, body []byte) ([]byte, error) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		return echoHandler(ctx, from, method, body)
+	}
+	srv := newMux(t, "srv", nil, ca.peerTLS(t))
+	srv.HandleRPC(count)
+	cli := newMux(t, "cli", nil, ca.peerTLS(t))
+	addr := srv.Addr().String()
+	if err := cli.Client().CallPeer(callCtx(t, 5*time.Second), "srv", addr, "ping", nil, nil); err != nil {
+		t.Fatalf("CallPeer to the named peer: %v", err)
+	}
+	err := cli.Client().CallPeer(callCtx(t, 5*time.Second), "leader", addr, "ping", nil, nil)
+	if !errors.Is(err, ErrIdentity) || !strings.Contains(err.Error(), `"leader"`) {
+		t.Fatalf("CallPeer to the wrong peer: %v, want ErrIdentity naming it", err)
+	}
+	mu.Lock()
+	if calls != 1 {
+		t.Fatalf("handler ran %d times, want 1: a refused call must not be sent", calls)
+	}
+	mu.Unlock()
+	if err := cli.Client().CallPeer(callCtx(t, 5*time.Second), "", addr, "ping", nil, nil); !errors.Is(err, ErrIdentity) {
+		t.Fatalf("CallPeer without a name: %v", err)
+	}
+	// Plaintext: nothing to prove, the call goes through.
+	p := newMux(t, "p", nil, nil)
+	p.HandleRPC(echoHandler)
+	q := newMux(t, "q", nil, nil)
+	if err := q.Client().CallPeer(callCtx(t, 5*time.Second), "anyone", p.Addr().String(), "ping", nil, nil); err != nil {
+		t.Fatalf("plaintext CallPeer: %v", err)
+	}
+}
+
 func TestTLSRaftDial(t *testing.T) {
-	srvTLS, cliTLS := testTLS(t)
-	withTLS := func(c *Config) { c.ServerTLS, c.ClientTLS = srvTLS, cliTLS }
+	withTLS := newTestCA(t).peerTLS(t)
 	a := newMux(t, "a", nil, withTLS)
 	b := newMux(t, "b", nil, withTLS)
 	accepted := make(chan error, 1)

@@ -3,7 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -248,12 +257,23 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err := loadConfigFile("../../deploy/config/peer.example.json", &cfg); err != nil {
 		t.Fatal(err)
 	}
-	// The example names a token file on the peer's host; stand one in.
-	token := filepath.Join(t.TempDir(), "token")
+	// The example names a token file, peer TLS files and a gossip key on
+	// the peer's host; stand them in.
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
 	if err := os.WriteFile(token, []byte("t"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg.AdminTokenFile = token
+	if cfg.PeerTLSCertFile == "" || cfg.GossipKeyFile == "" {
+		t.Fatal("the example listens on every interface: it must show peer TLS and a gossip key")
+	}
+	cfg.PeerTLSCertFile, cfg.PeerTLSKeyFile, cfg.PeerTLSCAFile = writePeerCert(t, dir, cfg.Name)
+	gossipKey := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(gossipKey, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.GossipKeyFile = gossipKey
 	nc, err := cfg.nodeConfig()
 	if err != nil {
 		t.Fatalf("example config: %v", err)
@@ -261,4 +281,123 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if nc.BootstrapExpect != 3 || len(nc.Join) != 2 || len(nc.LocalBrokers) != 1 || len(nc.AllowPeers) != 3 || nc.GossipKeyFile == "" {
 		t.Fatalf("example config: expect %d, join %v, local brokers %v", nc.BootstrapExpect, nc.Join, nc.LocalBrokers)
 	}
+}
+
+// TestServeRefusesExposedControlPlane: without --insecure, serve refuses a
+// peer port without TLS, gossip without a key or an admin API without a
+// token on anything but loopback, and says what to do next.
+func TestServeRefusesExposedControlPlane(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, ca := writePeerCert(t, dir, "p")
+	otherCert, otherKey, _ := writePeerCert(t, filepath.Join(dir, "q"), "q")
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withTLS := []string{"--peer-tls-cert-file", cert, "--peer-tls-key-file", key, "--peer-tls-ca-file", ca}
+	cases := []struct {
+		name string
+		args []string
+		file map[string]any // config file, when set
+		want []string       // substrings of the error; nil: accepted
+	}{
+		{name: "all loopback"},
+		{name: "localhost and ::1", args: []string{"--raft-listen", "localhost:0", "--gossip-listen", "[::1]:0", "--admin-listen", "127.0.0.2:0"}},
+		{name: "peer port on every interface", args: []string{"--raft-listen", "0.0.0.0:17000"},
+			want: []string{"peer port 0.0.0.0:17000 has no TLS", "--peer-tls-cert-file", "--insecure", "127.0.0.1"}},
+		{name: "peer port without a host", args: []string{"--raft-listen", ":17000"}, want: []string{"peer port"}},
+		{name: "peer port on a host name", args: []string{"--raft-listen", "peer.example:17000"}, want: []string{"peer port"}},
+		{name: "peer port with tls", args: append([]string{"--raft-listen", "0.0.0.0:17000"}, withTLS...)},
+		{name: "peer port insecure", args: []string{"--raft-listen", "0.0.0.0:17000", "--insecure"}},
+		{name: "insecure in the config file", args: []string{"--raft-listen", "10.0.0.1:17000"}, file: map[string]any{"insecure": true}},
+		{name: "gossip without a key", args: []string{"--gossip-listen", "10.0.0.1:17946"}, want: []string{"gossip 10.0.0.1:17946", "--gossip-key-file"}},
+		{name: "gossip with a key", args: []string{"--gossip-listen", "10.0.0.1:17946"}, file: map[string]any{"gossip_key_file": "/etc/switchyard/gossip.key"}},
+		{name: "admin without a token", args: []string{"--admin-listen", "0.0.0.0:18080"}, want: []string{"admin API 0.0.0.0:18080", "--admin-token-file"}},
+		{name: "admin with a token", args: []string{"--admin-listen", "0.0.0.0:18080", "--admin-token-file", token}},
+		{name: "no admin api", args: []string{"--admin-listen", ""}},
+		{name: "all three named at once", args: []string{"--raft-listen", "0.0.0.0:1", "--gossip-listen", "0.0.0.0:2", "--admin-listen", "0.0.0.0:3"},
+			want: []string{"peer port", "gossip", "admin API"}},
+		{name: "certificate naming another peer", args: []string{"--peer-tls-cert-file", otherCert, "--peer-tls-key-file", otherKey, "--peer-tls-ca-file", ca},
+			want: []string{"does not name", `"p"`}},
+	}
+	for _, tc := range cases {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			args := []string{"--data-dir", dir, "--name", "p", "--bootstrap-expect", "1",
+				"--kafka-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--raft-listen", "127.0.0.1:0", "--gossip-listen", "127.0.0.1:0"}
+			if tc.file != nil {
+				b, _ := json.Marshal(tc.file)
+				f := filepath.Join(t.TempDir(), "peer.json")
+				if err := os.WriteFile(f, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", f)
+			}
+			args = append(args, tc.args...)
+			var errb bytes.Buffer
+			cfg, err := parseServe(args, &errb)
+			if err != nil {
+				t.Fatalf("parse %v: %v", args, err)
+			}
+			_, err = cfg.nodeConfig()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("%v refused: %v", tc.args, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("%v accepted, want an error naming %q", tc.args, tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// writePeerCert writes a CA and a peer certificate (common name name)
+// signed by it, as PEM files in dir.
+func writePeerCert(t *testing.T, dir, name string) (certFile, keyFile, caFile string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(file, typ string, b []byte) string {
+		p := filepath.Join(dir, file)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("peer.pem", "CERTIFICATE", der), write("peer.key", "EC PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
 }

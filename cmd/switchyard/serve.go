@@ -9,12 +9,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/node"
+	"github.com/switchyard-proxy/switchyard/transport"
 )
 
 // serveConfig is one peer's configuration. Every field is a flag and a key
@@ -48,6 +51,10 @@ type serveConfig struct {
 	MaxFrameBytes   int      `json:"max_frame_bytes"`
 	MaxTopicSeries  int      `json:"max_topic_series"`
 	LogLevel        string   `json:"log_level"`
+
+	// Insecure allows control-plane listeners without protection off
+	// loopback (see exposures).
+	Insecure bool `json:"insecure"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -105,6 +112,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.PeerTLSCertFile, "peer-tls-cert-file", cfg.PeerTLSCertFile, "PEM certificate for mutual TLS on the peer port")
 	fs.StringVar(&cfg.PeerTLSKeyFile, "peer-tls-key-file", cfg.PeerTLSKeyFile, "PEM key for --peer-tls-cert-file")
 	fs.StringVar(&cfg.PeerTLSCAFile, "peer-tls-ca-file", cfg.PeerTLSCAFile, "PEM CA bundle that signs every peer's certificate")
+	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow the peer port without TLS, gossip without a key or the admin API without a token on a non-loopback address (only on a network where every host may control the cluster)")
 	fs.BoolVar(&cfg.LeaveOnStop, "leave-on-stop", cfg.LeaveOnStop, "announce a clean stop to gossip so the other peers stop presenting this one at once")
 	fs.StringVar(&cfg.DeadPeerTimeout, "dead-peer-timeout", cfg.DeadPeerTimeout, "how long a peer may be dead before the leader removes it from the Raft configuration")
 	fs.StringVar(&cfg.ClusterID, "cluster-id", cfg.ClusterID, "cluster id presented to clients (default: the backend's)")
@@ -115,12 +123,40 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	ncfg, err := cfg.nodeConfig()
+	if err != nil {
+		return err
+	}
+	for _, e := range cfg.exposures(ncfg) {
+		log.Warn("--insecure: listening without protection on a non-loopback address; any host that reaches it can control the cluster", "exposed", e)
+	}
+	ncfg.Logger = log
+	n, err := node.New(ncfg)
+	if err != nil {
+		return err
+	}
+	log.Info("switchyard peer starting", "version", version, "name", ncfg.Name, "kafka", n.KafkaAddr(), "admin", n.AdminAddr(),
+		"raft", n.RaftAddr(), "gossip", n.GossipAddr())
+	return n.Run(ctx)
+}
+
+// parseServe builds the configuration from the defaults, the config file
+// and the flags in args.
+func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	cfg := defaultServeConfig()
 	if path, ok, err := configFileArg(args); err != nil {
-		return err
+		return cfg, err
 	} else if ok {
 		if err := loadConfigFile(path, &cfg); err != nil {
-			return err
+			return cfg, err
 		}
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -131,10 +167,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.Join, cfg.LocalBrokers, cfg.AllowPeers = nil, nil, nil
 	serveFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return cfg, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+		return cfg, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -147,22 +183,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if !set["allow-peer"] {
 		cfg.AllowPeers = fileAllow
 	}
-	log, err := newLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	ncfg, err := cfg.nodeConfig()
-	if err != nil {
-		return err
-	}
-	ncfg.Logger = log
-	n, err := node.New(ncfg)
-	if err != nil {
-		return err
-	}
-	log.Info("switchyard peer starting", "version", version, "name", ncfg.Name, "kafka", n.KafkaAddr(), "admin", n.AdminAddr(),
-		"raft", n.RaftAddr(), "gossip", n.GossipAddr())
-	return n.Run(ctx)
+	return cfg, nil
 }
 
 // configFileArg finds --config FILE (or -config, =FILE) among args, so the
@@ -279,12 +300,65 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		if err != nil {
 			return nc, err
 		}
+		// The other peers hold this peer's name to its certificate: fail
+		// here, not with every connection refused.
+		leaf := srv.Certificates[0].Leaf
+		if leaf == nil {
+			if leaf, err = x509.ParseCertificate(srv.Certificates[0].Certificate[0]); err != nil {
+				return nc, fmt.Errorf("serve: --peer-tls-cert-file %s: %w", c.PeerTLSCertFile, err)
+			}
+		}
+		if err := transport.CheckPeerName(leaf, name); err != nil {
+			return nc, fmt.Errorf("serve: --peer-tls-cert-file %s: %w: issue it with the peer name as common name or DNS SAN", c.PeerTLSCertFile, err)
+		}
 		nc.PeerServerTLS, nc.PeerClientTLS = srv, cli
+	}
+	if exposed := c.exposures(nc); len(exposed) > 0 && !c.Insecure {
+		return nc, fmt.Errorf("serve: refusing to listen without protection on a non-loopback address: %s. "+
+			"Bind these to 127.0.0.1 on a single host, add the protection named, or pass --insecure (config: \"insecure\": true) "+
+			"if every host that can reach them may control the cluster", strings.Join(exposed, "; "))
 	}
 	if err := nc.Validate(); err != nil {
 		return nc, err
 	}
 	return nc, nil
+}
+
+// exposures lists the control-plane listeners of nc that accept other
+// hosts without protection. The peer port without TLS is full control of
+// the cluster (a forwarded write is applied without the admin token, and a
+// claimed name is all a sender shows); gossip without a key lets anyone
+// join or announce false addresses; the admin API without a token takes
+// writes from anyone. The admin API has no TLS of its own, so its token
+// travels in clear text: off loopback, put it behind a TLS proxy or on a
+// private network.
+func (c *serveConfig) exposures(nc node.Config) []string {
+	var out []string
+	if nc.PeerServerTLS == nil && !loopbackAddr(nc.RaftListen) {
+		out = append(out, fmt.Sprintf("the peer port %s has no TLS (set --peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file)", nc.RaftListen))
+	}
+	if c.GossipKeyFile == "" && !loopbackAddr(nc.GossipListen) {
+		out = append(out, fmt.Sprintf("gossip %s has no encryption key (set --gossip-key-file)", nc.GossipListen))
+	}
+	if nc.AdminListen != "" && nc.AdminToken == "" && !loopbackAddr(nc.AdminListen) {
+		out = append(out, fmt.Sprintf("the admin API %s has no token (set --admin-token-file)", nc.AdminListen))
+	}
+	return out
+}
+
+// loopbackAddr reports whether a listen address accepts this host only: a
+// loopback IP or "localhost". An empty host or 0.0.0.0 is every interface;
+// any other name might resolve to anything, so it counts as exposed.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // peerTLS builds mutual TLS for the peer port: every peer presents its

@@ -158,7 +158,8 @@ func (nw *network) startPeers(n int) {
 			"--raft-listen", "0.0.0.0:17000", "--raft-advertise", ip + ":17000",
 			"--gossip-listen", "0.0.0.0:17946", "--gossip-advertise", ip + ":17946",
 			"--bootstrap-expect", fmt.Sprint(n), "--dead-peer-timeout", "10m", "--log-level", "info",
-			"--admit-unproven-peers"} // a private test network, no peer TLS
+			// A private docker network of test containers: no TLS, no keys.
+			"--insecure", "--admit-unproven-peers"}
 		for j := range n {
 			if j != i {
 				args = append(args, "--join", nw.ip(j)+":17946")
