@@ -80,6 +80,9 @@ type clientConn struct {
 	dirty    []*upstream
 	clientID *string // the last request's, reused while it repeats
 
+	// vpids: the virtual producer ids this connection used (producer_ids.go).
+	vpids connPIDs
+
 	// wg counts the writer goroutine and the upstream readers.
 	wg sync.WaitGroup
 
