@@ -21,6 +21,7 @@ package kafka
 //	go test -run '^$' -fuzz '^FuzzOffsetCommitRequest$' -fuzztime 30s ./kafka/
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -318,6 +319,9 @@ func FuzzSplitResponse(f *testing.F) {
 				t.Fatalf("%s v%d: response error is not ErrMalformed: %v", kmsg.NameForKey(s.key), v, ex.outErr)
 			}
 			return
+		}
+		if bytes.Equal(ex.out, backendFrame(52, raw)) {
+			return // forwarded whole, as the broker sent it: not ours to parse
 		}
 		if corr, _ := decodeOut(t, ex.out, s.key, v); corr != 52 {
 			t.Fatalf("correlation id %d", corr)
