@@ -9,6 +9,7 @@ package kafka
 //     without panicking or failing, send only requests that decode
 //     upstream, and answer the client with a response that decodes.
 //   - FuzzSplitResponse sends a real request that splits across brokers
+//     (these keys, Produce and Fetch too)
 //     and answers every part with the same arbitrary bytes: the merge must
 //     not panic, and the client gets a response that decodes (a part that
 //     does not parse is answered with retriable errors, partfail.go).
@@ -273,6 +274,12 @@ var splitSeeds = []struct {
 	{15, func() kmsg.Request { return seedGroups(15) }},
 	{42, func() kmsg.Request { return seedGroups(42) }},
 	{65, seedDescribeTransactions},
+	{0, func() kmsg.Request {
+		return produceReq(1, fxPart{"orders", fxOrdersID, 0, []byte("a")}, fxPart{"orders", fxOrdersID, 1, []byte("b")}, fxPart{"orders", fxOrdersID, 2, nil})
+	}},
+	{1, func() kmsg.Request {
+		return fetchReq(fxPart{"orders", fxOrdersID, 0, nil}, fxPart{"orders", fxOrdersID, 1, nil}, fxPart{"events", fxEventsID, 0, nil})
+	}},
 }
 
 var splitCoordinators = map[string]int32{"g-1": 100, "g-2": 101, "other-3": 102, "txn-1": 100, "txn-2": 103}
