@@ -79,13 +79,13 @@ func (c *clientConn) presentCoordinator(be *Backend, typ int8, key string, code 
 	}
 	if code != 0 || *node < 0 {
 		if isCoordinatorError(code) {
-			be.setCoordinator(typ, key, -1)
+			c.s.setCoordinator(be, typ, key, -1)
 		}
 		return
 	}
 	// Share groups (type 2) are not served; only cache what we route.
 	if typ == coordinatorGroup || typ == coordinatorTxn {
-		be.setCoordinator(typ, key, *node)
+		c.s.setCoordinator(be, typ, key, *node)
 	}
 	pr := c.s.presenter(be)
 	peer := pr.peerFor(*node)

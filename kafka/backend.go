@@ -110,7 +110,6 @@ type Backend struct {
 	brokers  atomic.Pointer[brokerSet]
 	topics   sync.Map // topic name → *topicMeta
 	topicIDs sync.Map // [16]byte → topic name
-	coords   sync.Map // coordKey → int32 broker id
 	versions atomic.Pointer[versionSet]
 
 	refreshCh chan struct{}
@@ -130,11 +129,6 @@ type topicMeta struct {
 	id       [16]byte
 	leaders  []int32 // by partition id; -1 when unknown
 	internal bool
-}
-
-type coordKey struct {
-	typ int8
-	key string
 }
 
 // versionRange is an inclusive range of versions of one API key.
@@ -690,12 +684,9 @@ func (b *Backend) versionsFor(key int16) (versionRange, bool) {
 	return r, r.max >= 0 && r.min <= r.max
 }
 
-// coordinator returns the broker coordinating key (0 group, 1 transaction),
-// asking the backend when it is not cached.
-func (b *Backend) coordinator(ctx context.Context, typ int8, key string) (int32, error) {
-	if v, ok := b.cachedCoordinator(typ, key); ok {
-		return v, nil
-	}
+// findCoordinator asks the backend for the broker coordinating key (0
+// group, 1 transaction). The caller caches the answer (coordinators.go).
+func (b *Backend) findCoordinator(ctx context.Context, typ int8, key string) (int32, error) {
 	req := kmsg.NewPtrFindCoordinatorRequest()
 	req.CoordinatorType = typ
 	req.CoordinatorKey = key
@@ -708,7 +699,6 @@ func (b *Backend) coordinator(ctx context.Context, typ int8, key string) (int32,
 	if err != nil {
 		return -1, err
 	}
-	b.coords.Store(coordKey{typ, key}, node)
 	return node, nil
 }
 
@@ -725,24 +715,6 @@ func coordinatorOf(r *kmsg.FindCoordinatorResponse, key string) (int32, error) {
 		return -1, fmt.Errorf("find coordinator %q: %w", key, kerr.ErrorForCode(code))
 	}
 	return node, nil
-}
-
-// cachedCoordinator returns a cached coordinator without asking the backend.
-func (b *Backend) cachedCoordinator(typ int8, key string) (int32, bool) {
-	v, ok := b.coords.Load(coordKey{typ, key})
-	if !ok {
-		return -1, false
-	}
-	return v.(int32), true
-}
-
-// setCoordinator records a coordinator seen in a FindCoordinator answer.
-func (b *Backend) setCoordinator(typ int8, key string, node int32) {
-	if node < 0 {
-		b.coords.Delete(coordKey{typ, key})
-		return
-	}
-	b.coords.Store(coordKey{typ, key}, node)
 }
 
 // backendFrameChunk is how much of a backend answer is allocated before its

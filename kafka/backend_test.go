@@ -158,7 +158,7 @@ func TestBackendHungBroker(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if _, err := be.coordinator(ctx, coordinatorGroup, "group-1"); err != nil {
+	if _, err := be.findCoordinator(ctx, coordinatorGroup, "group-1"); err != nil {
 		t.Fatalf("coordinator lookup with a hung broker: %v", err)
 	}
 	if _, _, err := be.initProducerID(ctx); err != nil {
@@ -302,7 +302,7 @@ func TestBackendHedgedLookup(t *testing.T) {
 		t.Fatalf("versions with a hung bootstrap broker: %v", err)
 	}
 	start := time.Now()
-	if _, err := be.coordinator(ctx, coordinatorGroup, "g"); err != nil {
+	if _, err := be.findCoordinator(ctx, coordinatorGroup, "g"); err != nil {
 		t.Fatalf("coordinator lookup: %v", err)
 	}
 	// Not a timing assertion: the broker timeout is a minute, so an answer

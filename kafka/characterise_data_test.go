@@ -203,7 +203,7 @@ func TestCharacteriseProduceAcksZero(t *testing.T) {
 func TestCharacteriseProduceVirtualProducerIDs(t *testing.T) {
 	f := newCx(t, true)
 	vpid := f.srv.pids.issue(0)
-	f.srv.pids.m[pidKey{vpid, 0, cxEast}] = &realPID{id: 31, epoch: 4}
+	f.srv.pids.m.put(pidKey{vpid, 0, cxEast}, realPID{id: 31, epoch: 4})
 	// Nothing for west: its backend has no versions loaded, so asking it
 	// for an id fails at once.
 	h := f.conn(t)

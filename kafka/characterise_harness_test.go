@@ -108,7 +108,12 @@ func cxMetadata(cluster string) *kmsg.MetadataResponse {
 // "g1" (home east) and "wg-1" (home west) have a coordinator on both
 // clusters (offsets live with the topics); transactional ids "t1" (home
 // east) and "wg-txn" (home west) on their home only.
-var cxCoordinators = map[string]map[coordKey]int32{
+type cxCoord struct {
+	typ int8
+	key string
+}
+
+var cxCoordinators = map[string]map[cxCoord]int32{
 	cxEast: {{coordinatorGroup, "g1"}: 102, {coordinatorGroup, "wg-1"}: 101, {coordinatorTxn, "t1"}: 100},
 	cxWest: {{coordinatorGroup, "g1"}: 201, {coordinatorGroup, "wg-1"}: 100, {coordinatorTxn, "wg-txn"}: 202},
 }
@@ -134,9 +139,6 @@ func newCx(t testing.TB, westToo bool) *cx {
 			t.Fatalf("NewBackend %s: %v", name, err)
 		}
 		b.updateMetadata(cxMetadata(name), true)
-		for k, id := range cxCoordinators[name] {
-			b.setCoordinator(k.typ, k.key, id)
-		}
 		return b
 	}
 	f := &cx{view: view, east: mk(cxEast)}
@@ -150,6 +152,11 @@ func newCx(t testing.TB, westToo bool) *cx {
 		t.Fatalf("NewServer: %v", err)
 	}
 	srv.SetBackends(bs)
+	for _, b := range bs {
+		for k, id := range cxCoordinators[b.Name()] {
+			srv.setCoordinator(b, k.typ, k.key, id)
+		}
+	}
 	f.srv = srv
 	return f
 }

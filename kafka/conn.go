@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -79,6 +80,9 @@ type clientConn struct {
 	ups      map[target]*upstream
 	dirty    []*upstream
 	clientID *string // the last request's, reused while it repeats
+
+	// vpids: the virtual producer ids this connection used (producer_ids.go).
+	vpids connPIDs
 
 	// wg counts the writer goroutine and the upstream readers.
 	wg sync.WaitGroup
@@ -361,6 +365,13 @@ type upstream struct {
 	idle     *idleWaiter // nil: the read buffer is kept while idle
 	inflight chan upCall
 	dirty    bool
+
+	// broken is set by readLoop when the broker connection fails: its
+	// calls are failed one by one (a split request answers that part with
+	// retriable errors, forward.go) and the reader goroutine replaces it
+	// on next use, closing retired once it sends on it no more.
+	broken  atomic.Bool
+	retired chan struct{}
 }
 
 // upCall is a request sent upstream that awaits its response.
@@ -375,7 +386,10 @@ type upCall struct {
 func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 	key := target{be, broker}
 	if u, ok := c.ups[key]; ok {
-		return u, nil
+		if !u.broken.Load() {
+			return u, nil
+		}
+		c.retire(u)
 	}
 	addr, ok := be.brokerAddr(broker)
 	if !ok {
@@ -406,6 +420,7 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 		rw:       rw,
 		idle:     newIdleWaiter(nc),
 		inflight: make(chan upCall, min(c.s.cfg.MaxInFlight, maxUpstreamCalls)),
+		retired:  make(chan struct{}),
 	}
 	c.ups[key] = u
 	c.wg.Add(1)
@@ -453,6 +468,11 @@ func (c *clientConn) flushUpstreams() error {
 	for _, u := range c.dirty {
 		u.dirty = false
 		if err := u.bw.Flush(); err != nil {
+			if u.broken.Load() {
+				// Its calls are failed by its readLoop; nothing more to send.
+				u.releaseWriter()
+				continue
+			}
 			return fmt.Errorf("write to broker %d of %s: %w", u.broker, u.be.Name(), err)
 		}
 		if u.bwPooled {
@@ -462,6 +482,55 @@ func (c *clientConn) flushUpstreams() error {
 	}
 	c.dirty = c.dirty[:0]
 	return nil
+}
+
+// releaseWriter drops what is buffered for a broken upstream: a pooled
+// writer goes back to its pool, a test's own writer writes nowhere.
+func (u *upstream) releaseWriter() {
+	switch {
+	case u.bw == nil:
+	case u.bwPooled:
+		putUpWriter(u.bw)
+		u.bw = nil
+	default:
+		u.bw.Reset(io.Discard)
+	}
+}
+
+// retire drops a broken upstream from the connection's set; the reader
+// goroutine sends on it no more.
+func (c *clientConn) retire(u *upstream) {
+	delete(c.ups, target{u.be, u.broker})
+	u.releaseWriter()
+	if u.retired != nil {
+		close(u.retired)
+	}
+}
+
+// failCalls fails every call sent on a broken upstream, those sent after
+// it broke included, until the reader goroutine retires it.
+func (u *upstream) failCalls(err error) {
+	fail := func(call upCall) {
+		call.cb(nil, err)
+		u.c.writeReady()
+	}
+	for {
+		select {
+		case call := <-u.inflight:
+			fail(call)
+		case <-u.retired:
+			for {
+				select {
+				case call := <-u.inflight:
+					fail(call)
+				default:
+					return
+				}
+			}
+		case <-u.c.closing:
+			return
+		}
+	}
 }
 
 // readLoop reads the backend's responses, hands each to the call that
@@ -503,14 +572,23 @@ func (u *upstream) readLoop() {
 			select {
 			case <-u.c.closing:
 			default:
-				// A broker closing even an idle connection ends the
-				// client's, as the broker's own close would.
+				// The calls awaiting an answer fail: a request forwarded
+				// whole ends the client's connection once the answers
+				// before it are written, as the broker's own close would;
+				// a split request answers that part with retriable
+				// errors (forward.go). The client's connection stays.
 				err = fmt.Errorf("read from broker %d of %s: %w", u.broker, u.be.Name(), err)
 				u.be.metrics.errors("connection").Inc()
+				u.broken.Store(true)
+				u.be.TriggerRefresh()
+				if u.nc != nil {
+					u.nc.Close()
+				}
 				if have {
 					call.cb(nil, err)
+					u.c.writeReady()
 				}
-				u.c.closeWith(err)
+				u.failCalls(err)
 			}
 			return
 		}

@@ -23,6 +23,7 @@ package kafka
 // and the per-key answers concatenated.
 
 import (
+	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -30,6 +31,46 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 )
+
+// coordKey is a cached coordinator: of a group (0) or transactional id
+// (1) on one backend. The cache is one bounded LRU for every cluster
+// (Config.CoordinatorCacheSize, CoordinatorCacheTTL): the keys are the
+// client's, so a client naming thousands of groups must not grow it
+// without bound. A coordinator evicted or expired is asked again.
+type coordKey struct {
+	be  *Backend
+	typ int8
+	key string
+}
+
+// cachedCoordinator returns a cached coordinator without asking the backend.
+func (s *Server) cachedCoordinator(be *Backend, typ int8, key string) (int32, bool) {
+	return s.coords.get(coordKey{be, typ, key})
+}
+
+// setCoordinator records a coordinator seen in a FindCoordinator answer;
+// node < 0 forgets it.
+func (s *Server) setCoordinator(be *Backend, typ int8, key string, node int32) {
+	if node < 0 {
+		s.coords.remove(coordKey{be, typ, key})
+		return
+	}
+	s.coords.put(coordKey{be, typ, key}, node)
+}
+
+// coordinator returns the broker coordinating key on be, asking be when
+// it is not cached.
+func (s *Server) coordinator(ctx context.Context, be *Backend, typ int8, key string) (int32, error) {
+	if id, ok := s.cachedCoordinator(be, typ, key); ok {
+		return id, nil
+	}
+	id, err := be.findCoordinator(ctx, typ, key)
+	if err != nil {
+		return -1, err
+	}
+	s.setCoordinator(be, typ, key, id)
+	return id, nil
+}
 
 // offsetTopic resolves a topic named in an offsets request (by name, or by
 // id in the versions that carry one) to its cluster; nil when unrouted.

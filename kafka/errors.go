@@ -17,6 +17,10 @@ var (
 	ErrBackendMismatch = errors.New("backend response does not match request")
 	// ErrNoBroker is returned when no backend broker is known for a request.
 	ErrNoBroker = errors.New("no backend broker available")
+	// ErrProducerIDLimit is returned when a virtual producer id cannot be
+	// mapped: the connection used too many, or the mapping table is full of
+	// mappings in use.
+	ErrProducerIDLimit = errors.New("producer id limit reached")
 	// ErrClosed is returned for work on a closed connection.
 	ErrClosed = errors.New("connection closed")
 )

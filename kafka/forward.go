@@ -68,7 +68,7 @@ func (c *clientConn) anyUpstream(be *Backend) (*upstream, error) {
 	}
 	local := c.s.localBrokers(be)
 	for _, id := range local {
-		if u, ok := c.ups[target{be, id}]; ok {
+		if u, ok := c.ups[target{be, id}]; ok && !u.broken.Load() {
 			return u, nil
 		}
 	}
@@ -76,7 +76,7 @@ func (c *clientConn) anyUpstream(be *Backend) (*upstream, error) {
 	if len(local) == 0 {
 		// No broker on this host: keep using any connection we have.
 		for _, id := range ids {
-			if u, ok := c.ups[target{be, id}]; ok {
+			if u, ok := c.ups[target{be, id}]; ok && !u.broken.Load() {
 				return u, nil
 			}
 		}
@@ -148,6 +148,9 @@ type part struct {
 // scatter sends each part to its broker and answers with merge of the
 // responses, in part order. The client's correlation id is reused upstream:
 // each upstream connection is this client's alone and answers in order.
+// A part whose broker cannot be reached, whose connection breaks before it
+// answers or which answers garbage is answered with retriable errors for
+// its partitions (partfail.go), so the client retries only those.
 func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge func([]kmsg.Response) kmsg.Response) error {
 	if len(parts) == 0 {
 		// Nothing to split (an empty request): any broker answers it as is.
@@ -176,15 +179,63 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 		remaining = remote
 		failed    bool
 	)
+	// done records part i's answer (or its failure) under mu and, with the
+	// last one, merges and finishes the slot.
+	done := func(i int, decoded kmsg.Response, err error) {
+		if err != nil && !failed {
+			if fa := failedAnswer(parts[i].req); fa != nil {
+				c.log.Debug("split request part failed", "api", kmsg.NameForKey(r.key), "cluster", parts[i].t.be.Name(), "broker", parts[i].t.broker, "err", err)
+				parts[i].t.be.TriggerRefresh()
+				fa.SetVersion(r.version)
+				decoded, err = fa, nil
+			}
+		}
+		if failed {
+			return
+		}
+		if err != nil {
+			failed = true
+			for _, b := range bufs {
+				putBuffer(b)
+			}
+			c.finish(p, nil, err)
+			return
+		}
+		resps[i] = decoded
+		remaining--
+		if remaining > 0 {
+			return
+		}
+		out := encodeResponse(merge(resps), r.corr)
+		for _, b := range bufs {
+			putBuffer(b)
+		}
+		c.finish(p, out, nil)
+	}
+	// fail answers part i locally; the reader goroutine then kicks the
+	// writer, which no upstream reader will do for it.
+	fail := func(i int, err error) error {
+		if failedAnswer(parts[i].req) == nil {
+			return err
+		}
+		mu.Lock()
+		done(i, nil, err)
+		mu.Unlock()
+		c.kickWriter()
+		return nil
+	}
 	for i, pt := range parts {
 		if pt.local != nil {
 			continue
 		}
+		pt.req.SetVersion(r.version)
 		u, err := c.upstreamOrAny(pt.t)
 		if err != nil {
-			return err
+			if err := fail(i, err); err != nil {
+				return err
+			}
+			continue
 		}
-		pt.req.SetVersion(r.version)
 		frame := encodeRequest(pt.req, r.corr, r.clientID)
 		err = u.send(frame.b, r.corr, func(resp *buffer, err error) {
 			var decoded kmsg.Response
@@ -196,27 +247,7 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 			if resp != nil {
 				bufs = append(bufs, resp)
 			}
-			if failed {
-				return
-			}
-			if err != nil {
-				failed = true
-				for _, b := range bufs {
-					putBuffer(b)
-				}
-				c.finish(p, nil, err)
-				return
-			}
-			resps[i] = decoded
-			remaining--
-			if remaining > 0 {
-				return
-			}
-			out := encodeResponse(merge(resps), r.corr)
-			for _, b := range bufs {
-				putBuffer(b)
-			}
-			c.finish(p, out, nil)
+			done(i, decoded, err)
 		})
 		putBuffer(frame)
 		if err != nil {

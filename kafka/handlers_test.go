@@ -1037,7 +1037,7 @@ func TestHandleFindCoordinator(t *testing.T) {
 			t.Run(fmt.Sprintf("v%d type %d", v, typ), func(t *testing.T) {
 				f := newFx(t)
 				h := f.conn(t)
-				f.backend.setCoordinator(typ, "g-none", 104) // stale entry to be dropped
+				f.srv.setCoordinator(f.backend, typ, "g-none", 104) // stale entry to be dropped
 				req := kmsg.NewPtrFindCoordinatorRequest()
 				req.CoordinatorType = typ
 				keys := []string{"g-101", "g-103", "g-none", "g-100"}
@@ -1077,7 +1077,7 @@ func TestHandleFindCoordinator(t *testing.T) {
 						if c.code != kerr.CoordinatorNotAvailable.Code || c.node != -1 {
 							t.Fatalf("%s: error answer changed: %+v", c.key, c)
 						}
-						if _, ok := f.backend.coords.Load(coordKey{typ, c.key}); ok {
+						if _, ok := f.srv.coords.get(coordKey{f.backend, typ, c.key}); ok {
 							t.Fatalf("%s: COORDINATOR_NOT_AVAILABLE left a cached coordinator", c.key)
 						}
 						continue
@@ -1087,7 +1087,7 @@ func TestHandleFindCoordinator(t *testing.T) {
 					if c.code != 0 || c.node != want || c.host != host || c.port != port {
 						t.Fatalf("%s: coordinator %d presented as %+v, want peer %d at %s:%d", c.key, real, c, want, host, port)
 					}
-					if id, ok := f.backend.coords.Load(coordKey{typ, c.key}); !ok || id.(int32) != real {
+					if id, ok := f.srv.coords.get(coordKey{f.backend, typ, c.key}); !ok || id != real {
 						t.Fatalf("%s: coordinator cache has %v, want the real broker %d", c.key, id, real)
 					}
 				}
@@ -1112,7 +1112,7 @@ func TestHandleFindCoordinatorShareGroup(t *testing.T) {
 	if c := resp.(*kmsg.FindCoordinatorResponse).Coordinators[0]; c.NodeID != 1 {
 		t.Fatalf("share coordinator presented as %d, want 1", c.NodeID)
 	}
-	if _, ok := f.backend.coords.Load(coordKey{2, "g-101"}); ok {
+	if _, ok := f.srv.coords.get(coordKey{f.backend, 2, "g-101"}); ok {
 		t.Fatal("share-group coordinator cached")
 	}
 }

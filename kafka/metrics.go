@@ -35,6 +35,7 @@ type Metrics struct {
 	clusterErrors      *prometheus.CounterVec
 	quotaThrottled     *prometheus.CounterVec
 	quotaThrottle      *prometheus.HistogramVec
+	corruptBatches     prometheus.Counter
 
 	maxTopics int
 	mu        sync.RWMutex
@@ -119,8 +120,12 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Help:    "Throttle time a topic quota gave throttled requests, per cluster, topic and direction (the mute; the advertised throttle_time_ms is capped at 1 s).",
 		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"cluster", "topic", "direction"})
+	m.corruptBatches = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_kafka_corrupt_batches_total",
+		Help: "Client record batches whose CRC-32C did not match, refused with CORRUPT_MESSAGE before their producer id was rewritten.",
+	})
 	reg.MustRegister(m.connections, m.closedConns, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
-		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle)
+		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.corruptBatches)
 	return m
 }
 

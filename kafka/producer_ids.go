@@ -24,6 +24,7 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"sync"
@@ -54,26 +55,31 @@ type pidKey struct {
 type realPID struct {
 	id    int64
 	epoch int16
-	used  atomic.Int64 // unix nanos of the last use, for expiry
 }
 
 // producerIDs issues virtual producer ids and maps them to real ones per
 // cluster. It is shared by every connection of a peer.
+//
+// The mapping table is an LRU (Config.ProducerIDMappings) in which every
+// batch's lookup refreshes its mapping: evicting a mapping still in use
+// would give its producer a new real id mid-stream, and a retried batch
+// could then be stored twice. So a mapping used within
+// Config.ProducerIDProtect is never evicted; while the table is full of
+// such mappings a new one is refused (THROTTLING_QUOTA_EXCEEDED, which
+// clients retry) rather than taken from another producer. Each connection
+// may use at most Config.MaxProducerIDsPerConn virtual (id, epoch) pairs,
+// so one client minting ids cannot fill the table by itself.
 type producerIDs struct {
 	counter atomic.Int64
+	m       *lru[pidKey, realPID]
 	mu      sync.Mutex
-	m       map[pidKey]*realPID
 	// inflight coalesces concurrent lookups of one key.
 	inflight map[pidKey]chan struct{}
 }
 
-// maxPIDMappings bounds the mapping table; past it, entries idle for an
-// hour are dropped, then the least recently used.
-const maxPIDMappings = 1 << 18
-
-func (p *producerIDs) init(now time.Time) {
+func (p *producerIDs) init(now time.Time, cfg Config) {
 	p.counter.Store(now.UnixMilli() << 4)
-	p.m = map[pidKey]*realPID{}
+	p.m = newLRU[pidKey, realPID](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
 	p.inflight = map[pidKey]chan struct{}{}
 }
 
@@ -86,17 +92,15 @@ func (p *producerIDs) issue(peer int32) int64 {
 // isVirtual reports whether id was issued by a proxy peer.
 func isVirtual(id int64) bool { return id>>vpidPeerShift > 0 }
 
-// real returns the real producer id and epoch for (vpid, vepoch) on be,
-// asking be for one on first use.
-func (p *producerIDs) real(ctx context.Context, be *Backend, vpid int64, vepoch int16) (int64, int16, error) {
-	key := pidKey{vpid, vepoch, be.Name()}
+// real returns the real producer id and epoch for (vpid, vepoch) on
+// cluster, asking the cluster for one (ask: its initProducerID) on first use.
+func (p *producerIDs) real(ctx context.Context, cluster string, vpid int64, vepoch int16, ask func(context.Context) (int64, int16, error)) (int64, int16, error) {
+	key := pidKey{vpid, vepoch, cluster}
 	for {
-		p.mu.Lock()
-		if r, ok := p.m[key]; ok {
-			p.mu.Unlock()
-			r.used.Store(time.Now().UnixNano())
+		if r, ok := p.m.get(key); ok {
 			return r.id, r.epoch, nil
 		}
+		p.mu.Lock()
 		wait, busy := p.inflight[key]
 		if !busy {
 			wait = make(chan struct{})
@@ -111,42 +115,38 @@ func (p *producerIDs) real(ctx context.Context, be *Backend, vpid int64, vepoch 
 			return 0, 0, ctx.Err()
 		}
 	}
-	id, epoch, err := be.initProducerID(ctx)
+	id, epoch, err := ask(ctx)
+	if err == nil && !p.m.put(key, realPID{id, epoch}) {
+		err = fmt.Errorf("%w: %d producer id mappings, all in use", ErrProducerIDLimit, p.m.len())
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	close(p.inflight[key])
 	delete(p.inflight, key)
+	p.mu.Unlock()
 	if err != nil {
 		return 0, 0, err
 	}
-	if len(p.m) >= maxPIDMappings {
-		p.evict()
-	}
-	r := &realPID{id: id, epoch: epoch}
-	r.used.Store(time.Now().UnixNano())
-	p.m[key] = r
 	return id, epoch, nil
 }
 
-// evict drops mappings idle for an hour, or else the oldest eighth. The
-// caller holds p.mu.
-func (p *producerIDs) evict() {
-	cutoff := time.Now().Add(-time.Hour).UnixNano()
-	for k, r := range p.m {
-		if r.used.Load() < cutoff {
-			delete(p.m, k)
-		}
+// connPIDs are the virtual (id, epoch) pairs one connection used; owned by
+// its reader goroutine.
+type connPIDs map[[2]int64]struct{}
+
+// use records (vpid, vepoch) for c, refusing a new pair past the cap.
+func (c *clientConn) usePID(vpid int64, vepoch int16) bool {
+	k := [2]int64{vpid, int64(vepoch)}
+	if _, ok := c.vpids[k]; ok {
+		return true
 	}
-	if len(p.m) < maxPIDMappings {
-		return
+	if len(c.vpids) >= c.s.cfg.MaxProducerIDsPerConn {
+		return false
 	}
-	n := 0
-	for k := range p.m {
-		delete(p.m, k) // map order is random: an arbitrary eighth
-		if n++; n >= maxPIDMappings/8 {
-			break
-		}
+	if c.vpids == nil {
+		c.vpids = connPIDs{}
 	}
+	c.vpids[k] = struct{}{}
+	return true
 }
 
 // initProducerID asks the cluster for a producer id for the proxy's own
@@ -167,6 +167,10 @@ func (b *Backend) initProducerID(ctx context.Context) (int64, int16, error) {
 
 // handleIdempotentInit answers InitProducerId without a transactional id:
 // a new virtual id, or the next epoch of the client's virtual id (KIP-360).
+// Past the connection's cap it answers THROTTLING_QUOTA_EXCEEDED (KIP-599's
+// error for a quota on creating resources): clients retry it with backoff
+// and then report it, where an error meaning "no coordinator" would have
+// them retry forever.
 func handleIdempotentInit(c *clientConn, r *request, start time.Time, req *kmsg.InitProducerIDRequest) error {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.SetVersion(r.version)
@@ -174,6 +178,10 @@ func handleIdempotentInit(c *clientConn, r *request, start time.Time, req *kmsg.
 		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
 	} else {
 		resp.ProducerID, resp.ProducerEpoch = c.s.pids.issue(c.s.cfg.NodeID), 0
+	}
+	if !c.usePID(resp.ProducerID, resp.ProducerEpoch) {
+		resp.ProducerID, resp.ProducerEpoch = -1, -1
+		resp.ErrorCode = kerr.ThrottlingQuotaExceeded.Code
 	}
 	return c.respond(r, start, resp)
 }
@@ -214,6 +222,14 @@ func batchProducer(batch []byte) (int64, int16) {
 	return int64(binary.BigEndian.Uint64(batch[batchPIDOff:])), int16(binary.BigEndian.Uint16(batch[batchEpochOff:]))
 }
 
+// batchCRCValid reports whether a v2 batch's CRC-32C matches its bytes.
+// The rewrite recomputes the CRC, so a batch corrupted on its way from the
+// client would otherwise reach the broker as a valid one: it is checked
+// first, as the broker would check it.
+func batchCRCValid(batch []byte) bool {
+	return binary.BigEndian.Uint32(batch[batchCRCOff:]) == crc32.Checksum(batch[batchAttrOff:], castagnoli)
+}
+
 // setBatchProducer rewrites a v2 batch's producer id and epoch in place and
 // recomputes its CRC-32C.
 func setBatchProducer(batch []byte, id int64, epoch int16) {
@@ -224,13 +240,24 @@ func setBatchProducer(batch []byte, id int64, epoch int16) {
 
 // mapProducers rewrites every batch of a virtual producer in records to
 // the real id be issued for it. It returns a partition error code when the
-// mapping failed (the client retries), else 0.
+// mapping failed (the client retries) or a batch is corrupt
+// (CORRUPT_MESSAGE, as the broker answers a CRC mismatch; clients do not
+// retry it), else 0.
 func (c *clientConn) mapProducers(be *Backend, records []byte) int16 {
 	var code int16
 	batchesOf(records, func(batch []byte) bool {
 		vpid, vepoch := batchProducer(batch)
 		if vpid < 0 || !isVirtual(vpid) {
 			return true
+		}
+		if !batchCRCValid(batch) {
+			c.s.metrics.corruptBatches.Inc()
+			code = kerr.CorruptMessage.Code
+			return false
+		}
+		if !c.usePID(vpid, vepoch) {
+			code = kerr.ThrottlingQuotaExceeded.Code
+			return false
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
 		defer cancel()
@@ -239,10 +266,13 @@ func (c *clientConn) mapProducers(be *Backend, records []byte) int16 {
 			code = kerr.RequestTimedOut.Code
 			return false
 		}
-		id, epoch, err := c.s.pids.real(ctx, be, vpid, vepoch)
+		id, epoch, err := c.s.pids.real(ctx, be.Name(), vpid, vepoch, be.initProducerID)
 		if err != nil {
 			c.log.Debug("no producer id from the backend", "cluster", be.Name(), "err", err)
 			code = kerr.RequestTimedOut.Code
+			if errors.Is(err, ErrProducerIDLimit) {
+				code = kerr.ThrottlingQuotaExceeded.Code
+			}
 			return false
 		}
 		setBatchProducer(batch, id, epoch)

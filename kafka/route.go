@@ -127,14 +127,14 @@ const coordinatorTimeout = 10 * time.Second
 // lookup fails the broker is -1 (any broker), which answers with a
 // coordinator error the client retries on, as it would against Kafka.
 func (c *clientConn) coordinatorTarget(be *Backend, typ int8, key string) target {
-	if id, ok := be.cachedCoordinator(typ, key); ok {
+	if id, ok := c.s.cachedCoordinator(be, typ, key); ok {
 		return target{be, id}
 	}
 	// The lookup blocks this reader; let what is already queued leave first.
 	c.flushUpstreams() // an error resurfaces on the next write
 	ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
 	defer cancel()
-	id, err := be.coordinator(ctx, typ, key)
+	id, err := c.s.coordinator(ctx, be, typ, key)
 	if err != nil {
 		c.log.Debug("coordinator lookup failed", "cluster", be.Name(), "key", key, "err", err)
 		return target{be, -1}

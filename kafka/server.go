@@ -42,6 +42,28 @@ type Config struct {
 	// Limiter, when set, enforces topic quotas (throttle.go).
 	Limiter Limiter
 	Logger  *slog.Logger
+
+	// Tables keyed by what clients send are bounded (coordinators.go,
+	// producer_ids.go).
+	//
+	// CoordinatorCacheSize bounds the coordinators cached from
+	// FindCoordinator answers, over every cluster (default 10,000).
+	CoordinatorCacheSize int
+	// CoordinatorCacheTTL drops a coordinator unused for this long
+	// (default 5m).
+	CoordinatorCacheTTL time.Duration
+	// ProducerIDMappings bounds the virtual-to-real producer id mappings
+	// (default 262,144).
+	ProducerIDMappings int
+	// ProducerIDIdle drops a mapping unused for this long (default 1h).
+	ProducerIDIdle time.Duration
+	// ProducerIDProtect: a mapping used within this window is never
+	// evicted; a new one is refused instead while the table is full of them
+	// (default 1m).
+	ProducerIDProtect time.Duration
+	// MaxProducerIDsPerConn bounds the distinct virtual producer ids (and
+	// epochs) one client connection may use (default 64).
+	MaxProducerIDsPerConn int
 }
 
 func (c *Config) setDefaults() {
@@ -54,6 +76,24 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.CoordinatorCacheSize == 0 {
+		c.CoordinatorCacheSize = 10_000
+	}
+	if c.CoordinatorCacheTTL == 0 {
+		c.CoordinatorCacheTTL = 5 * time.Minute
+	}
+	if c.ProducerIDMappings == 0 {
+		c.ProducerIDMappings = 1 << 18
+	}
+	if c.ProducerIDIdle == 0 {
+		c.ProducerIDIdle = time.Hour
+	}
+	if c.ProducerIDProtect == 0 {
+		c.ProducerIDProtect = time.Minute
+	}
+	if c.MaxProducerIDsPerConn == 0 {
+		c.MaxProducerIDsPerConn = 64
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -63,6 +103,14 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeID < 0 {
 		return fmt.Errorf("node id %d is negative", c.NodeID)
+	}
+	if c.CoordinatorCacheSize < 0 || c.ProducerIDMappings < 0 || c.MaxProducerIDsPerConn < 0 {
+		return fmt.Errorf("cache bounds must be positive: coordinators %d, producer id mappings %d, producer ids per connection %d",
+			c.CoordinatorCacheSize, c.ProducerIDMappings, c.MaxProducerIDsPerConn)
+	}
+	if c.CoordinatorCacheTTL < 0 || c.ProducerIDIdle < 0 || c.ProducerIDProtect < 0 {
+		return fmt.Errorf("cache durations must be positive: coordinator ttl %v, producer id idle %v, producer id protect %v",
+			c.CoordinatorCacheTTL, c.ProducerIDIdle, c.ProducerIDProtect)
 	}
 	return nil
 }
@@ -76,7 +124,8 @@ type Server struct {
 	metrics  *Metrics
 	handlers [maxKey + 1]handler
 	pids     producerIDs
-	vids     sync.Map // virtual topic id → name (topicids.go)
+	coords   *lru[coordKey, int32] // coordinators.go
+	vids     sync.Map              // virtual topic id → name (topicids.go)
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -98,7 +147,8 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 		conns:   map[*clientConn]struct{}{},
 	}
 	s.backends.Store(newBackendSet(nil))
-	s.pids.init(time.Now())
+	s.pids.init(time.Now(), cfg)
+	s.coords = newLRU[coordKey, int32](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
 	s.handlers = handlerTable()
 	return s, nil
 }

@@ -220,8 +220,17 @@ func (m *Mux) handleAccepted(nc net.Conn) {
 // closes with the Mux.
 func (m *Mux) adopt(c, raw net.Conn, remote string) *peerConn {
 	pc := newPeerConn(c, raw, m.cfg.Name, remote, m.cfg.Faults)
-	stop := context.AfterFunc(m.ctx, func() { _ = pc.Close() })
-	pc.onClose = func() { stop() }
+	// onClose is set before the AfterFunc exists, since the Mux may be
+	// closing right now and run Close at once; a Close that wins that race
+	// leaves the AfterFunc registered, and its later Close is a no-op.
+	var stop atomic.Pointer[func() bool]
+	pc.onClose = func() {
+		if s := stop.Load(); s != nil {
+			(*s)()
+		}
+	}
+	s := context.AfterFunc(m.ctx, func() { _ = pc.Close() })
+	stop.Store(&s)
 	return pc
 }
 

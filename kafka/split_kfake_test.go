@@ -1,0 +1,158 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+)
+
+// TestSplitProduceBrokerConnBreaks: a real proxy in front of a two-broker
+// kfake cluster; a produce split over both leaders, whose request to one
+// broker kills that broker connection. The healthy partition is written
+// exactly once and reported successful; the other comes back
+// NOT_LEADER_OR_FOLLOWER; the client's connection stays open and its
+// retry of that partition alone succeeds.
+func TestSplitProduceBrokerConnBreaks(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(8, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	be, err := NewBackend(BackendConfig{Name: "k", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := &benchView{}
+	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, NewMetrics(prometheus.NewRegistry(), 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetBackends([]*Backend{be})
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr().String()
+	view.st = &fsm.State{
+		Clusters: []fsm.Cluster{{Name: "k", Bootstrap: kc.ListenAddrs()}},
+		Routes:   fsm.Routes{DefaultCluster: "k"},
+		Peers:    []fsm.Peer{{ID: 0, Name: "p0", KafkaAddr: addr}},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); be.Run(ctx) }()
+	go func() { defer wg.Done(); srv.Serve(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	select {
+	case <-be.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("backend metadata not loaded")
+	}
+	// Two partitions led by different brokers: pg on the healthy one, pb
+	// on the one whose connection breaks.
+	pg, pb := int32(0), int32(-1)
+	good, bad := be.leader("t", 0), int32(-1)
+	for p := int32(1); p < 8; p++ {
+		if l := be.leader("t", p); l >= 0 && l != good {
+			pb, bad = p, l
+			break
+		}
+	}
+	if good < 0 || bad < 0 {
+		t.Fatalf("no two partitions of t with different leaders")
+	}
+	kc.ControlKey(0, func(kmsg.Request) (kmsg.Response, error, bool) {
+		if kc.CurrentNode() != bad {
+			return nil, nil, false
+		}
+		return nil, errors.New("broker connection breaks"), true // once: handled drops it
+	})
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	corr := int32(0)
+	roundTrip := func(req kmsg.Request, v int16) kmsg.Response {
+		t.Helper()
+		corr++
+		nc.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := nc.Write(reqFrame(req, v, corr)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		buf, err := readFrame(br, 1<<20)
+		if err != nil {
+			t.Fatalf("read response %d: %v (the proxy closed the client's connection?)", corr, err)
+		}
+		got, resp := decodeOut(t, buf.b, req.Key(), v)
+		if got != corr {
+			t.Fatalf("correlation id %d, want %d", got, corr)
+		}
+		return resp
+	}
+	produce := func(partitions ...int32) map[int32]int16 {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "t"
+		for _, p := range partitions {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition, rp.Records = p, idempotentBatch(-1, -1, -1, "v")
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		codes := map[int32]int16{}
+		for _, t := range roundTrip(req, 7).(*kmsg.ProduceResponse).Topics {
+			for _, p := range t.Partitions {
+				codes[p.Partition] = p.ErrorCode
+			}
+		}
+		return codes
+	}
+	endOffsets := func() map[int32]int64 {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "t"
+		for _, p := range []int32{pg, pb} {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp = p, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		out := map[int32]int64{}
+		for _, t := range roundTrip(req, 4).(*kmsg.ListOffsetsResponse).Topics {
+			for _, p := range t.Partitions {
+				out[p.Partition] = p.Offset
+			}
+		}
+		return out
+	}
+
+	if codes := produce(pg, pb); codes[pg] != 0 || codes[pb] != kerr.NotLeaderForPartition.Code || len(codes) != 2 {
+		t.Fatalf("split produce with one broken broker: codes %v, want t/%d ok and t/%d NOT_LEADER_OR_FOLLOWER", codes, pg, pb)
+	}
+	if offs := endOffsets(); offs[pg] != 1 || offs[pb] != 0 {
+		t.Fatalf("end offsets %v: want t/%d written once, t/%d not at all", offs, pg, pb)
+	}
+	// The client retries the failed partition alone, on the same connection.
+	if codes := produce(pb); codes[pb] != 0 {
+		t.Fatalf("retry of t/%d: codes %v", pb, codes)
+	}
+	if offs := endOffsets(); offs[pg] != 1 || offs[pb] != 1 {
+		t.Fatalf("end offsets after the retry %v: want one record each", offs)
+	}
+}
