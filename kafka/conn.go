@@ -312,9 +312,11 @@ func (c *clientConn) readRequest() (*buffer, error) {
 		return nil, err
 	}
 	c.held = int64(n) + 4
-	if waited && c.cr.Buffered() < int(n) {
+	if waited {
 		c.s.metrics.budgetWaits.Inc()
-		c.setDeadline(deadlineFrame) // the wait was the proxy's, not the client's
+		if c.cr.Buffered() < int(n) {
+			c.setDeadline(deadlineFrame) // the wait was the proxy's, not the client's
+		}
 	}
 	buf, err := readFrameBody(&c.cr, n)
 	if err != nil {

@@ -232,8 +232,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		tempDelay = 0
 		ip := remoteIP(nc)
 		if reason := s.admit(ip, time.Now()); reason != "" {
-			nc.Close()
 			s.metrics.refused(reason)
+			nc.Close()
 			s.refusals.log(s.log, reason, ip, time.Now())
 			continue
 		}
