@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,6 +88,15 @@ func BenchmarkIdleConns(b *testing.B) {
 	// go idle, as they would on a real idle connection.
 	time.Sleep(3 * time.Second)
 	heap1, stack1, rss1, g1 := idleMem()
+	if path := os.Getenv("SWITCHYARD_IDLE_HEAP_PROFILE"); path != "" {
+		// What the idle connections hold: go tool pprof -sample_index=inuse_space.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pprof.WriteHeapProfile(f)
+		f.Close()
+	}
 	per := func(a, b uint64) float64 { return (float64(b) - float64(a)) / float64(n) }
 	b.ReportMetric(per(heap0+stack0, heap1+stack1), "heap+stack-B/conn")
 	b.ReportMetric(per(heap0, heap1), "heap-B/conn")
