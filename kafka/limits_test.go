@@ -161,7 +161,9 @@ func heapInuse() uint64 {
 // make the proxy allocate the claimed 100 MiB apiece. Now the buffer grows
 // only with bytes that arrived, and the frame read deadline closes them.
 func TestSilentClaimedFramesCommitLittle(t *testing.T) {
-	ls := startLimitServer(t, Config{Limits: Limits{FrameReadTimeout: 500 * time.Millisecond, QueuedMaxRequestBytes: 1 << 30}}, nil)
+	// The deadline leaves room for a loaded machine to dial all four and
+	// measure before the first is closed.
+	ls := startLimitServer(t, Config{Limits: Limits{FrameReadTimeout: 3 * time.Second, QueuedMaxRequestBytes: 1 << 30}}, nil)
 	const conns = 4
 	before := heapInuse()
 	var ncs []net.Conn
@@ -291,7 +293,9 @@ func TestByteBudgetOrder(t *testing.T) {
 // closed, but not one whose request is still awaiting its answer.
 func TestIdleConnectionClosed(t *testing.T) {
 	release := make(chan struct{})
-	ls := startLimitServer(t, Config{Limits: Limits{ConnectionsMaxIdle: 300 * time.Millisecond}}, func(s *Server) {
+	// Long enough that a stall of the test between dialing and writing on
+	// a loaded machine does not make the waiting connection idle first.
+	ls := startLimitServer(t, Config{Limits: Limits{ConnectionsMaxIdle: 1500 * time.Millisecond}}, func(s *Server) {
 		// Metadata requests are answered only once the test says so.
 		s.handlers[3] = func(c *clientConn, r *request, start time.Time) error {
 			p, err := c.newPending(r, start)
@@ -306,14 +310,14 @@ func TestIdleConnectionClosed(t *testing.T) {
 			return nil
 		}
 	})
-	idle := dial(t, ls.addr)
-	exchangeOne(t, idle, 1)
 	waiting := dial(t, ls.addr)
 	req := testRequest(7, 0)
 	binary.BigEndian.PutUint16(req[4:], 3) // Metadata v0
 	if _, err := waiting.Write(req); err != nil {
 		t.Fatal(err)
 	}
+	idle := dial(t, ls.addr)
+	exchangeOne(t, idle, 1)
 	waitClosed(t, idle, "idle connection")
 	waitUntil(t, "idle close counted", func() bool {
 		return counterValue(ls.m.closedConns.WithLabelValues("idle")) == 1
