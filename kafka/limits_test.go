@@ -589,3 +589,23 @@ func (t *trickle) Read(p []byte) (int, error) {
 	}
 	return t.r.Read(p)
 }
+
+// TestWriterGoroutineIdlesOut: the writer goroutine a kick started exits
+// after writerIdle without one, and the next kick starts another that
+// writes.
+func TestWriterGoroutineIdlesOut(t *testing.T) {
+	c, client := pipeConn(t)
+	t.Cleanup(func() { c.closeWith(ErrClosed); c.wg.Wait() })
+	for corr := int32(1); corr <= 2; corr++ {
+		p, err := c.newPending(&request{requestHeader: requestHeader{corr: corr}}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.finish(p, respBuf(corr, 3), nil)
+		c.kickWriter()
+		if got := readCorrs(t, client, 1); got[0] != corr {
+			t.Fatalf("correlation id %d, want %d", got[0], corr)
+		}
+		waitUntil(t, "the writer goroutine to exit", func() bool { return !c.writerUp.Load() })
+	}
+}
