@@ -26,9 +26,9 @@ import (
 	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
-// waitUntil polls cond until it holds, failing after a deadline generous
+// pollUntil polls cond until it holds, failing after a deadline generous
 // enough for a loaded machine.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func pollUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -177,7 +177,7 @@ func TestSilentClaimedFramesCommitLittle(t *testing.T) {
 		ncs = append(ncs, nc)
 	}
 	// Each reader is parked inside its frame once the budget holds it.
-	waitUntil(t, "every claim reserved in the budget", func() bool {
+	pollUntil(t, "every claim reserved in the budget", func() bool {
 		return ls.s.budget.held() == conns*(100<<20+4)
 	})
 	after := heapInuse()
@@ -187,10 +187,10 @@ func TestSilentClaimedFramesCommitLittle(t *testing.T) {
 	for i, nc := range ncs {
 		waitClosed(t, nc, "silent connection "+string(rune('0'+i)))
 	}
-	waitUntil(t, "frame_timeout closes counted", func() bool {
+	pollUntil(t, "frame_timeout closes counted", func() bool {
 		return counterValue(ls.m.closedConns.WithLabelValues("frame_timeout")) == conns
 	})
-	waitUntil(t, "budget released", func() bool { return ls.s.budget.held() == 0 })
+	pollUntil(t, "budget released", func() bool { return ls.s.budget.held() == 0 })
 }
 
 // TestRequestBudgetBackpressure: with a budget smaller than one request,
@@ -204,12 +204,12 @@ func TestRequestBudgetBackpressure(t *testing.T) {
 	if _, err := a.Write(big[:1<<20]); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the large request reserved", func() bool { return ls.s.budget.held() == int64(len(big)) })
+	pollUntil(t, "the large request reserved", func() bool { return ls.s.budget.held() == int64(len(big)) })
 	b := dial(t, ls.addr)
 	if _, err := b.Write(testRequest(2, 0)); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the small request waiting for the budget", func() bool {
+	pollUntil(t, "the small request waiting for the budget", func() bool {
 		ls.s.budget.mu.Lock()
 		defer ls.s.budget.mu.Unlock()
 		return len(ls.s.budget.waiters) == 1
@@ -241,7 +241,7 @@ func TestRequestBudgetBackpressure(t *testing.T) {
 	if got := counterValue(ls.m.budgetWaits); got != 1 {
 		t.Fatalf("budget waits = %v, want 1", got)
 	}
-	waitUntil(t, "budget released", func() bool { return ls.s.budget.held() == 0 })
+	pollUntil(t, "budget released", func() bool { return ls.s.budget.held() == 0 })
 	// Both connections go on working.
 	exchangeOne(t, a, 3)
 	exchangeOne(t, b, 4)
@@ -268,10 +268,10 @@ func TestByteBudgetOrder(t *testing.T) {
 	}
 	waiters := func() int { b.mu.Lock(); defer b.mu.Unlock(); return len(b.waiters) }
 	start(1, 500, never) // larger than the budget: waits for used == 0
-	waitUntil(t, "waiter 1 queued", func() bool { return waiters() == 1 })
+	pollUntil(t, "waiter 1 queued", func() bool { return waiters() == 1 })
 	cancel := make(chan struct{})
 	start(2, 10, cancel) // fits, but must not pass waiter 1
-	waitUntil(t, "waiter 2 queued", func() bool { return waiters() == 2 })
+	pollUntil(t, "waiter 2 queued", func() bool { return waiters() == 2 })
 	close(cancel)
 	if id := <-got; id != -2 {
 		t.Fatalf("got %d, want the cancelled waiter 2", id)
@@ -319,7 +319,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	idle := dial(t, ls.addr)
 	exchangeOne(t, idle, 1)
 	waitClosed(t, idle, "idle connection")
-	waitUntil(t, "idle close counted", func() bool {
+	pollUntil(t, "idle close counted", func() bool {
 		return counterValue(ls.m.closedConns.WithLabelValues("idle")) == 1
 	})
 	// The idle one was closed after the waiting one's request arrived and
@@ -336,7 +336,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	}
 	putBuffer(buf)
 	waitClosed(t, waiting, "connection idle after its answer")
-	waitUntil(t, "second idle close counted", func() bool {
+	pollUntil(t, "second idle close counted", func() bool {
 		return counterValue(ls.m.closedConns.WithLabelValues("idle")) == 2
 	})
 }
@@ -354,7 +354,7 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatalf("refused max_connections = %v, want 1", got)
 	}
 	a.Close()
-	waitUntil(t, "the closed connection gone", func() bool {
+	pollUntil(t, "the closed connection gone", func() bool {
 		ls.s.mu.Lock()
 		defer ls.s.mu.Unlock()
 		return len(ls.s.conns) == 1
@@ -470,7 +470,7 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitClosed(t, bad, "panicking connection")
-	waitUntil(t, "panic close counted", func() bool {
+	pollUntil(t, "panic close counted", func() bool {
 		return counterValue(ls.m.closedConns.WithLabelValues("panic")) == 1
 	})
 	exchangeOne(t, other, 3)
@@ -518,7 +518,7 @@ func TestPanicOnUpstreamReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitClosed(t, bad, "connection whose merge panicked")
-	waitUntil(t, "panic close counted", func() bool {
+	pollUntil(t, "panic close counted", func() bool {
 		return counterValue(ls.m.closedConns.WithLabelValues("panic")) == 1
 	})
 	exchangeOne(t, other, 3)
@@ -606,6 +606,6 @@ func TestWriterGoroutineIdlesOut(t *testing.T) {
 		if got := readCorrs(t, client, 1); got[0] != corr {
 			t.Fatalf("correlation id %d, want %d", got[0], corr)
 		}
-		waitUntil(t, "the writer goroutine to exit", func() bool { return !c.writerUp.Load() })
+		pollUntil(t, "the writer goroutine to exit", func() bool { return !c.writerUp.Load() })
 	}
 }
