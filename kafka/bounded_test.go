@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -56,7 +55,7 @@ func TestProducerIDMappingKeepsRecentlyUsed(t *testing.T) {
 	for _, protect := range []time.Duration{0, time.Minute} {
 		t.Run(fmt.Sprintf("protect %v", protect), func(t *testing.T) {
 			var p producerIDs
-			p.init(time.Now(), Config{ProducerIDMappings: 64, ProducerIDIdle: time.Hour, ProducerIDProtect: protect})
+			p.init(time.Now(), Config{Limits: Limits{ProducerIDMappings: 64, ProducerIDIdle: time.Hour, ProducerIDProtect: protect}})
 			next := int64(1000)
 			asked := map[int64]int{}
 			ask := func(vpid int64) func(context.Context) (int64, int16, error) {
@@ -177,7 +176,7 @@ func TestProduceRefusesCorruptVirtualBatch(t *testing.T) {
 	if codes[0] != kerr.CorruptMessage.Code || codes[1] != 0 || len(codes) != 2 {
 		t.Fatalf("partition codes %v", codes)
 	}
-	if n := counterValue(t, f.reg, "switchyard_kafka_corrupt_batches_total"); n != 1 {
+	if n := counterValue(f.srv.metrics.corruptBatches); n != 1 {
 		t.Fatalf("corrupt batches counted %v, want 1", n)
 	}
 }
@@ -201,19 +200,4 @@ func TestBatchCRCValid(t *testing.T) {
 	if !batchCRCValid(c) || crc32.Checksum(c[batchAttrOff:], castagnoli) != binary.BigEndian.Uint32(c[batchCRCOff:]) {
 		t.Fatal("base offset is covered")
 	}
-}
-
-// counterValue reads an unlabelled counter from reg.
-func counterValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return 0
 }

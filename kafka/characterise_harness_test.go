@@ -190,7 +190,6 @@ func (f *cx) conn(t testing.TB) *cxConn {
 	c := &clientConn{
 		s:       f.srv,
 		log:     f.srv.log,
-		queue:   make(chan *pending, 16),
 		ups:     map[target]*upstream{},
 		closing: make(chan struct{}),
 	}
@@ -295,8 +294,7 @@ func (h *cxConn) run(frame []byte, answer cxAnswer) cxExchange {
 			call.cb(&buffer{b: respFrame(resp, fxBe16(frames[i][6:]), call.corr)}, nil)
 		}
 	}
-	for len(h.c.queue) > 0 {
-		p := <-h.c.queue
+	for p := h.c.dequeue(); p != nil; p = h.c.dequeue() {
 		ex.slots++
 		select {
 		case <-p.done:

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,22 +57,37 @@ var closedChan = func() chan struct{} {
 type clientConn struct {
 	s   *Server
 	nc  net.Conn
-	br  *bufio.Reader
-	bw  *bufio.Writer // used only by the writer-role holder
+	cr  connReader // owned by the reader goroutine
+	bw  connWriter // used only by the writer-role holder
 	log *slog.Logger
 
-	// queue holds reserved slots in request order; its capacity bounds
-	// requests in flight. The writer-role holder takes slots from it.
-	queue chan *pending
 	// kick wakes the writer goroutine: for slots finished by the reader
 	// goroutine (local answers), which must not block on client writes, and
-	// for an upstream reader that has more answers to read.
-	kick chan struct{}
+	// for an upstream reader that has more answers to read. The writer
+	// goroutine runs only while kicked recently (writerUp), so an idle
+	// connection does not keep one parked.
+	kick     chan struct{}
+	writerUp atomic.Bool
+	// room wakes the reader waiting for a free slot (roomWait).
+	room chan struct{}
 
-	wmu     sync.Mutex
-	head    *pending   // taken from queue, not finished yet (wmu)
-	writing bool       // a goroutine holds the writer role (wmu)
-	batch   []*pending // the writer-role holder's scratch
+	wmu sync.Mutex
+	// queue[qhead:] are the reserved slots in request order, at most
+	// MaxInFlight; the writer-role holder takes slots from it. It is a
+	// slice, not a channel, so an idle connection holds no MaxInFlight-slot
+	// array.
+	queue    []*pending
+	qhead    int
+	roomWait bool       // the reader waits for room (wmu)
+	head     *pending   // taken from queue, not finished yet (wmu)
+	writing  bool       // a goroutine holds the writer role (wmu)
+	batch    []*pending // the writer-role holder's scratch
+
+	// Owned by the reader goroutine: the read deadline in force, when the
+	// last request arrived, and the budget bytes the current request holds.
+	deadline  deadlineKind
+	lastFrame time.Time
+	held      int64
 
 	// mute holds the reader while a quota throttle runs (throttle.go).
 	mute mute
@@ -95,15 +112,16 @@ type clientConn struct {
 func newClientConn(s *Server, nc net.Conn) *clientConn {
 	rw := rawIO(nc)
 	return &clientConn{
-		s:       s,
-		nc:      nc,
-		br:      bufio.NewReaderSize(rw, 64<<10),
-		bw:      bufio.NewWriterSize(rw, 64<<10),
-		log:     s.log.With("client", nc.RemoteAddr().String()),
-		queue:   make(chan *pending, s.cfg.MaxInFlight),
-		kick:    make(chan struct{}, 1),
-		ups:     map[target]*upstream{},
-		closing: make(chan struct{}),
+		s:         s,
+		nc:        nc,
+		cr:        newConnReader(rw),
+		bw:        connWriter{w: rw},
+		log:       s.log.With("client", nc.RemoteAddr().String()),
+		kick:      make(chan struct{}, 1),
+		room:      make(chan struct{}, 1),
+		ups:       map[target]*upstream{},
+		closing:   make(chan struct{}),
+		lastFrame: time.Now(),
 	}
 }
 
@@ -124,6 +142,15 @@ func (c *clientConn) closeWith(err error) {
 		case errors.Is(err, ErrBackendMismatch):
 			c.log.Warn("closing client connection: backend answered out of order", "reason", err)
 			c.s.metrics.closed("backend_mismatch")
+		case errors.Is(err, ErrPanic):
+			// recoverPanic logged it, with the stack.
+			c.s.metrics.closed("panic")
+		case errors.Is(err, ErrIdle):
+			c.log.Debug("closing idle client connection", "reason", err)
+			c.s.metrics.closed("idle")
+		case errors.Is(err, ErrFrameTimeout):
+			c.log.Info("closing client connection: request not received in time", "reason", err)
+			c.s.metrics.closed("frame_timeout")
 		default:
 			c.log.Info("closing client connection", "reason", err)
 			c.s.metrics.closed("error")
@@ -134,30 +161,56 @@ func (c *clientConn) closeWith(err error) {
 func (c *clientConn) serve() {
 	c.s.metrics.connections.Inc()
 	defer c.s.metrics.connections.Dec()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.writeLoop()
-	}()
-	err := c.readLoop()
+	err := c.safeReadLoop()
 	c.closeWith(err)
 	for _, u := range c.ups {
 		u.nc.Close()
 	}
 	// Every goroutine that could finish or write a slot has stopped.
 	c.wg.Wait()
+	c.s.budget.release(c.held)
+	c.held = 0
+	c.cr.close()
 	// Drain: release buffers of responses that will never be written.
 	if c.head != nil {
 		putBuffer(c.head.out)
 	}
-	for {
-		select {
-		case p := <-c.queue:
-			putBuffer(p.out)
-		default:
-			return
-		}
+	for _, p := range c.queue[c.qhead:] {
+		putBuffer(p.out)
 	}
+	c.queue, c.qhead = nil, 0
+	if c.bw.buf != nil {
+		putBuffer(c.bw.buf)
+		c.bw.buf = nil
+	}
+}
+
+// safeReadLoop is readLoop with a handler's panic turned into an error
+// that closes this connection alone.
+func (c *clientConn) safeReadLoop() (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = c.panicked("request handler", v)
+		}
+	}()
+	return c.readLoop()
+}
+
+// recoverPanic, deferred by each goroutine of the connection, closes the
+// connection alone when that goroutine panics (a merge or response rewrite
+// on an upstream reader, a write on the writer goroutine): one bad request
+// must not kill the peer and every other client's connection.
+func (c *clientConn) recoverPanic(where string) {
+	if v := recover(); v != nil {
+		c.closeWith(c.panicked(where, v))
+	}
+}
+
+// panicked logs a recovered panic with its stack and returns the error the
+// connection is closed with.
+func (c *clientConn) panicked(where string, v any) error {
+	c.log.Error("panic serving client connection; closing it", "in", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	return fmt.Errorf("%w in %s: %v", ErrPanic, where, v)
 }
 
 func (c *clientConn) readLoop() error {
@@ -165,16 +218,17 @@ func (c *clientConn) readLoop() error {
 		if err := c.waitMute(); err != nil {
 			return err
 		}
-		if !frameBuffered(c.br) {
+		if !frameBuffered(&c.cr) {
 			if err := c.flushUpstreams(); err != nil {
 				return err
 			}
 		}
-		buf, err := readFrame(c.br, c.s.cfg.MaxFrameBytes)
+		buf, err := c.readRequest()
 		if err != nil {
 			return err
 		}
 		start := time.Now()
+		c.lastFrame = start
 		h, err := parseHeader(buf.b[4:], c.clientID)
 		if err != nil {
 			putBuffer(buf)
@@ -190,15 +244,136 @@ func (c *clientConn) readLoop() error {
 		}
 		err = handler(c, r, start)
 		putBuffer(buf)
+		// The request was answered or written upstream: its bytes leave
+		// the budget.
+		c.s.budget.release(c.held)
+		c.held = 0
 		if err != nil {
 			return err
 		}
 	}
 }
 
+// deadlineKind is the read deadline a client connection has in force.
+type deadlineKind uint8
+
+const (
+	deadlineNone  deadlineKind = iota
+	deadlineIdle               // between requests: ConnectionsMaxIdle
+	deadlineFrame              // a request has started: FrameReadTimeout
+)
+
+// setDeadline puts kind's read deadline in force from now.
+func (c *clientConn) setDeadline(kind deadlineKind) {
+	var d time.Duration
+	switch kind {
+	case deadlineIdle:
+		d = c.s.cfg.ConnectionsMaxIdle
+	case deadlineFrame:
+		d = c.s.cfg.FrameReadTimeout
+	}
+	if d <= 0 {
+		kind = deadlineNone
+	}
+	if kind == deadlineNone {
+		if c.deadline != deadlineNone {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+	} else {
+		c.nc.SetReadDeadline(time.Now().Add(d))
+	}
+	c.deadline = kind
+}
+
+// readRequest reads the next request frame. Between requests the
+// connection may stay silent for ConnectionsMaxIdle, as long as nothing is
+// in flight; once a request has started it must arrive whole within
+// FrameReadTimeout. Its claimed size is reserved in the server's request
+// byte budget first (waiting, not reading, while it does not fit), and its
+// buffer grows only as bytes arrive. Deadlines are set only when a read
+// may block, so a pipelining client costs no timer updates.
+func (c *clientConn) readRequest() (*buffer, error) {
+	if c.cr.Buffered() == 0 {
+		if err := c.awaitRequest(); err != nil {
+			return nil, err
+		}
+	}
+	if !frameBuffered(&c.cr) {
+		c.setDeadline(deadlineFrame)
+	}
+	hdr, err := c.cr.Peek(4)
+	if err != nil {
+		return nil, c.frameErr(err, 0)
+	}
+	n := int32(binary.BigEndian.Uint32(hdr))
+	if n < 0 || n > c.s.cfg.MaxFrameBytes {
+		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameTooLarge, n, c.s.cfg.MaxFrameBytes)
+	}
+	c.cr.Discard(4)
+	waited, err := c.s.budget.acquire(int64(n)+4, c.closing)
+	if err != nil {
+		return nil, err
+	}
+	c.held = int64(n) + 4
+	if waited {
+		c.s.metrics.budgetWaits.Inc()
+		if c.cr.Buffered() < int(n) {
+			c.setDeadline(deadlineFrame) // the wait was the proxy's, not the client's
+		}
+	}
+	buf, err := readFrameBody(&c.cr, n)
+	if err != nil {
+		return nil, c.frameErr(err, n)
+	}
+	return buf, nil
+}
+
+// awaitRequest waits for the first byte of the next request. A connection
+// silent for ConnectionsMaxIdle with no request in flight is idle and
+// closed; one waiting for its answers is not.
+func (c *clientConn) awaitRequest() error {
+	if c.deadline != deadlineIdle {
+		c.setDeadline(deadlineIdle)
+	}
+	for {
+		_, err := c.cr.Peek(1)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || c.deadline != deadlineIdle {
+			return err
+		}
+		idle := c.s.cfg.ConnectionsMaxIdle
+		if since := time.Since(c.lastFrame); since < idle || c.outstanding() > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(max(idle-since, time.Second)))
+			continue
+		}
+		return fmt.Errorf("%w: no request for %s", ErrIdle, idle)
+	}
+}
+
+// frameErr names a read deadline that expired inside a request.
+func (c *clientConn) frameErr(err error, n int32) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.deadline == deadlineFrame {
+		return fmt.Errorf("%w: %d-byte request not received within %s", ErrFrameTimeout, n, c.s.cfg.FrameReadTimeout)
+	}
+	return err
+}
+
+// outstanding is how many requests await their response.
+func (c *clientConn) outstanding() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	n := len(c.queue) - c.qhead
+	if c.head != nil {
+		n++
+	}
+	return n
+}
+
 // frameBuffered reports whether a whole next frame is already buffered in
 // br, so reading it cannot block: flushes can wait to be batched.
-func frameBuffered(br *bufio.Reader) bool {
+func frameBuffered(br peekReader) bool {
 	n := br.Buffered()
 	if n < 4 {
 		return false
@@ -207,13 +382,29 @@ func frameBuffered(br *bufio.Reader) bool {
 	return n >= 4+int(binary.BigEndian.Uint32(hdr))
 }
 
+// writerIdle is how long the writer goroutine waits for a kick before it
+// exits; the next kick starts another.
+const writerIdle = 2 * time.Second
+
 // writeLoop writes when kicked: for slots finished by the reader goroutine
 // (local answers), and for upstream readers in the middle of a burst.
 func (c *clientConn) writeLoop() {
+	defer c.recoverPanic("response writer")
+	t := time.NewTimer(writerIdle)
+	defer t.Stop()
 	for {
 		select {
 		case <-c.kick:
 			c.writeReady()
+			t.Reset(writerIdle)
+		case <-t.C:
+			c.writerUp.Store(false)
+			// A kick sent before the flag dropped found the goroutine up and
+			// started none: serve it, unless a new goroutine took over.
+			if len(c.kick) == 0 || !c.writerUp.CompareAndSwap(false, true) {
+				return
+			}
+			t.Reset(writerIdle)
 		case <-c.closing:
 			return
 		}
@@ -228,12 +419,22 @@ func (c *clientConn) finish(p *pending, out *buffer, err error) {
 	c.wmu.Unlock()
 }
 
-// kickWriter has the writer goroutine call writeReady.
+// kickWriter has the writer goroutine call writeReady, starting it if it
+// is not running. Its callers (the reader goroutine and upstream readers)
+// run while serve has not yet waited on wg, so the Add is safe.
 func (c *clientConn) kickWriter() {
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
+	if c.writerUp.Load() || !c.writerUp.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.writeLoop()
+	}()
 }
 
 // writeReady writes the finished slots at the head of the response order
@@ -274,11 +475,12 @@ func (c *clientConn) writeReady() {
 // takeReady removes the finished slots at the head of the order, under wmu.
 func (c *clientConn) takeReady() []*pending {
 	batch := c.batch[:0]
+	if cap(batch) > 64 {
+		batch = nil // a burst's scratch is not kept while idle
+	}
 	for {
 		if c.head == nil {
-			select {
-			case c.head = <-c.queue:
-			default:
+			if c.head = c.dequeue(); c.head == nil {
 				c.batch = batch
 				return batch
 			}
@@ -290,6 +492,49 @@ func (c *clientConn) takeReady() []*pending {
 		batch = append(batch, c.head)
 		c.head = nil
 	}
+}
+
+// dequeue takes the oldest reserved slot, or nil, under wmu.
+func (c *clientConn) dequeue() *pending {
+	if c.qhead == len(c.queue) {
+		return nil
+	}
+	p := c.queue[c.qhead]
+	c.queue[c.qhead] = nil
+	c.qhead++
+	if c.qhead == len(c.queue) {
+		// Empty: reuse the array from its start, unless a burst grew it.
+		c.queue, c.qhead = c.queue[:0], 0
+		if cap(c.queue) > 64 {
+			c.queue = nil
+		}
+	}
+	if c.roomWait {
+		c.roomWait = false
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+	}
+	return p
+}
+
+// enqueue reserves p's place in the response order if fewer than
+// MaxInFlight slots are queued, under wmu.
+func (c *clientConn) enqueue(p *pending) bool {
+	if len(c.queue)-c.qhead >= c.s.cfg.MaxInFlight {
+		c.roomWait = true
+		return false
+	}
+	if len(c.queue) == cap(c.queue) && c.qhead > len(c.queue)/2 {
+		// Never drained (a client pipelining without pause): slide down
+		// rather than grow.
+		n := copy(c.queue, c.queue[c.qhead:])
+		clear(c.queue[n:])
+		c.queue, c.qhead = c.queue[:n], 0
+	}
+	c.queue = append(c.queue, p)
+	return true
 }
 
 // writeSlots writes finished slots to bw in order and releases their
@@ -323,20 +568,28 @@ func (c *clientConn) writeSlots(batch []*pending) error {
 // newPending reserves the next response slot.
 func (c *clientConn) newPending(r *request, start time.Time) (*pending, error) {
 	p := &pending{key: r.key, start: start}
-	select {
-	case c.queue <- p:
+	c.wmu.Lock()
+	ok := c.enqueue(p)
+	c.wmu.Unlock()
+	if ok {
 		return p, nil
-	default:
 	}
 	// Full: make sure what we sent is on the wire before waiting for room.
 	if err := c.flushUpstreams(); err != nil {
 		return nil, err
 	}
-	select {
-	case c.queue <- p:
-		return p, nil
-	case <-c.closing:
-		return nil, ErrClosed
+	for {
+		select {
+		case <-c.room:
+		case <-c.closing:
+			return nil, ErrClosed
+		}
+		c.wmu.Lock()
+		ok := c.enqueue(p)
+		c.wmu.Unlock()
+		if ok {
+			return p, nil
+		}
 	}
 }
 
@@ -426,6 +679,7 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer c.recoverPanic("upstream reader")
 		u.readLoop()
 	}()
 	return u, nil

@@ -214,7 +214,7 @@ func TestUpstreamCloseKeepsClient(t *testing.T) {
 	c, _ := pipeConn(t)
 	u, broker := upstreamPair(t, c)
 	broker.Close()
-	pollUntil(t, 10*time.Second, u.broken.Load)
+	waitUntil(t, 10*time.Second, "the upstream to break", u.broken.Load)
 	select {
 	case <-c.closing:
 		t.Fatalf("client closed with %v", c.reason)

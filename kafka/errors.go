@@ -23,4 +23,12 @@ var (
 	ErrProducerIDLimit = errors.New("producer id limit reached")
 	// ErrClosed is returned for work on a closed connection.
 	ErrClosed = errors.New("connection closed")
+	// ErrPanic is what a connection is closed with when serving it panicked.
+	ErrPanic = errors.New("panic serving connection")
+	// ErrIdle is what a connection is closed with after ConnectionsMaxIdle
+	// without a request.
+	ErrIdle = errors.New("connection idle")
+	// ErrFrameTimeout is returned for a request that did not arrive whole
+	// within FrameReadTimeout of its first byte.
+	ErrFrameTimeout = errors.New("request read timed out")
 )

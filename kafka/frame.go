@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -9,11 +8,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// peekReader is a buffered reader: *bufio.Reader or *connReader.
+type peekReader interface {
+	io.Reader
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+	Buffered() int
+}
+
+// frameChunk is the most readFrameBody commits to a frame before its bytes
+// arrive; the buffer then grows geometrically with what has arrived.
+const frameChunk = 64 << 10
+
 // readFrame reads one size-prefixed frame into a pooled buffer whose bytes
 // include the 4-byte prefix.
 func readFrame(r io.Reader, maxSize int32) (*buffer, error) {
 	var n int32
-	if br, ok := r.(*bufio.Reader); ok {
+	if br, ok := r.(peekReader); ok {
 		// Peek, so the prefix needs no buffer of its own (a local array
 		// passed to an io.Reader escapes: one allocation per frame).
 		hdr, err := br.Peek(4)
@@ -37,11 +48,38 @@ func readFrame(r io.Reader, maxSize int32) (*buffer, error) {
 	if n < 0 || n > maxSize {
 		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameTooLarge, n, maxSize)
 	}
-	buf := getBuffer(int(n) + 4)
+	return readFrameBody(r, n)
+}
+
+// readFrameBody reads the n-byte body of a frame whose size prefix was
+// consumed. The size is the peer's claim: the buffer starts at what is
+// already buffered or frameChunk and doubles as bytes arrive, so a claim
+// that is never sent commits little memory.
+func readFrameBody(r io.Reader, n int32) (*buffer, error) {
+	total := int(n) + 4
+	size := min(total, frameChunk)
+	if br, ok := r.(peekReader); ok {
+		size = max(size, min(total, br.Buffered()+4))
+	}
+	buf := getBuffer(size)
 	binary.BigEndian.PutUint32(buf.b, uint32(n))
-	if _, err := io.ReadFull(r, buf.b[4:]); err != nil {
-		putBuffer(buf)
-		return nil, err
+	got := 4
+	for got < total {
+		if got == len(buf.b) {
+			grown := getBuffer(min(total, 2*len(buf.b)))
+			copy(grown.b, buf.b[:got])
+			putBuffer(buf)
+			buf = grown
+		}
+		m, err := r.Read(buf.b[got:])
+		got += m
+		if err != nil && got < total {
+			putBuffer(buf)
+			if err == io.EOF && got > 4 {
+				err = io.ErrUnexpectedEOF // as io.ReadFull reports it
+			}
+			return nil, err
+		}
 	}
 	return buf, nil
 }

@@ -227,7 +227,6 @@ func (f *fx) conn(t testing.TB) *fxConn {
 	c := &clientConn{
 		s:       f.srv,
 		log:     f.srv.log,
-		queue:   make(chan *pending, 16),
 		ups:     map[target]*upstream{},
 		closing: make(chan struct{}),
 	}
@@ -302,8 +301,7 @@ func (h *fxConn) run(hf handler, frame []byte, answer answerFunc) exchange {
 			call.cb(&buffer{b: resp}, nil)
 		}
 	}
-	for len(h.c.queue) > 0 {
-		p := <-h.c.queue
+	for p := h.c.dequeue(); p != nil; p = h.c.dequeue() {
 		ex.slots++
 		select {
 		case <-p.done:

@@ -24,6 +24,8 @@ const OtherTopic = "(other)"
 type Metrics struct {
 	connections        prometheus.Gauge
 	closedConns        *prometheus.CounterVec
+	refusedConns       map[string]prometheus.Counter
+	budgetWaits        prometheus.Counter
 	upstreamDialErrors prometheus.Counter
 	requests           [kmsg.MaxKey + 1]prometheus.Counter
 	bytesIn            [kmsg.MaxKey + 1]prometheus.Counter
@@ -62,8 +64,20 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	})
 	m.closedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_connections_closed_total",
-		Help: "Client connections closed, by reason (normal, bad_request, backend_mismatch, error).",
+		Help: "Client connections closed, by reason (normal, bad_request, backend_mismatch, idle, frame_timeout, panic, error).",
 	}, []string{"reason"})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_connections_refused_total",
+		Help: "Client connections refused by a connection limit, by reason (max_connections, max_connections_per_ip, creation_rate).",
+	}, []string{"reason"})
+	m.refusedConns = map[string]prometheus.Counter{}
+	for _, r := range refusedReasons {
+		m.refusedConns[r] = refused.WithLabelValues(r)
+	}
+	m.budgetWaits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_kafka_request_budget_waits_total",
+		Help: "Requests whose reading waited for the request byte budget (queued.max.request.bytes) to have room.",
+	})
 	m.upstreamDialErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switchyard_kafka_upstream_dial_errors_total",
 		Help: "Failed connection attempts to backend brokers.",
@@ -124,7 +138,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Name: "switchyard_kafka_corrupt_batches_total",
 		Help: "Client record batches whose CRC-32C did not match, refused with CORRUPT_MESSAGE before their producer id was rewritten.",
 	})
-	reg.MustRegister(m.connections, m.closedConns, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
+	reg.MustRegister(m.connections, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
 		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.corruptBatches)
 	return m
 }
@@ -140,6 +154,8 @@ func (m *Metrics) response(key int16, n int, d time.Duration) {
 }
 
 func (m *Metrics) closed(reason string) { m.closedConns.WithLabelValues(reason).Inc() }
+
+func (m *Metrics) refused(reason string) { m.refusedConns[reason].Inc() }
 
 func (m *Metrics) topic(cluster, name string) *topicCounters {
 	// A topic name comes from client bytes before any broker checked it;

@@ -76,7 +76,7 @@ func TestBatchesOfRefusesGarbage(t *testing.T) {
 
 func TestVirtualProducerIDs(t *testing.T) {
 	var p producerIDs
-	p.init(time.Now(), Config{ProducerIDMappings: 8})
+	p.init(time.Now(), Config{Limits: Limits{ProducerIDMappings: 8}})
 	a, b := p.issue(0), p.issue(0)
 	c := p.issue(5)
 	if a == b || !isVirtual(a) || !isVirtual(c) || c>>vpidPeerShift != 6 {
@@ -87,7 +87,7 @@ func TestVirtualProducerIDs(t *testing.T) {
 	}
 	// A restart a millisecond later starts past the ids already issued.
 	var q producerIDs
-	q.init(time.Now().Add(time.Millisecond), Config{ProducerIDMappings: 8})
+	q.init(time.Now().Add(time.Millisecond), Config{Limits: Limits{ProducerIDMappings: 8}})
 	if next := q.issue(0); next <= b {
 		t.Fatalf("restarted peer issued %x, not past %x", next, b)
 	}

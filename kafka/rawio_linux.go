@@ -37,6 +37,10 @@ type rawConn struct {
 	rerr   syscall.Errno
 	readFn func(fd uintptr) bool
 
+	// fresh is readFresh's buffer, taken only once the socket has data.
+	fresh   *buffer
+	freshFn func(fd uintptr) bool
+
 	wp      []byte
 	wn      int
 	werr    syscall.Errno
@@ -60,6 +64,7 @@ func rawIO(nc net.Conn) io.ReadWriter {
 	}
 	c := &rawConn{Conn: nc, rc: rc}
 	c.readFn = c.doRead
+	c.freshFn = c.doReadFresh
 	c.writeFn = c.doWrite
 	return c
 }
@@ -98,6 +103,49 @@ func (c *rawConn) doRead(fd uintptr) bool {
 		default:
 			c.rerr = e
 		}
+		return true
+	}
+}
+
+// readFresh waits until the socket has data, then reads it into a pooled
+// buffer of connBufSize bytes: the buffer is taken only for the read that
+// finds data and given back when the socket has none, so a connection
+// parked here holds no buffer (connReader).
+func (c *rawConn) readFresh() (*buffer, int, error) {
+	c.rn, c.rerr = 0, 0
+	err := c.rc.Read(c.freshFn)
+	buf := c.fresh
+	c.fresh = nil
+	switch {
+	case err != nil:
+		putBuffer(buf)
+		return nil, 0, err
+	case c.rerr != 0:
+		putBuffer(buf)
+		return nil, 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: c.rerr}
+	case c.rn == 0:
+		putBuffer(buf)
+		return nil, 0, io.EOF
+	}
+	return buf, c.rn, nil
+}
+
+func (c *rawConn) doReadFresh(fd uintptr) bool {
+	buf := getBuffer(connBufSize)
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf.b[0])), uintptr(len(buf.b)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			putBuffer(buf)
+			return false // wait for the netpoller, holding no buffer
+		case 0:
+			c.rn = int(n)
+		default:
+			c.rerr = e
+		}
+		c.fresh = buf
 		return true
 	}
 }

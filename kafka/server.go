@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +43,38 @@ type Config struct {
 	MaxInFlight int
 	// Limiter, when set, enforces topic quotas (throttle.go).
 	Limiter Limiter
-	Logger  *slog.Logger
+	Limits
+	Logger *slog.Logger
+}
+
+// Limits bound what clients can make one peer hold: connections, their
+// idle time, and request bytes in memory. Each is named after the Kafka
+// broker setting it mirrors.
+type Limits struct {
+	// MaxConnections caps open client connections (max.connections); a
+	// connection past it is refused. 0: unlimited, as in Kafka.
+	MaxConnections int
+	// MaxConnectionsPerIP caps open client connections from one address
+	// (max.connections.per.ip). 0: unlimited, as in Kafka.
+	MaxConnectionsPerIP int
+	// MaxConnectionCreationRate caps new client connections per second, with
+	// a burst of one second's worth (max.connection.creation.rate); a
+	// connection past it is refused. 0: unlimited, as in Kafka.
+	MaxConnectionCreationRate float64
+	// ConnectionsMaxIdle closes a client connection that sent no request
+	// for this long while none was in flight (connections.max.idle.ms).
+	// 0: 10 minutes, Kafka's default; negative: never.
+	ConnectionsMaxIdle time.Duration
+	// FrameReadTimeout is how long a request may take to arrive once its
+	// first byte has (Kafka has no such limit; it stops a client that
+	// claims a size and stalls from holding its buffer and budget). 0: 30 s;
+	// negative: no limit.
+	FrameReadTimeout time.Duration
+	// QueuedMaxRequestBytes caps the request bytes held in memory across
+	// the peer's client connections (queued.max.request.bytes); a reader
+	// that would pass it stops reading until bytes are released. 0: 256 MiB;
+	// negative: unbounded.
+	QueuedMaxRequestBytes int64
 
 	// Tables keyed by what clients send are bounded (coordinators.go,
 	// producer_ids.go).
@@ -66,12 +99,28 @@ type Config struct {
 	MaxProducerIDsPerConn int
 }
 
+// Default limits; see Limits.
+const (
+	DefaultConnectionsMaxIdle    = 10 * time.Minute
+	DefaultFrameReadTimeout      = 30 * time.Second
+	DefaultQueuedMaxRequestBytes = 256 << 20
+)
+
 func (c *Config) setDefaults() {
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = 100 << 20
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 1024
+	}
+	if c.ConnectionsMaxIdle == 0 {
+		c.ConnectionsMaxIdle = DefaultConnectionsMaxIdle
+	}
+	if c.FrameReadTimeout == 0 {
+		c.FrameReadTimeout = DefaultFrameReadTimeout
+	}
+	if c.QueuedMaxRequestBytes == 0 {
+		c.QueuedMaxRequestBytes = DefaultQueuedMaxRequestBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -104,13 +153,24 @@ func (c *Config) Validate() error {
 	if c.NodeID < 0 {
 		return fmt.Errorf("node id %d is negative", c.NodeID)
 	}
-	if c.CoordinatorCacheSize < 0 || c.ProducerIDMappings < 0 || c.MaxProducerIDsPerConn < 0 {
-		return fmt.Errorf("cache bounds must be positive: coordinators %d, producer id mappings %d, producer ids per connection %d",
-			c.CoordinatorCacheSize, c.ProducerIDMappings, c.MaxProducerIDsPerConn)
-	}
-	if c.CoordinatorCacheTTL < 0 || c.ProducerIDIdle < 0 || c.ProducerIDProtect < 0 {
-		return fmt.Errorf("cache durations must be positive: coordinator ttl %v, producer id idle %v, producer id protect %v",
-			c.CoordinatorCacheTTL, c.ProducerIDIdle, c.ProducerIDProtect)
+	return c.Limits.Validate()
+}
+
+// Validate reports limits that cannot work.
+func (l *Limits) Validate() error {
+	switch {
+	case l.MaxConnections < 0:
+		return fmt.Errorf("kafka max connections %d is negative (0 is unlimited)", l.MaxConnections)
+	case l.MaxConnectionsPerIP < 0:
+		return fmt.Errorf("kafka max connections per ip %d is negative (0 is unlimited)", l.MaxConnectionsPerIP)
+	case l.MaxConnectionCreationRate < 0 || math.IsNaN(l.MaxConnectionCreationRate) || math.IsInf(l.MaxConnectionCreationRate, 0):
+		return fmt.Errorf("kafka max connection creation rate %v: want 0 (unlimited) or a positive rate", l.MaxConnectionCreationRate)
+	case l.CoordinatorCacheSize < 0 || l.ProducerIDMappings < 0 || l.MaxProducerIDsPerConn < 0:
+		return fmt.Errorf("cache bounds must not be negative: coordinators %d, producer id mappings %d, producer ids per connection %d",
+			l.CoordinatorCacheSize, l.ProducerIDMappings, l.MaxProducerIDsPerConn)
+	case l.CoordinatorCacheTTL < 0 || l.ProducerIDIdle < 0 || l.ProducerIDProtect < 0:
+		return fmt.Errorf("cache durations must not be negative: coordinator ttl %v, producer id idle %v, producer id protect %v",
+			l.CoordinatorCacheTTL, l.ProducerIDIdle, l.ProducerIDProtect)
 	}
 	return nil
 }
@@ -127,9 +187,15 @@ type Server struct {
 	coords   *lru[coordKey, int32] // coordinators.go
 	vids     sync.Map              // virtual topic id → name (topicids.go)
 
+	// budget holds the request bytes read and not yet handled.
+	budget byteBudget
+	// refusals is owned by the accept loop.
+	refusals refusals
+
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[*clientConn]struct{}
+	perIP map[netip.Addr]int // open connections by client address (mu)
 	wg    sync.WaitGroup
 }
 
@@ -145,7 +211,10 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 		view:    view,
 		metrics: metrics,
 		conns:   map[*clientConn]struct{}{},
+		perIP:   map[netip.Addr]int{},
 	}
+	s.budget.max = cfg.QueuedMaxRequestBytes
+	s.refusals.rate = tokenBucket{rate: cfg.MaxConnectionCreationRate}
 	s.backends.Store(newBackendSet(nil))
 	s.pids.init(time.Now(), cfg)
 	s.coords = newLRU[coordKey, int32](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
@@ -209,6 +278,13 @@ func (s *Server) Serve(ctx context.Context) error {
 			return fmt.Errorf("kafka accept: %w", err)
 		}
 		tempDelay = 0
+		ip := remoteIP(nc)
+		if reason := s.admit(ip, time.Now()); reason != "" {
+			s.metrics.refused(reason)
+			nc.Close()
+			s.refusals.log(s.log, reason, ip, time.Now())
+			continue
+		}
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
@@ -222,9 +298,116 @@ func (s *Server) Serve(ctx context.Context) error {
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// admit applies the connection limits to a new connection from ip and
+// counts it in when it passes; it returns the reason for a refusal, or "".
+// The rate counts refused connections too, as Kafka's does: a client
+// reconnecting in a loop is not helped by being refused.
+func (s *Server) admit(ip netip.Addr, now time.Time) string {
+	if !s.refusals.rate.take(now) {
+		return refusedRate
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections:
+		return refusedMax
+	case s.cfg.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnectionsPerIP:
+		return refusedPerIP
+	}
+	s.perIP[ip]++
+	return ""
+}
+
+// remoteIP is the client's address, without the port; the zero Addr for a
+// connection that has none (net.Pipe in tests), all of which share a count.
+func remoteIP(nc net.Conn) netip.Addr {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	ap, err := netip.ParseAddrPort(nc.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// Refusal reasons: the fixed label set of
+// switchyard_kafka_connections_refused_total.
+const (
+	refusedMax   = "max_connections"
+	refusedPerIP = "max_connections_per_ip"
+	refusedRate  = "creation_rate"
+)
+
+var refusedReasons = []string{refusedMax, refusedPerIP, refusedRate}
+
+// refusalLogEvery is the least time between two log lines about refused
+// connections: under a connection flood one line per refusal would itself
+// be a denial of service (the metric counts every one).
+const refusalLogEvery = 10 * time.Second
+
+// refusals rate-limits the log of refused connections and holds the
+// creation-rate bucket. The accept loop owns it.
+type refusals struct {
+	rate       tokenBucket
+	last       time.Time
+	suppressed map[string]int
+}
+
+// log logs a refusal, or counts it for the next line when one was logged
+// less than refusalLogEvery ago.
+func (r *refusals) log(log *slog.Logger, reason string, ip netip.Addr, now time.Time) {
+	if !r.last.IsZero() && now.Sub(r.last) < refusalLogEvery {
+		if r.suppressed == nil {
+			r.suppressed = map[string]int{}
+		}
+		r.suppressed[reason]++
+		return
+	}
+	args := []any{"reason", reason, "client", ip.String()}
+	for _, k := range refusedReasons {
+		if n := r.suppressed[k]; n > 0 {
+			args = append(args, "suppressed_"+k, n)
+		}
+	}
+	log.Warn("refused client connection", args...)
+	r.last = now
+	clear(r.suppressed)
+}
+
+// tokenBucket admits rate events per second with a burst of one second's
+// worth (at least one); rate 0 admits everything.
+type tokenBucket struct {
+	rate   float64
+	tokens float64
+	at     time.Time
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.rate <= 0 {
+		return true
+	}
+	burst := max(b.rate, 1)
+	if b.at.IsZero() {
+		b.tokens = burst
+	} else if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(burst, b.tokens+d.Seconds()*b.rate)
+	}
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func (s *Server) closeAll() {

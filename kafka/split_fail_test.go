@@ -47,8 +47,7 @@ func (h *fxConn) runBroken(hf handler, frame []byte, answer answerFunc, broken m
 			call.cb(&buffer{b: answer(id, frames[i])}, nil)
 		}
 	}
-	for len(h.c.queue) > 0 {
-		p := <-h.c.queue
+	for p := h.c.dequeue(); p != nil; p = h.c.dequeue() {
 		ex.slots++
 		select {
 		case <-p.done:
@@ -240,7 +239,7 @@ func TestUpstreamBreakKeepsClient(t *testing.T) {
 			t.Fatalf("call %d never failed", i)
 		}
 	}
-	pollUntil(t, 10*time.Second, u.broken.Load)
+	waitUntil(t, 10*time.Second, "the condition", u.broken.Load)
 	// A call that raced with the break fails too.
 	if err := u.send(frame, 1, cb); err != nil {
 		t.Fatal(err)
@@ -266,16 +265,4 @@ func TestUpstreamBreakKeepsClient(t *testing.T) {
 		t.Fatal("retired upstream still in use")
 	}
 	c.wg.Wait() // its reader ends once retired
-}
-
-// pollUntil polls cond until it holds or timeout passes.
-func pollUntil(t testing.TB, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

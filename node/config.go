@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/kafka"
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
@@ -81,6 +82,9 @@ type Config struct {
 	MaxFrameBytes int32
 	// MaxTopicSeries caps per-topic metric series.
 	MaxTopicSeries int
+	// KafkaLimits bound client connections and the request bytes they
+	// make the data plane hold; zero fields take kafka's defaults.
+	KafkaLimits kafka.Limits
 
 	// LeaveOnStop makes a stopping peer announce its departure to gossip,
 	// so the others stop presenting it at once instead of after failure
@@ -256,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BootstrapExpect < 0 {
 		return fmt.Errorf("node: bootstrap-expect %d is negative", c.BootstrapExpect)
+	}
+	if err := c.KafkaLimits.Validate(); err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
 	if c.BootstrapExpect == 0 && len(c.Join) == 0 {
 		return errors.New("node: nothing to form or join: pass --bootstrap-expect N to form a new cluster or --join ADDR to join one")

@@ -113,6 +113,7 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, er
 		NodeID:        selfID,
 		ClusterID:     n.cfg.ClusterID,
 		MaxFrameBytes: n.cfg.MaxFrameBytes,
+		Limits:        n.cfg.KafkaLimits,
 		Limiter:       n.quotas.lim,
 		Logger:        n.cfg.Logger,
 	}, n, n.kafkaMetrics)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/kafka"
 	"github.com/switchyard-proxy/switchyard/node"
 	"github.com/switchyard-proxy/switchyard/transport"
 )
@@ -55,6 +56,14 @@ type serveConfig struct {
 	// Insecure allows control-plane listeners without protection off
 	// loopback (see exposures).
 	Insecure bool `json:"insecure"`
+
+	// Client connection limits (kafka.Limits), named after Kafka's.
+	KafkaMaxConnections            int     `json:"kafka_max_connections"`
+	KafkaMaxConnectionsPerIP       int     `json:"kafka_max_connections_per_ip"`
+	KafkaMaxConnectionCreationRate float64 `json:"kafka_max_connection_creation_rate"`
+	KafkaConnectionsMaxIdle        string  `json:"kafka_connections_max_idle"`
+	KafkaFrameReadTimeout          string  `json:"kafka_frame_read_timeout"`
+	KafkaQueuedMaxRequestBytes     int64   `json:"kafka_queued_max_request_bytes"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -67,6 +76,10 @@ func defaultServeConfig() serveConfig {
 		DeadPeerTimeout: node.DefaultTiming().DeadPeerTimeout.String(),
 		MetadataRefresh: "10s",
 		LogLevel:        "info",
+
+		KafkaConnectionsMaxIdle:    kafka.DefaultConnectionsMaxIdle.String(),
+		KafkaFrameReadTimeout:      kafka.DefaultFrameReadTimeout.String(),
+		KafkaQueuedMaxRequestBytes: kafka.DefaultQueuedMaxRequestBytes,
 	}
 }
 
@@ -120,6 +133,13 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest client request accepted (default 104857600)")
 	fs.IntVar(&cfg.MaxTopicSeries, "max-topic-series", cfg.MaxTopicSeries, "per-topic metric series cap (default 1000)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+
+	fs.IntVar(&cfg.KafkaMaxConnections, "kafka-max-connections", cfg.KafkaMaxConnections, "most open client connections; more are refused (Kafka's max.connections; 0: unlimited)")
+	fs.IntVar(&cfg.KafkaMaxConnectionsPerIP, "kafka-max-connections-per-ip", cfg.KafkaMaxConnectionsPerIP, "most open client connections from one address (max.connections.per.ip; 0: unlimited)")
+	fs.Float64Var(&cfg.KafkaMaxConnectionCreationRate, "kafka-max-connection-creation-rate", cfg.KafkaMaxConnectionCreationRate, "most new client connections per second, burst of one second's worth; more are refused (max.connection.creation.rate; 0: unlimited)")
+	fs.StringVar(&cfg.KafkaConnectionsMaxIdle, "kafka-connections-max-idle", cfg.KafkaConnectionsMaxIdle, "close a client connection with no request for this long and none in flight (connections.max.idle.ms; 0: never)")
+	fs.StringVar(&cfg.KafkaFrameReadTimeout, "kafka-frame-read-timeout", cfg.KafkaFrameReadTimeout, "how long a client request may take to arrive once it has started (0: no limit)")
+	fs.Int64Var(&cfg.KafkaQueuedMaxRequestBytes, "kafka-queued-max-request-bytes", cfg.KafkaQueuedMaxRequestBytes, "request bytes held in memory across client connections; past it reading pauses (queued.max.request.bytes; -1: unbounded)")
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -249,6 +269,10 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 	if c.MaxFrameBytes < 0 || c.MaxFrameBytes > 1<<30 {
 		return nc, fmt.Errorf("serve: --max-frame-bytes %d: want 0 (default) up to 1073741824", c.MaxFrameBytes)
 	}
+	limits, err := c.kafkaLimits()
+	if err != nil {
+		return nc, err
+	}
 	var brokers []fsm.BrokerRef
 	for _, s := range c.LocalBrokers {
 		b, err := node.ParseBrokerRef(s)
@@ -293,6 +317,7 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		MetadataRefresh: refresh,
 		MaxFrameBytes:   int32(c.MaxFrameBytes),
 		MaxTopicSeries:  c.MaxTopicSeries,
+		KafkaLimits:     limits,
 		Timing:          timing,
 	}
 	if c.PeerTLSCertFile != "" || c.PeerTLSKeyFile != "" || c.PeerTLSCAFile != "" {
@@ -359,6 +384,40 @@ func loopbackAddr(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// kafkaLimits checks the client connection limits. A duration of 0 turns
+// its limit off (kafka.Limits takes 0 as "default", negative as "off").
+func (c *serveConfig) kafkaLimits() (kafka.Limits, error) {
+	l := kafka.Limits{
+		MaxConnections:            c.KafkaMaxConnections,
+		MaxConnectionsPerIP:       c.KafkaMaxConnectionsPerIP,
+		MaxConnectionCreationRate: c.KafkaMaxConnectionCreationRate,
+		QueuedMaxRequestBytes:     c.KafkaQueuedMaxRequestBytes,
+	}
+	for _, d := range []struct {
+		flag, v string
+		dst     *time.Duration
+	}{
+		{"kafka-connections-max-idle", c.KafkaConnectionsMaxIdle, &l.ConnectionsMaxIdle},
+		{"kafka-frame-read-timeout", c.KafkaFrameReadTimeout, &l.FrameReadTimeout},
+	} {
+		v, err := time.ParseDuration(d.v)
+		if err != nil || v < 0 {
+			return l, fmt.Errorf("serve: --%s %q: want a duration such as 30s, or 0 for none", d.flag, d.v)
+		}
+		if v == 0 {
+			v = -1
+		}
+		*d.dst = v
+	}
+	if l.QueuedMaxRequestBytes == 0 {
+		return l, errors.New("serve: --kafka-queued-max-request-bytes 0: want a byte count, or -1 for unbounded")
+	}
+	if err := l.Validate(); err != nil {
+		return l, fmt.Errorf("serve: %w", err)
+	}
+	return l, nil
 }
 
 // peerTLS builds mutual TLS for the peer port: every peer presents its
