@@ -37,6 +37,9 @@ type Node struct {
 	mux    *transport.Mux
 	rpc    *transport.Client
 	gossip *gossip
+	// gossipUp is set once gossip and its memberlist are built: Raft, which
+	// starts first, resolves peer addresses through gossip only after.
+	gossipUp atomic.Bool
 
 	metaMu sync.Mutex
 	meta   peerMeta
@@ -103,7 +106,7 @@ func New(cfg Config) (_ *Node, err error) {
 		if n.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("node: admin listener on %s: %w", cfg.AdminListen, err)
 		}
-		n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		n.admin = n.newAdminServer()
 		adminAdv = n.adminLn.Addr().String()
 	}
 
@@ -137,6 +140,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Expect:   cfg.BootstrapExpect,
 		HasState: n.hadState,
 		Brokers:  brokerRefStrings(cfg.LocalBrokers),
+		Commands: n.commandSet(),
 	}
 	t := cfg.Timing
 	mc, err := transport.NewMemberlistConfig(transport.GossipConfig{
@@ -168,6 +172,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: start gossip on %s: %w", cfg.GossipListen, err)
 	}
 	n.gossip.ml = ml
+	n.gossipUp.Store(true)
 	n.log.Info("peer started", "kafka", n.kafkaAdvertise, "admin", adminAdv, "raft", n.meta.Raft, "gossip", n.meta.Gossip,
 		"has_state", n.hadState, "bootstrap_expect", cfg.BootstrapExpect)
 	return n, nil
