@@ -200,16 +200,28 @@ func (n *Node) applyLocal(ctx context.Context, cmd fsm.Command) (fsm.Applied, er
 	if err := n.checkCommandSet(cmd.Type()); err != nil {
 		return fsm.Applied{}, err
 	}
+	timeout := n.cfg.Timing.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, max(0, time.Until(d)))
+	}
 	if err := n.fsm.State().Check(cmd); err != nil {
-		return fsm.Applied{}, err
+		// A new leader's FSM may still be applying entries its predecessor
+		// committed, and a stale state would refuse a valid command (a
+		// route naming a cluster put a moment ago): a barrier applies
+		// everything committed before the refusal stands.
+		if berr := n.raft.Barrier(timeout).Error(); berr != nil {
+			if errors.Is(berr, raft.ErrNotLeader) || errors.Is(berr, raft.ErrLeadershipLost) || errors.Is(berr, raft.ErrLeadershipTransferInProgress) {
+				return fsm.Applied{}, fmt.Errorf("%w: %s stepped down before the write was proposed (%v)", ErrNotLeader, n.cfg.Name, berr)
+			}
+			return fsm.Applied{}, fmt.Errorf("%w (the leader could not confirm its state is current: %v)", err, berr)
+		}
+		if err := n.fsm.State().Check(cmd); err != nil {
+			return fsm.Applied{}, err
+		}
 	}
 	b, err := fsm.Encode(cmd)
 	if err != nil {
 		return fsm.Applied{}, err
-	}
-	timeout := n.cfg.Timing.ApplyTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, max(0, time.Until(d)))
 	}
 	f := n.raft.Apply(b, timeout)
 	if err := f.Error(); err != nil {

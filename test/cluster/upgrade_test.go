@@ -103,7 +103,7 @@ func TestVersionGatingRollingUpgrade(t *testing.T) {
 // (a write forwarded to, or proposed on, a peer that just stepped down is
 // retried against the new leader) and each lands in the log exactly once.
 func TestWritesAcrossLeaderTransfers(t *testing.T) {
-	timing := node.FastTiming()
+	timing := testTiming()
 	// Keep every entry in the log, so the exactly-once check can read it.
 	timing.SnapshotThreshold = 1 << 30
 	timing.TrailingLogs = 1 << 30
