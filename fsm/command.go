@@ -83,6 +83,32 @@ func (t CommandType) String() string {
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
 
+// CommandSetVersion is the newest command set this build applies: every
+// command type, in the payload version commandTable gives it, that this
+// build can decode. Peers gossip it, and the leader proposes a command only
+// when every peer's command set includes it (version gating), so a rolling
+// upgrade never sends an old peer an entry it cannot decode. Bump it in the
+// same change that adds a command type or a payload version, and add the
+// type to Introduced.
+const CommandSetVersion uint16 = 2
+
+// Introduced is the command set that introduced t in the payload version
+// this build encodes; 0 if t is not a command. Set 1 is every type up to
+// TypeSetClusterID in payload version 1, what peers that gossip no command
+// set apply; set 2 adds the peer allow-list (AllowPeer, DisallowPeer).
+func (t CommandType) Introduced() uint16 {
+	if _, ok := t.info(); !ok {
+		return 0
+	}
+	// One case per type (or payload version) added after set 1.
+	switch t {
+	case TypeAllowPeer, TypeDisallowPeer:
+		// The peer allow-list (set 2).
+		return 2
+	}
+	return 1
+}
+
 // Version is the payload version this build encodes for t (0 if t is not a
 // command).
 func (t CommandType) Version() uint8 {

@@ -162,6 +162,8 @@ func TestRPCErrorsRoundTrip(t *testing.T) {
 		{fmtErr(fsm.ErrUnknownCommand), 400},
 		{fmtErr(ErrNoLeader), 503},
 		{fmtErr(ErrUnknownOutcome), 503},
+		{fmtErr(ErrNotLeader), 503},
+		{fmtErr(ErrUpgradeRequired), 409},
 	} {
 		wire := toRPCError(c.err)
 		var re *transport.RPCError

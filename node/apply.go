@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -25,6 +26,17 @@ var (
 	// ErrUnknownOutcome: leadership was lost while a write was in flight;
 	// it may or may not have been committed.
 	ErrUnknownOutcome = errors.New("write outcome unknown")
+	// ErrUpgradeRequired: the command's type belongs to a newer command
+	// set than some peer's build applies (version gating); upgrade those
+	// peers, then retry. The admin API answers 409.
+	ErrUpgradeRequired = errors.New("peers must be upgraded first")
+)
+
+// Forwarded-write retries back off from retryMinWait to retryMaxWait while
+// a new leader is elected.
+const (
+	retryMinWait = 10 * time.Millisecond
+	retryMaxWait = 250 * time.Millisecond
 )
 
 // Peer RPC methods.
@@ -55,6 +67,7 @@ var rpcCodes = []struct {
 	{"not_leader", ErrNotLeader},
 	{"unknown_outcome", ErrUnknownOutcome},
 	{transport.CodeUnauthorized, ErrUnauthorized},
+	{"upgrade_required", ErrUpgradeRequired},
 }
 
 func toRPCError(err error) error {
@@ -105,7 +118,18 @@ type stateResponse struct {
 // Apply is the one write path: it validates cmd, then applies it through
 // Raft on the leader, or forwards it to the leader over the peer port. The
 // returned error wraps an fsm sentinel for a rejected command, or
-// ErrNoLeader / ErrUnknownOutcome.
+// ErrNoLeader / ErrUnknownOutcome / ErrUpgradeRequired.
+//
+// A write that certainly was not proposed (no leader known, the leader
+// unreachable, the target no longer leads, a leadership transfer under
+// way) is retried against the new leader until ctx's deadline, or
+// Timing.ApplyTimeout when ctx has none, as rqlite and Consul do: a
+// leader change is routine and must not fail a request. A write whose
+// fate is unknown (the connection to the leader broke after the request
+// left, leadership lost after the entry was appended and not found in
+// the new leader's log) is never retried: a retried delete would answer
+// 404 for its own success and commands carry no request id, so the
+// caller gets ErrUnknownOutcome and reads the state back.
 func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) {
 	if cmd == nil {
 		return fsm.Applied{}, fmt.Errorf("%w: nil command", fsm.ErrInvalid)
@@ -113,6 +137,41 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) 
 	if err := cmd.Validate(); err != nil {
 		return fsm.Applied{}, err
 	}
+	b, err := fsm.Encode(cmd)
+	if err != nil {
+		return fsm.Applied{}, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.Timing.ApplyTimeout)
+		defer cancel()
+	}
+	wait := retryMinWait
+	for attempt := 1; ; attempt++ {
+		res, err := n.applyOnce(ctx, cmd, b)
+		if err == nil || !notProposed(err) {
+			return res, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fsm.Applied{}, fmt.Errorf("%w (gave up after %d attempts: %v)", err, attempt, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, retryMaxWait)
+	}
+}
+
+// notProposed reports whether err says the write certainly never reached a
+// leader's log, so sending it again cannot apply it twice.
+func notProposed(err error) bool {
+	return errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)
+}
+
+// applyOnce makes one attempt: propose on this peer if it leads, else
+// forward to the leader it knows.
+func (n *Node) applyOnce(ctx context.Context, cmd fsm.Command, b []byte) (fsm.Applied, error) {
 	if n.raft.State() == raft.Leader {
 		return n.applyLocal(ctx, cmd)
 	}
@@ -120,42 +179,65 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) 
 	if addr == "" {
 		return fsm.Applied{}, fmt.Errorf("%w: this peer (%s) knows no leader; the cluster may have lost quorum", ErrNoLeader, n.cfg.Name)
 	}
-	b, err := fsm.Encode(cmd)
-	if err != nil {
-		return fsm.Applied{}, err
-	}
 	var resp applyResponse
 	if err := n.rpc.Call(ctx, string(addr), rpcApply, applyRequest{Command: b}, &resp); err != nil {
 		if errors.As(err, new(*transport.RPCError)) {
 			return fsm.Applied{}, fromRPCError(err)
 		}
-		return fsm.Applied{}, fmt.Errorf("%w: forwarding to the leader at %s failed: %v", ErrNoLeader, addr, err)
+		if errors.Is(err, transport.ErrConnLost) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			// The request may have left: the leader may apply it.
+			return fsm.Applied{}, fmt.Errorf("%w: forwarding to the leader at %s failed after sending: %v; read the state back before retrying", ErrUnknownOutcome, addr, err)
+		}
+		// No connection to the old leader: the request never left.
+		return fsm.Applied{}, fmt.Errorf("%w: cannot reach the leader at %s: %v", ErrNoLeader, addr, err)
 	}
 	return fsm.Applied{Index: resp.Index, PeerID: resp.PeerID}, nil
 }
 
 // applyLocal proposes cmd on this peer, which must be the leader. It checks
-// cmd against the latest state first, so an invalid command costs no log
-// entry; Apply on every peer still has the last word.
+// cmd against the peers' command sets and the latest state first, so a
+// refused command costs no log entry; Apply on every peer still has the
+// last word.
 func (n *Node) applyLocal(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) {
-	if err := n.fsm.State().Check(cmd); err != nil {
-		return fsm.Applied{}, err
-	}
-	b, err := fsm.Encode(cmd)
-	if err != nil {
+	if err := n.checkCommandSet(cmd.Type()); err != nil {
 		return fsm.Applied{}, err
 	}
 	timeout := n.cfg.Timing.ApplyTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, max(0, time.Until(d)))
 	}
+	if err := n.fsm.State().Check(cmd); err != nil {
+		// A new leader's FSM may still be applying entries its predecessor
+		// committed, and a stale state would refuse a valid command (a
+		// route naming a cluster put a moment ago): a barrier applies
+		// everything committed before the refusal stands.
+		if berr := n.raft.Barrier(timeout).Error(); berr != nil {
+			if errors.Is(berr, raft.ErrNotLeader) || errors.Is(berr, raft.ErrLeadershipLost) || errors.Is(berr, raft.ErrLeadershipTransferInProgress) {
+				return fsm.Applied{}, fmt.Errorf("%w: %s stepped down before the write was proposed (%v)", ErrNotLeader, n.cfg.Name, berr)
+			}
+			return fsm.Applied{}, fmt.Errorf("%w (the leader could not confirm its state is current: %v)", err, berr)
+		}
+		if err := n.fsm.State().Check(cmd); err != nil {
+			return fsm.Applied{}, err
+		}
+	}
+	b, err := fsm.Encode(cmd)
+	if err != nil {
+		return fsm.Applied{}, err
+	}
 	f := n.raft.Apply(b, timeout)
 	if err := f.Error(); err != nil {
 		n.metrics.applies.WithLabelValues("error").Inc()
 		switch {
-		case errors.Is(err, raft.ErrNotLeader):
-			return fsm.Applied{}, fmt.Errorf("%w: %s stepped down before the write was proposed; retry", ErrNoLeader, n.cfg.Name)
-		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrRaftShutdown):
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			// Refused before it was appended: safe to send to the next leader.
+			return fsm.Applied{}, fmt.Errorf("%w: %s stepped down before the write was proposed (%v)", ErrNotLeader, n.cfg.Name, err)
+		case errors.Is(err, raft.ErrLeadershipLost):
+			if n.dropped(ctx, f.Index(), b) {
+				return fsm.Applied{}, fmt.Errorf("%w: %s lost leadership and the new leader dropped the write at index %d", ErrNotLeader, n.cfg.Name, f.Index())
+			}
+			return fsm.Applied{}, fmt.Errorf("%w: %v at index %d; read the state back before retrying", ErrUnknownOutcome, err, f.Index())
+		case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrRaftShutdown):
 			return fsm.Applied{}, fmt.Errorf("%w: %v; read the state back before retrying", ErrUnknownOutcome, err)
 		}
 		return fsm.Applied{}, fmt.Errorf("raft apply: %w", err)
@@ -170,6 +252,115 @@ func (n *Node) applyLocal(ctx context.Context, cmd fsm.Command) (fsm.Applied, er
 	default:
 		return fsm.Applied{}, fmt.Errorf("raft apply: unexpected response %T", r)
 	}
+}
+
+// dropped settles a write whose leader stepped down with it in flight
+// (raft.ErrLeadershipLost: appended at idx, maybe committed). Once this
+// peer has applied idx, its log holds the committed entry there; an entry
+// is only ever appended at one index, so if that entry is not the bytes
+// proposed the write was overwritten and never applied. The same bytes
+// leave it unsure (it committed, but its FSM result is lost, or another
+// proposer sent an identical command), as does ctx ending first or the
+// entry being compacted into a snapshot: it answers false.
+func (n *Node) dropped(ctx context.Context, idx uint64, b []byte) bool {
+	if idx == 0 {
+		return false
+	}
+	t := time.NewTicker(retryMinWait)
+	defer t.Stop()
+	for n.raft.AppliedIndex() < idx {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	var l raft.Log
+	if err := n.store.GetLog(idx, &l); err != nil {
+		return false
+	}
+	return l.Type != raft.LogCommand || !bytes.Equal(l.Data, b)
+}
+
+// checkCommandSet refuses a command type that some peer's build cannot
+// decode: its command set (gossiped; none gossiped means set 1) is older
+// than the one that introduced the type. The peers counted are those in
+// the Raft configuration, whatever their gossip state (a peer down for its
+// upgrade still replays the log when it returns), and every live gossip
+// member (it may be about to join).
+func (n *Node) checkCommandSet(t fsm.CommandType) error {
+	need := n.commandIntroduced(t)
+	if need <= 1 {
+		return nil
+	}
+	if !n.gossipUp.Load() {
+		return fmt.Errorf("%w: %s needs command set %d and this peer cannot see the others' sets before gossip starts; retry", ErrUpgradeRequired, t, need)
+	}
+	var behind []string
+	low := n.commandSet()
+	if low < need {
+		behind = append(behind, fmt.Sprintf("%s (set %d)", n.cfg.Name, low))
+	}
+	members := n.gossip.snapshot()
+	servers, _, err := n.raftServers()
+	if err != nil {
+		return fmt.Errorf("%w: cannot read the raft configuration to check peer versions: %v", ErrNoLeader, err)
+	}
+	names := map[string]bool{}
+	for name := range servers {
+		names[name] = true
+	}
+	for name, m := range members {
+		if m.state == memberAlive || m.state == memberSuspect {
+			names[name] = true
+		}
+	}
+	delete(names, n.cfg.Name)
+	for _, name := range sortedNames(names) {
+		set := uint16(1)
+		if m, ok := members[name]; ok && m.meta.Commands > 1 {
+			set = m.meta.Commands
+		}
+		if set < need {
+			behind = append(behind, fmt.Sprintf("%s (set %d)", name, set))
+			low = min(low, set)
+		}
+	}
+	if len(behind) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s needs command set %d, but %s apply only older sets; upgrade them, then retry",
+		ErrUpgradeRequired, t, need, strings.Join(behind, ", "))
+}
+
+// commandSet is the command set this peer's build applies.
+func (n *Node) commandSet() uint16 {
+	if n.cfg.CommandSet != 0 {
+		return n.cfg.CommandSet
+	}
+	return fsm.CommandSetVersion
+}
+
+// commandIntroduced is the command set that introduced t, from fsm's table
+// unless a test stands in for a newer build (Config.CommandIntroduced).
+func (n *Node) commandIntroduced(t fsm.CommandType) uint16 {
+	if v, ok := n.cfg.CommandIntroduced[t]; ok {
+		return v
+	}
+	return t.Introduced()
+}
+
+// TransferLeadership asks this peer, which must lead, to hand leadership to
+// the most up-to-date follower (operators drain a peer with it; tests
+// exercise writes across leader changes with it).
+func (n *Node) TransferLeadership() error {
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return fmt.Errorf("%w: %s cannot transfer leadership it does not hold", ErrNotLeader, n.cfg.Name)
+		}
+		return fmt.Errorf("leadership transfer from %s: %w", n.cfg.Name, err)
+	}
+	return nil
 }
 
 // ConsistentState returns the state as of a read confirmed by the leader:

@@ -38,6 +38,9 @@ type Config struct {
 	// AdminToken, when not empty, is the bearer token every /v1/ request
 	// must carry.
 	AdminToken string
+	// Admin bounds the admin listener's connections; zero fields take
+	// DefaultAdminLimits' values.
+	Admin AdminLimits
 	// RaftListen and RaftAdvertise are the peer port: Raft and the peer RPC
 	// stream (write forwarding, consistent reads) share it.
 	RaftListen    string
@@ -90,6 +93,13 @@ type Config struct {
 	// so the others stop presenting it at once instead of after failure
 	// detection. It keeps its Raft seat either way (see DeadPeerTimeout).
 	LeaveOnStop bool
+
+	// CommandSet is the fsm command set this peer gossips and applies;
+	// 0 is this build's (fsm.CommandSetVersion). CommandIntroduced
+	// overrides entries of fsm's type → command set table. Only tests set
+	// them, to stand in for an older or a newer build in a rolling upgrade.
+	CommandSet        uint16
+	CommandIntroduced map[fsm.CommandType]uint16
 
 	// Timing holds the control plane's timeouts; zero fields take
 	// DefaultTiming's values.
@@ -144,6 +154,63 @@ type Timing struct {
 	// after ProofRetry.
 	ProofTimeout time.Duration
 	ProofRetry   time.Duration
+}
+
+// AdminLimits bound the admin HTTP listener, so a slow or hostile client
+// cannot hold connections or memory: every read and write has a deadline
+// and every header and body a size cap.
+type AdminLimits struct {
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its response. It must exceed Timing.ApplyTimeout: a write waits
+	// up to that long for the leader (longer settings are raised to
+	// ApplyTimeout plus ReadTimeout).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's header block.
+	MaxHeaderBytes int
+	// MaxBodyBytes caps a request body; a larger one is answered 413.
+	MaxBodyBytes int64
+}
+
+// DefaultAdminLimits suit an operator API: small JSON requests, writes that
+// may wait for a leader election.
+func DefaultAdminLimits() AdminLimits {
+	return AdminLimits{
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		MaxBodyBytes:      1 << 20,
+	}
+}
+
+// withDefaults fills zero fields from DefaultAdminLimits and keeps the
+// write timeout above the time a write may wait for the leader.
+func (a AdminLimits) withDefaults(applyTimeout time.Duration) AdminLimits {
+	d := DefaultAdminLimits()
+	fill := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	fill(&a.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	fill(&a.ReadTimeout, d.ReadTimeout)
+	fill(&a.WriteTimeout, d.WriteTimeout)
+	fill(&a.IdleTimeout, d.IdleTimeout)
+	if a.MaxHeaderBytes <= 0 {
+		a.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if a.MaxBodyBytes <= 0 {
+		a.MaxBodyBytes = d.MaxBodyBytes
+	}
+	a.WriteTimeout = max(a.WriteTimeout, applyTimeout+a.ReadTimeout)
+	return a
 }
 
 // DefaultTiming is for production on a LAN.
@@ -235,6 +302,7 @@ func (t Timing) withDefaults() Timing {
 
 func (c *Config) setDefaults() {
 	c.Timing = c.Timing.withDefaults()
+	c.Admin = c.Admin.withDefaults(c.Timing.ApplyTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -36,6 +36,10 @@ type peerMeta struct {
 	HasState bool `json:"s,omitempty"`
 	// Brokers are the local brokers as CLUSTER:ID.
 	Brokers []string `json:"lb,omitempty"`
+	// Commands is the newest fsm command set the peer's build applies
+	// (fsm.CommandSetVersion); absent, from builds before version gating,
+	// means set 1. The leader proposes no command some peer cannot apply.
+	Commands uint16 `json:"c,omitempty"`
 }
 
 func encodeMeta(m peerMeta) ([]byte, error) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,8 +27,42 @@ import (
 // Handlers speak HTTP only: state comes from readState, changes go through
 // Node.Apply (the one write chokepoint).
 
-// maxBody bounds an admin request body.
+// maxBody bounds an admin request body whatever AdminLimits.MaxBodyBytes
+// says (decodeBody's backstop).
 const maxBody = 1 << 20
+
+// Metric label values for requests whose method or route the API does not
+// serve: labels come from fixed sets, never from client input, so a client
+// inventing methods or paths cannot grow /metrics.
+const (
+	methodOther    = "other"
+	routeUnmatched = "unmatched"
+)
+
+// metricMethod collapses a request method to a fixed label set.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return methodOther
+}
+
+// newAdminServer builds the admin HTTP server with AdminLimits' deadlines
+// and size caps. No admin endpoint streams or long-polls; the longest
+// handler is a write waiting for the leader, which WriteTimeout covers.
+func (n *Node) newAdminServer() *http.Server {
+	a := n.cfg.Admin
+	return &http.Server{
+		Handler:           n.adminHandler(),
+		ReadHeaderTimeout: a.ReadHeaderTimeout,
+		ReadTimeout:       a.ReadTimeout,
+		WriteTimeout:      a.WriteTimeout,
+		IdleTimeout:       a.IdleTimeout,
+		MaxHeaderBytes:    a.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(n.log.With("component", "admin-http").Handler(), slog.LevelDebug),
+	}
+}
 
 // indexHeader carries the Raft log index of a write.
 const indexHeader = "X-Switchyard-Index"
@@ -60,7 +95,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, fsm.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, fsm.ErrConflict), errors.Is(err, fsm.ErrInUse):
+	case errors.Is(err, fsm.ErrConflict), errors.Is(err, fsm.ErrInUse), errors.Is(err, ErrUpgradeRequired):
 		return http.StatusConflict
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnknownOutcome):
 		return http.StatusServiceUnavailable
@@ -117,7 +152,7 @@ func (n *Node) adminHandler() http.Handler {
 	}
 	// Everything else under /v1/ answers in JSON: 405 with Allow when the
 	// path exists with other methods, else 404.
-	mux.HandleFunc("/v1/", n.api("/v1/", true, func(w http.ResponseWriter, r *http.Request) error {
+	mux.HandleFunc("/v1/", n.api(routeUnmatched, true, func(w http.ResponseWriter, r *http.Request) error {
 		var allow []string
 		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 			probe := r.Clone(r.Context())
@@ -135,11 +170,14 @@ func (n *Node) adminHandler() http.Handler {
 	return mux
 }
 
-// api wraps a handler: auth, the error adapter and request metrics.
+// api wraps a handler: the body cap, auth, the error adapter and request
+// metrics. route is the matched pattern (or routeUnmatched), never the
+// request's path.
 func (n *Node) api(route string, auth bool, h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		r.Body = http.MaxBytesReader(rec, r.Body, n.cfg.Admin.MaxBodyBytes)
 		err := n.checkAuth(r, auth)
 		if err == nil {
 			err = h(rec, r)
@@ -154,7 +192,7 @@ func (n *Node) api(route string, auth bool, h apiHandler) http.HandlerFunc {
 			}
 			writeJSON(rec, status, map[string]string{"error": err.Error()})
 		}
-		n.metrics.admin.WithLabelValues(r.Method, route, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+		n.metrics.admin.WithLabelValues(metricMethod(r.Method), route, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
 	}
 }
 
@@ -196,11 +234,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // trailing data and bodies over maxBody.
 func decodeBody(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over %d bytes; admin requests are small JSON objects", tooLarge.Limit)}
+	}
 	if err != nil {
 		return badRequest("read request body: %v", err)
 	}
 	if len(body) > maxBody {
-		return badRequest("request body is over %d bytes", maxBody)
+		return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over %d bytes; admin requests are small JSON objects", maxBody)}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("request body is empty; send a JSON object")

@@ -26,7 +26,7 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		}, []string{"result"}),
 		admin: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_admin_request_duration_seconds",
-			Help:    "Admin API requests by method, route and status code.",
+			Help:    "Admin API requests by method (GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS or other), matched route pattern (unmatched for an unknown /v1/ path) and status code.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 		}, []string{"method", "route", "code"}),
 		noBackend: prometheus.NewCounter(prometheus.CounterOpts{

@@ -41,6 +41,9 @@ type Node struct {
 	// watchGossipKeys installs rotations into it.
 	keyring   *memberlist.Keyring
 	admission *admission
+	// gossipUp is set once gossip and its memberlist are built: Raft, which
+	// starts first, resolves peer addresses through gossip only after.
+	gossipUp atomic.Bool
 
 	metaMu sync.Mutex
 	meta   peerMeta
@@ -108,7 +111,7 @@ func New(cfg Config) (_ *Node, err error) {
 		if n.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("node: admin listener on %s: %w", cfg.AdminListen, err)
 		}
-		n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		n.admin = n.newAdminServer()
 		adminAdv = n.adminLn.Addr().String()
 	}
 
@@ -142,6 +145,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Expect:   cfg.BootstrapExpect,
 		HasState: n.hadState,
 		Brokers:  brokerRefStrings(cfg.LocalBrokers),
+		Commands: n.commandSet(),
 	}
 	t := cfg.Timing
 	var gossipKeys [][]byte
@@ -181,6 +185,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.gossip.ml = ml
 	n.keyring = mc.Keyring
+	n.gossipUp.Store(true)
 	n.log.Info("peer started", "kafka", n.kafkaAdvertise, "admin", adminAdv, "raft", n.meta.Raft, "gossip", n.meta.Gossip,
 		"has_state", n.hadState, "bootstrap_expect", cfg.BootstrapExpect)
 	return n, nil

@@ -70,12 +70,25 @@ func (n *Node) openRaft() error {
 	rc.SnapshotInterval = t.SnapshotInterval
 	rc.SnapshotThreshold = t.SnapshotThreshold
 	rc.TrailingLogs = t.TrailingLogs
-	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, n.trans)
+	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, noPipeline{n.trans})
 	if err != nil {
 		return fmt.Errorf("node: start raft: %w", err)
 	}
 	n.raft = r
 	return nil
+}
+
+// noPipeline turns off hashicorp/raft's pipelined replication. With the
+// default MaxRPCsInFlight its channels are unbuffered, and a follower that
+// answers an AppendEntries with Success=false (routine around a leader
+// change) can leave pipelineReplicate parked for good: that follower gets
+// heartbeats but no more entries, and Raft.Shutdown hangs on it (seen in
+// TestWritesAcrossLeaderTransfers; grafana/pyroscope#5518 disables it for
+// the same reason). A control plane's write rate does not need pipelining.
+type noPipeline struct{ *raft.NetworkTransport }
+
+func (noPipeline) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
 }
 
 // gossipAddrs resolves a Raft server id (a peer name) to the peer-port
@@ -84,7 +97,7 @@ func (n *Node) openRaft() error {
 type gossipAddrs struct{ n *Node }
 
 func (g gossipAddrs) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
-	if g.n.gossip == nil {
+	if !g.n.gossipUp.Load() {
 		return "", errors.New("gossip not started")
 	}
 	m, ok := g.n.gossip.snapshot()[string(id)]

@@ -84,6 +84,9 @@ type peer struct {
 	dir                          string
 	kafka, admin, raftA, gossipA string
 	local                        []fsm.BrokerRef
+	// commandSet stands in for the peer's build in rolling-upgrade tests
+	// (node.Config.CommandSet; 0 is this build's).
+	commandSet uint16
 
 	n      *node.Node
 	cancel context.CancelFunc
@@ -100,17 +103,41 @@ type testCluster struct {
 	timing  node.Timing
 	backend *kfake.Cluster
 	peers   []*peer
+	// introduced stands in for a newer build's command table
+	// (node.Config.CommandIntroduced).
+	introduced map[fsm.CommandType]uint16
 }
 
 type clusterOpts struct {
 	peers   int
 	brokers int // kfake brokers; 0 runs no backend
 	timing  *node.Timing
+	// commandSets[i], when set, is peer i's command set; introduced is
+	// every peer's command table override.
+	commandSets []uint16
+	introduced  map[fsm.CommandType]uint16
+}
+
+// testTiming is node.FastTiming made tolerant of a busy machine (two cores
+// shared with other jobs, the race detector on): Raft's production
+// heartbeat and lease, and gossip probes that allow for scheduling delays.
+// With FastTiming's 250 ms lease and 100 ms probes a loaded machine kept
+// five in-process peers in an election storm for over 20 s, and gossip
+// declared live peers dead. Tests wait for outcomes with generous
+// deadlines, so the slower detection costs seconds, not failures.
+func testTiming() node.Timing {
+	t := node.FastTiming()
+	d := node.DefaultTiming()
+	t.RaftHeartbeat, t.RaftElection, t.RaftLeaderLease = d.RaftHeartbeat, d.RaftElection, d.RaftLeaderLease
+	t.GossipProbeInterval = 500 * time.Millisecond
+	t.GossipProbeTimeout = 300 * time.Millisecond
+	t.GossipSuspicionMult = 3
+	return t
 }
 
 func newCluster(t testing.TB, o clusterOpts) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, log: testLogger(t), faults: transport.NewFaults(), timing: node.FastTiming()}
+	c := &testCluster{t: t, log: testLogger(t), faults: transport.NewFaults(), timing: testTiming(), introduced: o.introduced}
 	if o.timing != nil {
 		c.timing = *o.timing
 	}
@@ -125,6 +152,9 @@ func newCluster(t testing.TB, o clusterOpts) *testCluster {
 	base := t.TempDir()
 	for i := range o.peers {
 		c.peers = append(c.peers, c.newPeer(base, i, o.brokers))
+		if i < len(o.commandSets) {
+			c.peers[i].commandSet = o.commandSets[i]
+		}
 	}
 	t.Cleanup(c.stopAll)
 	for i := range c.peers {
@@ -162,21 +192,23 @@ func (c *testCluster) start(i, expect int) {
 		}
 	}
 	n, err := node.New(node.Config{
-		Name:            p.name,
-		DataDir:         p.dir,
-		Version:         "test",
-		KafkaListen:     p.kafka,
-		AdminListen:     p.admin,
-		RaftListen:      p.raftA,
-		GossipListen:    p.gossipA,
-		Join:            join,
-		BootstrapExpect: expect,
-		LocalBrokers:    p.local,
-		MetadataRefresh: 500 * time.Millisecond,
-		AdmitUnproven:   true, // loopback, no peer TLS: the insecure admission mode
-		Timing:          c.timing,
-		Faults:          c.faults,
-		Logger:          c.log.With("peer", p.name),
+		Name:              p.name,
+		DataDir:           p.dir,
+		Version:           "test",
+		KafkaListen:       p.kafka,
+		AdminListen:       p.admin,
+		RaftListen:        p.raftA,
+		GossipListen:      p.gossipA,
+		Join:              join,
+		BootstrapExpect:   expect,
+		LocalBrokers:      p.local,
+		MetadataRefresh:   500 * time.Millisecond,
+		AdmitUnproven:     true, // loopback, no peer TLS: the insecure admission mode
+		Timing:            c.timing,
+		CommandSet:        p.commandSet,
+		CommandIntroduced: c.introduced,
+		Faults:            c.faults,
+		Logger:            c.log.With("peer", p.name),
 	})
 	if err != nil {
 		c.t.Fatalf("start %s: %v", p.name, err)
@@ -232,8 +264,11 @@ func (c *testCluster) leader(timeout time.Duration) int {
 	return idx
 }
 
-// apply applies cmd through peer i, retrying while there is no leader, and
-// returns its index.
+// apply applies cmd through peer i and returns its index. Apply itself
+// retries across a leader change within each attempt's 2 s; apply tries
+// again while there is still no leader after that (a busy machine can take
+// longer to elect one) or the outcome was unknown (the commands tests send
+// this way are idempotent).
 func (c *testCluster) apply(i int, cmd fsm.Command, timeout time.Duration) uint64 {
 	c.t.Helper()
 	var idx uint64
@@ -242,7 +277,7 @@ func (c *testCluster) apply(i int, cmd fsm.Command, timeout time.Duration) uint6
 		defer cancel()
 		res, err := c.peers[i].n.Apply(ctx, cmd)
 		if err != nil {
-			if errors.Is(err, node.ErrNoLeader) || errors.Is(err, node.ErrUnknownOutcome) {
+			if errors.Is(err, node.ErrNoLeader) || errors.Is(err, node.ErrNotLeader) || errors.Is(err, node.ErrUnknownOutcome) {
 				return err
 			}
 			c.t.Fatalf("apply %s via %s: %v", cmd.Type(), c.peers[i].name, err)
