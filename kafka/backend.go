@@ -718,8 +718,8 @@ func coordinatorOf(r *kmsg.FindCoordinatorResponse, key string) (int32, error) {
 }
 
 // backendFrameChunk is how much of a backend answer is allocated before its
-// bytes arrive; answers up to it (nearly all) are read as before, in one
-// piece.
+// bytes arrive; answers up to it (nearly all) are read in one piece, with no
+// copy.
 const backendFrameChunk = 1 << 20
 
 // readBackendFrame is readFrame for a backend's answers: the buffer grows as
@@ -738,30 +738,6 @@ func readBackendFrame(br *bufio.Reader, maxSize int32) (*buffer, error) {
 	if n < 0 || n > maxSize {
 		return nil, fmt.Errorf("%w: backend response of %d bytes (max %d)", ErrFrameTooLarge, n, maxSize)
 	}
-	if n <= backendFrameChunk {
-		return readFrame(br, maxSize)
-	}
 	br.Discard(4)
-	total := int(n) + 4
-	buf := getBuffer(backendFrameChunk)
-	binary.BigEndian.PutUint32(buf.b, uint32(n))
-	have := 4
-	for have < total {
-		if have == len(buf.b) {
-			next := getBuffer(min(2*len(buf.b), total))
-			copy(next.b, buf.b[:have])
-			putBuffer(buf)
-			buf = next
-		}
-		m, err := io.ReadFull(br, buf.b[have:])
-		have += m
-		if err != nil {
-			putBuffer(buf)
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	return buf, nil
+	return readFrameBody(br, n, backendFrameChunk)
 }

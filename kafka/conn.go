@@ -321,7 +321,7 @@ func (c *clientConn) readRequest() (*buffer, error) {
 			c.setDeadline(deadlineFrame) // the wait was the proxy's, not the client's
 		}
 	}
-	buf, err := readFrameBody(&c.cr, n)
+	buf, err := readFrameBody(&c.cr, n, frameChunk)
 	if err != nil {
 		return nil, c.frameErr(err, n)
 	}
