@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/transport"
 )
 
 // Admission: gossip is open to any process that reaches the gossip port
@@ -167,6 +168,17 @@ func (n *Node) admitAll(ctx context.Context, st *fsm.State, members map[string]m
 	return out
 }
 
+// refused reports whether the leader's last verdict on a live member was a
+// refusal. Such a member is never registered or added to Raft, so it never
+// receives a log entry, and nothing it gossips (its command set included)
+// may hold the cluster back.
+func (a *admission) refused(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	reason, seen := a.logged[name]
+	return seen && reason != ""
+}
+
 // proveByCert dials addr with the cluster's peer TLS client settings and
 // checks that the certificate it presents chains to the cluster CA and
 // names name. The hostname in addr is not checked: peers advertise IPs
@@ -203,24 +215,10 @@ func proveByCert(ctx context.Context, client *tls.Config, name, addr string) err
 	// The probe never speaks the peer protocol; the peer logs a connection
 	// that closed before its handshake.
 	_ = c.Close()
-	if !certNames(leaf, name) {
-		return fmt.Errorf("%w: %q: the certificate on peer port %s names %v, not it", ErrUnproven, name, addr, certNameList(leaf))
+	if err := transport.CheckPeerName(leaf, name); err != nil {
+		return fmt.Errorf("%w: %q on peer port %s: %w", ErrUnproven, name, addr, err)
 	}
 	return nil
-}
-
-// certNames reports whether cert's CN or one of its DNS SANs is name,
-// exactly: peer names are case-sensitive Raft ids.
-func certNames(cert *x509.Certificate, name string) bool {
-	return cert != nil && slices.Contains(certNameList(cert), name)
-}
-
-func certNameList(cert *x509.Certificate) []string {
-	var out []string
-	if cert.Subject.CommonName != "" {
-		out = append(out, cert.Subject.CommonName)
-	}
-	return append(out, cert.DNSNames...)
 }
 
 // Admin API: the peer allow-list (docs/admin-api.md).

@@ -279,7 +279,7 @@ func TestRogueGossipMemberNotAdmitted(t *testing.T) {
 		}
 		l.admission.mu.Lock()
 		defer l.admission.mu.Unlock()
-		return strings.Contains(l.admission.logged["rogue"], "names [p9]")
+		return strings.Contains(l.admission.logged["rogue"], `naming ["p9"]`)
 	})
 	// Several more reconcile rounds, in which the old code registered it.
 	time.Sleep(5 * FastTiming().ReconcileInterval)

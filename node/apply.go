@@ -287,7 +287,9 @@ func (n *Node) dropped(ctx context.Context, idx uint64, b []byte) bool {
 // than the one that introduced the type. The peers counted are those in
 // the Raft configuration, whatever their gossip state (a peer down for its
 // upgrade still replays the log when it returns), and every live gossip
-// member (it may be about to join).
+// member (it may be about to join) but those the leader refused to admit:
+// they never receive the log, and a stranger holding the gossip key must
+// not be able to freeze new command types by claiming an old set.
 func (n *Node) checkCommandSet(t fsm.CommandType) error {
 	need := n.commandIntroduced(t)
 	if need <= 1 {
@@ -311,7 +313,7 @@ func (n *Node) checkCommandSet(t fsm.CommandType) error {
 		names[name] = true
 	}
 	for name, m := range members {
-		if m.state == memberAlive || m.state == memberSuspect {
+		if alive(m) && !n.admission.refused(name) {
 			names[name] = true
 		}
 	}
