@@ -1,12 +1,16 @@
 package node
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/kafka"
+	"github.com/switchyard-proxy/switchyard/transport"
 )
 
 // TestBackendConfigCarriesLimits: the backend limits set on the peer reach
@@ -42,5 +46,109 @@ func TestBackendConfigCarriesLimits(t *testing.T) {
 	}
 	if err := base.Validate(); err != nil {
 		t.Fatalf("the base config: %v", err)
+	}
+}
+
+// forwarder is a stand-in for a follower: a peer port named name (with
+// mutual TLS for a certificate naming certName when pki is set) and what
+// forwardApply and forwardState need of a Node.
+func forwarder(t *testing.T, pki *testPKI, name, certName string) *Node {
+	t.Helper()
+	cfg := transport.Config{Name: name, BindAddr: "127.0.0.1:0", DialTimeout: 5 * time.Second}
+	if pki != nil {
+		cfg.ServerTLS, cfg.ClientTLS = pki.peerTLS(t, certName)
+	}
+	m, err := transport.Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return &Node{cfg: Config{Name: name}, rpc: m.Client()}
+}
+
+// TestForwardChecksLeaderIdentity: with peer TLS, a write or consistent
+// read forwarded to the leader goes only to a peer whose certificate names
+// that leader. The address Raft last heard for the leader may now serve
+// another member; the write used to be handed to it (and applied, here,
+// since that member leads a configuration the sender is in).
+func TestForwardChecksLeaderIdentity(t *testing.T) {
+	pki := newTestPKI(t)
+	n := startSoloWith(t, func(c *Config) { c.PeerServerTLS, c.PeerClientTLS = pki.peerTLS(t, "solo") })
+	f := forwarder(t, pki, "solo", "solo")
+	cmd, err := fsm.Encode(&fsm.PutCluster{Cluster: fsm.Cluster{Name: "misrouted", Bootstrap: []string{"127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = f.forwardApply(ctx, "p1", n.RaftAddr(), cmd)
+	if !errors.Is(err, transport.ErrIdentity) {
+		t.Fatalf("a write forwarded to leader p1 at an address serving solo: %v, want ErrIdentity", err)
+	}
+	if notProposed(err) {
+		t.Fatalf("an identity refusal would be retried: %v", err)
+	}
+	if got := statusOf(err); got != 503 {
+		t.Fatalf("status %d for %v, want 503", got, err)
+	}
+	if !strings.Contains(err.Error(), `"p1"`) || !strings.Contains(err.Error(), "nothing sent") {
+		t.Fatalf("the error does not say which leader was expected and that nothing was sent: %v", err)
+	}
+	if _, err := f.forwardState(ctx, "p1", n.RaftAddr()); !errors.Is(err, transport.ErrIdentity) {
+		t.Fatalf("a consistent read through leader p1 at an address serving solo: %v, want ErrIdentity", err)
+	}
+	// The leader it names: served.
+	res, err := f.forwardApply(ctx, "solo", n.RaftAddr(), cmd)
+	if err != nil {
+		t.Fatalf("a write forwarded to the leader its certificate names: %v", err)
+	}
+	st, err := f.forwardState(ctx, "solo", n.RaftAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Cluster("misrouted"); !ok || st.Index < res.Index {
+		t.Fatalf("the consistent read misses the write at index %d: state at %d, clusters %v", res.Index, st.Index, st.Clusters)
+	}
+}
+
+// TestForwardFromNonMember: a forwarded write from a peer outside the
+// leader's Raft configuration (one gossip knows and Raft has not admitted
+// yet) answers 503 and says why, instead of a bare 500.
+func TestForwardFromNonMember(t *testing.T) {
+	n := startSolo(t, "")
+	f := forwarder(t, nil, "newcomer", "")
+	cmd, err := fsm.Encode(&fsm.PutCluster{Cluster: fsm.Cluster{Name: "early", Bootstrap: []string{"127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		what string
+		err  error
+	}{
+		{"write", func() error { _, err := f.forwardApply(ctx, "solo", n.RaftAddr(), cmd); return err }()},
+		{"consistent read", func() error { _, err := f.forwardState(ctx, "solo", n.RaftAddr()); return err }()},
+	} {
+		if !errors.Is(c.err, ErrUnauthorized) {
+			t.Fatalf("forwarded %s from a non-member: %v, want ErrUnauthorized", c.what, c.err)
+		}
+		if got := statusOf(c.err); got != 503 {
+			t.Errorf("forwarded %s from a non-member: status %d, want 503 (%v)", c.what, got, c.err)
+		}
+		if !strings.Contains(c.err.Error(), "not (yet) a member of the raft configuration") {
+			t.Errorf("forwarded %s from a non-member: the error does not say why: %v", c.what, c.err)
+		}
+	}
+	if _, ok := n.State().Cluster("early"); ok {
+		t.Fatal("the refused write changed the state")
+	}
+	// Crossing the wire keeps the sentinel: 503 on the follower too.
+	back := fromRPCError(toRPCError(fmt.Errorf("%w: solo refuses apply", ErrUnauthorized)))
+	if got := statusOf(back); got != 503 {
+		t.Fatalf("ErrUnauthorized after the round trip: status %d, want 503", got)
+	}
+	if got := statusOf(ErrUpgradeRequired); got != 409 {
+		t.Fatalf("ErrUpgradeRequired: status %d, want 409", got)
 	}
 }
