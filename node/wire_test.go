@@ -152,3 +152,25 @@ func TestForwardFromNonMember(t *testing.T) {
 		t.Fatalf("ErrUpgradeRequired: status %d, want 409", got)
 	}
 }
+
+// TestIdentityRefusedMetric: a peer-port connection whose certificate
+// does not name the peer it claims to be is counted on /metrics.
+func TestIdentityRefusedMetric(t *testing.T) {
+	pki := newTestPKI(t)
+	n := startSoloWith(t, func(c *Config) { c.PeerServerTLS, c.PeerClientTLS = pki.peerTLS(t, "solo") })
+	const series = "\nswitchyard_peer_identity_refused_total "
+	if _, _, body := call(t, n, "GET", "/metrics", "", ""); !strings.Contains(body, series+"0\n") {
+		t.Fatalf("before any refusal, /metrics lacks%s0", series)
+	}
+	// Claims to be solo with a certificate naming mallory.
+	f := forwarder(t, pki, "solo", "mallory")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := f.rpc.Call(ctx, n.RaftAddr(), rpcState, struct{}{}, nil); !errors.Is(err, transport.ErrConnLost) {
+		t.Fatalf("a call claiming another peer's name: %v, want the connection refused", err)
+	}
+	waitUntil(t, 10*time.Second, "the refusal counted on /metrics", func() bool {
+		_, _, body := call(t, n, "GET", "/metrics", "", "")
+		return strings.Contains(body, series+"1\n")
+	})
+}
