@@ -4,9 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/kafka"
@@ -173,4 +179,71 @@ func TestIdentityRefusedMetric(t *testing.T) {
 		_, _, body := call(t, n, "GET", "/metrics", "", "")
 		return strings.Contains(body, series+"1\n")
 	})
+}
+
+// TestOpenAPIDescribesTheAPI: every operation docs/openapi.yaml describes
+// is served with that method and path pattern, and every write documents
+// the answers every write can give: 409 (a conflict, or version gating's
+// upgrade_required), 503, and 413 when it takes a body.
+func TestOpenAPIDescribesTheAPI(t *testing.T) {
+	b, err := os.ReadFile("../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type op struct {
+		method, path string
+		body         bool
+		codes        map[string]bool
+	}
+	var ops []*op
+	var path string
+	var cur *op
+	inPaths := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case l == "paths:":
+			inPaths = true
+		case inPaths && l != "" && !strings.HasPrefix(l, " "):
+			inPaths = false
+		case !inPaths:
+		case strings.HasPrefix(l, "  /") && strings.HasSuffix(l, ":"):
+			path, cur = strings.TrimSuffix(strings.TrimSpace(l), ":"), nil
+		case len(l) > 4 && strings.HasPrefix(l, "    ") && l[4] != ' ' && strings.HasSuffix(l, ":"):
+			m := strings.TrimSuffix(strings.TrimSpace(l), ":")
+			cur = nil
+			if m != "parameters" {
+				cur = &op{method: strings.ToUpper(m), path: path, codes: map[string]bool{}}
+				ops = append(ops, cur)
+			}
+		case cur != nil && l == "      requestBody:":
+			cur.body = true
+		case cur != nil && strings.HasPrefix(l, `        "`) && strings.HasSuffix(l, `":`):
+			cur.codes[strings.Trim(strings.TrimSpace(l), `":`)] = true
+		}
+	}
+	if len(ops) < 20 {
+		t.Fatalf("read only %d operations from openapi.yaml", len(ops))
+	}
+	n := &Node{reg: prometheus.NewRegistry()}
+	mux, ok := n.adminHandler().(*http.ServeMux)
+	if !ok {
+		t.Fatalf("admin handler is a %T", n.adminHandler())
+	}
+	for _, o := range ops {
+		req := httptest.NewRequest(o.method, regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(o.path, "x"), nil)
+		if _, pattern := mux.Handler(req); pattern != o.method+" "+o.path {
+			t.Errorf("%s %s is described but served by %q", o.method, o.path, pattern)
+		}
+		if o.method != http.MethodPut && o.method != http.MethodDelete {
+			continue
+		}
+		for _, code := range []string{"409", "503"} {
+			if !o.codes[code] {
+				t.Errorf("%s %s does not document %s", o.method, o.path, code)
+			}
+		}
+		if o.body && !o.codes["413"] {
+			t.Errorf("%s %s takes a body and does not document 413", o.method, o.path)
+		}
+	}
 }
