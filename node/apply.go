@@ -118,7 +118,9 @@ type stateResponse struct {
 // Apply is the one write path: it validates cmd, then applies it through
 // Raft on the leader, or forwards it to the leader over the peer port. The
 // returned error wraps an fsm sentinel for a rejected command, or
-// ErrNoLeader / ErrUnknownOutcome / ErrUpgradeRequired.
+// ErrNoLeader / ErrUnknownOutcome / ErrUpgradeRequired, or ErrUnauthorized
+// (this peer is not in the Raft configuration yet) or transport.ErrIdentity
+// (the leader's address is served by another peer) for a write not sent.
 //
 // A write that certainly was not proposed (no leader known, the leader
 // unreachable, the target no longer leads, a leadership transfer under
@@ -175,14 +177,28 @@ func (n *Node) applyOnce(ctx context.Context, cmd fsm.Command, b []byte) (fsm.Ap
 	if n.raft.State() == raft.Leader {
 		return n.applyLocal(ctx, cmd)
 	}
-	addr, _ := n.raft.LeaderWithID()
-	if addr == "" {
+	addr, id := n.raft.LeaderWithID()
+	if addr == "" || id == "" {
 		return fsm.Applied{}, fmt.Errorf("%w: this peer (%s) knows no leader; the cluster may have lost quorum", ErrNoLeader, n.cfg.Name)
 	}
+	return n.forwardApply(ctx, string(id), string(addr), b)
+}
+
+// forwardApply sends an encoded write to the leader named leader at addr.
+// The Raft leader id is the leader's peer name, so with peer TLS the
+// serving certificate must name it (CallPeer): the address Raft last heard
+// may since serve another member, which must not be handed the write.
+func (n *Node) forwardApply(ctx context.Context, leader, addr string, b []byte) (fsm.Applied, error) {
 	var resp applyResponse
-	if err := n.rpc.Call(ctx, string(addr), rpcApply, applyRequest{Command: b}, &resp); err != nil {
+	if err := n.rpc.CallPeer(ctx, leader, addr, rpcApply, applyRequest{Command: b}, &resp); err != nil {
 		if errors.As(err, new(*transport.RPCError)) {
-			return fsm.Applied{}, fromRPCError(err)
+			return fsm.Applied{}, n.leaderRefused(fromRPCError(err))
+		}
+		if errors.Is(err, transport.ErrIdentity) {
+			// Nothing was sent, yet it is not retried: a certificate naming
+			// another peer is a stale leader address or a misconfiguration,
+			// and neither is likely to heal within one write's timeout.
+			return fsm.Applied{}, n.notTheLeader(leader, addr, err)
 		}
 		if errors.Is(err, transport.ErrConnLost) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			// The request may have left: the leader may apply it.
@@ -192,6 +208,23 @@ func (n *Node) applyOnce(ctx context.Context, cmd fsm.Command, b []byte) (fsm.Ap
 		return fsm.Applied{}, fmt.Errorf("%w: cannot reach the leader at %s: %v", ErrNoLeader, addr, err)
 	}
 	return fsm.Applied{Index: resp.Index, PeerID: resp.PeerID}, nil
+}
+
+// leaderRefused adds what to do next to an error the leader answered a
+// forwarded request with.
+func (n *Node) leaderRefused(err error) error {
+	if errors.Is(err, ErrUnauthorized) {
+		// The leader serves forwarded requests to Raft members only
+		// (peerrpc.go); a peer admitted moments ago is one shortly.
+		return fmt.Errorf("%w; this peer (%s) is not (yet) a member of the raft configuration, so the leader does not serve its forwarded requests: retry once it is admitted (GET /v1/peers), or send the request to a member", err, n.cfg.Name)
+	}
+	return err
+}
+
+// notTheLeader is the error for a leader address served by a peer whose
+// certificate does not name the leader.
+func (n *Node) notTheLeader(leader, addr string, err error) error {
+	return fmt.Errorf("forwarding to the leader %s at %s: nothing sent: %w; retry once gossip has the leader's current address, and check that every peer's certificate names its --name", leader, addr, err)
 }
 
 // applyLocal proposes cmd on this peer, which must be the leader. It checks
@@ -372,14 +405,23 @@ func (n *Node) ConsistentState(ctx context.Context) (*fsm.State, error) {
 	if n.raft.State() == raft.Leader {
 		return n.leaderState()
 	}
-	addr, _ := n.raft.LeaderWithID()
-	if addr == "" {
+	addr, id := n.raft.LeaderWithID()
+	if addr == "" || id == "" {
 		return nil, fmt.Errorf("%w: this peer (%s) knows no leader; drop ?consistent=1 to read its local state", ErrNoLeader, n.cfg.Name)
 	}
+	return n.forwardState(ctx, string(id), string(addr))
+}
+
+// forwardState reads the state through the leader named leader at addr,
+// which must prove that name with peer TLS on (see forwardApply).
+func (n *Node) forwardState(ctx context.Context, leader, addr string) (*fsm.State, error) {
 	var resp stateResponse
-	if err := n.rpc.Call(ctx, string(addr), rpcState, struct{}{}, &resp); err != nil {
+	if err := n.rpc.CallPeer(ctx, leader, addr, rpcState, struct{}{}, &resp); err != nil {
 		if errors.As(err, new(*transport.RPCError)) {
-			return nil, fromRPCError(err)
+			return nil, n.leaderRefused(fromRPCError(err))
+		}
+		if errors.Is(err, transport.ErrIdentity) {
+			return nil, n.notTheLeader(leader, addr, err)
 		}
 		return nil, fmt.Errorf("%w: reading through the leader at %s failed: %v", ErrNoLeader, addr, err)
 	}

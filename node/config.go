@@ -88,6 +88,12 @@ type Config struct {
 	// KafkaLimits bound client connections and the request bytes they
 	// make the data plane hold; zero fields take kafka's defaults.
 	KafkaLimits kafka.Limits
+	// BackendBrokerTimeout bounds one control exchange with a backend
+	// broker, dial included, and BackendMaxResponseBytes one backend
+	// response (kafka.BackendConfig's BrokerTimeout and MaxResponseBytes);
+	// 0 takes kafka's defaults.
+	BackendBrokerTimeout    time.Duration
+	BackendMaxResponseBytes int32
 
 	// LeaveOnStop makes a stopping peer announce its departure to gossip,
 	// so the others stop presenting it at once instead of after failure
@@ -175,6 +181,22 @@ type AdminLimits struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes caps a request body; a larger one is answered 413.
 	MaxBodyBytes int64
+}
+
+// validate reports limits that cannot work. Zero fields are defaults;
+// negative ones are mistakes. A body cap above maxBody would not be
+// honoured (decodeBody's backstop), so it is refused rather than ignored.
+func (a AdminLimits) validate() error {
+	switch {
+	case a.ReadHeaderTimeout < 0 || a.ReadTimeout < 0 || a.WriteTimeout < 0 || a.IdleTimeout < 0:
+		return fmt.Errorf("node: admin timeouts must not be negative: read header %v, read %v, write %v, idle %v",
+			a.ReadHeaderTimeout, a.ReadTimeout, a.WriteTimeout, a.IdleTimeout)
+	case a.MaxHeaderBytes < 0:
+		return fmt.Errorf("node: admin max header bytes %d is negative", a.MaxHeaderBytes)
+	case a.MaxBodyBytes < 0 || a.MaxBodyBytes > maxBody:
+		return fmt.Errorf("node: admin max body bytes %d: want 0 (default) up to %d; admin requests are small JSON objects", a.MaxBodyBytes, maxBody)
+	}
+	return nil
 }
 
 // DefaultAdminLimits suit an operator API: small JSON requests, writes that
@@ -331,6 +353,16 @@ func (c *Config) Validate() error {
 	}
 	if err := c.KafkaLimits.Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)
+	}
+	if c.BackendBrokerTimeout < 0 {
+		return fmt.Errorf("node: backend broker timeout %v is negative (0 is the default)", c.BackendBrokerTimeout)
+	}
+	if c.BackendMaxResponseBytes < 0 || c.BackendMaxResponseBytes > kafka.MaxResponseLimit {
+		return fmt.Errorf("node: backend max response bytes %d: want 0 (default %d) up to %d",
+			c.BackendMaxResponseBytes, kafka.DefaultMaxResponseBytes, kafka.MaxResponseLimit)
+	}
+	if err := c.Admin.validate(); err != nil {
+		return err
 	}
 	if c.BootstrapExpect == 0 && len(c.Join) == 0 {
 		return errors.New("node: nothing to form or join: pass --bootstrap-expect N to form a new cluster or --join ADDR to join one")

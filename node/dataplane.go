@@ -136,6 +136,19 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, er
 	return dp, nil
 }
 
+// backendConfig is the configuration of cl's Backend on this peer.
+func (n *Node) backendConfig(cl fsm.Cluster) kafka.BackendConfig {
+	return kafka.BackendConfig{
+		Name:             cl.Name,
+		Bootstrap:        cl.Bootstrap,
+		MetadataRefresh:  n.cfg.MetadataRefresh,
+		BrokerTimeout:    n.cfg.BackendBrokerTimeout,
+		MaxResponseBytes: n.cfg.BackendMaxResponseBytes,
+		Metrics:          n.kafkaMetrics,
+		Logger:           n.cfg.Logger,
+	}
+}
+
 // syncBackends starts, replaces and stops backends to match st. Replaced
 // and deleted backends are stopped after dp.mu is released and the server
 // has the new set: a stop waits for the backend's loop to end, and readiness
@@ -160,13 +173,7 @@ func (n *Node) syncBackends(ctx context.Context, dp *dataPlane, st *fsm.State) {
 			n.log.Error("backend cluster not served: TLS and SASL to brokers are not supported by this version", "cluster", cl.Name)
 			continue
 		}
-		be, err := kafka.NewBackend(kafka.BackendConfig{
-			Name:            cl.Name,
-			Bootstrap:       cl.Bootstrap,
-			MetadataRefresh: n.cfg.MetadataRefresh,
-			Metrics:         n.kafkaMetrics,
-			Logger:          n.cfg.Logger,
-		})
+		be, err := kafka.NewBackend(n.backendConfig(cl))
 		if err != nil {
 			n.log.Error("backend cluster not served", "cluster", cl.Name, "err", err)
 			continue

@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/kafka"
+	"github.com/switchyard-proxy/switchyard/transport"
 )
 
 // The admin HTTP API (docs/admin-api.md, docs/openapi.yaml). Handlers
@@ -98,6 +99,11 @@ func statusOf(err error) int {
 	case errors.Is(err, fsm.ErrConflict), errors.Is(err, fsm.ErrInUse), errors.Is(err, ErrUpgradeRequired):
 		return http.StatusConflict
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnknownOutcome):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, transport.ErrIdentity):
+		// The leader refused this peer's forwarded request (not yet a Raft
+		// member), or the leader's address answered as another peer: this
+		// peer cannot reach the leader for now; another peer may.
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable

@@ -43,7 +43,18 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		Name: "switchyard_fsm_skipped_entries_total",
 		Help: "Committed Raft log entries this peer skipped because they do not decode (state unchanged; see the log for their index). Non-zero means a forged entry or peers of incompatible versions.",
 	}, func() float64 { return float64(n.fsm.Skipped()) })
-	reg.MustRegister(m.applies, m.admin, m.noBackend, m.dataPlanes, skipped, &controlCollector{n: n})
+	// Read at scrape time from the peer port (n.mux is set in New, before
+	// the admin API serves a scrape).
+	identityRefused := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "switchyard_peer_identity_refused_total",
+		Help: "Peer-port connections refused because, with peer TLS on, the dialer's certificate does not name the peer its handshake claims (or it sent none). Non-zero means a misissued certificate or a member posing as another peer.",
+	}, func() float64 {
+		if n.mux == nil {
+			return 0
+		}
+		return float64(n.mux.IdentityRefused())
+	})
+	reg.MustRegister(m.applies, m.admin, m.noBackend, m.dataPlanes, skipped, identityRefused, &controlCollector{n: n})
 	return m
 }
 

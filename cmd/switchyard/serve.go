@@ -64,9 +64,32 @@ type serveConfig struct {
 	KafkaConnectionsMaxIdle        string  `json:"kafka_connections_max_idle"`
 	KafkaFrameReadTimeout          string  `json:"kafka_frame_read_timeout"`
 	KafkaQueuedMaxRequestBytes     int64   `json:"kafka_queued_max_request_bytes"`
+
+	// Tables the data plane keys by what clients send (kafka.Limits); 0
+	// (or "" for a duration) takes kafka's default.
+	KafkaCoordinatorCacheSize        int    `json:"kafka_coordinator_cache_size"`
+	KafkaCoordinatorCacheTTL         string `json:"kafka_coordinator_cache_ttl"`
+	KafkaProducerIDMappings          int    `json:"kafka_producer_id_mappings"`
+	KafkaProducerIDIdle              string `json:"kafka_producer_id_idle"`
+	KafkaProducerIDProtect           string `json:"kafka_producer_id_protect"`
+	KafkaMaxProducerIDsPerConnection int    `json:"kafka_max_producer_ids_per_connection"`
+
+	// Exchanges with backend brokers (kafka.BackendConfig); 0 or "" takes
+	// kafka's default.
+	BackendBrokerTimeout    string `json:"backend_broker_timeout"`
+	BackendMaxResponseBytes int    `json:"backend_max_response_bytes"`
+
+	// Admin listener limits (node.AdminLimits).
+	AdminReadHeaderTimeout string `json:"admin_read_header_timeout"`
+	AdminReadTimeout       string `json:"admin_read_timeout"`
+	AdminWriteTimeout      string `json:"admin_write_timeout"`
+	AdminIdleTimeout       string `json:"admin_idle_timeout"`
+	AdminMaxHeaderBytes    int    `json:"admin_max_header_bytes"`
+	AdminMaxBodyBytes      int64  `json:"admin_max_body_bytes"`
 }
 
 func defaultServeConfig() serveConfig {
+	admin := node.DefaultAdminLimits()
 	return serveConfig{
 		KafkaListen:     "127.0.0.1:9092",
 		AdminListen:     "127.0.0.1:18080",
@@ -80,6 +103,13 @@ func defaultServeConfig() serveConfig {
 		KafkaConnectionsMaxIdle:    kafka.DefaultConnectionsMaxIdle.String(),
 		KafkaFrameReadTimeout:      kafka.DefaultFrameReadTimeout.String(),
 		KafkaQueuedMaxRequestBytes: kafka.DefaultQueuedMaxRequestBytes,
+
+		AdminReadHeaderTimeout: admin.ReadHeaderTimeout.String(),
+		AdminReadTimeout:       admin.ReadTimeout.String(),
+		AdminWriteTimeout:      admin.WriteTimeout.String(),
+		AdminIdleTimeout:       admin.IdleTimeout.String(),
+		AdminMaxHeaderBytes:    admin.MaxHeaderBytes,
+		AdminMaxBodyBytes:      admin.MaxBodyBytes,
 	}
 }
 
@@ -140,6 +170,22 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.KafkaConnectionsMaxIdle, "kafka-connections-max-idle", cfg.KafkaConnectionsMaxIdle, "close a client connection with no request for this long and none in flight (connections.max.idle.ms; 0: never)")
 	fs.StringVar(&cfg.KafkaFrameReadTimeout, "kafka-frame-read-timeout", cfg.KafkaFrameReadTimeout, "how long a client request may take to arrive once it has started (0: no limit)")
 	fs.Int64Var(&cfg.KafkaQueuedMaxRequestBytes, "kafka-queued-max-request-bytes", cfg.KafkaQueuedMaxRequestBytes, "request bytes held in memory across client connections; past it reading pauses (queued.max.request.bytes; -1: unbounded)")
+	fs.IntVar(&cfg.KafkaCoordinatorCacheSize, "kafka-coordinator-cache-size", cfg.KafkaCoordinatorCacheSize, "most group and transaction coordinators cached from FindCoordinator answers, over every backend cluster (0: 10000)")
+	fs.StringVar(&cfg.KafkaCoordinatorCacheTTL, "kafka-coordinator-cache-ttl", cfg.KafkaCoordinatorCacheTTL, "drop a cached coordinator unused for this long (0: 5m)")
+	fs.IntVar(&cfg.KafkaProducerIDMappings, "kafka-producer-id-mappings", cfg.KafkaProducerIDMappings, "most virtual-to-real producer id mappings held (0: 262144)")
+	fs.StringVar(&cfg.KafkaProducerIDIdle, "kafka-producer-id-idle", cfg.KafkaProducerIDIdle, "drop a producer id mapping unused for this long (0: 1h)")
+	fs.StringVar(&cfg.KafkaProducerIDProtect, "kafka-producer-id-protect", cfg.KafkaProducerIDProtect, "a producer id mapping used within this window is never evicted; a new one is refused while the table is full of them (0: 1m)")
+	fs.IntVar(&cfg.KafkaMaxProducerIDsPerConnection, "kafka-max-producer-ids-per-connection", cfg.KafkaMaxProducerIDsPerConnection, "most distinct producer ids (and epochs) one client connection may use (0: 64)")
+
+	fs.StringVar(&cfg.BackendBrokerTimeout, "backend-broker-timeout", cfg.BackendBrokerTimeout, "bound on one control exchange with a backend broker (versions, metadata, coordinator and producer id lookups), dial included (0: 5s)")
+	fs.IntVar(&cfg.BackendMaxResponseBytes, "backend-max-response-bytes", cfg.BackendMaxResponseBytes, fmt.Sprintf("largest backend broker response accepted (0: %d; at most %d)", kafka.DefaultMaxResponseBytes, kafka.MaxResponseLimit))
+
+	fs.StringVar(&cfg.AdminReadHeaderTimeout, "admin-read-header-timeout", cfg.AdminReadHeaderTimeout, "admin API: time to read a request's headers")
+	fs.StringVar(&cfg.AdminReadTimeout, "admin-read-timeout", cfg.AdminReadTimeout, "admin API: time to read a whole request, body included")
+	fs.StringVar(&cfg.AdminWriteTimeout, "admin-write-timeout", cfg.AdminWriteTimeout, "admin API: time from a request's headers to the end of its response (raised to the 10s a write may wait for the leader plus --admin-read-timeout)")
+	fs.StringVar(&cfg.AdminIdleTimeout, "admin-idle-timeout", cfg.AdminIdleTimeout, "admin API: close a keep-alive connection idle this long")
+	fs.IntVar(&cfg.AdminMaxHeaderBytes, "admin-max-header-bytes", cfg.AdminMaxHeaderBytes, "admin API: largest request header block")
+	fs.Int64Var(&cfg.AdminMaxBodyBytes, "admin-max-body-bytes", cfg.AdminMaxBodyBytes, "admin API: largest request body; a larger one is answered 413 (at most 1048576)")
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -273,6 +319,17 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 	if err != nil {
 		return nc, err
 	}
+	admin, err := c.adminLimits()
+	if err != nil {
+		return nc, err
+	}
+	brokerTimeout, err := defaultableDuration("backend-broker-timeout", c.BackendBrokerTimeout)
+	if err != nil {
+		return nc, err
+	}
+	if c.BackendMaxResponseBytes < 0 || c.BackendMaxResponseBytes > kafka.MaxResponseLimit {
+		return nc, fmt.Errorf("serve: --backend-max-response-bytes %d: want 0 (default %d) up to %d", c.BackendMaxResponseBytes, kafka.DefaultMaxResponseBytes, kafka.MaxResponseLimit)
+	}
 	var brokers []fsm.BrokerRef
 	for _, s := range c.LocalBrokers {
 		b, err := node.ParseBrokerRef(s)
@@ -302,6 +359,7 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		KafkaAdvertise:  c.KafkaAdvertise,
 		AdminListen:     c.AdminListen,
 		AdminToken:      token,
+		Admin:           admin,
 		RaftListen:      c.RaftListen,
 		RaftAdvertise:   c.RaftAdvertise,
 		GossipListen:    c.GossipListen,
@@ -319,6 +377,9 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		MaxTopicSeries:  c.MaxTopicSeries,
 		KafkaLimits:     limits,
 		Timing:          timing,
+
+		BackendBrokerTimeout:    brokerTimeout,
+		BackendMaxResponseBytes: int32(c.BackendMaxResponseBytes),
 	}
 	if c.PeerTLSCertFile != "" || c.PeerTLSKeyFile != "" || c.PeerTLSCAFile != "" {
 		srv, cli, err := peerTLS(c.PeerTLSCertFile, c.PeerTLSKeyFile, c.PeerTLSCAFile)
@@ -394,6 +455,9 @@ func (c *serveConfig) kafkaLimits() (kafka.Limits, error) {
 		MaxConnectionsPerIP:       c.KafkaMaxConnectionsPerIP,
 		MaxConnectionCreationRate: c.KafkaMaxConnectionCreationRate,
 		QueuedMaxRequestBytes:     c.KafkaQueuedMaxRequestBytes,
+		CoordinatorCacheSize:      c.KafkaCoordinatorCacheSize,
+		ProducerIDMappings:        c.KafkaProducerIDMappings,
+		MaxProducerIDsPerConn:     c.KafkaMaxProducerIDsPerConnection,
 	}
 	for _, d := range []struct {
 		flag, v string
@@ -414,10 +478,79 @@ func (c *serveConfig) kafkaLimits() (kafka.Limits, error) {
 	if l.QueuedMaxRequestBytes == 0 {
 		return l, errors.New("serve: --kafka-queued-max-request-bytes 0: want a byte count, or -1 for unbounded")
 	}
+	// The client-keyed tables cannot be unbounded: 0 is kafka's default.
+	for _, d := range []struct {
+		flag, v string
+		dst     *time.Duration
+	}{
+		{"kafka-coordinator-cache-ttl", c.KafkaCoordinatorCacheTTL, &l.CoordinatorCacheTTL},
+		{"kafka-producer-id-idle", c.KafkaProducerIDIdle, &l.ProducerIDIdle},
+		{"kafka-producer-id-protect", c.KafkaProducerIDProtect, &l.ProducerIDProtect},
+	} {
+		v, err := defaultableDuration(d.flag, d.v)
+		if err != nil {
+			return l, err
+		}
+		*d.dst = v
+	}
+	for _, b := range []struct {
+		flag string
+		v    int
+	}{
+		{"kafka-coordinator-cache-size", l.CoordinatorCacheSize},
+		{"kafka-producer-id-mappings", l.ProducerIDMappings},
+		{"kafka-max-producer-ids-per-connection", l.MaxProducerIDsPerConn},
+	} {
+		if b.v < 0 {
+			return l, fmt.Errorf("serve: --%s %d: want a positive count, or 0 for the default (these tables cannot be unbounded)", b.flag, b.v)
+		}
+	}
 	if err := l.Validate(); err != nil {
 		return l, fmt.Errorf("serve: %w", err)
 	}
 	return l, nil
+}
+
+// defaultableDuration parses a setting where "" or 0 takes the
+// component's default.
+func defaultableDuration(flag, v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("serve: --%s %q: want a duration such as 30s, or 0 for the default", flag, v)
+	}
+	return d, nil
+}
+
+// adminLimits checks the admin listener's limits. They have no "off":
+// every admin connection gets deadlines and size caps.
+func (c *serveConfig) adminLimits() (node.AdminLimits, error) {
+	var a node.AdminLimits
+	for _, d := range []struct {
+		flag, v string
+		dst     *time.Duration
+	}{
+		{"admin-read-header-timeout", c.AdminReadHeaderTimeout, &a.ReadHeaderTimeout},
+		{"admin-read-timeout", c.AdminReadTimeout, &a.ReadTimeout},
+		{"admin-write-timeout", c.AdminWriteTimeout, &a.WriteTimeout},
+		{"admin-idle-timeout", c.AdminIdleTimeout, &a.IdleTimeout},
+	} {
+		v, err := time.ParseDuration(d.v)
+		if err != nil || v <= 0 {
+			return a, fmt.Errorf("serve: --%s %q: want a positive duration such as 30s", d.flag, d.v)
+		}
+		*d.dst = v
+	}
+	if c.AdminMaxHeaderBytes <= 0 {
+		return a, fmt.Errorf("serve: --admin-max-header-bytes %d: want a positive byte count", c.AdminMaxHeaderBytes)
+	}
+	if c.AdminMaxBodyBytes <= 0 {
+		return a, fmt.Errorf("serve: --admin-max-body-bytes %d: want a positive byte count", c.AdminMaxBodyBytes)
+	}
+	a.MaxHeaderBytes, a.MaxBodyBytes = c.AdminMaxHeaderBytes, c.AdminMaxBodyBytes
+	return a, nil
 }
 
 // peerTLS builds mutual TLS for the peer port: every peer presents its
