@@ -103,7 +103,11 @@ type proxySet struct {
 type proxyProc struct {
 	cmd  *exec.Cmd
 	logf string
-	done chan error
+	// done is closed once the process has exited, with its Wait error in
+	// err: closed rather than sent, so every waiter (a start-up check, then
+	// close) sees it.
+	done chan struct{}
+	err  error
 }
 
 func (h *harness) startEnv(ctx context.Context) (*env, error) {
@@ -184,8 +188,12 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 			"--raft-listen", "127.0.0.1:0",
 			"--gossip-listen", "127.0.0.1:" + strconv.Itoa(gossipPorts[i]),
 			"--bootstrap-expect", strconv.Itoa(n),
-			"--admit-unproven-peers", // loopback, no peer TLS
 			"--log-level", logLevel,
+		}
+		if supportsFlag(binary, "admit-unproven-peers") {
+			// Loopback, no peer TLS; a -baseline build from before peer
+			// admission has no such flag and admits every member anyway.
+			args = append(args, "--admit-unproven-peers")
 		}
 		if i < h.o.brokers {
 			args = append(args, "--local-broker", "default:"+strconv.Itoa(i))
@@ -209,8 +217,8 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 			lf.Close()
 			return fmt.Errorf("start proxy %d: %w", i, err)
 		}
-		p := &proxyProc{cmd: cmd, logf: logPath, done: make(chan error, 1)}
-		go func() { p.done <- cmd.Wait(); lf.Close() }()
+		p := &proxyProc{cmd: cmd, logf: logPath, done: make(chan struct{})}
+		go func() { p.err = cmd.Wait(); lf.Close(); close(p.done) }()
 		ps.procs = append(ps.procs, p)
 	}
 	bootstrap, _ := json.Marshal(map[string]any{"bootstrap": e.direct})
@@ -230,6 +238,13 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 	return nil
 }
 
+// supportsFlag reports whether binary's serve command knows --flag, so the
+// harness can drive an older -baseline build too.
+func supportsFlag(binary, flag string) bool {
+	out, _ := exec.Command(binary, "serve", "-h").CombinedOutput()
+	return strings.Contains(string(out), "-"+flag+" ") || strings.Contains(string(out), "-"+flag+"\n")
+}
+
 // putUntilOK PUTs body to url until it answers 200: the peers elect their
 // first leader meanwhile.
 func putUntilOK(ctx context.Context, url, body string, p *proxyProc) error {
@@ -237,8 +252,8 @@ func putUntilOK(ctx context.Context, url, body string, p *proxyProc) error {
 	var last string
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-p.done:
-			return fmt.Errorf("exited (%v): %s", err, tail(p.logf))
+		case <-p.done:
+			return fmt.Errorf("exited (%v): %s", p.err, tail(p.logf))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
@@ -267,8 +282,8 @@ func waitReady(ctx context.Context, admin string, p *proxyProc) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-p.done:
-			return fmt.Errorf("exited (%v): %s", err, tail(p.logf))
+		case <-p.done:
+			return fmt.Errorf("exited (%v): %s", p.err, tail(p.logf))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
