@@ -722,10 +722,11 @@ func coordinatorOf(r *kmsg.FindCoordinatorResponse, key string) (int32, error) {
 // copy.
 const backendFrameChunk = 1 << 20
 
-// readBackendFrame is readFrame for a backend's answers: the buffer grows as
-// the bytes arrive rather than being sized by the prefix, so a broker (or
-// anything at its address) that announces a huge answer and stalls holds
-// backendFrameChunk, not the announced size.
+// readBackendFrame is readFrame for a backend's answers: the prefix alone
+// sizes no allocation, so a broker (or anything at its address) that
+// announces a huge answer and stalls holds backendFrameChunk, not the
+// announced size; once that much has arrived the buffer grows to the
+// announced size (at most MaxResponseBytes) in one step.
 func readBackendFrame(br *bufio.Reader, maxSize int32) (*buffer, error) {
 	hdr, err := br.Peek(4)
 	if err != nil {
