@@ -411,11 +411,15 @@ func handleOffsetDelete(c *clientConn, r *request, start time.Time) error {
 // txnSplit serves a transaction request whose topics must all route to the
 // transaction's home cluster: as sent when they do, else the home part to
 // coord on home and the others answered INVALID_TXN_STATE by the proxy. T
-// is the request's topic type, L the answer's.
+// is the request's topic type, L the answer's. With byID (a version that
+// names topics by id, not advertised: topicids.go) every topic is answered
+// UNKNOWN_TOPIC_ID, as the ids the client can know are virtual and no
+// broker would recognise them.
 type txnSplit[T, L any] struct {
 	topics []T
+	byID   bool
 	name   func(T) string
-	refuse func(T) L // the answer topic, every partition INVALID_TXN_STATE
+	refuse func(T, int16) L // the answer topic, every partition the code
 	sub    func([]T) kmsg.Request
 	local  func([]L) kmsg.Response
 	merge  func([]kmsg.Response) kmsg.Response
@@ -429,10 +433,13 @@ func splitTxn[T, L any](c *clientConn, r *request, start time.Time, home *Backen
 	var keep []T
 	var refused []L
 	for _, t := range sp.topics {
-		if c.s.routeTopic(st, sp.name(t)) == home {
+		switch {
+		case sp.byID:
+			refused = append(refused, sp.refuse(t, kerr.UnknownTopicID.Code))
+		case c.s.routeTopic(st, sp.name(t)) == home:
 			keep = append(keep, t)
-		} else {
-			refused = append(refused, sp.refuse(t))
+		default:
+			refused = append(refused, sp.refuse(t, kerr.InvalidTxnState.Code))
 		}
 	}
 	if len(refused) == 0 {
@@ -456,11 +463,12 @@ func handleTxnOffsetCommit(c *clientConn, r *request, start time.Time) error {
 	home := c.s.homeOf(c.s.view.State(), req.TransactionalID)
 	return splitTxn(c, r, start, home, coordinatorGroup, req.Group, txnSplit[kmsg.TxnOffsetCommitRequestTopic, kmsg.TxnOffsetCommitResponseTopic]{
 		topics: req.Topics,
+		byID:   r.version >= 6,
 		name:   func(t kmsg.TxnOffsetCommitRequestTopic) string { return t.Topic },
-		refuse: func(t kmsg.TxnOffsetCommitRequestTopic) kmsg.TxnOffsetCommitResponseTopic {
-			rt := kmsg.TxnOffsetCommitResponseTopic{Topic: t.Topic}
+		refuse: func(t kmsg.TxnOffsetCommitRequestTopic, code int16) kmsg.TxnOffsetCommitResponseTopic {
+			rt := kmsg.TxnOffsetCommitResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
 			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.TxnOffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: kerr.InvalidTxnState.Code})
+				rt.Partitions = append(rt.Partitions, kmsg.TxnOffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: code})
 			}
 			return rt
 		},
@@ -496,10 +504,10 @@ func handleAddPartitionsToTxn(c *clientConn, r *request, start time.Time) error 
 	return splitTxn(c, r, start, home, coordinatorTxn, req.TransactionalID, txnSplit[kmsg.AddPartitionsToTxnRequestTopic, kmsg.AddPartitionsToTxnResponseTopic]{
 		topics: req.Topics,
 		name:   func(t kmsg.AddPartitionsToTxnRequestTopic) string { return t.Topic },
-		refuse: func(t kmsg.AddPartitionsToTxnRequestTopic) kmsg.AddPartitionsToTxnResponseTopic {
+		refuse: func(t kmsg.AddPartitionsToTxnRequestTopic, code int16) kmsg.AddPartitionsToTxnResponseTopic {
 			rt := kmsg.AddPartitionsToTxnResponseTopic{Topic: t.Topic}
 			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.AddPartitionsToTxnResponseTopicPartition{Partition: p, ErrorCode: kerr.InvalidTxnState.Code})
+				rt.Partitions = append(rt.Partitions, kmsg.AddPartitionsToTxnResponseTopicPartition{Partition: p, ErrorCode: code})
 			}
 			return rt
 		},

@@ -946,6 +946,31 @@ func TestAdvertisedVersionsInvariants(t *testing.T) {
 	}
 }
 
+// TestAdvertisedNoTopicIDVersions: with a backend supporting every
+// version, no request version that names topics by id in the data path is
+// advertised: clients only know virtual ids (topicids.go), which brokers
+// answer UNKNOWN_TOPIC_ID.
+func TestAdvertisedNoTopicIDVersions(t *testing.T) {
+	f := newFx(t)
+	vs := &versionSet{}
+	for i := range vs.keys {
+		vs.keys[i] = versionRange{0, 100}
+	}
+	f.backend.versions.Store(vs)
+	firstByID := map[int16]int16{
+		0:  13, // Produce
+		1:  13, // Fetch
+		8:  10, // OffsetCommit
+		9:  10, // OffsetFetch
+		28: 6,  // TxnOffsetCommit (KIP-1319)
+	}
+	for _, k := range f.srv.advertisedVersions() {
+		if first, ok := firstByID[k.ApiKey]; ok && k.MaxVersion >= first {
+			t.Errorf("%s advertised up to v%d; v%d+ names topics by id", kmsg.NameForKey(k.ApiKey), k.MaxVersion, first)
+		}
+	}
+}
+
 func TestHandleApiVersions(t *testing.T) {
 	maxV := kmsg.NewPtrApiVersionsRequest().MaxVersion()
 	f := newFx(t)

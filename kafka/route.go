@@ -22,10 +22,11 @@ var versionCaps = map[int16]int16{
 	24: 3,
 	// These versions name topics by id, which differ per cluster; clients
 	// see virtual ids and use names in the data path (topicids.go).
-	0: 12, // Produce v13
-	1: 12, // Fetch v13
-	8: 9,  // OffsetCommit v10
-	9: 9,  // OffsetFetch v10
+	0:  12, // Produce v13
+	1:  12, // Fetch v13
+	8:  9,  // OffsetCommit v10
+	9:  9,  // OffsetFetch v10
+	28: 5,  // TxnOffsetCommit v6 (KIP-1319)
 }
 
 // handlerTable maps every API key the proxy serves to its handler. Keys

@@ -14,8 +14,9 @@ package kafka
 // Metadata, CreateTopics and DeleteTopics answers carry virtual ids, a
 // request naming a topic by virtual id is sent to its cluster by name, and
 // the request versions that address topics by id in the data path (Produce
-// v13+, Fetch v13+, OffsetCommit and OffsetFetch v10+) are not advertised,
-// so clients use names there. The KIP-848 consumer group protocol
+// v13+, Fetch v13+, OffsetCommit and OffsetFetch v10+, TxnOffsetCommit
+// v6+) are not advertised, so clients use names there; a topic named by
+// id in such a version anyway is answered by the proxy, never forwarded. The KIP-848 consumer group protocol
 // (ConsumerGroupHeartbeat, ConsumerGroupDescribe) assigns partitions by
 // topic id from one coordinator, which cannot span clusters; it is not
 // served, and clients use the classic group protocol.
