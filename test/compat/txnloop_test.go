@@ -1,8 +1,12 @@
 package compat
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -165,4 +169,59 @@ func TestFranzGoTxnLoopDirect(t *testing.T) {
 func TestFranzGoTxnLoop(t *testing.T) {
 	sb := startSandbox(t)
 	testFranzTxnLoop(t, sb, sb.Bootstrap, "eos-proxy")
+}
+
+// runRdkafkaTxnLoop runs testdata/eosloop.py (librdkafka through Debian's
+// python3-confluent-kafka) over bootstrap until transactions covering want
+// input records committed.
+func runRdkafkaTxnLoop(t *testing.T, bootstrap []string, in, out, group, txnID string, want int) {
+	t.Helper()
+	py := needCommand(t, pythonPath)
+	script, err := filepath.Abs(filepath.Join("testdata", "eosloop.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, script, strings.Join(bootstrap, ","), in, out, group, txnID, strconv.Itoa(want), "90")
+	cmd.Dir = "/" // our kafka/ folder must not shadow a Python module
+	cmd.Env = append(cmd.Environ(), "PYTHONUNBUFFERED=1")
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	t.Logf("eosloop: %s", strings.TrimSpace(stdout.String()))
+	if err != nil {
+		t.Fatalf("eosloop: %v (context: %v)\n%s", err, ctx.Err(), stderr.String())
+	}
+	var done, aborted int
+	if _, err := fmt.Sscanf(stdout.String(), "committed %d aborted %d", &done, &aborted); err != nil || done != want {
+		t.Fatalf("eosloop printed %q, want %d records committed\n%s", stdout.String(), want, stderr.String())
+	}
+}
+
+// testRdkafkaTxnLoop is testFranzTxnLoop with librdkafka's loop.
+func testRdkafkaTxnLoop(t *testing.T, sb *sandbox.Sandbox, bootstrap []string, prefix string) {
+	in, out, group, txnID := prefix+"-in", prefix+"-out", prefix+"-g", prefix+"-txn"
+	createTopic(t, sb.Bootstrap[:1], in, numPartitions)
+	createTopic(t, sb.Bootstrap[:1], out, numPartitions)
+	half := txnLoopRecords / 2
+	produceFranz(t, bootstrap, in, 0, half)
+	runRdkafkaTxnLoop(t, bootstrap, in, out, group, txnID, half)
+	produceFranz(t, bootstrap, in, half, txnLoopRecords)
+	runRdkafkaTxnLoop(t, bootstrap, in, out, group, txnID, txnLoopRecords-half)
+	checkExactlyOnce(t, bootstrap, out, txnLoopRecords)
+}
+
+// TestRdkafkaTxnLoopDirect: librdkafka's send_offsets_to_transaction loop
+// against the kfake backend itself.
+func TestRdkafkaTxnLoopDirect(t *testing.T) {
+	sb := startSandboxWith(t, sandbox.Config{Brokers: 3, Peers: 1})
+	testRdkafkaTxnLoop(t, sb, sb.Backend.ListenAddrs(), "rdk-eos-direct")
+}
+
+// TestRdkafkaTxnLoop: the same loop through the proxy.
+func TestRdkafkaTxnLoop(t *testing.T) {
+	sb := startSandbox(t)
+	testRdkafkaTxnLoop(t, sb, sb.Bootstrap, "rdk-eos-proxy")
 }
