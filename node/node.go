@@ -293,9 +293,10 @@ func (n *Node) reconnect(ctx context.Context) {
 	}
 }
 
-// closeAll releases what New acquired, in reverse order. A peer that stops
-// does not leave the gossip cluster: the others see it dead after the
-// failure detector's timeout and the leader keeps its Raft seat for
+// closeAll releases what New acquired, in reverse order. With LeaveOnStop
+// (the default) a stopping peer announces its leave, so the others stop
+// presenting it at once; without it they see it dead after the failure
+// detector's timeout. Either way the leader keeps its Raft seat for
 // DeadPeerTimeout, so a restart is seamless.
 func (n *Node) closeAll() error {
 	var errs []error
