@@ -146,6 +146,11 @@ func (c *clientConn) coordinatorTarget(be *Backend, typ int8, key string) target
 
 // toCoordinator forwards r as it is to the coordinator of key on be.
 func (c *clientConn) toCoordinator(r *request, start time.Time, be *Backend, typ int8, key string) error {
+	return c.toCoordinatorPost(r, start, be, typ, key, nil)
+}
+
+// toCoordinatorPost is toCoordinator with post applied to the answer.
+func (c *clientConn) toCoordinatorPost(r *request, start time.Time, be *Backend, typ int8, key string, post postFunc) error {
 	if be == nil {
 		return errNoCluster
 	}
@@ -153,7 +158,7 @@ func (c *clientConn) toCoordinator(r *request, start time.Time, be *Backend, typ
 	if err != nil {
 		return err
 	}
-	return c.forwardTo(u, r, start, nil)
+	return c.forwardTo(u, r, start, post)
 }
 
 // toGroupCoordinator sends a group's membership requests (JoinGroup,
@@ -175,7 +180,12 @@ func toGroupCoordinator(c *clientConn, r *request, start time.Time) error {
 	case *kmsg.SyncGroupRequest:
 		group = v.Group
 	}
-	return c.toCoordinator(r, start, c.s.homeOf(c.s.view.State(), group), coordinatorGroup, group)
+	be := c.s.homeOf(c.s.view.State(), group)
+	if _, join := req.(*kmsg.JoinGroupRequest); join {
+		return c.toCoordinatorPost(r, start, be, coordinatorGroup, group, c.joinedPost(be, group, r.key, r.version))
+	}
+	c.s.memberSeen(be, req)
+	return c.toCoordinator(r, start, be, coordinatorGroup, group)
 }
 
 // toTxnCoordinator sends transaction requests to the transactional id's

@@ -187,6 +187,9 @@ type Server struct {
 	coords   *lru[coordKey, int32] // coordinators.go
 	vids     sync.Map              // virtual topic id → name (topicids.go)
 
+	// members: member id → the client host it joined from (members.go).
+	members *lru[memberKey, string]
+
 	// budget holds the request bytes read and not yet handled.
 	budget byteBudget
 	// refusals is owned by the accept loop.
@@ -218,6 +221,7 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.backends.Store(newBackendSet(nil))
 	s.pids.init(time.Now(), cfg)
 	s.coords = newLRU[coordKey, int32](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
+	s.members = newLRU[memberKey, string](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
 	s.handlers = handlerTable()
 	return s, nil
 }
