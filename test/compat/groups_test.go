@@ -3,6 +3,7 @@ package compat
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,6 +130,61 @@ func TestFranzGoListDescribeGroups(t *testing.T) {
 	for _, g := range groups {
 		if lg, ok := listed[g]; !ok || lg.Coordinator != coords[g].NodeID {
 			t.Errorf("kadm ListGroups %s: %+v, want coordinator %d", g, lg, coords[g].NodeID)
+		}
+	}
+}
+
+// TestPythonListDescribeGroups: kafka-python's KafkaAdminClient, asking
+// each peer on its own, finds each group listed once, by its coordinator,
+// and describes its member with the client's id and address.
+func TestPythonListDescribeGroups(t *testing.T) {
+	needCommand(t, pythonPath)
+	sb := startSandbox(t)
+	const topic, clientID = "py-list-groups", "py-list-groups-client"
+	createTopic(t, sb.Bootstrap[:1], topic, numPartitions)
+	produceFranz(t, sb.Bootstrap[:1], topic, 0, 100)
+	groups := []string{"py-list-groups-g0", "py-list-groups-g1", "py-list-groups-g2"}
+	runMembers(t, sb.Bootstrap, topic, clientID, groups)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	waitFor(t, 45*time.Second, "every group stable with its member", func() bool {
+		d, err := adm.DescribeGroups(context.Background(), groups...)
+		if err != nil {
+			return false
+		}
+		for _, g := range groups {
+			if dg, ok := d[g]; !ok || dg.Err != nil || dg.State != "Stable" || len(dg.Members) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+
+	out, _ := runPyclient(t, 45*time.Second, append([]string{"groups", sb.Bootstrap[1]}, groups...)...)
+	listed, coord, members := map[string][]string{}, map[string]string{}, map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "\t")
+		switch {
+		case f[0] == "listed" && len(f) == 3:
+			listed[f[2]] = append(listed[f[2]], f[1])
+		case f[0] == "coordinator" && len(f) == 3:
+			coord[f[1]] = f[2]
+		case f[0] == "member" && len(f) == 4:
+			members[f[1]] = append(members[f[1]], f[2]+"@"+f[3])
+		default:
+			t.Fatalf("pyclient groups: unexpected line %q", line)
+		}
+	}
+	for _, g := range groups {
+		if got := listed[g]; len(got) != 1 || got[0] != coord[g] {
+			t.Errorf("group %s listed by brokers %v, want only its coordinator %s", g, got, coord[g])
+		}
+		if got := members[g]; len(got) != 1 || got[0] != clientID+"@/127.0.0.1" {
+			t.Errorf("group %s members %v, want %s@/127.0.0.1", g, got, clientID)
 		}
 	}
 }
