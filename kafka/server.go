@@ -80,10 +80,11 @@ type Limits struct {
 	// producer_ids.go).
 	//
 	// CoordinatorCacheSize bounds the coordinators cached from
-	// FindCoordinator answers, over every cluster (default 10,000).
+	// FindCoordinator answers, over every cluster (default 10,000); the
+	// table of group members' client hosts (members.go) has the same bound.
 	CoordinatorCacheSize int
-	// CoordinatorCacheTTL drops a coordinator unused for this long
-	// (default 5m).
+	// CoordinatorCacheTTL drops a coordinator (or member host) unused for
+	// this long (default 5m).
 	CoordinatorCacheTTL time.Duration
 	// ProducerIDMappings bounds the virtual-to-real producer id mappings
 	// (default 262,144).
