@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -121,5 +122,27 @@ func TestMemberHostsBounded(t *testing.T) {
 	}
 	if n := f.srv.members.len(); n != 3 {
 		t.Fatalf("%d entries, want 3", n)
+	}
+}
+
+// TestMemberHostHeartbeatKeepsFresh: a member's heartbeats keep its entry
+// past the idle expiry; an entry nobody uses expires.
+func TestMemberHostHeartbeatKeepsFresh(t *testing.T) {
+	f := newCx(t, true)
+	h := f.conn(t)
+	h.c.clientHost = "/192.0.2.7"
+	now := time.Unix(1_000_000, 0)
+	f.srv.members = newLRU[memberKey, string](10, 5*time.Minute, 0, func() time.Time { return now })
+	cxJoin(t, h, "g1", "m-1", 0)
+	cxJoin(t, h, "g1", "m-2", 0)
+	for range 3 {
+		now = now.Add(4 * time.Minute)
+		hb := kmsg.NewPtrHeartbeatRequest()
+		hb.Group, hb.Generation, hb.MemberID = "g1", 1, "m-1"
+		h.answered(hb, 4, cxAnswerWith(kmsg.NewPtrHeartbeatResponse()))
+	}
+	got := cxDescribe(t, h, "g1")
+	if got["g1/m-1"] != "cid-1@/192.0.2.7" || got["g1/m-2"] != "cid-2@/10.0.0.9" {
+		t.Fatalf("after 12m with heartbeats from m-1 only: %v", got)
 	}
 }
