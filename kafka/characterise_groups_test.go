@@ -165,18 +165,26 @@ func TestCharacteriseDescribeGroups(t *testing.T) {
 }
 
 // TestCharacteriseListGroups: every broker of every cluster is asked (the
-// filters as sent); a group listed by several is listed once, as its home
-// cluster lists it, and a group only another cluster knows (offsets only)
-// is listed too. The first error any broker gave is the answer's.
+// filters as sent). Changed deliberately (issue 8): a peer lists only the
+// groups whose lister it presents, as a broker lists only the groups it
+// coordinates. A group's lister is its home cluster's broker that listed
+// it (as its home cluster describes it), else the first broker of any
+// cluster (offsets only). Asked of every live peer, each group is listed
+// exactly once, by the peer FindCoordinator names. The first error any
+// broker gave is every peer's answer's.
 func TestCharacteriseListGroups(t *testing.T) {
 	lists := map[cxAt][]kmsg.ListGroupsResponseGroup{
 		cxE100: {{Group: "east-only", ProtocolType: "consumer", GroupState: "Stable"}},
 		cxE101: {{Group: "wg-1", ProtocolType: "consumer", GroupState: "Empty"}},
-		cxE102: {{Group: "g1", ProtocolType: "consumer", GroupState: "Stable"}},
+		cxE102: {{Group: "g1", ProtocolType: "consumer", GroupState: "Stable"}, {Group: "g1", ProtocolType: "consumer", GroupState: "Stable"}},
 		cxW100: {{Group: "wg-1", ProtocolType: "consumer", GroupState: "PreparingRebalance"}},
 		cxW201: {{Group: "g1", ProtocolType: "consumer", GroupState: "Empty"}, {Group: "g-orphan", ProtocolType: "", GroupState: "Empty"}},
 		cxW202: {},
 	}
+	// Where each group's listing stands: home east for g1 (east/102's host
+	// peer is dead, so a rendezvous choice presents it), home west for
+	// wg-1, and west/201 for g-orphan, which east does not know.
+	lister := map[string]cxAt{"east-only": cxE100, "g1": cxE102, "wg-1": cxW100, "g-orphan": cxW201}
 	errs := map[cxAt]int16{cxW202: kerr.CoordinatorLoadInProgress.Code, cxE101: 0}
 	answer := func(a cxAt, kr kmsg.Request) kmsg.Response {
 		resp := kmsg.NewPtrListGroupsResponse()
@@ -186,38 +194,71 @@ func TestCharacteriseListGroups(t *testing.T) {
 	}
 	for _, v := range []int16{0, 3, 4, 5} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
-			f := newCx(t, true)
-			h := f.conn(t)
-			req := kmsg.NewPtrListGroupsRequest()
-			req.StatesFilter, req.TypesFilter = []string{"Stable", "Empty", "PreparingRebalance"}, []string{"classic"}
-			ex, kr := h.answered(req, v, answer)
-			cxWantTargets(t, ex, cxE100, cxE101, cxE102, cxW100, cxW201, cxW202)
-			for a, rs := range ex.reqs {
-				sub := rs[0].(*kmsg.ListGroupsRequest)
-				if v >= 4 && len(sub.StatesFilter) != 3 || v >= 5 && len(sub.TypesFilter) != 1 {
-					t.Fatalf("%s: filters %v %v, want them as sent", a, sub.StatesFilter, sub.TypesFilter)
+			listedBy, coordOf := map[string]int32{}, map[string]int32{}
+			states := map[string]string{}
+			for node := range cxLive() {
+				f := newCxAt(t, true, node)
+				h := f.conn(t)
+				req := kmsg.NewPtrListGroupsRequest()
+				req.StatesFilter, req.TypesFilter = []string{"Stable", "Empty", "PreparingRebalance"}, []string{"classic"}
+				ex, kr := h.answered(req, v, answer)
+				cxWantTargets(t, ex, cxE100, cxE101, cxE102, cxW100, cxW201, cxW202)
+				for a, rs := range ex.reqs {
+					sub := rs[0].(*kmsg.ListGroupsRequest)
+					if v >= 4 && len(sub.StatesFilter) != 3 || v >= 5 && len(sub.TypesFilter) != 1 {
+						t.Fatalf("%s: filters %v %v, want them as sent", a, sub.StatesFilter, sub.TypesFilter)
+					}
 				}
-			}
-			resp := kr.(*kmsg.ListGroupsResponse)
-			got := map[string]string{}
-			for _, g := range resp.Groups {
-				if _, dup := got[g.Group]; dup {
-					t.Fatalf("group %s listed twice", g.Group)
+				resp := kr.(*kmsg.ListGroupsResponse)
+				for _, g := range resp.Groups {
+					if p, dup := listedBy[g.Group]; dup {
+						t.Fatalf("group %s listed by peer %d and by peer %d", g.Group, p, node)
+					}
+					listedBy[g.Group], states[g.Group] = node, g.GroupState
 				}
-				got[g.Group] = g.GroupState
+				if resp.ErrorCode != kerr.CoordinatorLoadInProgress.Code {
+					t.Fatalf("peer %d: error %d, want the first any broker gave", node, resp.ErrorCode)
+				}
+				if v >= 1 && resp.ThrottleMillis != 1202 {
+					t.Fatalf("peer %d: throttle %d, want 1202", node, resp.ThrottleMillis)
+				}
+				// The lister is the peer FindCoordinator names, on any peer.
+				for g, at := range lister {
+					if g == "g-orphan" {
+						continue // FindCoordinator names east's coordinator, which has no listing
+					}
+					fc := kmsg.NewPtrFindCoordinatorRequest()
+					fc.CoordinatorKey = g
+					_, fkr := h.answered(fc, 3, func(cxAt, kmsg.Request) kmsg.Response {
+						return &kmsg.FindCoordinatorResponse{NodeID: at.broker, Host: "x.kafka.internal", Port: 9000}
+					})
+					coordOf[g] = fkr.(*kmsg.FindCoordinatorResponse).NodeID
+				}
 			}
 			want := map[string]string{"east-only": "Stable", "g1": "Stable", "wg-1": "PreparingRebalance", "g-orphan": "Empty"}
 			if v < 4 {
 				want = map[string]string{"east-only": "", "g1": "", "wg-1": "", "g-orphan": ""}
 			}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Fatalf("groups %v, want %v", got, want)
+			if fmt.Sprint(states) != fmt.Sprint(want) {
+				t.Fatalf("groups %v, want %v", states, want)
 			}
-			if resp.ErrorCode != kerr.CoordinatorLoadInProgress.Code {
-				t.Fatalf("error %d, want the first any broker gave", resp.ErrorCode)
+			f := newCx(t, true)
+			for g, at := range lister {
+				be := f.east
+				if at.cluster == cxWest {
+					be = f.west
+				}
+				if want := f.srv.presenter(be).peerFor(at.broker); listedBy[g] != want {
+					t.Fatalf("group %s listed by peer %d, want %d, the peer presenting %s", g, listedBy[g], want, at)
+				}
 			}
-			if v >= 1 && resp.ThrottleMillis != 1202 {
-				t.Fatalf("throttle %d, want 1202", resp.ThrottleMillis)
+			for g, p := range coordOf {
+				if listedBy[g] != p {
+					t.Fatalf("group %s listed by peer %d, FindCoordinator names %d", g, listedBy[g], p)
+				}
+			}
+			if listedBy["east-only"] != 0 || listedBy["wg-1"] != 2 || listedBy["g-orphan"] != 0 {
+				t.Fatalf("listed by %v: a co-located peer must present its broker", listedBy)
 			}
 		})
 	}
@@ -532,11 +573,13 @@ func TestCharacteriseDescribeTransactions(t *testing.T) {
 	}
 }
 
-// TestCharacteriseListTransactions: every broker of every cluster; the
-// lists are concatenated as they come, not deduplicated (unlike
-// ListGroups); the first error any broker gave is the answer's.
+// TestCharacteriseListTransactions: every broker of every cluster is
+// asked. Changed deliberately (issue 8), as ListGroups: a peer lists only
+// the transactional ids whose lister it presents (the home cluster's
+// broker, else the first that listed it), so across the live peers each
+// id is listed once. The first error any broker gave is the answer's.
 func TestCharacteriseListTransactions(t *testing.T) {
-	lists := map[cxAt][]string{cxE100: {"t1"}, cxW202: {"wg-txn", "t1"}, cxE101: {"t2"}}
+	lists := map[cxAt][]string{cxE100: {"t1"}, cxW202: {"wg-txn", "t1"}, cxE101: {"t2", "t2"}}
 	answer := func(a cxAt, kr kmsg.Request) kmsg.Response {
 		resp := kmsg.NewPtrListTransactionsResponse()
 		resp.ThrottleMillis = cxThrottle(a)
@@ -550,23 +593,28 @@ func TestCharacteriseListTransactions(t *testing.T) {
 	}
 	for _, v := range []int16{0, 1, 2} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
-			f := newCx(t, true)
-			h := f.conn(t)
-			req := kmsg.NewPtrListTransactionsRequest()
-			req.StateFilters = []string{"Ongoing"}
-			ex, kr := h.answered(req, v, answer)
-			cxWantTargets(t, ex, cxE100, cxE101, cxE102, cxW100, cxW201, cxW202)
-			resp := kr.(*kmsg.ListTransactionsResponse)
 			var got []string
-			for _, s := range resp.TransactionStates {
-				got = append(got, fmt.Sprintf("%s@%d", s.TransactionalID, s.ProducerID))
+			for node := range cxLive() {
+				f := newCxAt(t, true, node)
+				h := f.conn(t)
+				req := kmsg.NewPtrListTransactionsRequest()
+				req.StateFilters = []string{"Ongoing"}
+				ex, kr := h.answered(req, v, answer)
+				cxWantTargets(t, ex, cxE100, cxE101, cxE102, cxW100, cxW201, cxW202)
+				resp := kr.(*kmsg.ListTransactionsResponse)
+				for _, s := range resp.TransactionStates {
+					got = append(got, fmt.Sprintf("%s@%d by %d", s.TransactionalID, s.ProducerID, node))
+				}
+				if resp.ErrorCode != kerr.CoordinatorLoadInProgress.Code || resp.ThrottleMillis != 1202 {
+					t.Fatalf("peer %d: error %d throttle %d", node, resp.ErrorCode, resp.ThrottleMillis)
+				}
 			}
 			sort.Strings(got)
-			if want := []string{"t1@100", "t1@202", "t2@101", "wg-txn@202"}; !slices.Equal(got, want) {
+			f := newCx(t, true)
+			w202 := f.srv.presenter(f.west).peerFor(202)
+			want := []string{"t1@100 by 0", "t2@101 by 1", fmt.Sprintf("wg-txn@202 by %d", w202)}
+			if !slices.Equal(got, want) {
 				t.Fatalf("transactions %v, want %v", got, want)
-			}
-			if resp.ErrorCode != kerr.CoordinatorLoadInProgress.Code || resp.ThrottleMillis != 1202 {
-				t.Fatalf("error %d throttle %d", resp.ErrorCode, resp.ThrottleMillis)
 			}
 		})
 	}

@@ -130,6 +130,12 @@ type cx struct {
 // newCx builds the fixture; with westToo false only east is a backend here.
 func newCx(t testing.TB, westToo bool) *cx {
 	t.Helper()
+	return newCxAt(t, westToo, 0)
+}
+
+// newCxAt builds the fixture as seen from peer node.
+func newCxAt(t testing.TB, westToo bool, node int32) *cx {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg, 10)
 	view := &fxView{st: cxState(), live: cxLive()}
@@ -147,7 +153,7 @@ func newCx(t testing.TB, westToo bool) *cx {
 		f.west = mk(cxWest)
 		bs = append(bs, f.west)
 	}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", NodeID: 0}, view, m)
+	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", NodeID: node}, view, m)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}

@@ -98,6 +98,10 @@ type clientConn struct {
 	dirty    []*upstream
 	clientID *string // the last request's, reused while it repeats
 
+	// clientHost is the client's address as a broker reports a group
+	// member's host (members.go).
+	clientHost string
+
 	// vpids: the virtual producer ids this connection used (producer_ids.go).
 	vpids connPIDs
 
@@ -111,7 +115,7 @@ type clientConn struct {
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
 	rw := rawIO(nc)
-	return &clientConn{
+	c := &clientConn{
 		s:         s,
 		nc:        nc,
 		cr:        newConnReader(rw),
@@ -123,6 +127,8 @@ func newClientConn(s *Server, nc net.Conn) *clientConn {
 		closing:   make(chan struct{}),
 		lastFrame: time.Now(),
 	}
+	c.clientHost = kafkaHost(remoteIP(nc))
+	return c
 }
 
 // closeWith closes the connection and its upstreams once, logging why.

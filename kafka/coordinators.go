@@ -553,7 +553,8 @@ func (c *clientConn) coordinatorsOf(typ int8, keys []string, all bool) map[targe
 }
 
 // handleGroupBatch serves DescribeGroups (15) from each group's home
-// cluster, and DeleteGroups (42) on every
+// cluster, members' client hosts as they joined (members.go), and
+// DeleteGroups (42) on every
 // cluster (offsets live on each): the home cluster's answer per group
 // wins, and a cluster where the group does not exist is no error.
 func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
@@ -576,7 +577,15 @@ func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
 			if err != nil {
 				return err
 			}
-			return c.forwardTo(u, r, start, nil)
+			var post postFunc
+			if !deleting {
+				post = func(resp *buffer) (*buffer, error) {
+					return rewrite(resp, r, func(kr kmsg.Response) bool {
+						return c.s.fixMemberHosts(t.be, kr.(*kmsg.DescribeGroupsResponse).Groups)
+					})
+				}
+			}
+			return c.forwardTo(u, r, start, post)
 		}
 		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
 	}
@@ -599,10 +608,13 @@ func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
 		switch first := resps[0].(type) {
 		case *kmsg.DescribeGroupsResponse:
-			for _, x := range resps[1:] {
+			for i, x := range resps {
 				o := x.(*kmsg.DescribeGroupsResponse)
-				first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
-				first.Groups = append(first.Groups, o.Groups...)
+				c.s.fixMemberHosts(parts[i].t.be, o.Groups)
+				if i > 0 {
+					first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
+					first.Groups = append(first.Groups, o.Groups...)
+				}
 			}
 		case *kmsg.DeleteGroupsResponse:
 			idx := map[string]int{}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 const maxKey = kmsg.MaxKey
@@ -50,8 +52,8 @@ var versionCaps = map[int16]int16{
 //     AddPartitionsToTxn (24), AddOffsetsToTxn (25), EndTxn (26),
 //     TxnOffsetCommit (28), DescribeTransactions (65); other clusters'
 //     partitions are refused with INVALID_TXN_STATE
-//   - every broker of every cluster, merged: ListGroups (16),
-//     ListTransactions (66)
+//   - every broker of every cluster, merged, keeping what the brokers
+//     this peer presents coordinate: ListGroups (16), ListTransactions (66)
 //   - controller of the topic's cluster: CreateTopics (19), DeleteTopics
 //     (20), CreatePartitions (37), ElectLeaders (43),
 //     AlterPartitionAssignments (45), ListPartitionReassignments (46);
@@ -145,6 +147,11 @@ func (c *clientConn) coordinatorTarget(be *Backend, typ int8, key string) target
 
 // toCoordinator forwards r as it is to the coordinator of key on be.
 func (c *clientConn) toCoordinator(r *request, start time.Time, be *Backend, typ int8, key string) error {
+	return c.toCoordinatorPost(r, start, be, typ, key, nil)
+}
+
+// toCoordinatorPost is toCoordinator with post applied to the answer.
+func (c *clientConn) toCoordinatorPost(r *request, start time.Time, be *Backend, typ int8, key string, post postFunc) error {
 	if be == nil {
 		return errNoCluster
 	}
@@ -152,7 +159,7 @@ func (c *clientConn) toCoordinator(r *request, start time.Time, be *Backend, typ
 	if err != nil {
 		return err
 	}
-	return c.forwardTo(u, r, start, nil)
+	return c.forwardTo(u, r, start, post)
 }
 
 // toGroupCoordinator sends a group's membership requests (JoinGroup,
@@ -174,7 +181,12 @@ func toGroupCoordinator(c *clientConn, r *request, start time.Time) error {
 	case *kmsg.SyncGroupRequest:
 		group = v.Group
 	}
-	return c.toCoordinator(r, start, c.s.homeOf(c.s.view.State(), group), coordinatorGroup, group)
+	be := c.s.homeOf(c.s.view.State(), group)
+	if _, join := req.(*kmsg.JoinGroupRequest); join {
+		return c.toCoordinatorPost(r, start, be, coordinatorGroup, group, c.joinedPost(be, group, r.key, r.version))
+	}
+	c.s.memberSeen(be, req)
+	return c.toCoordinator(r, start, be, coordinatorGroup, group)
 }
 
 // toTxnCoordinator sends transaction requests to the transactional id's
@@ -205,10 +217,16 @@ const (
 	coordinatorTxn   int8 = 1
 )
 
-// toEveryBroker sends r to every broker of every cluster and merges the
-// lists (ListGroups, ListTransactions): each broker only knows what it
-// coordinates. A group with offsets on several clusters is listed once, as
-// its home cluster describes it.
+// toEveryBroker serves the lists (ListGroups, ListTransactions) as the
+// brokers this peer presents would: a broker lists only what it
+// coordinates, and tools that ask every broker (librdkafka, kadm) take the
+// broker that listed a group for its coordinator. So every broker of every
+// cluster is asked, each key gets one lister (its home cluster's
+// coordinator, else the first cluster that knows it: a group with offsets
+// only), and a peer keeps the keys whose lister it presents, the peer
+// FindCoordinator names. The union over the peers lists each key once.
+// Errors and throttles come from every broker, as before: any of them may
+// have left a key out.
 func toEveryBroker(c *clientConn, r *request, start time.Time) error {
 	req, err := decodeRequest(r)
 	if err != nil {
@@ -224,11 +242,9 @@ func toEveryBroker(c *clientConn, r *request, start time.Time) error {
 		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		st := c.s.view.State()
+		l := newLister(c.s, parts)
 		switch first := resps[0].(type) {
 		case *kmsg.ListGroupsResponse:
-			seen := map[string]int{}
-			var groups []kmsg.ListGroupsResponseGroup
 			for i, x := range resps {
 				o := x.(*kmsg.ListGroupsResponse)
 				first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
@@ -236,31 +252,85 @@ func toEveryBroker(c *clientConn, r *request, start time.Time) error {
 					first.ErrorCode = o.ErrorCode
 				}
 				for _, g := range o.Groups {
-					j, dup := seen[g.Group]
-					switch {
-					case !dup:
-						seen[g.Group] = len(groups)
+					l.offer(g.Group, i)
+				}
+			}
+			var groups []kmsg.ListGroupsResponseGroup
+			for i, x := range resps {
+				for _, g := range x.(*kmsg.ListGroupsResponse).Groups {
+					if l.keep(g.Group, i) {
 						groups = append(groups, g)
-					case c.s.homeOf(st, g.Group) == parts[i].t.be:
-						groups[j] = g
 					}
 				}
 			}
 			first.Groups = groups
 			return first
 		case *kmsg.ListTransactionsResponse:
-			for _, x := range resps[1:] {
+			for i, x := range resps {
 				o := x.(*kmsg.ListTransactionsResponse)
 				first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
 				if first.ErrorCode == 0 {
 					first.ErrorCode = o.ErrorCode
 				}
-				first.TransactionStates = append(first.TransactionStates, o.TransactionStates...)
+				for _, ts := range o.TransactionStates {
+					l.offer(ts.TransactionalID, i)
+				}
 			}
+			var states []kmsg.ListTransactionsResponseTransactionState
+			for i, x := range resps {
+				for _, ts := range x.(*kmsg.ListTransactionsResponse).TransactionStates {
+					if l.keep(ts.TransactionalID, i) {
+						states = append(states, ts)
+					}
+				}
+			}
+			first.TransactionStates = states
 			return first
 		}
 		return resps[0]
 	})
+}
+
+// lister picks, for each key of a merged list, the one part (backend
+// broker) whose listing stands, and whether this peer presents it.
+type lister struct {
+	s     *Server
+	st    *fsm.State
+	parts []part
+	by    map[string]int // key → index of the part whose listing stands
+	prs   map[*Backend]*presenter
+}
+
+func newLister(s *Server, parts []part) *lister {
+	return &lister{s: s, st: s.view.State(), parts: parts, by: map[string]int{}, prs: map[*Backend]*presenter{}}
+}
+
+// offer records that part i listed key. The first listing by the key's
+// home cluster wins, else the first listing at all, in part order (every
+// peer orders parts the same way, so every peer picks the same one).
+func (l *lister) offer(key string, i int) {
+	j, ok := l.by[key]
+	if !ok || l.s.homeOf(l.st, key) == l.parts[i].t.be && l.s.homeOf(l.st, key) != l.parts[j].t.be {
+		l.by[key] = i
+	}
+}
+
+// keep reports whether part i's listing of key is the one that stands and
+// its broker is presented by this peer. When no peer is live to present
+// it, the key is kept rather than lost.
+func (l *lister) keep(key string, i int) bool {
+	if l.by[key] != i {
+		return false
+	}
+	l.by[key] = -1 // once, if a broker listed it twice
+	t := l.parts[i].t
+	pr := l.prs[t.be]
+	if pr == nil {
+		pr = l.s.presenter(t.be)
+		l.prs[t.be] = pr
+	}
+	p := pr.peerFor(t.broker)
+	return p < 0 || p == l.s.cfg.NodeID
 }
 
 // toController sends r to the default cluster's controller.

@@ -80,10 +80,11 @@ type Limits struct {
 	// producer_ids.go).
 	//
 	// CoordinatorCacheSize bounds the coordinators cached from
-	// FindCoordinator answers, over every cluster (default 10,000).
+	// FindCoordinator answers, over every cluster (default 10,000); the
+	// table of group members' client hosts (members.go) has the same bound.
 	CoordinatorCacheSize int
-	// CoordinatorCacheTTL drops a coordinator unused for this long
-	// (default 5m).
+	// CoordinatorCacheTTL drops a coordinator (or member host) unused for
+	// this long (default 5m).
 	CoordinatorCacheTTL time.Duration
 	// ProducerIDMappings bounds the virtual-to-real producer id mappings
 	// (default 262,144).
@@ -187,6 +188,9 @@ type Server struct {
 	coords   *lru[coordKey, int32] // coordinators.go
 	vids     sync.Map              // virtual topic id → name (topicids.go)
 
+	// members: member id → the client host it joined from (members.go).
+	members *lru[memberKey, string]
+
 	// budget holds the request bytes read and not yet handled.
 	budget byteBudget
 	// refusals is owned by the accept loop.
@@ -218,6 +222,7 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.backends.Store(newBackendSet(nil))
 	s.pids.init(time.Now(), cfg)
 	s.coords = newLRU[coordKey, int32](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
+	s.members = newLRU[memberKey, string](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
 	s.handlers = handlerTable()
 	return s, nil
 }

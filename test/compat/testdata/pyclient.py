@@ -14,6 +14,11 @@ is installed for that interpreter only.
       consumes in consumer group GROUP from the earliest offset until N
       records were seen, commits synchronously, closes, and prints one
       "partition<TAB>offset<TAB>key<TAB>value" line per record.
+  pyclient.py groups BOOTSTRAP GROUP...
+      with KafkaAdminClient: asks every broker for its groups on its own
+      (list_consumer_groups(broker_ids=[b])) and prints "listed<TAB>broker
+      <TAB>group" per listing, then "coordinator<TAB>group<TAB>broker" and
+      "member<TAB>group<TAB>client id<TAB>client host" for each GROUP.
 
 No api_version is passed: kafka-python probes the broker (ApiVersions,
 then infers a broker version from the advertised ranges) exactly as it
@@ -28,7 +33,7 @@ import os
 import sys
 import time
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 
 def produce(bootstrap, topic, n):
@@ -96,6 +101,24 @@ def topics(bootstrap):
     sys.stdout.flush()
 
 
+def groups(bootstrap, names):
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap], client_id="pyclient-admin")
+    lines = []
+    # list_consumer_groups() asks every broker but merges into a set, which
+    # would hide a group listed twice: ask each broker on its own.
+    for b in sorted(broker.nodeId for broker in admin._client.cluster.brokers()):
+        for g in admin.list_consumer_groups(broker_ids=[b]):
+            lines.append("listed\t%d\t%s\n" % (b, g[0]))
+    for g, node in sorted(admin._find_coordinator_ids(names).items()):
+        lines.append("coordinator\t%s\t%d\n" % (g, node))
+    for info in admin.describe_consumer_groups(names):
+        for m in info.members:
+            lines.append("member\t%s\t%s\t%s\n" % (info.group, m.client_id, m.client_host))
+    admin.close()
+    sys.stdout.write("".join(lines))
+    sys.stdout.flush()
+
+
 def main(argv):
     logging.basicConfig(
         stream=sys.stderr,
@@ -106,6 +129,8 @@ def main(argv):
         produce(argv[2], argv[3], int(argv[4]))
     elif len(argv) >= 3 and argv[1] == "topics":
         topics(argv[2])
+    elif len(argv) >= 4 and argv[1] == "groups":
+        groups(argv[2], argv[3:])
     elif len(argv) >= 7 and argv[1] == "consume":
         consume(argv[2], argv[3], argv[4], int(argv[5]), float(argv[6]))
     else:
