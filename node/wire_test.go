@@ -58,7 +58,7 @@ func TestBackendConfigCarriesLimits(t *testing.T) {
 // forwarder is a stand-in for a follower: a peer port named name (with
 // mutual TLS for a certificate naming certName when pki is set) and what
 // forwardApply and forwardState need of a Node.
-func forwarder(t *testing.T, pki *testPKI, name, certName string) *Node {
+func forwarder(t *testing.T, pki *testCA, name, certName string) *Node {
 	t.Helper()
 	cfg := transport.Config{Name: name, BindAddr: "127.0.0.1:0", DialTimeout: 5 * time.Second}
 	if pki != nil {
@@ -78,7 +78,7 @@ func forwarder(t *testing.T, pki *testPKI, name, certName string) *Node {
 // another member; the write used to be handed to it (and applied, here,
 // since that member leads a configuration the sender is in).
 func TestForwardChecksLeaderIdentity(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := newTestCA(t)
 	n := startSoloWith(t, func(c *Config) { c.PeerServerTLS, c.PeerClientTLS = pki.peerTLS(t, "solo") })
 	f := forwarder(t, pki, "solo", "solo")
 	cmd, err := fsm.Encode(&fsm.PutCluster{Cluster: fsm.Cluster{Name: "misrouted", Bootstrap: []string{"127.0.0.1:1"}}})
@@ -162,7 +162,7 @@ func TestForwardFromNonMember(t *testing.T) {
 // TestIdentityRefusedMetric: a peer-port connection whose certificate
 // does not name the peer it claims to be is counted on /metrics.
 func TestIdentityRefusedMetric(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := newTestCA(t)
 	n := startSoloWith(t, func(c *Config) { c.PeerServerTLS, c.PeerClientTLS = pki.peerTLS(t, "solo") })
 	const series = "\nswitchyard_peer_identity_refused_total "
 	if _, _, body := call(t, n, "GET", "/metrics", "", ""); !strings.Contains(body, series+"0\n") {
