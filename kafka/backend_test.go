@@ -48,12 +48,17 @@ func hangBroker(kc *kfake.Cluster, node int32) {
 	})
 }
 
-// startHungProxy runs a Backend and a Server in front of kc, whose broker
-// 0 hangs, and returns them and the proxy's address. The peer presents no
-// broker, so requests any broker can serve pick one by id, 0 first.
-func startHungProxy(t *testing.T, kc *kfake.Cluster, brokerTimeout time.Duration) (*Backend, string) {
+// startProxy runs cfg's Backend (Bootstrap set to kc's brokers) and a
+// Server in front of kc until the test ends, and returns them and the
+// proxy's address. The one peer presents no broker, so requests any
+// broker can serve pick one by id, 0 first.
+func startProxy(t *testing.T, kc *kfake.Cluster, cfg BackendConfig) (*Backend, string) {
 	t.Helper()
-	be, err := NewBackend(BackendConfig{Name: "hung", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute, BrokerTimeout: brokerTimeout})
+	cfg.Bootstrap = kc.ListenAddrs()
+	if cfg.MetadataRefresh == 0 {
+		cfg.MetadataRefresh = time.Minute
+	}
+	be, err := NewBackend(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +73,8 @@ func startHungProxy(t *testing.T, kc *kfake.Cluster, brokerTimeout time.Duration
 	}
 	addr := srv.Addr().String()
 	view.st = &fsm.State{
-		Clusters: []fsm.Cluster{{Name: "hung", Bootstrap: kc.ListenAddrs()}},
-		Routes:   fsm.Routes{DefaultCluster: "hung"},
+		Clusters: []fsm.Cluster{{Name: cfg.Name, Bootstrap: cfg.Bootstrap}},
+		Routes:   fsm.Routes{DefaultCluster: cfg.Name},
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -127,7 +132,7 @@ func TestBackendHungBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer kc.Close()
+	t.Cleanup(kc.Close) // after the proxy's cleanup, which runs first
 	// A transactional id whose coordinator answers: a hung coordinator
 	// fails its own transactions, as it would without the proxy.
 	txn := ""
@@ -143,7 +148,7 @@ func TestBackendHungBroker(t *testing.T) {
 	}
 	hangBroker(kc, 0)
 
-	be, addr := startHungProxy(t, kc, 2*time.Second)
+	be, addr := startProxy(t, kc, BackendConfig{Name: "hung", BrokerTimeout: 2 * time.Second})
 	select {
 	case <-be.Ready():
 	case <-time.After(20 * time.Second):

@@ -2,19 +2,14 @@ package kafka
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 // TestSplitProduceBrokerConnBreaks: a real proxy in front of a two-broker
@@ -28,32 +23,8 @@ func TestSplitProduceBrokerConnBreaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer kc.Close()
-	be, err := NewBackend(BackendConfig{Name: "k", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, NewMetrics(prometheus.NewRegistry(), 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	addr := srv.Addr().String()
-	view.st = &fsm.State{
-		Clusters: []fsm.Cluster{{Name: "k", Bootstrap: kc.ListenAddrs()}},
-		Routes:   fsm.Routes{DefaultCluster: "k"},
-		Peers:    []fsm.Peer{{ID: 0, Name: "p0", KafkaAddr: addr}},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() { defer wg.Done(); srv.Serve(ctx) }()
-	defer func() { cancel(); wg.Wait() }()
+	t.Cleanup(kc.Close) // after the proxy's cleanup, which runs first
+	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
 	select {
 	case <-be.Ready():
 	case <-time.After(30 * time.Second):
