@@ -18,7 +18,6 @@ package kafka
 
 import (
 	"encoding/binary"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -26,164 +25,71 @@ import (
 	"github.com/switchyard-proxy/switchyard/quota"
 )
 
-func handleProduce(c *clientConn, r *request, start time.Time) error {
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	req := kreq.(*kmsg.ProduceRequest)
-	st := c.s.view.State()
-	var home *Backend
-	if req.TransactionID != nil {
-		home = c.s.homeOf(st, *req.TransactionID)
-	}
-	// First pass: route each topic, account its bytes, map virtual
-	// producer ids in place, and find whether one broker leads every
-	// partition (the normal deployment), without building anything.
-	var ttBuf [4]topicTarget
-	tts := ttBuf[:0]
-	var failed map[[2]int]int16 // (topic, partition) index → error, rare
-	var th quota.Throttle
-	one, single, seen := target{}, true, false
-	for i := range req.Topics {
-		t := &req.Topics[i]
-		tt := c.resolveTopic(st, t.Topic, t.TopicID, r.version >= 13)
-		if tt.be != nil && home != nil && tt.be != home {
-			// A transaction lives on its transactional id's home cluster
-			// and cannot write to another one.
-			tt = topicTarget{name: tt.name, code: kerr.InvalidTxnState.Code}
+func handleProduce(r *request) error { return produceFamily.serve(r) }
+
+var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
+	minusOne: []string{"BaseOffset"},
+	prepare: func(r *request, req *kmsg.ProduceRequest) error {
+		r.split.home = nil
+		if req.TransactionID != nil {
+			r.split.home = r.home(*req.TransactionID)
 		}
-		tts = append(tts, tt)
+		return nil
+	},
+	// Each topic: a transaction writes only to its home cluster; account
+	// its bytes and charge its quota.
+	topic: func(r *request, req *kmsg.ProduceRequest, i int, tt topicTarget) topicTarget {
+		if r.split.home != nil {
+			tt = onlyHome(r, tt, false)
+		}
 		n := 0
-		for j := range t.Partitions {
-			p := &t.Partitions[j]
+		for _, p := range req.Topics[i].Partitions {
 			n += len(p.Records)
-			tg := target{}
-			if tt.be != nil {
-				if home == nil {
-					if code := c.mapProducers(tt.be, p.Records); code != 0 {
-						if failed == nil {
-							failed = map[[2]int]int16{}
-						}
-						failed[[2]int{i, j}] = code
-						single = false
-					}
-				}
-				tg = target{tt.be, tt.be.leader(tt.name, p.Partition)}
-			} else {
-				single = false
-			}
-			if !seen {
-				one, seen = tg, true
-			} else if tg != one {
-				single = false
-			}
 		}
-		c.s.metrics.produced(tt.be, tt.metricName(), n)
-		th = th.Max(c.charge(tt, quota.Produce, n, start))
-	}
+		r.c.s.metrics.produced(tt.be, tt.metricName(), n)
+		r.split.throttle = r.split.throttle.Max(r.c.charge(tt, quota.Produce, n, r.start))
+		return tt
+	},
+	// Each partition: idempotent producers' virtual ids become the
+	// cluster's real ones, in place (producer_ids.go).
+	partition: func(r *request, req *kmsg.ProduceRequest, i, j int, tt topicTarget) int16 {
+		if r.split.home != nil {
+			return 0
+		}
+		return r.c.mapProducers(tt.be, req.Topics[i].Partitions[j].Records)
+	},
 	// KIP-219: the answer advertises the throttle (clients from v6 wait on
 	// it) and the connection is muted; acks=0 and older versions get the
 	// mute alone.
-	c.mute.set(th)
-	var advertise int32
-	if req.Acks != 0 && r.version >= 6 {
-		advertise = th.Millis()
-	}
-	if single && one.be != nil {
-		u, err := c.upstreamOrAny(one)
-		if err != nil {
-			return err
+	routed: func(r *request, req *kmsg.ProduceRequest) {
+		r.c.mute.set(r.split.throttle)
+		r.split.advertise = 0
+		if req.Acks != 0 && r.version >= 6 {
+			r.split.advertise = r.split.throttle.Millis()
 		}
-		if req.Acks == 0 {
-			return u.send(r.buf.b, r.corr, nil)
+	},
+	oneWay: func(req *kmsg.ProduceRequest) bool { return req.Acks == 0 },
+	quiet: func(r *request, resp *buffer) bool {
+		return r.split.advertise == 0 && quietProduceResponse(resp.b[4:], r.version)
+	},
+	fix: func(r *request, t target, resp *kmsg.ProduceResponse) bool {
+		return fixProduce(r, t.be, resp)
+	},
+	merge: func(out, in *kmsg.ProduceResponse) {
+		out.Brokers = append(out.Brokers, in.Brokers...)
+	},
+	done: func(r *request, out *kmsg.ProduceResponse) bool {
+		changed := false
+		if len(out.Brokers) > 1 {
+			n := len(out.Brokers)
+			out.Brokers = dedupeBy(out.Brokers, func(b kmsg.ProduceResponseBroker) int32 { return b.NodeID })
+			changed = len(out.Brokers) != n
 		}
-		return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
-			if advertise == 0 && quietProduceResponse(resp.b[4:], r.version) {
-				return resp, nil
-			}
-			return rewrite(resp, r, func(kr kmsg.Response) bool {
-				pr := kr.(*kmsg.ProduceResponse)
-				changed := c.fixProduce(one.be, pr)
-				if advertise > pr.ThrottleMillis {
-					pr.ThrottleMillis, changed = advertise, true
-				}
-				return changed
-			})
-		})
-	}
-	by := map[target]*kmsg.ProduceRequest{}
-	local := &kmsg.ProduceResponse{Version: req.Version}
-	for i, t := range req.Topics {
-		tt := tts[i]
-		for j, p := range t.Partitions {
-			code := tt.code
-			if c, ok := failed[[2]int{i, j}]; ok {
-				code = c
-			}
-			if tt.be == nil || code != 0 {
-				addProducePartitionError(local, t, p.Partition, code)
-				continue
-			}
-			tg := target{tt.be, tt.be.leader(tt.name, p.Partition)}
-			sub := by[tg]
-			if sub == nil {
-				sub = &kmsg.ProduceRequest{Version: req.Version, TransactionID: req.TransactionID, Acks: req.Acks, TimeoutMillis: req.TimeoutMillis}
-				by[tg] = sub
-			}
-			if n := len(sub.Topics); n == 0 || sub.Topics[n-1].Topic != t.Topic || sub.Topics[n-1].TopicID != t.TopicID {
-				sub.Topics = append(sub.Topics, kmsg.ProduceRequestTopic{Topic: t.Topic, TopicID: t.TopicID})
-			}
-			st := &sub.Topics[len(sub.Topics)-1]
-			st.Partitions = append(st.Partitions, p)
+		if r.split.advertise > out.ThrottleMillis {
+			out.ThrottleMillis, changed = r.split.advertise, true
 		}
-	}
-	parts := partsOf(by)
-	if len(local.Topics) > 0 {
-		parts = append(parts, part{local: local})
-	}
-	if req.Acks == 0 {
-		return c.scatterOneWay(r, parts)
-	}
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		for i, x := range resps {
-			if parts[i].local == nil {
-				c.fixProduce(parts[i].t.be, x.(*kmsg.ProduceResponse))
-			}
-		}
-		out := resps[0].(*kmsg.ProduceResponse)
-		idx := map[topicKey]int{}
-		for i, t := range out.Topics {
-			idx[topicKey{t.Topic, t.TopicID}] = i
-		}
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.ProduceResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-			out.Brokers = append(out.Brokers, o.Brokers...)
-			for _, t := range o.Topics {
-				k := topicKey{t.Topic, t.TopicID}
-				if i, ok := idx[k]; ok {
-					out.Topics[i].Partitions = append(out.Topics[i].Partitions, t.Partitions...)
-					continue
-				}
-				idx[k] = len(out.Topics)
-				out.Topics = append(out.Topics, t)
-			}
-		}
-		out.Brokers = dedupeBy(out.Brokers, func(b kmsg.ProduceResponseBroker) int32 { return b.NodeID })
-		out.ThrottleMillis = max(out.ThrottleMillis, advertise)
-		return out
-	})
-}
-
-func addProducePartitionError(resp *kmsg.ProduceResponse, t kmsg.ProduceRequestTopic, partition int32, code int16) {
-	if n := len(resp.Topics); n == 0 || resp.Topics[n-1].Topic != t.Topic || resp.Topics[n-1].TopicID != t.TopicID {
-		resp.Topics = append(resp.Topics, kmsg.ProduceResponseTopic{Topic: t.Topic, TopicID: t.TopicID})
-	}
-	p := kmsg.NewProduceResponseTopicPartition()
-	p.Partition, p.ErrorCode, p.BaseOffset = partition, code, -1
-	rt := &resp.Topics[len(resp.Topics)-1]
-	rt.Partitions = append(rt.Partitions, p)
+		return changed
+	},
 }
 
 // dedupeBy keeps the first element of each id.
@@ -210,7 +116,7 @@ type topicKey struct {
 
 // fixProduce presents be's leaders and endpoints as peers; it reports
 // whether the response changed.
-func (c *clientConn) fixProduce(be *Backend, resp *kmsg.ProduceResponse) bool {
+func fixProduce(r *request, be *Backend, resp *kmsg.ProduceResponse) bool {
 	changed := false
 	var pr *presenter
 	for i := range resp.Topics {
@@ -224,7 +130,7 @@ func (c *clientConn) fixProduce(be *Backend, resp *kmsg.ProduceResponse) bool {
 			}
 			if p.CurrentLeader.LeaderID >= 0 && resp.Version >= 10 {
 				if pr == nil {
-					pr = c.s.presenter(be)
+					pr = r.presenter(be)
 				}
 				p.CurrentLeader.LeaderID = pr.peerFor(p.CurrentLeader.LeaderID)
 				changed = true
@@ -233,7 +139,7 @@ func (c *clientConn) fixProduce(be *Backend, resp *kmsg.ProduceResponse) bool {
 	}
 	if len(resp.Brokers) > 0 {
 		if pr == nil {
-			pr = c.s.presenter(be)
+			pr = r.presenter(be)
 		}
 		resp.Brokers = presentEndpoints(pr, resp.Brokers, func(b presentedBroker) kmsg.ProduceResponseBroker {
 			return kmsg.ProduceResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack}

@@ -15,13 +15,12 @@ package kafka
 // Every answer also refreshes that backend's leader cache.
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func handleMetadata(c *clientConn, r *request, start time.Time) error {
+func handleMetadata(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
@@ -29,7 +28,6 @@ func handleMetadata(c *clientConn, r *request, start time.Time) error {
 	req := kreq.(*kmsg.MetadataRequest)
 	// v0 asks for all topics with an empty list, v1+ with a null one.
 	all := req.Topics == nil || (r.version == 0 && len(req.Topics) == 0)
-	st := c.s.view.State()
 	set := c.s.backendSet()
 	if len(set.sorted) == 0 {
 		return errNoCluster
@@ -47,11 +45,11 @@ func handleMetadata(c *clientConn, r *request, start time.Time) error {
 			var be *Backend
 			switch {
 			case t.Topic != nil:
-				be = c.s.routeTopic(st, *t.Topic)
+				be = r.route(*t.Topic)
 			case t.TopicID != ([16]byte{}):
 				// A virtual id: ask the cluster by name.
 				var name string
-				if be, name = c.s.topicOfVID(st, t.TopicID); be != nil {
+				if be, name = r.topicOfVID(t.TopicID); be != nil {
 					t.Topic, t.TopicID = &name, [16]byte{}
 				}
 			}
@@ -88,24 +86,22 @@ func handleMetadata(c *clientConn, r *request, start time.Time) error {
 	if len(parts) == 0 {
 		// An empty topic list (v1+): just the brokers, from any cluster.
 		sub := *req
-		parts = append(parts, part{t: target{c.s.defaultBackend(), -1}, req: &sub})
+		parts = append(parts, part{t: target{r.defaultBackend(), -1}, req: &sub})
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		st := c.s.view.State()
-		def := c.s.defaultBackend()
+		def := r.defaultBackend()
 		out := kmsg.NewPtrMetadataResponse()
 		out.Version = r.version
 		out.ControllerID = -1
 		for i, x := range resps {
 			m := x.(*kmsg.MetadataResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, m.ThrottleMillis)
 			be := parts[i].t.be
 			if parts[i].local != nil {
 				out.Topics = append(out.Topics, m.Topics...)
 				continue
 			}
 			be.updateMetadata(m, all)
-			c.s.presentMetadata(be, m)
+			presentMetadata(r, be, m)
 			if be == def || out.ClusterID == nil {
 				out.ClusterID, out.ControllerID = m.ClusterID, m.ControllerID
 				out.AuthorizedOperations = m.AuthorizedOperations
@@ -113,21 +109,21 @@ func handleMetadata(c *clientConn, r *request, start time.Time) error {
 			for _, t := range m.Topics {
 				// A cluster's topic that routes elsewhere is not shown:
 				// routes alone decide where a name lives.
-				if t.Topic != nil && c.s.routeTopic(st, *t.Topic) != be {
+				if t.Topic != nil && r.route(*t.Topic) != be {
 					continue
 				}
 				out.Topics = append(out.Topics, t)
 			}
 		}
-		out.Brokers = c.s.presentedBrokers()
-		out.ClusterID = c.s.clusterID(out.ClusterID)
+		out.Brokers = presentedBrokers(r)
+		out.ClusterID = r.clusterID(out.ClusterID)
 		return out
 	})
 }
 
 // presentedBrokers lists the live peers as Metadata brokers.
-func (s *Server) presentedBrokers() []kmsg.MetadataResponseBroker {
-	pr := newPresenter(s.view.State(), s.view.Live, "")
+func presentedBrokers(r *request) []kmsg.MetadataResponseBroker {
+	pr := r.c.presenter(r.st, "")
 	var out []kmsg.MetadataResponseBroker
 	for _, b := range pr.brokers() {
 		out = append(out, kmsg.MetadataResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
@@ -137,14 +133,15 @@ func (s *Server) presentedBrokers() []kmsg.MetadataResponseBroker {
 
 // presentMetadata rewrites one backend's metadata answer in place: leaders,
 // replicas and the controller become peers, topic ids virtual ones.
-func (s *Server) presentMetadata(be *Backend, m *kmsg.MetadataResponse) {
-	pr := s.presenter(be)
+func presentMetadata(r *request, be *Backend, m *kmsg.MetadataResponse) {
+	s := r.c.s
+	pr := r.presenter(be)
 	m.Brokers = m.Brokers[:0]
 	for _, b := range pr.brokers() {
 		m.Brokers = append(m.Brokers, kmsg.MetadataResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
 	}
 	m.ControllerID = pr.peerFor(m.ControllerID)
-	m.ClusterID = s.clusterID(m.ClusterID)
+	m.ClusterID = r.clusterID(m.ClusterID)
 	for i := range m.Topics {
 		if m.Topics[i].Topic != nil {
 			s.presentTopicID(*m.Topics[i].Topic, &m.Topics[i].TopicID)

@@ -11,26 +11,24 @@ package kafka
 // peer that presents that broker. Errors pass through unchanged.
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func handleFindCoordinator(c *clientConn, r *request, start time.Time) error {
+func handleFindCoordinator(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	typ := req.CoordinatorType
-	st := c.s.view.State()
 	if r.version < 4 {
-		be := c.s.homeOf(st, req.CoordinatorKey)
+		be := r.home(req.CoordinatorKey)
 		key := req.CoordinatorKey
 		return c.forwardAny(r, start, be, func(resp *buffer) (*buffer, error) {
 			return rewrite(resp, r, func(kr kmsg.Response) bool {
 				m := kr.(*kmsg.FindCoordinatorResponse)
-				c.presentCoordinator(be, typ, key, m.ErrorCode, &m.NodeID, &m.Host, &m.Port)
+				presentCoordinator(r, be, typ, key, m.ErrorCode, &m.NodeID, &m.Host, &m.Port)
 				return true
 			})
 		})
@@ -38,7 +36,7 @@ func handleFindCoordinator(c *clientConn, r *request, start time.Time) error {
 	by := map[*Backend]*kmsg.FindCoordinatorRequest{}
 	var order []*Backend
 	for _, k := range req.CoordinatorKeys {
-		be := c.s.homeOf(st, k)
+		be := r.home(k)
 		sub := by[be]
 		if sub == nil {
 			s := *req
@@ -54,7 +52,7 @@ func handleFindCoordinator(c *clientConn, r *request, start time.Time) error {
 		parts = append(parts, part{t: target{be, -1}, req: by[be]})
 	}
 	if len(parts) == 0 {
-		parts = append(parts, part{t: target{c.s.defaultBackend(), -1}, req: req})
+		parts = append(parts, part{t: target{r.defaultBackend(), -1}, req: req})
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
 		out := resps[0].(*kmsg.FindCoordinatorResponse)
@@ -62,10 +60,9 @@ func handleFindCoordinator(c *clientConn, r *request, start time.Time) error {
 			m := x.(*kmsg.FindCoordinatorResponse)
 			for j := range m.Coordinators {
 				co := &m.Coordinators[j]
-				c.presentCoordinator(parts[i].t.be, typ, co.Key, co.ErrorCode, &co.NodeID, &co.Host, &co.Port)
+				presentCoordinator(r, parts[i].t.be, typ, co.Key, co.ErrorCode, &co.NodeID, &co.Host, &co.Port)
 			}
 			if i > 0 {
-				out.ThrottleMillis = max(out.ThrottleMillis, m.ThrottleMillis)
 				out.Coordinators = append(out.Coordinators, m.Coordinators...)
 			}
 		}
@@ -73,10 +70,11 @@ func handleFindCoordinator(c *clientConn, r *request, start time.Time) error {
 	})
 }
 
-func (c *clientConn) presentCoordinator(be *Backend, typ int8, key string, code int16, node *int32, host *string, port *int32) {
+func presentCoordinator(r *request, be *Backend, typ int8, key string, code int16, node *int32, host *string, port *int32) {
 	if be == nil {
 		return
 	}
+	c := r.c
 	if code != 0 || *node < 0 {
 		if isCoordinatorError(code) {
 			c.s.setCoordinator(be, typ, key, -1)
@@ -87,7 +85,7 @@ func (c *clientConn) presentCoordinator(be *Backend, typ int8, key string, code 
 	if typ == coordinatorGroup || typ == coordinatorTxn {
 		c.s.setCoordinator(be, typ, key, *node)
 	}
-	pr := c.s.presenter(be)
+	pr := r.presenter(be)
 	peer := pr.peerFor(*node)
 	b, ok := pr.broker(peer)
 	if !ok {

@@ -12,13 +12,12 @@ package kafka
 // them.
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func handleApiVersions(c *clientConn, r *request, start time.Time) error {
+func handleApiVersions(r *request) error {
+	c, start := r.c, r.start
 	resp := kmsg.NewPtrApiVersionsResponse()
 	maxV := kmsg.NewPtrApiVersionsRequest().MaxVersion()
 	if r.version > maxV {
@@ -29,7 +28,7 @@ func handleApiVersions(c *clientConn, r *request, start time.Time) error {
 	}
 	resp.Version = r.version
 	resp.ApiKeys = c.s.advertisedVersions()
-	if be := c.s.defaultBackend(); be != nil {
+	if be := r.defaultBackend(); be != nil {
 		if vs := be.versions.Load(); vs != nil {
 			resp.SupportedFeatures = vs.supported
 			resp.FinalizedFeatures = vs.finalized

@@ -8,23 +8,22 @@ package kafka
 // the controllers only through the proxy.
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func handleDescribeCluster(c *clientConn, r *request, start time.Time) error {
-	be := c.s.defaultBackend()
+func handleDescribeCluster(r *request) error {
+	c, start := r.c, r.start
+	be := r.defaultBackend()
 	return c.forwardAny(r, start, be, func(resp *buffer) (*buffer, error) {
 		return rewrite(resp, r, func(kr kmsg.Response) bool {
 			m := kr.(*kmsg.DescribeClusterResponse)
-			pr := c.s.presenter(be)
+			pr := r.presenter(be)
 			m.Brokers = m.Brokers[:0]
 			for _, b := range pr.brokers() {
 				m.Brokers = append(m.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
 			}
 			m.ControllerID = pr.peerFor(m.ControllerID)
-			if id := c.s.clusterID(&m.ClusterID); id != nil {
+			if id := r.clusterID(&m.ClusterID); id != nil {
 				m.ClusterID = *id
 			}
 			return true

@@ -21,20 +21,17 @@ package kafka
 // run against each cluster directly.
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // byCluster groups items by the cluster their topic routes to, in cluster
 // name order; items of unrouted topics come back apart.
-func byCluster[T any](c *clientConn, items []T, topic func(T) string) (map[*Backend][]T, []*Backend, []T) {
-	st := c.s.view.State()
+func byCluster[T any](r *request, items []T, topic func(T) string) (map[*Backend][]T, []*Backend, []T) {
 	by := map[*Backend][]T{}
 	var unrouted []T
 	for _, it := range items {
-		be := c.s.routeTopic(st, topic(it))
+		be := r.route(topic(it))
 		if be == nil {
 			unrouted = append(unrouted, it)
 			continue
@@ -42,7 +39,7 @@ func byCluster[T any](c *clientConn, items []T, topic func(T) string) (map[*Back
 		by[be] = append(by[be], it)
 	}
 	var order []*Backend
-	for _, be := range c.s.backendSet().sorted {
+	for _, be := range r.set.sorted {
 		if _, ok := by[be]; ok {
 			order = append(order, be)
 		}
@@ -55,9 +52,9 @@ func byCluster[T any](c *clientConn, items []T, topic func(T) string) (map[*Back
 func controllerOf(be *Backend) target { return target{be, be.controller()} }
 
 // everyCluster lists each backend's controller or any broker.
-func (c *clientConn) everyCluster(controller bool) []target {
+func (r *request) everyCluster(controller bool) []target {
 	var out []target
-	for _, be := range c.s.backendSet().sorted {
+	for _, be := range r.set.sorted {
 		t := target{be, -1}
 		if controller {
 			t = controllerOf(be)
@@ -72,13 +69,14 @@ func noRouteMessage(topic string) *string {
 	return &m
 }
 
-func handleCreateTopics(c *clientConn, r *request, start time.Time) error {
+func handleCreateTopics(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
 	req := kreq.(*kmsg.CreateTopicsRequest)
-	by, order, unrouted := byCluster(c, req.Topics, func(t kmsg.CreateTopicsRequestTopic) string { return t.Topic })
+	by, order, unrouted := byCluster(r, req.Topics, func(t kmsg.CreateTopicsRequestTopic) string { return t.Topic })
 	var parts []part
 	for _, be := range order {
 		sub := *req
@@ -98,7 +96,6 @@ func handleCreateTopics(c *clientConn, r *request, start time.Time) error {
 		out := resps[0].(*kmsg.CreateTopicsResponse)
 		for _, x := range resps[1:] {
 			o := x.(*kmsg.CreateTopicsResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 			out.Topics = append(out.Topics, o.Topics...)
 		}
 		for i := range out.Topics {
@@ -108,13 +105,14 @@ func handleCreateTopics(c *clientConn, r *request, start time.Time) error {
 	})
 }
 
-func handleCreatePartitions(c *clientConn, r *request, start time.Time) error {
+func handleCreatePartitions(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
 	req := kreq.(*kmsg.CreatePartitionsRequest)
-	by, order, unrouted := byCluster(c, req.Topics, func(t kmsg.CreatePartitionsRequestTopic) string { return t.Topic })
+	by, order, unrouted := byCluster(r, req.Topics, func(t kmsg.CreatePartitionsRequestTopic) string { return t.Topic })
 	var parts []part
 	for _, be := range order {
 		sub := *req
@@ -134,7 +132,6 @@ func handleCreatePartitions(c *clientConn, r *request, start time.Time) error {
 		out := resps[0].(*kmsg.CreatePartitionsResponse)
 		for _, x := range resps[1:] {
 			o := x.(*kmsg.CreatePartitionsResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 			out.Topics = append(out.Topics, o.Topics...)
 		}
 		return out
@@ -143,13 +140,13 @@ func handleCreatePartitions(c *clientConn, r *request, start time.Time) error {
 
 // handleDeleteTopics: by name (TopicNames before v6, Topics with a name or
 // an id from v6).
-func handleDeleteTopics(c *clientConn, r *request, start time.Time) error {
+func handleDeleteTopics(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
 	req := kreq.(*kmsg.DeleteTopicsRequest)
-	st := c.s.view.State()
 	// Names to delete (v0-v5) become Topics entries for grouping; each sub
 	// request is rebuilt in the shape of its version.
 	topics := req.Topics
@@ -164,11 +161,11 @@ func handleDeleteTopics(c *clientConn, r *request, start time.Time) error {
 	for _, t := range topics {
 		var be *Backend
 		if t.Topic != nil {
-			be = c.s.routeTopic(st, *t.Topic)
+			be = r.route(*t.Topic)
 		} else {
 			// A virtual id: delete by name on the topic's cluster.
 			var name string
-			if be, name = c.s.topicOfVID(st, t.TopicID); be != nil {
+			if be, name = r.topicOfVID(t.TopicID); be != nil {
 				t.Topic, t.TopicID = &name, [16]byte{}
 			}
 		}
@@ -184,7 +181,7 @@ func handleDeleteTopics(c *clientConn, r *request, start time.Time) error {
 		by[be] = append(by[be], t)
 	}
 	var parts []part
-	for _, be := range c.s.backendSet().sorted {
+	for _, be := range r.set.sorted {
 		ts, ok := by[be]
 		if !ok {
 			continue
@@ -207,7 +204,6 @@ func handleDeleteTopics(c *clientConn, r *request, start time.Time) error {
 		out := resps[0].(*kmsg.DeleteTopicsResponse)
 		for _, x := range resps[1:] {
 			o := x.(*kmsg.DeleteTopicsResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 			out.Topics = append(out.Topics, o.Topics...)
 		}
 		for i := range out.Topics {
@@ -219,7 +215,8 @@ func handleDeleteTopics(c *clientConn, r *request, start time.Time) error {
 	})
 }
 
-func handleElectLeaders(c *clientConn, r *request, start time.Time) error {
+func handleElectLeaders(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
@@ -228,12 +225,12 @@ func handleElectLeaders(c *clientConn, r *request, start time.Time) error {
 	var parts []part
 	all := req.Topics == nil
 	if all {
-		for _, t := range c.everyCluster(true) {
+		for _, t := range r.everyCluster(true) {
 			sub := *req
 			parts = append(parts, part{t: t, req: &sub})
 		}
 	} else {
-		by, order, unrouted := byCluster(c, req.Topics, func(t kmsg.ElectLeadersRequestTopic) string { return t.Topic })
+		by, order, unrouted := byCluster(r, req.Topics, func(t kmsg.ElectLeadersRequestTopic) string { return t.Topic })
 		for _, be := range order {
 			sub := *req
 			sub.Topics = by[be]
@@ -251,18 +248,16 @@ func handleElectLeaders(c *clientConn, r *request, start time.Time) error {
 			parts = append(parts, part{local: local})
 		}
 	}
-	st := c.s.view.State()
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
 		out := resps[0].(*kmsg.ElectLeadersResponse)
 		var topics []kmsg.ElectLeadersResponseTopic
 		for i, x := range resps {
 			o := x.(*kmsg.ElectLeadersResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 			if out.ErrorCode == 0 {
 				out.ErrorCode = o.ErrorCode
 			}
 			for _, t := range o.Topics {
-				if all && c.s.routeTopic(st, t.Topic) != parts[i].t.be {
+				if all && r.route(t.Topic) != parts[i].t.be {
 					continue
 				}
 				topics = append(topics, t)
@@ -273,13 +268,14 @@ func handleElectLeaders(c *clientConn, r *request, start time.Time) error {
 	})
 }
 
-func handleAlterPartitionAssignments(c *clientConn, r *request, start time.Time) error {
+func handleAlterPartitionAssignments(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
 	req := kreq.(*kmsg.AlterPartitionAssignmentsRequest)
-	by, order, unrouted := byCluster(c, req.Topics, func(t kmsg.AlterPartitionAssignmentsRequestTopic) string { return t.Topic })
+	by, order, unrouted := byCluster(r, req.Topics, func(t kmsg.AlterPartitionAssignmentsRequestTopic) string { return t.Topic })
 	var parts []part
 	for _, be := range order {
 		sub := *req
@@ -301,7 +297,6 @@ func handleAlterPartitionAssignments(c *clientConn, r *request, start time.Time)
 		out := resps[0].(*kmsg.AlterPartitionAssignmentsResponse)
 		for _, x := range resps[1:] {
 			o := x.(*kmsg.AlterPartitionAssignmentsResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 			if out.ErrorCode == 0 {
 				out.ErrorCode, out.ErrorMessage = o.ErrorCode, o.ErrorMessage
 			}
@@ -311,7 +306,8 @@ func handleAlterPartitionAssignments(c *clientConn, r *request, start time.Time)
 	})
 }
 
-func handleListPartitionReassignments(c *clientConn, r *request, start time.Time) error {
+func handleListPartitionReassignments(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
@@ -319,13 +315,13 @@ func handleListPartitionReassignments(c *clientConn, r *request, start time.Time
 	req := kreq.(*kmsg.ListPartitionReassignmentsRequest)
 	var parts []part
 	if req.Topics == nil {
-		for _, t := range c.everyCluster(true) {
+		for _, t := range r.everyCluster(true) {
 			sub := *req
 			parts = append(parts, part{t: t, req: &sub})
 		}
 	} else {
 		// Unrouted topics have no reassignment in progress: nothing to list.
-		by, order, _ := byCluster(c, req.Topics, func(t kmsg.ListPartitionReassignmentsRequestTopic) string { return t.Topic })
+		by, order, _ := byCluster(r, req.Topics, func(t kmsg.ListPartitionReassignmentsRequestTopic) string { return t.Topic })
 		for _, be := range order {
 			sub := *req
 			sub.Topics = by[be]
@@ -339,7 +335,6 @@ func handleListPartitionReassignments(c *clientConn, r *request, start time.Time
 		out := resps[0].(*kmsg.ListPartitionReassignmentsResponse)
 		for _, x := range resps[1:] {
 			o := x.(*kmsg.ListPartitionReassignmentsResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 			if out.ErrorCode == 0 {
 				out.ErrorCode, out.ErrorMessage = o.ErrorCode, o.ErrorMessage
 			}
@@ -349,8 +344,9 @@ func handleListPartitionReassignments(c *clientConn, r *request, start time.Time
 	})
 }
 
-func handleUpdateFeatures(c *clientConn, r *request, start time.Time) error {
-	if len(c.s.backendSet().sorted) > 1 {
+func handleUpdateFeatures(r *request) error {
+	c, start := r.c, r.start
+	if len(r.set.sorted) > 1 {
 		resp := kmsg.NewPtrUpdateFeaturesResponse()
 		// At the client's version: v2 dropped the results array, so a v0
 		// encoding does not decode there.
@@ -360,19 +356,20 @@ func handleUpdateFeatures(c *clientConn, r *request, start time.Time) error {
 		resp.ErrorMessage = &msg
 		return c.respond(r, start, resp)
 	}
-	return toController(c, r, start)
+	return toController(r)
 }
 
 // toEveryCluster writes r to any broker of every cluster and merges each
 // entry's answer: the first error any cluster gave, else success.
-func toEveryCluster(c *clientConn, r *request, start time.Time) error {
+func toEveryCluster(r *request) error {
+	c, start := r.c, r.start
 	req, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
-	targets := c.everyCluster(false)
+	targets := r.everyCluster(false)
 	if len(targets) <= 1 {
-		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
+		return c.forwardAny(r, start, r.defaultBackend(), nil)
 	}
 	parts := make([]part, len(targets))
 	for i, t := range targets {
@@ -383,7 +380,6 @@ func toEveryCluster(c *clientConn, r *request, start time.Time) error {
 		case *kmsg.CreateACLsResponse:
 			for _, x := range resps[1:] {
 				o := x.(*kmsg.CreateACLsResponse)
-				out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 				for i := range min(len(out.Results), len(o.Results)) {
 					if out.Results[i].ErrorCode == 0 {
 						out.Results[i] = o.Results[i]
@@ -393,7 +389,6 @@ func toEveryCluster(c *clientConn, r *request, start time.Time) error {
 		case *kmsg.DeleteACLsResponse:
 			for _, x := range resps[1:] {
 				o := x.(*kmsg.DeleteACLsResponse)
-				out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 				for i := range min(len(out.Results), len(o.Results)) {
 					if out.Results[i].ErrorCode == 0 && o.Results[i].ErrorCode != 0 {
 						out.Results[i].ErrorCode, out.Results[i].ErrorMessage = o.Results[i].ErrorCode, o.Results[i].ErrorMessage
@@ -403,7 +398,6 @@ func toEveryCluster(c *clientConn, r *request, start time.Time) error {
 		case *kmsg.AlterClientQuotasResponse:
 			for _, x := range resps[1:] {
 				o := x.(*kmsg.AlterClientQuotasResponse)
-				out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 				for i := range min(len(out.Entries), len(o.Entries)) {
 					if out.Entries[i].ErrorCode == 0 {
 						out.Entries[i] = o.Entries[i]
@@ -413,7 +407,6 @@ func toEveryCluster(c *clientConn, r *request, start time.Time) error {
 		case *kmsg.AlterUserSCRAMCredentialsResponse:
 			for _, x := range resps[1:] {
 				o := x.(*kmsg.AlterUserSCRAMCredentialsResponse)
-				out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
 				for i := range min(len(out.Results), len(o.Results)) {
 					if out.Results[i].ErrorCode == 0 {
 						out.Results[i] = o.Results[i]

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -442,10 +443,33 @@ func (b *Backend) anyRoundTrip(ctx context.Context, targets []string, req kmsg.R
 	return nil, lastErr
 }
 
+// dialFunc opens a connection to a broker address.
+type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+// dial opens a connection to the broker at addr, within DialTimeout and
+// ctx. It is the one place every upstream connection is made, the clients'
+// (conn.go) and the proxy's own lookups (control.go) alike, so it is where
+// TLS and SASL towards the backend go.
+func (b *Backend) dial(ctx context.Context, addr string) (net.Conn, error) {
+	return dialTCP(ctx, addr, b.cfg.DialTimeout)
+}
+
+func dialTCP(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true) // Go's default; said here because latency depends on it
+	}
+	return nc, nil
+}
+
 // roundTripTo is one control exchange with the broker at addr, within
 // BrokerTimeout, recording whether it answered.
 func (b *Backend) roundTripTo(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
-	resp, err := b.ctlConn(addr).roundTrip(ctx, req, b.cfg.DialTimeout, b.cfg.BrokerTimeout, b.cfg.MaxResponseBytes)
+	resp, err := b.ctlConn(addr).roundTrip(ctx, req, b.cfg.BrokerTimeout, b.cfg.MaxResponseBytes)
 	switch {
 	case err == nil:
 		b.healthMu.Lock()
@@ -519,7 +543,7 @@ func (b *Backend) ctlConn(addr string) *ctlConn {
 	defer b.ctlMu.Unlock()
 	c, ok := b.ctl[addr]
 	if !ok {
-		c = newCtlConn(addr)
+		c = newCtlConn(addr, b.dial)
 		if b.ctlClosed {
 			// A lookup on a stopped backend (a connection still finishing
 			// on it) fails rather than open a connection nobody closes.

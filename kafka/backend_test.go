@@ -241,13 +241,13 @@ func startHangListener(t *testing.T) *hangListener {
 // exchange times out.
 func TestControlLockHonoursContext(t *testing.T) {
 	h := startHangListener(t)
-	c := newCtlConn(h.ln.Addr().String())
+	c := newCtlConn(h.ln.Addr().String(), testDial)
 	defer c.close()
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 1
 	first := make(chan error, 1)
 	go func() {
-		_, err := c.roundTrip(context.Background(), req, time.Second, time.Minute, 1<<20)
+		_, err := c.roundTrip(context.Background(), req, time.Minute, 1<<20)
 		first <- err
 	}()
 	waitUntil(t, 10*time.Second, "the first exchange to connect", func() bool { return h.accepted.Load() > 0 })
@@ -255,7 +255,7 @@ func TestControlLockHonoursContext(t *testing.T) {
 	defer cancel()
 	second := make(chan error, 1)
 	go func() {
-		_, err := c.roundTrip(ctx, req, time.Second, time.Minute, 1<<20)
+		_, err := c.roundTrip(ctx, req, time.Minute, 1<<20)
 		second <- err
 	}()
 	select {
@@ -464,13 +464,13 @@ func TestBackendFrameGrowsAsRead(t *testing.T) {
 		one := make([]byte, 1)
 		nc.Read(one)
 	}()
-	c := newCtlConn(ln.Addr().String())
+	c := newCtlConn(ln.Addr().String(), testDial)
 	defer c.close()
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 1
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err = c.roundTrip(context.Background(), req, time.Second, time.Second, 256<<20)
+	_, err = c.roundTrip(context.Background(), req, time.Second, 256<<20)
 	runtime.ReadMemStats(&after)
 	if err == nil || !strings.Contains(err.Error(), "timeout") && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("stalled answer: %v, want a timeout", err)
@@ -504,4 +504,9 @@ func TestReadBackendFrameLarge(t *testing.T) {
 	if _, err := readBackendFrame(bufio.NewReader(strings.NewReader(string(frame[:len(frame)-1]))), 1<<30); err == nil {
 		t.Fatal("a truncated frame was accepted")
 	}
+}
+
+// testDial dials a test broker within a second.
+func testDial(ctx context.Context, addr string) (net.Conn, error) {
+	return dialTCP(ctx, addr, time.Second)
 }

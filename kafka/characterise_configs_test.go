@@ -172,7 +172,7 @@ func cxConfigAnswer(a cxAt, kr kmsg.Request) kmsg.Response {
 // broker resource for peer is sent: its co-located live broker, else one
 // it presents by rendezvous, else this host's (east/100).
 func cxPeerBroker(f *cx, peer int32) int32 {
-	pr := f.srv.presenter(f.east)
+	pr := f.srv.testPresenter(f.east)
 	for _, b := range []int32{100, 101, 102} {
 		if pr.peerFor(b) == peer {
 			return b

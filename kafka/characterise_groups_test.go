@@ -248,7 +248,7 @@ func TestCharacteriseListGroups(t *testing.T) {
 				if at.cluster == cxWest {
 					be = f.west
 				}
-				if want := f.srv.presenter(be).peerFor(at.broker); listedBy[g] != want {
+				if want := f.srv.testPresenter(be).peerFor(at.broker); listedBy[g] != want {
 					t.Fatalf("group %s listed by peer %d, want %d, the peer presenting %s", g, listedBy[g], want, at)
 				}
 			}
@@ -611,7 +611,7 @@ func TestCharacteriseListTransactions(t *testing.T) {
 			}
 			sort.Strings(got)
 			f := newCx(t, true)
-			w202 := f.srv.presenter(f.west).peerFor(202)
+			w202 := f.srv.testPresenter(f.west).peerFor(202)
 			want := []string{"t1@100 by 0", "t2@101 by 1", fmt.Sprintf("wg-txn@202 by %d", w202)}
 			if !slices.Equal(got, want) {
 				t.Fatalf("transactions %v, want %v", got, want)

@@ -247,13 +247,13 @@ func (h *cxConn) run(frame []byte, answer cxAnswer) cxExchange {
 	if err != nil {
 		h.t.Fatalf("request header: %v", err)
 	}
-	r := &request{requestHeader: hdr, buf: buf, body: buf.b[4+hdr.bodyOff:]}
+	r := h.c.newRequest(hdr, buf, time.Now())
 	ex := cxExchange{sent: map[cxAt][][]byte{}, reqs: map[cxAt][]kmsg.Request{}}
 	hf := h.c.s.handlers[hdr.key]
 	if hf == nil {
 		h.t.Fatalf("key %d is not served", hdr.key)
 	}
-	ex.err = hf(h.c, r, time.Now())
+	ex.err = hf(r)
 	if err := h.c.flushUpstreams(); err != nil {
 		h.t.Fatalf("flush upstreams: %v", err)
 	}

@@ -5,8 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-
 	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
@@ -53,11 +51,16 @@ func (s *Server) backend(name string) *Backend {
 	return s.backends.Load().byName[name]
 }
 
-// defaultBackend serves requests that name no topic or group: the default
-// cluster, else the first by name; nil when there is none.
+// defaultBackend is the default backend under the current state, for
+// callers outside a request (a request uses its own, pipeline.go).
 func (s *Server) defaultBackend() *Backend {
-	set := s.backends.Load()
-	if b := set.byName[s.view.State().Routes.DefaultCluster]; b != nil {
+	return s.backends.Load().fallback(s.view.State())
+}
+
+// fallback serves what names no topic or group: the default cluster, else
+// the first by name; nil when there is none.
+func (set *backendSet) fallback(st *fsm.State) *Backend {
+	if b := set.byName[st.Routes.DefaultCluster]; b != nil {
 		return b
 	}
 	if len(set.sorted) == 0 {
@@ -66,50 +69,23 @@ func (s *Server) defaultBackend() *Backend {
 	return set.sorted[0]
 }
 
-// routeTopic returns the backend that serves topic, or nil when no rule
-// routes it (or its cluster has no backend here yet).
-func (s *Server) routeTopic(st *fsm.State, topic string) *Backend {
+// route returns the backend that serves topic, or nil when no rule routes
+// it (or its cluster has no backend here yet).
+func (set *backendSet) route(st *fsm.State, topic string) *Backend {
 	name, _ := st.RouteFor(topic)
-	return s.backend(name)
+	if name == "" {
+		return nil
+	}
+	return set.byName[name]
 }
 
-// homeOf returns the home backend of a consumer group or transactional id.
-func (s *Server) homeOf(st *fsm.State, group string) *Backend {
-	name, _ := st.GroupHome(group)
-	if b := s.backend(name); b != nil {
+// home returns the home backend of a consumer group or transactional id.
+func (set *backendSet) home(st *fsm.State, key string) *Backend {
+	name, _ := st.GroupHome(key)
+	if b := set.byName[name]; name != "" && b != nil {
 		return b
 	}
-	return s.defaultBackend()
-}
-
-// routeMemory remembers, per connection, which cluster each topic was last
-// routed to. When a route is re-pointed, the first request for that topic
-// on each connection is answered NOT_LEADER_OR_FOLLOWER instead of being
-// forwarded, so the client refreshes its metadata and retries against the
-// new cluster; a request in flight to the old cluster finishes there.
-type routeMemory struct {
-	m map[string]string
-}
-
-// maxRouteMemory bounds the topics a connection remembers; past it the
-// memory starts over (at worst a bounce is missed, never a wrong route).
-const maxRouteMemory = 4096
-
-// moved records that topic now routes to cluster and reports whether it
-// routed elsewhere before on this connection.
-func (rm *routeMemory) moved(topic, cluster string) bool {
-	if rm.m == nil {
-		rm.m = make(map[string]string)
-	}
-	prev, seen := rm.m[topic]
-	if seen && prev == cluster {
-		return false
-	}
-	if len(rm.m) >= maxRouteMemory {
-		clear(rm.m)
-	}
-	rm.m[topic] = cluster
-	return seen
+	return set.fallback(st)
 }
 
 // target is where a piece of a request goes: a broker of a backend. A
@@ -177,44 +153,6 @@ func (s *Server) TopicConflicts() []TopicConflict {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
 	return out
-}
-
-// topicTarget is how one topic of a partition-level request is served: by
-// be, or, with be nil, answered by the proxy with code for every partition.
-type topicTarget struct {
-	be   *Backend
-	name string
-	code int16
-}
-
-// metricName is the topic's per-topic series name: only topics the backend
-// knows get a series of their own, so made-up names cannot use up the cap.
-func (tt topicTarget) metricName() string {
-	if tt.be == nil || !tt.be.knows(tt.name) {
-		return OtherTopic
-	}
-	return tt.name
-}
-
-// resolveTopic routes one topic of a partition-level request, named by
-// name (byID: by id, which is refused). A topic no rule routes is
-// UNKNOWN_TOPIC_OR_PARTITION; a topic
-// whose route moved since this connection last used it is answered
-// NOT_LEADER_OR_FOLLOWER once, so the client refreshes its metadata.
-func (c *clientConn) resolveTopic(st *fsm.State, name string, id [16]byte, byID bool) topicTarget {
-	if byID {
-		// The versions that name topics by id are not advertised
-		// (topicids.go): a client that sends one anyway is refused.
-		return topicTarget{code: kerr.UnknownTopicID.Code}
-	}
-	be := c.s.routeTopic(st, name)
-	if be == nil {
-		return topicTarget{name: name, code: kerr.UnknownTopicOrPartition.Code}
-	}
-	if c.routes.moved(name, be.Name()) {
-		return topicTarget{name: name, code: kerr.NotLeaderForPartition.Code}
-	}
-	return topicTarget{be: be, name: name}
 }
 
 // Topics lists the topics every backend knows, deduplicated (for quota

@@ -10,20 +10,20 @@ import (
 
 func TestRouteMemory(t *testing.T) {
 	var rm routeMemory
-	if rm.moved("t", "east") {
+	if rm.moved(bounceLeader, "t", "east") {
 		t.Fatal("a first sighting counted as a move")
 	}
-	if rm.moved("t", "east") {
+	if rm.moved(bounceLeader, "t", "east") {
 		t.Fatal("the same route counted as a move")
 	}
-	if !rm.moved("t", "west") {
+	if !rm.moved(bounceLeader, "t", "west") {
 		t.Fatal("a re-pointed route was not noticed")
 	}
-	if rm.moved("t", "west") {
+	if rm.moved(bounceLeader, "t", "west") {
 		t.Fatal("a move was reported twice")
 	}
 	for i := range maxRouteMemory + 10 {
-		rm.moved(string(rune('a'+i%26))+string(rune(i)), "east")
+		rm.moved(bounceLeader, string(rune('a'+i%26))+string(rune(i)), "east")
 	}
 	if len(rm.m) > maxRouteMemory {
 		t.Fatalf("route memory grew to %d", len(rm.m))
@@ -43,23 +43,23 @@ func TestResolveTopic(t *testing.T) {
 	st.Routes.DefaultCluster = ""
 	st.Routes.Topics = []fsm.TopicRoute{{Topic: "orders", Cluster: fxCluster}}
 	h := f.conn(t)
-	if tt := h.c.resolveTopic(st, "orders", [16]byte{}, false); tt.be != f.backend || tt.code != 0 {
+	if tt := reqOn(h.c, 0, 9).topic("orders", [16]byte{}); tt.be != f.backend || tt.code != 0 {
 		t.Fatalf("orders: %+v", tt)
 	}
-	if tt := h.c.resolveTopic(st, "o.logs", [16]byte{}, false); tt.be != other {
+	if tt := reqOn(h.c, 0, 9).topic("o.logs", [16]byte{}); tt.be != other {
 		t.Fatalf("o.logs: %+v", tt)
 	}
-	if tt := h.c.resolveTopic(st, "nowhere", [16]byte{}, false); tt.be != nil || tt.code != kerr.UnknownTopicOrPartition.Code {
+	if tt := reqOn(h.c, 0, 9).topic("nowhere", [16]byte{}); tt.be != nil || tt.code != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("unrouted: %+v", tt)
 	}
-	if tt := h.c.resolveTopic(st, "", virtualTopicID("orders"), true); tt.be != nil || tt.code != kerr.UnknownTopicID.Code {
+	if tt := reqOn(h.c, 0, 9).topic("", virtualTopicID("orders")); tt.be != nil || tt.code != kerr.UnknownTopicID.Code {
 		t.Fatalf("by id: %+v", tt)
 	}
 	st.Routes.Topics = []fsm.TopicRoute{{Topic: "orders", Cluster: "other"}}
-	if tt := h.c.resolveTopic(st, "orders", [16]byte{}, false); tt.be != nil || tt.code != kerr.NotLeaderForPartition.Code {
+	if tt := reqOn(h.c, 0, 9).topic("orders", [16]byte{}); tt.be != nil || tt.code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("re-pointed: %+v, want one NOT_LEADER_OR_FOLLOWER", tt)
 	}
-	if tt := h.c.resolveTopic(st, "orders", [16]byte{}, false); tt.be != other {
+	if tt := reqOn(h.c, 0, 9).topic("orders", [16]byte{}); tt.be != other {
 		t.Fatalf("after the bounce: %+v", tt)
 	}
 }

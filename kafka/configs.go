@@ -39,35 +39,34 @@ type configTarget struct {
 	code int16  // answered locally with this code when not 0
 }
 
-func (c *clientConn) configTarget(typ kmsg.ConfigResourceType, name string) (configTarget, error) {
-	st := c.s.view.State()
-	def := c.s.defaultBackend()
+func (r *request) configTarget(typ kmsg.ConfigResourceType, name string) (configTarget, error) {
+	def := r.defaultBackend()
 	if def == nil {
 		return configTarget{}, errNoCluster
 	}
 	switch {
 	case typ == kmsg.ConfigResourceTypeTopic:
-		be := c.s.routeTopic(st, name)
+		be := r.route(name)
 		if be == nil {
 			return configTarget{code: kerr.UnknownTopicOrPartition.Code}, nil
 		}
-		return configTarget{t: target{be, be.anyBroker(c.s.localBrokers(be))}}, nil
+		return configTarget{t: target{be, be.anyBroker(r.localBrokers(be))}}, nil
 	case typ == kmsg.ConfigResourceTypeGroupConfig:
-		be := c.s.homeOf(st, name)
-		return configTarget{t: target{be, be.anyBroker(c.s.localBrokers(be))}}, nil
+		be := r.home(name)
+		return configTarget{t: target{be, be.anyBroker(r.localBrokers(be))}}, nil
 	case isBrokerResource(typ, name):
 		peer, err := strconv.ParseInt(name, 10, 32)
 		if err != nil {
 			return configTarget{}, fmt.Errorf("%w: broker resource name %q is not a broker id", ErrMalformed, name)
 		}
-		broker := c.s.brokerOfPeer(def, int32(peer))
+		broker := brokerOfPeer(r, def, int32(peer))
 		if broker < 0 {
 			// The peer presents no broker: any broker answers for it.
-			broker = def.anyBroker(c.s.localBrokers(def))
+			broker = def.anyBroker(r.localBrokers(def))
 		}
 		return configTarget{t: target{def, broker}, name: strconv.Itoa(int(broker))}, nil
 	}
-	return configTarget{t: target{def, def.anyBroker(c.s.localBrokers(def))}}, nil
+	return configTarget{t: target{def, def.anyBroker(r.localBrokers(def))}}, nil
 }
 
 // configSpec reads and rebuilds one of the three config requests.
@@ -99,7 +98,7 @@ func routeConfigs[X any, Y any](c *clientConn, r *request, start time.Time, sp c
 	for i := range sp.resources {
 		x := sp.resources[i]
 		typ, name := sp.key(&x)
-		ct, err := c.configTarget(typ, *name)
+		ct, err := r.configTarget(typ, *name)
 		if err != nil {
 			return err
 		}
@@ -166,7 +165,8 @@ func routeConfigs[X any, Y any](c *clientConn, r *request, start time.Time, sp c
 	})
 }
 
-func handleConfigs(c *clientConn, r *request, start time.Time) error {
+func handleConfigs(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
@@ -260,8 +260,8 @@ func handleConfigs(c *clientConn, r *request, start time.Time) error {
 
 // brokerOfPeer returns a broker of be presented by peer, its co-located
 // brokers first, or -1.
-func (s *Server) brokerOfPeer(be *Backend, peer int32) int32 {
-	pr := s.presenter(be)
+func brokerOfPeer(r *request, be *Backend, peer int32) int32 {
+	pr := r.presenter(be)
 	ids := be.brokerIDs()
 	for _, id := range ids {
 		if b, ok := pr.local[id]; ok && b == peer {

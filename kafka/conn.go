@@ -2,12 +2,14 @@ package kafka
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -16,13 +18,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// request is one client request, valid until its handler returns.
-type request struct {
-	requestHeader
-	buf  *buffer // the whole frame, size prefix included
-	body []byte  // the body, after the header
-}
 
 // pending is a response slot in a connection's response order. Once
 // queued, its fields are guarded by the connection's wmu.
@@ -98,8 +93,9 @@ type clientConn struct {
 	dirty    []*upstream
 	clientID *string // the last request's, reused while it repeats
 
-	// clientHost is the client's address as a broker reports a group
-	// member's host (members.go).
+	// clientIP is the client's address; clientHost is the same as a broker
+	// reports a group member's host (members.go).
+	clientIP   netip.Addr
 	clientHost string
 
 	// vpids: the virtual producer ids this connection used (producer_ids.go).
@@ -127,7 +123,8 @@ func newClientConn(s *Server, nc net.Conn) *clientConn {
 		closing:   make(chan struct{}),
 		lastFrame: time.Now(),
 	}
-	c.clientHost = kafkaHost(remoteIP(nc))
+	c.clientIP = remoteIP(nc)
+	c.clientHost = kafkaHost(c.clientIP)
 	return c
 }
 
@@ -241,14 +238,14 @@ func (c *clientConn) readLoop() error {
 			return err
 		}
 		c.clientID = h.clientID
-		r := &request{requestHeader: h, buf: buf, body: buf.b[4+h.bodyOff:]}
+		r := c.newRequest(h, buf, start)
 		c.s.metrics.request(h.key, len(buf.b))
 		handler := c.s.handlers[h.key]
 		if handler == nil {
 			putBuffer(buf)
 			return fmt.Errorf("%w: %s (key %d)", ErrUnroutable, kmsg.NameForKey(h.key), h.key)
 		}
-		err = handler(c, r, start)
+		err = handler(r)
 		putBuffer(buf)
 		// The request was answered or written upstream: its bytes leave
 		// the budget.
@@ -659,16 +656,12 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 	if err := c.flushUpstreams(); err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: be.cfg.DialTimeout}
-	nc, err := d.Dial("tcp", addr)
+	nc, err := be.dial(context.Background(), addr)
 	if err != nil {
 		be.TriggerRefresh()
 		c.s.metrics.upstreamDialErrors.Inc()
 		be.metrics.errors("dial").Inc()
 		return nil, fmt.Errorf("dial broker %d of %s at %s: %w", broker, be.Name(), addr, err)
-	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
 	}
 	rw := rawIO(nc)
 	u := &upstream{

@@ -23,6 +23,7 @@ type ctlConn struct {
 	// context ends instead of waiting out the other caller's timeout.
 	sem  chan struct{}
 	addr string
+	dial dialFunc
 	nc   net.Conn
 	br   *bufio.Reader
 	corr int32
@@ -34,8 +35,8 @@ type ctlConn struct {
 
 var ctlClientID = "switchyard"
 
-func newCtlConn(addr string) *ctlConn {
-	return &ctlConn{addr: addr, sem: make(chan struct{}, 1)}
+func newCtlConn(addr string, dial dialFunc) *ctlConn {
+	return &ctlConn{addr: addr, dial: dial, sem: make(chan struct{}, 1)}
 }
 
 // lock takes the connection, or fails when ctx ends first.
@@ -53,7 +54,7 @@ func (c *ctlConn) unlock() { <-c.sem }
 // roundTrip sends req (whose version must be set) and decodes the answer.
 // timeout bounds the exchange with this one broker (dial included), within
 // ctx; maxResp bounds the answer's size.
-func (c *ctlConn) roundTrip(ctx context.Context, req kmsg.Request, dialTimeout, timeout time.Duration, maxResp int32) (kmsg.Response, error) {
+func (c *ctlConn) roundTrip(ctx context.Context, req kmsg.Request, timeout time.Duration, maxResp int32) (kmsg.Response, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -67,8 +68,7 @@ func (c *ctlConn) roundTrip(ctx context.Context, req kmsg.Request, dialTimeout, 
 		return nil, fmt.Errorf("%s to backend %s: %w", kmsg.NameForKey(req.Key()), c.addr, ErrClosed)
 	}
 	if c.nc == nil {
-		d := net.Dialer{Timeout: dialTimeout}
-		nc, err := d.DialContext(ctx, "tcp", c.addr)
+		nc, err := c.dial(ctx, c.addr)
 		if err != nil {
 			return nil, fmt.Errorf("dial backend %s: %w", c.addr, err)
 		}

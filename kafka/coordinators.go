@@ -24,12 +24,9 @@ package kafka
 
 import (
 	"context"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 // coordKey is a cached coordinator: of a group (0) or transactional id
@@ -72,480 +69,20 @@ func (s *Server) coordinator(ctx context.Context, be *Backend, typ int8, key str
 	return id, nil
 }
 
-// offsetTopic resolves a topic named in an offsets request (by name, or by
-// id in the versions that carry one) to its cluster; nil when unrouted.
-func (c *clientConn) offsetTopic(st *fsm.State, name string, id [16]byte) *Backend {
-	if name == "" && id != ([16]byte{}) {
-		return nil // versions with topic ids are not advertised (topicids.go)
-	}
-	return c.s.routeTopic(st, name)
-}
-
-// handleOffsetCommit (key 8): the home cluster's part as sent, the others
-// as simple commits, unrouted topics UNKNOWN_TOPIC_OR_PARTITION.
-func handleOffsetCommit(c *clientConn, r *request, start time.Time) error {
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	req := kreq.(*kmsg.OffsetCommitRequest)
-	st := c.s.view.State()
-	home := c.s.homeOf(st, req.Group)
-	if home == nil {
-		return errNoCluster
-	}
-	by := map[*Backend]*kmsg.OffsetCommitRequest{}
-	var order []*Backend
-	local := kmsg.NewPtrOffsetCommitResponse()
-	for _, t := range req.Topics {
-		be := c.offsetTopic(st, t.Topic, t.TopicID)
-		if be == nil {
-			rt := kmsg.OffsetCommitResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
-			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: kerr.UnknownTopicOrPartition.Code})
-			}
-			local.Topics = append(local.Topics, rt)
-			continue
-		}
-		sub := by[be]
-		if sub == nil {
-			s := *req
-			s.Topics = nil
-			if be != home {
-				s.Generation, s.MemberID, s.InstanceID = -1, "", nil
-			}
-			sub = &s
-			by[be] = sub
-			order = append(order, be)
-		}
-		sub.Topics = append(sub.Topics, t)
-	}
-	if len(local.Topics) == 0 && len(order) <= 1 && (len(order) == 0 || order[0] == home) {
-		return c.toCoordinator(r, start, home, coordinatorGroup, req.Group)
-	}
-	var parts []part
-	for _, be := range order {
-		parts = append(parts, part{t: c.coordinatorTarget(be, coordinatorGroup, req.Group), req: by[be]})
-	}
-	if len(local.Topics) > 0 {
-		parts = append(parts, part{local: local})
-	}
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		out := resps[0].(*kmsg.OffsetCommitResponse)
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.OffsetCommitResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-			out.Topics = append(out.Topics, o.Topics...)
-		}
-		return out
-	})
-}
-
-// handleOffsetFetch (key 9): split by topic cluster, per group (v8+ batches
-// groups). A null topic list asks every cluster, keeping from each only the
-// topics that route to it.
-func handleOffsetFetch(c *clientConn, r *request, start time.Time) error {
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	req := kreq.(*kmsg.OffsetFetchRequest)
-	st := c.s.view.State()
-	if r.version < 8 {
-		return c.offsetFetchSingle(r, start, st, req)
-	}
-	by := map[target]*kmsg.OffsetFetchRequest{}
-	add := func(t target, g kmsg.OffsetFetchRequestGroup) {
-		sub := by[t]
-		if sub == nil {
-			s := *req
-			s.Groups = nil
-			sub = &s
-			by[t] = sub
-		}
-		sub.Groups = append(sub.Groups, g)
-	}
-	for _, g := range req.Groups {
-		if g.Topics == nil {
-			for _, be := range c.s.backendSet().sorted {
-				add(c.coordinatorTarget(be, coordinatorGroup, g.Group), g)
-			}
-			continue
-		}
-		split := map[*Backend][]kmsg.OffsetFetchRequestGroupTopic{}
-		var order []*Backend
-		for _, t := range g.Topics {
-			be := c.offsetTopic(st, t.Topic, t.TopicID)
-			if be == nil {
-				be = c.s.homeOf(st, g.Group) // the home answers it: no offset
-			}
-			if _, ok := split[be]; !ok {
-				order = append(order, be)
-			}
-			split[be] = append(split[be], t)
-		}
-		for _, be := range order {
-			sg := g
-			sg.Topics = split[be]
-			add(c.coordinatorTarget(be, coordinatorGroup, g.Group), sg)
-		}
-	}
-	if len(by) <= 1 {
-		for t := range by {
-			u, err := c.upstreamOrAny(t)
-			if err != nil {
-				return err
-			}
-			return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
-				return rewrite(resp, r, func(kr kmsg.Response) bool {
-					return c.fixOffsetFetchGroups(t.be, kr.(*kmsg.OffsetFetchResponse), req.Groups)
-				})
-			})
-		}
-		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
-	}
-	parts := partsOf(by)
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		out := resps[0].(*kmsg.OffsetFetchResponse)
-		idx := map[string]int{}
-		var groups []kmsg.OffsetFetchResponseGroup
-		for i, x := range resps {
-			o := x.(*kmsg.OffsetFetchResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-			be := parts[i].t.be
-			c.fixOffsetFetchGroups(be, o, parts[i].req.(*kmsg.OffsetFetchRequest).Groups)
-			for _, g := range o.Groups {
-				j, ok := idx[g.Group]
-				if !ok {
-					idx[g.Group] = len(groups)
-					groups = append(groups, g)
-					continue
-				}
-				m := &groups[j]
-				m.Topics = append(m.Topics, g.Topics...)
-				// The home cluster's group error wins; another's fills in.
-				if g.ErrorCode != 0 && (m.ErrorCode == 0 || c.s.homeOf(st, g.Group) == be) {
-					m.ErrorCode = g.ErrorCode
-				}
-			}
-		}
-		out.Groups = groups
-		return out
-	})
-}
-
-// fixOffsetFetchGroups makes a batched answer of be follow Kafka: a group
-// without offsets there is no error, and with a null topic list only the
-// topics routed to be are kept. It reports whether anything changed.
-func (c *clientConn) fixOffsetFetchGroups(be *Backend, resp *kmsg.OffsetFetchResponse, asked []kmsg.OffsetFetchRequestGroup) bool {
-	st := c.s.view.State()
-	changed := false
-	for i := range resp.Groups {
-		g := &resp.Groups[i]
-		var topics []kmsg.OffsetFetchRequestGroupTopic
-		all := true
-		for _, a := range asked {
-			if a.Group == g.Group {
-				topics, all = a.Topics, a.Topics == nil
-			}
-		}
-		if g.ErrorCode == kerr.GroupIDNotFound.Code {
-			g.ErrorCode = 0
-			g.Topics = nil
-			for _, t := range topics {
-				rt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.Topic, TopicID: t.TopicID}
-				for _, p := range t.Partitions {
-					rt.Partitions = append(rt.Partitions, noOffset(p))
-				}
-				g.Topics = append(g.Topics, rt)
-			}
-			changed = true
-		}
-		if all {
-			kept := g.Topics[:0]
-			for _, t := range g.Topics {
-				if c.offsetTopic(st, t.Topic, t.TopicID) == be {
-					kept = append(kept, t)
-				}
-			}
-			if len(kept) != len(g.Topics) {
-				changed = true
-			}
-			g.Topics = kept
-		}
-	}
-	return changed
-}
-
-func noOffset(p int32) kmsg.OffsetFetchResponseGroupTopicPartition {
-	rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-	rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
-	return rp
-}
-
-// offsetFetchSingle serves OffsetFetch before v8: one group.
-func (c *clientConn) offsetFetchSingle(r *request, start time.Time, st *fsm.State, req *kmsg.OffsetFetchRequest) error {
-	by := map[target]*kmsg.OffsetFetchRequest{}
-	if req.Topics == nil {
-		for _, be := range c.s.backendSet().sorted {
-			s := *req
-			by[c.coordinatorTarget(be, coordinatorGroup, req.Group)] = &s
-		}
-	} else {
-		home := c.s.homeOf(st, req.Group)
-		for _, t := range req.Topics {
-			be := c.s.routeTopic(st, t.Topic)
-			if be == nil {
-				be = home // the home answers it: no offset
-			}
-			tg := c.coordinatorTarget(be, coordinatorGroup, req.Group)
-			sub := by[tg]
-			if sub == nil {
-				s := *req
-				s.Topics = nil
-				sub = &s
-				by[tg] = sub
-			}
-			sub.Topics = append(sub.Topics, t)
-		}
-	}
-	if len(by) == 0 {
-		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
-	}
-	parts := partsOf(by)
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		home := c.s.homeOf(st, req.Group)
-		out := resps[0].(*kmsg.OffsetFetchResponse)
-		var topics []kmsg.OffsetFetchResponseTopic
-		code := int16(0)
-		for i, x := range resps {
-			o := x.(*kmsg.OffsetFetchResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-			be, sub := parts[i].t.be, parts[i].req.(*kmsg.OffsetFetchRequest)
-			if o.ErrorCode == kerr.GroupIDNotFound.Code {
-				// No offsets for the group on this cluster (kfake; Kafka
-				// answers offset -1 without an error).
-				o.ErrorCode, o.Topics = 0, nil
-				for _, t := range sub.Topics {
-					rt := kmsg.OffsetFetchResponseTopic{Topic: t.Topic}
-					for _, p := range t.Partitions {
-						rp := kmsg.NewOffsetFetchResponseTopicPartition()
-						rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
-						rt.Partitions = append(rt.Partitions, rp)
-					}
-					o.Topics = append(o.Topics, rt)
-				}
-			}
-			if o.ErrorCode != 0 && (code == 0 || be == home) {
-				code = o.ErrorCode
-			}
-			for _, t := range o.Topics {
-				if sub.Topics == nil && c.s.routeTopic(st, t.Topic) != be {
-					continue
-				}
-				topics = append(topics, t)
-			}
-		}
-		out.Topics, out.ErrorCode = topics, code
-		return out
-	})
-}
-
-// handleOffsetDelete (key 47): split by topic cluster; a cluster where the
-// group has no offsets has nothing to delete, which is no error.
-func handleOffsetDelete(c *clientConn, r *request, start time.Time) error {
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	req := kreq.(*kmsg.OffsetDeleteRequest)
-	st := c.s.view.State()
-	home := c.s.homeOf(st, req.Group)
-	by := map[target]*kmsg.OffsetDeleteRequest{}
-	local := kmsg.NewPtrOffsetDeleteResponse()
-	for _, t := range req.Topics {
-		be := c.s.routeTopic(st, t.Topic)
-		if be == nil {
-			rt := kmsg.OffsetDeleteResponseTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.OffsetDeleteResponseTopicPartition{Partition: p.Partition, ErrorCode: kerr.UnknownTopicOrPartition.Code})
-			}
-			local.Topics = append(local.Topics, rt)
-			continue
-		}
-		tg := c.coordinatorTarget(be, coordinatorGroup, req.Group)
-		sub := by[tg]
-		if sub == nil {
-			s := *req
-			s.Topics = nil
-			sub = &s
-			by[tg] = sub
-		}
-		sub.Topics = append(sub.Topics, t)
-	}
-	parts := partsOf(by)
-	if len(local.Topics) > 0 {
-		parts = append(parts, part{local: local})
-	}
-	if len(parts) == 0 {
-		return c.toCoordinator(r, start, home, coordinatorGroup, req.Group)
-	}
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		out := kmsg.NewPtrOffsetDeleteResponse()
-		out.Version = r.version
-		for i, x := range resps {
-			o := x.(*kmsg.OffsetDeleteResponse)
-			out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-			if o.ErrorCode == kerr.GroupIDNotFound.Code && parts[i].t.be != home {
-				o.ErrorCode = 0
-			}
-			if o.ErrorCode != 0 && out.ErrorCode == 0 {
-				out.ErrorCode = o.ErrorCode
-			}
-			out.Topics = append(out.Topics, o.Topics...)
-		}
-		return out
-	})
-}
-
-// txnSplit serves a transaction request whose topics must all route to the
-// transaction's home cluster: as sent when they do, else the home part to
-// coord on home and the others answered INVALID_TXN_STATE by the proxy. T
-// is the request's topic type, L the answer's. With byID (a version that
-// names topics by id, not advertised: topicids.go) every topic is answered
-// UNKNOWN_TOPIC_ID, as the ids the client can know are virtual and no
-// broker would recognise them.
-type txnSplit[T, L any] struct {
-	topics []T
-	byID   bool
-	name   func(T) string
-	refuse func(T, int16) L // the answer topic, every partition the code
-	sub    func([]T) kmsg.Request
-	local  func([]L) kmsg.Response
-	merge  func([]kmsg.Response) kmsg.Response
-}
-
-func splitTxn[T, L any](c *clientConn, r *request, start time.Time, home *Backend, typ int8, key string, sp txnSplit[T, L]) error {
-	if home == nil {
-		return errNoCluster
-	}
-	st := c.s.view.State()
-	var keep []T
-	var refused []L
-	for _, t := range sp.topics {
-		switch {
-		case sp.byID:
-			refused = append(refused, sp.refuse(t, kerr.UnknownTopicID.Code))
-		case c.s.routeTopic(st, sp.name(t)) == home:
-			keep = append(keep, t)
-		default:
-			refused = append(refused, sp.refuse(t, kerr.InvalidTxnState.Code))
-		}
-	}
-	if len(refused) == 0 {
-		return c.toCoordinator(r, start, home, typ, key)
-	}
-	parts := []part{{local: sp.local(refused)}}
-	if len(keep) > 0 {
-		parts = append([]part{{t: c.coordinatorTarget(home, typ, key), req: sp.sub(keep)}}, parts...)
-	}
-	return c.scatter(r, start, parts, sp.merge)
-}
-
-// handleTxnOffsetCommit (key 28): the transaction's home cluster commits
-// the offsets of its topics; topics of other clusters are refused.
-func handleTxnOffsetCommit(c *clientConn, r *request, start time.Time) error {
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	req := kreq.(*kmsg.TxnOffsetCommitRequest)
-	home := c.s.homeOf(c.s.view.State(), req.TransactionalID)
-	return splitTxn(c, r, start, home, coordinatorGroup, req.Group, txnSplit[kmsg.TxnOffsetCommitRequestTopic, kmsg.TxnOffsetCommitResponseTopic]{
-		topics: req.Topics,
-		byID:   r.version >= 6,
-		name:   func(t kmsg.TxnOffsetCommitRequestTopic) string { return t.Topic },
-		refuse: func(t kmsg.TxnOffsetCommitRequestTopic, code int16) kmsg.TxnOffsetCommitResponseTopic {
-			rt := kmsg.TxnOffsetCommitResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
-			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.TxnOffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: code})
-			}
-			return rt
-		},
-		sub: func(ts []kmsg.TxnOffsetCommitRequestTopic) kmsg.Request {
-			s := *req
-			s.Topics = ts
-			return &s
-		},
-		local: func(ls []kmsg.TxnOffsetCommitResponseTopic) kmsg.Response {
-			return &kmsg.TxnOffsetCommitResponse{Topics: ls}
-		},
-		merge: func(resps []kmsg.Response) kmsg.Response {
-			out := resps[0].(*kmsg.TxnOffsetCommitResponse)
-			for _, x := range resps[1:] {
-				o := x.(*kmsg.TxnOffsetCommitResponse)
-				out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-				out.Topics = append(out.Topics, o.Topics...)
-			}
-			return out
-		},
-	})
-}
-
-// handleAddPartitionsToTxn (key 24, v0-v3): partitions of the transaction's
-// home cluster go to its coordinator; others are refused.
-func handleAddPartitionsToTxn(c *clientConn, r *request, start time.Time) error {
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	req := kreq.(*kmsg.AddPartitionsToTxnRequest)
-	home := c.s.homeOf(c.s.view.State(), req.TransactionalID)
-	return splitTxn(c, r, start, home, coordinatorTxn, req.TransactionalID, txnSplit[kmsg.AddPartitionsToTxnRequestTopic, kmsg.AddPartitionsToTxnResponseTopic]{
-		topics: req.Topics,
-		name:   func(t kmsg.AddPartitionsToTxnRequestTopic) string { return t.Topic },
-		refuse: func(t kmsg.AddPartitionsToTxnRequestTopic, code int16) kmsg.AddPartitionsToTxnResponseTopic {
-			rt := kmsg.AddPartitionsToTxnResponseTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.AddPartitionsToTxnResponseTopicPartition{Partition: p, ErrorCode: code})
-			}
-			return rt
-		},
-		sub: func(ts []kmsg.AddPartitionsToTxnRequestTopic) kmsg.Request {
-			s := *req
-			s.Topics = ts
-			return &s
-		},
-		local: func(ls []kmsg.AddPartitionsToTxnResponseTopic) kmsg.Response {
-			return &kmsg.AddPartitionsToTxnResponse{Topics: ls}
-		},
-		merge: func(resps []kmsg.Response) kmsg.Response {
-			out := resps[0].(*kmsg.AddPartitionsToTxnResponse)
-			for _, x := range resps[1:] {
-				o := x.(*kmsg.AddPartitionsToTxnResponse)
-				out.ThrottleMillis = max(out.ThrottleMillis, o.ThrottleMillis)
-				out.Topics = append(out.Topics, o.Topics...)
-			}
-			return out
-		},
-	})
-}
-
 // coordinatorsOf resolves each key's coordinator on its home cluster
 // (every cluster with all).
-func (c *clientConn) coordinatorsOf(typ int8, keys []string, all bool) map[target][]string {
-	st := c.s.view.State()
+func (r *request) coordinatorsOf(typ int8, keys []string, all bool) map[target][]string {
 	out := map[target][]string{}
 	for _, k := range keys {
 		if all {
-			for _, be := range c.s.backendSet().sorted {
-				t := c.coordinatorTarget(be, typ, k)
+			for _, be := range r.set.sorted {
+				t := r.coordinator(be, typ, k)
 				out[t] = append(out[t], k)
 			}
 			continue
 		}
-		if be := c.s.homeOf(st, k); be != nil {
-			t := c.coordinatorTarget(be, typ, k)
+		if be := r.home(k); be != nil {
+			t := r.coordinator(be, typ, k)
 			out[t] = append(out[t], k)
 		}
 	}
@@ -557,7 +94,8 @@ func (c *clientConn) coordinatorsOf(typ int8, keys []string, all bool) map[targe
 // DeleteGroups (42) on every
 // cluster (offsets live on each): the home cluster's answer per group
 // wins, and a cluster where the group does not exist is no error.
-func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
+func handleGroupBatch(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
@@ -570,7 +108,7 @@ func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
 	case *kmsg.DeleteGroupsRequest:
 		groups, deleting = v.Groups, true
 	}
-	by := c.coordinatorsOf(coordinatorGroup, groups, deleting)
+	by := r.coordinatorsOf(coordinatorGroup, groups, deleting)
 	if len(by) <= 1 {
 		for t := range by {
 			u, err := c.upstreamOrAny(t)
@@ -587,7 +125,7 @@ func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
 			}
 			return c.forwardTo(u, r, start, post)
 		}
-		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
+		return c.forwardAny(r, start, r.defaultBackend(), nil)
 	}
 	var parts []part
 	for _, t := range targetOrder(by) {
@@ -604,7 +142,6 @@ func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
 		}
 		parts = append(parts, part{t: t, req: sub})
 	}
-	st := c.s.view.State()
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
 		switch first := resps[0].(type) {
 		case *kmsg.DescribeGroupsResponse:
@@ -612,7 +149,6 @@ func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
 				o := x.(*kmsg.DescribeGroupsResponse)
 				c.s.fixMemberHosts(parts[i].t.be, o.Groups)
 				if i > 0 {
-					first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
 					first.Groups = append(first.Groups, o.Groups...)
 				}
 			}
@@ -621,8 +157,7 @@ func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
 			var out []kmsg.DeleteGroupsResponseGroup
 			for i, x := range resps {
 				o := x.(*kmsg.DeleteGroupsResponse)
-				first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
-				isHome := func(g string) bool { return c.s.homeOf(st, g) == parts[i].t.be }
+				isHome := func(g string) bool { return r.home(g) == parts[i].t.be }
 				for _, g := range o.Groups {
 					if g.ErrorCode == kerr.GroupIDNotFound.Code && !isHome(g.Group) {
 						g.ErrorCode = 0
@@ -645,13 +180,14 @@ func handleGroupBatch(c *clientConn, r *request, start time.Time) error {
 
 // handleDescribeTransactions (key 65): each transactional id from its home
 // cluster's coordinator.
-func handleDescribeTransactions(c *clientConn, r *request, start time.Time) error {
+func handleDescribeTransactions(r *request) error {
+	c, start := r.c, r.start
 	kreq, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
 	req := kreq.(*kmsg.DescribeTransactionsRequest)
-	by := c.coordinatorsOf(coordinatorTxn, req.TransactionalIDs, false)
+	by := r.coordinatorsOf(coordinatorTxn, req.TransactionalIDs, false)
 	if len(by) <= 1 {
 		for t := range by {
 			u, err := c.upstreamOrAny(t)
@@ -660,7 +196,7 @@ func handleDescribeTransactions(c *clientConn, r *request, start time.Time) erro
 			}
 			return c.forwardTo(u, r, start, nil)
 		}
-		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
+		return c.forwardAny(r, start, r.defaultBackend(), nil)
 	}
 	var parts []part
 	for _, t := range targetOrder(by) {
@@ -672,9 +208,31 @@ func handleDescribeTransactions(c *clientConn, r *request, start time.Time) erro
 		first := resps[0].(*kmsg.DescribeTransactionsResponse)
 		for _, x := range resps[1:] {
 			o := x.(*kmsg.DescribeTransactionsResponse)
-			first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
 			first.TransactionStates = append(first.TransactionStates, o.TransactionStates...)
 		}
 		return first
 	})
+}
+
+// setHome records the home cluster of a group or transactional id for the
+// family hooks; a request needs one.
+func (r *request) setHome(key string) error {
+	r.split.home = r.home(key)
+	if r.split.home == nil {
+		return errNoCluster
+	}
+	return nil
+}
+
+// onlyHome refuses a topic routed to another cluster than the
+// transaction's home with INVALID_TXN_STATE: a transaction cannot span
+// clusters, and the client aborts it. With unrouted, a topic no rule
+// routes is refused the same way (the transaction keys: the client would
+// retry UNKNOWN_TOPIC_OR_PARTITION until its transaction times out);
+// Produce keeps UNKNOWN_TOPIC_OR_PARTITION for it, as a broker answers.
+func onlyHome(r *request, tt topicTarget, unrouted bool) topicTarget {
+	if tt.be != nil && tt.be != r.split.home || unrouted && tt.code == kerr.UnknownTopicOrPartition.Code {
+		return topicTarget{name: tt.name, code: kerr.InvalidTxnState.Code}
+	}
+	return tt
 }

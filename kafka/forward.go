@@ -154,7 +154,7 @@ type part struct {
 func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge func([]kmsg.Response) kmsg.Response) error {
 	if len(parts) == 0 {
 		// Nothing to split (an empty request): any broker answers it as is.
-		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
+		return c.forwardAny(r, start, r.defaultBackend(), nil)
 	}
 	resps := make([]kmsg.Response, len(parts))
 	remote := 0
@@ -166,6 +166,7 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 			remote++
 		}
 	}
+	merge = throttled(merge)
 	if remote == 0 {
 		return c.respond(r, start, merge(resps))
 	}
@@ -255,6 +256,16 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 		}
 	}
 	return nil
+}
+
+// throttled wraps merge so the merged answer carries the largest throttle
+// of its parts.
+func throttled(merge func([]kmsg.Response) kmsg.Response) func([]kmsg.Response) kmsg.Response {
+	return func(resps []kmsg.Response) kmsg.Response {
+		out := merge(resps)
+		keepMaxThrottle(out, resps)
+		return out
+	}
 }
 
 // scatterOneWay sends parts that expect no response (acks=0 produce).

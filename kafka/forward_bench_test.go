@@ -356,9 +356,11 @@ func benchProduceFrame(n int) []byte {
 	return appendRequest(nil, req, 0, &id)
 }
 
-// benchFetchVersion is what franz-go sends to Kafka 4 minus the versions
-// only brokers use; v13+ names topics by id, so the proxy maps ids too.
-const benchFetchVersion = 16
+// benchFetchVersion is the newest Fetch the proxy advertises (v13+ names
+// topics by id and is not advertised, topicids.go), what franz-go and the
+// Java client send through it. (It was 16 until December 2026: the proxy
+// refused those by id itself, so the benchmark never reached the broker.)
+const benchFetchVersion = 12
 
 // benchFetchFrame encodes one Fetch request for one partition whose answer
 // carries n value bytes (the fake broker sizes it by PartitionMaxBytes).

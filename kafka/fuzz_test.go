@@ -279,8 +279,9 @@ func FuzzMetadataResponse(f *testing.F) {
 		defer catchPanic(t)
 		v := fuzzVersion(version, maxV)
 		r := fuzzReq(3, v, 41)
+		r.c, r.st = &clientConn{s: fix.srv}, fix.srv.view.State()
 		out, err := rewrite(&buffer{b: backendFrame(41, raw)}, r, func(kr kmsg.Response) bool {
-			fix.srv.presentMetadata(fix.backend, kr.(*kmsg.MetadataResponse))
+			presentMetadata(r, fix.backend, kr.(*kmsg.MetadataResponse))
 			return true
 		})
 		resp, ok := checkRewrite(t, out, err, r)
@@ -420,8 +421,9 @@ func FuzzProduceResponse(f *testing.F) {
 		defer catchPanic(t)
 		v := fuzzVersion(version, maxV)
 		r := fuzzReq(0, v, 44)
+		r.c, r.st = c, fix.srv.view.State()
 		out, err := rewrite(&buffer{b: backendFrame(44, raw)}, r, func(kr kmsg.Response) bool {
-			return c.fixProduce(fix.backend, kr.(*kmsg.ProduceResponse))
+			return fixProduce(r, fix.backend, kr.(*kmsg.ProduceResponse))
 		})
 		kr, ok := checkRewrite(t, out, err, r)
 		if !ok {
@@ -464,8 +466,9 @@ func FuzzFetchResponse(f *testing.F) {
 		defer catchPanic(t)
 		v := fuzzVersion(version, maxV)
 		r := fuzzReq(1, v, 45)
+		r.c, r.st = c, fix.srv.view.State()
 		out, err := rewrite(&buffer{b: backendFrame(45, raw)}, r, func(kr kmsg.Response) bool {
-			return c.fixFetch(fix.backend, kr.(*kmsg.FetchResponse))
+			return fixFetch(r, fix.backend, kr.(*kmsg.FetchResponse))
 		})
 		kr, ok := checkRewrite(t, out, err, r)
 		if !ok {

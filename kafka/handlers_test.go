@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -78,7 +77,7 @@ func TestPresentMetadata(t *testing.T) {
 			orig.Topics = append(orig.Topics, extra)
 			orig.Topics[2].Partitions = slices.Clone(extra.Partitions)
 
-			f.srv.presentMetadata(f.backend, m)
+			presentMetadata(reqOn(f.conn(t).c, 3, m.Version), f.backend, m)
 
 			var wantIDs []int32
 			for i, b := range m.Brokers {
@@ -158,7 +157,7 @@ func TestPresentMetadataController(t *testing.T) {
 	for _, tc := range []struct{ real, want int32 }{{101, 1}, {100, 0}, {-1, -1}, {104, f.expectPeer(104)}} {
 		m := fxMetadata()
 		m.ControllerID = tc.real
-		f.srv.presentMetadata(f.backend, m)
+		presentMetadata(reqOn(f.conn(t).c, 3, m.Version), f.backend, m)
 		if m.ControllerID != tc.want {
 			t.Fatalf("controller %d presented as %d, want %d", tc.real, m.ControllerID, tc.want)
 		}
@@ -277,7 +276,7 @@ func TestFixProduce(t *testing.T) {
 				}
 			}
 			f.refreshRequested()
-			changed := c.fixProduce(f.backend, resp)
+			changed := fixProduce(reqOn(c, 0, resp.Version), f.backend, resp)
 			if !f.refreshRequested() {
 				t.Fatalf("NOT_LEADER_OR_FOLLOWER did not trigger a metadata refresh")
 			}
@@ -325,7 +324,7 @@ func TestFixProduceUnchanged(t *testing.T) {
 	rt.Topic = "orders"
 	rt.Partitions = []kmsg.ProduceResponseTopicPartition{producePart(0, 0, -1)}
 	resp.Topics = []kmsg.ProduceResponseTopic{rt}
-	if c.fixProduce(f.backend, resp) {
+	if fixProduce(reqOn(c, 0, resp.Version), f.backend, resp) {
 		t.Fatal("a response without leaders or endpoints was reported changed")
 	}
 	if f.refreshRequested() {
@@ -595,7 +594,7 @@ func TestFixFetch(t *testing.T) {
 			resp = roundTrip(t, resp).(*kmsg.FetchResponse)
 			f.refreshRequested()
 
-			changed := c.fixFetch(f.backend, resp)
+			changed := fixFetch(reqOn(c, 1, resp.Version), f.backend, resp)
 
 			if !f.refreshRequested() {
 				t.Fatal("FENCED_LEADER_EPOCH did not trigger a metadata refresh")
@@ -850,7 +849,8 @@ func TestHandleFetchForgottenTopicsOnly(t *testing.T) {
 func TestScatterNoParts(t *testing.T) {
 	f := newFx(t)
 	h := f.conn(t)
-	scatterNone := func(c *clientConn, r *request, start time.Time) error {
+	scatterNone := func(r *request) error {
+		c, start := r.c, r.start
 		return c.scatter(r, start, nil, func(resps []kmsg.Response) kmsg.Response { return resps[0] })
 	}
 	ex := h.run(scatterNone, reqFrame(kmsg.NewPtrListGroupsRequest(), 4, 1), fixedAnswer(kmsg.NewPtrListGroupsResponse()))
@@ -1250,7 +1250,7 @@ func TestFixFetchInvalidUTF8Topic(t *testing.T) {
 			t.Fatalf("Fetch answer for topic %q panicked: %v", ft.Topic, r)
 		}
 	}()
-	c.fixFetch(f.backend, resp)
+	fixFetch(reqOn(c, 1, resp.Version), f.backend, resp)
 }
 
 // TestUpdateMetadataSparsePartition: the leader cache is a slice indexed by
@@ -1306,18 +1306,18 @@ func TestTopicIDVersionsRefused(t *testing.T) {
 func TestVirtualTopicIDs(t *testing.T) {
 	f := newFx(t)
 	m := fxMetadata()
-	f.srv.presentMetadata(f.backend, m)
+	presentMetadata(reqOn(f.conn(t).c, 3, m.Version), f.backend, m)
 	for _, tp := range m.Topics {
 		if tp.TopicID != virtualTopicID(*tp.Topic) || tp.TopicID == fxOrdersID || tp.TopicID == fxEventsID {
 			t.Fatalf("%s presented with id %x, want the virtual %x", *tp.Topic, tp.TopicID, virtualTopicID(*tp.Topic))
 		}
 	}
 	other := newFx(t, withNodeID(1))
-	be, name := other.srv.topicOfVID(other.view.st, virtualTopicID("orders"))
+	be, name := reqOn(other.conn(t).c, 3, 0).topicOfVID(virtualTopicID("orders"))
 	if be != other.backend || name != "orders" {
 		t.Fatalf("another peer resolves the virtual id to %v %q", be, name)
 	}
-	if be, _ := other.srv.topicOfVID(other.view.st, [16]byte{9}); be != nil {
+	if be, _ := reqOn(other.conn(t).c, 3, 0).topicOfVID([16]byte{9}); be != nil {
 		t.Fatal("an unknown id resolved")
 	}
 }

@@ -267,9 +267,9 @@ func (h *fxConn) run(hf handler, frame []byte, answer answerFunc) exchange {
 	if err != nil {
 		h.t.Fatalf("request header: %v", err)
 	}
-	r := &request{requestHeader: hdr, buf: buf, body: buf.b[4+hdr.bodyOff:]}
+	r := h.c.newRequest(hdr, buf, time.Now())
 	ex := exchange{sent: map[int32][][]byte{}}
-	ex.err = hf(h.c, r, time.Now())
+	ex.err = hf(r)
 	// The reader goroutine flushes before blocking on the next frame.
 	if err := h.c.flushUpstreams(); err != nil {
 		h.t.Fatalf("flush upstreams: %v", err)
@@ -393,4 +393,16 @@ func brokerOrder[V any](m map[int32]V) []int32 {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// reqOn is an empty request of key at version on c, served under the
+// state as it is now.
+func reqOn(c *clientConn, key, version int16) *request {
+	return c.newRequest(requestHeader{key: key, version: version}, &buffer{b: make([]byte, 4)}, time.Now())
+}
+
+// testPresenter is what a connection presents of be under the state as it
+// is now.
+func (s *Server) testPresenter(be *Backend) *presenter {
+	return newPresenter(s.view.State(), s.view.Live, be.Name())
 }

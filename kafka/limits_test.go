@@ -69,9 +69,9 @@ func startLimitServer(t *testing.T, cfg Config, setup func(*Server)) *limitServe
 }
 
 // answerLocally answers any request with an empty ApiVersions v0 response.
-func answerLocally(c *clientConn, r *request, start time.Time) error {
+func answerLocally(r *request) error {
 	resp := kmsg.NewPtrApiVersionsResponse()
-	return c.respond(r, start, resp)
+	return r.c.respond(r, r.start, resp)
 }
 
 // testRequest is an ApiVersions v0 request frame with correlation id corr
@@ -284,7 +284,8 @@ func TestIdleConnectionClosed(t *testing.T) {
 	// a loaded machine does not make the waiting connection idle first.
 	ls := startLimitServer(t, Config{Limits: Limits{ConnectionsMaxIdle: 1500 * time.Millisecond}}, func(s *Server) {
 		// Metadata requests are answered only once the test says so.
-		s.handlers[3] = func(c *clientConn, r *request, start time.Time) error {
+		s.handlers[3] = func(r *request) error {
+			c, start := r.c, r.start
 			p, err := c.newPending(r, start)
 			if err != nil {
 				return err
@@ -446,7 +447,7 @@ func (c fakeAddrConn) RemoteAddr() net.Addr { return c.addr }
 // closes its own connection; the server and the other connections go on.
 func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	ls := startLimitServer(t, Config{}, func(s *Server) {
-		s.handlers[2] = func(*clientConn, *request, time.Time) error { panic("handler bug") }
+		s.handlers[2] = func(*request) error { panic("handler bug") }
 	})
 	other := dial(t, ls.addr)
 	exchangeOne(t, other, 1)
@@ -483,7 +484,8 @@ func TestPanicOnUpstreamReader(t *testing.T) {
 		t.Fatal("backend metadata not loaded")
 	}
 	ls := startLimitServer(t, Config{}, func(s *Server) {
-		s.handlers[2] = func(c *clientConn, r *request, start time.Time) error {
+		s.handlers[2] = func(r *request) error {
+			c, start := r.c, r.start
 			if _, err := c.newPending(r, start); err != nil {
 				return err
 			}

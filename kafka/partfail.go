@@ -23,80 +23,15 @@ import (
 )
 
 // failedAnswer returns the answer to sub, a part of a split request, as if
-// every partition (or key) in it failed retriably; nil when the kind has
-// no such errors.
+// every key in it failed retriably; nil when the kind has no such errors.
+// Partition-keyed keys are answered by their family (split.go:
+// shape.answerAll with the family's retry code).
 func failedAnswer(sub kmsg.Request) kmsg.Response {
-	notLeader := kerr.NotLeaderForPartition.Code
+	if f := partitionFamilies[sub.Key()]; f != nil {
+		return f.failed(sub)
+	}
 	notCoord := kerr.NotCoordinator.Code
 	switch req := sub.(type) {
-	case *kmsg.ProduceRequest:
-		resp := kmsg.NewPtrProduceResponse()
-		for _, t := range req.Topics {
-			rt := kmsg.ProduceResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
-			for _, p := range t.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition, rp.ErrorCode, rp.BaseOffset = p.Partition, notLeader, -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
-	case *kmsg.FetchRequest:
-		resp := kmsg.NewPtrFetchResponse()
-		for _, t := range req.Topics {
-			for _, p := range t.Partitions {
-				addFetchPartitionError(resp, t, p.Partition, notLeader)
-			}
-		}
-		return resp
-	case *kmsg.ListOffsetsRequest:
-		resp := kmsg.NewPtrListOffsetsResponse()
-		for _, t := range req.Topics {
-			rt := kmsg.ListOffsetsResponseTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				rp := kmsg.NewListOffsetsResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, notLeader
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
-	case *kmsg.DeleteRecordsRequest:
-		resp := kmsg.NewPtrDeleteRecordsResponse()
-		for _, t := range req.Topics {
-			rt := kmsg.DeleteRecordsResponseTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				rp := kmsg.NewDeleteRecordsResponseTopicPartition()
-				rp.Partition, rp.ErrorCode, rp.LowWatermark = p.Partition, notLeader, -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
-	case *kmsg.OffsetForLeaderEpochRequest:
-		resp := kmsg.NewPtrOffsetForLeaderEpochResponse()
-		for _, t := range req.Topics {
-			rt := kmsg.OffsetForLeaderEpochResponseTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, notLeader
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
-	case *kmsg.DescribeProducersRequest:
-		resp := kmsg.NewPtrDescribeProducersResponse()
-		for _, t := range req.Topics {
-			rt := kmsg.DescribeProducersResponseTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				rp := kmsg.NewDescribeProducersResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p, notLeader
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
 	case *kmsg.FindCoordinatorRequest:
 		resp := kmsg.NewPtrFindCoordinatorResponse()
 		resp.ErrorCode, resp.NodeID, resp.Port = kerr.CoordinatorNotAvailable.Code, -1, -1
@@ -104,16 +39,6 @@ func failedAnswer(sub kmsg.Request) kmsg.Response {
 			co := kmsg.NewFindCoordinatorResponseCoordinator()
 			co.Key, co.NodeID, co.Port, co.ErrorCode = k, -1, -1, kerr.CoordinatorNotAvailable.Code
 			resp.Coordinators = append(resp.Coordinators, co)
-		}
-		return resp
-	case *kmsg.OffsetCommitRequest:
-		resp := kmsg.NewPtrOffsetCommitResponse()
-		for _, t := range req.Topics {
-			rt := kmsg.OffsetCommitResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
-			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: notCoord})
-			}
-			resp.Topics = append(resp.Topics, rt)
 		}
 		return resp
 	case *kmsg.OffsetFetchRequest:
@@ -132,30 +57,6 @@ func failedAnswer(sub kmsg.Request) kmsg.Response {
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, notCoord
 			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp
-	case *kmsg.OffsetDeleteRequest:
-		resp := kmsg.NewPtrOffsetDeleteResponse()
-		resp.ErrorCode = notCoord
-		return resp
-	case *kmsg.TxnOffsetCommitRequest:
-		resp := kmsg.NewPtrTxnOffsetCommitResponse()
-		for _, t := range req.Topics {
-			rt := kmsg.TxnOffsetCommitResponseTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.TxnOffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: notCoord})
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
-	case *kmsg.AddPartitionsToTxnRequest:
-		resp := kmsg.NewPtrAddPartitionsToTxnResponse()
-		for _, t := range req.Topics {
-			rt := kmsg.AddPartitionsToTxnResponseTopic{Topic: t.Topic}
-			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, kmsg.AddPartitionsToTxnResponseTopicPartition{Partition: p, ErrorCode: notCoord})
-			}
-			resp.Topics = append(resp.Topics, rt)
 		}
 		return resp
 	case *kmsg.DescribeGroupsRequest:

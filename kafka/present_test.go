@@ -129,14 +129,14 @@ func TestPresenterAgreement(t *testing.T) {
 	}
 	brokers := []int32{-1, 0, 1, 100, 101, 102, 103, 104, 555, 1 << 30}
 	for _, b := range brokers {
-		want := servers[0].presenter(servers[0].defaultBackend()).peerFor(b)
+		want := servers[0].testPresenter(servers[0].defaultBackend()).peerFor(b)
 		for _, s := range servers[1:] {
-			if got := s.presenter(s.defaultBackend()).peerFor(b); got != want {
+			if got := s.testPresenter(s.defaultBackend()).peerFor(b); got != want {
 				t.Fatalf("broker %d: node %d presents it as %d, node 0 as %d", b, s.cfg.NodeID, got, want)
 			}
 		}
 		// A presenter queried in another order agrees too.
-		pr := servers[0].presenter(servers[0].defaultBackend())
+		pr := servers[0].testPresenter(servers[0].defaultBackend())
 		for _, x := range slices.Backward(brokers) {
 			pr.peerFor(x)
 		}

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 const maxKey = kmsg.MaxKey
@@ -14,7 +12,7 @@ const maxKey = kmsg.MaxKey
 // handler serves one client request. It must reserve exactly one response
 // slot (newPending) unless the request expects no response, and must not
 // keep r's bytes after it returns. An error closes the connection.
-type handler func(c *clientConn, r *request, start time.Time) error
+type handler func(r *request) error
 
 // versionCaps lowers the maximum version advertised for a key below what
 // kmsg and the backend support, where later versions change routing.
@@ -119,8 +117,9 @@ func handlerTable() [maxKey + 1]handler {
 	return t
 }
 
-func toAny(c *clientConn, r *request, start time.Time) error {
-	return c.forwardAny(r, start, c.s.defaultBackend(), nil)
+func toAny(r *request) error {
+	c, start := r.c, r.start
+	return c.forwardAny(r, start, r.defaultBackend(), nil)
 }
 
 // coordinatorTimeout bounds a coordinator lookup on a cache miss.
@@ -165,7 +164,8 @@ func (c *clientConn) toCoordinatorPost(r *request, start time.Time, be *Backend,
 // toGroupCoordinator sends a group's membership requests (JoinGroup,
 // Heartbeat, LeaveGroup, SyncGroup) to its
 // coordinator on its home cluster.
-func toGroupCoordinator(c *clientConn, r *request, start time.Time) error {
+func toGroupCoordinator(r *request) error {
+	c, start := r.c, r.start
 	req, err := decodeRequest(r)
 	if err != nil {
 		return err
@@ -181,7 +181,7 @@ func toGroupCoordinator(c *clientConn, r *request, start time.Time) error {
 	case *kmsg.SyncGroupRequest:
 		group = v.Group
 	}
-	be := c.s.homeOf(c.s.view.State(), group)
+	be := r.home(group)
 	if _, join := req.(*kmsg.JoinGroupRequest); join {
 		return c.toCoordinatorPost(r, start, be, coordinatorGroup, group, c.joinedPost(be, group, r.key, r.version))
 	}
@@ -192,7 +192,8 @@ func toGroupCoordinator(c *clientConn, r *request, start time.Time) error {
 // toTxnCoordinator sends transaction requests to the transactional id's
 // coordinator on its home cluster. InitProducerId without a transactional
 // id is answered by the proxy (producer_ids.go).
-func toTxnCoordinator(c *clientConn, r *request, start time.Time) error {
+func toTxnCoordinator(r *request) error {
+	c, start := r.c, r.start
 	req, err := decodeRequest(r)
 	if err != nil {
 		return err
@@ -209,7 +210,7 @@ func toTxnCoordinator(c *clientConn, r *request, start time.Time) error {
 	case *kmsg.EndTxnRequest:
 		txn = v.TransactionalID
 	}
-	return c.toCoordinator(r, start, c.s.homeOf(c.s.view.State(), txn), coordinatorTxn, txn)
+	return c.toCoordinator(r, start, r.home(txn), coordinatorTxn, txn)
 }
 
 const (
@@ -227,27 +228,27 @@ const (
 // FindCoordinator names. The union over the peers lists each key once.
 // Errors and throttles come from every broker, as before: any of them may
 // have left a key out.
-func toEveryBroker(c *clientConn, r *request, start time.Time) error {
+func toEveryBroker(r *request) error {
+	c, start := r.c, r.start
 	req, err := decodeRequest(r)
 	if err != nil {
 		return err
 	}
 	var parts []part
-	for _, be := range c.s.backendSet().sorted {
+	for _, be := range r.set.sorted {
 		for _, id := range be.brokerIDs() {
 			parts = append(parts, part{t: target{be, id}, req: req})
 		}
 	}
 	if len(parts) == 0 {
-		return c.forwardAny(r, start, c.s.defaultBackend(), nil)
+		return c.forwardAny(r, start, r.defaultBackend(), nil)
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		l := newLister(c.s, parts)
+		l := newLister(r, parts)
 		switch first := resps[0].(type) {
 		case *kmsg.ListGroupsResponse:
 			for i, x := range resps {
 				o := x.(*kmsg.ListGroupsResponse)
-				first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
 				if first.ErrorCode == 0 {
 					first.ErrorCode = o.ErrorCode
 				}
@@ -268,7 +269,6 @@ func toEveryBroker(c *clientConn, r *request, start time.Time) error {
 		case *kmsg.ListTransactionsResponse:
 			for i, x := range resps {
 				o := x.(*kmsg.ListTransactionsResponse)
-				first.ThrottleMillis = max(first.ThrottleMillis, o.ThrottleMillis)
 				if first.ErrorCode == 0 {
 					first.ErrorCode = o.ErrorCode
 				}
@@ -294,15 +294,14 @@ func toEveryBroker(c *clientConn, r *request, start time.Time) error {
 // lister picks, for each key of a merged list, the one part (backend
 // broker) whose listing stands, and whether this peer presents it.
 type lister struct {
-	s     *Server
-	st    *fsm.State
+	r     *request
 	parts []part
 	by    map[string]int // key → index of the part whose listing stands
 	prs   map[*Backend]*presenter
 }
 
-func newLister(s *Server, parts []part) *lister {
-	return &lister{s: s, st: s.view.State(), parts: parts, by: map[string]int{}, prs: map[*Backend]*presenter{}}
+func newLister(r *request, parts []part) *lister {
+	return &lister{r: r, parts: parts, by: map[string]int{}, prs: map[*Backend]*presenter{}}
 }
 
 // offer records that part i listed key. The first listing by the key's
@@ -310,7 +309,7 @@ func newLister(s *Server, parts []part) *lister {
 // peer orders parts the same way, so every peer picks the same one).
 func (l *lister) offer(key string, i int) {
 	j, ok := l.by[key]
-	if !ok || l.s.homeOf(l.st, key) == l.parts[i].t.be && l.s.homeOf(l.st, key) != l.parts[j].t.be {
+	if !ok || l.r.home(key) == l.parts[i].t.be && l.r.home(key) != l.parts[j].t.be {
 		l.by[key] = i
 	}
 }
@@ -326,16 +325,17 @@ func (l *lister) keep(key string, i int) bool {
 	t := l.parts[i].t
 	pr := l.prs[t.be]
 	if pr == nil {
-		pr = l.s.presenter(t.be)
+		pr = l.r.presenter(t.be)
 		l.prs[t.be] = pr
 	}
 	p := pr.peerFor(t.broker)
-	return p < 0 || p == l.s.cfg.NodeID
+	return p < 0 || p == l.r.c.s.cfg.NodeID
 }
 
 // toController sends r to the default cluster's controller.
-func toController(c *clientConn, r *request, start time.Time) error {
-	be := c.s.defaultBackend()
+func toController(r *request) error {
+	c, start := r.c, r.start
+	be := r.defaultBackend()
 	if be == nil {
 		return errNoCluster
 	}

@@ -424,14 +424,26 @@ func (s *Server) closeAll() {
 	s.wg.Wait()
 }
 
-// presenter builds the broker presentation of be for the current state.
-func (s *Server) presenter(be *Backend) *presenter {
-	return newPresenter(s.view.State(), s.view.Live, be.Name())
+// presenter builds the broker presentation of be under st for this
+// connection's client. It is per connection so that what a client is
+// shown can later depend on the client (its region).
+func (c *clientConn) presenter(st *fsm.State, cluster string) *presenter {
+	return newPresenter(st, c.s.view.Live, cluster)
 }
 
-// localBrokers are be's brokers on this peer's host.
+// localBrokers are be's brokers on this peer's host, under the current
+// state.
 func (s *Server) localBrokers(be *Backend) []int32 {
-	p, ok := s.view.State().Peer(s.cfg.NodeID)
+	return s.localBrokersIn(s.view.State(), be)
+}
+
+// localBrokers are be's brokers on this peer's host, under r's state.
+func (r *request) localBrokers(be *Backend) []int32 {
+	return r.c.s.localBrokersIn(r.st, be)
+}
+
+func (s *Server) localBrokersIn(st *fsm.State, be *Backend) []int32 {
+	p, ok := st.Peer(s.cfg.NodeID)
 	if !ok {
 		return nil
 	}
@@ -446,12 +458,13 @@ func (s *Server) localBrokers(be *Backend) []int32 {
 
 // clusterID is the id clients see: the configured one, else the virtual
 // cluster's id from the replicated state, else the default cluster's own.
-func (s *Server) clusterID(backendID *string) *string {
+func (r *request) clusterID(backendID *string) *string {
+	s := r.c.s
 	if s.cfg.ClusterID != "" {
 		id := s.cfg.ClusterID
 		return &id
 	}
-	if id := s.view.State().ClusterID; id != "" {
+	if id := r.st.ClusterID; id != "" {
 		return &id
 	}
 	return backendID

@@ -25,9 +25,9 @@ func (h *fxConn) runBroken(hf handler, frame []byte, answer answerFunc, broken m
 	if err != nil {
 		h.t.Fatalf("request header: %v", err)
 	}
-	r := &request{requestHeader: hdr, buf: buf, body: buf.b[4+hdr.bodyOff:]}
+	r := h.c.newRequest(hdr, buf, time.Now())
 	ex := exchange{sent: map[int32][][]byte{}}
-	ex.err = hf(h.c, r, time.Now())
+	ex.err = hf(r)
 	if err := h.c.flushUpstreams(); err != nil {
 		h.t.Fatalf("flush upstreams: %v", err)
 	}
@@ -161,12 +161,7 @@ func TestSplitFetchAndListOffsetsBrokenBroker(t *testing.T) {
 	fr.Topics = append(fr.Topics, ft)
 	fetchAnswer := func(_ int32, frame []byte) []byte {
 		hdr, kreq := decodeFrame(t, frame)
-		resp := kmsg.NewPtrFetchResponse()
-		for _, t := range kreq.(*kmsg.FetchRequest).Topics {
-			for _, p := range t.Partitions {
-				addFetchPartitionError(resp, t, p.Partition, 0)
-			}
-		}
+		resp := fetchFamily.shape().answerAll(kreq, 0)
 		return respFrame(resp, hdr.version, hdr.corr)
 	}
 	ex = h.runBroken(handleFetch, reqFrame(fr, 11, 4), fetchAnswer, map[int32]bool{100: true})

@@ -23,8 +23,6 @@ package kafka
 
 import (
 	"crypto/sha256"
-
-	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 // virtualTopicID is the id clients see for topic name.
@@ -50,7 +48,8 @@ func (s *Server) presentTopicID(name string, id *[16]byte) {
 
 // topicOfVID resolves a virtual topic id to its name and routed backend; a
 // nil backend means the id is unknown or its topic is routed nowhere.
-func (s *Server) topicOfVID(st *fsm.State, vid [16]byte) (*Backend, string) {
+func (r *request) topicOfVID(vid [16]byte) (*Backend, string) {
+	s := r.c.s
 	v, ok := s.vids.Load(vid)
 	if !ok {
 		// Learned through another peer: derive the ids of the topics the
@@ -74,5 +73,5 @@ func (s *Server) topicOfVID(st *fsm.State, vid [16]byte) (*Backend, string) {
 		}
 	}
 	name := v.(string)
-	return s.routeTopic(st, name), name
+	return r.route(name), name
 }

@@ -1,0 +1,29 @@
+package kafka
+
+// OffsetCommit (key 8): v0–v9 (v10 names topics by id, topicids.go).
+//
+// A group's offsets live with their topics (coordinators.go): each
+// partition goes to the group's coordinator on the cluster its topic
+// routes to (split.go). On the group's home cluster the commit is sent as
+// the client sent it; on another cluster, where the group has no members,
+// as a "simple" commit (generation -1, no member id), which Kafka accepts
+// for a group without members. Unrouted topics are answered
+// UNKNOWN_TOPIC_OR_PARTITION; a re-pointed topic bounces the whole commit
+// with NOT_COORDINATOR once (pipeline.go), and the client commits again.
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+func handleOffsetCommit(r *request) error { return offsetCommitFamily.serve(r) }
+
+var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitResponse]{
+	coordinator: func(req *kmsg.OffsetCommitRequest) (int8, string) { return coordinatorGroup, req.Group },
+	prepare: func(r *request, req *kmsg.OffsetCommitRequest) error {
+		return r.setHome(req.Group)
+	},
+	keeps: func(r *request, t target) bool { return t.be == r.split.home },
+	rewrite: func(r *request, t target, sub *kmsg.OffsetCommitRequest) {
+		if t.be != r.split.home {
+			sub.Generation, sub.MemberID, sub.InstanceID = -1, "", nil
+		}
+	},
+}

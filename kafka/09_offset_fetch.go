@@ -1,0 +1,242 @@
+package kafka
+
+// OffsetFetch (key 9): v0–v9 (v10 names topics by id, topicids.go).
+//
+// A group's offsets live with their topics (coordinators.go): the topics
+// asked for are split by the cluster each routes to and each part goes to
+// the group's coordinator there; v8+ batches groups, split the same way
+// group by group. A topic no rule routes is asked of the home cluster,
+// which answers it with no offset. A null topic list (every committed
+// offset) asks every cluster and keeps from each only the topics routed
+// to it. A cluster that has no offsets for the group answers
+// GROUP_ID_NOT_FOUND on some brokers (kfake); the proxy answers as Kafka
+// does, with no committed offset; the home cluster's group error wins. A
+// re-pointed topic bounces the whole request with NOT_COORDINATOR once
+// (pipeline.go).
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// handleOffsetFetch (key 9): split by topic cluster, per group (v8+ batches
+// groups). A null topic list asks every cluster, keeping from each only the
+// topics that route to it.
+func handleOffsetFetch(r *request) error {
+	c, start := r.c, r.start
+	kreq, err := decodeRequest(r)
+	if err != nil {
+		return err
+	}
+	req := kreq.(*kmsg.OffsetFetchRequest)
+	if r.version < 8 {
+		return offsetFetchSingle(r, req)
+	}
+	bounced := false
+	by := map[target]*kmsg.OffsetFetchRequest{}
+	add := func(t target, g kmsg.OffsetFetchRequestGroup) {
+		sub := by[t]
+		if sub == nil {
+			s := *req
+			s.Groups = nil
+			sub = &s
+			by[t] = sub
+		}
+		sub.Groups = append(sub.Groups, g)
+	}
+	for _, g := range req.Groups {
+		if g.Topics == nil {
+			for _, be := range r.set.sorted {
+				add(r.coordinator(be, coordinatorGroup, g.Group), g)
+			}
+			continue
+		}
+		split := map[*Backend][]kmsg.OffsetFetchRequestGroupTopic{}
+		var order []*Backend
+		for _, t := range g.Topics {
+			be, bounce := offsetsCluster(r, t.Topic, t.TopicID, g.Group)
+			bounced = bounced || bounce
+			if _, ok := split[be]; !ok {
+				order = append(order, be)
+			}
+			split[be] = append(split[be], t)
+		}
+		for _, be := range order {
+			sg := g
+			sg.Topics = split[be]
+			add(r.coordinator(be, coordinatorGroup, g.Group), sg)
+		}
+	}
+	if bounced {
+		return c.respond(r, start, failedAnswer(req))
+	}
+	if len(by) <= 1 {
+		for t := range by {
+			u, err := c.upstreamOrAny(t)
+			if err != nil {
+				return err
+			}
+			return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
+				return rewrite(resp, r, func(kr kmsg.Response) bool {
+					return fixOffsetFetchGroups(r, t.be, kr.(*kmsg.OffsetFetchResponse), req.Groups)
+				})
+			})
+		}
+		return c.forwardAny(r, start, r.defaultBackend(), nil)
+	}
+	parts := partsOf(by)
+	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		out := resps[0].(*kmsg.OffsetFetchResponse)
+		idx := map[string]int{}
+		var groups []kmsg.OffsetFetchResponseGroup
+		for i, x := range resps {
+			o := x.(*kmsg.OffsetFetchResponse)
+			be := parts[i].t.be
+			fixOffsetFetchGroups(r, be, o, parts[i].req.(*kmsg.OffsetFetchRequest).Groups)
+			for _, g := range o.Groups {
+				j, ok := idx[g.Group]
+				if !ok {
+					idx[g.Group] = len(groups)
+					groups = append(groups, g)
+					continue
+				}
+				m := &groups[j]
+				m.Topics = append(m.Topics, g.Topics...)
+				// The home cluster's group error wins; another's fills in.
+				if g.ErrorCode != 0 && (m.ErrorCode == 0 || r.home(g.Group) == be) {
+					m.ErrorCode = g.ErrorCode
+				}
+			}
+		}
+		out.Groups = groups
+		return out
+	})
+}
+
+// fixOffsetFetchGroups makes a batched answer of be follow Kafka: a group
+// without offsets there is no error, and with a null topic list only the
+// topics routed to be are kept. It reports whether anything changed.
+func fixOffsetFetchGroups(r *request, be *Backend, resp *kmsg.OffsetFetchResponse, asked []kmsg.OffsetFetchRequestGroup) bool {
+	changed := false
+	for i := range resp.Groups {
+		g := &resp.Groups[i]
+		var topics []kmsg.OffsetFetchRequestGroupTopic
+		all := true
+		for _, a := range asked {
+			if a.Group == g.Group {
+				topics, all = a.Topics, a.Topics == nil
+			}
+		}
+		if g.ErrorCode == kerr.GroupIDNotFound.Code {
+			g.ErrorCode = 0
+			g.Topics = nil
+			for _, t := range topics {
+				rt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.Topic, TopicID: t.TopicID}
+				for _, p := range t.Partitions {
+					rt.Partitions = append(rt.Partitions, noOffset(p))
+				}
+				g.Topics = append(g.Topics, rt)
+			}
+			changed = true
+		}
+		if all {
+			kept := g.Topics[:0]
+			for _, t := range g.Topics {
+				if r.route(t.Topic) == be {
+					kept = append(kept, t)
+				}
+			}
+			if len(kept) != len(g.Topics) {
+				changed = true
+			}
+			g.Topics = kept
+		}
+	}
+	return changed
+}
+
+func noOffset(p int32) kmsg.OffsetFetchResponseGroupTopicPartition {
+	rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+	rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
+	return rp
+}
+
+// offsetFetchSingle serves OffsetFetch before v8: one group.
+func offsetFetchSingle(r *request, req *kmsg.OffsetFetchRequest) error {
+	c, start := r.c, r.start
+	by := map[target]*kmsg.OffsetFetchRequest{}
+	if req.Topics == nil {
+		for _, be := range r.set.sorted {
+			s := *req
+			by[r.coordinator(be, coordinatorGroup, req.Group)] = &s
+		}
+	} else {
+		bounced := false
+		for _, t := range req.Topics {
+			be, bounce := offsetsCluster(r, t.Topic, [16]byte{}, req.Group)
+			bounced = bounced || bounce
+			tg := r.coordinator(be, coordinatorGroup, req.Group)
+			sub := by[tg]
+			if sub == nil {
+				s := *req
+				s.Topics = nil
+				sub = &s
+				by[tg] = sub
+			}
+			sub.Topics = append(sub.Topics, t)
+		}
+		if bounced {
+			return c.respond(r, start, failedAnswer(req))
+		}
+	}
+	if len(by) == 0 {
+		return c.forwardAny(r, start, r.defaultBackend(), nil)
+	}
+	parts := partsOf(by)
+	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		home := r.home(req.Group)
+		out := resps[0].(*kmsg.OffsetFetchResponse)
+		var topics []kmsg.OffsetFetchResponseTopic
+		code := int16(0)
+		for i, x := range resps {
+			o := x.(*kmsg.OffsetFetchResponse)
+			be, sub := parts[i].t.be, parts[i].req.(*kmsg.OffsetFetchRequest)
+			if o.ErrorCode == kerr.GroupIDNotFound.Code {
+				// No offsets for the group on this cluster (kfake; Kafka
+				// answers offset -1 without an error).
+				o.ErrorCode, o.Topics = 0, nil
+				for _, t := range sub.Topics {
+					rt := kmsg.OffsetFetchResponseTopic{Topic: t.Topic}
+					for _, p := range t.Partitions {
+						rp := kmsg.NewOffsetFetchResponseTopicPartition()
+						rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					o.Topics = append(o.Topics, rt)
+				}
+			}
+			if o.ErrorCode != 0 && (code == 0 || be == home) {
+				code = o.ErrorCode
+			}
+			for _, t := range o.Topics {
+				if sub.Topics == nil && r.route(t.Topic) != be {
+					continue
+				}
+				topics = append(topics, t)
+			}
+		}
+		out.Topics, out.ErrorCode = topics, code
+		return out
+	})
+}
+
+// offsetsCluster is the cluster holding a group's offsets for a topic: the
+// one it routes to, else the group's home (which answers "no offset").
+// bounced reports the route-change bounce (pipeline.go).
+func offsetsCluster(r *request, topic string, id [16]byte, group string) (be *Backend, bounced bool) {
+	tt := r.topic(topic, id)
+	if tt.be != nil {
+		return tt.be, false
+	}
+	return r.home(group), tt.code == kerr.NotCoordinator.Code
+}

@@ -1,0 +1,201 @@
+package kafka
+
+// The request pipeline: what every client request passes through.
+//
+//  1. The connection's reader parses the header and builds the request
+//     (newRequest): the replicated state and the backend set are read once
+//     here, so every decision about one request (routes, homes, the
+//     presented brokers) is made under one state, even when a route flips
+//     while it is being served. The request also carries the client's
+//     address (later its region and principal).
+//  2. The key's handler (one file per key, NN_name.go) declares what it
+//     needs: the resolver below turns each topic into a cluster (with the
+//     route-change bounce), a group or transactional id into its home
+//     cluster; partition-keyed keys hand a family to the splitter
+//     (split.go), which routes every partition to its leader or
+//     coordinator, forwards the original bytes when one target serves them
+//     all, and otherwise splits and merges.
+//  3. Answers are rewritten by the family's hooks on every exit: the
+//     single-target path, each part of a split, and the merged answer.
+//     A hook that can tell from the bytes that nothing needs changing
+//     (quiet) keeps the zero-decode path.
+//
+// Later features plug in here once: offset translation and epoch fencing
+// in the resolver and the family hooks, region-aware presentation in the
+// connection's presenter, authorization per resolved topic.
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/quota"
+)
+
+// request is one client request on its way through the proxy. Its bytes
+// (buf, body) are valid until its handler returns; the rest may be read by
+// the hooks that rewrite its answer later.
+type request struct {
+	requestHeader
+	buf  *buffer // the whole frame, size prefix included
+	body []byte  // the body, after the header
+
+	c     *clientConn
+	start time.Time   // when the frame was read
+	st    *fsm.State  // the replicated state this request is served under
+	set   *backendSet // the backends this request is served by
+
+	// split is the scratch of the key's hooks between the routing pass and
+	// the answer (split.go), kept here so a request allocates it once.
+	split splitState
+}
+
+// splitState is what a family's hooks keep between routing a request and
+// rewriting its answer.
+type splitState struct {
+	home      *Backend       // the transaction's or group's home cluster
+	throttle  quota.Throttle // quota throttle charged so far (Produce)
+	advertise int32          // throttle the answer advertises (KIP-219)
+	maxBytes  int32          // the fetch's byte cap so far (Fetch)
+}
+
+// newRequest builds the request for a frame whose header is h: the state
+// and the backend set are read here, once.
+func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *request {
+	return &request{
+		requestHeader: h,
+		buf:           buf,
+		body:          buf.b[4+h.bodyOff:],
+		c:             c,
+		start:         start,
+		st:            c.s.view.State(),
+		set:           c.s.backends.Load(),
+	}
+}
+
+// client is the client's address (the zero Addr for a non-IP connection).
+func (r *request) client() netip.Addr { return r.c.clientIP }
+
+// defaultBackend serves what names no topic or group: the default cluster,
+// else the first by name; nil when there is none.
+func (r *request) defaultBackend() *Backend { return r.set.fallback(r.st) }
+
+// route is the cluster topic routes to (exact route, longest prefix, the
+// default cluster), or nil. It applies no bounce: for merges and admin
+// keys, which hold no client-cached leader.
+func (r *request) route(topic string) *Backend { return r.set.route(r.st, topic) }
+
+// home is the home cluster of a consumer group or transactional id.
+func (r *request) home(key string) *Backend { return r.set.home(r.st, key) }
+
+// presenter presents be's brokers as peers to this request's client.
+func (r *request) presenter(be *Backend) *presenter { return r.c.presenter(r.st, be.Name()) }
+
+// topicTarget is how one topic of a request is served: by be, or, with be
+// nil, answered by the proxy with code for every partition.
+type topicTarget struct {
+	be   *Backend
+	name string
+	code int16
+}
+
+// metricName is the topic's per-topic series name: only topics the backend
+// knows get a series of their own, so made-up names cannot use up the cap.
+func (tt topicTarget) metricName() string {
+	if tt.be == nil || !tt.be.knows(tt.name) {
+		return OtherTopic
+	}
+	return tt.name
+}
+
+// Route-change bounce classes. After a route is re-pointed, the first
+// request of each class naming the topic on a connection is answered with
+// the class's retriable error instead of being forwarded, so the client
+// drops what it cached about the old cluster and retries against the new
+// one: a partition leader (NOT_LEADER_OR_FOLLOWER: refresh metadata) or a
+// group/transaction coordinator (NOT_COORDINATOR: look the coordinator up
+// again; coordinator keys are bounced whole, as a coordinator move looks).
+const (
+	bounceNone uint8 = iota
+	bounceLeader
+	bounceCoordinator
+)
+
+// bounceOf is key's bounce class and the error it answers with.
+func bounceOf(key int16) (uint8, int16) {
+	switch key {
+	case 0, 1, 2, 21, 23, 61: // Produce, Fetch, ListOffsets, DeleteRecords, OffsetForLeaderEpoch, DescribeProducers
+		return bounceLeader, kerr.NotLeaderForPartition.Code
+	case 8, 9, 24, 28, 47: // OffsetCommit, OffsetFetch, AddPartitionsToTxn, TxnOffsetCommit, OffsetDelete
+		return bounceCoordinator, kerr.NotCoordinator.Code
+	}
+	return bounceNone, 0
+}
+
+// topic resolves one topic a request names, by name (or, with name empty,
+// by id: the versions that name topics by id are not advertised,
+// topicids.go, so an id is refused UNKNOWN_TOPIC_ID). A topic no rule
+// routes is UNKNOWN_TOPIC_OR_PARTITION; a topic whose route moved since
+// this connection last named it in a request of this key's class is
+// answered with the class's bounce once.
+func (r *request) topic(name string, id [16]byte) topicTarget {
+	if name == "" && id != ([16]byte{}) {
+		return topicTarget{code: kerr.UnknownTopicID.Code}
+	}
+	be := r.route(name)
+	if be == nil {
+		return topicTarget{name: name, code: kerr.UnknownTopicOrPartition.Code}
+	}
+	if class, code := bounceOf(r.key); class != bounceNone && r.c.routes.moved(class, name, be.Name()) {
+		return topicTarget{name: name, code: code}
+	}
+	return topicTarget{be: be, name: name}
+}
+
+// leader is the target for partition of a routed topic: its leader broker
+// (-1, any broker, when the leader is unknown).
+func (tt topicTarget) leader(partition int32) target {
+	return target{tt.be, tt.be.leader(tt.name, partition)}
+}
+
+// coordinator is the target for key's coordinator on be. On a cache miss
+// it asks be and blocks this client's reader until the answer (bounded by
+// coordinatorTimeout); what is already queued upstream is flushed first.
+func (r *request) coordinator(be *Backend, typ int8, key string) target {
+	return r.c.coordinatorTarget(be, typ, key)
+}
+
+// routeMemory remembers, per connection and bounce class, which cluster
+// each topic was last routed to (see bounceOf).
+type routeMemory struct {
+	m map[routeKey]string
+}
+
+type routeKey struct {
+	class uint8
+	topic string
+}
+
+// maxRouteMemory bounds the topics a connection remembers; past it the
+// memory starts over (at worst a bounce is missed, never a wrong route).
+const maxRouteMemory = 4096
+
+// moved records that topic now routes to cluster for class and reports
+// whether it routed elsewhere before on this connection.
+func (rm *routeMemory) moved(class uint8, topic, cluster string) bool {
+	if rm.m == nil {
+		rm.m = make(map[routeKey]string)
+	}
+	k := routeKey{class, topic}
+	prev, seen := rm.m[k]
+	if seen && prev == cluster {
+		return false
+	}
+	if len(rm.m) >= maxRouteMemory {
+		clear(rm.m)
+	}
+	rm.m[k] = cluster
+	return seen
+}
