@@ -17,8 +17,6 @@ package kafka
 // only when something changed.
 
 import (
-	"encoding/binary"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -227,107 +225,4 @@ func quietProduceResponse(frame []byte, v int16) bool {
 	}
 	s.noTags() // NodeEndpoints is tag 0 (v10+)
 	return s.ok
-}
-
-// skim walks Kafka's wire encoding without decoding into structs. Any
-// malformed or unexpected input clears ok; later calls then do nothing.
-type skim struct {
-	b        []byte
-	flexible bool
-	ok       bool
-}
-
-func (s *skim) fail() { s.ok, s.b = false, nil }
-
-func (s *skim) skip(n int) {
-	if n < 0 || n > len(s.b) {
-		s.fail()
-		return
-	}
-	s.b = s.b[n:]
-}
-
-func (s *skim) int16() int16 {
-	if len(s.b) < 2 {
-		s.fail()
-		return 0
-	}
-	x := int16(binary.BigEndian.Uint16(s.b))
-	s.b = s.b[2:]
-	return x
-}
-
-func (s *skim) int32() int32 {
-	if len(s.b) < 4 {
-		s.fail()
-		return 0
-	}
-	x := int32(binary.BigEndian.Uint32(s.b))
-	s.b = s.b[4:]
-	return x
-}
-
-func (s *skim) uvarint() uint64 {
-	x, n := binary.Uvarint(s.b)
-	if n <= 0 {
-		s.fail()
-		return 0
-	}
-	s.b = s.b[n:]
-	return x
-}
-
-// length reads a compact (uvarint N+1) or classic length (int32 for
-// arrays, int16 for strings); -1 is null.
-func (s *skim) length(array bool) int {
-	switch {
-	case s.flexible:
-		n := s.uvarint()
-		if n > uint64(len(s.b))+1 {
-			s.fail()
-			return 0
-		}
-		return int(n) - 1
-	case array:
-		return int(s.int32())
-	}
-	return int(s.int16())
-}
-
-// arrayLen reads a non-null array length, failing on null or on a count
-// the remaining bytes cannot hold.
-func (s *skim) arrayLen() int {
-	n := s.length(true)
-	if n < 0 || n > len(s.b) {
-		s.fail()
-		return 0
-	}
-	return n
-}
-
-func (s *skim) str() {
-	n := s.length(false)
-	if n < 0 {
-		s.fail()
-		return
-	}
-	s.skip(n)
-}
-
-func (s *skim) nullableStr() {
-	n := s.length(false)
-	if n < -1 {
-		s.fail()
-		return
-	}
-	if n > 0 {
-		s.skip(n)
-	}
-}
-
-// noTags requires an empty tagged-field section in flexible versions.
-func (s *skim) noTags() {
-	if s.flexible && s.uvarint() != 0 {
-		s.fail()
-	}
 }

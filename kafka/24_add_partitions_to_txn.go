@@ -21,5 +21,7 @@ var addPartitionsToTxnFamily = &family[*kmsg.AddPartitionsToTxnRequest, *kmsg.Ad
 	prepare: func(r *request, req *kmsg.AddPartitionsToTxnRequest) error {
 		return r.setHome(req.TransactionalID)
 	},
-	topic: func(r *request, _ *kmsg.AddPartitionsToTxnRequest, _ int, tt topicTarget) topicTarget { return onlyHome(r, tt, true) },
+	topic: func(r *request, _ *kmsg.AddPartitionsToTxnRequest, _ int, tt topicTarget) topicTarget {
+		return onlyHome(r, tt, true)
+	},
 }

@@ -19,5 +19,7 @@ var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffse
 	prepare: func(r *request, req *kmsg.TxnOffsetCommitRequest) error {
 		return r.setHome(req.TransactionalID)
 	},
-	topic: func(r *request, _ *kmsg.TxnOffsetCommitRequest, _ int, tt topicTarget) topicTarget { return onlyHome(r, tt, true) },
+	topic: func(r *request, _ *kmsg.TxnOffsetCommitRequest, _ int, tt topicTarget) topicTarget {
+		return onlyHome(r, tt, true)
+	},
 }

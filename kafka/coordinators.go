@@ -3,8 +3,8 @@ package kafka
 // Consumer groups and transactions across clusters.
 //
 // A group has a home cluster (group prefix rules, else the default
-// cluster): its membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-// ConsumerGroupHeartbeat) lives there. Its offsets live with the topics:
+// cluster): its membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup;
+// the KIP-848 ConsumerGroupHeartbeat is not served yet) lives there. Its offsets live with the topics:
 // OffsetCommit, OffsetFetch and OffsetDelete are split by the cluster each
 // topic routes to and the answers merged. On the home cluster a commit is
 // forwarded as the client sent it; on another cluster, where the group has
@@ -19,14 +19,15 @@ package kafka
 // makes the client abort the transaction.
 //
 // Batched keys (OffsetFetch v8+, DescribeGroups, DeleteGroups,
-// DescribeTransactions) are split per coordinator
-// and the per-key answers concatenated.
+// DescribeTransactions) are split per coordinator and the per-key answers
+// concatenated. This file holds the coordinator cache and the helpers the
+// group and transaction keys share; each key has its own NN_name.go file.
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // coordKey is a cached coordinator: of a group (0) or transactional id
@@ -89,131 +90,6 @@ func (r *request) coordinatorsOf(typ int8, keys []string, all bool) map[target][
 	return out
 }
 
-// handleGroupBatch serves DescribeGroups (15) from each group's home
-// cluster, members' client hosts as they joined (members.go), and
-// DeleteGroups (42) on every
-// cluster (offsets live on each): the home cluster's answer per group
-// wins, and a cluster where the group does not exist is no error.
-func handleGroupBatch(r *request) error {
-	c, start := r.c, r.start
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	var groups []string
-	deleting := false
-	switch v := kreq.(type) {
-	case *kmsg.DescribeGroupsRequest:
-		groups = v.Groups
-	case *kmsg.DeleteGroupsRequest:
-		groups, deleting = v.Groups, true
-	}
-	by := r.coordinatorsOf(coordinatorGroup, groups, deleting)
-	if len(by) <= 1 {
-		for t := range by {
-			u, err := c.upstreamOrAny(t)
-			if err != nil {
-				return err
-			}
-			var post postFunc
-			if !deleting {
-				post = func(resp *buffer) (*buffer, error) {
-					return rewrite(resp, r, func(kr kmsg.Response) bool {
-						return c.s.fixMemberHosts(t.be, kr.(*kmsg.DescribeGroupsResponse).Groups)
-					})
-				}
-			}
-			return c.forwardTo(u, r, start, post)
-		}
-		return c.forwardAny(r, start, r.defaultBackend(), nil)
-	}
-	var parts []part
-	for _, t := range targetOrder(by) {
-		var sub kmsg.Request
-		switch v := kreq.(type) {
-		case *kmsg.DescribeGroupsRequest:
-			s := *v
-			s.Groups = by[t]
-			sub = &s
-		case *kmsg.DeleteGroupsRequest:
-			s := *v
-			s.Groups = by[t]
-			sub = &s
-		}
-		parts = append(parts, part{t: t, req: sub})
-	}
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		switch first := resps[0].(type) {
-		case *kmsg.DescribeGroupsResponse:
-			for i, x := range resps {
-				o := x.(*kmsg.DescribeGroupsResponse)
-				c.s.fixMemberHosts(parts[i].t.be, o.Groups)
-				if i > 0 {
-					first.Groups = append(first.Groups, o.Groups...)
-				}
-			}
-		case *kmsg.DeleteGroupsResponse:
-			idx := map[string]int{}
-			var out []kmsg.DeleteGroupsResponseGroup
-			for i, x := range resps {
-				o := x.(*kmsg.DeleteGroupsResponse)
-				isHome := func(g string) bool { return r.home(g) == parts[i].t.be }
-				for _, g := range o.Groups {
-					if g.ErrorCode == kerr.GroupIDNotFound.Code && !isHome(g.Group) {
-						g.ErrorCode = 0
-					}
-					j, seen := idx[g.Group]
-					switch {
-					case !seen:
-						idx[g.Group] = len(out)
-						out = append(out, g)
-					case g.ErrorCode != 0 && (out[j].ErrorCode == 0 || isHome(g.Group)):
-						out[j] = g
-					}
-				}
-			}
-			first.Groups = out
-		}
-		return resps[0]
-	})
-}
-
-// handleDescribeTransactions (key 65): each transactional id from its home
-// cluster's coordinator.
-func handleDescribeTransactions(r *request) error {
-	c, start := r.c, r.start
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	req := kreq.(*kmsg.DescribeTransactionsRequest)
-	by := r.coordinatorsOf(coordinatorTxn, req.TransactionalIDs, false)
-	if len(by) <= 1 {
-		for t := range by {
-			u, err := c.upstreamOrAny(t)
-			if err != nil {
-				return err
-			}
-			return c.forwardTo(u, r, start, nil)
-		}
-		return c.forwardAny(r, start, r.defaultBackend(), nil)
-	}
-	var parts []part
-	for _, t := range targetOrder(by) {
-		sub := *req
-		sub.TransactionalIDs = by[t]
-		parts = append(parts, part{t: t, req: &sub})
-	}
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		first := resps[0].(*kmsg.DescribeTransactionsResponse)
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.DescribeTransactionsResponse)
-			first.TransactionStates = append(first.TransactionStates, o.TransactionStates...)
-		}
-		return first
-	})
-}
-
 // setHome records the home cluster of a group or transactional id for the
 // family hooks; a request needs one.
 func (r *request) setHome(key string) error {
@@ -236,3 +112,47 @@ func onlyHome(r *request, tt topicTarget, unrouted bool) topicTarget {
 	}
 	return tt
 }
+
+// coordinatorTimeout bounds a coordinator lookup on a cache miss.
+const coordinatorTimeout = 10 * time.Second
+
+// coordinatorTarget finds the broker coordinating key on be. When the
+// lookup fails the broker is -1 (any broker), which answers with a
+// coordinator error the client retries on, as it would against Kafka.
+func (c *clientConn) coordinatorTarget(be *Backend, typ int8, key string) target {
+	if id, ok := c.s.cachedCoordinator(be, typ, key); ok {
+		return target{be, id}
+	}
+	// The lookup blocks this reader; let what is already queued leave first.
+	c.flushUpstreams() // an error resurfaces on the next write
+	ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
+	defer cancel()
+	id, err := c.s.coordinator(ctx, be, typ, key)
+	if err != nil {
+		c.log.Debug("coordinator lookup failed", "cluster", be.Name(), "key", key, "err", err)
+		return target{be, -1}
+	}
+	return target{be, id}
+}
+
+// toCoordinator forwards r as it is to the coordinator of key on be.
+func (c *clientConn) toCoordinator(r *request, start time.Time, be *Backend, typ int8, key string) error {
+	return c.toCoordinatorPost(r, start, be, typ, key, nil)
+}
+
+// toCoordinatorPost is toCoordinator with post applied to the answer.
+func (c *clientConn) toCoordinatorPost(r *request, start time.Time, be *Backend, typ int8, key string, post postFunc) error {
+	if be == nil {
+		return errNoCluster
+	}
+	u, err := c.upstreamOrAny(c.coordinatorTarget(be, typ, key))
+	if err != nil {
+		return err
+	}
+	return c.forwardTo(u, r, start, post)
+}
+
+const (
+	coordinatorGroup int8 = 0
+	coordinatorTxn   int8 = 1
+)

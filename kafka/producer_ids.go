@@ -23,10 +23,8 @@ package kafka
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,8 +41,6 @@ const (
 	vpidPeerShift = 40
 	vpidLowMask   = 1<<vpidPeerShift - 1
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type pidKey struct {
 	vpid    int64
@@ -196,47 +192,6 @@ const (
 	batchEpochOff  = 51 // int16
 	batchHeaderLen = 61
 )
-
-// batchesOf calls fn with each record batch in records (the Records field
-// of one produce partition). It stops and reports false at anything that is
-// not a whole v2 batch; the broker then rejects the request itself.
-func batchesOf(records []byte, fn func(batch []byte) bool) bool {
-	for len(records) > 0 {
-		if len(records) < batchHeaderLen || records[batchMagicOff] != 2 {
-			return false
-		}
-		n := int(int32(binary.BigEndian.Uint32(records[batchLengthOff:]))) + batchLengthOff + 4
-		if n < batchHeaderLen || n > len(records) {
-			return false
-		}
-		if !fn(records[:n]) {
-			return false
-		}
-		records = records[n:]
-	}
-	return true
-}
-
-// batchProducer reads a v2 batch's producer id and epoch.
-func batchProducer(batch []byte) (int64, int16) {
-	return int64(binary.BigEndian.Uint64(batch[batchPIDOff:])), int16(binary.BigEndian.Uint16(batch[batchEpochOff:]))
-}
-
-// batchCRCValid reports whether a v2 batch's CRC-32C matches its bytes.
-// The rewrite recomputes the CRC, so a batch corrupted on its way from the
-// client would otherwise reach the broker as a valid one: it is checked
-// first, as the broker would check it.
-func batchCRCValid(batch []byte) bool {
-	return binary.BigEndian.Uint32(batch[batchCRCOff:]) == crc32.Checksum(batch[batchAttrOff:], castagnoli)
-}
-
-// setBatchProducer rewrites a v2 batch's producer id and epoch in place and
-// recomputes its CRC-32C.
-func setBatchProducer(batch []byte, id int64, epoch int16) {
-	binary.BigEndian.PutUint64(batch[batchPIDOff:], uint64(id))
-	binary.BigEndian.PutUint16(batch[batchEpochOff:], uint16(epoch))
-	binary.BigEndian.PutUint32(batch[batchCRCOff:], crc32.Checksum(batch[batchAttrOff:], castagnoli))
-}
 
 // mapProducers rewrites every batch of a virtual producer in records to
 // the real id be issued for it. It returns a partition error code when the

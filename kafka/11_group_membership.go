@@ -1,0 +1,42 @@
+package kafka
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// JoinGroup (11), Heartbeat (12), LeaveGroup (13), SyncGroup (14): all
+// versions kmsg and the backend share.
+//
+// A consumer group's membership lives on its home cluster (group prefix
+// rules, else the default cluster; coordinators.go): each request goes as
+// the client sent it to the group's coordinator there, found through the
+// coordinator cache (a miss asks the cluster and blocks this client's
+// reader until the answer). A successful JoinGroup records the member's
+// client address, Heartbeat keeps it and LeaveGroup drops it, so
+// DescribeGroups can report the client's host (members.go).
+
+// toGroupCoordinator sends a group's membership requests (JoinGroup,
+// Heartbeat, LeaveGroup, SyncGroup) to its
+// coordinator on its home cluster.
+func toGroupCoordinator(r *request) error {
+	c, start := r.c, r.start
+	req, err := decodeRequest(r)
+	if err != nil {
+		return err
+	}
+	var group string
+	switch v := req.(type) {
+	case *kmsg.JoinGroupRequest:
+		group = v.Group
+	case *kmsg.HeartbeatRequest:
+		group = v.Group
+	case *kmsg.LeaveGroupRequest:
+		group = v.Group
+	case *kmsg.SyncGroupRequest:
+		group = v.Group
+	}
+	be := r.home(group)
+	if _, join := req.(*kmsg.JoinGroupRequest); join {
+		return c.toCoordinatorPost(r, start, be, coordinatorGroup, group, c.joinedPost(be, group, r.key, r.version))
+	}
+	c.s.memberSeen(be, req)
+	return c.toCoordinator(r, start, be, coordinatorGroup, group)
+}

@@ -1,0 +1,158 @@
+package kafka
+
+// Record batches on the wire: walking the batches of a partition's records
+// and rewriting the header fields the proxy owns (the producer id and
+// epoch, with the CRC-32C recomputed), and skimming responses without
+// decoding them. Every reader here bounds what it reads by the bytes it
+// was given; the fuzz targets drive them.
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// batchesOf calls fn with each record batch in records (the Records field
+// of one produce partition). It stops and reports false at anything that is
+// not a whole v2 batch; the broker then rejects the request itself.
+func batchesOf(records []byte, fn func(batch []byte) bool) bool {
+	for len(records) > 0 {
+		if len(records) < batchHeaderLen || records[batchMagicOff] != 2 {
+			return false
+		}
+		n := int(int32(binary.BigEndian.Uint32(records[batchLengthOff:]))) + batchLengthOff + 4
+		if n < batchHeaderLen || n > len(records) {
+			return false
+		}
+		if !fn(records[:n]) {
+			return false
+		}
+		records = records[n:]
+	}
+	return true
+}
+
+// batchProducer reads a v2 batch's producer id and epoch.
+func batchProducer(batch []byte) (int64, int16) {
+	return int64(binary.BigEndian.Uint64(batch[batchPIDOff:])), int16(binary.BigEndian.Uint16(batch[batchEpochOff:]))
+}
+
+// batchCRCValid reports whether a v2 batch's CRC-32C matches its bytes.
+// The rewrite recomputes the CRC, so a batch corrupted on its way from the
+// client would otherwise reach the broker as a valid one: it is checked
+// first, as the broker would check it.
+func batchCRCValid(batch []byte) bool {
+	return binary.BigEndian.Uint32(batch[batchCRCOff:]) == crc32.Checksum(batch[batchAttrOff:], castagnoli)
+}
+
+// setBatchProducer rewrites a v2 batch's producer id and epoch in place and
+// recomputes its CRC-32C.
+func setBatchProducer(batch []byte, id int64, epoch int16) {
+	binary.BigEndian.PutUint64(batch[batchPIDOff:], uint64(id))
+	binary.BigEndian.PutUint16(batch[batchEpochOff:], uint16(epoch))
+	binary.BigEndian.PutUint32(batch[batchCRCOff:], crc32.Checksum(batch[batchAttrOff:], castagnoli))
+}
+
+// skim walks Kafka's wire encoding without decoding into structs. Any
+// malformed or unexpected input clears ok; later calls then do nothing.
+type skim struct {
+	b        []byte
+	flexible bool
+	ok       bool
+}
+
+func (s *skim) fail() { s.ok, s.b = false, nil }
+
+func (s *skim) skip(n int) {
+	if n < 0 || n > len(s.b) {
+		s.fail()
+		return
+	}
+	s.b = s.b[n:]
+}
+
+func (s *skim) int16() int16 {
+	if len(s.b) < 2 {
+		s.fail()
+		return 0
+	}
+	x := int16(binary.BigEndian.Uint16(s.b))
+	s.b = s.b[2:]
+	return x
+}
+
+func (s *skim) int32() int32 {
+	if len(s.b) < 4 {
+		s.fail()
+		return 0
+	}
+	x := int32(binary.BigEndian.Uint32(s.b))
+	s.b = s.b[4:]
+	return x
+}
+
+func (s *skim) uvarint() uint64 {
+	x, n := binary.Uvarint(s.b)
+	if n <= 0 {
+		s.fail()
+		return 0
+	}
+	s.b = s.b[n:]
+	return x
+}
+
+// length reads a compact (uvarint N+1) or classic length (int32 for
+// arrays, int16 for strings); -1 is null.
+func (s *skim) length(array bool) int {
+	switch {
+	case s.flexible:
+		n := s.uvarint()
+		if n > uint64(len(s.b))+1 {
+			s.fail()
+			return 0
+		}
+		return int(n) - 1
+	case array:
+		return int(s.int32())
+	}
+	return int(s.int16())
+}
+
+// arrayLen reads a non-null array length, failing on null or on a count
+// the remaining bytes cannot hold.
+func (s *skim) arrayLen() int {
+	n := s.length(true)
+	if n < 0 || n > len(s.b) {
+		s.fail()
+		return 0
+	}
+	return n
+}
+
+func (s *skim) str() {
+	n := s.length(false)
+	if n < 0 {
+		s.fail()
+		return
+	}
+	s.skip(n)
+}
+
+func (s *skim) nullableStr() {
+	n := s.length(false)
+	if n < -1 {
+		s.fail()
+		return
+	}
+	if n > 0 {
+		s.skip(n)
+	}
+}
+
+// noTags requires an empty tagged-field section in flexible versions.
+func (s *skim) noTags() {
+	if s.flexible && s.uvarint() != 0 {
+		s.fail()
+	}
+}
