@@ -80,9 +80,6 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 		return fixFetch(r, t.be, resp)
 	},
 	merge: func(out, in *kmsg.FetchResponse) {
-		if out.ErrorCode == 0 {
-			out.ErrorCode = in.ErrorCode
-		}
 		out.Brokers = append(out.Brokers, in.Brokers...)
 	},
 	done: func(r *request, out *kmsg.FetchResponse) bool {

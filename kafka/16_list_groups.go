@@ -1,6 +1,10 @@
 package kafka
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"reflect"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // ListGroups (16), ListTransactions (66): all versions kmsg and the
 // backend share.
@@ -34,52 +38,44 @@ func toEveryBroker(r *request) error {
 	if len(parts) == 0 {
 		return c.forwardAny(r, start, r.defaultBackend(), nil)
 	}
+	field, key := listFields(r.key)
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
 		l := newLister(r, parts)
-		switch first := resps[0].(type) {
-		case *kmsg.ListGroupsResponse:
-			for i, x := range resps {
-				o := x.(*kmsg.ListGroupsResponse)
-				if first.ErrorCode == 0 {
-					first.ErrorCode = o.ErrorCode
-				}
-				for _, g := range o.Groups {
-					l.offer(g.Group, i)
-				}
+		lists := make([]reflect.Value, len(resps))
+		for i, x := range resps {
+			lists[i] = reflect.ValueOf(x).Elem().FieldByName(field)
+			for j := range lists[i].Len() {
+				l.offer(lists[i].Index(j).FieldByName(key).String(), i)
 			}
-			var groups []kmsg.ListGroupsResponseGroup
-			for i, x := range resps {
-				for _, g := range x.(*kmsg.ListGroupsResponse).Groups {
-					if l.keep(g.Group, i) {
-						groups = append(groups, g)
-					}
-				}
-			}
-			first.Groups = groups
-			return first
-		case *kmsg.ListTransactionsResponse:
-			for i, x := range resps {
-				o := x.(*kmsg.ListTransactionsResponse)
-				if first.ErrorCode == 0 {
-					first.ErrorCode = o.ErrorCode
-				}
-				for _, ts := range o.TransactionStates {
-					l.offer(ts.TransactionalID, i)
-				}
-			}
-			var states []kmsg.ListTransactionsResponseTransactionState
-			for i, x := range resps {
-				for _, ts := range x.(*kmsg.ListTransactionsResponse).TransactionStates {
-					if l.keep(ts.TransactionalID, i) {
-						states = append(states, ts)
-					}
-				}
-			}
-			first.TransactionStates = states
-			return first
 		}
-		return resps[0]
+		kept := reflect.MakeSlice(lists[0].Type(), 0, lists[0].Len())
+		for i, list := range lists {
+			for j := range list.Len() {
+				if e := list.Index(j); l.keep(e.FieldByName(key).String(), i) {
+					kept = reflect.Append(kept, e)
+				}
+			}
+		}
+		out := resps[0]
+		ov := reflect.ValueOf(out).Elem()
+		ov.FieldByName(field).Set(kept)
+		code := ov.FieldByName("ErrorCode")
+		for _, x := range resps[1:] {
+			if code.Int() == 0 {
+				code.Set(reflect.ValueOf(x).Elem().FieldByName("ErrorCode"))
+			}
+		}
+		return out
 	})
+}
+
+// listFields names the list in a ListGroups or ListTransactions answer and
+// the key field of its entries.
+func listFields(key int16) (list, id string) {
+	if key == 66 {
+		return "TransactionStates", "TransactionalID"
+	}
+	return "Groups", "Group"
 }
 
 // lister picks, for each key of a merged list, the one part (backend

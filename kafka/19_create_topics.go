@@ -13,38 +13,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func handleCreateTopics(r *request) error {
-	c, start := r.c, r.start
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	req := kreq.(*kmsg.CreateTopicsRequest)
-	by, order, unrouted := byCluster(r, req.Topics, func(t kmsg.CreateTopicsRequestTopic) string { return t.Topic })
-	var parts []part
-	for _, be := range order {
-		sub := *req
-		sub.Topics = by[be]
-		parts = append(parts, part{t: controllerOf(be), req: &sub})
-	}
-	if len(unrouted) > 0 {
-		local := kmsg.NewPtrCreateTopicsResponse()
-		for _, t := range unrouted {
-			rt := kmsg.NewCreateTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode, rt.ErrorMessage = t.Topic, kerr.PolicyViolation.Code, noRouteMessage(t.Topic)
-			local.Topics = append(local.Topics, rt)
+func handleCreateTopics(r *request) error { return createTopicsFamily.serve(r) }
+
+var createTopicsFamily = &family[*kmsg.CreateTopicsRequest, *kmsg.CreateTopicsResponse]{
+	controller: true,
+	topic: func(_ *request, _ *kmsg.CreateTopicsRequest, _ int, tt topicTarget) topicTarget {
+		if tt.code == kerr.UnknownTopicOrPartition.Code {
+			tt.code = kerr.PolicyViolation.Code
 		}
-		parts = append(parts, part{local: local})
-	}
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		out := resps[0].(*kmsg.CreateTopicsResponse)
-		for _, x := range resps[1:] {
-			o := x.(*kmsg.CreateTopicsResponse)
-			out.Topics = append(out.Topics, o.Topics...)
-		}
+		return tt
+	},
+	message: noRouteMessage,
+	done: func(r *request, out *kmsg.CreateTopicsResponse) bool {
 		for i := range out.Topics {
-			c.s.presentTopicID(out.Topics[i].Topic, &out.Topics[i].TopicID)
+			r.c.s.presentTopicID(out.Topics[i].Topic, &out.Topics[i].TopicID)
 		}
-		return out
-	})
+		return len(out.Topics) > 0
+	},
 }

@@ -8,7 +8,11 @@ package kafka
 // broker of every cluster, and each entry's answer is the first error any
 // cluster gave, else success. Reads: 29_default_cluster.go.
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"reflect"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // toEveryCluster writes r to any broker of every cluster and merges each
 // entry's answer: the first error any cluster gave, else success.
@@ -26,42 +30,19 @@ func toEveryCluster(r *request) error {
 	for i, t := range targets {
 		parts[i] = part{t: t, req: req}
 	}
+	field := "Results"
+	if r.key == 49 { // AlterClientQuotas
+		field = "Entries"
+	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		switch out := resps[0].(type) {
-		case *kmsg.CreateACLsResponse:
-			for _, x := range resps[1:] {
-				o := x.(*kmsg.CreateACLsResponse)
-				for i := range min(len(out.Results), len(o.Results)) {
-					if out.Results[i].ErrorCode == 0 {
-						out.Results[i] = o.Results[i]
-					}
-				}
-			}
-		case *kmsg.DeleteACLsResponse:
-			for _, x := range resps[1:] {
-				o := x.(*kmsg.DeleteACLsResponse)
-				for i := range min(len(out.Results), len(o.Results)) {
-					if out.Results[i].ErrorCode == 0 && o.Results[i].ErrorCode != 0 {
-						out.Results[i].ErrorCode, out.Results[i].ErrorMessage = o.Results[i].ErrorCode, o.Results[i].ErrorMessage
-					}
-				}
-			}
-		case *kmsg.AlterClientQuotasResponse:
-			for _, x := range resps[1:] {
-				o := x.(*kmsg.AlterClientQuotasResponse)
-				for i := range min(len(out.Entries), len(o.Entries)) {
-					if out.Entries[i].ErrorCode == 0 {
-						out.Entries[i] = o.Entries[i]
-					}
-				}
-			}
-		case *kmsg.AlterUserSCRAMCredentialsResponse:
-			for _, x := range resps[1:] {
-				o := x.(*kmsg.AlterUserSCRAMCredentialsResponse)
-				for i := range min(len(out.Results), len(o.Results)) {
-					if out.Results[i].ErrorCode == 0 {
-						out.Results[i] = o.Results[i]
-					}
+		out := reflect.ValueOf(resps[0]).Elem().FieldByName(field)
+		for _, x := range resps[1:] {
+			in := reflect.ValueOf(x).Elem().FieldByName(field)
+			for i := range min(out.Len(), in.Len()) {
+				o, e := out.Index(i), in.Index(i)
+				if o.FieldByName("ErrorCode").Int() == 0 && e.FieldByName("ErrorCode").Int() != 0 {
+					o.FieldByName("ErrorCode").Set(e.FieldByName("ErrorCode"))
+					o.FieldByName("ErrorMessage").Set(e.FieldByName("ErrorMessage"))
 				}
 			}
 		}

@@ -14,9 +14,9 @@ package kafka
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -69,18 +69,6 @@ func (r *request) configTarget(typ kmsg.ConfigResourceType, name string) (config
 	return configTarget{t: target{def, def.anyBroker(r.localBrokers(def))}}, nil
 }
 
-// configSpec reads and rebuilds one of the three config requests.
-type configSpec[X any, Y any] struct {
-	resources []X
-	key       func(*X) (kmsg.ConfigResourceType, *string)
-	sub       func([]X) kmsg.Request
-	local     func(kmsg.ConfigResourceType, string, int16) Y
-	respRes   func(kmsg.Response) *[]Y
-	respKey   func(*Y) (kmsg.ConfigResourceType, *string)
-	throttle  func(kmsg.Response) *int32
-	newLocal  func([]Y) kmsg.Response
-}
-
 // configPart is one sub-request of a config request: to t, and with slot
 // > 0 a further one to t, for a broker resource whose sent name an earlier
 // one already uses for another peer (two peers that present no broker are
@@ -91,26 +79,48 @@ type configPart struct {
 	slot int
 }
 
-func routeConfigs[X any, Y any](c *clientConn, r *request, start time.Time, sp configSpec[X, Y]) error {
-	by := map[configPart][]X{}
+// The three config keys share one layout: Resources, each with a
+// ResourceType and ResourceName, in the request and the answer, where each
+// also has an ErrorCode and ErrorMessage. It is read by reflection (as the
+// splitter reads topics, split.go) rather than written out three times.
+const (
+	cfgResources = "Resources"
+	cfgType      = "ResourceType"
+	cfgName      = "ResourceName"
+)
+
+func handleConfigs(r *request) error {
+	kreq, err := decodeRequest(r)
+	if err != nil {
+		return err
+	}
+	rv := reflect.ValueOf(kreq).Elem()
+	res := rv.FieldByName(cfgResources)
+	if !res.IsValid() {
+		return fmt.Errorf("%w: %s is not a config request", ErrUnroutable, kmsg.NameForKey(r.key))
+	}
+	by := map[configPart][]int{}
 	names := map[configPart]map[string]string{} // broker name sent → peer name asked
-	var locals []Y
-	for i := range sp.resources {
-		x := sp.resources[i]
-		typ, name := sp.key(&x)
-		ct, err := r.configTarget(typ, *name)
+	local := kmsg.ResponseForKey(r.key)
+	lv := reflect.ValueOf(local).Elem()
+	for i := range res.Len() {
+		x := res.Index(i)
+		typ := kmsg.ConfigResourceType(x.FieldByName(cfgType).Int())
+		nameField := x.FieldByName(cfgName)
+		name := nameField.String()
+		ct, err := r.configTarget(typ, name)
 		if err != nil {
 			return err
 		}
 		if ct.code != 0 {
-			locals = append(locals, sp.local(typ, *name, ct.code))
+			addConfigError(lv, typ, name, ct.code)
 			continue
 		}
 		key := configPart{t: ct.t}
 		if ct.name != "" {
 			for {
 				asked, taken := names[key][ct.name]
-				if !taken || asked == *name {
+				if !taken || asked == name {
 					break
 				}
 				key.slot++
@@ -118,10 +128,10 @@ func routeConfigs[X any, Y any](c *clientConn, r *request, start time.Time, sp c
 			if names[key] == nil {
 				names[key] = map[string]string{}
 			}
-			names[key][ct.name] = *name
-			*name = ct.name
+			names[key][ct.name] = name
+			nameField.SetString(ct.name)
 		}
-		by[key] = append(by[key], x)
+		by[key] = append(by[key], i)
 	}
 	keys := make([]configPart, 0, len(by))
 	for k := range by {
@@ -136,126 +146,53 @@ func routeConfigs[X any, Y any](c *clientConn, r *request, start time.Time, sp c
 	parts := make([]part, 0, len(by)+1)
 	backs := make([]map[string]string, 0, len(by)+1)
 	for _, k := range keys {
-		parts = append(parts, part{t: k.t, req: sp.sub(by[k])})
+		sub := reflect.New(rv.Type())
+		sub.Elem().Set(rv)
+		subRes := reflect.MakeSlice(res.Type(), 0, len(by[k]))
+		for _, i := range by[k] {
+			subRes = reflect.Append(subRes, res.Index(i))
+		}
+		sub.Elem().FieldByName(cfgResources).Set(subRes)
+		parts = append(parts, part{t: k.t, req: sub.Interface().(kmsg.Request)})
 		backs = append(backs, names[k])
 	}
-	if len(locals) > 0 {
-		parts = append(parts, part{local: sp.newLocal(locals)})
+	if lv.FieldByName(cfgResources).Len() > 0 {
+		parts = append(parts, part{local: local})
 		backs = append(backs, nil)
 	}
-	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
-		out := resps[0]
-		all := sp.respRes(out)
+	return r.c.scatter(r, r.start, parts, func(resps []kmsg.Response) kmsg.Response {
+		out := reflect.ValueOf(resps[0]).Elem().FieldByName(cfgResources)
 		for i, x := range resps {
-			back := backs[i]
-			res := sp.respRes(x)
-			for j := range *res {
-				if typ, name := sp.respKey(&(*res)[j]); isBrokerResource(typ, *name) {
-					if peer, ok := back[*name]; ok {
-						*name = peer
-					}
+			xs := reflect.ValueOf(x).Elem().FieldByName(cfgResources)
+			for j := range xs.Len() {
+				y := xs.Index(j)
+				nameField := y.FieldByName(cfgName)
+				typ := kmsg.ConfigResourceType(y.FieldByName(cfgType).Int())
+				if peer, ok := backs[i][nameField.String()]; ok && isBrokerResource(typ, nameField.String()) {
+					nameField.SetString(peer)
 				}
 			}
 			if i > 0 {
-				*sp.throttle(out) = max(*sp.throttle(out), *sp.throttle(x))
-				*all = append(*all, *res...)
+				out.Set(reflect.AppendSlice(out, xs))
 			}
 		}
-		return out
+		return resps[0]
 	})
 }
 
-func handleConfigs(r *request) error {
-	c, start := r.c, r.start
-	kreq, err := decodeRequest(r)
-	if err != nil {
-		return err
-	}
-	msg := func(code int16) *string {
-		if code != kerr.UnknownTopicOrPartition.Code {
-			return nil
-		}
+// addConfigError answers one resource in resp (a config answer struct)
+// with code; an unrouted topic's answer says why.
+func addConfigError(resp reflect.Value, typ kmsg.ConfigResourceType, name string, code int16) {
+	res := resp.FieldByName(cfgResources)
+	y := reflect.New(res.Type().Elem()).Elem()
+	y.FieldByName(cfgType).SetInt(int64(typ))
+	y.FieldByName(cfgName).SetString(name)
+	y.FieldByName("ErrorCode").SetInt(int64(code))
+	if code == kerr.UnknownTopicOrPartition.Code {
 		m := "switchyard: no route, prefix rule or default cluster routes this topic"
-		return &m
+		y.FieldByName("ErrorMessage").Set(reflect.ValueOf(&m))
 	}
-	switch req := kreq.(type) {
-	case *kmsg.DescribeConfigsRequest:
-		return routeConfigs(c, r, start, configSpec[kmsg.DescribeConfigsRequestResource, kmsg.DescribeConfigsResponseResource]{
-			resources: req.Resources,
-			key: func(x *kmsg.DescribeConfigsRequestResource) (kmsg.ConfigResourceType, *string) {
-				return x.ResourceType, &x.ResourceName
-			},
-			sub: func(xs []kmsg.DescribeConfigsRequestResource) kmsg.Request {
-				s := *req
-				s.Resources = xs
-				return &s
-			},
-			local: func(t kmsg.ConfigResourceType, n string, code int16) kmsg.DescribeConfigsResponseResource {
-				return kmsg.DescribeConfigsResponseResource{ResourceType: t, ResourceName: n, ErrorCode: code, ErrorMessage: msg(code)}
-			},
-			respRes: func(x kmsg.Response) *[]kmsg.DescribeConfigsResponseResource {
-				return &x.(*kmsg.DescribeConfigsResponse).Resources
-			},
-			respKey: func(y *kmsg.DescribeConfigsResponseResource) (kmsg.ConfigResourceType, *string) {
-				return y.ResourceType, &y.ResourceName
-			},
-			throttle: func(x kmsg.Response) *int32 { return &x.(*kmsg.DescribeConfigsResponse).ThrottleMillis },
-			newLocal: func(ys []kmsg.DescribeConfigsResponseResource) kmsg.Response {
-				return &kmsg.DescribeConfigsResponse{Resources: ys}
-			},
-		})
-	case *kmsg.AlterConfigsRequest:
-		return routeConfigs(c, r, start, configSpec[kmsg.AlterConfigsRequestResource, kmsg.AlterConfigsResponseResource]{
-			resources: req.Resources,
-			key: func(x *kmsg.AlterConfigsRequestResource) (kmsg.ConfigResourceType, *string) {
-				return x.ResourceType, &x.ResourceName
-			},
-			sub: func(xs []kmsg.AlterConfigsRequestResource) kmsg.Request {
-				s := *req
-				s.Resources = xs
-				return &s
-			},
-			local: func(t kmsg.ConfigResourceType, n string, code int16) kmsg.AlterConfigsResponseResource {
-				return kmsg.AlterConfigsResponseResource{ResourceType: t, ResourceName: n, ErrorCode: code, ErrorMessage: msg(code)}
-			},
-			respRes: func(x kmsg.Response) *[]kmsg.AlterConfigsResponseResource {
-				return &x.(*kmsg.AlterConfigsResponse).Resources
-			},
-			respKey: func(y *kmsg.AlterConfigsResponseResource) (kmsg.ConfigResourceType, *string) {
-				return y.ResourceType, &y.ResourceName
-			},
-			throttle: func(x kmsg.Response) *int32 { return &x.(*kmsg.AlterConfigsResponse).ThrottleMillis },
-			newLocal: func(ys []kmsg.AlterConfigsResponseResource) kmsg.Response {
-				return &kmsg.AlterConfigsResponse{Resources: ys}
-			},
-		})
-	case *kmsg.IncrementalAlterConfigsRequest:
-		return routeConfigs(c, r, start, configSpec[kmsg.IncrementalAlterConfigsRequestResource, kmsg.IncrementalAlterConfigsResponseResource]{
-			resources: req.Resources,
-			key: func(x *kmsg.IncrementalAlterConfigsRequestResource) (kmsg.ConfigResourceType, *string) {
-				return x.ResourceType, &x.ResourceName
-			},
-			sub: func(xs []kmsg.IncrementalAlterConfigsRequestResource) kmsg.Request {
-				s := *req
-				s.Resources = xs
-				return &s
-			},
-			local: func(t kmsg.ConfigResourceType, n string, code int16) kmsg.IncrementalAlterConfigsResponseResource {
-				return kmsg.IncrementalAlterConfigsResponseResource{ResourceType: t, ResourceName: n, ErrorCode: code, ErrorMessage: msg(code)}
-			},
-			respRes: func(x kmsg.Response) *[]kmsg.IncrementalAlterConfigsResponseResource {
-				return &x.(*kmsg.IncrementalAlterConfigsResponse).Resources
-			},
-			respKey: func(y *kmsg.IncrementalAlterConfigsResponseResource) (kmsg.ConfigResourceType, *string) {
-				return y.ResourceType, &y.ResourceName
-			},
-			throttle: func(x kmsg.Response) *int32 { return &x.(*kmsg.IncrementalAlterConfigsResponse).ThrottleMillis },
-			newLocal: func(ys []kmsg.IncrementalAlterConfigsResponseResource) kmsg.Response {
-				return &kmsg.IncrementalAlterConfigsResponse{Resources: ys}
-			},
-		})
-	}
-	return fmt.Errorf("%w: %s is not a config request", ErrUnroutable, kmsg.NameForKey(r.key))
+	res.Set(reflect.Append(res, y))
 }
 
 // brokerOfPeer returns a broker of be presented by peer, its co-located

@@ -29,11 +29,6 @@ var offsetDeleteFamily = &family[*kmsg.OffsetDeleteRequest, *kmsg.OffsetDeleteRe
 		}
 		return false
 	},
-	merge: func(out, in *kmsg.OffsetDeleteResponse) {
-		if out.ErrorCode == 0 {
-			out.ErrorCode = in.ErrorCode
-		}
-	},
 	// Clients read the request-level error first: a NOT_COORDINATOR the
 	// proxy gave a partition (a bounce, a failed broker) is the request's.
 	done: func(r *request, out *kmsg.OffsetDeleteResponse) bool {

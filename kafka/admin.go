@@ -47,8 +47,9 @@ func (r *request) everyCluster(controller bool) []target {
 	return out
 }
 
-func noRouteMessage(topic string) *string {
-	m := "switchyard: no route, prefix rule or default cluster routes topic " + topic + "; add a route first"
+// noRouteMessage is the message of a topic no rule routes.
+func noRouteMessage(tt topicTarget) *string {
+	m := "switchyard: no route, prefix rule or default cluster routes topic " + tt.name + "; add a route first"
 	return &m
 }
 

@@ -386,7 +386,10 @@ func TestCharacteriseListPartitionReassignments(t *testing.T) {
 		h := f.conn(t)
 		ex, kr := h.answered(kmsg.NewPtrListPartitionReassignmentsRequest(), 0, answer)
 		cxWantTargets(t, ex, cxE101, cxW202)
-		if got, want := read(kr), []string{"orders/0@[101]", "payments/0@[101]", "payments/0@[202]"}; !slices.Equal(got, want) {
+		// Each cluster's answer keeps the topics routed to it, as for
+		// ElectLeaders and Metadata: east's copy of payments (routed
+		// west) is not listed. Before the request pipeline it was.
+		if got, want := read(kr), []string{"orders/0@[101]", "payments/0@[202]"}; !slices.Equal(got, want) {
 			t.Fatalf("reassignments %v, want %v", got, want)
 		}
 		if kr.(*kmsg.ListPartitionReassignmentsResponse).ThrottleMillis != 1202 {

@@ -44,7 +44,7 @@ type partitioned interface {
 	checkShape() error
 }
 
-// partitionFamilies are the partition-keyed keys.
+// partitionFamilies are the keys the splitter serves.
 var partitionFamilies = map[int16]partitioned{
 	0:  produceFamily,
 	1:  fetchFamily,
@@ -56,18 +56,35 @@ var partitionFamilies = map[int16]partitioned{
 	28: txnOffsetCommitFamily,
 	47: offsetDeleteFamily,
 	61: describeProducersFamily,
+	19: createTopicsFamily,
+	37: createPartitionsFamily,
+	43: electLeadersFamily,
+	45: alterPartitionAssignmentsFamily,
+	46: listPartitionReassignmentsFamily,
 }
 
 // family is one partition-keyed key as the splitter sees it. Every hook is
 // optional.
 type family[Req kmsg.Request, Resp kmsg.Response] struct {
-	// coordinator, when set, sends every partition to the coordinator of
-	// the returned key on the partition's cluster (and an empty request to
-	// the one on the home cluster) instead of to the partition's leader.
+	// Where a routed topic's partitions go: by default each partition's
+	// leader; with coordinator, the coordinator of the returned key on the
+	// partition's cluster (and an empty request to the one on the home
+	// cluster); with controller, the controller of the topic's cluster.
 	coordinator func(Req) (typ int8, key string)
+	controller  bool
+	// all reports that req's null topic list means every topic: the
+	// request goes as it is to every cluster's controller, and each answer
+	// keeps the topics routed to its cluster.
+	all func(req Req) bool
+	// omitRefused leaves refused topics out of the answer instead of
+	// answering them with an error (nothing to list for them).
+	omitRefused bool
 	// minusOne names answer partition fields that mean "none" as -1, set
 	// in the answers the proxy gives itself.
 	minusOne []string
+	// message is the error message of a refused topic, where the answer
+	// carries one.
+	message func(tt topicTarget) *string
 
 	// prepare runs before routing: in-place rewrites of the client's
 	// bytes and r.split (the home cluster, for coordinator families).
@@ -92,8 +109,9 @@ type family[Req kmsg.Request, Resp kmsg.Response] struct {
 	quiet func(r *request, resp *buffer) bool
 	// fix rewrites t's answer in place and reports whether it changed.
 	fix func(r *request, t target, resp Resp) bool
-	// merge folds in's request-level fields (beyond topics and the
-	// throttle, which the splitter merges) into out.
+	// merge folds in's request-level fields into out, beyond what the
+	// splitter merges itself: topics, the throttle and the request-level
+	// error (the first any part gave).
 	merge func(out, in Resp)
 	// done finishes the client's answer and reports whether it changed.
 	done func(r *request, out Resp) bool
@@ -120,37 +138,54 @@ func (f *family[Req, Resp]) checkShape() error {
 	return err
 }
 
-// retryCode is what a partition of a failed part is answered with.
+// retryCode is what a partition of a failed part is answered with: what
+// makes a client look up the leader, coordinator or controller again.
 func (f *family[Req, Resp]) retryCode() int16 {
-	if f.coordinator != nil {
+	switch {
+	case f.coordinator != nil:
 		return kerr.NotCoordinator.Code
+	case f.controller:
+		return kerr.NotController.Code
 	}
 	return kerr.NotLeaderForPartition.Code
 }
 
 // failed answers every partition of sub, a part whose broker failed, with
-// the family's retriable error.
+// the family's retriable error; nil when the answer has no error to carry
+// one (the request then fails as a whole).
 func (f *family[Req, Resp]) failed(sub kmsg.Request) kmsg.Response {
-	return f.shape().answerAll(sub, f.retryCode())
+	sh := f.shape()
+	if sh.uCode < 0 {
+		return nil
+	}
+	return sh.answerAll(sub, f.retryCode())
 }
 
 // target is where partition of tt goes.
 func (f *family[Req, Resp]) target(r *request, req Req, tt topicTarget, partition int32) target {
-	if f.coordinator != nil {
+	switch {
+	case f.coordinator != nil:
 		typ, key := f.coordinator(req)
 		return r.coordinator(tt.be, typ, key)
+	case f.controller:
+		return controllerOf(tt.be)
 	}
 	return tt.leader(partition)
 }
 
 // emptyTarget answers a request with no partitions: the coordinator on the
-// home cluster, else any broker of the default cluster.
+// home cluster, the default cluster's controller, else any broker of the
+// default cluster.
 func (f *family[Req, Resp]) emptyTarget(r *request, req Req) target {
-	if f.coordinator != nil && r.split.home != nil {
+	def := r.defaultBackend()
+	switch {
+	case f.coordinator != nil && r.split.home != nil:
 		typ, key := f.coordinator(req)
 		return r.coordinator(r.split.home, typ, key)
+	case f.controller && def != nil:
+		return controllerOf(def)
 	}
-	return target{be: r.defaultBackend(), broker: -1}
+	return target{be: def, broker: -1}
 }
 
 // serve routes, forwards or splits r.
@@ -165,13 +200,16 @@ func (f *family[Req, Resp]) serve(r *request) error {
 			return err
 		}
 	}
+	if f.all != nil && f.all(req) {
+		return f.serveAll(r, req)
+	}
 	sh := f.shape()
 	topics := reflect.ValueOf(req).Elem().Field(sh.topics)
 	nt := topics.Len()
 	var ttBuf [4]topicTarget
 	tts := ttBuf[:0]
 	var refused map[[2]int]int16 // (topic, partition) index → code, rare
-	one, single, seen, bounced := target{}, true, false, false
+	one, single, seen, bounced, omitted := target{}, true, false, false, false
 	_, bounce := bounceOf(r.key)
 	for i := range nt {
 		tv := topics.Index(i)
@@ -183,10 +221,10 @@ func (f *family[Req, Resp]) serve(r *request) error {
 			tt = f.topic(r, req, i, tt)
 		}
 		tts = append(tts, tt)
-		ps := tv.Field(sh.parts)
-		for j := range ps.Len() {
+		for j := range sh.units(tv) {
 			if tt.be == nil {
 				single = false
+				omitted = omitted || f.omitRefused
 				continue
 			}
 			if f.partition != nil {
@@ -199,7 +237,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 					continue
 				}
 			}
-			tg := f.target(r, req, tt, sh.partitionOf(ps.Index(j)))
+			tg := f.target(r, req, tt, sh.partitionOf(sh.unit(tv, j)))
 			if !seen {
 				one, seen = tg, true
 			} else if tg != one {
@@ -229,12 +267,12 @@ func (f *family[Req, Resp]) serve(r *request) error {
 
 	// Split: one sub-request per target, refused partitions answered here.
 	by := map[target]Req{}
-	var local reflect.Value // *Resp, made on first use
+	local := reflect.New(sh.resp) // the proxy's own answers
+	answered := false
 	for i := range nt {
 		tv, tt := topics.Index(i), tts[i]
-		ps := tv.Field(sh.parts)
-		for j := range ps.Len() {
-			pv := ps.Index(j)
+		for j := range sh.units(tv) {
+			pv := sh.unit(tv, j)
 			code := tt.code
 			if c, ok := refused[[2]int{i, j}]; ok {
 				code = c
@@ -243,11 +281,16 @@ func (f *family[Req, Resp]) serve(r *request) error {
 				code = bounce
 			}
 			if tt.be == nil || code != 0 {
-				if !local.IsValid() {
-					local = reflect.New(sh.resp)
+				if tt.be == nil && f.omitRefused {
+					continue
 				}
 				name, id := sh.topicOf(tv)
-				sh.answer(local.Elem(), name, id, sh.partitionOf(pv), code)
+				var msg *string
+				if f.message != nil {
+					msg = f.message(topicTarget{name: name, code: code})
+				}
+				sh.answer(local.Elem(), name, id, sh.partitionOf(pv), code, msg)
+				answered = true
 				continue
 			}
 			tg := f.target(r, req, tt, sh.partitionOf(pv))
@@ -264,10 +307,10 @@ func (f *family[Req, Resp]) serve(r *request) error {
 	}
 	parts := make([]part, 0, len(by)+1)
 	for _, t := range targetOrder(by) {
-		sub := by[t]
-		parts = append(parts, part{t: t, req: sub})
+		parts = append(parts, part{t: t, req: by[t]})
 	}
-	if local.IsValid() {
+	if answered || (omitted && len(parts) == 0) {
+		defaults(local)
 		parts = append(parts, part{local: local.Interface().(kmsg.Response)})
 	}
 	if len(parts) == 0 {
@@ -277,9 +320,39 @@ func (f *family[Req, Resp]) serve(r *request) error {
 	if oneWay {
 		return r.c.scatterOneWay(r, parts)
 	}
-	return r.c.scatter(r, r.start, parts, func(resps []kmsg.Response) kmsg.Response {
+	return r.c.scatter(r, r.start, parts, f.merger(r, parts, nil))
+}
+
+// serveAll sends req as it is to every cluster's controller and keeps from
+// each answer the topics routed to that cluster.
+func (f *family[Req, Resp]) serveAll(r *request, req Req) error {
+	if len(r.set.sorted) == 0 {
+		return errNoCluster
+	}
+	parts := make([]part, 0, len(r.set.sorted))
+	for _, be := range r.set.sorted {
+		parts = append(parts, part{t: controllerOf(be), req: req})
+	}
+	sh := f.shape()
+	return r.c.scatter(r, r.start, parts, f.merger(r, parts, func(t target, resp reflect.Value) {
+		sh.keepTopics(resp, func(name string) bool { return r.route(name) == t.be })
+	}))
+}
+
+// merger is the merge of a split's answers: each backend answer fixed (and
+// passed to keep first, when set), then topics, the request-level error
+// and the family's own fields merged into the first, then done.
+func (f *family[Req, Resp]) merger(r *request, parts []part, keep func(target, reflect.Value)) func([]kmsg.Response) kmsg.Response {
+	sh := f.shape()
+	return func(resps []kmsg.Response) kmsg.Response {
 		for i, x := range resps {
-			if parts[i].local == nil && f.fix != nil {
+			if parts[i].local != nil {
+				continue
+			}
+			if keep != nil {
+				keep(parts[i].t, reflect.ValueOf(x).Elem())
+			}
+			if f.fix != nil {
 				f.fix(r, parts[i].t, x.(Resp))
 			}
 		}
@@ -295,7 +368,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 			f.done(r, out)
 		}
 		return out
-	})
+	}
 }
 
 // post is the single-target path's rewrite of the answer from t: nil (the
@@ -321,20 +394,23 @@ func (f *family[Req, Resp]) post(r *request, t target) postFunc {
 
 // shape is where a partition-keyed key keeps its topics and partitions, as
 // field indices into its kmsg request and response structs. A field a key
-// does not have is -1.
+// does not have is -1. A key whose topics hold no partitions (CreateTopics)
+// is split by topic: its unit is the topic, answered with the topic's
+// error.
 type shape struct {
 	req, resp reflect.Type // the structs (not pointers)
 
 	topics           int // Req.Topics
 	topic, topicID   int // T.Topic, T.TopicID
-	parts, partition int // T.Partitions, P.Partition (-1: P is the int32 itself)
+	parts, partition int // T.Partitions (-1: none), P.Partition (-1: P is the int32 itself)
 
-	rTopics            int   // Resp.Topics
-	rTopic, rTopicID   int   // RT.Topic, RT.TopicID
-	rParts, rPartition int   // RT.Partitions, RP.Partition
-	rCode              int   // RP.ErrorCode
-	rMinusOne          []int // RP fields answered -1
-	rtType, rpType     reflect.Type
+	rCode, rMsg        int          // Resp.ErrorCode, Resp.ErrorMessage: the request's error
+	rTopics            int          // Resp.Topics
+	rTopic, rTopicID   int          // RT.Topic, RT.TopicID
+	rParts, rPartition int          // RT.Partitions, RP.Partition
+	uCode, uMsg        int          // ErrorCode, ErrorMessage of the unit (RP, or RT by topic)
+	rMinusOne          []int        // RP fields answered -1
+	rtType, rpType     reflect.Type // RT, RP (nil by topic)
 }
 
 // mustShape reads a key's shape; a kmsg type without the layout is a
@@ -349,62 +425,70 @@ func mustShape(reqPtr, respPtr reflect.Type, minusOne []string) *shape {
 
 func shapeOf(reqPtr, respPtr reflect.Type, minusOne []string) (*shape, error) {
 	sh := &shape{req: reqPtr.Elem(), resp: respPtr.Elem()}
-	field := func(t reflect.Type, name string, kind reflect.Kind, need bool) (int, error) {
-		f, ok := t.FieldByName(name)
-		if !ok || len(f.Index) != 1 || f.Type.Kind() != kind {
-			if need {
-				return -1, fmt.Errorf("kafka: %s has no %s field of kind %s", t, name, kind)
-			}
-			return -1, nil
-		}
-		return f.Index[0], nil
-	}
 	var err error
-	must := func(t reflect.Type, name string, kind reflect.Kind) int {
-		i, e := field(t, name, kind, true)
-		if e != nil && err == nil {
-			err = e
+	field := func(t reflect.Type, name string, kind reflect.Kind, need bool) int {
+		f, ok := t.FieldByName(name)
+		if ok && len(f.Index) == 1 && f.Type.Kind() == kind {
+			return f.Index[0]
 		}
-		return i
+		if need && err == nil {
+			err = fmt.Errorf("kafka: %s has no %s field of kind %s", t, name, kind)
+		}
+		return -1
 	}
-	optional := func(t reflect.Type, name string, kind reflect.Kind) int {
-		i, _ := field(t, name, kind, false)
-		return i
-	}
-	sh.topics = must(sh.req, "Topics", reflect.Slice)
+	sh.topics = field(sh.req, "Topics", reflect.Slice, true)
+	sh.rTopics = field(sh.resp, "Topics", reflect.Slice, true)
 	if err != nil {
 		return nil, err
 	}
+	sh.rCode = field(sh.resp, "ErrorCode", reflect.Int16, false)
+	sh.rMsg = field(sh.resp, "ErrorMessage", reflect.Pointer, false)
 	tt := sh.req.Field(sh.topics).Type.Elem()
-	sh.topic = must(tt, "Topic", reflect.String)
-	sh.topicID = optional(tt, "TopicID", reflect.Array)
-	sh.parts = must(tt, "Partitions", reflect.Slice)
-	if err != nil {
-		return nil, err
-	}
-	pt := tt.Field(sh.parts).Type.Elem()
-	sh.partition = -1
-	if pt.Kind() != reflect.Int32 {
-		sh.partition = must(pt, "Partition", reflect.Int32)
-	}
-	sh.rTopics = must(sh.resp, "Topics", reflect.Slice)
-	if err != nil {
-		return nil, err
-	}
+	sh.topic = field(tt, "Topic", reflect.String, true)
+	sh.topicID = field(tt, "TopicID", reflect.Array, false)
+	sh.parts = field(tt, "Partitions", reflect.Slice, false)
 	sh.rtType = sh.resp.Field(sh.rTopics).Type.Elem()
-	sh.rTopic = must(sh.rtType, "Topic", reflect.String)
-	sh.rTopicID = optional(sh.rtType, "TopicID", reflect.Array)
-	sh.rParts = must(sh.rtType, "Partitions", reflect.Slice)
+	sh.rTopic = field(sh.rtType, "Topic", reflect.String, true)
+	sh.rTopicID = field(sh.rtType, "TopicID", reflect.Array, false)
 	if err != nil {
 		return nil, err
 	}
-	sh.rpType = sh.rtType.Field(sh.rParts).Type.Elem()
-	sh.rPartition = must(sh.rpType, "Partition", reflect.Int32)
-	sh.rCode = must(sh.rpType, "ErrorCode", reflect.Int16)
+	unit := sh.rtType
+	sh.partition, sh.rParts, sh.rPartition = -1, -1, -1
+	if sh.parts >= 0 {
+		if pt := tt.Field(sh.parts).Type.Elem(); pt.Kind() != reflect.Int32 {
+			sh.partition = field(pt, "Partition", reflect.Int32, true)
+		}
+		sh.rParts = field(sh.rtType, "Partitions", reflect.Slice, true)
+		if err != nil {
+			return nil, err
+		}
+		sh.rpType = sh.rtType.Field(sh.rParts).Type.Elem()
+		sh.rPartition = field(sh.rpType, "Partition", reflect.Int32, true)
+		unit = sh.rpType
+	}
+	sh.uCode = field(unit, "ErrorCode", reflect.Int16, false)
+	sh.uMsg = field(unit, "ErrorMessage", reflect.Pointer, false)
 	for _, name := range minusOne {
-		sh.rMinusOne = append(sh.rMinusOne, must(sh.rpType, name, reflect.Int64))
+		sh.rMinusOne = append(sh.rMinusOne, field(unit, name, reflect.Int64, true))
 	}
 	return sh, err
+}
+
+// units is how many units topic t holds: its partitions, or itself.
+func (sh *shape) units(t reflect.Value) int {
+	if sh.parts < 0 {
+		return 1
+	}
+	return t.Field(sh.parts).Len()
+}
+
+// unit is t's unit j: a partition, or the zero Value by topic.
+func (sh *shape) unit(t reflect.Value, j int) reflect.Value {
+	if sh.parts < 0 {
+		return reflect.Value{}
+	}
+	return t.Field(sh.parts).Index(j)
 }
 
 // topicOf reads a request topic's name and id.
@@ -416,8 +500,12 @@ func (sh *shape) topicOf(t reflect.Value) (string, [16]byte) {
 	return t.Field(sh.topic).String(), id
 }
 
+// partitionOf is a unit's partition (-1 by topic).
 func (sh *shape) partitionOf(p reflect.Value) int32 {
-	if sh.partition < 0 {
+	switch {
+	case !p.IsValid():
+		return -1
+	case sh.partition < 0:
 		return int32(p.Int())
 	}
 	return int32(p.Field(sh.partition).Int())
@@ -432,10 +520,15 @@ func (sh *shape) sub(req kmsg.Request) kmsg.Request {
 	return v.Interface().(kmsg.Request)
 }
 
-// add appends partition p of request topic t to sub (a request struct),
-// under sub's last topic when that is t.
+// add appends unit p of request topic t to sub (a request struct): the
+// topic itself by topic, else the partition under sub's last topic when
+// that is t.
 func (sh *shape) add(sub, t, p reflect.Value) {
 	ts := sub.Field(sh.topics)
+	if sh.parts < 0 {
+		ts.Set(reflect.Append(ts, t))
+		return
+	}
 	n := ts.Len()
 	if n == 0 || !sh.sameTopic(ts.Index(n-1), t) {
 		nt := reflect.New(t.Type()).Elem()
@@ -455,30 +548,46 @@ func (sh *shape) sameTopic(a, b reflect.Value) bool {
 	return sh.topicID < 0 || bytes.Equal(a.Field(sh.topicID).Bytes(), b.Field(sh.topicID).Bytes())
 }
 
-// answer appends one partition's error to resp (a response struct), under
-// its last topic when that is the same one.
-func (sh *shape) answer(resp reflect.Value, name string, id [16]byte, partition int32, code int16) {
+// answer appends one unit's error to resp (a response struct): a topic by
+// topic, else a partition under resp's last topic when that is the same.
+func (sh *shape) answer(resp reflect.Value, name string, id [16]byte, partition int32, code int16, msg *string) {
 	ts := resp.Field(sh.rTopics)
 	n := ts.Len()
-	if n == 0 || !sh.isRespTopic(ts.Index(n-1), name, id) {
+	if sh.parts < 0 || n == 0 || !sh.isRespTopic(ts.Index(n-1), name, id) {
 		nt := reflect.New(sh.rtType)
 		defaults(nt)
 		nt.Elem().Field(sh.rTopic).SetString(name)
 		if sh.rTopicID >= 0 {
 			reflect.Copy(nt.Elem().Field(sh.rTopicID), reflect.ValueOf(id[:]))
 		}
+		if sh.parts < 0 {
+			sh.setError(nt.Elem(), code, msg)
+		}
 		ts.Set(reflect.Append(ts, nt.Elem()))
 		n++
+	}
+	if sh.parts < 0 {
+		return
 	}
 	p := reflect.New(sh.rpType)
 	defaults(p)
 	p.Elem().Field(sh.rPartition).SetInt(int64(partition))
-	p.Elem().Field(sh.rCode).SetInt(int64(code))
-	for _, i := range sh.rMinusOne {
-		p.Elem().Field(i).SetInt(-1)
-	}
+	sh.setError(p.Elem(), code, msg)
 	ps := ts.Index(n - 1).Field(sh.rParts)
 	ps.Set(reflect.Append(ps, p.Elem()))
+}
+
+// setError sets a unit's error code, message and "none" fields.
+func (sh *shape) setError(u reflect.Value, code int16, msg *string) {
+	if sh.uCode >= 0 {
+		u.Field(sh.uCode).SetInt(int64(code))
+	}
+	if sh.uMsg >= 0 && msg != nil {
+		u.Field(sh.uMsg).Set(reflect.ValueOf(msg))
+	}
+	for _, i := range sh.rMinusOne {
+		u.Field(i).SetInt(-1)
+	}
 }
 
 func (sh *shape) isRespTopic(t reflect.Value, name string, id [16]byte) bool {
@@ -493,7 +602,7 @@ func (sh *shape) isRespTopic(t reflect.Value, name string, id [16]byte) bool {
 	return have == id
 }
 
-// answerAll answers every partition of sub with code.
+// answerAll answers every unit of sub with code.
 func (sh *shape) answerAll(sub kmsg.Request, code int16) kmsg.Response {
 	out := reflect.New(sh.resp)
 	defaults(out)
@@ -501,19 +610,29 @@ func (sh *shape) answerAll(sub kmsg.Request, code int16) kmsg.Response {
 	for i := range ts.Len() {
 		tv := ts.Index(i)
 		name, id := sh.topicOf(tv)
-		ps := tv.Field(sh.parts)
-		for j := range ps.Len() {
-			sh.answer(out.Elem(), name, id, sh.partitionOf(ps.Index(j)), code)
+		for j := range sh.units(tv) {
+			sh.answer(out.Elem(), name, id, sh.partitionOf(sh.unit(tv, j)), code, nil)
 		}
 	}
 	return out.Interface().(kmsg.Response)
 }
 
-// merge moves in's topics into out (response structs): partitions of a
-// topic out already has join it, other topics are appended.
+// merge moves in's topics into out (response structs), partitions of a
+// topic out already has joining it, and takes in's request-level error
+// when out has none.
 func (sh *shape) merge(out, in reflect.Value) {
+	if sh.rCode >= 0 && out.Field(sh.rCode).Int() == 0 && in.Field(sh.rCode).Int() != 0 {
+		out.Field(sh.rCode).Set(in.Field(sh.rCode))
+		if sh.rMsg >= 0 {
+			out.Field(sh.rMsg).Set(in.Field(sh.rMsg))
+		}
+	}
 	ots := out.Field(sh.rTopics)
 	its := in.Field(sh.rTopics)
+	if sh.rParts < 0 {
+		ots.Set(reflect.AppendSlice(ots, its))
+		return
+	}
 	for i := range its.Len() {
 		it := its.Index(i)
 		name := it.Field(sh.rTopic).String()
@@ -534,6 +653,18 @@ func (sh *shape) merge(out, in reflect.Value) {
 			ots.Set(reflect.Append(ots, it))
 		}
 	}
+}
+
+// keepTopics drops from resp (a response struct) the topics keep refuses.
+func (sh *shape) keepTopics(resp reflect.Value, keep func(name string) bool) {
+	ts := resp.Field(sh.rTopics)
+	kept := reflect.MakeSlice(ts.Type(), 0, ts.Len())
+	for i := range ts.Len() {
+		if t := ts.Index(i); keep(t.Field(sh.rTopic).String()) {
+			kept = reflect.Append(kept, t)
+		}
+	}
+	ts.Set(kept)
 }
 
 // defaults applies kmsg's defaults to the struct v points to.

@@ -55,9 +55,9 @@ func TestShapeAnswersAndMerges(t *testing.T) {
 	sh := listOffsetsFamily.shape()
 	a := kmsg.NewPtrListOffsetsResponse()
 	b := kmsg.NewPtrListOffsetsResponse()
-	sh.answer(valueOf(a), "a", [16]byte{}, 0, 0)
-	sh.answer(valueOf(b), "a", [16]byte{}, 1, 0)
-	sh.answer(valueOf(b), "c", [16]byte{}, 0, 0)
+	sh.answer(valueOf(a), "a", [16]byte{}, 0, 0, nil)
+	sh.answer(valueOf(b), "a", [16]byte{}, 1, 0, nil)
+	sh.answer(valueOf(b), "c", [16]byte{}, 0, 0, nil)
 	sh.merge(valueOf(a), valueOf(b))
 	if len(a.Topics) != 2 || len(a.Topics[0].Partitions) != 2 || a.Topics[1].Topic != "c" {
 		t.Fatalf("merged %+v", a.Topics)
@@ -75,3 +75,47 @@ func TestKeepMaxThrottle(t *testing.T) {
 }
 
 func valueOf(resp kmsg.Response) reflect.Value { return reflect.ValueOf(resp).Elem() }
+
+// TestReflectedLayouts: the fields the config, cluster-wide write and list
+// merges read by name exist in every version's kmsg types, so a kmsg
+// upgrade that renames one fails here rather than in a client's request.
+func TestReflectedLayouts(t *testing.T) {
+	has := func(v reflect.Type, path ...string) {
+		t.Helper()
+		for _, name := range path {
+			f, ok := v.FieldByName(name)
+			if !ok {
+				t.Fatalf("%s has no field %s", v, name)
+			}
+			v = f.Type
+			for v.Kind() == reflect.Slice || v.Kind() == reflect.Pointer {
+				v = v.Elem()
+			}
+		}
+	}
+	for _, key := range []int16{32, 33, 44} {
+		req := reflect.TypeOf(kmsg.RequestForKey(key)).Elem()
+		resp := reflect.TypeOf(kmsg.ResponseForKey(key)).Elem()
+		for _, f := range []string{cfgType, cfgName} {
+			has(req, cfgResources, f)
+			has(resp, cfgResources, f)
+		}
+		has(resp, cfgResources, "ErrorCode")
+		has(resp, cfgResources, "ErrorMessage")
+	}
+	for _, key := range []int16{30, 31, 49, 51} {
+		field := "Results"
+		if key == 49 {
+			field = "Entries"
+		}
+		resp := reflect.TypeOf(kmsg.ResponseForKey(key)).Elem()
+		has(resp, field, "ErrorCode")
+		has(resp, field, "ErrorMessage")
+	}
+	for _, key := range []int16{16, 66} {
+		list, id := listFields(key)
+		resp := reflect.TypeOf(kmsg.ResponseForKey(key)).Elem()
+		has(resp, list, id)
+		has(resp, "ErrorCode")
+	}
+}
