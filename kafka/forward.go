@@ -47,6 +47,10 @@ func (c *clientConn) forwardAny(r *request, start time.Time, be *Backend, post p
 // when none is configured.
 var errNoCluster = fmt.Errorf("%w: no backend cluster is configured", ErrNoBroker)
 
+// anyUpstream returns a connection to any reachable broker of be, this
+// host's first. For a cluster whose metadata has not arrived yet (just
+// defined) it blocks this client's reader until it does, within
+// DialTimeout, after flushing what is queued upstream.
 func (c *clientConn) anyUpstream(be *Backend) (*upstream, error) {
 	if be == nil {
 		return nil, errNoCluster

@@ -88,6 +88,12 @@ func (p *producerIDs) issue(peer int32) int64 {
 // isVirtual reports whether id was issued by a proxy peer.
 func isVirtual(id int64) bool { return id>>vpidPeerShift > 0 }
 
+// cached returns the real producer id and epoch mapped to (vpid, vepoch)
+// on cluster, without asking the cluster.
+func (p *producerIDs) cached(cluster string, vpid int64, vepoch int16) (realPID, bool) {
+	return p.m.get(pidKey{vpid, vepoch, cluster})
+}
+
 // real returns the real producer id and epoch for (vpid, vepoch) on
 // cluster, asking the cluster for one (ask: its initProducerID) on first use.
 func (p *producerIDs) real(ctx context.Context, cluster string, vpid int64, vepoch int16, ask func(context.Context) (int64, int16, error)) (int64, int16, error) {
@@ -182,22 +188,14 @@ func handleIdempotentInit(c *clientConn, r *request, start time.Time, req *kmsg.
 	return c.respond(r, start, resp)
 }
 
-// Record batch v2 layout (the fields the rewrite touches).
-const (
-	batchLengthOff = 8  // int32: bytes after this field
-	batchMagicOff  = 16 // int8
-	batchCRCOff    = 17 // uint32 over [batchAttrOff, end)
-	batchAttrOff   = 21
-	batchPIDOff    = 43 // int64
-	batchEpochOff  = 51 // int16
-	batchHeaderLen = 61
-)
-
 // mapProducers rewrites every batch of a virtual producer in records to
 // the real id be issued for it. It returns a partition error code when the
 // mapping failed (the client retries) or a batch is corrupt
 // (CORRUPT_MESSAGE, as the broker answers a CRC mismatch; clients do not
-// retry it), else 0.
+// retry it), else 0. A virtual id's first batch to a cluster blocks this
+// client's reader while the cluster is asked for a real id (an
+// InitProducerId, within coordinatorTimeout), after what is queued
+// upstream has been flushed; later batches find the mapping cached.
 func (c *clientConn) mapProducers(be *Backend, records []byte) int16 {
 	var code int16
 	batchesOf(records, func(batch []byte) bool {
@@ -213,6 +211,10 @@ func (c *clientConn) mapProducers(be *Backend, records []byte) int16 {
 		if !c.usePID(vpid, vepoch) {
 			code = kerr.ThrottlingQuotaExceeded.Code
 			return false
+		}
+		if m, ok := c.s.pids.cached(be.Name(), vpid, vepoch); ok {
+			setBatchProducer(batch, m.id, m.epoch)
+			return true
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
 		defer cancel()
