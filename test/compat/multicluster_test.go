@@ -460,6 +460,105 @@ func TestRouteRepointUnderProduction(t *testing.T) {
 	}
 }
 
+// TestRouteRepointUnderConsumption: a consumer group committing after
+// every poll while its topic is re-pointed from east to west. After the
+// switch the proxy bounces the group's first fetch naming the topic with
+// NOT_LEADER_OR_FOLLOWER and its first commit with NOT_COORDINATOR, which
+// the client retries after finding the coordinator again: no commit
+// fails, and the group reads what is produced after the switch. (Not all
+// of it: the group's positions carry over to west as numbers, so west's
+// records below them are skipped. A re-point moves clients, not data or
+// offsets; the live migration keeps offsets continuous.)
+func TestRouteRepointUnderConsumption(t *testing.T) {
+	sb := startTwoClusters(t)
+	const topic, group = "moving-c", "moving-c-group"
+	createTopic(t, sb.Bootstrap, topic, 3)
+	_, west := directTo(t, sb, "west")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := west.CreateTopic(ctx, 3, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...), kgo.DefaultProduceTopic(topic),
+		kgo.MetadataMinAge(250*time.Millisecond), kgo.MetadataMaxAge(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produce := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(prefix + strconv.Itoa(i))}).FirstErr(); err != nil {
+				t.Fatalf("produce %s%d: %v", prefix, i, err)
+			}
+		}
+	}
+	produce("east-", 150)
+
+	cons, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.MetadataMinAge(250*time.Millisecond), kgo.MetadataMaxAge(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var east, westSeen atomic.Int64
+	var commits atomic.Int64
+	commitErr := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			fs := cons.PollFetches(ctx)
+			fs.EachError(func(topic string, p int32, err error) {
+				t.Logf("fetch %s[%d]: %v", topic, p, err)
+			})
+			fs.EachRecord(func(r *kgo.Record) {
+				if strings.HasPrefix(string(r.Value), "west-") {
+					westSeen.Add(1)
+				} else {
+					east.Add(1)
+				}
+			})
+			if err := cons.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case commitErr <- err:
+				default:
+				}
+				return
+			}
+			commits.Add(1)
+		}
+	}()
+	waitFor(t, 30*time.Second, "the group consuming east", func() bool { return east.Load() >= 150 })
+	if _, err := sb.Apply(ctx, &fsm.PutRoute{Topic: topic, Cluster: "west"}); err != nil {
+		t.Fatal(err)
+	}
+	before := commits.Load()
+	// Records produced after the switch, wherever they land (east until
+	// this peer applies the route, west after); the group must read on
+	// and go on committing.
+	produce("west-", 600)
+	defer func() {
+		t.Logf("%d records from east, %d produced after the switch, %d commits (%d before it)", east.Load(), westSeen.Load(), commits.Load(), before)
+	}()
+	waitFor(t, 45*time.Second, "the group reading what was produced after the switch", func() bool {
+		select {
+		case err := <-commitErr:
+			t.Fatalf("a commit failed after the route change: %v", err)
+		default:
+		}
+		return westSeen.Load() > 0 && commits.Load() > before
+	})
+	cancel()
+	<-done
+	select {
+	case err := <-commitErr:
+		t.Fatalf("a commit failed: %v", err)
+	default:
+	}
+}
+
 // TestTransactionStaysHome: a transaction whose transactional id is homed
 // on east can write east topics; writing a west topic in it fails with
 // INVALID_TXN_STATE, and the transaction aborts cleanly.
