@@ -1,6 +1,7 @@
 package compat
 
-// Merged security and quota reads across two clusters: ACLs, client quotas
+// Merged security and quota reads across two clusters, and
+// ListConfigResources on the default cluster. ACLs, client quotas
 // and SCRAM credentials written through the proxy land on every cluster
 // and read back once; one written directly to a single cluster shows in
 // the merged read, marked in the answer's ErrorMessage (ErrorCode 0) and
@@ -236,5 +237,38 @@ func TestMergedSecurityReads(t *testing.T) {
 	}
 	if got := strings.Fields(strings.ReplaceAll(string(out), " on ", "@")); !slices.Equal(got, []string{"NoError", "User:alice@orders", "User:bob@orders"}) {
 		t.Fatalf("kafka-python describe_acls printed %q, want NoError and alice's and bob's ACLs", out)
+	}
+}
+
+// TestListConfigResourcesDefaultCluster: a client-metrics subscription
+// (KIP-714) set through the proxy lives on the default cluster, and
+// ListConfigResources (v0, the version the proxy advertises) lists it
+// through the proxy.
+func TestListConfigResourcesDefaultCluster(t *testing.T) {
+	sb := startTwoClusters(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// kadm has no call for client-metrics configs: the raw request.
+	alter := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeClientMetrics, "all-clients"
+	res.Configs = []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "interval.ms", Value: kmsg.StringPtr("60000")}}
+	alter.Resources = append(alter.Resources, res)
+	altered, err := alter.RequestWith(ctx, cl)
+	if err != nil || len(altered.Resources) != 1 || altered.Resources[0].ErrorCode != 0 {
+		t.Fatalf("altering client metrics: %v %+v", err, altered)
+	}
+	listed, err := kadm.NewClient(cl).ListConfigResources(ctx)
+	if err != nil || listed.Err != nil || !slices.Equal(listed.Names(), []string{"all-clients"}) {
+		t.Fatalf("ListConfigResources through the proxy: %v %+v, want all-clients", err, listed)
+	}
+	_, east := directTo(t, sb, "east")
+	if onEast, err := east.ListConfigResources(ctx, kadm.ConfigResourceClientMetrics); err != nil || !slices.Equal(onEast.Names(), []string{"all-clients"}) {
+		t.Fatalf("ListConfigResources on east: %v %+v, want the subscription on the default cluster", err, onEast)
 	}
 }
