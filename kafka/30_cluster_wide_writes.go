@@ -6,7 +6,7 @@ package kafka
 // Cluster-wide security and quota settings are written to every cluster,
 // so the virtual cluster behaves as one: each request goes as sent to a
 // broker of every cluster, and each entry's answer is the first error any
-// cluster gave, else success. Reads: 29_default_cluster.go.
+// cluster gave, else success. Reads: merged_reads.go.
 
 import (
 	"reflect"

@@ -3,8 +3,9 @@ package kafka
 // Characterisation of the admin keys across two clusters: topic
 // administration at the controller of each topic's cluster (19, 20, 37,
 // 43, 45, 46, 57), security and quota writes on every cluster (30, 31, 49,
-// 51), their Describe counterparts and telemetry on the default cluster
-// (29, 48, 50, 71, 72), and DescribeCluster (60).
+// 51), telemetry and ListConfigResources on the default cluster (71, 72,
+// 74), and DescribeCluster (60). The merged security and quota reads (29,
+// 48, 50) are in characterise_merged_reads_test.go.
 
 import (
 	"fmt"
@@ -591,11 +592,10 @@ func TestCharacteriseWrittenToEveryCluster(t *testing.T) {
 	}
 }
 
-// TestCharacteriseDefaultClusterKeys: DescribeACLs, DescribeClientQuotas,
-// DescribeUserSCRAMCredentials, GetTelemetrySubscriptions and
-// PushTelemetry go as sent to a broker of the default cluster (this
-// host's), and the answer comes back as is: the other clusters' settings
-// are not consulted.
+// TestCharacteriseDefaultClusterKeys: GetTelemetrySubscriptions,
+// PushTelemetry and ListConfigResources v0 go as sent to a broker of the
+// default cluster (this host's), and the answer comes back as is: the
+// other clusters are not consulted.
 func TestCharacteriseDefaultClusterKeys(t *testing.T) {
 	keys := []struct {
 		name string
@@ -603,16 +603,12 @@ func TestCharacteriseDefaultClusterKeys(t *testing.T) {
 		req  kmsg.Request
 		resp kmsg.Response
 	}{
-		{"DescribeACLs", 3, &kmsg.DescribeACLsRequest{ResourceType: kmsg.ACLResourceTypeAny, Operation: kmsg.ACLOperationAny, PermissionType: kmsg.ACLPermissionTypeAny, ResourcePatternType: kmsg.ACLResourcePatternTypeAny},
-			&kmsg.DescribeACLsResponse{ThrottleMillis: 9, Resources: []kmsg.DescribeACLsResponseResource{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "orders", ResourcePatternType: kmsg.ACLResourcePatternTypeLiteral}}}},
-		{"DescribeClientQuotas", 1, &kmsg.DescribeClientQuotasRequest{Components: []kmsg.DescribeClientQuotasRequestComponent{{EntityType: "user", MatchType: 1}}},
-			&kmsg.DescribeClientQuotasResponse{ThrottleMillis: 9, Entries: []kmsg.DescribeClientQuotasResponseEntry{{Entity: []kmsg.DescribeClientQuotasResponseEntryEntity{{Type: "user", Name: kmsg.StringPtr("u")}}, Values: []kmsg.DescribeClientQuotasResponseEntryValue{{Key: "producer_byte_rate", Value: 1}}}}}},
-		{"DescribeUserSCRAMCredentials", 0, &kmsg.DescribeUserSCRAMCredentialsRequest{Users: []kmsg.DescribeUserSCRAMCredentialsRequestUser{{Name: "u"}}},
-			&kmsg.DescribeUserSCRAMCredentialsResponse{ThrottleMillis: 9, Results: []kmsg.DescribeUserSCRAMCredentialsResponseResult{{User: "u"}}}},
 		{"GetTelemetrySubscriptions", 0, &kmsg.GetTelemetrySubscriptionsRequest{ClientInstanceID: [16]byte{7}},
 			&kmsg.GetTelemetrySubscriptionsResponse{ThrottleMillis: 9, ClientInstanceID: [16]byte{7}, SubscriptionID: 5, PushIntervalMillis: 1000}},
 		{"PushTelemetry", 0, &kmsg.PushTelemetryRequest{ClientInstanceID: [16]byte{7}, SubscriptionID: 5, Metrics: []byte("m")},
 			&kmsg.PushTelemetryResponse{ThrottleMillis: 9}},
+		{"ListConfigResources", 0, &kmsg.ListConfigResourcesRequest{},
+			&kmsg.ListConfigResourcesResponse{ThrottleMillis: 9, ConfigResources: []kmsg.ListConfigResourcesResponseConfigResource{{Name: "all-clients", Type: 16}}}},
 	}
 	for _, k := range keys {
 		t.Run(k.name, func(t *testing.T) {

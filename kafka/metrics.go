@@ -38,6 +38,7 @@ type Metrics struct {
 	quotaThrottled     *prometheus.CounterVec
 	quotaThrottle      *prometheus.HistogramVec
 	corruptBatches     prometheus.Counter
+	readDisagreements  *prometheus.CounterVec
 
 	maxTopics int
 	mu        sync.RWMutex
@@ -138,8 +139,15 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Name: "switchyard_kafka_corrupt_batches_total",
 		Help: "Client record batches whose CRC-32C did not match, refused with CORRUPT_MESSAGE before their producer id was rewritten.",
 	})
+	m.readDisagreements = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_merged_read_disagreements_total",
+		Help: "Entries the backend clusters disagree on (held by some only, or with different values) in merged reads of cluster-wide settings, by API (DescribeACLs, DescribeClientQuotas, DescribeUserSCRAMCredentials); each answer counts each such entry.",
+	}, []string{"api"})
+	for _, k := range mergedReadKeys {
+		m.readDisagreements.WithLabelValues(kmsg.NameForKey(k))
+	}
 	reg.MustRegister(m.connections, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
-		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.corruptBatches)
+		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.corruptBatches, m.readDisagreements)
 	return m
 }
 
@@ -151,6 +159,19 @@ func (m *Metrics) request(key int16, n int) {
 func (m *Metrics) response(key int16, n int, d time.Duration) {
 	m.bytesOut[key].Add(float64(n))
 	m.latency[key].Observe(d.Seconds())
+}
+
+// mergedReadKeys are the keys whose merged reads count disagreements (the
+// api label's only values).
+var mergedReadKeys = []int16{29, 48, 50}
+
+// disagreed counts n entries of a merged read of key that the clusters
+// disagree on (merged_reads.go).
+func (m *Metrics) disagreed(key int16, n int) {
+	if m == nil {
+		return
+	}
+	m.readDisagreements.WithLabelValues(kmsg.NameForKey(key)).Add(float64(n))
 }
 
 func (m *Metrics) closed(reason string) { m.closedConns.WithLabelValues(reason).Inc() }

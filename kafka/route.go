@@ -24,6 +24,9 @@ var versionCaps = map[int16]int16{
 	8:  9,  // OffsetCommit v10
 	9:  9,  // OffsetFetch v10
 	28: 5,  // TxnOffsetCommit v6 (KIP-1319)
+	// ListConfigResources v1 (KIP-1142) lists one cluster's topics, brokers
+	// and groups (74_list_config_resources.go); v0 lists client metrics.
+	74: 0,
 }
 
 // handlerTable maps every API key the proxy serves to its handler, each
@@ -59,15 +62,19 @@ var versionCaps = map[int16]int16{
 //     IncrementalAlterConfigs (44)
 //   - written to every cluster: CreateACLs (30), DeleteACLs (31),
 //     AlterClientQuotas (49), AlterUserSCRAMCredentials (51)
-//   - the default cluster: DescribeACLs (29), DescribeClientQuotas (48),
-//     DescribeUserSCRAMCredentials (50), GetTelemetrySubscriptions (71),
-//     PushTelemetry (72)
+//   - read from every cluster, merged, disagreements marked
+//     (merged_reads.go): DescribeACLs (29), DescribeClientQuotas (48),
+//     DescribeUserSCRAMCredentials (50)
+//   - the default cluster: GetTelemetrySubscriptions (71), PushTelemetry
+//     (72), ListConfigResources (74, v0)
 //
-// Not served: broker-to-broker and controller keys, SASL (the proxy does
-// not authenticate clients yet), log-dir keys (they name real brokers),
+// Not served (docs/conformance.md lists every key and why):
+// broker-to-broker and controller keys, SASL (the proxy does not
+// authenticate clients yet), log-dir keys (they name real brokers),
 // DescribeTopicPartitions (75, clients fall back to Metadata), the KIP-848
 // consumer group protocol (68, 69: clients fall back to the classic one;
-// see topicids.go) and share groups.
+// see topicids.go) and share groups. TestConformanceDoc keeps that list
+// and this table in step.
 func handlerTable() [maxKey + 1]handler {
 	var t [maxKey + 1]handler
 	t[0] = handleProduce
@@ -110,7 +117,10 @@ func handlerTable() [maxKey + 1]handler {
 	for _, k := range []int16{30, 31, 49, 51} {
 		t[k] = toEveryCluster
 	}
-	for _, k := range []int16{29, 48, 50, 71, 72} {
+	t[29] = handleDescribeACLs
+	t[48] = handleDescribeClientQuotas
+	t[50] = handleDescribeUserSCRAMCredentials
+	for _, k := range []int16{71, 72, 74} {
 		t[k] = toAny
 	}
 	return t
