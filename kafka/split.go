@@ -1,12 +1,16 @@
 package kafka
 
-// The partition-keyed splitter: one routing pass, split and merge for
-// every key whose request lists topics holding partitions (Produce, Fetch,
-// ListOffsets, DeleteRecords, OffsetForLeaderEpoch, DescribeProducers,
-// OffsetCommit, OffsetDelete, TxnOffsetCommit, AddPartitionsToTxn).
+// The splitter: one routing pass, split and merge for every key whose
+// request lists topics (partitionFamilies): those whose topics hold
+// partitions routed to their leader (Produce, Fetch, ListOffsets,
+// DeleteRecords, OffsetForLeaderEpoch, DescribeProducers) or to a group or
+// transaction coordinator on their cluster (OffsetCommit, OffsetDelete,
+// TxnOffsetCommit, AddPartitionsToTxn), and the topic admin keys routed to
+// the controller of each topic's cluster (CreateTopics, CreatePartitions,
+// ElectLeaders, AlterPartitionAssignments, ListPartitionReassignments).
 //
-// A key declares a family: whether its partitions go to their leader or to
-// a coordinator, and hooks where it differs. The splitter does the rest:
+// A key declares a family: where its units go, and hooks where it differs.
+// The splitter does the rest:
 //   - each topic is resolved once (pipeline.go: route, bounce), then the
 //     family's topic and partition hooks may refuse it or a partition;
 //   - when one target serves every partition and nothing is answered
@@ -22,9 +26,10 @@ package kafka
 //     error for just its partitions (partfail.go).
 //
 // The topic/partition layout of these keys is the same in every kmsg type
-// (Topics → Topic, TopicID → Partitions → Partition, ErrorCode), so it is
-// read once per key by reflection into a shape (field indices) instead of
-// being written out per key; TestFamilyShapes checks every family's.
+// (Topics → Topic, TopicID → Partitions → Partition, ErrorCode; a topic
+// with no partitions is its own unit), so it is read once per key by
+// reflection into a shape (field indices) instead of being written out per
+// key; TestFamilyShapes checks every family's.
 
 import (
 	"bytes"
@@ -50,17 +55,17 @@ var partitionFamilies = map[int16]partitioned{
 	1:  fetchFamily,
 	2:  listOffsetsFamily,
 	8:  offsetCommitFamily,
+	19: createTopicsFamily,
 	21: deleteRecordsFamily,
 	23: offsetForLeaderEpochFamily,
 	24: addPartitionsToTxnFamily,
 	28: txnOffsetCommitFamily,
-	47: offsetDeleteFamily,
-	61: describeProducersFamily,
-	19: createTopicsFamily,
 	37: createPartitionsFamily,
 	43: electLeadersFamily,
 	45: alterPartitionAssignmentsFamily,
 	46: listPartitionReassignmentsFamily,
+	47: offsetDeleteFamily,
+	61: describeProducersFamily,
 }
 
 // family is one partition-keyed key as the splitter sees it. Every hook is
@@ -268,6 +273,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 	// Split: one sub-request per target, refused partitions answered here.
 	by := map[target]Req{}
 	local := reflect.New(sh.resp) // the proxy's own answers
+	defaults(local)
 	answered := false
 	for i := range nt {
 		tv, tt := topics.Index(i), tts[i]
@@ -310,7 +316,6 @@ func (f *family[Req, Resp]) serve(r *request) error {
 		parts = append(parts, part{t: t, req: by[t]})
 	}
 	if answered || (omitted && len(parts) == 0) {
-		defaults(local)
 		parts = append(parts, part{local: local.Interface().(kmsg.Response)})
 	}
 	if len(parts) == 0 {
