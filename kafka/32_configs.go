@@ -35,8 +35,9 @@ func isBrokerResource(t kmsg.ConfigResourceType, name string) bool {
 // is sent under (for broker resources).
 type configTarget struct {
 	t    target
-	name string // rewritten resource name; "" keeps the client's
-	code int16  // answered locally with this code when not 0
+	name string  // rewritten resource name; "" keeps the client's
+	code int16   // answered locally with this code when not 0
+	msg  *string // and this message
 }
 
 func (r *request) configTarget(typ kmsg.ConfigResourceType, name string) (configTarget, error) {
@@ -48,7 +49,8 @@ func (r *request) configTarget(typ kmsg.ConfigResourceType, name string) (config
 	case typ == kmsg.ConfigResourceTypeTopic:
 		be := r.route(name)
 		if be == nil {
-			return configTarget{code: kerr.UnknownTopicOrPartition.Code}, nil
+			m := "switchyard: no route, prefix rule or default cluster routes this topic"
+			return configTarget{code: kerr.UnknownTopicOrPartition.Code, msg: &m}, nil
 		}
 		return configTarget{t: target{be, be.anyBroker(r.localBrokers(be))}}, nil
 	case typ == kmsg.ConfigResourceTypeGroupConfig:
@@ -57,7 +59,10 @@ func (r *request) configTarget(typ kmsg.ConfigResourceType, name string) (config
 	case isBrokerResource(typ, name):
 		peer, err := strconv.ParseInt(name, 10, 32)
 		if err != nil {
-			return configTarget{}, fmt.Errorf("%w: broker resource name %q is not a broker id", ErrMalformed, name)
+			// As a broker answers it: this resource fails, the rest of
+			// the request goes on.
+			m := fmt.Sprintf("switchyard: broker resource name %q is not a broker id", name)
+			return configTarget{code: kerr.InvalidRequest.Code, msg: &m}, nil
 		}
 		broker := brokerOfPeer(r, def, int32(peer))
 		if broker < 0 {
@@ -113,7 +118,7 @@ func handleConfigs(r *request) error {
 			return err
 		}
 		if ct.code != 0 {
-			addConfigError(lv, typ, name, ct.code)
+			addConfigError(lv, typ, name, ct.code, ct.msg)
 			continue
 		}
 		key := configPart{t: ct.t}
@@ -181,17 +186,14 @@ func handleConfigs(r *request) error {
 }
 
 // addConfigError answers one resource in resp (a config answer struct)
-// with code; an unrouted topic's answer says why.
-func addConfigError(resp reflect.Value, typ kmsg.ConfigResourceType, name string, code int16) {
+// with code and msg.
+func addConfigError(resp reflect.Value, typ kmsg.ConfigResourceType, name string, code int16, msg *string) {
 	res := resp.FieldByName(cfgResources)
 	y := reflect.New(res.Type().Elem()).Elem()
 	y.FieldByName(cfgType).SetInt(int64(typ))
 	y.FieldByName(cfgName).SetString(name)
 	y.FieldByName("ErrorCode").SetInt(int64(code))
-	if code == kerr.UnknownTopicOrPartition.Code {
-		m := "switchyard: no route, prefix rule or default cluster routes this topic"
-		y.FieldByName("ErrorMessage").Set(reflect.ValueOf(&m))
-	}
+	y.FieldByName("ErrorMessage").Set(reflect.ValueOf(msg))
 	res.Set(reflect.Append(res, y))
 }
 

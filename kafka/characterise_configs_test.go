@@ -7,7 +7,6 @@ package kafka
 // peer presents, under that broker's id, and back.
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -303,16 +302,25 @@ func TestCharacteriseConfigs(t *testing.T) {
 }
 
 // TestCharacteriseConfigsBadBrokerName: a broker resource whose name is
-// not a number closes the connection (ErrMalformed), as a broker would
-// answer nothing sensible to it.
+// not a number is answered INVALID_REQUEST with a reason, as a broker
+// answers it ("broker id must be an integer"); the request's other
+// resources go on and the connection stays open. (Until December 2026 the
+// proxy closed the connection; the fuzz target found it.)
 func TestCharacteriseConfigsBadBrokerName(t *testing.T) {
 	for _, k := range cxConfigKeys() {
 		t.Run(k.name, func(t *testing.T) {
 			f := newCx(t, true)
 			h := f.conn(t)
-			ex := h.run(cxFrame(k.req([]cxResource{{kmsg.ConfigResourceTypeBroker, "east-100"}}), k.versions[len(k.versions)-1]), nil)
-			if !errors.Is(ex.err, ErrMalformed) || ex.slots != 0 {
-				t.Fatalf("handler error %v, %d slots; want ErrMalformed and no answer", ex.err, ex.slots)
+			v := k.versions[len(k.versions)-1]
+			req := k.req([]cxResource{{kmsg.ConfigResourceTypeBroker, "east-100"}, {kmsg.ConfigResourceTypeTopic, "orders"}})
+			ex, resp := h.answered(req, v, cxConfigAnswer)
+			by, codes, _ := k.read(resp)
+			bad := cxResource{kmsg.ConfigResourceTypeBroker, "east-100"}.String()
+			if codes[bad] != int64(kerr.InvalidRequest.Code) || !strings.Contains(by[bad], "not a broker id") {
+				t.Fatalf("bad broker name answered %d %q", codes[bad], by[bad])
+			}
+			if topic := (cxResource{kmsg.ConfigResourceTypeTopic, "orders"}).String(); codes[topic] != 0 || len(ex.targets()) != 1 {
+				t.Fatalf("the topic resource was not served (%d, sent to %v)", codes[topic], ex.targets())
 			}
 		})
 	}

@@ -335,3 +335,65 @@ func FuzzSplitResponse(f *testing.F) {
 		}
 	})
 }
+
+// The topic admin keys (controller families) and the config keys.
+
+func FuzzCreateTopicsRequest(f *testing.F) {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	for _, name := range []string{"orders", "events", "nope"} {
+		t := kmsg.NewCreateTopicsRequestTopic()
+		t.Topic, t.NumPartitions, t.ReplicationFactor = name, 3, 1
+		req.Topics = append(req.Topics, t)
+	}
+	fuzzRequest(f, 19, req)
+}
+
+func FuzzCreatePartitionsRequest(f *testing.F) {
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	for _, name := range []string{"orders", "nope"} {
+		t := kmsg.NewCreatePartitionsRequestTopic()
+		t.Topic, t.Count = name, 6
+		req.Topics = append(req.Topics, t)
+	}
+	fuzzRequest(f, 37, req)
+}
+
+func FuzzElectLeadersRequest(f *testing.F) {
+	req := kmsg.NewPtrElectLeadersRequest()
+	for _, name := range []string{"orders", "nope"} {
+		req.Topics = append(req.Topics, kmsg.ElectLeadersRequestTopic{Topic: name, Partitions: []int32{0, 1}})
+	}
+	fuzzRequest(f, 43, req, kmsg.NewPtrElectLeadersRequest())
+}
+
+func FuzzAlterPartitionAssignmentsRequest(f *testing.F) {
+	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	for _, name := range []string{"orders", "nope"} {
+		t := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+		t.Topic = name
+		t.Partitions = []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: []int32{100}}}
+		req.Topics = append(req.Topics, t)
+	}
+	fuzzRequest(f, 45, req)
+}
+
+func FuzzListPartitionReassignmentsRequest(f *testing.F) {
+	req := kmsg.NewPtrListPartitionReassignmentsRequest()
+	for _, name := range []string{"orders", "nope"} {
+		req.Topics = append(req.Topics, kmsg.ListPartitionReassignmentsRequestTopic{Topic: name, Partitions: []int32{0}})
+	}
+	fuzzRequest(f, 46, req, kmsg.NewPtrListPartitionReassignmentsRequest())
+}
+
+func FuzzDescribeConfigsRequest(f *testing.F) {
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	for _, res := range []struct {
+		typ  kmsg.ConfigResourceType
+		name string
+	}{{kmsg.ConfigResourceTypeTopic, "orders"}, {kmsg.ConfigResourceTypeTopic, "nope"}, {kmsg.ConfigResourceTypeBroker, "0"}, {kmsg.ConfigResourceTypeBroker, "1"}, {kmsg.ConfigResourceTypeGroupConfig, "g-1"}} {
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = res.typ, res.name
+		req.Resources = append(req.Resources, rr)
+	}
+	fuzzRequest(f, 32, req)
+}
