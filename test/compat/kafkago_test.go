@@ -39,25 +39,7 @@ func TestKafkaGo(t *testing.T) {
 	)
 	readers := make([]*kafka.Reader, len(sb.Bootstrap))
 	for i, addr := range sb.Bootstrap {
-		readers[i] = kafka.NewReader(kafka.ReaderConfig{
-			Brokers:           []string{addr},
-			GroupID:           group,
-			Topic:             topic,
-			StartOffset:       kafka.FirstOffset,
-			CommitInterval:    0, // synchronous commits: committed offsets are exact
-			MinBytes:          1,
-			MaxBytes:          1 << 20,
-			MaxWait:           250 * time.Millisecond,
-			HeartbeatInterval: 500 * time.Millisecond,
-			SessionTimeout:    10 * time.Second,
-			RebalanceTimeout:  10 * time.Second,
-			JoinGroupBackoff:  200 * time.Millisecond,
-			ReadBackoffMin:    50 * time.Millisecond,
-			ReadBackoffMax:    250 * time.Millisecond,
-			ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
-				t.Logf("reader %d: "+format, append([]any{i}, args...)...)
-			}),
-		})
+		readers[i] = kafkaGoReader(t, addr, group, topic, fmt.Sprintf("reader %d", i))
 	}
 	// Readers close concurrently, so none sits in a JoinGroup waiting
 	// for a member that is about to leave.
@@ -103,22 +85,7 @@ func TestKafkaGo(t *testing.T) {
 		}()
 	}
 
-	// kafka-go's Writer has no idempotent mode: a retried batch whose
-	// first attempt did land would be written twice (checkConsumed would
-	// report it). Batches of one partition are written one at a time, in
-	// order, so per-partition order holds.
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(sb.Bootstrap[0]),
-		Topic:        topic,
-		Balancer:     &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll,
-		BatchSize:    500,
-		BatchTimeout: 10 * time.Millisecond,
-		MaxAttempts:  10,
-		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
-			t.Logf("writer: "+format, args...)
-		}),
-	}
+	w := kafkaGoWriter(t, sb.Bootstrap[0], topic)
 	msgs := make([]kafka.Message, numRecords)
 	for i := range msgs {
 		msgs[i] = kafka.Message{Key: []byte(recordKey(i)), Value: []byte(recordValue(i))}
@@ -156,6 +123,51 @@ func TestKafkaGo(t *testing.T) {
 	}
 	checkConsumed(t, recs, numRecords)
 	checkBackend(t, sb, topic, group, numRecords)
+}
+
+// kafkaGoReader is a kafka-go consumer group member bootstrapped on addr,
+// starting at the earliest offset when group has no commit and committing
+// synchronously (CommitMessages), logging to t as name.
+func kafkaGoReader(t testing.TB, addr, group, topic, name string) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           []string{addr},
+		GroupID:           group,
+		Topic:             topic,
+		StartOffset:       kafka.FirstOffset,
+		CommitInterval:    0, // synchronous commits: committed offsets are exact
+		MinBytes:          1,
+		MaxBytes:          1 << 20,
+		MaxWait:           250 * time.Millisecond,
+		HeartbeatInterval: 500 * time.Millisecond,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		JoinGroupBackoff:  200 * time.Millisecond,
+		ReadBackoffMin:    50 * time.Millisecond,
+		ReadBackoffMax:    250 * time.Millisecond,
+		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
+			t.Logf(name+": "+format, args...)
+		}),
+	})
+}
+
+// kafkaGoWriter is a kafka-go Writer to topic through addr, hashing keys
+// to partitions. kafka-go's Writer has no idempotent mode: a retried batch
+// whose first attempt did land would be written twice (checkConsumed would
+// report it). Batches of one partition are written one at a time, in
+// order, so per-partition order holds.
+func kafkaGoWriter(t testing.TB, addr, topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(addr),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    500,
+		BatchTimeout: 10 * time.Millisecond,
+		MaxAttempts:  10,
+		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
+			t.Logf("writer: "+format, args...)
+		}),
+	}
 }
 
 // waitGroupStable waits until group, as the backend sees it, is stable

@@ -39,6 +39,22 @@ func saramaConfig(version sarama.KafkaVersion, clientID string) *sarama.Config {
 	return cfg
 }
 
+// saramaGroupConfig is the configuration of a consumer group member that
+// starts at the oldest offset and auto-commits what its handler marks.
+func saramaGroupConfig(version sarama.KafkaVersion, clientID string) *sarama.Config {
+	cfg := saramaConfig(version, clientID)
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Offsets.AutoCommit.Enable = true
+	cfg.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
+	cfg.Consumer.Return.Errors = true
+	cfg.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
+	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
+	cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
+	cfg.Consumer.Group.Rebalance.Retry.Backoff = 200 * time.Millisecond
+	cfg.Consumer.MaxWaitTime = 250 * time.Millisecond
+	return cfg
+}
+
 func testSarama(t *testing.T, version sarama.KafkaVersion, name string) {
 	sb := startSandbox(t)
 	topic, group := name+"-topic", name+"-group"
@@ -69,16 +85,7 @@ func testSarama(t *testing.T, version sarama.KafkaVersion, name string) {
 	}
 	defer shutdown()
 	for i, addr := range sb.Bootstrap {
-		cfg := saramaConfig(version, fmt.Sprintf("%s-consumer-%d", name, i))
-		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-		cfg.Consumer.Offsets.AutoCommit.Enable = true
-		cfg.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
-		cfg.Consumer.Return.Errors = true
-		cfg.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
-		cfg.Consumer.Group.Session.Timeout = 10 * time.Second
-		cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
-		cfg.Consumer.Group.Rebalance.Retry.Backoff = 200 * time.Millisecond
-		cfg.Consumer.MaxWaitTime = 250 * time.Millisecond
+		cfg := saramaGroupConfig(version, fmt.Sprintf("%s-consumer-%d", name, i))
 		g, err := sarama.NewConsumerGroup([]string{addr}, group, cfg)
 		if err != nil {
 			t.Fatalf("consumer group member %d on %s: %v", i, addr, err)
@@ -131,11 +138,10 @@ func testSarama(t *testing.T, version sarama.KafkaVersion, name string) {
 	checkBackend(t, sb, topic, group, numRecords)
 }
 
-// saramaProduce writes records 0..numRecords-1 in order with an idempotent
-// async producer bootstrapped on one peer only.
-func saramaProduce(t *testing.T, version sarama.KafkaVersion, bootstrap, topic string) {
-	t.Helper()
-	cfg := saramaConfig(version, "sarama-producer")
+// saramaProducerConfig is the configuration of an idempotent acks=all
+// producer hashing keys to partitions that returns every success and error.
+func saramaProducerConfig(version sarama.KafkaVersion, clientID string) *sarama.Config {
+	cfg := saramaConfig(version, clientID)
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Idempotent = true
 	cfg.Net.MaxOpenRequests = 1
@@ -144,6 +150,14 @@ func saramaProduce(t *testing.T, version sarama.KafkaVersion, bootstrap, topic s
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Return.Errors = true
 	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	return cfg
+}
+
+// saramaProduce writes records 0..numRecords-1 in order with an idempotent
+// async producer bootstrapped on one peer only.
+func saramaProduce(t *testing.T, version sarama.KafkaVersion, bootstrap, topic string) {
+	t.Helper()
+	cfg := saramaProducerConfig(version, "sarama-producer")
 	cfg.Producer.Flush.Messages = 200
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
 	p, err := sarama.NewAsyncProducer([]string{bootstrap}, cfg)

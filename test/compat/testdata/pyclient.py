@@ -4,10 +4,10 @@
 Run it with /usr/bin/python3: Debian's python3-kafka (kafka-python 2.0.2)
 is installed for that interpreter only.
 
-  pyclient.py produce BOOTSTRAP TOPIC N
-      writes records 0..N-1 in order, key "key-<i%97>", value "%08d" % i
-      (the formulas of recordKey/recordValue in helpers_test.go), acks=all,
-      then flushes.
+  pyclient.py produce BOOTSTRAP TOPIC N [FROM]
+      writes records FROM..N-1 (FROM defaults to 0) in order, key
+      "key-<i%97>", value "%08d" % i (the formulas of recordKey/recordValue
+      in helpers_test.go), acks=all, then flushes.
   pyclient.py topics BOOTSTRAP
       prints the topics the cluster lists, one per line, sorted.
   pyclient.py consume BOOTSTRAP TOPIC GROUP N TIMEOUT_S
@@ -36,7 +36,7 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 
-def produce(bootstrap, topic, n):
+def produce(bootstrap, topic, n, first=0):
     # kafka-python 2.0.2 has no idempotent producer (enable_idempotence came
     # in 2.1); with max_in_flight_requests_per_connection=1 and retries the
     # per-partition order still holds, which checkConsumed verifies.
@@ -51,7 +51,7 @@ def produce(bootstrap, topic, n):
     log = logging.getLogger("pyclient")
     log.info("producer connected, broker api_version %s", producer.config["api_version"])
     futures = []
-    for i in range(n):
+    for i in range(first, n):
         key = ("key-%d" % (i % 97)).encode()
         value = ("%08d" % i).encode()
         futures.append(producer.send(topic, key=key, value=value))
@@ -59,7 +59,7 @@ def produce(bootstrap, topic, n):
     for f in futures:
         f.get(timeout=0)  # raises the delivery error, if any
     producer.close(timeout=10)
-    print("produced %d" % n, file=sys.stderr)
+    print("produced %d" % (n - first), file=sys.stderr)
 
 
 def consume(bootstrap, topic, group, n, timeout_s):
@@ -126,7 +126,7 @@ def main(argv):
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if len(argv) >= 5 and argv[1] == "produce":
-        produce(argv[2], argv[3], int(argv[4]))
+        produce(argv[2], argv[3], int(argv[4]), int(argv[5]) if len(argv) > 5 else 0)
     elif len(argv) >= 3 and argv[1] == "topics":
         topics(argv[2])
     elif len(argv) >= 4 and argv[1] == "groups":
