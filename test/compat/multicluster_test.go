@@ -361,6 +361,21 @@ func TestIdempotentProducersAcrossClusters(t *testing.T) {
 	}
 }
 
+// onBothClusters creates topic (3 partitions) through the proxy, where it
+// routes to east, and directly on west, the cluster a test re-points it
+// to; it returns west's admin client.
+func onBothClusters(t *testing.T, sb *sandbox.Sandbox, topic string) *kadm.Client {
+	t.Helper()
+	createTopic(t, sb.Bootstrap, topic, 3)
+	_, west := directTo(t, sb, "west")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := west.CreateTopic(ctx, 3, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	return west
+}
+
 // TestRouteRepointUnderProduction: a topic re-pointed from east to west
 // while a producer writes to it: the producer moves to west within a
 // metadata refresh and every acknowledged record is on one of the two
@@ -372,13 +387,9 @@ func TestIdempotentProducersAcrossClusters(t *testing.T) {
 func TestRouteRepointUnderProduction(t *testing.T) {
 	sb := startTwoClusters(t)
 	const topic = "moving"
-	createTopic(t, sb.Bootstrap, topic, 3)
-	_, west := directTo(t, sb, "west")
+	west := onBothClusters(t, sb, topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if _, err := west.CreateTopic(ctx, 3, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...), kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MetadataMinAge(250*time.Millisecond), kgo.MetadataMaxAge(2*time.Second))
 	if err != nil {
@@ -472,13 +483,9 @@ func TestRouteRepointUnderProduction(t *testing.T) {
 func TestRouteRepointUnderConsumption(t *testing.T) {
 	sb := startTwoClusters(t)
 	const topic, group = "moving-c", "moving-c-group"
-	createTopic(t, sb.Bootstrap, topic, 3)
-	_, west := directTo(t, sb, "west")
+	onBothClusters(t, sb, topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if _, err := west.CreateTopic(ctx, 3, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
 	prod, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...), kgo.DefaultProduceTopic(topic),
 		kgo.MetadataMinAge(250*time.Millisecond), kgo.MetadataMaxAge(2*time.Second))
 	if err != nil {
