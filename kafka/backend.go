@@ -741,16 +741,18 @@ func coordinatorOf(r *kmsg.FindCoordinatorResponse, key string) (int32, error) {
 	return node, nil
 }
 
-// backendFrameChunk is how much of a backend answer is allocated before its
-// bytes arrive; answers up to it (nearly all) are read in one piece, with no
-// copy.
+// backendFrameChunk is the largest backend answer allocated whole before
+// its bytes arrive; answers up to it (nearly all) are read in one piece,
+// with no copy.
 const backendFrameChunk = 1 << 20
 
 // readBackendFrame is readFrame for a backend's answers: the prefix alone
-// sizes no allocation, so a broker (or anything at its address) that
-// announces a huge answer and stalls holds backendFrameChunk, not the
-// announced size; once that much has arrived the buffer grows to the
-// announced size (at most MaxResponseBytes) in one step.
+// sizes no allocation beyond backendFrameChunk, so a broker (or anything at
+// its address) that announces a huge answer and stalls holds one 64 KiB
+// chunk, not the announced size; once that has arrived the buffer grows to
+// the announced size (at most MaxResponseBytes) in one step, copying the
+// 64 KiB. (Until December 2026 the first chunk of a large answer was 1 MiB,
+// and every fetch answer above 1 MiB paid a 1 MiB copy.)
 func readBackendFrame(br *bufio.Reader, maxSize int32) (*buffer, error) {
 	hdr, err := br.Peek(4)
 	if err != nil {
@@ -764,5 +766,12 @@ func readBackendFrame(br *bufio.Reader, maxSize int32) (*buffer, error) {
 		return nil, fmt.Errorf("%w: backend response of %d bytes (max %d)", ErrFrameTooLarge, n, maxSize)
 	}
 	br.Discard(4)
-	return readFrameBody(br, n, backendFrameChunk)
+	first := backendFrameChunk
+	if int(n)+4 > backendFrameChunk {
+		// A large answer (a big fetch): commit one client chunk until its
+		// bytes flow, then its whole size in one step, so growing copies
+		// 64 KiB of it, not 1 MiB.
+		first = frameChunk
+	}
+	return readFrameBody(br, n, first)
 }
