@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -310,4 +311,35 @@ func TestCharacteriseFindCoordinatorTwoClusters(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMetadataServedUnderOneState: a route that flips while a Metadata
+// request is in flight does not drop the topic. The request is split under
+// the state it arrived with and its merge filters under the same state
+// (pipeline.go); before the request pipeline the merge read the state
+// again, and payments, asked of west, was filtered out of the answer
+// because it now routed east.
+func TestMetadataServedUnderOneState(t *testing.T) {
+	f := newCx(t, true)
+	h := f.conn(t)
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("payments")}}
+	flipped := false
+	ex, kr := h.answered(req, 12, func(a cxAt, r kmsg.Request) kmsg.Response {
+		if !flipped {
+			st := *f.view.st
+			st.Routes.Topics = []fsm.TopicRoute{{Topic: "payments", Cluster: cxEast}}
+			f.view.st = &st
+			flipped = true
+		}
+		return cxMetadataAnswer(a, r)
+	})
+	cxWantTargets(t, ex, cxW201)
+	m := kr.(*kmsg.MetadataResponse)
+	if len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != "payments" || m.Topics[0].ErrorCode != 0 {
+		t.Fatalf("answer topics %+v, want payments as west served it", m.Topics)
+	}
+	// The next request is served under the new state: east.
+	ex, _ = h.answered(req, 12, cxMetadataAnswer)
+	cxWantTargets(t, ex, cxE100)
 }
