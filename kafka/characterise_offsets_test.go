@@ -8,8 +8,10 @@ package kafka
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -779,5 +781,49 @@ func TestTxnOffsetCommitByTopicID(t *testing.T) {
 		if p.ErrorCode != kerr.UnknownTopicID.Code {
 			t.Fatalf("partition %d: error %d, want UNKNOWN_TOPIC_ID", p.Partition, p.ErrorCode)
 		}
+	}
+}
+
+// TestRouteChangeBouncesCommitsWhole: after orders is re-pointed from east
+// to west, the connection's next commit naming it is answered by the
+// proxy, every partition NOT_COORDINATOR (the whole request, so the
+// client finds the coordinator and commits again), nothing is sent; the
+// commit after that goes to west. The same topic's next ListOffsets on
+// the connection gets its own bounce (NOT_LEADER_OR_FOLLOWER): each class
+// is bounced once.
+func TestRouteChangeBouncesCommitsWhole(t *testing.T) {
+	f := newCx(t, true)
+	h := f.conn(t)
+	commit := cxOffsetCommitReq("g1", cxTP2("orders", 0, 1), cxTP2("events", 0))
+	ex, _ := h.answered(commit, 8, cxCommitCodes)
+	cxWantTargets(t, ex, cxE102)
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "orders", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: -1}}}}
+	h.answered(lo, 4, cxAnswerWith(kmsg.NewPtrListOffsetsResponse()))
+
+	st := *f.view.st
+	st.Routes.Topics = append(slices.Clone(st.Routes.Topics), fsm.TopicRoute{Topic: "orders", Cluster: cxWest})
+	slices.SortFunc(st.Routes.Topics, func(a, b fsm.TopicRoute) int { return strings.Compare(a.Topic, b.Topic) })
+	f.view.st = &st
+
+	ex, kr := h.answered(commit, 8, nil)
+	cxWantTargets(t, ex)
+	got := cxCodes{}
+	for _, rt := range kr.(*kmsg.OffsetCommitResponse).Topics {
+		for _, p := range rt.Partitions {
+			got[cxTP(rt.Topic, p.Partition)] = int64(p.ErrorCode)
+		}
+	}
+	nc := int64(kerr.NotCoordinator.Code)
+	cxWantCodes(t, "bounced commit", got, cxCodes{cxTP("orders", 0): nc, cxTP("orders", 1): nc, cxTP("events", 0): nc})
+
+	ex, _ = h.answered(commit, 8, cxCommitCodes)
+	if len(ex.targets()) != 2 {
+		t.Fatalf("the commit after the bounce went to %v, want east (events) and west (orders)", ex.targets())
+	}
+	ex, kr = h.answered(lo, 4, nil)
+	cxWantTargets(t, ex)
+	if p := kr.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]; p.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("ListOffsets after the move answered %d, want NOT_LEADER_OR_FOLLOWER", p.ErrorCode)
 	}
 }
