@@ -106,12 +106,6 @@ func dedupeBy[T any](in []T, id func(T) int32) []T {
 	return out
 }
 
-// topicKey identifies a topic by name (and id from the versions that carry one).
-type topicKey struct {
-	name string
-	id   [16]byte
-}
-
 // fixProduce presents be's leaders and endpoints as peers; it reports
 // whether the response changed.
 func fixProduce(r *request, be *Backend, resp *kmsg.ProduceResponse) bool {

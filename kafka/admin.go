@@ -2,33 +2,11 @@ package kafka
 
 // Routing for the admin keys (each in its NN_name.go file): topic
 // administration goes to the controller of the cluster each topic routes
-// to (byCluster, controllerOf), cluster-wide requests to every cluster
-// (everyCluster), and keys with no topic to the default cluster's
-// controller (toController). These keys are not bounced after a route
+// to (controllerOf; the splitter's controller families, split.go),
+// cluster-wide requests to every cluster (everyCluster), and keys with no
+// topic to the default cluster's controller (toController). These keys are not bounced after a route
 // change (pipeline.go): a client caches no leader for them, and a request
 // that reaches the old cluster's controller is answered by it.
-
-// byCluster groups items by the cluster their topic routes to, in cluster
-// name order; items of unrouted topics come back apart.
-func byCluster[T any](r *request, items []T, topic func(T) string) (map[*Backend][]T, []*Backend, []T) {
-	by := map[*Backend][]T{}
-	var unrouted []T
-	for _, it := range items {
-		be := r.route(topic(it))
-		if be == nil {
-			unrouted = append(unrouted, it)
-			continue
-		}
-		by[be] = append(by[be], it)
-	}
-	var order []*Backend
-	for _, be := range r.set.sorted {
-		if _, ok := by[be]; ok {
-			order = append(order, be)
-		}
-	}
-	return by, order, unrouted
-}
 
 // controllerOf is the target for be's controller (any broker when unknown:
 // it answers NOT_CONTROLLER and the client retries).

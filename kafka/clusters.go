@@ -43,14 +43,6 @@ func (s *Server) SetBackends(bs []*Backend) {
 
 func (s *Server) backendSet() *backendSet { return s.backends.Load() }
 
-// backend returns the backend named name.
-func (s *Server) backend(name string) *Backend {
-	if name == "" {
-		return nil
-	}
-	return s.backends.Load().byName[name]
-}
-
 // defaultBackend is the default backend under the current state, for
 // callers outside a request (a request uses its own, pipeline.go).
 func (s *Server) defaultBackend() *Backend {

@@ -6,8 +6,9 @@ package kafka
 //     (newRequest): the replicated state and the backend set are read once
 //     here, so every decision about one request (routes, homes, the
 //     presented brokers) is made under one state, even when a route flips
-//     while it is being served. The request also carries the client's
-//     address (later its region and principal).
+//     while it is being served. Through its connection (r.c) the request
+//     also carries the client: its address (clientIP), later its region
+//     and principal.
 //  2. The key's handler (one file per key, NN_name.go) declares what it
 //     needs: the resolver below turns each topic into a cluster (with the
 //     route-change bounce), a group or transactional id into its home
@@ -25,7 +26,6 @@ package kafka
 // connection's presenter, authorization per resolved topic.
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -74,9 +74,6 @@ func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *
 		set:           c.s.backends.Load(),
 	}
 }
-
-// client is the client's address (the zero Addr for a non-IP connection).
-func (r *request) client() netip.Addr { return r.c.clientIP }
 
 // defaultBackend serves what names no topic or group: the default cluster,
 // else the first by name; nil when there is none.
