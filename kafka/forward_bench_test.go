@@ -147,9 +147,14 @@ func (f *benchBroker) answer(h requestHeader, body []byte) (kmsg.Response, error
 	case 18:
 		resp := kmsg.NewPtrApiVersionsResponse()
 		resp.Version = min(h.version, 3)
-		for _, k := range []struct{ key, lo, hi int16 }{{0, 3, 11}, {1, 4, 16}, {3, 0, 12}, {18, 0, 4}} {
+		for _, k := range []struct{ key, lo, hi int16 }{{0, 3, 11}, {1, 4, 16}, {3, 0, 12}, {18, 0, 4}, {22, 0, 4}} {
 			resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: k.key, MinVersion: k.lo, MaxVersion: k.hi})
 		}
+		return resp, nil
+	case 22: // the proxy maps an idempotent producer's virtual id once
+		resp := kmsg.NewPtrInitProducerIDResponse()
+		resp.Version = h.version
+		resp.ProducerID, resp.ProducerEpoch = 7000, 0
 		return resp, nil
 	case 3:
 		resp := kmsg.NewPtrMetadataResponse()
@@ -305,7 +310,11 @@ func startBenchProxy(tb testing.TB, broker string, others ...string) string {
 
 // benchRecordBatch returns a v2 record batch holding n bytes of values in
 // records of up to 1 KiB each.
-func benchRecordBatch(n int) []byte {
+func benchRecordBatch(n int) []byte { return benchProducerBatch(n, -1) }
+
+// benchProducerBatch is benchRecordBatch written by producer id pid
+// (epoch 0 when pid is set).
+func benchProducerBatch(n int, pid int64) []byte {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var records []byte
 	count := 0
@@ -326,11 +335,14 @@ func benchRecordBatch(n int) []byte {
 		LastOffsetDelta: int32(count - 1),
 		FirstTimestamp:  now,
 		MaxTimestamp:    now,
-		ProducerID:      -1,
+		ProducerID:      pid,
 		ProducerEpoch:   -1,
 		FirstSequence:   -1,
 		NumRecords:      int32(count),
 		Records:         records,
+	}
+	if pid >= 0 {
+		b.ProducerEpoch, b.FirstSequence = 0, 0
 	}
 	raw := b.AppendTo(nil)
 	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
@@ -340,7 +352,11 @@ func benchRecordBatch(n int) []byte {
 
 // benchProduceFrame encodes one acks=all Produce request for one partition
 // carrying a batch of n value bytes, size prefix included.
-func benchProduceFrame(n int) []byte {
+func benchProduceFrame(n int) []byte { return benchProduceFrameBy(n, -1) }
+
+// benchProduceFrameBy is benchProduceFrame with its batch written by
+// producer id pid.
+func benchProduceFrameBy(n int, pid int64) []byte {
 	req := kmsg.NewPtrProduceRequest()
 	req.Version = benchProduceVersion
 	req.Acks = -1
@@ -349,7 +365,7 @@ func benchProduceFrame(n int) []byte {
 	t.Topic = benchTopic
 	p := kmsg.NewProduceRequestTopicPartition()
 	p.Partition = 3
-	p.Records = benchRecordBatch(n)
+	p.Records = benchProducerBatch(n, pid)
 	t.Partitions = []kmsg.ProduceRequestTopicPartition{p}
 	req.Topics = []kmsg.ProduceRequestTopic{t}
 	id := "bench"
@@ -520,6 +536,21 @@ func BenchmarkForwardProduce(b *testing.B) {
 	for _, sz := range benchSizes {
 		b.Run("size="+sz.name, func(b *testing.B) {
 			benchForward(b, fb.addr(), proxy, benchProduceFrame(sz.n), benchWindow)
+		})
+	}
+}
+
+// BenchmarkForwardProduceIdempotent is BenchmarkForwardProduce from an
+// idempotent producer: every batch carries a virtual producer id that the
+// proxy maps to the cluster's real one (asked once) and rewrites, CRC-32C
+// recomputed (producer_ids.go).
+func BenchmarkForwardProduceIdempotent(b *testing.B) {
+	fb := startBenchBroker(b)
+	proxy := startBenchProxy(b, fb.addr())
+	vpid := int64(1)<<vpidPeerShift | 5 // as peer 0 issues them
+	for _, sz := range benchSizes[:3] {
+		b.Run("size="+sz.name, func(b *testing.B) {
+			benchForward(b, fb.addr(), proxy, benchProduceFrameBy(sz.n, vpid), benchWindow)
 		})
 	}
 }
