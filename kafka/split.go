@@ -266,7 +266,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 		if !seen {
 			one = f.emptyTarget(r, req)
 		}
-		if (f.keeps == nil || f.keeps(r, one)) && f.realIDs(r, tts) {
+		if (f.keeps == nil || f.keeps(r, one)) && (!f.byID(r) || f.realIDs(r, idsOf(tts))) {
 			u, err := r.c.upstreamOrAny(one)
 			if err != nil {
 				return err
@@ -389,21 +389,28 @@ func (f *family[Req, Resp]) byID(r *request) bool {
 	return f.idsFrom > 0 && r.version >= f.idsFrom
 }
 
+// idsOf lists the cluster ids of tts. (A copy: the walker's callback
+// would otherwise make every request's topic targets escape to the heap.)
+func idsOf(tts []topicTarget) [][16]byte {
+	ids := make([][16]byte, len(tts))
+	for i, tt := range tts {
+		ids[i] = tt.id
+	}
+	return ids
+}
+
 // realIDs swaps, in the client's bytes, each topic's virtual id for the
-// cluster's (tts, in request order; ids the request names after its
+// cluster's (ids, in request order; ids the request names after its
 // topics, Fetch's forgotten topics, are resolved here). It reports false
 // when the bytes could not be walked: the request is then rebuilt.
-func (f *family[Req, Resp]) realIDs(r *request, tts []topicTarget) bool {
-	if !f.byID(r) {
-		return true
-	}
+func (f *family[Req, Resp]) realIDs(r *request, ids [][16]byte) bool {
 	i := 0
 	return f.reqIDs(r.body, r.version, func(off int) {
 		id := (*[16]byte)(r.body[off : off+16])
 		switch {
-		case i < len(tts):
-			if tts[i].id != ([16]byte{}) {
-				*id = tts[i].id
+		case i < len(ids):
+			if ids[i] != ([16]byte{}) {
+				*id = ids[i]
 			}
 		default:
 			if be, name := r.topicOfVID(*id); be != nil {
