@@ -49,6 +49,9 @@ func handleFetch(r *request) error { return fetchFamily.serve(r) }
 
 var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 	minusOne: []string{"HighWatermark"},
+	idsFrom:  13,
+	reqIDs:   fetchRequestIDs,
+	respIDs:  fetchResponseIDs,
 	// Sessions off, in the client's bytes: a full fetch that opens none.
 	// ForgottenTopics only matter to a session.
 	prepare: func(r *request, req *kmsg.FetchRequest) error {
@@ -101,10 +104,11 @@ func fixFetch(r *request, be *Backend, resp *kmsg.FetchResponse) bool {
 		t := &resp.Topics[i]
 		name := t.Topic
 		if resp.Version >= 13 {
-			// By id. Not reached while v13+ is not advertised and the
-			// resolver refuses ids (topicids.go); it is what the id
-			// translation will need, and TestFixFetch keeps it working.
+			// By id: the cluster's, which the client knows by its virtual
+			// id. Not a change by itself (an answer going as it is gets
+			// it in place: split.go).
 			name, _ = be.topicName(t.TopicID)
+			r.c.s.presentTopicID(name, &t.TopicID)
 		}
 		n := 0
 		for j := range t.Partitions {

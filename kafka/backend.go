@@ -656,6 +656,16 @@ func (b *Backend) knows(topic string) bool {
 	return ok
 }
 
+// topicID is the cluster's id for topic, when its metadata has one.
+func (b *Backend) topicID(topic string) ([16]byte, bool) {
+	v, ok := b.topics.Load(topic)
+	if !ok {
+		return [16]byte{}, false
+	}
+	id := v.(*topicMeta).id
+	return id, id != [16]byte{}
+}
+
 // topicName resolves a topic id (Fetch v13+, Produce v13+).
 func (b *Backend) topicName(id [16]byte) (string, bool) {
 	v, ok := b.topicIDs.Load(id)

@@ -52,8 +52,16 @@ func TestResolveTopic(t *testing.T) {
 	if tt := reqOn(h.c, 0, 9).topic("nowhere", [16]byte{}); tt.be != nil || tt.code != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("unrouted: %+v", tt)
 	}
-	if tt := reqOn(h.c, 0, 9).topic("", virtualTopicID("orders")); tt.be != nil || tt.code != kerr.UnknownTopicID.Code {
-		t.Fatalf("by id: %+v", tt)
+	byID := reqOn(h.c, 0, 13)
+	byID.split.byID = true
+	if tt := byID.topic("", virtualTopicID("orders")); tt.be != f.backend || tt.name != "orders" || tt.id != fxOrdersID || tt.code != 0 {
+		t.Fatalf("by virtual id: %+v, want orders with the cluster's id", tt)
+	}
+	if tt := byID.topic("", [16]byte{7}); tt.be != nil || tt.code != kerr.UnknownTopicID.Code {
+		t.Fatalf("by an unknown id: %+v", tt)
+	}
+	if tt := reqOn(h.c, 8, 10).topic("", virtualTopicID("orders")); tt.be != nil || tt.code != kerr.UnknownTopicID.Code {
+		t.Fatalf("by id for a key that does not translate ids: %+v", tt)
 	}
 	st.Routes.Topics = []fsm.TopicRoute{{Topic: "orders", Cluster: "other"}}
 	if tt := reqOn(h.c, 0, 9).topic("orders", [16]byte{}); tt.be != nil || tt.code != kerr.NotLeaderForPartition.Code {

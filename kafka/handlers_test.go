@@ -883,7 +883,7 @@ func TestAdvertisedVersions(t *testing.T) {
 	kmax := func(k int16) int16 { return kmsg.RequestForKey(k).MaxVersion() }
 	want := map[int16][2]int16{
 		0:  {3, 11},                         // backend narrower than kmsg
-		1:  {4, versionCaps[1]},             // backend wider than kmsg; v13+ name topics by id
+		1:  {4, kmax(1)},                    // backend wider than kmsg
 		2:  {1, min(10, kmax(2))},           // ListOffsets
 		3:  {0, min(12, kmax(3))},           // Metadata
 		10: {0, min(6, kmax(10))},           // FindCoordinator
@@ -947,9 +947,10 @@ func TestAdvertisedVersionsInvariants(t *testing.T) {
 }
 
 // TestAdvertisedNoTopicIDVersions: with a backend supporting every
-// version, no request version that names topics by id in the data path is
-// advertised: clients only know virtual ids (topicids.go), which brokers
-// answer UNKNOWN_TOPIC_ID.
+// version, no request version that names topics by id is advertised where
+// the proxy does not translate ids yet: clients only know virtual ids
+// (topicids.go), which brokers answer UNKNOWN_TOPIC_ID. (Produce and Fetch
+// translate them: TestTopicIDsTranslated.)
 func TestAdvertisedNoTopicIDVersions(t *testing.T) {
 	f := newFx(t)
 	vs := &versionSet{}
@@ -958,8 +959,6 @@ func TestAdvertisedNoTopicIDVersions(t *testing.T) {
 	}
 	f.backend.versions.Store(vs)
 	firstByID := map[int16]int16{
-		0:  13, // Produce
-		1:  13, // Fetch
 		8:  10, // OffsetCommit
 		9:  10, // OffsetFetch
 		28: 6,  // TxnOffsetCommit (KIP-1319)
@@ -1277,26 +1276,122 @@ func TestUpdateMetadataSparsePartition(t *testing.T) {
 	}
 }
 
-// TestTopicIDVersionsRefused: Produce and Fetch at the versions that name
-// topics by id (not advertised, topicids.go) are answered by the proxy with
-// UNKNOWN_TOPIC_ID and nothing is sent upstream: a backend must never see a
-// virtual id.
-func TestTopicIDVersionsRefused(t *testing.T) {
+// TestTopicIDsTranslated: Produce and Fetch at the versions that name
+// topics by id reach the backend with its own id for the client's virtual
+// one, and the answers reach the client with the virtual id again: in
+// place on the single-target path (the client's bytes forwarded as they
+// are), rebuilt on a split. A backend never sees a virtual id; an id the
+// proxy does not know is answered UNKNOWN_TOPIC_ID without a request.
+func TestTopicIDsTranslated(t *testing.T) {
 	f := newFx(t)
 	h := f.conn(t)
+	vid := virtualTopicID("orders")
+	var seen [][16]byte
+	echo := func(_ int32, frame []byte) []byte {
+		hdr, kr := decodeFrame(t, frame)
+		switch req := kr.(type) {
+		case *kmsg.ProduceRequest:
+			resp := kmsg.NewPtrProduceResponse()
+			for _, rt := range req.Topics {
+				seen = append(seen, rt.TopicID)
+				ot := kmsg.NewProduceResponseTopic()
+				ot.TopicID = rt.TopicID
+				for _, p := range rt.Partitions {
+					op := kmsg.NewProduceResponseTopicPartition()
+					op.Partition = p.Partition
+					ot.Partitions = append(ot.Partitions, op)
+				}
+				resp.Topics = append(resp.Topics, ot)
+			}
+			return respFrame(resp, hdr.version, hdr.corr)
+		case *kmsg.FetchRequest:
+			resp := kmsg.NewPtrFetchResponse()
+			for _, rt := range req.Topics {
+				seen = append(seen, rt.TopicID)
+				ot := kmsg.NewFetchResponseTopic()
+				ot.TopicID = rt.TopicID
+				for _, p := range rt.Partitions {
+					op := kmsg.NewFetchResponseTopicPartition()
+					op.Partition, op.HighWatermark, op.RecordBatches = p.Partition, 10, benchRecordBatch(20)
+					ot.Partitions = append(ot.Partitions, op)
+				}
+				resp.Topics = append(resp.Topics, ot)
+			}
+			return respFrame(resp, hdr.version, hdr.corr)
+		}
+		t.Fatalf("unexpected %T", kr)
+		return nil
+	}
+	wantSeen := func(what string, n int) {
+		t.Helper()
+		if len(seen) != n {
+			t.Fatalf("%s: the backend saw %d topics, want %d", what, len(seen), n)
+		}
+		for _, id := range seen {
+			if id != fxOrdersID {
+				t.Fatalf("%s: the backend saw id %x, want its own %x", what, id, fxOrdersID)
+			}
+		}
+		seen = nil
+	}
+
+	// Produce v13, one partition: forwarded as sent, but for the id.
 	preq := kmsg.NewPtrProduceRequest()
 	preq.Acks = -1
 	pt := kmsg.NewProduceRequestTopic()
-	pt.TopicID = virtualTopicID("orders")
-	pt.Partitions = []kmsg.ProduceRequestTopicPartition{{Partition: 0}}
+	pt.TopicID = vid
+	pt.Partitions = []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: benchRecordBatch(10)}}
 	preq.Topics = []kmsg.ProduceRequestTopic{pt}
-	ex := h.run(handleProduce, reqFrame(preq, 13, 7), nil)
-	if ex.err != nil || len(ex.sent) != 0 || !ex.done {
-		t.Fatalf("produce v13: err %v, sent %v, done %v", ex.err, ex.sent, ex.done)
+	ex := h.run(handleProduce, reqFrame(preq, 13, 7), echo)
+	if ex.err != nil || !ex.done || ex.outErr != nil {
+		t.Fatalf("produce v13: %+v", ex)
 	}
+	wantSeen("produce v13", 1)
 	_, resp := decodeOut(t, ex.out, 0, 13)
+	if got := resp.(*kmsg.ProduceResponse).Topics[0].TopicID; got != vid {
+		t.Fatalf("produce v13 answered id %x, want the virtual %x", got, vid)
+	}
+
+	// Fetch at every id version, partitions led by two brokers: split.
+	for v := int16(13); v <= kmsg.NewPtrFetchRequest().MaxVersion(); v++ {
+		freq := kmsg.NewPtrFetchRequest()
+		ft := kmsg.NewFetchRequestTopic()
+		ft.TopicID = vid
+		for p := int32(0); p < 2; p++ {
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.PartitionMaxBytes = p, 1<<20
+			ft.Partitions = append(ft.Partitions, fp)
+		}
+		freq.Topics = []kmsg.FetchRequestTopic{ft}
+		ex = h.run(handleFetch, reqFrame(freq, v, 8), echo)
+		if ex.err != nil || !ex.done || ex.outErr != nil {
+			t.Fatalf("fetch v%d: %+v", v, ex)
+		}
+		wantSeen(fmt.Sprintf("fetch v%d", v), 2)
+		_, resp = decodeOut(t, ex.out, 1, v)
+		fr := resp.(*kmsg.FetchResponse)
+		if len(fr.Topics) != 1 || fr.Topics[0].TopicID != vid || len(fr.Topics[0].Partitions) != 2 {
+			t.Fatalf("fetch v%d answered %+v, want one topic with the virtual id and both partitions", v, fr.Topics)
+		}
+		// And one partition: the answer goes as it is but for the id.
+		freq.Topics[0].Partitions = freq.Topics[0].Partitions[:1]
+		ex = h.run(handleFetch, reqFrame(freq, v, 9), echo)
+		wantSeen(fmt.Sprintf("fetch v%d, one partition", v), 1)
+		_, resp = decodeOut(t, ex.out, 1, v)
+		if got := resp.(*kmsg.FetchResponse).Topics[0].TopicID; got != vid {
+			t.Fatalf("fetch v%d, one partition: answered id %x, want %x", v, got, vid)
+		}
+	}
+
+	// An id nobody presented: answered here.
+	preq.Topics[0].TopicID = [16]byte{0xde, 0xad}
+	ex = h.run(handleProduce, reqFrame(preq, 13, 10), nil)
+	if ex.err != nil || len(ex.sent) != 0 || !ex.done {
+		t.Fatalf("unknown id: err %v, sent %v, done %v", ex.err, ex.sent, ex.done)
+	}
+	_, resp = decodeOut(t, ex.out, 0, 13)
 	if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicID.Code {
-		t.Fatalf("produce v13 answered code %d, want UNKNOWN_TOPIC_ID", code)
+		t.Fatalf("unknown id answered code %d, want UNKNOWN_TOPIC_ID", code)
 	}
 }
 

@@ -59,6 +59,9 @@ type splitState struct {
 	throttle  quota.Throttle // quota throttle charged so far (Produce)
 	advertise int32          // throttle the answer advertises (KIP-219)
 	maxBytes  int32          // the fetch's byte cap so far (Fetch)
+	// byID: the key translates topic ids at this version (split.go); the
+	// resolver refuses ids otherwise.
+	byID bool
 }
 
 // newRequest builds the request for a frame whose header is h: the state
@@ -96,6 +99,9 @@ type topicTarget struct {
 	be   *Backend
 	name string
 	code int16
+	// id is be's own id for the topic when the client named it by its
+	// virtual id (topicids.go); zero when it named it by name.
+	id [16]byte
 }
 
 // metricName is the topic's per-topic series name: only topics the backend
@@ -131,15 +137,37 @@ func bounceOf(key int16) (uint8, int16) {
 	return bounceNone, 0
 }
 
-// topic resolves one topic a request names, by name (or, with name empty,
-// by id: the versions that name topics by id are not advertised,
-// topicids.go, so an id is refused UNKNOWN_TOPIC_ID). A topic no rule
-// routes is UNKNOWN_TOPIC_OR_PARTITION; a topic whose route moved since
-// this connection last named it in a request of this key's class is
-// answered with the class's bounce once.
+// topic resolves one topic a request names, by name or, with name empty,
+// by the virtual id the client knows (topicids.go): then, for a key that
+// translates ids (r.split.byID), the target carries the routed cluster's
+// own id for it, and an id the proxy does not know (or whose cluster has
+// not reported one yet) is UNKNOWN_TOPIC_ID; a key that does not refuses
+// every id so, as no broker knows a virtual one. A
+// topic no rule routes is UNKNOWN_TOPIC_OR_PARTITION; a topic whose route
+// moved since this connection last named it in a request of this key's
+// class is answered with the class's bounce once.
 func (r *request) topic(name string, id [16]byte) topicTarget {
+	var real [16]byte
 	if name == "" && id != ([16]byte{}) {
-		return topicTarget{code: kerr.UnknownTopicID.Code}
+		if !r.split.byID {
+			return topicTarget{code: kerr.UnknownTopicID.Code}
+		}
+		be, n := r.topicOfVID(id)
+		if be == nil {
+			// A topic created through another peer may not be in this
+			// peer's metadata yet: refresh, so the client's retry (it
+			// retries UNKNOWN_TOPIC_ID after refreshing its own) finds it.
+			for _, b := range r.set.sorted {
+				b.TriggerRefresh()
+			}
+			return topicTarget{name: n, code: kerr.UnknownTopicID.Code}
+		}
+		var ok bool
+		if real, ok = be.topicID(n); !ok {
+			be.TriggerRefresh()
+			return topicTarget{name: n, code: kerr.UnknownTopicID.Code}
+		}
+		name = n
 	}
 	be := r.route(name)
 	if be == nil {
@@ -148,7 +176,7 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 	if class, code := bounceOf(r.key); class != bounceNone && r.c.routes.moved(class, name, be.Name()) {
 		return topicTarget{name: name, code: code}
 	}
-	return topicTarget{be: be, name: name}
+	return topicTarget{be: be, name: name, id: real}
 }
 
 // leader is the target for partition of a routed topic: its leader broker

@@ -109,6 +109,13 @@ type family[Req kmsg.Request, Resp kmsg.Response] struct {
 	// oneWay reports that req expects no answer (acks=0 Produce).
 	oneWay func(req Req) bool
 
+	// From version idsFrom on (0: never) the key names topics by id: the
+	// client's virtual ids are swapped for the cluster's in the request
+	// and back in the answer, in place where the bytes go as they are
+	// (reqIDs and respIDs find them, wire.go).
+	idsFrom         int16
+	reqIDs, respIDs func(body []byte, v int16, fn func(off int)) bool
+
 	// quiet reports that an answer to the single-target path needs no
 	// rewrite, judged from its bytes: it is not decoded.
 	quiet func(r *request, resp *buffer) bool
@@ -208,6 +215,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 	if f.all != nil && f.all(req) {
 		return f.serveAll(r, req)
 	}
+	r.split.byID = f.byID(r)
 	sh := f.shape()
 	topics := reflect.ValueOf(req).Elem().Field(sh.topics)
 	nt := topics.Len()
@@ -258,7 +266,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 		if !seen {
 			one = f.emptyTarget(r, req)
 		}
-		if f.keeps == nil || f.keeps(r, one) {
+		if (f.keeps == nil || f.keeps(r, one)) && (!f.byID(r) || f.realIDs(r, idsOf(tts))) {
 			u, err := r.c.upstreamOrAny(one)
 			if err != nil {
 				return err
@@ -308,7 +316,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 				}
 				by[tg] = sub
 			}
-			sh.add(reflect.ValueOf(sub).Elem(), tv, pv)
+			sh.add(reflect.ValueOf(sub).Elem(), tv, pv, tt.id)
 		}
 	}
 	parts := make([]part, 0, len(by)+1)
@@ -376,24 +384,92 @@ func (f *family[Req, Resp]) merger(r *request, parts []part, keep func(target, r
 	}
 }
 
+// byID reports whether r names its topics by id.
+func (f *family[Req, Resp]) byID(r *request) bool {
+	return f.idsFrom > 0 && r.version >= f.idsFrom
+}
+
+// idsOf lists the cluster ids of tts. (A copy: the walker's callback
+// would otherwise make every request's topic targets escape to the heap.)
+func idsOf(tts []topicTarget) [][16]byte {
+	ids := make([][16]byte, len(tts))
+	for i, tt := range tts {
+		ids[i] = tt.id
+	}
+	return ids
+}
+
+// realIDs swaps, in the client's bytes, each topic's virtual id for the
+// cluster's (ids, in request order; ids the request names after its
+// topics, Fetch's forgotten topics, are resolved here). It reports false
+// when the bytes could not be walked: the request is then rebuilt.
+func (f *family[Req, Resp]) realIDs(r *request, ids [][16]byte) bool {
+	i := 0
+	return f.reqIDs(r.body, r.version, func(off int) {
+		id := (*[16]byte)(r.body[off : off+16])
+		switch {
+		case i < len(ids):
+			if ids[i] != ([16]byte{}) {
+				*id = ids[i]
+			}
+		default:
+			if be, name := r.topicOfVID(*id); be != nil {
+				if real, ok := be.topicID(name); ok {
+					*id = real
+				}
+			}
+		}
+		i++
+	})
+}
+
+// virtualIDs swaps, in an answer from t going to the client as it is, each
+// topic's cluster id for the virtual one the client knows.
+func (f *family[Req, Resp]) virtualIDs(r *request, t target, resp *buffer) (*buffer, error) {
+	if !f.byID(r) {
+		return resp, nil
+	}
+	_, body, err := responseBody(resp.b[4:], r.key, true)
+	if err == nil && f.respIDs(body, r.version, func(off int) {
+		id := (*[16]byte)(body[off : off+16])
+		if name, ok := t.be.topicName(*id); ok {
+			r.c.s.presentTopicID(name, id)
+		}
+	}) {
+		return resp, nil
+	}
+	putBuffer(resp)
+	return nil, fmt.Errorf("%w: backend %s v%d answer's topic ids do not parse", ErrMalformed, kmsg.NameForKey(r.key), r.version)
+}
+
 // post is the single-target path's rewrite of the answer from t: nil (the
-// bytes go as they are) when the family rewrites nothing.
+// bytes go as they are) when the family rewrites nothing. A rewritten
+// answer is encoded from its struct, whose ids the fix hook made virtual;
+// one that goes as it is has its ids swapped in place.
 func (f *family[Req, Resp]) post(r *request, t target) postFunc {
-	if f.fix == nil && f.done == nil {
+	if f.fix == nil && f.done == nil && !f.byID(r) {
 		return nil
 	}
 	return func(resp *buffer) (*buffer, error) {
 		if f.quiet != nil && f.quiet(r, resp) {
-			return resp, nil
+			return f.virtualIDs(r, t, resp)
 		}
-		return rewrite(resp, r, func(kr kmsg.Response) bool {
-			out := kr.(Resp)
-			changed := f.fix != nil && f.fix(r, t, out)
-			if f.done != nil && f.done(r, out) {
-				changed = true
-			}
-			return changed
-		})
+		kr, err := decodeResponse(resp, r.key, r.version)
+		if err != nil {
+			putBuffer(resp)
+			return nil, err
+		}
+		out := kr.(Resp)
+		changed := f.fix != nil && f.fix(r, t, out)
+		if f.done != nil && f.done(r, out) {
+			changed = true
+		}
+		if !changed {
+			return f.virtualIDs(r, t, resp)
+		}
+		enc := encodeResponse(out, r.corr)
+		putBuffer(resp)
+		return enc, nil
 	}
 }
 
@@ -527,18 +603,22 @@ func (sh *shape) sub(req kmsg.Request) kmsg.Request {
 
 // add appends unit p of request topic t to sub (a request struct): the
 // topic itself by topic, else the partition under sub's last topic when
-// that is t.
-func (sh *shape) add(sub, t, p reflect.Value) {
+// that is t. A non-zero id replaces the topic's (the cluster's own for the
+// client's virtual one).
+func (sh *shape) add(sub, t, p reflect.Value, id [16]byte) {
 	ts := sub.Field(sh.topics)
 	if sh.parts < 0 {
 		ts.Set(reflect.Append(ts, t))
 		return
 	}
 	n := ts.Len()
-	if n == 0 || !sh.sameTopic(ts.Index(n-1), t) {
+	if n == 0 || !sh.sameTopic(ts.Index(n-1), t, id) {
 		nt := reflect.New(t.Type()).Elem()
 		nt.Set(t)
 		nt.Field(sh.parts).SetZero()
+		if id != ([16]byte{}) && sh.topicID >= 0 {
+			reflect.Copy(nt.Field(sh.topicID), reflect.ValueOf(id[:]))
+		}
 		ts.Set(reflect.Append(ts, nt))
 		n++
 	}
@@ -546,11 +626,20 @@ func (sh *shape) add(sub, t, p reflect.Value) {
 	ps.Set(reflect.Append(ps, p))
 }
 
-func (sh *shape) sameTopic(a, b reflect.Value) bool {
+// sameTopic reports whether sub's topic a is request topic b (whose id
+// became id, when not zero).
+func (sh *shape) sameTopic(a, b reflect.Value, id [16]byte) bool {
 	if a.Field(sh.topic).String() != b.Field(sh.topic).String() {
 		return false
 	}
-	return sh.topicID < 0 || bytes.Equal(a.Field(sh.topicID).Bytes(), b.Field(sh.topicID).Bytes())
+	if sh.topicID < 0 {
+		return true
+	}
+	want := b.Field(sh.topicID).Bytes()
+	if id != ([16]byte{}) {
+		want = id[:]
+	}
+	return bytes.Equal(a.Field(sh.topicID).Bytes(), want)
 }
 
 // answer appends one unit's error to resp (a response struct): a topic by

@@ -167,3 +167,162 @@ func (s *skim) noTags() {
 		s.fail()
 	}
 }
+
+// Topic ids on the wire (Produce v13+, Fetch v13+). Clients know virtual
+// topic ids (topicids.go), brokers their own; the walkers below find each
+// topic's id in a frame so it can be swapped in place, which keeps the
+// forward-as-is path for requests and answers that name topics by id.
+// Each returns false when the bytes do not parse as the version (the
+// caller then decodes and re-encodes, or lets the client judge them).
+
+// produceRequestIDs calls fn with the offset in body of each topic's id, in
+// request order, of a Produce request body at version v (13+).
+func produceRequestIDs(body []byte, v int16, fn func(off int)) bool {
+	s := skim{b: body, flexible: true, ok: true}
+	s.nullableStr() // transactional id
+	s.skip(2 + 4)   // acks, timeout
+	for range s.arrayLen() {
+		if !s.ok {
+			return false
+		}
+		s.id(body, fn)
+		for range s.arrayLen() {
+			s.skip(4)         // partition
+			s.nullableBytes() // records
+			s.tags()
+		}
+		s.tags()
+	}
+	s.tags()
+	return s.ok && len(s.b) == 0
+}
+
+// fetchRequestIDs is produceRequestIDs for a Fetch request body at v
+// (13+): the fetched topics' ids, then the forgotten topics'.
+func fetchRequestIDs(body []byte, v int16, fn func(off int)) bool {
+	s := skim{b: body, flexible: true, ok: true}
+	if v < 15 {
+		s.skip(4) // replica id
+	}
+	s.skip(4 + 4 + 4 + 1 + 4 + 4) // max wait, min bytes, max bytes, isolation, session id, epoch
+	for range s.arrayLen() {
+		if !s.ok {
+			return false
+		}
+		s.id(body, fn)
+		for range s.arrayLen() {
+			s.skip(4 + 4 + 8 + 4 + 8 + 4) // partition, leader epoch, offset, last fetched epoch, log start, max bytes
+			s.tags()                      // v17's replica directory id is one
+		}
+		s.tags()
+	}
+	for range s.arrayLen() { // forgotten topics
+		if !s.ok {
+			return false
+		}
+		s.id(body, fn)
+		for range s.arrayLen() {
+			s.skip(4)
+		}
+		s.tags()
+	}
+	s.str() // rack id
+	s.tags()
+	return s.ok && len(s.b) == 0
+}
+
+// produceResponseIDs calls fn with the offset in body of each topic's id
+// in a Produce response body at v (13+).
+func produceResponseIDs(body []byte, v int16, fn func(off int)) bool {
+	s := skim{b: body, flexible: true, ok: true}
+	for range s.arrayLen() {
+		if !s.ok {
+			return false
+		}
+		s.id(body, fn)
+		for range s.arrayLen() {
+			s.skip(4 + 2 + 8 + 8 + 8) // partition, error, base offset, log append time, log start
+			for range s.arrayLen() {  // record errors
+				s.skip(4)
+				s.nullableStr()
+				s.tags()
+			}
+			s.nullableStr() // error message
+			s.tags()
+		}
+		s.tags()
+	}
+	s.skip(4) // throttle
+	s.tags()
+	return s.ok && len(s.b) == 0
+}
+
+// fetchResponseIDs calls fn with the offset in body of each topic's id in
+// a Fetch response body at v (13+).
+func fetchResponseIDs(body []byte, v int16, fn func(off int)) bool {
+	s := skim{b: body, flexible: true, ok: true}
+	s.skip(4 + 2 + 4) // throttle, error, session id
+	for range s.arrayLen() {
+		if !s.ok {
+			return false
+		}
+		s.id(body, fn)
+		for range s.arrayLen() {
+			s.skip(4 + 2 + 8 + 8 + 8)       // partition, error, high watermark, last stable, log start
+			if n := s.length(true); n > 0 { // aborted transactions, nullable
+				for range n {
+					s.skip(8 + 8)
+					s.tags()
+				}
+			} else if n < -1 {
+				s.fail()
+			}
+			s.skip(4)         // preferred read replica
+			s.nullableBytes() // records
+			s.tags()
+		}
+		s.tags()
+	}
+	s.tags()
+	return s.ok && len(s.b) == 0
+}
+
+// id passes the offset in body of the 16-byte topic id that s is at to fn,
+// and skips it; too few bytes fail s and call nothing.
+func (s *skim) id(body []byte, fn func(off int)) {
+	if len(s.b) < 16 {
+		s.fail()
+		return
+	}
+	fn(len(body) - len(s.b))
+	s.b = s.b[16:]
+}
+
+// nullableBytes skips compact nullable bytes.
+func (s *skim) nullableBytes() {
+	n := s.length(true)
+	switch {
+	case n < -1:
+		s.fail()
+	case n > 0:
+		s.skip(n)
+	}
+}
+
+// tags skips a flexible version's tagged fields, whatever they hold.
+func (s *skim) tags() {
+	n := s.uvarint()
+	if n > uint64(len(s.b)) {
+		s.fail()
+		return
+	}
+	for range n {
+		s.uvarint() // tag
+		size := s.uvarint()
+		if size > uint64(len(s.b)) {
+			s.fail()
+			return
+		}
+		s.skip(int(size))
+	}
+}
