@@ -10,14 +10,19 @@ import (
 	"testing"
 )
 
-// Port returns a loopback port that is free for TCP and UDP now. It is
-// drawn from below Linux's ephemeral range (32768 and up), so the outgoing
-// connections of other tests running at the same time cannot take it
-// between this check and the peer's bind, as they can a port the kernel
-// handed out and took back.
+// Port returns a loopback port that is free for TCP and UDP now and that no
+// other test process on this machine was handed in the last reservation
+// window. It is drawn from below Linux's ephemeral range (32768 and up),
+// so the outgoing connections of other tests running at the same time
+// cannot take it between this check and the peer's bind, as they can a
+// port the kernel handed out and took back. Checking that it is free is
+// not enough when two suites run at once: both may check the same port
+// before either binds it, so every port handed out is recorded in a
+// machine-wide reservation file (reserve) and not handed out again while
+// the reservation holds.
 func Port(tb testing.TB) int {
 	tb.Helper()
-	for range 200 {
+	for range 400 {
 		p := 20000 + rand.IntN(12000)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 		ln, err := net.Listen("tcp", addr)
@@ -30,6 +35,9 @@ func Port(tb testing.TB) int {
 			continue
 		}
 		pc.Close()
+		if !reserve(p) {
+			continue
+		}
 		return p
 	}
 	tb.Fatal("no free loopback port below the ephemeral range")
