@@ -118,40 +118,16 @@ func FuzzTopicIDWalkers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which, version uint8, body []byte) {
 		type walker struct {
 			walk func([]byte, int16, func(int)) bool
-			msg  func() interface {
-				ReadFrom([]byte) error
-				SetVersion(int16)
-			}
-			max int16
+			msg  func() kmsgReader
 		}
 		ws := []walker{
-			{produceRequestIDs, func() interface {
-				ReadFrom([]byte) error
-				SetVersion(int16)
-			} {
-				return kmsg.NewPtrProduceRequest()
-			}, kmsg.NewPtrProduceRequest().MaxVersion()},
-			{fetchRequestIDs, func() interface {
-				ReadFrom([]byte) error
-				SetVersion(int16)
-			} {
-				return kmsg.NewPtrFetchRequest()
-			}, kmsg.NewPtrFetchRequest().MaxVersion()},
-			{produceResponseIDs, func() interface {
-				ReadFrom([]byte) error
-				SetVersion(int16)
-			} {
-				return kmsg.NewPtrProduceResponse()
-			}, kmsg.NewPtrProduceResponse().MaxVersion()},
-			{fetchResponseIDs, func() interface {
-				ReadFrom([]byte) error
-				SetVersion(int16)
-			} {
-				return kmsg.NewPtrFetchResponse()
-			}, kmsg.NewPtrFetchResponse().MaxVersion()},
+			{produceRequestIDs, func() kmsgReader { return kmsg.NewPtrProduceRequest() }},
+			{fetchRequestIDs, func() kmsgReader { return kmsg.NewPtrFetchRequest() }},
+			{produceResponseIDs, func() kmsgReader { return kmsg.NewPtrProduceResponse() }},
+			{fetchResponseIDs, func() kmsgReader { return kmsg.NewPtrFetchResponse() }},
 		}
 		w := ws[int(which)%len(ws)]
-		v := 13 + int16(version)%(w.max-12)
+		v := 13 + int16(version)%(w.msg().MaxVersion()-12)
 		orig := bytes.Clone(body)
 		ok := w.walk(body, v, func(off int) {
 			if off < 0 || off+16 > len(body) {
@@ -169,4 +145,11 @@ func FuzzTopicIDWalkers(f *testing.F) {
 			}
 		}
 	})
+}
+
+// kmsgReader is a kmsg request or response, as the walker fuzz reads one.
+type kmsgReader interface {
+	ReadFrom([]byte) error
+	SetVersion(int16)
+	MaxVersion() int16
 }
