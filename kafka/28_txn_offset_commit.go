@@ -1,7 +1,9 @@
 package kafka
 
-// TxnOffsetCommit (key 28): v0–v5 (v6, KIP-1319, names topics by id and is
-// not advertised: route.go versionCaps).
+// TxnOffsetCommit (key 28): all versions kmsg and every backend share.
+// v6+ (KIP-1319) names topics by id: virtual ids (topicids.go) become the
+// home cluster's and the answer's ids virtual again; an unknown id is
+// answered UNKNOWN_TOPIC_ID per partition.
 //
 // A transaction lives on its transactional id's home cluster
 // (coordinators.go): the offsets of topics routed there go, as the client
@@ -16,6 +18,7 @@ func handleTxnOffsetCommit(r *request) error { return txnOffsetCommitFamily.serv
 
 var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffsetCommitResponse]{
 	coordinator: func(req *kmsg.TxnOffsetCommitRequest) (int8, string) { return coordinatorGroup, req.Group },
+	idsFrom:     6,
 	prepare: func(r *request, req *kmsg.TxnOffsetCommitRequest) error {
 		return r.setHome(req.TransactionalID)
 	},

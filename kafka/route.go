@@ -17,12 +17,6 @@ var versionCaps = map[int16]int16{
 	// AddPartitionsToTxn v4+ batches several transactions and is for
 	// brokers only (KIP-890); clients use v3 and below.
 	24: 3,
-	// These versions name topics by id, which differ per cluster; clients
-	// see virtual ids (topicids.go), translated for Produce and Fetch only
-	// so far.
-	8:  9, // OffsetCommit v10
-	9:  9, // OffsetFetch v10
-	28: 5, // TxnOffsetCommit v6 (KIP-1319)
 	// ListConfigResources v1 (KIP-1142) lists one cluster's topics, brokers
 	// and groups (74_list_config_resources.go); v0 lists client metrics.
 	74: 0,
