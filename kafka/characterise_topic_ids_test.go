@@ -7,6 +7,7 @@ package kafka
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -243,5 +244,174 @@ func TestTxnOffsetCommitByTopicID(t *testing.T) {
 		cxTP("orders", 0): 0, cxTP("orders", 1): 0,
 		cxTP("w.clicks", 0): int64(kerr.InvalidTxnState.Code),
 		cxTP("unknown", 2):  int64(kerr.UnknownTopicID.Code),
+	})
+}
+
+// cxDescribeTopicPartitions answers a DescribeTopicPartitions as a broker
+// of a's cluster does (kfake and Kafka alike): the listed topics (none:
+// all of the cluster's), sorted by name, from the cursor on, at most the
+// limit's partitions, and the cursor where it stopped.
+func cxDescribeTopicPartitions(a cxAt, kr kmsg.Request) kmsg.Response {
+	req := kr.(*kmsg.DescribeTopicPartitionsRequest)
+	byName := map[string]kmsg.MetadataResponseTopic{}
+	for _, t := range cxMetadata(a.cluster).Topics {
+		byName[*t.Topic] = t
+	}
+	var from dtpPos
+	if req.Cursor != nil {
+		from = dtpPos{req.Cursor.Topic, req.Cursor.Partition}
+	}
+	var names []string
+	if len(req.Topics) == 0 {
+		for n := range byName {
+			names = append(names, n)
+		}
+	}
+	for _, t := range req.Topics {
+		names = append(names, t.Topic)
+	}
+	slices.Sort(names)
+	resp := kmsg.NewPtrDescribeTopicPartitionsResponse()
+	emitted := int32(0)
+	for _, n := range names {
+		if n < from.topic {
+			continue
+		}
+		if emitted >= req.ResponsePartitionLimit {
+			resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: n}
+			break
+		}
+		mt, ok := byName[n]
+		if !ok {
+			resp.Topics = append(resp.Topics, dtpTopicError(n, kerr.UnknownTopicOrPartition.Code))
+			continue
+		}
+		st := kmsg.NewDescribeTopicPartitionsResponseTopic()
+		st.Topic, st.TopicID = kmsg.StringPtr(n), mt.TopicID
+		for _, p := range mt.Partitions {
+			if n == from.topic && p.Partition < from.partition {
+				continue
+			}
+			if emitted >= req.ResponsePartitionLimit {
+				resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: n, Partition: p.Partition}
+				break
+			}
+			sp := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
+			sp.Partition, sp.LeaderID, sp.LeaderEpoch = p.Partition, p.Leader, p.LeaderEpoch
+			sp.Replicas, sp.ISR, sp.EligibleLeaderReplicas = p.Replicas, p.ISR, p.Replicas
+			st.Partitions = append(st.Partitions, sp)
+			emitted++
+		}
+		resp.Topics = append(resp.Topics, st)
+		if resp.NextCursor != nil {
+			break
+		}
+	}
+	return resp
+}
+
+// cxDescribeAll pages through a DescribeTopicPartitions over conns in turn
+// (the cursor carries all the state, so any peer continues it) and returns
+// every described partition as "topic/partition" → presented leader, and
+// every error as "topic" → code, failing on anything seen twice.
+func cxDescribeAll(t *testing.T, conns []*cxConn, topics []string, limit int32) (cxCodes, int) {
+	t.Helper()
+	got := cxCodes{}
+	req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	req.ResponsePartitionLimit = limit
+	for _, n := range topics {
+		req.Topics = append(req.Topics, kmsg.DescribeTopicPartitionsRequestTopic{Topic: n})
+	}
+	pages := 0
+	for ; pages < 50; pages++ {
+		_, kr := conns[pages%len(conns)].answered(req, 0, cxDescribeTopicPartitions)
+		resp := kr.(*kmsg.DescribeTopicPartitionsResponse)
+		n := 0
+		for _, rt := range resp.Topics {
+			name := *rt.Topic
+			if rt.ErrorCode != 0 {
+				if _, dup := got[name]; dup {
+					t.Fatalf("page %d: %s answered again", pages, name)
+				}
+				got[name] = int64(rt.ErrorCode)
+				continue
+			}
+			if rt.TopicID != virtualTopicID(name) {
+				t.Fatalf("page %d: %s has id %x, want the virtual one", pages, name, rt.TopicID)
+			}
+			for _, p := range rt.Partitions {
+				k := cxTP(name, p.Partition)
+				if _, dup := got[k]; dup {
+					t.Fatalf("page %d: %s described again", pages, k)
+				}
+				if len(p.Replicas) == 0 || p.Replicas[0] != p.LeaderID || !slices.Equal(p.ISR, p.Replicas) || !slices.Equal(p.EligibleLeaderReplicas, p.Replicas) {
+					t.Fatalf("page %d: %s leader %d replicas %v isr %v elr %v, want the peers presenting them", pages, k, p.LeaderID, p.Replicas, p.ISR, p.EligibleLeaderReplicas)
+				}
+				got[k] = int64(p.LeaderID)
+				n++
+			}
+		}
+		if int32(n) > limit {
+			t.Fatalf("page %d: %d partitions, limit %d", pages, n, limit)
+		}
+		if resp.NextCursor == nil {
+			return got, pages + 1
+		}
+		req.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: resp.NextCursor.Topic, Partition: resp.NextCursor.Partition}
+	}
+	t.Fatalf("no last page after %d pages", pages)
+	return nil, 0
+}
+
+// TestCharacteriseDescribeTopicPartitions: DescribeTopicPartitions pages
+// over both clusters' topics by name, every partition exactly once, with
+// virtual topic ids and peers for leaders and replicas (east/100 → peer 0,
+// east/101 → 1, west/201 → 0, west/100 → 2; east/102's peer is dead and
+// west/202 has none, so a rendezvous choice), whichever peer serves each
+// page. With no topics listed, each cluster's topics are kept only where
+// they route (payments exists on both and routes west).
+func TestCharacteriseDescribeTopicPartitions(t *testing.T) {
+	f0, f1 := newCx(t, true), newCxAt(t, true, 1)
+	conns := []*cxConn{f0.conn(t), f1.conn(t)}
+	pr := func(cluster string, broker int32) int64 {
+		be := f0.east
+		if cluster == cxWest {
+			be = f0.west
+		}
+		return int64(f0.srv.testPresenter(be).peerFor(broker))
+	}
+	every := cxCodes{
+		cxTP("events", 0): 0, cxTP("events", 1): 0,
+		cxTP("orders", 0): 0, cxTP("orders", 1): 1, cxTP("orders", 2): pr(cxEast, 102),
+		cxTP("payments", 0): 2, cxTP("payments", 1): 0,
+		cxTP("w.clicks", 0): 0, cxTP("w.clicks", 1): pr(cxWest, 202),
+	}
+	for _, limit := range []int32{1, 2, 3, 100} {
+		t.Run(fmt.Sprintf("all, limit %d", limit), func(t *testing.T) {
+			got, pages := cxDescribeAll(t, conns, nil, limit)
+			cxWantCodes(t, "described", got, every)
+			if limit == 100 && pages != 1 {
+				t.Fatalf("%d pages, want 1", pages)
+			}
+		})
+	}
+	t.Run("listed, limit 1", func(t *testing.T) {
+		got, _ := cxDescribeAll(t, conns, []string{"w.clicks", "orders", "x.gone", "nope", "orders"}, 1)
+		cxWantCodes(t, "described", got, cxCodes{
+			cxTP("orders", 0): 0, cxTP("orders", 1): 1, cxTP("orders", 2): pr(cxEast, 102),
+			cxTP("w.clicks", 0): 0, cxTP("w.clicks", 1): pr(cxWest, 202),
+			"x.gone": int64(kerr.UnknownTopicOrPartition.Code), "nope": int64(kerr.UnknownTopicOrPartition.Code),
+		})
+	})
+	t.Run("cursor outside the list", func(t *testing.T) {
+		req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+		req.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: "orders"}}
+		req.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: "events"}
+		ex, kr := conns[0].answered(req, 0, nil)
+		cxWantTargets(t, ex)
+		resp := kr.(*kmsg.DescribeTopicPartitionsResponse)
+		if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != kerr.InvalidRequest.Code || resp.NextCursor != nil {
+			t.Fatalf("answer %+v, want orders INVALID_REQUEST", resp.Topics)
+		}
 	})
 }

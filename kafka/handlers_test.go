@@ -891,6 +891,7 @@ func TestAdvertisedVersions(t *testing.T) {
 		19: {0, kmax(19)},                   // nonsense backend range clamped to ours
 		24: {0, min(3, versionCaps[24], 5)}, // AddPartitionsToTxn capped (KIP-890)
 		60: {0, min(1, kmax(60))},           // DescribeCluster
+		75: {0, min(0, kmax(75))},           // DescribeTopicPartitions
 	}
 	if len(got) != len(want) {
 		t.Fatalf("advertised %v, want %v", got, want)
@@ -903,7 +904,7 @@ func TestAdvertisedVersions(t *testing.T) {
 	if !slices.IsSorted(order) {
 		t.Fatalf("keys not in order: %v", order)
 	}
-	for _, k := range []int16{4, 32, 75} {
+	for _, k := range []int16{4, 32, 68} {
 		if _, ok := got[k]; ok {
 			t.Fatalf("key %d advertised (no handler, or empty backend range)", k)
 		}
@@ -962,6 +963,7 @@ func TestAdvertisedTopicIDVersions(t *testing.T) {
 		8:  10, // OffsetCommit
 		9:  10, // OffsetFetch
 		28: 6,  // TxnOffsetCommit (KIP-1319)
+		75: 0,  // DescribeTopicPartitions
 	}
 	got := map[int16]int16{}
 	for _, k := range f.srv.advertisedVersions() {

@@ -33,7 +33,8 @@ var versionCaps = map[int16]int16{
 //   - local answer: ApiVersions (18), InitProducerID without a
 //     transactional id (22, virtual producer ids, producer_ids.go)
 //   - merged across clusters: Metadata (3), FindCoordinator (10),
-//     DescribeCluster (60, default cluster)
+//     DescribeCluster (60, default cluster), DescribeTopicPartitions (75,
+//     paged over every cluster's topics by name)
 //   - partition-keyed, split by the splitter (split.go) to each
 //     partition's leader: Produce (0), Fetch (1), ListOffsets (2),
 //     DeleteRecords (21), OffsetForLeaderEpoch (23), DescribeProducers
@@ -63,8 +64,7 @@ var versionCaps = map[int16]int16{
 //
 // Not served (docs/conformance.md lists every key and why):
 // broker-to-broker and controller keys, SASL (the proxy does not
-// authenticate clients yet), log-dir keys (they name real brokers),
-// DescribeTopicPartitions (75, clients fall back to Metadata), the KIP-848
+// authenticate clients yet), log-dir keys (they name real brokers), the KIP-848
 // consumer group protocol (68, 69: clients fall back to the classic one;
 // see topicids.go) and share groups. TestConformanceDoc keeps that list
 // and this table in step.
@@ -79,6 +79,7 @@ func handlerTable() [maxKey + 1]handler {
 	t[21] = handleDeleteRecords
 	t[23] = handleOffsetForLeaderEpoch
 	t[60] = handleDescribeCluster
+	t[75] = handleDescribeTopicPartitions
 	t[61] = handleDescribeProducers
 	for _, k := range []int16{11, 12, 13, 14} {
 		t[k] = toGroupCoordinator
