@@ -22,6 +22,8 @@ func handleOffsetCommit(r *request) error { return offsetCommitFamily.serve(r) }
 var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitResponse]{
 	coordinator: func(req *kmsg.OffsetCommitRequest) (int8, string) { return coordinatorGroup, req.Group },
 	idsFrom:     10,
+	reqIDs:      offsetCommitRequestIDs,
+	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.OffsetCommitRequest) error {
 		return r.setHome(req.Group)
 	},

@@ -19,6 +19,8 @@ func handleTxnOffsetCommit(r *request) error { return txnOffsetCommitFamily.serv
 var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffsetCommitResponse]{
 	coordinator: func(req *kmsg.TxnOffsetCommitRequest) (int8, string) { return coordinatorGroup, req.Group },
 	idsFrom:     6,
+	reqIDs:      txnOffsetCommitRequestIDs,
+	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.TxnOffsetCommitRequest) error {
 		return r.setHome(req.TransactionalID)
 	},

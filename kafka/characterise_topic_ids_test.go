@@ -415,3 +415,78 @@ func TestCharacteriseDescribeTopicPartitions(t *testing.T) {
 		}
 	})
 }
+
+// TestCommitByTopicIDInPlace: a v10 OffsetCommit (and a v6
+// TxnOffsetCommit) whose topics all live on the group's (transaction's)
+// home cluster goes to its coordinator as the client's bytes with only the
+// ids swapped for the cluster's, and the answer comes back with the
+// virtual ids.
+func TestCommitByTopicIDInPlace(t *testing.T) {
+	f := newCx(t, true)
+	h := f.conn(t)
+	for _, tc := range []struct {
+		name string
+		req  func(real bool) kmsg.Request
+		v    int16
+	}{
+		{"OffsetCommit", func(real bool) kmsg.Request {
+			req := cxOffsetCommitReq("g1", cxTP2("orders", 0, 1), cxTP2("events", 1))
+			for i := range req.Topics {
+				req.Topics[i].TopicID = virtualTopicID(req.Topics[i].Topic)
+				if real {
+					req.Topics[i].TopicID = cxID(cxEast, req.Topics[i].Topic)
+				}
+				req.Topics[i].Topic = ""
+			}
+			return req
+		}, 10},
+		{"TxnOffsetCommit", func(real bool) kmsg.Request {
+			req := cxTxnOffsetCommitReq("t1", "g1", cxTP2("orders", 0, 1), cxTP2("events", 1))
+			for i := range req.Topics {
+				req.Topics[i].TopicID = virtualTopicID(req.Topics[i].Topic)
+				if real {
+					req.Topics[i].TopicID = cxID(cxEast, req.Topics[i].Topic)
+				}
+				req.Topics[i].Topic = ""
+			}
+			return req
+		}, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ex, kr := h.answered(tc.req(false), tc.v, func(a cxAt, kr kmsg.Request) kmsg.Response {
+				switch req := kr.(type) {
+				case *kmsg.OffsetCommitRequest:
+					resp := kmsg.NewPtrOffsetCommitResponse()
+					for _, st := range req.Topics {
+						resp.Topics = append(resp.Topics, kmsg.OffsetCommitResponseTopic{TopicID: st.TopicID, Partitions: []kmsg.OffsetCommitResponseTopicPartition{{Partition: st.Partitions[0].Partition}}})
+					}
+					return resp
+				case *kmsg.TxnOffsetCommitRequest:
+					resp := kmsg.NewPtrTxnOffsetCommitResponse()
+					for _, st := range req.Topics {
+						resp.Topics = append(resp.Topics, kmsg.TxnOffsetCommitResponseTopic{TopicID: st.TopicID, Partitions: []kmsg.TxnOffsetCommitResponseTopicPartition{{Partition: st.Partitions[0].Partition}}})
+					}
+					return resp
+				}
+				t.Fatalf("%s: unexpected %T", a, kr)
+				return nil
+			})
+			cxWantTargets(t, ex, cxE102)
+			cxSentAsIs(t, ex, cxE102, cxFrame(tc.req(true), tc.v))
+			var got []string
+			switch resp := kr.(type) {
+			case *kmsg.OffsetCommitResponse:
+				for _, rt := range resp.Topics {
+					got = append(got, cxVIDName(rt.TopicID))
+				}
+			case *kmsg.TxnOffsetCommitResponse:
+				for _, rt := range resp.Topics {
+					got = append(got, cxVIDName(rt.TopicID))
+				}
+			}
+			if !slices.Equal(got, []string{"orders", "events"}) {
+				t.Fatalf("answer's topics %v, want orders and events by their virtual ids", got)
+			}
+		})
+	}
+}

@@ -112,9 +112,8 @@ type family[Req kmsg.Request, Resp kmsg.Response] struct {
 	// From version idsFrom on (0: never) the key names topics by id: the
 	// client's virtual ids are swapped for the cluster's in the request
 	// and back in the answer, in place where the bytes go as they are
-	// (reqIDs and respIDs find them, wire.go). A key without walkers
-	// (the coordinator keys: rare next to produce and fetch) has its
-	// request rebuilt with the cluster's ids and every answer decoded
+	// (reqIDs and respIDs find them, wire.go). A key without walkers has
+	// its request rebuilt with the cluster's ids and every answer decoded
 	// (shape.presentIDs).
 	idsFrom         int16
 	reqIDs, respIDs func(body []byte, v int16, fn func(off int)) bool
@@ -457,7 +456,8 @@ func (f *family[Req, Resp]) post(r *request, t target) postFunc {
 		return nil
 	}
 	return func(resp *buffer) (*buffer, error) {
-		if f.quiet != nil && f.quiet(r, resp) {
+		if f.fix == nil && f.done == nil || f.quiet != nil && f.quiet(r, resp) {
+			// Nothing to rewrite but the ids: swapped in the bytes.
 			return f.virtualIDs(r, t, resp)
 		}
 		kr, err := decodeResponse(resp, r.key, r.version)
