@@ -12,7 +12,8 @@ package kafka
 // GROUP_ID_NOT_FOUND on some brokers (kfake); the proxy answers as Kafka
 // does, with no committed offset; the home cluster's group error wins. A
 // re-pointed topic bounces the whole request with NOT_COORDINATOR once
-// (pipeline.go).
+// (pipeline.go). A KIP-848 member's epoch is translated per cluster
+// (fetchMember848).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,9 +33,12 @@ func handleOffsetFetch(r *request) error {
 	if r.version < 8 {
 		return offsetFetchSingle(r, req)
 	}
-	bounced := false
+	bounced, translated := false, false
 	by := map[target]*kmsg.OffsetFetchRequest{}
 	add := func(t target, g kmsg.OffsetFetchRequestGroup) {
+		var changed bool
+		g, changed = r.fetchMember848(t.be, g) // KIP-848 member epochs
+		translated = translated || changed
 		sub := by[t]
 		if sub == nil {
 			s := *req
@@ -70,7 +74,7 @@ func handleOffsetFetch(r *request) error {
 	if bounced {
 		return c.respond(r, start, failedAnswer(req))
 	}
-	if len(by) <= 1 {
+	if len(by) <= 1 && !translated {
 		for t := range by {
 			u, err := c.upstreamOrAny(t)
 			if err != nil {
