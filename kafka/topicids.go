@@ -19,10 +19,11 @@ package kafka
 // are, wire.go). The other versions that address topics by id
 // (OffsetCommit and OffsetFetch v10+, TxnOffsetCommit v6+) are not
 // advertised yet, so clients use names there; a topic named by id in such
-// a version anyway is answered by the proxy, never forwarded. The KIP-848 consumer group protocol
-// (ConsumerGroupHeartbeat, ConsumerGroupDescribe) assigns partitions by
-// topic id from one coordinator, which cannot span clusters; it is not
-// served, and clients use the classic group protocol.
+// a version anyway is answered by the proxy, never forwarded. The KIP-848
+// consumer group protocol assigns and acknowledges partitions by topic id:
+// ConsumerGroupHeartbeat swaps the owned partitions' virtual ids for each
+// cluster's and the assignments' back, ConsumerGroupDescribe presents
+// virtual ids (68_consumer_group_heartbeat.go, 69_...).
 
 import (
 	"crypto/sha256"
