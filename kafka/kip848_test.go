@@ -404,3 +404,94 @@ func FuzzConsumerGroupHeartbeatResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestConsumerGroupHeartbeatGainsCluster: a member subscribed to a topic
+// on one cluster has that cluster's epoch; when it subscribes to a topic
+// on a second cluster too, the proxy joins it there, its epoch becomes the
+// proxy's (larger: it never goes back), its assignment grows to both
+// topics, and dropping the first topic leaves the first cluster.
+func TestConsumerGroupHeartbeatGainsCluster(t *testing.T) {
+	ka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ka.Close)
+	kb, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "b.t2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kb.Close)
+	c := dialRaw(t, startProxy2(t, ka, kb))
+	var epoch int32
+	var owned []kmsg.ConsumerGroupHeartbeatRequestTopic
+	hb := func(subscribed []string) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch = "g", "member-1", epoch
+		req.SubscribedTopicNames, req.Topics = subscribed, owned
+		if epoch == 0 {
+			req.Topics, req.RebalanceTimeoutMillis = []kmsg.ConsumerGroupHeartbeatRequestTopic{}, 30000
+		}
+		req.SetVersion(1)
+		kr, err := c.do(req, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := kr.(*kmsg.ConsumerGroupHeartbeatResponse)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("heartbeat (subscribed %v): error %d", subscribed, resp.ErrorCode)
+		}
+		if resp.MemberEpoch < epoch {
+			t.Fatalf("member epoch went back: %d → %d", epoch, resp.MemberEpoch)
+		}
+		epoch = resp.MemberEpoch
+		if resp.Assignment != nil {
+			owned = owned[:0]
+			for _, tp := range resp.Assignment.Topics {
+				owned = append(owned, kmsg.ConsumerGroupHeartbeatRequestTopic{TopicID: tp.TopicID, Partitions: tp.Partitions})
+			}
+		}
+		return resp
+	}
+	holds := func(topics ...string) bool {
+		if len(owned) != len(topics) {
+			return false
+		}
+		for _, tp := range owned {
+			found := false
+			for _, name := range topics {
+				found = found || tp.TopicID == virtualTopicID(name) && len(tp.Partitions) == 2
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	}
+	until := func(what string, subscribed []string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for hb(subscribed); !cond(); hb(nil) {
+			if time.Now().After(deadline) {
+				t.Fatalf("never %s: epoch %d, owned %+v", what, epoch, owned)
+			}
+			time.Sleep(20 * time.Millisecond)
+			subscribed = nil
+		}
+	}
+	until("assigned t1", []string{"t1"}, func() bool { return holds("t1") })
+	if epoch >= epoch848Base {
+		t.Fatalf("one cluster: epoch %d, want the backend's", epoch)
+	}
+	until("assigned t1 and b.t2", []string{"b.t2", "t1"}, func() bool { return holds("t1", "b.t2") })
+	if epoch < epoch848Base {
+		t.Fatalf("two clusters: epoch %d, want the proxy's (≥ %d)", epoch, epoch848Base)
+	}
+	until("left t1", []string{"b.t2"}, func() bool { return holds("b.t2") })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ds, err := directAdmin(t, ka).DescribeConsumerGroups(ctx, "g")
+	if err != nil || len(ds["g"].Members) != 0 {
+		t.Fatalf("cluster a after unsubscribing its topic: %+v %v, want no members", ds["g"], err)
+	}
+}
