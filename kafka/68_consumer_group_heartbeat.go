@@ -34,13 +34,16 @@ package kafka
 // entries expiring member848TTL after their last heartbeat (longer than
 // any session timeout Kafka allows), dropped on a leave or a fencing
 // error. A member this peer does not know (another peer served it, or the
-// peer restarted) is answered FENCED_MEMBER_EPOCH and rejoins.
+// peer restarted) is answered FENCED_MEMBER_EPOCH and rejoins. When one
+// leg forgets the member (UNKNOWN_MEMBER_ID) the client rejoins under a
+// new id, and the proxy leaves the other legs itself (leaveOthers).
 //
 // v0 has the coordinator choose the member id; the proxy chooses it then
 // (every leg must share it), as v1 clients do themselves.
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"math"
@@ -445,6 +448,9 @@ func (m *member848) merge(r *request, req *kmsg.ConsumerGroupHeartbeatRequest, p
 	m.present()
 	if code != 0 {
 		out.ErrorCode, out.ErrorMessage = code, msg
+		if code == kerr.UnknownMemberID.Code {
+			m.leaveOthers(r.c.s, req.Group, plans, resps)
+		}
 		return out, fencing(code)
 	}
 	out.MemberEpoch = m.presented
@@ -547,6 +553,40 @@ func (m *member848) legEpoch(be *Backend, epoch int32) (int32, bool) {
 		}
 	}
 	return epoch848Unmapped, true
+}
+
+// leaveOthers takes the member out of the legs that still hold it after
+// another leg forgot it (UNKNOWN_MEMBER_ID): the client rejoins under a
+// new member id (KIP-848), and those legs would otherwise keep the old
+// one's partitions, unconsumed, until its session times out there. The
+// leaves go on the proxy's own connections, in the background, bounded by
+// coordinatorTimeout. (A fenced member keeps its id and rejoins every leg
+// itself, so no leave may race that rejoin.) Called with m.mu held.
+func (m *member848) leaveOthers(s *Server, group string, plans []legPlan, resps []kmsg.Response) {
+	for i, x := range resps {
+		p := plans[i]
+		if p.leaving || fencing(x.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode) {
+			continue
+		}
+		be := p.be
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch = group, m.id, -1
+		if m.instanceID != nil {
+			req.MemberEpoch = -2
+			req.InstanceID = m.instanceID
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
+			defer cancel()
+			node, err := s.coordinator(ctx, be, coordinatorGroup, group)
+			if err == nil {
+				_, err = be.request(ctx, node, req)
+			}
+			if err != nil {
+				s.log.Debug("leaving a KIP-848 member's other cluster failed", "cluster", be.Name(), "group", group, "err", err)
+			}
+		}()
+	}
 }
 
 // heartbeatError is the proxy's own error answer to req.

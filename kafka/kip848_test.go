@@ -495,3 +495,63 @@ func TestConsumerGroupHeartbeatGainsCluster(t *testing.T) {
 		t.Fatalf("cluster a after unsubscribing its topic: %+v %v, want no members", ds["g"], err)
 	}
 }
+
+// TestConsumerGroupHeartbeatForgottenLeg: when one cluster forgets a
+// member (UNKNOWN_MEMBER_ID), the client is told so and will rejoin under
+// a new member id; the proxy takes the old member out of the other
+// cluster too, so its partitions there are not held until its session
+// times out.
+func TestConsumerGroupHeartbeatForgottenLeg(t *testing.T) {
+	ka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ka.Close)
+	kb, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "b.t2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kb.Close)
+	c := dialRaw(t, startProxy2(t, ka, kb))
+	hb := func(epoch int32) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch = "g", "member-1", epoch
+		if epoch == 0 {
+			req.SubscribedTopicNames, req.RebalanceTimeoutMillis = []string{"t1", "b.t2"}, 30000
+			req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		}
+		req.SetVersion(1)
+		kr, err := c.do(req, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kr.(*kmsg.ConsumerGroupHeartbeatResponse)
+	}
+	resp := hb(0)
+	if resp.ErrorCode != 0 {
+		t.Fatalf("join: error %d", resp.ErrorCode)
+	}
+	ka.ControlKey(68, func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		r := kreq.(*kmsg.ConsumerGroupHeartbeatRequest).ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+		r.ErrorCode = kerr.UnknownMemberID.Code
+		return r, nil, true // once
+	})
+	if got := hb(resp.MemberEpoch); got.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("heartbeat after cluster a forgot the member: error %d, want UNKNOWN_MEMBER_ID", got.ErrorCode)
+	}
+	adm := directAdmin(t, kb)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ds, err := adm.DescribeConsumerGroups(ctx, "g")
+		cancel()
+		if err == nil && len(ds["g"].Members) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster b still holds the forgotten member: %+v %v", ds["g"], err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
