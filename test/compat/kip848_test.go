@@ -273,3 +273,54 @@ func TestConsumerProtocolAcrossClusters(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerProtocolGainsCluster: a consumer-protocol member on a topic
+// of one cluster adds a topic of another (kgo AddConsumeTopics): it then
+// consumes both, every record once, and commits on both clusters.
+func TestConsumerProtocolGainsCluster(t *testing.T) {
+	sb := startTwoClusters(t)
+	const east, west, group = "kip848-gain", "west.kip848-gain", "kip848-gain-g"
+	const n = 500
+	createTopic(t, sb.Bootstrap, east, 3)
+	createTopic(t, sb.Bootstrap, west, 3)
+	produceFranz(t, sb.Bootstrap, east, 0, n)
+	produceFranz(t, sb.Bootstrap, west, n, 2*n)
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(sb.Bootstrap...),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(east),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ServerSideBalancer(),
+		kgo.Balancers(kgo.StickyBalancer()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var recs []consumed
+	added := false
+	for len(recs) < 2*n && ctx.Err() == nil {
+		pctx, pcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			recs = append(recs, consumed{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value)})
+		})
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+			t.Logf("commit: %v", err)
+		}
+		cl.AllowRebalance()
+		if !added && len(recs) >= n {
+			cl.AddConsumeTopics(west)
+			added = true
+		}
+	}
+	checkConsumed(t, recs, 2*n)
+	waitCommittedOn(t, sb, "east", east, group)
+	waitCommittedOn(t, sb, "west", west, group)
+}
