@@ -14,6 +14,8 @@ package kafka
 // for a group without members. Unrouted topics are answered
 // UNKNOWN_TOPIC_OR_PARTITION; a re-pointed topic bounces the whole commit
 // with NOT_COORDINATOR once (pipeline.go), and the client commits again.
+// A KIP-848 member's commit goes to each cluster with its member id and
+// the epoch of its membership there (commit848).
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -25,10 +27,14 @@ var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitRe
 	reqIDs:      offsetCommitRequestIDs,
 	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.OffsetCommitRequest) error {
+		r.split.g848 = commit848{r.c.s.member848(req.Group, &req.MemberID), req.Generation}
 		return r.setHome(req.Group)
 	},
-	keeps: func(r *request, t target) bool { return t.be == r.split.home },
+	keeps: func(r *request, t target) bool { return t.be == r.split.home && r.split.g848.keeps(t.be) },
 	rewrite: func(r *request, t target, sub *kmsg.OffsetCommitRequest) {
+		if r.split.g848.rewrite(t.be, sub) {
+			return // a KIP-848 member: its leg on t's cluster
+		}
 		if t.be != r.split.home {
 			sub.Generation, sub.MemberID, sub.InstanceID = -1, "", nil
 		}

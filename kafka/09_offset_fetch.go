@@ -15,7 +15,8 @@ package kafka
 // (pipeline.go). v10+ names topics by id: each part carries its cluster's
 // ids for the client's virtual ones (topicids.go), every answer's ids are
 // made virtual again, and an id the proxy does not know is answered by the
-// proxy, UNKNOWN_TOPIC_ID per partition, as a broker does.
+// proxy, UNKNOWN_TOPIC_ID per partition, as a broker does. A KIP-848
+// member's epoch is translated per cluster (fetchMember848).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -36,10 +37,13 @@ func handleOffsetFetch(r *request) error {
 		return offsetFetchSingle(r, req)
 	}
 	r.split.byID = r.version >= 10
-	bounced := false
+	bounced, translated := false, false
 	var local *kmsg.OffsetFetchResponse // unknown topic ids, answered here
 	by := map[target]*kmsg.OffsetFetchRequest{}
 	add := func(t target, g kmsg.OffsetFetchRequestGroup) {
+		var changed bool
+		g, changed = r.fetchMember848(t.be, g) // KIP-848 member epochs
+		translated = translated || changed
 		sub := by[t]
 		if sub == nil {
 			s := *req
@@ -85,7 +89,7 @@ func handleOffsetFetch(r *request) error {
 	if bounced {
 		return c.respond(r, start, failedAnswer(req))
 	}
-	if len(by) <= 1 && local == nil && !r.split.byID {
+	if len(by) <= 1 && local == nil && !r.split.byID && !translated {
 		for t := range by {
 			u, err := c.upstreamOrAny(t)
 			if err != nil {

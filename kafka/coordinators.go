@@ -3,8 +3,9 @@ package kafka
 // Consumer groups and transactions across clusters.
 //
 // A group has a home cluster (group prefix rules, else the default
-// cluster): its membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup;
-// the KIP-848 ConsumerGroupHeartbeat is not served yet) lives there. Its offsets live with the topics:
+// cluster): its membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup)
+// lives there; a KIP-848 group's lives on the clusters its subscribed
+// topics route to (68_consumer_group_heartbeat.go). Its offsets live with the topics:
 // OffsetCommit, OffsetFetch and OffsetDelete are split by the cluster each
 // topic routes to and the answers merged. On the home cluster a commit is
 // forwarded as the client sent it; on another cluster, where the group has

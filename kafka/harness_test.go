@@ -125,7 +125,7 @@ func fxVersions() *versionSet {
 	set(32, 5, 4)    // DescribeConfigs: empty range
 	set(60, 0, 1)    // DescribeCluster
 	set(75, 0, 0)    // DescribeTopicPartitions
-	set(68, 0, 1)    // ConsumerGroupHeartbeat: not served
+	set(34, 0, 2)    // AlterReplicaLogDirs: not served (names real brokers)
 	set(19, -3, 200) // CreateTopics: nonsense backend range, clamped
 	vs.supported = []kmsg.ApiVersionsResponseSupportedFeature{{Name: "metadata.version", MinVersion: 1, MaxVersion: 20}}
 	vs.finalized = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "metadata.version", MinVersionLevel: 20, MaxVersionLevel: 20}}

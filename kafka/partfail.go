@@ -59,6 +59,16 @@ func failedAnswer(sub kmsg.Request) kmsg.Response {
 			resp.Groups = append(resp.Groups, rg)
 		}
 		return resp
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		return heartbeatError(req, notCoord, "the coordinator could not be reached")
+	case *kmsg.ConsumerGroupDescribeRequest:
+		resp := kmsg.NewPtrConsumerGroupDescribeResponse()
+		for _, g := range req.Groups {
+			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
+			rg.Group, rg.ErrorCode = g, notCoord
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
 	case *kmsg.DescribeGroupsRequest:
 		resp := kmsg.NewPtrDescribeGroupsResponse()
 		for _, g := range req.Groups {

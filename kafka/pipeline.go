@@ -62,6 +62,8 @@ type splitState struct {
 	// byID: the key translates topic ids at this version (split.go); the
 	// resolver refuses ids otherwise.
 	byID bool
+	// g848: the KIP-848 member an OffsetCommit names (68_consumer_group_heartbeat.go).
+	g848 commit848
 }
 
 // newRequest builds the request for a frame whose header is h: the state

@@ -44,6 +44,9 @@ var versionCaps = map[int16]int16{
 //   - group coordinator on the home cluster: JoinGroup (11), Heartbeat
 //     (12), LeaveGroup (13), SyncGroup (14), DescribeGroups (15); offsets
 //     by topic cluster: OffsetFetch (9); DeleteGroups (42) on every cluster
+//   - KIP-848 groups, on the group's coordinator of every cluster its
+//     subscribed topics route to, merged: ConsumerGroupHeartbeat (68),
+//     ConsumerGroupDescribe (69, every cluster)
 //   - transaction coordinator on the home cluster: InitProducerID (22),
 //     AddOffsetsToTxn (25), EndTxn (26), DescribeTransactions (65)
 //   - every broker of every cluster, merged, keeping what the brokers
@@ -64,10 +67,8 @@ var versionCaps = map[int16]int16{
 //
 // Not served (docs/conformance.md lists every key and why):
 // broker-to-broker and controller keys, SASL (the proxy does not
-// authenticate clients yet), log-dir keys (they name real brokers), the KIP-848
-// consumer group protocol (68, 69: clients fall back to the classic one;
-// see topicids.go) and share groups. TestConformanceDoc keeps that list
-// and this table in step.
+// authenticate clients yet) and log-dir keys (they name real brokers).
+// TestConformanceDoc keeps that list and this table in step.
 func handlerTable() [maxKey + 1]handler {
 	var t [maxKey + 1]handler
 	t[0] = handleProduce
@@ -96,6 +97,8 @@ func handlerTable() [maxKey + 1]handler {
 	}
 	t[24] = handleAddPartitionsToTxn
 	t[65] = handleDescribeTransactions
+	t[68] = handleConsumerGroupHeartbeat
+	t[69] = handleConsumerGroupDescribe
 	t[16] = toEveryBroker
 	t[66] = toEveryBroker
 	t[19] = handleCreateTopics

@@ -190,6 +190,8 @@ type Server struct {
 
 	// members: member id → the client host it joined from (members.go).
 	members *lru[memberKey, string]
+	// kip848: KIP-848 consumer group members (68_consumer_group_heartbeat.go).
+	kip848 *lru[member848Key, *member848]
 
 	// budget holds the request bytes read and not yet handled.
 	budget byteBudget
@@ -223,6 +225,7 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.pids.init(time.Now(), cfg)
 	s.coords = newLRU[coordKey, int32](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
 	s.members = newLRU[memberKey, string](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
+	s.kip848 = newMembers848(cfg.CoordinatorCacheSize)
 	s.handlers = handlerTable()
 	return s, nil
 }

@@ -19,10 +19,10 @@ package kafka
 // resolver, pipeline.go; in place where the bytes go as they are, wire.go;
 // in every decoded answer, split.go's presentIDs). A key that does not
 // translate ids answers a topic named by id itself, never forwarding it.
-// The KIP-848 consumer group protocol
-// (ConsumerGroupHeartbeat, ConsumerGroupDescribe) assigns partitions by
-// topic id from one coordinator, which cannot span clusters; it is not
-// served, and clients use the classic group protocol.
+// The KIP-848 consumer group protocol assigns and acknowledges partitions
+// by topic id: ConsumerGroupHeartbeat swaps the owned partitions' virtual
+// ids for each cluster's and the assignments' back, ConsumerGroupDescribe
+// presents virtual ids (68_consumer_group_heartbeat.go, 69_...).
 
 import (
 	"crypto/sha256"
