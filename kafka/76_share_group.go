@@ -8,7 +8,10 @@ package kafka
 // request goes to the group's coordinator there (ShareGroupDescribe split
 // by group when groups have different coordinators). Assignments name
 // topics by id, so the cluster's ids become the virtual ids clients know
-// (topicids.go) in both answers.
+// (topicids.go) in both answers. As for classic groups (members.go), a
+// member's client host in ShareGroupDescribe is the address its
+// heartbeats came from through this peer, not the proxy's upstream
+// socket.
 //
 // One coordinator can only assign the partitions of its own cluster: a
 // heartbeat subscribing to a topic routed to another cluster is answered
@@ -42,9 +45,20 @@ func handleShareGroupHeartbeat(r *request) error {
 			return r.c.respond(r, r.start, resp)
 		}
 	}
-	return r.c.toCoordinatorPost(r, r.start, be, coordinatorGroup, req.GroupID, func(resp *buffer) (*buffer, error) {
+	c, group, member, leaving := r.c, req.GroupID, req.MemberID, req.MemberEpoch == -1
+	if leaving {
+		c.s.members.remove(memberKey{be.Name(), group, member})
+	}
+	return c.toCoordinatorPost(r, r.start, be, coordinatorGroup, group, func(resp *buffer) (*buffer, error) {
 		return rewrite(resp, r, func(kr kmsg.Response) bool {
-			a := kr.(*kmsg.ShareGroupHeartbeatResponse).Assignment
+			hb := kr.(*kmsg.ShareGroupHeartbeatResponse)
+			if hb.MemberID != nil && *hb.MemberID != "" {
+				member = *hb.MemberID
+			}
+			if hb.ErrorCode == 0 && !leaving && member != "" && c.clientHost != "" {
+				c.s.members.put(memberKey{be.Name(), group, member}, c.clientHost)
+			}
+			a := hb.Assignment
 			if a == nil || len(a.TopicPartitions) == 0 {
 				return false
 			}
@@ -76,11 +90,17 @@ func handleShareGroupDescribe(r *request) error {
 		out := resps[0].(*kmsg.ShareGroupDescribeResponse)
 		for i, x := range resps {
 			resp := x.(*kmsg.ShareGroupDescribeResponse)
+			be := parts[i].t.be
 			for j := range resp.Groups {
-				for k := range resp.Groups[j].Members {
-					tps := resp.Groups[j].Members[k].Assignment.TopicPartitions
+				g := &resp.Groups[j]
+				for k := range g.Members {
+					m := &g.Members[k]
+					if h, ok := r.c.s.members.get(memberKey{be.Name(), g.GroupID, m.MemberID}); ok {
+						m.ClientHost = h
+					}
+					tps := m.Assignment.TopicPartitions
 					for l := range tps {
-						presentShareTopic(r, parts[i].t.be, &tps[l].TopicID)
+						presentShareTopic(r, be, &tps[l].TopicID)
 					}
 				}
 			}

@@ -311,6 +311,7 @@ func TestShareGroupHeartbeatRoutes(t *testing.T) {
 	fix := newFx(t)
 	fix.srv.setCoordinator(fix.backend, coordinatorGroup, "g", 101)
 	h := fix.conn(t)
+	h.c.clientHost = "/10.1.2.3"
 	req := kmsg.NewPtrShareGroupHeartbeatRequest()
 	req.GroupID, req.MemberID, req.SubscribedTopicNames = "g", "m", []string{"orders"}
 	ex := h.run(handleShareGroupHeartbeat, reqFrame(req, 1, 3), func(broker int32, frame []byte) []byte {
@@ -328,6 +329,34 @@ func TestShareGroupHeartbeatRoutes(t *testing.T) {
 	_, kr := decodeOut(t, ex.out, 76, 1)
 	if a := kr.(*kmsg.ShareGroupHeartbeatResponse).Assignment; a == nil || a.TopicPartitions[0].TopicID != virtualTopicID("orders") {
 		t.Errorf("assignment %+v, want orders by its virtual id", a)
+	}
+
+	// ShareGroupDescribe reports the member's host as its heartbeats came,
+	// and its assignment by virtual id.
+	dreq := kmsg.NewPtrShareGroupDescribeRequest()
+	dreq.GroupIDs = []string{"g"}
+	ex = h.run(handleShareGroupDescribe, reqFrame(dreq, 1, 5), func(broker int32, frame []byte) []byte {
+		hdr, _ := decodeFrame(t, frame)
+		resp := kmsg.NewPtrShareGroupDescribeResponse()
+		g := kmsg.NewShareGroupDescribeResponseGroup()
+		g.GroupID = "g"
+		m := kmsg.NewShareGroupDescribeResponseGroupMember()
+		m.MemberID, m.ClientHost = "m", "/127.0.0.1"
+		m.Assignment.TopicPartitions = []kmsg.ShareGroupDescribeResponseGroupMemberAssignmentTopicPartition{{TopicID: fxOrdersID, Topic: "orders", Partitions: []int32{0}}}
+		g.Members = append(g.Members, m)
+		resp.Groups = append(resp.Groups, g)
+		return respFrame(resp, hdr.version, hdr.corr)
+	})
+	if ex.err != nil || !ex.done || ex.outErr != nil {
+		t.Fatalf("describe: %v %v %v", ex.err, ex.done, ex.outErr)
+	}
+	_, kr = decodeOut(t, ex.out, 77, 1)
+	dg := kr.(*kmsg.ShareGroupDescribeResponse).Groups
+	if len(dg) != 1 || len(dg[0].Members) != 1 {
+		t.Fatalf("describe answer %+v", dg)
+	}
+	if m := dg[0].Members[0]; m.ClientHost != "/10.1.2.3" || m.Assignment.TopicPartitions[0].TopicID != virtualTopicID("orders") {
+		t.Errorf("described member host %q, assignment %x; want the client's host and the virtual id", m.ClientHost, m.Assignment.TopicPartitions[0].TopicID)
 	}
 
 	other, err := NewBackend(BackendConfig{Name: "other", Bootstrap: []string{"127.0.0.1:1"}})

@@ -1,7 +1,7 @@
 package compat
 
 // Share groups (KIP-932) through the proxy with franz-go's share consumer.
-// One peer presents all three brokers, so every ShareFetch and
+// Where one peer presents all three brokers, every ShareFetch and
 // ShareAcknowledge the client sends fans out to three backend share
 // sessions (kafka/share_sessions.go): the path with the most to get
 // wrong.
@@ -101,8 +101,10 @@ func checkAcceptedOnce(t *testing.T, tally *shareTally, n int) {
 	}
 }
 
-func startShareSandbox(t *testing.T, group string) *sandbox.Sandbox {
-	sb := startSandboxWith(t, sandbox.Config{Brokers: 3, Peers: 1})
+// startShareSandbox starts three brokers behind peers peers, with group
+// reading from the earliest offset.
+func startShareSandbox(t *testing.T, peers int, group string) *sandbox.Sandbox {
+	sb := startSandboxWith(t, sandbox.Config{Brokers: 3, Peers: peers})
 	// Share groups start at the latest offset by default; the records
 	// are produced before the consumers start.
 	sb.Backend.SetGroupConfigs(group, map[string]string{"share.auto.offset.reset": "earliest"})
@@ -119,7 +121,7 @@ func startShareSandbox(t *testing.T, group string) *sandbox.Sandbox {
 // id) report.
 func TestFranzGoShareGroupAcceptRelease(t *testing.T) {
 	const topic, group, n = "share-accept", "share-accept-g", 2000
-	sb := startShareSandbox(t, group)
+	sb := startShareSandbox(t, 1, group)
 	createTopic(t, sb.Bootstrap, topic, numPartitions)
 	produceFranz(t, sb.Bootstrap, topic, 0, n)
 
@@ -189,21 +191,22 @@ func TestFranzGoShareGroupAcceptRelease(t *testing.T) {
 	})
 }
 
-// TestFranzGoShareGroupTwoConsumers: two members of one share group
-// through the proxy share the partitions: between them every record is
-// accepted exactly once.
+// TestFranzGoShareGroupTwoConsumers: two members of one share group share
+// the partitions: between them every record is accepted exactly once.
+// Here each broker has its own peer, each consumer bootstraps on another,
+// and each share session maps to one backend broker: the path of the
+// normal deployment.
 func TestFranzGoShareGroupTwoConsumers(t *testing.T) {
 	const topic, group, n = "share-two", "share-two-g", 3000
-	sb := startShareSandbox(t, group)
+	sb := startShareSandbox(t, 3, group)
 	createTopic(t, sb.Bootstrap, topic, numPartitions)
-	produceFranz(t, sb.Bootstrap, topic, 0, n)
 
 	tally := newShareTally()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var cls []*kgo.Client
 	for i := range 2 {
-		cl := shareConsumer(t, sb.Bootstrap, topic, group)
+		cl := shareConsumer(t, sb.Bootstrap[i:i+1], topic, group)
 		cls = append(cls, cl)
 		wg.Add(1)
 		go func() {
@@ -211,6 +214,24 @@ func TestFranzGoShareGroupTwoConsumers(t *testing.T) {
 			consumeShare(ctx, t, cl, fmt.Sprintf("c%d", i), tally, func(string, int) kgo.AckStatus { return kgo.AckAccept })
 		}()
 	}
+	// Both members hold partitions (as kadm describes the group through
+	// the proxy) before anything is produced, so both get records.
+	adm := kadm.NewClient(newProxyClient(t, sb))
+	actx, acancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer acancel()
+	waitFor(t, 60*time.Second, "both members assigned partitions", func() bool {
+		gs, err := adm.DescribeShareGroups(actx, group)
+		if err != nil || gs.Error() != nil || len(gs[group].Members) != 2 {
+			return false
+		}
+		for _, m := range gs[group].Members {
+			if len(m.Assignment[topic]) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	produceFranz(t, sb.Bootstrap, topic, 0, n)
 	waitFor(t, 90*time.Second, "every record accepted", func() bool { return tally.acceptedCount() == n })
 	cancel()
 	wg.Wait()
@@ -221,7 +242,9 @@ func TestFranzGoShareGroupTwoConsumers(t *testing.T) {
 	}
 	cw.Wait()
 	checkAcceptedOnce(t, tally, n)
-	t.Logf("accepted per consumer: %v", tally.by)
+	if tally.by["c0"] == 0 || tally.by["c1"] == 0 {
+		t.Errorf("accepted per consumer %v: both members hold partitions, both should get records", tally.by)
+	}
 }
 
 // TestShareGroupOffsetAdmin: DescribeShareGroupOffsets,
@@ -229,7 +252,7 @@ func TestFranzGoShareGroupTwoConsumers(t *testing.T) {
 // as kmsg requests, on a group with no live member.
 func TestShareGroupOffsetAdmin(t *testing.T) {
 	const topic, group, n = "share-admin", "share-admin-g", 300
-	sb := startShareSandbox(t, group)
+	sb := startShareSandbox(t, 1, group)
 	createTopic(t, sb.Bootstrap, topic, 3)
 	produceFranz(t, sb.Bootstrap, topic, 0, n)
 
