@@ -41,6 +41,7 @@ package kafka
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -51,11 +52,12 @@ import (
 
 const (
 	// maxShareSessions bounds the share sessions one client connection
-	// holds (a client has one per group member; Kafka answers
+	// holds (a client has one per group member it runs; Kafka answers
 	// SHARE_SESSION_LIMIT_REACHED past its cache size the same way).
-	maxShareSessions = 64
-	// maxSharePartitions bounds the partitions one share session holds:
-	// clients grow it request by request, each bounded by the frame size.
+	maxShareSessions = 16
+	// maxSharePartitions bounds the partitions the share sessions of one
+	// connection hold together: clients grow them request by request,
+	// each bounded by the frame size only.
 	maxSharePartitions = 1 << 16
 	// shareSplitMaxWait caps the long poll of each part of a share fetch
 	// that fans out to several brokers: records one broker acquired at
@@ -256,9 +258,13 @@ func (ss *shareSessions) planFetch(r *request, key shareKey, req *kmsg.ShareFetc
 			delete(sess.parts, shareTP{f.TopicID, p})
 		}
 	}
-	if len(sess.parts) > maxSharePartitions {
+	total := 0
+	for _, other := range ss.m {
+		total += len(other.parts)
+	}
+	if total > maxSharePartitions {
 		delete(ss.m, key)
-		return sharePlan{code: kerr.InvalidRequest.Code, msg: "share session holds too many partitions"}
+		return sharePlan{code: kerr.InvalidRequest.Code, msg: fmt.Sprintf("the share sessions of this connection hold more than %d partitions", maxSharePartitions)}
 	}
 	plan := sharePlan{sess: sess}
 	tps := make([]shareTP, 0, len(sess.parts))

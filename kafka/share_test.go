@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -380,5 +381,53 @@ func TestShareGroupHeartbeatRoutes(t *testing.T) {
 	resp := kr.(*kmsg.ShareGroupHeartbeatResponse)
 	if resp.ErrorCode != kerr.InvalidRequest.Code || resp.ErrorMessage == nil {
 		t.Errorf("spanning heartbeat: error %d, message %v; want INVALID_REQUEST with a message", resp.ErrorCode, resp.ErrorMessage)
+	}
+}
+
+// TestShareSessionBounds: the share sessions a client grows on one
+// connection are bounded, in number and in partitions, and refused with
+// the errors a broker gives past its own limits.
+func TestShareSessionBounds(t *testing.T) {
+	fix := newFx(t)
+	h := fix.conn(t)
+	open := func(member string, tps []shareTP) *kmsg.ShareFetchResponse {
+		t.Helper()
+		req := shareFetchReq(0, tps, nil, nil)
+		req.MemberID = kmsg.StringPtr(member)
+		ex := h.run(handleShareFetch, reqFrame(req, 1, 1), func(_ int32, frame []byte) []byte {
+			hdr, _ := decodeFrame(t, frame)
+			return respFrame(kmsg.NewPtrShareFetchResponse(), hdr.version, hdr.corr)
+		})
+		if ex.err != nil || !ex.done || ex.outErr != nil {
+			t.Fatalf("share fetch: %v %v %v", ex.err, ex.done, ex.outErr)
+		}
+		_, kr := decodeOut(t, ex.out, 78, 1)
+		return kr.(*kmsg.ShareFetchResponse)
+	}
+	for i := range maxShareSessions {
+		if resp := open(fmt.Sprintf("m%d", i), nil); resp.ErrorCode != 0 {
+			t.Fatalf("session %d: error %d", i, resp.ErrorCode)
+		}
+	}
+	if resp := open("one-too-many", nil); resp.ErrorCode != kerr.ShareSessionLimitReached.Code {
+		t.Errorf("session past the limit: error %d, want SHARE_SESSION_LIMIT_REACHED", resp.ErrorCode)
+	}
+	// Reopening an existing session is no new session.
+	if resp := open("m0", nil); resp.ErrorCode != 0 {
+		t.Errorf("reopening m0: error %d", resp.ErrorCode)
+	}
+	many := make([]shareTP, maxSharePartitions+1)
+	for i := range many {
+		many[i] = shareTP{[16]byte{0xee}, int32(i)}
+	}
+	resp := open("m1", many)
+	if resp.ErrorCode != kerr.InvalidRequest.Code || resp.ErrorMessage == nil {
+		t.Errorf("too many partitions: error %d, message %v", resp.ErrorCode, resp.ErrorMessage)
+	}
+	h.c.share.mu.Lock()
+	_, kept := h.c.share.m[shareKey{"g", "m1"}]
+	h.c.share.mu.Unlock()
+	if kept {
+		t.Error("the session that grew past the bound was kept")
 	}
 }
