@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
@@ -395,4 +397,45 @@ func describeShareOffsets(ctx context.Context, cl *kgo.Client, group, topic stri
 		}
 	}
 	return out, nil
+}
+
+// TestFranzGoShareGroupHomeCluster: with two clusters, a share group whose
+// home is west (a group route) consumes a west topic through the proxy,
+// every record accepted once; a share group at home on east subscribing
+// to that west topic is refused with INVALID_REQUEST and a message, as
+// one coordinator cannot assign another cluster's partitions.
+func TestFranzGoShareGroupHomeCluster(t *testing.T) {
+	const topic, group, n = westPrefix + "shared", westPrefix + "sg", 1000
+	sb := startTwoClusters(t, &fsm.PutGroupRoute{Prefix: westPrefix, Cluster: "west"})
+	sb.Backends["west"].SetGroupConfigs(group, map[string]string{"share.auto.offset.reset": "earliest"})
+	createTopic(t, sb.Bootstrap, topic, numPartitions)
+	produceFranz(t, sb.Bootstrap, topic, 0, n)
+
+	cl := shareConsumer(t, sb.Bootstrap, topic, group)
+	tally := newShareTally()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		consumeShare(ctx, t, cl, "c1", tally, func(string, int) kgo.AckStatus { return kgo.AckAccept })
+	}()
+	waitFor(t, 90*time.Second, "every record accepted", func() bool { return tally.acceptedCount() == n })
+	cancel()
+	<-done
+	cl.Close()
+	checkAcceptedOnce(t, tally, n)
+
+	proxy := newProxyClient(t, sb)
+	hb := kmsg.NewPtrShareGroupHeartbeatRequest()
+	hb.GroupID, hb.MemberID, hb.MemberEpoch = "east-sg", "member-1", 0
+	hb.SubscribedTopicNames = []string{topic}
+	actx, acancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer acancel()
+	resp, err := hb.RequestWith(actx, proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.InvalidRequest.Code || resp.ErrorMessage == nil || !strings.Contains(*resp.ErrorMessage, topic) {
+		t.Errorf("spanning share group heartbeat: error %v, message %v; want INVALID_REQUEST naming %s", kerr.ErrorForCode(resp.ErrorCode), resp.ErrorMessage, topic)
+	}
 }
