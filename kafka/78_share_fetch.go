@@ -14,9 +14,11 @@ package kafka
 // answers are merged: CurrentLeader and NodeEndpoints (KIP-951) presented
 // as peers, the shortest acquisition lock kept, fetched bytes counted and
 // charged to the topic's fetch quota as Fetch's are. A fetch that fans out
-// to several brokers waits at most shareSplitMaxWait on each. MaxRecords
-// and MaxBytes go to every part: like a broker, the proxy may return a
-// little more than asked when the session spans brokers.
+// to several brokers waits at most shareSplitMaxWait on each. MaxBytes and
+// a soft MaxRecords go to every part: the proxy may then return more than
+// asked when the session spans brokers, as the limits allow; a strict
+// MaxRecords (record-limit mode, KIP-1206) is divided among the parts. A
+// fetch that only renews locks (KIP-1222) carries acknowledgements only.
 //
 // A part whose broker connection fails closes the client's connection
 // (no per-partition answer could say which records were acquired): the
@@ -75,9 +77,15 @@ func handleShareFetch(r *request) error {
 		}
 	}
 	parts := make([]part, 0, len(plan.parts)+1)
+	nth := 0
 	for i := range plan.parts {
 		sp := &plan.parts[i]
-		parts = append(parts, part{t: sp.t, req: sp.fetchRequest(req, remote > 1)})
+		sub := sp.fetchRequest(req, remote > 1)
+		if !sp.closing {
+			sub.MaxRecords = shareMaxRecords(req, nth, remote)
+			nth++
+		}
+		parts = append(parts, part{t: sp.t, req: sub})
 	}
 	local := kmsg.NewPtrShareFetchResponse()
 	for _, f := range plan.failed {
@@ -97,6 +105,22 @@ func shareKeyOf(group, member *string) (shareKey, bool) {
 		return shareKey{}, false
 	}
 	return shareKey{*group, *member}, true
+}
+
+// shareMaxRecords is the MaxRecords of the nth of n fetching parts. In
+// record-limit mode (KIP-1206, ShareAcquireMode 1) the client's limit is
+// strict, so it is divided among the parts (each gets at least one: a
+// broker takes 0 as its default); otherwise it is a soft limit, as a
+// broker treats it, and every part gets it whole.
+func shareMaxRecords(req *kmsg.ShareFetchRequest, nth, n int) int32 {
+	if n < 2 || req.Version < 2 || req.ShareAcquireMode != 1 || req.MaxRecords <= 0 {
+		return req.MaxRecords
+	}
+	share := req.MaxRecords / int32(n)
+	if int32(nth) < req.MaxRecords%int32(n) {
+		share++
+	}
+	return max(share, 1)
 }
 
 // fetchRequest is the ShareFetch sent to sp's broker: req's request-level

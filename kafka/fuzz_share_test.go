@@ -153,6 +153,7 @@ func FuzzShareSplitResponse(f *testing.F) {
 func FuzzShareSession(f *testing.F) {
 	f.Add([]byte{0, 0x0f, 0, 1, 0x31, 0, 2, 0x02, 0, 1, 0x01, 2, 1, 0x03, 3, 0, 0x30, 0, 3, 0, 0})
 	f.Add([]byte{0, 0x3f, 0, 1, 0x01, 2, 1, 0x01, 0, 5, 0, 0, 3, 0x0f, 0})
+	f.Add([]byte{0x20, 0x0f, 8, 0x22, 0x31, 4, 0x20, 0x01, 8, 0x22, 0x03, 4, 0x21, 0x03, 0})
 	o, ev := virtualTopicID("orders"), virtualTopicID("events")
 	all := []shareTP{{o, 0}, {o, 1}, {o, 2}, {o, 3}, {ev, 0}, {ev, 1}}
 	reals := map[[16]byte]bool{fxOrdersID: true, fxEventsID: true}
@@ -200,6 +201,9 @@ func FuzzShareSession(f *testing.F) {
 						}
 						for _, p := range rt.Partitions {
 							acks = acks || len(p.AcknowledgementBatches) > 0
+							if req.IsRenewAck && len(p.AcknowledgementBatches) == 0 {
+								t.Fatalf("broker %d: a renewing fetch carries a partition without acknowledgements", broker)
+							}
 						}
 					}
 					r := kmsg.NewPtrShareFetchResponse()
@@ -267,6 +271,13 @@ func FuzzShareSession(f *testing.F) {
 					req = shareFetchReq(sendEpoch, pick, nil, nil)
 				default:
 					req = shareFetchReq(sendEpoch, nil, pick, all[len(pick)%len(all):][:1])
+				}
+				if v >= 2 && mode&4 != 0 {
+					req.IsRenewAck = true
+					req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.MaxRecords = 0, 0, 0, 0
+				}
+				if v >= 2 && mode&8 != 0 {
+					req.ShareAcquireMode = 1
 				}
 				frame, key, hf = reqFrame(req, v, 11), 78, handleShareFetch
 			} else {

@@ -266,6 +266,9 @@ func (ss *shareSessions) planFetch(r *request, key shareKey, req *kmsg.ShareFetc
 		delete(ss.m, key)
 		return sharePlan{code: kerr.InvalidRequest.Code, msg: fmt.Sprintf("the share sessions of this connection hold more than %d partitions", maxSharePartitions)}
 	}
+	if req.Version >= 2 && req.IsRenewAck {
+		return routeAcks(r, sess, acks)
+	}
 	plan := sharePlan{sess: sess}
 	tps := make([]shareTP, 0, len(sess.parts))
 	for tp := range sess.parts {
@@ -390,6 +393,14 @@ func (ss *shareSessions) planAck(r *request, key shareKey, epoch int32, acks map
 		return sharePlan{code: kerr.InvalidShareSessionEpoch.Code}
 	}
 	sess.epoch = nextShareEpoch(epoch)
+	return routeAcks(r, sess, acks)
+}
+
+// routeAcks plans sending acks, and nothing else, to the backend sessions
+// of sess: ShareAcknowledge, and a ShareFetch that only renews locks
+// (KIP-1222: it may carry no partition without acknowledgements, so what
+// the backend sessions lack waits for the next fetch).
+func routeAcks(r *request, sess *shareSession, acks map[shareTP]shareAcks) sharePlan {
 	plan := sharePlan{sess: sess}
 	tps := make([]shareTP, 0, len(acks))
 	for tp := range acks {

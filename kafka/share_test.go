@@ -431,3 +431,63 @@ func TestShareSessionBounds(t *testing.T) {
 		t.Error("the session that grew past the bound was kept")
 	}
 }
+
+// TestShareFetchRenewAndRecordLimit: a strict MaxRecords (record-limit
+// mode) is divided among the brokers a fetch fans out to, and a fetch
+// that only renews locks (KIP-1222) sends acknowledgements and nothing
+// else, even for partitions a backend session has not been told of yet.
+func TestShareFetchRenewAndRecordLimit(t *testing.T) {
+	fix := newFx(t)
+	h := fix.conn(t)
+	vOrders := virtualTopicID("orders")
+	var sent map[int32]*kmsg.ShareFetchRequest
+	run := func(req *kmsg.ShareFetchRequest) *kmsg.ShareFetchResponse {
+		t.Helper()
+		sent = map[int32]*kmsg.ShareFetchRequest{}
+		ex := h.run(handleShareFetch, reqFrame(req, 2, 9), func(broker int32, frame []byte) []byte {
+			hdr, kreq := decodeFrame(t, frame)
+			sent[broker] = kreq.(*kmsg.ShareFetchRequest)
+			return respFrame(kmsg.NewPtrShareFetchResponse(), hdr.version, hdr.corr)
+		})
+		if ex.err != nil || !ex.done || ex.outErr != nil {
+			t.Fatalf("share fetch: %v %v %v", ex.err, ex.done, ex.outErr)
+		}
+		_, kr := decodeOut(t, ex.out, 78, 2)
+		return kr.(*kmsg.ShareFetchResponse)
+	}
+	req := shareFetchReq(0, []shareTP{{vOrders, 0}, {vOrders, 1}, {vOrders, 2}}, nil, nil)
+	req.ShareAcquireMode, req.MaxRecords = 1, 10
+	run(req)
+	total := int32(0)
+	for b, s := range sent {
+		if s.MaxRecords < 3 || s.MaxRecords > 4 {
+			t.Errorf("broker %d MaxRecords %d, want 10 divided among 3", b, s.MaxRecords)
+		}
+		total += s.MaxRecords
+	}
+	if total != 10 || len(sent) != 3 {
+		t.Errorf("MaxRecords %d in total over %d brokers, want 10 over 3", total, len(sent))
+	}
+
+	// Renew at epoch 1: acks for orders 0 (broker 100), and orders 3 is
+	// added (broker 103, not told yet): only the ack goes out.
+	renew := shareFetchReq(1, []shareTP{{vOrders, 3}}, []shareTP{{vOrders, 0}}, nil)
+	renew.IsRenewAck = true
+	renew.MaxWaitMillis, renew.MaxRecords, renew.MinBytes, renew.MaxBytes = 0, 0, 0, 0
+	resp := run(renew)
+	if resp.ErrorCode != 0 || len(sent) != 1 || sent[100] == nil {
+		t.Fatalf("renew: error %d, sent to %v; want broker 100 only", resp.ErrorCode, sent)
+	}
+	s := sent[100]
+	if !s.IsRenewAck || s.ShareSessionEpoch != 1 || len(s.Topics) != 1 || len(s.Topics[0].Partitions) != 1 || len(s.Topics[0].Partitions[0].AcknowledgementBatches) == 0 {
+		t.Errorf("renew sent %+v", s)
+	}
+	// The next fetch tells broker 103 of orders 3.
+	run(shareFetchReq(2, nil, nil, nil))
+	if s := sent[103]; s == nil || s.ShareSessionEpoch != 0 || len(s.Topics) != 1 {
+		t.Errorf("after the renew, broker 103 got %+v", s)
+	}
+	if s := sent[100]; s == nil || s.ShareSessionEpoch != 2 {
+		t.Errorf("after the renew, broker 100 got %+v", s)
+	}
+}
