@@ -101,6 +101,9 @@ type clientConn struct {
 	// vpids: the virtual producer ids this connection used (producer_ids.go).
 	vpids connPIDs
 
+	// share: the client's share sessions on this connection (share_sessions.go).
+	share shareSessions
+
 	// wg counts the writer goroutine and the upstream readers.
 	wg sync.WaitGroup
 

@@ -64,6 +64,11 @@ var versionCaps = map[int16]int16{
 //     DescribeUserSCRAMCredentials (50)
 //   - the default cluster: GetTelemetrySubscriptions (71), PushTelemetry
 //     (72), ListConfigResources (74, v0)
+//   - share groups (KIP-932): ShareGroupHeartbeat (76), ShareGroupDescribe
+//     (77) and the share-group offset keys (90, 91, 92) to the group's
+//     coordinator on its home cluster; ShareFetch (78) and
+//     ShareAcknowledge (79) split by partition leader under a share
+//     session the proxy holds (share_sessions.go)
 //
 // Not served (docs/conformance.md lists every key and why):
 // broker-to-broker and controller keys, SASL (the proxy does not
@@ -120,5 +125,12 @@ func handlerTable() [maxKey + 1]handler {
 	for _, k := range []int16{71, 72, 74} {
 		t[k] = toAny
 	}
+	t[76] = handleShareGroupHeartbeat
+	t[77] = handleShareGroupDescribe
+	t[78] = handleShareFetch
+	t[79] = handleShareAcknowledge
+	t[90] = handleDescribeShareGroupOffsets
+	t[91] = handleShareGroupOffsetsWrite
+	t[92] = handleShareGroupOffsetsWrite
 	return t
 }

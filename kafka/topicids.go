@@ -17,7 +17,8 @@ package kafka
 // OffsetFetch v10+ and TxnOffsetCommit v6+ have each virtual id swapped for
 // the owning cluster's own on the way in and back on the way out (the
 // resolver, pipeline.go; in place where the bytes go as they are, wire.go;
-// in every decoded answer, split.go's presentIDs). A key that does not
+// in every decoded answer, split.go's presentIDs); so do the share-group
+// keys (76-79, 90-92), in their decoded requests and answers. A key that does not
 // translate ids answers a topic named by id itself, never forwarding it.
 // The KIP-848 consumer group protocol assigns and acknowledges partitions
 // by topic id: ConsumerGroupHeartbeat swaps the owned partitions' virtual
