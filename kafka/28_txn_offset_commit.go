@@ -1,14 +1,20 @@
 package kafka
 
-// TxnOffsetCommit (key 28): v0–v5 (v6, KIP-1319, names topics by id and is
-// not advertised: route.go versionCaps).
+// TxnOffsetCommit (key 28): v0–v4 (v5 lets a broker start a transaction
+// implicitly, KIP-890 part 2, and v6, KIP-1319, names topics by id: not
+// advertised, route.go versionCaps).
 //
-// A transaction lives on its transactional id's home cluster
-// (coordinators.go): the offsets of topics routed there go, as the client
-// sent them, to the group's coordinator on that cluster; partitions of
-// topics routed elsewhere or nowhere are answered INVALID_TXN_STATE, which
-// makes the client abort the transaction. A re-pointed topic bounces the
-// request with NOT_COORDINATOR once (pipeline.go).
+// A transaction runs on the cluster of its partitions (txn_clusters.go):
+// the offsets go to the group's coordinator on the cluster their topics
+// route to, with the virtual producer id swapped for that cluster's real
+// one (re-encoded); the broker there checks that the transaction runs on
+// it and holds the group (AddOffsetsToTxn), since v4 and below start no
+// transaction. On a cluster other than the group's home, where the group
+// has no members, the commit goes as a "simple" one (generation -1, no
+// member id), as OffsetCommit does. Topics of a second cluster in one
+// request, or of none, are answered INVALID_TXN_STATE, which makes the
+// client abort the transaction. A re-pointed topic bounces the request
+// with NOT_COORDINATOR once (pipeline.go).
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -17,9 +23,24 @@ func handleTxnOffsetCommit(r *request) error { return txnOffsetCommitFamily.serv
 var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffsetCommitResponse]{
 	coordinator: func(req *kmsg.TxnOffsetCommitRequest) (int8, string) { return coordinatorGroup, req.Group },
 	prepare: func(r *request, req *kmsg.TxnOffsetCommitRequest) error {
-		return r.setHome(req.TransactionalID)
+		r.split.groupHome = r.home(req.Group)
+		return r.txnPrepare(req.TransactionalID, req.ProducerID)
 	},
 	topic: func(r *request, _ *kmsg.TxnOffsetCommitRequest, _ int, tt topicTarget) topicTarget {
-		return onlyHome(r, tt, true)
+		if tt.be != nil && r.split.home == nil {
+			r.split.home = tt.be
+		}
+		return r.txnTopic(tt)
+	},
+	keeps: func(r *request, t target) bool {
+		return r.split.txnPID < 0 && t.be == r.split.groupHome
+	},
+	rewrite: func(r *request, t target, sub *kmsg.TxnOffsetCommitRequest) {
+		if r.split.txnPID >= 0 {
+			sub.ProducerID = r.split.txnPID
+		}
+		if t.be != r.split.groupHome {
+			sub.Generation, sub.MemberID, sub.InstanceID = -1, "", nil
+		}
 	},
 }

@@ -62,6 +62,13 @@ type splitState struct {
 	// byID: the key translates topic ids at this version (split.go); the
 	// resolver refuses ids otherwise.
 	byID bool
+	// txn and txnPID: the transactional id of AddPartitionsToTxn and
+	// TxnOffsetCommit when the client sent its virtual producer id, and
+	// the real one on home (txn_clusters.go); -1 when nothing is swapped.
+	txn    string
+	txnPID int64
+	// groupHome: TxnOffsetCommit's group's home cluster.
+	groupHome *Backend
 }
 
 // newRequest builds the request for a frame whose header is h: the state

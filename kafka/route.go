@@ -20,9 +20,15 @@ var versionCaps = map[int16]int16{
 	// These versions name topics by id, which differ per cluster; clients
 	// see virtual ids (topicids.go), translated for Produce and Fetch only
 	// so far.
-	8:  9, // OffsetCommit v10
-	9:  9, // OffsetFetch v10
-	28: 5, // TxnOffsetCommit v6 (KIP-1319)
+	8: 9, // OffsetCommit v10
+	9: 9, // OffsetFetch v10
+	// KIP-890 part 2 (transaction.version 2) is not offered: EndTxn v5
+	// bumps the epoch on one cluster only and TxnOffsetCommit v5 lets a
+	// broker start a transaction implicitly, where transactions follow
+	// their partitions across clusters (txn_clusters.go). v6 of
+	// TxnOffsetCommit also names topics by id (KIP-1319).
+	26: 4,
+	28: 4,
 	// ListConfigResources v1 (KIP-1142) lists one cluster's topics, brokers
 	// and groups (74_list_config_resources.go); v0 lists client metrics.
 	74: 0,
@@ -49,8 +55,10 @@ var versionCaps = map[int16]int16{
 //   - group coordinator on the home cluster: JoinGroup (11), Heartbeat
 //     (12), LeaveGroup (13), SyncGroup (14), DescribeGroups (15); offsets
 //     by topic cluster: OffsetFetch (9); DeleteGroups (42) on every cluster
-//   - transaction coordinator on the home cluster: InitProducerID (22),
-//     AddOffsetsToTxn (25), EndTxn (26), DescribeTransactions (65)
+//   - transaction coordinator of every cluster: InitProducerID (22, epochs
+//     levelled, txn_clusters.go); on the cluster the transaction's
+//     partitions are on: AddOffsetsToTxn (25), EndTxn (26); on the home
+//     cluster: DescribeTransactions (65)
 //   - every broker of every cluster, merged, keeping what the brokers
 //     this peer presents coordinate: ListGroups (16), ListTransactions (66)
 //   - controller of the topic's cluster: CreateTopics (19), DeleteTopics
