@@ -44,7 +44,7 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 		if r.split.txn != "" && tt.be != nil {
 			if on := r.c.txnElsewhere(r, r.split.txn, tt.be); on != nil {
 				r.c.refuseSpan(r.split.txn, tt.name, tt.be, on)
-				tt = topicTarget{name: tt.name, code: kerr.InvalidTxnState.Code}
+				tt = topicTarget{name: tt.name, code: txnSpanCode}
 			}
 		}
 		n := 0

@@ -7,8 +7,9 @@ package kafka
 // the first partition added fixes it, and the request goes to the
 // transaction's coordinator on that cluster with the virtual producer id
 // swapped for the cluster's real one (re-encoded). Partitions of topics
-// routed to another cluster, or to none, are answered INVALID_TXN_STATE (a
-// transaction cannot span clusters), which makes the client abort it. A
+// routed to another cluster are answered INVALID_PRODUCER_ID_MAPPING (a
+// transaction cannot span clusters; txnSpanCode), which makes the client
+// abort it; of topics routed nowhere, INVALID_TXN_STATE, as before. A
 // re-pointed topic bounces the request with NOT_COORDINATOR once
 // (pipeline.go).
 
@@ -54,7 +55,7 @@ var addPartitionsToTxnFamily = &family[*kmsg.AddPartitionsToTxnRequest, *kmsg.Ad
 // transactions followed their partitions. r.split.txn is set only for a
 // virtual id.
 func (r *request) txnPrepare(txn string, pid int64) error {
-	r.split.txn, r.split.txnPID, r.split.home = "", -1, nil
+	r.split.txn, r.split.txnPID, r.split.txnCode, r.split.home = "", -1, 0, nil
 	if pid == txnVPID(txn) {
 		r.split.txn = txn
 		return nil
@@ -63,9 +64,9 @@ func (r *request) txnPrepare(txn string, pid int64) error {
 }
 
 // txnTopic serves one topic of a transaction key once r.split.home is
-// fixed: a topic on another cluster is refused with INVALID_TXN_STATE
-// (logged: a transaction spans clusters), as is one no rule routes (the
-// client would retry UNKNOWN_TOPIC_OR_PARTITION until its transaction
+// fixed: a topic on another cluster is refused with txnSpanCode (logged:
+// a transaction spans clusters), one no rule routes with INVALID_TXN_STATE
+// (the client would retry UNKNOWN_TOPIC_OR_PARTITION until its transaction
 // times out); the real producer id on the transaction's cluster is looked
 // up once.
 func (r *request) txnTopic(tt topicTarget) topicTarget {
@@ -79,7 +80,7 @@ func (r *request) txnTopic(tt topicTarget) topicTarget {
 		if r.split.home != nil {
 			r.c.refuseSpan(r.split.txn, tt.name, tt.be, r.split.home)
 		}
-		return topicTarget{name: tt.name, code: kerr.InvalidTxnState.Code}
+		return topicTarget{name: tt.name, code: txnSpanCode}
 	}
 	if r.split.txnPID < 0 && r.split.txn != "" {
 		id, err := r.c.txnPID(tt.be, r.split.txn)

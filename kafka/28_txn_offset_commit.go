@@ -7,14 +7,15 @@ package kafka
 // A transaction runs on the cluster of its partitions (txn_clusters.go):
 // the offsets go to the group's coordinator on the cluster their topics
 // route to, with the virtual producer id swapped for that cluster's real
-// one (re-encoded); the broker there checks that the transaction runs on
-// it and holds the group (AddOffsetsToTxn), since v4 and below start no
-// transaction. On a cluster other than the group's home, where the group
+// one (re-encoded), after the group is added to the transaction there
+// (txnOffsetsOn: the client's AddOffsetsToTxn may have come before the
+// transaction had a cluster); the broker checks the producer's epoch. On a cluster other than the group's home, where the group
 // has no members, the commit goes as a "simple" one (generation -1, no
 // member id), as OffsetCommit does. Topics of a second cluster in one
-// request, or of none, are answered INVALID_TXN_STATE, which makes the
-// client abort the transaction. A re-pointed topic bounces the request
-// with NOT_COORDINATOR once (pipeline.go).
+// request are answered INVALID_PRODUCER_ID_MAPPING (txnSpanCode), of none
+// INVALID_TXN_STATE; either makes the client abort the transaction. A
+// re-pointed topic bounces the request with NOT_COORDINATOR once
+// (pipeline.go).
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -26,11 +27,17 @@ var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffse
 		r.split.groupHome = r.home(req.Group)
 		return r.txnPrepare(req.TransactionalID, req.ProducerID)
 	},
-	topic: func(r *request, _ *kmsg.TxnOffsetCommitRequest, _ int, tt topicTarget) topicTarget {
+	topic: func(r *request, req *kmsg.TxnOffsetCommitRequest, _ int, tt topicTarget) topicTarget {
 		if tt.be != nil && r.split.home == nil {
 			r.split.home = tt.be
+			if r.split.txn != "" {
+				r.split.txnCode = r.c.txnOffsetsOn(r, req, tt.be)
+			}
 		}
-		return r.txnTopic(tt)
+		if tt = r.txnTopic(tt); tt.be != nil && r.split.txnCode != 0 {
+			return topicTarget{name: tt.name, code: r.split.txnCode}
+		}
+		return tt
 	},
 	keeps: func(r *request, t target) bool {
 		return r.split.txnPID < 0 && t.be == r.split.groupHome

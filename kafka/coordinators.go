@@ -16,8 +16,8 @@ package kafka
 // A transaction runs on the cluster of its partitions (txn_clusters.go):
 // its producer id is virtual, initialised on every cluster; a partition
 // (AddPartitionsToTxn) or offset (TxnOffsetCommit) of a second cluster in
-// one transaction is refused with INVALID_TXN_STATE, which makes the
-// client abort the transaction.
+// one transaction is refused with INVALID_PRODUCER_ID_MAPPING, which makes
+// the client abort the transaction.
 //
 // Batched keys (OffsetFetch v8+, DescribeGroups, DeleteGroups,
 // DescribeTransactions) are split per coordinator and the per-key answers

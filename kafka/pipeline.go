@@ -67,8 +67,10 @@ type splitState struct {
 	// the real one on home (txn_clusters.go); -1 when nothing is swapped.
 	txn    string
 	txnPID int64
-	// groupHome: TxnOffsetCommit's group's home cluster.
+	// TxnOffsetCommit: its group's home cluster, and the error adding the
+	// group to the transaction gave (txnOffsetsOn).
 	groupHome *Backend
+	txnCode   int16
 }
 
 // newRequest builds the request for a frame whose header is h: the state

@@ -28,7 +28,7 @@ package kafka
 //     transaction's cluster; the peer that serves the transaction's
 //     coordinator keeps it (txnPlace) and sends AddOffsetsToTxn and EndTxn
 //     there. A partition of another cluster in the same transaction is
-//     answered INVALID_TXN_STATE (see refuseSpan). When the peer has no
+//     answered INVALID_PRODUCER_ID_MAPPING (txnSpanCode says why). When the peer has no
 //     record of the transaction (it did not serve its start), it asks the
 //     other clusters whether one of them has it ongoing.
 //   - KIP-890 part 2 (transaction.version 2: partitions added implicitly by
@@ -172,50 +172,48 @@ func txnPIDCode(err error) int16 {
 }
 
 // txnCluster is the cluster txn's current transaction runs on, for a
-// request that would put it on want (nil: wherever it already is, else the
-// transactional id's home cluster). The record of this peer is trusted
-// when it agrees with want or says the transaction is over; when it names
-// another cluster, that cluster is asked whether the transaction is still
-// running there (it may have ended through another peer). Without a
-// record, the other clusters are asked whether one runs it.
+// request that would put it on want; nil when want is nil and no cluster
+// runs it. The record of this peer is trusted when it agrees with want or
+// says the transaction is over; when it names another cluster, that
+// cluster is asked whether the transaction is still running there (it may
+// have ended through another peer). Without a record, or while the
+// transaction has no partitions yet (AddOffsetsToTxn answered here), the
+// other clusters are asked whether one of them runs it.
 func (c *clientConn) txnCluster(r *request, txn string, want *Backend) *Backend {
 	p, known := c.s.txns.places.get(txn)
-	switch {
-	case known && p.open:
-		be := r.set.byName[p.cluster]
-		if be == nil || be == want {
-			break
-		}
-		if want == nil {
-			return be
-		}
-		var st kmsg.DescribeTransactionsResponseTransactionState
-		err := c.txnLookup(func(ctx context.Context) (err error) {
-			st, err = c.s.describeTxn(ctx, be, txn)
-			return err
-		})
-		if err != nil || ongoingTxn(st.State) {
-			return be
-		}
-	case !known && len(r.set.sorted) > 1:
-		for _, be := range r.set.sorted {
-			if be == want {
-				continue
-			}
-			var st kmsg.DescribeTransactionsResponseTransactionState
-			err := c.txnLookup(func(ctx context.Context) (err error) {
-				st, err = c.s.describeTxn(ctx, be, txn)
-				return err
-			})
-			if err == nil && ongoingTxn(st.State) {
+	if known && p.open && p.cluster != "" {
+		if be := r.set.byName[p.cluster]; be != nil {
+			if want == nil || be == want {
 				return be
 			}
+			st, err := c.describeTxnBlocking(be, txn)
+			if err != nil || ongoingTxn(st.State) {
+				return be
+			}
+			return want
 		}
 	}
-	if want == nil {
-		return r.home(txn)
+	if known && !p.open {
+		return want // this peer saw the last transaction end
+	}
+	for _, be := range r.set.sorted {
+		if be == want {
+			continue
+		}
+		if st, err := c.describeTxnBlocking(be, txn); err == nil && ongoingTxn(st.State) {
+			return be
+		}
 	}
 	return want
+}
+
+// describeTxnBlocking is describeTxn from a client's reader.
+func (c *clientConn) describeTxnBlocking(be *Backend, txn string) (st kmsg.DescribeTransactionsResponseTransactionState, err error) {
+	err = c.txnLookup(func(ctx context.Context) error {
+		st, err = c.s.describeTxn(ctx, be, txn)
+		return err
+	})
+	return st, err
 }
 
 // placeTxn records that txn's transaction at epoch runs on be (open) or
@@ -227,13 +225,18 @@ func (s *Server) placeTxn(txn string, be *Backend, epoch int16, open bool) {
 	s.txns.places.put(txn, txnPlace{cluster: be.Name(), epoch: epoch, open: open})
 }
 
-// refuseSpan logs why a partition was refused from a transaction: the
-// only refusal the clients see for a transaction that spans clusters is
-// INVALID_TXN_STATE, which franz-go, librdkafka and the Java client
-// surface on the record or the call and answer by aborting the
-// transaction (INVALID_PRODUCER_ID_MAPPING, the other candidate, makes
-// them re-initialise the producer and lose the transaction's other
-// partitions silently).
+// txnSpanCode answers a partition of a second cluster in one transaction:
+// INVALID_PRODUCER_ID_MAPPING. The Java client (AddPartitionsToTxn) and
+// franz-go treat it as abortable: the records fail with it, and aborting
+// re-initialises the producer (KIP-360), which here aborts the transaction
+// on its cluster and bumps the epoch on every cluster, after which the
+// producer goes on. INVALID_TXN_STATE, the plainer name, is fatal to those
+// clients: the producer would have to be closed for one refused partition.
+// librdkafka also bumps the epoch for it from 1.8 on. The proxy logs the
+// refusal with both clusters (refuseSpan).
+var txnSpanCode = kerr.InvalidProducerIDMapping.Code
+
+// refuseSpan logs why a partition was refused from a transaction.
 func (c *clientConn) refuseSpan(txn, topic string, on, txnOn *Backend) {
 	c.log.Info("refused a partition in a transaction that spans clusters",
 		"txn", txn, "topic", topic, "cluster", on.Name(), "transaction_cluster", txnOn.Name())
@@ -398,25 +401,51 @@ func (c *clientConn) toTxnCluster(r *request, req kmsg.Request, be *Backend, txn
 }
 
 // addOffsetsToTxn sends AddOffsetsToTxn to the cluster the transaction
-// runs on (its partitions'), else the transactional id's home cluster,
-// which the transaction then runs on.
+// runs on (its partitions'). Before any partition is added the cluster is
+// not known (librdkafka may send it first): the proxy answers it itself,
+// and the peer serving the TxnOffsetCommit that follows adds the group on
+// the cluster of the committed topics (txnOffsetsOn), where the broker
+// checks the epoch.
 func (c *clientConn) addOffsetsToTxn(r *request, req *kmsg.AddOffsetsToTxnRequest) error {
 	txn := req.TransactionalID
-	be := c.txnCluster(r, txn, nil)
-	if req.ProducerID == txnVPID(txn) {
-		c.s.placeTxn(txn, be, req.ProducerEpoch, true)
+	if req.ProducerID != txnVPID(txn) {
+		return c.toCoordinator(r, r.start, r.home(txn), coordinatorTxn, txn)
 	}
+	be := c.txnCluster(r, txn, nil)
+	if be == nil {
+		c.s.txns.places.put(txn, txnPlace{epoch: req.ProducerEpoch, open: true})
+		resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+		resp.SetVersion(r.version)
+		return c.respond(r, r.start, resp)
+	}
+	c.s.placeTxn(txn, be, req.ProducerEpoch, true)
 	return c.toTxnCluster(r, req, be, txn, &req.ProducerID, func(code int16) kmsg.Response {
 		return &kmsg.AddOffsetsToTxnResponse{ErrorCode: code}
 	}, nil)
 }
 
 // endTxn sends EndTxn to the cluster the transaction runs on; an EndTxn
-// that succeeds closes this peer's record of it.
+// that succeeds closes this peer's record of it. A transaction that no
+// cluster runs and that this peer saw only an AddOffsetsToTxn of (nothing
+// was committed in it) ends here; one this peer knows nothing of goes to
+// the transactional id's home cluster, which answers as Kafka does.
 func (c *clientConn) endTxn(r *request, req *kmsg.EndTxnRequest) error {
 	txn := req.TransactionalID
-	be := c.txnCluster(r, txn, nil)
+	if req.ProducerID != txnVPID(txn) {
+		return c.toCoordinator(r, r.start, r.home(txn), coordinatorTxn, txn)
+	}
 	epoch := req.ProducerEpoch
+	be := c.txnCluster(r, txn, nil)
+	if be == nil {
+		if p, ok := c.s.txns.places.get(txn); ok && p.open && p.cluster == "" && p.epoch == epoch {
+			c.s.txns.places.put(txn, txnPlace{epoch: epoch})
+			resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+			resp.SetVersion(r.version)
+			resp.ProducerID, resp.ProducerEpoch = -1, -1
+			return c.respond(r, r.start, resp)
+		}
+		be = r.home(txn)
+	}
 	return c.toTxnCluster(r, req, be, txn, &req.ProducerID, func(code int16) kmsg.Response {
 		return &kmsg.EndTxnResponse{ErrorCode: code, ProducerID: -1, ProducerEpoch: -1}
 	}, func(resp kmsg.Response) {
@@ -424,6 +453,68 @@ func (c *clientConn) endTxn(r *request, req *kmsg.EndTxnRequest) error {
 			c.s.placeTxn(txn, be, epoch, false)
 		}
 	})
+}
+
+// txnOffsetsOn readies be for a TxnOffsetCommit of the virtual producer
+// of txn: the transaction must not run on another cluster (asked of the
+// others when be does not run it yet: refused with txnSpanCode), and the
+// group is added to it on be (an AddOffsetsToTxn, which Kafka answers at
+// once when the group is in already), since the client's AddOffsetsToTxn
+// may have been answered by the proxy before the transaction's cluster
+// was known. It returns the partition error for the commit, else 0.
+func (c *clientConn) txnOffsetsOn(r *request, req *kmsg.TxnOffsetCommitRequest, be *Backend) int16 {
+	txn := req.TransactionalID
+	pid, err := c.txnPID(be, txn)
+	if err != nil {
+		return txnPIDCode(err)
+	}
+	var code int16
+	err = c.txnLookup(func(ctx context.Context) error {
+		if len(r.set.sorted) > 1 {
+			if code = c.txnOnOther(ctx, r, req, be); code != 0 {
+				return nil
+			}
+		}
+		node, err := c.s.coordinator(ctx, be, coordinatorTxn, txn)
+		if err != nil {
+			return err
+		}
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = txn, pid, req.ProducerEpoch, req.Group
+		resp, err := be.request(ctx, node, add)
+		if err != nil {
+			return err
+		}
+		code = resp.(*kmsg.AddOffsetsToTxnResponse).ErrorCode
+		if isCoordinatorError(code) {
+			c.s.setCoordinator(be, coordinatorTxn, txn, -1)
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Debug("adding offsets to a transaction failed", "cluster", be.Name(), "txn", txn, "err", err)
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return code
+}
+
+// txnOnOther returns txnSpanCode when the transaction of a TxnOffsetCommit
+// for be does not run on be but on another cluster; else 0.
+func (c *clientConn) txnOnOther(ctx context.Context, r *request, req *kmsg.TxnOffsetCommitRequest, be *Backend) int16 {
+	txn := req.TransactionalID
+	if st, err := c.s.describeTxn(ctx, be, txn); err != nil || ongoingTxn(st.State) {
+		return 0 // runs here; or the commit finds out from be itself
+	}
+	for _, o := range r.set.sorted {
+		if o == be {
+			continue
+		}
+		if st, err := c.s.describeTxn(ctx, o, txn); err == nil && ongoingTxn(st.State) {
+			c.refuseSpan(txn, "offsets of group "+req.Group, be, o)
+			return txnSpanCode
+		}
+	}
+	return 0
 }
 
 // mapTxnProducers rewrites the batches of txn's virtual producer id in
