@@ -65,7 +65,8 @@ func (r *request) txnPrepare(txn string, pid int64) error {
 
 // txnTopic serves one topic of a transaction key once r.split.home is
 // fixed: a topic on another cluster is refused with txnSpanCode (logged:
-// a transaction spans clusters), one no rule routes with INVALID_TXN_STATE
+// a transaction spans clusters; INVALID_TXN_STATE for a real producer id,
+// as before), one no rule routes with INVALID_TXN_STATE
 // (the client would retry UNKNOWN_TOPIC_OR_PARTITION until its transaction
 // times out); the real producer id on the transaction's cluster is looked
 // up once.
@@ -79,6 +80,9 @@ func (r *request) txnTopic(tt topicTarget) topicTarget {
 	if tt.be != r.split.home {
 		if r.split.home != nil {
 			r.c.refuseSpan(r.split.txn, tt.name, tt.be, r.split.home)
+		}
+		if r.split.txn == "" {
+			return topicTarget{name: tt.name, code: kerr.InvalidTxnState.Code}
 		}
 		return topicTarget{name: tt.name, code: txnSpanCode}
 	}

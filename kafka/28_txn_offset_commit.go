@@ -39,10 +39,14 @@ var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffse
 		}
 		return tt
 	},
+	// A real producer id (not virtual) is sent as it is.
 	keeps: func(r *request, t target) bool {
-		return r.split.txnPID < 0 && t.be == r.split.groupHome
+		return r.split.txn == "" || r.split.txnPID < 0 && t.be == r.split.groupHome
 	},
 	rewrite: func(r *request, t target, sub *kmsg.TxnOffsetCommitRequest) {
+		if r.split.txn == "" {
+			return
+		}
 		if r.split.txnPID >= 0 {
 			sub.ProducerID = r.split.txnPID
 		}

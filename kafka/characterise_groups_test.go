@@ -336,10 +336,16 @@ func TestCharacteriseDeleteGroups(t *testing.T) {
 	})
 }
 
-// TestCharacteriseTxnCoordinatorKeys: InitProducerId with a transactional
-// id, AddOffsetsToTxn and EndTxn go as sent to the transaction
-// coordinator on the transactional id's home cluster (AddOffsetsToTxn by
-// the transactional id, whatever the group's home).
+// TestCharacteriseTxnCoordinatorKeys: AddOffsetsToTxn and EndTxn of a
+// real producer id go as sent to the transaction coordinator on the
+// transactional id's home cluster (AddOffsetsToTxn by the transactional
+// id, whatever the group's home).
+//
+// InitProducerId with a transactional id is not forwarded: the proxy
+// initialises the id on every cluster itself (txn_clusters.go), proven
+// against kfake in test/compat/txnclusters_test.go. The producer id 31
+// here is a real one (not the transactional id's virtual one), which goes
+// to the home cluster as it is.
 func TestCharacteriseTxnCoordinatorKeys(t *testing.T) {
 	keys := []struct {
 		name string
@@ -347,16 +353,6 @@ func TestCharacteriseTxnCoordinatorKeys(t *testing.T) {
 		req  func(txn string) kmsg.Request
 		resp kmsg.Response
 	}{
-		{"InitProducerId", 4, func(txn string) kmsg.Request {
-			r := kmsg.NewPtrInitProducerIDRequest()
-			r.TransactionalID, r.TransactionTimeoutMillis = kmsg.StringPtr(txn), 60000
-			return r
-		}, &kmsg.InitProducerIDResponse{ThrottleMillis: 4, ProducerID: 31, ProducerEpoch: 2}},
-		{"InitProducerId", 1, func(txn string) kmsg.Request {
-			r := kmsg.NewPtrInitProducerIDRequest()
-			r.TransactionalID = kmsg.StringPtr(txn)
-			return r
-		}, &kmsg.InitProducerIDResponse{ThrottleMillis: 4, ProducerID: 31, ProducerEpoch: 2}},
 		{"AddOffsetsToTxn", 3, func(txn string) kmsg.Request {
 			r := kmsg.NewPtrAddOffsetsToTxnRequest()
 			r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Group = txn, 31, 2, "wg-1"
