@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // txnProducer is a franz-go transactional producer through bootstrap.
@@ -206,4 +208,51 @@ func TestFranzGoTxnLoopOnSecondCluster(t *testing.T) {
 func TestRdkafkaTxnLoopOnSecondCluster(t *testing.T) {
 	sb := startTwoClusters(t)
 	testRdkafkaTxnLoop(t, sb, sb.Bootstrap, westPrefix+"rdk-eos")
+}
+
+// TestTxnEpochsLevelled: a transactional id already used on east (its
+// epoch there ahead) gets one epoch through the proxy: west is bumped up
+// to east's, the client sees that epoch and the proxy's virtual producer
+// id, and a transaction on west commits.
+func TestTxnEpochsLevelled(t *testing.T) {
+	sb := startTwoClusters(t)
+	const txnID, topic = "txn-level", "west.level"
+	createTopic(t, sb.Bootstrap, topic, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	eastCl, eastAdm := directTo(t, sb, "east")
+	for range 4 {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID, req.TransactionTimeoutMillis = kmsg.StringPtr(txnID), 30000
+		resp, err := req.RequestWith(ctx, eastCl)
+		if err != nil || resp.ErrorCode != 0 {
+			t.Fatalf("init on east directly: %v %v", err, resp)
+		}
+	}
+	cl := txnProducer(t, sb.Bootstrap, txnID)
+	txnWrite(t, cl, topic, true, "levelled")
+	id, epoch, err := cl.ProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, westAdm := directTo(t, sb, "west")
+	var real []kadm.DescribedTransaction
+	for _, adm := range []*kadm.Client{eastAdm, westAdm} {
+		d, err := adm.DescribeTransactions(ctx, txnID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		real = append(real, d[txnID])
+	}
+	t.Logf("client sees producer %#x epoch %d; east %d/%d, west %d/%d", id, epoch,
+		real[0].ProducerID, real[0].ProducerEpoch, real[1].ProducerID, real[1].ProducerEpoch)
+	if real[0].ProducerEpoch != epoch || real[1].ProducerEpoch != epoch || epoch < 4 {
+		t.Fatalf("epochs: client %d, east %d, west %d: want one epoch, at least east's 4", epoch, real[0].ProducerEpoch, real[1].ProducerEpoch)
+	}
+	if id>>56 != 1 {
+		t.Fatalf("client producer id %#x is not the proxy's virtual one", id)
+	}
+	if got := committedValues(t, sb.Bootstrap, 1, topic); !slices.Equal(got, []string{"levelled"}) {
+		t.Fatalf("read_committed: %v", got)
+	}
 }
