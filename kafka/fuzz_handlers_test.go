@@ -244,7 +244,7 @@ func FuzzOffsetCommitRequest(f *testing.F)      { fuzzRequest(f, 8, seedOffsetCo
 func FuzzOffsetFetchRequest(f *testing.F) {
 	fuzzRequest(f, 9, seedOffsetFetch(false), seedOffsetFetch(true))
 }
-func FuzzOffsetDeleteRequest(f *testing.F)    { fuzzRequest(f, 47, seedOffsetDelete()) }
+func FuzzOffsetDeleteRequest(f *testing.F) { fuzzRequest(f, 47, seedOffsetDelete()) }
 func FuzzTxnOffsetCommitRequest(f *testing.F) {
 	virtual := seedTxnOffsetCommit().(*kmsg.TxnOffsetCommitRequest)
 	virtual.ProducerID = txnVPID(virtual.TransactionalID) // txn_clusters.go
