@@ -256,3 +256,55 @@ func TestTxnEpochsLevelled(t *testing.T) {
 		t.Fatalf("read_committed: %v", got)
 	}
 }
+
+// TestTxnOffsetsOnOtherClusterRefused: a consume-transform-produce session
+// reading east and writing west would commit its offsets on east and its
+// records on west, which no single transaction can hold: the offset
+// commit is refused, the transaction does not commit, and nothing of it is
+// visible.
+func TestTxnOffsetsOnOtherClusterRefused(t *testing.T) {
+	sb := startTwoClusters(t)
+	const in, out = "cross-in", "west.cross-out"
+	createTopic(t, sb.Bootstrap, in, 1)
+	createTopic(t, sb.Bootstrap, out, 1)
+	produceFranz(t, sb.Bootstrap, in, 0, 10)
+	s, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(sb.Bootstrap...),
+		kgo.TransactionalID("txn-cross"),
+		kgo.DefaultProduceTopic(out),
+		kgo.ConsumerGroup("cross-g"),
+		kgo.ConsumeTopics(in),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for len(recs) == 0 && ctx.Err() == nil {
+		recs = s.PollFetches(ctx).Records()
+	}
+	if len(recs) == 0 {
+		t.Fatal("no input records")
+	}
+	if err := s.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		s.Produce(ctx, &kgo.Record{Value: r.Value}, nil)
+	}
+	committed, err := s.End(ctx, kgo.TryCommit)
+	t.Logf("end: committed %v, err %v", committed, err)
+	if committed {
+		t.Fatal("a transaction with records on west and offsets on east committed")
+	}
+	// A committed marker after it: read_committed reads up to it, so
+	// anything of the refused transaction would show before it.
+	txnWrite(t, txnProducer(t, sb.Bootstrap, "txn-cross-marker"), out, true, "marker")
+	if got := committedValues(t, sb.Bootstrap, 1, out); !slices.Equal(got, []string{"marker"}) {
+		t.Fatalf("read_committed on %s: %v, want only the marker", out, got)
+	}
+}
