@@ -57,8 +57,8 @@ var versionCaps = map[int16]int16{
 //     by topic cluster: OffsetFetch (9); DeleteGroups (42) on every cluster
 //   - transaction coordinator of every cluster: InitProducerID (22, epochs
 //     levelled, txn_clusters.go); on the cluster the transaction's
-//     partitions are on: AddOffsetsToTxn (25), EndTxn (26); on the home
-//     cluster: DescribeTransactions (65)
+//     partitions are on: AddOffsetsToTxn (25), EndTxn (26); on every
+//     cluster, the running one's answer kept: DescribeTransactions (65)
 //   - every broker of every cluster, merged, keeping what the brokers
 //     this peer presents coordinate: ListGroups (16), ListTransactions (66)
 //   - controller of the topic's cluster: CreateTopics (19), DeleteTopics

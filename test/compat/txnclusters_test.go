@@ -139,7 +139,17 @@ func TestTxnSpanningClustersRefused(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: west, Value: []byte("spanned-west")}).FirstErr(); err != nil {
 		t.Fatalf("first partition of the transaction (west): %v", err)
 	}
-	err := cl.ProduceSync(ctx, &kgo.Record{Topic: east, Value: []byte("spanned-east")}).FirstErr()
+	// Described through the proxy: running, on west's partition, with the
+	// producer id the client knows.
+	d, err := kadm.NewClient(cl).DescribeTransactions(ctx, "txn-span")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := cl.ProducerID(ctx)
+	if st := d["txn-span"]; st.State != "Ongoing" || st.ProducerID != id || len(st.Topics[west]) != 1 {
+		t.Fatalf("described through the proxy: %+v, want Ongoing on %s with producer id %#x", st, west, id)
+	}
+	err = cl.ProduceSync(ctx, &kgo.Record{Topic: east, Value: []byte("spanned-east")}).FirstErr()
 	if !errors.Is(err, kerr.InvalidProducerIDMapping) {
 		t.Fatalf("a partition on a second cluster in one transaction: %v, want INVALID_PRODUCER_ID_MAPPING", err)
 	}
