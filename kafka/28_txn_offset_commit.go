@@ -1,17 +1,17 @@
 package kafka
 
-// TxnOffsetCommit (key 28): v0–v4 (v5 lets a broker start a transaction
-// implicitly, KIP-890 part 2, and v6, KIP-1319, names topics by id: not
-// advertised, route.go versionCaps).
+// TxnOffsetCommit (key 28): v0–v5 (v6, KIP-1319, names topics by id and is
+// not advertised: route.go versionCaps).
 //
 // A transaction runs on the cluster of its partitions (txn_clusters.go):
 // the offsets go to the group's coordinator on the cluster their topics
 // route to, with the virtual producer id swapped for that cluster's real
 // one (re-encoded), after the group is added to the transaction there
 // (txnOffsetsOn: the client's AddOffsetsToTxn may have come before the
-// transaction had a cluster); the broker checks the producer's epoch. On a cluster other than the group's home, where the group
-// has no members, the commit goes as a "simple" one (generation -1, no
-// member id), as OffsetCommit does. Topics of a second cluster in one
+// transaction had a cluster); the broker checks the producer's epoch. On
+// a cluster other than the group's home, where the group has no members,
+// the commit goes as a "simple" one (generation -1, no member id), as
+// OffsetCommit does. Topics of a second cluster in one
 // request are answered INVALID_PRODUCER_ID_MAPPING (txnSpanCode), of none
 // INVALID_TXN_STATE; either makes the client abort the transaction. A
 // re-pointed topic bounces the request with NOT_COORDINATOR once

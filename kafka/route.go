@@ -20,15 +20,13 @@ var versionCaps = map[int16]int16{
 	// These versions name topics by id, which differ per cluster; clients
 	// see virtual ids (topicids.go), translated for Produce and Fetch only
 	// so far.
-	8: 9, // OffsetCommit v10
-	9: 9, // OffsetFetch v10
+	8:  9, // OffsetCommit v10
+	9:  9, // OffsetFetch v10
+	28: 5, // TxnOffsetCommit v6 (KIP-1319)
 	// KIP-890 part 2 (transaction.version 2) is not offered: EndTxn v5
-	// bumps the epoch on one cluster only and TxnOffsetCommit v5 lets a
-	// broker start a transaction implicitly, where transactions follow
-	// their partitions across clusters (txn_clusters.go). v6 of
-	// TxnOffsetCommit also names topics by id (KIP-1319).
+	// bumps the epoch on one cluster only, where transactions follow
+	// their partitions across clusters (txn_clusters.go).
 	26: 4,
-	28: 4,
 	// ListConfigResources v1 (KIP-1142) lists one cluster's topics, brokers
 	// and groups (74_list_config_resources.go); v0 lists client metrics.
 	74: 0,

@@ -35,8 +35,9 @@ package kafka
 //     Produce, EndTxn v5 bumping the epoch on one cluster only) would fix
 //     a transaction's cluster on whichever peer leads its first partition
 //     and break the epoch levelling, so it is not advertised: the feature
-//     level is capped at 1, EndTxn at v4 and TxnOffsetCommit at v4 (v5
-//     lets a broker start a transaction implicitly), route.go versionCaps.
+//     level is capped at 1 and EndTxn at v4 (route.go versionCaps).
+//     TxnOffsetCommit v5+ lets a broker start a transaction implicitly:
+//     the proxy checks the cluster itself before (txnOffsetsOn).
 //
 // A producer id a client got before this scheme (a real id, not virtual)
 // is forwarded as it is to the transactional id's home cluster, as before.
