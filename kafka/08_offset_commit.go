@@ -1,6 +1,10 @@
 package kafka
 
-// OffsetCommit (key 8): v0–v9 (v10 names topics by id, topicids.go).
+// OffsetCommit (key 8): all versions kmsg and every backend share. v10+
+// names topics by id: the client's virtual ids (topicids.go) become the
+// owning cluster's in each part and the answers' ids virtual again; an
+// id the proxy does not know is answered UNKNOWN_TOPIC_ID per partition,
+// as a broker does.
 //
 // A group's offsets live with their topics (coordinators.go): each
 // partition goes to the group's coordinator on the cluster its topic
@@ -17,6 +21,9 @@ func handleOffsetCommit(r *request) error { return offsetCommitFamily.serve(r) }
 
 var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitResponse]{
 	coordinator: func(req *kmsg.OffsetCommitRequest) (int8, string) { return coordinatorGroup, req.Group },
+	idsFrom:     10,
+	reqIDs:      offsetCommitRequestIDs,
+	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.OffsetCommitRequest) error {
 		return r.setHome(req.Group)
 	},

@@ -1,6 +1,6 @@
 package kafka
 
-// OffsetFetch (key 9): v0–v9 (v10 names topics by id, topicids.go).
+// OffsetFetch (key 9): all versions kmsg and every backend share.
 //
 // A group's offsets live with their topics (coordinators.go): the topics
 // asked for are split by the cluster each routes to and each part goes to
@@ -12,7 +12,10 @@ package kafka
 // GROUP_ID_NOT_FOUND on some brokers (kfake); the proxy answers as Kafka
 // does, with no committed offset; the home cluster's group error wins. A
 // re-pointed topic bounces the whole request with NOT_COORDINATOR once
-// (pipeline.go).
+// (pipeline.go). v10+ names topics by id: each part carries its cluster's
+// ids for the client's virtual ones (topicids.go), every answer's ids are
+// made virtual again, and an id the proxy does not know is answered by the
+// proxy, UNKNOWN_TOPIC_ID per partition, as a broker does.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,7 +35,9 @@ func handleOffsetFetch(r *request) error {
 	if r.version < 8 {
 		return offsetFetchSingle(r, req)
 	}
+	r.split.byID = r.version >= 10
 	bounced := false
+	var local *kmsg.OffsetFetchResponse // unknown topic ids, answered here
 	by := map[target]*kmsg.OffsetFetchRequest{}
 	add := func(t target, g kmsg.OffsetFetchRequestGroup) {
 		sub := by[t]
@@ -54,8 +59,18 @@ func handleOffsetFetch(r *request) error {
 		split := map[*Backend][]kmsg.OffsetFetchRequestGroupTopic{}
 		var order []*Backend
 		for _, t := range g.Topics {
-			be, bounce := offsetsCluster(r, t.Topic, t.TopicID, g.Group)
+			be, real, bounce := offsetsCluster(r, t.Topic, t.TopicID, g.Group)
 			bounced = bounced || bounce
+			if be == nil {
+				if local == nil {
+					local = kmsg.NewPtrOffsetFetchResponse()
+				}
+				local.Groups = append(local.Groups, unknownTopicIDs(g.Group, t))
+				continue
+			}
+			if real != ([16]byte{}) {
+				t.TopicID = real
+			}
 			if _, ok := split[be]; !ok {
 				order = append(order, be)
 			}
@@ -70,7 +85,7 @@ func handleOffsetFetch(r *request) error {
 	if bounced {
 		return c.respond(r, start, failedAnswer(req))
 	}
-	if len(by) <= 1 {
+	if len(by) <= 1 && local == nil && !r.split.byID {
 		for t := range by {
 			u, err := c.upstreamOrAny(t)
 			if err != nil {
@@ -85,6 +100,9 @@ func handleOffsetFetch(r *request) error {
 		return c.forwardAny(r, start, r.defaultBackend(), nil)
 	}
 	parts := partsOf(by)
+	if local != nil {
+		parts = append(parts, part{local: local})
+	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
 		out := resps[0].(*kmsg.OffsetFetchResponse)
 		idx := map[string]int{}
@@ -92,7 +110,9 @@ func handleOffsetFetch(r *request) error {
 		for i, x := range resps {
 			o := x.(*kmsg.OffsetFetchResponse)
 			be := parts[i].t.be
-			fixOffsetFetchGroups(r, be, o, parts[i].req.(*kmsg.OffsetFetchRequest).Groups)
+			if parts[i].local == nil {
+				fixOffsetFetchGroups(r, be, o, parts[i].req.(*kmsg.OffsetFetchRequest).Groups)
+			}
 			for _, g := range o.Groups {
 				j, ok := idx[g.Group]
 				if !ok {
@@ -142,7 +162,11 @@ func fixOffsetFetchGroups(r *request, be *Backend, resp *kmsg.OffsetFetchRespons
 		if all {
 			kept := g.Topics[:0]
 			for _, t := range g.Topics {
-				if r.route(t.Topic) == be {
+				name := t.Topic
+				if name == "" && t.TopicID != ([16]byte{}) {
+					name, _ = be.topicName(t.TopicID)
+				}
+				if name != "" && r.route(name) == be {
 					kept = append(kept, t)
 				}
 			}
@@ -151,8 +175,34 @@ func fixOffsetFetchGroups(r *request, be *Backend, resp *kmsg.OffsetFetchRespons
 			}
 			g.Topics = kept
 		}
+		if r.split.byID {
+			// v10+: the cluster's ids become the virtual ones the client
+			// knows (topicids.go).
+			for j := range g.Topics {
+				t := &g.Topics[j]
+				if name, ok := be.topicName(t.TopicID); ok {
+					r.c.s.presentTopicID(name, &t.TopicID)
+					changed = true
+				}
+			}
+		}
 	}
 	return changed
+}
+
+// unknownTopicIDs answers a topic of group named by an id the proxy does not
+// know (v10+) as a broker does: UNKNOWN_TOPIC_ID for each partition.
+func unknownTopicIDs(group string, t kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
+	rg := kmsg.NewOffsetFetchResponseGroup()
+	rg.Group = group
+	rt := kmsg.OffsetFetchResponseGroupTopic{Topic: t.Topic, TopicID: t.TopicID}
+	for _, p := range t.Partitions {
+		rp := noOffset(p)
+		rp.ErrorCode = kerr.UnknownTopicID.Code
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	rg.Topics = append(rg.Topics, rt)
+	return rg
 }
 
 func noOffset(p int32) kmsg.OffsetFetchResponseGroupTopicPartition {
@@ -173,7 +223,7 @@ func offsetFetchSingle(r *request, req *kmsg.OffsetFetchRequest) error {
 	} else {
 		bounced := false
 		for _, t := range req.Topics {
-			be, bounce := offsetsCluster(r, t.Topic, [16]byte{}, req.Group)
+			be, _, bounce := offsetsCluster(r, t.Topic, [16]byte{}, req.Group)
 			bounced = bounced || bounce
 			tg := r.coordinator(be, coordinatorGroup, req.Group)
 			sub := by[tg]
@@ -232,11 +282,16 @@ func offsetFetchSingle(r *request, req *kmsg.OffsetFetchRequest) error {
 
 // offsetsCluster is the cluster holding a group's offsets for a topic: the
 // one it routes to, else the group's home (which answers "no offset").
-// bounced reports the route-change bounce (pipeline.go).
-func offsetsCluster(r *request, topic string, id [16]byte, group string) (be *Backend, bounced bool) {
+// For a topic named by virtual id, real is that cluster's id for it, and be
+// is nil when the id is unknown (the proxy answers it). bounced reports the
+// route-change bounce (pipeline.go).
+func offsetsCluster(r *request, topic string, id [16]byte, group string) (be *Backend, real [16]byte, bounced bool) {
 	tt := r.topic(topic, id)
-	if tt.be != nil {
-		return tt.be, false
+	switch {
+	case tt.be != nil:
+		return tt.be, tt.id, false
+	case tt.code == kerr.UnknownTopicID.Code:
+		return nil, real, false
 	}
-	return r.home(group), tt.code == kerr.NotCoordinator.Code
+	return r.home(group), real, tt.code == kerr.NotCoordinator.Code
 }

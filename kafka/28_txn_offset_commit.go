@@ -1,7 +1,9 @@
 package kafka
 
-// TxnOffsetCommit (key 28): v0–v5 (v6, KIP-1319, names topics by id and is
-// not advertised: route.go versionCaps).
+// TxnOffsetCommit (key 28): all versions kmsg and every backend share.
+// v6+ (KIP-1319) names topics by id: virtual ids (topicids.go) become the
+// cluster's and the answer's ids virtual again; an unknown id is answered
+// UNKNOWN_TOPIC_ID per partition.
 //
 // A transaction runs on the cluster of its partitions (txn_clusters.go):
 // the offsets go to the group's coordinator on the cluster their topics
@@ -11,8 +13,8 @@ package kafka
 // transaction had a cluster); the broker checks the producer's epoch. On
 // a cluster other than the group's home, where the group has no members,
 // the commit goes as a "simple" one (generation -1, no member id), as
-// OffsetCommit does. Topics of a second cluster in one
-// request are answered INVALID_PRODUCER_ID_MAPPING (txnSpanCode), of none
+// OffsetCommit does. Topics of a second cluster in one request are
+// answered INVALID_PRODUCER_ID_MAPPING (txnSpanCode), of none
 // INVALID_TXN_STATE; either makes the client abort the transaction. A
 // re-pointed topic bounces the request with NOT_COORDINATOR once
 // (pipeline.go).
@@ -23,6 +25,9 @@ func handleTxnOffsetCommit(r *request) error { return txnOffsetCommitFamily.serv
 
 var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffsetCommitResponse]{
 	coordinator: func(req *kmsg.TxnOffsetCommitRequest) (int8, string) { return coordinatorGroup, req.Group },
+	idsFrom:     6,
+	reqIDs:      txnOffsetCommitRequestIDs,
+	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.TxnOffsetCommitRequest) error {
 		r.split.groupHome = r.home(req.Group)
 		return r.txnPrepare(req.TransactionalID, req.ProducerID)

@@ -6,8 +6,9 @@ package kafka
 // UNKNOWN_TOPIC_OR_PARTITION), a GROUP resource to the group's home
 // cluster, everything else (client metrics, cluster-wide broker defaults)
 // to the default cluster. A BROKER or BROKER_LOGGER resource names a broker
-// id, which the client knows as a peer id: it goes to a broker of the
-// default cluster that peer presents (its co-located broker first), with
+// id, which the client knows as a peer id: it goes to the broker on that
+// peer's host, of whichever cluster (the default cluster's first; see
+// brokerOfPeer), else a default-cluster broker that peer presents, with
 // the name rewritten to that broker's id and back in the answer. Resources
 // bound for different brokers are split and the answers concatenated; two
 // peers sent to one broker under the same name go in separate requests.
@@ -64,12 +65,12 @@ func (r *request) configTarget(typ kmsg.ConfigResourceType, name string) (config
 			m := fmt.Sprintf("switchyard: broker resource name %q is not a broker id", name)
 			return configTarget{code: kerr.InvalidRequest.Code, msg: &m}, nil
 		}
-		broker := brokerOfPeer(r, def, int32(peer))
+		be, broker := brokerOfPeer(r, def, int32(peer))
 		if broker < 0 {
 			// The peer presents no broker: any broker answers for it.
-			broker = def.anyBroker(r.localBrokers(def))
+			be, broker = def, def.anyBroker(r.localBrokers(def))
 		}
-		return configTarget{t: target{def, broker}, name: strconv.Itoa(int(broker))}, nil
+		return configTarget{t: target{be, broker}, name: strconv.Itoa(int(broker))}, nil
 	}
 	return configTarget{t: target{def, def.anyBroker(r.localBrokers(def))}}, nil
 }
@@ -197,18 +198,39 @@ func addConfigError(resp reflect.Value, typ kmsg.ConfigResourceType, name string
 	res.Set(reflect.Append(res, y))
 }
 
-// brokerOfPeer returns a broker of be presented by peer, its co-located
-// brokers first, or -1.
-func brokerOfPeer(r *request, be *Backend, peer int32) int32 {
-	pr := r.presenter(be)
-	ids := be.brokerIDs()
-	for _, id := range ids {
-		if b, ok := pr.local[id]; ok && b == peer {
-			return id
+// brokerOfPeer returns the broker a BROKER resource named peer means:
+// the broker on that peer's host (peers run one per broker host, whatever
+// the broker's cluster), the default cluster's first when the host runs
+// brokers of several clusters, then other clusters by name. A peer with
+// no co-located broker means a default-cluster broker it presents by
+// rendezvous. It returns -1 when the peer presents none.
+func brokerOfPeer(r *request, def *Backend, peer int32) (*Backend, int32) {
+	if id := colocated(r, def, peer); id >= 0 {
+		return def, id
+	}
+	for _, be := range r.set.sorted {
+		if be == def {
+			continue
+		}
+		if id := colocated(r, be, peer); id >= 0 {
+			return be, id
 		}
 	}
-	for _, id := range ids {
+	pr := r.presenter(def)
+	for _, id := range def.brokerIDs() {
 		if pr.peerFor(id) == peer {
+			return def, id
+		}
+	}
+	return def, -1
+}
+
+// colocated returns the lowest-numbered broker of be on peer's host that
+// be's metadata knows, or -1.
+func colocated(r *request, be *Backend, peer int32) int32 {
+	pr := r.presenter(be)
+	for _, id := range be.brokerIDs() {
+		if b, ok := pr.local[id]; ok && b == peer {
 			return id
 		}
 	}

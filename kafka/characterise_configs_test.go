@@ -3,8 +3,9 @@ package kafka
 // Characterisation of the config keys across two clusters: DescribeConfigs
 // (32), AlterConfigs (33), IncrementalAlterConfigs (44). A resource goes
 // where it lives: a topic to its cluster, a group to its home, a broker
-// (named by the peer id clients know) to a default-cluster broker that
-// peer presents, under that broker's id, and back.
+// (named by the peer id clients know) to the broker on that peer's host,
+// of whichever cluster, else a default-cluster broker that peer presents,
+// under that broker's id, and back.
 
 import (
 	"fmt"
@@ -228,16 +229,21 @@ func TestCharacteriseConfigs(t *testing.T) {
 			}
 			return []route{{cxResource{broker, "3"}, at(cxE100), "100"}}
 		}},
-		{"peers that present default-cluster brokers by rendezvous", []int32{1}, func(t *testing.T, f *cx) []route {
-			var out []route
-			for _, p := range []int32{2, 3} {
-				b := cxPeerBroker(f, p)
-				if b == 100 {
-					t.Fatalf("fixture: peer %d presents no east broker", p)
-				}
-				out = append(out, route{cxResource{broker, fmt.Sprint(p)}, at(cxAt{cxEast, b}), fmt.Sprint(b)})
+		{"a peer on a host of another cluster's broker: that broker, renamed both ways", nil, func(*testing.T, *cx) []route {
+			// p2 runs on west/100's host; p0 runs on east/100's and
+			// west/201's, and the default cluster comes first.
+			return []route{
+				{cxResource{broker, "2"}, at(cxAt{cxWest, 100}), "100"},
+				{cxResource{logger, "2"}, at(cxAt{cxWest, 100}), "100"},
+				{cxResource{broker, "0"}, at(cxE100), "100"},
 			}
-			return out
+		}},
+		{"a peer on no broker's host: a default-cluster broker it presents by rendezvous", []int32{1}, func(t *testing.T, f *cx) []route {
+			b := cxPeerBroker(f, 3)
+			if b == 100 {
+				t.Fatal("fixture: peer 3 presents no east broker")
+			}
+			return []route{{cxResource{broker, "3"}, at(cxAt{cxEast, b}), fmt.Sprint(b)}}
 		}},
 		{"cluster-wide broker defaults and client metrics: the default cluster as named", nil, func(*testing.T, *cx) []route {
 			return []route{

@@ -757,33 +757,6 @@ func TestCharacteriseTxnOffsetCommit(t *testing.T) {
 	}
 }
 
-// TestTxnOffsetCommitByTopicID: TxnOffsetCommit v6 names topics by id
-// (KIP-1319). It is not advertised, because the only ids a client knows are
-// the proxy's virtual ones (topicids.go), which the broker answers
-// UNKNOWN_TOPIC_ID; a client sending v6 anyway gets that answer from the
-// proxy, and no virtual id reaches a broker.
-func TestTxnOffsetCommitByTopicID(t *testing.T) {
-	f := newCx(t, true)
-	h := f.conn(t)
-	req := cxTxnOffsetCommitReq("t1", "g1", cxTP2("orders", 0, 1))
-	vid := virtualTopicID("orders")
-	req.Topics[0].Topic, req.Topics[0].TopicID = "", vid
-	ex, kr := h.answered(req, 6, func(a cxAt, kr kmsg.Request) kmsg.Response {
-		t.Fatalf("%s received a TxnOffsetCommit naming a virtual topic id", a)
-		return nil
-	})
-	cxWantTargets(t, ex)
-	resp := kr.(*kmsg.TxnOffsetCommitResponse)
-	if len(resp.Topics) != 1 || resp.Topics[0].TopicID != vid || len(resp.Topics[0].Partitions) != 2 {
-		t.Fatalf("answer %+v, want topic %x with 2 partitions", resp.Topics, vid)
-	}
-	for _, p := range resp.Topics[0].Partitions {
-		if p.ErrorCode != kerr.UnknownTopicID.Code {
-			t.Fatalf("partition %d: error %d, want UNKNOWN_TOPIC_ID", p.Partition, p.ErrorCode)
-		}
-	}
-}
-
 // TestRouteChangeBouncesCommitsWhole: after orders is re-pointed from east
 // to west, the connection's next commit naming it is answered by the
 // proxy, every partition NOT_COORDINATOR (the whole request, so the

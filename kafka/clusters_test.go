@@ -60,7 +60,7 @@ func TestResolveTopic(t *testing.T) {
 	if tt := byID.topic("", [16]byte{7}); tt.be != nil || tt.code != kerr.UnknownTopicID.Code {
 		t.Fatalf("by an unknown id: %+v", tt)
 	}
-	if tt := reqOn(h.c, 8, 10).topic("", virtualTopicID("orders")); tt.be != nil || tt.code != kerr.UnknownTopicID.Code {
+	if tt := reqOn(h.c, 47, 0).topic("", virtualTopicID("orders")); tt.be != nil || tt.code != kerr.UnknownTopicID.Code {
 		t.Fatalf("by id for a key that does not translate ids: %+v", tt)
 	}
 	st.Routes.Topics = []fsm.TopicRoute{{Topic: "orders", Cluster: "other"}}

@@ -158,7 +158,7 @@ func seedOffsetCommit() kmsg.Request {
 	req.Group, req.Generation, req.MemberID = "g-1", 3, "m-1"
 	for _, name := range []string{"orders", "events", "nope"} {
 		t := kmsg.NewOffsetCommitRequestTopic()
-		t.Topic = name
+		t.Topic, t.TopicID = name, virtualTopicID(name) // by id from v10
 		for p := int32(0); p < 2; p++ {
 			rp := kmsg.NewOffsetCommitRequestTopicPartition()
 			rp.Partition, rp.Offset = p, 99
@@ -178,7 +178,11 @@ func seedOffsetFetch(all bool) kmsg.Request {
 	g := kmsg.NewOffsetFetchRequestGroup()
 	g.Group = "g-1"
 	if !all {
-		g.Topics = []kmsg.OffsetFetchRequestGroupTopic{{Topic: "orders", Partitions: []int32{0, 1}}, {Topic: "events", Partitions: []int32{0}}}
+		g.Topics = []kmsg.OffsetFetchRequestGroupTopic{ // by id from v10
+			{Topic: "orders", TopicID: virtualTopicID("orders"), Partitions: []int32{0, 1}},
+			{Topic: "events", TopicID: virtualTopicID("events"), Partitions: []int32{0}},
+			{Topic: "nope", TopicID: virtualTopicID("nope"), Partitions: []int32{0}},
+		}
 	}
 	g2 := kmsg.NewOffsetFetchRequestGroup()
 	g2.Group = "g-2"
@@ -200,7 +204,7 @@ func seedTxnOffsetCommit() kmsg.Request {
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID = "txn-1", "g-1", 4
 	t := kmsg.NewTxnOffsetCommitRequestTopic()
-	t.Topic = "orders"
+	t.Topic, t.TopicID = "orders", virtualTopicID("orders") // by id from v6
 	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 	rp.Partition, rp.Offset = 1, 5
 	t.Partitions = append(t.Partitions, rp)
@@ -231,6 +235,25 @@ func seedDescribeTransactions() kmsg.Request {
 	req := kmsg.NewPtrDescribeTransactionsRequest()
 	req.TransactionalIDs = []string{"txn-1", "txn-2"}
 	return req
+}
+
+// seedDescribeTopicPartitions lists topics (one unrouted) from a cursor,
+// or, with all, asks for every topic.
+func seedDescribeTopicPartitions(all bool) kmsg.Request {
+	req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	req.ResponsePartitionLimit = 2
+	if all {
+		return req
+	}
+	for _, n := range []string{"orders", "events", "nope"} {
+		req.Topics = append(req.Topics, kmsg.DescribeTopicPartitionsRequestTopic{Topic: n})
+	}
+	req.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: "events", Partition: 1}
+	return req
+}
+
+func FuzzDescribeTopicPartitionsRequest(f *testing.F) {
+	fuzzRequest(f, 75, seedDescribeTopicPartitions(false), seedDescribeTopicPartitions(true))
 }
 
 func FuzzListOffsetsRequest(f *testing.F)   { fuzzRequest(f, 2, seedListOffsets()) }
@@ -280,6 +303,7 @@ var splitSeeds = []struct {
 	{15, func() kmsg.Request { return seedGroups(15) }},
 	{42, func() kmsg.Request { return seedGroups(42) }},
 	{65, seedDescribeTransactions},
+	{75, func() kmsg.Request { return seedDescribeTopicPartitions(false) }},
 	{0, func() kmsg.Request {
 		return produceReq(1, fxPart{"orders", fxOrdersID, 0, []byte("a")}, fxPart{"orders", fxOrdersID, 1, []byte("b")}, fxPart{"orders", fxOrdersID, 2, nil})
 	}},

@@ -891,6 +891,7 @@ func TestAdvertisedVersions(t *testing.T) {
 		19: {0, kmax(19)},                   // nonsense backend range clamped to ours
 		24: {0, min(3, versionCaps[24], 5)}, // AddPartitionsToTxn capped (KIP-890)
 		60: {0, min(1, kmax(60))},           // DescribeCluster
+		75: {0, min(0, kmax(75))},           // DescribeTopicPartitions
 	}
 	if len(got) != len(want) {
 		t.Fatalf("advertised %v, want %v", got, want)
@@ -903,7 +904,7 @@ func TestAdvertisedVersions(t *testing.T) {
 	if !slices.IsSorted(order) {
 		t.Fatalf("keys not in order: %v", order)
 	}
-	for _, k := range []int16{4, 32, 75} {
+	for _, k := range []int16{4, 32, 68} {
 		if _, ok := got[k]; ok {
 			t.Fatalf("key %d advertised (no handler, or empty backend range)", k)
 		}
@@ -946,26 +947,31 @@ func TestAdvertisedVersionsInvariants(t *testing.T) {
 	}
 }
 
-// TestAdvertisedNoTopicIDVersions: with a backend supporting every
-// version, no request version that names topics by id is advertised where
-// the proxy does not translate ids yet: clients only know virtual ids
-// (topicids.go), which brokers answer UNKNOWN_TOPIC_ID. (Produce and Fetch
-// translate them: TestTopicIDsTranslated.)
-func TestAdvertisedNoTopicIDVersions(t *testing.T) {
+// TestAdvertisedTopicIDVersions: with a backend supporting every version,
+// the versions that name topics by id are advertised: the proxy translates
+// the virtual ids clients know (topicids.go) to each cluster's own.
+func TestAdvertisedTopicIDVersions(t *testing.T) {
 	f := newFx(t)
 	vs := &versionSet{}
 	for i := range vs.keys {
 		vs.keys[i] = versionRange{0, 100}
 	}
 	f.backend.versions.Store(vs)
-	firstByID := map[int16]int16{
+	byID := map[int16]int16{
+		0:  13, // Produce
+		1:  13, // Fetch
 		8:  10, // OffsetCommit
 		9:  10, // OffsetFetch
 		28: 6,  // TxnOffsetCommit (KIP-1319)
+		75: 0,  // DescribeTopicPartitions
 	}
+	got := map[int16]int16{}
 	for _, k := range f.srv.advertisedVersions() {
-		if first, ok := firstByID[k.ApiKey]; ok && k.MaxVersion >= first {
-			t.Errorf("%s advertised up to v%d; v%d+ names topics by id", kmsg.NameForKey(k.ApiKey), k.MaxVersion, first)
+		got[k.ApiKey] = k.MaxVersion
+	}
+	for k, first := range byID {
+		if v, ok := got[k]; !ok || v < first {
+			t.Errorf("%s advertised up to v%d (advertised: %v), want at least v%d", kmsg.NameForKey(k), v, ok, first)
 		}
 	}
 }

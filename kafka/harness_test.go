@@ -124,7 +124,8 @@ func fxVersions() *versionSet {
 	set(24, 0, 5)    // AddPartitionsToTxn: capped at v3
 	set(32, 5, 4)    // DescribeConfigs: empty range
 	set(60, 0, 1)    // DescribeCluster
-	set(75, 0, 0)    // DescribeTopicPartitions: not served
+	set(75, 0, 0)    // DescribeTopicPartitions
+	set(68, 0, 1)    // ConsumerGroupHeartbeat: not served
 	set(19, -3, 200) // CreateTopics: nonsense backend range, clamped
 	vs.supported = []kmsg.ApiVersionsResponseSupportedFeature{{Name: "metadata.version", MinVersion: 1, MaxVersion: 20}}
 	vs.finalized = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "metadata.version", MinVersionLevel: 20, MaxVersionLevel: 20}}

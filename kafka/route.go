@@ -17,12 +17,6 @@ var versionCaps = map[int16]int16{
 	// AddPartitionsToTxn v4+ batches several transactions and is for
 	// brokers only (KIP-890); clients use v3 and below.
 	24: 3,
-	// These versions name topics by id, which differ per cluster; clients
-	// see virtual ids (topicids.go), translated for Produce and Fetch only
-	// so far.
-	8:  9, // OffsetCommit v10
-	9:  9, // OffsetFetch v10
-	28: 5, // TxnOffsetCommit v6 (KIP-1319)
 	// KIP-890 part 2 (transaction.version 2) is not offered: EndTxn v5
 	// bumps the epoch on one cluster only, where transactions follow
 	// their partitions across clusters (txn_clusters.go).
@@ -43,7 +37,8 @@ var versionCaps = map[int16]int16{
 //   - local answer: ApiVersions (18), InitProducerID without a
 //     transactional id (22, virtual producer ids, producer_ids.go)
 //   - merged across clusters: Metadata (3), FindCoordinator (10),
-//     DescribeCluster (60, default cluster)
+//     DescribeCluster (60, default cluster), DescribeTopicPartitions (75,
+//     paged over every cluster's topics by name)
 //   - partition-keyed, split by the splitter (split.go) to each
 //     partition's leader: Produce (0), Fetch (1), ListOffsets (2),
 //     DeleteRecords (21), OffsetForLeaderEpoch (23), DescribeProducers
@@ -75,8 +70,7 @@ var versionCaps = map[int16]int16{
 //
 // Not served (docs/conformance.md lists every key and why):
 // broker-to-broker and controller keys, SASL (the proxy does not
-// authenticate clients yet), log-dir keys (they name real brokers),
-// DescribeTopicPartitions (75, clients fall back to Metadata), the KIP-848
+// authenticate clients yet), log-dir keys (they name real brokers), the KIP-848
 // consumer group protocol (68, 69: clients fall back to the classic one;
 // see topicids.go) and share groups. TestConformanceDoc keeps that list
 // and this table in step.
@@ -91,6 +85,7 @@ func handlerTable() [maxKey + 1]handler {
 	t[21] = handleDeleteRecords
 	t[23] = handleOffsetForLeaderEpoch
 	t[60] = handleDescribeCluster
+	t[75] = handleDescribeTopicPartitions
 	t[61] = handleDescribeProducers
 	for _, k := range []int16{11, 12, 13, 14} {
 		t[k] = toGroupCoordinator

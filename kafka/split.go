@@ -112,7 +112,9 @@ type family[Req kmsg.Request, Resp kmsg.Response] struct {
 	// From version idsFrom on (0: never) the key names topics by id: the
 	// client's virtual ids are swapped for the cluster's in the request
 	// and back in the answer, in place where the bytes go as they are
-	// (reqIDs and respIDs find them, wire.go).
+	// (reqIDs and respIDs find them, wire.go). A key without walkers has
+	// its request rebuilt with the cluster's ids and every answer decoded
+	// (shape.presentIDs).
 	idsFrom         int16
 	reqIDs, respIDs func(body []byte, v int16, fn func(off int)) bool
 
@@ -266,7 +268,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 		if !seen {
 			one = f.emptyTarget(r, req)
 		}
-		if (f.keeps == nil || f.keeps(r, one)) && (!f.byID(r) || f.realIDs(r, idsOf(tts))) {
+		if (f.keeps == nil || f.keeps(r, one)) && (!f.byID(r) || f.reqIDs != nil && f.realIDs(r, idsOf(tts))) {
 			u, err := r.c.upstreamOrAny(one)
 			if err != nil {
 				return err
@@ -368,6 +370,9 @@ func (f *family[Req, Resp]) merger(r *request, parts []part, keep func(target, r
 			if f.fix != nil {
 				f.fix(r, parts[i].t, x.(Resp))
 			}
+			if f.byID(r) {
+				sh.presentIDs(r, parts[i].t.be, reflect.ValueOf(x).Elem())
+			}
 		}
 		out := resps[0].(Resp)
 		ov := reflect.ValueOf(out).Elem()
@@ -426,7 +431,7 @@ func (f *family[Req, Resp]) realIDs(r *request, ids [][16]byte) bool {
 // virtualIDs swaps, in an answer from t going to the client as it is, each
 // topic's cluster id for the virtual one the client knows.
 func (f *family[Req, Resp]) virtualIDs(r *request, t target, resp *buffer) (*buffer, error) {
-	if !f.byID(r) {
+	if !f.byID(r) || f.respIDs == nil {
 		return resp, nil
 	}
 	_, body, err := responseBody(resp.b[4:], r.key, true)
@@ -451,7 +456,8 @@ func (f *family[Req, Resp]) post(r *request, t target) postFunc {
 		return nil
 	}
 	return func(resp *buffer) (*buffer, error) {
-		if f.quiet != nil && f.quiet(r, resp) {
+		if f.fix == nil && f.done == nil || f.quiet != nil && f.quiet(r, resp) {
+			// Nothing to rewrite but the ids: swapped in the bytes.
 			return f.virtualIDs(r, t, resp)
 		}
 		kr, err := decodeResponse(resp, r.key, r.version)
@@ -462,6 +468,9 @@ func (f *family[Req, Resp]) post(r *request, t target) postFunc {
 		out := kr.(Resp)
 		changed := f.fix != nil && f.fix(r, t, out)
 		if f.done != nil && f.done(r, out) {
+			changed = true
+		}
+		if f.byID(r) && f.respIDs == nil && f.shape().presentIDs(r, t.be, reflect.ValueOf(out).Elem()) {
 			changed = true
 		}
 		if !changed {
@@ -747,6 +756,27 @@ func (sh *shape) merge(out, in reflect.Value) {
 			ots.Set(reflect.Append(ots, it))
 		}
 	}
+}
+
+// presentIDs replaces, in resp (a response struct from be), each topic's
+// cluster id by the virtual one the client knows (topicids.go); it reports
+// whether any changed. The splitter runs it on every decoded answer of a
+// key that names topics by id, after the family's fix hook (which may have
+// presented them already: a virtual id is no cluster's, so it stays).
+func (sh *shape) presentIDs(r *request, be *Backend, resp reflect.Value) bool {
+	if sh.rTopicID < 0 || be == nil {
+		return false
+	}
+	ts := resp.Field(sh.rTopics)
+	changed := false
+	for i := range ts.Len() {
+		id := ts.Index(i).Field(sh.rTopicID).Addr().Interface().(*[16]byte)
+		if name, ok := be.topicName(*id); ok {
+			r.c.s.presentTopicID(name, id)
+			changed = true
+		}
+	}
+	return changed
 }
 
 // keepTopics drops from resp (a response struct) the topics keep refuses.

@@ -13,13 +13,13 @@ package kafka
 // Real ids never reach a client and virtual ids never reach a broker:
 // Metadata, CreateTopics and DeleteTopics answers carry virtual ids, a
 // Metadata or DeleteTopics request naming a topic by virtual id is sent to
-// its cluster by name, and Produce v13+ and Fetch v13+ have each virtual
-// id swapped for the routed cluster's own on the way in and back on the
-// way out (the resolver, pipeline.go; in place where the bytes go as they
-// are, wire.go). The other versions that address topics by id
-// (OffsetCommit and OffsetFetch v10+, TxnOffsetCommit v6+) are not
-// advertised yet, so clients use names there; a topic named by id in such
-// a version anyway is answered by the proxy, never forwarded. The KIP-848 consumer group protocol
+// its cluster by name, and Produce v13+, Fetch v13+, OffsetCommit and
+// OffsetFetch v10+ and TxnOffsetCommit v6+ have each virtual id swapped for
+// the owning cluster's own on the way in and back on the way out (the
+// resolver, pipeline.go; in place where the bytes go as they are, wire.go;
+// in every decoded answer, split.go's presentIDs). A key that does not
+// translate ids answers a topic named by id itself, never forwarding it.
+// The KIP-848 consumer group protocol
 // (ConsumerGroupHeartbeat, ConsumerGroupDescribe) assigns partitions by
 // topic id from one coordinator, which cannot span clusters; it is not
 // served, and clients use the classic group protocol.

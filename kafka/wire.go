@@ -168,7 +168,8 @@ func (s *skim) noTags() {
 	}
 }
 
-// Topic ids on the wire (Produce v13+, Fetch v13+). Clients know virtual
+// Topic ids on the wire (Produce v13+, Fetch v13+, OffsetCommit v10+,
+// TxnOffsetCommit v6+). Clients know virtual
 // topic ids (topicids.go), brokers their own; the walkers below find each
 // topic's id in a frame so it can be swapped in place, which keeps the
 // forward-as-is path for requests and answers that name topics by id.
@@ -279,6 +280,70 @@ func fetchResponseIDs(body []byte, v int16, fn func(off int)) bool {
 			}
 			s.skip(4)         // preferred read replica
 			s.nullableBytes() // records
+			s.tags()
+		}
+		s.tags()
+	}
+	s.tags()
+	return s.ok && len(s.b) == 0
+}
+
+// offsetCommitRequestIDs calls fn with the offset in body of each topic's
+// id, in request order, of an OffsetCommit request body at v (10+).
+func offsetCommitRequestIDs(body []byte, v int16, fn func(off int)) bool {
+	s := skim{b: body, flexible: true, ok: true}
+	s.str()         // group
+	s.skip(4)       // generation or member epoch
+	s.str()         // member id
+	s.nullableStr() // group instance id
+	return s.commitTopics(body, fn)
+}
+
+// txnOffsetCommitRequestIDs is offsetCommitRequestIDs for a
+// TxnOffsetCommit request body at v (6+, KIP-1319).
+func txnOffsetCommitRequestIDs(body []byte, v int16, fn func(off int)) bool {
+	s := skim{b: body, flexible: true, ok: true}
+	s.str()         // transactional id
+	s.str()         // group
+	s.skip(8 + 2)   // producer id, epoch
+	s.skip(4)       // generation
+	s.str()         // member id
+	s.nullableStr() // group instance id
+	return s.commitTopics(body, fn)
+}
+
+// commitTopics walks the topics of an OffsetCommit (v10+) or
+// TxnOffsetCommit (v6+) request to the end of body: the two share them.
+func (s *skim) commitTopics(body []byte, fn func(off int)) bool {
+	for range s.arrayLen() {
+		if !s.ok {
+			return false
+		}
+		s.id(body, fn)
+		for range s.arrayLen() {
+			s.skip(4 + 8 + 4) // partition, offset, leader epoch
+			s.nullableStr()   // metadata
+			s.tags()
+		}
+		s.tags()
+	}
+	s.tags()
+	return s.ok && len(s.b) == 0
+}
+
+// commitResponseIDs calls fn with the offset in body of each topic's id in
+// an OffsetCommit (v10+) or TxnOffsetCommit (v6+) response body: both
+// answer a throttle and each partition's error.
+func commitResponseIDs(body []byte, v int16, fn func(off int)) bool {
+	s := skim{b: body, flexible: true, ok: true}
+	s.skip(4) // throttle
+	for range s.arrayLen() {
+		if !s.ok {
+			return false
+		}
+		s.id(body, fn)
+		for range s.arrayLen() {
+			s.skip(4 + 2) // partition, error
 			s.tags()
 		}
 		s.tags()

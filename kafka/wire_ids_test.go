@@ -95,6 +95,44 @@ func TestTopicIDWalkers(t *testing.T) {
 		ids, ok = idsFound(t, resp, fetchResponseIDs, v)
 		wantIDs(t, "fetch response", ids, ok, a, b)
 	}
+	for v := int16(10); v <= kmsg.NewPtrOffsetCommitRequest().MaxVersion(); v++ {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.Generation, req.MemberID, req.InstanceID = v, "g", 3, "m", kmsg.StringPtr("i")
+		resp := kmsg.NewPtrOffsetCommitResponse()
+		resp.Version = v
+		for _, id := range [][16]byte{a, b} {
+			rt := kmsg.NewOffsetCommitRequestTopic()
+			rt.TopicID = id
+			p := kmsg.NewOffsetCommitRequestTopicPartition()
+			p.Offset, p.LeaderEpoch, p.Metadata = 9, 2, kmsg.StringPtr("meta")
+			rt.Partitions = []kmsg.OffsetCommitRequestTopicPartition{p, kmsg.NewOffsetCommitRequestTopicPartition()}
+			req.Topics = append(req.Topics, rt)
+			resp.Topics = append(resp.Topics, kmsg.OffsetCommitResponseTopic{TopicID: id, Partitions: []kmsg.OffsetCommitResponseTopicPartition{{Partition: 1, ErrorCode: 27}, {}}})
+		}
+		ids, ok := idsFound(t, req, offsetCommitRequestIDs, v)
+		wantIDs(t, "offset commit request", ids, ok, a, b)
+		ids, ok = idsFound(t, resp, commitResponseIDs, v)
+		wantIDs(t, "offset commit response", ids, ok, a, b)
+	}
+	for v := int16(6); v <= kmsg.NewPtrTxnOffsetCommitRequest().MaxVersion(); v++ {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.Version, req.TransactionalID, req.Group, req.ProducerID, req.MemberID = v, "t", "g", 7, "m"
+		resp := kmsg.NewPtrTxnOffsetCommitResponse()
+		resp.Version, resp.ThrottleMillis = v, 5
+		for _, id := range [][16]byte{a, b} {
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.TopicID = id
+			p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			p.Offset, p.Metadata = 9, kmsg.StringPtr("meta")
+			rt.Partitions = []kmsg.TxnOffsetCommitRequestTopicPartition{p}
+			req.Topics = append(req.Topics, rt)
+			resp.Topics = append(resp.Topics, kmsg.TxnOffsetCommitResponseTopic{TopicID: id, Partitions: []kmsg.TxnOffsetCommitResponseTopicPartition{{Partition: 1}}})
+		}
+		ids, ok := idsFound(t, req, txnOffsetCommitRequestIDs, v)
+		wantIDs(t, "transactional offset commit request", ids, ok, a, b)
+		ids, ok = idsFound(t, resp, commitResponseIDs, v)
+		wantIDs(t, "transactional offset commit response", ids, ok, a, b)
+	}
 }
 
 // FuzzTopicIDWalkers: arbitrary bytes never make a walker report an offset
@@ -115,19 +153,36 @@ func FuzzTopicIDWalkers(f *testing.F) {
 	seed(fr, 1)
 	seed(kmsg.NewPtrProduceResponse(), 2)
 	seed(kmsg.NewPtrFetchResponse(), 3)
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Version, oc.Group, oc.InstanceID = 10, "g", kmsg.StringPtr("i")
+	oc.Topics = []kmsg.OffsetCommitRequestTopic{{TopicID: [16]byte{3}, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Offset: 5, Metadata: kmsg.StringPtr("m")}}}}
+	f.Add(uint8(4), uint8(0), oc.AppendTo(nil))
+	tc := kmsg.NewPtrTxnOffsetCommitRequest()
+	tc.Version, tc.TransactionalID, tc.Group = 6, "t", "g"
+	tc.Topics = []kmsg.TxnOffsetCommitRequestTopic{{TopicID: [16]byte{4}, Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Offset: 5}}}}
+	f.Add(uint8(5), uint8(0), tc.AppendTo(nil))
+	ocr := kmsg.NewPtrOffsetCommitResponse()
+	ocr.Version = 10
+	ocr.Topics = []kmsg.OffsetCommitResponseTopic{{TopicID: [16]byte{5}, Partitions: []kmsg.OffsetCommitResponseTopicPartition{{Partition: 1, ErrorCode: 27}}}}
+	f.Add(uint8(6), uint8(0), ocr.AppendTo(nil))
 	f.Fuzz(func(t *testing.T, which, version uint8, body []byte) {
 		type walker struct {
 			walk func([]byte, int16, func(int)) bool
 			msg  func() kmsgReader
+			from int16 // the first version naming topics by id
 		}
 		ws := []walker{
-			{produceRequestIDs, func() kmsgReader { return kmsg.NewPtrProduceRequest() }},
-			{fetchRequestIDs, func() kmsgReader { return kmsg.NewPtrFetchRequest() }},
-			{produceResponseIDs, func() kmsgReader { return kmsg.NewPtrProduceResponse() }},
-			{fetchResponseIDs, func() kmsgReader { return kmsg.NewPtrFetchResponse() }},
+			{produceRequestIDs, func() kmsgReader { return kmsg.NewPtrProduceRequest() }, 13},
+			{fetchRequestIDs, func() kmsgReader { return kmsg.NewPtrFetchRequest() }, 13},
+			{produceResponseIDs, func() kmsgReader { return kmsg.NewPtrProduceResponse() }, 13},
+			{fetchResponseIDs, func() kmsgReader { return kmsg.NewPtrFetchResponse() }, 13},
+			{offsetCommitRequestIDs, func() kmsgReader { return kmsg.NewPtrOffsetCommitRequest() }, 10},
+			{txnOffsetCommitRequestIDs, func() kmsgReader { return kmsg.NewPtrTxnOffsetCommitRequest() }, 6},
+			{commitResponseIDs, func() kmsgReader { return kmsg.NewPtrOffsetCommitResponse() }, 10},
+			{commitResponseIDs, func() kmsgReader { return kmsg.NewPtrTxnOffsetCommitResponse() }, 6},
 		}
 		w := ws[int(which)%len(ws)]
-		v := 13 + int16(version)%(w.msg().MaxVersion()-12)
+		v := w.from + int16(version)%(w.msg().MaxVersion()-w.from+1)
 		orig := bytes.Clone(body)
 		ok := w.walk(body, v, func(off int) {
 			if off < 0 || off+16 > len(body) {

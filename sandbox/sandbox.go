@@ -46,7 +46,10 @@ type Config struct {
 	// Brokers is the number of kfake brokers (default 3).
 	Brokers int
 	// Peers is the number of Switchyard peers (default 3). Peer i shares a
-	// host with broker i, when there is one.
+	// host with broker i of every cluster, when there is one; with at least
+	// as many peers as brokers in all, each broker has a host of its own,
+	// as in production (peers 0.. on the first cluster's brokers, then the
+	// next cluster's).
 	Peers int
 	// Host is the loopback address to bind (default 127.0.0.1).
 	Host string
@@ -186,11 +189,7 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 		if i > 0 {
 			nc.Join = []string{sb.Nodes[0].GossipAddr()}
 		}
-		for _, spec := range cfg.Clusters {
-			if i < spec.Brokers {
-				nc.LocalBrokers = append(nc.LocalBrokers, fsm.BrokerRef{Cluster: spec.Name, BrokerID: int32(i)})
-			}
-		}
+		nc.LocalBrokers = colocated(cfg.Clusters, cfg.Peers, i)
 		n, err := node.New(nc)
 		if err != nil {
 			ln.Close()
@@ -322,4 +321,24 @@ func (sb *Sandbox) SelfCheck(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// colocated is the brokers on peer i's host (Config.Peers).
+func colocated(clusters []ClusterSpec, peers, i int) []fsm.BrokerRef {
+	total := 0
+	for _, spec := range clusters {
+		total += spec.Brokers
+	}
+	var out []fsm.BrokerRef
+	first := 0 // the first broker host of spec, counting across clusters
+	for _, spec := range clusters {
+		switch {
+		case peers >= total && i >= first && i < first+spec.Brokers:
+			out = append(out, fsm.BrokerRef{Cluster: spec.Name, BrokerID: int32(i - first)})
+		case peers < total && i < spec.Brokers:
+			out = append(out, fsm.BrokerRef{Cluster: spec.Name, BrokerID: int32(i)})
+		}
+		first += spec.Brokers
+	}
+	return out
 }

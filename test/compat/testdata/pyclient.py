@@ -19,6 +19,9 @@ is installed for that interpreter only.
       (list_consumer_groups(broker_ids=[b])) and prints "listed<TAB>broker
       <TAB>group" per listing, then "coordinator<TAB>group<TAB>broker" and
       "member<TAB>group<TAB>client id<TAB>client host" for each GROUP.
+  pyclient.py brokerconfig BOOTSTRAP BROKER NAME
+      with KafkaAdminClient.describe_configs, reads broker BROKER's config
+      NAME (kafka-python sends it to node BROKER) and prints its value.
 
 No api_version is passed: kafka-python probes the broker (ApiVersions,
 then infers a broker version from the advertised ranges) exactly as it
@@ -34,6 +37,7 @@ import sys
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
 
 
 def produce(bootstrap, topic, n, first=0):
@@ -119,6 +123,24 @@ def groups(bootstrap, names):
     sys.stdout.flush()
 
 
+def brokerconfig(bootstrap, broker, name):
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap], client_id="pyclient-admin")
+    res = ConfigResource(ConfigResourceType.BROKER, broker, configs={name: None})
+    found = None
+    for resp in admin.describe_configs([res]):
+        for code, msg, _typ, rname, entries in resp.resources:
+            if code != 0:
+                raise SystemExit("broker %s: error %d %s" % (rname, code, msg))
+            for e in entries:
+                if e[0] == name:
+                    found = e[1]
+    admin.close()
+    if found is None:
+        raise SystemExit("broker %s has no config %s" % (broker, name))
+    sys.stdout.write(found + "\n")
+    sys.stdout.flush()
+
+
 def main(argv):
     logging.basicConfig(
         stream=sys.stderr,
@@ -131,6 +153,8 @@ def main(argv):
         topics(argv[2])
     elif len(argv) >= 4 and argv[1] == "groups":
         groups(argv[2], argv[3:])
+    elif len(argv) == 5 and argv[1] == "brokerconfig":
+        brokerconfig(argv[2], argv[3], argv[4])
     elif len(argv) >= 7 and argv[1] == "consume":
         consume(argv[2], argv[3], argv[4], int(argv[5]), float(argv[6]))
     else:
