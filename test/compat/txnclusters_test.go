@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 // txnProducer is a franz-go transactional producer through bootstrap.
@@ -317,4 +319,37 @@ func TestTxnOffsetsOnOtherClusterRefused(t *testing.T) {
 	if got := committedValues(t, sb.Bootstrap, 1, out); !slices.Equal(got, []string{"marker"}) {
 		t.Fatalf("read_committed on %s: %v, want only the marker", out, got)
 	}
+}
+
+// TestTxnFollowsMovedTopic: a transactional producer keeps going when its
+// topic's route moves to the other cluster: the transactions after the
+// move run on west, with no route for the transactional id.
+func TestTxnFollowsMovedTopic(t *testing.T) {
+	sb := startTwoClusters(t)
+	const topic = "moving-txn"
+	createTopic(t, sb.Bootstrap, topic, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	westCl, west := directTo(t, sb, "west")
+	if _, err := west.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	// West's partition holds a record already, as after a migration: a
+	// broker refuses a producer's continued sequence into a partition
+	// that never held one (KAFKA-15591), transactions or not.
+	if err := westCl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("copied")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl := txnProducer(t, sb.Bootstrap, "txn-moving")
+	txnWrite(t, cl, topic, true, "before")
+	if _, err := sb.Apply(ctx, &fsm.PutRoute{Topic: topic, Cluster: "west"}); err != nil {
+		t.Fatal(err)
+	}
+	// Every peer applies the route; a transaction begun on a peer that
+	// has not yet would still run on east, which is right for that peer.
+	waitFor(t, 20*time.Second, "west holds a committed record written after the move", func() bool {
+		txnWrite(t, cl, topic, true, "after")
+		got := committedValues(t, sb.Backends["west"].ListenAddrs(), 1, topic)
+		return slices.Contains(got, "after")
+	})
 }
