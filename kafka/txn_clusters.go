@@ -28,9 +28,10 @@ package kafka
 //     transaction's cluster; the peer that serves the transaction's
 //     coordinator keeps it (txnPlace) and sends AddOffsetsToTxn and EndTxn
 //     there. A partition of another cluster in the same transaction is
-//     answered INVALID_PRODUCER_ID_MAPPING (txnSpanCode says why). When the peer has no
-//     record of the transaction (it did not serve its start), it asks the
-//     other clusters whether one of them has it ongoing.
+//     answered INVALID_PRODUCER_ID_MAPPING (txnSpanCode says why). When
+//     the peer has no record of the transaction (it did not serve its
+//     start), it asks the other clusters whether one of them has it
+//     ongoing.
 //   - KIP-890 part 2 (transaction.version 2: partitions added implicitly by
 //     Produce, EndTxn v5 bumping the epoch on one cluster only) would fix
 //     a transaction's cluster on whichever peer leads its first partition
@@ -53,8 +54,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// txnVPIDBit marks a transactional virtual producer id. Idempotent virtual
-// ids use bits 40-55 (producer_ids.go), real ids are small: none has it.
+// txnVPIDBit marks a transactional virtual producer id: idempotent virtual
+// ids use bits 40-55 (producer_ids.go). A request's producer id is taken
+// for the virtual one only when it equals txnVPID of the request's own
+// transactional id, never by its range, so a real id (some brokers hash
+// the transactional id into one) is not mistaken for it.
 const txnVPIDBit = 56
 
 // txnVPID is the virtual producer id every peer presents for txn.
