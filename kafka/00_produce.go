@@ -31,17 +31,21 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	reqIDs:   produceRequestIDs,
 	respIDs:  produceResponseIDs,
 	prepare: func(r *request, req *kmsg.ProduceRequest) error {
-		r.split.home = nil
+		r.split.txn = ""
 		if req.TransactionID != nil {
-			r.split.home = r.home(*req.TransactionID)
+			r.split.txn = *req.TransactionID
 		}
 		return nil
 	},
-	// Each topic: a transaction writes only to its home cluster; account
-	// its bytes and charge its quota.
+	// Each topic: a transaction this peer knows runs on another cluster
+	// cannot write here (txn_clusters.go); account its bytes and charge
+	// its quota.
 	topic: func(r *request, req *kmsg.ProduceRequest, i int, tt topicTarget) topicTarget {
-		if r.split.home != nil {
-			tt = onlyHome(r, tt, false)
+		if r.split.txn != "" && tt.be != nil {
+			if on := r.c.txnElsewhere(r, r.split.txn, tt.be); on != nil {
+				r.c.refuseSpan(r.split.txn, tt.name, tt.be, on)
+				tt = topicTarget{name: tt.name, code: txnSpanCode}
+			}
 		}
 		n := 0
 		for _, p := range req.Topics[i].Partitions {
@@ -51,11 +55,12 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 		r.split.throttle = r.split.throttle.Max(r.c.charge(tt, quota.Produce, n, r.start))
 		return tt
 	},
-	// Each partition: idempotent producers' virtual ids become the
-	// cluster's real ones, in place (producer_ids.go).
+	// Each partition: idempotent and transactional producers' virtual ids
+	// become the cluster's real ones, in place (producer_ids.go,
+	// txn_clusters.go).
 	partition: func(r *request, req *kmsg.ProduceRequest, i, j int, tt topicTarget) int16 {
-		if r.split.home != nil {
-			return 0
+		if req.TransactionID != nil {
+			return r.c.mapTxnProducers(tt.be, r.split.txn, req.Topics[i].Partitions[j].Records)
 		}
 		return r.c.mapProducers(tt.be, req.Topics[i].Partitions[j].Records)
 	},

@@ -9,7 +9,8 @@ package kafka
 // UNSUPPORTED_VERSION and our ApiVersions range (KIP-511), so the client
 // retries at a version we speak. Feature flags (KIP-584) are the default
 // cluster's: they describe a backend's behaviour, and clients rarely read
-// them.
+// them. transaction.version is capped at 1: KIP-890 part 2 is not served
+// (txn_clusters.go).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -31,7 +32,7 @@ func handleApiVersions(r *request) error {
 	if be := r.defaultBackend(); be != nil {
 		if vs := be.versions.Load(); vs != nil {
 			resp.SupportedFeatures = vs.supported
-			resp.FinalizedFeatures = vs.finalized
+			resp.FinalizedFeatures = capFeatures(vs.finalized)
 			resp.FinalizedFeaturesEpoch = vs.epoch
 		}
 	}
@@ -74,4 +75,25 @@ func (s *Server) advertisedVersions() []kmsg.ApiVersionsResponseApiKey {
 		out = append(out, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: lo, MaxVersion: hi})
 	}
 	return out
+}
+
+// txnVersionCap is the highest transaction.version finalized level
+// advertised: level 2 (KIP-890 part 2) has clients add partitions
+// implicitly by producing and EndTxn bump the epoch on one cluster, which
+// transactions that follow their partitions cannot route (txn_clusters.go).
+const txnVersionCap = 1
+
+// capFeatures returns finalized with transaction.version capped (a copy
+// when it changes anything).
+func capFeatures(finalized []kmsg.ApiVersionsResponseFinalizedFeature) []kmsg.ApiVersionsResponseFinalizedFeature {
+	for i, f := range finalized {
+		if f.Name != "transaction.version" || f.MaxVersionLevel <= txnVersionCap {
+			continue
+		}
+		out := append([]kmsg.ApiVersionsResponseFinalizedFeature(nil), finalized...)
+		out[i].MaxVersionLevel = txnVersionCap
+		out[i].MinVersionLevel = min(out[i].MinVersionLevel, txnVersionCap)
+		return out
+	}
+	return finalized
 }

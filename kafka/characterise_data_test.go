@@ -74,7 +74,7 @@ func cxProduceAnswer(notLeader bool) cxAnswer {
 }
 
 func TestCharacteriseProduceTwoClusters(t *testing.T) {
-	invalidTxn, unknown := int64(kerr.InvalidTxnState.Code), int64(kerr.UnknownTopicOrPartition.Code)
+	unknown := int64(kerr.UnknownTopicOrPartition.Code)
 	notLeader := int64(kerr.NotLeaderForPartition.Code)
 	cases := []struct {
 		name      string
@@ -100,11 +100,14 @@ func TestCharacteriseProduceTwoClusters(t *testing.T) {
 			from:   map[string]cxAt{cxTP("orders", 0): cxE100, cxTP("orders", 1): cxE101, cxTP("payments", 1): cxW201},
 		},
 		{
-			name: "a transaction writes only to its home cluster", txn: kmsg.StringPtr("t1"),
+			// Transactions follow their partitions (txn_clusters.go): which
+			// cluster a transaction runs on is checked when its partitions
+			// are added, and by the broker.
+			name: "a transaction's batches go where their partitions are", txn: kmsg.StringPtr("t1"),
 			topics: []cxTopicParts{cxTP2("events", 0), cxTP2("w.clicks", 0), cxTP2("x.gone", 1)},
-			sent:   map[cxAt][]cxTopicParts{cxE100: {cxTP2("events", 0)}},
-			codes:  cxCodes{cxTP("events", 0): 0, cxTP("w.clicks", 0): invalidTxn, cxTP("x.gone", 1): unknown},
-			from:   map[string]cxAt{cxTP("events", 0): cxE100},
+			sent:   map[cxAt][]cxTopicParts{cxE100: {cxTP2("events", 0)}, cxW201: {cxTP2("w.clicks", 0)}},
+			codes:  cxCodes{cxTP("events", 0): 0, cxTP("w.clicks", 0): 0, cxTP("x.gone", 1): unknown},
+			from:   map[string]cxAt{cxTP("events", 0): cxE100, cxTP("w.clicks", 0): cxW201},
 		},
 		{
 			name:   "KIP-951 current leader and endpoints presented as peers",

@@ -336,10 +336,16 @@ func TestCharacteriseDeleteGroups(t *testing.T) {
 	})
 }
 
-// TestCharacteriseTxnCoordinatorKeys: InitProducerId with a transactional
-// id, AddOffsetsToTxn and EndTxn go as sent to the transaction
-// coordinator on the transactional id's home cluster (AddOffsetsToTxn by
-// the transactional id, whatever the group's home).
+// TestCharacteriseTxnCoordinatorKeys: AddOffsetsToTxn and EndTxn of a
+// real producer id go as sent to the transaction coordinator on the
+// transactional id's home cluster (AddOffsetsToTxn by the transactional
+// id, whatever the group's home).
+//
+// InitProducerId with a transactional id is not forwarded: the proxy
+// initialises the id on every cluster itself (txn_clusters.go), proven
+// against kfake in test/compat/txnclusters_test.go. The producer id 31
+// here is a real one (not the transactional id's virtual one), which goes
+// to the home cluster as it is.
 func TestCharacteriseTxnCoordinatorKeys(t *testing.T) {
 	keys := []struct {
 		name string
@@ -347,16 +353,6 @@ func TestCharacteriseTxnCoordinatorKeys(t *testing.T) {
 		req  func(txn string) kmsg.Request
 		resp kmsg.Response
 	}{
-		{"InitProducerId", 4, func(txn string) kmsg.Request {
-			r := kmsg.NewPtrInitProducerIDRequest()
-			r.TransactionalID, r.TransactionTimeoutMillis = kmsg.StringPtr(txn), 60000
-			return r
-		}, &kmsg.InitProducerIDResponse{ThrottleMillis: 4, ProducerID: 31, ProducerEpoch: 2}},
-		{"InitProducerId", 1, func(txn string) kmsg.Request {
-			r := kmsg.NewPtrInitProducerIDRequest()
-			r.TransactionalID = kmsg.StringPtr(txn)
-			return r
-		}, &kmsg.InitProducerIDResponse{ThrottleMillis: 4, ProducerID: 31, ProducerEpoch: 2}},
 		{"AddOffsetsToTxn", 3, func(txn string) kmsg.Request {
 			r := kmsg.NewPtrAddOffsetsToTxnRequest()
 			r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Group = txn, 31, 2, "wg-1"
@@ -513,63 +509,55 @@ func TestCharacteriseAddPartitionsToTxn(t *testing.T) {
 	}
 }
 
-// TestCharacteriseDescribeTransactions: each transactional id is described
-// by its home cluster's coordinator; split and concatenated.
+// TestCharacteriseDescribeTransactions: each transactional id is asked of
+// its coordinator on every cluster (transactions follow their partitions,
+// txn_clusters.go) and described by the cluster running a transaction for
+// it, else its home; the producer id shown is the virtual one. Changed
+// deliberately (issue 8): it was the home cluster's answer alone.
 func TestCharacteriseDescribeTransactions(t *testing.T) {
 	answer := func(a cxAt, kr kmsg.Request) kmsg.Response {
 		resp := kmsg.NewPtrDescribeTransactionsResponse()
 		resp.ThrottleMillis = cxThrottle(a)
 		for _, id := range kr.(*kmsg.DescribeTransactionsRequest).TransactionalIDs {
 			s := kmsg.NewDescribeTransactionsResponseTransactionState()
-			s.TransactionalID, s.State, s.ProducerID = id, "Ongoing", int64(a.broker)
+			s.TransactionalID, s.State, s.ProducerID = id, "Empty", int64(a.broker)
+			if a.cluster == "west" && id != "t1" {
+				s.State = "Ongoing"
+			}
 			resp.TransactionStates = append(resp.TransactionStates, s)
 		}
 		return resp
 	}
-	cases := []struct {
-		name string
-		ids  []string
-		sent map[cxAt][]string
-		asIs bool
-	}{
-		{"one coordinator", []string{"t1"}, map[cxAt][]string{cxE100: {"t1"}}, true},
-		{"two homes", []string{"wg-txn", "t1", "wg-uncached"}, map[cxAt][]string{cxE100: {"t1"}, cxW201: {"wg-uncached"}, cxW202: {"wg-txn"}}, false},
+	ids := []string{"wg-txn", "t1", "wg-uncached"}
+	f := newCx(t, true)
+	h := f.conn(t)
+	req := kmsg.NewPtrDescribeTransactionsRequest()
+	req.TransactionalIDs = ids
+	ex, kr := h.answered(req, 0, answer)
+	asked := map[string][]string{}
+	for a, reqs := range ex.reqs {
+		for _, sub := range reqs {
+			for _, id := range sub.(*kmsg.DescribeTransactionsRequest).TransactionalIDs {
+				asked[id] = append(asked[id], a.cluster)
+			}
+		}
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newCx(t, true)
-			h := f.conn(t)
-			mk := func() *kmsg.DescribeTransactionsRequest {
-				r := kmsg.NewPtrDescribeTransactionsRequest()
-				r.TransactionalIDs = tc.ids
-				return r
-			}
-			ex, kr := h.answered(mk(), 0, answer)
-			var want []cxAt
-			for a := range tc.sent {
-				want = append(want, a)
-			}
-			cxWantTargets(t, ex, want...)
-			if tc.asIs {
-				cxSentAsIs(t, ex, want[0], cxFrame(mk(), 0))
-			}
-			got := map[string]int64{}
-			for _, s := range kr.(*kmsg.DescribeTransactionsResponse).TransactionStates {
-				got[s.TransactionalID] = s.ProducerID
-			}
-			wantFrom := map[string]int64{}
-			for a, ids := range tc.sent {
-				if sub := ex.reqs[a][0].(*kmsg.DescribeTransactionsRequest).TransactionalIDs; !slices.Equal(sub, ids) {
-					t.Fatalf("%s asked %v, want %v", a, sub, ids)
-				}
-				for _, id := range ids {
-					wantFrom[id] = int64(a.broker)
-				}
-			}
-			if fmt.Sprint(got) != fmt.Sprint(wantFrom) {
-				t.Fatalf("described by %v, want %v", got, wantFrom)
-			}
-		})
+	for _, id := range ids {
+		slices.Sort(asked[id])
+		if !slices.Equal(asked[id], []string{"east", "west"}) {
+			t.Fatalf("%s asked of %v, want every cluster", id, asked[id])
+		}
+	}
+	var got []string
+	for _, s := range kr.(*kmsg.DescribeTransactionsResponse).TransactionStates {
+		if s.ProducerID != txnVPID(s.TransactionalID) {
+			t.Fatalf("%s shown with producer id %d, want the virtual one", s.TransactionalID, s.ProducerID)
+		}
+		got = append(got, s.TransactionalID+"="+s.State)
+	}
+	// t1 runs nowhere: its home (east) describes it.
+	if want := []string{"wg-txn=Ongoing", "t1=Empty", "wg-uncached=Ongoing"}; !slices.Equal(got, want) {
+		t.Fatalf("described %v, want %v", got, want)
 	}
 }
 

@@ -14,10 +14,11 @@ package kafka
 // no offsets for the group answers GROUP_ID_NOT_FOUND on some brokers
 // (kfake); the proxy answers as Kafka does, with no committed offset.
 //
-// A transaction lives on its transactional id's home cluster: its
-// partitions (AddPartitionsToTxn, Produce) and offsets (TxnOffsetCommit)
-// must route there; the others are refused with INVALID_TXN_STATE, which
-// makes the client abort the transaction.
+// A transaction runs on the cluster of its partitions (txn_clusters.go):
+// its producer id is virtual, initialised on every cluster; a partition
+// (AddPartitionsToTxn) or offset (TxnOffsetCommit) of a second cluster in
+// one transaction is refused with INVALID_PRODUCER_ID_MAPPING, which makes
+// the client abort the transaction.
 //
 // Batched keys (OffsetFetch v8+, DescribeGroups, DeleteGroups,
 // DescribeTransactions) are split per coordinator and the per-key answers
@@ -27,8 +28,6 @@ package kafka
 import (
 	"context"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // coordKey is a cached coordinator: of a group (0) or transactional id
@@ -99,19 +98,6 @@ func (r *request) setHome(key string) error {
 		return errNoCluster
 	}
 	return nil
-}
-
-// onlyHome refuses a topic routed to another cluster than the
-// transaction's home with INVALID_TXN_STATE: a transaction cannot span
-// clusters, and the client aborts it. With unrouted, a topic no rule
-// routes is refused the same way (the transaction keys: the client would
-// retry UNKNOWN_TOPIC_OR_PARTITION until its transaction times out);
-// Produce keeps UNKNOWN_TOPIC_OR_PARTITION for it, as a broker answers.
-func onlyHome(r *request, tt topicTarget, unrouted bool) topicTarget {
-	if tt.be != nil && tt.be != r.split.home || unrouted && tt.code == kerr.UnknownTopicOrPartition.Code {
-		return topicTarget{name: tt.name, code: kerr.InvalidTxnState.Code}
-	}
-	return tt
 }
 
 // coordinatorTimeout bounds a coordinator lookup on a cache miss.

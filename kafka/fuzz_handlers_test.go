@@ -267,10 +267,16 @@ func FuzzOffsetCommitRequest(f *testing.F)      { fuzzRequest(f, 8, seedOffsetCo
 func FuzzOffsetFetchRequest(f *testing.F) {
 	fuzzRequest(f, 9, seedOffsetFetch(false), seedOffsetFetch(true))
 }
-func FuzzOffsetDeleteRequest(f *testing.F)    { fuzzRequest(f, 47, seedOffsetDelete()) }
-func FuzzTxnOffsetCommitRequest(f *testing.F) { fuzzRequest(f, 28, seedTxnOffsetCommit()) }
+func FuzzOffsetDeleteRequest(f *testing.F) { fuzzRequest(f, 47, seedOffsetDelete()) }
+func FuzzTxnOffsetCommitRequest(f *testing.F) {
+	virtual := seedTxnOffsetCommit().(*kmsg.TxnOffsetCommitRequest)
+	virtual.ProducerID = txnVPID(virtual.TransactionalID) // txn_clusters.go
+	fuzzRequest(f, 28, seedTxnOffsetCommit(), virtual)
+}
 func FuzzAddPartitionsToTxnRequest(f *testing.F) {
-	fuzzRequest(f, 24, seedAddPartitionsToTxn())
+	virtual := seedAddPartitionsToTxn().(*kmsg.AddPartitionsToTxnRequest)
+	virtual.ProducerID = txnVPID(virtual.TransactionalID)
+	fuzzRequest(f, 24, seedAddPartitionsToTxn(), virtual)
 }
 func FuzzDescribeGroupsRequest(f *testing.F) { fuzzRequest(f, 15, seedGroups(15)) }
 func FuzzDeleteGroupsRequest(f *testing.F)   { fuzzRequest(f, 42, seedGroups(42)) }

@@ -508,6 +508,8 @@ func FuzzProduceRequest(f *testing.F) {
 		produceReq(1, fxPart{"orders", fxOrdersID, 0, []byte("a")}, fxPart{"orders", fxOrdersID, 1, []byte("b")}, fxPart{"events", fxEventsID, 0, nil}),
 		produceReq(0, fxPart{"orders", fxOrdersID, 2, []byte("a")}, fxPart{"orders", fxOrdersID, 3, []byte("b")}),
 		produceReq(-1, fxPart{"nope", [16]byte{1}, 5, []byte("x")}),
+		// A batch of the transactional id's virtual producer id (txn_clusters.go).
+		produceReq(-1, fxPart{"orders", fxOrdersID, 0, idempotentBatch(txnVPID("txn-1"), 2, 0, "a", "b")}),
 	)
 	maxV := kmsg.NewPtrProduceRequest().MaxVersion()
 	reg := prometheus.NewRegistry()

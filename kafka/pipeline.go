@@ -64,6 +64,15 @@ type splitState struct {
 	byID bool
 	// g848: the KIP-848 member an OffsetCommit names (68_consumer_group_heartbeat.go).
 	g848 commit848
+	// txn and txnPID: the transactional id of AddPartitionsToTxn and
+	// TxnOffsetCommit when the client sent its virtual producer id, and
+	// the real one on home (txn_clusters.go); -1 when nothing is swapped.
+	txn    string
+	txnPID int64
+	// TxnOffsetCommit: its group's home cluster, and the error adding the
+	// group to the transaction gave (txnOffsetsOn).
+	groupHome *Backend
+	txnCode   int16
 }
 
 // newRequest builds the request for a frame whose header is h: the state

@@ -17,6 +17,10 @@ var versionCaps = map[int16]int16{
 	// AddPartitionsToTxn v4+ batches several transactions and is for
 	// brokers only (KIP-890); clients use v3 and below.
 	24: 3,
+	// KIP-890 part 2 (transaction.version 2) is not offered: EndTxn v5
+	// bumps the epoch on one cluster only, where transactions follow
+	// their partitions across clusters (txn_clusters.go).
+	26: 4,
 	// ListConfigResources v1 (KIP-1142) lists one cluster's topics, brokers
 	// and groups (74_list_config_resources.go); v0 lists client metrics.
 	74: 0,
@@ -47,8 +51,10 @@ var versionCaps = map[int16]int16{
 //   - KIP-848 groups, on the group's coordinator of every cluster its
 //     subscribed topics route to, merged: ConsumerGroupHeartbeat (68),
 //     ConsumerGroupDescribe (69, every cluster)
-//   - transaction coordinator on the home cluster: InitProducerID (22),
-//     AddOffsetsToTxn (25), EndTxn (26), DescribeTransactions (65)
+//   - transaction coordinator of every cluster: InitProducerID (22, epochs
+//     levelled, txn_clusters.go); on the cluster the transaction's
+//     partitions are on: AddOffsetsToTxn (25), EndTxn (26); on every
+//     cluster, the running one's answer kept: DescribeTransactions (65)
 //   - every broker of every cluster, merged, keeping what the brokers
 //     this peer presents coordinate: ListGroups (16), ListTransactions (66)
 //   - controller of the topic's cluster: CreateTopics (19), DeleteTopics

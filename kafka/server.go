@@ -185,6 +185,7 @@ type Server struct {
 	metrics  *Metrics
 	handlers [maxKey + 1]handler
 	pids     producerIDs
+	txns     txnTable              // transactional ids (txn_clusters.go)
 	coords   *lru[coordKey, int32] // coordinators.go
 	vids     sync.Map              // virtual topic id → name (topicids.go)
 
@@ -223,6 +224,7 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.refusals.rate = tokenBucket{rate: cfg.MaxConnectionCreationRate}
 	s.backends.Store(newBackendSet(nil))
 	s.pids.init(time.Now(), cfg)
+	s.txns.init(cfg)
 	s.coords = newLRU[coordKey, int32](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
 	s.members = newLRU[memberKey, string](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
 	s.kip848 = newMembers848(cfg.CoordinatorCacheSize)

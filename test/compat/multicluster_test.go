@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
@@ -564,42 +562,6 @@ func TestRouteRepointUnderConsumption(t *testing.T) {
 		t.Fatalf("a commit failed: %v", err)
 	default:
 	}
-}
-
-// TestTransactionStaysHome: a transaction whose transactional id is homed
-// on east can write east topics; writing a west topic in it fails with
-// INVALID_TXN_STATE, and the transaction aborts cleanly.
-func TestTransactionStaysHome(t *testing.T) {
-	sb := startTwoClusters(t)
-	createTopic(t, sb.Bootstrap, "txn-east", 3)
-	createTopic(t, sb.Bootstrap, "west.txn", 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...), kgo.TransactionalID("home-east"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := cl.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "txn-east", Value: []byte("ok")}).FirstErr(); err != nil {
-		t.Fatalf("produce to the home cluster in a transaction: %v", err)
-	}
-	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		t.Fatalf("commit: %v", err)
-	}
-	if err := cl.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	err = cl.ProduceSync(ctx, &kgo.Record{Topic: "west.txn", Value: []byte("no")}).FirstErr()
-	if !errors.Is(err, kerr.InvalidTxnState) {
-		t.Fatalf("produce to another cluster in a transaction: %v, want INVALID_TXN_STATE", err)
-	}
-	if err := cl.AbortBufferedRecords(ctx); err != nil {
-		t.Logf("abort buffered: %v", err)
-	}
-	_ = cl.EndTransaction(ctx, kgo.TryAbort)
 }
 
 // TestRouteToUnknownClusterRefused: the admin API refuses a route to a
