@@ -60,6 +60,14 @@ func (s *State) Next(cmd Command, index uint64) (*State, error) {
 		err = ns.applyAllowPeer(c)
 	case *DisallowPeer:
 		err = ns.applyDisallowPeer(c)
+	case *StartMigration:
+		err = ns.applyStartMigration(c)
+	case *UpdateMigration:
+		err = ns.applyUpdateMigration(c)
+	case *SwitchMigration:
+		err = ns.applySwitchMigration(c)
+	case *FinishMigration:
+		err = ns.applyFinishMigration(c)
 	default:
 		// Unreachable: Command is sealed and every type has a case.
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
@@ -217,11 +225,27 @@ func (s *State) clusterUser(cluster string) string {
 			return fmt.Sprintf("the group prefix route %q", r.Prefix)
 		}
 	}
-	return ""
+	return s.migrationUser(cluster)
+}
+
+// routeHeld refuses to re-point topic's exact route by hand while a
+// migration is under way or the topic has a chain (its offsets are
+// virtual): only a migration moves such a topic.
+func (s *State) routeHeld(topic, cluster string) error {
+	if m, ok := s.Migration(topic); ok && !m.State.Terminal() {
+		return fmt.Errorf("%w: topic %q has a %s migration to %q; its route moves with the migration", ErrConflict, topic, m.State, m.To)
+	}
+	if c := s.Chain(topic); c != nil && c.Live().Cluster != cluster {
+		return fmt.Errorf("%w: topic %q was migrated and its offsets are virtual; move it with a migration, not a route", ErrConflict, topic)
+	}
+	return nil
 }
 
 func (s *State) applyPutRoute(c *PutRoute) error {
 	if err := s.requireCluster(fmt.Sprintf("route for topic %q", c.Topic), c.Cluster); err != nil {
+		return err
+	}
+	if err := s.routeHeld(c.Topic, c.Cluster); err != nil {
 		return err
 	}
 	i, found := slices.BinarySearchFunc(s.Routes.Topics, c.Topic, cmpTopicRoute)
@@ -233,6 +257,9 @@ func (s *State) applyDeleteRoute(c *DeleteRoute) error {
 	i, ok := slices.BinarySearchFunc(s.Routes.Topics, c.Topic, cmpTopicRoute)
 	if !ok {
 		return fmt.Errorf("%w: route for topic %q", ErrNotFound, c.Topic)
+	}
+	if err := s.routeHeld(c.Topic, ""); err != nil {
+		return err
 	}
 	s.Routes.Topics = removeAt(s.Routes.Topics, i)
 	return nil

@@ -33,6 +33,10 @@ const (
 	TypeSetClusterID      CommandType = 16
 	TypeAllowPeer         CommandType = 17
 	TypeDisallowPeer      CommandType = 18
+	TypeStartMigration    CommandType = 19
+	TypeUpdateMigration   CommandType = 20
+	TypeSwitchMigration   CommandType = 21
+	TypeFinishMigration   CommandType = 22
 )
 
 // commandInfo is one row of the command table: the type's name, the payload
@@ -67,6 +71,10 @@ var commandTable = [...]commandInfo{
 	TypeSetClusterID:      {"SetClusterID", 1, func() Command { return new(SetClusterID) }},
 	TypeAllowPeer:         {"AllowPeer", 1, func() Command { return new(AllowPeer) }},
 	TypeDisallowPeer:      {"DisallowPeer", 1, func() Command { return new(DisallowPeer) }},
+	TypeStartMigration:    {"StartMigration", 1, func() Command { return new(StartMigration) }},
+	TypeUpdateMigration:   {"UpdateMigration", 1, func() Command { return new(UpdateMigration) }},
+	TypeSwitchMigration:   {"SwitchMigration", 1, func() Command { return new(SwitchMigration) }},
+	TypeFinishMigration:   {"FinishMigration", 1, func() Command { return new(FinishMigration) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -90,7 +98,7 @@ func (t CommandType) String() string {
 // upgrade never sends an old peer an entry it cannot decode. Bump it in the
 // same change that adds a command type or a payload version, and add the
 // type to Introduced.
-const CommandSetVersion uint16 = 2
+const CommandSetVersion uint16 = 3
 
 // Introduced is the command set that introduced t in the payload version
 // this build encodes; 0 if t is not a command. Set 1 is every type up to
@@ -105,6 +113,9 @@ func (t CommandType) Introduced() uint16 {
 	case TypeAllowPeer, TypeDisallowPeer:
 		// The peer allow-list (set 2).
 		return 2
+	case TypeStartMigration, TypeUpdateMigration, TypeSwitchMigration, TypeFinishMigration:
+		// Live migrations (set 3).
+		return 3
 	}
 	return 1
 }

@@ -18,7 +18,7 @@ import (
 // See fsm/DESIGN.md for the rules on changing it.
 const (
 	snapshotFormat  = "switchyard-fsm-snapshot"
-	snapshotVersion = 3
+	snapshotVersion = 4
 	// oldestSnapshotVersion is the oldest format this build still reads.
 	oldestSnapshotVersion = 1
 )
@@ -66,6 +66,8 @@ var snapshotSections = []struct {
 		return nil
 	}},
 	{"peer_allow_list", 3, func(s *State) any { return nonNil(s.PeerAllowList) }, func(s *State, b []byte) error { return decodeStrict(b, &s.PeerAllowList) }},
+	{"migrations", 4, func(s *State) any { return nonNil(s.Migrations) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Migrations) }},
+	{"chains", 4, func(s *State) any { return nonNil(s.Chains) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Chains) }},
 }
 
 // nonNil makes an empty list encode as [] rather than null, for readers.
@@ -191,6 +193,17 @@ func (s *State) normalize() {
 	s.Quotas = nilIfEmpty(s.Quotas)
 	s.Jobs = nilIfEmpty(s.Jobs)
 	s.PeerAllowList = nilIfEmpty(s.PeerAllowList)
+	s.Migrations = nilIfEmpty(s.Migrations)
+	s.Chains = nilIfEmpty(s.Chains)
+	for i := range s.Migrations {
+		s.Migrations[i].GroupsBehind = nilIfEmpty(s.Migrations[i].GroupsBehind)
+	}
+	for i := range s.Chains {
+		for j := range s.Chains[i].Segments {
+			g := &s.Chains[i].Segments[j]
+			g.Starts, g.Physical = nilIfEmpty(g.Starts), nilIfEmpty(g.Physical)
+		}
+	}
 	for i := range s.Jobs {
 		if json.Valid(s.Jobs[i].Spec) {
 			s.Jobs[i].Spec = canonicalSpec(s.Jobs[i].Spec)

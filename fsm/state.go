@@ -43,6 +43,11 @@ type State struct {
 	// admits a gossip member with one of these names even when no peer
 	// certificate proves its name. Sorted, unique.
 	PeerAllowList []string `json:"peer_allow_list,omitempty"`
+	// Migrations are the topics' latest live migrations, sorted by topic
+	// (fsm/migration.go).
+	Migrations []Migration `json:"migrations,omitempty"`
+	// Chains are the segment chains of migrated topics, sorted by topic.
+	Chains []TopicChain `json:"chains,omitempty"`
 }
 
 // MaxAllowedPeers bounds the peer allow-list; it is read on every

@@ -331,6 +331,9 @@ func (s *State) validate(canonical bool) error {
 			return fmt.Errorf("%w: peer allow-list not sorted or repeats %q", ErrInvalid, name)
 		}
 	}
+	if err := validateMigrations(s, clusters); err != nil {
+		return err
+	}
 	for i, j := range s.Jobs {
 		if err := validateJob(j); err != nil {
 			return err
