@@ -26,6 +26,7 @@ import (
 func handleProduce(r *request) error { return produceFamily.serve(r) }
 
 var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
+	seg:      produceSeg,
 	minusOne: []string{"BaseOffset"},
 	idsFrom:  13,
 	reqIDs:   produceRequestIDs,
@@ -41,6 +42,17 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	// cannot write here (txn_clusters.go); account its bytes and charge
 	// its quota.
 	topic: func(r *request, req *kmsg.ProduceRequest, i int, tt topicTarget) topicTarget {
+		if tt.be != nil && len(r.st.Migrations) > 0 {
+			// A migration's fence refuses the topic's writes; until the
+			// switch, the ones let through are counted (segments.go).
+			if fenced(r.st, tt.name) {
+				return topicTarget{name: tt.name, code: fencedCode}
+			}
+			if req.Acks != 0 && migrating(r.st, tt.name) {
+				r.inflight = append(r.inflight, tt.name)
+				r.c.s.produceInflight.add(tt.name, 1)
+			}
+		}
 		if r.split.txn != "" && tt.be != nil {
 			if on := r.c.txnElsewhere(r, r.split.txn, tt.be); on != nil {
 				r.c.refuseSpan(r.split.txn, tt.name, tt.be, on)

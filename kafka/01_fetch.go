@@ -48,6 +48,7 @@ func fetchSessionOffset(version int16) int {
 func handleFetch(r *request) error { return fetchFamily.serve(r) }
 
 var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
+	seg:      fetchSeg,
 	minusOne: []string{"HighWatermark"},
 	idsFrom:  13,
 	reqIDs:   fetchRequestIDs,

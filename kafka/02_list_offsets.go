@@ -11,5 +11,6 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func handleListOffsets(r *request) error { return listOffsetsFamily.serve(r) }
 
 var listOffsetsFamily = &family[*kmsg.ListOffsetsRequest, *kmsg.ListOffsetsResponse]{
+	seg:      listOffsetsSeg,
 	minusOne: []string{"Timestamp", "Offset"},
 }

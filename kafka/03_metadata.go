@@ -148,6 +148,9 @@ func presentMetadata(r *request, be *Backend, m *kmsg.MetadataResponse) {
 		}
 		for j := range m.Topics[i].Partitions {
 			p := &m.Topics[i].Partitions[j]
+			if m.Topics[i].Topic != nil {
+				p.LeaderEpoch = presentChainEpoch(r, be, *m.Topics[i].Topic, p.LeaderEpoch)
+			}
 			p.Leader = pr.peerFor(p.Leader)
 			p.Replicas = pr.mapIDs(p.Replicas)
 			p.ISR = pr.mapIDs(p.ISR)

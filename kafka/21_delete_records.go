@@ -11,5 +11,6 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func handleDeleteRecords(r *request) error { return deleteRecordsFamily.serve(r) }
 
 var deleteRecordsFamily = &family[*kmsg.DeleteRecordsRequest, *kmsg.DeleteRecordsResponse]{
+	seg:      deleteRecordsSeg,
 	minusOne: []string{"LowWatermark"},
 }

@@ -11,5 +11,6 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func handleOffsetForLeaderEpoch(r *request) error { return offsetForLeaderEpochFamily.serve(r) }
 
 var offsetForLeaderEpochFamily = &family[*kmsg.OffsetForLeaderEpochRequest, *kmsg.OffsetForLeaderEpochResponse]{
+	seg:      offsetForLeaderEpochSeg,
 	minusOne: []string{"EndOffset"},
 }

@@ -11,4 +11,6 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 
 func handleDescribeProducers(r *request) error { return describeProducersFamily.serve(r) }
 
-var describeProducersFamily = &family[*kmsg.DescribeProducersRequest, *kmsg.DescribeProducersResponse]{}
+var describeProducersFamily = &family[*kmsg.DescribeProducersRequest, *kmsg.DescribeProducersResponse]{
+	seg: describeProducersSeg,
+}

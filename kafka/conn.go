@@ -30,6 +30,10 @@ type pending struct {
 	err   error
 	key   int16
 	start time.Time
+	// inflight are the migrating topics a Produce is counted for
+	// (segments.go), released when the slot is finished.
+	inflight []string
+	s        *Server
 }
 
 // closedChan is the done channel of every finished slot.
@@ -249,6 +253,10 @@ func (c *clientConn) readLoop() error {
 			return fmt.Errorf("%w: %s (key %d)", ErrUnroutable, kmsg.NameForKey(h.key), h.key)
 		}
 		err = handler(r)
+		if r.inflight != nil {
+			// Counted, but never given a response slot.
+			c.s.releaseInflight(r.inflight)
+		}
 		putBuffer(buf)
 		// The request was answered or written upstream: its bytes leave
 		// the budget.
@@ -420,6 +428,10 @@ func (c *clientConn) writeLoop() {
 // finish fills slot p. It does not write: the finisher calls writeReady
 // once it has finished what it has in hand (or kicks the writer goroutine).
 func (c *clientConn) finish(p *pending, out *buffer, err error) {
+	if p.inflight != nil {
+		p.s.releaseInflight(p.inflight)
+		p.inflight = nil
+	}
 	c.wmu.Lock()
 	p.out, p.err, p.done = out, err, closedChan
 	c.wmu.Unlock()
@@ -574,6 +586,9 @@ func (c *clientConn) writeSlots(batch []*pending) error {
 // newPending reserves the next response slot.
 func (c *clientConn) newPending(r *request, start time.Time) (*pending, error) {
 	p := &pending{key: r.key, start: start}
+	if r.inflight != nil {
+		p.inflight, p.s, r.inflight = r.inflight, c.s, nil
+	}
 	c.wmu.Lock()
 	ok := c.enqueue(p)
 	c.wmu.Unlock()

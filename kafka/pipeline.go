@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/quota"
@@ -50,6 +51,11 @@ type request struct {
 	// split is the scratch of the key's hooks between the routing pass and
 	// the answer (split.go), kept here so a request allocates it once.
 	split splitState
+
+	// inflight are the topics under migration this Produce is counted
+	// for (segments.go): handed to its response slot, released when the
+	// slot is finished, or when the request ends without one.
+	inflight []string
 }
 
 // splitState is what a family's hooks keep between routing a request and
@@ -62,6 +68,11 @@ type splitState struct {
 	// byID: the key translates topic ids at this version (split.go); the
 	// resolver refuses ids otherwise.
 	byID bool
+	// chained: a topic of the request has a segment chain (segments.go);
+	// the request is split and its parts and answers translated.
+	chained bool
+	// req is the client's decoded request.
+	req kmsg.Request
 	// g848: the KIP-848 member an OffsetCommit names (68_consumer_group_heartbeat.go).
 	g848 commit848
 	// txn and txnPID: the transactional id of AddPartitionsToTxn and
@@ -113,6 +124,11 @@ type topicTarget struct {
 	// id is be's own id for the topic when the client named it by its
 	// virtual id (topicids.go); zero when it named it by name.
 	id [16]byte
+	// chain is the topic's segment chain when it migrated, and prev the
+	// backend of its previous segment while that still serves reads
+	// (segments.go).
+	chain *fsm.TopicChain
+	prev  *Backend
 }
 
 // metricName is the topic's per-topic series name: only topics the backend
@@ -187,7 +203,9 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 	if class, code := bounceOf(r.key); class != bounceNone && r.c.routes.moved(class, name, be.Name()) {
 		return topicTarget{name: name, code: code}
 	}
-	return topicTarget{be: be, name: name, id: real}
+	tt := topicTarget{be: be, name: name, id: real}
+	r.chainOf(&tt)
+	return tt
 }
 
 // leader is the target for partition of a routed topic: its leader broker

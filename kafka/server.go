@@ -189,6 +189,10 @@ type Server struct {
 	coords   *lru[coordKey, int32] // coordinators.go
 	vids     sync.Map              // virtual topic id → name (topicids.go)
 
+	// produceInflight counts Produce requests in flight per topic under
+	// migration (segments.go).
+	produceInflight inflight
+
 	// members: member id → the client host it joined from (members.go).
 	members *lru[memberKey, string]
 	// kip848: KIP-848 consumer group members (68_consumer_group_heartbeat.go).

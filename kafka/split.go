@@ -130,6 +130,9 @@ type family[Req kmsg.Request, Resp kmsg.Response] struct {
 	// done finishes the client's answer and reports whether it changed.
 	done func(r *request, out Resp) bool
 
+	// seg translates topics with a segment chain (segments.go).
+	seg segmentHooks[Req, Resp]
+
 	shapeOnce sync.Once
 	sh        *shape
 }
@@ -187,6 +190,19 @@ func (f *family[Req, Resp]) target(r *request, req Req, tt topicTarget, partitio
 	return tt.leader(partition)
 }
 
+// unitTarget is where unit j of topic i goes: its target, or its previous
+// segment's leader when the family's older hook says so (segments.go).
+func (f *family[Req, Resp]) unitTarget(r *request, req Req, tt topicTarget, i, j int, partition int32) target {
+	if tt.chain != nil && tt.prev != nil && f.seg.older != nil && f.seg.older(r, req, i, j, tt) {
+		return tt.prevTarget(partition)
+	}
+	return f.target(r, req, tt, partition)
+}
+
+// segLocalCode marks, among refused units, those the family's segment
+// hooks answer themselves (never a Kafka error code).
+const segLocalCode int16 = -32768
+
 // emptyTarget answers a request with no partitions: the coordinator on the
 // home cluster, the default cluster's controller, else any broker of the
 // default cluster.
@@ -209,6 +225,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 		return err
 	}
 	req := kreq.(Req)
+	r.split.req = kreq
 	if f.prepare != nil {
 		if err := f.prepare(r, req); err != nil {
 			return err
@@ -218,6 +235,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 		return f.serveAll(r, req)
 	}
 	r.split.byID = f.byID(r)
+	r.split.chained = false
 	sh := f.shape()
 	topics := reflect.ValueOf(req).Elem().Field(sh.topics)
 	nt := topics.Len()
@@ -235,11 +253,22 @@ func (f *family[Req, Resp]) serve(r *request) error {
 		if f.topic != nil {
 			tt = f.topic(r, req, i, tt)
 		}
+		if tt.be != nil && tt.chain != nil {
+			// Virtual offsets: every part is rebuilt and translated.
+			r.split.chained, single = true, false
+		}
 		tts = append(tts, tt)
 		for j := range sh.units(tv) {
 			if tt.be == nil {
 				single = false
 				omitted = omitted || f.omitRefused
+				continue
+			}
+			if tt.chain != nil && f.seg.local != nil && f.seg.local(r, req, i, j, tt) {
+				if refused == nil {
+					refused = map[[2]int]int16{}
+				}
+				refused[[2]int{i, j}] = segLocalCode
 				continue
 			}
 			if f.partition != nil {
@@ -252,7 +281,7 @@ func (f *family[Req, Resp]) serve(r *request) error {
 					continue
 				}
 			}
-			tg := f.target(r, req, tt, sh.partitionOf(sh.unit(tv, j)))
+			tg := f.unitTarget(r, req, tt, i, j, sh.partitionOf(sh.unit(tv, j)))
 			if !seen {
 				one, seen = tg, true
 			} else if tg != one {
@@ -290,13 +319,17 @@ func (f *family[Req, Resp]) serve(r *request) error {
 		for j := range sh.units(tv) {
 			pv := sh.unit(tv, j)
 			code := tt.code
+			segLocal := false
 			if c, ok := refused[[2]int{i, j}]; ok {
 				code = c
+				if c == segLocalCode {
+					code, segLocal = 0, true
+				}
 			}
 			if bounced {
-				code = bounce
+				code, segLocal = bounce, false
 			}
-			if tt.be == nil || code != 0 {
+			if tt.be == nil || code != 0 || segLocal {
 				if tt.be == nil && f.omitRefused {
 					continue
 				}
@@ -306,19 +339,33 @@ func (f *family[Req, Resp]) serve(r *request) error {
 					msg = f.message(topicTarget{name: name, code: code})
 				}
 				sh.answer(local.Elem(), name, id, sh.partitionOf(pv), code, msg)
+				if segLocal {
+					f.seg.fill(r, req, i, j, tt, sh.lastAnswered(local.Elem()))
+				}
 				answered = true
 				continue
 			}
-			tg := f.target(r, req, tt, sh.partitionOf(pv))
+			tg := f.unitTarget(r, req, tt, i, j, sh.partitionOf(pv))
 			sub, ok := by[tg]
 			if !ok {
 				sub = sh.sub(req).(Req)
-				if f.rewrite != nil {
-					f.rewrite(r, tg, sub)
-				}
 				by[tg] = sub
 			}
-			sh.add(reflect.ValueOf(sub).Elem(), tv, pv, tt.id)
+			id := tt.id
+			if tg.be != tt.be && id != ([16]byte{}) {
+				// A previous segment's cluster: its own id for the topic.
+				id, _ = tg.be.topicID(tt.name)
+			}
+			sh.add(reflect.ValueOf(sub).Elem(), tv, pv, id)
+		}
+	}
+	// Each part's own fields, once it holds its partitions.
+	for tg, sub := range by {
+		if f.rewrite != nil {
+			f.rewrite(r, tg, sub)
+		}
+		if r.split.chained && f.seg.req != nil {
+			f.seg.req(r, tg, sub)
 		}
 	}
 	parts := make([]part, 0, len(by)+1)
@@ -366,6 +413,9 @@ func (f *family[Req, Resp]) merger(r *request, parts []part, keep func(target, r
 			}
 			if keep != nil {
 				keep(parts[i].t, reflect.ValueOf(x).Elem())
+			}
+			if r.split.chained && f.seg.resp != nil {
+				f.seg.resp(r, parts[i].t, x.(Resp))
 			}
 			if f.fix != nil {
 				f.fix(r, parts[i].t, x.(Resp))
@@ -678,6 +728,14 @@ func (sh *shape) answer(resp reflect.Value, name string, id [16]byte, partition 
 	sh.setError(p.Elem(), code, msg)
 	ps := ts.Index(n - 1).Field(sh.rParts)
 	ps.Set(reflect.Append(ps, p.Elem()))
+}
+
+// lastAnswered is a pointer to the partition answer sh.answer appended
+// last to resp.
+func (sh *shape) lastAnswered(resp reflect.Value) any {
+	ts := resp.Field(sh.rTopics)
+	ps := ts.Index(ts.Len() - 1).Field(sh.rParts)
+	return ps.Index(ps.Len() - 1).Addr().Interface()
 }
 
 // setError sets a unit's error code, message and "none" fields.
