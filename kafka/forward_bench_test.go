@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -250,6 +251,13 @@ func (v *benchView) Live(int32) bool   { return true }
 // bench measures routing among several clusters.
 func startBenchProxy(tb testing.TB, broker string, others ...string) string {
 	tb.Helper()
+	return startBenchProxyWith(tb, broker, nil, others...)
+}
+
+// startBenchProxyWith is startBenchProxy with the state changed by edit
+// before the proxy serves.
+func startBenchProxyWith(tb testing.TB, broker string, edit func(*fsm.State), others ...string) string {
+	tb.Helper()
 	be, err := NewBackend(BackendConfig{Name: benchCluster, Bootstrap: []string{broker}, MetadataRefresh: time.Minute})
 	if err != nil {
 		tb.Fatal(err)
@@ -284,6 +292,9 @@ func startBenchProxy(tb testing.TB, broker string, others ...string) string {
 		Routes:   fsm.Routes{DefaultCluster: benchCluster, Prefixes: prefixes},
 		Peers: []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr,
 			LocalBrokers: []fsm.BrokerRef{{Cluster: benchCluster, BrokerID: 0}}}},
+	}
+	if edit != nil {
+		edit(view.st)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -522,6 +533,39 @@ func BenchmarkForwardFetch(b *testing.B) {
 			benchForward(b, fb.addr(), proxy, benchFetchFrame(fb.topicID, sz.n), benchWindow)
 			b.SetBytes(int64(sz.n))
 		})
+	}
+}
+
+// BenchmarkForwardFetchMigrated is BenchmarkForwardFetch for a migrated
+// topic (segments.go). translated: the bench topic's live segment is on
+// the bench broker with its epochs raised, so every request is rebuilt
+// and every answer's offsets, epochs and batch headers translated (the
+// cost of virtual offsets on a plain fetch). chained: the live segment
+// starts past the fetch offset, so the fetch is served by the previous
+// segment on a second broker (a lagging consumer's chained read).
+func BenchmarkForwardFetchMigrated(b *testing.B) {
+	fb := startBenchBroker(b)
+	other := startBenchBroker(b)
+	starts := make([]int64, benchPartitions)
+	for _, c := range []struct {
+		name  string
+		start int64
+	}{{"translated", 0}, {"chained", 1 << 40}} {
+		for i := range starts {
+			starts[i] = c.start
+		}
+		proxy := startBenchProxyWith(b, fb.addr(), func(st *fsm.State) {
+			st.Chains = []fsm.TopicChain{{Topic: benchTopic, Segments: []fsm.Segment{
+				{Cluster: "other-0"},
+				{Cluster: benchCluster, EpochBase: 5, Starts: slices.Clone(starts), Physical: make([]int64, benchPartitions)},
+			}}}
+		}, other.addr())
+		for _, sz := range benchSizes[1:3] {
+			b.Run(c.name+"/size="+sz.name, func(b *testing.B) {
+				benchForward(b, fb.addr(), proxy, benchFetchFrame(fb.topicID, sz.n), benchWindow)
+				b.SetBytes(int64(sz.n))
+			})
+		}
 	}
 }
 
