@@ -159,6 +159,57 @@ func TestApplyEachCommand(t *testing.T) {
 					t.Fatalf("allow-list %v, want nil", s.PeerAllowList)
 				}
 			}},
+		{"StartMigration", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1"}),
+			&StartMigration{Topic: "t", From: "c1", To: "c2", Partitions: 3, Started: 100},
+			func(t *testing.T, s *State) {
+				m, ok := s.Migration("t")
+				want := Migration{Topic: "t", From: "c1", To: "c2", State: MigrationRunning, Phase: PhasePrepare, Partitions: 3, Started: 100}
+				if !ok || !reflect.DeepEqual(*m, want) || m.Fenced() {
+					t.Fatalf("migration %+v, want %+v, not fenced", m, want)
+				}
+				if r, _ := s.RouteFor("t"); r != "c1" || s.Chain("t") != nil {
+					t.Fatalf("a started migration moved the route to %q or made a chain", r)
+				}
+			}},
+		{"UpdateMigration to fence", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1"},
+			&StartMigration{Topic: "t", From: "c1", To: "c2", Partitions: 1, Started: 100}),
+			&UpdateMigration{Topic: "t", State: MigrationRunning, Phase: PhaseFence, At: 101},
+			func(t *testing.T, s *State) {
+				if m, _ := s.Migration("t"); !m.Fenced() || m.Phase != PhaseFence {
+					t.Fatalf("migration %+v, want fenced", m)
+				}
+			}},
+		{"SwitchMigration", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1"},
+			&StartMigration{Topic: "t", From: "c1", To: "c2", Partitions: 2, Started: 100},
+			&UpdateMigration{Topic: "t", State: MigrationRunning, Phase: PhaseFence, At: 101}),
+			&SwitchMigration{Topic: "t", Starts: []int64{10, 20}, Physical: []int64{0, 3}, EpochBase: 7, At: 102},
+			func(t *testing.T, s *State) {
+				if m, _ := s.Migration("t"); m.State != MigrationSwitched || m.Phase != PhaseCopy || m.Switched != 102 {
+					t.Fatalf("migration %+v, want switched/copy at 102", m)
+				}
+				if r, _ := s.RouteFor("t"); r != "c2" {
+					t.Fatalf("route %q, want c2", r)
+				}
+				want := TopicChain{Topic: "t", Segments: []Segment{{Cluster: "c1"},
+					{Cluster: "c2", EpochBase: 7, Starts: []int64{10, 20}, Physical: []int64{0, 3}}}}
+				if c := s.Chain("t"); c == nil || !reflect.DeepEqual(*c, want) {
+					t.Fatalf("chain %+v, want %+v", c, want)
+				}
+			}},
+		{"FinishMigration", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1"},
+			&StartMigration{Topic: "t", From: "c1", To: "c2", Partitions: 1, Started: 100},
+			&UpdateMigration{Topic: "t", State: MigrationRunning, Phase: PhaseFence, At: 101},
+			&SwitchMigration{Topic: "t", Starts: []int64{10}, Physical: []int64{0}, EpochBase: 7, At: 102}),
+			&FinishMigration{Topic: "t", At: 103},
+			func(t *testing.T, s *State) {
+				if m, _ := s.Migration("t"); m.State != MigrationFinished || m.Phase != PhaseDone || m.Ended != 103 {
+					t.Fatalf("migration %+v, want finished/done at 103", m)
+				}
+				c := s.Chain("t")
+				if c == nil || !c.Segments[0].Retired || c.Previous() != nil || c.Live().Cluster != "c2" {
+					t.Fatalf("chain %+v, want the source retired", c)
+				}
+			}},
 		{"DeleteJob", []Command{&PutJob{Job: job("j", "k", JobCancelled, 100, 100, "")}}, &DeleteJob{ID: "j"},
 			func(t *testing.T, s *State) {
 				if s.Jobs != nil {
