@@ -102,6 +102,31 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 				t.Fatalf("allow-list %v", s.PeerAllowList)
 			}
 		}},
+		{"migrations", []Command{
+			&PutCluster{Cluster: cluster("east")}, &PutCluster{Cluster: cluster("west")},
+			&PutRoute{Topic: "a", Cluster: "east"}, &PutRoute{Topic: "b", Cluster: "east"}, &PutRoute{Topic: "c", Cluster: "east"},
+			&StartMigration{Topic: "c", From: "east", To: "west", Partitions: 4, Started: 30},
+			&StartMigration{Topic: "b", From: "east", To: "west", Partitions: 1, Started: 20},
+			&UpdateMigration{Topic: "b", State: MigrationFailed, Phase: PhaseFence, Error: "open transactions after 30s", At: 21},
+			&StartMigration{Topic: "a", From: "east", To: "west", Partitions: 2, Started: 10},
+			&UpdateMigration{Topic: "a", State: MigrationRunning, Phase: PhaseFence, GroupsBehind: []string{"g"}, At: 11},
+		}, func(t *testing.T, s *State) {
+			if len(s.Migrations) != 3 || s.Migrations[0].Topic != "a" || !s.Migrations[0].Fenced() || s.Migrations[1].Error == "" {
+				t.Fatalf("migrations %+v", s.Migrations)
+			}
+		}},
+		{"chains", append(append(append([]Command{
+			&PutCluster{Cluster: cluster("east")}, &PutCluster{Cluster: cluster("west")},
+			&PutRoute{Topic: "orders", Cluster: "east"}},
+			migrate("orders", "east", "west", 10, []int64{7, 0, 1 << 40}, []int64{0, 0, 0}, 5)...),
+			&FinishMigration{Topic: "orders", At: 13}),
+			migrate("orders", "west", "east", 20, []int64{9, 3, 1<<40 + 1}, []int64{7, 0, 5}, 50)...),
+			func(t *testing.T, s *State) {
+				c := s.Chain("orders")
+				if c == nil || len(c.Segments) != 3 || !c.Segments[0].Retired || c.Previous() == nil || c.Live().Delta(2) != 1<<40-4 {
+					t.Fatalf("chain %+v", c)
+				}
+			}},
 		{"everything", fullLog(), nil},
 	}
 	for _, tc := range cases {
