@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,10 +15,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
 func noEnv(string) string { return "" }
@@ -1121,5 +1128,128 @@ func TestMigrationWaitPolls(t *testing.T) {
 				t.Errorf("output:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// TestCtlMigrationsOnSandbox drives a real migration with ctl against a
+// sandbox of two peers and two backend clusters (what `switchyard dev`
+// runs), sending every command to the follower so the writes are
+// forwarded: start --wait (the plain-line path), get, list, finish, the
+// way back with -o json, and the errors of commands that cannot apply.
+// It needs the migration endpoints (node/http_migrations.go) and the
+// leader's migration driver.
+func TestCtlMigrationsOnSandbox(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sb, err := sandbox.Start(ctx, sandbox.Config{
+		Clusters:      []sandbox.ClusterSpec{{Name: "east", Brokers: 1}, {Name: "west", Brokers: 1}},
+		Peers:         2,
+		KafkaBasePort: 0,
+		AdminBasePort: 0,
+		Logger:        slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	follower := -1
+	waitUntil(t, 20*time.Second, "a follower", func() bool {
+		for i, n := range sb.Nodes {
+			if !n.IsLeader() && n.Leader() != "" {
+				follower = i
+				return true
+			}
+		}
+		return false
+	})
+	admin := sb.AdminURLs[follower]
+	ctl := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(ctx, append([]string{"ctl", "--server", admin, "--timeout", "20s"}, args...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+
+	// 30 records over 3 partitions of "orders", on east.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...), kgo.DefaultProduceTopic("orders"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 1, nil, "orders"); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	for i := range 30 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 3), Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+
+	code, out, errOut := ctl("migrations", "start", "orders", "--to", "west", "--wait")
+	if code != 0 {
+		t.Fatalf("start --wait: exit %d\n%s%s", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if !strings.HasPrefix(lines[0], "migration of orders started: east -> west") ||
+		!strings.Contains(out, "phase fence") || !strings.HasPrefix(lines[len(lines)-1], "orders is switched: clients use west") {
+		t.Fatalf("start --wait output:\n%s", out)
+	}
+	for _, l := range lines[1 : len(lines)-1] {
+		if !strings.HasPrefix(l, "orders east -> west: ") {
+			t.Fatalf("start --wait printed %q; want one status line per phase:\n%s", l, out)
+		}
+	}
+
+	code, out, errOut = ctl("-o", "json", "migrations", "get", "orders")
+	var m apiMigration
+	if code != 0 || json.Unmarshal([]byte(out), &m) != nil {
+		t.Fatalf("get -o json: exit %d\n%s%s", code, out, errOut)
+	}
+	var sum int64
+	for _, p := range m.Partitions {
+		if p.Base != nil {
+			sum += *p.Base
+		}
+	}
+	if m.From != "east" || m.To != "west" || m.State != "switched" || len(m.Partitions) != 3 || sum != 30 || m.Started.t.IsZero() || m.Switched.t.IsZero() {
+		t.Fatalf("migration after the switch: %+v (bases sum to %d, want 30)\n%s", m, sum, out)
+	}
+	if code, out, errOut = ctl("migrations", "get", "orders"); code != 0 || !strings.Contains(out, "PARTITION") || !strings.Contains(out, "switched") {
+		t.Fatalf("get: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = ctl("migrations", "list"); code != 0 || !regexpLine(out, `^orders\s+east\s+west\s+switched\s`) {
+		t.Fatalf("list: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Refused while switched: another start, an abort.
+	if code, _, errOut = ctl("migrations", "start", "orders", "--to", "east"); code != 1 || !strings.Contains(errOut, "409") {
+		t.Fatalf("second start while switched: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut = ctl("migrations", "abort", "orders"); code != 1 || !strings.Contains(errOut, "409") {
+		t.Fatalf("abort after the switch: exit %d: %s", code, errOut)
+	}
+
+	// No group has committed on the topic, so none is behind; finish goes
+	// through once the offset copy is done.
+	waitUntil(t, 30*time.Second, "finish", func() bool {
+		code, out, errOut = ctl("migrations", "finish", "orders")
+		return code == 0
+	})
+	if !strings.Contains(out, "migration of orders finished") {
+		t.Fatalf("finish output %q %s", out, errOut)
+	}
+
+	// The way back, -o json: one document, the migration switched.
+	code, out, errOut = ctl("-o", "json", "migrations", "start", "orders", "--to", "east", "--wait")
+	m = apiMigration{}
+	if code != 0 || json.Unmarshal([]byte(out), &m) != nil || m.State != "switched" || m.From != "west" || m.To != "east" {
+		t.Fatalf("start back -o json --wait: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Errors: an unknown cluster, an unknown topic's migration.
+	if code, _, errOut = ctl("migrations", "start", "payments", "--to", "north"); code != 1 || !(strings.Contains(errOut, "400") || strings.Contains(errOut, "404")) {
+		t.Fatalf("start to an unknown cluster: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut = ctl("migrations", "get", "nothing-here"); code != 1 || !strings.Contains(errOut, "404") {
+		t.Fatalf("get of a topic never migrated: exit %d: %s", code, errOut)
 	}
 }
