@@ -159,6 +159,57 @@ func TestApplyEachCommand(t *testing.T) {
 					t.Fatalf("allow-list %v, want nil", s.PeerAllowList)
 				}
 			}},
+		{"StartMigration", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1"}),
+			&StartMigration{Topic: "t", From: "c1", To: "c2", Partitions: 3, Started: 100},
+			func(t *testing.T, s *State) {
+				m, ok := s.Migration("t")
+				want := Migration{Topic: "t", From: "c1", To: "c2", State: MigrationRunning, Phase: PhasePrepare, Partitions: 3, Started: 100}
+				if !ok || !reflect.DeepEqual(*m, want) || m.Fenced() {
+					t.Fatalf("migration %+v, want %+v, not fenced", m, want)
+				}
+				if r, _ := s.RouteFor("t"); r != "c1" || s.Chain("t") != nil {
+					t.Fatalf("a started migration moved the route to %q or made a chain", r)
+				}
+			}},
+		{"UpdateMigration to fence", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1"},
+			&StartMigration{Topic: "t", From: "c1", To: "c2", Partitions: 1, Started: 100}),
+			&UpdateMigration{Topic: "t", State: MigrationRunning, Phase: PhaseFence, At: 101},
+			func(t *testing.T, s *State) {
+				if m, _ := s.Migration("t"); !m.Fenced() || m.Phase != PhaseFence {
+					t.Fatalf("migration %+v, want fenced", m)
+				}
+			}},
+		{"SwitchMigration", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1"},
+			&StartMigration{Topic: "t", From: "c1", To: "c2", Partitions: 2, Started: 100},
+			&UpdateMigration{Topic: "t", State: MigrationRunning, Phase: PhaseFence, At: 101}),
+			&SwitchMigration{Topic: "t", Starts: []int64{10, 20}, Physical: []int64{0, 3}, EpochBase: 7, At: 102},
+			func(t *testing.T, s *State) {
+				if m, _ := s.Migration("t"); m.State != MigrationSwitched || m.Phase != PhaseCopy || m.Switched != 102 {
+					t.Fatalf("migration %+v, want switched/copy at 102", m)
+				}
+				if r, _ := s.RouteFor("t"); r != "c2" {
+					t.Fatalf("route %q, want c2", r)
+				}
+				want := TopicChain{Topic: "t", Segments: []Segment{{Cluster: "c1"},
+					{Cluster: "c2", EpochBase: 7, Starts: []int64{10, 20}, Physical: []int64{0, 3}}}}
+				if c := s.Chain("t"); c == nil || !reflect.DeepEqual(*c, want) {
+					t.Fatalf("chain %+v, want %+v", c, want)
+				}
+			}},
+		{"FinishMigration", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1"},
+			&StartMigration{Topic: "t", From: "c1", To: "c2", Partitions: 1, Started: 100},
+			&UpdateMigration{Topic: "t", State: MigrationRunning, Phase: PhaseFence, At: 101},
+			&SwitchMigration{Topic: "t", Starts: []int64{10}, Physical: []int64{0}, EpochBase: 7, At: 102}),
+			&FinishMigration{Topic: "t", At: 103},
+			func(t *testing.T, s *State) {
+				if m, _ := s.Migration("t"); m.State != MigrationFinished || m.Phase != PhaseDone || m.Ended != 103 {
+					t.Fatalf("migration %+v, want finished/done at 103", m)
+				}
+				c := s.Chain("t")
+				if c == nil || !c.Segments[0].Retired || c.Previous() != nil || c.Live().Cluster != "c2" {
+					t.Fatalf("chain %+v, want the source retired", c)
+				}
+			}},
 		{"DeleteJob", []Command{&PutJob{Job: job("j", "k", JobCancelled, 100, 100, "")}}, &DeleteJob{ID: "j"},
 			func(t *testing.T, s *State) {
 				if s.Jobs != nil {
@@ -377,7 +428,7 @@ func randomLog(seed uint64, n int) []Command {
 	var log []Command
 	for range n {
 		var c Command
-		switch r.IntN(15) {
+		switch r.IntN(19) {
 		case 0:
 			id := int32(r.IntN(8)) - 1
 			c = &RegisterPeer{Peer: Peer{ID: id, Name: name("p", 6), KafkaAddr: name("h", 10) + ":9092",
@@ -411,6 +462,20 @@ func randomLog(seed uint64, n int) []Command {
 			c = &PutJob{Job: job(name("j", 4), name("k", 2), []JobState{JobPending, JobRunning, JobFailed}[r.IntN(3)], created, created+int64(r.IntN(10)), `{"n": 1}`)}
 		case 14:
 			c = &DeleteJob{ID: name("j", 4)}
+		case 15:
+			// Migrations use few topics and one partition, so that whole
+			// lifecycles (switches, finishes, chains) happen in a log.
+			c = &StartMigration{Topic: name("t", 3), From: name("c", 4), To: name("c", 4), Partitions: 1, Started: int64(1000 + r.IntN(3))}
+		case 16:
+			u := []struct {
+				state MigrationState
+				phase string
+			}{{MigrationRunning, PhaseFence}, {MigrationRunning, PhasePrepare}, {MigrationSwitched, PhaseServing}, {MigrationAborted, PhasePrepare}, {MigrationFailed, PhaseFence}, {MigrationSwitched, PhaseFence}}[r.IntN(6)]
+			c = &UpdateMigration{Topic: name("t", 3), State: u.state, Phase: u.phase, At: int64(1000 + r.IntN(3))}
+		case 17:
+			c = &SwitchMigration{Topic: name("t", 3), Starts: []int64{int64(r.IntN(100))}, Physical: []int64{int64(r.IntN(10))}, EpochBase: int32(r.IntN(50)), At: int64(1000 + r.IntN(3))}
+		case 18:
+			c = &FinishMigration{Topic: name("t", 3), At: int64(1000 + r.IntN(3))}
 		}
 		log = append(log, c)
 	}
@@ -420,6 +485,7 @@ func randomLog(seed uint64, n int) []Command {
 // TestDeterminism: the same log applied to two FSMs gives deep-equal states
 // and the same responses after every entry, and byte-identical snapshots.
 func TestDeterminism(t *testing.T) {
+	switched := 0 // logs that switched a migration
 	for seed := range uint64(20) {
 		log := randomLog(seed, 400)
 		a, b := New(nil), New(nil)
@@ -444,9 +510,15 @@ func TestDeterminism(t *testing.T) {
 		if string(snapshotBytes(t, a.State())) != string(snapshotBytes(t, b.State())) {
 			t.Fatalf("seed %d: snapshots differ", seed)
 		}
+		if len(a.State().Chains) > 0 {
+			switched++
+		}
 		if accepted < 50 || accepted > 380 {
 			t.Fatalf("seed %d: %d of 400 accepted; the generator no longer mixes valid and invalid", seed, accepted)
 		}
+	}
+	if switched == 0 {
+		t.Fatal("no log switched a migration; the generator no longer reaches chains")
 	}
 }
 

@@ -20,10 +20,30 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte("\x0e\x01{\"job\":{\"id\":\"j\",\"kind\":\"k\",\"state\":\"pending\",\"spec\":\"\\u003c\\ud800\",\"created_at\":1,\"updated_at\":1}}"))
 	f.Add([]byte("\x01\x01{\"peer\":{\"id\":-1,\"name\":\"n\",\"kafka_addr\":\"\\u00ff:1\",\"region\":\"\\ufffd\"}} \n"))
 	f.Add([]byte("\x05\x01{\"TOPIC\":\"a\",\"topic\":\"b\",\"cluster\":\"east\"}"))
+	// Migration commands: the lifecycle on the populated state's topic
+	// "orders" (routed to east), and payloads near their limits.
+	for _, cmd := range append(migrate("orders", "east", "west", 1700000010000, []int64{5, 9}, []int64{0, 0}, 41),
+		&UpdateMigration{Topic: "orders", State: MigrationSwitched, Phase: PhaseServing, GroupsBehind: []string{"billing-1", "billing-2"}, At: 1700000010005},
+		&UpdateMigration{Topic: "orders", State: MigrationAborted, Phase: PhasePrepare, Error: "stopped by the operator", At: 1700000010001},
+		&FinishMigration{Topic: "payments", At: 1700000010009},
+		&SwitchMigration{Topic: "payments", Starts: []int64{100, 250}, Physical: []int64{0, 0}, EpochBase: 40, At: 1700000004000},
+	) {
+		f.Add(mustEncode(f, cmd))
+	}
+	f.Add([]byte("\x15\x01{\"topic\":\"orders\",\"starts\":[1,2],\"physical\":[0],\"epoch_base\":1,\"at\":1}"))
+	f.Add([]byte("\x15\x01{\"topic\":\"orders\",\"starts\":[-1],\"physical\":[0],\"epoch_base\":-1,\"at\":1}"))
+	f.Add([]byte("\x13\x01{\"topic\":\"orders\",\"from\":\"east\",\"to\":\"east\",\"partitions\":2147483647,\"started\":1}"))
+	f.Add([]byte("\x14\x01{\"topic\":\"orders\",\"state\":\"finished\",\"phase\":\"done\",\"at\":1}"))
+	f.Add([]byte("\x16\x01{\"topic\":\"payments\",\"at\":-5}"))
 
 	populated := New(nil)
 	applyOK(f, populated, fullLog()...)
-	states := []*State{{}, populated.State()}
+	// fenced adds a migration of "orders" in the fence phase, so fuzzed
+	// switches and aborts reach the code past their state checks.
+	fenced := New(nil)
+	applyOK(f, fenced, fullLog()...)
+	applyOK(f, fenced, migrate("orders", "east", "west", 1700000010000, []int64{5, 9}, []int64{0, 0}, 41)[:2]...)
+	states := []*State{{}, populated.State(), fenced.State()}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c1, err := Decode(data)
@@ -98,6 +118,18 @@ func FuzzRestore(f *testing.F) {
 	}
 	f.Add([]byte(`{"format":"switchyard-fsm-snapshot","version":1,"index":1}` + "\n" + `{"section":"acls","data":[]}`))
 	f.Add([]byte(`{"format":"switchyard-fsm-snapshot","version":1}{"section":"peers","data":[{"id":1,"kafka_addr":"a:1","local_brokers":[{"cluster":"c","broker_id":1}]}]}`))
+	f.Add([]byte(`{"format":"switchyard-fsm-snapshot","version":4,"index":3}
+{"section":"peers","data":[]}
+{"section":"clusters","data":[{"name":"e","bootstrap":["e:1"]},{"name":"w","bootstrap":["w:1"]}]}
+{"section":"routes","data":{"topics":[{"topic":"t","cluster":"w"}]}}
+{"section":"quotas","data":[]}
+{"section":"failover","data":{}}
+{"section":"jobs","data":[]}
+{"section":"meta","data":{"cluster_id":""}}
+{"section":"peer_allow_list","data":[]}
+{"section":"migrations","data":[{"topic":"t","from":"e","to":"w","state":"switched","phase":"copy","partitions":1,"started":1,"switched":2,"groups_behind":[]}]}
+{"section":"chains","data":[{"topic":"t","segments":[{"cluster":"e","epoch_base":0},{"cluster":"w","epoch_base":3,"starts":[4],"physical":[0]}]}]}
+`))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsm := New(nil)

@@ -121,6 +121,12 @@ func fullLog() []Command {
 		&PutQuota{Quota: Quota{Topic: "logs.", Prefix: true, ProduceBytesPerSec: 5 << 20}},
 		&PutJob{Job: job("mig-1", "migrate-topic", JobRunning, 1700000000000, 1700000001000, `{"topic": "orders", "to": "west"}`)},
 		&AllowPeer{Name: "a3"},
+		// A migration left switched: the migrations and chains sections.
+		&PutRoute{Topic: "payments", Cluster: "east"},
+		&StartMigration{Topic: "payments", From: "east", To: "west", Partitions: 2, Started: 1700000002000},
+		&UpdateMigration{Topic: "payments", State: MigrationRunning, Phase: PhaseFence, At: 1700000003000},
+		&SwitchMigration{Topic: "payments", Starts: []int64{100, 250}, Physical: []int64{0, 0}, EpochBase: 40, At: 1700000004000},
+		&UpdateMigration{Topic: "payments", State: MigrationSwitched, Phase: PhaseServing, GroupsBehind: []string{"billing-1"}, At: 1700000005000},
 	}
 }
 
@@ -148,5 +154,11 @@ func oneOfEach() []Command {
 		&SetClusterID{ID: "virtual-1"},
 		&AllowPeer{Name: "p5"},
 		&DisallowPeer{Name: "p5"},
+		&PutCluster{Cluster: cluster("c2")},
+		&PutRoute{Topic: "t2", Cluster: "c1"},
+		&StartMigration{Topic: "t2", From: "c1", To: "c2", Partitions: 1, Started: 20},
+		&UpdateMigration{Topic: "t2", State: MigrationRunning, Phase: PhaseFence, At: 21},
+		&SwitchMigration{Topic: "t2", Starts: []int64{7}, Physical: []int64{0}, EpochBase: 5, At: 22},
+		&FinishMigration{Topic: "t2", At: 23},
 	}
 }

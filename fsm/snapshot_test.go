@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -101,6 +102,31 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 				t.Fatalf("allow-list %v", s.PeerAllowList)
 			}
 		}},
+		{"migrations", []Command{
+			&PutCluster{Cluster: cluster("east")}, &PutCluster{Cluster: cluster("west")},
+			&PutRoute{Topic: "a", Cluster: "east"}, &PutRoute{Topic: "b", Cluster: "east"}, &PutRoute{Topic: "c", Cluster: "east"},
+			&StartMigration{Topic: "c", From: "east", To: "west", Partitions: 4, Started: 30},
+			&StartMigration{Topic: "b", From: "east", To: "west", Partitions: 1, Started: 20},
+			&UpdateMigration{Topic: "b", State: MigrationFailed, Phase: PhaseFence, Error: "open transactions after 30s", At: 21},
+			&StartMigration{Topic: "a", From: "east", To: "west", Partitions: 2, Started: 10},
+			&UpdateMigration{Topic: "a", State: MigrationRunning, Phase: PhaseFence, GroupsBehind: []string{"g"}, At: 11},
+		}, func(t *testing.T, s *State) {
+			if len(s.Migrations) != 3 || s.Migrations[0].Topic != "a" || !s.Migrations[0].Fenced() || s.Migrations[1].Error == "" {
+				t.Fatalf("migrations %+v", s.Migrations)
+			}
+		}},
+		{"chains", append(append(append([]Command{
+			&PutCluster{Cluster: cluster("east")}, &PutCluster{Cluster: cluster("west")},
+			&PutRoute{Topic: "orders", Cluster: "east"}},
+			migrate("orders", "east", "west", 10, []int64{7, 0, 1 << 40}, []int64{0, 0, 0}, 5)...),
+			&FinishMigration{Topic: "orders", At: 13}),
+			migrate("orders", "west", "east", 20, []int64{9, 3, 1<<40 + 1}, []int64{7, 0, 5}, 50)...),
+			func(t *testing.T, s *State) {
+				c := s.Chain("orders")
+				if c == nil || len(c.Segments) != 3 || !c.Segments[0].Retired || c.Previous() == nil || c.Live().Delta(2) != 1<<40-4 {
+					t.Fatalf("chain %+v", c)
+				}
+			}},
 		{"everything", fullLog(), nil},
 	}
 	for _, tc := range cases {
@@ -144,7 +170,7 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 func TestSnapshotFormat(t *testing.T) {
 	f := New(nil)
 	b := persist(t, f)
-	want := `{"format":"switchyard-fsm-snapshot","version":3,"index":0}
+	want := `{"format":"switchyard-fsm-snapshot","version":4,"index":0}
 {"section":"peers","data":[]}
 {"section":"clusters","data":[]}
 {"section":"routes","data":{}}
@@ -153,6 +179,8 @@ func TestSnapshotFormat(t *testing.T) {
 {"section":"jobs","data":[]}
 {"section":"meta","data":{"cluster_id":""}}
 {"section":"peer_allow_list","data":[]}
+{"section":"migrations","data":[]}
+{"section":"chains","data":[]}
 `
 	if string(b) != want {
 		t.Fatalf("empty snapshot\n%s\nwant\n%s", b, want)
@@ -198,7 +226,14 @@ func TestRestoreRejects(t *testing.T) {
 		return strings.Split(strings.TrimSuffix(string(persist(t, src)), "\n"), "\n")
 	}()
 	join := func(lines ...string) []byte { return []byte(strings.Join(lines, "\n") + "\n") }
-	hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8]
+	if len(good) != 1+len(snapshotSections) {
+		t.Fatalf("the full snapshot has %d lines, want a header and %d sections", len(good), len(snapshotSections))
+	}
+	hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8], good[9], good[10]
+	// Older headers: the sections of version N are those with since <= N.
+	oldHdr := func(v int) string {
+		return strings.Replace(hdr, fmt.Sprintf(`"version":%d`, snapshotVersion), fmt.Sprintf(`"version":%d`, v), 1)
+	}
 	cases := []struct {
 		name string
 		in   []byte
@@ -208,17 +243,35 @@ func TestRestoreRejects(t *testing.T) {
 		{"empty", nil, ErrSnapshotHeader, "empty"},
 		{"not json", []byte("PK\x03\x04"), ErrSnapshotHeader, "header"},
 		{"other format", join(`{"format":"raft","version":1}`), ErrSnapshotHeader, `"raft"`},
-		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":4}`), ErrSnapshotVersion, "4"},
+		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":5}`), ErrSnapshotVersion, "5"},
 		{"version 0", join(`{"format":"switchyard-fsm-snapshot","version":0}`), ErrSnapshotVersion, "0"},
 		{"header only", join(hdr), ErrMissingSection, `"peers"`},
 		{"truncated after routes", join(hdr, peers, clusters, routes), ErrMissingSection, `"quotas"`},
 		{"truncated mid-section", []byte(strings.Join([]string{hdr, peers, clusters[:len(clusters)/2]}, "\n")), ErrBadSection, `"clusters"`},
 		{"unknown section", join(hdr, peers, clusters, routes, quotas, failover, `{"section":"acls","data":[]}`, jobs), ErrUnknownSection, `"acls"`},
-		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
-		{"version 3 without meta", join(hdr, peers, clusters, routes, quotas, failover, jobs), ErrMissingSection, `"meta"`},
-		{"version 3 without allow-list", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta), ErrMissingSection, `"peer_allow_list"`},
-		{"unsorted allow-list", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["b","a"]}`), ErrInvalid, "not sorted"},
-		{"bad allowed name", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["a b"]}`), ErrInvalid, "allowed peer"},
+		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
+		{"version 3 section after its last", join(oldHdr(3), peers, clusters, routes, quotas, failover, jobs, meta, allow, migs), ErrTrailingData, "last snapshot section"},
+		{"version 4 without meta", join(hdr, peers, clusters, routes, quotas, failover, jobs), ErrMissingSection, `"meta"`},
+		{"version 4 without allow-list", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta), ErrMissingSection, `"peer_allow_list"`},
+		{"version 4 without migrations", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow), ErrMissingSection, `"migrations"`},
+		{"version 4 without chains", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs), ErrMissingSection, `"chains"`},
+		{"chains before migrations", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, chains, migs), ErrSectionOrder, `"chains" where "migrations"`},
+		{"unsorted allow-list", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["b","a"]}`, migs, chains), ErrInvalid, "not sorted"},
+		{"bad allowed name", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["a b"]}`, migs, chains), ErrInvalid, "allowed peer"},
+		{"unsorted migrations", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow,
+			`{"section":"migrations","data":[{"topic":"b","from":"east","to":"west","state":"aborted","phase":"prepare","partitions":1,"started":1},{"topic":"a","from":"east","to":"west","state":"aborted","phase":"prepare","partitions":1,"started":1}]}`, chains), ErrInvalid, "migrations not sorted"},
+		{"migration in an unknown state", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow,
+			`{"section":"migrations","data":[{"topic":"a","from":"east","to":"west","state":"paused","phase":"prepare","partitions":1,"started":1}]}`, chains), ErrInvalid, `unknown state "paused"`},
+		{"running migration to an unknown cluster", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow,
+			`{"section":"migrations","data":[{"topic":"a","from":"east","to":"north","state":"running","phase":"fence","partitions":1,"started":1}]}`, chains), ErrInvalid, "unknown cluster"},
+		{"migration with an unknown field", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow,
+			`{"section":"migrations","data":[{"topic":"a","from":"east","to":"west","state":"aborted","phase":"prepare","partitions":1,"started":1,"eta":5}]}`, chains), ErrBadSection, "eta"},
+		{"chain without segments", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs,
+			`{"section":"chains","data":[{"topic":"a","segments":[]}]}`), ErrInvalid, "0 segments"},
+		{"segment with uneven offsets", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs,
+			`{"section":"chains","data":[{"topic":"a","segments":[{"cluster":"east","epoch_base":0},{"cluster":"west","epoch_base":3,"starts":[1,2],"physical":[0]}]}]}`), ErrInvalid, "2 starts and 1 physical"},
+		{"unsorted chains", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs,
+			`{"section":"chains","data":[{"topic":"b","segments":[{"cluster":"east","epoch_base":0}]},{"topic":"a","segments":[{"cluster":"east","epoch_base":0}]}]}`), ErrInvalid, "chains not sorted"},
 		{"sections swapped", join(hdr, clusters, peers, routes, quotas, failover, jobs), ErrSectionOrder, `"clusters" where "peers"`},
 		{"section twice", join(hdr, peers, peers, clusters, routes, quotas, failover, jobs), ErrSectionOrder, `"peers" where "clusters"`},
 		{"section without data", join(hdr, `{"section":"peers"}`), ErrBadSection, "no data"},
@@ -226,12 +279,12 @@ func TestRestoreRejects(t *testing.T) {
 		{"peer with an unknown field", join(hdr, `{"section":"peers","data":[{"id":1,"kafka_addr":"a:1","rack":"x"}]}`), ErrBadSection, "rack"},
 		{"failover with a field", join(hdr, peers, clusters, routes, quotas, `{"section":"failover","data":{"active":"east"}}`, jobs), ErrBadSection, "active"},
 		{"wrong data type", join(hdr, `{"section":"peers","data":{}}`), ErrBadSection, `"peers"`},
-		{"trailing garbage", append(join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow), "x"...), ErrTrailingData, "last snapshot section"},
-		{"route to a missing cluster", join(hdr, peers, `{"section":"clusters","data":[]}`, routes, quotas, failover, jobs, meta, allow), ErrUnknownCluster, "snapshot state"},
-		{"bad cluster id", join(hdr, peers, clusters, routes, quotas, failover, jobs, `{"section":"meta","data":{"cluster_id":"a b"}}`, allow), ErrInvalid, "cluster id"},
+		{"trailing garbage", append(join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains), "x"...), ErrTrailingData, "last snapshot section"},
+		{"route to a missing cluster", join(hdr, peers, `{"section":"clusters","data":[]}`, routes, quotas, failover, jobs, meta, allow, migs, chains), ErrUnknownCluster, "snapshot state"},
+		{"bad cluster id", join(hdr, peers, clusters, routes, quotas, failover, jobs, `{"section":"meta","data":{"cluster_id":"a b"}}`, allow, migs, chains), ErrInvalid, "cluster id"},
 		{"unsorted clusters", join(hdr, `{"section":"peers","data":[]}`, `{"section":"clusters","data":[{"name":"b","bootstrap":["b:1"]},{"name":"a","bootstrap":["a:1"]}]}`,
-			`{"section":"routes","data":{}}`, quotas, failover, jobs, meta, allow), ErrInvalid, "not sorted"},
-		{"negative quota", join(hdr, peers, clusters, routes, `{"section":"quotas","data":[{"topic":"t","produce_bytes_per_sec":-1,"fetch_bytes_per_sec":0}]}`, failover, jobs, meta, allow), ErrInvalid, "negative rate"},
+			`{"section":"routes","data":{}}`, quotas, failover, jobs, meta, allow, `{"section":"migrations","data":[]}`, `{"section":"chains","data":[]}`), ErrInvalid, "not sorted"},
+		{"negative quota", join(hdr, peers, clusters, routes, `{"section":"quotas","data":[{"topic":"t","produce_bytes_per_sec":-1,"fetch_bytes_per_sec":0}]}`, failover, jobs, meta, allow, migs, chains), ErrInvalid, "negative rate"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,7 +308,7 @@ func TestRestoreRejects(t *testing.T) {
 	}
 	// A version 1 snapshot (no meta section) from an older peer restores,
 	// with no cluster id.
-	v1 := strings.Replace(hdr, `"version":3`, `"version":1`, 1)
+	v1 := oldHdr(1)
 	f := New(nil)
 	if err := restore(f, join(v1, peers, clusters, routes, quotas, failover, jobs)); err != nil {
 		t.Fatalf("version 1 snapshot: %v", err)
@@ -265,13 +318,21 @@ func TestRestoreRejects(t *testing.T) {
 	}
 	// A version 2 snapshot (no allow-list section) restores with an empty
 	// allow-list and everything else.
-	v2 := strings.Replace(hdr, `"version":3`, `"version":2`, 1)
 	f = New(nil)
-	if err := restore(f, join(v2, peers, clusters, routes, quotas, failover, jobs, meta)); err != nil {
+	if err := restore(f, join(oldHdr(2), peers, clusters, routes, quotas, failover, jobs, meta)); err != nil {
 		t.Fatalf("version 2 snapshot: %v", err)
 	}
 	if f.State().ClusterID == "" || f.State().PeerAllowList != nil || len(f.State().Peers) == 0 {
 		t.Fatalf("version 2 snapshot restored to %+v", f.State())
+	}
+	// A version 3 snapshot (no migrations, no chains) restores with both
+	// empty and the allow-list kept.
+	f = New(nil)
+	if err := restore(f, join(oldHdr(3), peers, clusters, routes, quotas, failover, jobs, meta, allow)); err != nil {
+		t.Fatalf("version 3 snapshot: %v", err)
+	}
+	if st := f.State(); st.Migrations != nil || st.Chains != nil || !st.PeerAllowed("a3") || st.ClusterID == "" {
+		t.Fatalf("version 3 snapshot restored to %+v", st)
 	}
 }
 

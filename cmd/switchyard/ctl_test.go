@@ -5,15 +5,26 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
 func noEnv(string) string { return "" }
@@ -664,6 +675,10 @@ func TestCtlWire(t *testing.T) {
 		{[]string{"clusters", "delete", "east"}, wireRequest{"DELETE", "/v1/clusters/east", "", "Bearer s3cret", "", "application/json"}},
 		{[]string{"quotas", "set", "--prefix", "logs.", "--produce", "1.5MiB"}, wireRequest{"PUT", "/v1/prefix-quotas/logs.", `{"produce_bytes_per_sec":1572864,"fetch_bytes_per_sec":0}`, "Bearer s3cret", "application/json", "application/json"}},
 		{[]string{"routes", "default", "--clear"}, wireRequest{"DELETE", "/v1/default-cluster", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"migrations", "start", "orders", "--to", "west"}, wireRequest{"POST", "/v1/migrations", `{"topic":"orders","to":"west"}`, "Bearer s3cret", "application/json", "application/json"}},
+		{[]string{"--consistent", "migrations", "get", "orders"}, wireRequest{"GET", "/v1/migrations/orders?consistent=1", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"migrations", "finish", "orders", "--force"}, wireRequest{"POST", "/v1/migrations/orders/finish?force=1", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"migrations", "abort", "orders"}, wireRequest{"DELETE", "/v1/migrations/orders", "", "Bearer s3cret", "", "application/json"}},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
@@ -811,5 +826,430 @@ func TestRenderQuotaView(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("rendering lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestParseCtlMigrations: the API call of every migrations command line.
+func TestParseCtlMigrations(t *testing.T) {
+	cases := []struct {
+		args   string
+		method string
+		path   string
+		query  string
+		body   string
+		follow bool
+	}{
+		{"migrations list", "GET", "/v1/migrations", "", "", false},
+		{"migrations get orders", "GET", "/v1/migrations/orders", "", "", false},
+		{"migrations get a/b", "GET", "/v1/migrations/a%2Fb", "", "", false},
+		{"migrations start orders --to west", "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`, false},
+		{"migrations start --to=west orders --wait", "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`, true},
+		{"migrations start --wait -- -odd --to", "POST", "/v1/migrations", "", "", false}, // --to after "--" is a topic: an error below
+		{"migrations finish orders", "POST", "/v1/migrations/orders/finish", "", "", false},
+		{"migrations finish orders --force", "POST", "/v1/migrations/orders/finish", "force=1", "", false},
+		{"migrations finish .. --force", "POST", "/v1/migrations/%2E%2E/finish", "force=1", "", false},
+		{"migrations abort orders", "DELETE", "/v1/migrations/orders", "", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.args, func(t *testing.T) {
+			_, call, err := parseCtl(strings.Fields(tc.args), noEnv)
+			if strings.Contains(tc.args, "-- -odd") {
+				if err == nil {
+					t.Fatal("a start with two topics and no --to parsed")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			if call.method != tc.method || call.path != tc.path || call.query.Encode() != tc.query {
+				t.Errorf("call %s %s ?%s, want %s %s ?%s", call.method, call.path, call.query.Encode(), tc.method, tc.path, tc.query)
+			}
+			if got := bodyJSON(t, call.body); got != tc.body {
+				t.Errorf("body %s\nwant %s", got, tc.body)
+			}
+			if (call.follow != nil) != tc.follow || call.show == nil {
+				t.Errorf("follow set %v, want %v; show set %v", call.follow != nil, tc.follow, call.show != nil)
+			}
+		})
+	}
+	for _, tc := range []struct{ args, msg string }{
+		{"migrations start orders", "--to CLUSTER is required"},
+		{"migrations start --to west", "missing TOPIC"},
+		{"migrations start orders --to", "flag needs an argument"},
+		{"migrations start orders --to=", "must not be empty"},
+		{"migrations start orders extra --to west", `unexpected argument "extra"`},
+		{"migrations get", "missing TOPIC"},
+		{"migrations finish", "missing TOPIC"},
+		{"migrations finish orders --force=maybe", "invalid boolean"},
+		{"migrations abort orders west", `unexpected argument "west"`},
+		{"migrations pause orders", `unknown subcommand "pause"`},
+	} {
+		_, _, err := parseCtl(strings.Fields(tc.args), noEnv)
+		var ue *ctlUsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: %v, want a usage error containing %q", tc.args, err, tc.msg)
+		}
+	}
+	if usage := groupUsage("migrations"); !strings.Contains(usage, "migrations start TOPIC --to CLUSTER [--wait]") || !strings.Contains(usage, "migrations abort TOPIC") {
+		t.Errorf("group usage:\n%s", usage)
+	}
+}
+
+const testMigrationJSON = `{"topic":"orders","from":"east","to":"west","state":"switched","phase":"copy",
+	"partitions":[{"partition":0,"base":1200},{"partition":1,"base":0},{"partition":2}],
+	"groups_behind":["billing","audit"],"started":1764812400000,"switched":"2025-12-04T01:40:02Z"}`
+
+func TestRenderMigrations(t *testing.T) {
+	var m apiMigration
+	if err := json.Unmarshal([]byte(testMigrationJSON), &m); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := renderMigration(&b, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"topic:", "orders", "east", "west", "switched", "copy", "2025-12-04T01:40:00Z",
+		"2025-12-04T01:40:02Z", "billing, audit", "PARTITION", "1200"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("get rendering lacks %q:\n%s", want, b.String())
+		}
+	}
+	if !regexpLine(b.String(), `^2\s+-$`) {
+		t.Errorf("partition 2 without a base is not shown as -:\n%s", b.String())
+	}
+
+	// The list, wrapped or bare.
+	for _, body := range []string{`{"migrations":[` + testMigrationJSON + `]}`, `[` + testMigrationJSON + `]`} {
+		var l apiMigrationList
+		if err := json.Unmarshal([]byte(body), &l); err != nil {
+			t.Fatal(err)
+		}
+		b.Reset()
+		if err := renderMigrations(&b, l); err != nil {
+			t.Fatal(err)
+		}
+		if !regexpLine(b.String(), `^orders\s+east\s+west\s+switched\s+copy\s+2/3\s+2025-12-04T01:40:00Z\s+2025-12-04T01:40:02Z\s+2$`) {
+			t.Errorf("list rendering:\n%s", b.String())
+		}
+	}
+	b.Reset()
+	if err := renderMigrations(&b, nil); err != nil || b.String() != "no migrations\n" {
+		t.Errorf("empty list: %q %v", b.String(), err)
+	}
+	var bad apiTime
+	if err := json.Unmarshal([]byte(`"yesterday"`), &bad); err == nil {
+		t.Error("a time that is not RFC 3339 decoded")
+	}
+	if err := json.Unmarshal([]byte(`0`), &bad); err != nil || bad.String() != "-" {
+		t.Errorf("time 0: %v %q", err, bad.String())
+	}
+}
+
+// regexpLine reports whether some line of s matches the pattern.
+func regexpLine(s, pattern string) bool {
+	re := regexp.MustCompile(pattern)
+	for _, l := range strings.Split(s, "\n") {
+		if re.MatchString(strings.TrimRight(l, " ")) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMigrationFinishConflict: a refused finish says which groups are
+// behind and what to do; other errors pass through.
+func TestMigrationFinishConflict(t *testing.T) {
+	_, call, err := parseCtl([]string{"migrations", "finish", "orders"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := apiErrorFrom(409, []byte(`{"error":"2 groups have not consumed up to the base","groups_behind":["billing","audit"]}`))
+	got := call.apiError(e).Error()
+	for _, want := range []string{"409 2 groups have not consumed up to the base", "groups behind the base: billing, audit",
+		"switchyard ctl migrations get orders", "--force"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("error lacks %q:\n%s", want, got)
+		}
+	}
+	for _, e := range []*ctlAPIError{apiErrorFrom(409, []byte(`{"error":"not switched"}`)), apiErrorFrom(404, []byte(`{"error":"no migration"}`))} {
+		if got := call.apiError(e); got != e {
+			t.Errorf("error %v rewritten to %v", e, got)
+		}
+	}
+	// A forced finish that left groups behind warns.
+	var b bytes.Buffer
+	if err := call.show(&b, []byte(`{"topic":"orders","from":"east","to":"west","state":"finished","groups_behind":["billing"]}`), "12"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "warning: finished with groups behind the base (they can no longer read the rest of the source): billing\n" +
+		"migration of orders finished; the segment on east is retired (its data stays there) (index 12)\n"; b.String() != want {
+		t.Errorf("finish output %q\nwant %q", b.String(), want)
+	}
+}
+
+// TestMigrationWatch: --wait prints a line per phase change (not per read)
+// off a terminal, redraws one line on a terminal, measures the producer
+// pause from the fence, and fails with the migration's error.
+func TestMigrationWatch(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	mig := func(state, phase string, done int) apiMigration {
+		m := apiMigration{Topic: "orders", From: "east", To: "west", State: state, Phase: phase}
+		for p := range 4 {
+			m.Partitions = append(m.Partitions, apiMigrationPartition{Partition: int32(p)})
+			if p < done {
+				v := int64(100 * p)
+				m.Partitions[p].Base = &v
+			}
+		}
+		return m
+	}
+	reads := []struct {
+		m  apiMigration
+		ms int
+	}{
+		{mig("running", "prepare", 0), 0},
+		{mig("running", "prepare", 0), 200},
+		{mig("running", "fence", 1), 400},
+		{mig("running", "fence", 3), 600},
+		{mig("switched", "copy", 4), 750},
+	}
+
+	var out bytes.Buffer
+	mw := newMigrationWatch(&out, false)
+	for _, r := range reads {
+		mw.observe(r.m, at(r.ms))
+	}
+	if err := mw.finish(reads[len(reads)-1].m, at(800)); err != nil {
+		t.Fatal(err)
+	}
+	want := "orders east -> west: running, phase prepare, partitions 0/4\n" +
+		"orders east -> west: running, phase fence, partitions 1/4, producer pause 0s\n" +
+		"orders east -> west: switched, phase copy, partitions 4/4, producer pause 350ms\n" +
+		"orders is switched: clients use west (waited 800ms, producer pause about 350ms); finish it with: switchyard ctl migrations finish orders\n"
+	if out.String() != want {
+		t.Errorf("plain output:\n%s\nwant:\n%s", out.String(), want)
+	}
+
+	out.Reset()
+	mw = newMigrationWatch(&out, true)
+	for _, r := range reads {
+		mw.observe(r.m, at(r.ms))
+	}
+	if err := mw.finish(reads[len(reads)-1].m, at(800)); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\r\033[K"); n != len(reads) {
+		t.Errorf("terminal output redraws %d times, want %d: %q", n, len(reads), out.String())
+	}
+	if !strings.Contains(out.String(), "phase fence, partitions 3/4, producer pause 200ms") || strings.Count(out.String(), "\n") != 2 {
+		t.Errorf("terminal output %q", out.String())
+	}
+
+	out.Reset()
+	mw = newMigrationWatch(&out, false)
+	mw.observe(mig("running", "prepare", 0), at(0))
+	failed := mig("failed", "fence", 2)
+	failed.Error = "open transactions on partition 3 after 30s"
+	mw.observe(failed, at(300))
+	err := mw.finish(failed, at(300))
+	if err == nil || err.Error() != "migration of orders failed: open transactions on partition 3 after 30s; the topic stays on east" {
+		t.Errorf("failed migration: %v", err)
+	}
+}
+
+// TestMigrationWaitPolls runs `migrations start --wait` against a server
+// that plays a migration's answers: the start, a 404 from a peer that has
+// not applied it yet, then the phases. It checks the requests, the plain
+// lines, and that -o json prints one document, the last read.
+func TestMigrationWaitPolls(t *testing.T) {
+	answers := []string{
+		`{"topic":"orders","from":"east","to":"west","state":"running","phase":"prepare","partitions":[{"partition":0}]}`,
+		``, // 404
+		`{"topic":"orders","from":"east","to":"west","state":"running","phase":"prepare","partitions":[{"partition":0}]}`,
+		`{"topic":"orders","from":"east","to":"west","state":"running","phase":"fence","partitions":[{"partition":0}]}`,
+		`{"topic":"orders","from":"east","to":"west","state":"switched","phase":"copy","partitions":[{"partition":0,"base":42}]}`,
+	}
+	for _, asJSON := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", asJSON), func(t *testing.T) {
+			var mu sync.Mutex
+			var uris []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				i := len(uris)
+				uris = append(uris, r.Method+" "+r.RequestURI)
+				mu.Unlock()
+				if i >= len(answers) {
+					i = len(answers) - 1
+				}
+				w.Header().Set("Content-Type", "application/json")
+				switch {
+				case r.Method == http.MethodPost:
+					w.WriteHeader(http.StatusAccepted)
+				case answers[i] == "":
+					w.WriteHeader(http.StatusNotFound)
+					io.WriteString(w, `{"error":"no migration of topic \"orders\""}`)
+					return
+				}
+				io.WriteString(w, answers[i])
+			}))
+			defer srv.Close()
+			args := []string{"ctl", "--server", srv.URL, "migrations", "start", "orders", "--to", "west", "--wait"}
+			if asJSON {
+				args = append(args[:3], append([]string{"-o", "json"}, args[3:]...)...)
+			}
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), args, &out, &errb); code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			mu.Lock()
+			got := slices.Clone(uris)
+			mu.Unlock()
+			want := []string{"POST /v1/migrations"}
+			for range len(answers) - 1 {
+				want = append(want, "GET /v1/migrations/orders?consistent=1")
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("requests %q\nwant %q", got, want)
+			}
+			if asJSON {
+				var m apiMigration
+				if err := json.Unmarshal(out.Bytes(), &m); err != nil || m.State != "switched" {
+					t.Fatalf("json output is not the last read: %v\n%s", err, out.String())
+				}
+				return
+			}
+			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+			if len(lines) != 5 || lines[0] != "migration of orders started: east -> west, prepare" ||
+				!strings.HasSuffix(lines[1], "phase prepare, partitions 0/1") || !strings.Contains(lines[2], "phase fence") ||
+				!strings.Contains(lines[3], "switched, phase copy, partitions 1/1, producer pause") ||
+				!strings.HasPrefix(lines[4], "orders is switched: clients use west") {
+				t.Errorf("output:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// TestCtlMigrationsOnSandbox drives a real migration with ctl against a
+// sandbox of two peers and two backend clusters (what `switchyard dev`
+// runs), sending every command to the follower so the writes are
+// forwarded: start --wait (the plain-line path), get, list, finish, the
+// way back with -o json, and the errors of commands that cannot apply.
+// It needs the migration endpoints (node/http_migrations.go) and the
+// leader's migration driver.
+func TestCtlMigrationsOnSandbox(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sb, err := sandbox.Start(ctx, sandbox.Config{
+		Clusters:      []sandbox.ClusterSpec{{Name: "east", Brokers: 1}, {Name: "west", Brokers: 1}},
+		Peers:         2,
+		KafkaBasePort: 0,
+		AdminBasePort: 0,
+		Logger:        slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	follower := -1
+	waitUntil(t, 20*time.Second, "a follower", func() bool {
+		for i, n := range sb.Nodes {
+			if !n.IsLeader() && n.Leader() != "" {
+				follower = i
+				return true
+			}
+		}
+		return false
+	})
+	admin := sb.AdminURLs[follower]
+	ctl := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(ctx, append([]string{"ctl", "--server", admin, "--timeout", "20s"}, args...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+
+	// 30 records over 3 partitions of "orders", on east.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...), kgo.DefaultProduceTopic("orders"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 1, nil, "orders"); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	for i := range 30 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 3), Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+
+	code, out, errOut := ctl("migrations", "start", "orders", "--to", "west", "--wait")
+	if code != 0 {
+		t.Fatalf("start --wait: exit %d\n%s%s", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if !strings.HasPrefix(lines[0], "migration of orders started: east -> west") ||
+		!strings.Contains(out, "phase fence") || !strings.HasPrefix(lines[len(lines)-1], "orders is switched: clients use west") {
+		t.Fatalf("start --wait output:\n%s", out)
+	}
+	for _, l := range lines[1 : len(lines)-1] {
+		if !strings.HasPrefix(l, "orders east -> west: ") {
+			t.Fatalf("start --wait printed %q; want one status line per phase:\n%s", l, out)
+		}
+	}
+
+	code, out, errOut = ctl("-o", "json", "migrations", "get", "orders")
+	var m apiMigration
+	if code != 0 || json.Unmarshal([]byte(out), &m) != nil {
+		t.Fatalf("get -o json: exit %d\n%s%s", code, out, errOut)
+	}
+	var sum int64
+	for _, p := range m.Partitions {
+		if p.Base != nil {
+			sum += *p.Base
+		}
+	}
+	if m.From != "east" || m.To != "west" || m.State != "switched" || len(m.Partitions) != 3 || sum != 30 || m.Started.t.IsZero() || m.Switched.t.IsZero() {
+		t.Fatalf("migration after the switch: %+v (bases sum to %d, want 30)\n%s", m, sum, out)
+	}
+	if code, out, errOut = ctl("migrations", "get", "orders"); code != 0 || !strings.Contains(out, "PARTITION") || !strings.Contains(out, "switched") {
+		t.Fatalf("get: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = ctl("migrations", "list"); code != 0 || !regexpLine(out, `^orders\s+east\s+west\s+switched\s`) {
+		t.Fatalf("list: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Refused while switched: another start, an abort.
+	if code, _, errOut = ctl("migrations", "start", "orders", "--to", "east"); code != 1 || !strings.Contains(errOut, "409") {
+		t.Fatalf("second start while switched: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut = ctl("migrations", "abort", "orders"); code != 1 || !strings.Contains(errOut, "409") {
+		t.Fatalf("abort after the switch: exit %d: %s", code, errOut)
+	}
+
+	// No group has committed on the topic, so none is behind; finish goes
+	// through once the offset copy is done.
+	waitUntil(t, 30*time.Second, "finish", func() bool {
+		code, out, errOut = ctl("migrations", "finish", "orders")
+		return code == 0
+	})
+	if !strings.Contains(out, "migration of orders finished") {
+		t.Fatalf("finish output %q %s", out, errOut)
+	}
+
+	// The way back, -o json: one document, the migration switched.
+	code, out, errOut = ctl("-o", "json", "migrations", "start", "orders", "--to", "east", "--wait")
+	m = apiMigration{}
+	if code != 0 || json.Unmarshal([]byte(out), &m) != nil || m.State != "switched" || m.From != "west" || m.To != "east" {
+		t.Fatalf("start back -o json --wait: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Errors: an unknown cluster, an unknown topic's migration.
+	if code, _, errOut = ctl("migrations", "start", "payments", "--to", "north"); code != 1 || !(strings.Contains(errOut, "400") || strings.Contains(errOut, "404")) {
+		t.Fatalf("start to an unknown cluster: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut = ctl("migrations", "get", "nothing-here"); code != 1 || !strings.Contains(errOut, "404") {
+		t.Fatalf("get of a topic never migrated: exit %d: %s", code, errOut)
 	}
 }
