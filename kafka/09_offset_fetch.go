@@ -16,9 +16,16 @@ package kafka
 // ids for the client's virtual ones (topicids.go), every answer's ids are
 // made virtual again, and an id the proxy does not know is answered by the
 // proxy, UNKNOWN_TOPIC_ID per partition, as a broker does. A KIP-848
-// member's epoch is translated per cluster (fetchMember848).
+// member's epoch is translated per cluster (fetchMember848). A migrated
+// topic whose previous segment still serves reads (segments.go) is asked
+// of both clusters and each partition answered with the higher committed
+// offset: both are virtual, and a group whose offsets could not be copied
+// to the target at the switch (it has members there) keeps its position
+// until its next commit lands on the target.
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -65,6 +72,16 @@ func handleOffsetFetch(r *request) error {
 		for _, t := range g.Topics {
 			be, real, bounce := offsetsCluster(r, t.Topic, t.TopicID, g.Group)
 			bounced = bounced || bounce
+			if prev, prevID := offsetsPrevious(r, t.Topic, t.TopicID); prev != nil {
+				pt := t
+				if prevID != ([16]byte{}) {
+					pt.TopicID = prevID
+				}
+				if _, ok := split[prev]; !ok {
+					order = append(order, prev)
+				}
+				split[prev] = append(split[prev], pt)
+			}
 			if be == nil {
 				if local == nil {
 					local = kmsg.NewPtrOffsetFetchResponse()
@@ -132,9 +149,100 @@ func handleOffsetFetch(r *request) error {
 				}
 			}
 		}
+		if len(r.st.Chains) > 0 {
+			for i := range groups {
+				groups[i].Topics = maxOffsetsByTopic(groups[i].Topics)
+			}
+		}
 		out.Groups = groups
 		return out
 	})
+}
+
+// offsetsPrevious is the previous segment's cluster of a migrated topic
+// while it serves reads (and that cluster's id for a topic named by
+// virtual id), else nil.
+func offsetsPrevious(r *request, topic string, id [16]byte) (*Backend, [16]byte) {
+	if len(r.st.Chains) == 0 {
+		return nil, [16]byte{}
+	}
+	if topic == "" {
+		if be, name := r.topicOfVID(id); be != nil {
+			topic = name
+		}
+	}
+	be := r.route(topic)
+	if be == nil {
+		return nil, [16]byte{}
+	}
+	tt := topicTarget{be: be, name: topic}
+	r.chainOf(&tt)
+	if tt.prev == nil {
+		return nil, [16]byte{}
+	}
+	var real [16]byte
+	if id != ([16]byte{}) {
+		real, _ = tt.prev.topicID(topic)
+	}
+	return tt.prev, real
+}
+
+// keptOnPrevious reports whether be serves a previous segment of topic,
+// whose committed offsets a null topic list also keeps.
+func keptOnPrevious(r *request, be *Backend, topic string) bool {
+	if len(r.st.Chains) == 0 {
+		return false
+	}
+	prev, _ := offsetsPrevious(r, topic, [16]byte{})
+	return prev == be
+}
+
+// maxOffsetsByTopic joins a group's answers for the same topic (a
+// migrated topic asked of two clusters), keeping per partition the higher
+// committed offset.
+func maxOffsetsByTopic(ts []kmsg.OffsetFetchResponseGroupTopic) []kmsg.OffsetFetchResponseGroupTopic {
+	out := ts[:0]
+	for _, t := range ts {
+		j := slices.IndexFunc(out, func(o kmsg.OffsetFetchResponseGroupTopic) bool {
+			return o.Topic == t.Topic && o.TopicID == t.TopicID
+		})
+		if j < 0 {
+			out = append(out, t)
+			continue
+		}
+		for _, p := range t.Partitions {
+			k := slices.IndexFunc(out[j].Partitions, func(o kmsg.OffsetFetchResponseGroupTopicPartition) bool { return o.Partition == p.Partition })
+			switch {
+			case k < 0:
+				out[j].Partitions = append(out[j].Partitions, p)
+			case p.ErrorCode == 0 && (out[j].Partitions[k].ErrorCode != 0 || p.Offset > out[j].Partitions[k].Offset):
+				out[j].Partitions[k] = p
+			}
+		}
+	}
+	return out
+}
+
+// maxOffsetsByTopicV0 is maxOffsetsByTopic for answers before v8.
+func maxOffsetsByTopicV0(ts []kmsg.OffsetFetchResponseTopic) []kmsg.OffsetFetchResponseTopic {
+	out := ts[:0]
+	for _, t := range ts {
+		j := slices.IndexFunc(out, func(o kmsg.OffsetFetchResponseTopic) bool { return o.Topic == t.Topic })
+		if j < 0 {
+			out = append(out, t)
+			continue
+		}
+		for _, p := range t.Partitions {
+			k := slices.IndexFunc(out[j].Partitions, func(o kmsg.OffsetFetchResponseTopicPartition) bool { return o.Partition == p.Partition })
+			switch {
+			case k < 0:
+				out[j].Partitions = append(out[j].Partitions, p)
+			case p.ErrorCode == 0 && (out[j].Partitions[k].ErrorCode != 0 || p.Offset > out[j].Partitions[k].Offset):
+				out[j].Partitions[k] = p
+			}
+		}
+	}
+	return out
 }
 
 // fixOffsetFetchGroups makes a batched answer of be follow Kafka: a group
@@ -170,7 +278,7 @@ func fixOffsetFetchGroups(r *request, be *Backend, resp *kmsg.OffsetFetchRespons
 				if name == "" && t.TopicID != ([16]byte{}) {
 					name, _ = be.topicName(t.TopicID)
 				}
-				if name != "" && r.route(name) == be {
+				if name != "" && (r.route(name) == be || keptOnPrevious(r, be, name)) {
 					kept = append(kept, t)
 				}
 			}
@@ -229,15 +337,21 @@ func offsetFetchSingle(r *request, req *kmsg.OffsetFetchRequest) error {
 		for _, t := range req.Topics {
 			be, _, bounce := offsetsCluster(r, t.Topic, [16]byte{}, req.Group)
 			bounced = bounced || bounce
-			tg := r.coordinator(be, coordinatorGroup, req.Group)
-			sub := by[tg]
-			if sub == nil {
-				s := *req
-				s.Topics = nil
-				sub = &s
-				by[tg] = sub
+			clusters := []*Backend{be}
+			if prev, _ := offsetsPrevious(r, t.Topic, [16]byte{}); prev != nil {
+				clusters = append(clusters, prev)
 			}
-			sub.Topics = append(sub.Topics, t)
+			for _, be := range clusters {
+				tg := r.coordinator(be, coordinatorGroup, req.Group)
+				sub := by[tg]
+				if sub == nil {
+					s := *req
+					s.Topics = nil
+					sub = &s
+					by[tg] = sub
+				}
+				sub.Topics = append(sub.Topics, t)
+			}
 		}
 		if bounced {
 			return c.respond(r, start, failedAnswer(req))
@@ -273,11 +387,14 @@ func offsetFetchSingle(r *request, req *kmsg.OffsetFetchRequest) error {
 				code = o.ErrorCode
 			}
 			for _, t := range o.Topics {
-				if sub.Topics == nil && r.route(t.Topic) != be {
+				if sub.Topics == nil && r.route(t.Topic) != be && !keptOnPrevious(r, be, t.Topic) {
 					continue
 				}
 				topics = append(topics, t)
 			}
+		}
+		if len(r.st.Chains) > 0 {
+			topics = maxOffsetsByTopicV0(topics)
 		}
 		out.Topics, out.ErrorCode = topics, code
 		return out

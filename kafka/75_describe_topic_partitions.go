@@ -235,6 +235,9 @@ func presentTopicPartitions(r *request, be *Backend, d *kmsg.DescribeTopicPartit
 		}
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
+			if t.Topic != nil {
+				p.LeaderEpoch = presentChainEpoch(r, be, *t.Topic, p.LeaderEpoch)
+			}
 			p.LeaderID = pr.peerFor(p.LeaderID)
 			p.Replicas = pr.mapIDs(p.Replicas)
 			p.ISR = pr.mapIDs(p.ISR)

@@ -79,7 +79,27 @@ func TestChainedOffsets(t *testing.T) {
 		return offs
 	}
 	produce(0, before)
+	// A group that committed on east before the switch (nothing copies its
+	// offsets here): while east serves reads, the proxy answers its
+	// offsets from there.
+	adm0 := kadm.NewClient(prod)
+	early := kadm.Offsets{}
+	for p := range int32(parts) {
+		early.AddOffset(topic, p, int64(10+p), -1)
+	}
+	if _, err := adm0.CommitOffsets(ctx, "early", early); err != nil {
+		t.Fatal(err)
+	}
 	bases := switchByHand(t, sb, topic, parts, epochBase)
+	fetched, err := adm0.FetchOffsets(ctx, "early")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(parts) {
+		if o, ok := fetched.Lookup(topic, p); !ok || o.At != int64(10+p) {
+			t.Errorf("group early, partition %d after the switch: %+v, want the offset committed on east, %d", p, o, 10+p)
+		}
+	}
 	offs := produce(before, after)
 	for p, os := range offs {
 		for k, o := range os {
