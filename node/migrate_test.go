@@ -1,0 +1,354 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+)
+
+// migrationEnv is a one-peer node in front of two real in-process Kafka
+// clusters (kfake), east and west, with topic orders routed to east.
+type migrationEnv struct {
+	n          *Node
+	east, west *kfake.Cluster
+	eastAdm    *kadm.Client
+	westAdm    *kadm.Client
+}
+
+const migParts = 4
+
+func startMigrationEnv(t *testing.T, westOpts ...kfake.Opt) *migrationEnv {
+	t.Helper()
+	east, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(migParts, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(east.Close)
+	west, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(2)}, westOpts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(west.Close)
+
+	n, err := New(Config{
+		Name:            "solo",
+		DataDir:         filepath.Join(t.TempDir(), "solo"),
+		KafkaListen:     "127.0.0.1:0",
+		AdminListen:     "127.0.0.1:0",
+		RaftListen:      "127.0.0.1:0",
+		GossipListen:    "127.0.0.1:0",
+		BootstrapExpect: 1,
+		MetadataRefresh: 500 * time.Millisecond,
+		Timing:          FastTiming(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before Run: the driver reads its timing from the leader's goroutines.
+	n.migrations.cfg.ServingInterval = 200 * time.Millisecond
+	n.migrations.cfg.Retry = 100 * time.Millisecond
+	n.migrations.cfg.FenceTimeout = 10 * time.Second
+	n.migrations.cfg.DrainTimeout = 10 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	waitFor(t, 20*time.Second, "the peer leads", n.IsLeader)
+
+	for name, kc := range map[string]*kfake.Cluster{"east": east, "west": west} {
+		b, _ := json.Marshal(map[string]any{"bootstrap": kc.ListenAddrs()})
+		if code, _, body := call(t, n, "PUT", "/v1/clusters/"+name, "", string(b)); code != 200 {
+			t.Fatalf("put cluster %s: %d %s", name, code, body)
+		}
+	}
+	if code, _, body := call(t, n, "PUT", "/v1/default-cluster", "", `{"cluster":"east"}`); code != 200 {
+		t.Fatalf("default cluster: %d %s", code, body)
+	}
+	waitFor(t, 30*time.Second, "both backends load", func() bool {
+		for _, c := range []string{"east", "west"} {
+			if _, err := n.migrationBackend(c); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	admin := func(kc *kfake.Cluster) *kadm.Client {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return kadm.NewClient(cl)
+	}
+	return &migrationEnv{n: n, east: east, west: west, eastAdm: admin(east), westAdm: admin(west)}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// produce writes count records to each partition of topic on kc directly.
+func produce(t *testing.T, kc *kfake.Cluster, topic string, perPartition []int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for p, k := range perPartition {
+		for i := range k {
+			r := &kgo.Record{Partition: int32(p), Value: []byte(fmt.Sprintf("%d-%d", p, i))}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("produce to %s/%d: %v", topic, p, err)
+			}
+		}
+	}
+}
+
+func (e *migrationEnv) migration(t *testing.T, topic string) migrationView {
+	t.Helper()
+	code, _, body := call(t, e.n, "GET", "/v1/migrations/"+topic, "", "")
+	if code != 200 {
+		t.Fatalf("get migration %s: %d %s", topic, code, body)
+	}
+	var v migrationView
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("migration %s: %v in %s", topic, err, body)
+	}
+	return v
+}
+
+func (e *migrationEnv) waitMigration(t *testing.T, topic string, state fsm.MigrationState, phase string) migrationView {
+	t.Helper()
+	var v migrationView
+	waitFor(t, 60*time.Second, fmt.Sprintf("the migration of %s is %s/%s", topic, state, phase), func() bool {
+		v = e.migration(t, topic)
+		if v.State.Terminal() && v.State != state {
+			t.Fatalf("migration of %s ended %s: %s", topic, v.State, v.Error)
+		}
+		return v.State == state && (phase == "" || v.Phase == phase)
+	})
+	return v
+}
+
+// TestMigrationSwitches: a migration started through the API reaches
+// switched: the target topic has the source's partitions, the chain's bases
+// are the source's high watermarks, the route moved, group offsets were
+// copied; finish refuses while a group is behind and ?force=1 finishes.
+func TestMigrationSwitches(t *testing.T) {
+	e := startMigrationEnv(t)
+	counts := []int{5, 0, 3, 7}
+	produce(t, e.east, "orders", counts)
+	ctx := context.Background()
+	// g-behind committed 1 on each partition: behind every non-empty one;
+	// g-done is at the end.
+	behind, done := kadm.Offsets{}, kadm.Offsets{}
+	for p, k := range counts {
+		behind.Add(kadm.Offset{Topic: "orders", Partition: int32(p), At: min(1, int64(k)), LeaderEpoch: -1, Metadata: "m"})
+		done.Add(kadm.Offset{Topic: "orders", Partition: int32(p), At: int64(k), LeaderEpoch: -1})
+	}
+	for g, os := range map[string]kadm.Offsets{"g-behind": behind, "g-done": done} {
+		rs, err := e.eastAdm.CommitOffsets(ctx, g, os)
+		if err == nil {
+			err = rs.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit %s on east: %v", g, err)
+		}
+	}
+
+	code, _, body := call(t, e.n, "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`)
+	if code != 202 || !strings.Contains(body, `"from": "east"`) {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	if code, _, body := call(t, e.n, "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`); code != 409 {
+		t.Fatalf("second start: %d %s, want 409", code, body)
+	}
+	v := e.waitMigration(t, "orders", fsm.MigrationSwitched, fsm.PhaseServing)
+	if v.Error != "" {
+		t.Errorf("migration error %q", v.Error)
+	}
+
+	st := e.n.fsm.State()
+	if c, _ := st.RouteFor("orders"); c != "west" {
+		t.Errorf("orders routes to %q, want west", c)
+	}
+	chain := st.Chain("orders")
+	if chain == nil || len(chain.Segments) != 2 || chain.Segments[0].Cluster != "east" || chain.Live().Cluster != "west" {
+		t.Fatalf("chain %+v", chain)
+	}
+	for p, k := range counts {
+		if got := chain.Live().Starts[p]; got != int64(k) {
+			t.Errorf("partition %d starts at %d, want the source high watermark %d", p, got, k)
+		}
+		if got := chain.Live().Physical[p]; got != 0 {
+			t.Errorf("partition %d physical %d, want 0 (new target topic)", p, got)
+		}
+	}
+	if chain.Live().EpochBase < 1 {
+		t.Errorf("epoch base %d, want above the source's epochs", chain.Live().EpochBase)
+	}
+	if len(v.Partitions) != migParts || v.Partitions[3].Base != 7 {
+		t.Errorf("api partitions %+v", v.Partitions)
+	}
+	tds, err := e.westAdm.ListTopics(ctx, "orders")
+	if err != nil || tds["orders"].Err != nil || len(tds["orders"].Partitions) != migParts {
+		t.Fatalf("target topic: %v %+v", err, tds["orders"])
+	}
+	for g, want := range map[string]kadm.Offsets{"g-behind": behind, "g-done": done} {
+		got, err := e.westAdm.FetchOffsets(ctx, g)
+		if err != nil || got.Error() != nil {
+			t.Fatalf("fetch %s on west: %v %v", g, err, got.Error())
+		}
+		for p := range counts {
+			o, ok := got.Lookup("orders", int32(p))
+			w, _ := want.Lookup("orders", int32(p))
+			if !ok || o.At != w.At || o.Metadata != w.Metadata {
+				t.Errorf("group %s partition %d on west: %+v (found %v), want %d %q", g, p, o.Offset, ok, w.At, w.Metadata)
+			}
+		}
+	}
+	waitFor(t, 20*time.Second, "g-behind is listed behind", func() bool {
+		v := e.migration(t, "orders")
+		return len(v.GroupsBehind) == 1 && v.GroupsBehind[0] == "g-behind"
+	})
+
+	code, _, body = call(t, e.n, "POST", "/v1/migrations/orders/finish", "", "")
+	if code != 409 || !strings.Contains(body, `"g-behind"`) || strings.Contains(body, `"g-done"`) {
+		t.Fatalf("finish with a group behind: %d %s", code, body)
+	}
+	if code, _, body := call(t, e.n, "DELETE", "/v1/migrations/orders", "", ""); code != 409 {
+		t.Fatalf("abort after the switch: %d %s, want 409", code, body)
+	}
+	code, _, body = call(t, e.n, "POST", "/v1/migrations/orders/finish?force=1", "", "")
+	if code != 200 || !strings.Contains(body, `"state": "finished"`) {
+		t.Fatalf("forced finish: %d %s", code, body)
+	}
+	if !e.n.fsm.State().Chain("orders").Segments[0].Retired {
+		t.Error("the source segment is not retired")
+	}
+	code, _, body = call(t, e.n, "GET", "/metrics", "", "")
+	if code != 200 || !strings.Contains(body, "switchyard_migration_fence_seconds_count 1") {
+		t.Errorf("fence histogram not observed once: %d", code)
+	}
+}
+
+// TestMigrationAPIErrors: bad bodies, unknown topics and clusters, and an
+// abort before the switch, which leaves the route as it was.
+func TestMigrationAPIErrors(t *testing.T) {
+	var hold atomic.Bool
+	hold.Store(true)
+	e := startMigrationEnv(t)
+	// West's controller answers CreateTopics with NOT_CONTROLLER while
+	// hold is set: the driver retries prepare, so the migration stays
+	// running for the abort.
+	e.west.ControlKey(int16(kmsg.CreateTopics), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		e.west.KeepControl()
+		if !hold.Load() {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.CreateTopicsRequest)
+		resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewCreateTopicsResponseTopic()
+			st.Topic, st.ErrorCode = rt.Topic, kerr.NotController.Code
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	for _, c := range []struct {
+		name, body string
+		status     int
+		contains   string
+	}{
+		{"malformed", `{"topic":`, 400, "request body"},
+		{"unknown field", `{"topic":"orders","to":"west","x":1}`, 400, "unknown field"},
+		{"missing to", `{"topic":"orders"}`, 400, "needs"},
+		{"unknown cluster", `{"topic":"orders","to":"north"}`, 404, "north"},
+		{"unknown topic", `{"topic":"nosuch","to":"west"}`, 404, "does not exist"},
+		{"same cluster", `{"topic":"orders","to":"east"}`, 400, "already on"},
+	} {
+		code, _, body := call(t, e.n, "POST", "/v1/migrations", "", c.body)
+		if code != c.status || !strings.Contains(body, c.contains) {
+			t.Errorf("%s: %d %s, want %d containing %q", c.name, code, body, c.status, c.contains)
+		}
+	}
+	if code, _, body := call(t, e.n, "GET", "/v1/migrations/orders", "", ""); code != 404 {
+		t.Errorf("get before any: %d %s", code, body)
+	}
+	if code, _, body := call(t, e.n, "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`); code != 202 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	time.Sleep(300 * time.Millisecond) // the driver is retrying prepare
+	if v := e.migration(t, "orders"); v.State != fsm.MigrationRunning || v.Phase != fsm.PhasePrepare {
+		t.Fatalf("held migration is %s/%s: %s", v.State, v.Phase, v.Error)
+	}
+	code, _, body := call(t, e.n, "DELETE", "/v1/migrations/orders", "", "")
+	if code != 200 || !strings.Contains(body, `"state": "aborted"`) {
+		t.Fatalf("abort: %d %s", code, body)
+	}
+	hold.Store(false)
+	time.Sleep(300 * time.Millisecond) // a driver still running would move on
+	st := e.n.fsm.State()
+	if c, _ := st.RouteFor("orders"); c != "east" || st.Chain("orders") != nil {
+		t.Errorf("after abort: route %q, chain %+v", c, st.Chain("orders"))
+	}
+	if m, _ := st.Migration("orders"); m.State != fsm.MigrationAborted {
+		t.Errorf("after abort: %s", m.State)
+	}
+	code, _, body = call(t, e.n, "GET", "/v1/migrations", "", "")
+	if code != 200 || !strings.Contains(body, `"aborted"`) {
+		t.Errorf("list: %d %s", code, body)
+	}
+	// Aborted is terminal: a new migration may start, and runs through.
+	if code, _, body := call(t, e.n, "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`); code != 202 {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	e.waitMigration(t, "orders", fsm.MigrationSwitched, fsm.PhaseServing)
+}
+
+// TestMigrationFailsOnTargetWithData: a target topic that already holds
+// records fails the migration in prepare, with the reason, and nothing
+// moves.
+func TestMigrationFailsOnTargetWithData(t *testing.T) {
+	e := startMigrationEnv(t, kfake.SeedTopics(migParts, "orders"))
+	produce(t, e.west, "orders", []int{0, 2})
+	code, _, body := call(t, e.n, "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`)
+	if code != 202 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	v := e.waitMigration(t, "orders", fsm.MigrationFailed, "")
+	if !strings.Contains(v.Error, "holds data") || !strings.Contains(v.Error, "1 (2 records)") {
+		t.Errorf("failure reason %q", v.Error)
+	}
+	if c, _ := e.n.fsm.State().RouteFor("orders"); c != "east" {
+		t.Errorf("route moved to %q", c)
+	}
+}
