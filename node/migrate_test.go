@@ -71,7 +71,7 @@ func startMigrationEnv(t *testing.T, westOpts ...kfake.Opt) *migrationEnv {
 			t.Error(err)
 		}
 	})
-	waitFor(t, 20*time.Second, "the peer leads", n.IsLeader)
+	waitUntil(t, 20*time.Second, "the peer leads", n.IsLeader)
 
 	for name, kc := range map[string]*kfake.Cluster{"east": east, "west": west} {
 		b, _ := json.Marshal(map[string]any{"bootstrap": kc.ListenAddrs()})
@@ -82,7 +82,7 @@ func startMigrationEnv(t *testing.T, westOpts ...kfake.Opt) *migrationEnv {
 	if code, _, body := call(t, n, "PUT", "/v1/default-cluster", "", `{"cluster":"east"}`); code != 200 {
 		t.Fatalf("default cluster: %d %s", code, body)
 	}
-	waitFor(t, 30*time.Second, "both backends load", func() bool {
+	waitUntil(t, 30*time.Second, "both backends load", func() bool {
 		for _, c := range []string{"east", "west"} {
 			if _, err := n.migrationBackend(c); err != nil {
 				return false
@@ -99,17 +99,6 @@ func startMigrationEnv(t *testing.T, westOpts ...kfake.Opt) *migrationEnv {
 		return kadm.NewClient(cl)
 	}
 	return &migrationEnv{n: n, east: east, west: west, eastAdm: admin(east), westAdm: admin(west)}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // produce writes count records to each partition of topic on kc directly.
@@ -148,7 +137,7 @@ func (e *migrationEnv) migration(t *testing.T, topic string) migrationView {
 func (e *migrationEnv) waitMigration(t *testing.T, topic string, state fsm.MigrationState, phase string) migrationView {
 	t.Helper()
 	var v migrationView
-	waitFor(t, 60*time.Second, fmt.Sprintf("the migration of %s is %s/%s", topic, state, phase), func() bool {
+	waitUntil(t, 60*time.Second, fmt.Sprintf("the migration of %s is %s/%s", topic, state, phase), func() bool {
 		v = e.migration(t, topic)
 		if v.State.Terminal() && v.State != state {
 			t.Fatalf("migration of %s ended %s: %s", topic, v.State, v.Error)
@@ -163,10 +152,29 @@ func (e *migrationEnv) waitMigration(t *testing.T, topic string, state fsm.Migra
 // are the source's high watermarks, the route moved, group offsets were
 // copied; finish refuses while a group is behind and ?force=1 finishes.
 func TestMigrationSwitches(t *testing.T) {
-	e := startMigrationEnv(t)
+	e := startMigrationEnv(t, kfake.SeedTopics(1, "other"))
 	counts := []int{5, 0, 3, 7}
 	produce(t, e.east, "orders", counts)
 	ctx := context.Background()
+	// g-active has a live member on west (consuming another topic): its
+	// offsets cannot be copied there and the migration says so.
+	member, err := kgo.NewClient(kgo.SeedBrokers(e.west.ListenAddrs()...), kgo.ConsumerGroup("g-active"), kgo.ConsumeTopics("other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for mctx.Err() == nil {
+			member.PollFetches(mctx)
+		}
+	}()
+	t.Cleanup(func() { mcancel(); <-polled; member.Close() })
+	waitUntil(t, 30*time.Second, "g-active is stable on west", func() bool {
+		gs, err := e.westAdm.DescribeGroups(ctx, "g-active")
+		return err == nil && gs["g-active"].State == "Stable"
+	})
 	// g-behind committed 1 on each partition: behind every non-empty one;
 	// g-done is at the end.
 	behind, done := kadm.Offsets{}, kadm.Offsets{}
@@ -174,7 +182,7 @@ func TestMigrationSwitches(t *testing.T) {
 		behind.Add(kadm.Offset{Topic: "orders", Partition: int32(p), At: min(1, int64(k)), LeaderEpoch: -1, Metadata: "m"})
 		done.Add(kadm.Offset{Topic: "orders", Partition: int32(p), At: int64(k), LeaderEpoch: -1})
 	}
-	for g, os := range map[string]kadm.Offsets{"g-behind": behind, "g-done": done} {
+	for g, os := range map[string]kadm.Offsets{"g-behind": behind, "g-done": done, "g-active": done} {
 		rs, err := e.eastAdm.CommitOffsets(ctx, g, os)
 		if err == nil {
 			err = rs.Error()
@@ -192,8 +200,8 @@ func TestMigrationSwitches(t *testing.T) {
 		t.Fatalf("second start: %d %s, want 409", code, body)
 	}
 	v := e.waitMigration(t, "orders", fsm.MigrationSwitched, fsm.PhaseServing)
-	if v.Error != "" {
-		t.Errorf("migration error %q", v.Error)
+	if !strings.Contains(v.Error, "groups [g-active] not copied: members active on west") {
+		t.Errorf("migration error %q, want g-active named", v.Error)
 	}
 
 	st := e.n.fsm.State()
@@ -235,7 +243,7 @@ func TestMigrationSwitches(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, 20*time.Second, "g-behind is listed behind", func() bool {
+	waitUntil(t, 20*time.Second, "g-behind is listed behind", func() bool {
 		v := e.migration(t, "orders")
 		return len(v.GroupsBehind) == 1 && v.GroupsBehind[0] == "g-behind"
 	})
@@ -350,5 +358,37 @@ func TestMigrationFailsOnTargetWithData(t *testing.T) {
 	}
 	if c, _ := e.n.fsm.State().RouteFor("orders"); c != "east" {
 		t.Errorf("route moved to %q", c)
+	}
+}
+
+// TestMigrationFencedRPC: a follower answers the leader's fence question
+// from its applied index; a sender outside the cluster is refused.
+func TestMigrationFencedRPC(t *testing.T) {
+	nodes := startTrio(t)
+	leader, followers := leaderOf(t, nodes)
+	f := followers[0]
+	p, ok := leader.State().PeerByName(f.Name())
+	if !ok {
+		t.Fatal("follower not registered")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ask := func(index uint64) bool {
+		t.Helper()
+		var resp migrationFencedResponse
+		if err := leader.rpc.CallPeer(ctx, p.Name, p.RaftAddr, rpcMigrationFenced, migrationFencedRequest{Topic: "orders", Index: index}, &resp); err != nil {
+			t.Fatalf("ask %d: %v", index, err)
+		}
+		return resp.Fenced
+	}
+	idx := leader.State().Index
+	waitUntil(t, 20*time.Second, "the follower confirms an applied index", func() bool { return ask(idx) })
+	if ask(idx + 1_000_000) {
+		t.Error("fenced at an index the follower has not applied")
+	}
+	var resp migrationFencedResponse
+	err := intruder(t, "mallory").Call(ctx, p.RaftAddr, rpcMigrationFenced, migrationFencedRequest{Topic: "orders", Index: 1}, &resp)
+	if !isUnauthorized(err) {
+		t.Errorf("intruder: %v, want unauthorized", err)
 	}
 }
