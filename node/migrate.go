@@ -248,7 +248,8 @@ func (m *migrator) drive(ctx context.Context, topic string) {
 		}
 		if errors.Is(err, errMigrationFailed) {
 			log.Warn("migration failed", "err", err)
-			if _, aerr := m.n.applyLocal(ctx, &fsm.UpdateMigration{Topic: topic, State: fsm.MigrationFailed, Phase: cur.Phase, Error: truncate(err.Error(), 4096), At: nowMS()}); aerr != nil && !errors.Is(aerr, fsm.ErrConflict) {
+			reason := strings.TrimPrefix(err.Error(), errMigrationFailed.Error()+": ")
+			if _, aerr := m.n.applyLocal(ctx, &fsm.UpdateMigration{Topic: topic, State: fsm.MigrationFailed, Phase: cur.Phase, Error: truncate(reason, 4096), At: nowMS()}); aerr != nil && !errors.Is(aerr, fsm.ErrConflict) {
 				log.Warn("cannot record the migration's failure; retrying", "err", aerr)
 				sleep(ctx, m.cfg.Retry)
 			}

@@ -392,3 +392,107 @@ func TestMigrationFencedRPC(t *testing.T) {
 		t.Errorf("intruder: %v, want unauthorized", err)
 	}
 }
+
+// TestMigrationResumesAfterLeaderChange: three peers; the migration is held
+// in its fence (the source reports an open transaction) while leadership
+// moves; the new leader resumes it from the replicated state and switches.
+func TestMigrationResumesAfterLeaderChange(t *testing.T) {
+	east, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(east.Close)
+	west, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(west.Close)
+	produce(t, east, "orders", []int{3, 4})
+	var hold atomic.Bool
+	hold.Store(true)
+	east.ControlKey(int16(kmsg.ListOffsets), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		east.KeepControl()
+		req := kreq.(*kmsg.ListOffsetsRequest)
+		if !hold.Load() || req.IsolationLevel != 1 {
+			return nil, nil, false
+		}
+		// A last stable offset of 0 below a high watermark above it: an
+		// open transaction the drain waits for.
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition, sp.Offset, sp.Timestamp = rp.Partition, 0, -1
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	nodes := startTrio(t)
+	leader, _ := leaderOf(t, nodes)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for name, kc := range map[string]*kfake.Cluster{"east": east, "west": west} {
+		if _, err := leader.Apply(ctx, &fsm.PutCluster{Cluster: fsm.Cluster{Name: name, Bootstrap: kc.ListenAddrs()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := leader.Apply(ctx, &fsm.SetDefaultCluster{Cluster: "east"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Apply(ctx, &fsm.StartMigration{Topic: "orders", From: "east", To: "west", Partitions: 2, Started: time.Now().UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+	phase := func(n *Node) (fsm.MigrationState, string) {
+		m, ok := n.State().Migration("orders")
+		if !ok {
+			return "", ""
+		}
+		return m.State, m.Phase
+	}
+	waitUntil(t, 30*time.Second, "the migration is fenced", func() bool {
+		s, p := phase(leader)
+		if s.Terminal() {
+			m, _ := leader.State().Migration("orders")
+			t.Fatalf("migration ended %s: %s", s, m.Error)
+		}
+		return s == fsm.MigrationRunning && p == fsm.PhaseFence
+	})
+	if err := leader.TransferLeadership(); err != nil {
+		t.Fatal(err)
+	}
+	var next *Node
+	waitUntil(t, 20*time.Second, "another leader", func() bool {
+		for _, n := range nodes {
+			if n != leader && n.IsLeader() {
+				next = n
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(500 * time.Millisecond)
+	if s, p := phase(next); s != fsm.MigrationRunning || p != fsm.PhaseFence {
+		t.Fatalf("held migration is %s/%s on the new leader", s, p)
+	}
+	hold.Store(false)
+	waitUntil(t, 30*time.Second, "the new leader switches the migration", func() bool {
+		s, p := phase(next)
+		if s.Terminal() {
+			m, _ := next.State().Migration("orders")
+			t.Fatalf("migration ended %s: %s", s, m.Error)
+		}
+		return s == fsm.MigrationSwitched && p == fsm.PhaseServing
+	})
+	st := next.State()
+	if c := st.Chain("orders"); c == nil || c.Live().Cluster != "west" || c.Live().Starts[0] != 3 || c.Live().Starts[1] != 4 {
+		t.Errorf("chain %+v", st.Chain("orders"))
+	}
+	if c, _ := st.RouteFor("orders"); c != "west" {
+		t.Errorf("route %q", c)
+	}
+}
