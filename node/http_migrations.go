@@ -84,6 +84,14 @@ func (n *Node) postMigration(w http.ResponseWriter, r *http.Request) error {
 	if b.Topic == "" || b.To == "" {
 		return badRequest(`the body needs {"topic": TOPIC, "to": CLUSTER}`)
 	}
+	// Names are checked before any backend is asked about them.
+	probe := fsm.StartMigration{Topic: b.Topic, From: "a", To: b.To, Partitions: 1, Started: 1}
+	if b.To == probe.From {
+		probe.From = "b"
+	}
+	if err := probe.Validate(); err != nil {
+		return err
+	}
 	st := n.fsm.State()
 	if _, ok := st.Cluster(b.To); !ok {
 		return notFound("cluster %q does not exist; GET /v1/clusters lists them", b.To)

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -281,9 +283,21 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 func nowMS() int64 { return time.Now().UnixMilli() }
 
+// truncate makes s fit a replicated text field of n bytes: valid UTF-8,
+// no control characters (group ids and broker messages are the clients'
+// and brokers' bytes), cut at a rune boundary.
 func truncate(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
@@ -981,6 +995,9 @@ func (n *Node) groupsBehind(ctx context.Context, mg *fsm.Migration) ([]string, e
 		offs, err := fetchOffsets(rctx, dst, g, mg.Topic, mg.Partitions)
 		if err != nil {
 			return nil, err
+		}
+		if len(g) > 1024 {
+			continue // beyond what a migration record lists (fsm bound)
 		}
 		for p, o := range offs {
 			if o.offset < live.Start(p) {

@@ -302,6 +302,7 @@ func TestMigrationAPIErrors(t *testing.T) {
 		{"unknown cluster", `{"topic":"orders","to":"north"}`, 404, "north"},
 		{"unknown topic", `{"topic":"nosuch","to":"west"}`, 404, "does not exist"},
 		{"same cluster", `{"topic":"orders","to":"east"}`, 400, "already on"},
+		{"bad topic name", `{"topic":"bad topic","to":"west"}`, 400, "topic"},
 	} {
 		code, _, body := call(t, e.n, "POST", "/v1/migrations", "", c.body)
 		if code != c.status || !strings.Contains(body, c.contains) {
@@ -494,5 +495,27 @@ func TestMigrationResumesAfterLeaderChange(t *testing.T) {
 	}
 	if c, _ := st.RouteFor("orders"); c != "west" {
 		t.Errorf("route %q", c)
+	}
+}
+
+func TestMigrationTextTruncate(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"plain", 10, "plain"},
+		{"a\nb\x00c", 10, "a?b?c"},
+		{"bad\xffutf", 10, "bad?utf"},
+		{"héllo", 2, "h"},
+		{"héllo", 3, "hé"},
+	} {
+		got := truncate(c.in, c.n)
+		if got != c.want {
+			t.Errorf("truncate(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+		if err := (&fsm.UpdateMigration{Topic: "t", State: fsm.MigrationFailed, Phase: fsm.PhaseFence, Error: got, At: 1}).Validate(); err != nil {
+			t.Errorf("truncate(%q) is refused by the fsm: %v", c.in, err)
+		}
 	}
 }
