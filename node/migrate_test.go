@@ -248,6 +248,9 @@ func TestMigrationSwitches(t *testing.T) {
 		return len(v.GroupsBehind) == 1 && v.GroupsBehind[0] == "g-behind"
 	})
 
+	if code, _, body := call(t, e.n, "GET", "/metrics", "", ""); code != 200 || !strings.Contains(body, `switchyard_migration_phase{phase="serving",topic="orders"} 1`) {
+		t.Errorf("phase gauge missing: %d", code)
+	}
 	code, _, body = call(t, e.n, "POST", "/v1/migrations/orders/finish", "", "")
 	if code != 409 || !strings.Contains(body, `"g-behind"`) || strings.Contains(body, `"g-done"`) {
 		t.Fatalf("finish with a group behind: %d %s", code, body)
@@ -265,6 +268,9 @@ func TestMigrationSwitches(t *testing.T) {
 	code, _, body = call(t, e.n, "GET", "/metrics", "", "")
 	if code != 200 || !strings.Contains(body, "switchyard_migration_fence_seconds_count 1") {
 		t.Errorf("fence histogram not observed once: %d", code)
+	}
+	if strings.Contains(body, `switchyard_migration_phase{`) {
+		t.Error("a finished migration still has a phase series")
 	}
 }
 
