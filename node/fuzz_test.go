@@ -15,7 +15,7 @@ import (
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
-var fuzzMethods = []string{rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, "nope"}
+var fuzzMethods = []string{rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, "nope"}
 
 func FuzzPeerRPCBodies(f *testing.F) {
 	put, err := fsm.Encode(&fsm.PutCluster{Cluster: fsm.Cluster{Name: "east", Bootstrap: []string{"a:1"}}})
@@ -36,6 +36,8 @@ func FuzzPeerRPCBodies(f *testing.F) {
 	seed(2, quotaReportRequest{Peer: 2, Report: quota.Report{Boot: 1, Seq: 3, Epoch: 4}})
 	seed(3, quota.Grants{Epoch: 2, Seq: 9, LeaseMs: 1000})
 	seed(4, quotaStatusRequest{Topic: "orders"})
+	seed(5, migrationFencedRequest{Topic: "orders", Index: 42})
+	f.Add(uint8(5), []byte(`{"topic":"","index":1}`))
 	f.Add(uint8(2), []byte(`{"peer":1}{"peer":2}`))
 	f.Add(uint8(3), []byte(`null`))
 	f.Add(uint8(4), []byte(``))

@@ -152,6 +152,11 @@ func (n *Node) adminHandler() http.Handler {
 		{"GET /v1/prefix-quotas/{prefix}", n.getQuota(true)},
 		{"PUT /v1/prefix-quotas/{prefix}", n.putQuota(true)},
 		{"DELETE /v1/prefix-quotas/{prefix}", n.deleteQuota(true)},
+		{"POST /v1/migrations", n.postMigration},
+		{"GET /v1/migrations", n.getMigrations},
+		{"GET /v1/migrations/{topic}", n.getMigration},
+		{"POST /v1/migrations/{topic}/finish", n.finishMigration},
+		{"DELETE /v1/migrations/{topic}", n.abortMigration},
 	}
 	for _, e := range v1 {
 		mux.HandleFunc(e.pattern, n.api(e.pattern, true, e.h))
@@ -160,7 +165,7 @@ func (n *Node) adminHandler() http.Handler {
 	// path exists with other methods, else 404.
 	mux.HandleFunc("/v1/", n.api(routeUnmatched, true, func(w http.ResponseWriter, r *http.Request) error {
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 			probe := r.Clone(r.Context())
 			probe.Method = m
 			if _, pattern := mux.Handler(probe); pattern != "/v1/" && pattern != "" {

@@ -77,6 +77,14 @@ func (n *Node) lead(ctx context.Context) {
 		case <-time.After(n.cfg.Timing.ReconcileInterval):
 		}
 	}
+	// Live migrations resume from the replicated state (migrate.go); the
+	// drivers stop with the term.
+	migrating := make(chan struct{})
+	go func() {
+		defer close(migrating)
+		n.migrations.run(ctx)
+	}()
+	defer func() { <-migrating }()
 	ls := &leaderState{since: time.Now(), nonvoters: map[string]time.Time{}, gone: map[string]time.Time{}, lastErr: map[string]string{}}
 	t := time.NewTicker(n.cfg.Timing.ReconcileInterval)
 	defer t.Stop()

@@ -53,6 +53,9 @@ type Node struct {
 
 	quotas *quotas
 
+	// migrations drives live topic migrations while this peer leads.
+	migrations *migrator
+
 	reg          *prometheus.Registry
 	metrics      *nodeMetrics
 	kafkaMetrics *kafka.Metrics
@@ -94,6 +97,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics = newNodeMetrics(n.reg, n)
 	n.admission = newAdmission(n.reg)
 	n.kafkaMetrics = kafka.NewMetrics(n.reg, cfg.MaxTopicSeries)
+	n.migrations = newMigrator(n, n.reg)
 
 	// Kafka listener.
 	if cfg.KafkaListener != nil {
@@ -128,7 +132,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: peer port: %w", err)
 	}
-	n.mux.HandleRPC(n.handleRPC)
+	n.mux.HandleRPC(n.servePeerRPC)
 	n.rpc = n.mux.Client()
 
 	if err := n.openRaft(); err != nil {

@@ -63,7 +63,7 @@ func (n *Node) authorizeLeader(from, method string) error {
 // knownRPC reports whether method is a peer RPC this peer serves.
 func knownRPC(method string) bool {
 	switch method {
-	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus:
+	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced:
 		return true
 	}
 	return false
@@ -111,6 +111,32 @@ func decodeRPC(method string, body []byte) (any, error) {
 			return nil, fmt.Errorf("%w: quota status: %v", fsm.ErrBadPayload, err)
 		}
 		return req, nil
+	case rpcMigrationFenced:
+		var req migrationFencedRequest
+		if err := unmarshalStrict(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: migration fenced: %v", fsm.ErrBadPayload, err)
+		}
+		if req.Topic == "" || len(req.Topic) > 249 {
+			return nil, fmt.Errorf("%w: migration fenced: topic name of %d bytes", fsm.ErrBadPayload, len(req.Topic))
+		}
+		return req, nil
 	}
 	return nil, fmt.Errorf("%w: unknown peer rpc method %q", fsm.ErrBadPayload, method)
+}
+
+// servePeerRPC is the peer port's handler: the migration driver's fence
+// question (any peer answers it for itself, to any server in the Raft
+// configuration), everything else handleRPC.
+func (n *Node) servePeerRPC(ctx context.Context, from, method string, body []byte) ([]byte, error) {
+	if method != rpcMigrationFenced {
+		return n.handleRPC(ctx, from, method, body)
+	}
+	if err := n.authorizeRPC(from, method); err != nil {
+		return nil, err
+	}
+	req, err := decodeRPC(method, body)
+	if err != nil {
+		return nil, toRPCError(err)
+	}
+	return n.handleMigrationFenced(req.(migrationFencedRequest))
 }

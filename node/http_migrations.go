@@ -1,0 +1,193 @@
+package node
+
+// The admin API of live topic migrations (issue 9 "Interface"; the driver
+// is migrate.go). Starts, finishes and aborts are writes through n.write
+// like every other change; the checks that need a backend (the topic's
+// partition count, the groups behind) run on the peer that took the
+// request, which serves every backend cluster as the leader does.
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+)
+
+// migrationView is a migration as the API shows it.
+type migrationView struct {
+	Topic          string             `json:"topic"`
+	From           string             `json:"from"`
+	To             string             `json:"to"`
+	State          fsm.MigrationState `json:"state"`
+	Phase          string             `json:"phase"`
+	PartitionCount int32              `json:"partition_count"`
+	// Partitions are the bases (virtual offsets where the target segment
+	// starts), once switched.
+	Partitions   []migrationBase `json:"partitions"`
+	GroupsBehind []string        `json:"groups_behind"`
+	Started      int64           `json:"started"`
+	Switched     int64           `json:"switched,omitempty"`
+	Ended        int64           `json:"ended,omitempty"`
+	Error        string          `json:"error,omitempty"`
+}
+
+type migrationBase struct {
+	Partition int32 `json:"partition"`
+	Base      int64 `json:"base"`
+}
+
+func viewMigration(st *fsm.State, m fsm.Migration) migrationView {
+	v := migrationView{
+		Topic: m.Topic, From: m.From, To: m.To, State: m.State, Phase: m.Phase, PartitionCount: m.Partitions,
+		Partitions: []migrationBase{}, GroupsBehind: nonNil(m.GroupsBehind),
+		Started: m.Started, Switched: m.Switched, Ended: m.Ended, Error: m.Error,
+	}
+	if m.State == fsm.MigrationSwitched || m.State == fsm.MigrationFinished {
+		if c := st.Chain(m.Topic); c != nil && c.Live().Cluster == m.To {
+			live := c.Live()
+			for p := range m.Partitions {
+				v.Partitions = append(v.Partitions, migrationBase{Partition: p, Base: live.Start(p)})
+			}
+		}
+	}
+	return v
+}
+
+type startMigrationBody struct {
+	Topic string `json:"topic"`
+	To    string `json:"to"`
+}
+
+// migrationAfter answers with the topic's migration once this peer has
+// applied the write at index (a follower learns it a moment after the
+// leader answered).
+func (n *Node) migrationAfter(r *http.Request, topic string) func(fsm.Applied) any {
+	return func(a fsm.Applied) any {
+		_ = n.WaitIndex(r.Context(), a.Index)
+		st := n.fsm.State()
+		if m, ok := st.Migration(topic); ok {
+			return viewMigration(st, *m)
+		}
+		return map[string]string{"topic": topic}
+	}
+}
+
+func (n *Node) postMigration(w http.ResponseWriter, r *http.Request) error {
+	var b startMigrationBody
+	if err := decodeBody(r, &b); err != nil {
+		return err
+	}
+	if b.Topic == "" || b.To == "" {
+		return badRequest(`the body needs {"topic": TOPIC, "to": CLUSTER}`)
+	}
+	// Names are checked before any backend is asked about them.
+	probe := fsm.StartMigration{Topic: b.Topic, From: "a", To: b.To, Partitions: 1, Started: 1}
+	if b.To == probe.From {
+		probe.From = "b"
+	}
+	if err := probe.Validate(); err != nil {
+		return err
+	}
+	st := n.fsm.State()
+	if _, ok := st.Cluster(b.To); !ok {
+		return notFound("cluster %q does not exist; GET /v1/clusters lists them", b.To)
+	}
+	from, match := st.RouteFor(b.Topic)
+	if match.Kind == fsm.MatchNone {
+		return notFound("topic %q is routed to no cluster (no route, prefix rule or default cluster)", b.Topic)
+	}
+	if from == b.To {
+		return badRequest("topic %q is already on cluster %q", b.Topic, b.To)
+	}
+	if m, ok := st.Migration(b.Topic); ok && !m.State.Terminal() {
+		return fmt.Errorf("%w: topic %q already has a %s migration to %q; finish or abort it first", fsm.ErrConflict, b.Topic, m.State, m.To)
+	}
+	be, err := n.migrationBackend(from)
+	if err != nil {
+		return &httpError{http.StatusServiceUnavailable, err.Error()}
+	}
+	md, err := be.TopicMetadata(r.Context(), b.Topic)
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return notFound("topic %q does not exist on its cluster %q", b.Topic, from)
+	}
+	if err != nil {
+		return &httpError{http.StatusServiceUnavailable, fmt.Sprintf("cannot read topic %q on cluster %q: %v", b.Topic, from, err)}
+	}
+	cmd := &fsm.StartMigration{Topic: b.Topic, From: from, To: b.To, Partitions: int32(len(md.Partitions)), Started: time.Now().UnixMilli()}
+	return n.write(w, r, cmd, http.StatusAccepted, n.migrationAfter(r, b.Topic))
+}
+
+func (n *Node) getMigrations(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	out := make([]migrationView, 0, len(st.Migrations))
+	for _, m := range st.Migrations {
+		out = append(out, viewMigration(st, m))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"migrations": out})
+	return nil
+}
+
+func (n *Node) getMigration(w http.ResponseWriter, r *http.Request) error {
+	st, err := n.readState(r)
+	if err != nil {
+		return err
+	}
+	topic := r.PathValue("topic")
+	m, ok := st.Migration(topic)
+	if !ok {
+		return notFound("topic %q has no migration; POST /v1/migrations starts one", topic)
+	}
+	writeJSON(w, http.StatusOK, viewMigration(st, *m))
+	return nil
+}
+
+// finishMigration retires the source segment once no group is behind it,
+// or with ?force=1 whatever the groups.
+func (n *Node) finishMigration(w http.ResponseWriter, r *http.Request) error {
+	topic := r.PathValue("topic")
+	st := n.fsm.State()
+	m, ok := st.Migration(topic)
+	if !ok {
+		return notFound("topic %q has no migration", topic)
+	}
+	if m.State != fsm.MigrationSwitched {
+		return fmt.Errorf("%w: the migration of %q is %s; only a switched migration finishes", fsm.ErrConflict, topic, m.State)
+	}
+	if !queryFlag(r, "force") {
+		behind, err := n.groupsBehind(r.Context(), m)
+		if err != nil {
+			return &httpError{http.StatusServiceUnavailable, fmt.Sprintf("cannot check the groups of %q on %q: %v; retry, or finish with ?force=1", topic, m.To, err)}
+		}
+		if len(behind) > 0 {
+			writeJSON(w, http.StatusConflict, map[string]any{
+				"error": fmt.Sprintf("%d groups of %q are still below the base of some partition and read from %q; finishing leaves their unread records on %q out of reach: wait for them, or finish with ?force=1",
+					len(behind), topic, m.From, m.From),
+				"groups_behind": behind,
+			})
+			return nil
+		}
+	}
+	return n.write(w, r, &fsm.FinishMigration{Topic: topic, At: time.Now().UnixMilli()}, http.StatusOK, n.migrationAfter(r, topic))
+}
+
+// abortMigration stops a migration before its switch; after it, the topic
+// is on the target and only finish (or migrating back) moves on.
+func (n *Node) abortMigration(w http.ResponseWriter, r *http.Request) error {
+	topic := r.PathValue("topic")
+	m, ok := n.fsm.State().Migration(topic)
+	if !ok {
+		return notFound("topic %q has no migration", topic)
+	}
+	if m.State != fsm.MigrationRunning {
+		return fmt.Errorf("%w: the migration of %q is %s; only a running migration (before its switch) aborts: finish it, or migrate the topic back", fsm.ErrConflict, topic, m.State)
+	}
+	cmd := &fsm.UpdateMigration{Topic: topic, State: fsm.MigrationAborted, Phase: m.Phase, Error: "aborted by the operator", At: time.Now().UnixMilli()}
+	return n.write(w, r, cmd, http.StatusOK, n.migrationAfter(r, topic))
+}
