@@ -716,7 +716,7 @@ func (n *Node) fencedHere(topic string, index uint64) bool {
 	if dp == nil {
 		return true // no data plane, no Produce
 	}
-	return produceInFlight(dp.srv, topic) == 0
+	return dp.srv.ProduceInFlight(topic) == 0
 }
 
 // handleMigrationFenced answers rpcMigrationFenced.
