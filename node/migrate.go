@@ -937,8 +937,17 @@ func (m *migrator) copyOffsets(ctx context.Context, mg *fsm.Migration) error {
 		if err != nil {
 			return err
 		}
-		if len(have) > 0 {
-			continue // committed on the target since the switch: newer
+		// Keep what the target has at or past the source's value: a commit
+		// since the switch (offsets only move forward between resets). A
+		// lower value there is stale: left from before an earlier
+		// migration of the topic away from this cluster.
+		for p, o := range offs {
+			if h, ok := have[p]; ok && h.offset >= o.offset {
+				delete(offs, p)
+			}
+		}
+		if len(offs) == 0 {
+			continue
 		}
 		switch err := commitOffsets(rctx, dst, g, mg.Topic, offs); {
 		case errors.Is(err, errMembersActive):
