@@ -28,6 +28,12 @@ var addPartitionsToTxnFamily = &family[*kmsg.AddPartitionsToTxnRequest, *kmsg.Ad
 		return r.txnPrepare(req.TransactionalID, req.ProducerID)
 	},
 	topic: func(r *request, req *kmsg.AddPartitionsToTxnRequest, _ int, tt topicTarget) topicTarget {
+		if tt.be != nil && fenced(r.st, tt.name) {
+			// A migration's fence: no transaction may start writing the
+			// topic on the source; the client retries, and after the
+			// switch the transaction runs on the target (segments.go).
+			return topicTarget{name: tt.name, code: kerr.ConcurrentTransactions.Code}
+		}
 		if tt.be != nil && r.split.home == nil {
 			// The first routed partition fixes the transaction's cluster,
 			// unless it already runs on another one.

@@ -2,6 +2,12 @@ package compat
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,40 +16,87 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
-// switchByHand drives a migration of topic from east to west through the
-// FSM commands alone (what the driver does, without its checks): start,
-// fence, create the topic on west, switch at east's high watermarks with
-// epochBase. It returns the bases.
-func switchByHand(t *testing.T, sb *sandbox.Sandbox, topic string, partitions int32, epochBase int32) []int64 {
+// migrationView is the part of GET /v1/migrations/{topic} the tests read.
+type migrationView struct {
+	State      string `json:"state"`
+	Phase      string `json:"phase"`
+	Error      string `json:"error"`
+	Partitions []struct {
+		Partition int32 `json:"partition"`
+		Base      int64 `json:"base"`
+	} `json:"partitions"`
+}
+
+// getMigration reads topic's migration from peer i's admin API.
+func getMigration(t *testing.T, sb *sandbox.Sandbox, i int, topic string) (migrationView, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	now := time.Now().UnixMilli()
-	apply := func(cmd fsm.Command) {
-		t.Helper()
-		if _, err := sb.Apply(ctx, cmd); err != nil {
-			t.Fatalf("apply %T: %v", cmd, err)
+	resp, err := http.Get(sb.AdminURLs[i] + "/v1/migrations/" + topic + "?consistent=1")
+	if err != nil {
+		return migrationView{}, false
+	}
+	defer resp.Body.Close()
+	var m migrationView
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&m) != nil {
+		return migrationView{}, false
+	}
+	return m, true
+}
+
+// startMigration asks peer i to move topic to cluster to.
+func startMigration(t *testing.T, sb *sandbox.Sandbox, i int, topic, to string) {
+	t.Helper()
+	resp, err := http.Post(sb.AdminURLs[i]+"/v1/migrations", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"topic":%q,"to":%q}`, topic, to)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("start migration of %s: %s %s", topic, resp.Status, body)
+	}
+}
+
+// migrate moves topic to cluster to through the admin API and the
+// leader's driver, waits until clients are switched, and returns each
+// partition's base.
+func migrate(t *testing.T, sb *sandbox.Sandbox, topic, to string, partitions int32) []int64 {
+	t.Helper()
+	startMigration(t, sb, 1, topic, to)
+	var m migrationView
+	waitFor(t, time.Minute, "the migration of "+topic+" switched", func() bool {
+		var ok bool
+		m, ok = getMigration(t, sb, 0, topic)
+		if ok && (m.State == "failed" || m.State == "aborted") {
+			t.Fatalf("migration of %s: %s: %s", topic, m.State, m.Error)
 		}
+		return ok && m.State == "switched"
+	})
+	bases := make([]int64, partitions)
+	if len(m.Partitions) != int(partitions) {
+		t.Fatalf("migration lists %d partitions, want %d", len(m.Partitions), partitions)
 	}
-	apply(&fsm.StartMigration{Topic: topic, From: "east", To: "west", Partitions: partitions, Started: now})
-	_, westAdm := directTo(t, sb, "west")
-	if _, err := westAdm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
-		t.Fatalf("create %s on west: %v", topic, err)
+	for _, p := range m.Partitions {
+		bases[p.Partition] = p.Base
 	}
-	apply(&fsm.UpdateMigration{Topic: topic, State: fsm.MigrationRunning, Phase: fsm.PhaseFence, At: now + 1})
-	_, eastAdm := directTo(t, sb, "east")
-	ends, err := eastAdm.ListEndOffsets(ctx, topic)
-	if err != nil || ends.Error() != nil {
-		t.Fatalf("east end offsets: %v %v", err, ends.Error())
+	return bases
+}
+
+// finishMigration retires topic's source segment.
+func finishMigration(t *testing.T, sb *sandbox.Sandbox, topic string) {
+	t.Helper()
+	resp, err := http.Post(sb.AdminURLs[2]+"/v1/migrations/"+topic+"/finish?force=1", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	starts := make([]int64, partitions)
-	ends.Each(func(o kadm.ListedOffset) { starts[o.Partition] = o.Offset })
-	apply(&fsm.SwitchMigration{Topic: topic, Starts: starts, Physical: make([]int64, partitions), EpochBase: epochBase, At: now + 2})
-	return starts
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("finish %s: %s %s", topic, resp.Status, body)
+	}
 }
 
 // TestChainedOffsets: a topic switched from east to west keeps one
@@ -56,7 +109,7 @@ func switchByHand(t *testing.T, sb *sandbox.Sandbox, topic string, partitions in
 func TestChainedOffsets(t *testing.T) {
 	sb := startTwoClusters(t)
 	const topic, parts, before, after = "chained", 3, 300, 300
-	const epochBase = 100
+	const epochBase = 1 // the target's epochs are presented from at least 1
 	proxy := sb.Bootstrap
 	createTopic(t, proxy, topic, parts)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -90,7 +143,7 @@ func TestChainedOffsets(t *testing.T) {
 	if _, err := adm0.CommitOffsets(ctx, "early", early); err != nil {
 		t.Fatal(err)
 	}
-	bases := switchByHand(t, sb, topic, parts, epochBase)
+	bases := migrate(t, sb, topic, "west", parts)
 	fetched, err := adm0.FetchOffsets(ctx, "early")
 	if err != nil {
 		t.Fatal(err)
@@ -238,9 +291,7 @@ func TestChainedOffsets(t *testing.T) {
 
 	// Finished: the east segment is retired; a fetch below the base is
 	// out of range, the earliest offset is the base.
-	if _, err := sb.Apply(ctx, &fsm.FinishMigration{Topic: topic, At: time.Now().UnixMilli()}); err != nil {
-		t.Fatal(err)
-	}
+	finishMigration(t, sb, topic)
 	waitFor(t, 30*time.Second, "earliest offsets at the bases", func() bool {
 		starts, err := adm.ListStartOffsets(ctx, topic)
 		if err != nil {
@@ -271,4 +322,135 @@ func TestChainedOffsets(t *testing.T) {
 	if bases[0] > 0 && code != kerr.OffsetOutOfRange.Code {
 		t.Errorf("fetch at 0 after finish: code %d, want OFFSET_OUT_OF_RANGE", code)
 	}
+}
+
+// checkFenced waits until every peer answers a Produce to topic with the
+// fence's retriable NOT_LEADER_OR_FOLLOWER.
+func checkFenced(ctx context.Context, t *testing.T, proxy []string, topic string) {
+	t.Helper()
+	// Fenced: every peer refuses the topic's Produce with a
+	// retriable error (applied on each peer shortly after the leader).
+	for _, addr := range proxy {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		md, err := kadm.NewClient(cl).Metadata(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "the fence on "+addr, func() bool {
+			req := kmsg.NewPtrProduceRequest()
+			req.Acks, req.TimeoutMillis = -1, 5000
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic, rt.TopicID = topic, md.Topics[topic].ID
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition, rp.Records = 0, rawBatch([]byte("fenced"))
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			kr, err := cl.SeedBrokers()[0].Request(ctx, req)
+			if err != nil {
+				t.Logf("produce to %s: %v", addr, err)
+				return false
+			}
+			code := int16(-1)
+			for _, tp := range kr.(*kmsg.ProduceResponse).Topics {
+				for _, p := range tp.Partitions {
+					code = p.ErrorCode
+				}
+			}
+			if code != kerr.NotLeaderForPartition.Code {
+				t.Logf("produce to %s while fenced: code %d", addr, code)
+			}
+			return code == kerr.NotLeaderForPartition.Code
+		})
+		cl.Close()
+	}
+}
+
+// TestMigrationFence: while a migration's fence holds (here: an open
+// transaction on the topic keeps the source's last stable offset below
+// its high watermark), every peer refuses the topic's Produce with a
+// retriable error; a producer's record sent meanwhile is acknowledged
+// after the switch, on the target, at an offset at or past the base; the
+// transaction commits and is read whole.
+func TestMigrationFence(t *testing.T) {
+	sb := startTwoClusters(t)
+	const topic = "fenced"
+	proxy := sb.Bootstrap
+	createTopic(t, proxy, topic, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	txn, err := kgo.NewClient(kgo.SeedBrokers(proxy...), kgo.TransactionalID("hold-fence"), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txn.Close()
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, kgo.StringRecord("in-txn")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	startMigration(t, sb, 0, topic, "west")
+	waitFor(t, 30*time.Second, "the fence", func() bool {
+		m, ok := getMigration(t, sb, 0, topic)
+		return ok && m.Phase == "fence"
+	})
+	checkFenced(ctx, t, proxy, topic)
+
+	prod, err := kgo.NewClient(kgo.SeedBrokers(proxy...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	acked := make(chan *kgo.Record, 1)
+	go func() {
+		r, err := prod.ProduceSync(ctx, kgo.StringRecord("during-fence")).First()
+		if err != nil {
+			t.Errorf("produce during the fence: %v", err)
+		}
+		acked <- r
+	}()
+	time.Sleep(500 * time.Millisecond)
+	if m, _ := getMigration(t, sb, 0, topic); m.State != "running" {
+		t.Fatalf("migration is %s before the transaction ended, want running (held by it)", m.State)
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	r := <-acked
+	m, _ := getMigration(t, sb, 0, topic)
+	if m.State != "switched" || len(m.Partitions) != 1 {
+		t.Fatalf("after the transaction: migration %+v, want switched", m)
+	}
+	if r == nil || r.Offset < m.Partitions[0].Base {
+		t.Fatalf("record produced during the fence acknowledged at %+v, want at or past the base %d", r, m.Partitions[0].Base)
+	}
+	west, _ := directTo(t, sb, "west")
+	west.AddConsumeTopics(topic)
+	fs := west.PollFetches(ctx)
+	var got []string
+	fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	if len(got) != 1 || got[0] != "during-fence" {
+		t.Fatalf("west holds %q, want just the record produced during the fence", got)
+	}
+}
+
+// rawBatch is a v2 record batch of one record with value v.
+func rawBatch(v []byte) []byte {
+	rec := kmsg.Record{Value: v}
+	body := rec.AppendTo(nil)[1:]
+	rec.Length = int32(len(body))
+	recs := rec.AppendTo(nil)
+	b := kmsg.RecordBatch{
+		FirstOffset: 0, PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: 0,
+		FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(),
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: recs,
+	}
+	raw := b.AppendTo(nil)
+	b.Length = int32(len(raw) - 12)
+	raw = b.AppendTo(nil)
+	b.CRC = int32(crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b.AppendTo(nil)
 }
