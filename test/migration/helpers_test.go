@@ -240,6 +240,11 @@ func (l *ackLog) snapshot() ([]ack, []string) {
 	return slices.Clone(l.acks), slices.Clone(l.fails)
 }
 
+// uncompressed makes franz-go write plain batches: its default, snappy,
+// is a codec Debian's kafka-python cannot read (no python3-snappy), so the
+// kafka-python group would consume nothing at all.
+var uncompressed = kgo.ProducerBatchCompression(kgo.NoCompression())
+
 // franzProducer produces "franz:<seq>" at rate records/s with an
 // idempotent franz-go client (idempotence is kgo's default) until stop.
 type franzProducer struct {
@@ -257,6 +262,7 @@ func startFranzProducer(t testing.TB, bootstrap []string, topic string, rate int
 		kgo.ClientID("migration-franz-producer"),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(5*time.Millisecond),
+		uncompressed,
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +426,19 @@ type recLog struct {
 	mu       sync.Mutex
 	recs     []consumedRec
 	problems []string
+	lastWarn string // the client's last warning, for progress lines
+}
+
+func (l *recLog) warn(s string) {
+	l.mu.Lock()
+	l.lastWarn = s
+	l.mu.Unlock()
+}
+
+func (l *recLog) lastWarning() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastWarn
 }
 
 func (l *recLog) add(rs ...consumedRec) {
@@ -473,6 +492,9 @@ type positionLogger struct{ l *recLog }
 func (positionLogger) Level() kgo.LogLevel { return kgo.LogLevelInfo }
 func (p positionLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
 	m := strings.ToLower(msg)
+	if level <= kgo.LogLevelWarn {
+		p.l.warn(fmt.Sprintf("%s %v", msg, kv))
+	}
 	if strings.Contains(m, "offset_out_of_range") || strings.Contains(m, "truncat") || strings.Contains(m, "data loss") {
 		p.l.problem(fmt.Sprintf("kgo %v: %s %v", level, msg, kv))
 	}
@@ -489,7 +511,7 @@ func startFranzGroup(t testing.TB, bootstrap []string, topic, group string) *fra
 		// No reset: an OFFSET_OUT_OF_RANGE is returned from PollFetches
 		// instead of being papered over (the group starts at the
 		// beginning: it has no commit).
-		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset().AtStart()),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.WithLogger(positionLogger{g.log}),
 	)
@@ -644,20 +666,31 @@ type pyGroup struct {
 	stdin io.WriteCloser
 	done  chan struct{}
 	ended bool
+	mu    sync.Mutex
 	stder bytes.Buffer
 }
 
-func startPyGroup(t testing.TB, bootstrap, topic, group string) *pyGroup {
+// stderr is what the consumer logged so far (warnings and errors).
+func (g *pyGroup) stderr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stder.String()
+}
+
+// startPyGroup starts the consumer, collecting into l (l.name is
+// "kafka-python group <group>").
+func startPyGroup(t testing.TB, bootstrap, topic string, l *recLog) *pyGroup {
 	t.Helper()
 	script, err := filepath.Abs(filepath.Join("testdata", "kpyconsumer.py"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &pyGroup{log: &recLog{name: "kafka-python group " + group}, done: make(chan struct{})}
+	group := strings.TrimPrefix(l.name, "kafka-python group ")
+	g := &pyGroup{log: l, done: make(chan struct{})}
 	g.cmd = exec.Command(pythonPath, script, bootstrap, topic, group)
 	g.cmd.Dir = filepath.Dir(script)
 	g.cmd.Env = append(g.cmd.Environ(), "PYTHONUNBUFFERED=1")
-	g.cmd.Stderr = &g.stder
+	g.cmd.Stderr = &lockedWriter{mu: &g.mu, w: &g.stder}
 	if g.stdin, err = g.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -669,6 +702,9 @@ func startPyGroup(t testing.TB, bootstrap, topic, group string) *pyGroup {
 		t.Fatalf("start %s: %v", script, err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kafka-python group stderr:\n%s", g.stderr())
+		}
 		g.stdin.Close()
 		select {
 		case <-g.done:
@@ -712,7 +748,7 @@ func (g *pyGroup) close(t testing.TB) {
 		t.Errorf("kafka-python group did not stop within 1m")
 	}
 	if !g.ended || g.cmd.ProcessState == nil || !g.cmd.ProcessState.Success() {
-		t.Errorf("kafka-python group did not end cleanly (%v); stderr:\n%s", g.cmd.ProcessState, g.stder.String())
+		t.Errorf("kafka-python group did not end cleanly (%v); stderr:\n%s", g.cmd.ProcessState, g.stderr())
 	}
 }
 
