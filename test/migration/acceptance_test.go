@@ -1,12 +1,8 @@
-// Package migration is the acceptance test of issue 9, live topic
-// migration: a topic moves from one backend cluster to another and back
-// while real clients (franz-go, librdkafka, sarama, kafka-python) keep
-// producing and consuming through the proxy, and nothing is lost,
-// duplicated, reordered or renumbered.
 package migration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -219,7 +216,7 @@ func progress(t *testing.T, prods []*ackLog, groups []*recLog) {
 }
 
 // createTopic creates topic through the proxy (it lands on the default
-// cluster, east).
+// cluster, east), retrying while the peers are still taking in the routes.
 func createTopic(t testing.TB, bootstrap []string, topic string, partitions int32) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...))
@@ -227,12 +224,20 @@ func createTopic(t testing.TB, bootstrap []string, topic string, partitions int3
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic)
-	if err != nil || resp.Err != nil {
-		t.Fatalf("create topic %s: %v %v", topic, err, resp.Err)
-	}
+	tried := false
+	waitFor(t, time.Minute, "create topic "+topic, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if tried && errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil // an earlier attempt created it
+		}
+		tried = true
+		return err
+	})
 }
 
 // preload writes "pre:0".."pre:n-1" directly to a backend cluster (fast:

@@ -480,9 +480,10 @@ func (l *recLog) positions() map[int32]int64 {
 
 // franzGroup is a one-member franz-go consumer group that keeps up.
 type franzGroup struct {
-	log  *recLog
-	cl   *kgo.Client
-	done chan struct{}
+	log       *recLog
+	cl        *kgo.Client
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // positionLogger reports kgo's log lines that mean a consumer lost its
@@ -542,23 +543,33 @@ func startFranzGroup(t testing.TB, bootstrap []string, topic, group string) *fra
 	return g
 }
 
+// close commits what was polled (so a finish sees the group at the end)
+// and leaves the group. Closing twice is harmless.
 func (g *franzGroup) close() {
-	g.cl.Close() // commits what was polled, leaves the group
-	<-g.done
+	g.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := g.cl.CommitUncommittedOffsets(ctx); err != nil {
+			g.log.problem(fmt.Sprintf("final commit: %v", err))
+		}
+		g.cl.Close()
+		<-g.done
+	})
 }
 
 // saramaGroup is a one-member sarama consumer group that stops taking
 // records once it has pauseAt of them, until resume is called.
 type saramaGroup struct {
-	log     *recLog
-	g       sarama.ConsumerGroup
-	pauseAt int
-	paused  chan struct{} // closed once pauseAt records are in
-	resumeC chan struct{}
-	once    sync.Once
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	log       *recLog
+	g         sarama.ConsumerGroup
+	pauseAt   int
+	paused    chan struct{} // closed once pauseAt records are in
+	resumeC   chan struct{}
+	once      sync.Once
+	closeOnce sync.Once
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 func startSaramaGroup(t testing.TB, bootstrap []string, topic, group string, pauseAt int) *saramaGroup {
@@ -616,13 +627,17 @@ func startSaramaGroup(t testing.TB, bootstrap []string, topic, group string, pau
 
 func (s *saramaGroup) resume() { s.once.Do(func() { close(s.resumeC) }) }
 
+// close ends the session (Cleanup commits) and leaves the group. Closing
+// twice is harmless.
 func (s *saramaGroup) close(t testing.TB) {
-	s.resume()
-	s.cancel()
-	if err := s.g.Close(); err != nil {
-		t.Errorf("sarama group close: %v", err)
-	}
-	s.wg.Wait()
+	s.closeOnce.Do(func() {
+		s.resume()
+		s.cancel()
+		if err := s.g.Close(); err != nil {
+			t.Errorf("sarama group close: %v", err)
+		}
+		s.wg.Wait()
+	})
 }
 
 func (s *saramaGroup) Setup(sarama.ConsumerGroupSession) error { return nil }

@@ -353,7 +353,7 @@ func TestMigrationLeaderKilledInFence(t *testing.T) {
 			break
 		}
 		t.Logf("attempt %d: the fence was never seen; finishing and moving back to try again", attempt)
-		waitPastBaseQuiet(t, s.m, fg.log)
+		waitPastBase(t, s.m, fg.log)
 		finishMigration(t, c.api, s.m)
 		from, to = to, from
 	}
@@ -376,9 +376,6 @@ func TestMigrationLeaderKilledInFence(t *testing.T) {
 		t.Errorf("%d duplicates and %d losses", dups, losses)
 	}
 }
-
-// waitPastBaseQuiet is waitPastBase for one group.
-func waitPastBaseQuiet(t *testing.T, m migrationJSON, l *recLog) { waitPastBase(t, m, l) }
 
 // checkStillOn checks that records acknowledged from now on land on
 // cluster (read directly from its backend).
