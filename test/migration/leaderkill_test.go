@@ -308,7 +308,9 @@ func TestMigrationLeaderKilledInFence(t *testing.T) {
 			m, err := c.api.get(ctx, watch, topic)
 			cancel()
 			if err != nil {
-				t.Fatalf("poll migration: %v", err)
+				// The follower may not have applied the start yet.
+				time.Sleep(2 * time.Millisecond)
+				continue
 			}
 			if m.State == "running" && m.Phase == "fence" {
 				sawFence = true
