@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""Idempotent librdkafka producer (Debian's python3-confluent-kafka) for the
+migration acceptance test (../acceptance_test.go).
+
+Run it with /usr/bin/python3, from a directory without a kafka/ folder.
+
+  rdkproducer.py BOOTSTRAP TOPIC RATE
+      produces records "rdk:<seq>" (seq from 0, key "rdk-<seq % 1000>") at
+      about RATE records/s with enable.idempotence=true and acks=all until
+      its stdin is closed, then flushes and exits.
+
+Stdout, one line per event, tab-separated:
+  ack   SEQ PARTITION OFFSET ACK_UNIX_NS LATENCY_US   a delivered record
+  fail  SEQ ERROR                                    a record that failed
+  error ERROR                                        a client-level error
+  done  PRODUCED                                     after the final flush
+Exit status is 0 when every record was delivered, 1 otherwise.
+"""
+
+import sys
+import threading
+import time
+
+import confluent_kafka
+from confluent_kafka import Producer
+
+out_lock = threading.Lock()
+
+
+def emit(*fields):
+    line = "\t".join(str(f) for f in fields) + "\n"
+    with out_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def main(argv):
+    if len(argv) != 4:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    bootstrap, topic, rate = argv[1], argv[2], float(argv[3])
+    print("confluent-kafka %s librdkafka %s" % (confluent_kafka.version()[0], confluent_kafka.libversion()[0]),
+          file=sys.stderr)
+    failed = [0]
+
+    def on_error(err):
+        emit("error", str(err).replace("\t", " ").replace("\n", " "))
+
+    producer = Producer({
+        "bootstrap.servers": bootstrap,
+        "client.id": "migration-rdkafka",
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        # Retriable errors (the migration's fence) are retried until this
+        # passes; an acceptance run must never get near it.
+        "message.timeout.ms": 300000,
+        "error_cb": on_error,
+    })
+
+    stop = threading.Event()
+
+    def watch_stdin():
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+
+    def delivered(seq, sent_ns):
+        def cb(err, msg):
+            now = time.time_ns()
+            if err is not None:
+                failed[0] += 1
+                emit("fail", seq, str(err).replace("\t", " ").replace("\n", " "))
+                return
+            emit("ack", seq, msg.partition(), msg.offset(), now, (now - sent_ns) // 1000)
+        return cb
+
+    seq = 0
+    start = time.monotonic()
+    while not stop.is_set():
+        # Pace by the clock, not by sleeps, so a stall is made up for.
+        due = int((time.monotonic() - start) * rate) + 1
+        while seq < due and not stop.is_set():
+            try:
+                producer.produce(topic, key=("rdk-%d" % (seq % 1000)).encode(),
+                                 value=("rdk:%d" % seq).encode(),
+                                 on_delivery=delivered(seq, time.time_ns()))
+                seq += 1
+            except BufferError:
+                producer.poll(0.05)  # local queue full: serve callbacks, retry
+        producer.poll(0.01)
+    left = producer.flush(120)
+    if left:
+        emit("error", "%d records not delivered within 120s of the stop" % left)
+        sys.exit(1)
+    emit("done", seq)
+    sys.exit(1 if failed[0] else 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
