@@ -46,11 +46,18 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 			// A migration's fence refuses the topic's writes; until the
 			// switch, the ones let through are counted (segments.go).
 			if fenced(r.st, tt.name) {
-				return topicTarget{name: tt.name, code: fencedCode}
+				tt = topicTarget{name: tt.name, code: fencedCode}
 			}
-			if req.Acks != 0 && migrating(r.st, tt.name) {
+			if tt.be != nil && req.Acks != 0 && migrating(r.st, tt.name) {
 				r.inflight = append(r.inflight, tt.name)
 				r.c.s.produceInflight.add(tt.name, 1)
+			}
+		}
+		if tt.be == nil && tt.code == kerr.NotLeaderForPartition.Code {
+			// Refused here (a fence, a route-change bounce): later batches
+			// of the same producers wait for these (seq_gaps.go).
+			for _, p := range req.Topics[i].Partitions {
+				r.c.s.seqGaps.refused(tt.name, p.Partition, p.Records)
 			}
 		}
 		if r.split.txn != "" && tt.be != nil {
@@ -71,10 +78,18 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	// become the cluster's real ones, in place (producer_ids.go,
 	// txn_clusters.go).
 	partition: func(r *request, req *kmsg.ProduceRequest, i, j int, tt topicTarget) int16 {
+		p := &req.Topics[i].Partitions[j]
+		if code := r.c.s.seqGaps.admit(tt.name, p.Partition, p.Records); code != 0 {
+			return code
+		}
 		if req.TransactionID != nil {
 			return r.c.mapTxnProducers(tt.be, r.split.txn, req.Topics[i].Partitions[j].Records)
 		}
-		return r.c.mapProducers(tt.be, req.Topics[i].Partitions[j].Records)
+		var part *seqPart
+		if tt.chain != nil {
+			part = &seqPart{tt.name, p.Partition}
+		}
+		return r.c.mapProducers(tt.be, pidScope(tt), part, p.Records)
 	},
 	// KIP-219: the answer advertises the throttle (clients from v6 wait on
 	// it) and the connection is muted; acks=0 and older versions get the

@@ -23,8 +23,11 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,7 +71,10 @@ type realPID struct {
 type producerIDs struct {
 	counter atomic.Int64
 	m       *lru[pidKey, realPID]
-	mu      sync.Mutex
+	// seqBases: per migrated segment, producer and partition, the first
+	// sequence the proxy sent there (rebase).
+	seqBases *lru[seqBaseKey, int32]
+	mu       sync.Mutex
 	// inflight coalesces concurrent lookups of one key.
 	inflight map[pidKey]chan struct{}
 }
@@ -76,6 +82,7 @@ type producerIDs struct {
 func (p *producerIDs) init(now time.Time, cfg Config) {
 	p.counter.Store(now.UnixMilli() << 4)
 	p.m = newLRU[pidKey, realPID](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
+	p.seqBases = newLRU[seqBaseKey, int32](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
 	p.inflight = map[pidKey]chan struct{}{}
 }
 
@@ -83,6 +90,54 @@ func (p *producerIDs) init(now time.Time, cfg Config) {
 func (p *producerIDs) issue(peer int32) int64 {
 	low := p.counter.Add(1) & vpidLowMask
 	return int64(peer+1)<<vpidPeerShift | low
+}
+
+// seqPart names the partition of a batch whose sequences are rebased.
+type seqPart struct {
+	topic     string
+	partition int32
+}
+
+type seqBaseKey struct {
+	scope     string
+	vpid      int64
+	vepoch    int16
+	topic     string
+	partition int32
+}
+
+// rebase rewrites batch's first sequence relative to the first one sent
+// to this segment's partition by this producer (the CRC is recomputed with
+// the producer id right after). A batch from before that first one cannot
+// be placed: it is refused, retriably.
+func (p *producerIDs) rebase(scope string, vpid int64, vepoch int16, part *seqPart, batch []byte) int16 {
+	k := seqBaseKey{scope, vpid, vepoch, part.topic, part.partition}
+	seq := int32(binary.BigEndian.Uint32(batch[batchSeqOff:]))
+	base, ok := p.seqBases.get(k)
+	if !ok {
+		if !p.seqBases.put(k, seq) {
+			return kerr.ThrottlingQuotaExceeded.Code
+		}
+		base = seq
+	}
+	rel := seq - base
+	if seq < base && base-seq < 1<<30 {
+		return kerr.NotLeaderForPartition.Code
+	}
+	if rel < 0 {
+		rel += math.MaxInt32 // the sequence wrapped past MaxInt32 since the base
+	}
+	binary.BigEndian.PutUint32(batch[batchSeqOff:], uint32(rel))
+	return 0
+}
+
+// pidScope is the producer-id mapping scope of tt's partitions: its
+// cluster, and the live segment for a migrated topic (mapProducers).
+func pidScope(tt topicTarget) string {
+	if tt.chain == nil {
+		return tt.be.Name()
+	}
+	return tt.be.Name() + "\x00segment " + strconv.Itoa(int(tt.chain.Live().EpochBase))
 }
 
 // isVirtual reports whether id was issued by a proxy peer.
@@ -196,7 +251,21 @@ func handleIdempotentInit(c *clientConn, r *request, start time.Time, req *kmsg.
 // client's reader while the cluster is asked for a real id (an
 // InitProducerId, within coordinatorTimeout), after what is queued
 // upstream has been flushed; later batches find the mapping cached.
-func (c *clientConn) mapProducers(be *Backend, records []byte) int16 {
+//
+// scope names the mapping: the cluster's name, and for a migrated topic
+// also its live segment (pidScope), so a producer whose partitions came
+// back to a cluster it wrote them on before gets a real id that cluster
+// has not seen for them: the sequences it continues with (from the other
+// cluster) would be a gap for the old one (KAFKA-15591's refusal), which
+// librdkafka takes for lost messages.
+//
+// On a migrated topic's segment (part set) the sequences are rebased too:
+// the first batch the proxy sends a partition there starts at 0, the
+// rest follow from it. A partition that never held a record refuses an
+// unknown producer's first sequence unless it is 0 (KAFKA-15591), and a
+// producer moving with its topic onto a fresh partition continues the
+// sequences it had on the source.
+func (c *clientConn) mapProducers(be *Backend, scope string, part *seqPart, records []byte) int16 {
 	var code int16
 	batchesOf(records, func(batch []byte) bool {
 		vpid, vepoch := batchProducer(batch)
@@ -212,7 +281,13 @@ func (c *clientConn) mapProducers(be *Backend, records []byte) int16 {
 			code = kerr.ThrottlingQuotaExceeded.Code
 			return false
 		}
-		if m, ok := c.s.pids.cached(be.Name(), vpid, vepoch); ok {
+		if part != nil {
+			// After the CRC check: the rewrite below recomputes it.
+			if code = c.s.pids.rebase(scope, vpid, vepoch, part, batch); code != 0 {
+				return false
+			}
+		}
+		if m, ok := c.s.pids.cached(scope, vpid, vepoch); ok {
 			setBatchProducer(batch, m.id, m.epoch)
 			return true
 		}
@@ -223,7 +298,7 @@ func (c *clientConn) mapProducers(be *Backend, records []byte) int16 {
 			code = kerr.RequestTimedOut.Code
 			return false
 		}
-		id, epoch, err := c.s.pids.real(ctx, be.Name(), vpid, vepoch, be.initProducerID)
+		id, epoch, err := c.s.pids.real(ctx, scope, vpid, vepoch, be.initProducerID)
 		if err != nil {
 			c.log.Debug("no producer id from the backend", "cluster", be.Name(), "err", err)
 			code = kerr.RequestTimedOut.Code

@@ -192,6 +192,8 @@ type Server struct {
 	// produceInflight counts Produce requests in flight per topic under
 	// migration (segments.go).
 	produceInflight inflight
+	// seqGaps: idempotent batches the proxy refused (seq_gaps.go).
+	seqGaps seqGaps
 
 	// members: member id → the client host it joined from (members.go).
 	members *lru[memberKey, string]

@@ -101,8 +101,10 @@ func TestMigrationAcceptance(t *testing.T) {
 		return nil
 	})
 	sg.resume()
+	t.Logf("sarama group resumed at %s", time.Now().Format("15:04:05.000"))
 	waitPastBase(t, m1.m, fg.log, sg.log, py.log)
 	finishMigration(t, api, m1.m)
+	t.Logf("migration 1 finished at %s", time.Now().Format("15:04:05.000"))
 
 	// Migration 2: west → east, onto the cluster that still holds the
 	// topic's old (retired) segment.
@@ -115,11 +117,11 @@ func TestMigrationAcceptance(t *testing.T) {
 	rp.close(t)
 	acked, n := ackIndex(t, pre, fp.log, rp.log)
 	t.Logf("acknowledged: %d records (%d preloaded)", n, backlog)
-	checkAcked(t, acked)
-
 	for _, l := range []*recLog{fg.log, sg.log, py.log} {
 		waitCaughtUp(t, l, acked, 5*time.Minute)
 	}
+	t.Logf("offsets of %d records librdkafka delivered without one resolved from the franz-go group", resolveUnknownOffsets(t, acked, fg.log))
+	checkAcked(t, acked)
 	fg.close()
 	sg.close(t)
 	py.close(t)
@@ -307,7 +309,7 @@ func migrate(t *testing.T, api *adminAPI, from, to string) switched {
 	if len(s.m.Partitions) != partitions {
 		t.Fatalf("switched migration lists %d partition bases, want %d: %+v", len(s.m.Partitions), partitions, s.m.Partitions)
 	}
-	t.Logf("migration %s → %s switched in %v (phase %s, bases %v)", from, to, s.switchedAt.Sub(s.startedAt).Round(time.Millisecond), s.m.Phase, s.m.bases())
+	t.Logf("migration %s → %s started %s, switched in %v (phase %s, bases %v)", from, to, s.startedAt.Format("15:04:05.000"), s.switchedAt.Sub(s.startedAt).Round(time.Millisecond), s.m.Phase, s.m.bases())
 	return s
 }
 
@@ -374,7 +376,7 @@ func checkAfterSwitchOn(t *testing.T, kc *kfake.Cluster, cluster string, firstSe
 			}
 			delete(want, a.value)
 			found++
-			bad := a.partition != r.Partition || (firstSegment && a.offset != bases[r.Partition]+r.Offset)
+			bad := a.partition != r.Partition || (firstSegment && a.offset >= 0 && a.offset != bases[r.Partition]+r.Offset)
 			if bad {
 				wrong++
 				if wrong <= 5 {

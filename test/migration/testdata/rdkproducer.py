@@ -11,6 +11,7 @@ Run it with /usr/bin/python3, from a directory without a kafka/ folder.
 
 Stdout, one line per event, tab-separated:
   ack   SEQ PARTITION OFFSET ACK_UNIX_NS LATENCY_US   a delivered record
+                                                   (OFFSET -1: delivered, offset not reported)
   fail  SEQ ERROR                                    a record that failed
   error ERROR                                        a client-level error
   done  PRODUCED                                     after the final flush
@@ -73,7 +74,14 @@ def main(argv):
                 failed[0] += 1
                 emit("fail", seq, str(err).replace("\t", " ").replace("\n", " "))
                 return
-            emit("ack", seq, msg.partition(), msg.offset(), now, (now - sent_ns) // 1000)
+            # librdkafka delivers some records of an idempotent producer
+            # with no offset: a batch answered with a retriable error whose
+            # later batch succeeded was written (the broker saw them in
+            # sequence) but its offsets were never reported. -1: unknown.
+            off = msg.offset()
+            if off is None or off < 0:
+                off = -1
+            emit("ack", seq, msg.partition(), off, now, (now - sent_ns) // 1000)
         return cb
 
     seq = 0
