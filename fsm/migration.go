@@ -323,6 +323,13 @@ func (s *State) applyStartMigration(c *StartMigration) error {
 	}
 	m := Migration{Topic: c.Topic, From: c.From, To: c.To, State: MigrationRunning, Phase: PhasePrepare, Partitions: c.Partitions, Started: c.Started}
 	s.Migrations = upsert(s.Migrations, i, found, m)
+	// Pin the topic to its source by an exact route, so a prefix route or
+	// default cluster changed during the migration cannot move it before
+	// the switch (the switch re-points this route; an abort leaves it,
+	// naming the cluster the topic resolved to anyway).
+	if k, ok := slices.BinarySearchFunc(s.Routes.Topics, c.Topic, cmpTopicRoute); !ok {
+		s.Routes.Topics = upsert(s.Routes.Topics, k, false, TopicRoute{Topic: c.Topic, Cluster: c.From})
+	}
 	return nil
 }
 

@@ -445,3 +445,21 @@ func TestMigrationCommandsAreSet3(t *testing.T) {
 		t.Errorf("type 21 prints %q", got)
 	}
 }
+
+// TestMigrationPinsItsTopic: a topic routed by the default cluster (or a
+// prefix) gets an exact route to its source when its migration starts, so
+// changing the default or a prefix rule during the migration cannot move
+// it before the switch.
+func TestMigrationPinsItsTopic(t *testing.T) {
+	f := New(nil)
+	applyOK(t, f, &PutCluster{Cluster: cluster("east")}, &PutCluster{Cluster: cluster("west")},
+		&SetDefaultCluster{Cluster: "east"},
+		&StartMigration{Topic: "orders", From: "east", To: "west", Partitions: 1, Started: 10})
+	applyOK(t, f, &SetDefaultCluster{Cluster: "west"}, &PutPrefixRoute{Prefix: "ord", Cluster: "west"})
+	if c, m := f.State().RouteFor("orders"); c != "east" || m.Kind != MatchExact {
+		t.Fatalf("orders routes to %s (%s) during its migration, want east by its exact route", c, m)
+	}
+	if err := f.State().Check(&DeleteRoute{Topic: "orders"}); err == nil {
+		t.Fatal("the pinned route was deletable during the migration")
+	}
+}
