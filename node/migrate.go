@@ -675,7 +675,9 @@ func (m *migrator) unfencedPeers(ctx context.Context, topic string, index uint64
 	for _, p := range st.Peers {
 		if p.Name == m.n.cfg.Name {
 			if !m.n.fencedHere(topic, index) {
+				mu.Lock() // goroutines for earlier peers may be appending
 				out = append(out, p.Name)
+				mu.Unlock()
 			}
 			continue
 		}
