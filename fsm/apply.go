@@ -68,6 +68,10 @@ func (s *State) Next(cmd Command, index uint64) (*State, error) {
 		err = ns.applySwitchMigration(c)
 	case *FinishMigration:
 		err = ns.applyFinishMigration(c)
+	case *StartOffsetReset:
+		err = ns.applyStartOffsetReset(c)
+	case *UpdateOffsetReset:
+		err = ns.applyUpdateOffsetReset(c)
 	default:
 		// Unreachable: Command is sealed and every type has a case.
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)

@@ -210,6 +210,29 @@ func TestApplyEachCommand(t *testing.T) {
 					t.Fatalf("chain %+v, want the source retired", c)
 				}
 			}},
+		{"StartOffsetReset", nil,
+			&StartOffsetReset{Group: "g", Topics: []string{"t"}, To: ResetTo{Kind: ResetToEarliest}, Targets: []ResetTarget{{"t", 0, 5, 0}, {"t", 1, -1, 0}}, At: 100},
+			func(t *testing.T, s *State) {
+				r, ok := s.OffsetReset("g")
+				want := OffsetReset{Group: "g", Topics: []string{"t"}, To: ResetTo{Kind: ResetToEarliest}, State: ResetPending, Targets: []ResetTarget{{"t", 0, 5, 0}, {"t", 1, -1, 0}}, Created: 100}
+				if !ok || !reflect.DeepEqual(*r, want) || r.Holding() {
+					t.Fatalf("reset %+v, want %+v, not holding", r, want)
+				}
+			}},
+		{"UpdateOffsetReset to applied", []Command{
+			&StartOffsetReset{Group: "g", Topics: []string{"t"}, To: ResetTo{Kind: ResetToOffset, Value: 3}, Targets: []ResetTarget{{"t", 0, 5, 3}}, At: 100},
+			&UpdateOffsetReset{Group: "g", Created: 100, State: ResetFencing, At: 101},
+			&UpdateOffsetReset{Group: "g", Created: 100, State: ResetFencing, Members: []ResetMember{{ID: "m1", Protocol: ProtocolClassic}, {ID: "k1", Protocol: ProtocolConsumer, Epoch: 7}}, At: 102}},
+			&UpdateOffsetReset{Group: "g", Created: 100, State: ResetApplied, At: 103},
+			func(t *testing.T, s *State) {
+				r, _ := s.OffsetReset("g")
+				if r.State != ResetApplied || r.Fenced != 101 || r.Ended != 103 || len(r.Members) != 2 || r.Holding() {
+					t.Fatalf("reset %+v, want applied, fenced at 101, ended at 103, two members kept", r)
+				}
+				if !r.RemovedClassic("m1") || r.RemovedClassic("m2") || !r.RemovedConsumer("k1", 7) || r.RemovedConsumer("k1", 8) || r.RemovedConsumer("m1", 1) {
+					t.Fatalf("removed-member checks wrong for %+v", r.Members)
+				}
+			}},
 		{"DeleteJob", []Command{&PutJob{Job: job("j", "k", JobCancelled, 100, 100, "")}}, &DeleteJob{ID: "j"},
 			func(t *testing.T, s *State) {
 				if s.Jobs != nil {

@@ -37,6 +37,8 @@ const (
 	TypeUpdateMigration   CommandType = 20
 	TypeSwitchMigration   CommandType = 21
 	TypeFinishMigration   CommandType = 22
+	TypeStartOffsetReset  CommandType = 23
+	TypeUpdateOffsetReset CommandType = 24
 )
 
 // commandInfo is one row of the command table: the type's name, the payload
@@ -75,6 +77,8 @@ var commandTable = [...]commandInfo{
 	TypeUpdateMigration:   {"UpdateMigration", 1, func() Command { return new(UpdateMigration) }},
 	TypeSwitchMigration:   {"SwitchMigration", 1, func() Command { return new(SwitchMigration) }},
 	TypeFinishMigration:   {"FinishMigration", 1, func() Command { return new(FinishMigration) }},
+	TypeStartOffsetReset:  {"StartOffsetReset", 1, func() Command { return new(StartOffsetReset) }},
+	TypeUpdateOffsetReset: {"UpdateOffsetReset", 1, func() Command { return new(UpdateOffsetReset) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -98,7 +102,7 @@ func (t CommandType) String() string {
 // upgrade never sends an old peer an entry it cannot decode. Bump it in the
 // same change that adds a command type or a payload version, and add the
 // type to Introduced.
-const CommandSetVersion uint16 = 3
+const CommandSetVersion uint16 = 4
 
 // Introduced is the command set that introduced t in the payload version
 // this build encodes; 0 if t is not a command. Set 1 is every type up to
@@ -116,6 +120,9 @@ func (t CommandType) Introduced() uint16 {
 	case TypeStartMigration, TypeUpdateMigration, TypeSwitchMigration, TypeFinishMigration:
 		// Live migrations (set 3).
 		return 3
+	case TypeStartOffsetReset, TypeUpdateOffsetReset:
+		// Online offset resets (set 4).
+		return 4
 	}
 	return 1
 }

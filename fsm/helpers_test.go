@@ -160,5 +160,7 @@ func oneOfEach() []Command {
 		&UpdateMigration{Topic: "t2", State: MigrationRunning, Phase: PhaseFence, At: 21},
 		&SwitchMigration{Topic: "t2", Starts: []int64{7}, Physical: []int64{0}, EpochBase: 5, At: 22},
 		&FinishMigration{Topic: "t2", At: 23},
+		&StartOffsetReset{Group: "g1", Topics: []string{"t2"}, To: ResetTo{Kind: ResetToShift, Value: -5}, Targets: []ResetTarget{{Topic: "t2", Partition: 0, Old: 9, New: 4}}, At: 24},
+		&UpdateOffsetReset{Group: "g1", Created: 24, State: ResetFencing, Members: []ResetMember{{ID: "m1", Protocol: ProtocolClassic}}, At: 25},
 	}
 }

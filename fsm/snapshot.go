@@ -18,7 +18,7 @@ import (
 // See fsm/DESIGN.md for the rules on changing it.
 const (
 	snapshotFormat  = "switchyard-fsm-snapshot"
-	snapshotVersion = 4
+	snapshotVersion = 5
 	// oldestSnapshotVersion is the oldest format this build still reads.
 	oldestSnapshotVersion = 1
 )
@@ -68,6 +68,7 @@ var snapshotSections = []struct {
 	{"peer_allow_list", 3, func(s *State) any { return nonNil(s.PeerAllowList) }, func(s *State, b []byte) error { return decodeStrict(b, &s.PeerAllowList) }},
 	{"migrations", 4, func(s *State) any { return nonNil(s.Migrations) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Migrations) }},
 	{"chains", 4, func(s *State) any { return nonNil(s.Chains) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Chains) }},
+	{"offset_resets", 5, func(s *State) any { return nonNil(s.OffsetResets) }, func(s *State, b []byte) error { return decodeStrict(b, &s.OffsetResets) }},
 }
 
 // nonNil makes an empty list encode as [] rather than null, for readers.
@@ -195,6 +196,10 @@ func (s *State) normalize() {
 	s.PeerAllowList = nilIfEmpty(s.PeerAllowList)
 	s.Migrations = nilIfEmpty(s.Migrations)
 	s.Chains = nilIfEmpty(s.Chains)
+	s.OffsetResets = nilIfEmpty(s.OffsetResets)
+	for i := range s.OffsetResets {
+		s.OffsetResets[i].Members = nilIfEmpty(s.OffsetResets[i].Members)
+	}
 	for i := range s.Migrations {
 		s.Migrations[i].GroupsBehind = nilIfEmpty(s.Migrations[i].GroupsBehind)
 	}

@@ -48,6 +48,9 @@ type State struct {
 	Migrations []Migration `json:"migrations,omitempty"`
 	// Chains are the segment chains of migrated topics, sorted by topic.
 	Chains []TopicChain `json:"chains,omitempty"`
+	// OffsetResets are the groups' latest offset resets, sorted by group
+	// (fsm/offset_reset.go).
+	OffsetResets []OffsetReset `json:"offset_resets,omitempty"`
 }
 
 // MaxAllowedPeers bounds the peer allow-list; it is read on every

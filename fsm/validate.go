@@ -334,6 +334,9 @@ func (s *State) validate(canonical bool) error {
 	if err := validateMigrations(s, clusters); err != nil {
 		return err
 	}
+	if err := validateOffsetResets(s); err != nil {
+		return err
+	}
 	for i, j := range s.Jobs {
 		if err := validateJob(j); err != nil {
 			return err
