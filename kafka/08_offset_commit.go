@@ -15,7 +15,9 @@ package kafka
 // UNKNOWN_TOPIC_OR_PARTITION; a re-pointed topic bounces the whole commit
 // with NOT_COORDINATOR once (pipeline.go), and the client commits again.
 // A KIP-848 member's commit goes to each cluster with its member id and
-// the epoch of its membership there (commit848).
+// the epoch of its membership there (commit848). A member an offset reset
+// removed is answered UNKNOWN_MEMBER_ID for every partition, here, on
+// every cluster (group_reset.go).
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -28,8 +30,10 @@ var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitRe
 	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.OffsetCommitRequest) error {
 		r.split.g848 = commit848{r.c.s.member848(req.Group, &req.MemberID), req.Generation}
+		r.split.memberGone = removedMember(r.st, req.Group, req.MemberID)
 		return r.setHome(req.Group)
 	},
+	partition: refuseRemovedMember[*kmsg.OffsetCommitRequest],
 	keeps: func(r *request, t target) bool { return t.be == r.split.home && r.split.g848.keeps(t.be) },
 	rewrite: func(r *request, t target, sub *kmsg.OffsetCommitRequest) {
 		if r.split.g848.rewrite(t.be, sub) {

@@ -21,7 +21,9 @@ package kafka
 // of both clusters and each partition answered with the higher committed
 // offset: both are virtual, and a group whose offsets could not be copied
 // to the target at the switch (it has members there) keeps its position
-// until its next commit lands on the target.
+// until its next commit lands on the target. While an offset reset holds
+// a group, its OffsetFetch is answered COORDINATOR_LOAD_IN_PROGRESS
+// (group_reset.go).
 
 import (
 	"slices"
@@ -40,6 +42,9 @@ func handleOffsetFetch(r *request) error {
 		return err
 	}
 	req := kreq.(*kmsg.OffsetFetchRequest)
+	if held, ok := heldOffsetFetch(r, req); ok {
+		return c.respond(r, start, held) // an offset reset holds the group (group_reset.go)
+	}
 	if r.version < 8 {
 		return offsetFetchSingle(r, req)
 	}

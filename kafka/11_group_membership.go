@@ -11,7 +11,9 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // coordinator cache (a miss asks the cluster and blocks this client's
 // reader until the answer). A successful JoinGroup records the member's
 // client address, Heartbeat keeps it and LeaveGroup drops it, so
-// DescribeGroups can report the client's host (members.go).
+// DescribeGroups can report the client's host (members.go). While an
+// offset reset holds the group, JoinGroup is answered
+// COORDINATOR_LOAD_IN_PROGRESS by the proxy (group_reset.go).
 
 // toGroupCoordinator sends a group's membership requests (JoinGroup,
 // Heartbeat, LeaveGroup, SyncGroup) to its
@@ -34,6 +36,9 @@ func toGroupCoordinator(r *request) error {
 		group = v.Group
 	}
 	be := r.home(group)
+	if join, ok := req.(*kmsg.JoinGroupRequest); ok && groupHeld(r.st, group) {
+		return c.respond(r, start, heldJoin(join)) // an offset reset holds the group (group_reset.go)
+	}
 	if _, join := req.(*kmsg.JoinGroupRequest); join {
 		return c.toCoordinatorPost(r, start, be, coordinatorGroup, group, c.joinedPost(be, group, r.key, r.version))
 	}

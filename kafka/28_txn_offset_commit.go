@@ -17,7 +17,8 @@ package kafka
 // answered INVALID_PRODUCER_ID_MAPPING (txnSpanCode), of none
 // INVALID_TXN_STATE; either makes the client abort the transaction. A
 // re-pointed topic bounces the request with NOT_COORDINATOR once
-// (pipeline.go).
+// (pipeline.go). A member an offset reset removed is answered
+// UNKNOWN_MEMBER_ID (group_reset.go).
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -30,8 +31,10 @@ var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffse
 	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.TxnOffsetCommitRequest) error {
 		r.split.groupHome = r.home(req.Group)
+		r.split.memberGone = removedMember(r.st, req.Group, req.MemberID)
 		return r.txnPrepare(req.TransactionalID, req.ProducerID)
 	},
+	partition: refuseRemovedMember[*kmsg.TxnOffsetCommitRequest],
 	topic: func(r *request, req *kmsg.TxnOffsetCommitRequest, _ int, tt topicTarget) topicTarget {
 		if tt.be != nil && r.split.home == nil {
 			r.split.home = tt.be

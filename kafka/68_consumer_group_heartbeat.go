@@ -38,6 +38,9 @@ package kafka
 // leg forgets the member (UNKNOWN_MEMBER_ID) the client rejoins under a
 // new id, and the proxy leaves the other legs itself (leaveOthers).
 //
+// While an offset reset holds the group, a join (epoch 0) is answered
+// COORDINATOR_LOAD_IN_PROGRESS (group_reset.go).
+//
 // v0 has the coordinator choose the member id; the proxy chooses it then
 // (every leg must share it), as v1 clients do themselves.
 
@@ -137,6 +140,10 @@ func handleConsumerGroupHeartbeat(r *request) error {
 	req := kreq.(*kmsg.ConsumerGroupHeartbeatRequest)
 	if len(r.set.sorted) == 0 {
 		return errNoCluster
+	}
+	if req.MemberEpoch == 0 && groupHeld(r.st, req.Group) {
+		// An offset reset holds the group: joins wait (group_reset.go).
+		return r.c.respond(r, r.start, heartbeatError(req, kerr.CoordinatorLoadInProgress.Code, heldMessage))
 	}
 	s := r.c.s
 	key := member848Key{req.Group, req.MemberID}

@@ -83,6 +83,9 @@ type splitState struct {
 	// TxnOffsetCommit: its group's home cluster, and the error adding the
 	// group to the transaction gave (txnOffsetsOn).
 	groupHome *Backend
+	// memberGone: the commit comes from a member an offset reset removed
+	// (group_reset.go); every partition is refused.
+	memberGone bool
 	txnCode   int16
 }
 

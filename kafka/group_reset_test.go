@@ -1,0 +1,137 @@
+package kafka
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+)
+
+// withReset puts a reset of group into the fixture's state.
+func (f *cx) withReset(group string, state fsm.ResetState, removed ...string) {
+	st := *f.view.st
+	j := fsm.OffsetReset{Group: group, Topics: []string{"orders"}, To: fsm.ResetTo{Kind: fsm.ResetToEarliest}, State: state,
+		Targets: []fsm.ResetTarget{{Topic: "orders", Partition: 0, Old: 5, New: 0}}, Created: 1}
+	for _, m := range removed {
+		j.Members = append(j.Members, fsm.ResetMember{ID: m, Protocol: fsm.ProtocolClassic})
+	}
+	st.OffsetResets = []fsm.OffsetReset{j}
+	f.view.st = &st
+}
+
+// TestGroupResetHold: while a reset fences a group, its joins (classic and
+// KIP-848) and offset fetches are answered COORDINATOR_LOAD_IN_PROGRESS by
+// the proxy without reaching a backend; other groups pass, and once the
+// reset is applied the group passes again.
+func TestGroupResetHold(t *testing.T) {
+	f := newCx(t, true)
+	f.withReset("g", fsm.ResetFencing)
+	h := f.conn(t)
+	load := kerr.CoordinatorLoadInProgress.Code
+	noCall := cxAnswer(nil)
+
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.MemberID, join.ProtocolType = "g", "m-1", "consumer"
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{1}}}
+	ex, resp := h.answered(join, 9, noCall)
+	if jr := resp.(*kmsg.JoinGroupResponse); jr.ErrorCode != load || jr.MemberID != "m-1" || len(ex.sent) != 0 {
+		t.Fatalf("held JoinGroup: %+v, sent %v", jr, ex.targets())
+	}
+
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.MemberEpoch = "g", "k-1", 0
+	hb.SubscribedTopicNames = []string{"orders"}
+	ex, resp = h.answered(hb, 0, noCall)
+	if hr := resp.(*kmsg.ConsumerGroupHeartbeatResponse); hr.ErrorCode != load || len(ex.sent) != 0 {
+		t.Fatalf("held KIP-848 join: %+v, sent %v", hr, ex.targets())
+	}
+
+	for _, v := range []int16{1, 7} {
+		of := kmsg.NewPtrOffsetFetchRequest()
+		of.Group = "g"
+		of.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "orders", Partitions: []int32{0, 1}}}
+		ex, resp = h.answered(of, v, noCall)
+		or := resp.(*kmsg.OffsetFetchResponse)
+		if len(ex.sent) != 0 || len(or.Topics) != 1 || or.Topics[0].Partitions[1].ErrorCode != load || (v >= 2 && or.ErrorCode != load) {
+			t.Fatalf("held OffsetFetch v%d: %+v, sent %v", v, or, ex.targets())
+		}
+	}
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "g", Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "orders", Partitions: []int32{0}}}}}
+	ex, resp = h.answered(of, 8, noCall)
+	if or := resp.(*kmsg.OffsetFetchResponse); len(ex.sent) != 0 || len(or.Groups) != 1 || or.Groups[0].ErrorCode != load {
+		t.Fatalf("held OffsetFetch v8: %+v, sent %v", or, ex.targets())
+	}
+
+	// Another group is not held: its join reaches its coordinator.
+	other := kmsg.NewPtrJoinGroupRequest()
+	other.Group, other.ProtocolType = "h", "consumer"
+	other.Protocols = join.Protocols
+	ex, _ = h.answered(other, 9, cxAnswerWith(&kmsg.JoinGroupResponse{Generation: 1, MemberID: "x", LeaderID: "x"}))
+	if len(ex.sent) != 1 {
+		t.Fatalf("JoinGroup of an unheld group went to %v", ex.targets())
+	}
+
+	// Applied: the hold is lifted.
+	f.withReset("g", fsm.ResetApplied)
+	ex, resp = h.answered(join, 9, cxAnswerWith(&kmsg.JoinGroupResponse{Generation: 4, MemberID: "m-2", LeaderID: "m-2"}))
+	if jr := resp.(*kmsg.JoinGroupResponse); jr.ErrorCode != 0 || jr.Generation != 4 || len(ex.sent) != 1 {
+		t.Fatalf("JoinGroup after the reset: %+v, sent %v", jr, ex.targets())
+	}
+}
+
+// TestGroupResetRefusesRemovedMembers: a commit from a member the reset
+// removed is refused on every cluster (the home cluster's broker would
+// refuse it, the others take simple commits unchecked); a commit from a
+// member that joined since passes.
+func TestGroupResetRefusesRemovedMembers(t *testing.T) {
+	f := newCx(t, true)
+	f.withReset("g", fsm.ResetApplied, "gone-1")
+	h := f.conn(t)
+	commit := func(member string) *kmsg.OffsetCommitRequest {
+		oc := kmsg.NewPtrOffsetCommitRequest()
+		oc.Group, oc.MemberID, oc.Generation = "g", member, 3
+		oc.Topics = []kmsg.OffsetCommitRequestTopic{
+			{Topic: "orders", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 99}}},
+			{Topic: "payments", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 7}}},
+		}
+		return oc
+	}
+	ex, resp := h.answered(commit("gone-1"), 8, nil)
+	if len(ex.sent) != 0 {
+		t.Fatalf("a removed member's commit reached %v", ex.targets())
+	}
+	for _, tp := range resp.(*kmsg.OffsetCommitResponse).Topics {
+		for _, p := range tp.Partitions {
+			if p.ErrorCode != kerr.UnknownMemberID.Code {
+				t.Fatalf("%s/%d answered %d, want UNKNOWN_MEMBER_ID", tp.Topic, p.Partition, p.ErrorCode)
+			}
+		}
+	}
+	answer := func(_ cxAt, req kmsg.Request) kmsg.Response {
+		oc := req.(*kmsg.OffsetCommitRequest)
+		out := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, tp := range oc.Topics {
+			rt := kmsg.OffsetCommitResponseTopic{Topic: tp.Topic}
+			for _, p := range tp.Partitions {
+				rt.Partitions = append(rt.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: p.Partition})
+			}
+			out.Topics = append(out.Topics, rt)
+		}
+		return out
+	}
+	ex, _ = h.answered(commit("new-1"), 8, answer)
+	if len(ex.sent) != 2 {
+		t.Fatalf("a current member's commit went to %v, want both clusters", ex.targets())
+	}
+
+	txn := kmsg.NewPtrTxnOffsetCommitRequest()
+	txn.Group, txn.MemberID, txn.Generation, txn.TransactionalID, txn.ProducerID = "g", "gone-1", 3, "tx", 5
+	txn.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "orders", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 9}}}}
+	ex, resp = h.answered(txn, 3, nil)
+	if tr := resp.(*kmsg.TxnOffsetCommitResponse); len(ex.sent) != 0 || tr.Topics[0].Partitions[0].ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("removed member's TxnOffsetCommit: %+v, sent %v", tr, ex.targets())
+	}
+}
