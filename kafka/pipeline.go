@@ -86,7 +86,7 @@ type splitState struct {
 	// memberGone: the commit comes from a member an offset reset removed
 	// (group_reset.go); every partition is refused.
 	memberGone bool
-	txnCode   int16
+	txnCode    int16
 }
 
 // newRequest builds the request for a frame whose header is h: the state
