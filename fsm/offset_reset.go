@@ -90,9 +90,10 @@ type ResetTarget struct {
 
 // ResetMember is a member a reset removed from its group. Classic members
 // (JoinGroup) are named by the member id the broker gave them, which a
-// member that rejoins never gets again; KIP-848 members keep their id
-// across a rejoin, so Epoch is the member epoch they had when removed and
-// only commits at or below it are refused.
+// member that rejoins never gets again, so every peer refuses their
+// commits; KIP-848 members keep their id across a rejoin, and Epoch is
+// the member epoch they had when removed (their commits and offset
+// fetches name it, and the coordinators refuse it).
 type ResetMember struct {
 	ID         string `json:"id"`
 	InstanceID string `json:"instance_id,omitempty"`
@@ -137,20 +138,6 @@ func (r *OffsetReset) RemovedClassic(member string) bool {
 	for i := range r.Members {
 		if r.Members[i].Protocol == ProtocolClassic && r.Members[i].ID == member {
 			return true
-		}
-	}
-	return false
-}
-
-// RemovedConsumer reports whether a KIP-848 member's commit at epoch comes
-// from before the reset removed it.
-func (r *OffsetReset) RemovedConsumer(member string, epoch int32) bool {
-	if member == "" || r.State == ResetPending {
-		return false
-	}
-	for i := range r.Members {
-		if m := &r.Members[i]; m.Protocol == ProtocolConsumer && m.ID == member {
-			return epoch <= m.Epoch
 		}
 	}
 	return false

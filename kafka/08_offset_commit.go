@@ -30,7 +30,9 @@ var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitRe
 	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.OffsetCommitRequest) error {
 		r.split.g848 = commit848{r.c.s.member848(req.Group, &req.MemberID), req.Generation}
-		r.split.memberGone = removedMember(r.st, req.Group, req.MemberID)
+		if r.split.memberGone = removedMember(r.st, req.Group, req.MemberID); r.split.memberGone {
+			r.split.memberGoneFrom, r.split.memberGoneID = req.Group, req.MemberID
+		}
 		return r.setHome(req.Group)
 	},
 	partition: refuseRemovedMember[*kmsg.OffsetCommitRequest],

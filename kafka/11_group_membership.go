@@ -13,7 +13,8 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // client address, Heartbeat keeps it and LeaveGroup drops it, so
 // DescribeGroups can report the client's host (members.go). While an
 // offset reset holds the group, JoinGroup is answered
-// COORDINATOR_LOAD_IN_PROGRESS by the proxy (group_reset.go).
+// COORDINATOR_LOAD_IN_PROGRESS by the proxy, and a member the reset
+// removed is answered UNKNOWN_MEMBER_ID (group_reset.go).
 
 // toGroupCoordinator sends a group's membership requests (JoinGroup,
 // Heartbeat, LeaveGroup, SyncGroup) to its
@@ -36,6 +37,9 @@ func toGroupCoordinator(r *request) error {
 		group = v.Group
 	}
 	be := r.home(group)
+	if gone := c.s.removedAnswer(r.st, group, req); gone != nil {
+		return c.respond(r, start, gone) // removed by an offset reset (group_reset.go)
+	}
 	if join, ok := req.(*kmsg.JoinGroupRequest); ok && groupHeld(r.st, group) {
 		return c.respond(r, start, heldJoin(join)) // an offset reset holds the group (group_reset.go)
 	}

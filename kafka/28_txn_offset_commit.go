@@ -31,7 +31,9 @@ var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffse
 	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.TxnOffsetCommitRequest) error {
 		r.split.groupHome = r.home(req.Group)
-		r.split.memberGone = removedMember(r.st, req.Group, req.MemberID)
+		if r.split.memberGone = removedMember(r.st, req.Group, req.MemberID); r.split.memberGone {
+			r.split.memberGoneFrom, r.split.memberGoneID = req.Group, req.MemberID
+		}
 		return r.txnPrepare(req.TransactionalID, req.ProducerID)
 	},
 	partition: refuseRemovedMember[*kmsg.TxnOffsetCommitRequest],

@@ -24,11 +24,26 @@ package kafka
 // their id across a rejoin, but their commits carry a member epoch every
 // cluster's coordinator checks, and the removed epoch is gone there.
 //
+// A removed member must also not go on as a zombie: one that completed a
+// SyncGroup just before the fence, and whose OffsetFetch was held, would
+// otherwise get the targets once the hold lifts, consume from them, find
+// its commits refused, rejoin, and read the same records again. So every
+// request a removed member sends in its old session (Heartbeat,
+// SyncGroup, JoinGroup with its old id, a commit) is answered
+// UNKNOWN_MEMBER_ID by the peer it reaches, which ends the client's
+// session, and the peer notes that the member has noticed
+// (Server.NoticedRemoved). The driver keeps the group held until every
+// removed member has noticed on some peer (or a bound passes: a member
+// that crashed never will), so no session that began before the reset is
+// still running when the targets are handed out.
+//
 // Limit: an OffsetFetch batching several groups (v8+) of which one is
 // held is answered COORDINATOR_LOAD_IN_PROGRESS for every group in it;
 // consumers send one group, admin tools retry.
 
 import (
+	"sync"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -105,7 +120,104 @@ func heldOffsetFetch(r *request, req *kmsg.OffsetFetchRequest) (*kmsg.OffsetFetc
 // member's commit is refused partition by partition.
 func refuseRemovedMember[Req kmsg.Request](r *request, _ Req, _, _ int, _ topicTarget) int16 {
 	if r.split.memberGone {
+		if g := r.split.memberGoneFrom; g != "" {
+			r.c.s.noticed.add(g, r.split.memberGoneID)
+		}
 		return kerr.UnknownMemberID.Code
 	}
 	return 0
+}
+
+// maxNoticed bounds the removed members a peer remembers as having
+// noticed, over all groups; past it the oldest group's entries go (the
+// driver then waits for its bound for them).
+const maxNoticed = 100_000
+
+// noticedSet is the removed members that sent a request in their old
+// session through this peer, per group.
+type noticedSet struct {
+	mu     sync.Mutex
+	groups map[string]map[string]bool
+	order  []string // groups, oldest first
+	n      int
+}
+
+func (ns *noticedSet) add(group, member string) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.groups == nil {
+		ns.groups = map[string]map[string]bool{}
+	}
+	g := ns.groups[group]
+	if g == nil {
+		g = map[string]bool{}
+		ns.groups[group] = g
+		ns.order = append(ns.order, group)
+	}
+	if g[member] {
+		return
+	}
+	g[member] = true
+	ns.n++
+	for ns.n > maxNoticed && len(ns.order) > 1 {
+		old := ns.order[0]
+		ns.order = ns.order[1:]
+		ns.n -= len(ns.groups[old])
+		delete(ns.groups, old)
+	}
+}
+
+func (ns *noticedSet) list(group string) []string {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	var out []string
+	for m := range ns.groups[group] {
+		out = append(out, m)
+	}
+	return out
+}
+
+// NoticedRemoved lists the members an offset reset of group removed that
+// have since sent a request in their old session through this peer (and
+// were told they are gone).
+func (s *Server) NoticedRemoved(group string) []string { return s.noticed.list(group) }
+
+// removedAnswer answers a membership request from a member an offset reset
+// removed with UNKNOWN_MEMBER_ID, and notes that the member noticed. nil
+// when the request is not from a removed member.
+func (s *Server) removedAnswer(st *fsm.State, group string, req kmsg.Request) kmsg.Response {
+	if st == nil || len(st.OffsetResets) == 0 {
+		return nil
+	}
+	var member string
+	switch v := req.(type) {
+	case *kmsg.HeartbeatRequest:
+		member = v.MemberID
+	case *kmsg.SyncGroupRequest:
+		member = v.MemberID
+	case *kmsg.JoinGroupRequest:
+		member = v.MemberID
+	default:
+		return nil
+	}
+	if !removedMember(st, group, member) {
+		return nil
+	}
+	s.noticed.add(group, member)
+	code := kerr.UnknownMemberID.Code
+	switch v := req.(type) {
+	case *kmsg.HeartbeatRequest:
+		resp := v.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.SyncGroupRequest:
+		resp := v.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = code
+		return resp
+	default:
+		j := req.(*kmsg.JoinGroupRequest)
+		resp := j.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.Generation = code, -1
+		return resp
+	}
 }

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -133,5 +134,39 @@ func TestGroupResetRefusesRemovedMembers(t *testing.T) {
 	ex, resp = h.answered(txn, 3, nil)
 	if tr := resp.(*kmsg.TxnOffsetCommitResponse); len(ex.sent) != 0 || tr.Topics[0].Partitions[0].ErrorCode != kerr.UnknownMemberID.Code {
 		t.Fatalf("removed member's TxnOffsetCommit: %+v, sent %v", tr, ex.targets())
+	}
+}
+
+// TestGroupResetEndsRemovedSessions: a removed member's heartbeat, sync
+// and join with its old id are answered UNKNOWN_MEMBER_ID here, and the
+// peer reports the member as having noticed; a current member passes.
+func TestGroupResetEndsRemovedSessions(t *testing.T) {
+	f := newCx(t, true)
+	f.withReset("g", fsm.ResetApplied, "gone-1", "gone-2")
+	h := f.conn(t)
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.Generation = "g", "gone-1", 3
+	ex, resp := h.answered(hb, 4, nil)
+	if r := resp.(*kmsg.HeartbeatResponse); r.ErrorCode != kerr.UnknownMemberID.Code || len(ex.sent) != 0 {
+		t.Fatalf("removed member's heartbeat: %+v, sent %v", r, ex.targets())
+	}
+	sg := kmsg.NewPtrSyncGroupRequest()
+	sg.Group, sg.MemberID, sg.Generation = "g", "gone-2", 3
+	ex, resp = h.answered(sg, 5, nil)
+	if r := resp.(*kmsg.SyncGroupResponse); r.ErrorCode != kerr.UnknownMemberID.Code || len(ex.sent) != 0 {
+		t.Fatalf("removed member's sync: %+v, sent %v", r, ex.targets())
+	}
+	got := f.srv.NoticedRemoved("g")
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"gone-1", "gone-2"}) {
+		t.Fatalf("noticed %v, want both removed members", got)
+	}
+	hb.MemberID = "current"
+	ex, _ = h.answered(hb, 4, cxAnswerWith(&kmsg.HeartbeatResponse{}))
+	if len(ex.sent) != 1 {
+		t.Fatalf("a current member's heartbeat went to %v", ex.targets())
+	}
+	if got := f.srv.NoticedRemoved("other"); len(got) != 0 {
+		t.Fatalf("noticed %v for a group without a reset", got)
 	}
 }

@@ -85,8 +85,9 @@ type splitState struct {
 	groupHome *Backend
 	// memberGone: the commit comes from a member an offset reset removed
 	// (group_reset.go); every partition is refused.
-	memberGone bool
-	txnCode    int16
+	memberGone                   bool
+	memberGoneFrom, memberGoneID string // the group and the removed member
+	txnCode                      int16
 }
 
 // newRequest builds the request for a frame whose header is h: the state

@@ -199,6 +199,9 @@ type Server struct {
 	members *lru[memberKey, string]
 	// kip848: KIP-848 consumer group members (68_consumer_group_heartbeat.go).
 	kip848 *lru[member848Key, *member848]
+	// noticed: members offset resets removed that were told so here
+	// (group_reset.go).
+	noticed noticedSet
 
 	// budget holds the request bytes read and not yet handled.
 	budget byteBudget

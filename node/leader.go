@@ -85,6 +85,13 @@ func (n *Node) lead(ctx context.Context) {
 		n.migrations.run(ctx)
 	}()
 	defer func() { <-migrating }()
+	// So do offset resets (offset_reset.go).
+	resetting := make(chan struct{})
+	go func() {
+		defer close(resetting)
+		n.resets.run(ctx)
+	}()
+	defer func() { <-resetting }()
 	ls := &leaderState{since: time.Now(), nonvoters: map[string]time.Time{}, gone: map[string]time.Time{}, lastErr: map[string]string{}}
 	t := time.NewTicker(n.cfg.Timing.ReconcileInterval)
 	defer t.Stop()

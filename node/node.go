@@ -55,6 +55,9 @@ type Node struct {
 
 	// migrations drives live topic migrations while this peer leads.
 	migrations *migrator
+	// resets drives online consumer-group offset resets while this peer
+	// leads.
+	resets *resetter
 
 	reg          *prometheus.Registry
 	metrics      *nodeMetrics
@@ -98,6 +101,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.admission = newAdmission(n.reg)
 	n.kafkaMetrics = kafka.NewMetrics(n.reg, cfg.MaxTopicSeries)
 	n.migrations = newMigrator(n, n.reg)
+	n.resets = newResetter(n, &n.migrations.cfg, n.reg)
 
 	// Kafka listener.
 	if cfg.KafkaListener != nil {

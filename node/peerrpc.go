@@ -63,7 +63,7 @@ func (n *Node) authorizeLeader(from, method string) error {
 // knownRPC reports whether method is a peer RPC this peer serves.
 func knownRPC(method string) bool {
 	switch method {
-	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced:
+	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld:
 		return true
 	}
 	return false
@@ -120,6 +120,15 @@ func decodeRPC(method string, body []byte) (any, error) {
 			return nil, fmt.Errorf("%w: migration fenced: topic name of %d bytes", fsm.ErrBadPayload, len(req.Topic))
 		}
 		return req, nil
+	case rpcGroupHeld:
+		var req groupHeldRequest
+		if err := unmarshalStrict(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: group held: %v", fsm.ErrBadPayload, err)
+		}
+		if req.Group == "" || len(req.Group) > 1024 {
+			return nil, fmt.Errorf("%w: group held: group id of %d bytes", fsm.ErrBadPayload, len(req.Group))
+		}
+		return req, nil
 	}
 	return nil, fmt.Errorf("%w: unknown peer rpc method %q", fsm.ErrBadPayload, method)
 }
@@ -128,7 +137,7 @@ func decodeRPC(method string, body []byte) (any, error) {
 // question (any peer answers it for itself, to any server in the Raft
 // configuration), everything else handleRPC.
 func (n *Node) servePeerRPC(ctx context.Context, from, method string, body []byte) ([]byte, error) {
-	if method != rpcMigrationFenced {
+	if method != rpcMigrationFenced && method != rpcGroupHeld {
 		return n.handleRPC(ctx, from, method, body)
 	}
 	if err := n.authorizeRPC(from, method); err != nil {
@@ -137,6 +146,9 @@ func (n *Node) servePeerRPC(ctx context.Context, from, method string, body []byt
 	req, err := decodeRPC(method, body)
 	if err != nil {
 		return nil, toRPCError(err)
+	}
+	if method == rpcGroupHeld {
+		return n.handleGroupHeld(req.(groupHeldRequest))
 	}
 	return n.handleMigrationFenced(req.(migrationFencedRequest))
 }
