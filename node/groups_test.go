@@ -225,6 +225,28 @@ func TestGroupResetTargetsAndViews(t *testing.T) {
 		t.Errorf("g-live offsets %+v", live.Topics)
 	}
 
+	// g-848 is a KIP-848 group: described with ConsumerGroupDescribe.
+	next := proxyClient(t, n, kgo.ConsumerGroup("g-848"), kgo.ConsumeTopics("payments"), kgo.ClientID("next-gen"),
+		kgo.ServerSideBalancer(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	nctx, ncancel := context.WithCancel(ctx)
+	npolled := make(chan struct{})
+	go func() {
+		defer close(npolled)
+		for nctx.Err() == nil {
+			next.PollFetches(nctx)
+		}
+	}()
+	t.Cleanup(func() { ncancel(); <-npolled })
+	var ng groupView
+	waitUntil(t, 60*time.Second, "g-848 shows its member and its assignment", func() bool {
+		code, v, _ := getGroupView(t, n, "g-848")
+		ng = v
+		return code == 200 && len(v.Members) == 1 && len(v.Members[0].Assignment) == 1 && len(v.Members[0].Assignment[0].Partitions) == 2
+	})
+	if ng.Type != "consumer" || ng.Members[0].ClientID != "next-gen" || ng.Members[0].Assignment[0].Topic != "payments" || ng.Protocol == "" {
+		t.Errorf("g-848 view %+v", ng)
+	}
+
 	code, g1, body := getGroupView(t, n, "g1")
 	if code != 200 {
 		t.Fatalf("g1: %d %s", code, body)
@@ -266,11 +288,14 @@ func TestGroupResetTargetsAndViews(t *testing.T) {
 	var names []string
 	for _, g := range list.Groups {
 		names = append(names, g.Group)
-		if g.Group == "g-live" && (g.State != "Stable" || g.ProtocolType != "consumer") {
+		if g.Group == "g-live" && (g.State != "Stable" || g.ProtocolType != "consumer" || g.Type != "classic") {
 			t.Errorf("g-live listed as %+v", g)
 		}
+		if g.Group == "g-848" && g.Type != "consumer" {
+			t.Errorf("g-848 listed as %+v", g)
+		}
 	}
-	if !slices.IsSorted(names) || !slices.Contains(names, "g1") || !slices.Contains(names, "g-live") || len(list.Errors) != 0 {
+	if !slices.IsSorted(names) || !slices.Contains(names, "g1") || !slices.Contains(names, "g-live") || !slices.Contains(names, "g-848") || len(list.Errors) != 0 {
 		t.Errorf("groups listed %s", body)
 	}
 }

@@ -5,14 +5,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
 // TestParseCtlGroups checks the call every groups command line makes,
@@ -280,5 +289,101 @@ func TestGroupsResetDryRunWire(t *testing.T) {
 	want := `POST /v1/groups/billing/offset-resets {"topics":["orders"],"partitions":{"orders":[3]},"to":{"timestamp":1796119200000},"dry_run":true}`
 	if len(bodies) != 2 || bodies[0] != want || bodies[1] != want {
 		t.Errorf("requests %q\nwant twice %s", bodies, want)
+	}
+}
+
+// TestCtlGroupsOnSandbox: `groups list` and `groups describe` against a
+// sandbox of two peers in front of two clusters, asking each peer (each
+// reads through its own Kafka listener): a group with commits only and a
+// group with a live member, "payments" on west and "orders" on east.
+func TestCtlGroupsOnSandbox(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sb, err := sandbox.Start(ctx, sandbox.Config{
+		Clusters: []sandbox.ClusterSpec{{Name: "east", Brokers: 1}, {Name: "west", Brokers: 1}},
+		Setup:    []fsm.Command{&fsm.PutRoute{Topic: "payments", Cluster: "west"}},
+		Peers:    2,
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, topic := range []string{"orders", "payments"} {
+		if _, err := adm.CreateTopic(ctx, 3, 1, nil, topic); err != nil {
+			t.Fatalf("create %s: %v", topic, err)
+		}
+		for i := range 30 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: int32(i % 3), Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+				t.Fatalf("produce to %s: %v", topic, err)
+			}
+		}
+	}
+	commits := kadm.Offsets{}
+	for p := range int32(3) {
+		commits.Add(kadm.Offset{Topic: "orders", Partition: p, At: 4, LeaderEpoch: -1})
+		commits.Add(kadm.Offset{Topic: "payments", Partition: p, At: int64(p), LeaderEpoch: -1})
+	}
+	if err := adm.CommitAllOffsets(ctx, "billing", commits); err != nil {
+		t.Fatalf("commit billing: %v", err)
+	}
+	member, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap[1]), kgo.ConsumerGroup("live"), kgo.ConsumeTopics("orders"),
+		kgo.ClientID("live-member"), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for mctx.Err() == nil {
+			member.PollFetches(mctx)
+		}
+	}()
+	defer func() { mcancel(); <-polled; member.Close() }()
+
+	for i, admin := range sb.AdminURLs {
+		ctl := func(args ...string) (int, string, string) {
+			var out, errb bytes.Buffer
+			code := run(ctx, append([]string{"ctl", "--server", admin, "--timeout", "20s"}, args...), &out, &errb)
+			return code, out.String(), errb.String()
+		}
+		var out string
+		waitUntil(t, 60*time.Second, fmt.Sprintf("peer %d lists both groups, live stable", i), func() bool {
+			code, o, _ := ctl("groups", "list")
+			out = o
+			return code == 0 && regexpLine(o, `^billing\s+`) && regexpLine(o, `^live\s+\S+\s+Stable\s+consumer$`)
+		})
+		code, out, errOut := ctl("groups", "describe", "billing")
+		if code != 0 {
+			t.Fatalf("peer %d: describe billing: exit %d %s", i, code, errOut)
+		}
+		for _, pattern := range []string{
+			`^no members$`,
+			`^orders\s+0\s+4\s+10\s+6$`, `^orders\s+2\s+4\s+10\s+6$`, `^orders\s+total\s+18$`,
+			`^payments\s+1\s+1\s+10\s+9$`, `^payments\s+total\s+27$`,
+		} {
+			if !regexpLine(out, pattern) {
+				t.Errorf("peer %d: describe billing has no line matching %s:\n%s", i, pattern, out)
+			}
+		}
+		var live apiGroup
+		waitUntil(t, 30*time.Second, "live shows its member", func() bool {
+			code, o, _ := ctl("-o", "json", "groups", "describe", "live")
+			return code == 0 && json.Unmarshal([]byte(o), &live) == nil && live.State == "Stable" && len(live.Members) == 1
+		})
+		if m := live.Members[0]; m.ClientID != "live-member" || len(m.Assignment) != 1 || m.Assignment[0].Topic != "orders" || len(m.Assignment[0].Partitions) != 3 {
+			t.Errorf("peer %d: live %+v", i, live)
+		}
+		if code, _, errOut := ctl("groups", "describe", "nobody"); code != 1 || !strings.Contains(errOut, `404 group "nobody" does not exist`) {
+			t.Errorf("peer %d: describe nobody: exit %d %s", i, code, errOut)
+		}
 	}
 }
