@@ -36,7 +36,7 @@ const (
 	// view: while a reset fences the group every peer answers its
 	// OffsetFetch with COORDINATOR_LOAD_IN_PROGRESS, which the client
 	// retries; the view answers without the offsets rather than wait.
-	loopbackOffsetsTimeout = 3 * time.Second
+	loopbackOffsetsTimeout = 5 * time.Second
 	loopbackDialTimeout    = 5 * time.Second
 	loopbackRetryTimeout   = 10 * time.Second
 )
@@ -282,6 +282,15 @@ func checkResetInput(group string, topics []string, partitions map[string][]int3
 			return nil, nil, fmt.Errorf("%w: topic %q: a partition is listed twice", fsm.ErrInvalid, t)
 		}
 		parts[t] = sorted
+	}
+	// The names and the target as the fsm will check them, before any
+	// backend is asked (the targets here are placeholders).
+	probe := fsm.StartOffsetReset{Group: group, Topics: topics, To: to, At: 1}
+	for _, t := range topics {
+		probe.Targets = append(probe.Targets, fsm.ResetTarget{Topic: t, Old: -1})
+	}
+	if err := probe.Validate(); err != nil {
+		return nil, nil, err
 	}
 	switch to.Kind {
 	case fsm.ResetToEarliest, fsm.ResetToLatest, fsm.ResetToShift:

@@ -182,6 +182,8 @@ func TestGroupResetTargetsAndViews(t *testing.T) {
 		{"no topics", nil, nil, fsm.ResetTo{Kind: fsm.ResetToEarliest}, fsm.ErrInvalid, "at least one topic"},
 		{"bad kind", []string{"orders"}, nil, fsm.ResetTo{Kind: "middle"}, fsm.ErrInvalid, "unknown reset target"},
 		{"negative offset", []string{"orders"}, nil, fsm.ResetTo{Kind: fsm.ResetToOffset, Value: -3}, fsm.ErrInvalid, "negative"},
+		{"a value for earliest", []string{"orders"}, nil, fsm.ResetTo{Kind: fsm.ResetToEarliest, Value: 3}, fsm.ErrInvalid, "takes no value"},
+		{"invalid topic name", []string{"no/slash"}, nil, fsm.ResetTo{Kind: fsm.ResetToEarliest}, fsm.ErrInvalid, "no/slash"},
 	} {
 		_, err := resolve(c.topics, c.parts, c.to)
 		if !errors.Is(err, c.is) || !strings.Contains(fmt.Sprint(err), c.msg) {
