@@ -331,8 +331,16 @@ func TestCtlGroupsOnSandbox(t *testing.T) {
 		commits.Add(kadm.Offset{Topic: "orders", Partition: p, At: 4, LeaderEpoch: -1})
 		commits.Add(kadm.Offset{Topic: "payments", Partition: p, At: int64(p), LeaderEpoch: -1})
 	}
-	if err := adm.CommitAllOffsets(ctx, "billing", commits); err != nil {
-		t.Fatalf("commit billing: %v", err)
+	// A peer may not know a just-created topic's id until its metadata
+	// refresh (UNKNOWN_TOPIC_ID, retriable; kadm does not retry it).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := adm.CommitAllOffsets(ctx, "billing", commits)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("commit billing: %v", err)
+		}
 	}
 	member, err := kgo.NewClient(kgo.SeedBrokers(sb.Bootstrap[1]), kgo.ConsumerGroup("live"), kgo.ConsumeTopics("orders"),
 		kgo.ClientID("live-member"), kgo.FetchMaxWait(200*time.Millisecond))
