@@ -157,6 +157,8 @@ func (n *Node) adminHandler() http.Handler {
 		{"GET /v1/migrations/{topic}", n.getMigration},
 		{"POST /v1/migrations/{topic}/finish", n.finishMigration},
 		{"DELETE /v1/migrations/{topic}", n.abortMigration},
+		{"GET /v1/groups", n.getGroups},
+		{"GET /v1/groups/{group}", n.getGroup},
 	}
 	for _, e := range v1 {
 		mux.HandleFunc(e.pattern, n.api(e.pattern, true, e.h))

@@ -67,6 +67,10 @@ type Node struct {
 	kafkaAdvertise string
 	dp             atomic.Pointer[dataPlane]
 
+	// loopback is the admin API's Kafka client of this peer's own data
+	// plane (groups.go).
+	loopback loopback
+
 	adminLn net.Listener
 	admin   *http.Server
 
@@ -308,6 +312,7 @@ func (n *Node) reconnect(ctx context.Context) {
 // DeadPeerTimeout, so a restart is seamless.
 func (n *Node) closeAll() error {
 	var errs []error
+	n.closeLoopback()
 	if n.gossip != nil && n.gossip.ml != nil {
 		if n.cfg.LeaveOnStop {
 			// Best effort: when every peer stops at once nobody may be left

@@ -360,6 +360,10 @@ func ctlCommands() []ctlCommand {
 		{"migrations start", "TOPIC --to CLUSTER [--wait]", "move TOPIC to CLUSTER while its clients keep running (docs/migration.md)", parseMigrationsStart},
 		{"migrations finish", "TOPIC [--force]", "retire the source segment of a switched migration once every group is past the base", parseMigrationsFinish},
 		{"migrations abort", "TOPIC", "stop a migration before its switch; nothing changes for clients", parseMigrationsAbort},
+		{"groups list", "", "every consumer group of the virtual cluster, with state and type", parseGroupsList},
+		{"groups describe", "GROUP", "a group's members, assignment, committed offsets and lag, and its last offset reset", parseGroupsDescribe},
+		{"groups reset", "GROUP --topic T [--topic T2] [--partitions 0,1] (--to-earliest|--to-latest|--to-datetime TIME|--to-offset N|--shift-by N) [--dry-run] [--wait]",
+			"reset a group's offsets while its consumers keep running (docs/offset-reset.md)", parseGroupsReset},
 	}
 }
 
