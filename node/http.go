@@ -159,6 +159,8 @@ func (n *Node) adminHandler() http.Handler {
 		{"DELETE /v1/migrations/{topic}", n.abortMigration},
 		{"GET /v1/groups", n.getGroups},
 		{"GET /v1/groups/{group}", n.getGroup},
+		{"POST /v1/groups/{group}/offset-resets", n.postOffsetReset},
+		{"GET /v1/groups/{group}/offset-resets", n.getOffsetReset},
 	}
 	for _, e := range v1 {
 		mux.HandleFunc(e.pattern, n.api(e.pattern, true, e.h))
