@@ -28,6 +28,12 @@ var addPartitionsToTxnFamily = &family[*kmsg.AddPartitionsToTxnRequest, *kmsg.Ad
 		return r.txnPrepare(req.TransactionalID, req.ProducerID)
 	},
 	topic: func(r *request, req *kmsg.AddPartitionsToTxnRequest, _ int, tt topicTarget) topicTarget {
+		if tt.be != nil && r.noWrite {
+			// No write lease (Config.Writes): no transaction may start
+			// writing through this peer; the client looks the coordinator
+			// up again and retries.
+			return topicTarget{name: tt.name, code: kerr.NotCoordinator.Code}
+		}
 		if tt.be != nil && fenced(r.st, tt.name) {
 			// A migration's fence: no transaction may start writing the
 			// topic on the source; the client retries, and after the

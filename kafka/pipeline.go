@@ -52,6 +52,11 @@ type request struct {
 	// the answer (split.go), kept here so a request allocates it once.
 	split splitState
 
+	// noWrite: the write gate refused this write request (Produce,
+	// AddPartitionsToTxn); its handler answers every routed topic with a
+	// retriable error and forwards nothing.
+	noWrite bool
+
 	// inflight are the topics under migration this Produce is counted
 	// for (segments.go): handed to its response slot, released when the
 	// slot is finished, or when the request ends without one.
@@ -89,7 +94,16 @@ type splitState struct {
 // newRequest builds the request for a frame whose header is h: the state
 // and the backend set are read here, once.
 func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *request {
+	// The write gate is asked before the state is read: the node extends
+	// its lease only once it has applied the index the lease was granted
+	// at, so a request that found the lease valid is served under a state
+	// at least that recent (a fence applied by then is enforced).
+	noWrite := false
+	if (h.key == 0 || h.key == 24) && c.s.cfg.Writes != nil {
+		noWrite = !c.s.cfg.Writes.WriteAllowed()
+	}
 	return &request{
+		noWrite:       noWrite,
 		requestHeader: h,
 		buf:           buf,
 		body:          buf.b[4+h.bodyOff:],
