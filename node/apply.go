@@ -468,6 +468,8 @@ func (n *Node) handleRPC(ctx context.Context, from, method string, body []byte) 
 		return nil, toRPCError(fmt.Errorf("%w: %s received a forwarded %s from %s", ErrNotLeader, n.cfg.Name, method, from))
 	}
 	switch method {
+	case rpcLeaseGrant:
+		return n.lease.handleGrant(ctx)
 	case rpcApply:
 		res, err := n.applyLocal(ctx, req.(fsm.Command))
 		if err != nil {

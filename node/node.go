@@ -55,6 +55,8 @@ type Node struct {
 
 	// migrations drives live topic migrations while this peer leads.
 	migrations *migrator
+	// lease gates this peer's client writes (lease.go).
+	lease *writeLease
 
 	reg          *prometheus.Registry
 	metrics      *nodeMetrics
@@ -98,6 +100,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.admission = newAdmission(n.reg)
 	n.kafkaMetrics = kafka.NewMetrics(n.reg, cfg.MaxTopicSeries)
 	n.migrations = newMigrator(n, n.reg)
+	n.lease = newWriteLease(n, cfg.writeLease(), n.reg)
 
 	// Kafka listener.
 	if cfg.KafkaListener != nil {
@@ -220,6 +223,7 @@ func (n *Node) run(ctx context.Context) error {
 	spawn(func() { n.leaderLoop(ctx) })
 	spawn(func() { n.runDataPlane(ctx) })
 	spawn(func() { n.quotas.run(ctx) })
+	spawn(func() { n.lease.run(ctx) })
 	spawn(n.acceptKafka)
 	if n.admin != nil {
 		spawn(func() {
