@@ -410,7 +410,11 @@ func (c *Config) writeLease() time.Duration {
 // maxWriteLease is the longest lease whose margin still ends before fence:
 // l + l/10 + 1s < fence.
 func maxWriteLease(fence time.Duration) time.Duration {
-	return ((fence-time.Second)*10/11 - time.Millisecond).Truncate(time.Millisecond)
+	l := (fence - time.Second) * 10 / 11
+	for l > 0 && l+leaseMargin(l) >= fence {
+		l--
+	}
+	return l.Truncate(time.Millisecond)
 }
 
 // advertised returns the address to advertise for a listener bound at
