@@ -42,7 +42,7 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	// cannot write here (txn_clusters.go); account its bytes and charge
 	// its quota.
 	topic: func(r *request, req *kmsg.ProduceRequest, i int, tt topicTarget) topicTarget {
-		if tt.be != nil && r.noWrite {
+		if tt.be != nil && r.split.noWrite {
 			// No write lease: this peer may be cut off from the control
 			// plane and miss a migration's fence; the client refreshes its
 			// metadata and retries, through another peer if this one is

@@ -28,7 +28,7 @@ var addPartitionsToTxnFamily = &family[*kmsg.AddPartitionsToTxnRequest, *kmsg.Ad
 		return r.txnPrepare(req.TransactionalID, req.ProducerID)
 	},
 	topic: func(r *request, req *kmsg.AddPartitionsToTxnRequest, _ int, tt topicTarget) topicTarget {
-		if tt.be != nil && r.noWrite {
+		if tt.be != nil && r.split.noWrite {
 			// No write lease (Config.Writes): no transaction may start
 			// writing through this peer; the client looks the coordinator
 			// up again and retries.

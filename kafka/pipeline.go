@@ -52,11 +52,6 @@ type request struct {
 	// the answer (split.go), kept here so a request allocates it once.
 	split splitState
 
-	// noWrite: the write gate refused this write request (Produce,
-	// AddPartitionsToTxn); its handler answers every routed topic with a
-	// retriable error and forwards nothing.
-	noWrite bool
-
 	// inflight are the topics under migration this Produce is counted
 	// for (segments.go): handed to its response slot, released when the
 	// slot is finished, or when the request ends without one.
@@ -76,6 +71,11 @@ type splitState struct {
 	// chained: a topic of the request has a segment chain (segments.go);
 	// the request is split and its parts and answers translated.
 	chained bool
+	// noWrite: the write gate refused this write request (Produce,
+	// AddPartitionsToTxn; newRequest asks it); the handler answers every
+	// routed topic with a retriable error and forwards nothing. Here, in
+	// the padding after the flags above, the request keeps its size class.
+	noWrite bool
 	// req is the client's decoded request.
 	req kmsg.Request
 	// g848: the KIP-848 member an OffsetCommit names (68_consumer_group_heartbeat.go).
@@ -103,7 +103,6 @@ func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *
 		noWrite = !c.s.cfg.Writes.WriteAllowed()
 	}
 	return &request{
-		noWrite:       noWrite,
 		requestHeader: h,
 		buf:           buf,
 		body:          buf.b[4+h.bodyOff:],
@@ -111,6 +110,7 @@ func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *
 		start:         start,
 		st:            c.s.view.State(),
 		set:           c.s.backends.Load(),
+		split:         splitState{noWrite: noWrite},
 	}
 }
 
