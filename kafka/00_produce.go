@@ -14,7 +14,8 @@ package kafka
 // backend's bytes go to the client as they are. Otherwise it is decoded to
 // spot leadership errors (which trigger a metadata refresh) and, from v10
 // on, to present CurrentLeader and NodeEndpoints as peers, and re-encoded
-// only when something changed.
+// only when something changed. Without a write lease (Config.Writes) every
+// routed partition is answered NOT_LEADER_OR_FOLLOWER and nothing is sent.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

@@ -11,7 +11,8 @@ package kafka
 // transaction cannot span clusters; txnSpanCode), which makes the client
 // abort it; of topics routed nowhere, INVALID_TXN_STATE, as before. A
 // re-pointed topic bounces the request with NOT_COORDINATOR once
-// (pipeline.go).
+// (pipeline.go), as does every routed topic while this peer holds no write
+// lease (Config.Writes).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
