@@ -17,6 +17,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-proxy/switchyard/transport"
 )
 
 // rpcLeaseGrant asks the leader for a write lease: peer → leader; the
@@ -66,7 +69,9 @@ type writeLease struct {
 	// before the first grant. Only run writes it.
 	until atomic.Int64
 	// warned: the current lapse has been logged.
-	warned  atomic.Bool
+	warned atomic.Bool
+	// legacy: the leader answered that it has no lease.grant (logged once).
+	legacy  atomic.Bool
 	refused prometheus.Counter
 
 	rounds leaseRounds
@@ -141,8 +146,9 @@ func (wl *writeLease) run(ctx context.Context) {
 	fast := min(wl.l/40, 250*time.Millisecond)
 	lastErr := ""
 	for {
-		wait := wl.l / 4
-		if err := wl.renew(ctx); err != nil {
+		l, err := wl.renew(ctx)
+		wait := l / 4 // the granting leader's lease may be shorter
+		if err != nil {
 			wait = fast
 			if msg := err.Error(); msg != lastErr {
 				lastErr = msg
@@ -158,8 +164,8 @@ func (wl *writeLease) run(ctx context.Context) {
 }
 
 // renew asks for one grant and, once this peer has applied its index,
-// extends the lease.
-func (wl *writeLease) renew(ctx context.Context) error {
+// extends the lease. It returns the lease duration the grant was for.
+func (wl *writeLease) renew(ctx context.Context) (time.Duration, error) {
 	n := wl.n
 	sent := wl.now()
 	l := wl.l
@@ -167,20 +173,33 @@ func (wl *writeLease) renew(ctx context.Context) error {
 	if n.raft.State() == raft.Leader {
 		r, err := wl.rounds.join(ctx, wl.now)
 		if err != nil {
-			return err
+			return l, err
 		}
 		sent, index = r.started, r.index
 	} else {
 		addr, id := n.raft.LeaderWithID()
 		if addr == "" || id == "" {
-			return fmt.Errorf("%w: no leader known to grant a write lease", ErrNoLeader)
+			return l, fmt.Errorf("%w: no leader known to grant a write lease", ErrNoLeader)
 		}
 		cctx, cancel := context.WithTimeout(ctx, wl.l/2)
 		defer cancel()
 		var resp leaseGrantResponse
 		if err := n.rpc.CallPeer(cctx, string(id), string(addr), rpcLeaseGrant, leaseGrantRequest{}, &resp); err != nil {
-			return fmt.Errorf("write lease from the leader %s: %w", id, err)
+			var re *transport.RPCError
+			if errors.As(err, &re) && re.Code == codeUnknownMethod {
+				// A leader from before write leases (a rolling upgrade):
+				// its migration driver does not count on leases, so
+				// refusing writes here would only cost availability. The
+				// guarantee holds once the leader runs this build.
+				if wl.legacy.CompareAndSwap(false, true) {
+					wl.log.Info("the raft leader predates write leases; writing without one until it is upgraded", "leader", id)
+				}
+				wl.extend(sent, l)
+				return l, nil
+			}
+			return l, fmt.Errorf("write lease from the leader %s: %w", id, err)
 		}
+		wl.legacy.Store(false)
 		if resp.LeaseMS > 0 {
 			l = min(l, time.Duration(resp.LeaseMS)*time.Millisecond)
 		}
@@ -191,10 +210,10 @@ func (wl *writeLease) renew(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(sent+int64(l)-wl.now()))
 	defer cancel()
 	if err := n.WaitIndex(wctx, index); err != nil {
-		return err
+		return l, err
 	}
 	wl.extend(sent, l)
-	return nil
+	return l, nil
 }
 
 // handleGrant serves rpcLeaseGrant on the leader (handleRPC checked that
