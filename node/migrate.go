@@ -181,6 +181,13 @@ func failMigration(format string, args ...any) error {
 // started later, until ctx (the leadership term) ends; it returns once
 // every driver has stopped.
 func (m *migrator) run(ctx context.Context) {
+	// A fence mark from an earlier term of this peer is not kept: a leader
+	// in between may have granted write leases after it (before applying
+	// the fence), so the wait for silent peers restarts from this term's
+	// resume time (node/DESIGN.md, the write lease).
+	m.mu.Lock()
+	clear(m.fenced)
+	m.mu.Unlock()
 	if err := m.cfg.Validate(m.n.lease.l); err != nil {
 		m.n.log.Error("migration timing does not fit the write lease; a migration with a registered peer down will fail its fence", "component", "migration", "err", err)
 	}
