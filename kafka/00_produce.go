@@ -14,7 +14,8 @@ package kafka
 // backend's bytes go to the client as they are. Otherwise it is decoded to
 // spot leadership errors (which trigger a metadata refresh) and, from v10
 // on, to present CurrentLeader and NodeEndpoints as peers, and re-encoded
-// only when something changed.
+// only when something changed. Without a write lease (Config.Writes) every
+// routed partition is answered NOT_LEADER_OR_FOLLOWER and nothing is sent.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -42,6 +43,13 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	// cannot write here (txn_clusters.go); account its bytes and charge
 	// its quota.
 	topic: func(r *request, req *kmsg.ProduceRequest, i int, tt topicTarget) topicTarget {
+		if tt.be != nil && r.split.noWrite {
+			// No write lease: this peer may be cut off from the control
+			// plane and miss a migration's fence; the client refreshes its
+			// metadata and retries, through another peer if this one is
+			// gone from it (Config.Writes).
+			tt = topicTarget{name: tt.name, code: noLeaseCode}
+		}
 		if tt.be != nil && len(r.st.Migrations) > 0 {
 			// A migration's fence refuses the topic's writes; until the
 			// switch, the ones let through are counted (segments.go).

@@ -11,7 +11,8 @@ package kafka
 // transaction cannot span clusters; txnSpanCode), which makes the client
 // abort it; of topics routed nowhere, INVALID_TXN_STATE, as before. A
 // re-pointed topic bounces the request with NOT_COORDINATOR once
-// (pipeline.go).
+// (pipeline.go), as does every routed topic while this peer holds no write
+// lease (Config.Writes).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -28,6 +29,12 @@ var addPartitionsToTxnFamily = &family[*kmsg.AddPartitionsToTxnRequest, *kmsg.Ad
 		return r.txnPrepare(req.TransactionalID, req.ProducerID)
 	},
 	topic: func(r *request, req *kmsg.AddPartitionsToTxnRequest, _ int, tt topicTarget) topicTarget {
+		if tt.be != nil && r.split.noWrite {
+			// No write lease (Config.Writes): no transaction may start
+			// writing through this peer; the client looks the coordinator
+			// up again and retries.
+			return topicTarget{name: tt.name, code: kerr.NotCoordinator.Code}
+		}
 		if tt.be != nil && fenced(r.st, tt.name) {
 			// A migration's fence: no transaction may start writing the
 			// topic on the source; the client retries, and after the

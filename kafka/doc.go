@@ -4,7 +4,8 @@
 // per-topic metrics.
 //
 // It reads the cluster through the View interface (the latest applied
-// fsm.State and gossip liveness) and never waits on consensus. It decodes a
+// fsm.State and gossip liveness) and never waits on consensus; a
+// WriteGate (an atomic load) tells it whether it may forward writes. It decodes a
 // request body only where routing or a feature needs it and otherwise
 // forwards the client's bytes unchanged. It must not import node or
 // transport.

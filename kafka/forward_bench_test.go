@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,6 +255,16 @@ func startBenchProxy(tb testing.TB, broker string, others ...string) string {
 	return startBenchProxyWith(tb, broker, nil, others...)
 }
 
+// benchGate is a write gate shaped like the node's lease (an atomic
+// deadline on a monotonic clock), always open here: produce benchmarks pay
+// for the check as a peer does.
+type benchGate struct {
+	origin time.Time
+	until  atomic.Int64
+}
+
+func (g *benchGate) WriteAllowed() bool { return int64(time.Since(g.origin)) < g.until.Load() }
+
 // startBenchProxyWith is startBenchProxy with the state changed by edit
 // before the proxy serves.
 func startBenchProxyWith(tb testing.TB, broker string, edit func(*fsm.State), others ...string) string {
@@ -263,7 +274,9 @@ func startBenchProxyWith(tb testing.TB, broker string, edit func(*fsm.State), ot
 		tb.Fatal(err)
 	}
 	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, NewMetrics(prometheus.NewRegistry(), 0))
+	gate := &benchGate{origin: time.Now()}
+	gate.until.Store(int64(24 * time.Hour))
+	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Writes: gate}, view, NewMetrics(prometheus.NewRegistry(), 0))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -71,6 +71,11 @@ type splitState struct {
 	// chained: a topic of the request has a segment chain (segments.go);
 	// the request is split and its parts and answers translated.
 	chained bool
+	// noWrite: the write gate refused this write request (Produce,
+	// AddPartitionsToTxn; newRequest asks it); the handler answers every
+	// routed topic with a retriable error and forwards nothing. Here, in
+	// the padding after the flags above, the request keeps its size class.
+	noWrite bool
 	// req is the client's decoded request.
 	req kmsg.Request
 	// g848: the KIP-848 member an OffsetCommit names (68_consumer_group_heartbeat.go).
@@ -93,6 +98,14 @@ type splitState struct {
 // newRequest builds the request for a frame whose header is h: the state
 // and the backend set are read here, once.
 func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *request {
+	// The write gate is asked before the state is read: the node extends
+	// its lease only once it has applied the index the lease was granted
+	// at, so a request that found the lease valid is served under a state
+	// at least that recent (a fence applied by then is enforced).
+	noWrite := false
+	if (h.key == 0 || h.key == 24) && c.s.cfg.Writes != nil {
+		noWrite = !c.s.cfg.Writes.WriteAllowed()
+	}
 	return &request{
 		requestHeader: h,
 		buf:           buf,
@@ -101,6 +114,7 @@ func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *
 		start:         start,
 		st:            c.s.view.State(),
 		set:           c.s.backends.Load(),
+		split:         splitState{noWrite: noWrite},
 	}
 }
 

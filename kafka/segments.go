@@ -237,6 +237,11 @@ func (s *Server) releaseInflight(topics []string) {
 // fencedCode answers a fenced topic's Produce partitions.
 var fencedCode = kerr.NotLeaderForPartition.Code
 
+// noLeaseCode answers every Produce partition while the write lease is not
+// valid (Config.Writes): retriable, and it sends the client to refresh its
+// metadata.
+var noLeaseCode = kerr.NotLeaderForPartition.Code
+
 // shiftBatches rewrites, in place, the record batches of a fetched
 // partition from segment s: each batch's base offset (outside the CRC)
 // becomes virtual and, for v2 batches, its partition leader epoch (also

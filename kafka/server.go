@@ -25,6 +25,17 @@ type View interface {
 	Live(peerID int32) bool
 }
 
+// WriteGate decides whether this peer may forward client writes: Produce,
+// and AddPartitionsToTxn, which opens a transaction's writes. The node's
+// write lease implements it (node/lease.go): a peer cut off from the
+// control plane stops writing once its lease runs out, so a migration's
+// switch can count on it. WriteAllowed is called once per write request,
+// before the request reads the state; it must be cheap (an atomic load)
+// and safe for concurrent use.
+type WriteGate interface {
+	WriteAllowed() bool
+}
+
 // Config configures one peer's Kafka listener.
 type Config struct {
 	// ListenAddr is the TCP address to accept clients on.
@@ -43,6 +54,8 @@ type Config struct {
 	MaxInFlight int
 	// Limiter, when set, enforces topic quotas (throttle.go).
 	Limiter Limiter
+	// Writes, when set, gates client writes (WriteGate); nil allows them.
+	Writes WriteGate
 	Limits
 	Logger *slog.Logger
 }

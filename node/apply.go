@@ -45,6 +45,10 @@ const (
 	rpcState = "state"
 )
 
+// codeUnknownMethod answers a peer RPC method this build does not serve
+// (a newer peer asking an older one).
+const codeUnknownMethod = "unknown_method"
+
 // rpcCodes maps the errors that cross the peer RPC stream to codes and
 // back, so a follower answers a forwarded write's error with the same
 // status the leader would.
@@ -444,7 +448,7 @@ func (n *Node) leaderState() (*fsm.State, error) {
 // forwarded again, so they cannot loop.
 func (n *Node) handleRPC(ctx context.Context, from, method string, body []byte) ([]byte, error) {
 	if !knownRPC(method) {
-		return nil, &transport.RPCError{Code: "unknown_method", Message: fmt.Sprintf("unknown peer rpc method %q", method)}
+		return nil, &transport.RPCError{Code: codeUnknownMethod, Message: fmt.Sprintf("unknown peer rpc method %q", method)}
 	}
 	if err := n.authorizeRPC(from, method); err != nil {
 		return nil, err
@@ -468,6 +472,8 @@ func (n *Node) handleRPC(ctx context.Context, from, method string, body []byte) 
 		return nil, toRPCError(fmt.Errorf("%w: %s received a forwarded %s from %s", ErrNotLeader, n.cfg.Name, method, from))
 	}
 	switch method {
+	case rpcLeaseGrant:
+		return n.lease.handleGrant(ctx)
 	case rpcApply:
 		res, err := n.applyLocal(ctx, req.(fsm.Command))
 		if err != nil {

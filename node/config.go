@@ -107,6 +107,16 @@ type Config struct {
 	CommandSet        uint16
 	CommandIntroduced map[fsm.CommandType]uint16
 
+	// WriteLease is how long a write lease from the Raft leader lets this
+	// peer forward Produce and AddPartitionsToTxn (lease.go): a peer cut
+	// off from the leader stops writing within it, and a migration's switch
+	// waits this long (plus a margin) for a registered peer that cannot
+	// confirm the fence. 0 is DefaultWriteLease; negative disables the
+	// lease, which is unsafe with migrations: a cut-off peer may then
+	// write to the source after the switch, and those records are never
+	// read. Set the same value on every peer.
+	WriteLease time.Duration
+
 	// Timing holds the control plane's timeouts; zero fields take
 	// DefaultTiming's values.
 	Timing Timing
@@ -364,6 +374,9 @@ func (c *Config) Validate() error {
 	if err := c.Admin.validate(); err != nil {
 		return err
 	}
+	if err := DefaultMigrationConfig().Validate(c.writeLease()); err != nil {
+		return fmt.Errorf("node: write lease %v: %w; want at most %v", c.WriteLease, err, maxWriteLease(DefaultMigrationConfig().FenceTimeout))
+	}
 	if c.BootstrapExpect == 0 && len(c.Join) == 0 {
 		return errors.New("node: nothing to form or join: pass --bootstrap-expect N to form a new cluster or --join ADDR to join one")
 	}
@@ -381,6 +394,27 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// writeLease is the lease duration in force: 0 when disabled.
+func (c *Config) writeLease() time.Duration {
+	switch {
+	case c.WriteLease < 0:
+		return 0
+	case c.WriteLease == 0:
+		return DefaultWriteLease
+	}
+	return c.WriteLease
+}
+
+// maxWriteLease is the longest lease whose margin still ends before fence:
+// l + l/10 + 1s < fence.
+func maxWriteLease(fence time.Duration) time.Duration {
+	l := (fence - time.Second) * 10 / 11
+	for l > 0 && l+leaseMargin(l) >= fence {
+		l--
+	}
+	return l.Truncate(time.Millisecond)
 }
 
 // advertised returns the address to advertise for a listener bound at

@@ -115,6 +115,7 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, er
 		MaxFrameBytes: n.cfg.MaxFrameBytes,
 		Limits:        n.cfg.KafkaLimits,
 		Limiter:       n.quotas.lim,
+		Writes:        n.lease,
 		Logger:        n.cfg.Logger,
 	}, n, n.kafkaMetrics)
 	if err != nil {

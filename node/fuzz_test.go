@@ -15,7 +15,7 @@ import (
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
-var fuzzMethods = []string{rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld, "nope"}
+var fuzzMethods = []string{rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld, rpcLeaseGrant, "nope"}
 
 func FuzzPeerRPCBodies(f *testing.F) {
 	put, err := fsm.Encode(&fsm.PutCluster{Cluster: fsm.Cluster{Name: "east", Bootstrap: []string{"a:1"}}})

@@ -88,8 +88,13 @@ func DefaultMigrationConfig() MigrationConfig {
 	}
 }
 
-// Validate reports a timing the driver cannot run with.
-func (c MigrationConfig) Validate() error {
+// Validate reports a timing the driver cannot run with, for peers holding
+// write leases of lease (0: disabled): the fence must outlast a lease and
+// its margin, or a migration with a registered peer down always fails.
+func (c MigrationConfig) Validate(lease time.Duration) error {
+	if lease > 0 && c.FenceTimeout <= lease+leaseMargin(lease) {
+		return fmt.Errorf("migration fence timeout %v: want more than the write lease %v plus its margin %v", c.FenceTimeout, lease, leaseMargin(lease))
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -176,6 +181,16 @@ func failMigration(format string, args ...any) error {
 // started later, until ctx (the leadership term) ends; it returns once
 // every driver has stopped.
 func (m *migrator) run(ctx context.Context) {
+	// A fence mark from an earlier term of this peer is not kept: a leader
+	// in between may have granted write leases after it (before applying
+	// the fence), so the wait for silent peers restarts from this term's
+	// resume time (node/DESIGN.md, the write lease).
+	m.mu.Lock()
+	clear(m.fenced)
+	m.mu.Unlock()
+	if err := m.cfg.Validate(m.n.lease.l); err != nil {
+		m.n.log.Error("migration timing does not fit the write lease; a migration with a registered peer down will fail its fence", "component", "migration", "err", err)
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	t := time.NewTicker(m.cfg.Retry)
@@ -588,7 +603,7 @@ func (m *migrator) fenceAndSwitch(ctx context.Context, mg *fsm.Migration) error 
 		m.fenced[mg.Topic] = mark
 		m.mu.Unlock()
 	}
-	if err := m.waitFenced(ctx, mg.Topic, mark.index); err != nil {
+	if err := m.waitFenced(ctx, mg.Topic, mark); err != nil {
 		return err
 	}
 	src, err := m.n.migrationBackend(mg.From)
@@ -647,12 +662,22 @@ func (m *migrator) fenceAndSwitch(ctx context.Context, mg *fsm.Migration) error 
 	return nil
 }
 
-// waitFenced polls every live peer until each has applied index and has
-// no Produce to topic in flight.
-func (m *migrator) waitFenced(ctx context.Context, topic string, index uint64) error {
+// waitFenced polls every registered peer until each has applied the
+// fence's index and has no Produce to topic in flight, or, for a peer that
+// does not answer, until its write lease has certainly run out.
+func (m *migrator) waitFenced(ctx context.Context, topic string, mark fenceMark) error {
 	deadline := time.Now().Add(m.cfg.FenceTimeout)
+	lease := m.n.lease.l
+	// A peer that has not applied the fence holds at most a lease granted
+	// before it applied here (or before this leader resumed the
+	// migration): it runs out by mark.at + L, on a clock that may run
+	// slower than this one (node/DESIGN.md).
+	expired := time.Time{}
+	if lease > 0 {
+		expired = mark.at.Add(lease + leaseMargin(lease))
+	}
 	for {
-		waiting := m.unfencedPeers(ctx, topic, index)
+		waiting := m.unfencedPeers(ctx, topic, mark.index, expired)
 		if len(waiting) == 0 {
 			return nil
 		}
@@ -665,13 +690,30 @@ func (m *migrator) waitFenced(ctx context.Context, topic string, index uint64) e
 	}
 }
 
-// unfencedPeers asks the live peers in parallel and lists those not fenced
-// yet (or not answering).
-func (m *migrator) unfencedPeers(ctx context.Context, topic string, index uint64) []string {
+// unfencedPeers asks every registered peer in parallel and lists those not
+// fenced yet. A peer that does not answer (stopped, cut off, no peer
+// address) is listed until expired, when its write lease has certainly
+// run out; with the lease disabled (expired zero), a peer gossip does not
+// show as live is not asked, as before the lease existed: unsafe if it
+// still serves clients. A peer that answers "not fenced" is always
+// listed: it may hold a lease and Produce in flight.
+func (m *migrator) unfencedPeers(ctx context.Context, topic string, index uint64, expired time.Time) []string {
 	st := m.n.fsm.State()
 	var mu sync.Mutex
 	var out []string
 	var wg sync.WaitGroup
+	lapsed := !expired.IsZero() && !time.Now().Before(expired)
+	silent := func(name, why string) {
+		if lapsed {
+			return
+		}
+		if !expired.IsZero() {
+			why = fmt.Sprintf("%s; its write lease runs out in %v at the latest", why, time.Until(expired).Round(time.Second))
+		}
+		mu.Lock()
+		out = append(out, fmt.Sprintf("%s (%s)", name, why))
+		mu.Unlock()
+	}
 	for _, p := range st.Peers {
 		if p.Name == m.n.cfg.Name {
 			if !m.n.fencedHere(topic, index) {
@@ -681,7 +723,12 @@ func (m *migrator) unfencedPeers(ctx context.Context, topic string, index uint64
 			}
 			continue
 		}
-		if !m.n.gossip.isLive(p.Name) || p.RaftAddr == "" {
+		live := m.n.gossip.isLive(p.Name)
+		if expired.IsZero() && !live {
+			continue
+		}
+		if p.RaftAddr == "" {
+			silent(p.Name, "no peer address")
 			continue
 		}
 		wg.Add(1)
@@ -689,15 +736,19 @@ func (m *migrator) unfencedPeers(ctx context.Context, topic string, index uint64
 			defer wg.Done()
 			rctx, cancel := m.reqCtx(ctx)
 			defer cancel()
+			if !live {
+				// Most likely stopped: do not hold every poll for long.
+				rctx, cancel = context.WithTimeout(rctx, time.Second)
+				defer cancel()
+			}
 			var resp migrationFencedResponse
 			err := m.n.rpc.CallPeer(rctx, p.Name, p.RaftAddr, rpcMigrationFenced, migrationFencedRequest{Topic: topic, Index: index}, &resp)
-			if err != nil || !resp.Fenced {
-				why := "not yet"
-				if err != nil {
-					why = err.Error()
-				}
+			switch {
+			case err != nil:
+				silent(p.Name, err.Error())
+			case !resp.Fenced:
 				mu.Lock()
-				out = append(out, fmt.Sprintf("%s (%s)", p.Name, why))
+				out = append(out, fmt.Sprintf("%s (not yet)", p.Name))
 				mu.Unlock()
 			}
 		}(p)

@@ -52,7 +52,9 @@ func startMigrationEnv(t *testing.T, westOpts ...kfake.Opt) *migrationEnv {
 		GossipListen:    "127.0.0.1:0",
 		BootstrapExpect: 1,
 		MetadataRefresh: 500 * time.Millisecond,
-		Timing:          FastTiming(),
+		// Below the 10 s fence timeout set here, with its margin.
+		WriteLease: 2 * time.Second,
+		Timing:     FastTiming(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,8 @@ type Node struct {
 	// resets drives online consumer-group offset resets while this peer
 	// leads.
 	resets *resetter
+	// lease gates this peer's client writes (lease.go).
+	lease *writeLease
 
 	reg          *prometheus.Registry
 	metrics      *nodeMetrics
@@ -106,6 +108,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.kafkaMetrics = kafka.NewMetrics(n.reg, cfg.MaxTopicSeries)
 	n.migrations = newMigrator(n, n.reg)
 	n.resets = newResetter(n, &n.migrations.cfg, n.reg)
+	n.lease = newWriteLease(n, cfg.writeLease(), n.reg)
 
 	// Kafka listener.
 	if cfg.KafkaListener != nil {
@@ -228,6 +231,7 @@ func (n *Node) run(ctx context.Context) error {
 	spawn(func() { n.leaderLoop(ctx) })
 	spawn(func() { n.runDataPlane(ctx) })
 	spawn(func() { n.quotas.run(ctx) })
+	spawn(func() { n.lease.run(ctx) })
 	spawn(n.acceptKafka)
 	if n.admin != nil {
 		spawn(func() {

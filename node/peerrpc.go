@@ -63,7 +63,7 @@ func (n *Node) authorizeLeader(from, method string) error {
 // knownRPC reports whether method is a peer RPC this peer serves.
 func knownRPC(method string) bool {
 	switch method {
-	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld:
+	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld, rpcLeaseGrant:
 		return true
 	}
 	return false
@@ -72,7 +72,8 @@ func knownRPC(method string) bool {
 // decodeRPC decodes the request body of a known method: the one parser of
 // peer RPC bodies (FuzzPeerRPCBodies). It returns an fsm.Command, decoded
 // and validated, for apply; a quotaReportRequest, quota.Grants or
-// quotaStatusRequest for the quota methods; nil for state, whose body
+// quotaStatusRequest for the quota methods; a leaseGrantRequest for the
+// write lease; nil for state, whose body
 // carries nothing and is not read. Unknown fields and trailing data are
 // errors; every error wraps an fsm decoding sentinel, so it crosses the
 // wire as bad_payload.
@@ -109,6 +110,12 @@ func decodeRPC(method string, body []byte) (any, error) {
 		var req quotaStatusRequest
 		if err := unmarshalStrict(body, &req); err != nil {
 			return nil, fmt.Errorf("%w: quota status: %v", fsm.ErrBadPayload, err)
+		}
+		return req, nil
+	case rpcLeaseGrant:
+		var req leaseGrantRequest
+		if err := unmarshalStrict(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: lease grant: %v", fsm.ErrBadPayload, err)
 		}
 		return req, nil
 	case rpcMigrationFenced:

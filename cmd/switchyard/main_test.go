@@ -152,6 +152,8 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		"stray argument":          with("extra"),
 		"bad refresh":             with("--metadata-refresh", "soon"),
 		"bad dead timeout":        with("--dead-peer-timeout", "-1s"),
+		"negative write lease":    with("--write-lease", "-1s"),
+		"write lease past fence":  with("--write-lease", "18s"),
 		"missing token file":      with("--admin-token-file", "/nonexistent/token"),
 		"half of peer tls":        with("--peer-tls-cert-file", "/nonexistent/cert.pem"),
 		"wildcard advertise":      with("--kafka-listen", "0.0.0.0:0", "--admin-listen", "", "--raft-listen", "127.0.0.1:0", "--gossip-listen", "127.0.0.1:0"),

@@ -47,6 +47,7 @@ type serveConfig struct {
 	PeerTLSCAFile   string   `json:"peer_tls_ca_file"`
 	LeaveOnStop     bool     `json:"leave_on_stop"`
 	DeadPeerTimeout string   `json:"dead_peer_timeout"`
+	WriteLease      string   `json:"write_lease"`
 	ClusterID       string   `json:"cluster_id"`
 	MetadataRefresh string   `json:"metadata_refresh"`
 	MaxFrameBytes   int      `json:"max_frame_bytes"`
@@ -97,6 +98,7 @@ func defaultServeConfig() serveConfig {
 		GossipListen:    "127.0.0.1:17946",
 		LeaveOnStop:     true,
 		DeadPeerTimeout: node.DefaultTiming().DeadPeerTimeout.String(),
+		WriteLease:      node.DefaultWriteLease.String(),
 		MetadataRefresh: "10s",
 		LogLevel:        "info",
 
@@ -158,6 +160,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow the peer port without TLS, gossip without a key or the admin API without a token on a non-loopback address (only on a network where every host may control the cluster)")
 	fs.BoolVar(&cfg.LeaveOnStop, "leave-on-stop", cfg.LeaveOnStop, "announce a clean stop to gossip so the other peers stop presenting this one at once")
 	fs.StringVar(&cfg.DeadPeerTimeout, "dead-peer-timeout", cfg.DeadPeerTimeout, "how long a peer may be dead before the leader removes it from the Raft configuration")
+	fs.StringVar(&cfg.WriteLease, "write-lease", cfg.WriteLease, "how long a grant from the raft leader lets this peer forward Produce: a peer cut off from the leader stops writing within it, and a migration's switch waits it out for a peer that is down (same value on every peer; at most 17.27s; 0 disables it, unsafe with migrations)")
 	fs.StringVar(&cfg.ClusterID, "cluster-id", cfg.ClusterID, "cluster id presented to clients (default: the backend's)")
 	fs.StringVar(&cfg.MetadataRefresh, "metadata-refresh", cfg.MetadataRefresh, "backend metadata refresh period")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest client request accepted (default 104857600)")
@@ -312,6 +315,13 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 	if err != nil || dead <= 0 {
 		return nc, fmt.Errorf("serve: --dead-peer-timeout %q: want a positive duration such as 30m", c.DeadPeerTimeout)
 	}
+	lease, err := time.ParseDuration(c.WriteLease)
+	if err != nil || lease < 0 {
+		return nc, fmt.Errorf("serve: --write-lease %q: want a duration such as 10s (0 disables the lease, unsafe with migrations)", c.WriteLease)
+	}
+	if lease == 0 {
+		lease = -1 // node.Config: negative disables, 0 is the default
+	}
 	if c.MaxFrameBytes < 0 || c.MaxFrameBytes > 1<<30 {
 		return nc, fmt.Errorf("serve: --max-frame-bytes %d: want 0 (default) up to 1073741824", c.MaxFrameBytes)
 	}
@@ -371,6 +381,7 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		BootstrapExpect: c.BootstrapExpect,
 		LocalBrokers:    brokers,
 		LeaveOnStop:     c.LeaveOnStop,
+		WriteLease:      lease,
 		ClusterID:       c.ClusterID,
 		MetadataRefresh: refresh,
 		MaxFrameBytes:   int32(c.MaxFrameBytes),

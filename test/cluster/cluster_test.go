@@ -276,7 +276,10 @@ func TestConcurrentWritesFromEveryPeer(t *testing.T) {
 
 // TestQuorumLost: with two of three peers gone, writes answer 503 through
 // the admin API and the surviving peer's data plane keeps serving a real
-// client on the last state it applied, presenting only itself.
+// client's reads on the last state it applied, presenting only itself. It
+// refuses Produce once its write lease runs out: it cannot tell a cluster
+// without quorum from a majority it is cut off from, which may be switching
+// a migration (node/lease.go).
 func TestQuorumLost(t *testing.T) {
 	c := newCluster(t, clusterOpts{peers: 3, brokers: 3})
 	c.leader(20 * time.Second)
@@ -284,6 +287,7 @@ func TestQuorumLost(t *testing.T) {
 	c.waitApplied(idx, 10*time.Second)
 	survivor := 2
 	waitFor(t, 20*time.Second, "survivor ready", c.peers[survivor].n.Ready)
+	produceN(t, c.peers[survivor].kafka, "no-quorum", 200)
 	c.stop(0)
 	c.stop(1)
 	waitFor(t, 20*time.Second, "503 for a write without quorum", func() error {
@@ -308,7 +312,23 @@ func TestQuorumLost(t *testing.T) {
 	waitFor(t, 30*time.Second, "metadata presents only the survivor", func() error {
 		return presentsOnly(adm, c.peers[survivor].n)
 	})
-	produceConsume(t, c.peers[survivor].kafka, "no-quorum", 200)
+	waitFor(t, 30*time.Second, "the survivor's write lease lapses", func() error {
+		if _, body := get(c.peers[survivor].admin, "/metrics"); !strings.Contains(body, "switchyard_write_lease_valid 0") {
+			return errors.New("switchyard_write_lease_valid is not 0")
+		}
+		return nil
+	})
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.peers[survivor].kafka), kgo.DefaultProduceTopic("no-quorum"), kgo.RecordDeliveryTimeout(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer pcancel()
+	if err := p.ProduceSync(pctx, &kgo.Record{Value: []byte("late")}).FirstErr(); err == nil {
+		t.Fatal("a peer without quorum, past its write lease, accepted a Produce")
+	}
+	p.Close()
+	consumeN(t, c.peers[survivor].kafka, "no-quorum", 200)
 }
 
 // TestDeadPeerLeavesMetadata: a killed peer disappears from Metadata, its
@@ -440,6 +460,13 @@ func presentsOnly(adm *kadm.Client, n *node.Node) error {
 // and reads them all back.
 func produceConsume(t testing.TB, addr, topic string, n int) {
 	t.Helper()
+	produceN(t, addr, topic, n)
+	consumeN(t, addr, topic, n)
+}
+
+// produceN writes the values 0..n-1 to topic through addr.
+func produceN(t testing.TB, addr, topic string, n int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(),
@@ -453,6 +480,14 @@ func produceConsume(t testing.TB, addr, topic string, n int) {
 			t.Fatalf("produce %d to %s via %s: %v", k, topic, addr, err)
 		}
 	}
+}
+
+// consumeN reads topic from the start through addr until it has seen the
+// values 0..n-1.
+func consumeN(t testing.TB, addr, topic string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
