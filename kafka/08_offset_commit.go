@@ -16,7 +16,7 @@ package kafka
 // with NOT_COORDINATOR once (pipeline.go), and the client commits again.
 // A KIP-848 member's commit goes to each cluster with its member id and
 // the epoch of its membership there (commit848). A member an offset reset
-// removed is answered UNKNOWN_MEMBER_ID for every partition, here, on
+// removed is answered REBALANCE_IN_PROGRESS for every partition, here, on
 // every cluster (group_reset.go).
 
 import "github.com/twmb/franz-go/pkg/kmsg"
@@ -30,9 +30,7 @@ var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitRe
 	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.OffsetCommitRequest) error {
 		r.split.g848 = commit848{r.c.s.member848(req.Group, &req.MemberID), req.Generation}
-		if r.split.memberGone = removedMember(r.st, req.Group, req.MemberID); r.split.memberGone {
-			r.split.memberGoneFrom, r.split.memberGoneID = req.Group, req.MemberID
-		}
+		r.split.memberGone = removedMember(r.st, req.Group, req.MemberID)
 		return r.setHome(req.Group)
 	},
 	partition: refuseRemovedMember[*kmsg.OffsetCommitRequest],

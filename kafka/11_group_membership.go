@@ -40,7 +40,7 @@ func toGroupCoordinator(r *request) error {
 	if gone := c.s.removedAnswer(r.st, group, req); gone != nil {
 		return c.respond(r, start, gone) // removed by an offset reset (group_reset.go)
 	}
-	if join, ok := req.(*kmsg.JoinGroupRequest); ok && groupHeld(r.st, group) {
+	if join, ok := req.(*kmsg.JoinGroupRequest); ok && r.held(group) {
 		return c.respond(r, start, heldJoin(join)) // an offset reset holds the group (group_reset.go)
 	}
 	if _, join := req.(*kmsg.JoinGroupRequest); join {

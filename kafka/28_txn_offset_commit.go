@@ -18,7 +18,7 @@ package kafka
 // INVALID_TXN_STATE; either makes the client abort the transaction. A
 // re-pointed topic bounces the request with NOT_COORDINATOR once
 // (pipeline.go). A member an offset reset removed is answered
-// UNKNOWN_MEMBER_ID (group_reset.go).
+// REBALANCE_IN_PROGRESS (group_reset.go).
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -31,9 +31,7 @@ var txnOffsetCommitFamily = &family[*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffse
 	respIDs:     commitResponseIDs,
 	prepare: func(r *request, req *kmsg.TxnOffsetCommitRequest) error {
 		r.split.groupHome = r.home(req.Group)
-		if r.split.memberGone = removedMember(r.st, req.Group, req.MemberID); r.split.memberGone {
-			r.split.memberGoneFrom, r.split.memberGoneID = req.Group, req.MemberID
-		}
+		r.split.memberGone = removedMember(r.st, req.Group, req.MemberID)
 		return r.txnPrepare(req.TransactionalID, req.ProducerID)
 	},
 	partition: refuseRemovedMember[*kmsg.TxnOffsetCommitRequest],

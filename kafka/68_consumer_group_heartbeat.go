@@ -141,7 +141,7 @@ func handleConsumerGroupHeartbeat(r *request) error {
 	if len(r.set.sorted) == 0 {
 		return errNoCluster
 	}
-	if req.MemberEpoch == 0 && groupHeld(r.st, req.Group) {
+	if req.MemberEpoch == 0 && r.held(req.Group) {
 		// An offset reset holds the group: joins wait (group_reset.go).
 		return r.c.respond(r, r.start, heartbeatError(req, kerr.CoordinatorLoadInProgress.Code, heldMessage))
 	}

@@ -29,13 +29,20 @@ package kafka
 // otherwise get the targets once the hold lifts, consume from them, find
 // its commits refused, rejoin, and read the same records again. So every
 // request a removed member sends in its old session (Heartbeat,
-// SyncGroup, JoinGroup with its old id, a commit) is answered
-// UNKNOWN_MEMBER_ID by the peer it reaches, which ends the client's
-// session, and the peer notes that the member has noticed
+// SyncGroup, JoinGroup with its old id) is answered UNKNOWN_MEMBER_ID by
+// the peer it reaches (its first JoinGroup REBALANCE_IN_PROGRESS, see
+// removedAnswer), which ends the client's session and drops its
+// assignment, and the peer notes that the member has noticed
 // (Server.NoticedRemoved). The driver keeps the group held until every
 // removed member has noticed on some peer (or a bound passes: a member
 // that crashed never will), so no session that began before the reset is
 // still running when the targets are handed out.
+//
+// A peer cut off from the control plane cannot know whether a reset
+// began. Once its write lease lapses (Config.Writes, the lease that also
+// stops its Produce) it holds every group: joins and offset fetches as
+// above, and commits answered COORDINATOR_LOAD_IN_PROGRESS, so the driver
+// may count it as holding once its lease has certainly run out.
 //
 // Limit: an OffsetFetch batching several groups (v8+) of which one is
 // held is answered COORDINATOR_LOAD_IN_PROGRESS for every group in it;
@@ -51,6 +58,13 @@ import (
 )
 
 const heldMessage = "the group's offsets are being reset by switchyard; retry"
+
+// held reports whether the request's group is held: its offset reset is
+// fencing, or this peer has no write lease (it cannot know whether a reset
+// began: Config.Writes).
+func (r *request) held(group string) bool {
+	return r.split.noWrite || groupHeld(r.st, group)
+}
 
 // groupHeld reports whether group's offset reset holds it now.
 func groupHeld(st *fsm.State, group string) bool {
@@ -83,7 +97,7 @@ func heldJoin(req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
 func heldOffsetFetch(r *request, req *kmsg.OffsetFetchRequest) (*kmsg.OffsetFetchResponse, bool) {
 	code := kerr.CoordinatorLoadInProgress.Code
 	if r.version < 8 {
-		if !groupHeld(r.st, req.Group) {
+		if !r.held(req.Group) {
 			return nil, false
 		}
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
@@ -100,7 +114,7 @@ func heldOffsetFetch(r *request, req *kmsg.OffsetFetchRequest) (*kmsg.OffsetFetc
 		}
 		return resp, true
 	}
-	held := false
+	held := r.split.noWrite
 	for _, g := range req.Groups {
 		held = held || groupHeld(r.st, g.Group)
 	}
@@ -118,12 +132,20 @@ func heldOffsetFetch(r *request, req *kmsg.OffsetFetchRequest) (*kmsg.OffsetFetc
 
 // refuseRemovedMember is the commit families' partition hook: a removed
 // member's commit is refused partition by partition.
+//
+// The refusal is REBALANCE_IN_PROGRESS, not UNKNOWN_MEMBER_ID: franz-go
+// answers an UNKNOWN_MEMBER_ID commit by rejoining at once and, in a
+// cooperative group, keeps its partitions through that rejoin, so it
+// would never fetch their (reset) offsets. A failed commit alone leaves
+// the session to its next heartbeat, which is told the member is gone
+// and makes every client drop its assignment. It does not count as the
+// member having noticed.
 func refuseRemovedMember[Req kmsg.Request](r *request, _ Req, _, _ int, _ topicTarget) int16 {
+	if r.split.noWrite {
+		return kerr.CoordinatorLoadInProgress.Code // no write lease: commits wait
+	}
 	if r.split.memberGone {
-		if g := r.split.memberGoneFrom; g != "" {
-			r.c.s.noticed.add(g, r.split.memberGoneID)
-		}
-		return kerr.UnknownMemberID.Code
+		return kerr.RebalanceInProgress.Code
 	}
 	return 0
 }
@@ -142,7 +164,7 @@ type noticedSet struct {
 	n      int
 }
 
-func (ns *noticedSet) add(group, member string) {
+func (ns *noticedSet) add(group, member string) (added bool) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if ns.groups == nil {
@@ -155,7 +177,7 @@ func (ns *noticedSet) add(group, member string) {
 		ns.order = append(ns.order, group)
 	}
 	if g[member] {
-		return
+		return false
 	}
 	g[member] = true
 	ns.n++
@@ -165,6 +187,7 @@ func (ns *noticedSet) add(group, member string) {
 		ns.n -= len(ns.groups[old])
 		delete(ns.groups, old)
 	}
+	return true
 }
 
 func (ns *noticedSet) list(group string) []string {
@@ -203,7 +226,7 @@ func (s *Server) removedAnswer(st *fsm.State, group string, req kmsg.Request) km
 	if !removedMember(st, group, member) {
 		return nil
 	}
-	s.noticed.add(group, member)
+	first := s.noticed.add(group, member)
 	code := kerr.UnknownMemberID.Code
 	switch v := req.(type) {
 	case *kmsg.HeartbeatRequest:
@@ -217,7 +240,17 @@ func (s *Server) removedAnswer(st *fsm.State, group string, req kmsg.Request) km
 	default:
 		j := req.(*kmsg.JoinGroupRequest)
 		resp := j.ResponseKind().(*kmsg.JoinGroupResponse)
-		resp.ErrorCode, resp.Generation = code, -1
+		if first {
+			// The member is rejoining in the session the reset ended
+			// (a cooperative member still owning its partitions):
+			// fail this join so the client drops its assignment
+			// (franz-go keeps a cooperative member's partitions
+			// through a join answered UNKNOWN_MEMBER_ID, and would
+			// never fetch their offsets again). Its next join, under
+			// the same id, is told the id is gone.
+			code = kerr.RebalanceInProgress.Code
+		}
+		resp.ErrorCode, resp.Generation, resp.MemberID = code, -1, j.MemberID
 		return resp
 	}
 }

@@ -106,8 +106,8 @@ func TestGroupResetRefusesRemovedMembers(t *testing.T) {
 	}
 	for _, tp := range resp.(*kmsg.OffsetCommitResponse).Topics {
 		for _, p := range tp.Partitions {
-			if p.ErrorCode != kerr.UnknownMemberID.Code {
-				t.Fatalf("%s/%d answered %d, want UNKNOWN_MEMBER_ID", tp.Topic, p.Partition, p.ErrorCode)
+			if p.ErrorCode != kerr.RebalanceInProgress.Code {
+				t.Fatalf("%s/%d answered %d, want REBALANCE_IN_PROGRESS", tp.Topic, p.Partition, p.ErrorCode)
 			}
 		}
 	}
@@ -132,7 +132,7 @@ func TestGroupResetRefusesRemovedMembers(t *testing.T) {
 	txn.Group, txn.MemberID, txn.Generation, txn.TransactionalID, txn.ProducerID = "g", "gone-1", 3, "tx", 5
 	txn.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "orders", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 9}}}}
 	ex, resp = h.answered(txn, 3, nil)
-	if tr := resp.(*kmsg.TxnOffsetCommitResponse); len(ex.sent) != 0 || tr.Topics[0].Partitions[0].ErrorCode != kerr.UnknownMemberID.Code {
+	if tr := resp.(*kmsg.TxnOffsetCommitResponse); len(ex.sent) != 0 || tr.Topics[0].Partitions[0].ErrorCode != kerr.RebalanceInProgress.Code {
 		t.Fatalf("removed member's TxnOffsetCommit: %+v, sent %v", tr, ex.targets())
 	}
 }
@@ -142,7 +142,7 @@ func TestGroupResetRefusesRemovedMembers(t *testing.T) {
 // peer reports the member as having noticed; a current member passes.
 func TestGroupResetEndsRemovedSessions(t *testing.T) {
 	f := newCx(t, true)
-	f.withReset("g", fsm.ResetApplied, "gone-1", "gone-2")
+	f.withReset("g", fsm.ResetApplied, "gone-1", "gone-2", "gone-3")
 	h := f.conn(t)
 	hb := kmsg.NewPtrHeartbeatRequest()
 	hb.Group, hb.MemberID, hb.Generation = "g", "gone-1", 3
@@ -156,9 +156,19 @@ func TestGroupResetEndsRemovedSessions(t *testing.T) {
 	if r := resp.(*kmsg.SyncGroupResponse); r.ErrorCode != kerr.UnknownMemberID.Code || len(ex.sent) != 0 {
 		t.Fatalf("removed member's sync: %+v, sent %v", r, ex.targets())
 	}
+	// A join under the old id: first REBALANCE_IN_PROGRESS (the client
+	// drops its assignment), then UNKNOWN_MEMBER_ID (it drops the id).
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.MemberID, join.ProtocolType = "g", "gone-3", "consumer"
+	for _, want := range []int16{kerr.RebalanceInProgress.Code, kerr.UnknownMemberID.Code} {
+		ex, resp = h.answered(join, 9, nil)
+		if r := resp.(*kmsg.JoinGroupResponse); r.ErrorCode != want || len(ex.sent) != 0 {
+			t.Fatalf("removed member's join: %+v, sent %v, want code %d", r, ex.targets(), want)
+		}
+	}
 	got := f.srv.NoticedRemoved("g")
 	slices.Sort(got)
-	if !slices.Equal(got, []string{"gone-1", "gone-2"}) {
+	if !slices.Equal(got, []string{"gone-1", "gone-2", "gone-3"}) {
 		t.Fatalf("noticed %v, want both removed members", got)
 	}
 	hb.MemberID = "current"
@@ -168,5 +178,43 @@ func TestGroupResetEndsRemovedSessions(t *testing.T) {
 	}
 	if got := f.srv.NoticedRemoved("other"); len(got) != 0 {
 		t.Fatalf("noticed %v for a group without a reset", got)
+	}
+}
+
+// TestGroupHeldWithoutLease: a peer without a write lease cannot know
+// whether a reset began, so it holds every group (joins, offset fetches)
+// and its commits wait, without reaching a backend; open, they pass.
+func TestGroupHeldWithoutLease(t *testing.T) {
+	f := newCx(t, true)
+	gate := &fxGate{}
+	f.srv.cfg.Writes = gate
+	h := f.conn(t)
+	load := kerr.CoordinatorLoadInProgress.Code
+
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.ProtocolType = "any", "consumer"
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{1}}}
+	ex, resp := h.answered(join, 9, nil)
+	if r := resp.(*kmsg.JoinGroupResponse); r.ErrorCode != load || len(ex.sent) != 0 {
+		t.Fatalf("JoinGroup without a lease: %+v, sent %v", r, ex.targets())
+	}
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "any", Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "orders", Partitions: []int32{0}}}}}
+	ex, resp = h.answered(of, 8, nil)
+	if r := resp.(*kmsg.OffsetFetchResponse); r.Groups[0].ErrorCode != load || len(ex.sent) != 0 {
+		t.Fatalf("OffsetFetch without a lease: %+v, sent %v", r, ex.targets())
+	}
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Group, oc.MemberID, oc.Generation = "any", "m", 1
+	oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "orders", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 3}}}}
+	ex, resp = h.answered(oc, 8, nil)
+	if r := resp.(*kmsg.OffsetCommitResponse); r.Topics[0].Partitions[0].ErrorCode != load || len(ex.sent) != 0 {
+		t.Fatalf("OffsetCommit without a lease: %+v, sent %v", r, ex.targets())
+	}
+
+	gate.open.Store(true)
+	ex, _ = h.answered(join, 9, cxAnswerWith(&kmsg.JoinGroupResponse{Generation: 1, MemberID: "m", LeaderID: "m"}))
+	if len(ex.sent) != 1 {
+		t.Fatalf("JoinGroup with a lease went to %v", ex.targets())
 	}
 }

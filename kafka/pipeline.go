@@ -90,9 +90,8 @@ type splitState struct {
 	groupHome *Backend
 	// memberGone: the commit comes from a member an offset reset removed
 	// (group_reset.go); every partition is refused.
-	memberGone                   bool
-	memberGoneFrom, memberGoneID string // the group and the removed member
-	txnCode                      int16
+	memberGone bool
+	txnCode    int16
 }
 
 // newRequest builds the request for a frame whose header is h: the state
@@ -103,7 +102,7 @@ func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *
 	// at, so a request that found the lease valid is served under a state
 	// at least that recent (a fence applied by then is enforced).
 	noWrite := false
-	if (h.key == 0 || h.key == 24) && c.s.cfg.Writes != nil {
+	if gatedKey(h.key) && c.s.cfg.Writes != nil {
 		noWrite = !c.s.cfg.Writes.WriteAllowed()
 	}
 	return &request{
@@ -116,6 +115,19 @@ func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *
 		set:           c.s.backends.Load(),
 		split:         splitState{noWrite: noWrite},
 	}
+}
+
+// gatedKey reports whether the write gate is asked for key: Produce and
+// AddPartitionsToTxn (writes to topics), and the group keys an offset
+// reset relies on every peer for (group_reset.go): commits, joins and
+// offset fetches, which a peer without a lease holds as if every group's
+// offsets were being reset.
+func gatedKey(key int16) bool {
+	switch key {
+	case 0, 24, 8, 28, 9, 11, 68:
+		return true
+	}
+	return false
 }
 
 // defaultBackend serves what names no topic or group: the default cluster,

@@ -192,7 +192,7 @@ func (r *resetter) drive(ctx context.Context, group string) {
 			if deadline.IsZero() {
 				deadline, fencedAt = time.Now().Add(resetFenceTimeout), time.Now()
 			}
-			err = r.fence(ctx, &cur, deadline, &committing)
+			err = r.fence(ctx, &cur, fencedAt, deadline, &committing)
 			if err == nil {
 				_, err = r.n.applyLocal(ctx, &fsm.UpdateOffsetReset{Group: group, Created: cur.Created, State: fsm.ResetApplied, At: nowMS()})
 				if err == nil {
@@ -229,8 +229,15 @@ func (r *resetter) drive(ctx context.Context, group string) {
 }
 
 // fence runs steps 2–4 for a fencing job.
-func (r *resetter) fence(ctx context.Context, j *fsm.OffsetReset, deadline time.Time, committing *bool) error {
-	if err := r.waitHeld(ctx, j.Group, r.n.fsm.State().Index, deadline); err != nil {
+func (r *resetter) fence(ctx context.Context, j *fsm.OffsetReset, fencedAt, deadline time.Time, committing *bool) error {
+	// A peer that cannot answer holds every group once its write lease
+	// has lapsed (kafka/group_reset.go), which is certain by expired: any
+	// lease it holds was granted before this driver saw the fence.
+	var expired time.Time
+	if l := r.n.lease.l; l > 0 {
+		expired = fencedAt.Add(l + leaseMargin(l))
+	}
+	if err := r.waitHeld(ctx, j.Group, r.n.fsm.State().Index, deadline, expired); err != nil {
 		return err
 	}
 	st := r.n.fsm.State()
@@ -244,7 +251,7 @@ func (r *resetter) fence(ctx context.Context, j *fsm.OffsetReset, deadline time.
 		bes[c] = be
 	}
 	for {
-		if err := r.removeMembers(ctx, j, clusters, bes, deadline, *committing); err != nil {
+		if err := r.removeMembers(ctx, j, clusters, bes, deadline, expired, *committing); err != nil {
 			return err
 		}
 		*committing = true
@@ -288,7 +295,7 @@ func (r *resetter) waitNoticed(ctx context.Context, j *fsm.OffsetReset) error {
 		for _, m := range r.n.noticedRemoved(j.Group) {
 			delete(want, m)
 		}
-		for _, p := range r.peerHeld(ctx, j.Group, 0) {
+		for _, p := range r.peerHeld(ctx, j.Group, 0, false) {
 			for _, m := range p.Noticed {
 				delete(want, m)
 			}
@@ -337,11 +344,15 @@ func offsetClusters(st *fsm.State, topics []string) []string {
 	return sortedNames(seen)
 }
 
-// waitHeld waits until every live peer has applied index (and so holds
-// the group).
-func (r *resetter) waitHeld(ctx context.Context, group string, index uint64, deadline time.Time) error {
+// waitHeld waits until every peer has applied index (and so holds the
+// group). With the write lease on (expired set), every registered peer is
+// asked, and one that cannot answer passes once expired is past: its
+// lease has lapsed and it holds every group. With the lease off only
+// live peers are asked (unsafe for a peer cut off from gossip that still
+// serves clients; docs/offset-reset.md).
+func (r *resetter) waitHeld(ctx context.Context, group string, index uint64, deadline, expired time.Time) error {
 	for {
-		waiting := r.unheldPeers(ctx, group, index)
+		waiting := r.unheldPeers(ctx, group, index, expired)
 		if len(waiting) == 0 {
 			return nil
 		}
@@ -354,9 +365,13 @@ func (r *resetter) waitHeld(ctx context.Context, group string, index uint64, dea
 	}
 }
 
-func (r *resetter) unheldPeers(ctx context.Context, group string, index uint64) []string {
+func (r *resetter) unheldPeers(ctx context.Context, group string, index uint64, expired time.Time) []string {
 	var out []string
-	for _, p := range r.peerHeld(ctx, group, index) {
+	lapsed := !expired.IsZero() && !time.Now().Before(expired)
+	for _, p := range r.peerHeld(ctx, group, index, !expired.IsZero()) {
+		if p.err != nil && lapsed {
+			continue // its write lease has run out: it holds every group
+		}
 		if p.err != nil || !p.Held {
 			why := "not yet"
 			if p.err != nil {
@@ -376,9 +391,10 @@ type peerAnswer struct {
 	err  error
 }
 
-// peerHeld asks every other live peer, in parallel, whether it holds
-// group at index and which removed members it told so.
-func (r *resetter) peerHeld(ctx context.Context, group string, index uint64) []peerAnswer {
+// peerHeld asks every other live peer (every registered one when all),
+// in parallel, whether it holds group at index and which removed members
+// it told so.
+func (r *resetter) peerHeld(ctx context.Context, group string, index uint64, all bool) []peerAnswer {
 	st := r.n.fsm.State()
 	var mu sync.Mutex
 	var out []peerAnswer
@@ -387,13 +403,24 @@ func (r *resetter) peerHeld(ctx context.Context, group string, index uint64) []p
 		if p.Name == r.n.cfg.Name {
 			continue // the leader applied it: it proposed it
 		}
-		if !r.n.gossip.isLive(p.Name) || p.RaftAddr == "" {
+		live := r.n.gossip.isLive(p.Name)
+		if !live && !all {
+			continue
+		}
+		if p.RaftAddr == "" {
+			mu.Lock() // goroutines for earlier peers may be appending
+			out = append(out, peerAnswer{name: p.Name, err: errors.New("no peer address")})
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
 		go func(p fsm.Peer) {
 			defer wg.Done()
-			rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+			timeout := r.cfg.RequestTimeout
+			if !live {
+				timeout = min(timeout, time.Second) // most likely stopped
+			}
+			rctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			a := peerAnswer{name: p.Name}
 			a.err = r.n.rpc.CallPeer(rctx, p.Name, p.RaftAddr, rpcGroupHeld, groupHeldRequest{Group: group, Index: index}, &a.groupHeldResponse)
@@ -408,7 +435,7 @@ func (r *resetter) peerHeld(ctx context.Context, group string, index uint64) []p
 
 // removeMembers records and removes the group's members on every cluster
 // until none lists one.
-func (r *resetter) removeMembers(ctx context.Context, j *fsm.OffsetReset, clusters []string, bes map[string]*kafka.Backend, deadline time.Time, committing bool) error {
+func (r *resetter) removeMembers(ctx context.Context, j *fsm.OffsetReset, clusters []string, bes map[string]*kafka.Backend, deadline, expired time.Time, committing bool) error {
 	for {
 		var found []resetMemberAt
 		for _, c := range clusters {
@@ -448,13 +475,32 @@ func (r *resetter) removeMembers(ctx context.Context, j *fsm.OffsetReset, cluste
 				return err
 			}
 			j.Members = all
-			if err := r.waitHeld(ctx, j.Group, res.Index, deadline); err != nil {
+			if err := r.waitHeld(ctx, j.Group, res.Index, deadline, expired); err != nil {
 				return r.beforeCommit(deadline, committing, err)
 			}
 		}
+		// One LeaveGroup per cluster for its classic members (a batch
+		// leaves the group empty at once, with no rebalance that would
+		// tell a remaining member to rejoin first); a KIP-848 member is
+		// left on every cluster, since its legs may be on any.
+		classic := map[*kafka.Backend][]fsm.ResetMember{}
 		for _, m := range found {
+			if m.Protocol == fsm.ProtocolClassic {
+				classic[m.be] = append(classic[m.be], m.ResetMember)
+				continue
+			}
+			for _, c := range clusters {
+				rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+				err := leaveConsumer(rctx, bes[c], j.Group, m.ResetMember)
+				cancel()
+				if err != nil {
+					return r.beforeCommit(deadline, committing, err)
+				}
+			}
+		}
+		for be, ms := range classic {
 			rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
-			err := removeMember(rctx, m.be, j.Group, m.ResetMember)
+			err := leaveClassic(rctx, be, j.Group, ms)
 			cancel()
 			if err != nil {
 				return r.beforeCommit(deadline, committing, err)
@@ -532,47 +578,52 @@ func describeMembers(ctx context.Context, be *kafka.Backend, group string) ([]re
 	return out, nil
 }
 
-// removeMember takes m out of group on be: LeaveGroup for a classic
-// member (by member and instance id, KIP-345), a leave heartbeat (epoch
-// -1) for a KIP-848 one. A member already gone is success.
-func removeMember(ctx context.Context, be *kafka.Backend, group string, m fsm.ResetMember) error {
-	if m.Protocol == fsm.ProtocolConsumer {
-		hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
-		hb.Group, hb.MemberID, hb.MemberEpoch = group, m.ID, -1
-		resp, err := be.CoordinatorRequest(ctx, group, hb, -1)
-		if err != nil {
-			return fmt.Errorf("remove member %q of group %q on %s: %w", m.ID, group, be.Name(), err)
-		}
-		switch code := resp.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode; code {
-		case 0, kerr.UnknownMemberID.Code, kerr.FencedMemberEpoch.Code, kerr.GroupIDNotFound.Code:
-			return nil
-		default:
-			return fmt.Errorf("remove member %q of group %q on %s: %w", m.ID, group, be.Name(), kerr.ErrorForCode(code))
-		}
-	}
-	lg := kmsg.NewPtrLeaveGroupRequest()
-	lg.Group = group
-	lm := kmsg.NewLeaveGroupRequestMember()
-	lm.MemberID = m.ID
-	if m.InstanceID != "" {
-		lm.InstanceID = kmsg.StringPtr(m.InstanceID)
-	}
-	lm.Reason = kmsg.StringPtr("switchyard offset reset")
-	lg.Members = []kmsg.LeaveGroupRequestMember{lm}
-	resp, err := be.CoordinatorRequest(ctx, group, lg, -1)
+// leaveConsumer takes a KIP-848 member out of group on be with a leave
+// heartbeat (epoch -1). A member already gone is success.
+func leaveConsumer(ctx context.Context, be *kafka.Backend, group string, m fsm.ResetMember) error {
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.MemberEpoch = group, m.ID, -1
+	resp, err := be.CoordinatorRequest(ctx, group, hb, -1)
 	if err != nil {
 		return fmt.Errorf("remove member %q of group %q on %s: %w", m.ID, group, be.Name(), err)
+	}
+	switch code := resp.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode; code {
+	case 0, kerr.UnknownMemberID.Code, kerr.FencedMemberEpoch.Code, kerr.GroupIDNotFound.Code:
+		return nil
+	default:
+		return fmt.Errorf("remove member %q of group %q on %s: %w", m.ID, group, be.Name(), kerr.ErrorForCode(code))
+	}
+}
+
+// leaveClassic takes classic members out of group on be with one
+// LeaveGroup (KIP-345: by member and instance id, static members too). A
+// member already gone is success.
+func leaveClassic(ctx context.Context, be *kafka.Backend, group string, ms []fsm.ResetMember) error {
+	lg := kmsg.NewPtrLeaveGroupRequest()
+	lg.Group = group
+	for _, m := range ms {
+		lm := kmsg.NewLeaveGroupRequestMember()
+		lm.MemberID = m.ID
+		if m.InstanceID != "" {
+			lm.InstanceID = kmsg.StringPtr(m.InstanceID)
+		}
+		lm.Reason = kmsg.StringPtr("switchyard offset reset")
+		lg.Members = append(lg.Members, lm)
+	}
+	resp, err := be.CoordinatorRequest(ctx, group, lg, -1)
+	if err != nil {
+		return fmt.Errorf("remove %d members of group %q on %s: %w", len(ms), group, be.Name(), err)
 	}
 	r := resp.(*kmsg.LeaveGroupResponse)
 	ok := func(code int16) bool {
 		return code == 0 || code == kerr.UnknownMemberID.Code || code == kerr.FencedInstanceID.Code || code == kerr.GroupIDNotFound.Code
 	}
 	if !ok(r.ErrorCode) {
-		return fmt.Errorf("remove member %q of group %q on %s: %w", m.ID, group, be.Name(), kerr.ErrorForCode(r.ErrorCode))
+		return fmt.Errorf("remove %d members of group %q on %s: %w", len(ms), group, be.Name(), kerr.ErrorForCode(r.ErrorCode))
 	}
 	for _, mr := range r.Members {
 		if !ok(mr.ErrorCode) {
-			return fmt.Errorf("remove member %q of group %q on %s: %w", m.ID, group, be.Name(), kerr.ErrorForCode(mr.ErrorCode))
+			return fmt.Errorf("remove member %q of group %q on %s: %w", mr.MemberID, group, be.Name(), kerr.ErrorForCode(mr.ErrorCode))
 		}
 	}
 	return nil
