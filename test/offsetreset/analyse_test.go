@@ -63,3 +63,16 @@ func TestJumpAnalysis(t *testing.T) {
 		t.Errorf("first segment from 1: holes %d %v, want offset 0 missing", n, first)
 	}
 }
+
+// TestOfTopic: a group's records of one topic, and where an index into
+// all of them falls among those.
+func TestOfTopic(t *testing.T) {
+	recs := []consumedRec{{topic: "a", offset: 0}, {topic: "b", offset: 0}, {topic: "a", offset: 1}, {topic: "b", offset: 1}, {topic: "a", offset: 2}}
+	got, idx := ofTopic(recs, "a", 3)
+	if len(got) != 3 || idx != 2 || got[2].offset != 2 {
+		t.Errorf("ofTopic a before 3: %d records, index %d; want 3 and 2", len(got), idx)
+	}
+	if got, idx := ofTopic(recs, "b", 5); len(got) != 2 || idx != 2 {
+		t.Errorf("ofTopic b before 5: %d records, index %d; want 2 and 2", len(got), idx)
+	}
+}

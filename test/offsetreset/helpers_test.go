@@ -302,13 +302,14 @@ func (a *adminAPI) get(ctx context.Context, i int, group string) (r resetJSON, f
 	return r, true, nil
 }
 
-// start POSTs a reset through peer i and expects 202 with a pending or
-// later job of group naming the targets of every partition of topic.
-func (a *adminAPI) start(t testing.TB, i int, group, topic string, parts int32, to any) resetJSON {
+// start POSTs a reset of group's topics through peer i and expects 202
+// with a pending or later job of group naming the targets of every
+// partition of every topic (each has parts partitions).
+func (a *adminAPI) start(t testing.TB, i int, group string, topics []string, parts int32, to any) resetJSON {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code, r, err := a.post(ctx, i, group, []string{topic}, to, false)
+	code, r, err := a.post(ctx, i, group, topics, to, false)
 	if err != nil {
 		t.Fatalf("POST %s (to %v) through peer %d: %v", resetsPath(group), to, i, err)
 	}
@@ -318,8 +319,10 @@ func (a *adminAPI) start(t testing.TB, i int, group, topic string, parts int32, 
 	if r.Group != group || r.Created <= 0 || !slices.Contains([]string{"pending", "fencing", "applied", "failed"}, r.State) {
 		t.Fatalf("POST %s answered %s; want group %s, a creation time and a state", resetsPath(group), r.raw, group)
 	}
-	if n := len(r.targets(topic)); n != int(parts) {
-		t.Fatalf("POST %s answered targets for %d partitions of %s, want %d: %s", resetsPath(group), n, topic, parts, r.raw)
+	for _, topic := range topics {
+		if n := len(r.targets(topic)); n != int(parts) {
+			t.Fatalf("POST %s answered targets for %d partitions of %s, want %d: %s", resetsPath(group), n, topic, parts, r.raw)
+		}
 	}
 	return r
 }
@@ -363,6 +366,7 @@ type ack struct {
 // producer produces at rate records/s with an idempotent franz-go client
 // until closed, recording every acknowledgement.
 type producer struct {
+	topic string
 	mu    sync.Mutex
 	acks  []ack
 	fails []string
@@ -384,7 +388,7 @@ func startProducer(t testing.TB, bootstrap []string, topic string, rate int) *pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &producer{cl: cl, stop: make(chan struct{}), done: make(chan struct{})}
+	p := &producer{topic: topic, cl: cl, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		tk := time.NewTicker(20 * time.Millisecond)
@@ -433,6 +437,24 @@ func (p *producer) ends() map[int32]int64 {
 	return out
 }
 
+// values is the acknowledged value per partition and offset; failures
+// are test errors.
+func (p *producer) values(t testing.TB) map[int32]map[int64]string {
+	t.Helper()
+	acks, fails := p.snapshot()
+	for _, f := range fails {
+		t.Errorf("producer of %s: %s", p.topic, f)
+	}
+	out := map[int32]map[int64]string{}
+	for _, a := range acks {
+		if out[a.partition] == nil {
+			out[a.partition] = map[int64]string{}
+		}
+		out[a.partition][a.offset] = a.value
+	}
+	return out
+}
+
 // close stops producing, waits for every outstanding record and closes.
 func (p *producer) close(t testing.TB) {
 	t.Helper()
@@ -456,6 +478,7 @@ func (p *producer) close(t testing.TB) {
 // consumedRec is one record as a member of a group under test saw it, in
 // the order the group's members delivered them.
 type consumedRec struct {
+	topic     string
 	partition int32
 	offset    int64
 	value     string
@@ -554,7 +577,7 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
 // startFranzGroup starts n franz-go members of group id, member i
 // bootstrapped on peer (first+i) mod peers only, autocommitting every
 // second; opts choose the protocol.
-func startFranzGroup(t testing.TB, kind string, bootstrap []string, first int, topic, id string, n int, opts ...kgo.Opt) *group {
+func startFranzGroup(t testing.TB, kind string, bootstrap []string, first int, topics []string, id string, n int, opts ...kgo.Opt) *group {
 	t.Helper()
 	g := &group{id: id, kind: kind, log: &recLog{}}
 	var (
@@ -571,7 +594,7 @@ func startFranzGroup(t testing.TB, kind string, bootstrap []string, first int, t
 			kgo.SeedBrokers(bootstrap[peer]),
 			kgo.ClientID(name),
 			kgo.ConsumerGroup(id),
-			kgo.ConsumeTopics(topic),
+			kgo.ConsumeTopics(topics...),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.AutoCommitInterval(time.Second),
 			kgo.FetchMaxWait(250 * time.Millisecond),
@@ -599,7 +622,7 @@ func startFranzGroup(t testing.TB, kind string, bootstrap []string, first int, t
 				})
 				var rs []consumedRec
 				fs.EachRecord(func(r *kgo.Record) {
-					rs = append(rs, consumedRec{partition: r.Partition, offset: r.Offset, value: string(r.Value), member: m})
+					rs = append(rs, consumedRec{topic: r.Topic, partition: r.Partition, offset: r.Offset, value: string(r.Value), member: m})
 				})
 				g.log.add(rs...)
 			}
@@ -644,7 +667,7 @@ func (h *saramaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 			if !ok {
 				return nil
 			}
-			h.g.log.add(consumedRec{partition: m.Partition, offset: m.Offset, value: string(m.Value), member: h.member})
+			h.g.log.add(consumedRec{topic: m.Topic, partition: m.Partition, offset: m.Offset, value: string(m.Value), member: h.member})
 			sess.MarkMessage(m, "")
 		}
 	}
@@ -784,7 +807,7 @@ func startKcatGroup(t testing.TB, bootstrap []string, first int, topic, id strin
 					g.log.problem(fmt.Sprintf("member %d: unparsable line %q", m, sc.Text()))
 					continue
 				}
-				g.log.add(consumedRec{partition: int32(p), offset: o, value: f[2], member: m})
+				g.log.add(consumedRec{topic: topic, partition: int32(p), offset: o, value: f[2], member: m})
 			}
 			mb.cmd.Wait()
 		}()
@@ -823,6 +846,23 @@ func startKcatGroup(t testing.TB, bootstrap []string, first int, topic, id strin
 	return g
 }
 
+// ofTopic is the records of topic in recs, and how many of them come
+// before index idx of recs.
+func ofTopic(recs []consumedRec, topic string, idx int) ([]consumedRec, int) {
+	var out []consumedRec
+	n := 0
+	for i, r := range recs {
+		if r.topic != topic {
+			continue
+		}
+		if i < idx {
+			n++
+		}
+		out = append(out, r)
+	}
+	return out, n
+}
+
 // positions is the next offset per partition by the group's own account:
 // one past the highest offset it consumed.
 func positions(recs []consumedRec) map[int32]int64 {
@@ -842,11 +882,12 @@ func waitCaughtUp(t testing.TB, g *group, p *producer, parts int32, timeout time
 		if err := g.alive(); err != nil {
 			t.Fatalf("%s: %v", g, err)
 		}
-		recs, _, warn := g.log.snapshot()
+		all, _, warn := g.log.snapshot()
+		recs, _ := ofTopic(all, p.topic, 0)
 		pos := positions(recs)
 		for part := range parts {
 			if pos[part] < ends[part] {
-				return fmt.Errorf("partition %d at %d, end %d (%d records consumed; last warning: %s)", part, pos[part], ends[part], len(recs), warn)
+				return fmt.Errorf("%s/%d at %d, end %d (%d records consumed; last warning: %s)", p.topic, part, pos[part], ends[part], len(all), warn)
 			}
 		}
 		return nil

@@ -237,9 +237,8 @@ func (c *procCluster) leader(i int) int {
 // earliest offset is POSTed and the Raft leader, which drives it, is
 // SIGKILLed as soon as a follower shows the job fencing. The job must end
 // applied (and then the group consumes from every target) or failed with
-// its error set (and then no partition, or every one, moved: never half
-// of them), the group must keep consuming, and a reset started afterwards
-// must apply.
+// its error set (and then no partition moved: never half applied), the
+// group must keep consuming, and a reset started afterwards must apply.
 func TestOffsetResetPeerKilled(t *testing.T) {
 	const id = "reset-kill"
 	c := startProcCluster(t, 3)
@@ -255,7 +254,7 @@ func TestOffsetResetPeerKilled(t *testing.T) {
 	createTopic(t, followers, topic, parts)
 	prod := startProducer(t, followers, topic, rate)
 	defer prod.close(t)
-	g := startFranzGroup(t, "franz-go cooperative-sticky", followers, 0, topic, id, 2, kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	g := startFranzGroup(t, "franz-go cooperative-sticky", followers, 0, []string{topic}, id, 2, kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	defer g.close(t)
 	progress(t, prod, []*group{g})
 	waitFor(t, time.Minute, "300 records per partition", func() error {
@@ -277,9 +276,9 @@ func TestOffsetResetPeerKilled(t *testing.T) {
 			t.Fatalf("the leader moved from %s to %s before the kill", c.procs[l].name, c.procs[cur].name)
 		}
 		recs := g.log.recsSince(0)
-		run := &resetRun{g: g, name: "earliest (leader killed)", idx: len(recs), posted: time.Now(), targets: map[int32]int64{}}
+		run := &resetRun{g: g, topic: topic, name: "earliest (leader killed)", idx: len(recs), posted: time.Now(), targets: map[int32]int64{}}
 		base := positions(recs)
-		job := c.api.start(t, watch, id, topic, parts, toEarliest)
+		job := c.api.start(t, watch, id, []string{topic}, parts, toEarliest)
 		for p, tg := range job.targets(topic) {
 			run.targets[p] = tg.New
 		}
@@ -318,8 +317,9 @@ func TestOffsetResetPeerKilled(t *testing.T) {
 			if end.Error == "" {
 				t.Errorf("failed job without an error: %s", end.raw)
 			}
-			// Not held: the group keeps consuming; and either no
-			// partition moved or every one did.
+			// Not held: the group keeps consuming, from where it was:
+			// a job fails only before its first commit (node's driver),
+			// so no partition moved — and certainly not some of them.
 			time.Sleep(5 * time.Second)
 			waitCaughtUp(t, g, prod, parts, 2*time.Minute)
 			s := analyse(g.log.recsSince(0), run.idx, -1, base, run.targets, run.applied)
@@ -330,12 +330,8 @@ func TestOffsetResetPeerKilled(t *testing.T) {
 				}
 			}
 			t.Logf("after the failure %d of %d partitions moved to their targets", moved, parts)
-			switch moved {
-			case 0:
-			case int(parts):
-				runs = append(runs, run)
-			default:
-				t.Errorf("the reset failed half applied: %d of %d partitions moved to their targets (%v)", moved, parts, s.wrong)
+			if moved != 0 || len(s.wrong) > 0 {
+				t.Errorf("the reset failed but %d of %d partitions moved to their targets (other jumps: %v)", moved, parts, s.wrong)
 			}
 		}
 		if !killed {
@@ -349,9 +345,9 @@ func TestOffsetResetPeerKilled(t *testing.T) {
 	// A reset after the kill applies: nothing was left dangling.
 	waitCaughtUp(t, g, prod, parts, 2*time.Minute)
 	recs := g.log.recsSince(0)
-	run := &resetRun{g: g, name: "shift after the kill", idx: len(recs), posted: time.Now(), targets: map[int32]int64{}}
+	run := &resetRun{g: g, topic: topic, name: "shift after the kill", idx: len(recs), posted: time.Now(), targets: map[int32]int64{}}
 	base := positions(recs)
-	job := c.api.start(t, watch, id, topic, parts, toShift(shiftBy))
+	job := c.api.start(t, watch, id, []string{topic}, parts, toShift(shiftBy))
 	for p, tg := range job.targets(topic) {
 		run.targets[p] = tg.New
 		if tg.New != max(tg.Old+shiftBy, 0) {
@@ -367,20 +363,12 @@ func TestOffsetResetPeerKilled(t *testing.T) {
 	runs = append(runs, run)
 
 	prod.close(t)
-	ends := prod.ends()
-	acks, _ := prod.snapshot()
-	values := map[int32]map[int64]string{}
-	for _, a := range acks {
-		if values[a.partition] == nil {
-			values[a.partition] = map[int64]string{}
-		}
-		values[a.partition][a.offset] = a.value
-	}
+	values, ends := prod.values(t), prod.ends()
 	waitCaughtUp(t, g, prod, parts, 2*time.Minute)
 	if n := g.constructions.Load(); n != int64(len(g.members)) {
 		t.Errorf("%s: %d client constructions for %d members", g, n, len(g.members))
 	}
-	checkSegments(t, g, runs, ends, values)
+	checkSegments(t, g, topic, runs, ends, values)
 	for _, r := range runs {
 		t.Logf("  %s: ended %s %v after the POST; every partition at its target %v after it", r.name, r.job.State, r.applied.Sub(r.posted).Round(time.Millisecond), r.toTarget)
 	}
