@@ -76,3 +76,15 @@ func TestOfTopic(t *testing.T) {
 		t.Errorf("ofTopic b before 5: %d records, index %d; want 2 and 2", len(got), idx)
 	}
 }
+
+// TestLockedWriter: a process's output keeps its latest bytes, without
+// the lines filtered out.
+func TestLockedWriter(t *testing.T) {
+	w := &lockedWriter{max: 12, drop: "noise"}
+	for _, s := range []string{"first\n", "noise 1\n", "sec", "ond\nnoise 2\n", "third\n"} {
+		w.Write([]byte(s))
+	}
+	if got, want := w.String(), "[7 earlier bytes not kept]\necond\nthird\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -107,31 +107,54 @@ func (w *tWriter) Write(p []byte) (int, error) {
 }
 
 // lockedWriter is a goroutine-safe sink for a process's output, bounded:
-// past max bytes it keeps only the tail's length counted.
+// past max bytes it keeps the latest (why a process stopped is at the
+// end). Lines containing drop (chatter) are not kept.
 type lockedWriter struct {
 	mu      sync.Mutex
-	buf     bytes.Buffer
+	buf     []byte
 	max     int
+	drop    string
+	partial []byte // an incomplete last line, when filtering
 	dropped int
 }
 
 func (w *lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.max > 0 && w.buf.Len()+len(p) > w.max {
-		w.dropped += len(p)
-		return len(p), nil
+	if w.drop == "" {
+		w.buf = append(w.buf, p...)
+	} else {
+		w.partial = append(w.partial, p...)
+		for {
+			i := bytes.IndexByte(w.partial, '\n')
+			if i < 0 {
+				break
+			}
+			if line := w.partial[:i+1]; !bytes.Contains(line, []byte(w.drop)) {
+				w.buf = append(w.buf, line...)
+			}
+			w.partial = w.partial[i+1:]
+		}
+		if len(w.partial) > 64<<10 { // a line this long is kept as it is
+			w.buf, w.partial = append(w.buf, w.partial...), nil
+		}
 	}
-	return w.buf.Write(p)
+	if w.max > 0 && len(w.buf) > w.max {
+		cut := len(w.buf) - w.max
+		w.dropped += cut
+		w.buf = append([]byte(nil), w.buf[cut:]...)
+	}
+	return len(p), nil
 }
 
 func (w *lockedWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	s := string(w.buf) + string(w.partial)
 	if w.dropped > 0 {
-		return w.buf.String() + fmt.Sprintf("\n[%d bytes more not kept]", w.dropped)
+		return fmt.Sprintf("[%d earlier bytes not kept]\n", w.dropped) + s
 	}
-	return w.buf.String()
+	return s
 }
 
 // createTopic creates topic through the proxy, retrying while the peers
@@ -560,11 +583,21 @@ type group struct {
 func (g *group) String() string { return g.kind + " group " + g.id }
 
 // kgoLogger keeps kgo's last warning, for the progress lines, and reports
-// the log lines that mean a consumer lost its position.
-type kgoLogger struct{ l *recLog }
+// the log lines that mean a consumer lost its position. With
+// SWITCHYARD_TEST_LOG=info (or debug) it also sends kgo's group lifecycle
+// (joins, syncs, assignments, lost partitions) to the test log: what a
+// member did around a reset.
+type kgoLogger struct {
+	l    *recLog
+	name string
+	w    *tWriter // nil: not logged
+}
 
 func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelInfo }
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
+	if k.w != nil && level <= kgo.LogLevelInfo && !strings.Contains(msg, "fetch") {
+		fmt.Fprintf(k.w, "kgo %s %v: %s %v", k.name, level, msg, kv)
+	}
 	if level <= kgo.LogLevelWarn {
 		k.l.warn(fmt.Sprintf("%s %v", msg, kv))
 	}
@@ -587,6 +620,10 @@ func startFranzGroup(t testing.TB, kind string, bootstrap []string, first int, t
 		stop context.CancelFunc
 	)
 	ctx, stop = context.WithCancel(context.Background())
+	var w *tWriter
+	if testLevel() <= slog.LevelInfo {
+		w = newTWriter(t)
+	}
 	for m := range n {
 		peer := (first + m) % len(bootstrap)
 		name := fmt.Sprintf("%s-m%d", id, m)
@@ -599,7 +636,7 @@ func startFranzGroup(t testing.TB, kind string, bootstrap []string, first int, t
 			kgo.AutoCommitInterval(time.Second),
 			kgo.FetchMaxWait(250 * time.Millisecond),
 			kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { g.sessions.Add(1) }),
-			kgo.WithLogger(kgoLogger{g.log}),
+			kgo.WithLogger(kgoLogger{l: g.log, name: name, w: w}),
 		}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
@@ -616,6 +653,13 @@ func startFranzGroup(t testing.TB, kind string, bootstrap []string, first int, t
 					return
 				}
 				fs.EachError(func(tp string, p int32, err error) {
+					var session *kgo.ErrGroupSession
+					if errors.As(err, &session) {
+						// The group session ended (a reset removed the
+						// member): kgo rejoins by itself.
+						g.log.warn(fmt.Sprintf("member %d: %v", m, err))
+						return
+					}
 					if !errors.Is(err, context.Canceled) {
 						g.log.problem(fmt.Sprintf("member %d fetch %s/%d: %v", m, tp, p, err))
 					}
@@ -767,7 +811,7 @@ func startKcatGroup(t testing.TB, bootstrap []string, first int, topic, id strin
 	for m := range n {
 		peer := (first + m) % len(bootstrap)
 		name := fmt.Sprintf("%s-m%d", id, m)
-		mb := &member{stderr: &lockedWriter{max: 256 << 10}, exited: make(chan struct{})}
+		mb := &member{stderr: &lockedWriter{max: 256 << 10, drop: "Reached end of topic"}, exited: make(chan struct{})}
 		mb.cmd = exec.Command(kcat,
 			"-b", bootstrap[peer],
 			"-G", id, topic,
@@ -795,6 +839,11 @@ func startKcatGroup(t testing.TB, bootstrap []string, first int, topic, id strin
 			defer close(mb.exited)
 			sc := bufio.NewScanner(out)
 			sc.Buffer(make([]byte, 64<<10), 64<<10)
+			defer func() {
+				if err := sc.Err(); err != nil {
+					g.log.problem(fmt.Sprintf("member %d: reading its output: %v", m, err))
+				}
+			}()
 			for sc.Scan() {
 				f := strings.SplitN(sc.Text(), "\t", 3)
 				if len(f) != 3 {
@@ -816,7 +865,8 @@ func startKcatGroup(t testing.TB, bootstrap []string, first int, topic, id strin
 		for i, mb := range ms {
 			select {
 			case <-mb.exited:
-				return fmt.Errorf("kcat member %d exited (%v); stderr:\n%s", i, mb.cmd.ProcessState, mb.stderr.String())
+				_, problems, _ := g.log.snapshot()
+				return fmt.Errorf("kcat member %d exited (%v; problems %q); stderr:\n%s", i, mb.cmd.ProcessState, problems, mb.stderr.String())
 			default:
 			}
 		}
