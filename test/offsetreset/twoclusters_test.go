@@ -32,9 +32,15 @@ func TestOffsetResetTwoClusters(t *testing.T) {
 	}
 	onWest(t, sb.Backends["west"].ListenAddrs(), ledger)
 
+	// Different rates, so the two topics' offsets (and targets) differ: a
+	// target applied to the wrong topic shows.
 	prods := map[string]*producer{}
 	for _, tp := range topics {
-		prods[tp] = startProducer(t, sb.Bootstrap, tp, rate/2)
+		r := rate / 2
+		if tp == ledger {
+			r = rate / 3
+		}
+		prods[tp] = startProducer(t, sb.Bootstrap, tp, r)
 		defer prods[tp].close(t)
 	}
 	groups := []*group{
@@ -47,7 +53,7 @@ func TestOffsetResetTwoClusters(t *testing.T) {
 		defer g.close(t)
 	}
 	progress(t, prods[topic], groups)
-	waitFor(t, time.Minute, "300 records per partition of each topic", func() error {
+	waitFor(t, 2*time.Minute, "300 records per partition of each topic", func() error {
 		for _, tp := range topics {
 			ends := prods[tp].ends()
 			for p := range parts {
