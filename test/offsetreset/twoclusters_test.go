@@ -53,11 +53,11 @@ func TestOffsetResetTwoClusters(t *testing.T) {
 		defer g.close(t)
 	}
 	progress(t, prods[topic], groups)
-	waitFor(t, 2*time.Minute, "300 records per partition of each topic", func() error {
+	waitFor(t, 2*time.Minute, "150 records per partition of each topic", func() error {
 		for _, tp := range topics {
 			ends := prods[tp].ends()
 			for p := range parts {
-				if ends[p] < 300 {
+				if ends[p] < 150 {
 					return fmt.Errorf("%s/%d ends at %d", tp, p, ends[p])
 				}
 			}
