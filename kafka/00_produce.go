@@ -45,7 +45,9 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 		if tt.be != nil && len(r.st.Migrations) > 0 {
 			// A migration's fence refuses the topic's writes; until the
 			// switch, the ones let through are counted (segments.go).
-			if fenced(r.st, tt.name) {
+			if fenced(r.st, tt.name) && !r.c.txnHoldsFenced(r.split.txn, firstProducer(req.Topics[i].Partitions), tt.be, tt.name, partitionsOf(req.Topics[i].Partitions)) {
+				// A transaction open on the topic when the fence began
+				// writes on: the fence waits for it to end.
 				tt = topicTarget{name: tt.name, code: fencedCode}
 			}
 			if tt.be != nil && req.Acks != 0 && migrating(r.st, tt.name) {
@@ -82,12 +84,12 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 		if code := r.c.s.seqGaps.admit(tt.name, p.Partition, p.Records); code != 0 {
 			return code
 		}
-		if req.TransactionID != nil {
-			return r.c.mapTxnProducers(tt.be, r.split.txn, req.Topics[i].Partitions[j].Records)
-		}
 		var part *seqPart
 		if tt.chain != nil {
 			part = &seqPart{tt.name, p.Partition}
+		}
+		if req.TransactionID != nil {
+			return r.c.mapTxnProducers(tt.be, r.split.txn, pidScope(tt), part, p.Records)
 		}
 		return r.c.mapProducers(tt.be, pidScope(tt), part, p.Records)
 	},
@@ -261,4 +263,29 @@ func quietProduceResponse(frame []byte, v int16) bool {
 	}
 	s.noTags() // NodeEndpoints is tag 0 (v10+)
 	return s.ok
+}
+
+// firstProducer is the producer id of the first batch of parts, -1 when
+// there is none.
+func firstProducer(parts []kmsg.ProduceRequestTopicPartition) int64 {
+	pid := int64(-1)
+	for _, p := range parts {
+		batchesOf(p.Records, func(b []byte) bool {
+			pid, _ = batchProducer(b)
+			return false
+		})
+		if pid >= 0 {
+			break
+		}
+	}
+	return pid
+}
+
+// partitionsOf lists the partitions of a Produce topic.
+func partitionsOf(parts []kmsg.ProduceRequestTopicPartition) []int32 {
+	out := make([]int32, len(parts))
+	for i, p := range parts {
+		out[i] = p.Partition
+	}
+	return out
 }

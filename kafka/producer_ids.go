@@ -73,7 +73,7 @@ type producerIDs struct {
 	m       *lru[pidKey, realPID]
 	// seqBases: per migrated segment, producer and partition, the first
 	// sequence the proxy sent there (rebase).
-	seqBases *lru[seqBaseKey, int32]
+	seqBases *lru[seqBaseKey, seqBase]
 	mu       sync.Mutex
 	// inflight coalesces concurrent lookups of one key.
 	inflight map[pidKey]chan struct{}
@@ -82,7 +82,7 @@ type producerIDs struct {
 func (p *producerIDs) init(now time.Time, cfg Config) {
 	p.counter.Store(now.UnixMilli() << 4)
 	p.m = newLRU[pidKey, realPID](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
-	p.seqBases = newLRU[seqBaseKey, int32](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
+	p.seqBases = newLRU[seqBaseKey, seqBase](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
 	p.inflight = map[pidKey]chan struct{}{}
 }
 
@@ -106,28 +106,42 @@ type seqBaseKey struct {
 	partition int32
 }
 
+// seqBase is where a producer's sequences start on a segment's partition:
+// first, the client's first sequence sent there, goes out as start.
+type seqBase struct{ first, start int32 }
+
 // rebase rewrites batch's first sequence relative to the first one sent
 // to this segment's partition by this producer (the CRC is recomputed with
-// the producer id right after). A batch from before that first one cannot
-// be placed: it is refused, retriably.
-func (p *producerIDs) rebase(scope string, vpid int64, vepoch int16, part *seqPart, batch []byte) int16 {
+// the producer id right after). The first one goes out as the sequence
+// start returns (called once, on the first batch; nil: 0), which is where
+// the cluster expects the producer's real id to continue on the
+// partition. A batch from before that first one cannot be placed: it is
+// refused, retriably; so is the first one when start fails.
+func (p *producerIDs) rebase(scope string, vpid int64, vepoch int16, part *seqPart, batch []byte, start func() (int32, int16)) int16 {
 	k := seqBaseKey{scope, vpid, vepoch, part.topic, part.partition}
 	seq := int32(binary.BigEndian.Uint32(batch[batchSeqOff:]))
 	base, ok := p.seqBases.get(k)
 	if !ok {
-		if !p.seqBases.put(k, seq) {
+		base = seqBase{first: seq}
+		if start != nil {
+			var code int16
+			if base.start, code = start(); code != 0 {
+				return code
+			}
+		}
+		if !p.seqBases.put(k, base) {
 			return kerr.ThrottlingQuotaExceeded.Code
 		}
-		base = seq
 	}
-	rel := seq - base
-	if seq < base && base-seq < 1<<30 {
+	if seq < base.first && base.first-seq < 1<<30 {
 		return kerr.NotLeaderForPartition.Code
 	}
-	if rel < 0 {
-		rel += math.MaxInt32 // the sequence wrapped past MaxInt32 since the base
+	out := int64(seq) - int64(base.first)
+	if out < 0 {
+		out += math.MaxInt32 // the sequence wrapped past MaxInt32 since the base
 	}
-	binary.BigEndian.PutUint32(batch[batchSeqOff:], uint32(rel))
+	out = (out + int64(base.start)) % math.MaxInt32
+	binary.BigEndian.PutUint32(batch[batchSeqOff:], uint32(out))
 	return 0
 }
 
@@ -283,7 +297,7 @@ func (c *clientConn) mapProducers(be *Backend, scope string, part *seqPart, reco
 		}
 		if part != nil {
 			// After the CRC check: the rewrite below recomputes it.
-			if code = c.s.pids.rebase(scope, vpid, vepoch, part, batch); code != 0 {
+			if code = c.s.pids.rebase(scope, vpid, vepoch, part, batch, nil); code != 0 {
 				return false
 			}
 		}

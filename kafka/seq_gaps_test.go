@@ -67,18 +67,18 @@ func TestSeqRebase(t *testing.T) {
 	part := &seqPart{"t", 3}
 	for _, c := range []struct{ in, out int32 }{{130, 0}, {131, 1}, {140, 10}} {
 		b := idemBatch(vpid, 0, c.in)
-		if code := p.rebase("c\x00segment 1", vpid, 0, part, b); code != 0 {
+		if code := p.rebase("c\x00segment 1", vpid, 0, part, b, nil); code != 0 {
 			t.Fatalf("rebase %d: code %d", c.in, code)
 		}
 		if got := int32(binary.BigEndian.Uint32(b[batchSeqOff:])); got != c.out {
 			t.Fatalf("rebase %d = %d, want %d", c.in, got, c.out)
 		}
 	}
-	if code := p.rebase("c\x00segment 1", vpid, 0, part, idemBatch(vpid, 0, 120)); code != kerr.NotLeaderForPartition.Code {
+	if code := p.rebase("c\x00segment 1", vpid, 0, part, idemBatch(vpid, 0, 120), nil); code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("a batch before the base: code %d", code)
 	}
 	b := idemBatch(vpid, 0, 50)
-	if p.rebase("c\x00segment 1", vpid, 0, &seqPart{"t", 4}, b); binary.BigEndian.Uint32(b[batchSeqOff:]) != 0 {
+	if p.rebase("c\x00segment 1", vpid, 0, &seqPart{"t", 4}, b, nil); binary.BigEndian.Uint32(b[batchSeqOff:]) != 0 {
 		t.Fatal("another partition has its own base")
 	}
 }

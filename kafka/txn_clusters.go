@@ -48,6 +48,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -534,7 +536,16 @@ func (c *clientConn) txnOnOther(ctx context.Context, r *request, req *kmsg.TxnOf
 // that leads a partition need not be the one that saw AddPartitionsToTxn.
 // Clients add a partition before they write to it, and that is where a
 // transaction spanning clusters is refused.
-func (c *clientConn) mapTxnProducers(be *Backend, txn string, records []byte) int16 {
+//
+// On a migrated topic's segment (part set, scope its pidScope) the
+// sequences are rebased, as for idempotent producers (mapProducers): the
+// client continues the sequences it had on the previous segment, which a
+// partition that never saw the real id refuses (KAFKA-15591). The real id
+// of a transactional id is one per cluster, so a partition the topic
+// comes back to may hold the id's state from its earlier segment there:
+// the first batch then continues from the sequence the partition last
+// wrote for it at that epoch (DescribeProducers, txnSeqStart), else from 0.
+func (c *clientConn) mapTxnProducers(be *Backend, txn, scope string, part *seqPart, records []byte) int16 {
 	vpid := txnVPID(txn)
 	var code int16
 	batchesOf(records, func(batch []byte) bool {
@@ -555,10 +566,96 @@ func (c *clientConn) mapTxnProducers(be *Backend, txn string, records []byte) in
 			}
 			return false
 		}
+		if part != nil {
+			start := func() (int32, int16) { return c.txnSeqStart(be, part, real, epoch) }
+			if code = c.s.pids.rebase(scope, vpid, epoch, part, batch, start); code != 0 {
+				return false
+			}
+		}
 		setBatchProducer(batch, real, epoch)
 		return true
 	})
 	return code
+}
+
+// txnSeqStart is the sequence the real producer id pid at epoch continues
+// with on part of be: one past the last the partition's leader holds for
+// it at that epoch (DescribeProducers, KIP-664), else 0 (a new epoch, or a
+// producer the partition has no state for, starts at 0). A failure is
+// REQUEST_TIMED_OUT: the client retries.
+func (c *clientConn) txnSeqStart(be *Backend, part *seqPart, pid int64, epoch int16) (int32, int16) {
+	req := kmsg.NewPtrDescribeProducersRequest()
+	rt := kmsg.NewDescribeProducersRequestTopic()
+	rt.Topic, rt.Partitions = part.topic, []int32{part.partition}
+	req.Topics = append(req.Topics, rt)
+	var resp *kmsg.DescribeProducersResponse
+	err := c.txnLookup(func(ctx context.Context) error {
+		kr, err := be.request(ctx, be.leader(part.topic, part.partition), req)
+		if err == nil {
+			resp = kr.(*kmsg.DescribeProducersResponse)
+		}
+		return err
+	})
+	if err != nil {
+		c.log.Debug("describe producers failed", "cluster", be.Name(), "topic", part.topic, "partition", part.partition, "err", err)
+		return 0, kerr.RequestTimedOut.Code
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.Partition != part.partition {
+				continue
+			}
+			if p.ErrorCode != 0 {
+				if isLeadershipError(p.ErrorCode) {
+					return 0, p.ErrorCode
+				}
+				return 0, kerr.RequestTimedOut.Code
+			}
+			for _, a := range p.ActiveProducers {
+				if a.ProducerID == pid && a.ProducerEpoch == int32(epoch) && a.LastSequence >= 0 {
+					return int32((int64(a.LastSequence) + 1) % math.MaxInt32), 0
+				}
+			}
+		}
+	}
+	return 0, 0
+}
+
+// txnHoldsFenced reports whether txn's transaction, with the virtual
+// producer id, is running on be and already holds topic (any partition
+// when parts is nil, else every partition in parts): during a migration's
+// fence such a transaction may go on writing the topic on its source and
+// adding the topic's other partitions there, so that it can end. The fence
+// waits for it (last stable offset = high watermark) and refuses any
+// transaction that does not hold the topic yet, so every transaction it
+// lets through began before the fence, and the fence ends. It asks be's
+// coordinator (DescribeTransactions), blocking this client's reader: only
+// for a fenced topic's transactional requests, for the fence's short
+// duration. Any doubt (be cannot be asked) is a refusal, which the client
+// retries.
+func (c *clientConn) txnHoldsFenced(txn string, pid int64, be *Backend, topic string, parts []int32) bool {
+	if txn == "" || pid != txnVPID(txn) {
+		return false
+	}
+	st, err := c.describeTxnBlocking(be, txn)
+	if err != nil || !ongoingTxn(st.State) {
+		return false
+	}
+	for _, t := range st.Topics {
+		if t.Topic != topic {
+			continue
+		}
+		if parts == nil {
+			return len(t.Partitions) > 0
+		}
+		for _, p := range parts {
+			if !slices.Contains(t.Partitions, p) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // txnElsewhere reports the cluster txn's transaction runs on when this
