@@ -107,8 +107,13 @@ type seqBaseKey struct {
 }
 
 // seqBase is where a producer's sequences start on a segment's partition:
-// first, the client's first sequence sent there, goes out as start.
-type seqBase struct{ first, start int32 }
+// first, the client's first sequence sent there, goes out as start. guess:
+// start came from the cluster (txnSeqStart) and no batch from it has been
+// accepted yet (fixSeqGuesses may still set it to 0).
+type seqBase struct {
+	first, start int32
+	guess        bool
+}
 
 // rebase rewrites batch's first sequence relative to the first one sent
 // to this segment's partition by this producer (the CRC is recomputed with
@@ -128,6 +133,7 @@ func (p *producerIDs) rebase(scope string, vpid int64, vepoch int16, part *seqPa
 			if base.start, code = start(); code != 0 {
 				return code
 			}
+			base.guess = base.start != 0
 		}
 		if !p.seqBases.put(k, base) {
 			return kerr.ThrottlingQuotaExceeded.Code
@@ -143,6 +149,41 @@ func (p *producerIDs) rebase(scope string, vpid int64, vepoch int16, part *seqPa
 	out = (out + int64(base.start)) % math.MaxInt32
 	binary.BigEndian.PutUint32(batch[batchSeqOff:], uint32(out))
 	return 0
+}
+
+// firstSeq is the client's first sequence of k's rebase.
+func (p *producerIDs) firstSeq(k seqBaseKey) int32 {
+	b, _ := p.seqBases.get(k)
+	return b.first
+}
+
+// guessed reports whether k's rebase started from a start the cluster
+// suggested that no accepted batch has confirmed yet.
+func (p *producerIDs) guessed(k seqBaseKey) bool {
+	b, ok := p.seqBases.get(k)
+	return ok && b.guess
+}
+
+// settleGuess records the cluster's answer to a batch rebased from a
+// guessed start of k: accepted, the start stands; refused as out of order,
+// the start becomes 0 (the cluster holds the producer's state from an
+// older epoch, which kfake's DescribeProducers does not tell apart). It
+// reports whether the start changed.
+func (p *producerIDs) settleGuess(k seqBaseKey, accepted bool) bool {
+	p.mu.Lock() // one answer settles a guess
+	defer p.mu.Unlock()
+	b, ok := p.seqBases.get(k)
+	if !ok || !b.guess {
+		return false
+	}
+	b.guess = false
+	if accepted {
+		p.seqBases.put(k, b)
+		return false
+	}
+	b.start = 0
+	p.seqBases.put(k, b)
+	return true
 }
 
 // pidScope is the producer-id mapping scope of tt's partitions: its

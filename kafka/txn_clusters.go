@@ -545,7 +545,7 @@ func (c *clientConn) txnOnOther(ctx context.Context, r *request, req *kmsg.TxnOf
 // comes back to may hold the id's state from its earlier segment there:
 // the first batch then continues from the sequence the partition last
 // wrote for it at that epoch (DescribeProducers, txnSeqStart), else from 0.
-func (c *clientConn) mapTxnProducers(be *Backend, txn, scope string, part *seqPart, records []byte) int16 {
+func (c *clientConn) mapTxnProducers(r *request, be *Backend, txn, scope string, part *seqPart, records []byte) int16 {
 	vpid := txnVPID(txn)
 	var code int16
 	batchesOf(records, func(batch []byte) bool {
@@ -571,6 +571,9 @@ func (c *clientConn) mapTxnProducers(be *Backend, txn, scope string, part *seqPa
 			if code = c.s.pids.rebase(scope, vpid, epoch, part, batch, start); code != 0 {
 				return false
 			}
+			if k := (seqBaseKey{scope, vpid, epoch, part.topic, part.partition}); c.s.pids.guessed(k) {
+				r.split.seqGuesses = append(r.split.seqGuesses, k)
+			}
 		}
 		setBatchProducer(batch, real, epoch)
 		return true
@@ -582,8 +585,12 @@ func (c *clientConn) mapTxnProducers(be *Backend, txn, scope string, part *seqPa
 // with on part of be: one past the last the partition's leader holds for
 // it at that epoch (DescribeProducers, KIP-664), else 0 (a new epoch, or a
 // producer the partition has no state for, starts at 0). A failure is
-// REQUEST_TIMED_OUT: the client retries.
+// REQUEST_TIMED_OUT: the client retries. A cluster without DescribeProducers
+// (before Kafka 2.8) is taken to have no state for it.
 func (c *clientConn) txnSeqStart(be *Backend, part *seqPart, pid int64, epoch int16) (int32, int16) {
+	if _, ok := be.versionsFor(kmsg.DescribeProducers.Int16()); !ok {
+		return 0, 0 // before Kafka 2.8 (KIP-664): nothing to ask; start at 0
+	}
 	req := kmsg.NewPtrDescribeProducersRequest()
 	rt := kmsg.NewDescribeProducersRequestTopic()
 	rt.Topic, rt.Partitions = part.topic, []int32{part.partition}
@@ -622,17 +629,21 @@ func (c *clientConn) txnSeqStart(be *Backend, part *seqPart, pid int64, epoch in
 }
 
 // txnHoldsFenced reports whether txn's transaction, with the virtual
-// producer id, is running on be and already holds topic (any partition
-// when parts is nil, else every partition in parts): during a migration's
-// fence such a transaction may go on writing the topic on its source and
-// adding the topic's other partitions there, so that it can end. The fence
-// waits for it (last stable offset = high watermark) and refuses any
-// transaction that does not hold the topic yet, so every transaction it
-// lets through began before the fence, and the fence ends. It asks be's
-// coordinator (DescribeTransactions), blocking this client's reader: only
-// for a fenced topic's transactional requests, for the fence's short
-// duration. Any doubt (be cannot be asked) is a refusal, which the client
-// retries.
+// producer id, may go on with topic on be, its source, while the topic's
+// migration is fenced, so that it can end: it runs on be and already
+// holds the topic (some partition added), and, for a write (parts, the
+// partitions written, all of which it must hold), it has already written
+// some partition of the topic in this transaction (DescribeProducers: a
+// transaction start offset). Such a transaction keeps the topic's last
+// stable offset below its high watermark, so the driver cannot record the
+// bases before it ends, and the client ends it only after its writes are
+// answered: every write let through lands before the bases. Any other
+// transaction is refused until the switch (AddPartitionsToTxn for a
+// transaction that does not hold the topic yet, every write of one that
+// wrote none of it), so the fence ends. The lookups block this client's
+// reader: only a fenced topic's transactional requests pay them, for the
+// fence's short duration. Any doubt (be cannot be asked) is a refusal,
+// which the client retries.
 func (c *clientConn) txnHoldsFenced(txn string, pid int64, be *Backend, topic string, parts []int32) bool {
 	if txn == "" || pid != txnVPID(txn) {
 		return false
@@ -641,30 +652,100 @@ func (c *clientConn) txnHoldsFenced(txn string, pid int64, be *Backend, topic st
 	if err != nil || !ongoingTxn(st.State) {
 		return false
 	}
+	var held []int32
 	for _, t := range st.Topics {
-		if t.Topic != topic {
-			continue
+		if t.Topic == topic {
+			held = append(held, t.Partitions...)
 		}
-		if parts == nil {
-			return len(t.Partitions) > 0
-		}
-		for _, p := range parts {
-			if !slices.Contains(t.Partitions, p) {
-				return false
-			}
-		}
+	}
+	if len(held) == 0 {
+		return false
+	}
+	if parts == nil {
 		return true
 	}
-	return false
+	for _, p := range parts {
+		if !slices.Contains(held, p) {
+			return false
+		}
+	}
+	real, err := c.txnPID(be, txn)
+	if err != nil {
+		return false
+	}
+	return c.txnWroteOn(be, topic, held, real)
+}
+
+// txnWroteOn reports whether the real producer id pid has a transaction
+// start offset (it wrote in its current transaction) on one of topic's
+// partitions parts of be, asking each partition's leader with
+// DescribeProducers (KIP-664).
+func (c *clientConn) txnWroteOn(be *Backend, topic string, parts []int32, pid int64) bool {
+	if _, ok := be.versionsFor(kmsg.DescribeProducers.Int16()); !ok {
+		return false // before Kafka 2.8: the transaction waits for the switch
+	}
+	byLeader := map[int32][]int32{}
+	for _, p := range parts {
+		l := be.leader(topic, p)
+		byLeader[l] = append(byLeader[l], p)
+	}
+	wrote := false
+	err := c.txnLookup(func(ctx context.Context) error {
+		for l, ps := range byLeader {
+			req := kmsg.NewPtrDescribeProducersRequest()
+			rt := kmsg.NewDescribeProducersRequestTopic()
+			rt.Topic, rt.Partitions = topic, ps
+			req.Topics = append(req.Topics, rt)
+			kr, err := be.request(ctx, l, req)
+			if err != nil {
+				return err
+			}
+			for _, t := range kr.(*kmsg.DescribeProducersResponse).Topics {
+				for _, p := range t.Partitions {
+					for _, a := range p.ActiveProducers {
+						if p.ErrorCode == 0 && a.ProducerID == pid && a.CurrentTxnStartOffset >= 0 {
+							wrote = true
+							return nil
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Debug("describe producers failed", "cluster", be.Name(), "topic", topic, "err", err)
+		return false
+	}
+	return wrote
 }
 
 // txnElsewhere reports the cluster txn's transaction runs on when this
 // peer's record says it is open on another cluster than be and that
 // cluster confirms it; nil otherwise (no record here is no refusal: the
-// transaction's partitions were checked when they were added).
-func (c *clientConn) txnElsewhere(r *request, txn string, be *Backend) *Backend {
+// transaction's partitions were checked when they were added). On a
+// migrated topic whose previous segment is on prev (nil: none), a write
+// of a transaction this peer has no open record of is checked against
+// prev even so: a transaction that added the topic's partitions there
+// through another peer before the switch, and wrote nothing, would
+// otherwise write here outside any transaction of be (a broker that does
+// not verify transactions keeps it, one that adds partitions implicitly
+// takes its sequences for a gap). The answer is recorded, so this costs
+// one DescribeTransactions per peer and transactional id after a switch.
+func (c *clientConn) txnElsewhere(r *request, txn string, be, prev *Backend, epoch int16) *Backend {
 	p, ok := c.s.txns.places.get(txn)
-	if !ok || !p.open || p.cluster == be.Name() {
+	if ok && p.open && p.cluster == be.Name() {
+		return nil
+	}
+	if !ok || !p.open {
+		if prev == nil || prev == be {
+			return nil
+		}
+		if st, err := c.describeTxnBlocking(prev, txn); err == nil && ongoingTxn(st.State) {
+			c.s.placeTxn(txn, prev, epoch, true)
+			return prev
+		}
+		c.s.placeTxn(txn, be, epoch, true)
 		return nil
 	}
 	if on := c.txnCluster(r, txn, be); on != be {
