@@ -52,8 +52,9 @@ type txnRec struct {
 }
 
 // txnRunner commits (and every third time aborts) small transactions
-// over two partitions of topic until stop is closed; it returns each
-// transaction's records and whether it committed.
+// over the partitions of topic until stop is closed, recording each
+// transaction's records and whether it committed. A transaction whose
+// produce fails (a refusal the client takes as abortable) is aborted.
 type txnRunner struct {
 	mu        sync.Mutex
 	committed map[int]bool
@@ -123,7 +124,7 @@ func (tp *txnRunner) count() int {
 	return tp.txns
 }
 
-// readCommitted is what a read_committed consumer got per partition.
+// readRecs is what a consumer read, per partition, in order.
 type readRecs struct {
 	mu  sync.Mutex
 	got map[int32][]consumed
