@@ -53,7 +53,9 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 		if tt.be != nil && len(r.st.Migrations) > 0 {
 			// A migration's fence refuses the topic's writes; until the
 			// switch, the ones let through are counted (segments.go).
-			if fenced(r.st, tt.name) {
+			if fenced(r.st, tt.name) && !r.c.txnHoldsFenced(r.split.txn, firstProducer(req.Topics[i].Partitions), tt.be, tt.name, partitionsOf(req.Topics[i].Partitions)) {
+				// A transaction that wrote the topic before the fence
+				// writes on: the fence waits for it to end.
 				tt = topicTarget{name: tt.name, code: fencedCode}
 			}
 			if tt.be != nil && req.Acks != 0 && migrating(r.st, tt.name) {
@@ -69,7 +71,12 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 			}
 		}
 		if r.split.txn != "" && tt.be != nil {
-			if on := r.c.txnElsewhere(r, r.split.txn, tt.be); on != nil {
+			var prev *Backend
+			if tt.chain != nil {
+				prev = tt.prev
+			}
+			_, epoch := firstProducerEpoch(req.Topics[i].Partitions)
+			if on := r.c.txnElsewhere(r, r.split.txn, tt.be, prev, epoch); on != nil {
 				r.c.refuseSpan(r.split.txn, tt.name, tt.be, on)
 				tt = topicTarget{name: tt.name, code: txnSpanCode}
 			}
@@ -90,12 +97,12 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 		if code := r.c.s.seqGaps.admit(tt.name, p.Partition, p.Records); code != 0 {
 			return code
 		}
-		if req.TransactionID != nil {
-			return r.c.mapTxnProducers(tt.be, r.split.txn, req.Topics[i].Partitions[j].Records)
-		}
 		var part *seqPart
 		if tt.chain != nil {
 			part = &seqPart{tt.name, p.Partition}
+		}
+		if req.TransactionID != nil {
+			return r.c.mapTxnProducers(r, tt.be, r.split.txn, pidScope(tt), part, p.Records)
 		}
 		return r.c.mapProducers(tt.be, pidScope(tt), part, p.Records)
 	},
@@ -111,10 +118,13 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	},
 	oneWay: func(req *kmsg.ProduceRequest) bool { return req.Acks == 0 },
 	quiet: func(r *request, resp *buffer) bool {
-		return r.split.advertise == 0 && quietProduceResponse(resp.b[4:], r.version)
+		// A guessed sequence start is settled by the answer, even a
+		// successful one (fixSeqGuesses).
+		return r.split.advertise == 0 && len(r.split.seqGuesses) == 0 && quietProduceResponse(resp.b[4:], r.version)
 	},
 	fix: func(r *request, t target, resp *kmsg.ProduceResponse) bool {
-		return fixProduce(r, t.be, resp)
+		changed := len(r.split.seqGuesses) > 0 && fixSeqGuesses(r, t.be, resp)
+		return fixProduce(r, t.be, resp) || changed
 	},
 	merge: func(out, in *kmsg.ProduceResponse) {
 		out.Brokers = append(out.Brokers, in.Brokers...)
@@ -269,4 +279,75 @@ func quietProduceResponse(frame []byte, v int16) bool {
 	}
 	s.noTags() // NodeEndpoints is tag 0 (v10+)
 	return s.ok
+}
+
+// firstProducer is the producer id of the first batch of parts, -1 when
+// there is none.
+func firstProducer(parts []kmsg.ProduceRequestTopicPartition) int64 {
+	pid, _ := firstProducerEpoch(parts)
+	return pid
+}
+
+// firstProducerEpoch is the producer id and epoch of the first batch of
+// parts, -1 when there is none.
+func firstProducerEpoch(parts []kmsg.ProduceRequestTopicPartition) (int64, int16) {
+	pid, epoch := int64(-1), int16(-1)
+	for _, p := range parts {
+		batchesOf(p.Records, func(b []byte) bool {
+			pid, epoch = batchProducer(b)
+			return false
+		})
+		if pid >= 0 {
+			break
+		}
+	}
+	return pid, epoch
+}
+
+// partitionsOf lists the partitions of a Produce topic.
+func partitionsOf(parts []kmsg.ProduceRequestTopicPartition) []int32 {
+	out := make([]int32, len(parts))
+	for i, p := range parts {
+		out[i] = p.Partition
+	}
+	return out
+}
+
+// fixSeqGuesses settles the guessed sequence starts of r's transactional
+// batches (txnSeqStart) from the cluster's answer: a batch refused
+// OUT_OF_ORDER_SEQUENCE_NUMBER from a guessed start is answered with the
+// retriable NOT_LEADER_OR_FOLLOWER instead (the cluster wrote nothing),
+// and the start becomes 0, so the client's retry is accepted. Batches of
+// the same producer in flight behind it are refused out of order by the
+// cluster too and answered the same way. Kafka's DescribeProducers
+// reports the epoch of the producer's last batch on the partition, so its
+// guess is right; kfake reports the current epoch, so after an epoch bump
+// its guess is one the partition refuses. It reports whether resp changed.
+func fixSeqGuesses(r *request, be *Backend, resp *kmsg.ProduceResponse) bool {
+	changed := false
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		name := rt.Topic
+		if name == "" && be != nil {
+			name, _ = be.topicName(rt.TopicID) // v13+: by the cluster's id
+		}
+		for j := range rt.Partitions {
+			p := &rt.Partitions[j]
+			for _, k := range r.split.seqGuesses {
+				if k.partition != p.Partition || k.topic != name {
+					continue
+				}
+				ooo := p.ErrorCode == kerr.OutOfOrderSequenceNumber.Code
+				flipped := r.c.s.pids.settleGuess(k, p.ErrorCode == 0)
+				if ooo && (flipped || !r.c.s.pids.guessed(k)) {
+					p.ErrorCode = kerr.NotLeaderForPartition.Code
+					changed = true
+					// Later batches sent before the client sees this
+					// wait for its retry (seq_gaps.go).
+					r.c.s.seqGaps.refusedAt(k.topic, k.partition, k.vpid, k.vepoch, r.c.s.pids.firstSeq(k))
+				}
+			}
+		}
+	}
+	return changed
 }

@@ -35,10 +35,12 @@ var addPartitionsToTxnFamily = &family[*kmsg.AddPartitionsToTxnRequest, *kmsg.Ad
 			// up again and retries.
 			return topicTarget{name: tt.name, code: kerr.NotCoordinator.Code}
 		}
-		if tt.be != nil && fenced(r.st, tt.name) {
+		if tt.be != nil && fenced(r.st, tt.name) && !r.c.txnHoldsFenced(req.TransactionalID, req.ProducerID, tt.be, tt.name, nil) {
 			// A migration's fence: no transaction may start writing the
 			// topic on the source; the client retries, and after the
 			// switch the transaction runs on the target (segments.go).
+			// One that holds the topic already, begun before the fence,
+			// may add its other partitions, so that it can end.
 			return topicTarget{name: tt.name, code: kerr.ConcurrentTransactions.Code}
 		}
 		if tt.be != nil && r.split.home == nil {

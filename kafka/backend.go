@@ -604,6 +604,16 @@ func (b *Backend) updateMetadata(resp *kmsg.MetadataResponse, full bool) {
 		}
 		seen[name] = struct{}{}
 		tm := &topicMeta{id: t.TopicID, internal: t.IsInternal}
+		if tm.id == ([16]byte{}) {
+			// An answer at a version without topic ids (v9 and older: a
+			// client's Metadata is sent at its own version) says nothing
+			// about the id: keep the one known, or every request naming
+			// the topic by id would be UNKNOWN_TOPIC_ID until the next
+			// refresh.
+			if old, ok := b.topics.Load(name); ok {
+				tm.id = old.(*topicMeta).id
+			}
+		}
 		// Partitions are numbered 0..n-1; a number outside that is bad
 		// input and must not size an allocation.
 		n := len(t.Partitions)

@@ -92,6 +92,11 @@ type splitState struct {
 	// (group_reset.go); every partition is refused.
 	memberGone bool
 	txnCode    int16
+	// seqGuesses: Produce partitions whose transactional batches were
+	// rebased from a start the cluster's DescribeProducers suggested
+	// (txnSeqStart); an OUT_OF_ORDER_SEQUENCE_NUMBER answer for them
+	// falls back to 0 (fixSeqGuesses).
+	seqGuesses []seqBaseKey
 }
 
 // newRequest builds the request for a frame whose header is h: the state

@@ -73,7 +73,7 @@ type producerIDs struct {
 	m       *lru[pidKey, realPID]
 	// seqBases: per migrated segment, producer and partition, the first
 	// sequence the proxy sent there (rebase).
-	seqBases *lru[seqBaseKey, int32]
+	seqBases *lru[seqBaseKey, seqBase]
 	mu       sync.Mutex
 	// inflight coalesces concurrent lookups of one key.
 	inflight map[pidKey]chan struct{}
@@ -82,7 +82,7 @@ type producerIDs struct {
 func (p *producerIDs) init(now time.Time, cfg Config) {
 	p.counter.Store(now.UnixMilli() << 4)
 	p.m = newLRU[pidKey, realPID](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
-	p.seqBases = newLRU[seqBaseKey, int32](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
+	p.seqBases = newLRU[seqBaseKey, seqBase](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
 	p.inflight = map[pidKey]chan struct{}{}
 }
 
@@ -106,29 +106,84 @@ type seqBaseKey struct {
 	partition int32
 }
 
+// seqBase is where a producer's sequences start on a segment's partition:
+// first, the client's first sequence sent there, goes out as start. guess:
+// start came from the cluster (txnSeqStart) and no batch from it has been
+// accepted yet (fixSeqGuesses may still set it to 0).
+type seqBase struct {
+	first, start int32
+	guess        bool
+}
+
 // rebase rewrites batch's first sequence relative to the first one sent
 // to this segment's partition by this producer (the CRC is recomputed with
-// the producer id right after). A batch from before that first one cannot
-// be placed: it is refused, retriably.
-func (p *producerIDs) rebase(scope string, vpid int64, vepoch int16, part *seqPart, batch []byte) int16 {
+// the producer id right after). The first one goes out as the sequence
+// start returns (called once, on the first batch; nil: 0), which is where
+// the cluster expects the producer's real id to continue on the
+// partition. A batch from before that first one cannot be placed: it is
+// refused, retriably; so is the first one when start fails.
+func (p *producerIDs) rebase(scope string, vpid int64, vepoch int16, part *seqPart, batch []byte, start func() (int32, int16)) int16 {
 	k := seqBaseKey{scope, vpid, vepoch, part.topic, part.partition}
 	seq := int32(binary.BigEndian.Uint32(batch[batchSeqOff:]))
 	base, ok := p.seqBases.get(k)
 	if !ok {
-		if !p.seqBases.put(k, seq) {
+		base = seqBase{first: seq}
+		if start != nil {
+			var code int16
+			if base.start, code = start(); code != 0 {
+				return code
+			}
+			base.guess = base.start != 0
+		}
+		if !p.seqBases.put(k, base) {
 			return kerr.ThrottlingQuotaExceeded.Code
 		}
-		base = seq
 	}
-	rel := seq - base
-	if seq < base && base-seq < 1<<30 {
+	if seq < base.first && base.first-seq < 1<<30 {
 		return kerr.NotLeaderForPartition.Code
 	}
-	if rel < 0 {
-		rel += math.MaxInt32 // the sequence wrapped past MaxInt32 since the base
+	out := int64(seq) - int64(base.first)
+	if out < 0 {
+		out += math.MaxInt32 // the sequence wrapped past MaxInt32 since the base
 	}
-	binary.BigEndian.PutUint32(batch[batchSeqOff:], uint32(rel))
+	out = (out + int64(base.start)) % math.MaxInt32
+	binary.BigEndian.PutUint32(batch[batchSeqOff:], uint32(out))
 	return 0
+}
+
+// firstSeq is the client's first sequence of k's rebase.
+func (p *producerIDs) firstSeq(k seqBaseKey) int32 {
+	b, _ := p.seqBases.get(k)
+	return b.first
+}
+
+// guessed reports whether k's rebase started from a start the cluster
+// suggested that no accepted batch has confirmed yet.
+func (p *producerIDs) guessed(k seqBaseKey) bool {
+	b, ok := p.seqBases.get(k)
+	return ok && b.guess
+}
+
+// settleGuess records the cluster's answer to a batch rebased from a
+// guessed start of k: accepted, the start stands; refused as out of order,
+// the start becomes 0 (the cluster holds the producer's state from an
+// older epoch, which kfake's DescribeProducers does not tell apart). It
+// reports whether the start changed.
+func (p *producerIDs) settleGuess(k seqBaseKey, accepted bool) bool {
+	p.mu.Lock() // one answer settles a guess
+	defer p.mu.Unlock()
+	b, ok := p.seqBases.get(k)
+	if !ok || !b.guess {
+		return false
+	}
+	b.guess = false
+	if accepted {
+		p.seqBases.put(k, b)
+		return false
+	}
+	b.start = 0
+	p.seqBases.put(k, b)
+	return true
 }
 
 // pidScope is the producer-id mapping scope of tt's partitions: its
@@ -283,7 +338,7 @@ func (c *clientConn) mapProducers(be *Backend, scope string, part *seqPart, reco
 		}
 		if part != nil {
 			// After the CRC check: the rewrite below recomputes it.
-			if code = c.s.pids.rebase(scope, vpid, vepoch, part, batch); code != 0 {
+			if code = c.s.pids.rebase(scope, vpid, vepoch, part, batch, nil); code != 0 {
 				return false
 			}
 		}

@@ -81,6 +81,13 @@ func (g *seqGaps) refused(topic string, partition int32, records []byte) {
 	if !ok {
 		return
 	}
+	g.refusedAt(topic, partition, pid, epoch, seq)
+}
+
+// refusedAt records that the batch of producer pid at epoch starting at
+// seq (the client's sequence) for topic's partition was answered with a
+// retriable error that the cluster did not write.
+func (g *seqGaps) refusedAt(topic string, partition int32, pid int64, epoch int16, seq int32) {
 	k := seqGapKey{pid, topic, partition}
 	g.mu.Lock()
 	defer g.mu.Unlock()

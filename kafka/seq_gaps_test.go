@@ -67,18 +67,69 @@ func TestSeqRebase(t *testing.T) {
 	part := &seqPart{"t", 3}
 	for _, c := range []struct{ in, out int32 }{{130, 0}, {131, 1}, {140, 10}} {
 		b := idemBatch(vpid, 0, c.in)
-		if code := p.rebase("c\x00segment 1", vpid, 0, part, b); code != 0 {
+		if code := p.rebase("c\x00segment 1", vpid, 0, part, b, nil); code != 0 {
 			t.Fatalf("rebase %d: code %d", c.in, code)
 		}
 		if got := int32(binary.BigEndian.Uint32(b[batchSeqOff:])); got != c.out {
 			t.Fatalf("rebase %d = %d, want %d", c.in, got, c.out)
 		}
 	}
-	if code := p.rebase("c\x00segment 1", vpid, 0, part, idemBatch(vpid, 0, 120)); code != kerr.NotLeaderForPartition.Code {
+	if code := p.rebase("c\x00segment 1", vpid, 0, part, idemBatch(vpid, 0, 120), nil); code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("a batch before the base: code %d", code)
 	}
 	b := idemBatch(vpid, 0, 50)
-	if p.rebase("c\x00segment 1", vpid, 0, &seqPart{"t", 4}, b); binary.BigEndian.Uint32(b[batchSeqOff:]) != 0 {
+	if p.rebase("c\x00segment 1", vpid, 0, &seqPart{"t", 4}, b, nil); binary.BigEndian.Uint32(b[batchSeqOff:]) != 0 {
 		t.Fatal("another partition has its own base")
+	}
+}
+
+// TestSeqRebaseStart: a transactional producer's first batch on a segment
+// continues from the start the cluster suggests (asked once), the rest
+// follow; a refused guess falls back to 0 for the retry, an accepted one
+// stands; a failed lookup refuses the batch and is asked again.
+func TestSeqRebaseStart(t *testing.T) {
+	var p producerIDs
+	p.init(time.Now(), Config{Limits: Limits{ProducerIDMappings: 100, ProducerIDIdle: time.Minute}})
+	vpid := txnVPID("tx")
+	const scope = "c\x00segment 2"
+	asked := 0
+	start := func(n int32, code int16) func() (int32, int16) {
+		return func() (int32, int16) { asked++; return n, code }
+	}
+	seqOf := func(b []byte) int32 { return int32(binary.BigEndian.Uint32(b[batchSeqOff:])) }
+
+	part := &seqPart{"t", 0}
+	if code := p.rebase(scope, vpid, 0, part, idemBatch(vpid, 0, 40), start(0, kerr.RequestTimedOut.Code)); code != kerr.RequestTimedOut.Code {
+		t.Fatalf("a failed lookup: code %d, want REQUEST_TIMED_OUT", code)
+	}
+	k := seqBaseKey{scope, vpid, 0, "t", 0}
+	for _, c := range []struct{ in, out int32 }{{40, 17}, {45, 22}} {
+		b := idemBatch(vpid, 0, c.in)
+		if code := p.rebase(scope, vpid, 0, part, b, start(17, 0)); code != 0 || seqOf(b) != c.out {
+			t.Fatalf("rebase %d = %d (code %d), want %d", c.in, seqOf(b), code, c.out)
+		}
+	}
+	if asked != 2 || !p.guessed(k) {
+		t.Fatalf("asked %d times (want 2: the failure, then once), guessed %v", asked, p.guessed(k))
+	}
+	if !p.settleGuess(k, false) || p.guessed(k) {
+		t.Fatal("a refused guess must fall back")
+	}
+	b := idemBatch(vpid, 0, 40)
+	if p.rebase(scope, vpid, 0, part, b, start(99, 0)); seqOf(b) != 0 || asked != 2 {
+		t.Fatalf("retry after the fallback: sequence %d, asked %d, want 0 without asking", seqOf(b), asked)
+	}
+
+	part1 := &seqPart{"t", 1}
+	k1 := seqBaseKey{scope, vpid, 0, "t", 1}
+	if p.rebase(scope, vpid, 0, part1, idemBatch(vpid, 0, 8), start(3, 0)); !p.guessed(k1) {
+		t.Fatal("a start from the cluster is a guess")
+	}
+	if p.settleGuess(k1, true) || p.guessed(k1) || p.settleGuess(k1, false) {
+		t.Fatal("an accepted guess stands, and is settled once")
+	}
+	b = idemBatch(vpid, 0, 9)
+	if p.rebase(scope, vpid, 0, part1, b, nil); seqOf(b) != 4 {
+		t.Fatalf("after an accepted guess: sequence %d, want 4", seqOf(b))
 	}
 }

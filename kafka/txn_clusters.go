@@ -48,6 +48,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -534,7 +536,16 @@ func (c *clientConn) txnOnOther(ctx context.Context, r *request, req *kmsg.TxnOf
 // that leads a partition need not be the one that saw AddPartitionsToTxn.
 // Clients add a partition before they write to it, and that is where a
 // transaction spanning clusters is refused.
-func (c *clientConn) mapTxnProducers(be *Backend, txn string, records []byte) int16 {
+//
+// On a migrated topic's segment (part set, scope its pidScope) the
+// sequences are rebased, as for idempotent producers (mapProducers): the
+// client continues the sequences it had on the previous segment, which a
+// partition that never saw the real id refuses (KAFKA-15591). The real id
+// of a transactional id is one per cluster, so a partition the topic
+// comes back to may hold the id's state from its earlier segment there:
+// the first batch then continues from the sequence the partition last
+// wrote for it at that epoch (DescribeProducers, txnSeqStart), else from 0.
+func (c *clientConn) mapTxnProducers(r *request, be *Backend, txn, scope string, part *seqPart, records []byte) int16 {
 	vpid := txnVPID(txn)
 	var code int16
 	batchesOf(records, func(batch []byte) bool {
@@ -555,19 +566,186 @@ func (c *clientConn) mapTxnProducers(be *Backend, txn string, records []byte) in
 			}
 			return false
 		}
+		if part != nil {
+			start := func() (int32, int16) { return c.txnSeqStart(be, part, real, epoch) }
+			if code = c.s.pids.rebase(scope, vpid, epoch, part, batch, start); code != 0 {
+				return false
+			}
+			if k := (seqBaseKey{scope, vpid, epoch, part.topic, part.partition}); c.s.pids.guessed(k) {
+				r.split.seqGuesses = append(r.split.seqGuesses, k)
+			}
+		}
 		setBatchProducer(batch, real, epoch)
 		return true
 	})
 	return code
 }
 
+// txnSeqStart is the sequence the real producer id pid at epoch continues
+// with on part of be: one past the last the partition's leader holds for
+// it at that epoch (DescribeProducers, KIP-664), else 0 (a new epoch, or a
+// producer the partition has no state for, starts at 0). A failure is
+// REQUEST_TIMED_OUT: the client retries. A cluster without DescribeProducers
+// (before Kafka 2.8) is taken to have no state for it.
+func (c *clientConn) txnSeqStart(be *Backend, part *seqPart, pid int64, epoch int16) (int32, int16) {
+	if _, ok := be.versionsFor(kmsg.DescribeProducers.Int16()); !ok {
+		return 0, 0 // before Kafka 2.8 (KIP-664): nothing to ask; start at 0
+	}
+	req := kmsg.NewPtrDescribeProducersRequest()
+	rt := kmsg.NewDescribeProducersRequestTopic()
+	rt.Topic, rt.Partitions = part.topic, []int32{part.partition}
+	req.Topics = append(req.Topics, rt)
+	var resp *kmsg.DescribeProducersResponse
+	err := c.txnLookup(func(ctx context.Context) error {
+		kr, err := be.request(ctx, be.leader(part.topic, part.partition), req)
+		if err == nil {
+			resp = kr.(*kmsg.DescribeProducersResponse)
+		}
+		return err
+	})
+	if err != nil {
+		c.log.Debug("describe producers failed", "cluster", be.Name(), "topic", part.topic, "partition", part.partition, "err", err)
+		return 0, kerr.RequestTimedOut.Code
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.Partition != part.partition {
+				continue
+			}
+			if p.ErrorCode != 0 {
+				if isLeadershipError(p.ErrorCode) {
+					return 0, p.ErrorCode
+				}
+				return 0, kerr.RequestTimedOut.Code
+			}
+			for _, a := range p.ActiveProducers {
+				if a.ProducerID == pid && a.ProducerEpoch == int32(epoch) && a.LastSequence >= 0 {
+					return int32((int64(a.LastSequence) + 1) % math.MaxInt32), 0
+				}
+			}
+		}
+	}
+	return 0, 0
+}
+
+// txnHoldsFenced reports whether txn's transaction, with the virtual
+// producer id, may go on with topic on be, its source, while the topic's
+// migration is fenced, so that it can end: it runs on be and already
+// holds the topic (some partition added), and, for a write (parts, the
+// partitions written, all of which it must hold), it has already written
+// some partition of the topic in this transaction (DescribeProducers: a
+// transaction start offset). Such a transaction keeps the topic's last
+// stable offset below its high watermark, so the driver cannot record the
+// bases before it ends, and the client ends it only after its writes are
+// answered: every write let through lands before the bases. Any other
+// transaction is refused until the switch (AddPartitionsToTxn for a
+// transaction that does not hold the topic yet, every write of one that
+// wrote none of it), so the fence ends. The lookups block this client's
+// reader: only a fenced topic's transactional requests pay them, for the
+// fence's short duration. Any doubt (be cannot be asked) is a refusal,
+// which the client retries.
+func (c *clientConn) txnHoldsFenced(txn string, pid int64, be *Backend, topic string, parts []int32) bool {
+	if txn == "" || pid != txnVPID(txn) {
+		return false
+	}
+	st, err := c.describeTxnBlocking(be, txn)
+	if err != nil || !ongoingTxn(st.State) {
+		return false
+	}
+	var held []int32
+	for _, t := range st.Topics {
+		if t.Topic == topic {
+			held = append(held, t.Partitions...)
+		}
+	}
+	if len(held) == 0 {
+		return false
+	}
+	if parts == nil {
+		return true
+	}
+	for _, p := range parts {
+		if !slices.Contains(held, p) {
+			return false
+		}
+	}
+	real, err := c.txnPID(be, txn)
+	if err != nil {
+		return false
+	}
+	return c.txnWroteOn(be, topic, held, real)
+}
+
+// txnWroteOn reports whether the real producer id pid has a transaction
+// start offset (it wrote in its current transaction) on one of topic's
+// partitions parts of be, asking each partition's leader with
+// DescribeProducers (KIP-664).
+func (c *clientConn) txnWroteOn(be *Backend, topic string, parts []int32, pid int64) bool {
+	if _, ok := be.versionsFor(kmsg.DescribeProducers.Int16()); !ok {
+		return false // before Kafka 2.8: the transaction waits for the switch
+	}
+	byLeader := map[int32][]int32{}
+	for _, p := range parts {
+		l := be.leader(topic, p)
+		byLeader[l] = append(byLeader[l], p)
+	}
+	wrote := false
+	err := c.txnLookup(func(ctx context.Context) error {
+		for l, ps := range byLeader {
+			req := kmsg.NewPtrDescribeProducersRequest()
+			rt := kmsg.NewDescribeProducersRequestTopic()
+			rt.Topic, rt.Partitions = topic, ps
+			req.Topics = append(req.Topics, rt)
+			kr, err := be.request(ctx, l, req)
+			if err != nil {
+				return err
+			}
+			for _, t := range kr.(*kmsg.DescribeProducersResponse).Topics {
+				for _, p := range t.Partitions {
+					for _, a := range p.ActiveProducers {
+						if p.ErrorCode == 0 && a.ProducerID == pid && a.CurrentTxnStartOffset >= 0 {
+							wrote = true
+							return nil
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Debug("describe producers failed", "cluster", be.Name(), "topic", topic, "err", err)
+		return false
+	}
+	return wrote
+}
+
 // txnElsewhere reports the cluster txn's transaction runs on when this
 // peer's record says it is open on another cluster than be and that
 // cluster confirms it; nil otherwise (no record here is no refusal: the
-// transaction's partitions were checked when they were added).
-func (c *clientConn) txnElsewhere(r *request, txn string, be *Backend) *Backend {
+// transaction's partitions were checked when they were added). On a
+// migrated topic whose previous segment is on prev (nil: none), a write
+// of a transaction this peer has no open record of is checked against
+// prev even so: a transaction that added the topic's partitions there
+// through another peer before the switch, and wrote nothing, would
+// otherwise write here outside any transaction of be (a broker that does
+// not verify transactions keeps it, one that adds partitions implicitly
+// takes its sequences for a gap). The answer is recorded, so this costs
+// one DescribeTransactions per peer and transactional id after a switch.
+func (c *clientConn) txnElsewhere(r *request, txn string, be, prev *Backend, epoch int16) *Backend {
 	p, ok := c.s.txns.places.get(txn)
-	if !ok || !p.open || p.cluster == be.Name() {
+	if ok && p.open && p.cluster == be.Name() {
+		return nil
+	}
+	if !ok || !p.open {
+		if prev == nil || prev == be {
+			return nil
+		}
+		if st, err := c.describeTxnBlocking(prev, txn); err == nil && ongoingTxn(st.State) {
+			c.s.placeTxn(txn, prev, epoch, true)
+			return prev
+		}
+		c.s.placeTxn(txn, be, epoch, true)
 		return nil
 	}
 	if on := c.txnCluster(r, txn, be); on != be {
