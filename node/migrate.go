@@ -122,8 +122,7 @@ type migrator struct {
 	cfg   MigrationConfig
 	fence prometheus.Histogram
 
-	mu      sync.Mutex
-	running map[string]bool
+	mu sync.Mutex
 	// fenced remembers, per topic, the Raft index and time at which this
 	// leader saw the fence apply.
 	fenced map[string]fenceMark
@@ -143,8 +142,7 @@ func newMigrator(n *Node, reg prometheus.Registerer) *migrator {
 			Help:    "How long migrations kept Produce fenced: from the fence applied to the switch applied, on the leader that drove it.",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 		}),
-		running: map[string]bool{},
-		fenced:  map[string]fenceMark{},
+		fenced: map[string]fenceMark{},
 	}
 	reg.MustRegister(m.fence, &migrationCollector{n: n})
 	return m
@@ -191,41 +189,15 @@ func (m *migrator) run(ctx context.Context) {
 	if err := m.cfg.Validate(m.n.lease.l); err != nil {
 		m.n.log.Error("migration timing does not fit the write lease; a migration with a registered peer down will fail its fence", "component", "migration", "err", err)
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	t := time.NewTicker(m.cfg.Retry)
-	defer t.Stop()
-	for {
-		changed := m.n.stateChanged.wait()
-		for _, mg := range m.n.fsm.State().Migrations {
-			if mg.State.Terminal() {
-				continue
+	m.n.runDrivers(ctx, m.cfg.Retry, func(st *fsm.State) []string {
+		var live []string
+		for _, mg := range st.Migrations {
+			if !mg.State.Terminal() {
+				live = append(live, mg.Topic)
 			}
-			m.mu.Lock()
-			busy := m.running[mg.Topic]
-			m.running[mg.Topic] = true
-			m.mu.Unlock()
-			if busy {
-				continue
-			}
-			wg.Add(1)
-			go func(topic string) {
-				defer wg.Done()
-				defer func() {
-					m.mu.Lock()
-					delete(m.running, topic)
-					m.mu.Unlock()
-				}()
-				m.drive(ctx, topic)
-			}(mg.Topic)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-t.C:
-		}
-	}
+		return live
+	}, m.drive)
 }
 
 // drive moves one topic's migration through its phases until it is

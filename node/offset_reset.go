@@ -106,16 +106,13 @@ type resetter struct {
 	n   *Node
 	cfg *MigrationConfig // request timeout, retry and poll intervals
 
-	mu      sync.Mutex
-	running map[string]bool
-
 	took     prometheus.Histogram
 	outcomes *prometheus.CounterVec
 }
 
 func newResetter(n *Node, cfg *MigrationConfig, reg prometheus.Registerer) *resetter {
 	r := &resetter{
-		n: n, cfg: cfg, running: map[string]bool{},
+		n: n, cfg: cfg,
 		took: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchyard_offset_reset_seconds",
 			Help:    "How long offset resets held their group: from the fence applied to the reset applied, on the leader that drove it.",
@@ -133,41 +130,15 @@ func newResetter(n *Node, cfg *MigrationConfig, reg prometheus.Registerer) *rese
 // run starts a driver for every reset in flight and for each one started
 // later, until ctx (the leadership term) ends.
 func (r *resetter) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	t := time.NewTicker(r.cfg.Retry)
-	defer t.Stop()
-	for {
-		changed := r.n.stateChanged.wait()
-		for _, j := range r.n.fsm.State().OffsetResets {
-			if j.State.Terminal() {
-				continue
+	r.n.runDrivers(ctx, r.cfg.Retry, func(st *fsm.State) []string {
+		var live []string
+		for _, j := range st.OffsetResets {
+			if !j.State.Terminal() {
+				live = append(live, j.Group)
 			}
-			r.mu.Lock()
-			busy := r.running[j.Group]
-			r.running[j.Group] = true
-			r.mu.Unlock()
-			if busy {
-				continue
-			}
-			wg.Add(1)
-			go func(group string) {
-				defer wg.Done()
-				defer func() {
-					r.mu.Lock()
-					delete(r.running, group)
-					r.mu.Unlock()
-				}()
-				r.drive(ctx, group)
-			}(j.Group)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-t.C:
-		}
-	}
+		return live
+	}, r.drive)
 }
 
 // drive moves one group's reset along until it ends or the term does.
