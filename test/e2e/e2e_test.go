@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,26 +20,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/switchyard-proxy/switchyard/test/serveproc"
 	"github.com/switchyard-proxy/switchyard/test/testnet"
 )
 
-var binary string
+// build makes the race-enabled switchyard binary the processes run.
+var build = serveproc.NewBuilder(true)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "switchyard-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "switchyard")
-	build := exec.Command("go", "build", "-race", "-o", binary, "../../cmd/switchyard")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build switchyard:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	build.Close()
 	os.Exit(code)
 }
 
@@ -62,54 +51,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error
 }
 
 // proc is one `switchyard serve` process with fixed addresses.
-type proc struct {
-	name         string
-	args         []string
-	kafka, admin string
-	mu           sync.Mutex
-	cmd          *exec.Cmd
-	log          *bytes.Buffer
-	exited       chan struct{}
-}
-
-func (p *proc) start(t *testing.T) {
-	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cmd := exec.Command(binary, p.args...)
-	p.log = &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd, p.exited = cmd, make(chan struct{})
-	go func(exited chan struct{}) {
-		cmd.Wait()
-		close(exited)
-	}(p.exited)
-}
-
-// stop sends sig and waits for the process to exit.
-func (p *proc) stop(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		t.Errorf("%s did not stop on %v", p.name, sig)
-	}
-	p.mu.Lock()
-	p.cmd = nil
-	p.mu.Unlock()
-}
+type proc = serveproc.Proc
 
 type cluster struct {
 	t       *testing.T
@@ -135,12 +77,12 @@ func startCluster(t *testing.T, n int) *cluster {
 		gossip[i] = freeAddr(t)
 	}
 	for i := range n {
-		p := &proc{name: "peer-" + strconv.Itoa(i), kafka: freeAddr(t), admin: freeAddr(t)}
-		p.args = []string{"serve",
-			"--name", p.name,
-			"--data-dir", filepath.Join(dir, p.name),
-			"--kafka-listen", p.kafka,
-			"--admin-listen", p.admin,
+		p := &proc{Name: "peer-" + strconv.Itoa(i), Kafka: freeAddr(t), Admin: freeAddr(t)}
+		p.Args = []string{"serve",
+			"--name", p.Name,
+			"--data-dir", filepath.Join(dir, p.Name),
+			"--kafka-listen", p.Kafka,
+			"--admin-listen", p.Admin,
 			"--admin-token-file", token,
 			"--raft-listen", freeAddr(t),
 			"--gossip-listen", gossip[i],
@@ -153,21 +95,21 @@ func startCluster(t *testing.T, n int) *cluster {
 		}
 		for j, g := range gossip {
 			if j != i {
-				p.args = append(p.args, "--join", g)
+				p.Args = append(p.Args, "--join", g)
 			}
 		}
 		c.procs = append(c.procs, p)
 	}
 	for _, p := range c.procs {
-		p.start(t)
+		p.Start(t, build.Path(t))
 	}
 	t.Cleanup(func() {
 		for _, p := range c.procs {
-			p.stop(t, syscall.SIGTERM)
+			p.Stop(t, syscall.SIGTERM)
 		}
 		if t.Failed() {
 			for _, p := range c.procs {
-				t.Logf("--- %s log:\n%s", p.name, p.log.String())
+				t.Logf("--- %s log:\n%s", p.Name, p.Output())
 			}
 		}
 	})
@@ -177,8 +119,8 @@ func startCluster(t *testing.T, n int) *cluster {
 // ctl runs `switchyard ctl` against peer i and returns its exit code,
 // stdout and stderr.
 func (c *cluster) ctl(i int, args ...string) (int, string, string) {
-	all := append([]string{"ctl", "--server", c.procs[i].admin, "--token-file", c.token, "--timeout", "10s"}, args...)
-	cmd := exec.Command(binary, all...)
+	all := append([]string{"ctl", "--server", c.procs[i].Admin, "--token-file", c.token, "--timeout", "10s"}, args...)
+	cmd := exec.Command(build.Path(c.t), all...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -239,10 +181,10 @@ func (c *cluster) leaderIndex(timeout time.Duration, among ...int) int {
 				return err
 			}
 			if s.Leader == nil {
-				return fmt.Errorf("%s knows no leader", c.procs[i].name)
+				return fmt.Errorf("%s knows no leader", c.procs[i].Name)
 			}
 			for j, p := range c.procs {
-				if p.name == s.Leader.Name {
+				if p.Name == s.Leader.Name {
 					idx = j
 					return nil
 				}
@@ -280,8 +222,8 @@ func TestProcessesDrivenByCtl(t *testing.T) {
 	})
 	table := c.mustCtl(0, 5*time.Second, "peers")
 	for _, p := range c.procs {
-		if !strings.Contains(table, p.name) || !strings.Contains(table, p.kafka) {
-			t.Fatalf("ctl peers does not list %s at %s:\n%s", p.name, p.kafka, table)
+		if !strings.Contains(table, p.Name) || !strings.Contains(table, p.Kafka) {
+			t.Fatalf("ctl peers does not list %s at %s:\n%s", p.Name, p.Kafka, table)
 		}
 	}
 
@@ -298,7 +240,7 @@ func TestProcessesDrivenByCtl(t *testing.T) {
 
 	// Real traffic through every peer.
 	for i, p := range c.procs {
-		produceConsume(t, p.kafka, "e2e-"+strconv.Itoa(i), 200)
+		produceConsume(t, p.Kafka, "e2e-"+strconv.Itoa(i), 200)
 	}
 
 	// SIGKILL the leader: the others elect a new one and accept writes.
@@ -310,13 +252,13 @@ func TestProcessesDrivenByCtl(t *testing.T) {
 		}
 	}
 	killed := time.Now()
-	c.procs[l].stop(t, syscall.SIGKILL)
+	c.procs[l].Stop(t, syscall.SIGKILL)
 	c.mustCtl(others[0], 30*time.Second, "routes", "set", "after-kill", "main")
-	t.Logf("leader SIGKILLed → write accepted through %s in %v", c.procs[others[0]].name, time.Since(killed).Round(time.Millisecond))
-	produceConsume(t, c.procs[others[1]].kafka, "after-kill", 200)
+	t.Logf("leader SIGKILLed → write accepted through %s in %v", c.procs[others[0]].Name, time.Since(killed).Round(time.Millisecond))
+	produceConsume(t, c.procs[others[1]].Kafka, "after-kill", 200)
 
 	// The killed peer restarts on its data dir and catches up.
-	c.procs[l].start(t)
+	c.procs[l].Start(t, build.Path(t))
 	want := c.mustCtl(others[0], 10*time.Second, "-o", "json", "--consistent", "routes", "list")
 	waitFor(t, 30*time.Second, "restarted peer caught up", func() error {
 		code, got, e := c.ctl(l, "-o", "json", "routes", "list")
@@ -332,7 +274,7 @@ func TestProcessesDrivenByCtl(t *testing.T) {
 	if !strings.Contains(out, "main") {
 		t.Fatalf("ctl routes get after-kill on the restarted peer: %s", out)
 	}
-	produceConsume(t, c.procs[l].kafka, "after-restart", 200)
+	produceConsume(t, c.procs[l].Kafka, "after-restart", 200)
 }
 
 func produceConsume(t *testing.T, addr, topic string, n int) {

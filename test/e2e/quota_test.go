@@ -77,7 +77,7 @@ func TestProduceQuotaAcrossPeers(t *testing.T) {
 	// Kill the peer that now carries 70 % (partition 2's).
 	victim := 2
 	killed := time.Now()
-	c.procs[victim].stop(t, syscall.SIGKILL)
+	c.procs[victim].Stop(t, syscall.SIGKILL)
 	time.Sleep(15 * time.Second)
 	back := quotaload.Convergence(s, killed, time.Now(), quotaRate)
 	_, killHi := s.Windows(killed, time.Now(), 10*time.Second, quotaRate)
@@ -184,7 +184,7 @@ func TestQuotaLibrdkafkaAndFetch(t *testing.T) {
 func (c *cluster) addrs() []string {
 	var out []string
 	for _, p := range c.procs {
-		out = append(out, p.kafka)
+		out = append(out, p.Kafka)
 	}
 	return out
 }

@@ -21,108 +21,21 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/switchyard-proxy/switchyard/test/serveproc"
 	"github.com/switchyard-proxy/switchyard/test/testnet"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	binary    string
-	buildErr  error
-)
+// build makes the switchyard binary the process tests run.
+var build = serveproc.NewBuilder(false)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	build.Close()
 	os.Exit(code)
 }
 
-// switchyardBinary builds cmd/switchyard once, for the tests that run it.
-func switchyardBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "switchyard-migration-"); buildErr != nil {
-			return
-		}
-		binary = filepath.Join(binDir, "switchyard")
-		out, err := exec.Command("go", "build", "-o", binary, "../../cmd/switchyard").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/switchyard: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
-
 // proc is one `switchyard serve` process.
-type proc struct {
-	name         string
-	args         []string
-	kafka, admin string
-	mu           sync.Mutex
-	cmd          *exec.Cmd
-	log          bytes.Buffer
-	exited       chan struct{}
-}
-
-func (p *proc) start(t *testing.T, bin string) {
-	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cmd := exec.Command(bin, p.args...)
-	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.log}, &lockedWriter{mu: &p.mu, w: &p.log}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd, p.exited = cmd, make(chan struct{})
-	go func(exited chan struct{}) {
-		cmd.Wait()
-		close(exited)
-	}(p.exited)
-}
-
-// stop sends sig and waits for the process to exit.
-func (p *proc) stop(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		t.Errorf("%s did not stop on %v", p.name, sig)
-	}
-	p.mu.Lock()
-	p.cmd = nil
-	p.mu.Unlock()
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (w *lockedWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(b)
-}
+type proc = serveproc.Proc
 
 // procCluster is three serve processes in front of two in-process kfake
 // clusters, east (the default) and west.
@@ -137,7 +50,7 @@ type procCluster struct {
 
 func startProcCluster(t *testing.T, n int) *procCluster {
 	t.Helper()
-	c := &procCluster{t: t, bin: switchyardBinary(t), backends: map[string]*kfake.Cluster{}}
+	c := &procCluster{t: t, bin: build.Path(t), backends: map[string]*kfake.Cluster{}}
 	for _, name := range []string{"east", "west"} {
 		kc, err := kfake.NewCluster(kfake.NumBrokers(n), kfake.AllowAutoTopicCreation())
 		if err != nil {
@@ -153,12 +66,12 @@ func startProcCluster(t *testing.T, n int) *procCluster {
 	}
 	var urls []string
 	for i := range n {
-		p := &proc{name: "peer-" + strconv.Itoa(i), kafka: testnet.Addr(t), admin: testnet.Addr(t)}
-		p.args = []string{"serve",
-			"--name", p.name,
-			"--data-dir", filepath.Join(dir, p.name),
-			"--kafka-listen", p.kafka,
-			"--admin-listen", p.admin,
+		p := &proc{Name: "peer-" + strconv.Itoa(i), Kafka: testnet.Addr(t), Admin: testnet.Addr(t)}
+		p.Args = []string{"serve",
+			"--name", p.Name,
+			"--data-dir", filepath.Join(dir, p.Name),
+			"--kafka-listen", p.Kafka,
+			"--admin-listen", p.Admin,
 			"--raft-listen", testnet.Addr(t),
 			"--gossip-listen", gossip[i],
 			"--bootstrap-expect", strconv.Itoa(n),
@@ -171,24 +84,24 @@ func startProcCluster(t *testing.T, n int) *procCluster {
 		}
 		for j, g := range gossip {
 			if j != i {
-				p.args = append(p.args, "--join", g)
+				p.Args = append(p.Args, "--join", g)
 			}
 		}
 		c.procs = append(c.procs, p)
-		c.bootstrap = append(c.bootstrap, p.kafka)
-		urls = append(urls, "http://"+p.admin)
+		c.bootstrap = append(c.bootstrap, p.Kafka)
+		urls = append(urls, "http://"+p.Admin)
 	}
 	c.api = newAdminAPI(urls)
 	for _, p := range c.procs {
-		p.start(t, c.bin)
+		p.Start(t, c.bin)
 	}
 	t.Cleanup(func() {
 		for _, p := range c.procs {
-			p.stop(t, syscall.SIGTERM)
+			p.Stop(t, syscall.SIGTERM)
 		}
 		if t.Failed() {
 			for _, p := range c.procs {
-				t.Logf("--- %s log:\n%s", p.name, p.output())
+				t.Logf("--- %s log:\n%s", p.Name, p.Output())
 			}
 		}
 	})
@@ -200,7 +113,7 @@ func startProcCluster(t *testing.T, n int) *procCluster {
 
 // ctl runs `switchyard ctl` against peer i.
 func (c *procCluster) ctl(i int, args ...string) (int, string, string) {
-	all := append([]string{"ctl", "--server", c.procs[i].admin, "--timeout", "10s"}, args...)
+	all := append([]string{"ctl", "--server", c.procs[i].Admin, "--timeout", "10s"}, args...)
 	cmd := exec.Command(c.bin, all...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -242,10 +155,10 @@ func (c *procCluster) leader(i int) int {
 			return err
 		}
 		if s.Leader == nil {
-			return fmt.Errorf("%s knows no leader", c.procs[i].name)
+			return fmt.Errorf("%s knows no leader", c.procs[i].Name)
 		}
 		for j, p := range c.procs {
-			if p.name == s.Leader.Name {
+			if p.Name == s.Leader.Name {
 				idx = j
 				return nil
 			}
@@ -315,9 +228,9 @@ func TestMigrationLeaderKilledInFence(t *testing.T) {
 			}
 			if m.State == "running" && m.Phase == "fence" {
 				sawFence = true
-				c.procs[l].stop(t, syscall.SIGKILL)
+				c.procs[l].Stop(t, syscall.SIGKILL)
 				killed = l
-				t.Logf("attempt %d: SIGKILLed the leader %s %v after the start, in phase fence", attempt, c.procs[l].name, time.Since(s.startedAt).Round(time.Millisecond))
+				t.Logf("attempt %d: SIGKILLed the leader %s %v after the start, in phase fence", attempt, c.procs[l].Name, time.Since(s.startedAt).Round(time.Millisecond))
 				break
 			}
 			if m.State != "running" {
@@ -386,4 +299,17 @@ func checkStillOn(t *testing.T, c *procCluster, cluster string, l *ackLog) {
 	t.Helper()
 	s := switched{switchedAt: time.Now()}
 	checkAfterSwitchOn(t, c.backends[cluster], cluster, false, s, l)
+}
+
+// lockedWriter writes into a buffer under a lock its owner also reads
+// it under (the kafka-python group's stderr).
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(b)
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,91 +21,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/switchyard-proxy/switchyard/test/serveproc"
 	"github.com/switchyard-proxy/switchyard/test/testnet"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	binary    string
-	buildErr  error
-)
+// build makes the switchyard binary the process test runs.
+var build = serveproc.NewBuilder(false)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	build.Close()
 	os.Exit(code)
 }
 
-// switchyardBinary builds cmd/switchyard once, for the tests that run it.
-func switchyardBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "switchyard-offsetreset-"); buildErr != nil {
-			return
-		}
-		binary = filepath.Join(binDir, "switchyard")
-		out, err := exec.Command("go", "build", "-o", binary, "../../cmd/switchyard").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/switchyard: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
-
 // proc is one `switchyard serve` process.
-type proc struct {
-	name         string
-	args         []string
-	kafka, admin string
-	mu           sync.Mutex
-	cmd          *exec.Cmd
-	log          *lockedWriter
-	exited       chan struct{}
-}
-
-func (p *proc) start(t *testing.T, bin string) {
-	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cmd := exec.Command(bin, p.args...)
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd, p.exited = cmd, make(chan struct{})
-	go func(exited chan struct{}) {
-		cmd.Wait()
-		close(exited)
-	}(p.exited)
-}
-
-// stop sends sig and waits for the process to exit.
-func (p *proc) stop(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-		t.Errorf("%s did not stop on %v", p.name, sig)
-	}
-	p.mu.Lock()
-	p.cmd = nil
-	p.mu.Unlock()
-}
+type proc = serveproc.Proc
 
 // procCluster is three serve processes in front of one in-process kfake
 // cluster.
@@ -121,7 +50,7 @@ type procCluster struct {
 
 func startProcCluster(t *testing.T, n int) *procCluster {
 	t.Helper()
-	c := &procCluster{t: t, bin: switchyardBinary(t)}
+	c := &procCluster{t: t, bin: build.Path(t)}
 	kc, err := kfake.NewCluster(kfake.NumBrokers(n), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
@@ -135,12 +64,12 @@ func startProcCluster(t *testing.T, n int) *procCluster {
 	}
 	var urls []string
 	for i := range n {
-		p := &proc{name: "peer-" + strconv.Itoa(i), kafka: testnet.Addr(t), admin: testnet.Addr(t), log: &lockedWriter{max: 4 << 20}}
-		p.args = []string{"serve",
-			"--name", p.name,
-			"--data-dir", filepath.Join(dir, p.name),
-			"--kafka-listen", p.kafka,
-			"--admin-listen", p.admin,
+		p := &proc{Name: "peer-" + strconv.Itoa(i), Kafka: testnet.Addr(t), Admin: testnet.Addr(t), Out: &lockedWriter{max: 4 << 20}}
+		p.Args = []string{"serve",
+			"--name", p.Name,
+			"--data-dir", filepath.Join(dir, p.Name),
+			"--kafka-listen", p.Kafka,
+			"--admin-listen", p.Admin,
 			"--raft-listen", testnet.Addr(t),
 			"--gossip-listen", gossip[i],
 			"--bootstrap-expect", strconv.Itoa(n),
@@ -152,24 +81,24 @@ func startProcCluster(t *testing.T, n int) *procCluster {
 		}
 		for j, g := range gossip {
 			if j != i {
-				p.args = append(p.args, "--join", g)
+				p.Args = append(p.Args, "--join", g)
 			}
 		}
 		c.procs = append(c.procs, p)
-		c.bootstrap = append(c.bootstrap, p.kafka)
-		urls = append(urls, "http://"+p.admin)
+		c.bootstrap = append(c.bootstrap, p.Kafka)
+		urls = append(urls, "http://"+p.Admin)
 	}
 	c.api = newAdminAPI(urls)
 	for _, p := range c.procs {
-		p.start(t, c.bin)
+		p.Start(t, c.bin)
 	}
 	t.Cleanup(func() {
 		for _, p := range c.procs {
-			p.stop(t, syscall.SIGTERM)
+			p.Stop(t, syscall.SIGTERM)
 		}
 		if t.Failed() {
 			for _, p := range c.procs {
-				t.Logf("--- %s log:\n%s", p.name, p.log.String())
+				t.Logf("--- %s log:\n%s", p.Name, p.Out.(*lockedWriter).String())
 			}
 		}
 	})
@@ -180,7 +109,7 @@ func startProcCluster(t *testing.T, n int) *procCluster {
 
 // ctl runs `switchyard ctl` against peer i.
 func (c *procCluster) ctl(i int, args ...string) (int, string, string) {
-	all := append([]string{"ctl", "--server", c.procs[i].admin, "--timeout", "10s"}, args...)
+	all := append([]string{"ctl", "--server", c.procs[i].Admin, "--timeout", "10s"}, args...)
 	cmd := exec.Command(c.bin, all...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -219,10 +148,10 @@ func (c *procCluster) leader(i int) int {
 			return err
 		}
 		if s.Leader == nil {
-			return fmt.Errorf("%s knows no leader", c.procs[i].name)
+			return fmt.Errorf("%s knows no leader", c.procs[i].Name)
 		}
 		for j, p := range c.procs {
-			if p.name == s.Leader.Name {
+			if p.Name == s.Leader.Name {
 				idx = j
 				return nil
 			}
@@ -273,7 +202,7 @@ func TestOffsetResetPeerKilled(t *testing.T) {
 	for attempt := 1; attempt <= 3 && !killed; attempt++ {
 		waitCaughtUp(t, g, prod, parts, 2*time.Minute)
 		if cur := c.leader(watch); cur != l {
-			t.Fatalf("the leader moved from %s to %s before the kill", c.procs[l].name, c.procs[cur].name)
+			t.Fatalf("the leader moved from %s to %s before the kill", c.procs[l].Name, c.procs[cur].Name)
 		}
 		recs := g.log.recsSince(0)
 		run := &resetRun{g: g, topic: topic, name: "earliest (leader killed)", idx: len(recs), posted: time.Now(), targets: map[int32]int64{}}
@@ -296,9 +225,9 @@ func TestOffsetResetPeerKilled(t *testing.T) {
 			}
 			state = got.State
 			if state == "fencing" || (attempt == 3 && !got.terminal()) {
-				c.procs[l].stop(t, syscall.SIGKILL)
+				c.procs[l].Stop(t, syscall.SIGKILL)
 				killed = true
-				t.Logf("attempt %d: SIGKILLed the leader %s %v after the POST, job %s", attempt, c.procs[l].name, time.Since(run.posted).Round(time.Millisecond), state)
+				t.Logf("attempt %d: SIGKILLed the leader %s %v after the POST, job %s", attempt, c.procs[l].Name, time.Since(run.posted).Round(time.Millisecond), state)
 				break
 			}
 			if got.terminal() {
