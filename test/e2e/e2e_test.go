@@ -28,6 +28,11 @@ import (
 var build = serveproc.NewBuilder(true)
 
 func TestMain(m *testing.M) {
+	if err := build.Build(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		build.Close()
+		os.Exit(1)
+	}
 	code := m.Run()
 	build.Close()
 	os.Exit(code)

@@ -29,30 +29,38 @@ type Builder struct {
 // NewBuilder returns a builder; race builds with the race detector.
 func NewBuilder(race bool) *Builder { return &Builder{race: race} }
 
+// Build builds the binary now (TestMain may, so that no test's time
+// counts the build) and reports the build's error.
+func (b *Builder) Build() error {
+	b.once.Do(b.build)
+	return b.err
+}
+
 // Path builds the binary the first time and returns its path, failing t
 // when the build fails. The caller's working directory must be a package
 // two levels below the module root (test/NAME), as every test package
 // that runs processes is.
 func (b *Builder) Path(t testing.TB) string {
 	t.Helper()
-	b.once.Do(func() {
-		if b.dir, b.err = os.MkdirTemp("", "switchyard-bin-"); b.err != nil {
-			return
-		}
-		b.path = filepath.Join(b.dir, "switchyard")
-		args := []string{"build", "-o", b.path}
-		if b.race {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, "../../cmd/switchyard")...).CombinedOutput()
-		if err != nil {
-			b.err = fmt.Errorf("go build ./cmd/switchyard: %v\n%s", err, out)
-		}
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
+	if err := b.Build(); err != nil {
+		t.Fatal(err)
 	}
 	return b.path
+}
+
+func (b *Builder) build() {
+	if b.dir, b.err = os.MkdirTemp("", "switchyard-bin-"); b.err != nil {
+		return
+	}
+	b.path = filepath.Join(b.dir, "switchyard")
+	args := []string{"build", "-o", b.path}
+	if b.race {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, "../../cmd/switchyard")...).CombinedOutput()
+	if err != nil {
+		b.err = fmt.Errorf("go build ./cmd/switchyard: %v\n%s", err, out)
+	}
 }
 
 // Close removes the built binary.
