@@ -12,15 +12,6 @@ import (
 // postFunc turns a backend response frame into the client's; it owns resp.
 type postFunc func(resp *buffer) (*buffer, error)
 
-// forward sends r's original bytes to broker of be.
-func (c *clientConn) forward(r *request, start time.Time, be *Backend, broker int32, post postFunc) error {
-	u, err := c.upstream(be, broker)
-	if err != nil {
-		return err
-	}
-	return c.forwardTo(u, r, start, post)
-}
-
 func (c *clientConn) forwardTo(u *upstream, r *request, start time.Time, post postFunc) error {
 	p, err := c.newPending(r, start)
 	if err != nil {

@@ -41,7 +41,6 @@ func runFranzTxnLoop(t *testing.T, bootstrap []string, in, out, group, txnID str
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(200*time.Millisecond),
-		kgo.RequireStableFetchOffsets(),
 	)
 	if err != nil {
 		t.Fatal(err)
