@@ -127,7 +127,7 @@ func TestOffsetResetAcceptance(t *testing.T) {
 		if n := g.constructions.Load(); n != int64(len(g.members)) {
 			t.Errorf("%s: %d client constructions for %d members: a member was recreated", g, n, len(g.members))
 		}
-		checkSegments(t, g, topic, runs, ends, values)
+		checkSegments(t, g, topic, runs, ends, values, false)
 	}
 	for _, g := range groups {
 		g.close(t)
@@ -288,8 +288,10 @@ func reset(t *testing.T, sb *sandbox.Sandbox, api *adminAPI, peer int, g *group,
 			if w := want(tg); tg.New != w {
 				t.Errorf("%s reset %s: %s/%d resolved to %d (old %d), want %d", g, name, run.topic, p, tg.New, tg.Old, w)
 			}
-			if tg.New >= base[run.topic][p] {
-				t.Fatalf("%s reset %s: %s/%d target %d is not behind the group's position %d: the test cannot see the jump", g, name, run.topic, p, tg.New, base[run.topic][p])
+			// The position once the POST answered: the group went on
+			// consuming (and committing) while the targets were resolved.
+			if tg.New >= posAfter[p] {
+				t.Fatalf("%s reset %s: %s/%d target %d is not behind the group's position %d: the test cannot see the jump", g, name, run.topic, p, tg.New, posAfter[p])
 			}
 		}
 	}
@@ -546,6 +548,7 @@ type segResult struct {
 	below        []string // records behind the target after the jump
 	membersAfter map[int]int
 	rereads      int // records consumed again after the jump (rebalances)
+	early        int // records consumed again before the reset applied (a rebalance of its own)
 	zombies      int // records continuing the old position after the jump
 }
 
@@ -554,7 +557,8 @@ type segResult struct {
 // targets the offset per partition the reset moved to (nil: the group's
 // first segment, consumed from 0 without a reset). Per partition the
 // records continuing the old position are skipped until the first that
-// does not: that one must be the target. After it, the records are the
+// does not: that one must be the target (a step back before the reset
+// applied is a rebalance of the group's own, counted in early). After it, the records are the
 // new stream, counted; a member still consuming from the old position
 // (removed, not yet told) is counted apart.
 func analyse(recs []consumedRec, from, to int, base, targets map[int32]int64, after time.Time) segResult {
@@ -592,6 +596,14 @@ func analyse(recs []consumedRec, from, to int, base, targets map[int32]int64, af
 			case r.offset == targets[p]:
 			case r.offset == oldNext[p]:
 				oldNext[p]++
+				continue
+			case r.offset < oldNext[p] && r.at.Before(after):
+				// Read again before the reset applied: a rebalance the
+				// group had anyway (a loaded machine), which starts a
+				// member from the committed offset; the old position
+				// continues from there.
+				s.early++
+				oldNext[p] = r.offset + 1
 				continue
 			default:
 				s.wrong = append(s.wrong, fmt.Sprintf("partition %d: the first jump after the POST landed at %d (member %d; old position %d), not on the target %d",
@@ -639,16 +651,36 @@ func (s segResult) holes(p int32, upTo int64) (n int, first []int64) {
 // target; every value the one the producer was acknowledged at that
 // offset; committed offsets seen at "applied" are the target or what the
 // group had consumed since.
-func checkSegments(t *testing.T, g *group, topic string, runs []*resetRun, ends map[int32]int64, values map[int32]map[int64]string) {
+//
+// With dupOK (a proxy peer was killed), a record whose value the producer
+// was acknowledged at another offset of the same partition is a batch
+// stored twice: the documented limit of idempotent producers whose
+// partition moves to another peer mid-retry (kafka/producer_ids.go). It
+// is counted and logged, not failed; any other mismatch fails.
+func checkSegments(t *testing.T, g *group, topic string, runs []*resetRun, ends map[int32]int64, values map[int32]map[int64]string, dupOK bool) {
 	t.Helper()
 	all, problems, _ := g.log.snapshot()
 	for _, p := range problems {
 		t.Errorf("%s: %s", g, p)
 	}
 	recs, _ := ofTopic(all, topic, 0)
-	bad := 0
+	ackedAt := map[int32]map[string]int64{}
+	for p, vs := range values {
+		ackedAt[p] = map[string]int64{}
+		for o, v := range vs {
+			ackedAt[p][v] = o
+		}
+	}
+	bad, dups := 0, map[string]bool{}
 	for _, r := range recs {
 		if v, ok := values[r.partition][r.offset]; !ok || v != r.value {
+			if o, acked := ackedAt[r.partition][r.value]; dupOK && !ok && acked && o != r.offset {
+				if !dups[r.value] {
+					dups[r.value] = true
+					t.Logf("%s: %q is at %d/%d and was acknowledged at %d/%d: stored twice across the peer kill (documented limit)", g, r.value, r.partition, r.offset, r.partition, o)
+				}
+				continue
+			}
 			bad++
 			if bad <= 5 {
 				t.Errorf("%s: consumed %q at %d/%d, where the producer was acknowledged %q", g, r.value, r.partition, r.offset, v)

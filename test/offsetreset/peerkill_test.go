@@ -297,7 +297,7 @@ func TestOffsetResetPeerKilled(t *testing.T) {
 	if n := g.constructions.Load(); n != int64(len(g.members)) {
 		t.Errorf("%s: %d client constructions for %d members", g, n, len(g.members))
 	}
-	checkSegments(t, g, topic, runs, ends, values)
+	checkSegments(t, g, topic, runs, ends, values, true)
 	for _, r := range runs {
 		t.Logf("  %s: ended %s %v after the POST; every partition at its target %v after it", r.name, r.job.State, r.applied.Sub(r.posted).Round(time.Millisecond), r.toTarget)
 	}

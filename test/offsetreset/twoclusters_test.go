@@ -97,7 +97,7 @@ func TestOffsetResetTwoClusters(t *testing.T) {
 			t.Errorf("%s: %d client constructions for %d members", g, n, len(g.members))
 		}
 		for _, tp := range topics {
-			checkSegments(t, g, tp, runs, prods[tp].ends(), prods[tp].values(t))
+			checkSegments(t, g, tp, runs, prods[tp].ends(), prods[tp].values(t), false)
 		}
 	}
 	for _, r := range runs {
