@@ -184,8 +184,6 @@ func testOffsetResetLive(t *testing.T, protocol string, balancer kgo.Opt) {
 	waitUntil(t, 60*time.Second, "the group consumes everything", func() bool {
 		return ms[0].count()+ms[1].count() >= 4*40+2*30
 	})
-	// Let the commits of the end land.
-	time.Sleep(time.Second)
 
 	var targets []fsm.ResetTarget
 	for _, tp := range []struct {
