@@ -2,11 +2,17 @@ package kafka
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -112,4 +118,84 @@ func FuzzBatchesOf(f *testing.F) {
 			t.Fatalf("batches of %d bytes from %d", total, len(orig))
 		}
 	})
+}
+
+// TestProducerMovesAwayAndBack: an idempotent producer's partition is
+// served by peer A, then by peer B (its presenting peer moved), then by A
+// again. Each peer maps the virtual producer id to its own real one, so
+// when the partition comes back A's real id is behind on it: the cluster
+// would refuse the next batch as out of order, which librdkafka takes as
+// fatal. A notices the gap and takes a new real id; every batch is written
+// once, in order.
+func TestProducerMovesAwayAndBack(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close) // after the proxies' cleanups, which run first
+	beA, addrA := startProxy(t, kc, BackendConfig{Name: "k"})
+	beB, addrB := startProxy(t, kc, BackendConfig{Name: "k"})
+	for _, be := range []*Backend{beA, beB} {
+		select {
+		case <-be.Ready():
+		case <-time.After(30 * time.Second):
+			t.Fatal("backend metadata not loaded")
+		}
+	}
+	a, b := dialRaw(t, addrA), dialRaw(t, addrB)
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionTimeoutMillis = -1
+	resp, err := a.do(init, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir := resp.(*kmsg.InitProducerIDResponse)
+	if ir.ErrorCode != 0 || !isVirtual(ir.ProducerID) {
+		t.Fatalf("InitProducerId: code %d id %x", ir.ErrorCode, ir.ProducerID)
+	}
+	seq := int32(0)
+	produce := func(c *rawClient, via string) {
+		t.Helper()
+		values := []string{fmt.Sprintf("%s-%d", via, seq), fmt.Sprintf("%s-%d", via, seq+1)}
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 7, -1, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = idempotentBatch(ir.ProducerID, ir.ProducerEpoch, seq, values...)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := c.do(req, 30*time.Second)
+		if err != nil {
+			t.Fatalf("produce via %s at seq %d: %v", via, seq, err)
+		}
+		if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("produce via %s at seq %d: %v", via, seq, kerr.ErrorForCode(code))
+		}
+		seq += int32(len(values))
+	}
+	produce(a, "a")
+	produce(a, "a")
+	produce(b, "b")
+	produce(b, "b")
+	produce(a, "a") // back on A: its real id last wrote seq 3 here
+	produce(a, "a")
+	produce(b, "b") // and back on B
+	// Every record once, in order.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumeTopics("t"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []string
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(got) < int(seq) && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	want := []string{"a-0", "a-1", "a-2", "a-3", "b-4", "b-5", "b-6", "b-7", "a-8", "a-9", "a-10", "a-11", "b-12", "b-13"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("records %v, want %v", got, want)
+	}
 }

@@ -409,6 +409,14 @@ func waitPastBase(t *testing.T, m migrationJSON, logs ...*recLog) {
 	t.Helper()
 	bases := m.bases()
 	for _, l := range logs {
+		t.Cleanup(func() {
+			if t.Failed() {
+				_, problems := l.snapshot()
+				for _, p := range problems {
+					t.Logf("%s: %s", l.name, p)
+				}
+			}
+		})
 		waitFor(t, 5*time.Minute, l.name+" past the switch's bases", func() error {
 			pos := l.positions()
 			for p, b := range bases {

@@ -5,4 +5,10 @@
 // duplicated, reordered or renumbered. The same flow, reduced, runs
 // against real `switchyard serve` processes with the Raft leader killed in
 // the fence phase. The package holds tests only.
+//
+// To see what a client did in a failed run: SY_SARAMA_LOG=FILE writes
+// sarama's log to FILE; SY_RDK_LOG=FILE sends the librdkafka producer's
+// stderr to FILE, and RDK_DEBUG=eos,broker,msg (librdkafka's debug
+// contexts) makes it verbose. A failing run prints the librdkafka
+// producer's errors and stderr tail and the groups' problems by itself.
 package migration

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -339,6 +341,13 @@ func startRdkProducer(t testing.TB, bootstrap []string, topic string, rate int) 
 	p.cmd.Dir = filepath.Dir(script)
 	p.cmd.Env = append(p.cmd.Environ(), "PYTHONUNBUFFERED=1")
 	p.cmd.Stderr = &p.stder
+	if f := os.Getenv("SY_RDK_LOG"); f != "" {
+		lf, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.cmd.Stderr = lf
+	}
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -356,6 +365,14 @@ func startRdkProducer(t testing.TB, bootstrap []string, topic string, rate int) 
 		case <-time.After(30 * time.Second):
 			p.cmd.Process.Kill()
 			<-p.done
+		}
+		if t.Failed() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			for _, e := range p.errs {
+				t.Logf("librdkafka producer reported: %s", e)
+			}
+			t.Logf("librdkafka producer stderr (tail):\n%s", tail(p.stder.String(), 8<<10))
 		}
 	})
 	go func() {
@@ -593,6 +610,10 @@ func startSaramaGroup(t testing.TB, bootstrap []string, topic, group string, pau
 	cfg.Consumer.MaxWaitTime = 250 * time.Millisecond
 	// A paused handler must not be taken for a stuck one.
 	cfg.Consumer.MaxProcessingTime = 10 * time.Minute
+	if f := os.Getenv("SY_SARAMA_LOG"); f != "" {
+		lf, _ := os.Create(f)
+		sarama.Logger = stdlog.New(lf, "", stdlog.LstdFlags|stdlog.Lmicroseconds)
+	}
 	g, err := sarama.NewConsumerGroup(bootstrap, group, cfg)
 	if err != nil {
 		t.Fatalf("sarama group: %v", err)
@@ -967,4 +988,16 @@ func pct(ds []time.Duration, p int) time.Duration {
 	i := (len(s)*p + 99) / 100
 	i = min(max(i-1, 0), len(s)-1)
 	return s[i].Round(time.Millisecond)
+}
+
+// tail is the last n bytes of s, from a line start.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }

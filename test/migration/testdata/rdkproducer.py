@@ -18,6 +18,7 @@ Stdout, one line per event, tab-separated:
 Exit status is 0 when every record was delivered, 1 otherwise.
 """
 
+import os
 import sys
 import threading
 import time
@@ -47,7 +48,7 @@ def main(argv):
     def on_error(err):
         emit("error", str(err).replace("\t", " ").replace("\n", " "))
 
-    producer = Producer({
+    conf = {
         "bootstrap.servers": bootstrap,
         "client.id": "migration-rdkafka",
         "acks": "all",
@@ -57,7 +58,10 @@ def main(argv):
         # passes; an acceptance run must never get near it.
         "message.timeout.ms": 300000,
         "error_cb": on_error,
-    })
+    }
+    if os.environ.get("RDK_DEBUG"):
+        conf["debug"] = os.environ["RDK_DEBUG"]
+    producer = Producer(conf)
 
     stop = threading.Event()
 
