@@ -63,7 +63,8 @@ func (n *Node) authorizeLeader(from, method string) error {
 // knownRPC reports whether method is a peer RPC this peer serves.
 func knownRPC(method string) bool {
 	switch method {
-	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld, rpcLeaseGrant:
+	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld, rpcLeaseGrant,
+		rpcHealthReport, rpcHealthStatus:
 		return true
 	}
 	return false
@@ -112,6 +113,17 @@ func decodeRPC(method string, body []byte) (any, error) {
 			return nil, fmt.Errorf("%w: quota status: %v", fsm.ErrBadPayload, err)
 		}
 		return req, nil
+	case rpcHealthReport:
+		var req healthReportRequest
+		if err := unmarshalStrict(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: health report: %v", fsm.ErrBadPayload, err)
+		}
+		if err := validHealthReport(req); err != nil {
+			return nil, err
+		}
+		return req, nil
+	case rpcHealthStatus:
+		return nil, nil
 	case rpcLeaseGrant:
 		var req leaseGrantRequest
 		if err := unmarshalStrict(body, &req); err != nil {
