@@ -679,6 +679,11 @@ func TestCtlWire(t *testing.T) {
 		{[]string{"--consistent", "migrations", "get", "orders"}, wireRequest{"GET", "/v1/migrations/orders?consistent=1", "", "Bearer s3cret", "", "application/json"}},
 		{[]string{"migrations", "finish", "orders", "--force"}, wireRequest{"POST", "/v1/migrations/orders/finish?force=1", "", "Bearer s3cret", "", "application/json"}},
 		{[]string{"migrations", "abort", "orders"}, wireRequest{"DELETE", "/v1/migrations/orders", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--down-after", "10s", "--up-after", "1m"}, wireRequest{"PUT", "/v1/clusters/east", `{"bootstrap":["a:1"],"down_after_ms":10000,"up_after_ms":60000}`, "Bearer s3cret", "application/json", "application/json"}},
+		{[]string{"health"}, wireRequest{"GET", "/v1/health", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"failover", "east"}, wireRequest{"POST", "/v1/failover/east", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"failback", "east"}, wireRequest{"POST", "/v1/failback/east", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"failover", "list"}, wireRequest{"GET", "/v1/failover", "", "Bearer s3cret", "", "application/json"}},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
