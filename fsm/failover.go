@@ -141,10 +141,8 @@ func (s *State) failoverTarget(route RouteTargets, cluster string) string {
 	if !s.ClusterFailover(cluster).State.Moved() {
 		return cluster
 	}
-	for _, fb := range route.Fallback {
-		if fb != cluster && s.hasCluster(fb) && s.ClusterFailover(fb).State == FailoverActive {
-			return fb
-		}
+	if fb := s.FallbackFor(route, cluster); fb != "" {
+		return fb
 	}
 	return cluster
 }
@@ -232,3 +230,22 @@ func (c Cluster) DownAfter() int64 { return cmp.Or(c.DownAfterMS, DefaultDownAft
 // UpAfter is how long, in milliseconds, c must be seen up again before it
 // fails back.
 func (c Cluster) UpAfter() int64 { return cmp.Or(c.UpAfterMS, DefaultUpAfterMS) }
+
+// ConfiguredRouteTargets is the cluster and targets of the route that
+// governs topic, before failover.
+func (s *State) ConfiguredRouteTargets(topic string) (string, RouteTargets) {
+	cluster, t, _ := s.configuredRoute(topic)
+	return cluster, t
+}
+
+// FallbackFor is where a route with targets t moves when cluster fails
+// over: the first cluster of its Fallback, other than cluster, that is
+// active; "" when there is none.
+func (s *State) FallbackFor(t RouteTargets, cluster string) string {
+	for _, fb := range t.Fallback {
+		if fb != cluster && s.hasCluster(fb) && s.ClusterFailover(fb).State == FailoverActive {
+			return fb
+		}
+	}
+	return ""
+}

@@ -19,7 +19,26 @@ package kafka
 // removed is answered REBALANCE_IN_PROGRESS for every partition, here, on
 // every cluster (group_reset.go).
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// recordCommit notes, per cluster the commit's topics route to, the
+// group's commit (commit_log.go).
+func recordCommit(r *request, req *kmsg.OffsetCommitRequest) {
+	now := time.Now()
+	by := map[*Backend][]string{}
+	for _, t := range req.Topics {
+		if tt := r.topic(t.Topic, t.TopicID); tt.be != nil {
+			by[tt.be] = append(by[tt.be], tt.name)
+		}
+	}
+	for be, topics := range by {
+		r.c.s.commits.record(req.Group, be.Name(), topics, now)
+	}
+}
 
 func handleOffsetCommit(r *request) error { return offsetCommitFamily.serve(r) }
 
@@ -35,6 +54,7 @@ var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitRe
 	},
 	partition: refuseRemovedMember[*kmsg.OffsetCommitRequest],
 	keeps:     func(r *request, t target) bool { return t.be == r.split.home && r.split.g848.keeps(t.be) },
+	routed: recordCommit,
 	rewrite: func(r *request, t target, sub *kmsg.OffsetCommitRequest) {
 		if r.split.g848.rewrite(t.be, sub) {
 			return // a KIP-848 member: its leg on t's cluster

@@ -36,6 +36,8 @@ type failoverDriver struct {
 
 	failovers *prometheus.CounterVec
 	failbacks *prometheus.CounterVec
+	// resumeFailed counts group/topic resume commits that failed.
+	resumeFailed prometheus.Counter
 }
 
 var descFailoverSeconds = prometheus.NewDesc("switchyard_failover_seconds",
@@ -53,7 +55,11 @@ func newFailoverDriver(n *Node, reg prometheus.Registerer) *failoverDriver {
 			Help: "Failbacks this peer committed as leader (automatic or manual), by cluster.",
 		}, []string{"cluster", "mode"}),
 	}
-	reg.MustRegister(d.failovers, d.failbacks)
+	d.resumeFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_failover_resume_failures_total",
+		Help: "Group offsets a failover's resume policy could not commit on the fallback (the group keeps its offsets there; see the log).",
+	})
+	reg.MustRegister(d.failovers, d.failbacks, d.resumeFailed)
 	return d
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -122,12 +123,12 @@ func kfakePorts(t *testing.T, kc *kfake.Cluster) []int {
 
 func startFailoverEnv(t *testing.T, route fsm.RouteTargets) *failoverEnv {
 	t.Helper()
-	east, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
+	east, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "carts"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { east.Close() })
-	west, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
+	west, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "carts"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func (e *failoverEnv) restoreEast(t *testing.T) {
 	t.Helper()
 	var err error
 	for range 50 { // the old listeners' ports may take a moment to free
-		e.east, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(e.eastPorts...), kfake.SeedTopics(1, "orders"))
+		e.east, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(e.eastPorts...), kfake.SeedTopics(1, "orders", "carts"))
 		if err == nil {
 			return
 		}
@@ -410,4 +411,80 @@ func TestFailoverLeaderKilled(t *testing.T) {
 		t.Fatalf("mixed routing after a leader kill during failover: %v", got)
 	}
 	t.Logf("routing after the leader kill: %v", got)
+}
+
+// TestFailoverResumePolicies: a group that committed orders (resume
+// timestamp) and carts (resume latest) through the proxy on east resumes
+// on west, after a failover, at the first record since its last commit
+// minus the safety window, and at the end.
+func TestFailoverResumePolicies(t *testing.T) {
+	e := startFailoverEnv(t, fsm.RouteTargets{Fallback: []string{"west"}, Resume: fsm.ResumeTimestamp})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	leader := e.leader(t)
+	for _, cmd := range []fsm.Command{
+		&fsm.PutRoute{Topic: "carts", Cluster: "east", RouteTargets: fsm.RouteTargets{Fallback: []string{"west"}, Resume: fsm.ResumeLatest}},
+		&fsm.SetDefaultCluster{Cluster: "east"},
+	} {
+		if _, err := leader.Apply(ctx, cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// West's copies: orders has 3 old records then 2 recent ones, carts 4.
+	wcl, err := kgo.NewClient(kgo.SeedBrokers(e.west.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wcl.Close()
+	old := time.Now().Add(-10 * time.Minute)
+	for i := range 5 {
+		r := &kgo.Record{Topic: "orders", Value: []byte(fmt.Sprint(i))}
+		if i < 3 {
+			r.Timestamp = old
+		}
+		if err := wcl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4 {
+		if err := wcl.ProduceSync(ctx, &kgo.Record{Topic: "carts", Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The group commits both topics through the proxy (to east).
+	var seeds []string
+	for _, p := range e.peers {
+		seeds = append(seeds, p.n.KafkaAddr())
+	}
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 0, LeaderEpoch: -1})
+	offs.Add(kadm.Offset{Topic: "carts", Partition: 0, At: 0, LeaderEpoch: -1})
+	resp, err := kadm.NewClient(pcl).CommitOffsets(ctx, "g1", offs)
+	if err := errors.Join(err, resp.Error()); err != nil {
+		t.Fatalf("commit through the proxy: %v", err)
+	}
+	code, body := 0, ""
+	waitUntil(t, 30*time.Second, "the manual failover answers", func() bool {
+		body, code = adminCall(t, e.leader(t), "POST", "/v1/failover/east")
+		return code != 503
+	})
+	if code != 200 {
+		t.Fatalf("failover: %d %s", code, body)
+	}
+	fetched, err := kadm.NewClient(wcl).FetchOffsets(ctx, "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"orders": 3, "carts": 4}
+	for topic, at := range want {
+		o, ok := fetched.Lookup(topic, 0)
+		if !ok || o.Err != nil || o.At != at {
+			t.Errorf("g1 on west for %s/0: %+v, want offset %d", topic, o, at)
+		}
+	}
 }
