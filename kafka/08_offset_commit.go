@@ -54,7 +54,7 @@ var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitRe
 	},
 	partition: refuseRemovedMember[*kmsg.OffsetCommitRequest],
 	keeps:     func(r *request, t target) bool { return t.be == r.split.home && r.split.g848.keeps(t.be) },
-	routed: recordCommit,
+	routed:    recordCommit,
 	rewrite: func(r *request, t target, sub *kmsg.OffsetCommitRequest) {
 		if r.split.g848.rewrite(t.be, sub) {
 			return // a KIP-848 member: its leg on t's cluster
