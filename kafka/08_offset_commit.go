@@ -17,7 +17,8 @@ package kafka
 // A KIP-848 member's commit goes to each cluster with its member id and
 // the epoch of its membership there (commit848). A member an offset reset
 // removed is answered REBALANCE_IN_PROGRESS for every partition, here, on
-// every cluster (group_reset.go).
+// every cluster (group_reset.go). Every commit is remembered per group and
+// cluster (commit_log.go) for failover's resume policies.
 
 import (
 	"time"
