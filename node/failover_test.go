@@ -40,7 +40,8 @@ func healthOf(t *testing.T, h *health, now time.Time, cluster string) ClusterHea
 // cluster down; a partial view (one peer of three) or a cut link (one of
 // two, no majority) does not; a majority up brings it back at once.
 func TestHealthJudgement(t *testing.T) {
-	st := &fsm.State{Clusters: []fsm.Cluster{{Name: "east", Bootstrap: []string{"e:1"}, DownAfterMS: 2000}}}
+	st := &fsm.State{Clusters: []fsm.Cluster{{Name: "east", Bootstrap: []string{"e:1"}, DownAfterMS: 2000}},
+		Peers: []fsm.Peer{{ID: 0, Name: "p0"}, {ID: 1, Name: "p1"}, {ID: 2, Name: "p2"}}}
 	h := testHealth(st)
 	t0 := time.Unix(1_000_000, 0)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
@@ -69,25 +70,32 @@ func TestHealthJudgement(t *testing.T) {
 	if got := healthOf(t, h, at(19), "east"); len(got.Peers) != 2 {
 		t.Fatalf("stale p2 still listed: %+v", got.Peers)
 	}
+	// The leader's side of a cut link alone (p0 reporting down, p1 and p2
+	// cut off): every report it hears says down, but one of three peers is
+	// no majority.
+	for s := 20; s < 30; s++ {
+		report(at(s), map[string]bool{"p0": false})
+		want(at(s), healthUp)
+	}
 	// A majority says down: down once it has said so for down_after.
-	report(at(20), map[string]bool{"p0": false, "p1": false})
-	want(at(20), healthUp)
-	report(at(21), map[string]bool{"p0": false, "p1": false})
-	want(at(21), healthUp)
-	report(at(22), map[string]bool{"p0": false, "p1": false})
-	want(at(22), healthDown)
+	report(at(30), map[string]bool{"p0": false, "p1": false})
+	want(at(30), healthUp)
+	report(at(31), map[string]bool{"p0": false, "p1": false})
+	want(at(31), healthUp)
+	report(at(32), map[string]bool{"p0": false, "p1": false})
+	want(at(32), healthDown)
 	// One peer up again is no majority.
-	report(at(23), map[string]bool{"p0": true, "p1": false, "p2": false})
-	want(at(23), healthDown)
+	report(at(33), map[string]bool{"p0": true, "p1": false, "p2": false})
+	want(at(33), healthDown)
 	// A majority up: up at once, and counting how long.
-	report(at(24), map[string]bool{"p0": true, "p1": true, "p2": false})
-	want(at(24), healthUp)
-	report(at(26), map[string]bool{"p0": true, "p1": true, "p2": false})
-	if got := healthOf(t, h, at(26), "east"); got.UpForMS != 2000 {
+	report(at(34), map[string]bool{"p0": true, "p1": true, "p2": false})
+	want(at(34), healthUp)
+	report(at(36), map[string]bool{"p0": true, "p1": true, "p2": false})
+	if got := healthOf(t, h, at(36), "east"); got.UpForMS != 2000 {
 		t.Fatalf("up for %d ms, want 2000", got.UpForMS)
 	}
 	// Nobody reports: the cluster keeps its state.
-	want(at(60), healthUp)
+	want(at(70), healthUp)
 }
 
 // adminCall serves one admin request on n's handler, in process (the trio

@@ -31,10 +31,12 @@ import (
 //
 // The leader keeps each peer's latest verdict per cluster and when it
 // changed; a report older than HealthConfig.Stale counts as no report. A
-// cluster is down once a majority of the peers that report have said down
-// for the cluster's down_after, and up again as soon as a majority say up.
-// A cut link between sites (one side sees the cluster, the other does not)
-// gives no majority, so the cluster keeps its state.
+// cluster is down once fresh reports saying down from a majority of the
+// registered peers (not merely of those reporting) have held for the
+// cluster's down_after, and up again as soon as a majority of the fresh
+// reports say up. A cut link between sites (one side sees the cluster, the
+// other does not, and the leader hears only its own side) gives no such
+// majority, so the cluster keeps its state.
 
 const (
 	rpcHealthReport = "health.report" // peer → leader: this peer's verdicts
@@ -335,8 +337,12 @@ func (h *health) judgeLocked(st *fsm.State, now time.Time) {
 			}
 		}
 		reporting := ups + downs
+		// Down needs a majority of every registered peer, not only of
+		// those that report: across a cut link the leader hears only
+		// its own side, which cannot see the other site's cluster.
+		voters := max(len(st.Peers), reporting)
 		switch {
-		case reporting > 0 && downs*2 > reporting:
+		case reporting > 0 && downs*2 > voters:
 			// The majority has said down since the latest of its
 			// members turned down (or since this view began).
 			if cv.downSince.IsZero() {
