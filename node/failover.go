@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -120,7 +121,11 @@ func (d *failoverDriver) step(ctx context.Context) {
 			}
 		}
 		if err := d.commit(ctx, next, false); err != nil {
-			d.n.log.Warn("failover: commit failed", "cluster", c.Name, "state", next.State, "err", err)
+			level := slog.LevelWarn
+			if errors.Is(err, ErrUpgradeRequired) {
+				level = slog.LevelDebug // a rolling upgrade: every step would say so
+			}
+			d.n.log.Log(ctx, level, "failover: commit failed", "cluster", c.Name, "state", next.State, "err", err)
 		}
 	}
 }
