@@ -1301,10 +1301,12 @@ func renderCluster(w io.Writer, c apiCluster) error {
 		fmt.Fprintf(tw, "tls insecure skip verify:\tyes\n")
 	}
 	fmt.Fprintf(tw, "sasl:\t%s\n", saslCell(c))
-	fmt.Fprintf(tw, "down after:\t%s\n", msOrDefault(c.DownAfterMS, "10s"))
-	fmt.Fprintf(tw, "up after:\t%s\n", msOrDefault(c.UpAfterMS, "60s"))
 	if c.SASLPasswordFile != "" {
 		fmt.Fprintf(tw, "sasl password file:\t%s\n", c.SASLPasswordFile)
+	}
+	if c.DownAfterMS != 0 || c.UpAfterMS != 0 {
+		fmt.Fprintf(tw, "down after:\t%s\n", msOrDefault(c.DownAfterMS, "10s"))
+		fmt.Fprintf(tw, "up after:\t%s\n", msOrDefault(c.UpAfterMS, "60s"))
 	}
 	return tw.Flush()
 }
