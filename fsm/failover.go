@@ -153,7 +153,7 @@ func (s *State) failoverTarget(route RouteTargets, cluster string) string {
 // a manual failover of a cluster with none.
 func (s *State) FailoverRoutes(cluster string) int {
 	movable := func(c string, t RouteTargets) bool {
-		return c == cluster && slices.ContainsFunc(t.Fallback, func(fb string) bool { return fb != cluster })
+		return t.Targets(c, cluster) && slices.ContainsFunc(t.Fallback, func(fb string) bool { return fb != cluster })
 	}
 	n := 0
 	for _, r := range s.Routes.Topics {
@@ -179,7 +179,7 @@ func (s *State) FailoverRoutes(cluster string) int {
 // cluster failed over until the operator's POST /v1/failback.
 func (s *State) FailbackManual(cluster string) bool {
 	manual := func(c string, t RouteTargets) bool {
-		return c == cluster && len(t.Fallback) > 0 && t.Failback == FailbackManual
+		return t.Targets(c, cluster) && len(t.Fallback) > 0 && t.Failback == FailbackManual
 	}
 	for _, r := range s.Routes.Topics {
 		if manual(r.Cluster, r.RouteTargets) {
@@ -248,4 +248,19 @@ func (s *State) FallbackFor(t RouteTargets, cluster string) string {
 		}
 	}
 	return ""
+}
+
+// Targets reports whether a rule whose cluster is ruleCluster, with these
+// targets, sends some clients to cluster: as its cluster or as some
+// region's.
+func (t RouteTargets) Targets(ruleCluster, cluster string) bool {
+	if ruleCluster == cluster {
+		return true
+	}
+	for _, c := range t.Regions {
+		if c == cluster {
+			return true
+		}
+	}
+	return false
 }

@@ -33,6 +33,12 @@ func TestFailoverRouting(t *testing.T) {
 	if n := st.FailoverRoutes("east"); n != 3 {
 		t.Fatalf("FailoverRoutes(east) = %d, want 3 (orders, logs., billing-)", n)
 	}
+	if st.FailoverRoutes("south") != 0 {
+		t.Fatalf("FailoverRoutes(south) = %d, want 0", st.FailoverRoutes("south"))
+	}
+	if !(RouteTargets{Regions: map[string]string{"dc2": "south"}}).Targets("east", "south") || (RouteTargets{}).Targets("east", "south") {
+		t.Fatal("Targets: a region's cluster is a target, another cluster is not")
+	}
 	if !st.FailbackManual("east") || st.FailbackManual("west") {
 		t.Fatal("FailbackManual: east has a manual group route, west none")
 	}

@@ -117,7 +117,7 @@ func (n *Node) gatherCommits(ctx context.Context, st *fsm.State, cluster string)
 // policy other than committed.
 func hasResumeWork(st *fsm.State, cluster string) bool {
 	work := func(c string, t fsm.RouteTargets) bool {
-		return c == cluster && len(t.Fallback) > 0 && t.Resume != "" && t.Resume != fsm.ResumeCommitted
+		return t.Targets(c, cluster) && len(t.Fallback) > 0 && t.Resume != "" && t.Resume != fsm.ResumeCommitted
 	}
 	for _, r := range st.Routes.Topics {
 		if work(r.Cluster, r.RouteTargets) {
@@ -175,7 +175,7 @@ func sortedGroupKeys(m map[string]kafka.GroupCommit) []string {
 // moves to, per the route's policy.
 func (n *Node) resumeTopic(ctx context.Context, st *fsm.State, cluster string, gc kafka.GroupCommit, topic string) error {
 	routed, t := st.ConfiguredRouteTargets(topic)
-	if routed != cluster || t.Resume == "" || t.Resume == fsm.ResumeCommitted {
+	if !t.Targets(routed, cluster) || t.Resume == "" || t.Resume == fsm.ResumeCommitted {
 		return nil
 	}
 	fallback := st.FallbackFor(t, cluster)
