@@ -496,3 +496,21 @@ func TestFailoverResumePolicies(t *testing.T) {
 		}
 	}
 }
+
+// TestFailoverDownWithoutFallback: a cluster no route can move off is
+// recorded down (its routes stay) and becomes active when it is back; a
+// manual failover of it is refused.
+func TestFailoverDownWithoutFallback(t *testing.T) {
+	e := startFailoverEnv(t, fsm.RouteTargets{})
+	e.east.Close()
+	e.waitState(t, 60*time.Second, fsm.FailoverDown)
+	if c, _ := e.leader(t).State().RouteFor("orders"); c != "east" {
+		t.Fatalf("orders routes to %q with east down and no fallback, want east", c)
+	}
+	if body, code := adminCall(t, e.leader(t), "POST", "/v1/failover/east"); code != 409 {
+		t.Fatalf("manual failover without a fallback route: %d %s", code, body)
+	}
+	e.restoreEast(t)
+	t.Cleanup(func() { e.east.Close() })
+	e.waitState(t, 60*time.Second, fsm.FailoverActive)
+}
