@@ -72,6 +72,8 @@ func (s *State) Next(cmd Command, index uint64) (*State, error) {
 		err = ns.applyStartOffsetReset(c)
 	case *UpdateOffsetReset:
 		err = ns.applyUpdateOffsetReset(c)
+	case *SetFailover:
+		err = ns.applySetFailover(c)
 	default:
 		// Unreachable: Command is sealed and every type has a case.
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
@@ -206,6 +208,7 @@ func (s *State) applyDeleteCluster(c *DeleteCluster) error {
 		return fmt.Errorf("%w: cluster %q is used by %s; move or delete that first", ErrInUse, c.Name, user)
 	}
 	s.Clusters = removeAt(s.Clusters, i)
+	s.dropFailover(c.Name)
 	return nil
 }
 

@@ -159,6 +159,13 @@ func TestApplyEachCommand(t *testing.T) {
 					t.Fatalf("allow-list %v, want nil", s.PeerAllowList)
 				}
 			}},
+		{"SetFailover", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1", RouteTargets: RouteTargets{Fallback: []string{"c2"}}}),
+			&SetFailover{Entry: ClusterFailover{Cluster: "c1", State: FailoverMoved, Since: 100, RoutesMoved: 1}},
+			func(t *testing.T, s *State) {
+				if r, _ := s.RouteFor("t"); r != "c2" {
+					t.Fatalf("route %q, want the fallback c2", r)
+				}
+			}},
 		{"StartMigration", append(slices.Clone(base), &PutRoute{Topic: "t", Cluster: "c1"}),
 			&StartMigration{Topic: "t", From: "c1", To: "c2", Partitions: 3, Started: 100},
 			func(t *testing.T, s *State) {

@@ -39,6 +39,7 @@ const (
 	TypeFinishMigration   CommandType = 22
 	TypeStartOffsetReset  CommandType = 23
 	TypeUpdateOffsetReset CommandType = 24
+	TypeSetFailover       CommandType = 27
 )
 
 // commandInfo is one row of the command table: the type's name, the payload
@@ -79,6 +80,7 @@ var commandTable = [...]commandInfo{
 	TypeFinishMigration:   {"FinishMigration", 1, func() Command { return new(FinishMigration) }},
 	TypeStartOffsetReset:  {"StartOffsetReset", 1, func() Command { return new(StartOffsetReset) }},
 	TypeUpdateOffsetReset: {"UpdateOffsetReset", 1, func() Command { return new(UpdateOffsetReset) }},
+	TypeSetFailover:       {"SetFailover", 1, func() Command { return new(SetFailover) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -102,7 +104,7 @@ func (t CommandType) String() string {
 // upgrade never sends an old peer an entry it cannot decode. Bump it in the
 // same change that adds a command type or a payload version, and add the
 // type to Introduced.
-const CommandSetVersion uint16 = 4
+const CommandSetVersion uint16 = 5
 
 // Introduced is the command set that introduced t in the payload version
 // this build encodes; 0 if t is not a command. Set 1 is every type up to
@@ -123,6 +125,10 @@ func (t CommandType) Introduced() uint16 {
 	case TypeStartOffsetReset, TypeUpdateOffsetReset:
 		// Online offset resets (set 4).
 		return 4
+	case TypeSetFailover:
+		// Cluster failover (set 5; PutCluster's down/up-after fields are
+		// optional and old peers reject them only when set).
+		return 5
 	}
 	return 1
 }
@@ -173,6 +179,7 @@ type DeleteCluster struct {
 type PutRoute struct {
 	Topic   string `json:"topic"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // DeleteRoute removes a topic's exact route.
@@ -184,6 +191,7 @@ type DeleteRoute struct {
 type PutPrefixRoute struct {
 	Prefix  string `json:"prefix"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // DeletePrefixRoute removes a topic prefix route.
@@ -196,6 +204,7 @@ type DeletePrefixRoute struct {
 type PutGroupRoute struct {
 	Prefix  string `json:"prefix"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // DeleteGroupRoute removes a group prefix route.

@@ -20,6 +20,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte("\x0e\x01{\"job\":{\"id\":\"j\",\"kind\":\"k\",\"state\":\"pending\",\"spec\":\"\\u003c\\ud800\",\"created_at\":1,\"updated_at\":1}}"))
 	f.Add([]byte("\x01\x01{\"peer\":{\"id\":-1,\"name\":\"n\",\"kafka_addr\":\"\\u00ff:1\",\"region\":\"\\ufffd\"}} \n"))
 	f.Add([]byte("\x05\x01{\"TOPIC\":\"a\",\"topic\":\"b\",\"cluster\":\"east\"}"))
+	f.Add([]byte("\x1b\x01{\"entry\":{\"cluster\":\"east\",\"state\":\"failed-over\",\"since\":-1,\"routes_moved\":1e3}}"))
 	// Migration commands: the lifecycle on the populated state's topic
 	// "orders" (routed to east), and payloads near their limits.
 	for _, cmd := range append(migrate("orders", "east", "west", 1700000010000, []int64{5, 9}, []int64{0, 0}, 41),

@@ -102,7 +102,7 @@ func job(id, kind string, state JobState, created, updated int64, spec string) J
 	return j
 }
 
-// fullLog populates every section (failover has no commands yet).
+// fullLog populates every section.
 func fullLog() []Command {
 	return []Command{
 		&PutCluster{Cluster: Cluster{Name: "east", Bootstrap: []string{"e1:9092", "e2:9092"}, Region: "eu-1",
@@ -127,6 +127,9 @@ func fullLog() []Command {
 		&UpdateMigration{Topic: "payments", State: MigrationRunning, Phase: PhaseFence, At: 1700000003000},
 		&SwitchMigration{Topic: "payments", Starts: []int64{100, 250}, Physical: []int64{0, 0}, EpochBase: 40, At: 1700000004000},
 		&UpdateMigration{Topic: "payments", State: MigrationSwitched, Phase: PhaseServing, GroupsBehind: []string{"billing-1"}, At: 1700000005000},
+		// A failover: the failover section.
+		&PutRoute{Topic: "carts", Cluster: "east", RouteTargets: RouteTargets{Fallback: []string{"west"}, Resume: ResumeTimestamp, Failback: FailbackManual}},
+		&SetFailover{Entry: ClusterFailover{Cluster: "east", State: FailoverMoved, Since: 1700000006000, RoutesMoved: 1}},
 	}
 }
 
@@ -162,5 +165,6 @@ func oneOfEach() []Command {
 		&FinishMigration{Topic: "t2", At: 23},
 		&StartOffsetReset{Group: "g1", Topics: []string{"t2"}, To: ResetTo{Kind: ResetToShift, Value: -5}, Targets: []ResetTarget{{Topic: "t2", Partition: 0, Old: 9, New: 4}}, At: 24},
 		&UpdateOffsetReset{Group: "g1", Created: 24, State: ResetFencing, Members: []ResetMember{{ID: "m1", Protocol: ProtocolClassic}}, At: 25},
+		&SetFailover{Entry: ClusterFailover{Cluster: "c1", State: FailoverDown, Since: 26}},
 	}
 }

@@ -318,7 +318,7 @@ func (s *State) applyStartMigration(c *StartMigration) error {
 	if err := s.requireCluster("migration target", c.To); err != nil {
 		return err
 	}
-	if now, _ := s.RouteFor(c.Topic); now != c.From {
+	if now, _ := s.ConfiguredRouteFor(c.Topic); now != c.From {
 		return fmt.Errorf("%w: topic %q routes to cluster %q, not %q", ErrConflict, c.Topic, now, c.From)
 	}
 	m := Migration{Topic: c.Topic, From: c.From, To: c.To, State: MigrationRunning, Phase: PhasePrepare, Partitions: c.Partitions, Started: c.Started}

@@ -18,7 +18,7 @@ import (
 // See fsm/DESIGN.md for the rules on changing it.
 const (
 	snapshotFormat  = "switchyard-fsm-snapshot"
-	snapshotVersion = 5
+	snapshotVersion = 6
 	// oldestSnapshotVersion is the oldest format this build still reads.
 	oldestSnapshotVersion = 1
 )

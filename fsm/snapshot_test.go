@@ -83,7 +83,20 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 			&PutQuota{Quota: Quota{Topic: "orders", ProduceBytesPerSec: 1 << 40, FetchBytesPerSec: 7}},
 			&PutQuota{Quota: Quota{Topic: "orders", Prefix: true}},
 		}, nil},
-		{"failover", nil, nil}, // empty until the failover issue fills it
+		{"failover", []Command{
+			&PutCluster{Cluster: Cluster{Name: "east", Bootstrap: []string{"e:9092"}, DownAfterMS: 2000, UpAfterMS: 3000}},
+			&PutCluster{Cluster: cluster("west")},
+			&PutRoute{Topic: "orders", Cluster: "east", RouteTargets: RouteTargets{Fallback: []string{"west"}}},
+			&SetFailover{Entry: ClusterFailover{Cluster: "west", State: FailoverDown, Since: 5}},
+			&SetFailover{Entry: ClusterFailover{Cluster: "east", State: FailoverMoved, Since: 7, RoutesMoved: 1, Manual: true}},
+		}, func(t *testing.T, s *State) {
+			if e := s.ClusterFailover("east"); e.State != FailoverMoved || e.Since != 7 || !e.Manual || e.RoutesMoved != 1 {
+				t.Fatalf("east failover after restore = %+v", e)
+			}
+			if c, _ := s.Cluster("east"); c.DownAfter() != 2000 || c.UpAfter() != 3000 {
+				t.Fatalf("east delays after restore = %d/%d", c.DownAfter(), c.UpAfter())
+			}
+		}},
 		{"jobs", []Command{
 			&PutJob{Job: job("j1", "migrate-topic", JobRunning, 1, 2, `{"topics": ["a", "<b>"], "n": 1.5e3}`)},
 			&PutJob{Job: job("j0", "reset-offsets", JobCancelled, 1, 1, "")},
@@ -170,10 +183,10 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 func TestSnapshotFormat(t *testing.T) {
 	f := New(nil)
 	b := persist(t, f)
-	want := `{"format":"switchyard-fsm-snapshot","version":5,"index":0}
+	want := `{"format":"switchyard-fsm-snapshot","version":6,"index":0}
 {"section":"peers","data":[]}
 {"section":"clusters","data":[]}
-{"section":"routes","data":{}}
+{"section":"routes","data":{"default":{}}}
 {"section":"quotas","data":[]}
 {"section":"failover","data":{}}
 {"section":"jobs","data":[]}
@@ -244,7 +257,7 @@ func TestRestoreRejects(t *testing.T) {
 		{"empty", nil, ErrSnapshotHeader, "empty"},
 		{"not json", []byte("PK\x03\x04"), ErrSnapshotHeader, "header"},
 		{"other format", join(`{"format":"raft","version":1}`), ErrSnapshotHeader, `"raft"`},
-		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":6}`), ErrSnapshotVersion, "6"},
+		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":7}`), ErrSnapshotVersion, "7"},
 		{"version 0", join(`{"format":"switchyard-fsm-snapshot","version":0}`), ErrSnapshotVersion, "0"},
 		{"header only", join(hdr), ErrMissingSection, `"peers"`},
 		{"truncated after routes", join(hdr, peers, clusters, routes), ErrMissingSection, `"quotas"`},

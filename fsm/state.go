@@ -115,6 +115,11 @@ type Cluster struct {
 	Name      string   `json:"name"`
 	Bootstrap []string `json:"bootstrap"`
 	Region    string   `json:"region,omitempty"`
+	// DownAfterMS is how long a majority of reporting peers must see the
+	// cluster down before it is failed over (0: 10000).
+	DownAfterMS int64 `json:"down_after_ms,omitempty"`
+	// UpAfterMS is how long it must be seen up again before failback (0: 60000).
+	UpAfterMS int64 `json:"up_after_ms,omitempty"`
 
 	// TLS turns on TLS to the cluster's brokers. The other TLS fields are
 	// only allowed with it.
@@ -155,19 +160,49 @@ type Routes struct {
 	GroupPrefixes []PrefixRoute `json:"group_prefixes,omitempty"`
 	// DefaultCluster takes what no rule matches; empty means no default.
 	DefaultCluster string `json:"default_cluster,omitempty"`
+	// Default are the default route's region targets and failover policy.
+	Default RouteTargets `json:"default,omitempty"`
 }
 
 // TopicRoute sends one topic to one cluster.
 type TopicRoute struct {
 	Topic   string `json:"topic"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // PrefixRoute sends every name that starts with Prefix to Cluster.
 type PrefixRoute struct {
 	Prefix  string `json:"prefix"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
+
+// RouteTargets are a route's region-aware targets and failover policy
+// (docs/regions.md). The route's Cluster stays the target for every region
+// Regions does not name.
+type RouteTargets struct {
+	// Regions maps a client region to the cluster that region's clients use.
+	Regions map[string]string `json:"regions,omitempty"`
+	// Fallback is the order in which clusters take over when the route's
+	// target is down (failed over).
+	Fallback []string `json:"fallback,omitempty"`
+	// Resume says where consumer groups resume on the fallback cluster:
+	// ResumeCommitted (default), ResumeTimestamp, ResumeLatest, ResumeEarliest.
+	Resume string `json:"resume,omitempty"`
+	// Failback is FailbackAuto (default) or FailbackManual.
+	Failback string `json:"failback,omitempty"`
+}
+
+// Route resume policies and failback modes.
+const (
+	ResumeCommitted = "committed"
+	ResumeTimestamp = "timestamp"
+	ResumeLatest    = "latest"
+	ResumeEarliest  = "earliest"
+	FailbackAuto    = "auto"
+	FailbackManual  = "manual"
+)
 
 // Quota caps the bytes per second clients may produce to and fetch from a
 // topic, summed over all peers. Zero means no limit in that direction (so an
@@ -180,13 +215,6 @@ type Quota struct {
 	ProduceBytesPerSec int64  `json:"produce_bytes_per_sec"`
 	FetchBytesPerSec   int64  `json:"fetch_bytes_per_sec"`
 }
-
-// Failover is the dual-center failover state (which site is active for each
-// cluster pair, failover and failback in progress). It is deliberately empty:
-// the dual-center failover issue fills it, with its commands, and bumps the
-// snapshot section it is written to. It exists now so the snapshot format
-// already has its section.
-type Failover struct{}
 
 // JobState is where an operator job is in its life.
 type JobState string
@@ -306,28 +334,46 @@ func (s *State) Cluster(name string) (Cluster, bool) {
 // the exact route, else the longest matching prefix route, else the default
 // cluster. With none of them it returns "" and MatchNone. It is a pure
 // function of the State, so every peer routes a topic the same way.
+//
+// A route whose cluster is failed over (fsm/failover.go) resolves to the
+// first cluster of its Fallback that is active; ConfiguredRouteFor gives the
+// cluster the route names.
 func (s *State) RouteFor(topic string) (cluster string, match RouteMatch) {
+	cluster, t, match := s.configuredRoute(topic)
+	return s.failoverTarget(t, cluster), match
+}
+
+// ConfiguredRouteFor is RouteFor without failover: the cluster the route
+// itself names (what migrations and route edits reason about).
+func (s *State) ConfiguredRouteFor(topic string) (cluster string, match RouteMatch) {
+	cluster, _, match = s.configuredRoute(topic)
+	return cluster, match
+}
+
+func (s *State) configuredRoute(topic string) (string, RouteTargets, RouteMatch) {
 	if i, ok := slices.BinarySearchFunc(s.Routes.Topics, topic, cmpTopicRoute); ok {
 		r := s.Routes.Topics[i]
-		return r.Cluster, RouteMatch{MatchExact, r.Topic}
+		return r.Cluster, r.RouteTargets, RouteMatch{MatchExact, r.Topic}
 	}
 	return s.Routes.prefixOrDefault(s.Routes.Prefixes, topic)
 }
 
 // GroupHome returns the home cluster of a consumer group (or transactional
-// id): the longest matching group prefix rule, else the default cluster.
+// id): the longest matching group prefix rule, else the default cluster,
+// moved to its fallback while that cluster is failed over.
 func (s *State) GroupHome(group string) (cluster string, match RouteMatch) {
-	return s.Routes.prefixOrDefault(s.Routes.GroupPrefixes, group)
+	cluster, t, match := s.Routes.prefixOrDefault(s.Routes.GroupPrefixes, group)
+	return s.failoverTarget(t, cluster), match
 }
 
-func (r *Routes) prefixOrDefault(rules []PrefixRoute, name string) (string, RouteMatch) {
+func (r *Routes) prefixOrDefault(rules []PrefixRoute, name string) (string, RouteTargets, RouteMatch) {
 	if p, ok := longestPrefix(rules, name); ok {
-		return p.Cluster, RouteMatch{MatchPrefix, p.Prefix}
+		return p.Cluster, p.RouteTargets, RouteMatch{MatchPrefix, p.Prefix}
 	}
 	if r.DefaultCluster != "" {
-		return r.DefaultCluster, RouteMatch{Kind: MatchDefault}
+		return r.DefaultCluster, r.Default, RouteMatch{Kind: MatchDefault}
 	}
-	return "", RouteMatch{Kind: MatchNone}
+	return "", RouteTargets{}, RouteMatch{Kind: MatchNone}
 }
 
 // longestPrefix scans the rules that sort at or before name (every prefix of

@@ -171,6 +171,14 @@ func validateCluster(c Cluster) error {
 	if err := validText(what+" region", c.Region, maxTextLen); err != nil {
 		return err
 	}
+	for _, d := range []struct {
+		what string
+		ms   int64
+	}{{"down after", c.DownAfterMS}, {"up after", c.UpAfterMS}} {
+		if d.ms < 0 || d.ms > MaxFailoverDelayMS {
+			return fmt.Errorf("%w: %s %s of %dms is outside 0 (the default) to %dms", ErrInvalid, what, d.what, d.ms, MaxFailoverDelayMS)
+		}
+	}
 	if err := validText(what+" tls server name", c.TLSServerName, maxTextLen); err != nil {
 		return err
 	}
@@ -330,6 +338,9 @@ func (s *State) validate(canonical bool) error {
 		if i > 0 && s.PeerAllowList[i-1] >= name {
 			return fmt.Errorf("%w: peer allow-list not sorted or repeats %q", ErrInvalid, name)
 		}
+	}
+	if err := validateFailover(&s.Failover, clusters); err != nil {
+		return err
 	}
 	if err := validateMigrations(s, clusters); err != nil {
 		return err

@@ -17,9 +17,29 @@ package kafka
 // A KIP-848 member's commit goes to each cluster with its member id and
 // the epoch of its membership there (commit848). A member an offset reset
 // removed is answered REBALANCE_IN_PROGRESS for every partition, here, on
-// every cluster (group_reset.go).
+// every cluster (group_reset.go). Every commit is remembered per group and
+// cluster (commit_log.go) for failover's resume policies.
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// recordCommit notes, per cluster the commit's topics route to, the
+// group's commit (commit_log.go).
+func recordCommit(r *request, req *kmsg.OffsetCommitRequest) {
+	now := time.Now()
+	by := map[*Backend][]string{}
+	for _, t := range req.Topics {
+		if tt := r.topic(t.Topic, t.TopicID); tt.be != nil {
+			by[tt.be] = append(by[tt.be], tt.name)
+		}
+	}
+	for be, topics := range by {
+		r.c.s.commits.record(req.Group, be.Name(), topics, now)
+	}
+}
 
 func handleOffsetCommit(r *request) error { return offsetCommitFamily.serve(r) }
 
@@ -35,6 +55,7 @@ var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitRe
 	},
 	partition: refuseRemovedMember[*kmsg.OffsetCommitRequest],
 	keeps:     func(r *request, t target) bool { return t.be == r.split.home && r.split.g848.keeps(t.be) },
+	routed:    recordCommit,
 	rewrite: func(r *request, t target, sub *kmsg.OffsetCommitRequest) {
 		if r.split.g848.rewrite(t.be, sub) {
 			return // a KIP-848 member: its leg on t's cluster

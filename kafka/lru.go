@@ -112,3 +112,16 @@ func (l *lru[K, V]) drop(el *list.Element) {
 	l.ll.Remove(el)
 	delete(l.m, el.Value.(*lruEntry[K, V]).key)
 }
+
+// each calls f with every unexpired entry, most recently used first, under
+// the lock: f must not call back into l.
+func (l *lru[K, V]) each(f func(K, V)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for el := l.ll.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*lruEntry[K, V]); !l.expired(e, now) {
+			f(e.key, e.val)
+		}
+	}
+}

@@ -215,6 +215,9 @@ type Server struct {
 	// noticed: members offset resets removed that were told so here
 	// (group_reset.go).
 	noticed noticedSet
+	// commits: groups' last forwarded offset commits per cluster, for
+	// failover's resume policies (commit_log.go).
+	commits *commitLog
 
 	// budget holds the request bytes read and not yet handled.
 	budget byteBudget
@@ -249,6 +252,7 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.txns.init(cfg)
 	s.coords = newLRU[coordKey, int32](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
 	s.members = newLRU[memberKey, string](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
+	s.commits = newCommitLog(nil)
 	s.kip848 = newMembers848(cfg.CoordinatorCacheSize)
 	s.handlers = handlerTable()
 	return s, nil

@@ -474,6 +474,10 @@ func (n *Node) handleRPC(ctx context.Context, from, method string, body []byte) 
 	switch method {
 	case rpcLeaseGrant:
 		return n.lease.handleGrant(ctx)
+	case rpcHealthReport:
+		return n.health.handleReport(from, req.(healthReportRequest))
+	case rpcHealthStatus:
+		return n.health.handleStatus()
 	case rpcApply:
 		res, err := n.applyLocal(ctx, req.(fsm.Command))
 		if err != nil {

@@ -117,6 +117,10 @@ type Config struct {
 	// read. Set the same value on every peer.
 	WriteLease time.Duration
 
+	// Health tunes the backend cluster probes behind failover (health.go);
+	// zero fields take the defaults.
+	Health HealthConfig
+
 	// Timing holds the control plane's timeouts; zero fields take
 	// DefaultTiming's values.
 	Timing Timing

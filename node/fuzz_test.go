@@ -15,7 +15,8 @@ import (
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
-var fuzzMethods = []string{rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld, rpcLeaseGrant, "nope"}
+var fuzzMethods = []string{rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld, rpcLeaseGrant,
+	rpcHealthReport, rpcHealthStatus, rpcResumeCommits, "nope"}
 
 func FuzzPeerRPCBodies(f *testing.F) {
 	put, err := fsm.Encode(&fsm.PutCluster{Cluster: fsm.Cluster{Name: "east", Bootstrap: []string{"a:1"}}})
@@ -41,6 +42,12 @@ func FuzzPeerRPCBodies(f *testing.F) {
 	f.Add(uint8(2), []byte(`{"peer":1}{"peer":2}`))
 	f.Add(uint8(3), []byte(`null`))
 	f.Add(uint8(4), []byte(``))
+	seed(8, healthReportRequest{Verdicts: []healthVerdict{{Cluster: "east", Up: true}, {Cluster: "west"}}})
+	f.Add(uint8(8), []byte(`{"verdicts":[{"cluster":"west","up":true},{"cluster":"east","up":false}]}`))
+	f.Add(uint8(8), []byte(`{"verdicts":[{"cluster":"","up":true}]}`))
+	seed(9, struct{}{})
+	seed(10, resumeCommitsRequest{Cluster: "east"})
+	f.Add(uint8(10), []byte(`{"cluster":""}`))
 	f.Fuzz(func(t *testing.T, m uint8, body []byte) {
 		method := fuzzMethods[int(m)%len(fuzzMethods)]
 		req, err := decodeRPC(method, body)

@@ -96,7 +96,8 @@ func (n *Node) postMigration(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := st.Cluster(b.To); !ok {
 		return notFound("cluster %q does not exist; GET /v1/clusters lists them", b.To)
 	}
-	from, match := st.RouteFor(b.Topic)
+	// The route's own cluster, failover aside (StartMigration checks it).
+	from, match := st.ConfiguredRouteFor(b.Topic)
 	if match.Kind == fsm.MatchNone {
 		return notFound("topic %q is routed to no cluster (no route, prefix rule or default cluster)", b.Topic)
 	}

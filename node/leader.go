@@ -92,6 +92,13 @@ func (n *Node) lead(ctx context.Context) {
 		n.resets.run(ctx)
 	}()
 	defer func() { <-resetting }()
+	// And failover, from the health reports (failover.go).
+	failing := make(chan struct{})
+	go func() {
+		defer close(failing)
+		n.failover.run(ctx)
+	}()
+	defer func() { <-failing }()
 	ls := &leaderState{since: time.Now(), nonvoters: map[string]time.Time{}, gone: map[string]time.Time{}, lastErr: map[string]string{}}
 	t := time.NewTicker(n.cfg.Timing.ReconcileInterval)
 	defer t.Stop()

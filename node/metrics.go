@@ -77,6 +77,8 @@ var (
 	descQuotaRate       = prometheus.NewDesc("switchyard_quota_rate_bytes_per_second", "Bytes per second this peer admitted for a topic quota over its last report interval.", []string{"topic", "direction"}, nil)
 	descQuotaLimit      = prometheus.NewDesc("switchyard_quota_limit_bytes_per_second", "The cluster-wide quota of a topic and direction, as this peer applies it.", []string{"topic", "direction"}, nil)
 	descQuotaCommitted  = prometheus.NewDesc("switchyard_quota_committed_bytes_per_second", "On the leader: the shares committed to peers for a topic quota (never above the quota plus the headroom credit).", []string{"topic", "direction"}, nil)
+	descClusterHealth   = prometheus.NewDesc("switchyard_health_cluster_up", "1 when this peer's latest probe found the backend cluster up (a Metadata round trip with a produce-able partition), else 0.", []string{"cluster"}, nil)
+	descFailoverState   = prometheus.NewDesc("switchyard_failover_state", "1 for the failover state a backend cluster is in (active, down, failed-over, failing-back), from the replicated state.", []string{"cluster", "state"}, nil)
 	descTopicConflicts  = prometheus.NewDesc("switchyard_kafka_topic_conflicts", "Topics present in more than one backend cluster; clients see only the routed copy (GET /v1/status lists them).", nil, nil)
 )
 
@@ -87,7 +89,7 @@ func (c *controlCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftLastIndex, descRaftCommit, descRaftApplied,
 		descRaftHasLeader, descRaftContact, descRaftServers, descGossipMembers, descGossipHealth, descStateIndex,
 		descStatePeers, descStateClusters, descDataPlaneServes, descTopicConflicts,
-		descQuotaShare, descQuotaRate, descQuotaLimit, descQuotaCommitted} {
+		descQuotaShare, descQuotaRate, descQuotaLimit, descQuotaCommitted, descClusterHealth, descFailoverState, descFailoverSeconds} {
 		ch <- d
 	}
 }
@@ -110,6 +112,14 @@ func (c *controlCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descTopicConflicts, float64(len(dp.srv.TopicConflicts())))
 	}
 	n.quotas.collect(gauge)
+	for name, up := range n.health.localHealth() {
+		v := 0.0
+		if up {
+			v = 1
+		}
+		gauge(descClusterHealth, v, name)
+	}
+	n.failover.collect(st, gauge)
 	if n.raft == nil {
 		return
 	}

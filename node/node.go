@@ -52,6 +52,10 @@ type Node struct {
 	gossipChanged *notifier
 
 	quotas *quotas
+	// health probes the backend clusters and, on the leader, judges them
+	// (health.go); failover acts on the judgement (failover.go).
+	health   *health
+	failover *failoverDriver
 
 	// migrations drives live topic migrations while this peer leads.
 	migrations *migrator
@@ -109,6 +113,8 @@ func New(cfg Config) (_ *Node, err error) {
 	n.migrations = newMigrator(n, n.reg)
 	n.resets = newResetter(n, &n.migrations.cfg, n.reg)
 	n.lease = newWriteLease(n, cfg.writeLease(), n.reg)
+	n.health = newHealth(n, cfg.Health)
+	n.failover = newFailoverDriver(n, n.reg)
 
 	// Kafka listener.
 	if cfg.KafkaListener != nil {
@@ -231,6 +237,7 @@ func (n *Node) run(ctx context.Context) error {
 	spawn(func() { n.leaderLoop(ctx) })
 	spawn(func() { n.runDataPlane(ctx) })
 	spawn(func() { n.quotas.run(ctx) })
+	spawn(func() { n.health.run(ctx) })
 	spawn(func() { n.lease.run(ctx) })
 	spawn(n.acceptKafka)
 	if n.admin != nil {

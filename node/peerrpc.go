@@ -63,7 +63,8 @@ func (n *Node) authorizeLeader(from, method string) error {
 // knownRPC reports whether method is a peer RPC this peer serves.
 func knownRPC(method string) bool {
 	switch method {
-	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld, rpcLeaseGrant:
+	case rpcApply, rpcState, rpcQuotaReport, rpcQuotaGrants, rpcQuotaStatus, rpcMigrationFenced, rpcGroupHeld, rpcLeaseGrant,
+		rpcHealthReport, rpcHealthStatus, rpcResumeCommits:
 		return true
 	}
 	return false
@@ -112,6 +113,26 @@ func decodeRPC(method string, body []byte) (any, error) {
 			return nil, fmt.Errorf("%w: quota status: %v", fsm.ErrBadPayload, err)
 		}
 		return req, nil
+	case rpcHealthReport:
+		var req healthReportRequest
+		if err := unmarshalStrict(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: health report: %v", fsm.ErrBadPayload, err)
+		}
+		if err := validHealthReport(req); err != nil {
+			return nil, err
+		}
+		return req, nil
+	case rpcHealthStatus:
+		return nil, nil
+	case rpcResumeCommits:
+		var req resumeCommitsRequest
+		if err := unmarshalStrict(body, &req); err != nil {
+			return nil, fmt.Errorf("%w: resume commits: %v", fsm.ErrBadPayload, err)
+		}
+		if req.Cluster == "" || len(req.Cluster) > 255 {
+			return nil, fmt.Errorf("%w: resume commits: cluster name of %d bytes", fsm.ErrBadPayload, len(req.Cluster))
+		}
+		return req, nil
 	case rpcLeaseGrant:
 		var req leaseGrantRequest
 		if err := unmarshalStrict(body, &req); err != nil {
@@ -144,7 +165,7 @@ func decodeRPC(method string, body []byte) (any, error) {
 // question (any peer answers it for itself, to any server in the Raft
 // configuration), everything else handleRPC.
 func (n *Node) servePeerRPC(ctx context.Context, from, method string, body []byte) ([]byte, error) {
-	if method != rpcMigrationFenced && method != rpcGroupHeld {
+	if method != rpcMigrationFenced && method != rpcGroupHeld && method != rpcResumeCommits {
 		return n.handleRPC(ctx, from, method, body)
 	}
 	if err := n.authorizeRPC(from, method); err != nil {
@@ -156,6 +177,9 @@ func (n *Node) servePeerRPC(ctx context.Context, from, method string, body []byt
 	}
 	if method == rpcGroupHeld {
 		return n.handleGroupHeld(req.(groupHeldRequest))
+	}
+	if method == rpcResumeCommits {
+		return n.handleResumeCommits(req.(resumeCommitsRequest))
 	}
 	return n.handleMigrationFenced(req.(migrationFencedRequest))
 }

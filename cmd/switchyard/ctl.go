@@ -364,6 +364,10 @@ func ctlCommands() []ctlCommand {
 		{"groups describe", "GROUP", "a group's members, assignment, committed offsets and lag, and its last offset reset", parseGroupsDescribe},
 		{"groups reset", "GROUP --topic T [--topic T2] [--partitions 0,1] (--to-earliest|--to-latest|--to-datetime TIME|--to-offset N|--shift-by N) [--dry-run] [--wait]",
 			"reset a group's offsets while its consumers keep running (docs/offset-reset.md)", parseGroupsReset},
+		{"health", "", "each backend cluster's health as the leader judges it, with every peer's verdict", parseHealth},
+		{"failover", "CLUSTER", "move the routes of CLUSTER to their fallbacks now (manual; stays until failback)", parseFailover(true)},
+		{"failback", "CLUSTER", "move the routes of a failed-over CLUSTER back (manual)", parseFailover(false)},
+		{"failover list", "", "every cluster's failover state", parseFailoverList},
 	}
 }
 
@@ -727,6 +731,9 @@ func parseClustersSet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	fs.StringVar(&c.SASLMechanism, "sasl-mechanism", "", "SASL `mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	fs.StringVar(&c.SASLUsername, "sasl-username", "", "SASL `user` name")
 	fs.StringVar(&c.SASLPasswordFile, "sasl-password-file", "", "file holding the SASL password, an absolute `path` on every peer")
+	var downAfter, upAfter time.Duration
+	fs.DurationVar(&downAfter, "down-after", 0, "how long a majority of peers must see the cluster down before it fails over (default 10s)")
+	fs.DurationVar(&upAfter, "up-after", 0, "how long it must be seen up again before it fails back (default 60s)")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil {
 		err = positional(pos, "NAME")
@@ -745,7 +752,10 @@ func parseClustersSet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 		return nil, errors.New("--sasl-username and --sasl-password-file need --sasl-mechanism")
 	case c.SASLMechanism != "" && (c.SASLUsername == "" || c.SASLPasswordFile == ""):
 		return nil, errors.New("--sasl-mechanism needs --sasl-username and --sasl-password-file")
+	case downAfter < 0 || upAfter < 0 || (downAfter > 0 && downAfter < time.Millisecond) || (upAfter > 0 && upAfter < time.Millisecond):
+		return nil, errors.New("--down-after and --up-after take a positive duration of at least 1ms, like 10s")
 	}
+	c.DownAfterMS, c.UpAfterMS = downAfter.Milliseconds(), upAfter.Milliseconds()
 	name := pos[0]
 	return &ctlCall{method: http.MethodPut, path: apiPath("/v1/clusters", name), body: c,
 		show: confirm("cluster %s stored", name)}, nil
@@ -1155,6 +1165,8 @@ type apiCluster struct {
 	SASLMechanism         string   `json:"sasl_mechanism,omitempty"`
 	SASLUsername          string   `json:"sasl_username,omitempty"`
 	SASLPasswordFile      string   `json:"sasl_password_file,omitempty"`
+	DownAfterMS           int64    `json:"down_after_ms,omitempty"`
+	UpAfterMS             int64    `json:"up_after_ms,omitempty"`
 }
 
 type apiClusterList struct {
@@ -1291,6 +1303,10 @@ func renderCluster(w io.Writer, c apiCluster) error {
 	fmt.Fprintf(tw, "sasl:\t%s\n", saslCell(c))
 	if c.SASLPasswordFile != "" {
 		fmt.Fprintf(tw, "sasl password file:\t%s\n", c.SASLPasswordFile)
+	}
+	if c.DownAfterMS != 0 || c.UpAfterMS != 0 {
+		fmt.Fprintf(tw, "down after:\t%s\n", msOrDefault(c.DownAfterMS, "10s"))
+		fmt.Fprintf(tw, "up after:\t%s\n", msOrDefault(c.UpAfterMS, "60s"))
 	}
 	return tw.Flush()
 }

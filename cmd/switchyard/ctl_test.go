@@ -473,6 +473,12 @@ default cluster: east
 orders  exact   1 MiB/s   unlimited
 logs.   prefix  500 KB/s  2 GiB/s
 `},
+		{"clusters get south", `{"name": "south", "bootstrap": ["s:1"], "down_after_ms": 2500}`,
+			"name:        south\nbootstrap:   s:1\nregion:      -\ntls:         no\nsasl:        -\ndown after:  2.5s\nup after:    60s (default)\n"},
+		{"health", `[{"cluster": "east", "state": "down", "peers": {"p1": "down", "p0": "down"}, "since": 1700000000000}, {"cluster": "west", "state": "up", "peers": {}, "since": 0}]`,
+			"CLUSTER  STATE  SINCE                 PEERS\neast     down   2023-11-14T22:13:20Z  p0=down p1=down\nwest     up     -                     -\n"},
+		{"failover list", `[{"cluster": "east", "state": "failed-over", "since": 1700000000000, "routes_moved": 2, "manual": true}]`,
+			"CLUSTER  STATE        SINCE                 ROUTES MOVED  MODE\neast     failed-over  2023-11-14T22:13:20Z  2             manual\n"},
 		{"quotas get logs.app", `{"topic": "logs.", "prefix": true, "produce_bytes_per_sec": 0, "fetch_bytes_per_sec": 1572864}`,
 			"TOPIC  KIND    PRODUCE    FETCH\nlogs.  prefix  unlimited  1.5 MiB/s\n"},
 	}
@@ -679,6 +685,11 @@ func TestCtlWire(t *testing.T) {
 		{[]string{"--consistent", "migrations", "get", "orders"}, wireRequest{"GET", "/v1/migrations/orders?consistent=1", "", "Bearer s3cret", "", "application/json"}},
 		{[]string{"migrations", "finish", "orders", "--force"}, wireRequest{"POST", "/v1/migrations/orders/finish?force=1", "", "Bearer s3cret", "", "application/json"}},
 		{[]string{"migrations", "abort", "orders"}, wireRequest{"DELETE", "/v1/migrations/orders", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--down-after", "10s", "--up-after", "1m"}, wireRequest{"PUT", "/v1/clusters/east", `{"bootstrap":["a:1"],"down_after_ms":10000,"up_after_ms":60000}`, "Bearer s3cret", "application/json", "application/json"}},
+		{[]string{"health"}, wireRequest{"GET", "/v1/health", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"failover", "east"}, wireRequest{"POST", "/v1/failover/east", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"failback", "east"}, wireRequest{"POST", "/v1/failback/east", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"failover", "list"}, wireRequest{"GET", "/v1/failover", "", "Bearer s3cret", "", "application/json"}},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {

@@ -1,0 +1,266 @@
+package fsm
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Failover is the failover section: per backend cluster, whether its routes
+// are on it or moved to their fallbacks (docs/regions.md, "Failover and
+// failback"). A cluster with no entry is active. The leader's failover
+// driver (node/failover.go) and the operator's POST /v1/failover|failback
+// write it with SetFailover; Apply only checks the transition.
+type Failover struct {
+	// Clusters are the clusters' failover entries, sorted by Cluster.
+	Clusters []ClusterFailover `json:"clusters,omitempty"`
+}
+
+// FailoverState is where a cluster is in failover.
+type FailoverState string
+
+// Failover states. Routes move to their fallback only in FailoverMoved and
+// FailoverFailingBack; FailoverDown is a cluster seen down whose routes did
+// not move (none of them has a fallback that is active).
+const (
+	FailoverActive      FailoverState = "active"
+	FailoverDown        FailoverState = "down"
+	FailoverMoved       FailoverState = "failed-over"
+	FailoverFailingBack FailoverState = "failing-back"
+)
+
+func (s FailoverState) known() bool {
+	switch s {
+	case FailoverActive, FailoverDown, FailoverMoved, FailoverFailingBack:
+		return true
+	}
+	return false
+}
+
+// Moved reports whether routes targeting a cluster in this state resolve to
+// their fallback.
+func (s FailoverState) Moved() bool { return s == FailoverMoved || s == FailoverFailingBack }
+
+// ClusterFailover is one cluster's failover entry.
+type ClusterFailover struct {
+	Cluster string        `json:"cluster"`
+	State   FailoverState `json:"state"`
+	// Since is when the cluster entered State, unix milliseconds, fixed by
+	// the leader in the command.
+	Since int64 `json:"since"`
+	// RoutesMoved is how many routes (exact, prefix, group prefix and the
+	// default) had a fallback to move to when the state was set.
+	RoutesMoved int `json:"routes_moved"`
+	// Manual is set when the operator set this state (POST
+	// /v1/failover|failback): the automatic driver leaves a manual entry
+	// alone until health agrees with it.
+	Manual bool `json:"manual,omitempty"`
+}
+
+// failoverTransitions are the allowed state changes; a cluster with no
+// entry is active. A change to the same state is allowed only to flip Manual
+// or update RoutesMoved.
+var failoverTransitions = map[FailoverState][]FailoverState{
+	FailoverActive:      {FailoverDown, FailoverMoved},
+	FailoverDown:        {FailoverActive, FailoverMoved},
+	FailoverMoved:       {FailoverFailingBack, FailoverActive},
+	FailoverFailingBack: {FailoverActive, FailoverMoved},
+}
+
+// SetFailover sets one cluster's failover entry.
+type SetFailover struct {
+	Entry ClusterFailover `json:"entry"`
+}
+
+func (*SetFailover) Type() CommandType { return TypeSetFailover }
+func (*SetFailover) isCommand()        {}
+func (c *SetFailover) Validate() error { return validateClusterFailover(c.Entry) }
+
+func validateClusterFailover(e ClusterFailover) error {
+	if err := validName("failover cluster", e.Cluster); err != nil {
+		return err
+	}
+	if !e.State.known() {
+		return fmt.Errorf("%w: failover state %q of cluster %q is not one of active, down, failed-over, failing-back", ErrInvalid, e.State, e.Cluster)
+	}
+	if e.Since < 0 {
+		return fmt.Errorf("%w: failover of cluster %q since %d", ErrInvalid, e.Cluster, e.Since)
+	}
+	if e.RoutesMoved < 0 {
+		return fmt.Errorf("%w: failover of cluster %q moves %d routes", ErrInvalid, e.Cluster, e.RoutesMoved)
+	}
+	return nil
+}
+
+// ClusterFailover returns cluster's failover entry; a cluster without one
+// is active since 0.
+func (s *State) ClusterFailover(cluster string) ClusterFailover {
+	if i, ok := slices.BinarySearchFunc(s.Failover.Clusters, cluster, cmpFailover); ok {
+		return s.Failover.Clusters[i]
+	}
+	return ClusterFailover{Cluster: cluster, State: FailoverActive}
+}
+
+func cmpFailover(e ClusterFailover, name string) int { return strings.Compare(e.Cluster, name) }
+
+func (s *State) applySetFailover(c *SetFailover) error {
+	e := c.Entry
+	if err := s.requireCluster("failover", e.Cluster); err != nil {
+		return err
+	}
+	cur := s.ClusterFailover(e.Cluster)
+	if cur.State == e.State {
+		if cur.Manual == e.Manual && cur.RoutesMoved == e.RoutesMoved {
+			return fmt.Errorf("%w: cluster %q is already %s", ErrConflict, e.Cluster, e.State)
+		}
+		e.Since = cur.Since // the state did not change
+	} else if !slices.Contains(failoverTransitions[cur.State], e.State) {
+		return fmt.Errorf("%w: cluster %q cannot go from %s to %s", ErrConflict, e.Cluster, cur.State, e.State)
+	}
+	i, found := slices.BinarySearchFunc(s.Failover.Clusters, e.Cluster, cmpFailover)
+	s.Failover = Failover{Clusters: upsert(s.Failover.Clusters, i, found, e)}
+	return nil
+}
+
+// dropFailover removes a deleted cluster's entry.
+func (s *State) dropFailover(cluster string) {
+	if i, ok := slices.BinarySearchFunc(s.Failover.Clusters, cluster, cmpFailover); ok {
+		s.Failover = Failover{Clusters: removeAt(s.Failover.Clusters, i)}
+	}
+}
+
+// failoverTarget is where a route whose chosen cluster is cluster goes: the
+// cluster itself unless it is failed over, else the first cluster of the
+// route's Fallback that is active (neither moved nor down); with none, the
+// cluster itself (there is nowhere better to send the client).
+func (s *State) failoverTarget(route RouteTargets, cluster string) string {
+	if cluster == "" || len(route.Fallback) == 0 || len(s.Failover.Clusters) == 0 {
+		return cluster
+	}
+	if !s.ClusterFailover(cluster).State.Moved() {
+		return cluster
+	}
+	if fb := s.FallbackFor(route, cluster); fb != "" {
+		return fb
+	}
+	return cluster
+}
+
+// FailoverRoutes counts the routes whose configured cluster is cluster and
+// that have a fallback other than it: the routes a failover of cluster can
+// move. The leader puts it in SetFailover.RoutesMoved; the admin API refuses
+// a manual failover of a cluster with none.
+func (s *State) FailoverRoutes(cluster string) int {
+	movable := func(c string, t RouteTargets) bool {
+		return t.Targets(c, cluster) && slices.ContainsFunc(t.Fallback, func(fb string) bool { return fb != cluster })
+	}
+	n := 0
+	for _, r := range s.Routes.Topics {
+		if movable(r.Cluster, r.RouteTargets) {
+			n++
+		}
+	}
+	for _, rs := range [][]PrefixRoute{s.Routes.Prefixes, s.Routes.GroupPrefixes} {
+		for _, r := range rs {
+			if movable(r.Cluster, r.RouteTargets) {
+				n++
+			}
+		}
+	}
+	if movable(s.Routes.DefaultCluster, s.Routes.Default) {
+		n++
+	}
+	return n
+}
+
+// FailbackManual reports whether some route of cluster that a failover
+// moves asks for manual failback: the automatic driver then leaves the
+// cluster failed over until the operator's POST /v1/failback.
+func (s *State) FailbackManual(cluster string) bool {
+	manual := func(c string, t RouteTargets) bool {
+		return t.Targets(c, cluster) && len(t.Fallback) > 0 && t.Failback == FailbackManual
+	}
+	for _, r := range s.Routes.Topics {
+		if manual(r.Cluster, r.RouteTargets) {
+			return true
+		}
+	}
+	for _, rs := range [][]PrefixRoute{s.Routes.Prefixes, s.Routes.GroupPrefixes} {
+		for _, r := range rs {
+			if manual(r.Cluster, r.RouteTargets) {
+				return true
+			}
+		}
+	}
+	return manual(s.Routes.DefaultCluster, s.Routes.Default)
+}
+
+// validateFailover checks the section: entries valid, sorted, unique, and
+// naming defined clusters.
+func validateFailover(f *Failover, clusters map[string]bool) error {
+	for i, e := range f.Clusters {
+		if err := validateClusterFailover(e); err != nil {
+			return err
+		}
+		if !clusters[e.Cluster] {
+			return fmt.Errorf("%w: failover entry names cluster %q", ErrUnknownCluster, e.Cluster)
+		}
+		if i > 0 && f.Clusters[i-1].Cluster >= e.Cluster {
+			return fmt.Errorf("%w: failover entries not sorted by unique cluster at %q", ErrInvalid, e.Cluster)
+		}
+	}
+	return nil
+}
+
+// Failover delays.
+const (
+	// DefaultDownAfterMS and DefaultUpAfterMS apply when a Cluster leaves
+	// DownAfterMS or UpAfterMS at 0.
+	DefaultDownAfterMS = 10_000
+	DefaultUpAfterMS   = 60_000
+	// MaxFailoverDelayMS bounds both (a day).
+	MaxFailoverDelayMS = 86_400_000
+)
+
+// DownAfter is how long, in milliseconds, c must be seen down before it is
+// failed over.
+func (c Cluster) DownAfter() int64 { return cmp.Or(c.DownAfterMS, DefaultDownAfterMS) }
+
+// UpAfter is how long, in milliseconds, c must be seen up again before it
+// fails back.
+func (c Cluster) UpAfter() int64 { return cmp.Or(c.UpAfterMS, DefaultUpAfterMS) }
+
+// ConfiguredRouteTargets is the cluster and targets of the route that
+// governs topic, before failover.
+func (s *State) ConfiguredRouteTargets(topic string) (string, RouteTargets) {
+	cluster, t, _ := s.configuredRoute(topic)
+	return cluster, t
+}
+
+// FallbackFor is where a route with targets t moves when cluster fails
+// over: the first cluster of its Fallback, other than cluster, that is
+// active; "" when there is none.
+func (s *State) FallbackFor(t RouteTargets, cluster string) string {
+	for _, fb := range t.Fallback {
+		if fb != cluster && s.hasCluster(fb) && s.ClusterFailover(fb).State == FailoverActive {
+			return fb
+		}
+	}
+	return ""
+}
+
+// Targets reports whether a rule whose cluster is ruleCluster, with these
+// targets, sends some clients to cluster: as its cluster or as some
+// region's.
+func (t RouteTargets) Targets(ruleCluster, cluster string) bool {
+	if ruleCluster == cluster {
+		return true
+	}
+	for _, c := range t.Regions {
+		if c == cluster {
+			return true
+		}
+	}
+	return false
+}
