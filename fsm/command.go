@@ -39,6 +39,8 @@ const (
 	TypeFinishMigration   CommandType = 22
 	TypeStartOffsetReset  CommandType = 23
 	TypeUpdateOffsetReset CommandType = 24
+	TypePutRegion         CommandType = 25
+	TypeDeleteRegion      CommandType = 26
 )
 
 // commandInfo is one row of the command table: the type's name, the payload
@@ -47,6 +49,18 @@ type commandInfo struct {
 	name    string
 	version uint8
 	new     func() Command
+}
+
+// oldestVersion is the oldest payload version Decode still reads for t. An
+// older payload decodes into the current struct, whose new fields it must
+// leave zero (olderPayload).
+func (t CommandType) oldestVersion() uint8 {
+	switch t {
+	case TypePutRoute, TypePutPrefixRoute, TypePutGroupRoute, TypeSetDefaultCluster:
+		// Version 2 added RouteTargets (command set 5).
+		return 1
+	}
+	return t.Version()
 }
 
 // commandTable is the one list of commands. Adding a command: take the next
@@ -59,13 +73,13 @@ var commandTable = [...]commandInfo{
 	TypeRemovePeer:        {"RemovePeer", 1, func() Command { return new(RemovePeer) }},
 	TypePutCluster:        {"PutCluster", 1, func() Command { return new(PutCluster) }},
 	TypeDeleteCluster:     {"DeleteCluster", 1, func() Command { return new(DeleteCluster) }},
-	TypePutRoute:          {"PutRoute", 1, func() Command { return new(PutRoute) }},
+	TypePutRoute:          {"PutRoute", 2, func() Command { return new(PutRoute) }},
 	TypeDeleteRoute:       {"DeleteRoute", 1, func() Command { return new(DeleteRoute) }},
-	TypePutPrefixRoute:    {"PutPrefixRoute", 1, func() Command { return new(PutPrefixRoute) }},
+	TypePutPrefixRoute:    {"PutPrefixRoute", 2, func() Command { return new(PutPrefixRoute) }},
 	TypeDeletePrefixRoute: {"DeletePrefixRoute", 1, func() Command { return new(DeletePrefixRoute) }},
-	TypePutGroupRoute:     {"PutGroupRoute", 1, func() Command { return new(PutGroupRoute) }},
+	TypePutGroupRoute:     {"PutGroupRoute", 2, func() Command { return new(PutGroupRoute) }},
 	TypeDeleteGroupRoute:  {"DeleteGroupRoute", 1, func() Command { return new(DeleteGroupRoute) }},
-	TypeSetDefaultCluster: {"SetDefaultCluster", 1, func() Command { return new(SetDefaultCluster) }},
+	TypeSetDefaultCluster: {"SetDefaultCluster", 2, func() Command { return new(SetDefaultCluster) }},
 	TypePutQuota:          {"PutQuota", 1, func() Command { return new(PutQuota) }},
 	TypeDeleteQuota:       {"DeleteQuota", 1, func() Command { return new(DeleteQuota) }},
 	TypePutJob:            {"PutJob", 1, func() Command { return new(PutJob) }},
@@ -79,6 +93,8 @@ var commandTable = [...]commandInfo{
 	TypeFinishMigration:   {"FinishMigration", 1, func() Command { return new(FinishMigration) }},
 	TypeStartOffsetReset:  {"StartOffsetReset", 1, func() Command { return new(StartOffsetReset) }},
 	TypeUpdateOffsetReset: {"UpdateOffsetReset", 1, func() Command { return new(UpdateOffsetReset) }},
+	TypePutRegion:         {"PutRegion", 1, func() Command { return new(PutRegion) }},
+	TypeDeleteRegion:      {"DeleteRegion", 1, func() Command { return new(DeleteRegion) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -102,7 +118,7 @@ func (t CommandType) String() string {
 // upgrade never sends an old peer an entry it cannot decode. Bump it in the
 // same change that adds a command type or a payload version, and add the
 // type to Introduced.
-const CommandSetVersion uint16 = 4
+const CommandSetVersion uint16 = 5
 
 // Introduced is the command set that introduced t in the payload version
 // this build encodes; 0 if t is not a command. Set 1 is every type up to
@@ -123,6 +139,11 @@ func (t CommandType) Introduced() uint16 {
 	case TypeStartOffsetReset, TypeUpdateOffsetReset:
 		// Online offset resets (set 4).
 		return 4
+	case TypePutRegion, TypeDeleteRegion,
+		TypePutRoute, TypePutPrefixRoute, TypePutGroupRoute, TypeSetDefaultCluster:
+		// Regions, and the route commands' payload version 2 with region
+		// targets and failover policy (set 5).
+		return 5
 	}
 	return 1
 }
@@ -170,9 +191,11 @@ type DeleteCluster struct {
 }
 
 // PutRoute routes one topic to a cluster, replacing any route it had.
+// Payload version 2 adds RouteTargets; version 1 payloads still decode.
 type PutRoute struct {
 	Topic   string `json:"topic"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // DeleteRoute removes a topic's exact route.
@@ -184,6 +207,7 @@ type DeleteRoute struct {
 type PutPrefixRoute struct {
 	Prefix  string `json:"prefix"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // DeletePrefixRoute removes a topic prefix route.
@@ -196,6 +220,7 @@ type DeletePrefixRoute struct {
 type PutGroupRoute struct {
 	Prefix  string `json:"prefix"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // DeleteGroupRoute removes a group prefix route.
@@ -204,9 +229,10 @@ type DeleteGroupRoute struct {
 }
 
 // SetDefaultCluster sets the cluster that takes unrouted topics and groups;
-// an empty Cluster clears it.
+// an empty Cluster clears it (and its targets, which must then be empty).
 type SetDefaultCluster struct {
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // PutQuota adds or replaces the quota rule for (Topic, Prefix).
@@ -328,10 +354,12 @@ func (c *DeleteGroupRoute) Validate() error {
 	return validGroupPrefix("group prefix route prefix", c.Prefix)
 }
 func (c *SetDefaultCluster) Validate() error {
-	if c.Cluster == "" {
-		return nil
+	if c.Cluster != "" {
+		if err := validName("default cluster", c.Cluster); err != nil {
+			return err
+		}
 	}
-	return validName("default cluster", c.Cluster)
+	return validateTargets("the default route", c.Cluster, c.RouteTargets)
 }
 func (c *PutQuota) Validate() error { return validateQuota(c.Quota) }
 func (c *DeleteQuota) Validate() error {
@@ -384,8 +412,9 @@ func Decode(b []byte) (Command, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %d; this peer knows types 1 to %d, upgrade it", ErrUnknownCommand, b[0], len(commandTable)-1)
 	}
-	if b[1] != info.version {
-		return nil, fmt.Errorf("%w: %s version %d, this peer reads version %d", ErrUnknownVersion, t, b[1], info.version)
+	oldest := t.oldestVersion()
+	if b[1] < oldest || b[1] > info.version {
+		return nil, fmt.Errorf("%w: %s version %d, this peer reads versions %d to %d", ErrUnknownVersion, t, b[1], oldest, info.version)
 	}
 	payload := b[2:]
 	if len(payload) == 0 || payload[0] != '{' {
@@ -400,5 +429,31 @@ func Decode(b []byte) (Command, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: %s payload has bytes after its JSON object at offset %d", ErrTrailingData, t, dec.InputOffset())
 	}
+	if b[1] < info.version {
+		if err := olderPayload(cmd, b[1]); err != nil {
+			return nil, fmt.Errorf("%w: %s version %d: %v", ErrBadPayload, t, b[1], err)
+		}
+	}
 	return cmd, nil
+}
+
+// olderPayload refuses fields a payload version did not have: the
+// current struct decodes an older payload, so a field it accepts would
+// otherwise pass in a payload version that never carried it.
+func olderPayload(cmd Command, version uint8) error {
+	var t *RouteTargets
+	switch c := cmd.(type) {
+	case *PutRoute:
+		t = &c.RouteTargets
+	case *PutPrefixRoute:
+		t = &c.RouteTargets
+	case *PutGroupRoute:
+		t = &c.RouteTargets
+	case *SetDefaultCluster:
+		t = &c.RouteTargets
+	}
+	if t != nil && version < 2 && !t.empty() {
+		return fmt.Errorf("region targets and failover policy need payload version 2")
+	}
+	return nil
 }

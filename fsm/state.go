@@ -51,6 +51,9 @@ type State struct {
 	// OffsetResets are the groups' latest offset resets, sorted by group
 	// (fsm/offset_reset.go).
 	OffsetResets []OffsetReset `json:"offset_resets,omitempty"`
+	// Regions map client networks to regions, sorted by Name
+	// (fsm/region.go).
+	Regions []Region `json:"regions,omitempty"`
 }
 
 // MaxAllowedPeers bounds the peer allow-list; it is read on every
@@ -115,6 +118,11 @@ type Cluster struct {
 	Name      string   `json:"name"`
 	Bootstrap []string `json:"bootstrap"`
 	Region    string   `json:"region,omitempty"`
+	// DownAfterMS is how long a majority of reporting peers must see the
+	// cluster down before it is failed over (0: 10000).
+	DownAfterMS int64 `json:"down_after_ms,omitempty"`
+	// UpAfterMS is how long it must be seen up again before failback (0: 60000).
+	UpAfterMS int64 `json:"up_after_ms,omitempty"`
 
 	// TLS turns on TLS to the cluster's brokers. The other TLS fields are
 	// only allowed with it.
@@ -155,19 +163,50 @@ type Routes struct {
 	GroupPrefixes []PrefixRoute `json:"group_prefixes,omitempty"`
 	// DefaultCluster takes what no rule matches; empty means no default.
 	DefaultCluster string `json:"default_cluster,omitempty"`
+	// Default are the default route's region targets and failover policy.
+	Default RouteTargets `json:"default,omitempty"`
 }
 
-// TopicRoute sends one topic to one cluster.
+// TopicRoute sends one topic to one cluster (per region, with
+// RouteTargets).
 type TopicRoute struct {
 	Topic   string `json:"topic"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // PrefixRoute sends every name that starts with Prefix to Cluster.
 type PrefixRoute struct {
 	Prefix  string `json:"prefix"`
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
+
+// RouteTargets are a route's region-aware targets and failover policy
+// (docs/regions.md). The route's Cluster stays the target for every region
+// Regions does not name.
+type RouteTargets struct {
+	// Regions maps a client region to the cluster that region's clients use.
+	Regions map[string]string `json:"regions,omitempty"`
+	// Fallback is the order in which clusters take over when the route's
+	// target is down (failed over).
+	Fallback []string `json:"fallback,omitempty"`
+	// Resume says where consumer groups resume on the fallback cluster:
+	// ResumeCommitted (default), ResumeTimestamp, ResumeLatest, ResumeEarliest.
+	Resume string `json:"resume,omitempty"`
+	// Failback is FailbackAuto (default) or FailbackManual.
+	Failback string `json:"failback,omitempty"`
+}
+
+// Route resume policies and failback modes.
+const (
+	ResumeCommitted = "committed"
+	ResumeTimestamp = "timestamp"
+	ResumeLatest    = "latest"
+	ResumeEarliest  = "earliest"
+	FailbackAuto    = "auto"
+	FailbackManual  = "manual"
+)
 
 // Quota caps the bytes per second clients may produce to and fetch from a
 // topic, summed over all peers. Zero means no limit in that direction (so an
@@ -305,29 +344,27 @@ func (s *State) Cluster(name string) (Cluster, bool) {
 // RouteFor returns the cluster that serves topic and the rule that chose it:
 // the exact route, else the longest matching prefix route, else the default
 // cluster. With none of them it returns "" and MatchNone. It is a pure
-// function of the State, so every peer routes a topic the same way.
+// function of the State, so every peer routes a topic the same way. It is
+// RouteForRegion for no region: region targets are not applied.
 func (s *State) RouteFor(topic string) (cluster string, match RouteMatch) {
-	if i, ok := slices.BinarySearchFunc(s.Routes.Topics, topic, cmpTopicRoute); ok {
-		r := s.Routes.Topics[i]
-		return r.Cluster, RouteMatch{MatchExact, r.Topic}
-	}
-	return s.Routes.prefixOrDefault(s.Routes.Prefixes, topic)
+	return s.RouteForRegion(topic, "")
 }
 
 // GroupHome returns the home cluster of a consumer group (or transactional
 // id): the longest matching group prefix rule, else the default cluster.
+// It is GroupHomeForRegion for no region.
 func (s *State) GroupHome(group string) (cluster string, match RouteMatch) {
-	return s.Routes.prefixOrDefault(s.Routes.GroupPrefixes, group)
+	return s.GroupHomeForRegion(group, "")
 }
 
-func (r *Routes) prefixOrDefault(rules []PrefixRoute, name string) (string, RouteMatch) {
+func (r *Routes) prefixOrDefault(rules []PrefixRoute, name string) (string, RouteTargets, RouteMatch) {
 	if p, ok := longestPrefix(rules, name); ok {
-		return p.Cluster, RouteMatch{MatchPrefix, p.Prefix}
+		return p.Cluster, p.RouteTargets, RouteMatch{MatchPrefix, p.Prefix}
 	}
 	if r.DefaultCluster != "" {
-		return r.DefaultCluster, RouteMatch{Kind: MatchDefault}
+		return r.DefaultCluster, r.Default, RouteMatch{Kind: MatchDefault}
 	}
-	return "", RouteMatch{Kind: MatchNone}
+	return "", RouteTargets{}, RouteMatch{Kind: MatchNone}
 }
 
 // longestPrefix scans the rules that sort at or before name (every prefix of

@@ -35,10 +35,10 @@ func TestStateValidate(t *testing.T) {
 		{"broker local to two peers", State{Clusters: cl, Peers: []Peer{
 			{ID: 0, KafkaAddr: "a:1", LocalBrokers: []BrokerRef{{"main", 1}}},
 			{ID: 1, KafkaAddr: "b:1", LocalBrokers: []BrokerRef{{"main", 1}}}}}, "both list broker 1"},
-		{"route to unknown cluster", State{Clusters: cl, Routes: Routes{Topics: []TopicRoute{{"t", "x"}}}}, "names cluster \"x\""},
-		{"routes unsorted", State{Clusters: cl, Routes: Routes{Topics: []TopicRoute{{"t2", "main"}, {"t1", "main"}}}}, "not sorted"},
-		{"prefix routes duplicate", State{Clusters: cl, Routes: Routes{Prefixes: []PrefixRoute{{"p", "main"}, {"p", "main"}}}}, "not sorted"},
-		{"group prefix empty", State{Clusters: cl, Routes: Routes{GroupPrefixes: []PrefixRoute{{"", "main"}}}}, "is empty"},
+		{"route to unknown cluster", State{Clusters: cl, Routes: Routes{Topics: []TopicRoute{{Topic: "t", Cluster: "x"}}}}, "names cluster \"x\""},
+		{"routes unsorted", State{Clusters: cl, Routes: Routes{Topics: []TopicRoute{{Topic: "t2", Cluster: "main"}, {Topic: "t1", Cluster: "main"}}}}, "not sorted"},
+		{"prefix routes duplicate", State{Clusters: cl, Routes: Routes{Prefixes: []PrefixRoute{{Prefix: "p", Cluster: "main"}, {Prefix: "p", Cluster: "main"}}}}, "not sorted"},
+		{"group prefix empty", State{Clusters: cl, Routes: Routes{GroupPrefixes: []PrefixRoute{{Prefix: "", Cluster: "main"}}}}, "is empty"},
 		{"default unknown", State{Clusters: cl, Routes: Routes{DefaultCluster: "x"}}, "default cluster"},
 		{"quotas exact after prefix", State{Quotas: []Quota{{Topic: "a", Prefix: true}, {Topic: "b"}}}, "not sorted"},
 		{"quotas ok", State{Quotas: []Quota{{Topic: "b"}, {Topic: "a", Prefix: true}}}, ""},
@@ -98,8 +98,8 @@ func TestStateValidateSentinels(t *testing.T) {
 
 func TestRouteFor(t *testing.T) {
 	s := &State{Routes: Routes{
-		Topics:   []TopicRoute{{"logs.audit", "exact"}, {"orders", "exact"}},
-		Prefixes: []PrefixRoute{{"l", "p-l"}, {"logs", "p-logs"}, {"logs.", "p-logs."}, {"logs.app", "p-logs.app"}, {"m", "p-m"}},
+		Topics:   []TopicRoute{{Topic: "logs.audit", Cluster: "exact"}, {Topic: "orders", Cluster: "exact"}},
+		Prefixes: []PrefixRoute{{Prefix: "l", Cluster: "p-l"}, {Prefix: "logs", Cluster: "p-logs"}, {Prefix: "logs.", Cluster: "p-logs."}, {Prefix: "logs.app", Cluster: "p-logs.app"}, {Prefix: "m", Cluster: "p-m"}},
 	}}
 	cases := []struct {
 		topic, cluster string
@@ -143,8 +143,8 @@ func TestRouteFor(t *testing.T) {
 
 func TestGroupHome(t *testing.T) {
 	s := &State{Routes: Routes{
-		Topics:        []TopicRoute{{"billing", "topic-route"}},
-		GroupPrefixes: []PrefixRoute{{"billing", "b"}, {"billing-eu", "b-eu"}},
+		Topics:        []TopicRoute{{Topic: "billing", Cluster: "topic-route"}},
+		GroupPrefixes: []PrefixRoute{{Prefix: "billing", Cluster: "b"}, {Prefix: "billing-eu", Cluster: "b-eu"}},
 	}}
 	for group, want := range map[string]RouteMatch{
 		"billing-eu-1": {MatchPrefix, "billing-eu"},
