@@ -127,16 +127,14 @@ func (s *State) topicRule(topic string) (string, RouteTargets, RouteMatch) {
 }
 
 func (s *State) applyPutRegion(c *PutRegion) error {
-	r := c.Region
-	r.Networks = canonicalNetworks(r.Networks)
-	r.Fallback = slices.Clone(r.Fallback)
+	r := c.Region.Canonical()
 	i, found := slices.BinarySearchFunc(s.Regions, r.Name, cmpRegionName)
 	if !found && len(s.Regions) >= MaxRegions {
 		return fmt.Errorf("%w: %d regions are defined, the most allowed; delete one first", ErrInvalid, MaxRegions)
 	}
 	for _, f := range r.Fallback {
 		if _, ok := s.Region(f); !ok {
-			return fmt.Errorf("%w: region %q names fallback region %q; put that region first", ErrNotFound, r.Name, f)
+			return fmt.Errorf("%w: region %q names fallback region %q, which is not defined; put that region first", ErrInvalid, r.Name, f)
 		}
 	}
 	for _, o := range s.Regions {
@@ -165,6 +163,14 @@ func (s *State) applyDeleteRegion(c *DeleteRegion) error {
 	}
 	s.Regions = removeAt(s.Regions, i)
 	return nil
+}
+
+// Canonical returns r as PutRegion stores it: networks masked, sorted and
+// unique, fresh slices (empty ones nil).
+func (r Region) Canonical() Region {
+	r.Networks = canonicalNetworks(r.Networks)
+	r.Fallback = nilIfEmpty(slices.Clone(r.Fallback))
+	return r
 }
 
 // canonicalNetworks returns nets masked, sorted and unique; nets must be

@@ -122,7 +122,7 @@ func TestRegionRefusals(t *testing.T) {
 		{"address not prefix", &PutRegion{Region: Region{Name: "c", Networks: []string{"10.0.0.1"}}}, ErrInvalid, "not a CIDR"},
 		{"bad region name", &PutRegion{Region: Region{Name: "a b"}}, ErrInvalid, "region name"},
 		{"too many networks", &PutRegion{Region: Region{Name: "c", Networks: many(MaxRegionNetworks+1, func(i int) string { return netip.AddrFrom4([4]byte{10, byte(i), 0, 0}).String() + "/16" })}}, ErrInvalid, "networks"},
-		{"unknown fallback", &PutRegion{Region: Region{Name: "c", Fallback: []string{"z"}}}, ErrNotFound, `fallback region "z"`},
+		{"unknown fallback", &PutRegion{Region: Region{Name: "c", Fallback: []string{"z"}}}, ErrInvalid, `fallback region "z"`},
 		{"self fallback", &PutRegion{Region: Region{Name: "c", Fallback: []string{"c"}}}, ErrInvalid, "itself"},
 		{"fallback twice", &PutRegion{Region: Region{Name: "c", Fallback: []string{"a", "a"}}}, ErrInvalid, "twice"},
 		{"network of another region", &PutRegion{Region: Region{Name: "c", Networks: []string{"10.2.0.0/16"}}}, ErrConflict, `region "b"`},

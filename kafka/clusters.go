@@ -61,19 +61,20 @@ func (set *backendSet) fallback(st *fsm.State) *Backend {
 	return set.sorted[0]
 }
 
-// route returns the backend that serves topic, or nil when no rule routes
-// it (or its cluster has no backend here yet).
-func (set *backendSet) route(st *fsm.State, topic string) *Backend {
-	name, _ := st.RouteFor(topic)
+// route returns the backend that serves topic for a client of region, or
+// nil when no rule routes it (or its cluster has no backend here yet).
+func (set *backendSet) route(st *fsm.State, topic, region string) *Backend {
+	name, _ := st.RouteForRegion(topic, region)
 	if name == "" {
 		return nil
 	}
 	return set.byName[name]
 }
 
-// home returns the home backend of a consumer group or transactional id.
-func (set *backendSet) home(st *fsm.State, key string) *Backend {
-	name, _ := st.GroupHome(key)
+// home returns the home backend of a consumer group or transactional id
+// for a client of region.
+func (set *backendSet) home(st *fsm.State, key, region string) *Backend {
+	name, _ := st.GroupHomeForRegion(key, region)
 	if b := set.byName[name]; name != "" && b != nil {
 		return b
 	}
