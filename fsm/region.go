@@ -102,6 +102,12 @@ func (s *State) GroupHomeForRegion(group, region string) (cluster string, m Rout
 	return t.clusterFor(cluster, region), m
 }
 
+// DefaultClusterForRegion is the default route's cluster for a client of
+// region: its Regions entry, else DefaultCluster ("" when none is set).
+func (s *State) DefaultClusterForRegion(region string) string {
+	return s.Routes.Default.clusterFor(s.Routes.DefaultCluster, region)
+}
+
 // clusterFor is the cluster a client of region uses under a rule whose
 // cluster is cluster.
 func (t *RouteTargets) clusterFor(cluster, region string) string {

@@ -95,6 +95,14 @@ func TestRouteForRegion(t *testing.T) {
 	if got, _ := st.GroupHome("g-1"); got != "east" {
 		t.Errorf("GroupHome ignores regions: got %q", got)
 	}
+	for region, want := range map[string]string{"b": "west", "a": "east", "": "east"} {
+		if got := st.DefaultClusterForRegion(region); got != want {
+			t.Errorf("DefaultClusterForRegion(%q) = %q, want %q", region, got, want)
+		}
+	}
+	if got := (&State{}).DefaultClusterForRegion("b"); got != "" {
+		t.Errorf("no default: %q", got)
+	}
 }
 
 // TestRegionRefusals: every invalid region or route target is refused with
@@ -196,9 +204,22 @@ func TestRegionTargetsAndMigrations(t *testing.T) {
 			t.Fatalf("after %s, orders routes region b to %q by %v, want east by its exact pin", cmd.Type(), c, m)
 		}
 	}
+	// A migrated topic (it has a chain) never gets region targets either,
+	// even once its migration finished.
+	done := regionState(t,
+		&PutRoute{Topic: "orders", Cluster: "east"},
+		&StartMigration{Topic: "orders", From: "east", To: "west", Partitions: 1, Started: 10},
+		&UpdateMigration{Topic: "orders", State: MigrationRunning, Phase: PhaseFence, At: 11},
+		&SwitchMigration{Topic: "orders", Starts: []int64{5}, Physical: []int64{0}, EpochBase: 1, At: 12},
+		&FinishMigration{Topic: "orders", At: 13},
+	)
+	_, err := done.Next(&PutRoute{Topic: "orders", Cluster: "west", RouteTargets: RouteTargets{Regions: map[string]string{"a": "west"}}}, 60)
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "virtual") {
+		t.Fatalf("region targets on a migrated topic: %v, want conflict", err)
+	}
 	// Starting a migration of a topic routed with regions is refused.
 	st4 := regionState(t, &PutRoute{Topic: "orders", Cluster: "east", RouteTargets: RouteTargets{Regions: map[string]string{"b": "west"}}})
-	_, err := st4.Next(&StartMigration{Topic: "orders", From: "east", To: "west", Partitions: 1, Started: 10}, 50)
+	_, err = st4.Next(&StartMigration{Topic: "orders", From: "east", To: "west", Partitions: 1, Started: 10}, 50)
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "region") {
 		t.Fatalf("migration of a region-routed topic: %v, want conflict about regions", err)
 	}

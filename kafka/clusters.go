@@ -46,13 +46,14 @@ func (s *Server) backendSet() *backendSet { return s.backends.Load() }
 // defaultBackend is the default backend under the current state, for
 // callers outside a request (a request uses its own, pipeline.go).
 func (s *Server) defaultBackend() *Backend {
-	return s.backends.Load().fallback(s.view.State())
+	return s.backends.Load().fallback(s.view.State(), "")
 }
 
-// fallback serves what names no topic or group: the default cluster, else
-// the first by name; nil when there is none.
-func (set *backendSet) fallback(st *fsm.State) *Backend {
-	if b := set.byName[st.Routes.DefaultCluster]; b != nil {
+// fallback serves what names no topic or group for a client of region:
+// the default route's cluster for that region, else the first by name;
+// nil when there is none.
+func (set *backendSet) fallback(st *fsm.State, region string) *Backend {
+	if b := set.byName[st.DefaultClusterForRegion(region)]; b != nil {
 		return b
 	}
 	if len(set.sorted) == 0 {
@@ -78,7 +79,7 @@ func (set *backendSet) home(st *fsm.State, key, region string) *Backend {
 	if b := set.byName[name]; name != "" && b != nil {
 		return b
 	}
-	return set.fallback(st)
+	return set.fallback(st, region)
 }
 
 // target is where a piece of a request goes: a broker of a backend. A

@@ -162,9 +162,10 @@ func gatedKey(key int16) bool {
 	return false
 }
 
-// defaultBackend serves what names no topic or group: the default cluster,
-// else the first by name; nil when there is none.
-func (r *request) defaultBackend() *Backend { return r.set.fallback(r.st) }
+// defaultBackend serves what names no topic or group: the default cluster
+// (for this client's region), else the first by name; nil when there is
+// none.
+func (r *request) defaultBackend() *Backend { return r.set.fallback(r.st, r.region) }
 
 // route is the cluster topic routes to (exact route, longest prefix, the
 // default cluster), or nil. It applies no bounce: for merges and admin
