@@ -482,6 +482,22 @@ default cluster: east
 		{"routes get --group billing-", `{"prefix": "billing-", "cluster": "west"}`, "GROUP PREFIX  CLUSTER\nbilling-      west\n"},
 		{"routes default", `{"cluster": "east"}`, "default cluster: east\n"},
 		{"routes default", `{"cluster": ""}`, "no default cluster\n"},
+		{"routes list", `{"topics": [{"topic": "orders", "cluster": "east", "regions": {"dc2": "west", "dc1": "east"},
+  "fallback": ["east", "west"], "resume": "timestamp", "failback": "manual"}, {"topic": "plain", "cluster": "east"}],
+  "default_cluster": "east", "default": {"fallback": ["west"]}}`, `TOPIC   CLUSTER  TARGETS
+orders  east     dc1=east,dc2=west fallback=east,west resume=timestamp failback=manual
+plain   east     -
+
+no prefix routes
+
+no group routes
+
+default cluster: east (fallback=west)
+`},
+		{"routes default", `{"cluster": "east", "regions": {"b": "west"}}`, "default cluster: east (b=west)\n"},
+		{"regions list", `[{"name": "dc1", "networks": ["10.1.0.0/16", "10.3.0.0/16"], "fallback": ["dc2"]}, {"name": "dc2"}]`,
+			"REGION  NETWORKS                 FALLBACK\ndc1     10.1.0.0/16,10.3.0.0/16  dc2\ndc2     -                        -\n"},
+		{"regions list", `[]`, "no regions: clients are served by every peer and routed by their peer's region\n"},
 		{"quotas list", quotasFixture, `TOPIC   KIND    PRODUCE   FETCH
 orders  exact   1 MiB/s   unlimited
 logs.   prefix  500 KB/s  2 GiB/s
