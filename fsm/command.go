@@ -148,8 +148,41 @@ func (t CommandType) Introduced() uint16 {
 	return 1
 }
 
+// Needs is the command set a leader must see on every peer before it
+// proposes cmd: Introduced of its type, except a route command without
+// targets (PutRoute, PutPrefixRoute, PutGroupRoute, SetDefaultCluster with
+// no regions, fallback, resume or failback), which Encode writes in payload
+// version 1 that every build decodes, so plain routes keep working during a
+// rolling upgrade to set 5.
+func Needs(cmd Command) uint16 {
+	if cmd == nil {
+		return 0
+	}
+	if t := targetsOf(cmd); t != nil && t.empty() {
+		return 1
+	}
+	return cmd.Type().Introduced()
+}
+
+// targetsOf is the route targets a route command carries, nil for other
+// commands.
+func targetsOf(cmd Command) *RouteTargets {
+	switch c := cmd.(type) {
+	case *PutRoute:
+		return &c.RouteTargets
+	case *PutPrefixRoute:
+		return &c.RouteTargets
+	case *PutGroupRoute:
+		return &c.RouteTargets
+	case *SetDefaultCluster:
+		return &c.RouteTargets
+	}
+	return nil
+}
+
 // Version is the payload version this build encodes for t (0 if t is not a
-// command).
+// command); a route command without targets is written in version 1
+// (Needs).
 func (t CommandType) Version() uint8 {
 	info, _ := t.info()
 	return info.version
@@ -392,8 +425,14 @@ func Encode(cmd Command) ([]byte, error) {
 	if len(payload) == 0 || payload[0] != '{' {
 		return nil, fmt.Errorf("%w: encode %s: payload is %s, not an object", ErrBadPayload, t, payload)
 	}
+	version := info.version
+	if tg := targetsOf(cmd); tg != nil && tg.empty() {
+		// Its JSON is exactly version 1's (the targets' fields are
+		// omitted when empty): older peers decode it.
+		version = 1
+	}
 	out := make([]byte, 0, 2+len(payload))
-	out = append(out, byte(t), info.version)
+	out = append(out, byte(t), version)
 	return append(out, payload...), nil
 }
 
@@ -441,18 +480,7 @@ func Decode(b []byte) (Command, error) {
 // current struct decodes an older payload, so a field it accepts would
 // otherwise pass in a payload version that never carried it.
 func olderPayload(cmd Command, version uint8) error {
-	var t *RouteTargets
-	switch c := cmd.(type) {
-	case *PutRoute:
-		t = &c.RouteTargets
-	case *PutPrefixRoute:
-		t = &c.RouteTargets
-	case *PutGroupRoute:
-		t = &c.RouteTargets
-	case *SetDefaultCluster:
-		t = &c.RouteTargets
-	}
-	if t != nil && version < 2 && !t.empty() {
+	if t := targetsOf(cmd); t != nil && version < 2 && !t.empty() {
 		return fmt.Errorf("region targets and failover policy need payload version 2")
 	}
 	return nil

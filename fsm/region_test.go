@@ -252,9 +252,22 @@ func TestRouteCommandVersions(t *testing.T) {
 	if _, err := Decode([]byte("\x05\x03" + `{"topic":"t","cluster":"c"}`)); !errors.Is(err, ErrUnknownVersion) {
 		t.Fatalf("v3: %v, want ErrUnknownVersion", err)
 	}
-	b := mustEncode(t, &PutRoute{Topic: "t", Cluster: "c", RouteTargets: RouteTargets{Regions: map[string]string{"a": "x"}, Resume: ResumeLatest}})
-	if b[1] != 2 {
-		t.Fatalf("PutRoute encodes version %d, want 2", b[1])
+	with := &PutRoute{Topic: "t", Cluster: "c", RouteTargets: RouteTargets{Regions: map[string]string{"a": "x"}, Resume: ResumeLatest}}
+	if b := mustEncode(t, with); b[1] != 2 || Needs(with) != 5 {
+		t.Fatalf("PutRoute with targets encodes version %d and needs set %d, want 2 and 5", b[1], Needs(with))
+	}
+	// Without targets, a route command is written as version 1, which
+	// every build reads, and needs set 1: plain routes keep committing
+	// during a rolling upgrade.
+	for _, cmd := range []Command{&PutRoute{Topic: "t", Cluster: "c"}, &PutPrefixRoute{Prefix: "p", Cluster: "c"},
+		&PutGroupRoute{Prefix: "g", Cluster: "c"}, &SetDefaultCluster{Cluster: "c"}, &SetDefaultCluster{}} {
+		b := mustEncode(t, cmd)
+		if b[1] != 1 || Needs(cmd) != 1 {
+			t.Fatalf("%s without targets encodes version %d and needs set %d, want 1 and 1", cmd.Type(), b[1], Needs(cmd))
+		}
+	}
+	if Needs(&PutRegion{}) != 5 || Needs(&PutQuota{}) != 1 || Needs(&StartOffsetReset{}) != 4 {
+		t.Fatal("Needs of other commands is their type's set")
 	}
 	for _, ct := range []CommandType{TypePutRegion, TypeDeleteRegion, TypePutRoute, TypePutPrefixRoute, TypePutGroupRoute, TypeSetDefaultCluster} {
 		if got := ct.Introduced(); got != 5 || CommandSetVersion < 5 {
