@@ -348,7 +348,7 @@ func ctlCommands() []ctlCommand {
 		{"clusters set", "NAME --bootstrap h:p[,h:p...] [flags]", "define or replace a backend cluster", parseClustersSet},
 		{"clusters delete", "NAME", "delete a backend cluster no route uses", parseClustersDelete},
 		{"routes list", "", "the routing table: topic, prefix and group routes and the default cluster", parseRoutesList},
-		{"routes get", "TOPIC | --prefix PREFIX | --group PREFIX", "how a topic resolves, or one prefix or group rule", parseRoutesGet},
+		{"routes get", "TOPIC [--region REGION] | --prefix PREFIX | --group PREFIX", "how a topic resolves (for a region's clients), or one prefix or group rule", parseRoutesGet},
 		{"routes set", "TOPIC CLUSTER | --prefix PREFIX CLUSTER | --group PREFIX CLUSTER [--region R=C...] [--fallback C1,C2] [--resume POLICY] [--failback auto|manual]", "route a topic, a topic prefix or a group-id prefix to a cluster (per region with --region)", parseRoutesSet},
 		{"routes delete", "TOPIC | --prefix PREFIX | --group PREFIX", "remove a route", parseRoutesDelete},
 		{"routes default", "[CLUSTER] | --clear", "show, set or clear the default cluster (set takes routes set's --region, --fallback, --resume, --failback)", parseRoutesDefault},
@@ -808,12 +808,21 @@ func parseRouteTarget(fs *flag.FlagSet, args []string, after ...string) (routeKi
 }
 
 func parseRoutesGet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
+	var region optString
+	fs.Var(&region, "region", "resolve TOPIC for a client of `REGION` (its region-aware target)")
 	k, _, err := parseRouteTarget(fs, args)
 	if err != nil {
 		return nil, err
 	}
 	if k.isTop {
-		return getCall(apiPath(k.base, k.key), decoded(renderResolution)), nil
+		call := getCall(apiPath(k.base, k.key), decoded(renderResolution))
+		if region.set {
+			call.query = url.Values{"region": {region.v}}
+		}
+		return call, nil
+	}
+	if region.set {
+		return nil, errors.New("--region resolves a TOPIC; a prefix or group rule shows all its targets")
 	}
 	header := "PREFIX"
 	if k.base == "/v1/group-routes" {
@@ -1209,6 +1218,7 @@ type apiRoutes struct {
 
 type apiRouteResolution struct {
 	Topic   string `json:"topic"`
+	Region  string `json:"region"`
 	Cluster string `json:"cluster"`
 	Match   string `json:"match"`
 	Rule    string `json:"rule"`
@@ -1392,6 +1402,11 @@ func renderPrefixRoutes(w io.Writer, header string, routes []apiPrefixRoute) err
 
 func renderResolution(w io.Writer, r apiRouteResolution) error {
 	tw := newTable(w)
+	if r.Region != "" {
+		fmt.Fprintln(tw, "TOPIC\tREGION\tCLUSTER\tMATCH\tRULE")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Topic, r.Region, r.Cluster, dash(r.Match), dash(r.Rule))
+		return tw.Flush()
+	}
 	fmt.Fprintln(tw, "TOPIC\tCLUSTER\tMATCH\tRULE")
 	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Topic, r.Cluster, dash(r.Match), dash(r.Rule))
 	return tw.Flush()

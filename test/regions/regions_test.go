@@ -364,8 +364,10 @@ func TestNearServing(t *testing.T) {
 					t.Fatalf("produce %s: %v", v, err)
 				}
 			}
+			// A group consumer: FindCoordinator too must name a peer of
+			// its region.
 			cons := client(t, log, own, kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-				kgo.FetchMaxWait(500*time.Millisecond))
+				kgo.ConsumerGroup("near-"+region), kgo.FetchMaxWait(500*time.Millisecond))
 			seen := map[string]bool{}
 			for len(seen) < n {
 				fs := cons.PollFetches(ctx)
