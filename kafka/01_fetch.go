@@ -203,6 +203,7 @@ func fixFetch(r *request, t target, resp *kmsg.FetchResponse) bool {
 		}
 		tt := topicTarget{be: be, name: name}
 		r.c.s.metrics.fetched(be, tt.metricName(), n)
+		r.c.s.metrics.regionTraffic(r.st, r.region, be, "fetch", n)
 		th := r.c.charge(tt, quota.Fetch, n, time.Now())
 		r.c.mute.set(th)
 		// Clients wait on the advertised throttle from v8 (KIP-219).

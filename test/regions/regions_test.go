@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -236,8 +237,8 @@ func (s *site) mustAdmin(method, path, body string) {
 // until every peer has applied them.
 func (s *site) setup() {
 	s.t.Helper()
-	s.mustAdmin("PUT", "/v1/clusters/east", fmt.Sprintf(`{"bootstrap":[%q]}`, s.east.ListenAddrs()[0]))
-	s.mustAdmin("PUT", "/v1/clusters/west", fmt.Sprintf(`{"bootstrap":[%q]}`, s.west.ListenAddrs()[0]))
+	s.mustAdmin("PUT", "/v1/clusters/east", fmt.Sprintf(`{"bootstrap":[%q],"region":"a"}`, s.east.ListenAddrs()[0]))
+	s.mustAdmin("PUT", "/v1/clusters/west", fmt.Sprintf(`{"bootstrap":[%q],"region":"b"}`, s.west.ListenAddrs()[0]))
 	s.mustAdmin("PUT", "/v1/default-cluster", `{"cluster":"east"}`)
 	s.mustAdmin("PUT", "/v1/regions/b", `{"networks":["127.0.0.3/32"]}`)
 	s.mustAdmin("PUT", "/v1/regions/a", `{"networks":["127.0.0.2/32"],"fallback":["b"]}`)
@@ -390,6 +391,13 @@ func TestNearServing(t *testing.T) {
 			t.Logf("region %s: clients dialed %v (its peers %v)", region, dialed, own)
 		})
 	}
+	// Cross-region traffic: region b's clients produced to east (region
+	// a), region a's to their own.
+	traffic := s.regionTraffic()
+	t.Logf("record bytes by client region → cluster region: %v", traffic)
+	if traffic["b→a produce"] <= 0 || traffic["a→a produce"] <= 0 || traffic["a→a fetch"] <= 0 {
+		t.Fatalf("switchyard_kafka_region_bytes_total %v: want produce from a and b to a's cluster, and a's fetches", traffic)
+	}
 	s.rackMu.Lock()
 	racks := maps(s.racks)
 	s.rackMu.Unlock()
@@ -402,6 +410,29 @@ func TestNearServing(t *testing.T) {
 			t.Fatalf("a fetch reached the backend with rack %q (all %v), want only the clients' regions", r, racks)
 		}
 	}
+}
+
+// regionTraffic sums switchyard_kafka_region_bytes_total over every peer,
+// keyed "client→cluster direction".
+func (s *site) regionTraffic() map[string]float64 {
+	s.t.Helper()
+	out := map[string]float64{}
+	re := regexp.MustCompile(`^switchyard_kafka_region_bytes_total\{client_region="([^"]*)",cluster_region="([^"]*)",direction="([^"]*)"\} (\S+)$`)
+	for _, p := range s.peers {
+		resp, err := http.Get("http://" + p.admin + "/metrics")
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, l := range strings.Split(string(b), "\n") {
+			if m := re.FindStringSubmatch(l); m != nil {
+				v, _ := strconv.ParseFloat(m[4], 64)
+				out[m[1]+"→"+m[2]+" "+m[3]] += v
+			}
+		}
+	}
+	return out
 }
 
 func maps(m map[string]int) map[string]int {
