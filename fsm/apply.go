@@ -74,6 +74,10 @@ func (s *State) Next(cmd Command, index uint64) (*State, error) {
 		err = ns.applyUpdateOffsetReset(c)
 	case *SetFailover:
 		err = ns.applySetFailover(c)
+	case *PutRegion:
+		err = ns.applyPutRegion(c)
+	case *DeleteRegion:
+		err = ns.applyDeleteRegion(c)
 	default:
 		// Unreachable: Command is sealed and every type has a case.
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
@@ -134,6 +138,18 @@ func (s *State) hasCluster(name string) bool {
 func (s *State) requireCluster(what, name string) error {
 	if !s.hasCluster(name) {
 		return fmt.Errorf("%w: %s names cluster %q; put the cluster first", ErrUnknownCluster, what, name)
+	}
+	return nil
+}
+
+// requireTargets checks that a route's cluster and every cluster its
+// targets name exist.
+func (s *State) requireTargets(what, cluster string, t RouteTargets) error {
+	if err := s.requireCluster(what, cluster); err != nil {
+		return err
+	}
+	if c := t.missingCluster(s.hasCluster); c != "" {
+		return fmt.Errorf("%w: %s targets cluster %q; put the cluster first", ErrUnknownCluster, what, c)
 	}
 	return nil
 }
@@ -217,18 +233,21 @@ func (s *State) clusterUser(cluster string) string {
 	if s.Routes.DefaultCluster == cluster {
 		return "the default cluster setting"
 	}
+	if slices.Contains(s.Routes.Default.clusters(), cluster) {
+		return "the default route's region targets or fallback"
+	}
 	for _, r := range s.Routes.Topics {
-		if r.Cluster == cluster {
+		if r.Cluster == cluster || slices.Contains(r.clusters(), cluster) {
 			return fmt.Sprintf("the route for topic %q", r.Topic)
 		}
 	}
 	for _, r := range s.Routes.Prefixes {
-		if r.Cluster == cluster {
+		if r.Cluster == cluster || slices.Contains(r.clusters(), cluster) {
 			return fmt.Sprintf("the prefix route %q", r.Prefix)
 		}
 	}
 	for _, r := range s.Routes.GroupPrefixes {
-		if r.Cluster == cluster {
+		if r.Cluster == cluster || slices.Contains(r.clusters(), cluster) {
 			return fmt.Sprintf("the group prefix route %q", r.Prefix)
 		}
 	}
@@ -249,15 +268,17 @@ func (s *State) routeHeld(topic, cluster string) error {
 }
 
 func (s *State) applyPutRoute(c *PutRoute) error {
-	if err := s.requireCluster(fmt.Sprintf("route for topic %q", c.Topic), c.Cluster); err != nil {
+	if err := s.requireTargets(fmt.Sprintf("route for topic %q", c.Topic), c.Cluster, c.RouteTargets); err != nil {
 		return err
 	}
 	if err := s.routeHeld(c.Topic, c.Cluster); err != nil {
 		return err
 	}
+	r := TopicRoute(*c)
+	r.RouteTargets = r.normalized()
 	i, found := slices.BinarySearchFunc(s.Routes.Topics, c.Topic, cmpTopicRoute)
-	s.Routes.Topics = upsert(s.Routes.Topics, i, found, TopicRoute(*c))
-	return nil
+	s.Routes.Topics = upsert(s.Routes.Topics, i, found, r)
+	return s.regionlessMigrations()
 }
 
 func (s *State) applyDeleteRoute(c *DeleteRoute) error {
@@ -273,12 +294,14 @@ func (s *State) applyDeleteRoute(c *DeleteRoute) error {
 }
 
 func (s *State) applyPutPrefixRoute(c *PutPrefixRoute) error {
-	if err := s.requireCluster(fmt.Sprintf("prefix route %q", c.Prefix), c.Cluster); err != nil {
+	if err := s.requireTargets(fmt.Sprintf("prefix route %q", c.Prefix), c.Cluster, c.RouteTargets); err != nil {
 		return err
 	}
+	r := PrefixRoute(*c)
+	r.RouteTargets = r.normalized()
 	i, found := slices.BinarySearchFunc(s.Routes.Prefixes, c.Prefix, cmpPrefixRoute)
-	s.Routes.Prefixes = upsert(s.Routes.Prefixes, i, found, PrefixRoute(*c))
-	return nil
+	s.Routes.Prefixes = upsert(s.Routes.Prefixes, i, found, r)
+	return s.regionlessMigrations()
 }
 
 func (s *State) applyDeletePrefixRoute(c *DeletePrefixRoute) error {
@@ -291,11 +314,13 @@ func (s *State) applyDeletePrefixRoute(c *DeletePrefixRoute) error {
 }
 
 func (s *State) applyPutGroupRoute(c *PutGroupRoute) error {
-	if err := s.requireCluster(fmt.Sprintf("group prefix route %q", c.Prefix), c.Cluster); err != nil {
+	if err := s.requireTargets(fmt.Sprintf("group prefix route %q", c.Prefix), c.Cluster, c.RouteTargets); err != nil {
 		return err
 	}
+	r := PrefixRoute(*c)
+	r.RouteTargets = r.normalized()
 	i, found := slices.BinarySearchFunc(s.Routes.GroupPrefixes, c.Prefix, cmpPrefixRoute)
-	s.Routes.GroupPrefixes = upsert(s.Routes.GroupPrefixes, i, found, PrefixRoute(*c))
+	s.Routes.GroupPrefixes = upsert(s.Routes.GroupPrefixes, i, found, r)
 	return nil
 }
 
@@ -310,12 +335,13 @@ func (s *State) applyDeleteGroupRoute(c *DeleteGroupRoute) error {
 
 func (s *State) applySetDefaultCluster(c *SetDefaultCluster) error {
 	if c.Cluster != "" {
-		if err := s.requireCluster("the default cluster setting", c.Cluster); err != nil {
+		if err := s.requireTargets("the default cluster setting", c.Cluster, c.RouteTargets); err != nil {
 			return err
 		}
 	}
 	s.Routes.DefaultCluster = c.Cluster
-	return nil
+	s.Routes.Default = c.RouteTargets.normalized()
+	return s.regionlessMigrations()
 }
 
 func (s *State) applyPutQuota(c *PutQuota) error {

@@ -56,6 +56,21 @@ func TestApplyEachCommand(t *testing.T) {
 					t.Fatalf("peers %v, want nil", s.Peers)
 				}
 			}},
+		{"PutRegion canonical networks", []Command{&PutRegion{Region: Region{Name: "b"}}},
+			&PutRegion{Region: Region{Name: "a", Networks: []string{"10.1.2.3/16", "127.0.0.2/32", "10.1.0.0/16"}, Fallback: []string{"b"}}},
+			func(t *testing.T, s *State) {
+				r, ok := s.Region("a")
+				want := Region{Name: "a", Networks: []string{"10.1.0.0/16", "127.0.0.2/32"}, Fallback: []string{"b"}}
+				if !ok || !reflect.DeepEqual(r, want) || len(s.Regions) != 2 || s.Regions[0].Name != "a" {
+					t.Fatalf("regions %+v, want %+v first", s.Regions, want)
+				}
+			}},
+		{"DeleteRegion", []Command{&PutRegion{Region: Region{Name: "a"}}}, &DeleteRegion{Name: "a"},
+			func(t *testing.T, s *State) {
+				if s.Regions != nil {
+					t.Fatalf("regions %+v, want nil", s.Regions)
+				}
+			}},
 		{"PutCluster new, kept sorted", base, &PutCluster{Cluster: cluster("b0")},
 			func(t *testing.T, s *State) { wantClusters(t, s, "b0", "c1", "c2") }},
 		{"PutCluster replace", base, &PutCluster{Cluster: Cluster{Name: "c1", Bootstrap: []string{"n:1"}, TLS: true}},

@@ -39,6 +39,8 @@ const (
 	TypeFinishMigration   CommandType = 22
 	TypeStartOffsetReset  CommandType = 23
 	TypeUpdateOffsetReset CommandType = 24
+	TypePutRegion         CommandType = 25
+	TypeDeleteRegion      CommandType = 26
 	TypeSetFailover       CommandType = 27
 )
 
@@ -50,6 +52,19 @@ type commandInfo struct {
 	new     func() Command
 }
 
+// oldestVersion is the oldest payload version Decode still reads for t. An
+// older payload decodes into the current struct, whose new fields it must
+// leave zero (olderPayload).
+func (t CommandType) oldestVersion() uint8 {
+	switch t {
+	case TypePutRoute, TypePutPrefixRoute, TypePutGroupRoute, TypeSetDefaultCluster, TypePutCluster:
+		// Version 2 added RouteTargets, and Cluster's DownAfterMS and
+		// UpAfterMS (command set 5).
+		return 1
+	}
+	return t.Version()
+}
+
 // commandTable is the one list of commands. Adding a command: take the next
 // number, add a row here, a struct below, a case in State.Next's switch, an
 // applyX, and tests (apply, invalid, snapshot section if it adds state,
@@ -58,15 +73,15 @@ type commandInfo struct {
 var commandTable = [...]commandInfo{
 	TypeRegisterPeer:      {"RegisterPeer", 1, func() Command { return new(RegisterPeer) }},
 	TypeRemovePeer:        {"RemovePeer", 1, func() Command { return new(RemovePeer) }},
-	TypePutCluster:        {"PutCluster", 1, func() Command { return new(PutCluster) }},
+	TypePutCluster:        {"PutCluster", 2, func() Command { return new(PutCluster) }},
 	TypeDeleteCluster:     {"DeleteCluster", 1, func() Command { return new(DeleteCluster) }},
-	TypePutRoute:          {"PutRoute", 1, func() Command { return new(PutRoute) }},
+	TypePutRoute:          {"PutRoute", 2, func() Command { return new(PutRoute) }},
 	TypeDeleteRoute:       {"DeleteRoute", 1, func() Command { return new(DeleteRoute) }},
-	TypePutPrefixRoute:    {"PutPrefixRoute", 1, func() Command { return new(PutPrefixRoute) }},
+	TypePutPrefixRoute:    {"PutPrefixRoute", 2, func() Command { return new(PutPrefixRoute) }},
 	TypeDeletePrefixRoute: {"DeletePrefixRoute", 1, func() Command { return new(DeletePrefixRoute) }},
-	TypePutGroupRoute:     {"PutGroupRoute", 1, func() Command { return new(PutGroupRoute) }},
+	TypePutGroupRoute:     {"PutGroupRoute", 2, func() Command { return new(PutGroupRoute) }},
 	TypeDeleteGroupRoute:  {"DeleteGroupRoute", 1, func() Command { return new(DeleteGroupRoute) }},
-	TypeSetDefaultCluster: {"SetDefaultCluster", 1, func() Command { return new(SetDefaultCluster) }},
+	TypeSetDefaultCluster: {"SetDefaultCluster", 2, func() Command { return new(SetDefaultCluster) }},
 	TypePutQuota:          {"PutQuota", 1, func() Command { return new(PutQuota) }},
 	TypeDeleteQuota:       {"DeleteQuota", 1, func() Command { return new(DeleteQuota) }},
 	TypePutJob:            {"PutJob", 1, func() Command { return new(PutJob) }},
@@ -80,6 +95,8 @@ var commandTable = [...]commandInfo{
 	TypeFinishMigration:   {"FinishMigration", 1, func() Command { return new(FinishMigration) }},
 	TypeStartOffsetReset:  {"StartOffsetReset", 1, func() Command { return new(StartOffsetReset) }},
 	TypeUpdateOffsetReset: {"UpdateOffsetReset", 1, func() Command { return new(UpdateOffsetReset) }},
+	TypePutRegion:         {"PutRegion", 1, func() Command { return new(PutRegion) }},
+	TypeDeleteRegion:      {"DeleteRegion", 1, func() Command { return new(DeleteRegion) }},
 	TypeSetFailover:       {"SetFailover", 1, func() Command { return new(SetFailover) }},
 }
 
@@ -125,16 +142,66 @@ func (t CommandType) Introduced() uint16 {
 	case TypeStartOffsetReset, TypeUpdateOffsetReset:
 		// Online offset resets (set 4).
 		return 4
-	case TypeSetFailover:
-		// Cluster failover (set 5; PutCluster's down/up-after fields are
-		// optional and old peers reject them only when set).
+	case TypePutRegion, TypeDeleteRegion, TypeSetFailover,
+		TypePutRoute, TypePutPrefixRoute, TypePutGroupRoute, TypeSetDefaultCluster, TypePutCluster:
+		// Regions and failover, the route commands' payload version 2
+		// with region targets and failover policy, and PutCluster's
+		// version 2 with down/up-after (set 5).
 		return 5
 	}
 	return 1
 }
 
+// Needs is the command set a leader must see on every peer before it
+// proposes cmd: Introduced of its type, except a route command without
+// targets (PutRoute, PutPrefixRoute, PutGroupRoute, SetDefaultCluster with
+// no regions, fallback, resume or failback), which Encode writes in payload
+// version 1 that every build decodes, so plain routes keep working during a
+// rolling upgrade to set 5.
+func Needs(cmd Command) uint16 {
+	if cmd == nil {
+		return 0
+	}
+	if unset, ok := newFieldsUnset(cmd); ok && unset {
+		return 1
+	}
+	return cmd.Type().Introduced()
+}
+
+// newFieldsUnset reports, for a command whose payload version 2 only added
+// optional fields (the route commands' targets, PutCluster's down/up-after),
+// whether none of them is set: its JSON is then exactly version 1's, which
+// older peers decode, and it needs only command set 1. ok is false for the
+// other commands.
+func newFieldsUnset(cmd Command) (unset, ok bool) {
+	if t := targetsOf(cmd); t != nil {
+		return t.empty(), true
+	}
+	if c, is := cmd.(*PutCluster); is {
+		return c.Cluster.DownAfterMS == 0 && c.Cluster.UpAfterMS == 0, true
+	}
+	return false, false
+}
+
+// targetsOf is the route targets a route command carries, nil for other
+// commands.
+func targetsOf(cmd Command) *RouteTargets {
+	switch c := cmd.(type) {
+	case *PutRoute:
+		return &c.RouteTargets
+	case *PutPrefixRoute:
+		return &c.RouteTargets
+	case *PutGroupRoute:
+		return &c.RouteTargets
+	case *SetDefaultCluster:
+		return &c.RouteTargets
+	}
+	return nil
+}
+
 // Version is the payload version this build encodes for t (0 if t is not a
-// command).
+// command); a route command without targets is written in version 1
+// (Needs).
 func (t CommandType) Version() uint8 {
 	info, _ := t.info()
 	return info.version
@@ -176,6 +243,7 @@ type DeleteCluster struct {
 }
 
 // PutRoute routes one topic to a cluster, replacing any route it had.
+// Payload version 2 adds RouteTargets; version 1 payloads still decode.
 type PutRoute struct {
 	Topic   string `json:"topic"`
 	Cluster string `json:"cluster"`
@@ -213,9 +281,10 @@ type DeleteGroupRoute struct {
 }
 
 // SetDefaultCluster sets the cluster that takes unrouted topics and groups;
-// an empty Cluster clears it.
+// an empty Cluster clears it (and its targets, which must then be empty).
 type SetDefaultCluster struct {
 	Cluster string `json:"cluster"`
+	RouteTargets
 }
 
 // PutQuota adds or replaces the quota rule for (Topic, Prefix).
@@ -337,10 +406,12 @@ func (c *DeleteGroupRoute) Validate() error {
 	return validGroupPrefix("group prefix route prefix", c.Prefix)
 }
 func (c *SetDefaultCluster) Validate() error {
-	if c.Cluster == "" {
-		return nil
+	if c.Cluster != "" {
+		if err := validName("default cluster", c.Cluster); err != nil {
+			return err
+		}
 	}
-	return validName("default cluster", c.Cluster)
+	return validateTargets("the default route", c.Cluster, c.RouteTargets)
 }
 func (c *PutQuota) Validate() error { return validateQuota(c.Quota) }
 func (c *DeleteQuota) Validate() error {
@@ -373,8 +444,14 @@ func Encode(cmd Command) ([]byte, error) {
 	if len(payload) == 0 || payload[0] != '{' {
 		return nil, fmt.Errorf("%w: encode %s: payload is %s, not an object", ErrBadPayload, t, payload)
 	}
+	version := info.version
+	if unset, ok := newFieldsUnset(cmd); ok && unset {
+		// Its JSON is exactly version 1's (the new fields are omitted
+		// when empty): older peers decode it.
+		version = 1
+	}
 	out := make([]byte, 0, 2+len(payload))
-	out = append(out, byte(t), info.version)
+	out = append(out, byte(t), version)
 	return append(out, payload...), nil
 }
 
@@ -393,8 +470,9 @@ func Decode(b []byte) (Command, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %d; this peer knows types 1 to %d, upgrade it", ErrUnknownCommand, b[0], len(commandTable)-1)
 	}
-	if b[1] != info.version {
-		return nil, fmt.Errorf("%w: %s version %d, this peer reads version %d", ErrUnknownVersion, t, b[1], info.version)
+	oldest := t.oldestVersion()
+	if b[1] < oldest || b[1] > info.version {
+		return nil, fmt.Errorf("%w: %s version %d, this peer reads versions %d to %d", ErrUnknownVersion, t, b[1], oldest, info.version)
 	}
 	payload := b[2:]
 	if len(payload) == 0 || payload[0] != '{' {
@@ -409,5 +487,23 @@ func Decode(b []byte) (Command, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: %s payload has bytes after its JSON object at offset %d", ErrTrailingData, t, dec.InputOffset())
 	}
+	if b[1] < info.version {
+		if err := olderPayload(cmd, b[1]); err != nil {
+			return nil, fmt.Errorf("%w: %s version %d: %v", ErrBadPayload, t, b[1], err)
+		}
+	}
 	return cmd, nil
+}
+
+// olderPayload refuses fields a payload version did not have: the
+// current struct decodes an older payload, so a field it accepts would
+// otherwise pass in a payload version that never carried it.
+func olderPayload(cmd Command, version uint8) error {
+	if unset, ok := newFieldsUnset(cmd); ok && version < 2 && !unset {
+		if _, cluster := cmd.(*PutCluster); cluster {
+			return fmt.Errorf("down_after_ms and up_after_ms need payload version 2")
+		}
+		return fmt.Errorf("region targets and failover policy need payload version 2")
+	}
+	return nil
 }

@@ -234,7 +234,7 @@ func (c Cluster) UpAfter() int64 { return cmp.Or(c.UpAfterMS, DefaultUpAfterMS) 
 // ConfiguredRouteTargets is the cluster and targets of the route that
 // governs topic, before failover.
 func (s *State) ConfiguredRouteTargets(topic string) (string, RouteTargets) {
-	cluster, t, _ := s.configuredRoute(topic)
+	cluster, t, _ := s.topicRule(topic)
 	return cluster, t
 }
 

@@ -161,3 +161,26 @@ func TestFailoverOldSnapshot(t *testing.T) {
 		t.Fatalf("unknown cluster entry: %v", err)
 	}
 }
+
+// TestPutClusterVersions: PutCluster's version 2 adds down/up-after. One
+// without them is written as version 1 and needs set 1 (older peers read
+// it); one with them is version 2 and needs set 5; a version 1 payload
+// carrying them is refused.
+func TestPutClusterVersions(t *testing.T) {
+	plain := &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"h:9092"}}}
+	if b := mustEncode(t, plain); b[1] != 1 || Needs(plain) != 1 {
+		t.Fatalf("plain PutCluster encodes version %d and needs set %d, want 1 and 1", b[1], Needs(plain))
+	}
+	timed := &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"h:9092"}, DownAfterMS: 5000}}
+	b := mustEncode(t, timed)
+	if b[1] != 2 || Needs(timed) != 5 {
+		t.Fatalf("PutCluster with down_after_ms encodes version %d and needs set %d, want 2 and 5", b[1], Needs(timed))
+	}
+	got, err := Decode(b)
+	if err != nil || got.(*PutCluster).Cluster.DownAfterMS != 5000 {
+		t.Fatalf("decode v2: %+v %v", got, err)
+	}
+	if _, err := Decode([]byte("\x03\x01" + `{"cluster":{"name":"c","bootstrap":["h:9092"],"up_after_ms":1000}}`)); !errors.Is(err, ErrBadPayload) {
+		t.Fatalf("v1 with up_after_ms: %v, want ErrBadPayload", err)
+	}
+}

@@ -321,6 +321,9 @@ func (s *State) applyStartMigration(c *StartMigration) error {
 	if now, _ := s.ConfiguredRouteFor(c.Topic); now != c.From {
 		return fmt.Errorf("%w: topic %q routes to cluster %q, not %q", ErrConflict, c.Topic, now, c.From)
 	}
+	if _, t, rule := s.topicRule(c.Topic); t.HasRegions() {
+		return fmt.Errorf("%w: topic %q is routed by %s with region targets (regions use different clusters); a migration moves one route: drop the region targets first", ErrConflict, c.Topic, rule)
+	}
 	m := Migration{Topic: c.Topic, From: c.From, To: c.To, State: MigrationRunning, Phase: PhasePrepare, Partitions: c.Partitions, Started: c.Started}
 	s.Migrations = upsert(s.Migrations, i, found, m)
 	// Pin the topic to its source by an exact route, so a prefix route or

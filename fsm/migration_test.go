@@ -436,7 +436,7 @@ func TestMigrationCommandsAreSet3(t *testing.T) {
 			t.Errorf("%s introduced in set %d, want 3", ct, got)
 		}
 	}
-	for _, ct := range []CommandType{TypePutRoute, TypeSetClusterID} {
+	for _, ct := range []CommandType{TypeDeleteRoute, TypeSetClusterID} {
 		if got := ct.Introduced(); got != 1 {
 			t.Errorf("%s introduced in set %d, want 1", ct, got)
 		}

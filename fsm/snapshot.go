@@ -69,6 +69,7 @@ var snapshotSections = []struct {
 	{"migrations", 4, func(s *State) any { return nonNil(s.Migrations) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Migrations) }},
 	{"chains", 4, func(s *State) any { return nonNil(s.Chains) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Chains) }},
 	{"offset_resets", 5, func(s *State) any { return nonNil(s.OffsetResets) }, func(s *State, b []byte) error { return decodeStrict(b, &s.OffsetResets) }},
+	{"regions", 6, func(s *State) any { return nonNil(s.Regions) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Regions) }},
 }
 
 // nonNil makes an empty list encode as [] rather than null, for readers.
@@ -197,6 +198,21 @@ func (s *State) normalize() {
 	s.Migrations = nilIfEmpty(s.Migrations)
 	s.Chains = nilIfEmpty(s.Chains)
 	s.OffsetResets = nilIfEmpty(s.OffsetResets)
+	s.Regions = nilIfEmpty(s.Regions)
+	for i := range s.Regions {
+		s.Regions[i].Networks = nilIfEmpty(s.Regions[i].Networks)
+		s.Regions[i].Fallback = nilIfEmpty(s.Regions[i].Fallback)
+	}
+	for i := range s.Routes.Topics {
+		s.Routes.Topics[i].RouteTargets = s.Routes.Topics[i].normalized()
+	}
+	for i := range s.Routes.Prefixes {
+		s.Routes.Prefixes[i].RouteTargets = s.Routes.Prefixes[i].normalized()
+	}
+	for i := range s.Routes.GroupPrefixes {
+		s.Routes.GroupPrefixes[i].RouteTargets = s.Routes.GroupPrefixes[i].normalized()
+	}
+	s.Routes.Default = s.Routes.Default.normalized()
 	for i := range s.OffsetResets {
 		s.OffsetResets[i].Members = nilIfEmpty(s.OffsetResets[i].Members)
 	}

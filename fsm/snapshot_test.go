@@ -195,6 +195,7 @@ func TestSnapshotFormat(t *testing.T) {
 {"section":"migrations","data":[]}
 {"section":"chains","data":[]}
 {"section":"offset_resets","data":[]}
+{"section":"regions","data":[]}
 `
 	if string(b) != want {
 		t.Fatalf("empty snapshot\n%s\nwant\n%s", b, want)
@@ -243,7 +244,7 @@ func TestRestoreRejects(t *testing.T) {
 	if len(good) != 1+len(snapshotSections) {
 		t.Fatalf("the full snapshot has %d lines, want a header and %d sections", len(good), len(snapshotSections))
 	}
-	hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8], good[9], good[10], good[11]
+	hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8], good[9], good[10], good[11], good[12]
 	// Older headers: the sections of version N are those with since <= N.
 	oldHdr := func(v int) string {
 		return strings.Replace(hdr, fmt.Sprintf(`"version":%d`, snapshotVersion), fmt.Sprintf(`"version":%d`, v), 1)
@@ -263,37 +264,51 @@ func TestRestoreRejects(t *testing.T) {
 		{"truncated after routes", join(hdr, peers, clusters, routes), ErrMissingSection, `"quotas"`},
 		{"truncated mid-section", []byte(strings.Join([]string{hdr, peers, clusters[:len(clusters)/2]}, "\n")), ErrBadSection, `"clusters"`},
 		{"unknown section", join(hdr, peers, clusters, routes, quotas, failover, `{"section":"acls","data":[]}`, jobs), ErrUnknownSection, `"acls"`},
-		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
+		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
 		{"version 3 section after its last", join(oldHdr(3), peers, clusters, routes, quotas, failover, jobs, meta, allow, migs), ErrTrailingData, "last snapshot section"},
 		{"version 4 section after its last", join(oldHdr(4), peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets), ErrTrailingData, "last snapshot section"},
+		{"version 5 section after its last", join(oldHdr(5), peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs), ErrTrailingData, "last snapshot section"},
+		{"version 6 without regions", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets), ErrMissingSection, `"regions"`},
+		{"unsorted regions", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets,
+			`{"section":"regions","data":[{"name":"b"},{"name":"a"}]}`), ErrInvalid, "regions not sorted"},
+		{"region network not canonical", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets,
+			`{"section":"regions","data":[{"name":"a","networks":["10.1.2.3/16"]}]}`), ErrInvalid, "canonical"},
+		{"region network twice", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets,
+			`{"section":"regions","data":[{"name":"a","networks":["10.1.0.0/16"]},{"name":"b","networks":["10.1.0.0/16"]}]}`), ErrInvalid, "belongs to regions"},
+		{"region with an unknown fallback", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets,
+			`{"section":"regions","data":[{"name":"a","fallback":["z"]}]}`), ErrInvalid, "unknown fallback"},
+		{"route targets an unknown cluster", join(hdr, peers, clusters, `{"section":"routes","data":{"topics":[{"topic":"x","cluster":"east","regions":{"a":"north"}}]}}`,
+			quotas, failover, jobs, meta, allow, migs, chains, resets, regs), ErrUnknownCluster, "north"},
+		{"route with a bad resume", join(hdr, peers, clusters, `{"section":"routes","data":{"topics":[{"topic":"x","cluster":"east","resume":"soon"}]}}`,
+			quotas, failover, jobs, meta, allow, migs, chains, resets, regs), ErrInvalid, "resume"},
 		{"version 5 without offset resets", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains), ErrMissingSection, `"offset_resets"`},
 		{"unsorted offset resets", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains,
-			`{"section":"offset_resets","data":[{"group":"b","topics":["t"],"to":{"kind":"earliest"},"state":"applied","targets":[{"topic":"t","partition":0,"old":-1,"new":0}],"created":1},{"group":"a","topics":["t"],"to":{"kind":"earliest"},"state":"applied","targets":[{"topic":"t","partition":0,"old":-1,"new":0}],"created":1}]}`), ErrInvalid, "offset resets not sorted"},
+			`{"section":"offset_resets","data":[{"group":"b","topics":["t"],"to":{"kind":"earliest"},"state":"applied","targets":[{"topic":"t","partition":0,"old":-1,"new":0}],"created":1},{"group":"a","topics":["t"],"to":{"kind":"earliest"},"state":"applied","targets":[{"topic":"t","partition":0,"old":-1,"new":0}],"created":1}]}`, regs), ErrInvalid, "offset resets not sorted"},
 		{"offset reset with a stray target", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains,
-			`{"section":"offset_resets","data":[{"group":"a","topics":["t"],"to":{"kind":"earliest"},"state":"applied","targets":[{"topic":"u","partition":0,"old":-1,"new":0}],"created":1}]}`), ErrInvalid, "not one of its topics"},
+			`{"section":"offset_resets","data":[{"group":"a","topics":["t"],"to":{"kind":"earliest"},"state":"applied","targets":[{"topic":"u","partition":0,"old":-1,"new":0}],"created":1}]}`, regs), ErrInvalid, "not one of its topics"},
 		{"offset reset in an unknown state", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains,
-			`{"section":"offset_resets","data":[{"group":"a","topics":["t"],"to":{"kind":"earliest"},"state":"paused","targets":[{"topic":"t","partition":0,"old":-1,"new":0}],"created":1}]}`), ErrInvalid, `unknown state "paused"`},
+			`{"section":"offset_resets","data":[{"group":"a","topics":["t"],"to":{"kind":"earliest"},"state":"paused","targets":[{"topic":"t","partition":0,"old":-1,"new":0}],"created":1}]}`, regs), ErrInvalid, `unknown state "paused"`},
 		{"version 5 without meta", join(hdr, peers, clusters, routes, quotas, failover, jobs), ErrMissingSection, `"meta"`},
 		{"version 5 without allow-list", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta), ErrMissingSection, `"peer_allow_list"`},
 		{"version 5 without migrations", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow), ErrMissingSection, `"migrations"`},
 		{"version 5 without chains", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs), ErrMissingSection, `"chains"`},
 		{"chains before migrations", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, chains, migs), ErrSectionOrder, `"chains" where "migrations"`},
-		{"unsorted allow-list", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["b","a"]}`, migs, chains, resets), ErrInvalid, "not sorted"},
-		{"bad allowed name", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["a b"]}`, migs, chains, resets), ErrInvalid, "allowed peer"},
+		{"unsorted allow-list", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["b","a"]}`, migs, chains, resets, regs), ErrInvalid, "not sorted"},
+		{"bad allowed name", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, `{"section":"peer_allow_list","data":["a b"]}`, migs, chains, resets, regs), ErrInvalid, "allowed peer"},
 		{"unsorted migrations", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow,
-			`{"section":"migrations","data":[{"topic":"b","from":"east","to":"west","state":"aborted","phase":"prepare","partitions":1,"started":1},{"topic":"a","from":"east","to":"west","state":"aborted","phase":"prepare","partitions":1,"started":1}]}`, chains, resets), ErrInvalid, "migrations not sorted"},
+			`{"section":"migrations","data":[{"topic":"b","from":"east","to":"west","state":"aborted","phase":"prepare","partitions":1,"started":1},{"topic":"a","from":"east","to":"west","state":"aborted","phase":"prepare","partitions":1,"started":1}]}`, chains, resets, regs), ErrInvalid, "migrations not sorted"},
 		{"migration in an unknown state", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow,
-			`{"section":"migrations","data":[{"topic":"a","from":"east","to":"west","state":"paused","phase":"prepare","partitions":1,"started":1}]}`, chains, resets), ErrInvalid, `unknown state "paused"`},
+			`{"section":"migrations","data":[{"topic":"a","from":"east","to":"west","state":"paused","phase":"prepare","partitions":1,"started":1}]}`, chains, resets, regs), ErrInvalid, `unknown state "paused"`},
 		{"running migration to an unknown cluster", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow,
-			`{"section":"migrations","data":[{"topic":"a","from":"east","to":"north","state":"running","phase":"fence","partitions":1,"started":1}]}`, chains, resets), ErrInvalid, "unknown cluster"},
+			`{"section":"migrations","data":[{"topic":"a","from":"east","to":"north","state":"running","phase":"fence","partitions":1,"started":1}]}`, chains, resets, regs), ErrInvalid, "unknown cluster"},
 		{"migration with an unknown field", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow,
-			`{"section":"migrations","data":[{"topic":"a","from":"east","to":"west","state":"aborted","phase":"prepare","partitions":1,"started":1,"eta":5}]}`, chains, resets), ErrBadSection, "eta"},
+			`{"section":"migrations","data":[{"topic":"a","from":"east","to":"west","state":"aborted","phase":"prepare","partitions":1,"started":1,"eta":5}]}`, chains, resets, regs), ErrBadSection, "eta"},
 		{"chain without segments", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs,
-			`{"section":"chains","data":[{"topic":"a","segments":[]}]}`, resets), ErrInvalid, "0 segments"},
+			`{"section":"chains","data":[{"topic":"a","segments":[]}]}`, resets, regs), ErrInvalid, "0 segments"},
 		{"segment with uneven offsets", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs,
-			`{"section":"chains","data":[{"topic":"a","segments":[{"cluster":"east","epoch_base":0},{"cluster":"west","epoch_base":3,"starts":[1,2],"physical":[0]}]}]}`, resets), ErrInvalid, "2 starts and 1 physical"},
+			`{"section":"chains","data":[{"topic":"a","segments":[{"cluster":"east","epoch_base":0},{"cluster":"west","epoch_base":3,"starts":[1,2],"physical":[0]}]}]}`, resets, regs), ErrInvalid, "2 starts and 1 physical"},
 		{"unsorted chains", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs,
-			`{"section":"chains","data":[{"topic":"b","segments":[{"cluster":"east","epoch_base":0}]},{"topic":"a","segments":[{"cluster":"east","epoch_base":0}]}]}`, resets), ErrInvalid, "chains not sorted"},
+			`{"section":"chains","data":[{"topic":"b","segments":[{"cluster":"east","epoch_base":0}]},{"topic":"a","segments":[{"cluster":"east","epoch_base":0}]}]}`, resets, regs), ErrInvalid, "chains not sorted"},
 		{"sections swapped", join(hdr, clusters, peers, routes, quotas, failover, jobs), ErrSectionOrder, `"clusters" where "peers"`},
 		{"section twice", join(hdr, peers, peers, clusters, routes, quotas, failover, jobs), ErrSectionOrder, `"peers" where "clusters"`},
 		{"section without data", join(hdr, `{"section":"peers"}`), ErrBadSection, "no data"},
@@ -301,12 +316,12 @@ func TestRestoreRejects(t *testing.T) {
 		{"peer with an unknown field", join(hdr, `{"section":"peers","data":[{"id":1,"kafka_addr":"a:1","rack":"x"}]}`), ErrBadSection, "rack"},
 		{"failover with a field", join(hdr, peers, clusters, routes, quotas, `{"section":"failover","data":{"active":"east"}}`, jobs), ErrBadSection, "active"},
 		{"wrong data type", join(hdr, `{"section":"peers","data":{}}`), ErrBadSection, `"peers"`},
-		{"trailing garbage", append(join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets), "x"...), ErrTrailingData, "last snapshot section"},
-		{"route to a missing cluster", join(hdr, peers, `{"section":"clusters","data":[]}`, routes, quotas, failover, jobs, meta, allow, migs, chains, resets), ErrUnknownCluster, "snapshot state"},
-		{"bad cluster id", join(hdr, peers, clusters, routes, quotas, failover, jobs, `{"section":"meta","data":{"cluster_id":"a b"}}`, allow, migs, chains, resets), ErrInvalid, "cluster id"},
+		{"trailing garbage", append(join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs), "x"...), ErrTrailingData, "last snapshot section"},
+		{"route to a missing cluster", join(hdr, peers, `{"section":"clusters","data":[]}`, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs), ErrUnknownCluster, "snapshot state"},
+		{"bad cluster id", join(hdr, peers, clusters, routes, quotas, failover, jobs, `{"section":"meta","data":{"cluster_id":"a b"}}`, allow, migs, chains, resets, regs), ErrInvalid, "cluster id"},
 		{"unsorted clusters", join(hdr, `{"section":"peers","data":[]}`, `{"section":"clusters","data":[{"name":"b","bootstrap":["b:1"]},{"name":"a","bootstrap":["a:1"]}]}`,
-			`{"section":"routes","data":{}}`, quotas, failover, jobs, meta, allow, `{"section":"migrations","data":[]}`, `{"section":"chains","data":[]}`, resets), ErrInvalid, "not sorted"},
-		{"negative quota", join(hdr, peers, clusters, routes, `{"section":"quotas","data":[{"topic":"t","produce_bytes_per_sec":-1,"fetch_bytes_per_sec":0}]}`, failover, jobs, meta, allow, migs, chains, resets), ErrInvalid, "negative rate"},
+			`{"section":"routes","data":{}}`, quotas, failover, jobs, meta, allow, `{"section":"migrations","data":[]}`, `{"section":"chains","data":[]}`, resets, regs), ErrInvalid, "not sorted"},
+		{"negative quota", join(hdr, peers, clusters, routes, `{"section":"quotas","data":[{"topic":"t","produce_bytes_per_sec":-1,"fetch_bytes_per_sec":0}]}`, failover, jobs, meta, allow, migs, chains, resets, regs), ErrInvalid, "negative rate"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,6 +370,19 @@ func TestRestoreRejects(t *testing.T) {
 	}
 	if st := f.State(); st.Migrations != nil || st.Chains != nil || !st.PeerAllowed("a3") || st.ClusterID == "" {
 		t.Fatalf("version 3 snapshot restored to %+v", st)
+	}
+	// A version 5 snapshot (no regions section; its routes written before
+	// route targets existed) restores with no regions and the rest kept.
+	f = New(nil)
+	v5routes := `{"section":"routes","data":{"topics":[{"topic":"orders","cluster":"east"}],"default_cluster":"west"}}`
+	if err := restore(f, join(oldHdr(5), peers, clusters, v5routes, quotas, failover, jobs, meta, allow,
+		`{"section":"migrations","data":[]}`, `{"section":"chains","data":[]}`, resets)); err != nil {
+		t.Fatalf("version 5 snapshot: %v", err)
+	}
+	if st := f.State(); st.Regions != nil || len(st.Peers) == 0 || st.Routes.Topics[0].Regions != nil {
+		t.Fatalf("version 5 snapshot restored to %+v", st)
+	} else if c, _ := st.RouteForRegion("orders", "a"); c != "east" {
+		t.Fatalf("version 5 route for region a = %q, want east", c)
 	}
 }
 

@@ -51,6 +51,9 @@ type State struct {
 	// OffsetResets are the groups' latest offset resets, sorted by group
 	// (fsm/offset_reset.go).
 	OffsetResets []OffsetReset `json:"offset_resets,omitempty"`
+	// Regions map client networks to regions, sorted by Name
+	// (fsm/region.go).
+	Regions []Region `json:"regions,omitempty"`
 }
 
 // MaxAllowedPeers bounds the peer allow-list; it is read on every
@@ -164,7 +167,8 @@ type Routes struct {
 	Default RouteTargets `json:"default,omitempty"`
 }
 
-// TopicRoute sends one topic to one cluster.
+// TopicRoute sends one topic to one cluster (per region, with
+// RouteTargets).
 type TopicRoute struct {
 	Topic   string `json:"topic"`
 	Cluster string `json:"cluster"`
@@ -333,37 +337,29 @@ func (s *State) Cluster(name string) (Cluster, bool) {
 // RouteFor returns the cluster that serves topic and the rule that chose it:
 // the exact route, else the longest matching prefix route, else the default
 // cluster. With none of them it returns "" and MatchNone. It is a pure
-// function of the State, so every peer routes a topic the same way.
+// function of the State, so every peer routes a topic the same way. It is
+// RouteForRegion for no region: region targets are not applied.
 //
 // A route whose cluster is failed over (fsm/failover.go) resolves to the
 // first cluster of its Fallback that is active; ConfiguredRouteFor gives the
 // cluster the route names.
 func (s *State) RouteFor(topic string) (cluster string, match RouteMatch) {
-	cluster, t, match := s.configuredRoute(topic)
-	return s.failoverTarget(t, cluster), match
+	return s.RouteForRegion(topic, "")
 }
 
 // ConfiguredRouteFor is RouteFor without failover: the cluster the route
 // itself names (what migrations and route edits reason about).
 func (s *State) ConfiguredRouteFor(topic string) (cluster string, match RouteMatch) {
-	cluster, _, match = s.configuredRoute(topic)
+	cluster, _, match = s.topicRule(topic)
 	return cluster, match
-}
-
-func (s *State) configuredRoute(topic string) (string, RouteTargets, RouteMatch) {
-	if i, ok := slices.BinarySearchFunc(s.Routes.Topics, topic, cmpTopicRoute); ok {
-		r := s.Routes.Topics[i]
-		return r.Cluster, r.RouteTargets, RouteMatch{MatchExact, r.Topic}
-	}
-	return s.Routes.prefixOrDefault(s.Routes.Prefixes, topic)
 }
 
 // GroupHome returns the home cluster of a consumer group (or transactional
 // id): the longest matching group prefix rule, else the default cluster,
-// moved to its fallback while that cluster is failed over.
+// moved to its fallback while that cluster is failed over. It is
+// GroupHomeForRegion for no region.
 func (s *State) GroupHome(group string) (cluster string, match RouteMatch) {
-	cluster, t, match := s.Routes.prefixOrDefault(s.Routes.GroupPrefixes, group)
-	return s.failoverTarget(t, cluster), match
+	return s.GroupHomeForRegion(group, "")
 }
 
 func (r *Routes) prefixOrDefault(rules []PrefixRoute, name string) (string, RouteTargets, RouteMatch) {

@@ -217,7 +217,10 @@ func validateTopicRoute(r TopicRoute) error {
 	if err := validTopic("route topic", r.Topic, false); err != nil {
 		return err
 	}
-	return validName(fmt.Sprintf("route for topic %q: cluster", r.Topic), r.Cluster)
+	if err := validName(fmt.Sprintf("route for topic %q: cluster", r.Topic), r.Cluster); err != nil {
+		return err
+	}
+	return validateTargets(fmt.Sprintf("route for topic %q", r.Topic), r.Cluster, r.RouteTargets)
 }
 
 func validatePrefixRoute(what string, r PrefixRoute, topic bool) error {
@@ -228,7 +231,10 @@ func validatePrefixRoute(what string, r PrefixRoute, topic bool) error {
 	} else if err := validGroupPrefix(what+" prefix", r.Prefix); err != nil {
 		return err
 	}
-	return validName(fmt.Sprintf("%s %q: cluster", what, r.Prefix), r.Cluster)
+	if err := validName(fmt.Sprintf("%s %q: cluster", what, r.Prefix), r.Cluster); err != nil {
+		return err
+	}
+	return validateTargets(fmt.Sprintf("%s %q", what, r.Prefix), r.Cluster, r.RouteTargets)
 }
 
 // validGroupPrefix: Kafka group ids are any string, so a group prefix is any
@@ -348,6 +354,9 @@ func (s *State) validate(canonical bool) error {
 	if err := validateOffsetResets(s); err != nil {
 		return err
 	}
+	if err := validateRegions(s.Regions); err != nil {
+		return err
+	}
 	for i, j := range s.Jobs {
 		if err := validateJob(j); err != nil {
 			return err
@@ -398,6 +407,7 @@ func validatePeers(peers []Peer) error {
 }
 
 func validateRoutes(r *Routes, clusters map[string]bool) error {
+	has := func(c string) bool { return clusters[c] }
 	for i, t := range r.Topics {
 		if err := validateTopicRoute(t); err != nil {
 			return err
@@ -407,6 +417,9 @@ func validateRoutes(r *Routes, clusters map[string]bool) error {
 		}
 		if !clusters[t.Cluster] {
 			return fmt.Errorf("%w: route for topic %q names cluster %q", ErrUnknownCluster, t.Topic, t.Cluster)
+		}
+		if c := t.missingCluster(has); c != "" {
+			return fmt.Errorf("%w: route for topic %q targets cluster %q", ErrUnknownCluster, t.Topic, c)
 		}
 	}
 	for _, list := range []struct {
@@ -424,10 +437,19 @@ func validateRoutes(r *Routes, clusters map[string]bool) error {
 			if !clusters[p.Cluster] {
 				return fmt.Errorf("%w: %s %q names cluster %q", ErrUnknownCluster, list.what, p.Prefix, p.Cluster)
 			}
+			if c := p.missingCluster(has); c != "" {
+				return fmt.Errorf("%w: %s %q targets cluster %q", ErrUnknownCluster, list.what, p.Prefix, c)
+			}
 		}
 	}
 	if r.DefaultCluster != "" && !clusters[r.DefaultCluster] {
 		return fmt.Errorf("%w: default cluster %q", ErrUnknownCluster, r.DefaultCluster)
+	}
+	if err := validateTargets("the default route", r.DefaultCluster, r.Default); err != nil {
+		return err
+	}
+	if c := r.Default.missingCluster(has); c != "" {
+		return fmt.Errorf("%w: the default route targets cluster %q", ErrUnknownCluster, c)
 	}
 	return nil
 }

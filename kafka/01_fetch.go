@@ -13,12 +13,23 @@ package kafka
 //
 // Responses are decoded (record batches aliased, not copied) to count bytes
 // per topic, to spot leadership errors, and to present the KIP-951
-// CurrentLeader and NodeEndpoints as peers; PreferredReadReplica (KIP-392)
-// is cleared so clients fetch from the leader's peer. A response is
-// re-encoded only when one of those fields had to change.
+// CurrentLeader and NodeEndpoints as peers. A response is re-encoded only
+// when one of those fields had to change.
+//
+// Rack (KIP-392, v11+): when the client's region is known (regions.md), the
+// proxy sends the fetch with rack_id set to that region, replacing what the
+// client sent (the client's rack names a broker rack of the virtual
+// cluster, whose brokers are peers; the region is what the backend's racks
+// mean). A backend with a rack-aware replica selector may then answer a
+// PreferredReadReplica: the proxy clears it in the answer (the client
+// must keep fetching from the peer it was given) and sends this
+// connection's later fetches of that partition to that replica broker
+// itself (readReplicas), until that broker answers the partition with an
+// error.
 
 import (
 	"encoding/binary"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -63,7 +74,17 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 			req.SessionID, req.SessionEpoch = 0, -1
 		}
 		r.split.maxBytes = req.MaxBytes
+		if r.version >= 11 && r.region != "" && req.Rack != r.region {
+			req.Rack = r.region
+			r.reencode(req)
+		}
 		return nil
+	},
+	replica: func(r *request, tt topicTarget, partition int32, leader target) target {
+		if id, ok := r.c.replicas.get(replicaKey{tt.be.Name(), tt.name, partition}); ok && tt.chain == nil {
+			return target{tt.be, id}
+		}
+		return leader
 	},
 	// A topic's fetch quota may allow less than the client asks for soon.
 	topic: func(r *request, req *kmsg.FetchRequest, i int, tt topicTarget) topicTarget {
@@ -81,7 +102,7 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 		}
 	},
 	fix: func(r *request, t target, resp *kmsg.FetchResponse) bool {
-		return fixFetch(r, t.be, resp)
+		return fixFetch(r, t, resp)
 	},
 	merge: func(out, in *kmsg.FetchResponse) {
 		out.Brokers = append(out.Brokers, in.Brokers...)
@@ -98,7 +119,49 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 
 // fixFetch accounts fetched bytes per topic and presents be's leaders and
 // endpoints as peers; it reports whether the response changed.
-func fixFetch(r *request, be *Backend, resp *kmsg.FetchResponse) bool {
+// replicaKey names one partition of one cluster.
+type replicaKey struct {
+	cluster, topic string
+	partition      int32
+}
+
+// readReplicas are the preferred read replicas (KIP-392) backends named for
+// one connection's fetches. The reader routes by them and the answer path
+// writes them, hence the lock; bounded like routeMemory.
+type readReplicas struct {
+	mu sync.Mutex
+	m  map[replicaKey]int32
+}
+
+// maxReadReplicas bounds the partitions a connection remembers a read
+// replica for; past it the memory starts over (fetches go to leaders,
+// which name the replica again).
+const maxReadReplicas = 4096
+
+func (rr *readReplicas) get(k replicaKey) (int32, bool) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	id, ok := rr.m[k]
+	return id, ok
+}
+
+func (rr *readReplicas) set(k replicaKey, broker int32) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if rr.m == nil || len(rr.m) >= maxReadReplicas {
+		rr.m = map[replicaKey]int32{}
+	}
+	rr.m[k] = broker
+}
+
+func (rr *readReplicas) drop(k replicaKey) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	delete(rr.m, k)
+}
+
+func fixFetch(r *request, t target, resp *kmsg.FetchResponse) bool {
+	be := t.be
 	changed := false
 	var pr *presenter
 	for i := range resp.Topics {
@@ -122,8 +185,13 @@ func fixFetch(r *request, be *Backend, resp *kmsg.FetchResponse) bool {
 				be.TriggerRefresh()
 			}
 			if p.PreferredReadReplica >= 0 && resp.Version >= 11 {
+				r.c.replicas.set(replicaKey{be.Name(), name, p.Partition}, p.PreferredReadReplica)
 				p.PreferredReadReplica = -1
 				changed = true
+			} else if p.ErrorCode != 0 {
+				// Whatever the broker was, the next fetch goes to the
+				// leader again (Kafka's consumer does the same).
+				r.c.replicas.drop(replicaKey{be.Name(), name, p.Partition})
 			}
 			if p.CurrentLeader.LeaderID >= 0 && resp.Version >= 12 {
 				if pr == nil {
@@ -135,6 +203,7 @@ func fixFetch(r *request, be *Backend, resp *kmsg.FetchResponse) bool {
 		}
 		tt := topicTarget{be: be, name: name}
 		r.c.s.metrics.fetched(be, tt.metricName(), n)
+		r.c.s.metrics.regionTraffic(r.st, r.region, be, "fetch", n)
 		th := r.c.charge(tt, quota.Fetch, n, time.Now())
 		r.c.mute.set(th)
 		// Clients wait on the advertised throttle from v8 (KIP-219).

@@ -123,7 +123,7 @@ func handleMetadata(r *request) error {
 
 // presentedBrokers lists the live peers as Metadata brokers.
 func presentedBrokers(r *request) []kmsg.MetadataResponseBroker {
-	pr := r.c.presenter(r.st, "")
+	pr := r.presenterOf("")
 	var out []kmsg.MetadataResponseBroker
 	for _, b := range pr.brokers() {
 		out = append(out, kmsg.MetadataResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})

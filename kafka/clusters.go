@@ -46,13 +46,14 @@ func (s *Server) backendSet() *backendSet { return s.backends.Load() }
 // defaultBackend is the default backend under the current state, for
 // callers outside a request (a request uses its own, pipeline.go).
 func (s *Server) defaultBackend() *Backend {
-	return s.backends.Load().fallback(s.view.State())
+	return s.backends.Load().fallback(s.view.State(), "")
 }
 
-// fallback serves what names no topic or group: the default cluster, else
-// the first by name; nil when there is none.
-func (set *backendSet) fallback(st *fsm.State) *Backend {
-	if b := set.byName[st.Routes.DefaultCluster]; b != nil {
+// fallback serves what names no topic or group for a client of region:
+// the default route's cluster for that region, else the first by name;
+// nil when there is none.
+func (set *backendSet) fallback(st *fsm.State, region string) *Backend {
+	if b := set.byName[st.DefaultClusterForRegion(region)]; b != nil {
 		return b
 	}
 	if len(set.sorted) == 0 {
@@ -61,23 +62,24 @@ func (set *backendSet) fallback(st *fsm.State) *Backend {
 	return set.sorted[0]
 }
 
-// route returns the backend that serves topic, or nil when no rule routes
-// it (or its cluster has no backend here yet).
-func (set *backendSet) route(st *fsm.State, topic string) *Backend {
-	name, _ := st.RouteFor(topic)
+// route returns the backend that serves topic for a client of region, or
+// nil when no rule routes it (or its cluster has no backend here yet).
+func (set *backendSet) route(st *fsm.State, topic, region string) *Backend {
+	name, _ := st.RouteForRegion(topic, region)
 	if name == "" {
 		return nil
 	}
 	return set.byName[name]
 }
 
-// home returns the home backend of a consumer group or transactional id.
-func (set *backendSet) home(st *fsm.State, key string) *Backend {
-	name, _ := st.GroupHome(key)
+// home returns the home backend of a consumer group or transactional id
+// for a client of region.
+func (set *backendSet) home(st *fsm.State, key, region string) *Backend {
+	name, _ := st.GroupHomeForRegion(key, region)
 	if b := set.byName[name]; name != "" && b != nil {
 		return b
 	}
-	return set.fallback(st)
+	return set.fallback(st, region)
 }
 
 // target is where a piece of a request goes: a broker of a backend. A

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 // pending is a response slot in a connection's response order. Once
@@ -101,6 +103,14 @@ type clientConn struct {
 	// reports a group member's host (members.go).
 	clientIP   netip.Addr
 	clientHost string
+	// region is the client's region under the state regionSt
+	// (clientRegion); owned by the reader goroutine.
+	region   string
+	regionSt *fsm.State
+
+	// replicas: the read replicas backends named for this connection's
+	// fetches (01_fetch.go).
+	replicas readReplicas
 
 	// vpids: the virtual producer ids this connection used (producer_ids.go).
 	vpids connPIDs

@@ -468,7 +468,7 @@ func FuzzFetchResponse(f *testing.F) {
 		r := fuzzReq(1, v, 45)
 		r.c, r.st = c, fix.srv.view.State()
 		out, err := rewrite(&buffer{b: backendFrame(45, raw)}, r, func(kr kmsg.Response) bool {
-			return fixFetch(r, fix.backend, kr.(*kmsg.FetchResponse))
+			return fixFetch(r, target{be: fix.backend, broker: -1}, kr.(*kmsg.FetchResponse))
 		})
 		kr, ok := checkRewrite(t, out, err, r)
 		if !ok {

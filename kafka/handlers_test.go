@@ -594,7 +594,7 @@ func TestFixFetch(t *testing.T) {
 			resp = roundTrip(t, resp).(*kmsg.FetchResponse)
 			f.refreshRequested()
 
-			changed := fixFetch(reqOn(c, 1, resp.Version), f.backend, resp)
+			changed := fixFetch(reqOn(c, 1, resp.Version), target{be: f.backend, broker: -1}, resp)
 
 			if !f.refreshRequested() {
 				t.Fatal("FENCED_LEADER_EPOCH did not trigger a metadata refresh")
@@ -1255,7 +1255,7 @@ func TestFixFetchInvalidUTF8Topic(t *testing.T) {
 			t.Fatalf("Fetch answer for topic %q panicked: %v", ft.Topic, r)
 		}
 	}()
-	fixFetch(reqOn(c, 1, resp.Version), f.backend, resp)
+	fixFetch(reqOn(c, 1, resp.Version), target{be: f.backend, broker: -1}, resp)
 }
 
 // TestUpdateMetadataSparsePartition: the leader cache is a slice indexed by

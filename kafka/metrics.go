@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/quota"
 )
 
@@ -41,6 +42,7 @@ type Metrics struct {
 	corruptBatches     prometheus.Counter
 	staleProducerIDs   prometheus.Counter
 	readDisagreements  *prometheus.CounterVec
+	regionBytes        *prometheus.CounterVec
 
 	maxTopics int
 	mu        sync.RWMutex
@@ -156,8 +158,15 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	for _, k := range mergedReadKeys {
 		m.readDisagreements.WithLabelValues(kmsg.NameForKey(k))
 	}
+	// Labels are bounded: client regions are defined regions or peers'
+	// regions, cluster regions are the clusters' (docs/regions.md).
+	m.regionBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_region_bytes_total",
+		Help: "Record bytes produced and fetched by client region and the region of the backend cluster that served them (cross-datacenter traffic where they differ; \"\" when unknown).",
+	}, []string{"client_region", "cluster_region", "direction"})
 	reg.MustRegister(m.connections, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
-		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.staleProducerIDs, m.readDisagreements)
+		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.staleProducerIDs, m.readDisagreements,
+		m.regionBytes)
 	return m
 }
 
@@ -234,6 +243,16 @@ func (m *Metrics) fetched(be *Backend, topic string, n int) {
 	if n > 0 {
 		m.topic(clusterLabel(be), topic).fetch.Add(float64(n))
 	}
+}
+
+// regionTraffic counts n record bytes a client of region moved to or from
+// a cluster (dir "produce" or "fetch") under st.
+func (m *Metrics) regionTraffic(st *fsm.State, region string, be *Backend, dir string, n int) {
+	if n <= 0 || be == nil {
+		return
+	}
+	c, _ := st.Cluster(be.Name())
+	m.regionBytes.WithLabelValues(region, c.Region, dir).Add(float64(n))
 }
 
 // chainedRead counts n record bytes of topic read from its previous

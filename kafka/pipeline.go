@@ -47,6 +47,9 @@ type request struct {
 	start time.Time   // when the frame was read
 	st    *fsm.State  // the replicated state this request is served under
 	set   *backendSet // the backends this request is served by
+	// region is the client's region under st (clientConn.clientRegion):
+	// what it is presented (near serving) and routed by (RouteForRegion).
+	region string
 
 	// split is the scratch of the key's hooks between the routing pass and
 	// the answer (split.go), kept here so a request allocates it once.
@@ -110,16 +113,40 @@ func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *
 	if gatedKey(h.key) && c.s.cfg.Writes != nil {
 		noWrite = !c.s.cfg.Writes.WriteAllowed()
 	}
+	st := c.s.view.State()
 	return &request{
 		requestHeader: h,
 		buf:           buf,
 		body:          buf.b[4+h.bodyOff:],
 		c:             c,
 		start:         start,
-		st:            c.s.view.State(),
+		st:            st,
 		set:           c.s.backends.Load(),
+		region:        c.clientRegion(st),
 		split:         splitState{noWrite: noWrite},
 	}
+}
+
+// reencode replaces the request's bytes with req encoded (same key,
+// version, correlation and client id; header tags are dropped): for the
+// rare rewrite that changes a field's length (Fetch's rack_id). The frame
+// is rewritten in the request's own buffer when it fits.
+func (r *request) reencode(req kmsg.Request) {
+	nb := appendRequest(nil, req, r.corr, r.clientID)
+	if cap(r.buf.b) >= len(nb) {
+		r.buf.b = append(r.buf.b[:0], nb...)
+	} else {
+		r.buf.b = nb
+	}
+	off := 8 + 2
+	if r.clientID != nil {
+		off += len(*r.clientID)
+	}
+	if req.IsFlexible() {
+		off++
+	}
+	r.bodyOff = off
+	r.body = r.buf.b[4+off:]
 }
 
 // gatedKey reports whether the write gate is asked for key: Produce and
@@ -135,20 +162,29 @@ func gatedKey(key int16) bool {
 	return false
 }
 
-// defaultBackend serves what names no topic or group: the default cluster,
-// else the first by name; nil when there is none.
-func (r *request) defaultBackend() *Backend { return r.set.fallback(r.st) }
+// defaultBackend serves what names no topic or group: the default cluster
+// (for this client's region), else the first by name; nil when there is
+// none.
+func (r *request) defaultBackend() *Backend { return r.set.fallback(r.st, r.region) }
 
 // route is the cluster topic routes to (exact route, longest prefix, the
 // default cluster), or nil. It applies no bounce: for merges and admin
 // keys, which hold no client-cached leader.
-func (r *request) route(topic string) *Backend { return r.set.route(r.st, topic) }
+func (r *request) route(topic string) *Backend { return r.set.route(r.st, topic, r.region) }
 
-// home is the home cluster of a consumer group or transactional id.
-func (r *request) home(key string) *Backend { return r.set.home(r.st, key) }
+// home is the home cluster of a consumer group or transactional id for
+// this request's client's region.
+func (r *request) home(key string) *Backend { return r.set.home(r.st, key, r.region) }
 
-// presenter presents be's brokers as peers to this request's client.
-func (r *request) presenter(be *Backend) *presenter { return r.c.presenter(r.st, be.Name()) }
+// presenter presents be's brokers as peers to this request's client (only
+// its region's peers: near serving).
+func (r *request) presenter(be *Backend) *presenter { return r.c.presenter(r.st, r.region, be.Name()) }
+
+// presenterOf is presenter for a cluster by name ("" for no cluster: the
+// broker list only).
+func (r *request) presenterOf(cluster string) *presenter {
+	return r.c.presenter(r.st, r.region, cluster)
+}
 
 // topicTarget is how one topic of a request is served: by be, or, with be
 // nil, answered by the proxy with code for every partition.

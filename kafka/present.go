@@ -14,6 +14,13 @@ import (
 // presented by the live peer on its host, else by the live peer with the
 // highest rendezvous score for (cluster, broker). Only a rendezvous choice
 // moves when peers come and go, and only for brokers whose peer left.
+//
+// Near serving (docs/regions.md): when the state defines regions and the
+// client's region is known, only the live peers of the client's region are
+// presented (else those of its region's first fallback region that has
+// one, else every live peer), so the client's connections stay in its
+// site. A broker whose co-located peer is in another region is then
+// presented by the rendezvous choice among the region's peers.
 type presenter struct {
 	cluster string
 	live    []fsm.Peer
@@ -22,6 +29,12 @@ type presenter struct {
 }
 
 func newPresenter(st *fsm.State, live func(int32) bool, cluster string) *presenter {
+	return newRegionPresenter(st, live, cluster, "")
+}
+
+// newRegionPresenter is the presenter for a client of region (see
+// presenter); region "" presents every live peer.
+func newRegionPresenter(st *fsm.State, live func(int32) bool, cluster, region string) *presenter {
 	pr := &presenter{cluster: cluster, local: map[int32]int32{}, cache: map[int32]int32{}}
 	for _, p := range st.Peers {
 		// A peer clients could not be told the address of is never
@@ -33,6 +46,9 @@ func newPresenter(st *fsm.State, live func(int32) bool, cluster string) *present
 			continue
 		}
 		pr.live = append(pr.live, p)
+	}
+	pr.live = nearPeers(st, pr.live, region)
+	for _, p := range pr.live {
 		for _, b := range p.LocalBrokers {
 			if b.Cluster != cluster {
 				continue
@@ -43,6 +59,36 @@ func newPresenter(st *fsm.State, live func(int32) bool, cluster string) *present
 		}
 	}
 	return pr
+}
+
+// nearPeers narrows live to the peers a client of region is shown: those
+// of its region, else of its region's first fallback region with a live
+// peer, else all of them. With no regions defined, or no region known,
+// every live peer is shown (the behaviour before regions).
+func nearPeers(st *fsm.State, live []fsm.Peer, region string) []fsm.Peer {
+	if region == "" || len(st.Regions) == 0 {
+		return live
+	}
+	in := func(name string) []fsm.Peer {
+		var out []fsm.Peer
+		for _, p := range live {
+			if p.Region == name {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	if near := in(region); len(near) > 0 {
+		return near
+	}
+	if r, ok := st.Region(region); ok {
+		for _, f := range r.Fallback {
+			if near := in(f); len(near) > 0 {
+				return near
+			}
+		}
+	}
+	return live
 }
 
 // peerFor returns the peer presenting broker, or -1 for an unknown leader

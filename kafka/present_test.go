@@ -404,3 +404,60 @@ func TestPresenterOnlyPresentsListedPeers(t *testing.T) {
 		}
 	}
 }
+
+// TestRegionPresenter: with regions defined, a client is shown only its
+// region's live peers (else its fallback region's, else all), and a broker
+// whose co-located peer is elsewhere is presented by a rendezvous choice
+// among the region's peers; with no regions, everyone sees every peer.
+func TestRegionPresenter(t *testing.T) {
+	st := fxState() // live 0 (east), 1 (no region), 3 (west); 2 (west) dead
+	live := livenessOf(fxLive())
+	ids := func(pr *presenter) []int32 {
+		var out []int32
+		for _, b := range pr.brokers() {
+			out = append(out, b.id)
+		}
+		return out
+	}
+	// No regions defined: the region is ignored.
+	if got := ids(newRegionPresenter(st, live, fxCluster, "west")); !slices.Equal(got, []int32{0, 1, 3}) {
+		t.Fatalf("no regions: brokers %v, want every live peer", got)
+	}
+	st.Regions = []fsm.Region{
+		{Name: "east", Networks: []string{"10.1.0.0/16"}},
+		{Name: "north", Fallback: []string{"west", "east"}},
+		{Name: "south"},
+		{Name: "west", Networks: []string{"10.2.0.0/16"}, Fallback: []string{"east"}},
+	}
+	cases := []struct {
+		region string
+		want   []int32
+	}{
+		{"west", []int32{3}},
+		{"east", []int32{0}},
+		{"north", []int32{3}},         // its own has none: first fallback with a live peer
+		{"south", []int32{0, 1, 3}},   // none and no fallback: every live peer
+		{"", []int32{0, 1, 3}},        // region unknown
+		{"nowhere", []int32{0, 1, 3}}, // not a defined region, no peers
+	}
+	for _, tc := range cases {
+		pr := newRegionPresenter(st, live, fxCluster, tc.region)
+		if got := ids(pr); !slices.Equal(got, tc.want) {
+			t.Errorf("region %q: brokers %v, want %v", tc.region, got, tc.want)
+		}
+		// Every leader is one of the shown peers.
+		for b := int32(100); b <= 104; b++ {
+			if p := pr.peerFor(b); !slices.Contains(tc.want, p) {
+				t.Errorf("region %q: broker %d presented by peer %d, not one shown", tc.region, b, p)
+			}
+		}
+	}
+	// East's broker 100 stays with its co-located peer 0 for east; for west
+	// it moves to west's only live peer.
+	if got := newRegionPresenter(st, live, fxCluster, "east").peerFor(100); got != 0 {
+		t.Errorf("east: broker 100 presented by %d, want its co-located peer 0", got)
+	}
+	if got := newRegionPresenter(st, live, fxCluster, "west").peerFor(100); got != 3 {
+		t.Errorf("west: broker 100 presented by %d, want 3", got)
+	}
+}

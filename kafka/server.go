@@ -455,11 +455,28 @@ func (s *Server) closeAll() {
 	s.wg.Wait()
 }
 
-// presenter builds the broker presentation of be under st for this
-// connection's client. It is per connection so that what a client is
-// shown can later depend on the client (its region).
-func (c *clientConn) presenter(st *fsm.State, cluster string) *presenter {
-	return newPresenter(st, c.s.view.Live, cluster)
+// presenter builds the broker presentation of cluster under st for a
+// client of region: every broker list, leader, replica and coordinator a
+// client is shown passes through here, so near serving (only the client's
+// region's peers, docs/regions.md) is applied in this one place.
+func (c *clientConn) presenter(st *fsm.State, region, cluster string) *presenter {
+	return newRegionPresenter(st, c.s.view.Live, cluster, region)
+}
+
+// clientRegion is the region of this connection's client under st (the
+// longest network of st.Regions holding its address, else this peer's
+// region). The reader goroutine owns the cache: the scan runs once per
+// state the connection sees, not per request.
+func (c *clientConn) clientRegion(st *fsm.State) string {
+	if c.regionSt == st {
+		return c.region
+	}
+	peerRegion := ""
+	if p, ok := st.Peer(c.s.cfg.NodeID); ok {
+		peerRegion = p.Region
+	}
+	c.regionSt, c.region = st, st.ClientRegion(c.clientIP, peerRegion)
+	return c.region
 }
 
 // localBrokers are be's brokers on this peer's host, under the current

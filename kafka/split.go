@@ -77,6 +77,10 @@ type family[Req kmsg.Request, Resp kmsg.Response] struct {
 	// cluster); with controller, the controller of the topic's cluster.
 	coordinator func(Req) (typ int8, key string)
 	controller  bool
+	// replica, when set, may send a partition to another broker of its
+	// cluster than its leader (Fetch: the KIP-392 preferred read replica
+	// the backend named for this client).
+	replica func(r *request, tt topicTarget, partition int32, leader target) target
 	// all reports that req's null topic list means every topic: the
 	// request goes as it is to every cluster's controller, and each answer
 	// keeps the topics routed to its cluster.
@@ -186,6 +190,9 @@ func (f *family[Req, Resp]) target(r *request, req Req, tt topicTarget, partitio
 		return r.coordinator(tt.be, typ, key)
 	case f.controller:
 		return controllerOf(tt.be)
+	}
+	if f.replica != nil {
+		return f.replica(r, tt, partition, tt.leader(partition))
 	}
 	return tt.leader(partition)
 }

@@ -236,7 +236,7 @@ func (n *Node) notTheLeader(leader, addr string, err error) error {
 // refused command costs no log entry; Apply on every peer still has the
 // last word.
 func (n *Node) applyLocal(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) {
-	if err := n.checkCommandSet(cmd.Type()); err != nil {
+	if err := n.checkCommandSet(cmd); err != nil {
 		return fsm.Applied{}, err
 	}
 	timeout := n.cfg.Timing.ApplyTimeout
@@ -319,16 +319,17 @@ func (n *Node) dropped(ctx context.Context, idx uint64, b []byte) bool {
 	return l.Type != raft.LogCommand || !bytes.Equal(l.Data, b)
 }
 
-// checkCommandSet refuses a command type that some peer's build cannot
-// decode: its command set (gossiped; none gossiped means set 1) is older
-// than the one that introduced the type. The peers counted are those in
+// checkCommandSet refuses a command that some peer's build cannot decode:
+// its command set (gossiped; none gossiped means set 1) is older than the
+// one the command needs (fsm.Needs: its type's, or its payload version's). The peers counted are those in
 // the Raft configuration, whatever their gossip state (a peer down for its
 // upgrade still replays the log when it returns), and every live gossip
 // member (it may be about to join) but those the leader refused to admit:
 // they never receive the log, and a stranger holding the gossip key must
 // not be able to freeze new command types by claiming an old set.
-func (n *Node) checkCommandSet(t fsm.CommandType) error {
-	need := n.commandIntroduced(t)
+func (n *Node) checkCommandSet(cmd fsm.Command) error {
+	t := cmd.Type()
+	need := n.commandNeeds(cmd)
 	if need <= 1 {
 		return nil
 	}
@@ -380,13 +381,15 @@ func (n *Node) commandSet() uint16 {
 	return fsm.CommandSetVersion
 }
 
-// commandIntroduced is the command set that introduced t, from fsm's table
-// unless a test stands in for a newer build (Config.CommandIntroduced).
-func (n *Node) commandIntroduced(t fsm.CommandType) uint16 {
-	if v, ok := n.cfg.CommandIntroduced[t]; ok {
+// commandNeeds is the command set cmd needs, from fsm (fsm.Needs: its
+// type's, or set 1 for a route command without targets, written in the
+// old payload version) unless a test stands in for a newer build
+// (Config.CommandIntroduced).
+func (n *Node) commandNeeds(cmd fsm.Command) uint16 {
+	if v, ok := n.cfg.CommandIntroduced[cmd.Type()]; ok {
 		return v
 	}
-	return t.Introduced()
+	return fsm.Needs(cmd)
 }
 
 // TransferLeadership asks this peer, which must lead, to hand leadership to

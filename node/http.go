@@ -165,6 +165,9 @@ func (n *Node) adminHandler() http.Handler {
 		{"GET /v1/groups/{group}", n.getGroup},
 		{"POST /v1/groups/{group}/offset-resets", n.postOffsetReset},
 		{"GET /v1/groups/{group}/offset-resets", n.getOffsetReset},
+		{"GET /v1/regions", n.getRegions},
+		{"PUT /v1/regions/{region}", n.putRegion},
+		{"DELETE /v1/regions/{region}", n.deleteRegion},
 	}
 	for _, e := range v1 {
 		mux.HandleFunc(e.pattern, n.api(e.pattern, true, e.h))
@@ -573,8 +576,19 @@ type clusterBody struct {
 	Cluster string `json:"cluster"`
 }
 
+// routeBody is the PUT body of every route (exact, prefix, group, the
+// default): the cluster and, inlined, the region targets and failover
+// policy (docs/regions.md).
+type routeBody struct {
+	Cluster string `json:"cluster"`
+	fsm.RouteTargets
+}
+
+// routeResolution is GET /v1/routes/{topic}[?region=R]: where a client of
+// region R (none: the route's cluster) is routed, and the rule's targets.
 type routeResolution struct {
 	Topic   string `json:"topic"`
+	Region  string `json:"region,omitempty"`
 	Cluster string `json:"cluster"`
 	Match   string `json:"match"`
 	Rule    string `json:"rule,omitempty"`
@@ -591,6 +605,7 @@ func (n *Node) getRoutes(w http.ResponseWriter, r *http.Request) error {
 		"prefixes":        nonNil(rt.Prefixes),
 		"group_prefixes":  nonNil(rt.GroupPrefixes),
 		"default_cluster": rt.DefaultCluster,
+		"default":         rt.Default,
 	})
 	return nil
 }
@@ -600,21 +615,21 @@ func (n *Node) getRoute(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	topic := r.PathValue("topic")
-	cluster, m := st.RouteFor(topic)
+	topic, region := r.PathValue("topic"), r.URL.Query().Get("region")
+	cluster, m := st.RouteForRegion(topic, region)
 	if m.Kind == fsm.MatchNone {
 		return notFound("no route, prefix rule or default cluster routes topic %q", topic)
 	}
-	writeJSON(w, http.StatusOK, routeResolution{Topic: topic, Cluster: cluster, Match: m.Kind.String(), Rule: m.Rule})
+	writeJSON(w, http.StatusOK, routeResolution{Topic: topic, Region: region, Cluster: cluster, Match: m.Kind.String(), Rule: m.Rule})
 	return nil
 }
 
 func (n *Node) putRoute(w http.ResponseWriter, r *http.Request) error {
-	var b clusterBody
+	var b routeBody
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
-	cmd := &fsm.PutRoute{Topic: r.PathValue("topic"), Cluster: b.Cluster}
+	cmd := &fsm.PutRoute{Topic: r.PathValue("topic"), Cluster: b.Cluster, RouteTargets: b.RouteTargets}
 	return n.write(w, r, cmd, http.StatusOK, func(fsm.Applied) any { return fsm.TopicRoute(*cmd) })
 }
 
@@ -645,14 +660,14 @@ func (n *Node) getPrefixRoute(group bool) apiHandler {
 
 func (n *Node) putPrefixRoute(group bool) apiHandler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		var b clusterBody
+		var b routeBody
 		if err := decodeBody(r, &b); err != nil {
 			return err
 		}
-		rule := fsm.PrefixRoute{Prefix: r.PathValue("prefix"), Cluster: b.Cluster}
-		var cmd fsm.Command = &fsm.PutPrefixRoute{Prefix: rule.Prefix, Cluster: rule.Cluster}
+		rule := fsm.PrefixRoute{Prefix: r.PathValue("prefix"), Cluster: b.Cluster, RouteTargets: b.RouteTargets}
+		var cmd fsm.Command = &fsm.PutPrefixRoute{Prefix: rule.Prefix, Cluster: rule.Cluster, RouteTargets: rule.RouteTargets}
 		if group {
-			cmd = &fsm.PutGroupRoute{Prefix: rule.Prefix, Cluster: rule.Cluster}
+			cmd = &fsm.PutGroupRoute{Prefix: rule.Prefix, Cluster: rule.Cluster, RouteTargets: rule.RouteTargets}
 		}
 		return n.write(w, r, cmd, http.StatusOK, func(fsm.Applied) any { return rule })
 	}
@@ -674,19 +689,19 @@ func (n *Node) getDefaultCluster(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, clusterBody{Cluster: st.Routes.DefaultCluster})
+	writeJSON(w, http.StatusOK, routeBody{Cluster: st.Routes.DefaultCluster, RouteTargets: st.Routes.Default})
 	return nil
 }
 
 func (n *Node) putDefaultCluster(w http.ResponseWriter, r *http.Request) error {
-	var b clusterBody
+	var b routeBody
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
 	if b.Cluster == "" {
 		return badRequest(`the body needs {"cluster": NAME}; DELETE /v1/default-cluster clears it`)
 	}
-	return n.write(w, r, &fsm.SetDefaultCluster{Cluster: b.Cluster}, http.StatusOK, func(fsm.Applied) any { return b })
+	return n.write(w, r, &fsm.SetDefaultCluster{Cluster: b.Cluster, RouteTargets: b.RouteTargets}, http.StatusOK, func(fsm.Applied) any { return b })
 }
 
 func (n *Node) deleteDefaultCluster(w http.ResponseWriter, r *http.Request) error {

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -347,10 +348,10 @@ func ctlCommands() []ctlCommand {
 		{"clusters set", "NAME --bootstrap h:p[,h:p...] [flags]", "define or replace a backend cluster", parseClustersSet},
 		{"clusters delete", "NAME", "delete a backend cluster no route uses", parseClustersDelete},
 		{"routes list", "", "the routing table: topic, prefix and group routes and the default cluster", parseRoutesList},
-		{"routes get", "TOPIC | --prefix PREFIX | --group PREFIX", "how a topic resolves, or one prefix or group rule", parseRoutesGet},
-		{"routes set", "TOPIC CLUSTER | --prefix PREFIX CLUSTER | --group PREFIX CLUSTER", "route a topic, a topic prefix or a group-id prefix to a cluster", parseRoutesSet},
+		{"routes get", "TOPIC [--region REGION] | --prefix PREFIX | --group PREFIX", "how a topic resolves (for a region's clients), or one prefix or group rule", parseRoutesGet},
+		{"routes set", "TOPIC CLUSTER | --prefix PREFIX CLUSTER | --group PREFIX CLUSTER [--region R=C...] [--fallback C1,C2] [--resume POLICY] [--failback auto|manual]", "route a topic, a topic prefix or a group-id prefix to a cluster (per region with --region)", parseRoutesSet},
 		{"routes delete", "TOPIC | --prefix PREFIX | --group PREFIX", "remove a route", parseRoutesDelete},
-		{"routes default", "[CLUSTER] | --clear", "show, set or clear the default cluster", parseRoutesDefault},
+		{"routes default", "[CLUSTER] | --clear", "show, set or clear the default cluster (set takes routes set's --region, --fallback, --resume, --failback)", parseRoutesDefault},
 		{"quotas list", "", "the quota rules, exact topics first", parseQuotasList},
 		{"quotas get", "TOPIC | --prefix PREFIX", "the rule that governs a topic, or one prefix rule", parseQuotasGet},
 		{"quotas set", "TOPIC | --prefix PREFIX [--produce RATE] [--fetch RATE]", "set a quota rule (it replaces the rule; a rate left out is unlimited)", parseQuotasSet},
@@ -360,6 +361,9 @@ func ctlCommands() []ctlCommand {
 		{"migrations start", "TOPIC --to CLUSTER [--wait]", "move TOPIC to CLUSTER while its clients keep running (docs/migration.md)", parseMigrationsStart},
 		{"migrations finish", "TOPIC [--force]", "retire the source segment of a switched migration once every group is past the base", parseMigrationsFinish},
 		{"migrations abort", "TOPIC", "stop a migration before its switch; nothing changes for clients", parseMigrationsAbort},
+		{"regions list", "", "the regions: client networks and fallback regions", parseRegionsList},
+		{"regions set", "REGION --network CIDR [--network CIDR...] [--fallback REGION...]", "define or replace a region (docs/regions.md)", parseRegionsSet},
+		{"regions delete", "REGION", "delete a region no other region falls back to", parseRegionsDelete},
 		{"groups list", "", "every consumer group of the virtual cluster, with state and type", parseGroupsList},
 		{"groups describe", "GROUP", "a group's members, assignment, committed offsets and lag, and its last offset reset", parseGroupsDescribe},
 		{"groups reset", "GROUP --topic T [--topic T2] [--partitions 0,1] (--to-earliest|--to-latest|--to-datetime TIME|--to-offset N|--shift-by N) [--dry-run] [--wait]",
@@ -814,12 +818,21 @@ func parseRouteTarget(fs *flag.FlagSet, args []string, after ...string) (routeKi
 }
 
 func parseRoutesGet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
+	var region optString
+	fs.Var(&region, "region", "resolve TOPIC for a client of `REGION` (its region-aware target)")
 	k, _, err := parseRouteTarget(fs, args)
 	if err != nil {
 		return nil, err
 	}
 	if k.isTop {
-		return getCall(apiPath(k.base, k.key), decoded(renderResolution)), nil
+		call := getCall(apiPath(k.base, k.key), decoded(renderResolution))
+		if region.set {
+			call.query = url.Values{"region": {region.v}}
+		}
+		return call, nil
+	}
+	if region.set {
+		return nil, errors.New("--region resolves a TOPIC; a prefix or group rule shows all its targets")
 	}
 	header := "PREFIX"
 	if k.base == "/v1/group-routes" {
@@ -831,12 +844,18 @@ func parseRoutesGet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 }
 
 func parseRoutesSet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
+	var t apiTargets
+	defineTargetFlags(fs, &t)
 	k, pos, err := parseRouteTarget(fs, args, "CLUSTER")
 	if err != nil {
 		return nil, err
 	}
-	return &ctlCall{method: http.MethodPut, path: apiPath(k.base, k.key), body: apiRouteTarget{Cluster: pos[0]},
-		show: confirm("%s %s -> %s", k.what, k.key, pos[0])}, nil
+	line := fmt.Sprintf("%s %s -> %s", k.what, k.key, pos[0])
+	if !t.empty() {
+		line += " (" + t.cell() + ")"
+	}
+	return &ctlCall{method: http.MethodPut, path: apiPath(k.base, k.key), body: apiRouteTarget{Cluster: pos[0], apiTargets: t},
+		show: confirm("%s", line)}, nil
 }
 
 func parseRoutesDelete(fs *flag.FlagSet, args []string) (*ctlCall, error) {
@@ -850,6 +869,8 @@ func parseRoutesDelete(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 
 func parseRoutesDefault(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	clear := fs.Bool("clear", false, "clear the default cluster: topics no rule matches are not routed")
+	var t apiTargets
+	defineTargetFlags(fs, &t)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return nil, err
@@ -860,11 +881,21 @@ func parseRoutesDefault(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 		if err := positional(pos); err != nil {
 			return nil, fmt.Errorf("--clear takes no CLUSTER: %w", err)
 		}
+		if !t.empty() {
+			return nil, fmt.Errorf("--clear takes no --region, --fallback, --resume or --failback")
+		}
 		return &ctlCall{method: http.MethodDelete, path: path, show: confirm("default cluster cleared")}, nil
 	case len(pos) == 0:
+		if !t.empty() {
+			return nil, fmt.Errorf("missing CLUSTER: --region, --fallback, --resume and --failback go with a default cluster")
+		}
 		return getCall(path, decoded(func(w io.Writer, t apiRouteTarget) error {
 			if t.Cluster == "" {
 				_, err := fmt.Fprintln(w, "no default cluster")
+				return err
+			}
+			if !t.apiTargets.empty() {
+				_, err := fmt.Fprintf(w, "default cluster: %s (%s)\n", t.Cluster, t.apiTargets.cell())
 				return err
 			}
 			_, err := fmt.Fprintf(w, "default cluster: %s\n", t.Cluster)
@@ -874,8 +905,12 @@ func parseRoutesDefault(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	if err := positional(pos, "CLUSTER"); err != nil {
 		return nil, err
 	}
-	return &ctlCall{method: http.MethodPut, path: path, body: apiRouteTarget{Cluster: pos[0]},
-		show: confirm("default cluster -> %s", pos[0])}, nil
+	line := "default cluster -> " + pos[0]
+	if !t.empty() {
+		line += " (" + t.cell() + ")"
+	}
+	return &ctlCall{method: http.MethodPut, path: path, body: apiRouteTarget{Cluster: pos[0], apiTargets: t},
+		show: confirm("%s", line)}, nil
 }
 
 func parseQuotasList(fs *flag.FlagSet, args []string) (*ctlCall, error) {
@@ -1176,11 +1211,13 @@ type apiClusterList struct {
 type apiTopicRoute struct {
 	Topic   string `json:"topic"`
 	Cluster string `json:"cluster"`
+	apiTargets
 }
 
 type apiPrefixRoute struct {
 	Prefix  string `json:"prefix"`
 	Cluster string `json:"cluster"`
+	apiTargets
 }
 
 type apiRoutes struct {
@@ -1188,10 +1225,12 @@ type apiRoutes struct {
 	Prefixes       []apiPrefixRoute `json:"prefixes"`
 	GroupPrefixes  []apiPrefixRoute `json:"group_prefixes"`
 	DefaultCluster string           `json:"default_cluster"`
+	Default        apiTargets       `json:"default"`
 }
 
 type apiRouteResolution struct {
 	Topic   string `json:"topic"`
+	Region  string `json:"region"`
 	Cluster string `json:"cluster"`
 	Match   string `json:"match"`
 	Rule    string `json:"rule"`
@@ -1200,6 +1239,7 @@ type apiRouteResolution struct {
 // apiRouteTarget is the body of a route PUT and the default-cluster answer.
 type apiRouteTarget struct {
 	Cluster string `json:"cluster"`
+	apiTargets
 }
 
 type apiQuota struct {
@@ -1316,9 +1356,18 @@ func renderRoutes(w io.Writer, r apiRoutes) error {
 	if len(r.Topics) == 0 {
 		fmt.Fprintln(tw, "no topic routes")
 	} else {
-		fmt.Fprintln(tw, "TOPIC\tCLUSTER")
+		targets := slices.ContainsFunc(r.Topics, func(t apiTopicRoute) bool { return !t.apiTargets.empty() })
+		if targets {
+			fmt.Fprintln(tw, "TOPIC\tCLUSTER\tTARGETS")
+		} else {
+			fmt.Fprintln(tw, "TOPIC\tCLUSTER")
+		}
 		for _, t := range r.Topics {
-			fmt.Fprintf(tw, "%s\t%s\n", t.Topic, t.Cluster)
+			if targets {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Topic, t.Cluster, t.apiTargets.cell())
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\n", t.Topic, t.Cluster)
+			}
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -1341,21 +1390,39 @@ func renderRoutes(w io.Writer, r apiRoutes) error {
 		_, err := fmt.Fprintln(w, "no default cluster")
 		return err
 	}
+	if !r.Default.empty() {
+		_, err := fmt.Fprintf(w, "default cluster: %s (%s)\n", r.DefaultCluster, r.Default.cell())
+		return err
+	}
 	_, err := fmt.Fprintf(w, "default cluster: %s\n", r.DefaultCluster)
 	return err
 }
 
 func renderPrefixRoutes(w io.Writer, header string, routes []apiPrefixRoute) error {
 	tw := newTable(w)
-	fmt.Fprintf(tw, "%s\tCLUSTER\n", header)
+	targets := slices.ContainsFunc(routes, func(p apiPrefixRoute) bool { return !p.apiTargets.empty() })
+	if targets {
+		fmt.Fprintf(tw, "%s\tCLUSTER\tTARGETS\n", header)
+	} else {
+		fmt.Fprintf(tw, "%s\tCLUSTER\n", header)
+	}
 	for _, p := range routes {
-		fmt.Fprintf(tw, "%s\t%s\n", p.Prefix, p.Cluster)
+		if targets {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Prefix, p.Cluster, p.apiTargets.cell())
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\n", p.Prefix, p.Cluster)
+		}
 	}
 	return tw.Flush()
 }
 
 func renderResolution(w io.Writer, r apiRouteResolution) error {
 	tw := newTable(w)
+	if r.Region != "" {
+		fmt.Fprintln(tw, "TOPIC\tREGION\tCLUSTER\tMATCH\tRULE")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Topic, r.Region, r.Cluster, dash(r.Match), dash(r.Rule))
+		return tw.Flush()
+	}
 	fmt.Fprintln(tw, "TOPIC\tCLUSTER\tMATCH\tRULE")
 	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Topic, r.Cluster, dash(r.Match), dash(r.Rule))
 	return tw.Flush()

@@ -78,6 +78,15 @@ func TestParseCtlCommands(t *testing.T) {
 		{"routes set --prefix logs. west", "PUT", "/v1/prefix-routes/logs.", `{"cluster":"west"}`},
 		{"routes set west --prefix logs.", "PUT", "/v1/prefix-routes/logs.", `{"cluster":"west"}`},
 		{"routes set --group billing- west", "PUT", "/v1/group-routes/billing-", `{"cluster":"west"}`},
+		{"routes set orders east --region dc1=east --region dc2=west --fallback east,west --resume timestamp --failback manual", "PUT", "/v1/routes/orders",
+			`{"cluster":"east","regions":{"dc1":"east","dc2":"west"},"fallback":["east","west"],"resume":"timestamp","failback":"manual"}`},
+		{"routes set --prefix logs. west --region a=east", "PUT", "/v1/prefix-routes/logs.", `{"cluster":"west","regions":{"a":"east"}}`},
+		{"routes default east --fallback west", "PUT", "/v1/default-cluster", `{"cluster":"east","fallback":["west"]}`},
+		{"regions list", "GET", "/v1/regions", ""},
+		{"regions set dc1 --network 10.1.0.0/16 --network 10.3.0.0/16,10.4.0.0/16 --fallback dc2", "PUT", "/v1/regions/dc1",
+			`{"networks":["10.1.0.0/16","10.3.0.0/16","10.4.0.0/16"],"fallback":["dc2"]}`},
+		{"regions set dc2", "PUT", "/v1/regions/dc2", `{"networks":[],"fallback":[]}`},
+		{"regions delete dc1", "DELETE", "/v1/regions/dc1", ""},
 		{"routes set west --group=billing-", "PUT", "/v1/group-routes/billing-", `{"cluster":"west"}`},
 		{"routes delete orders", "DELETE", "/v1/routes/orders", ""},
 		{"routes delete --prefix logs.", "DELETE", "/v1/prefix-routes/logs.", ""},
@@ -185,6 +194,10 @@ func TestParseCtlUsageErrors(t *testing.T) {
 		{[]string{"clusters"}, "clusters: no subcommand given", "usage: switchyard ctl clusters SUBCOMMAND"},
 		{[]string{"clusters", "frob"}, `clusters: unknown subcommand "frob"`, "clusters set NAME --bootstrap"},
 		{[]string{"clusters", "get"}, "clusters get: missing NAME", "usage: switchyard ctl clusters get NAME"},
+		{[]string{"regions", "set"}, "regions set: missing REGION", "-network"},
+		{[]string{"routes", "set", "t", "c", "--region", "dc1"}, "is not REGION=CLUSTER", "-region"},
+		{[]string{"routes", "set", "t", "c", "--region", "a=x", "--region", "a=y"}, `region "a" given twice`, "-fallback"},
+		{[]string{"routes", "default", "--clear", "--resume", "latest"}, "--clear takes no", "-clear"},
 		{[]string{"clusters", "get", "a", "b"}, `clusters get: unexpected argument "b"`, "clusters get NAME"},
 		{[]string{"clusters", "delete"}, "clusters delete: missing NAME", "clusters delete NAME"},
 		{[]string{"clusters", "set", "east"}, "clusters set: --bootstrap is required", "-tls-ca-file"},
@@ -469,6 +482,22 @@ default cluster: east
 		{"routes get --group billing-", `{"prefix": "billing-", "cluster": "west"}`, "GROUP PREFIX  CLUSTER\nbilling-      west\n"},
 		{"routes default", `{"cluster": "east"}`, "default cluster: east\n"},
 		{"routes default", `{"cluster": ""}`, "no default cluster\n"},
+		{"routes list", `{"topics": [{"topic": "orders", "cluster": "east", "regions": {"dc2": "west", "dc1": "east"},
+  "fallback": ["east", "west"], "resume": "timestamp", "failback": "manual"}, {"topic": "plain", "cluster": "east"}],
+  "default_cluster": "east", "default": {"fallback": ["west"]}}`, `TOPIC   CLUSTER  TARGETS
+orders  east     dc1=east,dc2=west fallback=east,west resume=timestamp failback=manual
+plain   east     -
+
+no prefix routes
+
+no group routes
+
+default cluster: east (fallback=west)
+`},
+		{"routes default", `{"cluster": "east", "regions": {"b": "west"}}`, "default cluster: east (b=west)\n"},
+		{"regions list", `[{"name": "dc1", "networks": ["10.1.0.0/16", "10.3.0.0/16"], "fallback": ["dc2"]}, {"name": "dc2"}]`,
+			"REGION  NETWORKS                 FALLBACK\ndc1     10.1.0.0/16,10.3.0.0/16  dc2\ndc2     -                        -\n"},
+		{"regions list", `[]`, "no regions: clients are served by every peer and routed by their peer's region\n"},
 		{"quotas list", quotasFixture, `TOPIC   KIND    PRODUCE   FETCH
 orders  exact   1 MiB/s   unlimited
 logs.   prefix  500 KB/s  2 GiB/s
