@@ -25,7 +25,7 @@ func TestOneSiteBackendRestart(t *testing.T) {
 		peers = append(peers, peerSpec{name: fmt.Sprintf("a%d", i+1), region: "dc1", nets: []attach{{net, fmt.Sprintf("%s%d", pre, 11+i)}}})
 	}
 	e.startPeers(peers)
-	waitLeader(t, peers[0].ip(), 3)
+	waitLeader(t, peers[0].ip(), 3, 0)
 	waitFor(t, 30*time.Second, "configure the cluster and routes", func() error {
 		if err := admin(peers[0].ip(), "PUT", "/v1/clusters/east", map[string]any{"bootstrap": backendAddrs(backendIP), "region": "dc1"}, nil); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -287,7 +288,7 @@ func admin(ip, method, path string, body, out any) error {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
+		return &apiError{code: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.Join(strings.Fields(string(b)), " "))}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -295,31 +296,62 @@ func admin(ip, method, path string, body, out any) error {
 	return nil
 }
 
+// apiError is an admin API answer other than 2xx.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// retryable says whether an admin request may succeed when sent again: a
+// transport error or a 5xx (no leader yet, a forward that timed out), not
+// a 4xx (the request itself is refused).
+func retryable(err error) bool {
+	var ae *apiError
+	return err != nil && (!errors.As(err, &ae) || ae.code >= 500)
+}
+
 type status struct {
 	Leader *struct {
 		Name string `json:"name"`
 	} `json:"leader"`
 	Raft struct {
-		Voters int `json:"voters"`
+		Voters    int `json:"voters"`
+		Nonvoters int `json:"nonvoters"`
 	} `json:"raft"`
+	Peers []struct {
+		Name string `json:"name"`
+		Raft string `json:"raft"`
+	} `json:"peers"`
 }
 
-// waitLeader waits until the peer at ip knows a leader and n voters.
-func waitLeader(t *testing.T, ip string, n int) string {
+// waitLeader waits until the peer at ip knows a leader, voters voters and
+// nonvoters non-voters (the leader keeps at most five voters, spread over
+// the peers' regions: node/leader.go), and answers the leader's name and
+// the voters' names.
+func waitLeader(t *testing.T, ip string, voters, nonvoters int) (string, []string) {
 	t.Helper()
 	var leader string
-	waitFor(t, 90*time.Second, fmt.Sprintf("a leader with %d voters", n), func() error {
+	var names []string
+	waitFor(t, 90*time.Second, fmt.Sprintf("a leader with %d voters and %d non-voters", voters, nonvoters), func() error {
 		var s status
 		if err := admin(ip, "GET", "/v1/status", nil, &s); err != nil {
 			return err
 		}
-		if s.Leader == nil || s.Raft.Voters != n {
-			return fmt.Errorf("leader %v, voters %d", s.Leader, s.Raft.Voters)
+		if s.Leader == nil || s.Raft.Voters != voters || s.Raft.Nonvoters != nonvoters {
+			return fmt.Errorf("leader %v, voters %d, non-voters %d", s.Leader, s.Raft.Voters, s.Raft.Nonvoters)
 		}
-		leader = s.Leader.Name
+		leader, names = s.Leader.Name, nil
+		for _, p := range s.Peers {
+			if p.Raft == "voter" {
+				names = append(names, p.Name)
+			}
+		}
+		sort.Strings(names)
 		return nil
 	})
-	return leader
+	return leader, names
 }
 
 // Event is a verifier output line (test/sites/cmd/verifier).
