@@ -480,8 +480,18 @@ type accounting struct {
 	ackGaps, consumeGaps    map[string][]window
 }
 
+// Windows are those longer than minGap; a consumer's windows are counted up
+// to the producers' last acknowledgement (after it there is nothing to read).
 func account(producers map[string][]Event, consumers map[string][]Event, minGap time.Duration) accounting {
 	a := accounting{ackGaps: map[string][]window{}, consumeGaps: map[string][]window{}}
+	var lastAck int64
+	for _, evs := range producers {
+		for _, e := range evs {
+			if e.Ev == "ack" && e.T > lastAck {
+				lastAck = e.T
+			}
+		}
+	}
 	seen := map[string]map[int64]bool{}
 	for by, evs := range consumers {
 		per := map[string]int{}
@@ -499,7 +509,12 @@ func account(producers map[string][]Event, consumers map[string][]Event, minGap 
 				seen[e.Src] = map[int64]bool{}
 			}
 			seen[e.Src][e.Seq] = true
-			ts = append(ts, e.T)
+			if e.T <= lastAck {
+				ts = append(ts, e.T)
+			}
+		}
+		if len(ts) > 0 && ts[len(ts)-1] < lastAck {
+			ts = append(ts, lastAck) // a window still open at the last acknowledgement
 		}
 		a.consumeGaps[by] = gaps(ts, minGap)
 	}

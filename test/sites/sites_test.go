@@ -27,7 +27,7 @@ const (
 type failoverEntry struct {
 	Cluster     string `json:"cluster"`
 	State       string `json:"state"`
-	Since       string `json:"since"`
+	Since       any    `json:"since"`
 	RoutesMoved int    `json:"routes_moved"`
 }
 
@@ -116,8 +116,11 @@ func TestTwoSites(t *testing.T) {
 			t.Errorf("configure %s: %v", what, err)
 		}
 	}
-	for s := range 2 {
-		configure("region "+sites[s]+" (regions)", "PUT", "/v1/regions/"+sites[s],
+	// A region's fallback must exist: dc1 first without one, then dc2 and
+	// dc1 naming each other.
+	configure("region dc1 (regions)", "PUT", "/v1/regions/dc1", map[string]any{"networks": []string{pre[0] + "0/24"}})
+	for _, s := range []int{1, 0} {
+		configure("region "+sites[s]+" with its fallback (regions)", "PUT", "/v1/regions/"+sites[s],
 			map[string]any{"networks": []string{pre[s] + "0/24"}, "fallback": []string{sites[1-s]}})
 	}
 	for s := range 2 {
@@ -248,7 +251,9 @@ func TestTwoSites(t *testing.T) {
 
 	// Nothing acknowledged is missing from the clusters: what east
 	// acknowledged before the kill is still there at its offsets, and every
-	// record dc1 had acknowledged is in east or west.
+	// record dc1 had acknowledged is in east or west. The acknowledgements
+	// are read first: each was stored before the clusters are read.
+	dc1Acked := acked(events(t, prods["dc1"]))
 	eastGot, err := stored(backendAddrs(backendIPs[0]), sitesTopic)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +263,7 @@ func TestTwoSites(t *testing.T) {
 		t.Fatal(err)
 	}
 	var missing []string
-	for seq, ev := range acked(events(t, prods["dc1"])) {
+	for seq, ev := range dc1Acked {
 		if len(eastGot["dc1"][seq]) == 0 && len(westGot["dc1"][seq]) == 0 {
 			missing = append(missing, fmt.Sprintf("%d (acked %s)", seq, time.UnixMilli(ev.T).Format("15:04:05.000")))
 		}
@@ -320,6 +325,7 @@ type stateWatch struct {
 	prev        map[string]string // ip+cluster → last state
 	transitions []transition
 	errs        int
+	lastErr     error
 	done        chan struct{}
 	wg          sync.WaitGroup
 }
@@ -342,7 +348,7 @@ func newStateWatch(t *testing.T, ips ...string) *stateWatch {
 				now := time.Now()
 				w.mu.Lock()
 				if err != nil {
-					w.errs++
+					w.errs, w.lastErr = w.errs+1, err
 				}
 				for c, s := range m {
 					if ip == ips[0] {
@@ -406,7 +412,7 @@ func (w *stateWatch) seen() string {
 	for _, tr := range w.transitions {
 		s = append(s, fmt.Sprintf("%s %s via %s at %s", tr.cluster, tr.state, tr.ip, tr.at.Format("15:04:05.000")))
 	}
-	return fmt.Sprintf("[%s] (%d failed polls)", strings.Join(s, "; "), w.errs)
+	return fmt.Sprintf("[%s] (%d failed polls, last: %v)", strings.Join(s, "; "), w.errs, w.lastErr)
 }
 
 // moved answers the clusters seen failed over or failing back.
