@@ -282,7 +282,17 @@ func TestTwoSites(t *testing.T) {
 		}
 	}
 	cut := time.Now()
-	time.Sleep(20 * time.Second)
+	time.Sleep(15 * time.Second)
+	// The tiebreaker reaches both sides: its leader is the one the cut left
+	// with a majority (the other side's peers stop forwarding Produce once
+	// their write lease from it runs out: --write-lease).
+	var during status
+	if err := admin(peers[len(peers)-1].ip(), "GET", "/v1/status", nil, &during); err == nil && during.Leader != nil {
+		report(t, "link cut: leader %s (was %s)", during.Leader.Name, leader)
+	} else {
+		report(t, "link cut: the tiebreaker knows no leader (%v)", err)
+	}
+	time.Sleep(5 * time.Second)
 	for s := range 2 {
 		for _, p := range sitePeers[s] {
 			e.docker("network", "connect", "--ip", p.nets[1].ip, nets[1-s], e.name+"-"+p.name)
