@@ -67,7 +67,7 @@ func failoverStates(ip string) (map[string]string, error) {
 //     the windows without acknowledgements or consumed records are printed.
 func TestTwoSites(t *testing.T) {
 	e := newEnv(t)
-	nets, pre := e.newNetworks("dc1", "dc2")
+	nets, pre := e.newNetworks("dc1", "dc2", "tb")
 	sites := []string{"dc1", "dc2"}
 	clusters := []string{"east", "west"}
 	backendIPs := []string{pre[0] + "5", pre[1] + "5"}
@@ -78,9 +78,12 @@ func TestTwoSites(t *testing.T) {
 
 	// Each peer's home is its site's network (the address it advertises);
 	// its interface in the other site's network is the inter-site link.
-	// The tiebreaker has both and is never cut: with it the group is 3+3+1
-	// and one side keeps a Raft majority while the link is down, so a wrong
-	// health verdict would be committed as a failover.
+	// The tiebreaker is a third site: its home is network "tb", which every
+	// peer also joins, and it reaches both backends (it probes them like
+	// every peer). Its links are never cut: the voters are 2+2+1 and the
+	// side the tiebreaker's leadership sides with keeps a Raft majority
+	// while the inter-site link is down, so a wrong health verdict would
+	// be committed as a failover.
 	var peers []peerSpec
 	sitePeers := make([][]peerSpec, 2)
 	for s := range 2 {
@@ -88,12 +91,13 @@ func TestTwoSites(t *testing.T) {
 			p := peerSpec{name: fmt.Sprintf("%c%d", 'a'+s, i+1), region: sites[s], nets: []attach{
 				{nets[s], fmt.Sprintf("%s%d", pre[s], 11+i)},
 				{nets[1-s], fmt.Sprintf("%s%d", pre[1-s], 21+i)},
+				{nets[2], fmt.Sprintf("%s%d", pre[2], 11+10*s+i)},
 			}}
 			peers = append(peers, p)
 			sitePeers[s] = append(sitePeers[s], p)
 		}
 	}
-	peers = append(peers, peerSpec{name: "tb", nets: []attach{{nets[0], pre[0] + "30"}, {nets[1], pre[1] + "30"}}})
+	peers = append(peers, peerSpec{name: "tb", nets: []attach{{nets[2], pre[2] + "30"}, {nets[0], pre[0] + "30"}, {nets[1], pre[1] + "30"}}})
 	e.startPeers(peers)
 	leader, voters := waitLeader(t, peers[0].ip(), 5, 2)
 	report(t, "two sites: %d peers in one Raft group, leader %s, voters %v", len(peers), leader, voters)
@@ -283,9 +287,7 @@ func TestTwoSites(t *testing.T) {
 	}
 	cut := time.Now()
 	time.Sleep(15 * time.Second)
-	// The tiebreaker reaches both sides: its leader is the one the cut left
-	// with a majority (the other side's peers stop forwarding Produce once
-	// their write lease from it runs out: --write-lease).
+	// The leader as the tiebreaker, which reaches both sides, sees it.
 	var during status
 	if err := admin(peers[len(peers)-1].ip(), "GET", "/v1/status", nil, &during); err == nil && during.Leader != nil {
 		report(t, "link cut: leader %s (was %s)", during.Leader.Name, leader)
