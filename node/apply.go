@@ -185,7 +185,27 @@ func (n *Node) applyOnce(ctx context.Context, cmd fsm.Command, b []byte) (fsm.Ap
 	if addr == "" || id == "" {
 		return fsm.Applied{}, fmt.Errorf("%w: this peer (%s) knows no leader; the cluster may have lost quorum", ErrNoLeader, n.cfg.Name)
 	}
-	return n.forwardApply(ctx, string(id), string(addr), b)
+	res, err := n.forwardApply(ctx, string(id), string(addr), b)
+	if err == nil {
+		n.readYourWrite(ctx, res.Index)
+	}
+	return res, err
+}
+
+// readYourWriteWait bounds how long a forwarded write waits for this peer
+// to apply it.
+const readYourWriteWait = 2 * time.Second
+
+// readYourWrite waits, briefly, until this peer has applied a write it
+// forwarded, so a read sent to this peer after the write's answer sees it
+// (ctl set, then list, through the same peer). The write is committed
+// either way: a peer that is slow to apply answers anyway.
+func (n *Node) readYourWrite(ctx context.Context, idx uint64) {
+	wctx, cancel := context.WithTimeout(ctx, readYourWriteWait)
+	defer cancel()
+	if err := n.WaitIndex(wctx, idx); err != nil {
+		n.log.Debug("a forwarded write is not applied here yet; answering anyway", "index", idx, "err", err)
+	}
 }
 
 // forwardApply sends an encoded write to the leader named leader at addr.

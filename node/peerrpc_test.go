@@ -390,3 +390,23 @@ func TestPeerRPCOverTLS(t *testing.T) {
 		t.Fatal("a refused write changed the state")
 	}
 }
+
+// TestForwardedWriteReadable: a write sent to a follower is answered once
+// that follower has applied it, so a read sent to it right after the answer
+// sees the write (ctl set, then list, through one peer), every time.
+func TestForwardedWriteReadable(t *testing.T) {
+	nodes := startTrio(t)
+	_, fs := leaderOf(t, nodes)
+	f := fs[0]
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		res, err := f.Apply(ctx, &fsm.PutQuota{Quota: fsm.Quota{Topic: fmt.Sprintf("t%d", i), ProduceBytesPerSec: 1000}})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.State().Index; got < res.Index {
+			t.Fatalf("write %d answered at index %d while the follower is at %d", i, res.Index, got)
+		}
+	}
+}
