@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,20 @@ import (
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/node"
 )
+
+func del(addr, path string) (int, string) {
+	req, err := http.NewRequest(http.MethodDelete, "http://"+addr+path, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
 
 // recoverPeers runs node.Recover on the stopped peers idx with those peers
 // as the only voters, as an operator runs `switchyard recover` on each
@@ -47,7 +63,8 @@ func raftConfigHas(c *testCluster, i int, name string) bool {
 // they elect a leader, hold every route and commit new writes, with the
 // third gone from the configuration. Then the same is done from two to
 // one, where the lone survivor first shows the quorum loss that forced
-// recovery is for.
+// recovery is for. In between, the lost peer leaves the peer table by
+// DELETE /v1/peers/{name}.
 func TestForcedRecovery(t *testing.T) {
 	c := newCluster(t, clusterOpts{peers: 3})
 	l := c.leader(20 * time.Second)
@@ -96,6 +113,29 @@ func TestForcedRecovery(t *testing.T) {
 	}
 	after := c.apply(1-l, route("after-recovery"), 30*time.Second)
 	c.waitApplied(after, 30*time.Second)
+
+	// The lost peer is still registered until the operator removes it; a
+	// live peer cannot be removed.
+	if _, ok := c.peers[0].n.State().PeerByName("peer-2"); !ok {
+		t.Fatal("peer-2 was unregistered before anyone removed it")
+	}
+	if code, body := del(c.peers[1-l].admin, "/v1/peers/peer-0"); code != http.StatusConflict {
+		t.Fatalf("DELETE a live peer: %d %s, want 409", code, body)
+	}
+	if code, body := del(c.peers[1-l].admin, "/v1/peers/nobody"); code != http.StatusNotFound {
+		t.Fatalf("DELETE an unknown peer: %d %s, want 404", code, body)
+	}
+	if code, body := del(c.peers[1-l].admin, "/v1/peers/peer-2"); code != http.StatusNoContent {
+		t.Fatalf("DELETE the lost peer: %d %s, want 204", code, body)
+	}
+	waitFor(t, 30*time.Second, "peer-2 unregistered everywhere", func() error {
+		for _, i := range []int{0, 1} {
+			if _, ok := c.peers[i].n.State().PeerByName("peer-2"); ok {
+				return fmt.Errorf("peer-%d still lists peer-2", i)
+			}
+		}
+		return nil
+	})
 
 	// Lose peer-1 too: peer-0 alone is one voter of two and cannot commit.
 	c.stop(1)
