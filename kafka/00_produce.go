@@ -86,7 +86,6 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 			n += len(p.Records)
 		}
 		r.c.s.metrics.produced(tt.be, tt.metricName(), n)
-		r.c.s.metrics.regionTraffic(r.st, r.region, tt.be, "produce", n)
 		r.split.throttle = r.split.throttle.Max(r.c.charge(tt, quota.Produce, n, r.start))
 		return tt
 	},
@@ -98,15 +97,14 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 		if code := r.c.s.seqGaps.admit(tt.name, p.Partition, p.Records); code != 0 {
 			return code
 		}
-		at := seqPart{tt.name, p.Partition}
+		var part *seqPart
+		if tt.chain != nil {
+			part = &seqPart{tt.name, p.Partition}
+		}
 		if req.TransactionID != nil {
-			var part *seqPart
-			if tt.chain != nil {
-				part = &at
-			}
 			return r.c.mapTxnProducers(r, tt.be, r.split.txn, pidScope(tt), part, p.Records)
 		}
-		return r.c.mapProducers(tt.be, pidScope(tt), at, tt.chain != nil, p.Records)
+		return r.c.mapProducers(tt.be, pidScope(tt), part, p.Records)
 	},
 	// KIP-219: the answer advertises the throttle (clients from v6 wait on
 	// it) and the connection is muted; acks=0 and older versions get the

@@ -40,7 +40,6 @@ type Metrics struct {
 	chainedReads       *prometheus.CounterVec
 	quotaThrottle      *prometheus.HistogramVec
 	corruptBatches     prometheus.Counter
-	staleProducerIDs   prometheus.Counter
 	readDisagreements  *prometheus.CounterVec
 	regionBytes        *prometheus.CounterVec
 
@@ -147,10 +146,6 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Name: "switchyard_kafka_corrupt_batches_total",
 		Help: "Client record batches whose CRC-32C did not match, refused with CORRUPT_MESSAGE before their producer id was rewritten.",
 	})
-	m.staleProducerIDs = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "switchyard_kafka_stale_producer_ids_total",
-		Help: "Idempotent producers' partitions that came back to this peer after another peer served them (their presenting peer moved away and back): this peer's real producer id for them was stale and was replaced (producer_ids.go).",
-	})
 	m.readDisagreements = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_merged_read_disagreements_total",
 		Help: "Entries the backend clusters disagree on (held by some only, or with different values) in merged reads of cluster-wide settings, by API (DescribeACLs, DescribeClientQuotas, DescribeUserSCRAMCredentials); each answer counts each such entry.",
@@ -165,7 +160,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Help: "Record bytes produced and fetched by client region and the region of the backend cluster that served them (cross-datacenter traffic where they differ; \"\" when unknown).",
 	}, []string{"client_region", "cluster_region", "direction"})
 	reg.MustRegister(m.connections, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
-		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.staleProducerIDs, m.readDisagreements,
+		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
 		m.regionBytes)
 	return m
 }

@@ -18,12 +18,15 @@ package kafka
 // peer died or its leader moved host), the new peer maps to a new real id;
 // the broker accepts it as a producer it has no state for (Kafka 2.5+), so
 // production goes on, but a batch retried across the switch may be stored
-// twice. When the partition comes back (the presenting peer flapped), the
-// old peer's real id is behind on it: the broker would refuse the next
-// batch as out of order, which librdkafka takes as fatal. So each peer
-// remembers where its batches of each partition stopped (seqSent) and,
-// seeing a batch past that under the same real id, drops the mapping and
-// asks for a new real id (stale, forget). Transactional producers keep their real id from their home
+// twice. When the partition comes back to a peer that served it before
+// (its presenting peer flapped), that peer's real id is behind on it and
+// the broker refuses the next batch OUT_OF_ORDER_SEQUENCE_NUMBER, which
+// librdkafka treats as fatal. The peer must not hide it by taking a new
+// real id: it cannot tell sequences another peer wrote from sequences a
+// refusal left unwritten while a later batch was in flight to it, and in
+// the second case the client would take the unwritten batch as written
+// (TestProducerMovesAwayAndBack). Sharing the mapping between peers lifts
+// this limit. Transactional producers keep their real id from their home
 // cluster's coordinator: a transaction never leaves that cluster.
 
 import (
@@ -79,11 +82,7 @@ type producerIDs struct {
 	// seqBases: per migrated segment, producer and partition, the first
 	// sequence the proxy sent there (rebase).
 	seqBases *lru[seqBaseKey, seqBase]
-	// sent: per scope, producer and partition, the real id this peer last
-	// sent the partition's batches under and the sequence after them
-	// (stale).
-	sent *lru[seqBaseKey, seqSent]
-	mu   sync.Mutex
+	mu       sync.Mutex
 	// inflight coalesces concurrent lookups of one key.
 	inflight map[pidKey]chan struct{}
 }
@@ -92,7 +91,6 @@ func (p *producerIDs) init(now time.Time, cfg Config) {
 	p.counter.Store(now.UnixMilli() << 4)
 	p.m = newLRU[pidKey, realPID](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
 	p.seqBases = newLRU[seqBaseKey, seqBase](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
-	p.sent = newLRU[seqBaseKey, seqSent](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
 	p.inflight = map[pidKey]chan struct{}{}
 }
 
@@ -159,66 +157,6 @@ func (p *producerIDs) rebase(scope string, vpid int64, vepoch int16, part *seqPa
 	out = (out + int64(base.start)) % math.MaxInt32
 	binary.BigEndian.PutUint32(batch[batchSeqOff:], uint32(out))
 	return 0
-}
-
-// seqSent is where a peer's batches of one producer on one partition
-// stopped: the real id they went under and the sequence after the last.
-type seqSent struct {
-	real int64
-	next int32
-}
-
-// seqAhead reports whether sequence a is past b (sequences wrap from
-// MaxInt32 to 0): a retry is behind, a gap ahead.
-func seqAhead(a, b int32) bool {
-	d := int64(a) - int64(b)
-	if d < 0 {
-		d += math.MaxInt32
-	}
-	return d > 0 && d < 1<<30
-}
-
-// stale reports whether real id m, which this peer maps the producer to on
-// scope, is stale for the batch's partition: this peer sent the partition
-// batches under m, and the batch's sequence is past where they stopped.
-// Another peer served the partition meanwhile (its presenting peer moved
-// away and back), under its own real id, so the cluster's state for m on
-// the partition ends where this peer's batches did and it would refuse the
-// batch as out of order, which clients take as fatal (librdkafka).
-func (p *producerIDs) stale(k seqBaseKey, m int64, seq int32) bool {
-	s, ok := p.sent.get(k)
-	return ok && s.real == m && seqAhead(seq, s.next)
-}
-
-// forget drops scope's mapping of the producer when it is still m, so the
-// next batch asks the cluster for a new real id, and the partition's
-// rebase with it (the new id starts the partition afresh).
-func (p *producerIDs) forget(k seqBaseKey, m int64) {
-	key := pidKey{k.vpid, k.vepoch, k.scope}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if r, ok := p.m.get(key); ok && r.id == m {
-		p.m.remove(key)
-	}
-	p.seqBases.remove(k)
-}
-
-// record notes that the batch at seq with n records went out under real
-// id m. A retry (behind what was sent) changes nothing. When the table is
-// full the partition goes untracked: a later move back to this peer is
-// then not noticed.
-func (p *producerIDs) record(k seqBaseKey, m int64, seq, n int32) {
-	next := int32((int64(seq) + int64(n)) % math.MaxInt32)
-	if s, ok := p.sent.get(k); ok && s.real == m && !seqAhead(next, s.next) {
-		return
-	}
-	p.sent.put(k, seqSent{real: m, next: next})
-}
-
-// batchRecordCount is a v2 batch's record count as sequences count it
-// (lastOffsetDelta + 1).
-func batchRecordCount(batch []byte) int32 {
-	return int32(binary.BigEndian.Uint32(batch[batchLastDeltaOff:])) + 1
 }
 
 // firstSeq is the client's first sequence of k's rebase.
@@ -390,7 +328,7 @@ func handleIdempotentInit(c *clientConn, r *request, start time.Time, req *kmsg.
 // unknown producer's first sequence unless it is 0 (KAFKA-15591), and a
 // producer moving with its topic onto a fresh partition continues the
 // sequences it had on the source.
-func (c *clientConn) mapProducers(be *Backend, scope string, at seqPart, rebase bool, records []byte) int16 {
+func (c *clientConn) mapProducers(be *Backend, scope string, part *seqPart, records []byte) int16 {
 	var code int16
 	batchesOf(records, func(batch []byte) bool {
 		vpid, vepoch := batchProducer(batch)
@@ -406,24 +344,14 @@ func (c *clientConn) mapProducers(be *Backend, scope string, at seqPart, rebase 
 			code = kerr.ThrottlingQuotaExceeded.Code
 			return false
 		}
-		k := seqBaseKey{scope, vpid, vepoch, at.topic, at.partition}
-		seq := int32(binary.BigEndian.Uint32(batch[batchSeqOff:]))
-		if m, ok := c.s.pids.cached(scope, vpid, vepoch); ok && c.s.pids.stale(k, m.id, seq) {
-			c.log.Info("producer's partition came back to this peer after another served it: new real producer id",
-				"cluster", be.Name(), "topic", at.topic, "partition", at.partition)
-			c.s.metrics.staleProducerIDs.Inc()
-			c.s.pids.forget(k, m.id)
-		}
-		if rebase {
+		if part != nil {
 			// After the CRC check: the rewrite below recomputes it.
-			if code = c.s.pids.rebase(scope, vpid, vepoch, &at, batch, nil); code != 0 {
+			if code = c.s.pids.rebase(scope, vpid, vepoch, part, batch, nil); code != 0 {
 				return false
 			}
-			seq = int32(binary.BigEndian.Uint32(batch[batchSeqOff:]))
 		}
 		if m, ok := c.s.pids.cached(scope, vpid, vepoch); ok {
 			setBatchProducer(batch, m.id, m.epoch)
-			c.s.pids.record(k, m.id, seq, batchRecordCount(batch))
 			return true
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
@@ -443,7 +371,6 @@ func (c *clientConn) mapProducers(be *Backend, scope string, at seqPart, rebase 
 			return false
 		}
 		setBatchProducer(batch, id, epoch)
-		c.s.pids.record(k, id, seq, batchRecordCount(batch))
 		return true
 	})
 	return code

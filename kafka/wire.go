@@ -13,14 +13,13 @@ import (
 
 // Record batch v2 layout (the fields the rewrite touches).
 const (
-	batchLengthOff    = 8  // int32: bytes after this field
-	batchMagicOff     = 16 // int8
-	batchCRCOff       = 17 // uint32 over [batchAttrOff, end)
-	batchAttrOff      = 21
-	batchLastDeltaOff = 23 // int32: the last record's offset delta
-	batchPIDOff       = 43 // int64
-	batchEpochOff     = 51 // int16
-	batchHeaderLen    = 61
+	batchLengthOff = 8  // int32: bytes after this field
+	batchMagicOff  = 16 // int8
+	batchCRCOff    = 17 // uint32 over [batchAttrOff, end)
+	batchAttrOff   = 21
+	batchPIDOff    = 43 // int64
+	batchEpochOff  = 51 // int16
+	batchHeaderLen = 61
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

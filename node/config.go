@@ -112,9 +112,11 @@ type Config struct {
 	// off from the leader stops writing within it, and a migration's switch
 	// waits this long (plus a margin) for a registered peer that cannot
 	// confirm the fence. 0 is DefaultWriteLease; negative disables the
-	// lease, which is unsafe with migrations: a cut-off peer may then
-	// write to the source after the switch, and those records are never
-	// read. Set the same value on every peer.
+	// lease: Produce then never waits on the control plane, and nothing
+	// bounds how long a cut-off peer keeps writing, so migrations and
+	// offset resets need every registered peer to confirm their fence (a
+	// peer that is down or cut off blocks them until it is back or
+	// removed). Set the same value on every peer.
 	WriteLease time.Duration
 
 	// Health tunes the backend cluster probes behind failover (health.go);

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -484,5 +485,47 @@ func TestLeaseMigrationWaitsForDeadPeer(t *testing.T) {
 	}
 	if got := c.Live().Start(0); got != 3 {
 		t.Fatalf("partition 0 starts at %d on west, want the source's high watermark 3", got)
+	}
+}
+
+// TestNoLeaseMigrationWaitsForEveryPeer: with the write lease off, nothing
+// bounds how long a silent peer keeps writing, so a stopped (or cut-off)
+// registered peer holds the fence: the migration fails at its fence
+// timeout, naming the peer, and the topic stays on its source.
+func TestNoLeaseMigrationWaitsForEveryPeer(t *testing.T) {
+	tr := startLeaseTrio(t, -time.Second)
+	leader := tr.leader(t)
+	for _, p := range tr.peers {
+		p.n.migrations.cfg.Retry = 100 * time.Millisecond
+		p.n.migrations.cfg.FenceTimeout = 3 * time.Second
+	}
+	var dead *trioPeer
+	for _, p := range tr.peers {
+		if p.n != leader {
+			dead = p
+			break
+		}
+	}
+	produce(t, tr.east, "orders", []int{3, 1, 0, 2})
+	dead.stop()
+	waitUntil(t, 30*time.Second, "the leader sees "+dead.n.Name()+" gone", func() bool { return !leader.gossip.isLive(dead.n.Name()) })
+	code, _, body := call(t, leader, "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`)
+	if code != 202 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	var mg *fsm.Migration
+	waitUntil(t, 60*time.Second, "the migration ends", func() bool {
+		var ok bool
+		mg, ok = leader.State().Migration("orders")
+		if ok && mg.State == fsm.MigrationSwitched {
+			t.Fatal("switched with a registered peer silent and no write lease to wait out")
+		}
+		return ok && mg.State == fsm.MigrationFailed
+	})
+	if !strings.Contains(mg.Error, dead.n.Name()) {
+		t.Fatalf("the failure does not name the silent peer %s: %s", dead.n.Name(), mg.Error)
+	}
+	if r, _ := leader.State().RouteFor("orders"); r != "east" || leader.State().Chain("orders") != nil {
+		t.Fatalf("orders moved (%s) after a failed fence", r)
 	}
 }

@@ -665,10 +665,12 @@ func (m *migrator) waitFenced(ctx context.Context, topic string, mark fenceMark)
 // unfencedPeers asks every registered peer in parallel and lists those not
 // fenced yet. A peer that does not answer (stopped, cut off, no peer
 // address) is listed until expired, when its write lease has certainly
-// run out; with the lease disabled (expired zero), a peer gossip does not
-// show as live is not asked, as before the lease existed: unsafe if it
-// still serves clients. A peer that answers "not fenced" is always
-// listed: it may hold a lease and Produce in flight.
+// run out. With the lease disabled (expired zero) nothing bounds how long a
+// cut-off peer keeps writing, so every registered peer must answer: one
+// that is down or cut off holds the fence until it is back or removed
+// (`switchyard ctl peers remove`), and the migration fails at its fence
+// timeout otherwise. A peer that answers "not fenced" is always listed: it
+// may hold a lease and Produce in flight.
 func (m *migrator) unfencedPeers(ctx context.Context, topic string, index uint64, expired time.Time) []string {
 	st := m.n.fsm.State()
 	var mu sync.Mutex
@@ -696,9 +698,6 @@ func (m *migrator) unfencedPeers(ctx context.Context, topic string, index uint64
 			continue
 		}
 		live := m.n.gossip.isLive(p.Name)
-		if expired.IsZero() && !live {
-			continue
-		}
 		if p.RaftAddr == "" {
 			silent(p.Name, "no peer address")
 			continue

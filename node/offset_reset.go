@@ -339,7 +339,11 @@ func (r *resetter) waitHeld(ctx context.Context, group string, index uint64, dea
 func (r *resetter) unheldPeers(ctx context.Context, group string, index uint64, expired time.Time) []string {
 	var out []string
 	lapsed := !expired.IsZero() && !time.Now().Before(expired)
-	for _, p := range r.peerHeld(ctx, group, index, !expired.IsZero()) {
+	// Every registered peer is asked: one that cannot answer passes once
+	// its write lease has lapsed, and never with the lease disabled (a
+	// cut-off peer keeps serving the group then, so the reset waits for it
+	// and fails at its fence timeout).
+	for _, p := range r.peerHeld(ctx, group, index, true) {
 		if p.err != nil && lapsed {
 			continue // its write lease has run out: it holds every group
 		}

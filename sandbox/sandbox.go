@@ -124,9 +124,12 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 		cfg.Clusters = []ClusterSpec{{Name: cfg.ClusterName, Brokers: cfg.Brokers, KfakeOpts: cfg.KfakeOpts}}
 	}
 	sb = &Sandbox{ClusterName: cfg.Clusters[0].Name, Backends: map[string]*kfake.Cluster{}}
+	// A failed start returns a nil Sandbox (named results), so the
+	// cleanup holds its own reference.
+	started := sb
 	defer func() {
 		if err != nil {
-			sb.Close()
+			started.Close()
 		}
 	}()
 	for i := range cfg.Clusters {

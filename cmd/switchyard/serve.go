@@ -160,7 +160,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow the peer port without TLS, gossip without a key or the admin API without a token on a non-loopback address (only on a network where every host may control the cluster)")
 	fs.BoolVar(&cfg.LeaveOnStop, "leave-on-stop", cfg.LeaveOnStop, "announce a clean stop to gossip so the other peers stop presenting this one at once")
 	fs.StringVar(&cfg.DeadPeerTimeout, "dead-peer-timeout", cfg.DeadPeerTimeout, "how long a peer may be dead before the leader removes it from the Raft configuration")
-	fs.StringVar(&cfg.WriteLease, "write-lease", cfg.WriteLease, "how long a grant from the raft leader lets this peer forward Produce: a peer cut off from the leader stops writing within it, and a migration's switch waits it out for a peer that is down (same value on every peer; at most 17.27s; 0 disables it, unsafe with migrations)")
+	fs.StringVar(&cfg.WriteLease, "write-lease", cfg.WriteLease, "how long a grant from the raft leader lets this peer forward Produce: a peer cut off from the leader stops writing within it, and a migration's switch waits it out for a peer that is down (same value on every peer; at most 17.27s; 0 disables it: Produce never waits on the control plane, and migrations and offset resets need every registered peer to confirm their fence)")
 	fs.StringVar(&cfg.ClusterID, "cluster-id", cfg.ClusterID, "cluster id presented to clients (default: the backend's)")
 	fs.StringVar(&cfg.MetadataRefresh, "metadata-refresh", cfg.MetadataRefresh, "backend metadata refresh period")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest client request accepted (default 104857600)")
@@ -317,7 +317,7 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 	}
 	lease, err := time.ParseDuration(c.WriteLease)
 	if err != nil || lease < 0 {
-		return nc, fmt.Errorf("serve: --write-lease %q: want a duration such as 10s (0 disables the lease, unsafe with migrations)", c.WriteLease)
+		return nc, fmt.Errorf("serve: --write-lease %q: want a duration such as 10s (0 disables the lease)", c.WriteLease)
 	}
 	if lease == 0 {
 		lease = -1 // node.Config: negative disables, 0 is the default
