@@ -125,6 +125,7 @@ func (n *Node) adminHandler() http.Handler {
 	}{
 		{"GET /v1/status", n.getStatus},
 		{"GET /v1/peers", n.getPeers},
+		{"DELETE /v1/peers/{name}", n.deletePeer},
 		{"GET /v1/peers/allow-list", n.getAllowList},
 		{"PUT /v1/peers/allow-list/{name}", n.putAllowedPeer},
 		{"DELETE /v1/peers/allow-list/{name}", n.deleteAllowedPeer},
@@ -521,6 +522,24 @@ func (n *Node) getPeers(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"peers": n.peerViews(st)})
 	return nil
+}
+
+// deletePeer removes a dead peer's entry from the peer table: a peer lost
+// for good (a lost site, a host retired) otherwise stays registered, and
+// health's majority counts every registered peer. A peer gossip shows live
+// is refused: the leader would register it again at once; stop it first.
+// Raft membership is separate: the leader drops a dead server after
+// --dead-peer-timeout, and a forced recovery (Recover) writes it out.
+func (n *Node) deletePeer(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	p, ok := n.fsm.State().PeerByName(name)
+	if !ok {
+		return notFound("peer %q is not registered; GET /v1/peers lists them", name)
+	}
+	if n.gossip.isLive(name) {
+		return &httpError{http.StatusConflict, fmt.Sprintf("peer %q is live in gossip: stop it first (a live peer registers again)", name)}
+	}
+	return n.write(w, r, &fsm.RemovePeer{ID: p.ID}, http.StatusNoContent, nil)
 }
 
 // Clusters.

@@ -343,6 +343,7 @@ func ctlCommands() []ctlCommand {
 		{"peers allow-list", "", "the peer names admitted without a certificate, and the members the leader refuses", parsePeersAllowList},
 		{"peers allow", "NAME", "admit the gossip member NAME as a peer without a certificate naming it", parsePeersAllow},
 		{"peers disallow", "NAME", "remove NAME from the allow-list (an admitted peer stays until removed)", parsePeersDisallow},
+		{"peers remove", "NAME", "remove the dead peer NAME from the peer table (a peer lost for good; refused while it is live)", parsePeersRemove},
 		{"clusters list", "", "the backend clusters", parseClustersList},
 		{"clusters get", "NAME", "one backend cluster", parseClustersGet},
 		{"clusters set", "NAME --bootstrap h:p[,h:p...] [flags]", "define or replace a backend cluster", parseClustersSet},
@@ -672,6 +673,18 @@ func parsePeersDisallow(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	}
 	return &ctlCall{method: http.MethodDelete, path: apiPath("/v1/peers/allow-list", pos[0]),
 		show: confirm("peer %s disallowed", pos[0])}, nil
+}
+
+func parsePeersRemove(fs *flag.FlagSet, args []string) (*ctlCall, error) {
+	pos, err := parseInterleaved(fs, args)
+	if err == nil {
+		err = positional(pos, "NAME")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ctlCall{method: http.MethodDelete, path: apiPath("/v1/peers", pos[0]),
+		show: confirm("peer %s removed", pos[0])}, nil
 }
 
 // apiAllowList is GET /v1/peers/allow-list.

@@ -56,6 +56,7 @@ func TestParseCtlCommands(t *testing.T) {
 		{"peers allow-list", "GET", "/v1/peers/allow-list", ""},
 		{"peers allow kafka-a4", "PUT", "/v1/peers/allow-list/kafka-a4", ""},
 		{"peers disallow kafka-a4", "DELETE", "/v1/peers/allow-list/kafka-a4", ""},
+		{"peers remove kafka-b1", "DELETE", "/v1/peers/kafka-b1", ""},
 
 		{"clusters list", "GET", "/v1/clusters", ""},
 		{"clusters get east", "GET", "/v1/clusters/east", ""},
@@ -558,6 +559,7 @@ func TestWriteConfirmations(t *testing.T) {
 		"quotas delete --prefix logs.":           "prefix quota logs. deleted",
 		"peers allow kafka-a4":                   "peer kafka-a4 allowed",
 		"peers disallow kafka-a4":                "peer kafka-a4 disallowed",
+		"peers remove kafka-b1":                  "peer kafka-b1 removed",
 	}
 	for args, want := range cases {
 		t.Run(args, func(t *testing.T) {

@@ -1,5 +1,6 @@
 // Command switchyard runs a Switchyard peer (serve), the embedded sandbox
-// (dev), drives a cluster's admin API (ctl), or prints its version.
+// (dev), drives a cluster's admin API (ctl), recovers a peer's Raft state
+// after a lost majority (recover), or prints its version.
 package main
 
 import (
@@ -30,6 +31,8 @@ commands:
   serve     run one peer (see: switchyard serve -h)
   dev       run the embedded sandbox: a kfake cluster and 3 peers on loopback
   ctl       drive a running cluster through its admin API (see: switchyard ctl -h)
+  recover   rewrite a stopped peer's Raft state to the surviving voters, after a
+            majority of voters is lost for good (see: switchyard recover -h)
   version   print the version
 `
 
@@ -46,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDev(ctx, args[1:], stdout, stderr)
 	case "ctl":
 		err = runCtl(ctx, args[1:], stdout, stderr)
+	case "recover":
+		err = runRecover(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "switchyard", version)
 	case "help", "-h", "--help":
