@@ -86,6 +86,7 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 			n += len(p.Records)
 		}
 		r.c.s.metrics.produced(tt.be, tt.metricName(), n)
+		r.c.s.metrics.regionTraffic(r.st, r.region, tt.be, "produce", n)
 		r.split.throttle = r.split.throttle.Max(r.c.charge(tt, quota.Produce, n, r.start))
 		return tt
 	},
