@@ -549,6 +549,20 @@ func BenchmarkForwardFetch(b *testing.B) {
 	}
 }
 
+// BenchmarkForwardFetchRegion is BenchmarkForwardFetch through a peer
+// with a region (issue 11): the client sends no rack id, so every fetch is
+// re-encoded with the region as rack_id (KIP-392) before it goes out.
+func BenchmarkForwardFetchRegion(b *testing.B) {
+	fb := startBenchBroker(b)
+	proxy := startBenchProxyWith(b, fb.addr(), func(st *fsm.State) { st.Peers[0].Region = "dc1" })
+	for _, sz := range benchSizes[1:] {
+		b.Run("size="+sz.name, func(b *testing.B) {
+			benchForward(b, fb.addr(), proxy, benchFetchFrame(fb.topicID, sz.n), benchWindow)
+			b.SetBytes(int64(sz.n))
+		})
+	}
+}
+
 // BenchmarkForwardFetchMigrated is BenchmarkForwardFetch for a migrated
 // topic (segments.go). translated: the bench topic's live segment is on
 // the bench broker with its epochs raised, so every request is rebuilt

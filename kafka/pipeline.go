@@ -132,7 +132,9 @@ func (c *clientConn) newRequest(h requestHeader, buf *buffer, start time.Time) *
 // rare rewrite that changes a field's length (Fetch's rack_id). The frame
 // is rewritten in the request's own buffer when it fits.
 func (r *request) reencode(req kmsg.Request) {
-	nb := appendRequest(nil, req, r.corr, r.clientID)
+	// Sized once: the frame as it came plus room for a longer field, so
+	// the encode does not grow its buffer step by step.
+	nb := appendRequest(make([]byte, 0, len(r.buf.b)+64), req, r.corr, r.clientID)
 	if cap(r.buf.b) >= len(nb) {
 		r.buf.b = append(r.buf.b[:0], nb...)
 	} else {
