@@ -437,21 +437,7 @@ func TestLeaseCutOffPeerStopsWriting(t *testing.T) {
 func TestLeaseMigrationWaitsForDeadPeer(t *testing.T) {
 	const lease = 2 * time.Second
 	tr := startLeaseTrio(t, lease)
-	leader := tr.leader(t)
-	for _, p := range tr.peers {
-		p.n.migrations.cfg.Retry = 100 * time.Millisecond
-		p.n.migrations.cfg.FenceTimeout = 30 * time.Second
-	}
-	var dead *trioPeer
-	for _, p := range tr.peers {
-		if p.n != leader {
-			dead = p
-			break
-		}
-	}
-	produce(t, tr.east, "orders", []int{3, 1, 0, 2})
-	dead.stop()
-	waitUntil(t, 30*time.Second, "the leader sees "+dead.n.Name()+" gone", func() bool { return !leader.gossip.isLive(dead.n.Name()) })
+	leader, dead := tr.stopFollower(t, 30*time.Second)
 	if _, ok := leader.State().PeerByName(dead.n.Name()); !ok {
 		t.Fatal("the stopped peer is no longer registered")
 	}
@@ -494,21 +480,7 @@ func TestLeaseMigrationWaitsForDeadPeer(t *testing.T) {
 // timeout, naming the peer, and the topic stays on its source.
 func TestNoLeaseMigrationWaitsForEveryPeer(t *testing.T) {
 	tr := startLeaseTrio(t, -time.Second)
-	leader := tr.leader(t)
-	for _, p := range tr.peers {
-		p.n.migrations.cfg.Retry = 100 * time.Millisecond
-		p.n.migrations.cfg.FenceTimeout = 3 * time.Second
-	}
-	var dead *trioPeer
-	for _, p := range tr.peers {
-		if p.n != leader {
-			dead = p
-			break
-		}
-	}
-	produce(t, tr.east, "orders", []int{3, 1, 0, 2})
-	dead.stop()
-	waitUntil(t, 30*time.Second, "the leader sees "+dead.n.Name()+" gone", func() bool { return !leader.gossip.isLive(dead.n.Name()) })
+	leader, dead := tr.stopFollower(t, 3*time.Second)
 	code, _, body := call(t, leader, "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`)
 	if code != 202 {
 		t.Fatalf("start: %d %s", code, body)
@@ -528,4 +500,27 @@ func TestNoLeaseMigrationWaitsForEveryPeer(t *testing.T) {
 	if r, _ := leader.State().RouteFor("orders"); r != "east" || leader.State().Chain("orders") != nil {
 		t.Fatalf("orders moved (%s) after a failed fence", r)
 	}
+}
+
+// stopFollower sets every peer's migration driver to retry quickly with
+// fence timeout fence, writes 3, 1, 0 and 2 records to the partitions of
+// orders on east, stops a follower and waits until the leader's gossip no
+// longer shows it live.
+func (tr *leaseTrio) stopFollower(t *testing.T, fence time.Duration) (leader *Node, dead *trioPeer) {
+	t.Helper()
+	leader = tr.leader(t)
+	for _, p := range tr.peers {
+		p.n.migrations.cfg.Retry = 100 * time.Millisecond
+		p.n.migrations.cfg.FenceTimeout = fence
+	}
+	for _, p := range tr.peers {
+		if p.n != leader {
+			dead = p
+			break
+		}
+	}
+	produce(t, tr.east, "orders", []int{3, 1, 0, 2})
+	dead.stop()
+	waitUntil(t, 30*time.Second, "the leader sees "+dead.n.Name()+" gone", func() bool { return !leader.gossip.isLive(dead.n.Name()) })
+	return leader, dead
 }
