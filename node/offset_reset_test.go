@@ -22,8 +22,11 @@ type resetConsumer struct {
 	cl   *kgo.Client
 	mu   sync.Mutex
 	recs []resetRec
-	stop chan struct{}
-	done chan struct{}
+	// owned counts the partitions the member holds (assigned, not yet
+	// revoked or lost).
+	owned int
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 type resetRec struct {
@@ -35,7 +38,26 @@ type resetRec struct {
 
 func startResetConsumer(t *testing.T, addr, group string, topics []string, opts ...kgo.Opt) *resetConsumer {
 	t.Helper()
+	c := &resetConsumer{stop: make(chan struct{}), done: make(chan struct{})}
+	count := func(m map[string][]int32) (n int) {
+		for _, ps := range m {
+			n += len(ps)
+		}
+		return n
+	}
+	gone := func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		c.mu.Lock()
+		c.owned -= count(m)
+		c.mu.Unlock()
+	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			c.mu.Lock()
+			c.owned += count(m)
+			c.mu.Unlock()
+		}),
+		kgo.OnPartitionsRevoked(gone),
+		kgo.OnPartitionsLost(gone),
 		kgo.SeedBrokers(addr),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics...),
@@ -47,7 +69,7 @@ func startResetConsumer(t *testing.T, addr, group string, topics []string, opts 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &resetConsumer{cl: cl, stop: make(chan struct{}), done: make(chan struct{})}
+	c.cl = cl
 	_ = os.Getenv
 	go func() {
 		defer close(c.done)
@@ -93,6 +115,13 @@ func (c *resetConsumer) since(t time.Time) []resetRec {
 		}
 	}
 	return out
+}
+
+// holds reports how many partitions the member holds.
+func (c *resetConsumer) holds() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.owned
 }
 
 func (c *resetConsumer) count() int {
@@ -183,6 +212,11 @@ func testOffsetResetLive(t *testing.T, protocol string, balancer kgo.Opt) {
 	}
 	waitUntil(t, 60*time.Second, "the group consumes everything", func() bool {
 		return ms[0].count()+ms[1].count() >= 4*40+2*30
+	})
+	// One member can consume everything before the other has joined: the
+	// reset must find both in the group, each holding partitions.
+	waitUntil(t, 60*time.Second, "both members hold partitions", func() bool {
+		return ms[0].holds() > 0 && ms[1].holds() > 0 && ms[0].holds()+ms[1].holds() == 6
 	})
 
 	var targets []fsm.ResetTarget
