@@ -18,7 +18,7 @@ import (
 // See fsm/DESIGN.md for the rules on changing it.
 const (
 	snapshotFormat  = "switchyard-fsm-snapshot"
-	snapshotVersion = 6
+	snapshotVersion = 7
 	// oldestSnapshotVersion is the oldest format this build still reads.
 	oldestSnapshotVersion = 1
 )
@@ -70,6 +70,8 @@ var snapshotSections = []struct {
 	{"chains", 4, func(s *State) any { return nonNil(s.Chains) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Chains) }},
 	{"offset_resets", 5, func(s *State) any { return nonNil(s.OffsetResets) }, func(s *State, b []byte) error { return decodeStrict(b, &s.OffsetResets) }},
 	{"regions", 6, func(s *State) any { return nonNil(s.Regions) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Regions) }},
+	{"users", 7, func(s *State) any { return nonNil(s.Users) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Users) }},
+	{"acls", 7, func(s *State) any { return nonNil(s.ACLs) }, func(s *State, b []byte) error { return decodeStrict(b, &s.ACLs) }},
 }
 
 // nonNil makes an empty list encode as [] rather than null, for readers.
@@ -199,6 +201,8 @@ func (s *State) normalize() {
 	s.Chains = nilIfEmpty(s.Chains)
 	s.OffsetResets = nilIfEmpty(s.OffsetResets)
 	s.Regions = nilIfEmpty(s.Regions)
+	s.Users = nilIfEmpty(s.Users)
+	s.ACLs = nilIfEmpty(s.ACLs)
 	for i := range s.Regions {
 		s.Regions[i].Networks = nilIfEmpty(s.Regions[i].Networks)
 		s.Regions[i].Fallback = nilIfEmpty(s.Regions[i].Fallback)

@@ -183,7 +183,7 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 func TestSnapshotFormat(t *testing.T) {
 	f := New(nil)
 	b := persist(t, f)
-	want := `{"format":"switchyard-fsm-snapshot","version":6,"index":0}
+	want := `{"format":"switchyard-fsm-snapshot","version":7,"index":0}
 {"section":"peers","data":[]}
 {"section":"clusters","data":[]}
 {"section":"routes","data":{"default":{}}}
@@ -196,6 +196,8 @@ func TestSnapshotFormat(t *testing.T) {
 {"section":"chains","data":[]}
 {"section":"offset_resets","data":[]}
 {"section":"regions","data":[]}
+{"section":"users","data":[]}
+{"section":"acls","data":[]}
 `
 	if string(b) != want {
 		t.Fatalf("empty snapshot\n%s\nwant\n%s", b, want)
@@ -244,11 +246,13 @@ func TestRestoreRejects(t *testing.T) {
 	if len(good) != 1+len(snapshotSections) {
 		t.Fatalf("the full snapshot has %d lines, want a header and %d sections", len(good), len(snapshotSections))
 	}
-	hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8], good[9], good[10], good[11], good[12]
+	hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8], good[9], good[10], good[11], good[12], good[13], good[14]
 	// Older headers: the sections of version N are those with since <= N.
 	oldHdr := func(v int) string {
-		return strings.Replace(hdr, fmt.Sprintf(`"version":%d`, snapshotVersion), fmt.Sprintf(`"version":%d`, v), 1)
+		return strings.Replace(hdr7, fmt.Sprintf(`"version":%d`, snapshotVersion), fmt.Sprintf(`"version":%d`, v), 1)
 	}
+	// Most cases below are version-6 snapshots, which end at regions.
+	hdr := oldHdr(6)
 	cases := []struct {
 		name string
 		in   []byte
@@ -258,13 +262,17 @@ func TestRestoreRejects(t *testing.T) {
 		{"empty", nil, ErrSnapshotHeader, "empty"},
 		{"not json", []byte("PK\x03\x04"), ErrSnapshotHeader, "header"},
 		{"other format", join(`{"format":"raft","version":1}`), ErrSnapshotHeader, `"raft"`},
-		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":7}`), ErrSnapshotVersion, "7"},
+		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":8}`), ErrSnapshotVersion, "8"},
+		{"version 7 without users", join(hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs), ErrMissingSection, `"users"`},
+		{"version 7 without acls", join(hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users), ErrMissingSection, `"acls"`},
+		{"version 7 acls before users", join(hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, acls, users), ErrSectionOrder, `"acls" where "users"`},
 		{"version 0", join(`{"format":"switchyard-fsm-snapshot","version":0}`), ErrSnapshotVersion, "0"},
 		{"header only", join(hdr), ErrMissingSection, `"peers"`},
 		{"truncated after routes", join(hdr, peers, clusters, routes), ErrMissingSection, `"quotas"`},
 		{"truncated mid-section", []byte(strings.Join([]string{hdr, peers, clusters[:len(clusters)/2]}, "\n")), ErrBadSection, `"clusters"`},
-		{"unknown section", join(hdr, peers, clusters, routes, quotas, failover, `{"section":"acls","data":[]}`, jobs), ErrUnknownSection, `"acls"`},
-		{"unknown section at the end", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, `{"section":"acls","data":[]}`), ErrTrailingData, "last snapshot section"},
+		{"unknown section", join(hdr, peers, clusters, routes, quotas, failover, `{"section":"tokens","data":[]}`, jobs), ErrUnknownSection, `"tokens"`},
+		{"unknown section at the end", join(hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls, `{"section":"tokens","data":[]}`), ErrTrailingData, "last snapshot section"},
+		{"version 6 section after its last", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users), ErrTrailingData, "last snapshot section"},
 		{"version 3 section after its last", join(oldHdr(3), peers, clusters, routes, quotas, failover, jobs, meta, allow, migs), ErrTrailingData, "last snapshot section"},
 		{"version 4 section after its last", join(oldHdr(4), peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets), ErrTrailingData, "last snapshot section"},
 		{"version 5 section after its last", join(oldHdr(5), peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs), ErrTrailingData, "last snapshot section"},

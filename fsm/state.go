@@ -54,6 +54,13 @@ type State struct {
 	// Regions map client networks to regions, sorted by Name
 	// (fsm/region.go).
 	Regions []Region `json:"regions,omitempty"`
+	// Users are the Kafka listener's SASL users, sorted by Name
+	// (fsm/security.go).
+	Users []User `json:"users,omitempty"`
+	// ACLs are the authorization rules, sorted by (resource type, pattern,
+	// resource name, principal, host, operation, permission)
+	// (fsm/security.go).
+	ACLs []ACL `json:"acls,omitempty"`
 }
 
 // MaxAllowedPeers bounds the peer allow-list; it is read on every

@@ -196,3 +196,26 @@ func TestJobStateTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestDeriveCredential: a derived credential checks its own password and no
+// other, for every mechanism, and the iteration bounds are enforced.
+func TestDeriveCredential(t *testing.T) {
+	for _, mech := range []string{SASLPlain, SASLScramSHA256, SASLScramSHA512} {
+		c, err := DeriveCredential(mech, "pencil", []byte("salty"), MinScramIterations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.CheckPassword("pencil") || c.CheckPassword("pencil ") || c.CheckPassword("") {
+			t.Fatalf("%s: CheckPassword does not tell the password from others", mech)
+		}
+		if len(c.StoredKey) == 0 || len(c.ServerKey) != len(c.StoredKey) {
+			t.Fatalf("%s: keys %d and %d bytes", mech, len(c.StoredKey), len(c.ServerKey))
+		}
+	}
+	if _, err := DeriveCredential(SASLScramSHA256, "p", []byte("s"), MinScramIterations-1); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("too few iterations: %v", err)
+	}
+	if _, err := DeriveCredential("GSSAPI", "p", []byte("s"), MinScramIterations); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown mechanism: %v", err)
+	}
+}

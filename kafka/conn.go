@@ -108,6 +108,13 @@ type clientConn struct {
 	region   string
 	regionSt *fsm.State
 
+	// principal is the client's Kafka principal ("User:alice"): set by the
+	// listener's authentication (SASL, or a client certificate's subject)
+	// before any other request is served, and on re-authentication;
+	// "User:ANONYMOUS" when the listener does not authenticate. Owned by
+	// the reader goroutine; authorization (acl.go) reads it per request.
+	principal string
+
 	// replicas: the read replicas backends named for this connection's
 	// fetches (01_fetch.go).
 	replicas readReplicas
@@ -142,8 +149,13 @@ func newClientConn(s *Server, nc net.Conn) *clientConn {
 	}
 	c.clientIP = remoteIP(nc)
 	c.clientHost = kafkaHost(c.clientIP)
+	c.principal = AnonymousPrincipal
 	return c
 }
+
+// AnonymousPrincipal is the principal of a client the listener did not
+// authenticate, Kafka's name for it.
+const AnonymousPrincipal = "User:ANONYMOUS"
 
 // closeWith closes the connection and its upstreams once, logging why.
 func (c *clientConn) closeWith(err error) {
