@@ -36,6 +36,15 @@ type WriteGate interface {
 	WriteAllowed() bool
 }
 
+// Proposer commits a change to the replicated state and returns once it is
+// applied. The node implements it (Node.Apply: forwarded to the Raft leader,
+// answered once this peer applied it). The client admin keys that manage the
+// proxy's own users and ACLs use it when the listener authenticates
+// (AlterUserSCRAMCredentials, CreateAcls, DeleteAcls).
+type Proposer interface {
+	Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error)
+}
+
 // Config configures one peer's Kafka listener.
 type Config struct {
 	// ListenAddr is the TCP address to accept clients on.
@@ -56,6 +65,9 @@ type Config struct {
 	Limiter Limiter
 	// Writes, when set, gates client writes (WriteGate); nil allows them.
 	Writes WriteGate
+	// Proposer, when set, commits the users and ACLs clients manage with
+	// Kafka's admin keys; nil refuses those writes.
+	Proposer Proposer
 	Limits
 	Logger *slog.Logger
 }

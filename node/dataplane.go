@@ -116,6 +116,7 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, er
 		Limits:        n.cfg.KafkaLimits,
 		Limiter:       n.quotas.lim,
 		Writes:        n.lease,
+		Proposer:      n,
 		Logger:        n.cfg.Logger,
 	}, n, n.kafkaMetrics)
 	if err != nil {
