@@ -65,6 +65,12 @@ type Config struct {
 	Limiter Limiter
 	// Writes, when set, gates client writes (WriteGate); nil allows them.
 	Writes WriteGate
+	// Authenticates: the listener authenticates its clients (SASL, or
+	// client certificates), so every connection has a proven principal.
+	// The proxy then owns users and ACLs: requests are authorized against
+	// the replicated ACLs (acl.go), and the client admin keys for users and
+	// ACLs manage the proxy's own instead of the backends'.
+	Authenticates bool
 	// Proposer, when set, commits the users and ACLs clients manage with
 	// Kafka's admin keys; nil refuses those writes.
 	Proposer Proposer
