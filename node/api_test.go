@@ -82,7 +82,7 @@ func TestAdminAPI(t *testing.T) {
 		contains                        string
 	}{
 		{"no token", "GET", "/v1/status", "", "", 401, "bearer token"},
-		{"wrong token", "GET", "/v1/status", "nope", "", 403, "not valid"},
+		{"wrong token", "GET", "/v1/status", "nope", "", 401, "not valid"},
 		{"health is open", "GET", "/healthz", "", "", 200, "ok"},
 		{"metrics are open", "GET", "/metrics", "", "", 200, "switchyard_raft_state"},
 		{"not ready without a cluster", "GET", "/readyz", "", "", 503, "no backend cluster"},

@@ -38,6 +38,18 @@ type Config struct {
 	// AdminToken, when not empty, is the bearer token every /v1/ request
 	// must carry.
 	AdminToken string
+	// AdminTokensFile, when set, names a file of admin API tokens with
+	// roles, one "ROLE TOKEN [NAME]" per line (http_auth.go); it is re-read
+	// when it changes (checked at most every Timing.AdminFileReload).
+	// AdminToken, when also set, is one more token with the admin role.
+	AdminTokensFile string
+	// AdminTLSCertFile and AdminTLSKeyFile, set together, serve the admin
+	// API over TLS; the pair is reloaded when either file changes.
+	AdminTLSCertFile string
+	AdminTLSKeyFile  string
+	// AdminAuditLog, when set, is a file every admin write is appended to
+	// as one JSON line (http_audit.go); writes go to the log either way.
+	AdminAuditLog string
 	// Admin bounds the admin listener's connections; zero fields take
 	// DefaultAdminLimits' values.
 	Admin AdminLimits
@@ -171,6 +183,9 @@ type Timing struct {
 	ReconnectInterval time.Duration
 	// GossipKeyReload is how often GossipKeyFile is re-read for a rotation.
 	GossipKeyReload time.Duration
+	// AdminFileReload is how often the admin tokens file and the admin TLS
+	// key pair are checked for a change (on use, at most this often).
+	AdminFileReload time.Duration
 	// ProofTimeout bounds one identity probe of a gossip member's peer
 	// port (TLS dial and handshake); a refused member is probed again
 	// after ProofRetry.
@@ -271,6 +286,7 @@ func DefaultTiming() Timing {
 		JoinRetry:           time.Second,
 		ReconnectInterval:   10 * time.Second,
 		GossipKeyReload:     10 * time.Second,
+		AdminFileReload:     5 * time.Second,
 		ProofTimeout:        5 * time.Second,
 		ProofRetry:          10 * time.Second,
 	}
@@ -297,6 +313,7 @@ func FastTiming() Timing {
 		JoinRetry:           100 * time.Millisecond,
 		ReconnectInterval:   500 * time.Millisecond,
 		GossipKeyReload:     200 * time.Millisecond,
+		AdminFileReload:     100 * time.Millisecond,
 		ProofTimeout:        2 * time.Second,
 		ProofRetry:          500 * time.Millisecond,
 	}
@@ -324,6 +341,7 @@ func (t Timing) withDefaults() Timing {
 	fill(&t.JoinRetry, d.JoinRetry)
 	fill(&t.ReconnectInterval, d.ReconnectInterval)
 	fill(&t.GossipKeyReload, d.GossipKeyReload)
+	fill(&t.AdminFileReload, d.AdminFileReload)
 	fill(&t.ProofTimeout, d.ProofTimeout)
 	fill(&t.ProofRetry, d.ProofRetry)
 	if t.SnapshotThreshold == 0 {
@@ -379,6 +397,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Admin.validate(); err != nil {
 		return err
+	}
+	if (c.AdminTLSCertFile == "") != (c.AdminTLSKeyFile == "") {
+		return errors.New("node: admin TLS needs both --admin-tls-cert-file and --admin-tls-key-file")
 	}
 	if err := DefaultMigrationConfig().Validate(c.writeLease()); err != nil {
 		return fmt.Errorf("node: write lease %v: %w; want at most %v", c.WriteLease, err, maxWriteLease(DefaultMigrationConfig().FenceTimeout))

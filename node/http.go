@@ -3,7 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,7 +54,12 @@ func metricMethod(m string) string {
 // handler is a write waiting for the leader, which WriteTimeout covers.
 func (n *Node) newAdminServer() *http.Server {
 	a := n.cfg.Admin
+	var tlsCfg *tls.Config
+	if n.adminTLS != nil {
+		tlsCfg = n.adminTLS.adminTLSConfig()
+	}
 	return &http.Server{
+		TLSConfig:         tlsCfg,
 		Handler:           n.adminHandler(),
 		ReadHeaderTimeout: a.ReadHeaderTimeout,
 		ReadTimeout:       a.ReadTimeout,
@@ -201,14 +206,26 @@ func (n *Node) api(route string, auth bool, h apiHandler) http.HandlerFunc {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		r.Body = http.MaxBytesReader(rec, r.Body, n.cfg.Admin.MaxBodyBytes)
-		err := n.checkAuth(r, auth)
+		var body []byte
+		complete := true
+		if isWrite(r.Method) {
+			body, complete = readAuditedBody(r)
+		}
+		var id adminIdentity
+		var err error
+		if auth {
+			id, err = n.adminAuth.authorize(r, route)
+		}
 		if err == nil {
 			err = h(rec, r)
 		}
 		if err != nil {
 			status := statusOf(err)
-			if status == http.StatusUnauthorized {
+			switch status {
+			case http.StatusUnauthorized:
 				rec.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
+			case http.StatusForbidden:
+				rec.Header().Set("WWW-Authenticate", `Bearer realm="switchyard", error="insufficient_scope"`)
 			}
 			if status >= 500 {
 				n.log.Warn("admin request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
@@ -216,6 +233,9 @@ func (n *Node) api(route string, auth bool, h apiHandler) http.HandlerFunc {
 			writeJSON(rec, status, map[string]string{"error": err.Error()})
 		}
 		n.metrics.admin.WithLabelValues(metricMethod(r.Method), route, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+		if auth && isWrite(r.Method) {
+			n.audit(r, route, id, rec.status, rec.Header().Get(indexHeader), err, body, complete)
+		}
 	}
 }
 
@@ -227,22 +247,6 @@ type statusRecorder struct {
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
-}
-
-func (n *Node) checkAuth(r *http.Request, required bool) error {
-	if !required || n.cfg.AdminToken == "" {
-		return nil
-	}
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return &httpError{http.StatusUnauthorized, "this peer requires a bearer token: send Authorization: Bearer <token> (switchyard ctl --token-file)"}
-	}
-	const prefix = "Bearer "
-	if len(h) <= len(prefix) || h[:len(prefix)] != prefix ||
-		subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(n.cfg.AdminToken)) != 1 {
-		return &httpError{http.StatusForbidden, "the bearer token is not valid for this peer"}
-	}
-	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -341,7 +345,11 @@ func (n *Node) redirectToLeader(w http.ResponseWriter, r *http.Request) error {
 	if admin == "" {
 		return fmt.Errorf("%w: the leader %s has no admin address to redirect to", ErrNoLeader, id)
 	}
-	u := url.URL{Scheme: "http", Host: admin, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	scheme := "http"
+	if n.adminTLS != nil {
+		scheme = "https" // the peers of a cluster share the admin API's settings
+	}
+	u := url.URL{Scheme: scheme, Host: admin, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
 	w.Header().Set("Location", u.String())
 	w.WriteHeader(http.StatusTemporaryRedirect)
 	return nil

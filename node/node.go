@@ -79,6 +79,12 @@ type Node struct {
 
 	adminLn net.Listener
 	admin   *http.Server
+	// adminAuth checks admin API tokens and roles, adminTLS serves the
+	// admin certificate (nil without admin TLS), auditFile takes the audit
+	// records (nil without --admin-audit-log); see http_auth.go.
+	adminAuth *adminAuth
+	adminTLS  *certReloader
+	auditFile *auditFile
 
 	runOnce sync.Once
 }
@@ -129,6 +135,19 @@ func New(cfg Config) (_ *Node, err error) {
 	// Admin listener.
 	adminAdv := ""
 	if cfg.AdminListen != "" {
+		if n.adminAuth, err = newAdminAuth(cfg, n.reg, n.log.With("component", "admin-http")); err != nil {
+			return nil, err
+		}
+		if cfg.AdminTLSCertFile != "" {
+			if n.adminTLS, err = newCertReloader(cfg.AdminTLSCertFile, cfg.AdminTLSKeyFile, cfg.Timing.AdminFileReload, n.log.With("component", "admin-http")); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.AdminAuditLog != "" {
+			if n.auditFile, err = openAuditFile(cfg.AdminAuditLog, n.reg, n.log.With("component", "admin-http")); err != nil {
+				return nil, err
+			}
+		}
 		if n.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("node: admin listener on %s: %w", cfg.AdminListen, err)
 		}
@@ -242,7 +261,11 @@ func (n *Node) run(ctx context.Context) error {
 	spawn(n.acceptKafka)
 	if n.admin != nil {
 		spawn(func() {
-			if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := func() error { return n.admin.Serve(n.adminLn) }
+			if n.adminTLS != nil {
+				serve = func() error { return n.admin.ServeTLS(n.adminLn, "", "") }
+			}
+			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				n.log.Error("admin listener failed", "err", err)
 			}
 		})
@@ -354,6 +377,9 @@ func (n *Node) closeAll() error {
 	}
 	if n.kafkaLn != nil {
 		n.kafkaLn.Close()
+	}
+	if err := n.auditFile.close(); err != nil {
+		errs = append(errs, fmt.Errorf("admin audit log: %w", err))
 	}
 	if n.adminLn != nil {
 		n.adminLn.Close()

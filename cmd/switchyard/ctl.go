@@ -181,6 +181,13 @@ type ctlClient struct {
 
 func newCtlClient(ctx context.Context, opts ctlOptions) (*ctlClient, error) {
 	c := &ctlClient{ctx: ctx, base: opts.server, http: &http.Client{Timeout: opts.timeout}}
+	if opts.caFile != "" {
+		tr, err := ctlTransport(opts.caFile)
+		if err != nil {
+			return nil, err
+		}
+		c.http.Transport = tr
+	}
 	if opts.tokenFile != "" {
 		b, err := os.ReadFile(opts.tokenFile)
 		if err != nil {
@@ -188,7 +195,7 @@ func newCtlClient(ctx context.Context, opts ctlOptions) (*ctlClient, error) {
 		}
 		// The peer trims surrounding white space from its token file too.
 		if c.token = strings.TrimSpace(string(b)); c.token == "" {
-			return nil, fmt.Errorf("token file %s is empty; it must hold the peer's admin token", opts.tokenFile)
+			return nil, fmt.Errorf("token file %s is empty; it must hold an admin API token of the peer (any role)", opts.tokenFile)
 		}
 	}
 	return c, nil
@@ -257,6 +264,9 @@ func (c *ctlClient) transportError(method, target string, err error) error {
 		}
 		err = ue.Err
 	}
+	if hint := tlsHint(err); hint != "" {
+		return fmt.Errorf("cannot reach %s: %v; %s", target, err, hint)
+	}
 	return fmt.Errorf("cannot reach %s: %v; is a peer's admin API listening there? Point --server (or $SWITCHYARD_SERVER) at one", target, err)
 }
 
@@ -305,6 +315,7 @@ func normalizeServer(s string) (string, error) {
 type ctlOptions struct {
 	server     string // normalized base URL
 	tokenFile  string
+	caFile     string // PEM CA bundle for an https:// server, "" for the system's
 	output     string // "table" or "json"
 	timeout    time.Duration
 	consistent bool
@@ -384,7 +395,8 @@ func newGlobalFlags(opts *ctlOptions, output *string, server, tokenFile *string)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.StringVar(server, "server", *server, "admin API URL of any peer, or host:port ($SWITCHYARD_SERVER)")
-	fs.StringVar(tokenFile, "token-file", *tokenFile, "file holding the admin bearer token ($SWITCHYARD_TOKEN_FILE)")
+	fs.StringVar(tokenFile, "token-file", *tokenFile, "file holding an admin API bearer token of any role ($SWITCHYARD_TOKEN_FILE)")
+	fs.StringVar(&opts.caFile, "ca-file", opts.caFile, "PEM CA bundle that signs the admin API's certificate, for an https:// --server ($SWITCHYARD_CA_FILE; default: the system's CAs)")
 	fs.StringVar(output, "o", *output, "output: table or json")
 	fs.StringVar(output, "output", *output, "same as -o")
 	fs.DurationVar(&opts.timeout, "timeout", opts.timeout, "time allowed for the whole request (0: none)")
@@ -445,7 +457,7 @@ func commandUsage(c ctlCommand, fs *flag.FlagSet) string {
 // parseCtl parses a ctl command line; getenv supplies the environment
 // defaults of the global flags.
 func parseCtl(args []string, getenv func(string) string) (ctlOptions, *ctlCall, error) {
-	opts := ctlOptions{timeout: 10 * time.Second}
+	opts := ctlOptions{timeout: 10 * time.Second, caFile: getenv("SWITCHYARD_CA_FILE")}
 	output, server, tokenFile := "table", getenv("SWITCHYARD_SERVER"), getenv("SWITCHYARD_TOKEN_FILE")
 	if server == "" {
 		server = ctlDefaultServer

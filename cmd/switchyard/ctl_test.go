@@ -157,6 +157,10 @@ func TestParseCtlGlobalFlags(t *testing.T) {
 			ctlOptions{server: "https://admin.example:8443/switchyard", tokenFile: "/t", output: "table", timeout: 10 * time.Second}},
 		{"json timeout consistent", []string{"-o", "json", "--timeout", "3s", "--consistent", "status"}, nil,
 			ctlOptions{server: "http://127.0.0.1:18080", output: "json", timeout: 3 * time.Second, consistent: true}},
+		{"ca file from env", []string{"--server", "https://10.0.0.1:18443", "status"}, map[string]string{"SWITCHYARD_CA_FILE": "/etc/ca.pem"},
+			ctlOptions{server: "https://10.0.0.1:18443", caFile: "/etc/ca.pem", output: "table", timeout: 10 * time.Second}},
+		{"ca file flag wins over env", []string{"--ca-file", "/ca2.pem", "status"}, map[string]string{"SWITCHYARD_CA_FILE": "/etc/ca.pem"},
+			ctlOptions{server: "http://127.0.0.1:18080", caFile: "/ca2.pem", output: "table", timeout: 10 * time.Second}},
 		{"long output flag, ipv6", []string{"--output=json", "--server=[::1]:18081", "status"}, nil,
 			ctlOptions{server: "http://[::1]:18081", output: "json", timeout: 10 * time.Second}},
 	}

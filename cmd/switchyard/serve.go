@@ -54,6 +54,12 @@ type serveConfig struct {
 	MaxTopicSeries  int      `json:"max_topic_series"`
 	LogLevel        string   `json:"log_level"`
 
+	// Admin API tokens with roles, TLS and the audit log (node/http_auth.go).
+	AdminTokensFile  string `json:"admin_tokens_file"`
+	AdminTLSCertFile string `json:"admin_tls_cert_file"`
+	AdminTLSKeyFile  string `json:"admin_tls_key_file"`
+	AdminAuditLog    string `json:"admin_audit_log"`
+
 	// Insecure allows control-plane listeners without protection off
 	// loopback (see exposures).
 	Insecure bool `json:"insecure"`
@@ -143,7 +149,11 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.KafkaListen, "kafka-listen", cfg.KafkaListen, "Kafka listen address")
 	fs.StringVar(&cfg.KafkaAdvertise, "kafka-advertise", cfg.KafkaAdvertise, "Kafka address clients are told (default: the listen address)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", cfg.AdminListen, "admin HTTP API address (\"\" for none)")
-	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "file holding the bearer token the admin API's /v1/ endpoints require")
+	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", cfg.AdminTokenFile, "file holding a bearer token with the admin role for the admin API's /v1/ endpoints (see also --admin-tokens-file)")
+	fs.StringVar(&cfg.AdminTokensFile, "admin-tokens-file", cfg.AdminTokensFile, "file of admin API tokens with roles, one \"ROLE TOKEN [NAME]\" per line (roles read, operator, admin); re-read when it changes")
+	fs.StringVar(&cfg.AdminTLSCertFile, "admin-tls-cert-file", cfg.AdminTLSCertFile, "PEM certificate (chain) for TLS on the admin API; reloaded when it changes")
+	fs.StringVar(&cfg.AdminTLSKeyFile, "admin-tls-key-file", cfg.AdminTLSKeyFile, "PEM key for --admin-tls-cert-file")
+	fs.StringVar(&cfg.AdminAuditLog, "admin-audit-log", cfg.AdminAuditLog, "file every admin API write is appended to as a JSON line (secrets redacted); writes are logged at info either way")
 	fs.StringVar(&cfg.RaftListen, "raft-listen", cfg.RaftListen, "peer port (Raft and peer RPC) listen address")
 	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", cfg.RaftAdvertise, "peer port address other peers dial (default: the listen address)")
 	fs.StringVar(&cfg.GossipListen, "gossip-listen", cfg.GossipListen, "gossip (memberlist, TCP and UDP) listen address")
@@ -157,7 +167,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.PeerTLSCertFile, "peer-tls-cert-file", cfg.PeerTLSCertFile, "PEM certificate for mutual TLS on the peer port")
 	fs.StringVar(&cfg.PeerTLSKeyFile, "peer-tls-key-file", cfg.PeerTLSKeyFile, "PEM key for --peer-tls-cert-file")
 	fs.StringVar(&cfg.PeerTLSCAFile, "peer-tls-ca-file", cfg.PeerTLSCAFile, "PEM CA bundle that signs every peer's certificate")
-	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow the peer port without TLS, gossip without a key or the admin API without a token on a non-loopback address (only on a network where every host may control the cluster)")
+	fs.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow the peer port without TLS, gossip without a key or the admin API without a token and TLS on a non-loopback address (only on a network where every host may control the cluster)")
 	fs.BoolVar(&cfg.LeaveOnStop, "leave-on-stop", cfg.LeaveOnStop, "announce a clean stop to gossip so the other peers stop presenting this one at once")
 	fs.StringVar(&cfg.DeadPeerTimeout, "dead-peer-timeout", cfg.DeadPeerTimeout, "how long a peer may be dead before the leader removes it from the Raft configuration")
 	fs.StringVar(&cfg.WriteLease, "write-lease", cfg.WriteLease, "how long a grant from the raft leader lets this peer forward Produce: a peer cut off from the leader stops writing within it, and a migration's switch waits it out for a peer that is down (same value on every peer; at most 17.27s; 0 disables it: Produce never waits on the control plane, and migrations and offset resets need every registered peer to confirm their fence)")
@@ -392,6 +402,8 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		BackendBrokerTimeout:    brokerTimeout,
 		BackendMaxResponseBytes: int32(c.BackendMaxResponseBytes),
 	}
+	nc.AdminTokensFile, nc.AdminAuditLog = c.AdminTokensFile, c.AdminAuditLog
+	nc.AdminTLSCertFile, nc.AdminTLSKeyFile = c.AdminTLSCertFile, c.AdminTLSKeyFile
 	if c.PeerTLSCertFile != "" || c.PeerTLSKeyFile != "" || c.PeerTLSCAFile != "" {
 		srv, cli, err := peerTLS(c.PeerTLSCertFile, c.PeerTLSKeyFile, c.PeerTLSCAFile)
 		if err != nil {
@@ -426,9 +438,8 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 // the cluster (a forwarded write is applied without the admin token, and a
 // claimed name is all a sender shows); gossip without a key lets anyone
 // join or announce false addresses; the admin API without a token takes
-// writes from anyone. The admin API has no TLS of its own, so its token
-// travels in clear text: off loopback, put it behind a TLS proxy or on a
-// private network.
+// writes from anyone, and without TLS its tokens travel in clear text, so
+// off loopback the admin API needs both a token and TLS.
 func (c *serveConfig) exposures(nc node.Config) []string {
 	var out []string
 	if nc.PeerServerTLS == nil && !loopbackAddr(nc.RaftListen) {
@@ -437,8 +448,13 @@ func (c *serveConfig) exposures(nc node.Config) []string {
 	if c.GossipKeyFile == "" && !loopbackAddr(nc.GossipListen) {
 		out = append(out, fmt.Sprintf("gossip %s has no encryption key (set --gossip-key-file)", nc.GossipListen))
 	}
-	if nc.AdminListen != "" && nc.AdminToken == "" && !loopbackAddr(nc.AdminListen) {
-		out = append(out, fmt.Sprintf("the admin API %s has no token (set --admin-token-file)", nc.AdminListen))
+	if nc.AdminListen != "" && !loopbackAddr(nc.AdminListen) {
+		if nc.AdminToken == "" && nc.AdminTokensFile == "" {
+			out = append(out, fmt.Sprintf("the admin API %s has no token (set --admin-tokens-file or --admin-token-file)", nc.AdminListen))
+		}
+		if nc.AdminTLSCertFile == "" {
+			out = append(out, fmt.Sprintf("the admin API %s has no TLS, so its tokens travel in clear text (set --admin-tls-cert-file and --admin-tls-key-file)", nc.AdminListen))
+		}
 	}
 	return out
 }
