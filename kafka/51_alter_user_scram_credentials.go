@@ -65,7 +65,12 @@ func handleAlterUserSCRAMCredentials(r *request) error {
 		return err
 	}
 	corr := r.corr
+	// The reader goroutine adds to wg before serve waits on it, so the
+	// connection's teardown waits for this slot to be filled.
+	c.wg.Add(1)
 	go func() {
+		defer c.wg.Done()
+		defer c.recoverPanic("user credential proposals")
 		ctx, cancel := context.WithTimeout(context.Background(), scramAlterTimeout)
 		defer cancel()
 		go func() { // a closed connection stops what is left

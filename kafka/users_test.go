@@ -62,6 +62,12 @@ func (fsmView) Live(int32) bool     { return true }
 // startUsersProxy runs a proxy over kc whose state is a real FSM that the
 // proxy's Proposer writes to, and returns its address and the FSM.
 func startUsersProxy(t *testing.T, kc *kfake.Cluster, authenticates bool) (string, *fsmProposer) {
+	return startUsersProxyWith(t, kc, authenticates, nil)
+}
+
+// startUsersProxyWith is startUsersProxy with the Proposer the server uses
+// wrapped by wrap (nil: the FSM's own).
+func startUsersProxyWith(t *testing.T, kc *kfake.Cluster, authenticates bool, wrap func(Proposer) Proposer) (string, *fsmProposer) {
 	t.Helper()
 	m := NewMetrics(prometheus.NewRegistry(), 0)
 	be, err := NewBackend(BackendConfig{Name: "main", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute, Metrics: m})
@@ -69,7 +75,11 @@ func startUsersProxy(t *testing.T, kc *kfake.Cluster, authenticates bool) (strin
 		t.Fatal(err)
 	}
 	prop := &fsmProposer{f: fsm.New(nil)}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Authenticates: authenticates, Proposer: prop}, fsmView{prop.f}, m)
+	var used Proposer = prop
+	if wrap != nil {
+		used = wrap(prop)
+	}
+	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Authenticates: authenticates, Proposer: used}, fsmView{prop.f}, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,4 +413,102 @@ func FuzzSCRAMUserKeys(f *testing.F) {
 			}
 		}
 	})
+}
+
+// heldProposer holds every proposal until a token arrives on release (or
+// its context ends), reporting each start and each context error.
+type heldProposer struct {
+	next    Proposer
+	entered chan struct{}
+	release chan struct{}
+	ended   chan error
+}
+
+func (h *heldProposer) Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) {
+	h.entered <- struct{}{}
+	select {
+	case <-h.release:
+		return h.next.Apply(ctx, cmd)
+	case <-ctx.Done():
+		h.ended <- ctx.Err()
+		return fsm.Applied{}, ctx.Err()
+	}
+}
+
+// TestSCRAMAlterOffTheReadLoop: while a proposal is in flight, a request
+// pipelined after the AlterUserSCRAMCredentials is read and its answer
+// waits its turn (answers stay in request order); closing the connection
+// cancels the proposal.
+func TestSCRAMAlterOffTheReadLoop(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	held := &heldProposer{entered: make(chan struct{}, 4), release: make(chan struct{}, 4), ended: make(chan error, 4)}
+	addr, prop := startUsersProxyWith(t, kc, true, func(p Proposer) Proposer { held.next = p; return held })
+
+	salt := []byte("0123456789abcdef")
+	salted, _ := pbkdf2.Key(sha256.New, "pw", salt, 4096, sha256.Size)
+	alter := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	up := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+	up.Name, up.Mechanism, up.Iterations, up.Salt, up.SaltedPassword = "alice", 1, 4096, salt, salted
+	alter.Upsertions = append(alter.Upsertions, up)
+	versions := kmsg.NewPtrApiVersionsRequest()
+
+	c := dialRaw(t, addr)
+	c.nc.SetDeadline(time.Now().Add(time.Minute))
+	id := "raw-test"
+	frames := appendRequest(nil, alter, 1, &id)
+	frames = appendRequest(frames, versions, 2, &id)
+	if _, err := c.nc.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the alteration was never proposed")
+	}
+	held.release <- struct{}{}
+	for i, req := range []kmsg.Request{alter, versions} {
+		buf, err := readFrame(c.br, 1<<24)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := decodeCtlResponse(req, int32(i+1), buf.b[4:])
+		if err != nil {
+			t.Fatalf("answer %d: %v (answers out of order?)", i+1, err)
+		}
+		if a, ok := resp.(*kmsg.AlterUserSCRAMCredentialsResponse); ok && (len(a.Results) != 1 || a.Results[0].ErrorCode != 0) {
+			t.Fatalf("alter answered %+v", a.Results)
+		}
+	}
+	if _, ok := prop.f.State().User("alice"); !ok {
+		t.Fatal("alice was not committed")
+	}
+
+	// A client that goes away cancels its pending proposal (no token:
+	// it is held until then).
+	c2 := dialRaw(t, addr)
+	up.Name = "bob"
+	if _, err := c2.nc.Write(appendRequest(nil, alter, 1, &id)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("bob's alteration was never proposed")
+	}
+	c2.nc.Close()
+	select {
+	case err := <-held.ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("proposal ended with %v, want canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("closing the connection did not cancel the proposal")
+	}
+	if _, ok := prop.f.State().User("bob"); ok {
+		t.Fatal("bob was committed after his client went away")
+	}
 }
