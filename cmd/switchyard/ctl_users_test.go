@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/node"
+	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
 func writePasswordFile(t *testing.T, content string) string {
@@ -148,5 +150,40 @@ func TestCtlUsersOnNode(t *testing.T) {
 	}
 	if code, out, _ := ctl("users", "list"); code != 0 || out != "no users\n" {
 		t.Fatalf("users list at the end: %d %q", code, out)
+	}
+}
+
+// TestCtlUsersOnFollower: users set sent to a follower of a two-peer
+// sandbox is committed through the leader and known on every peer.
+func TestCtlUsersOnFollower(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sb, err := sandbox.Start(ctx, sandbox.Config{Brokers: 1, Peers: 2, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	follower := -1
+	waitUntil(t, 20*time.Second, "a follower", func() bool {
+		for i, n := range sb.Nodes {
+			if !n.IsLeader() && n.Leader() != "" {
+				follower = i
+				return true
+			}
+		}
+		return false
+	})
+	pw := writePasswordFile(t, "pencil")
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"ctl", "--server", sb.AdminURLs[follower], "--timeout", "20s",
+		"users", "set", "alice", "--mechanism", "SCRAM-SHA-512", "--password-file", pw}, &out, &errb); code != 0 {
+		t.Fatalf("users set on the follower: %d %s", code, errb.String())
+	}
+	// The follower answers once it applied the change; the leader has.
+	for i, n := range sb.Nodes {
+		u, ok := n.State().User("alice")
+		if !ok || !u.Credentials[0].CheckPassword("pencil") {
+			t.Fatalf("peer %d: alice %+v", i, u)
+		}
 	}
 }
