@@ -64,7 +64,7 @@ func handleAlterUserSCRAMCredentials(r *request) error {
 	if err != nil {
 		return err
 	}
-	corr := r.corr
+	corr, principal := r.corr, c.principal
 	// The reader goroutine adds to wg before serve waits on it, so the
 	// connection's teardown waits for this slot to be filled.
 	c.wg.Add(1)
@@ -87,6 +87,13 @@ func handleAlterUserSCRAMCredentials(r *request) error {
 					setSCRAMResult(resp, pl.user, code, msg)
 					break
 				}
+			}
+		}
+		// Who changed which user, never a credential: user changes are
+		// rare and an operator wants each one on record.
+		for _, res := range resp.Results {
+			if res.ErrorCode == 0 {
+				c.log.Info("proxy user credentials altered by a Kafka client", "user", res.User, "principal", principal, "client", c.clientHost)
 			}
 		}
 		c.finish(p, encodeResponse(resp, corr), nil)
