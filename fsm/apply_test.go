@@ -71,6 +71,20 @@ func TestApplyEachCommand(t *testing.T) {
 					t.Fatalf("regions %+v, want nil", s.Regions)
 				}
 			}},
+		{"PutUserCredential", []Command{&PutUserCredential{Name: "b", Credential: testCredential(SASLPlain, "x")}},
+			&PutUserCredential{Name: "a", Credential: testCredential(SASLScramSHA512, "pw")},
+			func(t *testing.T, s *State) {
+				if u, ok := s.User("a"); !ok || userNames(s) != "a,b" || !u.Credentials[0].CheckPassword("pw") {
+					t.Fatalf("users %+v", s.Users)
+				}
+			}},
+		{"DeleteUserCredential", []Command{&PutUserCredential{Name: "a", Credential: testCredential(SASLPlain, "x")}},
+			&DeleteUserCredential{Name: "a", Mechanism: SASLPlain},
+			func(t *testing.T, s *State) {
+				if s.Users != nil {
+					t.Fatalf("users %+v, want nil", s.Users)
+				}
+			}},
 		{"PutCluster new, kept sorted", base, &PutCluster{Cluster: cluster("b0")},
 			func(t *testing.T, s *State) { wantClusters(t, s, "b0", "c1", "c2") }},
 		{"PutCluster replace", base, &PutCluster{Cluster: Cluster{Name: "c1", Bootstrap: []string{"n:1"}, TLS: true}},

@@ -98,6 +98,10 @@ var commandTable = [...]commandInfo{
 	TypePutRegion:         {"PutRegion", 1, func() Command { return new(PutRegion) }},
 	TypeDeleteRegion:      {"DeleteRegion", 1, func() Command { return new(DeleteRegion) }},
 	TypeSetFailover:       {"SetFailover", 1, func() Command { return new(SetFailover) }},
+
+	// The proxy's SASL users (fsm/users.go).
+	TypePutUserCredential:    {"PutUserCredential", 1, func() Command { return new(PutUserCredential) }},
+	TypeDeleteUserCredential: {"DeleteUserCredential", 1, func() Command { return new(DeleteUserCredential) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -148,6 +152,9 @@ func (t CommandType) Introduced() uint16 {
 		// with region targets and failover policy, and PutCluster's
 		// version 2 with down/up-after (set 5).
 		return 5
+	case TypePutUserCredential, TypeDeleteUserCredential:
+		// The proxy's SASL users (set 6).
+		return 6
 	}
 	return 1
 }

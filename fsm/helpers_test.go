@@ -134,6 +134,10 @@ func fullLog() []Command {
 		// A failover: the failover section.
 		&PutRoute{Topic: "carts", Cluster: "east", RouteTargets: RouteTargets{Fallback: []string{"west"}, Resume: ResumeTimestamp, Failback: FailbackManual}},
 		&SetFailover{Entry: ClusterFailover{Cluster: "east", State: FailoverMoved, Since: 1700000006000, RoutesMoved: 1}},
+		// The users section.
+		&PutUserCredential{Name: "alice", Credential: testCredential(SASLScramSHA512, "alice-secret")},
+		&PutUserCredential{Name: "alice", Credential: testCredential(SASLPlain, "alice-plain")},
+		&PutUserCredential{Name: "bob@example.com", Credential: testCredential(SASLScramSHA256, "bob-secret")},
 	}
 }
 
@@ -172,5 +176,7 @@ func oneOfEach() []Command {
 		&PutRegion{Region: Region{Name: "r1", Networks: []string{"10.0.0.0/8"}}},
 		&DeleteRegion{Name: "r1"},
 		&SetFailover{Entry: ClusterFailover{Cluster: "c1", State: FailoverDown, Since: 26}},
+		&PutUserCredential{Name: "u1", Credential: testCredential(SASLScramSHA256, "pw")},
+		&DeleteUserCredential{Name: "u1"},
 	}
 }

@@ -13,6 +13,13 @@ package kafka
 // (merged_reads.go); a user no cluster has is RESOURCE_NOT_FOUND; another
 // error for a user is the first any cluster gave. With one cluster the
 // request goes as sent.
+//
+// When the listener authenticates (Config.Authenticates), the proxy's own
+// users are described instead, answered by the proxy from the replicated
+// state (KIP-554 semantics): no users or an empty list describes every
+// user with a SCRAM credential, sorted by name; a named user without one
+// is RESOURCE_NOT_FOUND, a user named twice DUPLICATE_RESOURCE. PLAIN
+// credentials are not SCRAM credentials and are never listed.
 
 import (
 	"slices"
@@ -21,10 +28,75 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 func handleDescribeUserSCRAMCredentials(r *request) error {
-	return mergeRead(r, describeUserSCRAMCredentialsMerge)
+	if !r.c.s.cfg.Authenticates {
+		return mergeRead(r, describeUserSCRAMCredentialsMerge)
+	}
+	kreq, err := decodeRequest(r)
+	if err != nil {
+		return err
+	}
+	// Authorization (acls): Describe on the cluster resource; denied, the
+	// answer is CLUSTER_AUTHORIZATION_FAILED.
+	return r.c.respond(r, r.start, describeProxySCRAM(r.st, kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest)))
+}
+
+// describeProxySCRAM answers req from the proxy's users in st.
+func describeProxySCRAM(st *fsm.State, req *kmsg.DescribeUserSCRAMCredentialsRequest) *kmsg.DescribeUserSCRAMCredentialsResponse {
+	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	result := func(u fsm.User) (kmsg.DescribeUserSCRAMCredentialsResponseResult, bool) {
+		res := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
+		res.User = u.Name
+		for _, c := range u.Credentials {
+			if t := scramMechanismType(c.Mechanism); t != 0 {
+				ci := kmsg.NewDescribeUserSCRAMCredentialsResponseResultCredentialInfo()
+				ci.Mechanism, ci.Iterations = t, int32(c.Iterations)
+				res.CredentialInfos = append(res.CredentialInfos, ci)
+			}
+		}
+		return res, len(res.CredentialInfos) > 0
+	}
+	if len(req.Users) == 0 {
+		for _, u := range st.Users {
+			if res, ok := result(u); ok {
+				resp.Results = append(resp.Results, res)
+			}
+		}
+		return resp
+	}
+	count := make(map[string]int, len(req.Users))
+	for _, ru := range req.Users {
+		count[ru.Name]++
+	}
+	answered := make(map[string]bool, len(req.Users))
+	for _, ru := range req.Users {
+		if answered[ru.Name] {
+			continue
+		}
+		answered[ru.Name] = true
+		res := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
+		res.User = ru.Name
+		u, found := st.User(ru.Name)
+		ok := false
+		if found {
+			res, ok = result(u)
+		}
+		switch {
+		case count[ru.Name] > 1:
+			res.CredentialInfos = nil
+			res.ErrorCode = kerr.DuplicateResource.Code
+			res.ErrorMessage = kmsg.StringPtr("Cannot describe SCRAM credentials for the same user twice in a single request: " + ru.Name)
+		case !ok:
+			res.ErrorCode = kerr.ResourceNotFound.Code
+			res.ErrorMessage = kmsg.StringPtr("Attempt to describe a user credential that does not exist: " + ru.Name)
+		}
+		resp.Results = append(resp.Results, res)
+	}
+	return resp
 }
 
 var describeUserSCRAMCredentialsMerge = mergedRead[*kmsg.DescribeUserSCRAMCredentialsResponse, kmsg.DescribeUserSCRAMCredentialsResponseResult]{

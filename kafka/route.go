@@ -125,6 +125,7 @@ func handlerTable() [maxKey + 1]handler {
 	for _, k := range []int16{30, 31, 49, 51} {
 		t[k] = toEveryCluster
 	}
+	t[51] = handleAlterUserSCRAMCredentials // toEveryCluster unless the listener authenticates
 	t[29] = handleDescribeACLs
 	t[48] = handleDescribeClientQuotas
 	t[50] = handleDescribeUserSCRAMCredentials

@@ -174,6 +174,10 @@ func (n *Node) adminHandler() http.Handler {
 		{"GET /v1/regions", n.getRegions},
 		{"PUT /v1/regions/{region}", n.putRegion},
 		{"DELETE /v1/regions/{region}", n.deleteRegion},
+		{"GET /v1/users", n.getUsers},
+		{"GET /v1/users/{name}", n.getUser},
+		{"PUT /v1/users/{name}", n.putUser},
+		{"DELETE /v1/users/{name}", n.deleteUser},
 	}
 	for _, e := range v1 {
 		mux.HandleFunc(e.pattern, n.api(e.pattern, true, e.h))

@@ -384,6 +384,9 @@ func ctlCommands() []ctlCommand {
 		{"failover", "CLUSTER", "move the routes of CLUSTER to their fallbacks now (manual; stays until failback)", parseFailover(true)},
 		{"failback", "CLUSTER", "move the routes of a failed-over CLUSTER back (manual)", parseFailover(false)},
 		{"failover list", "", "every cluster's failover state", parseFailoverList},
+		{"users list", "", "the Kafka listener's SASL users and their mechanisms", parseUsersList},
+		{"users set", "NAME --mechanism M --password-file F [--iterations N]", "set a user's credential for one mechanism, creating the user (docs/security.md)", parseUsersSet},
+		{"users delete", "NAME [--mechanism M]", "delete a user, or only one mechanism's credential", parseUsersDelete},
 	}
 }
 
