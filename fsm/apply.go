@@ -78,6 +78,10 @@ func (s *State) Next(cmd Command, index uint64) (*State, error) {
 		err = ns.applyPutRegion(c)
 	case *DeleteRegion:
 		err = ns.applyDeleteRegion(c)
+	case *CreateACLs:
+		err = ns.applyCreateACLs(c)
+	case *DeleteACLs:
+		err = ns.applyDeleteACLs(c)
 	default:
 		// Unreachable: Command is sealed and every type has a case.
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)

@@ -98,6 +98,8 @@ var commandTable = [...]commandInfo{
 	TypePutRegion:         {"PutRegion", 1, func() Command { return new(PutRegion) }},
 	TypeDeleteRegion:      {"DeleteRegion", 1, func() Command { return new(DeleteRegion) }},
 	TypeSetFailover:       {"SetFailover", 1, func() Command { return new(SetFailover) }},
+	TypeCreateACLs:        {"CreateACLs", 1, func() Command { return new(CreateACLs) }},
+	TypeDeleteACLs:        {"DeleteACLs", 1, func() Command { return new(DeleteACLs) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -148,6 +150,9 @@ func (t CommandType) Introduced() uint16 {
 		// with region targets and failover policy, and PutCluster's
 		// version 2 with down/up-after (set 5).
 		return 5
+	case TypeCreateACLs, TypeDeleteACLs:
+		// Authorization rules (set 6, fsm/acl.go).
+		return 6
 	}
 	return 1
 }

@@ -134,6 +134,12 @@ func fullLog() []Command {
 		// A failover: the failover section.
 		&PutRoute{Topic: "carts", Cluster: "east", RouteTargets: RouteTargets{Fallback: []string{"west"}, Resume: ResumeTimestamp, Failback: FailbackManual}},
 		&SetFailover{Entry: ClusterFailover{Cluster: "east", State: FailoverMoved, Since: 1700000006000, RoutesMoved: 1}},
+		// Authorization rules: the acls section.
+		&CreateACLs{ACLs: []ACL{
+			{Principal: "User:alice", Host: "*", ResourceType: ResourceTopic, ResourceName: "orders", Pattern: PatternLiteral, Operation: OpWrite, Permission: PermissionAllow},
+			{Principal: "User:*", Host: "10.1.2.3", ResourceType: ResourceGroup, ResourceName: "billing-", Pattern: PatternPrefixed, Operation: OpRead, Permission: PermissionDeny},
+			{Principal: "User:ops", Host: "*", ResourceType: ResourceCluster, ResourceName: ClusterResourceName, Pattern: PatternLiteral, Operation: OpAlter, Permission: PermissionAllow},
+		}},
 	}
 }
 
@@ -172,5 +178,7 @@ func oneOfEach() []Command {
 		&PutRegion{Region: Region{Name: "r1", Networks: []string{"10.0.0.0/8"}}},
 		&DeleteRegion{Name: "r1"},
 		&SetFailover{Entry: ClusterFailover{Cluster: "c1", State: FailoverDown, Since: 26}},
+		&CreateACLs{ACLs: []ACL{{Principal: "User:a", Host: "*", ResourceType: ResourceTopic, ResourceName: "t2", Pattern: PatternLiteral, Operation: OpRead, Permission: PermissionAllow}}},
+		&DeleteACLs{Filters: []ACLFilter{{Principal: "User:a"}}},
 	}
 }
