@@ -59,6 +59,10 @@ type request struct {
 	// for (segments.go): handed to its response slot, released when the
 	// slot is finished, or when the request ends without one.
 	inflight []string
+
+	// amend, when set, changes the answer before it is written
+	// (acl_requests.go: denied entries of a batch, filtered listings).
+	amend func(kmsg.Response)
 }
 
 // splitState is what a family's hooks keep between routing a request and
@@ -268,6 +272,13 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 			return topicTarget{name: n, code: kerr.UnknownTopicID.Code}
 		}
 		name = n
+	}
+	if op := topicOp(r.key); op != opUnknown {
+		// Kafka answers an unauthorized topic, existing or not, in its
+		// own entry; nothing of it is forwarded (acl_requests.go).
+		if ok, code := r.topicAllowed(op, name); !ok {
+			return topicTarget{name: name, code: code}
+		}
 	}
 	be := r.route(name)
 	if be == nil {

@@ -74,6 +74,8 @@ type Config struct {
 	// Proposer, when set, commits the users and ACLs clients manage with
 	// Kafka's admin keys; nil refuses those writes.
 	Proposer Proposer
+	// Authz configures authorization (acl.go); used when Authenticates.
+	Authz AuthzConfig
 	Limits
 	Logger *slog.Logger
 }
@@ -219,6 +221,7 @@ type Server struct {
 	txns     txnTable              // transactional ids (txn_clusters.go)
 	coords   *lru[coordKey, int32] // coordinators.go
 	vids     sync.Map              // virtual topic id → name (topicids.go)
+	authz    *authz                // acl.go
 
 	// produceInflight counts Produce requests in flight per topic under
 	// migration (segments.go).
@@ -273,6 +276,7 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.commits = newCommitLog(nil)
 	s.kip848 = newMembers848(cfg.CoordinatorCacheSize)
 	s.handlers = handlerTable()
+	s.authz = newAuthz(cfg.Authz, metrics, s.log)
 	return s, nil
 }
 
