@@ -169,6 +169,9 @@ func (n *Node) adminHandler() http.Handler {
 		{"GET /v1/regions", n.getRegions},
 		{"PUT /v1/regions/{region}", n.putRegion},
 		{"DELETE /v1/regions/{region}", n.deleteRegion},
+		{"POST /v1/acls", n.postACLs},
+		{"GET /v1/acls", n.getACLs},
+		{"DELETE /v1/acls", n.deleteACLs},
 	}
 	for _, e := range v1 {
 		mux.HandleFunc(e.pattern, n.api(e.pattern, true, e.h))
