@@ -24,6 +24,7 @@ package kafka
 // what a denial answers: acl_requests.go.
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -44,6 +45,16 @@ type AuthzConfig struct {
 	// AllowIfNoACL allows a request on a resource no rule names at all
 	// (Kafka's allow.everyone.if.no.acl.found); false denies it.
 	AllowIfNoACL bool
+}
+
+// Validate reports a super user that is not a principal ("User:NAME").
+func (a AuthzConfig) Validate() error {
+	for _, p := range a.SuperUsers {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(p), fsm.PrincipalPrefix); !ok || name == "" || name == "*" {
+			return fmt.Errorf("super user %q is not a principal User:NAME", p)
+		}
+	}
+	return nil
 }
 
 // aclOp is an ACL operation, indexed for the hot path.

@@ -187,6 +187,9 @@ func (c *Config) Validate() error {
 	if c.NodeID < 0 {
 		return fmt.Errorf("node id %d is negative", c.NodeID)
 	}
+	if err := c.Authz.Validate(); err != nil {
+		return err
+	}
 	return c.Limits.Validate()
 }
 
