@@ -12,7 +12,7 @@ import (
 
 // authzFuzzKeys are the keys authorization decodes before the handler
 // (whole-request, batch and listing checks) and the ACL keys it serves.
-var authzFuzzKeys = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 22, 24, 25, 26, 28, 29, 30, 31, 32, 33, 42, 44, 47, 60, 65, 66, 68, 69, 77}
+var authzFuzzKeys = []int16{8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 22, 24, 25, 26, 28, 29, 30, 31, 32, 33, 42, 43, 44, 45, 46, 47, 60, 65, 66, 68, 69, 77, 90}
 
 // FuzzAuthorizedRequest: with authorization on and rules that allow some
 // resources and deny others, any decodable body of a checked key is

@@ -10,10 +10,9 @@ package kafka
 //     Describe, DeleteRecords Delete, OffsetCommit, TxnOffsetCommit,
 //     OffsetDelete, DescribeProducers and share fetches Read,
 //     AddPartitionsToTxn Write, CreateTopics Create on the topic or the
-//     cluster, CreatePartitions Alter; ElectLeaders and
-//     AlterPartitionAssignments Alter on the cluster and
-//     ListPartitionReassignments Describe on it, answered per topic with
-//     CLUSTER_AUTHORIZATION_FAILED);
+//     cluster, CreatePartitions Alter; a transactional Produce also needs
+//     Write on its transactional id, else every topic is
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
 //   - per request, before the handler (authorizeThen): the group, the
 //     transactional id or the cluster a request acts on; a denial answers
 //     the whole request with GROUP_, TRANSACTIONAL_ID_ or
@@ -21,11 +20,15 @@ package kafka
 //   - per entry of batch requests (DescribeGroups, DeleteGroups,
 //     FindCoordinator v4+, DeleteTopics, the config keys,
 //     DescribeTransactions, ConsumerGroupDescribe, ShareGroupDescribe,
-//     OffsetFetch v8+): the denied entries are taken out of the request
+//     DescribeShareGroupOffsets, OffsetFetch v8+): the denied entries are taken out of the request
 //     before it is forwarded and answered with their error in the
 //     response (amend);
-//   - listings keep what the principal may Describe: Metadata for all
-//     topics (03_metadata.go), ListGroups, ListTransactions.
+//   - listings keep what the principal may Describe: Metadata and
+//     DescribeTopicPartitions for all topics (03_metadata.go,
+//     75_describe_topic_partitions.go), ListGroups, ListTransactions.
+//
+// Not checked, as in Kafka: ApiVersions, the SASL keys, and the telemetry
+// keys (GetTelemetrySubscriptions, PushTelemetry).
 
 import (
 	"reflect"
@@ -54,10 +57,6 @@ func topicOp(key int16) aclOp {
 		return opAlter
 	case 19: // CreateTopics: Create on the topic or the cluster (topicAllowed)
 		return opCreate
-	case 43, 45: // ElectLeaders, AlterPartitionAssignments: the cluster
-		return opAlter
-	case 46: // ListPartitionReassignments: the cluster
-		return opDescribe
 	}
 	return opUnknown
 }
@@ -69,8 +68,6 @@ func (r *request) topicAllowed(op aclOp, name string) (bool, int16) {
 		return true, 0
 	}
 	switch r.key {
-	case 43, 45, 46:
-		return r.allowsQuiet(op, resCluster, clusterName) || r.allows(op, resCluster, clusterName), kerr.ClusterAuthorizationFailed.Code
 	case 19:
 		return r.mayCreateTopic(name), kerr.TopicAuthorizationFailed.Code
 	}
@@ -200,8 +197,10 @@ func wholeNeeds(r *request, req kmsg.Request) []need {
 		return cluster(opDescribeConfigs)
 	case *kmsg.AlterClientQuotasRequest:
 		return cluster(opAlterConfigs)
-	case *kmsg.UpdateFeaturesRequest:
+	case *kmsg.UpdateFeaturesRequest, *kmsg.ElectLeadersRequest, *kmsg.AlterPartitionAssignmentsRequest:
 		return cluster(opAlter)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		return cluster(opDescribe)
 	case *kmsg.ListConfigResourcesRequest:
 		return cluster(opDescribeConfigs)
 	case *kmsg.AlterShareGroupOffsetsRequest:
@@ -243,7 +242,7 @@ func authorizeThen(r *request, h handler) error {
 // here.
 func checkedKey(key int16) bool {
 	switch key {
-	case 0, 1, 2, 3, 18, 19, 21, 23, 37, 43, 45, 46, 61, 71, 72, 75:
+	case 0, 1, 2, 3, 18, 19, 21, 23, 37, 61, 71, 72, 75:
 		return false
 	}
 	return true
@@ -321,6 +320,7 @@ var batchKeys = map[int16]batch{
 	15: {"Groups", "Groups", strEntry(resGroup, opDescribe, groupCode)},
 	42: {"Groups", "Groups", strEntry(resGroup, opDelete, groupCode)},
 	9:  {"Groups", "Groups", strEntry(resGroup, opDescribe, groupCode)}, // v8+
+	90: {"Groups", "Groups", strEntry(resGroup, opDescribe, groupCode)}, // DescribeShareGroupOffsets
 	69: {"Groups", "Groups", strEntry(resGroup, opDescribe, groupCode)},
 	77: {"GroupIDs", "Groups", strEntry(resGroup, opDescribe, groupCode)},
 	65: {"TransactionalIDs", "TransactionStates", strEntry(resTxn, opDescribe, txnCode)},

@@ -407,6 +407,38 @@ func TestAuthorizationThroughProxy(t *testing.T) {
 		t.Fatalf("denied writes counted %v", got)
 	}
 
+	// Topic administration: CreateTopics needs Create, and the
+	// cluster-wide partition keys Alter on the cluster.
+	ct, err := aliceAdm.CreateTopics(ctx, 1, 1, nil, "newtopic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := ct["newtopic"]; !errorIs(r.Err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("create topic without Create: %v", r.Err)
+	}
+	if all, _ := admin.ListTopics(ctx); all.Has("newtopic") {
+		t.Fatal("a denied CreateTopics created the topic")
+	}
+	elect := kmsg.NewPtrElectLeadersRequest()
+	kr, err = alice.Broker(0).Request(ctx, elect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := kr.(*kmsg.ElectLeadersResponse).ErrorCode; code != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("elect leaders: %d, want CLUSTER_AUTHORIZATION_FAILED", code)
+	}
+	// A transactional Produce needs Write on its transactional id.
+	txnProduce := *produce
+	txnProduce.TransactionID = kmsg.StringPtr("tx1")
+	txnProduce.Topics = txnProduce.Topics[:1] // "allowed" only
+	kr, err = alice.Broker(0).Request(ctx, &txnProduce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := kr.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("transactional produce without Write on its id: %d", code)
+	}
+
 	// DeleteAcls answers what it deleted; alice loses Write.
 	deleted, err := admin.DeleteACLs(ctx, kadm.NewACLs().Allow("User:alice").AllowHosts().Topics("allowed").Operations(kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral))
 	if err != nil {

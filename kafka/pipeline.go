@@ -83,6 +83,9 @@ type splitState struct {
 	// routed topic with a retriable error and forwards nothing. Here, in
 	// the padding after the flags above, the request keeps its size class.
 	noWrite bool
+	// txnDenied: the principal may not Write the transactional id of
+	// this Produce (acl_requests.go); every topic is refused.
+	txnDenied bool
 	// req is the client's decoded request.
 	req kmsg.Request
 	// g848: the KIP-848 member an OffsetCommit names (68_consumer_group_heartbeat.go).
