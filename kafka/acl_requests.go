@@ -242,7 +242,7 @@ func authorizeThen(r *request, h handler) error {
 // here.
 func checkedKey(key int16) bool {
 	switch key {
-	case 0, 1, 2, 3, 18, 19, 21, 23, 37, 61, 71, 72, 75:
+	case 0, 1, 2, 3, 17, 18, 19, 21, 23, 36, 37, 61, 71, 72, 75:
 		return false
 	}
 	return true
