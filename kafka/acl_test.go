@@ -379,6 +379,51 @@ func TestAuthorizationThroughProxy(t *testing.T) {
 		t.Fatalf("alice lists groups %v, want only g1", lg.Groups())
 	}
 
+	// A commit to a group without Read: every partition refused, nothing
+	// forwarded; a fetch of a topic without Read: that topic refused.
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Group, commit.Generation = "g2", -1
+	cmt := kmsg.NewOffsetCommitRequestTopic()
+	cmt.Topic = "allowed"
+	cp := kmsg.NewOffsetCommitRequestTopicPartition()
+	cp.Offset = 1
+	cmt.Partitions = append(cmt.Partitions, cp)
+	commit.Topics = append(commit.Topics, cmt)
+	kr, err = alice.Broker(0).Request(ctx, commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt := kr.(*kmsg.OffsetCommitResponse).Topics; len(rt) != 1 || rt[0].Partitions[0].ErrorCode != gaf {
+		t.Fatalf("commit to g2: %+v", rt)
+	}
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.MaxWaitMillis, fetch.MaxBytes, fetch.SessionEpoch = 10, 1<<20, -1
+	for _, topic := range []string{"allowed", "secret"} {
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes = 1 << 20
+		ft.Partitions = append(ft.Partitions, fp)
+		fetch.Topics = append(fetch.Topics, ft)
+	}
+	// Kafka 2.8's Fetch (v12) names topics; alice may Read "allowed"
+	// and nothing on "secret".
+	if _, err := admin.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").Topics("allowed").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)); err != nil {
+		t.Fatal(err)
+	}
+	alice28 := aclClient(t, addr, "alice", kgo.MaxVersions(kversion.V2_8_0()))
+	kr, err = alice28.Broker(0).Request(ctx, fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fcodes := map[string]int16{}
+	for _, rt := range kr.(*kmsg.FetchResponse).Topics {
+		fcodes[rt.Topic] = rt.Partitions[0].ErrorCode
+	}
+	if len(fcodes) != 2 || fcodes["allowed"] != 0 || fcodes["secret"] != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("fetch codes %v, want allowed 0 and secret TOPIC_AUTHORIZATION_FAILED", fcodes)
+	}
+
 	// Transactional ids and idempotence (KIP-679).
 	ipid := func(cl *kgo.Client, txn *string) int16 {
 		req := kmsg.NewPtrInitProducerIDRequest()
