@@ -69,18 +69,16 @@ func (r *request) topicAllowed(op aclOp, name string) (bool, int16) {
 	}
 	switch r.key {
 	case 19:
-		return r.mayCreateTopic(name), kerr.TopicAuthorizationFailed.Code
+		return r.allowsQuiet(opCreate, resCluster, clusterName) || r.allows(opCreate, resTopic, name), kerr.TopicAuthorizationFailed.Code
 	}
 	return r.allows(op, resTopic, name), kerr.TopicAuthorizationFailed.Code
 }
 
 // mayCreateTopic: Kafka lets a principal create a topic with Create on the
-// cluster or on the topic.
+// cluster or on the topic. For Metadata's auto-creation, so not counted as
+// a denial: the topic is then looked up only.
 func (r *request) mayCreateTopic(name string) bool {
-	if !r.authzOn() {
-		return true
-	}
-	return r.allowsQuiet(opCreate, resCluster, clusterName) || r.allows(opCreate, resTopic, name)
+	return r.allowsQuiet(opCreate, resCluster, clusterName) || r.allowsQuiet(opCreate, resTopic, name)
 }
 
 // allowsQuiet is allows without counting or logging a denial: for
