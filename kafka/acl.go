@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -282,6 +283,7 @@ type authz struct {
 	super        map[string]bool
 	allowIfNoACL bool
 	cache        atomic.Pointer[authzCache]
+	build        sync.Mutex // serializes index builds
 	denied       [numOps][numRes]prometheus.Counter
 	log          *slog.Logger
 	lastLog      atomic.Int64 // unix nanos of the last denial logged
@@ -326,6 +328,13 @@ func (z *authz) index(st *fsm.State) *authorizer {
 	if len(st.ACLs) > 0 {
 		first = &st.ACLs[0]
 	}
+	if c := z.cache.Load(); c != nil && c.first == first && c.n == len(st.ACLs) {
+		return c.a
+	}
+	// One build per change: the connections that see it at once wait for
+	// it rather than each indexing up to MaxACLs rules.
+	z.build.Lock()
+	defer z.build.Unlock()
 	if c := z.cache.Load(); c != nil && c.first == first && c.n == len(st.ACLs) {
 		return c.a
 	}
