@@ -371,6 +371,16 @@ func TestAuthorizationThroughProxy(t *testing.T) {
 	if len(dcodes) != 3 || dcodes["g1"] != 0 || dcodes["g2"] != gaf || dcodes["g3"] != gaf {
 		t.Fatalf("describe groups codes %v, want g1 0 and g2, g3 %d", dcodes, gaf)
 	}
+	// A group only the super user joined is not listed for alice.
+	adminJoin := kmsg.NewPtrJoinGroupRequest()
+	adminJoin.Group, adminJoin.ProtocolType, adminJoin.SessionTimeoutMillis, adminJoin.RebalanceTimeoutMillis = "g3", "consumer", 10000, 10000
+	adminJoin.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+	if _, err := aclClient(t, addr, "admin").Request(ctx, adminJoin); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := admin.ListGroups(ctx); err != nil || !slices.Contains(all.Groups(), "g3") {
+		t.Fatalf("the super user lists %v (%v), want g3 among them", all.Groups(), err)
+	}
 	lg, err := aliceAdm.ListGroups(ctx)
 	if err != nil {
 		t.Fatal(err)
