@@ -82,6 +82,10 @@ func (s *State) Next(cmd Command, index uint64) (*State, error) {
 		err = ns.applyPutUserCredential(c)
 	case *DeleteUserCredential:
 		err = ns.applyDeleteUserCredential(c)
+	case *CreateACLs:
+		err = ns.applyCreateACLs(c)
+	case *DeleteACLs:
+		err = ns.applyDeleteACLs(c)
 	default:
 		// Unreachable: Command is sealed and every type has a case.
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)

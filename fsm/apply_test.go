@@ -269,6 +269,21 @@ func TestApplyEachCommand(t *testing.T) {
 					t.Fatalf("removed-member checks wrong for %+v", r.Members)
 				}
 			}},
+		{"CreateACLs sorted and unique", []Command{&CreateACLs{ACLs: []ACL{testACL("User:b", "t", OpRead)}}},
+			&CreateACLs{ACLs: []ACL{testACL("User:c", "t", OpRead), testACL("User:a", "t", OpRead), testACL("User:b", "t", OpRead), testACL("User:a", "t", OpRead)}},
+			func(t *testing.T, s *State) {
+				want := []ACL{testACL("User:a", "t", OpRead), testACL("User:b", "t", OpRead), testACL("User:c", "t", OpRead)}
+				if !reflect.DeepEqual(s.ACLs, want) {
+					t.Fatalf("acls %+v, want %+v", s.ACLs, want)
+				}
+			}},
+		{"DeleteACLs", []Command{&CreateACLs{ACLs: []ACL{testACL("User:a", "t", OpRead), testACL("User:b", "t", OpRead)}}},
+			&DeleteACLs{Filters: []ACLFilter{{Principal: "User:a"}, {Principal: "User:b", Operation: OpWrite}}},
+			func(t *testing.T, s *State) {
+				if want := []ACL{testACL("User:b", "t", OpRead)}; !reflect.DeepEqual(s.ACLs, want) {
+					t.Fatalf("acls %+v, want %+v", s.ACLs, want)
+				}
+			}},
 		{"DeleteJob", []Command{&PutJob{Job: job("j", "k", JobCancelled, 100, 100, "")}}, &DeleteJob{ID: "j"},
 			func(t *testing.T, s *State) {
 				if s.Jobs != nil {

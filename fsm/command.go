@@ -102,6 +102,8 @@ var commandTable = [...]commandInfo{
 	// The proxy's SASL users (fsm/users.go).
 	TypePutUserCredential:    {"PutUserCredential", 1, func() Command { return new(PutUserCredential) }},
 	TypeDeleteUserCredential: {"DeleteUserCredential", 1, func() Command { return new(DeleteUserCredential) }},
+	TypeCreateACLs:           {"CreateACLs", 1, func() Command { return new(CreateACLs) }},
+	TypeDeleteACLs:           {"DeleteACLs", 1, func() Command { return new(DeleteACLs) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -152,8 +154,9 @@ func (t CommandType) Introduced() uint16 {
 		// with region targets and failover policy, and PutCluster's
 		// version 2 with down/up-after (set 5).
 		return 5
-	case TypePutUserCredential, TypeDeleteUserCredential:
-		// The proxy's SASL users (set 6).
+	case TypePutUserCredential, TypeDeleteUserCredential, TypeCreateACLs, TypeDeleteACLs:
+		// The proxy's SASL users (fsm/users.go) and authorization rules
+		// (fsm/acl.go) (set 6).
 		return 6
 	}
 	return 1

@@ -36,6 +36,8 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte("\x13\x01{\"topic\":\"orders\",\"from\":\"east\",\"to\":\"east\",\"partitions\":2147483647,\"started\":1}"))
 	f.Add([]byte("\x14\x01{\"topic\":\"orders\",\"state\":\"finished\",\"phase\":\"done\",\"at\":1}"))
 	f.Add([]byte("\x16\x01{\"topic\":\"payments\",\"at\":-5}"))
+	f.Add([]byte("\x1e\x01{\"acls\":[{\"principal\":\"User:*\",\"host\":\"::ffff:1.2.3.4\",\"resource_type\":\"topic\",\"resource_name\":\"*\",\"pattern\":\"prefixed\",\"operation\":\"all\",\"permission\":\"deny\"}]}"))
+	f.Add([]byte("\x1f\x01{\"filters\":[{\"resource_name\":\"orders\",\"pattern\":\"match\"},{}]}"))
 
 	populated := New(nil)
 	applyOK(f, populated, fullLog()...)

@@ -138,6 +138,12 @@ func fullLog() []Command {
 		&PutUserCredential{Name: "alice", Credential: testCredential(SASLScramSHA512, "alice-secret")},
 		&PutUserCredential{Name: "alice", Credential: testCredential(SASLPlain, "alice-plain")},
 		&PutUserCredential{Name: "bob@example.com", Credential: testCredential(SASLScramSHA256, "bob-secret")},
+		// Authorization rules: the acls section.
+		&CreateACLs{ACLs: []ACL{
+			{Principal: "User:alice", Host: "*", ResourceType: ResourceTopic, ResourceName: "orders", Pattern: PatternLiteral, Operation: OpWrite, Permission: PermissionAllow},
+			{Principal: "User:*", Host: "10.1.2.3", ResourceType: ResourceGroup, ResourceName: "billing-", Pattern: PatternPrefixed, Operation: OpRead, Permission: PermissionDeny},
+			{Principal: "User:ops", Host: "*", ResourceType: ResourceCluster, ResourceName: ClusterResourceName, Pattern: PatternLiteral, Operation: OpAlter, Permission: PermissionAllow},
+		}},
 	}
 }
 
@@ -178,5 +184,7 @@ func oneOfEach() []Command {
 		&SetFailover{Entry: ClusterFailover{Cluster: "c1", State: FailoverDown, Since: 26}},
 		&PutUserCredential{Name: "u1", Credential: testCredential(SASLScramSHA256, "pw")},
 		&DeleteUserCredential{Name: "u1"},
+		&CreateACLs{ACLs: []ACL{{Principal: "User:a", Host: "*", ResourceType: ResourceTopic, ResourceName: "t2", Pattern: PatternLiteral, Operation: OpRead, Permission: PermissionAllow}}},
+		&DeleteACLs{Filters: []ACLFilter{{Principal: "User:a"}}},
 	}
 }

@@ -360,6 +360,9 @@ func (s *State) validate(canonical bool) error {
 	if err := validateUsers(s.Users); err != nil {
 		return err
 	}
+	if err := validateACLs(s.ACLs); err != nil {
+		return err
+	}
 	for i, j := range s.Jobs {
 		if err := validateJob(j); err != nil {
 			return err

@@ -33,9 +33,14 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	reqIDs:   produceRequestIDs,
 	respIDs:  produceResponseIDs,
 	prepare: func(r *request, req *kmsg.ProduceRequest) error {
-		r.split.txn = ""
+		r.split.txn, r.split.txnDenied = "", false
 		if req.TransactionID != nil {
 			r.split.txn = *req.TransactionID
+			// Kafka: a transactional Produce needs Write on its
+			// transactional id (acl_requests.go).
+			if !r.allows(opWrite, resTxn, r.split.txn) {
+				r.split.txnDenied = true
+			}
 		}
 		return nil
 	},
@@ -43,6 +48,9 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	// cannot write here (txn_clusters.go); account its bytes and charge
 	// its quota.
 	topic: func(r *request, req *kmsg.ProduceRequest, i int, tt topicTarget) topicTarget {
+		if tt.be != nil && r.split.txnDenied {
+			tt = topicTarget{name: tt.name, code: kerr.TransactionalIDAuthorizationFailed.Code}
+		}
 		if tt.be != nil && r.split.noWrite {
 			// No write lease: this peer may be cut off from the control
 			// plane and miss a migration's fence; the client refreshes its

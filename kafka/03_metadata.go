@@ -53,6 +53,12 @@ func handleMetadata(r *request) error {
 					t.Topic, t.TopicID = &name, [16]byte{}
 				}
 			}
+			// Kafka: a named topic the principal cannot Describe is
+			// TOPIC_AUTHORIZATION_FAILED, whether or not it exists.
+			denied := t.Topic != nil && !r.allows(opDescribe, resTopic, *t.Topic)
+			if denied {
+				be = nil
+			}
 			if be == nil {
 				if local == nil {
 					local = kmsg.NewPtrMetadataResponse()
@@ -61,6 +67,8 @@ func handleMetadata(r *request) error {
 				mt.Topic, mt.TopicID, mt.ErrorCode = t.Topic, t.TopicID, kerr.UnknownTopicOrPartition.Code
 				if t.Topic == nil {
 					mt.ErrorCode = kerr.UnknownTopicID.Code
+				} else if denied {
+					mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				}
 				local.Topics = append(local.Topics, mt)
 				continue
@@ -71,6 +79,11 @@ func handleMetadata(r *request) error {
 				s.Topics = nil
 				sub = &s
 				by[be] = sub
+			}
+			if sub.AllowAutoTopicCreation && t.Topic != nil && !r.mayCreateTopic(*t.Topic) {
+				// Auto-creation needs Create (acl_requests.go): without
+				// it the topic is looked up only.
+				sub.AllowAutoTopicCreation = false
 			}
 			sub.Topics = append(sub.Topics, t)
 		}
@@ -110,6 +123,11 @@ func handleMetadata(r *request) error {
 				// A cluster's topic that routes elsewhere is not shown:
 				// routes alone decide where a name lives.
 				if t.Topic != nil && r.route(*t.Topic) != be {
+					continue
+				}
+				if all && t.Topic != nil && r.authzOn() && !r.allowsQuiet(opDescribe, resTopic, *t.Topic) {
+					// All-topics metadata leaves out the topics the
+					// principal cannot Describe (Kafka).
 					continue
 				}
 				out.Topics = append(out.Topics, t)

@@ -40,8 +40,8 @@ func handleDescribeUserSCRAMCredentials(r *request) error {
 	if err != nil {
 		return err
 	}
-	// Authorization (acls): Describe on the cluster resource; denied, the
-	// answer is CLUSTER_AUTHORIZATION_FAILED.
+	// Authorization: Describe on the cluster resource, checked before the
+	// handler runs (acl_requests.go wholeNeeds).
 	return r.c.respond(r, r.start, describeProxySCRAM(r.st, kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest)))
 }
 

@@ -50,8 +50,8 @@ func handleAlterUserSCRAMCredentials(r *request) error {
 		return err
 	}
 	req := kreq.(*kmsg.AlterUserSCRAMCredentialsRequest)
-	// Authorization (acls): Alter on the cluster resource; denied, every
-	// user is answered CLUSTER_AUTHORIZATION_FAILED.
+	// Authorization: Alter on the cluster resource, checked before the
+	// handler runs (acl_requests.go wholeNeeds).
 	resp, plans := planSCRAMAlter(r.st, req)
 	prop := c.s.cfg.Proposer
 	if len(plans) == 0 || prop == nil {

@@ -74,6 +74,12 @@ func handleDescribeTopicPartitions(r *request) error {
 			if from != nil && t.Topic < from.topic {
 				continue // described on an earlier page
 			}
+			if !r.allows(opDescribe, resTopic, t.Topic) {
+				// As Metadata: a named topic the principal cannot
+				// Describe (acl_requests.go).
+				local.Topics = append(local.Topics, dtpTopicError(t.Topic, kerr.TopicAuthorizationFailed.Code))
+				continue
+			}
 			be := r.route(t.Topic)
 			if be == nil {
 				local.Topics = append(local.Topics, dtpTopicError(t.Topic, kerr.UnknownTopicOrPartition.Code))
@@ -124,6 +130,9 @@ func handleDescribeTopicPartitions(r *request) error {
 				// as in Metadata.
 				if all && (t.Topic == nil || r.route(*t.Topic) != be) {
 					continue
+				}
+				if all && r.authzOn() && !r.allowsQuiet(opDescribe, resTopic, *t.Topic) {
+					continue // all topics: only those the principal may Describe
 				}
 				topics = append(topics, t)
 			}

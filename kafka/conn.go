@@ -36,6 +36,10 @@ type pending struct {
 	// (segments.go), released when the slot is finished.
 	inflight []string
 	s        *Server
+	// amend rewrites the answer before it is written (request.amend).
+	amend   func(kmsg.Response)
+	version int16
+	corr    int32
 }
 
 // closedChan is the done channel of every finished slot.
@@ -274,7 +278,7 @@ func (c *clientConn) readLoop() error {
 			putBuffer(buf)
 			return fmt.Errorf("%w: %s (key %d)", ErrUnroutable, kmsg.NameForKey(h.key), h.key)
 		}
-		err = handler(r)
+		err = authorizeThen(r, handler)
 		if r.inflight != nil {
 			// Counted, but never given a response slot.
 			c.s.releaseInflight(r.inflight)
@@ -454,6 +458,9 @@ func (c *clientConn) finish(p *pending, out *buffer, err error) {
 		p.s.releaseInflight(p.inflight)
 		p.inflight = nil
 	}
+	if p.amend != nil && err == nil && out != nil {
+		out = amendResponse(out, p.key, p.version, p.corr, p.amend)
+	}
 	c.wmu.Lock()
 	p.out, p.err, p.done = out, err, closedChan
 	c.wmu.Unlock()
@@ -608,6 +615,9 @@ func (c *clientConn) writeSlots(batch []*pending) error {
 // newPending reserves the next response slot.
 func (c *clientConn) newPending(r *request, start time.Time) (*pending, error) {
 	p := &pending{key: r.key, start: start}
+	if r.amend != nil {
+		p.amend, p.version, p.corr = r.amend, r.version, r.corr
+	}
 	if r.inflight != nil {
 		p.inflight, p.s, r.inflight = r.inflight, c.s, nil
 	}

@@ -32,8 +32,8 @@ import (
 
 // fuzzFixture is a fixture whose control path cannot look coordinators
 // up, so handlers never dial.
-func fuzzFixture(t testing.TB, reg *prometheus.Registry, m *Metrics) *fx {
-	fix := newFxMetrics(t, reg, m)
+func fuzzFixture(t testing.TB, reg *prometheus.Registry, m *Metrics, opts ...fxOpt) *fx {
+	fix := newFxMetrics(t, reg, m, opts...)
 	vs := fxVersions()
 	vs.keys[10] = versionRange{0, -1}
 	fix.backend.versions.Store(vs)

@@ -42,6 +42,7 @@ type Metrics struct {
 	corruptBatches     prometheus.Counter
 	readDisagreements  *prometheus.CounterVec
 	regionBytes        *prometheus.CounterVec
+	authzDenied        *prometheus.CounterVec // acl.go
 
 	maxTopics int
 	mu        sync.RWMutex
@@ -159,6 +160,11 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Name: "switchyard_kafka_region_bytes_total",
 		Help: "Record bytes produced and fetched by client region and the region of the backend cluster that served them (cross-datacenter traffic where they differ; \"\" when unknown).",
 	}, []string{"client_region", "cluster_region", "direction"})
+	m.authzDenied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_authz_denied_total",
+		Help: "Requests, or entries of a request (topics, groups, transactional ids), the ACLs denied, by operation and resource type.",
+	}, []string{"operation", "resource_type"})
+	reg.MustRegister(m.authzDenied)
 	reg.MustRegister(m.connections, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
 		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
 		m.regionBytes)

@@ -59,6 +59,10 @@ type request struct {
 	// for (segments.go): handed to its response slot, released when the
 	// slot is finished, or when the request ends without one.
 	inflight []string
+
+	// amend, when set, changes the answer before it is written
+	// (acl_requests.go: denied entries of a batch, filtered listings).
+	amend func(kmsg.Response)
 }
 
 // splitState is what a family's hooks keep between routing a request and
@@ -79,6 +83,9 @@ type splitState struct {
 	// routed topic with a retriable error and forwards nothing. Here, in
 	// the padding after the flags above, the request keeps its size class.
 	noWrite bool
+	// txnDenied: the principal may not Write the transactional id of
+	// this Produce (acl_requests.go); every topic is refused.
+	txnDenied bool
 	// req is the client's decoded request.
 	req kmsg.Request
 	// g848: the KIP-848 member an OffsetCommit names (68_consumer_group_heartbeat.go).
@@ -268,6 +275,13 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 			return topicTarget{name: n, code: kerr.UnknownTopicID.Code}
 		}
 		name = n
+	}
+	if op := topicOp(r.key); op != opUnknown {
+		// Kafka answers an unauthorized topic, existing or not, in its
+		// own entry; nothing of it is forwarded (acl_requests.go).
+		if ok, code := r.topicAllowed(op, name); !ok {
+			return topicTarget{name: name, code: code}
+		}
 	}
 	be := r.route(name)
 	if be == nil {

@@ -127,6 +127,7 @@ func handlerTable() [maxKey + 1]handler {
 	}
 	t[51] = handleAlterUserSCRAMCredentials // toEveryCluster unless the listener authenticates
 	t[29] = handleDescribeACLs
+	t[29], t[30], t[31] = ownACLs(t[29]), ownACLs(t[30]), ownACLs(t[31]) // the proxy's own rules when it authenticates (acl_admin.go)
 	t[48] = handleDescribeClientQuotas
 	t[50] = handleDescribeUserSCRAMCredentials
 	for _, k := range []int16{71, 72, 74} {

@@ -74,6 +74,8 @@ type Config struct {
 	// Proposer, when set, commits the users and ACLs clients manage with
 	// Kafka's admin keys; nil refuses those writes.
 	Proposer Proposer
+	// Authz configures authorization (acl.go); used when Authenticates.
+	Authz AuthzConfig
 	Limits
 	Logger *slog.Logger
 }
@@ -185,6 +187,9 @@ func (c *Config) Validate() error {
 	if c.NodeID < 0 {
 		return fmt.Errorf("node id %d is negative", c.NodeID)
 	}
+	if err := c.Authz.Validate(); err != nil {
+		return err
+	}
 	return c.Limits.Validate()
 }
 
@@ -219,6 +224,7 @@ type Server struct {
 	txns     txnTable              // transactional ids (txn_clusters.go)
 	coords   *lru[coordKey, int32] // coordinators.go
 	vids     sync.Map              // virtual topic id → name (topicids.go)
+	authz    *authz                // acl.go
 
 	// produceInflight counts Produce requests in flight per topic under
 	// migration (segments.go).
@@ -273,6 +279,7 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.commits = newCommitLog(nil)
 	s.kip848 = newMembers848(cfg.CoordinatorCacheSize)
 	s.handlers = handlerTable()
+	s.authz = newAuthz(cfg.Authz, metrics, s.log)
 	return s, nil
 }
 

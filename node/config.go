@@ -100,6 +100,9 @@ type Config struct {
 	// KafkaLimits bound client connections and the request bytes they
 	// make the data plane hold; zero fields take kafka's defaults.
 	KafkaLimits kafka.Limits
+	// KafkaAuthz configures authorization once the listener authenticates
+	// (super users, allow-if-no-ACL).
+	KafkaAuthz kafka.AuthzConfig
 	// BackendBrokerTimeout bounds one control exchange with a backend
 	// broker, dial included, and BackendMaxResponseBytes one backend
 	// response (kafka.BackendConfig's BrokerTimeout and MaxResponseBytes);
@@ -387,6 +390,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.KafkaLimits.Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)
+	}
+	if err := c.KafkaAuthz.Validate(); err != nil {
+		return fmt.Errorf("node: --kafka-super-users: %w", err)
 	}
 	if c.BackendBrokerTimeout < 0 {
 		return fmt.Errorf("node: backend broker timeout %v is negative (0 is the default)", c.BackendBrokerTimeout)

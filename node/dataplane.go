@@ -117,6 +117,7 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, er
 		Limiter:       n.quotas.lim,
 		Writes:        n.lease,
 		Proposer:      n,
+		Authz:         n.cfg.KafkaAuthz,
 		Logger:        n.cfg.Logger,
 	}, n, n.kafkaMetrics)
 	if err != nil {

@@ -178,6 +178,9 @@ func (n *Node) adminHandler() http.Handler {
 		{"GET /v1/users/{name}", n.getUser},
 		{"PUT /v1/users/{name}", n.putUser},
 		{"DELETE /v1/users/{name}", n.deleteUser},
+		{"POST /v1/acls", n.postACLs},
+		{"GET /v1/acls", n.getACLs},
+		{"DELETE /v1/acls", n.deleteACLs},
 	}
 	for _, e := range v1 {
 		mux.HandleFunc(e.pattern, n.api(e.pattern, true, e.h))

@@ -81,6 +81,11 @@ type serveConfig struct {
 	KafkaProducerIDProtect           string `json:"kafka_producer_id_protect"`
 	KafkaMaxProducerIDsPerConnection int    `json:"kafka_max_producer_ids_per_connection"`
 
+	// Authorization (kafka.AuthzConfig), in force once the listener
+	// authenticates: Kafka's super.users and allow.everyone.if.no.acl.found.
+	KafkaSuperUsers   []string `json:"kafka_super_users"`
+	KafkaAllowIfNoACL bool     `json:"kafka_allow_if_no_acl"`
+
 	// Exchanges with backend brokers (kafka.BackendConfig); 0 or "" takes
 	// kafka's default.
 	BackendBrokerTimeout    string `json:"backend_broker_timeout"`
@@ -188,6 +193,8 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.KafkaProducerIDMappings, "kafka-producer-id-mappings", cfg.KafkaProducerIDMappings, "most virtual-to-real producer id mappings held (0: 262144)")
 	fs.StringVar(&cfg.KafkaProducerIDIdle, "kafka-producer-id-idle", cfg.KafkaProducerIDIdle, "drop a producer id mapping unused for this long (0: 1h)")
 	fs.StringVar(&cfg.KafkaProducerIDProtect, "kafka-producer-id-protect", cfg.KafkaProducerIDProtect, "a producer id mapping used within this window is never evicted; a new one is refused while the table is full of them (0: 1m)")
+	fs.Var(listFlag{&cfg.KafkaSuperUsers}, "kafka-super-users", "principals allowed everything whatever the ACLs say, `User:NAME` (comma-separated or repeated; Kafka's super.users)")
+	fs.BoolVar(&cfg.KafkaAllowIfNoACL, "kafka-allow-if-no-acl", cfg.KafkaAllowIfNoACL, "allow a request on a resource no ACL names (Kafka's allow.everyone.if.no.acl.found); by default it is denied")
 	fs.IntVar(&cfg.KafkaMaxProducerIDsPerConnection, "kafka-max-producer-ids-per-connection", cfg.KafkaMaxProducerIDsPerConnection, "most distinct producer ids (and epochs) one client connection may use (0: 64)")
 
 	fs.StringVar(&cfg.BackendBrokerTimeout, "backend-broker-timeout", cfg.BackendBrokerTimeout, "bound on one control exchange with a backend broker (versions, metadata, coordinator and producer id lookups), dial included (0: 5s)")
@@ -397,6 +404,7 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		MaxFrameBytes:   int32(c.MaxFrameBytes),
 		MaxTopicSeries:  c.MaxTopicSeries,
 		KafkaLimits:     limits,
+		KafkaAuthz:      kafka.AuthzConfig{SuperUsers: c.KafkaSuperUsers, AllowIfNoACL: c.KafkaAllowIfNoACL},
 		Timing:          timing,
 
 		BackendBrokerTimeout:    brokerTimeout,
