@@ -43,6 +43,10 @@ type Metrics struct {
 	readDisagreements  *prometheus.CounterVec
 	regionBytes        *prometheus.CounterVec
 
+	// backendAuthFailures counts failed TLS/SASL handshakes with backend
+	// brokers (backend_auth.go).
+	backendAuthFailures *prometheus.CounterVec
+
 	maxTopics int
 	mu        sync.RWMutex
 	topics    map[topicLabel]*topicCounters
@@ -159,6 +163,8 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Name: "switchyard_kafka_region_bytes_total",
 		Help: "Record bytes produced and fetched by client region and the region of the backend cluster that served them (cross-datacenter traffic where they differ; \"\" when unknown).",
 	}, []string{"client_region", "cluster_region", "direction"})
+	m.backendAuthFailures = newAuthFailures()
+	reg.MustRegister(m.backendAuthFailures)
 	reg.MustRegister(m.connections, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
 		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
 		m.regionBytes)
