@@ -25,7 +25,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 )
@@ -116,6 +115,7 @@ type backendAuth struct {
 	tlsCfg *tls.Config // without ServerName; cloned per dial
 
 	tokens *tokenSource // OAUTHBEARER client credentials
+	salted saltedCache  // SCRAM's salted password (backend_scram.go)
 }
 
 func newBackendAuth(cfg BackendConfig, fails *prometheus.CounterVec) *backendAuth {
@@ -261,10 +261,8 @@ func (a *backendAuth) mechanism(ctx context.Context) (sasl.Mechanism, string, er
 		switch s.Mechanism {
 		case fsm.SASLPlain:
 			return plain.Auth{User: s.Username, Pass: pass}.AsMechanism(), "", nil
-		case fsm.SASLScramSHA256:
-			return scram.Auth{User: s.Username, Pass: pass}.AsSha256Mechanism(), "", nil
 		default:
-			return scram.Auth{User: s.Username, Pass: pass}.AsSha512Mechanism(), "", nil
+			return newScramMechanism(s.Mechanism, s.Username, pass, &a.salted), "", nil
 		}
 	case fsm.SASLOAuthBearer:
 		if a.tokens != nil {

@@ -100,12 +100,13 @@ func writeFile(t testing.TB, path, content string) {
 }
 
 // secureCluster is a kfake cluster with TLS and SASL: SCRAM-SHA-512 user
-// "proxy" (password "scram-secret") and PLAIN user "plainproxy" (password
-// "plain-secret").
+// "proxy" (password "scram-secret"), SCRAM-SHA-256 user "proxy256" and
+// PLAIN user "plainproxy" (both password "plain-secret").
 func secureCluster(t testing.TB, ca *authCA, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
 	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.EnableSASL(),
 		kfake.Superuser(fsm.SASLScramSHA512, "proxy", "scram-secret"),
+		kfake.Superuser(fsm.SASLScramSHA256, "proxy256", "plain-secret"),
 		kfake.Superuser(fsm.SASLPlain, "plainproxy", "plain-secret")}, opts...)
 	if ca != nil {
 		opts = append(opts, kfake.TLS(ca.serverTLS(t)))
@@ -267,6 +268,8 @@ func TestBackendTLSAndMechanismFailures(t *testing.T) {
 		says   string
 	}{
 		{"plain ok", &fsm.ClusterTLS{CAFile: ca.caFile}, plainSASL, "", ""},
+		{"scram-sha-256 ok", &fsm.ClusterTLS{CAFile: ca.caFile}, &fsm.ClusterSASL{Mechanism: fsm.SASLScramSHA256, Username: "proxy256", PasswordFile: pw}, "", ""},
+		{"scram-sha-256 wrong user", &fsm.ClusterTLS{CAFile: ca.caFile}, &fsm.ClusterSASL{Mechanism: fsm.SASLScramSHA256, Username: "proxy", PasswordFile: pw}, authReasonSASL, "authentication failed"},
 		{"server name ok", &fsm.ClusterTLS{CAFile: ca.caFile, ServerName: "broker.test"}, plainSASL, "", ""},
 		{"unknown CA", &fsm.ClusterTLS{CAFile: other.caFile}, plainSASL, authReasonTLSVerify, "does not verify"},
 		{"system roots", &fsm.ClusterTLS{}, plainSASL, authReasonTLSVerify, "does not verify"},
