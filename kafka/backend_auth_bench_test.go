@@ -3,8 +3,8 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"syscall"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
