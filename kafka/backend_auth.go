@@ -183,6 +183,11 @@ func (a *backendAuth) handshake(ctx context.Context, nc net.Conn, addr string) (
 			return nil, reason, err
 		}
 		if reason, err := saslClient(ctx, conn, addr, mech); err != nil {
+			if reason == authReasonSASL && a.tokens != nil {
+				// The broker refused the token (revoked, or expired
+				// early): the next dial fetches a new one.
+				a.tokens.invalidate()
+			}
 			return nil, reason, err
 		}
 	}
@@ -470,6 +475,13 @@ func (ts *tokenSource) token(ctx context.Context) (string, error) {
 	ts.tok = tok
 	ts.refresh = time.Now().Add(time.Duration(float64(lifetime) * (1 - tokenRefreshMargin)))
 	return tok, nil
+}
+
+// invalidate drops the cached token.
+func (ts *tokenSource) invalidate() {
+	ts.mu.Lock()
+	ts.tok = ""
+	ts.mu.Unlock()
 }
 
 // parseTokenResponse reads a token endpoint's answer (RFC 6749 sections

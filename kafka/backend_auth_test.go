@@ -383,6 +383,10 @@ func TestTokenSourceClientCredentials(t *testing.T) {
 	if tok, _ := ts.token(ctx); tok != "tok-3" {
 		t.Fatalf("refreshed token = %q, want tok-3", tok)
 	}
+	ts.invalidate() // as after a broker refused it
+	if tok, _ := ts.token(ctx); tok != "tok-4" {
+		t.Fatalf("token after the broker refused one = %q, want tok-4", tok)
+	}
 }
 
 func TestParseTokenResponse(t *testing.T) {
