@@ -460,10 +460,18 @@ type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
 // (conn.go) and the proxy's own lookups (control.go) alike, so it is where
 // TLS and SASL towards the backend go.
 func (b *Backend) dial(ctx context.Context, addr string) (net.Conn, error) {
+	nc, _, err := b.dialSession(ctx, addr)
+	return nc, err
+}
+
+// dialSession is dial that also says when the connection should be
+// replaced because its SASL session ends (zero: never; backend_auth.go).
+func (b *Backend) dialSession(ctx context.Context, addr string) (net.Conn, time.Time, error) {
 	if b.auth != nil {
 		return b.auth.dial(ctx, addr)
 	}
-	return dialTCP(ctx, addr, b.cfg.DialTimeout)
+	nc, err := dialTCP(ctx, addr, b.cfg.DialTimeout)
+	return nc, time.Time{}, err
 }
 
 func dialTCP(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
@@ -556,6 +564,7 @@ func (b *Backend) ctlConn(addr string) *ctlConn {
 	c, ok := b.ctl[addr]
 	if !ok {
 		c = newCtlConn(addr, b.dial)
+		c.dialSession = b.dialSession
 		if b.ctlClosed {
 			// A lookup on a stopped backend (a connection still finishing
 			// on it) fails rather than open a connection nobody closes.

@@ -131,19 +131,22 @@ func newBackendAuth(cfg BackendConfig, fails *prometheus.CounterVec) *backendAut
 }
 
 // dial connects to addr and completes TLS and SASL within the dial timeout
-// and ctx.
-func (a *backendAuth) dial(ctx context.Context, addr string) (net.Conn, error) {
+// and ctx. renew is when the connection should be replaced because the
+// broker's SASL session ends (KIP-368 session_lifetime_ms); zero when the
+// broker gave no lifetime.
+func (a *backendAuth) dial(ctx context.Context, addr string) (nc net.Conn, renew time.Time, err error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	nc, err := dialTCP(ctx, addr, a.timeout)
+	start := time.Now()
+	nc, err = dialTCP(ctx, addr, a.timeout)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	conn, reason, err := a.handshake(ctx, nc, addr)
+	conn, lifetime, reason, err := a.handshake(ctx, nc, addr)
 	if !stop() || err != nil {
 		if err == nil { // ctx ended as the handshake finished
 			err, reason = ctx.Err(), authReasonIO
@@ -153,45 +156,60 @@ func (a *backendAuth) dial(ctx context.Context, addr string) (net.Conn, error) {
 			err = fmt.Errorf("%w (%w)", ctxErr, err)
 		}
 		a.fails.WithLabelValues(a.cluster, reason).Inc()
-		return nil, &BackendAuthError{Cluster: a.cluster, Broker: addr, Reason: reason, Err: err}
+		return nil, time.Time{}, &BackendAuthError{Cluster: a.cluster, Broker: addr, Reason: reason, Err: err}
 	}
 	conn.SetDeadline(time.Time{})
-	return conn, nil
+	if lifetime > 0 {
+		// Renew with a tenth of the session left (the lifetime counts
+		// from the broker's check, after this dial started).
+		renew = start.Add(lifetime - lifetime/10)
+	}
+	return conn, renew, nil
 }
 
-// handshake runs TLS then SASL on nc; reason labels a failure.
-func (a *backendAuth) handshake(ctx context.Context, nc net.Conn, addr string) (net.Conn, string, error) {
+// maxSessionLifetime bounds a broker's session_lifetime_ms (a year), so a
+// hostile or buggy value cannot overflow a time.Duration.
+const maxSessionLifetime = 365 * 24 * time.Hour
+
+// handshake runs TLS then SASL on nc; reason labels a failure, lifetime is
+// the SASL session's (0: none given).
+func (a *backendAuth) handshake(ctx context.Context, nc net.Conn, addr string) (net.Conn, time.Duration, string, error) {
 	conn := nc
 	if a.tls != nil {
 		cfg, err := a.tlsConfig(addr)
 		if err != nil {
-			return nil, authReasonSecret, err
+			return nil, 0, authReasonSecret, err
 		}
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			var verr *tls.CertificateVerificationError
 			if errors.As(err, &verr) {
-				return nil, authReasonTLSVerify, fmt.Errorf("TLS: the broker's certificate does not verify (server name %q): %w", cfg.ServerName, err)
+				return nil, 0, authReasonTLSVerify, fmt.Errorf("TLS: the broker's certificate does not verify (server name %q): %w", cfg.ServerName, err)
 			}
-			return nil, authReasonTLS, fmt.Errorf("TLS handshake: %w", err)
+			return nil, 0, authReasonTLS, fmt.Errorf("TLS handshake: %w", err)
 		}
 		conn = tc
 	}
+	var lifetime time.Duration
 	if a.sasl != nil {
 		mech, reason, err := a.mechanism(ctx)
 		if err != nil {
-			return nil, reason, err
+			return nil, 0, reason, err
 		}
-		if reason, err := saslClient(ctx, conn, addr, mech); err != nil {
+		ms, reason, err := saslClient(ctx, conn, addr, mech)
+		if err != nil {
 			if reason == authReasonSASL && a.tokens != nil {
 				// The broker refused the token (revoked, or expired
 				// early): the next dial fetches a new one.
 				a.tokens.invalidate()
 			}
-			return nil, reason, err
+			return nil, 0, reason, err
+		}
+		if ms > 0 {
+			lifetime = time.Duration(min(ms, int64(maxSessionLifetime/time.Millisecond))) * time.Millisecond
 		}
 	}
-	return conn, "", nil
+	return conn, lifetime, "", nil
 }
 
 // tlsConfig is the cluster's TLS configuration for a broker at addr, built
@@ -295,24 +313,26 @@ func (a *backendAuth) mechanism(ctx context.Context) (sasl.Mechanism, string, er
 func trimSecret(b []byte) []byte { return bytes.TrimSpace(b) }
 
 // saslClient authenticates conn with mech: SaslHandshake v1, then
-// SaslAuthenticate v1 messages until the mechanism is done (KIP-152).
-func saslClient(ctx context.Context, conn net.Conn, addr string, mech sasl.Mechanism) (string, error) {
+// SaslAuthenticate v1 messages until the mechanism is done (KIP-152). It
+// returns the session lifetime the broker gave in milliseconds (KIP-368; 0:
+// none) or the failure's reason and error.
+func saslClient(ctx context.Context, conn net.Conn, addr string, mech sasl.Mechanism) (lifetimeMS int64, reason string, err error) {
 	var corr int32
 	hs := kmsg.NewPtrSASLHandshakeRequest()
 	hs.SetVersion(1)
 	hs.Mechanism = mech.Name()
 	resp, err := saslRoundTrip(conn, hs, &corr)
 	if err != nil {
-		return authReasonIO, fmt.Errorf("SASL handshake: %w", err)
+		return 0, authReasonIO, fmt.Errorf("SASL handshake: %w", err)
 	}
 	hr := resp.(*kmsg.SASLHandshakeResponse)
 	if hr.ErrorCode != 0 {
-		return authReasonMechanism, fmt.Errorf("SASL handshake: the broker does not enable %s (it offers %s): %w",
+		return 0, authReasonMechanism, fmt.Errorf("SASL handshake: the broker does not enable %s (it offers %s): %w",
 			mech.Name(), strings.Join(hr.SupportedMechanisms, ", "), kerr.ErrorForCode(hr.ErrorCode))
 	}
 	session, out, err := mech.Authenticate(ctx, addr)
 	if err != nil {
-		return authReasonSecret, fmt.Errorf("SASL %s: %w", mech.Name(), err)
+		return 0, authReasonSecret, fmt.Errorf("SASL %s: %w", mech.Name(), err)
 	}
 	for done := false; !done || len(out) > 0; {
 		req := kmsg.NewPtrSASLAuthenticateRequest()
@@ -323,9 +343,9 @@ func saslClient(ctx context.Context, conn net.Conn, addr string, mech sasl.Mecha
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 				// Brokers that refuse without an answer (older Kafka,
 				// kfake) close the connection instead.
-				return authReasonSASL, fmt.Errorf("SASL %s authentication failed: the broker closed the connection without an answer (wrong username or password?): %w", mech.Name(), err)
+				return 0, authReasonSASL, fmt.Errorf("SASL %s authentication failed: the broker closed the connection without an answer (wrong username or password?): %w", mech.Name(), err)
 			}
-			return authReasonIO, fmt.Errorf("SASL %s authenticate: %w", mech.Name(), err)
+			return 0, authReasonIO, fmt.Errorf("SASL %s authenticate: %w", mech.Name(), err)
 		}
 		ar := resp.(*kmsg.SASLAuthenticateResponse)
 		if ar.ErrorCode != 0 {
@@ -333,16 +353,17 @@ func saslClient(ctx context.Context, conn net.Conn, addr string, mech sasl.Mecha
 			if ar.ErrorMessage != nil {
 				msg = *ar.ErrorMessage
 			}
-			return authReasonSASL, fmt.Errorf("SASL %s authentication failed: %w: %s", mech.Name(), kerr.ErrorForCode(ar.ErrorCode), msg)
+			return 0, authReasonSASL, fmt.Errorf("SASL %s authentication failed: %w: %s", mech.Name(), kerr.ErrorForCode(ar.ErrorCode), msg)
 		}
 		out = nil
+		lifetimeMS = ar.SessionLifetimeMillis
 		if !done {
 			if done, out, err = session.Challenge(ar.SASLAuthBytes); err != nil {
-				return authReasonSASL, fmt.Errorf("SASL %s: the broker's answer: %w", mech.Name(), err)
+				return 0, authReasonSASL, fmt.Errorf("SASL %s: the broker's answer: %w", mech.Name(), err)
 			}
 		}
 	}
-	return "", nil
+	return lifetimeMS, "", nil
 }
 
 // saslRoundTrip writes req and reads its answer, at most maxSASLResponse

@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 )
@@ -437,4 +438,59 @@ func FuzzParseTokenResponse(f *testing.F) {
 			t.Fatalf("accepted %q with lifetime %v", tok, life)
 		}
 	})
+}
+
+// A broker that gives SASL sessions a lifetime (KIP-368,
+// connections.max.reauth.ms) has its upstream connections replaced before
+// the session ends, at a moment nothing is in flight on them: a producer
+// through the proxy keeps producing across several lifetimes with no
+// error, and the broker sees a new authentication each lifetime.
+func TestBackendSASLSessionRenewal(t *testing.T) {
+	kc := secureCluster(t, nil, kfake.SeedTopics(1, "renew"),
+		kfake.BrokerConfigs(map[string]string{"connections.max.reauth.ms": "1500"}))
+	var handshakes atomic.Int32
+	kc.ControlKey(17, func(kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		handshakes.Add(1)
+		return nil, nil, false
+	})
+	pw := filepath.Join(t.TempDir(), "plain.pw")
+	writeFile(t, pw, "plain-secret")
+	saslc := &fsm.ClusterSASL{Mechanism: fsm.SASLPlain, Username: "plainproxy", PasswordFile: pw}
+	m := NewMetrics(prometheus.NewRegistry(), 0)
+
+	be := authBackend(t, kc, m, nil, saslc)
+	before := time.Now()
+	nc, renew, err := be.dialSession(context.Background(), kc.ListenAddrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	if lo, hi := before.Add(1300*time.Millisecond), time.Now().Add(1350*time.Millisecond); renew.Before(lo) || renew.After(hi) {
+		t.Fatalf("renew at %v after the dial, want 90%% of the 1.5 s lifetime", renew.Sub(before))
+	}
+
+	start := handshakes.Load()
+	_, addr := startProxy(t, kc, BackendConfig{Name: "secure", Metrics: m, SASL: saslc})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("renew"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for end := time.Now().Add(5500 * time.Millisecond); time.Now().Before(end); {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatalf("produce across session lifetimes: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("handshakes: %d by the proxy", handshakes.Load()-start)
+	if n := handshakes.Load() - start; n < 5 {
+		t.Fatalf("%d SASL handshakes by the proxy over more than three session lifetimes, want at least 5 (the first dials, then a renewal each lifetime)", n)
+	}
+	var d dto.Metric
+	if err := m.clusterErrors.WithLabelValues("secure", "connection").Write(&d); err != nil || d.GetCounter().GetValue() != 0 {
+		t.Fatalf("connection errors = %v (%v): a renewal counted as a failure", d.GetCounter().GetValue(), err)
+	}
 }
