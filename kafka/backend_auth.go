@@ -123,6 +123,10 @@ func newBackendAuth(cfg BackendConfig, fails *prometheus.CounterVec) *backendAut
 		return nil
 	}
 	a := &backendAuth{cluster: cfg.Name, tls: cfg.TLS, sasl: cfg.SASL, timeout: cfg.DialTimeout, files: newSecretFiles(), fails: fails}
+	for _, r := range authReasons {
+		// Every series from the start, so increase() sees the first failure.
+		fails.WithLabelValues(cfg.Name, r)
+	}
 	if s := cfg.SASL; s != nil && s.Mechanism == fsm.SASLOAuthBearer && s.TokenEndpoint != "" {
 		a.tokens = &tokenSource{endpoint: s.TokenEndpoint, clientID: s.ClientID, secretFile: s.ClientSecretFile, scope: s.Scope,
 			files: a.files, client: &http.Client{Timeout: cfg.DialTimeout}}
