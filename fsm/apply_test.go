@@ -87,10 +87,10 @@ func TestApplyEachCommand(t *testing.T) {
 			}},
 		{"PutCluster new, kept sorted", base, &PutCluster{Cluster: cluster("b0")},
 			func(t *testing.T, s *State) { wantClusters(t, s, "b0", "c1", "c2") }},
-		{"PutCluster replace", base, &PutCluster{Cluster: Cluster{Name: "c1", Bootstrap: []string{"n:1"}, TLS: true}},
+		{"PutCluster replace", base, &PutCluster{Cluster: Cluster{Name: "c1", Bootstrap: []string{"n:1"}, TLS: &ClusterTLS{}}},
 			func(t *testing.T, s *State) {
 				wantClusters(t, s, "c1", "c2")
-				if c, _ := s.Cluster("c1"); !c.TLS || c.Bootstrap[0] != "n:1" {
+				if c, _ := s.Cluster("c1"); c.TLS == nil || c.Bootstrap[0] != "n:1" {
 					t.Fatalf("cluster not replaced: %+v", c)
 				}
 			}},

@@ -59,7 +59,8 @@ func (t CommandType) oldestVersion() uint8 {
 	switch t {
 	case TypePutRoute, TypePutPrefixRoute, TypePutGroupRoute, TypeSetDefaultCluster, TypePutCluster:
 		// Version 2 added RouteTargets, and Cluster's DownAfterMS and
-		// UpAfterMS (command set 5).
+		// UpAfterMS (command set 5); PutCluster's version 3 its TLS and
+		// SASL (command set 6).
 		return 1
 	}
 	return t.Version()
@@ -73,7 +74,7 @@ func (t CommandType) oldestVersion() uint8 {
 var commandTable = [...]commandInfo{
 	TypeRegisterPeer:      {"RegisterPeer", 1, func() Command { return new(RegisterPeer) }},
 	TypeRemovePeer:        {"RemovePeer", 1, func() Command { return new(RemovePeer) }},
-	TypePutCluster:        {"PutCluster", 2, func() Command { return new(PutCluster) }},
+	TypePutCluster:        {"PutCluster", 3, func() Command { return new(PutCluster) }},
 	TypeDeleteCluster:     {"DeleteCluster", 1, func() Command { return new(DeleteCluster) }},
 	TypePutRoute:          {"PutRoute", 2, func() Command { return new(PutRoute) }},
 	TypeDeleteRoute:       {"DeleteRoute", 1, func() Command { return new(DeleteRoute) }},
@@ -149,14 +150,15 @@ func (t CommandType) Introduced() uint16 {
 		// Online offset resets (set 4).
 		return 4
 	case TypePutRegion, TypeDeleteRegion, TypeSetFailover,
-		TypePutRoute, TypePutPrefixRoute, TypePutGroupRoute, TypeSetDefaultCluster, TypePutCluster:
-		// Regions and failover, the route commands' payload version 2
-		// with region targets and failover policy, and PutCluster's
-		// version 2 with down/up-after (set 5).
+		TypePutRoute, TypePutPrefixRoute, TypePutGroupRoute, TypeSetDefaultCluster:
+		// Regions and failover, and the route commands' payload version 2
+		// with region targets and failover policy (set 5).
 		return 5
-	case TypePutUserCredential, TypeDeleteUserCredential, TypeCreateACLs, TypeDeleteACLs:
-		// The proxy's SASL users (fsm/users.go) and authorization rules
-		// (fsm/acl.go) (set 6).
+	case TypePutUserCredential, TypeDeleteUserCredential, TypeCreateACLs, TypeDeleteACLs, TypePutCluster:
+		// The proxy's SASL users (fsm/users.go), authorization rules
+		// (fsm/acl.go), and PutCluster's version 3 with TLS and SASL towards
+		// the backend (its version 2 with down/up-after was set 5, see
+		// Needs) (set 6).
 		return 6
 	}
 	return 1
@@ -171,6 +173,10 @@ func (t CommandType) Introduced() uint16 {
 func Needs(cmd Command) uint16 {
 	if cmd == nil {
 		return 0
+	}
+	if c, ok := cmd.(*PutCluster); ok {
+		// Written in the oldest payload version that carries it.
+		return map[uint8]uint16{1: 1, 2: 5, 3: 6}[clusterPayloadVersion(c)]
 	}
 	if unset, ok := newFieldsUnset(cmd); ok && unset {
 		return 1
@@ -188,7 +194,7 @@ func newFieldsUnset(cmd Command) (unset, ok bool) {
 		return t.empty(), true
 	}
 	if c, is := cmd.(*PutCluster); is {
-		return c.Cluster.DownAfterMS == 0 && c.Cluster.UpAfterMS == 0, true
+		return clusterPayloadVersion(c) == 1, true
 	}
 	return false, false
 }
@@ -455,7 +461,12 @@ func Encode(cmd Command) ([]byte, error) {
 		return nil, fmt.Errorf("%w: encode %s: payload is %s, not an object", ErrBadPayload, t, payload)
 	}
 	version := info.version
-	if unset, ok := newFieldsUnset(cmd); ok && unset {
+	if c, ok := cmd.(*PutCluster); ok {
+		// The oldest version that carries it: older peers decode a
+		// cluster without TLS and SASL (the new fields are omitted when
+		// empty).
+		version = clusterPayloadVersion(c)
+	} else if unset, ok := newFieldsUnset(cmd); ok && unset {
 		// Its JSON is exactly version 1's (the new fields are omitted
 		// when empty): older peers decode it.
 		version = 1
@@ -509,6 +520,16 @@ func Decode(b []byte) (Command, error) {
 // current struct decodes an older payload, so a field it accepts would
 // otherwise pass in a payload version that never carried it.
 func olderPayload(cmd Command, version uint8) error {
+	if c, ok := cmd.(*PutCluster); ok {
+		switch need := clusterPayloadVersion(c); {
+		case need <= version:
+			return nil
+		case need == 3:
+			return fmt.Errorf("tls and sasl need payload version 3")
+		default:
+			return fmt.Errorf("down_after_ms and up_after_ms need payload version 2")
+		}
+	}
 	if unset, ok := newFieldsUnset(cmd); ok && version < 2 && !unset {
 		if _, cluster := cmd.(*PutCluster); cluster {
 			return fmt.Errorf("down_after_ms and up_after_ms need payload version 2")

@@ -51,6 +51,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			if Needs(cmd) == 1 && cmd.Type().Introduced() > 1 {
 				want = 1 // a route command without targets (Needs)
 			}
+			if c, ok := cmd.(*PutCluster); ok {
+				want = clusterPayloadVersion(c) // the oldest that carries it (Needs)
+			}
 			if b[0] != byte(cmd.Type()) || b[1] != want {
 				t.Fatalf("header bytes %d %d, want version %d", b[0], b[1], want)
 			}
@@ -146,13 +149,24 @@ func TestCommandValidate(t *testing.T) {
 		{"cluster ok", &PutCluster{Cluster: cluster("c")}, ""},
 		{"cluster no bootstrap", &PutCluster{Cluster: Cluster{Name: "c"}}, "no bootstrap"},
 		{"cluster bad bootstrap", &PutCluster{Cluster: cluster("c", "b")}, "not host:port"},
-		{"cluster tls files without tls", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, TLSCAFile: "/ca"}}, "tls is off"},
-		{"cluster relative ca", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, TLS: true, TLSCAFile: "ca.pem"}}, "absolute"},
-		{"cluster cert without key", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, TLS: true, TLSCertFile: "/c"}}, "both"},
-		{"cluster sasl ok", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASLMechanism: SASLPlain, SASLUsername: "u", SASLPasswordFile: "/pw"}}, ""},
-		{"cluster sasl no password", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASLMechanism: SASLPlain, SASLUsername: "u"}}, "password file"},
-		{"cluster sasl unknown", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASLMechanism: "GSSAPI", SASLUsername: "u", SASLPasswordFile: "/pw"}}, "GSSAPI"},
-		{"cluster user without sasl", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASLUsername: "u"}}, "no sasl mechanism"},
+		{"cluster tls system roots", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, TLS: &ClusterTLS{}}}, ""},
+		{"cluster relative ca", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, TLS: &ClusterTLS{CAFile: "ca.pem"}}}, "absolute"},
+		{"cluster cert without key", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, TLS: &ClusterTLS{CertFile: "/c"}}}, "both"},
+		{"cluster sasl ok", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLPlain, Username: "u", PasswordFile: "/pw"}}}, ""},
+		{"cluster sasl no password", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLPlain, Username: "u"}}}, "password_file"},
+		{"cluster sasl unknown", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: "GSSAPI", Username: "u", PasswordFile: "/pw"}}}, "GSSAPI"},
+		{"cluster sasl without mechanism", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Username: "u"}}}, "needs a mechanism"},
+		{"cluster scram with token", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLScramSHA512, Username: "u", PasswordFile: "/pw", TokenFile: "/t"}}}, "password_file only"},
+		{"cluster oauth token file", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, TokenFile: "/t"}}}, ""},
+		{"cluster oauth client credentials", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, TokenEndpoint: "https://idp.example/token", ClientID: "proxy", ClientSecretFile: "/s", Scope: "kafka"}}}, ""},
+		{"cluster oauth both", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, TokenFile: "/t", TokenEndpoint: "https://idp/t", ClientID: "p", ClientSecretFile: "/s"}}}, "not both"},
+		{"cluster oauth nothing", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer}}}, "needs a token_file"},
+		{"cluster oauth no secret", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, TokenEndpoint: "https://idp/t", ClientID: "p"}}}, "client_secret_file"},
+		{"cluster oauth password", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, Username: "u", TokenFile: "/t"}}}, "no username"},
+		{"cluster oauth plain http", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, TokenEndpoint: "http://idp.example/t", ClientID: "p", ClientSecretFile: "/s"}}}, "loopback"},
+		{"cluster oauth loopback http", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, TokenEndpoint: "http://127.0.0.1:8080/t", ClientID: "p", ClientSecretFile: "/s"}}}, ""},
+		{"cluster oauth ftp", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, TokenEndpoint: "ftp://idp/t", ClientID: "p", ClientSecretFile: "/s"}}}, "scheme"},
+		{"cluster oauth relative secret", &PutCluster{Cluster: Cluster{Name: "c", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, TokenEndpoint: "https://idp/t", ClientID: "p", ClientSecretFile: "s"}}}, "absolute"},
 		{"delete cluster empty", &DeleteCluster{}, "empty name"},
 		{"route ok", &PutRoute{Topic: "a.b_c-1", Cluster: "c"}, ""},
 		{"route topic too long", &PutRoute{Topic: long, Cluster: "c"}, "at most 249"},

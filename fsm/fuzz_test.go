@@ -20,6 +20,10 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte("\x0e\x01{\"job\":{\"id\":\"j\",\"kind\":\"k\",\"state\":\"pending\",\"spec\":\"\\u003c\\ud800\",\"created_at\":1,\"updated_at\":1}}"))
 	f.Add([]byte("\x01\x01{\"peer\":{\"id\":-1,\"name\":\"n\",\"kafka_addr\":\"\\u00ff:1\",\"region\":\"\\ufffd\"}} \n"))
 	f.Add([]byte("\x05\x01{\"TOPIC\":\"a\",\"topic\":\"b\",\"cluster\":\"east\"}"))
+	// PutCluster version 3: nested tls and sasl, and an older version
+	// claiming them.
+	f.Add([]byte("\x03\x03{\"cluster\":{\"name\":\"c\",\"bootstrap\":[\"b:1\"],\"tls\":{\"ca_file\":\"/ca\",\"server_name\":\"k\"},\"sasl\":{\"mechanism\":\"OAUTHBEARER\",\"token_endpoint\":\"http://[::1]:1/t\",\"client_id\":\"p\",\"client_secret_file\":\"/s\"}}}"))
+	f.Add([]byte("\x03\x02{\"cluster\":{\"name\":\"c\",\"bootstrap\":[\"b:1\"],\"tls\":{}}}"))
 	f.Add([]byte("\x1b\x01{\"entry\":{\"cluster\":\"east\",\"state\":\"failed-over\",\"since\":-1,\"routes_moved\":1e3}}"))
 	// Migration commands: the lifecycle on the populated state's topic
 	// "orders" (routed to east), and payloads near their limits.

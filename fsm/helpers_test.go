@@ -106,7 +106,8 @@ func job(id, kind string, state JobState, created, updated int64, spec string) J
 func fullLog() []Command {
 	return []Command{
 		&PutCluster{Cluster: Cluster{Name: "east", Bootstrap: []string{"e1:9092", "e2:9092"}, Region: "eu-1",
-			TLS: true, TLSCAFile: "/etc/ssl/ca.pem", SASLMechanism: SASLScramSHA512, SASLUsername: "proxy", SASLPasswordFile: "/etc/switchyard/east.pw"}},
+			TLS:  &ClusterTLS{CAFile: "/etc/ssl/ca.pem", ServerName: "kafka.east"},
+			SASL: &ClusterSASL{Mechanism: SASLScramSHA512, Username: "proxy", PasswordFile: "/etc/switchyard/east.pw"}}},
 		&PutCluster{Cluster: cluster("west")},
 		&RegisterPeer{Peer: Peer{ID: AutoPeerID, Name: "a1", Region: "eu-1a", KafkaAddr: "a1:9092", AdminAddr: "a1:18080",
 			RaftAddr: "a1:7000", GossipAddr: "a1:7001", Version: "0.1.0",

@@ -67,11 +67,13 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 			&RegisterPeer{Peer: Peer{ID: 1, Name: "a", KafkaAddr: "a:1", LocalBrokers: []BrokerRef{{"c", 2}, {"c", 1}}}},
 		}, nil},
 		{"clusters", []Command{
-			&PutCluster{Cluster: Cluster{Name: "tls", Bootstrap: []string{"t1:9093", "t2:9093"}, Region: "eu", TLS: true, TLSServerName: "kafka.internal",
-				TLSCAFile: "/ca.pem", TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem", TLSInsecureSkipVerify: true}},
-			&PutCluster{Cluster: Cluster{Name: "sasl", Bootstrap: []string{"s:9092"}, SASLMechanism: SASLScramSHA256, SASLUsername: "u", SASLPasswordFile: "/pw"}},
+			&PutCluster{Cluster: Cluster{Name: "tls", Bootstrap: []string{"t1:9093", "t2:9093"}, Region: "eu", TLS: &ClusterTLS{ServerName: "kafka.internal",
+				CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", InsecureSkipVerify: true}}},
+			&PutCluster{Cluster: Cluster{Name: "sasl", Bootstrap: []string{"s:9092"}, SASL: &ClusterSASL{Mechanism: SASLScramSHA256, Username: "u", PasswordFile: "/pw"}}},
+			&PutCluster{Cluster: Cluster{Name: "oauth", Bootstrap: []string{"o:9093"}, TLS: &ClusterTLS{},
+				SASL: &ClusterSASL{Mechanism: SASLOAuthBearer, TokenEndpoint: "https://idp/token", ClientID: "proxy", ClientSecretFile: "/s", Scope: "kafka"}}},
 			&PutCluster{Cluster: cluster("plain")},
-		}, func(t *testing.T, s *State) { wantClusters(t, s, "plain", "sasl", "tls") }},
+		}, func(t *testing.T, s *State) { wantClusters(t, s, "oauth", "plain", "sasl", "tls") }},
 		{"routes", []Command{
 			&PutCluster{Cluster: cluster("c")},
 			&PutRoute{Topic: "orders", Cluster: "c"},

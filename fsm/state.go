@@ -116,11 +116,12 @@ const (
 	SASLPlain       = "PLAIN"
 	SASLScramSHA256 = "SCRAM-SHA-256"
 	SASLScramSHA512 = "SCRAM-SHA-512"
+	SASLOAuthBearer = "OAUTHBEARER"
 )
 
 // Cluster is a backend Kafka cluster and how peers connect to it. Secrets
-// never enter the replicated log: a password is named by a file path that
-// each peer reads locally.
+// never enter the replicated log: a password, key or token is named by a
+// file path that each peer reads locally when it connects.
 type Cluster struct {
 	Name      string   `json:"name"`
 	Bootstrap []string `json:"bootstrap"`
@@ -131,29 +132,47 @@ type Cluster struct {
 	// UpAfterMS is how long it must be seen up again before failback (0: 60000).
 	UpAfterMS int64 `json:"up_after_ms,omitempty"`
 
-	// TLS turns on TLS to the cluster's brokers. The other TLS fields are
-	// only allowed with it.
-	TLS bool `json:"tls,omitempty"`
-	// TLSServerName overrides the name checked in the brokers' certificates.
-	TLSServerName string `json:"tls_server_name,omitempty"`
-	// TLSCAFile is an absolute path to a PEM CA bundle; empty means the
-	// system roots.
-	TLSCAFile string `json:"tls_ca_file,omitempty"`
-	// TLSCertFile and TLSKeyFile are absolute paths to a PEM client
-	// certificate and key, set together or not at all.
-	TLSCertFile string `json:"tls_cert_file,omitempty"`
-	TLSKeyFile  string `json:"tls_key_file,omitempty"`
-	// TLSInsecureSkipVerify skips broker certificate checks (tests only).
-	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
+	// TLS, when set, connects to the cluster's brokers over TLS; an empty
+	// object means TLS checked against the system roots (payload version 3).
+	TLS *ClusterTLS `json:"tls,omitempty"`
+	// SASL, when set, authenticates every connection to the cluster's
+	// brokers with the proxy's service credentials (payload version 3).
+	SASL *ClusterSASL `json:"sasl,omitempty"`
+}
 
-	// SASLMechanism is empty (no SASL) or one of SASLPlain, SASLScramSHA256,
-	// SASLScramSHA512; with it, SASLUsername and SASLPasswordFile are
-	// required.
-	SASLMechanism string `json:"sasl_mechanism,omitempty"`
-	SASLUsername  string `json:"sasl_username,omitempty"`
-	// SASLPasswordFile is an absolute path, on every peer, to a file holding
-	// the password.
-	SASLPasswordFile string `json:"sasl_password_file,omitempty"`
+// ClusterTLS is how peers connect to a backend cluster's brokers over TLS.
+// Every path is absolute and names a file on every peer, read when a
+// connection is made (a changed file is picked up without a restart).
+type ClusterTLS struct {
+	// CAFile is a PEM CA bundle; empty means the system roots.
+	CAFile string `json:"ca_file,omitempty"`
+	// CertFile and KeyFile are a PEM client certificate and its key, set
+	// together or not at all.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// ServerName is the name checked in the brokers' certificates; empty
+	// means the host of the broker's address.
+	ServerName string `json:"server_name,omitempty"`
+	// InsecureSkipVerify skips the check of the brokers' certificates
+	// (tests only).
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+}
+
+// ClusterSASL is the proxy's service identity towards a backend cluster.
+// Mechanism PLAIN and SCRAM-SHA-256/512 take Username and PasswordFile;
+// OAUTHBEARER takes either TokenFile (a JWT, re-read when the file changes)
+// or TokenEndpoint with ClientID, ClientSecretFile and an optional Scope
+// (the OAuth 2 client-credentials grant; the token is cached and fetched
+// again before it expires).
+type ClusterSASL struct {
+	Mechanism        string `json:"mechanism"`
+	Username         string `json:"username,omitempty"`
+	PasswordFile     string `json:"password_file,omitempty"`
+	TokenFile        string `json:"token_file,omitempty"`
+	TokenEndpoint    string `json:"token_endpoint,omitempty"`
+	ClientID         string `json:"client_id,omitempty"`
+	ClientSecretFile string `json:"client_secret_file,omitempty"`
+	Scope            string `json:"scope,omitempty"`
 }
 
 // Routes map topics and consumer groups to backend clusters. A topic goes to

@@ -27,7 +27,7 @@ func TestStateValidate(t *testing.T) {
 		{"cluster without name", State{Clusters: []Cluster{{Bootstrap: []string{"b:1"}}}}, "empty name"},
 		{"unsorted clusters are fine by hand", State{Clusters: []Cluster{{Name: "z", Bootstrap: []string{"b:1"}}, cl[0]}}, ""},
 		{"bad bootstrap", State{Clusters: []Cluster{{Name: "main", Bootstrap: []string{"b"}}}}, "not host:port"},
-		{"sasl without password file", State{Clusters: []Cluster{{Name: "main", Bootstrap: []string{"b:1"}, SASLMechanism: SASLPlain, SASLUsername: "u"}}}, "password file"},
+		{"sasl without password file", State{Clusters: []Cluster{{Name: "main", Bootstrap: []string{"b:1"}, SASL: &ClusterSASL{Mechanism: SASLPlain, Username: "u"}}}}, "password_file"},
 		{"shared name", State{Clusters: cl, Peers: []Peer{{ID: 0, Name: "x", KafkaAddr: "a:1"}, {ID: 1, Name: "x", KafkaAddr: "b:1"}}}, "share name"},
 		{"unnamed peers are fine by hand", State{Clusters: cl, Peers: []Peer{peer(0, "a:1"), peer(1, "b:1")}}, ""},
 		{"shared raft addr", State{Clusters: cl, Peers: []Peer{{ID: 0, KafkaAddr: "a:1", RaftAddr: "r:1"}, {ID: 1, KafkaAddr: "b:1", RaftAddr: "r:1"}}}, "share raft address"},

@@ -179,38 +179,10 @@ func validateCluster(c Cluster) error {
 			return fmt.Errorf("%w: %s %s of %dms is outside 0 (the default) to %dms", ErrInvalid, what, d.what, d.ms, MaxFailoverDelayMS)
 		}
 	}
-	if err := validText(what+" tls server name", c.TLSServerName, maxTextLen); err != nil {
+	if err := validateClusterTLS(what, c.TLS); err != nil {
 		return err
 	}
-	for _, f := range []struct{ what, path string }{
-		{"tls ca file", c.TLSCAFile}, {"tls cert file", c.TLSCertFile}, {"tls key file", c.TLSKeyFile}, {"sasl password file", c.SASLPasswordFile},
-	} {
-		if err := validFile(what+" "+f.what, f.path); err != nil {
-			return err
-		}
-	}
-	if !c.TLS && (c.TLSServerName != "" || c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSKeyFile != "" || c.TLSInsecureSkipVerify) {
-		return fmt.Errorf("%w: %s has tls settings but tls is off; set tls or drop them", ErrInvalid, what)
-	}
-	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		return fmt.Errorf("%w: %s needs both a tls cert file and a tls key file, or neither", ErrInvalid, what)
-	}
-	switch c.SASLMechanism {
-	case "":
-		if c.SASLUsername != "" || c.SASLPasswordFile != "" {
-			return fmt.Errorf("%w: %s has sasl credentials but no sasl mechanism", ErrInvalid, what)
-		}
-	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
-		if c.SASLUsername == "" || c.SASLPasswordFile == "" {
-			return fmt.Errorf("%w: %s sasl %s needs a username and a password file", ErrInvalid, what, c.SASLMechanism)
-		}
-		if err := validText(what+" sasl username", c.SASLUsername, maxTextLen); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("%w: %s sasl mechanism %q is not one of %s, %s, %s", ErrInvalid, what, c.SASLMechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
-	}
-	return nil
+	return validateClusterSASL(what, c.SASL)
 }
 
 func validateTopicRoute(r TopicRoute) error {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 // BackendConfig configures the proxy's view of one backend Kafka cluster.
@@ -39,6 +41,10 @@ type BackendConfig struct {
 	// that arrive, not the size prefix, so a large bound costs nothing
 	// until a broker actually sends that much.
 	MaxResponseBytes int32
+	// TLS and SASL, when set, secure every connection to the brokers
+	// (backend_auth.go). They name files, read when a connection is made.
+	TLS  *fsm.ClusterTLS
+	SASL *fsm.ClusterSASL
 	// Metrics, when set, gets the cluster's request, byte and error series.
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -94,6 +100,8 @@ type Backend struct {
 	cfg     BackendConfig
 	log     *slog.Logger
 	metrics *clusterMetrics
+	// auth does TLS and SASL towards the brokers; nil for plaintext.
+	auth *backendAuth
 
 	ctlMu     sync.Mutex
 	ctl       map[string]*ctlConn
@@ -159,6 +167,7 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 		refreshCh:      make(chan struct{}, 1),
 		ready:          make(chan struct{}),
 	}
+	b.auth = newBackendAuth(cfg, cfg.Metrics.authFailures())
 	b.brokers.Store(&brokerSet{addrs: map[int32]string{}, controller: -1})
 	return b, nil
 }
@@ -451,7 +460,18 @@ type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
 // (conn.go) and the proxy's own lookups (control.go) alike, so it is where
 // TLS and SASL towards the backend go.
 func (b *Backend) dial(ctx context.Context, addr string) (net.Conn, error) {
-	return dialTCP(ctx, addr, b.cfg.DialTimeout)
+	nc, _, err := b.dialSession(ctx, addr)
+	return nc, err
+}
+
+// dialSession is dial that also says when the connection should be
+// replaced because its SASL session ends (zero: never; backend_auth.go).
+func (b *Backend) dialSession(ctx context.Context, addr string) (net.Conn, time.Time, error) {
+	if b.auth != nil {
+		return b.auth.dial(ctx, addr)
+	}
+	nc, err := dialTCP(ctx, addr, b.cfg.DialTimeout)
+	return nc, time.Time{}, err
 }
 
 func dialTCP(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
@@ -544,6 +564,7 @@ func (b *Backend) ctlConn(addr string) *ctlConn {
 	c, ok := b.ctl[addr]
 	if !ok {
 		c = newCtlConn(addr, b.dial)
+		c.dialSession = b.dialSession
 		if b.ctlClosed {
 			// A lookup on a stopped backend (a connection still finishing
 			// on it) fails rather than open a connection nobody closes.

@@ -678,6 +678,11 @@ type upstream struct {
 	// on next use, closing retired once it sends on it no more.
 	broken  atomic.Bool
 	retired chan struct{}
+	// renew is when the connection's SASL session nears its end (zero:
+	// never); the reader goroutine replaces it at its next use after that
+	// with nothing in flight, and sets renewed so readLoop ends quietly.
+	renew   time.Time
+	renewed atomic.Bool
 }
 
 // upCall is a request sent upstream that awaits its response.
@@ -692,10 +697,19 @@ type upCall struct {
 func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 	key := target{be, broker}
 	if u, ok := c.ups[key]; ok {
-		if !u.broken.Load() {
+		switch {
+		case u.broken.Load():
+			c.retire(u)
+		case !u.renew.IsZero() && !u.dirty && len(u.inflight) == 0 && time.Now().After(u.renew):
+			// Its SASL session is about to end (KIP-368) and nothing is
+			// in flight or buffered, so no request can overtake another:
+			// replace it.
+			u.renewed.Store(true)
+			u.nc.Close()
+			c.retire(u)
+		default:
 			return u, nil
 		}
-		c.retire(u)
 	}
 	addr, ok := be.brokerAddr(broker)
 	if !ok {
@@ -706,7 +720,7 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 	if err := c.flushUpstreams(); err != nil {
 		return nil, err
 	}
-	nc, err := be.dial(context.Background(), addr)
+	nc, renew, err := be.dialSession(context.Background(), addr)
 	if err != nil {
 		be.TriggerRefresh()
 		c.s.metrics.upstreamDialErrors.Inc()
@@ -723,6 +737,7 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 		idle:     newIdleWaiter(nc),
 		inflight: make(chan upCall, min(c.s.cfg.MaxInFlight, maxUpstreamCalls)),
 		retired:  make(chan struct{}),
+		renew:    renew,
 	}
 	c.ups[key] = u
 	c.wg.Add(1)
@@ -875,6 +890,9 @@ func (u *upstream) readLoop() {
 			select {
 			case <-u.c.closing:
 			default:
+				if u.renewed.Load() && !have {
+					break // replaced on purpose, nothing in flight
+				}
 				// The calls awaiting an answer fail: a request forwarded
 				// whole ends the client's connection once the answers
 				// before it are written, as the broker's own close would;

@@ -31,6 +31,11 @@ type ctlConn struct {
 	ncMu sync.Mutex
 	// closed is set when the backend stops.
 	closed atomic.Bool
+
+	// dialSession, when set, dials instead of dial and says when the
+	// connection's SASL session ends; it is replaced before then (KIP-368).
+	dialSession func(ctx context.Context, addr string) (net.Conn, time.Time, error)
+	renew       time.Time
 }
 
 var ctlClientID = "switchyard"
@@ -67,8 +72,22 @@ func (c *ctlConn) roundTrip(ctx context.Context, req kmsg.Request, timeout time.
 	if c.closed.Load() {
 		return nil, fmt.Errorf("%s to backend %s: %w", kmsg.NameForKey(req.Key()), c.addr, ErrClosed)
 	}
+	if c.nc != nil && !c.renew.IsZero() && time.Now().After(c.renew) {
+		// Its SASL session is about to end: the broker would close it
+		// at the next request after the end.
+		c.ncMu.Lock()
+		c.nc.Close()
+		c.nc, c.br = nil, nil
+		c.ncMu.Unlock()
+	}
 	if c.nc == nil {
-		nc, err := c.dial(ctx, c.addr)
+		var nc net.Conn
+		var err error
+		if c.dialSession != nil {
+			nc, c.renew, err = c.dialSession(ctx, c.addr)
+		} else {
+			nc, err = c.dial(ctx, c.addr)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("dial backend %s: %w", c.addr, err)
 		}

@@ -44,6 +44,10 @@ type Metrics struct {
 	regionBytes        *prometheus.CounterVec
 	authzDenied        *prometheus.CounterVec // acl.go
 
+	// backendAuthFailures counts failed TLS/SASL handshakes with backend
+	// brokers (backend_auth.go).
+	backendAuthFailures *prometheus.CounterVec
+
 	maxTopics int
 	mu        sync.RWMutex
 	topics    map[topicLabel]*topicCounters
@@ -165,6 +169,8 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Help: "Requests, or entries of a request (topics, groups, transactional ids), the ACLs denied, by operation and resource type.",
 	}, []string{"operation", "resource_type"})
 	reg.MustRegister(m.authzDenied)
+	m.backendAuthFailures = newAuthFailures()
+	reg.MustRegister(m.backendAuthFailures)
 	reg.MustRegister(m.connections, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
 		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
 		m.regionBytes)

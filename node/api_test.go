@@ -93,7 +93,7 @@ func TestAdminAPI(t *testing.T) {
 		{"empty body", "PUT", "/v1/clusters/east", "tok", ``, 400, "empty"},
 		{"bad bootstrap", "PUT", "/v1/clusters/east", "tok", `{"bootstrap":["nohost"]}`, 400, "host:port"},
 		{"name mismatch", "PUT", "/v1/clusters/east", "tok", `{"name":"west","bootstrap":["a:1"]}`, 400, "path names"},
-		{"tls not served yet", "PUT", "/v1/clusters/east", "tok", `{"bootstrap":["a:1"],"tls":true}`, 400, "not supported"},
+		{"flat tls bool", "PUT", "/v1/clusters/east", "tok", `{"bootstrap":["a:1"],"tls":true}`, 400, "tls"},
 		{"nothing changed", "GET", "/v1/clusters", "tok", "", 200, `"clusters": []`},
 		{"put cluster", "PUT", "/v1/clusters/east", "tok", `{"bootstrap":["127.0.0.1:1"],"region":"eu"}`, 200, `"region": "eu"`},
 		{"get cluster", "GET", "/v1/clusters/east", "tok", "", 200, `"127.0.0.1:1"`},

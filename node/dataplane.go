@@ -144,6 +144,8 @@ func (n *Node) backendConfig(cl fsm.Cluster) kafka.BackendConfig {
 	return kafka.BackendConfig{
 		Name:             cl.Name,
 		Bootstrap:        cl.Bootstrap,
+		TLS:              cl.TLS,
+		SASL:             cl.SASL,
 		MetadataRefresh:  n.cfg.MetadataRefresh,
 		BrokerTimeout:    n.cfg.BackendBrokerTimeout,
 		MaxResponseBytes: n.cfg.BackendMaxResponseBytes,
@@ -170,10 +172,6 @@ func (n *Node) syncBackends(ctx context.Context, dp *dataPlane, st *fsm.State) {
 	for _, cl := range st.Clusters {
 		want[cl.Name] = true
 		if cur, ok := dp.running[cl.Name]; ok && reflect.DeepEqual(cur.def, cl) {
-			continue
-		}
-		if cl.TLS || cl.SASLMechanism != "" {
-			n.log.Error("backend cluster not served: TLS and SASL to brokers are not supported by this version", "cluster", cl.Name)
 			continue
 		}
 		be, err := kafka.NewBackend(n.backendConfig(cl))

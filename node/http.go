@@ -592,10 +592,11 @@ func (n *Node) putCluster(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("the body names cluster %q but the path names %q; leave name out of the body", c.Name, name)
 	}
 	c.Name = name
-	if c.TLS || c.SASLMechanism != "" {
-		// The replicated state can hold these settings, but the data plane
-		// cannot use them yet; refusing beats a cluster that never serves.
-		return badRequest("cluster %q: TLS and SASL to backend brokers are not supported by this version yet; connect over plaintext", name)
+	if err := (&fsm.PutCluster{Cluster: c}).Validate(); err != nil {
+		return err
+	}
+	if err := checkClusterFiles(c); err != nil {
+		return err
 	}
 	return n.write(w, r, &fsm.PutCluster{Cluster: c}, http.StatusOK, func(fsm.Applied) any { return c })
 }

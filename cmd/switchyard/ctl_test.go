@@ -66,9 +66,18 @@ func TestParseCtlCommands(t *testing.T) {
 		{"clusters set east --bootstrap a:1 --tls --tls-ca-file /ca.pem --tls-cert-file /c.pem --tls-key-file /k.pem " +
 			"--tls-server-name kafka.internal --tls-insecure-skip-verify --sasl-mechanism SCRAM-SHA-512 " +
 			"--sasl-username svc --sasl-password-file /pw", "PUT", "/v1/clusters/east",
-			`{"bootstrap":["a:1"],"tls":true,"tls_server_name":"kafka.internal","tls_ca_file":"/ca.pem",` +
-				`"tls_cert_file":"/c.pem","tls_key_file":"/k.pem","tls_insecure_skip_verify":true,` +
-				`"sasl_mechanism":"SCRAM-SHA-512","sasl_username":"svc","sasl_password_file":"/pw"}`},
+			`{"bootstrap":["a:1"],"tls":{"ca_file":"/ca.pem","cert_file":"/c.pem","key_file":"/k.pem",` +
+				`"server_name":"kafka.internal","insecure_skip_verify":true},` +
+				`"sasl":{"mechanism":"SCRAM-SHA-512","username":"svc","password_file":"/pw"}}`},
+		{"clusters set east --bootstrap a:1 --tls-ca-file /ca.pem", "PUT", "/v1/clusters/east",
+			`{"bootstrap":["a:1"],"tls":{"ca_file":"/ca.pem"}}`},
+		{"clusters set east --bootstrap a:1 --tls", "PUT", "/v1/clusters/east", `{"bootstrap":["a:1"],"tls":{}}`},
+		{"clusters set east --bootstrap a:1 --sasl-mechanism OAUTHBEARER --sasl-token-endpoint https://idp/t " +
+			"--sasl-client-id proxy --sasl-client-secret-file /s --sasl-scope kafka", "PUT", "/v1/clusters/east",
+			`{"bootstrap":["a:1"],"sasl":{"mechanism":"OAUTHBEARER","token_endpoint":"https://idp/t","client_id":"proxy",` +
+				`"client_secret_file":"/s","scope":"kafka"}}`},
+		{"clusters set east --bootstrap a:1 --sasl-mechanism OAUTHBEARER --sasl-token-file /jwt", "PUT", "/v1/clusters/east",
+			`{"bootstrap":["a:1"],"sasl":{"mechanism":"OAUTHBEARER","token_file":"/jwt"}}`},
 		{"clusters delete east", "DELETE", "/v1/clusters/east", ""},
 
 		{"routes list", "GET", "/v1/routes", ""},
@@ -206,10 +215,10 @@ func TestParseCtlUsageErrors(t *testing.T) {
 		{[]string{"clusters", "get", "a", "b"}, `clusters get: unexpected argument "b"`, "clusters get NAME"},
 		{[]string{"clusters", "delete"}, "clusters delete: missing NAME", "clusters delete NAME"},
 		{[]string{"clusters", "set", "east"}, "clusters set: --bootstrap is required", "-tls-ca-file"},
-		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--tls-ca-file", "/ca"}, "the --tls-* flags need --tls", "-tls"},
 		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--tls", "--tls-cert-file", "/c"}, "--tls-cert-file and --tls-key-file go together", "-tls-key-file"},
-		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--sasl-mechanism", "PLAIN"}, "--sasl-mechanism needs --sasl-username and --sasl-password-file", "-sasl-username"},
+		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--sasl-mechanism", "PLAIN"}, "--sasl-mechanism PLAIN needs --sasl-username and --sasl-password-file", "-sasl-username"},
 		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--sasl-username", "u"}, "need --sasl-mechanism", "-sasl-mechanism"},
+		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--sasl-mechanism", "OAUTHBEARER", "--sasl-client-id", "p"}, "OAUTHBEARER needs --sasl-token-file", "-sasl-token-endpoint"},
 		{[]string{"clusters", "set", "--bootstrap", "a:1"}, "clusters set: missing NAME", "clusters set NAME"},
 		{[]string{"routes"}, "routes: no subcommand given", "routes default [CLUSTER] | --clear"},
 		{[]string{"routes", "set", "orders"}, "routes set: missing CLUSTER", "usage: switchyard ctl routes set TOPIC CLUSTER"},
@@ -397,12 +406,12 @@ const (
 1   peer-1  -        10.0.0.2:9092  10.0.0.2:18080  nonvoter  suspect  yes
 2   peer-2  west-1a  10.0.0.3:9092  -               none      unknown  no
 `
-	clusterEastFixture = `{"name": "east", "bootstrap": ["10.0.0.1:9093", "10.0.0.2:9093"], "region": "east",
- "tls": false, "tls_server_name": "", "tls_ca_file": "", "tls_cert_file": "", "tls_key_file": "",
- "tls_insecure_skip_verify": false,
- "sasl_mechanism": "", "sasl_username": "", "sasl_password_file": ""}`
-	clusterWestFixture = `{"name": "west", "bootstrap": ["w1:9093"], "tls": true, "tls_ca_file": "/etc/ca.pem",
- "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "svc", "sasl_password_file": "/etc/kafka.pw"}`
+	clusterEastFixture = `{"name": "east", "bootstrap": ["10.0.0.1:9093", "10.0.0.2:9093"], "region": "east"}`
+	clusterWestFixture = `{"name": "west", "bootstrap": ["w1:9093"], "tls": {"ca_file": "/etc/ca.pem"},
+ "sasl": {"mechanism": "SCRAM-SHA-512", "username": "svc", "password_file": "/etc/kafka.pw"}}`
+	clusterOAuthFixture = `{"name": "idp", "bootstrap": ["o1:9093"], "tls": {},
+ "sasl": {"mechanism": "OAUTHBEARER", "token_endpoint": "https://idp.example/token", "client_id": "proxy",
+ "client_secret_file": "/etc/idp.secret", "scope": "kafka"}}`
 	routesFixture = `{"topics": [{"topic": "orders", "cluster": "east"}], "prefixes": [{"prefix": "logs.", "cluster": "west"}],
   "group_prefixes": [{"prefix": "billing-", "cluster": "west"}], "default_cluster": "east"}`
 	quotasFixture = `{"quotas": [{"topic": "orders", "prefix": false, "produce_bytes_per_sec": 1048576,
@@ -466,6 +475,16 @@ tls:                 yes
 tls ca file:         /etc/ca.pem
 sasl:                SCRAM-SHA-512 (svc)
 sasl password file:  /etc/kafka.pw
+`},
+		{"clusters get idp", clusterOAuthFixture, `name:                     idp
+bootstrap:                o1:9093
+region:                   -
+tls:                      yes
+tls ca file:              (system roots)
+sasl:                     OAUTHBEARER (client proxy)
+sasl token endpoint:      https://idp.example/token
+sasl client secret file:  /etc/idp.secret
+sasl scope:               kafka
 `},
 		{"routes list", routesFixture, `TOPIC   CLUSTER
 orders  east
