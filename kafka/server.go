@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,6 +75,8 @@ type Config struct {
 	// Proposer, when set, commits the users and ACLs clients manage with
 	// Kafka's admin keys; nil refuses those writes.
 	Proposer Proposer
+	// Security: TLS and SASL on the listener (security.go).
+	Security
 	Limits
 	Logger *slog.Logger
 }
@@ -175,6 +178,9 @@ func (c *Config) setDefaults() {
 	if c.MaxProducerIDsPerConn == 0 {
 		c.MaxProducerIDsPerConn = 64
 	}
+	if c.Security.Authenticating() {
+		c.Authenticates = true
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -184,6 +190,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeID < 0 {
 		return fmt.Errorf("node id %d is negative", c.NodeID)
+	}
+	if err := c.Security.Validate(); err != nil {
+		return err
 	}
 	return c.Limits.Validate()
 }
@@ -241,6 +250,9 @@ type Server struct {
 	budget byteBudget
 	// refusals is owned by the accept loop.
 	refusals refusals
+	// tls and sasl: the listener's authentication (security.go); nil when off.
+	tls  *listenerTLS
+	sasl *saslServer
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -273,6 +285,9 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.commits = newCommitLog(nil)
 	s.kip848 = newMembers848(cfg.CoordinatorCacheSize)
 	s.handlers = handlerTable()
+	if err := s.initSecurity(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -341,6 +356,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
+		}
+		if s.tls != nil {
+			nc = tls.Server(nc, s.tls.base)
 		}
 		c := newClientConn(s, nc)
 		s.mu.Lock()

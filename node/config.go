@@ -88,6 +88,8 @@ type Config struct {
 	// KafkaLimits bound client connections and the request bytes they
 	// make the data plane hold; zero fields take kafka's defaults.
 	KafkaLimits kafka.Limits
+	// KafkaSecurity: TLS and SASL on the Kafka listener (kafka.Security).
+	KafkaSecurity kafka.Security
 	// BackendBrokerTimeout bounds one control exchange with a backend
 	// broker, dial included, and BackendMaxResponseBytes one backend
 	// response (kafka.BackendConfig's BrokerTimeout and MaxResponseBytes);
@@ -368,6 +370,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("node: bootstrap-expect %d is negative", c.BootstrapExpect)
 	}
 	if err := c.KafkaLimits.Validate(); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if err := c.KafkaSecurity.Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 	if c.BackendBrokerTimeout < 0 {

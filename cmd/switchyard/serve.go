@@ -66,6 +66,9 @@ type serveConfig struct {
 	KafkaFrameReadTimeout          string  `json:"kafka_frame_read_timeout"`
 	KafkaQueuedMaxRequestBytes     int64   `json:"kafka_queued_max_request_bytes"`
 
+	// The Kafka listener's TLS and SASL (serve_security.go).
+	kafkaSecurityFlags
+
 	// Tables the data plane keys by what clients send (kafka.Limits); 0
 	// (or "" for a duration) takes kafka's default.
 	KafkaCoordinatorCacheSize        int    `json:"kafka_coordinator_cache_size"`
@@ -178,6 +181,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.KafkaProducerIDMappings, "kafka-producer-id-mappings", cfg.KafkaProducerIDMappings, "most virtual-to-real producer id mappings held (0: 262144)")
 	fs.StringVar(&cfg.KafkaProducerIDIdle, "kafka-producer-id-idle", cfg.KafkaProducerIDIdle, "drop a producer id mapping unused for this long (0: 1h)")
 	fs.StringVar(&cfg.KafkaProducerIDProtect, "kafka-producer-id-protect", cfg.KafkaProducerIDProtect, "a producer id mapping used within this window is never evicted; a new one is refused while the table is full of them (0: 1m)")
+	addKafkaSecurityFlags(fs, &cfg.kafkaSecurityFlags)
 	fs.IntVar(&cfg.KafkaMaxProducerIDsPerConnection, "kafka-max-producer-ids-per-connection", cfg.KafkaMaxProducerIDsPerConnection, "most distinct producer ids (and epochs) one client connection may use (0: 64)")
 
 	fs.StringVar(&cfg.BackendBrokerTimeout, "backend-broker-timeout", cfg.BackendBrokerTimeout, "bound on one control exchange with a backend broker (versions, metadata, coordinator and producer id lookups), dial included (0: 5s)")
@@ -333,6 +337,10 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 	if err != nil {
 		return nc, err
 	}
+	security, err := c.kafkaSecurity()
+	if err != nil {
+		return nc, err
+	}
 	brokerTimeout, err := defaultableDuration("backend-broker-timeout", c.BackendBrokerTimeout)
 	if err != nil {
 		return nc, err
@@ -387,6 +395,7 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		MaxFrameBytes:   int32(c.MaxFrameBytes),
 		MaxTopicSeries:  c.MaxTopicSeries,
 		KafkaLimits:     limits,
+		KafkaSecurity:   security,
 		Timing:          timing,
 
 		BackendBrokerTimeout:    brokerTimeout,
