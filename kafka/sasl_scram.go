@@ -12,7 +12,8 @@ package kafka
 // iterations are outside Kafka's bounds (4096–16384) is refused. An unknown
 // user is answered with a fake salt and fails only at the proof, so a
 // client cannot tell it from a wrong password; the proof is compared in
-// constant time.
+// constant time. As in Kafka, the client-final nonce must end with the
+// combined nonce (librdkafka repeats its own part in front).
 
 import (
 	"crypto/hmac"
@@ -92,7 +93,10 @@ func (s *scramStep) clientFinal(in []byte) ([]byte, *saslResult, error) {
 	if err != nil {
 		return nil, nil, authFail("malformed SCRAM client-final message: "+err.Error(), "%v", err)
 	}
-	if cf.nonce != s.nonce {
+	// Kafka checks that the nonce ends with the server's (ScramSaslServer),
+	// not equality: librdkafka sends its own nonce followed by the whole
+	// combined nonce. The proof still covers the message as sent.
+	if !strings.HasSuffix(cf.nonce, s.nonce) {
 		return nil, nil, authFail("SCRAM nonce mismatch", "user %q sent another nonce", s.user)
 	}
 	if !s.known {
