@@ -30,6 +30,10 @@ import (
 // oauthSkew is the clock skew allowed on exp and nbf.
 const oauthSkew = 30 * time.Second
 
+// maxJWTTime bounds exp and nbf (seconds; the year 5138), so a claim
+// converts to a time without overflow.
+const maxJWTTime = 1e11
+
 // maxOAuthToken bounds a bearer token; maxOAuthPairs the key-value pairs of
 // an initial response.
 const (
@@ -199,6 +203,8 @@ func (v *oauthValidator) verify(token string, now time.Time) (jwtClaims, error) 
 	switch {
 	case claims.Exp == 0:
 		return claims, errors.New("no exp claim")
+	case claims.Exp < 0 || claims.Exp > maxJWTTime || claims.Nbf < 0 || claims.Nbf > maxJWTTime:
+		return claims, errors.New("exp or nbf claim out of range")
 	case now.After(time.Unix(int64(claims.Exp), 0).Add(oauthSkew)):
 		return claims, fmt.Errorf("expired at %s", time.Unix(int64(claims.Exp), 0).UTC().Format(time.RFC3339))
 	case claims.Nbf != 0 && now.Add(oauthSkew).Before(time.Unix(int64(claims.Nbf), 0)):
