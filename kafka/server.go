@@ -357,10 +357,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		if s.tls != nil {
+		_, internal := nc.(*internalConn)
+		if s.tls != nil && !internal {
 			nc = tls.Server(nc, s.tls.base)
 		}
 		c := newClientConn(s, nc)
+		if internal {
+			c.principal, c.sasl.authed = InternalPrincipal, true
+		}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
