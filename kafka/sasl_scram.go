@@ -35,6 +35,9 @@ type scramStep struct {
 	h      func() hash.Hash
 	st     *fsm.State
 	secret *[32]byte
+	// serverNonce, when set, replaces the random server nonce (tests of
+	// RFC 7677's example exchange).
+	serverNonce string
 
 	first           bool // the client-first message was taken
 	user            string
@@ -81,9 +84,13 @@ func (s *scramStep) clientFirst(in []byte) ([]byte, *saslResult, error) {
 	if !s.known {
 		s.cred = fsm.Credential{Mechanism: s.mech, Iterations: fsm.MinScramIterations, Salt: fakeSalt(s.secret, cf.user)}
 	}
-	var rnd [24]byte
-	rand.Read(rnd[:])
-	s.nonce = cf.nonce + base64.RawURLEncoding.EncodeToString(rnd[:])
+	snonce := s.serverNonce
+	if snonce == "" {
+		var rnd [24]byte
+		rand.Read(rnd[:])
+		snonce = base64.RawURLEncoding.EncodeToString(rnd[:])
+	}
+	s.nonce = cf.nonce + snonce
 	s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(s.cred.Salt) + ",i=" + strconv.Itoa(s.cred.Iterations)
 	return []byte(s.serverFirst), nil, nil
 }
