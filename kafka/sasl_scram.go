@@ -251,7 +251,7 @@ func parseScramClientFinal(msg string) (scramClientFinal, error) {
 	cf.proof = proof
 	fields := strings.Split(cf.withoutProof, ",")
 	if len(fields) < 2 {
-		return cf, errors.New("want c=...,r=...,p=...")
+		return cf, errors.New("want c=BINDING,r=NONCE,p=PROOF")
 	}
 	cb, ok := strings.CutPrefix(fields[0], "c=")
 	if !ok {
