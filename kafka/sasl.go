@@ -33,8 +33,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -75,6 +77,44 @@ type saslServer struct {
 	// secret keys the fake SCRAM salts of unknown users, so a client
 	// cannot tell an unknown user from a wrong password.
 	secret [32]byte
+	// failLog bounds the log lines about failed authentications.
+	failLog failLog
+}
+
+// failLogBurst failed authentications are logged per failLogEvery; past
+// that they are counted and the next line says how many were not logged,
+// so a password-guessing flood does not flood the log (the metric counts
+// every one).
+const (
+	failLogBurst = 20
+	failLogEvery = 10 * time.Second
+)
+
+type failLog struct {
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+func (f *failLog) log(log *slog.Logger, now time.Time, args ...any) {
+	f.mu.Lock()
+	if now.Sub(f.window) >= failLogEvery {
+		f.window, f.n = now, 0
+	}
+	f.n++
+	if f.n > failLogBurst {
+		f.suppressed++
+		f.mu.Unlock()
+		return
+	}
+	suppressed := f.suppressed
+	f.suppressed = 0
+	f.mu.Unlock()
+	if suppressed > 0 {
+		args = append(args, "not_logged_before", suppressed)
+	}
+	log.Info("sasl authentication failed", args...)
 }
 
 func newSASLServer(sec *Security, s *Server) (*saslServer, error) {
@@ -183,7 +223,7 @@ func handleSaslHandshake(r *request) error {
 	case !slices.Contains(c.s.sasl.mechs, req.Mechanism):
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		c.s.metrics.auth.count("unsupported", authFailed)
-		c.log.Info("sasl authentication failed", "reason", "unsupported mechanism", "mechanism", truncate(req.Mechanism, 64))
+		c.s.sasl.failLog.log(c.log, time.Now(), "mechanism", truncate(req.Mechanism, 64), "reason", "unsupported mechanism")
 		return c.answerAndClose(r, resp, fmt.Errorf("%w: mechanism %q is not enabled (enabled: %s)",
 			ErrAuthentication, truncate(req.Mechanism, 64), strings.Join(c.s.sasl.mechs, ",")))
 	}
@@ -266,7 +306,7 @@ func (c *clientConn) saslNext(token []byte, now time.Time) ([]byte, *saslResult,
 		if errors.As(err, &se) {
 			reason = se.reason
 		}
-		c.log.Info("sasl authentication failed", "mechanism", mech, "reason", reason)
+		c.s.sasl.failLog.log(c.log, time.Now(), "mechanism", mech, "reason", reason)
 		return nil, nil, fmt.Errorf("%w: %w", ErrAuthentication, err)
 	}
 	if res != nil {

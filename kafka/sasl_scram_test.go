@@ -1,8 +1,12 @@
 package kafka
 
 import (
+	"bytes"
 	"encoding/base64"
+	"log/slog"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 )
@@ -107,5 +111,25 @@ func TestOAuthInitialParser(t *testing.T) {
 		if tok != tc.tok || (err == nil) != (tc.tok != "") {
 			t.Errorf("%q: token %q, %v; want %q", tc.in, tok, err, tc.tok)
 		}
+	}
+}
+
+// TestFailLogBounded: a flood of failed authentications logs a burst, then
+// one line per window that says how many were not logged.
+func TestFailLogBounded(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var f failLog
+	now := time.Now()
+	for range 25 {
+		f.log(log, now, "reason", "wrong password")
+	}
+	if n := strings.Count(buf.String(), "sasl authentication failed"); n != failLogBurst {
+		t.Fatalf("%d lines in one window, want %d", n, failLogBurst)
+	}
+	buf.Reset()
+	f.log(log, now.Add(failLogEvery), "reason", "wrong password")
+	if !strings.Contains(buf.String(), "not_logged_before=5") {
+		t.Fatalf("next window's line %q does not count the 5 not logged", buf.String())
 	}
 }
