@@ -7,8 +7,9 @@ import "net"
 // the data plane through InternalConn, not through the listener, so they
 // need no certificate or password of their own. Authorization must let it
 // do anything (it acts on an operator's admin API request, which was
-// authorized there).
-const InternalPrincipal = "User:switchyard-internal"
+// authorized there). Its type is not "User", so no user name or
+// certificate subject can produce it.
+const InternalPrincipal = "Peer:switchyard"
 
 // internalConn marks a connection made inside this process. Only code in
 // this process can build one (InternalConn), so it cannot be forged from
