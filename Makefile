@@ -50,6 +50,7 @@ bench: build ## proxy vs direct table, forwarding micro-benchmarks, control-plan
 	$(GO) run ./test/bench -switchyard $(BIN) -out docs/benchmarks-latest.md
 	$(GO) test -run '^$$' -bench 'Forward|Direct' -benchmem -count 3 ./kafka/
 	$(GO) test -run '^$$' -bench IdleConns -benchtime 1x ./kafka/
+	$(GO) test -run '^$$' -bench Secure -benchtime 2000x ./kafka/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./test/cluster/
 	$(GO) test -run '^$$' -bench MergedMetadata -benchtime 20x ./test/compat/
 	$(GO) test -run '^$$' -bench QuotaSim ./quota/

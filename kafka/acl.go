@@ -304,7 +304,11 @@ type authzCache struct {
 const denyLogEvery = time.Second
 
 func newAuthz(cfg AuthzConfig, m *Metrics, log *slog.Logger) *authz {
-	z := &authz{super: map[string]bool{}, allowIfNoACL: cfg.AllowIfNoACL, log: log}
+	// The peer's own in-process clients (offset resets, group views;
+	// internal_conn.go) act for the operator, who is authorized by the
+	// admin API: they pass like super users. No network client can hold
+	// this principal.
+	z := &authz{super: map[string]bool{InternalPrincipal: true}, allowIfNoACL: cfg.AllowIfNoACL, log: log}
 	for _, p := range cfg.SuperUsers {
 		if p = strings.TrimSpace(p); p != "" {
 			z.super[p] = true

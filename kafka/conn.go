@@ -118,6 +118,8 @@ type clientConn struct {
 	// "User:ANONYMOUS" when the listener does not authenticate. Owned by
 	// the reader goroutine; authorization (acl.go) reads it per request.
 	principal string
+	// sasl: the connection's SASL state (sasl.go), reader goroutine's.
+	sasl saslConn
 
 	// replicas: the read replicas backends named for this connection's
 	// fetches (01_fetch.go).
@@ -184,6 +186,10 @@ func (c *clientConn) closeWith(err error) {
 		case errors.Is(err, ErrIdle):
 			c.log.Debug("closing idle client connection", "reason", err)
 			c.s.metrics.closed("idle")
+		case errors.Is(err, ErrAuthentication), errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrSessionExpired),
+			errors.Is(err, ErrIllegalSASLState), errors.Is(err, ErrTLSHandshake):
+			c.log.Debug("closing client connection: authentication", "reason", err)
+			c.s.metrics.closed("auth")
 		case errors.Is(err, ErrFrameTimeout):
 			c.log.Info("closing client connection: request not received in time", "reason", err)
 			c.s.metrics.closed("frame_timeout")
@@ -197,7 +203,13 @@ func (c *clientConn) closeWith(err error) {
 func (c *clientConn) serve() {
 	c.s.metrics.connections.Inc()
 	defer c.s.metrics.connections.Dec()
-	err := c.safeReadLoop()
+	var err error
+	if tc, ok := c.nc.(*tlsConn); ok {
+		err = c.handshakeTLS(tc)
+	}
+	if err == nil {
+		err = c.safeReadLoop()
+	}
 	c.closeWith(err)
 	for _, u := range c.ups {
 		u.nc.Close()
@@ -265,10 +277,27 @@ func (c *clientConn) readLoop() error {
 		}
 		start := time.Now()
 		c.lastFrame = start
+		if c.sasl.raw {
+			// SaslHandshake v0: this frame is a raw SASL token (sasl.go).
+			err = c.saslRawToken(buf.b[4:], start)
+			putBuffer(buf)
+			c.s.budget.release(c.held)
+			c.held = 0
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		h, err := parseHeader(buf.b[4:], c.clientID)
 		if err != nil {
 			putBuffer(buf)
 			return err
+		}
+		if c.s.sasl != nil {
+			if err := c.admitSASL(h.key, start); err != nil {
+				putBuffer(buf)
+				return err
+			}
 		}
 		c.clientID = h.clientID
 		r := c.newRequest(h, buf, start)
@@ -346,8 +375,8 @@ func (c *clientConn) readRequest() (*buffer, error) {
 		return nil, c.frameErr(err, 0)
 	}
 	n := int32(binary.BigEndian.Uint32(hdr))
-	if n < 0 || n > c.s.cfg.MaxFrameBytes {
-		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameTooLarge, n, c.s.cfg.MaxFrameBytes)
+	if limit := c.frameLimit(); n < 0 || n > limit {
+		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameTooLarge, n, limit)
 	}
 	c.cr.Discard(4)
 	waited, err := c.s.budget.acquire(int64(n)+4, c.closing)

@@ -33,6 +33,7 @@ type Metrics struct {
 	bytesOut           [kmsg.MaxKey + 1]prometheus.Counter
 	latency            [kmsg.MaxKey + 1]prometheus.Observer
 	topicBytes         *prometheus.CounterVec
+	auth               authMetrics // security.go
 	clusterRequests    *prometheus.CounterVec
 	clusterBytes       *prometheus.CounterVec
 	clusterErrors      *prometheus.CounterVec
@@ -73,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	})
 	m.closedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_connections_closed_total",
-		Help: "Client connections closed, by reason (normal, bad_request, backend_mismatch, idle, frame_timeout, panic, error).",
+		Help: "Client connections closed, by reason (normal, bad_request, backend_mismatch, idle, frame_timeout, auth, panic, error).",
 	}, []string{"reason"})
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_connections_refused_total",
@@ -174,6 +175,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	reg.MustRegister(m.connections, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
 		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
 		m.regionBytes)
+	m.auth = newAuthMetrics(reg)
 	return m
 }
 

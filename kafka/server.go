@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,6 +77,8 @@ type Config struct {
 	Proposer Proposer
 	// Authz configures authorization (acl.go); used when Authenticates.
 	Authz AuthzConfig
+	// Security: TLS and SASL on the listener (security.go).
+	Security
 	Limits
 	Logger *slog.Logger
 }
@@ -177,6 +180,9 @@ func (c *Config) setDefaults() {
 	if c.MaxProducerIDsPerConn == 0 {
 		c.MaxProducerIDsPerConn = 64
 	}
+	if c.Security.Authenticating() {
+		c.Authenticates = true
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -188,6 +194,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("node id %d is negative", c.NodeID)
 	}
 	if err := c.Authz.Validate(); err != nil {
+		return err
+	}
+	if err := c.Security.Validate(); err != nil {
 		return err
 	}
 	return c.Limits.Validate()
@@ -247,6 +256,9 @@ type Server struct {
 	budget byteBudget
 	// refusals is owned by the accept loop.
 	refusals refusals
+	// tls and sasl: the listener's authentication (security.go); nil when off.
+	tls  *listenerTLS
+	sasl *saslServer
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -280,6 +292,9 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.kip848 = newMembers848(cfg.CoordinatorCacheSize)
 	s.handlers = handlerTable()
 	s.authz = newAuthz(cfg.Authz, metrics, s.log)
+	if err := s.initSecurity(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -349,7 +364,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
+		_, internal := nc.(*internalConn)
+		if s.tls != nil && !internal {
+			nc = tls.Server(nc, s.tls.base)
+		}
 		c := newClientConn(s, nc)
+		if internal {
+			c.principal, c.sasl.authed = InternalPrincipal, true
+		}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()

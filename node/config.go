@@ -103,6 +103,8 @@ type Config struct {
 	// KafkaAuthz configures authorization once the listener authenticates
 	// (super users, allow-if-no-ACL).
 	KafkaAuthz kafka.AuthzConfig
+	// KafkaSecurity: TLS and SASL on the Kafka listener (kafka.Security).
+	KafkaSecurity kafka.Security
 	// BackendBrokerTimeout bounds one control exchange with a backend
 	// broker, dial included, and BackendMaxResponseBytes one backend
 	// response (kafka.BackendConfig's BrokerTimeout and MaxResponseBytes);
@@ -393,6 +395,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.KafkaAuthz.Validate(); err != nil {
 		return fmt.Errorf("node: --kafka-super-users: %w", err)
+	}
+	if err := c.KafkaSecurity.Validate(); err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
 	if c.BackendBrokerTimeout < 0 {
 		return fmt.Errorf("node: backend broker timeout %v is negative (0 is the default)", c.BackendBrokerTimeout)

@@ -114,6 +114,8 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, er
 		ClusterID:     n.cfg.ClusterID,
 		MaxFrameBytes: n.cfg.MaxFrameBytes,
 		Limits:        n.cfg.KafkaLimits,
+		Security:      n.cfg.KafkaSecurity,
+		Authenticates: n.cfg.KafkaSecurity.Authenticating(),
 		Limiter:       n.quotas.lim,
 		Writes:        n.lease,
 		Proposer:      n,

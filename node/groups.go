@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/kafka"
 )
 
 // Bounds of the loopback client: every call it makes ends.
@@ -69,10 +70,37 @@ func (n *Node) loopbackAddr() string {
 }
 
 // loopbackCredentials are the client options that authenticate the
-// loopback client to this peer's Kafka listener. The listener has no
-// authentication yet; when SASL comes to it, the peer's own credentials go
-// here (and only here).
-func (n *Node) loopbackCredentials() []kgo.Opt { return nil }
+// loopback client to this peer's Kafka listener. With TLS or SASL on the
+// listener, the client does not go through it: every dial is an in-process
+// pipe handed straight to this peer's data plane, marked as the peer's own
+// (kafka.InternalConn, principal kafka.InternalPrincipal), so the peer
+// needs no credentials of its own and nothing on the network can pose as
+// it. Any broker the client dials is served by this peer's data plane,
+// which forwards to the backends as for any client.
+func (n *Node) loopbackCredentials() []kgo.Opt {
+	sec := n.cfg.KafkaSecurity
+	if sec.TLSCertFile == "" && len(sec.SASLMechanisms) == 0 {
+		return nil
+	}
+	return []kgo.Opt{kgo.Dialer(func(ctx context.Context, _, _ string) (conn net.Conn, err error) {
+		dp := n.dp.Load()
+		if dp == nil {
+			return nil, errors.New("node: loopback kafka client: the data plane is not running")
+		}
+		client, server := net.Pipe()
+		select {
+		case dp.ln.conns <- kafka.InternalConn(server):
+			return client, nil
+		case <-dp.ln.done:
+			err = net.ErrClosed
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		client.Close()
+		server.Close()
+		return nil, fmt.Errorf("node: loopback kafka client: %w", err)
+	})}
+}
 
 // loopbackAdmin answers the loopback admin client, building it on first
 // use.

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/kafka"
 	"github.com/switchyard-proxy/switchyard/node"
 	"github.com/switchyard-proxy/switchyard/transport"
 )
@@ -72,6 +73,11 @@ type Config struct {
 	// KfakeOpts are extra options for the backend cluster.
 	KfakeOpts []kfake.Opt
 	Logger    *slog.Logger
+	// KafkaSecurity is every peer's Kafka listener TLS and SASL
+	// (kafka.Security); ClientOpts are what SelfCheck's clients need to
+	// pass it (TLS configuration, SASL mechanism).
+	KafkaSecurity kafka.Security
+	ClientOpts    []kgo.Opt
 }
 
 // Sandbox is a running deployment.
@@ -89,6 +95,8 @@ type Sandbox struct {
 	Bootstrap []string
 	// AdminURLs lists the peers' admin base URLs (empty without admin).
 	AdminURLs []string
+
+	clientOpts []kgo.Opt // Config.ClientOpts, for SelfCheck
 
 	tmpDir string
 	cancel context.CancelFunc
@@ -123,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 	if len(cfg.Clusters) == 0 {
 		cfg.Clusters = []ClusterSpec{{Name: cfg.ClusterName, Brokers: cfg.Brokers, KfakeOpts: cfg.KfakeOpts}}
 	}
-	sb = &Sandbox{ClusterName: cfg.Clusters[0].Name, Backends: map[string]*kfake.Cluster{}}
+	sb = &Sandbox{ClusterName: cfg.Clusters[0].Name, Backends: map[string]*kfake.Cluster{}, clientOpts: cfg.ClientOpts}
 	// A failed start returns a nil Sandbox (named results), so the
 	// cleanup holds its own reference.
 	started := sb
@@ -188,6 +196,7 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 			Timing:          timing,
 			Faults:          cfg.Faults,
 			Logger:          cfg.Logger.With("peer", name),
+			KafkaSecurity:   cfg.KafkaSecurity,
 		}
 		if i > 0 {
 			nc.Join = []string{sb.Nodes[0].GossipAddr()}
@@ -287,11 +296,11 @@ func (sb *Sandbox) Close() error {
 // back through the last: proof that clients can use the sandbox.
 func (sb *Sandbox) SelfCheck(ctx context.Context) error {
 	const topic = "switchyard-selfcheck"
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(sb.Bootstrap[0]),
 		kgo.DefaultProduceTopic(topic),
 		kgo.AllowAutoTopicCreation(),
-	)
+	}, sb.clientOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -300,11 +309,11 @@ func (sb *Sandbox) SelfCheck(ctx context.Context) error {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: val}).FirstErr(); err != nil {
 		return fmt.Errorf("sandbox self-check produce: %w", err)
 	}
-	cons, err := kgo.NewClient(
+	cons, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(sb.Bootstrap[len(sb.Bootstrap)-1]),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+	}, sb.clientOpts...)...)
 	if err != nil {
 		return err
 	}

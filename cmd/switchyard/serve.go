@@ -72,6 +72,9 @@ type serveConfig struct {
 	KafkaFrameReadTimeout          string  `json:"kafka_frame_read_timeout"`
 	KafkaQueuedMaxRequestBytes     int64   `json:"kafka_queued_max_request_bytes"`
 
+	// The Kafka listener's TLS and SASL (serve_security.go).
+	kafkaSecurityFlags
+
 	// Tables the data plane keys by what clients send (kafka.Limits); 0
 	// (or "" for a duration) takes kafka's default.
 	KafkaCoordinatorCacheSize        int    `json:"kafka_coordinator_cache_size"`
@@ -195,6 +198,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.KafkaProducerIDProtect, "kafka-producer-id-protect", cfg.KafkaProducerIDProtect, "a producer id mapping used within this window is never evicted; a new one is refused while the table is full of them (0: 1m)")
 	fs.Var(listFlag{&cfg.KafkaSuperUsers}, "kafka-super-users", "principals allowed everything whatever the ACLs say, `User:NAME` (comma-separated or repeated; Kafka's super.users)")
 	fs.BoolVar(&cfg.KafkaAllowIfNoACL, "kafka-allow-if-no-acl", cfg.KafkaAllowIfNoACL, "allow a request on a resource no ACL names (Kafka's allow.everyone.if.no.acl.found); by default it is denied")
+	addKafkaSecurityFlags(fs, &cfg.kafkaSecurityFlags)
 	fs.IntVar(&cfg.KafkaMaxProducerIDsPerConnection, "kafka-max-producer-ids-per-connection", cfg.KafkaMaxProducerIDsPerConnection, "most distinct producer ids (and epochs) one client connection may use (0: 64)")
 
 	fs.StringVar(&cfg.BackendBrokerTimeout, "backend-broker-timeout", cfg.BackendBrokerTimeout, "bound on one control exchange with a backend broker (versions, metadata, coordinator and producer id lookups), dial included (0: 5s)")
@@ -350,6 +354,10 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 	if err != nil {
 		return nc, err
 	}
+	security, err := c.kafkaSecurity()
+	if err != nil {
+		return nc, err
+	}
 	brokerTimeout, err := defaultableDuration("backend-broker-timeout", c.BackendBrokerTimeout)
 	if err != nil {
 		return nc, err
@@ -405,6 +413,7 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		MaxTopicSeries:  c.MaxTopicSeries,
 		KafkaLimits:     limits,
 		KafkaAuthz:      kafka.AuthzConfig{SuperUsers: c.KafkaSuperUsers, AllowIfNoACL: c.KafkaAllowIfNoACL},
+		KafkaSecurity:   security,
 		Timing:          timing,
 
 		BackendBrokerTimeout:    brokerTimeout,
