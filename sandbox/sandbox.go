@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -72,12 +73,17 @@ type Config struct {
 	Faults *transport.Faults
 	// KfakeOpts are extra options for the backend cluster.
 	KfakeOpts []kfake.Opt
-	Logger    *slog.Logger
 	// KafkaSecurity is every peer's Kafka listener TLS and SASL
 	// (kafka.Security); ClientOpts are what SelfCheck's clients need to
 	// pass it (TLS configuration, SASL mechanism).
 	KafkaSecurity kafka.Security
 	ClientOpts    []kgo.Opt
+	// Secure runs TLS and SASL everywhere (secure.go): on the peers'
+	// listeners and on the backends, with a CA and secrets made for the
+	// sandbox, and one user (Sandbox.Secure) the ACLs allow everything.
+	// It replaces KafkaSecurity and ClientOpts.
+	Secure bool
+	Logger *slog.Logger
 }
 
 // Sandbox is a running deployment.
@@ -95,6 +101,9 @@ type Sandbox struct {
 	Bootstrap []string
 	// AdminURLs lists the peers' admin base URLs (empty without admin).
 	AdminURLs []string
+	// Secure is what clients of a secure sandbox need (Config.Secure);
+	// nil otherwise.
+	Secure *Secure
 
 	clientOpts []kgo.Opt // Config.ClientOpts, for SelfCheck
 
@@ -145,8 +154,25 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 			cfg.Clusters[i].Brokers = 3
 		}
 	}
+	dir := cfg.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "switchyard-sandbox-"); err != nil {
+			return nil, fmt.Errorf("sandbox: data dir: %w", err)
+		}
+		sb.tmpDir = dir
+	}
+	var sec *secureSetup
+	if cfg.Secure {
+		if sec, err = newSecureSetup(filepath.Join(dir, "secure")); err != nil {
+			return nil, fmt.Errorf("sandbox: secure setup: %w", err)
+		}
+		sb.Secure = sec.info
+	}
 	for _, spec := range cfg.Clusters {
 		opts := append([]kfake.Opt{kfake.NumBrokers(spec.Brokers), kfake.AllowAutoTopicCreation()}, spec.KfakeOpts...)
+		if sec != nil {
+			opts = append(opts, sec.kfakeOpts...)
+		}
 		kc, err := kfake.NewCluster(opts...)
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: start kfake cluster %s: %w", spec.Name, err)
@@ -155,13 +181,6 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 		sb.ClusterNames = append(sb.ClusterNames, spec.Name)
 	}
 	sb.Backend = sb.Backends[sb.ClusterName]
-	dir := cfg.DataDir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "switchyard-sandbox-"); err != nil {
-			return nil, fmt.Errorf("sandbox: data dir: %w", err)
-		}
-		sb.tmpDir = dir
-	}
 	rctx, cancel := context.WithCancel(context.Background())
 	sb.cancel = cancel
 	hostPort := func(base, i int) string {
@@ -202,6 +221,9 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 			nc.Join = []string{sb.Nodes[0].GossipAddr()}
 		}
 		nc.LocalBrokers = colocated(cfg.Clusters, cfg.Peers, i)
+		if sec != nil {
+			nc.KafkaSecurity = sec.listener
+		}
 		n, err := node.New(nc)
 		if err != nil {
 			ln.Close()
@@ -222,7 +244,11 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 			}
 		}()
 	}
-	if err := sb.configure(ctx, cfg.Setup); err != nil {
+	setup := cfg.Setup
+	if sec != nil {
+		setup = append(slices.Clone(sec.commands), setup...)
+	}
+	if err := sb.configure(ctx, setup, sec); err != nil {
 		return nil, err
 	}
 	for _, n := range sb.Nodes {
@@ -235,10 +261,14 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 
 // configure puts the backend clusters, makes the first the default and
 // applies setup, retrying while the cluster elects its first leader.
-func (sb *Sandbox) configure(ctx context.Context, setup []fsm.Command) error {
+func (sb *Sandbox) configure(ctx context.Context, setup []fsm.Command, sec *secureSetup) error {
 	var cmds []fsm.Command
 	for _, name := range sb.ClusterNames {
-		cmds = append(cmds, &fsm.PutCluster{Cluster: fsm.Cluster{Name: name, Bootstrap: sb.Backends[name].ListenAddrs()}})
+		c := fsm.Cluster{Name: name, Bootstrap: sb.Backends[name].ListenAddrs()}
+		if sec != nil {
+			c.TLS, c.SASL = sec.clusterTLS, sec.clusterSASL
+		}
+		cmds = append(cmds, &fsm.PutCluster{Cluster: c})
 	}
 	cmds = append(cmds, &fsm.SetDefaultCluster{Cluster: sb.ClusterName})
 	for _, cmd := range append(cmds, setup...) {
@@ -300,7 +330,7 @@ func (sb *Sandbox) SelfCheck(ctx context.Context) error {
 		kgo.SeedBrokers(sb.Bootstrap[0]),
 		kgo.DefaultProduceTopic(topic),
 		kgo.AllowAutoTopicCreation(),
-	}, sb.clientOpts...)...)
+	}, sb.ClientOpts()...)...)
 	if err != nil {
 		return err
 	}
@@ -313,7 +343,7 @@ func (sb *Sandbox) SelfCheck(ctx context.Context) error {
 		kgo.SeedBrokers(sb.Bootstrap[len(sb.Bootstrap)-1]),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	}, sb.clientOpts...)...)
+	}, sb.ClientOpts()...)...)
 	if err != nil {
 		return err
 	}

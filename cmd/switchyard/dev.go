@@ -20,6 +20,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	kafkaPort := fs.Int("kafka-port", 19092, "peer i serves Kafka on 127.0.0.1:kafka-port+i (0: free ports)")
 	adminPort := fs.Int("admin-port", 18080, "peer i serves the admin API on 127.0.0.1:admin-port+i (0: free ports)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	secure := fs.Bool("secure", false, "TLS (a CA made for the session) and SASL SCRAM-SHA-512 and PLAIN on the peers' listeners and on the backends, with one user allowed everything; prints the CA, the user and its password file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -40,6 +41,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Peers:         *peers,
 		KafkaBasePort: *kafkaPort,
 		AdminBasePort: *adminPort,
+		Secure:        *secure,
 		Logger:        log,
 	})
 	if err != nil {
@@ -53,10 +55,20 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "bootstrap: %s\n", strings.Join(sb.Bootstrap, ","))
 	fmt.Fprintf(stdout, "admin: %s\n", strings.Join(sb.AdminURLs, " "))
 	fmt.Fprintf(stdout, "raft leader: %s\n", sb.Nodes[0].Leader())
+	if s := sb.Secure; s != nil {
+		fmt.Fprintf(stdout, "tls ca: %s\n", s.CAFile)
+		fmt.Fprintf(stdout, "sasl user: %s\n", s.User)
+		fmt.Fprintf(stdout, "sasl password file: %s\n", s.PasswordFile)
+		fmt.Fprintf(stdout, "kcat: kcat -b %s %s -L\n", sb.Bootstrap[0], s.KcatArgs())
+	}
 	if err := sb.SelfCheck(sctx); err != nil {
 		return fmt.Errorf("sandbox started but clients cannot use it: %w", err)
 	}
-	fmt.Fprintf(stdout, "ready: try  kcat -b %s -L   and   switchyard ctl --server %s status\n", sb.Bootstrap[0], firstOr(sb.AdminURLs, "(no admin API)"))
+	kcatArgs := ""
+	if sb.Secure != nil {
+		kcatArgs = " " + sb.Secure.KcatArgs()
+	}
+	fmt.Fprintf(stdout, "ready: try  kcat -b %s%s -L   and   switchyard ctl --server %s status\n", sb.Bootstrap[0], kcatArgs, firstOr(sb.AdminURLs, "(no admin API)"))
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
 	return sb.Close()
