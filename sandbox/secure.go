@@ -128,16 +128,22 @@ func newSecureSetup(dir string) (*secureSetup, error) {
 	}
 	// The user may do everything: one allow rule per resource type, which
 	// `switchyard ctl acls list` shows and an operator can narrow.
-	principal := "User:" + SecureUser
-	var acls []fsm.ACL
+	acls := AllowAll("User:" + SecureUser)
+	s.commands = append(s.commands, &fsm.CreateACLs{ACLs: acls})
+	return s, nil
+}
+
+// AllowAll is the rules that allow principal everything: every topic,
+// group and transactional id, and the cluster.
+func AllowAll(principal string) []fsm.ACL {
+	var out []fsm.ACL
 	for _, r := range []struct{ typ, name string }{
 		{fsm.ResourceTopic, "*"}, {fsm.ResourceGroup, "*"}, {fsm.ResourceTransactionalID, "*"}, {fsm.ResourceCluster, fsm.ClusterResourceName},
 	} {
-		acls = append(acls, fsm.ACL{Principal: principal, Host: "*", ResourceType: r.typ, ResourceName: r.name,
+		out = append(out, fsm.ACL{Principal: principal, Host: "*", ResourceType: r.typ, ResourceName: r.name,
 			Pattern: fsm.PatternLiteral, Operation: fsm.OpAll, Permission: fsm.PermissionAllow})
 	}
-	s.commands = append(s.commands, &fsm.CreateACLs{ACLs: acls})
-	return s, nil
+	return out
 }
 
 // randomSecret is a 24-byte random password, base64url-encoded.

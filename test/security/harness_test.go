@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,10 +18,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/internal/testpki"
 	"github.com/switchyard-proxy/switchyard/kafka"
+	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
 // view is a fixed replicated state.
@@ -29,13 +32,23 @@ type view struct{ st *fsm.State }
 func (v *view) State() *fsm.State { return v.st }
 func (v *view) Live(int32) bool   { return true }
 
-// proxy is a TLS listener with SASL in front of a kfake cluster.
+// proxy is a TLS listener with SASL in front of a kfake cluster that
+// itself requires TLS and SCRAM-SHA-512 of the proxy (issue 12's
+// acceptance: secured at both ends).
 type proxy struct {
 	addr    string
 	backend *kfake.Cluster
 	ca      *testpki.CA
 	dir     string
+	// backendOpts are what a direct client of the backend needs.
+	backendOpts []kgo.Opt
 }
+
+// The proxy's service account on the backend.
+const (
+	backendUser     = "switchyard-svc"
+	backendPassword = "backend-secret"
+)
 
 const (
 	numPartitions = 3
@@ -49,12 +62,23 @@ func startProxy(t *testing.T, topic string, mechs []string, users ...fsm.User) *
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, dir, "ca")
 	pair := ca.Server(t, "proxy")
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(numPartitions, topic))
+	bePair := ca.Server(t, "backend")
+	beCert, err := tls.LoadX509KeyPair(bePair.CertFile, bePair.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(numPartitions, topic),
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{beCert}}),
+		kfake.EnableSASL(), kfake.Superuser(fsm.SASLScramSHA512, backendUser, backendPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	be, err := kafka.NewBackend(kafka.BackendConfig{Name: "c1", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
+	pwFile := filepath.Join(dir, "backend.password")
+	writeFile(t, pwFile, backendPassword+"\n")
+	beTLS := &fsm.ClusterTLS{CAFile: ca.File}
+	beSASL := &fsm.ClusterSASL{Mechanism: fsm.SASLScramSHA512, Username: backendUser, PasswordFile: pwFile}
+	be, err := kafka.NewBackend(kafka.BackendConfig{Name: "c1", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute, TLS: beTLS, SASL: beSASL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +97,17 @@ func startProxy(t *testing.T, topic string, mechs []string, users ...fsm.User) *
 	addr := srv.Addr().String()
 	slices.SortFunc(users, func(a, b fsm.User) int { return strings.Compare(a.Name, b.Name) })
 	v.st = &fsm.State{
-		Clusters: []fsm.Cluster{{Name: "c1", Bootstrap: kc.ListenAddrs()}},
+		Clusters: []fsm.Cluster{{Name: "c1", Bootstrap: kc.ListenAddrs(), TLS: beTLS, SASL: beSASL}},
 		Routes:   fsm.Routes{DefaultCluster: "c1"},
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 		Users:    users,
 	}
+	// The listener authenticates, so every request is authorized: each
+	// user may do everything (test/security's other tests narrow it).
+	for _, u := range users {
+		v.st.ACLs = append(v.st.ACLs, sandbox.AllowAll("User:"+u.Name)...)
+	}
+	slices.SortFunc(v.st.ACLs, fsm.CompareACLs)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -94,7 +124,10 @@ func startProxy(t *testing.T, topic string, mechs []string, users ...fsm.User) *
 	case <-time.After(30 * time.Second):
 		t.Fatal("backend not ready")
 	}
-	return &proxy{addr: addr, backend: kc, ca: ca, dir: dir}
+	return &proxy{addr: addr, backend: kc, ca: ca, dir: dir, backendOpts: []kgo.Opt{
+		kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool()}),
+		kgo.SASL(scram.Auth{User: backendUser, Pass: backendPassword}.AsSha512Mechanism()),
+	}}
 }
 
 // user is a user with a credential of each mechanism for password.
@@ -121,7 +154,7 @@ func (p *proxy) tlsConfig() *tls.Config {
 // records and group committed all of them.
 func (p *proxy) checkBackend(t *testing.T, topic, group string, n int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(p.backend.ListenAddrs()...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(p.backend.ListenAddrs()...)}, p.backendOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

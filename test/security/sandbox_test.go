@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/internal/testpki"
 	"github.com/switchyard-proxy/switchyard/kafka"
 	"github.com/switchyard-proxy/switchyard/sandbox"
@@ -33,6 +34,9 @@ func TestSandboxMutualTLS(t *testing.T) {
 	defer cancel()
 	sb, err := sandbox.Start(ctx, sandbox.Config{
 		Brokers: 3, Peers: 3, MetadataRefresh: time.Second,
+		// Client certificates authenticate, so requests are authorized:
+		// the certificate's subject is the principal the rules name.
+		Setup:         []fsm.Command{&fsm.CreateACLs{ACLs: sandbox.AllowAll("User:CN=app,O=acme")}},
 		KafkaSecurity: kafka.Security{TLSCertFile: srv.CertFile, TLSKeyFile: srv.KeyFile, TLSClientCAFile: ca.File},
 		ClientOpts:    []kgo.Opt{kgo.DialTLSConfig(tlsCfg)},
 	})

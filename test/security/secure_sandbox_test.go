@@ -167,7 +167,7 @@ func newClient(t *testing.T, sb *sandbox.Sandbox, user, password string, opts ..
 	t.Helper()
 	base := []kgo.Opt{kgo.DialTLSConfig(sb.Secure.TLSConfig()), kgo.SeedBrokers(sb.Bootstrap...),
 		kgo.SASL(scram.Auth{User: user, Pass: password}.AsSha512Mechanism()),
-		kgo.RequestRetries(2), kgo.RetryTimeout(10*time.Second)}
+		kgo.RequestRetries(2), kgo.RetryTimeout(10 * time.Second)}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
