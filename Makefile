@@ -48,9 +48,11 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 
 bench: build ## proxy vs direct table, forwarding micro-benchmarks, control-plane and multi-cluster figures
 	$(GO) run ./test/bench -switchyard $(BIN) -out docs/benchmarks-latest.md
-	$(GO) test -run '^$$' -bench 'Forward|Direct' -benchmem -count 3 ./kafka/
+	$(GO) test -run '^$$' -bench '^Benchmark(Forward|Direct)' -benchmem -count 3 ./kafka/
 	$(GO) test -run '^$$' -bench IdleConns -benchtime 1x ./kafka/
-	$(GO) test -run '^$$' -bench Secure -benchtime 2000x ./kafka/
+	$(GO) test -run '^$$' -bench '^BenchmarkSecure' -benchtime 2000x ./kafka/
+	$(GO) test -run '^$$' -bench '^BenchmarkAuthorize' -benchtime 500000x ./kafka/
+	$(GO) test -run '^$$' -bench UpstreamDial -benchmem -benchtime 300x ./kafka/
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./test/cluster/
 	$(GO) test -run '^$$' -bench MergedMetadata -benchtime 20x ./test/compat/
 	$(GO) test -run '^$$' -bench QuotaSim ./quota/

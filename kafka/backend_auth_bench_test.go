@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -96,12 +95,3 @@ func BenchmarkUpstreamDial(b *testing.B) {
 	}
 }
 
-// cpuTime is the process's user and system CPU time in nanoseconds: both
-// ends of the handshake, whatever else the machine runs.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}

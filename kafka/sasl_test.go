@@ -75,7 +75,10 @@ func startSecureProxy(t testing.TB, sec Security, users ...fsm.User) *secureProx
 	}
 	reg := prometheus.NewRegistry()
 	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Security: sec}, view, NewMetrics(reg, 0))
+	// Authentication is under test here; with no rules at all,
+	// AllowIfNoACL lets every principal through (authorization: acl*_test.go,
+	// test/security).
+	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Security: sec, Authz: AuthzConfig{AllowIfNoACL: true}}, view, NewMetrics(reg, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

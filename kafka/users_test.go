@@ -79,7 +79,10 @@ func startUsersProxyWith(t *testing.T, kc *kfake.Cluster, authenticates bool, wr
 	if wrap != nil {
 		used = wrap(prop)
 	}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Authenticates: authenticates, Proposer: used}, fsmView{prop.f}, m)
+	// The client is anonymous (no SASL here); with no rules at all,
+	// AllowIfNoACL lets it manage the users (authorization: acl*_test.go).
+	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Authenticates: authenticates, Proposer: used,
+		Authz: AuthzConfig{AllowIfNoACL: true}}, fsmView{prop.f}, m)
 	if err != nil {
 		t.Fatal(err)
 	}

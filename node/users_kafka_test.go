@@ -34,7 +34,11 @@ func TestKafkaSCRAMKeysThroughNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := kafka.NewServer(kafka.Config{ListenAddr: "127.0.0.1:0", Authenticates: true, Proposer: n}, n, m)
+	// No SASL here, so the client is anonymous; with no rules at all,
+	// AllowIfNoACL lets it manage the users (authorization is tested in
+	// kafka and test/security).
+	srv, err := kafka.NewServer(kafka.Config{ListenAddr: "127.0.0.1:0", Authenticates: true, Proposer: n,
+		Authz: kafka.AuthzConfig{AllowIfNoACL: true}}, n, m)
 	if err != nil {
 		t.Fatal(err)
 	}
