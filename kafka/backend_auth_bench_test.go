@@ -94,4 +94,3 @@ func BenchmarkUpstreamDial(b *testing.B) {
 		})
 	}
 }
-
