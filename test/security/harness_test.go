@@ -59,9 +59,23 @@ const (
 // here) and mechs, knowing users; topic has numPartitions partitions.
 func startProxy(t *testing.T, topic string, mechs []string, users ...fsm.User) *proxy {
 	t.Helper()
+	var principals []string
+	for _, u := range users {
+		principals = append(principals, "User:"+u.Name)
+	}
+	return startProxyWith(t, topic, func(sec *kafka.Security, _ *testpki.CA, _ string) { sec.SASLMechanisms = mechs }, principals, users...)
+}
+
+// startProxyWith is startProxy with the listener's settings shaped by
+// secure (given the TLS settings, the CA and the test's directory) and
+// principals allowed everything.
+func startProxyWith(t *testing.T, topic string, secure func(*kafka.Security, *testpki.CA, string), principals []string, users ...fsm.User) *proxy {
+	t.Helper()
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, dir, "ca")
 	pair := ca.Server(t, "proxy")
+	sec := kafka.Security{TLSCertFile: pair.CertFile, TLSKeyFile: pair.KeyFile}
+	secure(&sec, ca, dir)
 	bePair := ca.Server(t, "backend")
 	beCert, err := tls.LoadX509KeyPair(bePair.CertFile, bePair.KeyFile)
 	if err != nil {
@@ -85,7 +99,7 @@ func startProxy(t *testing.T, topic string, mechs []string, users ...fsm.User) *
 	v := &view{}
 	srv, err := kafka.NewServer(kafka.Config{
 		ListenAddr: "127.0.0.1:0",
-		Security:   kafka.Security{TLSCertFile: pair.CertFile, TLSKeyFile: pair.KeyFile, SASLMechanisms: mechs},
+		Security:   sec,
 	}, v, kafka.NewMetrics(prometheus.NewRegistry(), 0))
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +118,8 @@ func startProxy(t *testing.T, topic string, mechs []string, users ...fsm.User) *
 	}
 	// The listener authenticates, so every request is authorized: each
 	// user may do everything (test/security's other tests narrow it).
-	for _, u := range users {
-		v.st.ACLs = append(v.st.ACLs, sandbox.AllowAll("User:"+u.Name)...)
+	for _, p := range principals {
+		v.st.ACLs = append(v.st.ACLs, sandbox.AllowAll(p)...)
 	}
 	slices.SortFunc(v.st.ACLs, fsm.CompareACLs)
 	ctx, cancel := context.WithCancel(context.Background())
