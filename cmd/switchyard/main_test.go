@@ -253,6 +253,60 @@ func TestDevSandbox(t *testing.T) {
 	}
 }
 
+// TestDevSecure runs `switchyard dev --secure`: it prints the CA, the user
+// and its password file on the lines issue 12 fixes, and the kcat command
+// line it prints works as printed (SASL_SSL, SCRAM-SHA-512) through a
+// shell, while kcat without credentials is refused.
+func TestDevSecure(t *testing.T) {
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Fatalf("kcat not installed (make deps installs it): %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"dev", "--secure", "--peers", "1", "--brokers", "1", "--kafka-port", "0", "--admin-port", "0"}, &out, &errb)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready line; stdout: %s stderr: %s", out.String(), errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lines := map[string]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if k, v, ok := strings.Cut(line, ": "); ok {
+			lines[k] = v
+		}
+	}
+	for _, k := range []string{"tls ca", "sasl user", "sasl password file", "kcat"} {
+		if lines[k] == "" {
+			t.Fatalf("no %q line in:\n%s", k, out.String())
+		}
+	}
+	if _, err := os.Stat(lines["tls ca"]); err != nil {
+		t.Fatalf("tls ca: %v", err)
+	}
+	if pw, err := os.ReadFile(lines["sasl password file"]); err != nil || len(bytes.TrimSpace(pw)) == 0 {
+		t.Fatalf("sasl password file: %v %q", err, pw)
+	}
+	kctx, kcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer kcancel()
+	listing, err := exec.CommandContext(kctx, "bash", "-c", lines["kcat"]+" -m 10").CombinedOutput()
+	if err != nil || !strings.Contains(string(listing), "brokers:") {
+		t.Fatalf("the printed kcat line: %v\n%s", err, listing)
+	}
+	bootstrap := strings.Split(lines["bootstrap"], ",")[0]
+	if o, err := exec.CommandContext(kctx, "kcat", "-b", bootstrap, "-L", "-m", "5").CombinedOutput(); err == nil {
+		t.Fatalf("kcat without TLS and SASL listed the secure sandbox:\n%s", o)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("dev exited %d: %s", code, errb.String())
+	}
+}
+
 // TestExampleConfigIsValid keeps deploy/config/peer.example.json loadable.
 func TestExampleConfigIsValid(t *testing.T) {
 	cfg := defaultServeConfig()
