@@ -75,16 +75,7 @@ func DeriveCredential(mechanism, password string, salt []byte, iterations int) (
 	if err != nil {
 		return Credential{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	clientKey := scramHMAC(h, salted, "Client Key")
-	stored := h()
-	stored.Write(clientKey)
-	return Credential{
-		Mechanism:  mechanism,
-		Iterations: iterations,
-		Salt:       slices.Clone(salt),
-		StoredKey:  stored.Sum(nil),
-		ServerKey:  scramHMAC(h, salted, "Server Key"),
-	}, nil
+	return CredentialFromSaltedPassword(mechanism, salted, salt, iterations)
 }
 
 // CheckPassword reports whether password matches c (constant time in the

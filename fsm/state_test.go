@@ -201,7 +201,7 @@ func TestJobStateTerminal(t *testing.T) {
 // other, for every mechanism, and the iteration bounds are enforced.
 func TestDeriveCredential(t *testing.T) {
 	for _, mech := range []string{SASLPlain, SASLScramSHA256, SASLScramSHA512} {
-		c, err := DeriveCredential(mech, "pencil", []byte("salty"), MinScramIterations)
+		c, err := DeriveCredential(mech, "pencil", []byte("salty-salt"), MinScramIterations)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,6 +214,9 @@ func TestDeriveCredential(t *testing.T) {
 	}
 	if _, err := DeriveCredential(SASLScramSHA256, "p", []byte("s"), MinScramIterations-1); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("too few iterations: %v", err)
+	}
+	if _, err := DeriveCredential(SASLScramSHA256, "p", []byte("short"), MinScramIterations); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a salt shorter than %d bytes: %v", MinSaltLen, err)
 	}
 	if _, err := DeriveCredential("GSSAPI", "p", []byte("s"), MinScramIterations); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("unknown mechanism: %v", err)

@@ -68,6 +68,7 @@ func (ca *CA) Pool() *x509.CertPool {
 
 // Leaf is an issued certificate and its key, in PEM form.
 type Leaf struct {
+	Cert            *x509.Certificate
 	CertPEM, KeyPEM []byte
 }
 
@@ -78,13 +79,19 @@ func (l Leaf) TLS() (tls.Certificate, error) { return tls.X509KeyPair(l.CertPEM,
 // client authentication. hosts are its DNS names and IP addresses (a server
 // certificate needs the names clients dial).
 func (ca *CA) Issue(cn string, hosts ...string) (Leaf, error) {
+	return ca.IssueFor(pkix.Name{CommonName: cn, Organization: []string{"Switchyard development"}}, hosts...)
+}
+
+// IssueFor is Issue with the whole subject given (a client certificate's
+// subject is its principal, "User:CN=alice,O=acme").
+func (ca *CA) IssueFor(subject pkix.Name, hosts ...string) (Leaf, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return Leaf{}, fmt.Errorf("devpki: key for %s: %w", cn, err)
+		return Leaf{}, fmt.Errorf("devpki: key for %s: %w", subject.CommonName, err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Switchyard development"}},
+		Subject:      subject,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -99,13 +106,18 @@ func (ca *CA) Issue(cn string, hosts ...string) (Leaf, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
-		return Leaf{}, fmt.Errorf("devpki: certificate for %s: %w", cn, err)
+		return Leaf{}, fmt.Errorf("devpki: certificate for %s: %w", subject.CommonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return Leaf{}, err
 	}
 	kb, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return Leaf{}, err
 	}
 	return Leaf{
+		Cert:    cert,
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}),
 	}, nil

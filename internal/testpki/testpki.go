@@ -15,20 +15,18 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/switchyard-proxy/switchyard/internal/devpki"
 )
 
-// CA is a certificate authority.
+// CA is a certificate authority (devpki's) whose files go to a test's
+// directory.
 type CA struct {
-	Cert    *x509.Certificate
-	Key     *ecdsa.PrivateKey
-	CertPEM []byte
+	*devpki.CA
 	// File is the CA certificate's PEM file.
 	File string
 	dir  string
@@ -37,27 +35,11 @@ type CA struct {
 // NewCA makes a CA named name and writes its certificate to dir.
 func NewCA(t testing.TB, dir, name string) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := devpki.NewCA(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &CA{Cert: cert, Key: key, CertPEM: pemBlock("CERTIFICATE", der), dir: dir}
-	ca.File = write(t, dir, name+"-ca.pem", ca.CertPEM)
-	return ca
+	return &CA{CA: ca, File: write(t, dir, name+"-ca.pem", ca.PEM), dir: dir}
 }
 
 // Pair is a certificate and its key as PEM files.
@@ -70,65 +52,26 @@ type Pair struct {
 // written to dir as name.pem and name-key.pem.
 func (ca *CA) Server(t testing.TB, name string) Pair {
 	t.Helper()
-	return ca.issue(t, name, pkix.Name{CommonName: name}, x509.ExtKeyUsageServerAuth)
+	return ca.issue(t, name, pkix.Name{CommonName: name}, "127.0.0.1", "::1", "localhost")
 }
 
 // Client issues a client certificate with subject.
 func (ca *CA) Client(t testing.TB, name string, subject pkix.Name) Pair {
 	t.Helper()
-	return ca.issue(t, name, subject, x509.ExtKeyUsageClientAuth)
+	return ca.issue(t, name, subject)
 }
 
-func (ca *CA) issue(t testing.TB, name string, subject pkix.Name, usage x509.ExtKeyUsage) Pair {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func (ca *CA) issue(t testing.TB, name string, subject pkix.Name, hosts ...string) Pair {
+	t.Helper()
+	l, err := ca.IssueFor(subject, hosts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      subject,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	if usage == x509.ExtKeyUsageServerAuth {
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
 	return Pair{
-		CertFile: write(t, ca.dir, name+".pem", pemBlock("CERTIFICATE", der)),
-		KeyFile:  write(t, ca.dir, name+"-key.pem", pemBlock("PRIVATE KEY", kd)),
-		Cert:     cert,
+		CertFile: write(t, ca.dir, name+".pem", l.CertPEM),
+		KeyFile:  write(t, ca.dir, name+"-key.pem", l.KeyPEM),
+		Cert:     l.Cert,
 	}
-}
-
-// Pool is a pool holding the CA.
-func (ca *CA) Pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.Cert)
-	return p
-}
-
-func serial(t testing.TB) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
 func write(t testing.TB, dir, name string, data []byte) string {
