@@ -249,6 +249,26 @@ func scramMech(user, pass string, sha512 bool) sasl.Mechanism {
 	return a.AsSha256Mechanism()
 }
 
+// TestListenerSASLPlaintext: SASL without TLS on the listener
+// (SASL_PLAINTEXT, as the listener's settings choose): SCRAM and PLAIN
+// authenticate and serve; a wrong password is refused.
+func TestListenerSASLPlaintext(t *testing.T) {
+	p := startSecureProxy(t, Security{SASLMechanisms: []string{MechScramSHA512, MechPlain}},
+		testUser(t, "alice", "alice-secret", fsm.SASLScramSHA512))
+	secureRoundTrip(t, p.addr, 10, kgo.SASL(scramMech("alice", "alice-secret", true)))
+	secureRoundTrip(t, p.addr, 5, kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.SASL(scramMech("alice", "wrong", true)), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := cl.Ping(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Fatalf("wrong password over SASL_PLAINTEXT: %v, want SASL_AUTHENTICATION_FAILED", err)
+	}
+}
+
 func TestListenerSCRAMAndPlain(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, dir, "ca")
