@@ -780,3 +780,48 @@ func TestSecurityValidate(t *testing.T) {
 		t.Fatalf("ParseMechanisms: %v", got)
 	}
 }
+
+// TestBackendOAuthBearerAgainstListener: kfake has no OAUTHBEARER, so the
+// backend side's OAUTHBEARER (a token file) is proven against this
+// package's own listener standing in for a broker that validates JWTs: the
+// backend authenticates and loads the listener's metadata; once its token
+// file holds a token the broker refuses (expired), its dials fail with an
+// authentication error.
+func TestBackendOAuthBearerAgainstListener(t *testing.T) {
+	dir := t.TempDir()
+	jwks := filepath.Join(dir, "jwks.json")
+	signer := testpki.NewRSASigner(t, "idp")
+	testpki.WriteJWKS(t, jwks, signer)
+	broker := startSecureProxy(t, Security{SASLMechanisms: []string{MechOAuthBearer}, OAuthJWKSFile: jwks})
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, signer.Token(t, map[string]any{"sub": "switchyard-svc", "exp": time.Now().Add(time.Hour).Unix()}))
+	be, err := NewBackend(BackendConfig{Name: "oauth", Bootstrap: []string{broker.addr}, MetadataRefresh: time.Minute,
+		SASL: &fsm.ClusterSASL{Mechanism: fsm.SASLOAuthBearer, TokenFile: tokenFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nc, err := be.dial(ctx, broker.addr)
+	if err != nil {
+		t.Fatalf("dial with a valid token: %v", err)
+	}
+	nc.Close()
+	go be.Run(ctx)
+	select {
+	case <-be.Ready():
+	case <-ctx.Done():
+		t.Fatal("the backend never loaded metadata through OAUTHBEARER")
+	}
+	writeFile(t, tokenFile, signer.Token(t, map[string]any{"sub": "switchyard-svc", "exp": time.Now().Add(-time.Hour).Unix()}))
+	// The token file is re-read when it changes (mtime and size).
+	waitUntil(t, 20*time.Second, "the expired token refused", func() bool {
+		nc, err := be.dial(ctx, broker.addr)
+		if err == nil {
+			nc.Close()
+			return false
+		}
+		var ae *BackendAuthError
+		return errors.As(err, &ae)
+	})
+}
