@@ -142,20 +142,22 @@ func (a *backendAuth) dial(ctx context.Context, addr string) (nc net.Conn, renew
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	start := time.Now()
-	nc, err = dialTCP(ctx, addr, a.timeout)
+	// raw, not the named result: the deferred cancel can run the
+	// AfterFunc below after the results are set (nc nil on failure).
+	raw, err := dialTCP(ctx, addr, a.timeout)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
+		raw.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	conn, lifetime, reason, err := a.handshake(ctx, nc, addr)
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	conn, lifetime, reason, err := a.handshake(ctx, raw, addr)
 	if !stop() || err != nil {
 		if err == nil { // ctx ended as the handshake finished
 			err, reason = ctx.Err(), authReasonIO
 		}
-		nc.Close()
+		raw.Close()
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w (%w)", ctxErr, err)
 		}
