@@ -10,12 +10,12 @@ IMAGE ?= switchyard:dev
 FUZZ_TARGETS = $(shell for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go')); do \
 	grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed "s|func |$$(dirname $$f):|"; done)
 
-.PHONY: help deps build run test fuzz bench lint image clean
+.PHONY: help deps build run test test-deploy fuzz bench lint image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-deps: ## install what the build and tests need (Go modules; kcat, python3-kafka and python3-confluent-kafka via apt-get)
+deps: ## install what the build and tests need (Go modules; kcat, python3-kafka, python3-confluent-kafka and prometheus (promtool) via apt-get)
 # (python3 runs from / so that our own kafka/ folder is not mistaken for the kafka module;
 # test/compat/testdata/franzold is the older franz-go the client matrix builds)
 	$(GO) mod download
@@ -23,6 +23,7 @@ deps: ## install what the build and tests need (Go modules; kcat, python3-kafka 
 	@need=(); command -v kcat >/dev/null || need+=(kcat); \
 	(cd / && /usr/bin/python3 -c 'import kafka.producer') 2>/dev/null || need+=(python3-kafka); \
 	(cd / && /usr/bin/python3 -c 'import confluent_kafka') 2>/dev/null || need+=(python3-confluent-kafka); \
+	command -v promtool >/dev/null || need+=(prometheus); \
 	if [ $${#need[@]} -gt 0 ]; then \
 		echo "installing $${need[*]} with apt-get"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -35,11 +36,16 @@ build: ## build bin/switchyard
 run: deps build ## start the sandbox: kfake + 3 peers on 127.0.0.1:19092-19094 (Ctrl-C stops)
 	./$(BIN) dev
 
-test: deps ## vet, then every test with the race detector (fuzz seed corpora included)
+test: deps test-deploy ## vet, then every test with the race detector (fuzz seed corpora included)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-deploy: deps ## check deploy/prometheus (config, alert rules) and unit-test every alert with promtool
+	@command -v promtool >/dev/null || { echo "promtool not found: make deps installs Debian's prometheus package"; exit 1; }
+	cd deploy/prometheus && promtool check config prometheus.yml && promtool check rules switchyard-alerts.yml && \
+		promtool test rules switchyard-alerts.test.yml
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
