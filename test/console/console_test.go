@@ -33,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/node"
 	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
@@ -643,4 +644,121 @@ func TestConsole(t *testing.T) {
 			t.Errorf("Content-Security-Policy = %q", csp)
 		}
 	})
+}
+
+const (
+	readToken  = "read-console-0123456789abcdef"
+	operToken  = "oper-console-0123456789abcdef"
+	adminToken = "admin-console-0123456789abcdef"
+)
+
+// startSolo starts one peer whose admin API asks for tokens.
+func startSolo(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("read "+readToken+"\noperator "+operToken+"\nadmin "+adminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(node.Config{
+		Name: "solo", DataDir: filepath.Join(dir, "solo"),
+		KafkaListen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", RaftListen: "127.0.0.1:0", GossipListen: "127.0.0.1:0",
+		BootstrapExpect: 1, Timing: node.FastTiming(), AdminTokensFile: tokens, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	waitFor(t, 30*time.Second, "the solo peer leads", func() error {
+		if !n.IsLeader() {
+			return errors.New("not leader")
+		}
+		return nil
+	})
+	return "http://" + n.AdminAddr()
+}
+
+// TestConsoleLogin: on a peer with tokens the console's assets load
+// without one, the pages ask for a token, a read token reads but its
+// writes are refused with the API's reason, an operator token writes, and
+// the token never reaches a URL or a cookie.
+func TestConsoleLogin(t *testing.T) {
+	dir := artifacts(t)
+	ctx := browser(t)
+	base := startSolo(t)
+
+	req, _ := http.NewRequest(http.MethodPut, base+"/v1/clusters/east", strings.NewReader(`{"bootstrap":["127.0.0.1:1"]}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /v1/clusters/east: %d", resp.StatusCode)
+	}
+
+	run(t, ctx, "open the console without a token",
+		chromedp.Navigate(base+"/ui/#routes"),
+		chromedp.WaitVisible(chromedp.CSS(`#login-form`)))
+	if got := text(t, ctx, "#login-error"); !strings.Contains(got, "bearer token") {
+		t.Errorf("login says %q; want the API's reason", got)
+	}
+	screenshot(t, ctx, dir, "login")
+
+	login := func(token string) {
+		run(t, ctx, "log in",
+			chromedp.SetValue(chromedp.CSS(`#login-token`), token),
+			chromedp.Click(chromedp.CSS(`#login-form button`)),
+			chromedp.WaitNotVisible(chromedp.CSS(`#login-form`)),
+			chromedp.WaitVisible(chromedp.CSS(`main[data-loaded^="routes:"]`)))
+	}
+	submitRoute := func(topic string) {
+		run(t, ctx, "submit a route",
+			chromedp.WaitReady(chromedp.CSS(`#f-cluster option[value="east"]`)),
+			chromedp.SetValue(chromedp.CSS(`#f-name`), topic),
+			chromedp.SetValue(chromedp.CSS(`#f-cluster`), "east"),
+			chromedp.Click(chromedp.CSS(`#route-submit`)))
+	}
+	login(readToken)
+	submitRoute("orders")
+	waitFor(t, 30*time.Second, "the read token's write refused", func() error {
+		if got := text(t, ctx, "#route-form-result.error"); !strings.Contains(got, "needs the operator role") {
+			return fmt.Errorf("form says %q", got)
+		}
+		return nil
+	})
+
+	run(t, ctx, "log out", chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`#login-form`)))
+	if got := eval[string](t, ctx, `sessionStorage.getItem('switchyard.admin-token') || ''`); got != "" {
+		t.Errorf("the token outlived the logout: %q", got)
+	}
+	login(operToken)
+	submitRoute("orders")
+	waitFor(t, 30*time.Second, "the operator's route in the API", func() error {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/routes/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+readToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"match": "exact"`) {
+			return fmt.Errorf("GET /v1/routes/orders: %d %s; form says %q", resp.StatusCode, b, text(t, ctx, "#route-form-result"))
+		}
+		return nil
+	})
+	if got := eval[string](t, ctx, `location.href + ' ' + document.cookie`); strings.Contains(got, operToken) || strings.Contains(got, readToken) {
+		t.Errorf("a token reached the URL or a cookie: %q", got)
+	}
+	screenshot(t, ctx, dir, "routes-operator")
 }
