@@ -224,7 +224,7 @@ func TestConsole(t *testing.T) {
 			{Name: "east", Brokers: 1, KfakeOpts: []kfake.Opt{kfake.DefaultNumPartitions(3)}},
 			{Name: "west", Brokers: 1, KfakeOpts: []kfake.Opt{kfake.DefaultNumPartitions(3)}},
 		},
-		Peers:           2,
+		Peers:           3,
 		MetadataRefresh: time.Second,
 		Setup: []fsm.Command{
 			&fsm.PutRoute{Topic: "orders", Cluster: "east", RouteTargets: fsm.RouteTargets{Fallback: []string{"west"}}},
