@@ -195,8 +195,8 @@
       root.append(el('h1', {}, 'Fleet overview'), this.box);
     },
     async refresh() {
-      const [st, peers, health, failover] = await Promise.all([
-        get('/v1/status'), get('/v1/peers'), settled(get('/v1/health')), settled(get('/v1/failover'))]);
+      const [st, peers, health, failover, seen] = await Promise.all([
+        get('/v1/status'), get('/v1/peers'), settled(get('/v1/health')), settled(get('/v1/failover')), settled(scrapeTraffic())]);
       const live = peers.peers.filter((p) => p.live).length;
       const hv = health.v || [];
       const up = hv.filter((h) => h.state === 'up').length;
@@ -227,6 +227,16 @@
                 cells: [h.cluster, stateBadge(h.state), Object.entries(h.peers || {}).map(([p, v]) => p + ': ' + v).join(', ') || '—',
                   fmt.time(h.since), fmt.dur(h.up_for_ms)],
               })), 'No backend cluster.')),
+        el('section', { class: 'card' }, el('h2', {}, 'Traffic through this peer'),
+          seen.error ? errorBox(seen.error) : [
+            table('traffic-clusters', ['cluster', 'sent to brokers', 'received from brokers'],
+              trafficNames(seen.v, 'c').map((c) => ({ key: c, cells: [c, trafficRate('c', c, 'out'), trafficRate('c', c, 'in')] })),
+              'No backend traffic through this peer yet.'),
+            el('h2', {}, 'Busiest topics'),
+            table('traffic-topics', ['topic', 'produce', 'fetch'],
+              busiest(trafficNames(seen.v, 't')).map((t) => ({ key: t, cells: [t, trafficRate('t', t, 'produce'), trafficRate('t', t, 'fetch')] })),
+              'No topic traffic through this peer yet.'),
+            el('p', { class: 'muted' }, 'Rates between the last two refreshes, from this peer\'s /metrics; every peer counts its own clients.')]),
         failover.v && failover.v.some((f) => f.state !== 'active') ?
           el('section', { class: 'card' }, el('h2', {}, 'Failover in effect'),
             table('overview-failover', ['cluster', 'state', 'since', 'routes moved#', 'manual'],
@@ -235,6 +245,11 @@
               })))) : null);
     },
   };
+  // busiest orders topics by their produce + fetch rate, the top 10.
+  function busiest(topics) {
+    const r = (t) => (traffic.rates['t\u0000' + t + '\u0000produce'] || 0) + (traffic.rates['t\u0000' + t + '\u0000fetch'] || 0);
+    return topics.sort((a, b) => r(b) - r(a) || a.localeCompare(b)).slice(0, 10);
+  }
   function tile(label, value, id) {
     return el('div', { class: 'tile', id }, el('div', { class: 'v' }, String(value)), el('div', { class: 'l' }, label));
   }
@@ -362,21 +377,25 @@
     },
   };
 
-  // Topic traffic comes from this peer's own /metrics (open, like /healthz):
-  // the per-topic byte counters, turned into rates between refreshes.
+  // Traffic comes from this peer's own /metrics (open, like /healthz): the
+  // per-topic and per-cluster byte counters, turned into rates between two
+  // refreshes. Keys: "t\0TOPIC\0DIRECTION" and "c\0CLUSTER\0DIRECTION".
   const traffic = { last: null, at: 0, rates: {} };
-  async function topicTraffic() {
+  const counters = { switchyard_kafka_topic_bytes_total: ['t', 'topic'], switchyard_kafka_cluster_bytes_total: ['c', 'cluster'] };
+  async function scrapeTraffic() {
     const res = await fetch('/metrics', { credentials: 'omit', cache: 'no-store' });
-    if (!res.ok) return traffic.rates;
+    if (!res.ok) throw new Error('/metrics answered ' + res.status);
     const text = await res.text();
     const now = Date.now();
     const cur = {};
-    const re = /^switchyard_kafka_topic_bytes_total\{([^}]*)\} ([0-9.eE+-]+)$/gm;
+    const re = /^(switchyard_kafka_(?:topic|cluster)_bytes_total)\{([^}]*)\} ([0-9.eE+-]+)$/gm;
     let m;
     while ((m = re.exec(text)) !== null) {
-      const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-      const k = labels.topic + '\u0000' + labels.direction;
-      cur[k] = (cur[k] || 0) + Number(m[2]);
+      const labels = Object.fromEntries([...m[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)]
+        .map((x) => [x[1], x[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c))]));
+      const [kind, label] = counters[m[1]];
+      const k = kind + '\u0000' + labels[label] + '\u0000' + labels.direction;
+      cur[k] = (cur[k] || 0) + Number(m[3]);
     }
     const rates = {};
     if (traffic.last) {
@@ -385,6 +404,20 @@
     }
     traffic.last = cur; traffic.at = now; traffic.rates = rates;
     return cur;
+  }
+  // trafficRate formats one rate, or "…" until two scrapes gave one.
+  function trafficRate(kind, name, dir) {
+    const k = kind + '\u0000' + name + '\u0000' + dir;
+    return k in traffic.rates ? fmt.rate(traffic.rates[k]) : '…';
+  }
+  // trafficNames lists the topics or clusters a scrape saw.
+  function trafficNames(seen, kind) {
+    const out = new Set();
+    for (const k of Object.keys(seen)) {
+      const [kk, name] = k.split('\u0000');
+      if (kk === kind && name !== '(other)') out.add(name);
+    }
+    return [...out].sort();
   }
 
   pages.topics = {
@@ -402,23 +435,21 @@
         el('section', { class: 'card' }, el('h2', {}, 'Where does a topic go?'), f), this.box);
     },
     async refresh() {
-      const [rt, q, mig, seen] = await Promise.all([get('/v1/routes'), get('/v1/quotas'), settled(get('/v1/migrations')), topicTraffic().catch(() => ({}))]);
-      const rates = traffic.rates;
+      const [rt, q, mig, seen] = await Promise.all([get('/v1/routes'), get('/v1/quotas'), settled(get('/v1/migrations')), scrapeTraffic().catch(() => ({}))]);
       const names = new Set(rt.topics.map((r) => r.topic));
       q.quotas.filter((x) => !x.prefix).forEach((x) => names.add(x.topic));
       const migs = Object.fromEntries(((mig.v && mig.v.migrations) || []).map((m) => [m.topic, m]));
       Object.keys(migs).forEach((t) => names.add(t));
-      Object.keys(seen).forEach((k) => { const t = k.split('\u0000')[0]; if (t !== '(other)') names.add(t); });
+      trafficNames(seen, 't').forEach((t) => names.add(t));
       const list = [...names].sort().slice(0, 500);
       const res = await Promise.all(list.map((t) => get('/v1/routes/' + seg(t)).catch(() => null)));
-      const rate = (t, d) => (t + '\u0000' + d in rates ? fmt.rate(rates[t + '\u0000' + d]) : '…');
       replace(this.box, el('section', { class: 'card' }, el('h2', {}, 'Known topics'),
         el('p', { class: 'muted' }, 'Topics with a route, a quota, a migration or traffic through this peer. Rates are this peer\'s, from its /metrics.'),
         table('topics-table', ['topic', 'cluster', 'match', 'migration', 'produce (this peer)', 'fetch (this peer)'],
           list.map((t, i) => ({
             key: t,
             cells: [t, res[i] ? res[i].cluster : '(unrouted)', res[i] ? res[i].match + (res[i].rule && res[i].match === 'prefix' ? ' ' + res[i].rule : '') : '—',
-              migs[t] ? migs[t].state + ' → ' + migs[t].to : '—', rate(t, 'produce'), rate(t, 'fetch')],
+              migs[t] ? migs[t].state + ' → ' + migs[t].to : '—', trafficRate('t', t, 'produce'), trafficRate('t', t, 'fetch')],
           })), 'No topic is routed, limited or migrated yet.')));
     },
   };

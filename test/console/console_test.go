@@ -344,6 +344,32 @@ func TestConsole(t *testing.T) {
 			}
 			return nil
 		})
+		// Traffic through this peer: the clusters its /metrics counts, with
+		// rates once two refreshes have passed.
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var counted []string
+		for _, c := range []string{"east", "west"} {
+			if strings.Contains(string(metrics), `switchyard_kafka_cluster_bytes_total{cluster="`+c+`",direction="in"}`) {
+				counted = append(counted, c)
+			}
+		}
+		if len(counted) == 0 {
+			t.Fatalf("peer 0 counts no backend bytes:\n%s", metrics)
+		}
+		waitFor(t, 30*time.Second, "traffic rates per cluster", func() error {
+			shown := rows(t, ctx, "traffic-clusters")
+			for _, c := range counted {
+				if r := shown[c]; r == nil || !strings.HasSuffix(r[1], "/s") || !strings.HasSuffix(r[2], "/s") {
+					return fmt.Errorf("cluster %s shown as %q", c, r)
+				}
+			}
+			return nil
+		})
 		png := screenshot(t, ctx, dir, "overview")
 		if os.Getenv("SWITCHYARD_UPDATE_DOCS") == "1" {
 			if err := os.WriteFile(filepath.Join("..", "..", "docs", "console-overview.png"), png, 0o644); err != nil {
