@@ -15,12 +15,13 @@ FUZZ_TARGETS = $(shell for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-deps: ## install what the build and tests need (Go modules; kcat, python3-kafka, python3-confluent-kafka and prometheus (promtool) via apt-get)
+deps: ## install what the build and tests need (Go modules; kcat, python3-kafka, python3-confluent-kafka, prometheus (promtool) and chromium via apt-get)
 # (python3 runs from / so that our own kafka/ folder is not mistaken for the kafka module;
 # test/compat/testdata/franzold is the older franz-go the client matrix builds)
 	$(GO) mod download
 	cd test/compat/testdata/franzold && GOWORK=off $(GO) mod download
 	@need=(); command -v kcat >/dev/null || need+=(kcat); \
+	command -v chromium >/dev/null || need+=(chromium); \
 	(cd / && /usr/bin/python3 -c 'import kafka.producer') 2>/dev/null || need+=(python3-kafka); \
 	(cd / && /usr/bin/python3 -c 'import confluent_kafka') 2>/dev/null || need+=(python3-confluent-kafka); \
 	command -v promtool >/dev/null || need+=(prometheus); \

@@ -124,6 +124,8 @@ func (n *Node) adminHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	mux.HandleFunc("GET /healthz", n.api("/healthz", false, n.getHealthz))
 	mux.HandleFunc("GET /readyz", n.api("/readyz", false, n.getReadyz))
+	mux.HandleFunc(consoleRoute, n.api(consoleRoute, false, n.consoleHandler()))
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	v1 := []struct {
 		pattern string
 		h       apiHandler

@@ -89,9 +89,15 @@ var operatorPaths = []string{
 // RequiredRole is the role a request needs, from its method and its matched
 // route pattern as registered ("PUT /v1/routes/{topic}"): GET and HEAD need
 // read; writes to the operatorPaths need operator; every other write needs
-// admin. The catch-all of unknown /v1/ paths (routeUnmatched) needs only a
-// valid token: it answers 404 or 405 and changes nothing.
+// admin; the console's static assets (consoleRoute) need none. The
+// catch-all of unknown /v1/ paths (routeUnmatched) needs only a valid
+// token: it answers 404 or 405 and changes nothing.
 func RequiredRole(method, pattern string) Role {
+	if pattern == consoleRoute {
+		// The console's static assets: open like /healthz; its pages
+		// call /v1 with the operator's own token.
+		return RoleNone
+	}
 	if method == http.MethodGet || method == http.MethodHead || pattern == routeUnmatched {
 		return RoleRead
 	}

@@ -60,6 +60,8 @@ func TestRequiredRole(t *testing.T) {
 		{"POST", "POST /v1/groups/{group}/delete", RoleAdmin},
 		// The catch-all answers 404/405 and changes nothing.
 		{"PUT", routeUnmatched, RoleRead},
+		// The console's static assets are open, like /healthz.
+		{"GET", consoleRoute, RoleNone},
 	} {
 		if got := RequiredRole(tc.method, tc.pattern); got != tc.want {
 			t.Errorf("RequiredRole(%s, %q) = %s, want %s", tc.method, tc.pattern, got, tc.want)

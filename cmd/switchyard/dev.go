@@ -54,6 +54,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "routes: topics starting with %q -> west; everything else -> %s (the default cluster)\n", devWestPrefix, sb.ClusterName)
 	fmt.Fprintf(stdout, "bootstrap: %s\n", strings.Join(sb.Bootstrap, ","))
 	fmt.Fprintf(stdout, "admin: %s\n", strings.Join(sb.AdminURLs, " "))
+	if len(sb.AdminURLs) > 0 {
+		fmt.Fprintf(stdout, "console: %s/ui/\n", sb.AdminURLs[0])
+	}
 	fmt.Fprintf(stdout, "raft leader: %s\n", sb.Nodes[0].Leader())
 	if s := sb.Secure; s != nil {
 		fmt.Fprintf(stdout, "tls ca: %s\n", s.CAFile)
