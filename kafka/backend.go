@@ -506,7 +506,7 @@ func (b *Backend) roundTripTo(ctx context.Context, addr string, req kmsg.Request
 		// This broker failed, or was still silent when its time or the
 		// caller's ran out. (Cancelled: another broker answered first, or
 		// the caller gave up; that says nothing about this one.)
-		b.metrics.broker(addr).errors.Inc()
+		b.metrics.broker(addr).failed()
 		b.markSuspect(addr)
 	}
 	return resp, err

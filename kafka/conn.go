@@ -768,7 +768,7 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 		be.TriggerRefresh()
 		c.s.metrics.upstreamDialErrors.Inc()
 		be.metrics.errors("dial").Inc()
-		be.metrics.broker(addr).errors.Inc()
+		be.metrics.broker(addr).failed()
 		return nil, fmt.Errorf("dial broker %d of %s at %s: %w", broker, be.Name(), addr, err)
 	}
 	rw := rawIO(nc)
@@ -945,7 +945,7 @@ func (u *upstream) readLoop() {
 				// errors (forward.go). The client's connection stays.
 				err = fmt.Errorf("read from broker %d of %s: %w", u.broker, u.be.Name(), err)
 				u.be.metrics.errors("connection").Inc()
-				u.bm.errors.Inc()
+				u.bm.failed()
 				u.broken.Store(true)
 				u.be.TriggerRefresh()
 				if u.nc != nil {

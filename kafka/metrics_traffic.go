@@ -60,7 +60,7 @@ func newTrafficMetrics(reg prometheus.Registerer) *trafficMetrics {
 	}, []string{"topic", "cluster", "direction"})
 	t.topicErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_topic_errors_total",
-		Help: "Partition answers of produce and fetch carrying a Kafka error, per topic, backend cluster and error code name (e.g. NOT_LEADER_FOR_PARTITION); topics past the cap are counted as \"(other)\".",
+		Help: "Partition answers of produce and fetch carrying a Kafka error, per topic, backend cluster and error code name (e.g. NOT_LEADER_OR_FOLLOWER); topics past the cap are counted as \"(other)\".",
 	}, []string{"topic", "cluster", "code"})
 	t.clientBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_client_bytes_total",
@@ -168,8 +168,13 @@ func (m *Metrics) topicError(be *Backend, topic string, code int16) {
 }
 
 // errorCodeName is Kafka's name of code ("code_N" for a code franz-go
-// does not know): at most one label value per int16.
+// does not know): at most one label value per int16. Code 6 has Kafka's
+// name since 2.6 (KIP-392), NOT_LEADER_OR_FOLLOWER; franz-go keeps the
+// old one.
 func errorCodeName(code int16) string {
+	if code == kerr.NotLeaderForPartition.Code {
+		return "NOT_LEADER_OR_FOLLOWER"
+	}
 	if e := kerr.ErrorForCode(code); e != nil {
 		if ke, ok := e.(*kerr.Error); ok {
 			return ke.Message
@@ -329,9 +334,19 @@ type noObserver struct{}
 
 func (noObserver) Observe(float64) {}
 
-// observeSince records a backend answer that took from sent to now.
+// observeSince records a backend answer that took from sent to now; a
+// nil bm (an upstream built without them, in tests) records nothing.
 func (bm *brokerMetrics) observeSince(sent time.Time) {
-	bm.latency.Observe(time.Since(sent).Seconds())
+	if bm != nil {
+		bm.latency.Observe(time.Since(sent).Seconds())
+	}
+}
+
+// failed counts a connection error.
+func (bm *brokerMetrics) failed() {
+	if bm != nil {
+		bm.errors.Inc()
+	}
 }
 
 // brokerUpCollector reports switchyard_backend_broker_up at scrape time

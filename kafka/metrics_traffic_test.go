@@ -137,8 +137,8 @@ func TestTrafficMetrics(t *testing.T) {
 	if got := records("produce"); got != 25 {
 		t.Errorf("produced records = %v, want 25 (10, their retry, 5)", got)
 	}
-	if got := metricValue(t, reg, "switchyard_kafka_topic_errors_total", "topic", "t1", "cluster", "c1", "code", "NOT_LEADER_FOR_PARTITION"); got != 1 {
-		t.Errorf("topic errors NOT_LEADER_FOR_PARTITION = %v, want 1", got)
+	if got := metricValue(t, reg, "switchyard_kafka_topic_errors_total", "topic", "t1", "cluster", "c1", "code", "NOT_LEADER_OR_FOLLOWER"); got != 1 {
+		t.Errorf("topic errors NOT_LEADER_OR_FOLLOWER = %v, want 1", got)
 	}
 
 	cons := client("app-b", kgo.ConsumeTopics("t1"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
