@@ -308,3 +308,38 @@ func FuzzRecordCount(f *testing.F) {
 		}
 	})
 }
+
+// TestClientMetricsAuthenticated: over a SASL listener, a connection's
+// series move to its principal once it authenticates (the requests before
+// it, ApiVersions and the handshake, are the anonymous principal's), and
+// leave the connection gauge when it closes.
+func TestClientMetricsAuthenticated(t *testing.T) {
+	p := startSecureProxy(t, Security{SASLMechanisms: []string{MechScramSHA512}},
+		testUser(t, "alice", "alice-secret", fsm.SASLScramSHA512))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ClientID("alice-app"), kgo.SASL(scramMech("alice", "alice-secret", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const alice = "User:alice"
+	if got := metricValue(t, p.reg, "switchyard_kafka_client_connections", "principal", alice); got < 1 {
+		t.Errorf("alice's open connections = %v, want at least 1", got)
+	}
+	if got := metricValue(t, p.reg, "switchyard_kafka_client_connections", "principal", AnonymousPrincipal); got > 0 {
+		t.Errorf("anonymous open connections = %v after authentication, want 0", got)
+	}
+	if got := metricValue(t, p.reg, "switchyard_kafka_client_requests_total", "client_id", "alice-app", "principal", alice); got <= 0 {
+		t.Errorf("alice-app's authenticated requests = %v", got)
+	}
+	if got := metricValue(t, p.reg, "switchyard_kafka_client_requests_total", "client_id", "alice-app", "principal", AnonymousPrincipal); got <= 0 {
+		t.Errorf("alice-app's requests before authenticating = %v, want some (ApiVersions, SaslHandshake)", got)
+	}
+	cl.Close()
+	waitMetric(t, "alice's connections closed", func() bool {
+		return metricValue(t, p.reg, "switchyard_kafka_client_connections", "principal", alice) == 0
+	})
+}
