@@ -89,11 +89,12 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 				tt = topicTarget{name: tt.name, code: txnSpanCode}
 			}
 		}
-		n := 0
+		n, recs := 0, 0
 		for _, p := range req.Topics[i].Partitions {
 			n += len(p.Records)
+			recs += recordCount(p.Records)
 		}
-		r.c.s.metrics.produced(tt.be, tt.metricName(), n)
+		r.c.s.metrics.produced(tt.be, tt.metricName(), n, recs)
 		r.c.s.metrics.regionTraffic(r.st, r.region, tt.be, "produce", n)
 		r.split.throttle = r.split.throttle.Max(r.c.charge(tt, quota.Produce, n, r.start))
 		return tt
@@ -174,10 +175,12 @@ func fixProduce(r *request, be *Backend, resp *kmsg.ProduceResponse) bool {
 	changed := false
 	var pr *presenter
 	for i := range resp.Topics {
+		name := resp.Topics[i].Topic
 		if resp.Version >= 13 {
 			// The client knows the virtual id; not a change by itself (an
 			// answer going as it is gets it in place: split.go).
-			if name, ok := be.topicName(resp.Topics[i].TopicID); ok {
+			var ok bool
+			if name, ok = be.topicName(resp.Topics[i].TopicID); ok {
 				r.c.s.presentTopicID(name, &resp.Topics[i].TopicID)
 			}
 		}
@@ -185,6 +188,7 @@ func fixProduce(r *request, be *Backend, resp *kmsg.ProduceResponse) bool {
 			p := &resp.Topics[i].Partitions[j]
 			if p.ErrorCode != 0 {
 				be.metrics.errorCode(p.ErrorCode).Inc()
+				r.c.s.metrics.topicError(be, topicTarget{be: be, name: name}.metricName(), p.ErrorCode)
 			}
 			if isLeadershipError(p.ErrorCode) {
 				be.TriggerRefresh()

@@ -174,12 +174,14 @@ func fixFetch(r *request, t target, resp *kmsg.FetchResponse) bool {
 			name, _ = be.topicName(t.TopicID)
 			r.c.s.presentTopicID(name, &t.TopicID)
 		}
-		n := 0
+		n, recs := 0, 0
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
 			n += len(p.RecordBatches)
+			recs += recordCount(p.RecordBatches)
 			if p.ErrorCode != 0 {
 				be.metrics.errorCode(p.ErrorCode).Inc()
+				r.c.s.metrics.topicError(be, topicTarget{be: be, name: name}.metricName(), p.ErrorCode)
 			}
 			if isLeadershipError(p.ErrorCode) {
 				be.TriggerRefresh()
@@ -202,7 +204,7 @@ func fixFetch(r *request, t target, resp *kmsg.FetchResponse) bool {
 			}
 		}
 		tt := topicTarget{be: be, name: name}
-		r.c.s.metrics.fetched(be, tt.metricName(), n)
+		r.c.s.metrics.fetched(be, tt.metricName(), n, recs)
 		r.c.s.metrics.regionTraffic(r.st, r.region, be, "fetch", n)
 		th := r.c.charge(tt, quota.Fetch, n, time.Now())
 		r.c.mute.set(th)

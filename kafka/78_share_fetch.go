@@ -270,12 +270,14 @@ func fixShareFetch(r *request, be *Backend, resp *kmsg.ShareFetchResponse) {
 		t := &resp.Topics[i]
 		name, _ := be.topicName(t.TopicID)
 		presentShareTopic(r, be, &t.TopicID)
-		n := 0
+		n, recs := 0, 0
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
 			n += len(p.Records)
+			recs += recordCount(p.Records)
 			if p.ErrorCode != 0 {
 				be.metrics.errorCode(p.ErrorCode).Inc()
+				r.c.s.metrics.topicError(be, topicTarget{be: be, name: name}.metricName(), p.ErrorCode)
 				if isLeadershipError(p.ErrorCode) {
 					be.TriggerRefresh()
 				}
@@ -289,7 +291,7 @@ func fixShareFetch(r *request, be *Backend, resp *kmsg.ShareFetchResponse) {
 		}
 		if n > 0 {
 			tt := topicTarget{be: be, name: name}
-			r.c.s.metrics.fetched(be, tt.metricName(), n)
+			r.c.s.metrics.fetched(be, tt.metricName(), n, recs)
 			th := r.c.charge(tt, quota.Fetch, n, time.Now())
 			r.c.mute.set(th)
 			if ms := th.Millis(); ms > resp.ThrottleMillis {

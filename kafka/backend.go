@@ -181,6 +181,11 @@ func (b *Backend) Ready() <-chan struct{} { return b.ready }
 // Run refreshes the backend's metadata until ctx ends.
 func (b *Backend) Run(ctx context.Context) {
 	defer b.closeCtl()
+	if t := b.metrics.traffic; t != nil {
+		// Its brokers' up/down is reported while it runs.
+		t.brokerUp.track(b)
+		defer t.brokerUp.untrack(b)
+	}
 	t := time.NewTicker(b.cfg.MetadataRefresh)
 	defer t.Stop()
 	backoff := 100 * time.Millisecond
@@ -489,9 +494,11 @@ func dialTCP(ctx context.Context, addr string, timeout time.Duration) (net.Conn,
 // roundTripTo is one control exchange with the broker at addr, within
 // BrokerTimeout, recording whether it answered.
 func (b *Backend) roundTripTo(ctx context.Context, addr string, req kmsg.Request) (kmsg.Response, error) {
+	sent := time.Now()
 	resp, err := b.ctlConn(addr).roundTrip(ctx, req, b.cfg.BrokerTimeout, b.cfg.MaxResponseBytes)
 	switch {
 	case err == nil:
+		b.metrics.broker(addr).observeSince(sent)
 		b.healthMu.Lock()
 		delete(b.suspect, addr)
 		b.healthMu.Unlock()
@@ -499,6 +506,7 @@ func (b *Backend) roundTripTo(ctx context.Context, addr string, req kmsg.Request
 		// This broker failed, or was still silent when its time or the
 		// caller's ran out. (Cancelled: another broker answered first, or
 		// the caller gave up; that says nothing about this one.)
+		b.metrics.broker(addr).failed()
 		b.markSuspect(addr)
 	}
 	return resp, err

@@ -32,6 +32,8 @@ type pending struct {
 	err   error
 	key   int16
 	start time.Time
+	// client: the series its response bytes count in (metrics_traffic.go).
+	client *clientCounters
 	// inflight are the migrating topics a Produce is counted for
 	// (segments.go), released when the slot is finished.
 	inflight []string
@@ -118,6 +120,9 @@ type clientConn struct {
 	// "User:ANONYMOUS" when the listener does not authenticate. Owned by
 	// the reader goroutine; authorization (acl.go) reads it per request.
 	principal string
+	// stats: the connection's client series (metrics_traffic.go), reader
+	// goroutine's.
+	stats clientStats
 	// sasl: the connection's SASL state (sasl.go), reader goroutine's.
 	sasl saslConn
 
@@ -208,8 +213,10 @@ func (c *clientConn) serve() {
 		err = c.handshakeTLS(tc)
 	}
 	if err == nil {
+		c.notePrincipal()
 		err = c.safeReadLoop()
 	}
+	c.connClosed()
 	c.closeWith(err)
 	for _, u := range c.ups {
 		u.nc.Close()
@@ -302,12 +309,14 @@ func (c *clientConn) readLoop() error {
 		c.clientID = h.clientID
 		r := c.newRequest(h, buf, start)
 		c.s.metrics.request(h.key, len(buf.b))
+		c.noteRequest(len(buf.b))
 		handler := c.s.handlers[h.key]
 		if handler == nil {
 			putBuffer(buf)
 			return fmt.Errorf("%w: %s (key %d)", ErrUnroutable, kmsg.NameForKey(h.key), h.key)
 		}
 		err = authorizeThen(r, handler)
+		c.notePrincipal() // authentication may have changed it
 		if r.inflight != nil {
 			// Counted, but never given a response slot.
 			c.s.releaseInflight(r.inflight)
@@ -637,13 +646,16 @@ func (c *clientConn) writeSlots(batch []*pending) error {
 			return err
 		}
 		c.s.metrics.response(p.key, n, now.Sub(p.start))
+		if p.client != nil {
+			p.client.out.Add(float64(n))
+		}
 	}
 	return nil
 }
 
 // newPending reserves the next response slot.
 func (c *clientConn) newPending(r *request, start time.Time) (*pending, error) {
-	p := &pending{key: r.key, start: start}
+	p := &pending{key: r.key, start: start, client: c.stats.counters}
 	if r.amend != nil {
 		p.amend, p.version, p.corr = r.amend, r.version, r.corr
 	}
@@ -693,6 +705,7 @@ type upstream struct {
 	c        *clientConn
 	be       *Backend
 	broker   int32
+	bm       *brokerMetrics // the broker's latency and error series
 	nc       net.Conn
 	rw       io.ReadWriter // nc, or its raw-syscall form (rawIO)
 	bw       *bufio.Writer
@@ -717,6 +730,7 @@ type upstream struct {
 // upCall is a request sent upstream that awaits its response.
 type upCall struct {
 	corr int32
+	sent time.Time // when it was written (buffered) upstream
 	// cb receives the response frame (size prefix included), which it owns,
 	// or an error.
 	cb func(resp *buffer, err error)
@@ -754,6 +768,7 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 		be.TriggerRefresh()
 		c.s.metrics.upstreamDialErrors.Inc()
 		be.metrics.errors("dial").Inc()
+		be.metrics.broker(addr).failed()
 		return nil, fmt.Errorf("dial broker %d of %s at %s: %w", broker, be.Name(), addr, err)
 	}
 	rw := rawIO(nc)
@@ -761,6 +776,7 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 		c:        c,
 		be:       be,
 		broker:   broker,
+		bm:       be.metrics.broker(addr),
 		nc:       nc,
 		rw:       rw,
 		idle:     newIdleWaiter(nc),
@@ -782,7 +798,7 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 // request expects no response (acks=0 produce).
 func (u *upstream) send(frame []byte, corr int32, cb func(*buffer, error)) error {
 	if cb != nil {
-		call := upCall{corr: corr, cb: cb}
+		call := upCall{corr: corr, cb: cb, sent: time.Now()}
 		select {
 		case u.inflight <- call:
 		default:
@@ -929,6 +945,7 @@ func (u *upstream) readLoop() {
 				// errors (forward.go). The client's connection stays.
 				err = fmt.Errorf("read from broker %d of %s: %w", u.broker, u.be.Name(), err)
 				u.be.metrics.errors("connection").Inc()
+				u.bm.failed()
 				u.broken.Store(true)
 				u.be.TriggerRefresh()
 				if u.nc != nil {
@@ -962,6 +979,7 @@ func (u *upstream) readLoop() {
 			return
 		}
 		u.be.metrics.bytesIn.Add(float64(len(buf.b)))
+		u.bm.observeSince(call.sent)
 		call.cb(buf, nil)
 		more := frameBuffered(br)
 		if !more && u.idle != nil && br.Buffered() == 0 && len(u.inflight) == 0 {

@@ -49,6 +49,10 @@ type Metrics struct {
 	// brokers (backend_auth.go).
 	backendAuthFailures *prometheus.CounterVec
 
+	// traffic: per-topic records and errors, per-client and per-broker
+	// series (metrics_traffic.go).
+	traffic *trafficMetrics
+
 	maxTopics int
 	mu        sync.RWMutex
 	topics    map[topicLabel]*topicCounters
@@ -58,8 +62,10 @@ type Metrics struct {
 type topicLabel struct{ cluster, topic string }
 
 type topicCounters struct {
-	key            topicLabel
-	produce, fetch prometheus.Counter
+	key                    topicLabel
+	produce, fetch         prometheus.Counter
+	produceRecs, fetchRecs prometheus.Counter
+	errs                   sync.Map // int16 error code → prometheus.Counter
 }
 
 // NewMetrics registers the data-plane metrics on reg.
@@ -176,6 +182,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
 		m.regionBytes)
 	m.auth = newAuthMetrics(reg)
+	m.traffic = newTrafficMetrics(reg)
 	return m
 }
 
@@ -232,25 +239,31 @@ func (m *Metrics) topic(cluster, name string) *topicCounters {
 		}
 	}
 	tc = &topicCounters{
-		key:     key,
-		produce: m.topicBytes.WithLabelValues(key.cluster, key.topic, "produce"),
-		fetch:   m.topicBytes.WithLabelValues(key.cluster, key.topic, "fetch"),
+		key:         key,
+		produce:     m.topicBytes.WithLabelValues(key.cluster, key.topic, "produce"),
+		fetch:       m.topicBytes.WithLabelValues(key.cluster, key.topic, "fetch"),
+		produceRecs: m.traffic.topicRecords.WithLabelValues(key.topic, key.cluster, "produce"),
+		fetchRecs:   m.traffic.topicRecords.WithLabelValues(key.topic, key.cluster, "fetch"),
 	}
 	m.topics[key] = tc
 	return tc
 }
 
-// produced counts record bytes produced to topic of be (nil: answered by
-// the proxy, counted under cluster "").
-func (m *Metrics) produced(be *Backend, topic string, n int) {
+// produced counts record bytes and records produced to topic of be (nil:
+// answered by the proxy, counted under cluster "").
+func (m *Metrics) produced(be *Backend, topic string, n, records int) {
 	if n > 0 {
-		m.topic(clusterLabel(be), topic).produce.Add(float64(n))
+		tc := m.topic(clusterLabel(be), topic)
+		tc.produce.Add(float64(n))
+		tc.count("produce", records)
 	}
 }
 
-func (m *Metrics) fetched(be *Backend, topic string, n int) {
+func (m *Metrics) fetched(be *Backend, topic string, n, records int) {
 	if n > 0 {
-		m.topic(clusterLabel(be), topic).fetch.Add(float64(n))
+		tc := m.topic(clusterLabel(be), topic)
+		tc.fetch.Add(float64(n))
+		tc.count("fetch", records)
 	}
 }
 
@@ -292,6 +305,8 @@ type clusterMetrics struct {
 	vec               *prometheus.CounterVec // errors, by name
 	name              string
 	codes             sync.Map // int16 → prometheus.Counter
+	brokers           sync.Map // broker address → *brokerMetrics
+	traffic           *trafficMetrics
 }
 
 // forCluster resolves the series of cluster name; with m nil it returns
@@ -309,6 +324,7 @@ func (m *Metrics) forCluster(name string) *clusterMetrics {
 		bytesOut: m.clusterBytes.WithLabelValues(name, "out"),
 		vec:      m.clusterErrors,
 		name:     name,
+		traffic:  m.traffic,
 	}
 }
 

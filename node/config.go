@@ -97,6 +97,14 @@ type Config struct {
 	MaxFrameBytes int32
 	// MaxTopicSeries caps per-topic metric series.
 	MaxTopicSeries int
+	// MaxClientSeries caps per-client metric series (distinct client id
+	// and principal pairs); 0 takes kafka.DefaultMaxClientSeries.
+	MaxClientSeries int
+	// GroupLagInterval is how often the Raft leader polls consumer-group
+	// lag (group_lag.go); 0 turns it off. GroupLagMaxGroups caps the
+	// groups with series of their own (0: DefaultGroupLagMaxGroups).
+	GroupLagInterval  time.Duration
+	GroupLagMaxGroups int
 	// KafkaLimits bound client connections and the request bytes they
 	// make the data plane hold; zero fields take kafka's defaults.
 	KafkaLimits kafka.Limits

@@ -76,6 +76,8 @@ type Node struct {
 	// loopback is the admin API's Kafka client of this peer's own data
 	// plane (groups.go).
 	loopback loopback
+	// groupLag: the consumer-group lag series (group_lag.go).
+	groupLag *groupLagMetrics
 
 	adminLn net.Listener
 	admin   *http.Server
@@ -116,6 +118,8 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics = newNodeMetrics(n.reg, n)
 	n.admission = newAdmission(n.reg)
 	n.kafkaMetrics = kafka.NewMetrics(n.reg, cfg.MaxTopicSeries)
+	n.kafkaMetrics.SetMaxClientSeries(cfg.MaxClientSeries)
+	n.groupLag = newGroupLagMetrics(n.reg)
 	n.migrations = newMigrator(n, n.reg)
 	n.resets = newResetter(n, &n.migrations.cfg, n.reg)
 	n.lease = newWriteLease(n, cfg.writeLease(), n.reg)
@@ -258,6 +262,7 @@ func (n *Node) run(ctx context.Context) error {
 	spawn(func() { n.quotas.run(ctx) })
 	spawn(func() { n.health.run(ctx) })
 	spawn(func() { n.lease.run(ctx) })
+	spawn(func() { n.groupLagLoop(ctx) })
 	spawn(n.acceptKafka)
 	if n.admin != nil {
 		spawn(func() {

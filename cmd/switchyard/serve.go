@@ -54,6 +54,11 @@ type serveConfig struct {
 	MaxTopicSeries  int      `json:"max_topic_series"`
 	LogLevel        string   `json:"log_level"`
 
+	// Per-client series cap and the consumer-group lag poll (docs/metrics.md).
+	MetricsMaxClients int    `json:"metrics_max_clients"`
+	GroupLagInterval  string `json:"group_lag_interval"`
+	GroupLagMaxGroups int    `json:"group_lag_max_groups"`
+
 	// Admin API tokens with roles, TLS and the audit log (node/http_auth.go).
 	AdminTokensFile  string `json:"admin_tokens_file"`
 	AdminTLSCertFile string `json:"admin_tls_cert_file"`
@@ -115,6 +120,10 @@ func defaultServeConfig() serveConfig {
 		WriteLease:      node.DefaultWriteLease.String(),
 		MetadataRefresh: "10s",
 		LogLevel:        "info",
+
+		MetricsMaxClients: kafka.DefaultMaxClientSeries,
+		GroupLagInterval:  node.DefaultGroupLagInterval.String(),
+		GroupLagMaxGroups: node.DefaultGroupLagMaxGroups,
 
 		KafkaConnectionsMaxIdle:    kafka.DefaultConnectionsMaxIdle.String(),
 		KafkaFrameReadTimeout:      kafka.DefaultFrameReadTimeout.String(),
@@ -184,6 +193,9 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest client request accepted (default 104857600)")
 	fs.IntVar(&cfg.MaxTopicSeries, "max-topic-series", cfg.MaxTopicSeries, "per-topic metric series cap (default 1000)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.IntVar(&cfg.MetricsMaxClients, "metrics-max-clients", cfg.MetricsMaxClients, "distinct (client.id, principal) pairs with metric series of their own; more are counted as \"(other)\"")
+	fs.StringVar(&cfg.GroupLagInterval, "group-lag-interval", cfg.GroupLagInterval, "how often the raft leader polls consumer-group lag for switchyard_group_lag_records (0: off)")
+	fs.IntVar(&cfg.GroupLagMaxGroups, "group-lag-max-groups", cfg.GroupLagMaxGroups, "consumer groups with lag series of their own (the most lagging); the others are summed per topic as group \"(other)\"")
 
 	fs.IntVar(&cfg.KafkaMaxConnections, "kafka-max-connections", cfg.KafkaMaxConnections, "most open client connections; more are refused (Kafka's max.connections; 0: unlimited)")
 	fs.IntVar(&cfg.KafkaMaxConnectionsPerIP, "kafka-max-connections-per-ip", cfg.KafkaMaxConnectionsPerIP, "most open client connections from one address (max.connections.per.ip; 0: unlimited)")
@@ -328,6 +340,10 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 	if c.DataDir == "" {
 		return nc, errors.New("serve: --data-dir is required: the peer keeps its Raft state there")
 	}
+	groupLag, err := time.ParseDuration(c.GroupLagInterval)
+	if err != nil || groupLag < 0 {
+		return nc, fmt.Errorf("serve: --group-lag-interval %q: want a duration of 0 (off) or more, such as 30s", c.GroupLagInterval)
+	}
 	refresh, err := time.ParseDuration(c.MetadataRefresh)
 	if err != nil || refresh <= 0 {
 		return nc, fmt.Errorf("serve: --metadata-refresh %q: want a positive duration such as 10s", c.MetadataRefresh)
@@ -419,6 +435,8 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		BackendBrokerTimeout:    brokerTimeout,
 		BackendMaxResponseBytes: int32(c.BackendMaxResponseBytes),
 	}
+	nc.MaxClientSeries = c.MetricsMaxClients
+	nc.GroupLagInterval, nc.GroupLagMaxGroups = groupLag, c.GroupLagMaxGroups
 	nc.AdminTokensFile, nc.AdminAuditLog = c.AdminTokensFile, c.AdminAuditLog
 	nc.AdminTLSCertFile, nc.AdminTLSKeyFile = c.AdminTLSCertFile, c.AdminTLSKeyFile
 	if c.PeerTLSCertFile != "" || c.PeerTLSKeyFile != "" || c.PeerTLSCAFile != "" {
