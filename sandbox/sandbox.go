@@ -211,11 +211,14 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 			BootstrapExpect: cfg.Peers,
 			MetadataRefresh: cfg.MetadataRefresh,
 			LeaveOnStop:     true,
-			AdmitUnproven:   true, // in-process peers, no peer TLS: the insecure admission mode
-			Timing:          timing,
-			Faults:          cfg.Faults,
-			Logger:          cfg.Logger.With("peer", name),
-			KafkaSecurity:   cfg.KafkaSecurity,
+			// The leader polls consumer-group lag (switchyard_group_lag_records)
+			// often enough to show in a session.
+			GroupLagInterval: 10 * time.Second,
+			AdmitUnproven:    true, // in-process peers, no peer TLS: the insecure admission mode
+			Timing:           timing,
+			Faults:           cfg.Faults,
+			Logger:           cfg.Logger.With("peer", name),
+			KafkaSecurity:    cfg.KafkaSecurity,
 		}
 		if i > 0 {
 			nc.Join = []string{sb.Nodes[0].GossipAddr()}
