@@ -174,40 +174,68 @@ func (c *clientConn) closeWith(err error) {
 		c.reason = err
 		close(c.closing)
 		c.nc.Close()
-		switch {
-		case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, ErrClosed):
-			c.log.Debug("connection closed", "reason", err)
-			c.s.metrics.closed("normal")
-		case errors.Is(err, ErrMalformed), errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrUnknownKey),
-			errors.Is(err, ErrUnsupportedVersion), errors.Is(err, ErrUnroutable):
-			c.log.Info("closing client connection: bad request", "reason", err)
-			c.s.metrics.closed("bad_request")
-		case errors.Is(err, ErrBackendMismatch):
+		switch cat := closeCategory(err); cat {
+		case "bad_request", "frame_timeout", "error":
+			// The access line (serve) says it at info, with the client.
+			c.log.Debug("closing client connection", "category", cat, "reason", err)
+		case "backend_mismatch":
 			c.log.Warn("closing client connection: backend answered out of order", "reason", err)
-			c.s.metrics.closed("backend_mismatch")
-		case errors.Is(err, ErrPanic):
-			// recoverPanic logged it, with the stack.
-			c.s.metrics.closed("panic")
-		case errors.Is(err, ErrIdle):
-			c.log.Debug("closing idle client connection", "reason", err)
-			c.s.metrics.closed("idle")
-		case errors.Is(err, ErrAuthentication), errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrSessionExpired),
-			errors.Is(err, ErrIllegalSASLState), errors.Is(err, ErrTLSHandshake):
-			c.log.Debug("closing client connection: authentication", "reason", err)
-			c.s.metrics.closed("auth")
-		case errors.Is(err, ErrFrameTimeout):
-			c.log.Info("closing client connection: request not received in time", "reason", err)
-			c.s.metrics.closed("frame_timeout")
-		default:
-			c.log.Info("closing client connection", "reason", err)
-			c.s.metrics.closed("error")
 		}
+		c.s.metrics.closed(closeCategory(err))
 	})
+}
+
+// closeCategory is why a connection closed, in the words of the closed
+// connections metric and the access log.
+func closeCategory(err error) string {
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, ErrClosed):
+		return "normal"
+	case errors.Is(err, ErrMalformed), errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrUnknownKey),
+		errors.Is(err, ErrUnsupportedVersion), errors.Is(err, ErrUnroutable):
+		return "bad_request"
+	case errors.Is(err, ErrBackendMismatch):
+		return "backend_mismatch"
+	case errors.Is(err, ErrPanic):
+		return "panic" // recoverPanic logged it, with the stack
+	case errors.Is(err, ErrIdle):
+		return "idle"
+	case errors.Is(err, ErrAuthentication), errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrSessionExpired),
+		errors.Is(err, ErrIllegalSASLState), errors.Is(err, ErrTLSHandshake):
+		return "auth"
+	case errors.Is(err, ErrFrameTimeout):
+		return "frame_timeout"
+	}
+	return "error"
+}
+
+// The access log: one info line when a client connection opens and one
+// when it closes, with what the proxy knows of the client by then (client
+// id, principal) and why it closed. Logged by serve, the reader goroutine,
+// which owns those fields.
+func (c *clientConn) logOpened() {
+	_, isTLS := c.nc.(*tlsConn)
+	c.log.Info("client connection opened", "component", "access", "tls", isTLS)
+}
+
+func (c *clientConn) logClosed(opened time.Time) {
+	clientID := ""
+	if c.clientID != nil {
+		clientID = *c.clientID
+	}
+	attrs := []any{"component", "access", "client_id", clientID, "principal", c.principal,
+		"duration", time.Since(opened).Round(time.Millisecond), "reason", closeCategory(c.reason)}
+	if cat := closeCategory(c.reason); cat != "normal" && c.reason != nil {
+		attrs = append(attrs, "error", c.reason.Error())
+	}
+	c.log.Info("client connection closed", attrs...)
 }
 
 func (c *clientConn) serve() {
 	c.s.metrics.connections.Inc()
 	defer c.s.metrics.connections.Dec()
+	opened := time.Now()
+	c.logOpened()
 	var err error
 	if tc, ok := c.nc.(*tlsConn); ok {
 		err = c.handshakeTLS(tc)
@@ -223,6 +251,7 @@ func (c *clientConn) serve() {
 	}
 	// Every goroutine that could finish or write a slot has stopped.
 	c.wg.Wait()
+	c.logClosed(opened)
 	c.s.budget.release(c.held)
 	c.held = 0
 	c.cr.close()

@@ -6,6 +6,7 @@ package kafka
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"slices"
@@ -64,6 +66,12 @@ func testUser(t testing.TB, name, password string, mechs ...string) fsm.User {
 
 func startSecureProxy(t testing.TB, sec Security, users ...fsm.User) *secureProxy {
 	t.Helper()
+	return startSecureProxyLog(t, sec, nil, users...)
+}
+
+// startSecureProxyLog is startSecureProxy logging to log (nil: nowhere).
+func startSecureProxyLog(t testing.TB, sec Security, log *slog.Logger, users ...fsm.User) *secureProxy {
+	t.Helper()
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "t"))
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +86,7 @@ func startSecureProxy(t testing.TB, sec Security, users ...fsm.User) *secureProx
 	// Authentication is under test here; with no rules at all,
 	// AllowIfNoACL lets every principal through (authorization: acl*_test.go,
 	// test/security).
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Security: sec, Authz: AuthzConfig{AllowIfNoACL: true}}, view, NewMetrics(reg, 0))
+	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Security: sec, Authz: AuthzConfig{AllowIfNoACL: true}, Logger: log}, view, NewMetrics(reg, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -825,3 +833,47 @@ func TestBackendOAuthBearerAgainstListener(t *testing.T) {
 		return errors.As(err, &ae)
 	})
 }
+
+// TestAccessLog: a client connection leaves one info line when it opens
+// and one when it closes, the second with its client id, its principal and
+// why it closed; the password it authenticated with is in neither.
+func TestAccessLog(t *testing.T) {
+	var buf syncBuf
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	p := startSecureProxyLog(t, Security{SASLMechanisms: []string{MechPlain}}, log, testUser(t, "alice", "alice-secret", fsm.SASLPlain))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.ClientID("access-test"), kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	waitUntil(t, 20*time.Second, "the access line of the closed connection", func() bool {
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(line, `"msg":"client connection closed"`) && strings.Contains(line, `"client_id":"access-test"`) &&
+				strings.Contains(line, `"principal":"User:alice"`) && strings.Contains(line, `"reason":"normal"`) &&
+				strings.Contains(line, `"component":"access"`) {
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(buf.String(), `"msg":"client connection opened"`) {
+		t.Fatalf("no access line for the opening:\n%s", buf.String())
+	}
+	if strings.Contains(buf.String(), "alice-secret") {
+		t.Fatal("the access log holds the password")
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for the log's concurrent writers.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
