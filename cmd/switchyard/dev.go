@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -27,10 +28,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("dev: unexpected argument %q", fs.Arg(0))
 	}
-	log, err := newLogger(stderr, *logLevel)
-	if err != nil {
-		return err
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(strings.ToUpper(*logLevel))); err != nil {
+		return fmt.Errorf("dev: log level %q: use debug, info, warn or error", *logLevel)
 	}
+	// A level the stop can raise: while the sandbox's peers stop one after
+	// another, the survivors' Raft and gossip report the others gone,
+	// which is the stop working, not news for whoever pressed Ctrl-C.
+	var levelVar slog.LevelVar
+	levelVar.Set(level)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &levelVar}))
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	sb, err := sandbox.Start(sctx, sandbox.Config{
@@ -74,6 +81,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "ready: try  kcat -b %s%s -L   and   switchyard ctl --server %s status\n", sb.Bootstrap[0], kcatArgs, firstOr(sb.AdminURLs, "(no admin API)"))
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
+	levelVar.Set(slog.LevelError + 4) // quiet: see levelVar
 	return sb.Close()
 }
 
