@@ -385,6 +385,7 @@ func ctlCommands() []ctlCommand {
 		{"groups describe", "GROUP", "a group's members, assignment, committed offsets and lag, and its last offset reset", parseGroupsDescribe},
 		{"groups reset", "GROUP --topic T [--topic T2] [--partitions 0,1] (--to-earliest|--to-latest|--to-datetime TIME|--to-offset N|--shift-by N) [--dry-run] [--wait]",
 			"reset a group's offsets while its consumers keep running (docs/offset-reset.md)", parseGroupsReset},
+		{"top", "[--interval 2s] [--rows 10] [--once]", "a live view of the busiest topics and clients, summed over every live peer's /metrics", parseTop},
 		{"health", "", "each backend cluster's health as the leader judges it, with every peer's verdict", parseHealth},
 		{"failover", "CLUSTER", "move the routes of CLUSTER to their fallbacks now (manual; stays until failback)", parseFailover(true)},
 		{"failback", "CLUSTER", "move the routes of a failed-over CLUSTER back (manual)", parseFailover(false)},
