@@ -95,7 +95,7 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 			recs += recordCount(p.Records)
 		}
 		r.c.s.metrics.produced(tt.be, tt.metricName(), n, recs)
-		r.c.s.metrics.regionTraffic(r.st, r.region, tt.be, "produce", n)
+		r.c.s.metrics.regionTraffic(r.st, r.region, r.c.peerRegion, tt.be, "produce", n)
 		r.split.throttle = r.split.throttle.Max(r.c.charge(tt, quota.Produce, n, r.start))
 		return tt
 	},

@@ -205,7 +205,7 @@ func fixFetch(r *request, t target, resp *kmsg.FetchResponse) bool {
 		}
 		tt := topicTarget{be: be, name: name}
 		r.c.s.metrics.fetched(be, tt.metricName(), n, recs)
-		r.c.s.metrics.regionTraffic(r.st, r.region, be, "fetch", n)
+		r.c.s.metrics.regionTraffic(r.st, r.region, r.c.peerRegion, be, "fetch", n)
 		th := r.c.charge(tt, quota.Fetch, n, time.Now())
 		r.c.mute.set(th)
 		// Clients wait on the advertised throttle from v8 (KIP-219).

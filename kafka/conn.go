@@ -113,6 +113,9 @@ type clientConn struct {
 	// (clientRegion); owned by the reader goroutine.
 	region   string
 	regionSt *fsm.State
+	// peerRegion is this peer's region under regionSt (the region label
+	// of the traffic this connection moves).
+	peerRegion string
 
 	// principal is the client's Kafka principal ("User:alice"): set by the
 	// listener's authentication (SASL, or a client certificate's subject)

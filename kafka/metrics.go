@@ -169,8 +169,8 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	// regions, cluster regions are the clusters' (docs/regions.md).
 	m.regionBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_region_bytes_total",
-		Help: "Record bytes produced and fetched by client region and the region of the backend cluster that served them (cross-datacenter traffic where they differ; \"\" when unknown).",
-	}, []string{"client_region", "cluster_region", "direction"})
+		Help: "Record bytes produced and fetched by client region, the region of the peer that forwarded them and the region of the backend cluster that served them (cross-datacenter traffic where they differ; \"\" when unknown).",
+	}, []string{"client_region", "peer_region", "cluster_region", "direction"})
 	m.authzDenied = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_authz_denied_total",
 		Help: "Requests, or entries of a request (topics, groups, transactional ids), the ACLs denied, by operation and resource type.",
@@ -267,14 +267,15 @@ func (m *Metrics) fetched(be *Backend, topic string, n, records int) {
 	}
 }
 
-// regionTraffic counts n record bytes a client of region moved to or from
-// a cluster (dir "produce" or "fetch") under st.
-func (m *Metrics) regionTraffic(st *fsm.State, region string, be *Backend, dir string, n int) {
+// regionTraffic counts n record bytes a client of region moved through a
+// peer of peerRegion to or from a cluster (dir "produce" or "fetch") under
+// st.
+func (m *Metrics) regionTraffic(st *fsm.State, region, peerRegion string, be *Backend, dir string, n int) {
 	if n <= 0 || be == nil {
 		return
 	}
 	c, _ := st.Cluster(be.Name())
-	m.regionBytes.WithLabelValues(region, c.Region, dir).Add(float64(n))
+	m.regionBytes.WithLabelValues(region, peerRegion, c.Region, dir).Add(float64(n))
 }
 
 // chainedRead counts n record bytes of topic read from its previous

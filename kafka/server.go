@@ -522,7 +522,7 @@ func (c *clientConn) clientRegion(st *fsm.State) string {
 	if p, ok := st.Peer(c.s.cfg.NodeID); ok {
 		peerRegion = p.Region
 	}
-	c.regionSt, c.region = st, st.ClientRegion(c.clientIP, peerRegion)
+	c.regionSt, c.region, c.peerRegion = st, st.ClientRegion(c.clientIP, peerRegion), peerRegion
 	return c.region
 }
 

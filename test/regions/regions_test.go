@@ -417,7 +417,8 @@ func TestNearServing(t *testing.T) {
 func (s *site) regionTraffic() map[string]float64 {
 	s.t.Helper()
 	out := map[string]float64{}
-	re := regexp.MustCompile(`^switchyard_kafka_region_bytes_total\{client_region="([^"]*)",cluster_region="([^"]*)",direction="([^"]*)"\} (\S+)$`)
+	// The peer's own region is a label too (peer_region); summed over here.
+	re := regexp.MustCompile(`^switchyard_kafka_region_bytes_total\{client_region="([^"]*)",cluster_region="([^"]*)",direction="([^"]*)",peer_region="[^"]*"\} (\S+)$`)
 	for _, p := range s.peers {
 		resp, err := http.Get("http://" + p.admin + "/metrics")
 		if err != nil {
