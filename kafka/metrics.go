@@ -65,6 +65,7 @@ type topicCounters struct {
 	key                    topicLabel
 	produce, fetch         prometheus.Counter
 	produceRecs, fetchRecs prometheus.Counter
+	produceReqs, fetchReqs prometheus.Counter
 	errs                   sync.Map // int16 error code → prometheus.Counter
 }
 
@@ -244,6 +245,8 @@ func (m *Metrics) topic(cluster, name string) *topicCounters {
 		fetch:       m.topicBytes.WithLabelValues(key.cluster, key.topic, "fetch"),
 		produceRecs: m.traffic.topicRecords.WithLabelValues(key.topic, key.cluster, "produce"),
 		fetchRecs:   m.traffic.topicRecords.WithLabelValues(key.topic, key.cluster, "fetch"),
+		produceReqs: m.traffic.topicRequests.WithLabelValues(key.topic, key.cluster, "produce"),
+		fetchReqs:   m.traffic.topicRequests.WithLabelValues(key.topic, key.cluster, "fetch"),
 	}
 	m.topics[key] = tc
 	return tc
@@ -252,16 +255,18 @@ func (m *Metrics) topic(cluster, name string) *topicCounters {
 // produced counts record bytes and records produced to topic of be (nil:
 // answered by the proxy, counted under cluster "").
 func (m *Metrics) produced(be *Backend, topic string, n, records int) {
+	tc := m.topic(clusterLabel(be), topic)
+	tc.produceReqs.Inc()
 	if n > 0 {
-		tc := m.topic(clusterLabel(be), topic)
 		tc.produce.Add(float64(n))
 		tc.count("produce", records)
 	}
 }
 
 func (m *Metrics) fetched(be *Backend, topic string, n, records int) {
+	tc := m.topic(clusterLabel(be), topic)
+	tc.fetchReqs.Inc()
 	if n > 0 {
-		tc := m.topic(clusterLabel(be), topic)
 		tc.fetch.Add(float64(n))
 		tc.count("fetch", records)
 	}

@@ -34,6 +34,7 @@ const DefaultMaxClientSeries = 1000
 // trafficMetrics are the vectors behind the series of this file.
 type trafficMetrics struct {
 	topicRecords   *prometheus.CounterVec
+	topicRequests  *prometheus.CounterVec
 	topicErrors    *prometheus.CounterVec
 	clientBytes    *prometheus.CounterVec
 	clientRequests *prometheus.CounterVec
@@ -57,6 +58,10 @@ func newTrafficMetrics(reg prometheus.Registerer) *trafficMetrics {
 	t.topicRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_topic_records_total",
 		Help: "Records per topic, backend cluster and direction (produce, fetch), counted from record batch headers (no decompression; control batches not counted, a legacy message set counts one per message); topics past the cap are counted as \"(other)\".",
+	}, []string{"topic", "cluster", "direction"})
+	t.topicRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_topic_requests_total",
+		Help: "Produce requests naming the topic and fetch answers carrying it (empty long polls included), per topic, backend cluster and direction; topics past the cap are counted as \"(other)\".",
 	}, []string{"topic", "cluster", "direction"})
 	t.topicErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_topic_errors_total",
@@ -89,7 +94,7 @@ func newTrafficMetrics(reg prometheus.Registerer) *trafficMetrics {
 			[]string{"cluster", "broker"}, nil),
 		backends: map[*Backend]struct{}{},
 	}
-	reg.MustRegister(t.topicRecords, t.topicErrors, t.clientBytes, t.clientRequests, t.clientConns,
+	reg.MustRegister(t.topicRecords, t.topicRequests, t.topicErrors, t.clientBytes, t.clientRequests, t.clientConns,
 		t.backendLatency, t.backendErrors, t.brokerUp)
 	return t
 }

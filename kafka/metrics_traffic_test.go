@@ -137,6 +137,10 @@ func TestTrafficMetrics(t *testing.T) {
 	if got := records("produce"); got != 25 {
 		t.Errorf("produced records = %v, want 25 (10, their retry, 5)", got)
 	}
+	// Produce requests naming t1: the batch of 10, its retry, then 5.
+	if got := metricValue(t, reg, "switchyard_kafka_topic_requests_total", "topic", "t1", "cluster", "c1", "direction", "produce"); got != 7 {
+		t.Errorf("produce requests naming t1 = %v, want 7", got)
+	}
 	if got := metricValue(t, reg, "switchyard_kafka_topic_errors_total", "topic", "t1", "cluster", "c1", "code", "NOT_LEADER_OR_FOLLOWER"); got != 1 {
 		t.Errorf("topic errors NOT_LEADER_OR_FOLLOWER = %v, want 1", got)
 	}
@@ -151,6 +155,9 @@ func TestTrafficMetrics(t *testing.T) {
 		seen += len(fs.Records())
 	}
 	waitMetric(t, "15 fetched records", func() bool { return records("fetch") >= 15 })
+	if got := metricValue(t, reg, "switchyard_kafka_topic_requests_total", "topic", "t1", "cluster", "c1", "direction", "fetch"); got < 1 {
+		t.Errorf("fetch answers carrying t1 = %v, want at least 1", got)
+	}
 
 	// The cap is 2 pairs: a third client id is counted as "(other)".
 	third := client("app-c")
