@@ -23,8 +23,13 @@ import (
 
 // Group-lag defaults (serve's flags).
 const (
-	DefaultGroupLagInterval  = 30 * time.Second
-	DefaultGroupLagMaxGroups = 100
+	// DefaultGroupLagInterval is 0, off: with the poll on (10 s), a
+	// sarama group of TestMigrationAcceptance stalled below a migration's
+	// switch base in every run seen (2 of 2; off: the test passes in about
+	// a minute). Until that interaction is understood the poll is opt-in
+	// (docs/metrics.md); 30s is the suggested setting.
+	DefaultGroupLagInterval  time.Duration = 0
+	DefaultGroupLagMaxGroups               = 100
 )
 
 // OtherGroup is the group label of the groups past the cap.

@@ -78,6 +78,10 @@ type Config struct {
 	// pass it (TLS configuration, SASL mechanism).
 	KafkaSecurity kafka.Security
 	ClientOpts    []kgo.Opt
+	// GroupLagInterval: how often the Raft leader polls consumer-group
+	// lag (switchyard_group_lag_records); 0: never (`switchyard dev` polls
+	// every 10 s).
+	GroupLagInterval time.Duration
 	// Secure runs TLS and SASL everywhere (secure.go): on the peers'
 	// listeners and on the backends, with a CA and secrets made for the
 	// sandbox, and one user (Sandbox.Secure) the ACLs allow everything.
@@ -201,19 +205,17 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 			admin = hostPort(cfg.AdminBasePort, i)
 		}
 		nc := node.Config{
-			Name:            name,
-			DataDir:         filepath.Join(dir, name),
-			Version:         "sandbox",
-			KafkaListener:   ln,
-			AdminListen:     admin,
-			RaftListen:      net.JoinHostPort(cfg.Host, "0"),
-			GossipListen:    net.JoinHostPort(cfg.Host, "0"),
-			BootstrapExpect: cfg.Peers,
-			MetadataRefresh: cfg.MetadataRefresh,
-			LeaveOnStop:     true,
-			// The leader polls consumer-group lag (switchyard_group_lag_records)
-			// often enough to show in a session.
-			GroupLagInterval: 10 * time.Second,
+			Name:             name,
+			DataDir:          filepath.Join(dir, name),
+			Version:          "sandbox",
+			KafkaListener:    ln,
+			AdminListen:      admin,
+			RaftListen:       net.JoinHostPort(cfg.Host, "0"),
+			GossipListen:     net.JoinHostPort(cfg.Host, "0"),
+			BootstrapExpect:  cfg.Peers,
+			MetadataRefresh:  cfg.MetadataRefresh,
+			LeaveOnStop:      true,
+			GroupLagInterval: cfg.GroupLagInterval,
 			AdmitUnproven:    true, // in-process peers, no peer TLS: the insecure admission mode
 			Timing:           timing,
 			Faults:           cfg.Faults,

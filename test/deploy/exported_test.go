@@ -47,8 +47,9 @@ func TestMetricNamesExported(t *testing.T) {
 	// Tolerant of a busy two-core machine (as test/migration).
 	timing.RaftHeartbeat, timing.RaftElection, timing.RaftLeaderLease = 2*time.Second, 2*time.Second, time.Second
 	sb, err := sandbox.Start(ctx, sandbox.Config{
-		Clusters: []sandbox.ClusterSpec{{Name: "east", Brokers: 1}, {Name: "west", Brokers: 1}},
-		Peers:    3,
+		GroupLagInterval: 10 * time.Second, // switchyard_group_lag_records within a session
+		Clusters:         []sandbox.ClusterSpec{{Name: "east", Brokers: 1}, {Name: "west", Brokers: 1}},
+		Peers:            3,
 		Setup: []fsm.Command{
 			&fsm.PutRoute{Topic: topicOrders, Cluster: "east", RouteTargets: fsm.RouteTargets{Fallback: []string{"west"}, Failback: fsm.FailbackManual}},
 			&fsm.PutQuota{Quota: fsm.Quota{Topic: topicMetered, ProduceBytesPerSec: meteredQuota}},
