@@ -75,6 +75,18 @@ func (b *Backend) Partitions(topic string) (int, bool) {
 	return len(v.(*topicMeta).leaders), true
 }
 
+// TopicPartitions returns every topic in the backend's metadata as last
+// refreshed, with its partition count (internal topics included). It reads
+// the cache only; nothing is asked of the brokers.
+func (b *Backend) TopicPartitions() map[string]int {
+	out := map[string]int{}
+	b.topics.Range(func(k, v any) bool {
+		out[k.(string)] = len(v.(*topicMeta).leaders)
+		return true
+	})
+	return out
+}
+
 // TopicMetadata asks the backend for topic's metadata now (any broker)
 // and records what it learns, so Leader follows it. It returns
 // kerr.UnknownTopicOrPartition (errors.Is) for a topic the cluster does

@@ -140,6 +140,7 @@ func (n *Node) adminHandler() http.Handler {
 		{"GET /v1/clusters/{name}", n.getCluster},
 		{"PUT /v1/clusters/{name}", n.putCluster},
 		{"DELETE /v1/clusters/{name}", n.deleteCluster},
+		{"GET /v1/topics", n.getTopics},
 		{"GET /v1/routes", n.getRoutes},
 		{"GET /v1/routes/{topic}", n.getRoute},
 		{"PUT /v1/routes/{topic}", n.putRoute},

@@ -30,6 +30,7 @@ func TestRequiredRole(t *testing.T) {
 	}{
 		{"GET", "GET /v1/clusters", RoleRead},
 		{"GET", "GET /v1/status", RoleRead},
+		{"GET", "GET /v1/topics", RoleRead},
 		{"HEAD", "GET /v1/routes", RoleRead},
 		{"PUT", "PUT /v1/routes/{topic}", RoleOperator},
 		{"DELETE", "DELETE /v1/routes/{topic}", RoleOperator},
