@@ -361,6 +361,7 @@ func ctlCommands() []ctlCommand {
 		{"clusters get", "NAME", "one backend cluster", parseClustersGet},
 		{"clusters set", "NAME --bootstrap h:p[,h:p...] [flags]", "define or replace a backend cluster", parseClustersSet},
 		{"clusters delete", "NAME", "delete a backend cluster no route uses", parseClustersDelete},
+		{"topics list", "[--prefix PREFIX] [--limit N]", "the topics the backend clusters hold: routed cluster, partitions, where each is, migrating", parseTopicsList},
 		{"routes list", "", "the routing table: topic, prefix and group routes and the default cluster", parseRoutesList},
 		{"routes get", "TOPIC [--region REGION] | --prefix PREFIX | --group PREFIX", "how a topic resolves (for a region's clients), or one prefix or group rule", parseRoutesGet},
 		{"routes set", "TOPIC CLUSTER | --prefix PREFIX CLUSTER | --group PREFIX CLUSTER [--region R=C...] [--fallback C1,C2] [--resume POLICY] [--failback auto|manual]", "route a topic, a topic prefix or a group-id prefix to a cluster (per region with --region)", parseRoutesSet},

@@ -741,6 +741,7 @@ func TestCtlWire(t *testing.T) {
 		{[]string{"migrations", "abort", "orders"}, wireRequest{"DELETE", "/v1/migrations/orders", "", "Bearer s3cret", "", "application/json"}},
 		{[]string{"clusters", "set", "east", "--bootstrap", "a:1", "--down-after", "10s", "--up-after", "1m"}, wireRequest{"PUT", "/v1/clusters/east", `{"bootstrap":["a:1"],"down_after_ms":10000,"up_after_ms":60000}`, "Bearer s3cret", "application/json", "application/json"}},
 		{[]string{"health"}, wireRequest{"GET", "/v1/health", "", "Bearer s3cret", "", "application/json"}},
+		{[]string{"topics", "list", "--prefix", "a b", "--limit", "20"}, wireRequest{"GET", "/v1/topics?limit=20&prefix=a+b", "", "Bearer s3cret", "", "application/json"}},
 		{[]string{"failover", "east"}, wireRequest{"POST", "/v1/failover/east", "", "Bearer s3cret", "", "application/json"}},
 		{[]string{"failback", "east"}, wireRequest{"POST", "/v1/failback/east", "", "Bearer s3cret", "", "application/json"}},
 		{[]string{"failover", "list"}, wireRequest{"GET", "/v1/failover", "", "Bearer s3cret", "", "application/json"}},
