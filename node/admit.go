@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
@@ -223,30 +224,16 @@ func proveByCert(ctx context.Context, client *tls.Config, name, addr string) err
 
 // Admin API: the peer allow-list (docs/admin-api.md).
 
-type unprovenView struct {
-	Name   string `json:"name"`
-	Reason string `json:"reason"`
-}
-
-type allowListView struct {
-	// AllowList is the replicated allow-list.
-	AllowList []string `json:"allow_list"`
-	// Static are this peer's --allow-peer names.
-	Static []string `json:"static"`
-	// Unproven are the members this peer, when it leads, last refused.
-	Unproven []unprovenView `json:"unproven"`
-}
-
 func (n *Node) getAllowList(w http.ResponseWriter, r *http.Request) error {
 	st, err := n.readState(r)
 	if err != nil {
 		return err
 	}
-	v := allowListView{AllowList: nonNil(st.PeerAllowList), Static: nonNil(slices.Clone(n.cfg.AllowPeers)), Unproven: []unprovenView{}}
+	v := adminapi.AllowList{AllowList: nonNil(st.PeerAllowList), Static: nonNil(slices.Clone(n.cfg.AllowPeers)), Unproven: []adminapi.UnprovenMember{}}
 	n.admission.mu.Lock()
 	for _, name := range sortedNames(n.admission.logged) {
 		if why := n.admission.logged[name]; why != "" {
-			v.Unproven = append(v.Unproven, unprovenView{Name: name, Reason: why})
+			v.Unproven = append(v.Unproven, adminapi.UnprovenMember{Name: name, Reason: why})
 		}
 	}
 	n.admission.mu.Unlock()

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
-	"github.com/switchyard-proxy/switchyard/kafka"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 	"github.com/switchyard-proxy/switchyard/transport"
 )
 
@@ -383,76 +383,23 @@ func (n *Node) getReadyz(w http.ResponseWriter, _ *http.Request) error {
 
 // Status and peers.
 
-type statusNode struct {
-	ID      *int32 `json:"id"`
-	Name    string `json:"name"`
-	Region  string `json:"region,omitempty"`
-	Version string `json:"version,omitempty"`
-}
-
-type statusLeader struct {
-	Name      string `json:"name"`
-	RaftAddr  string `json:"raft_addr"`
-	AdminAddr string `json:"admin_addr,omitempty"`
-}
-
-type statusRaft struct {
-	State         string `json:"state"`
-	Term          uint64 `json:"term"`
-	LastLogIndex  uint64 `json:"last_log_index"`
-	CommitIndex   uint64 `json:"commit_index"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	LastContactMS int64  `json:"last_contact_ms"`
-	Voters        int    `json:"voters"`
-	Nonvoters     int    `json:"nonvoters"`
-}
-
-type status struct {
-	Node           statusNode            `json:"node"`
-	Leader         *statusLeader         `json:"leader"`
-	Raft           statusRaft            `json:"raft"`
-	StateIndex     uint64                `json:"state_index"`
-	ClusterID      string                `json:"cluster_id,omitempty"`
-	Peers          []peerView            `json:"peers"`
-	Clusters       []clusterStatus       `json:"clusters"`
-	TopicConflicts []kafka.TopicConflict `json:"topic_conflicts"`
-}
-
-// clusterStatus is a backend cluster as this peer's data plane serves it.
-type clusterStatus struct {
-	Name string `json:"name"`
-	// Served: this peer's data plane has a backend for it.
-	Served bool `json:"served"`
-	// Loaded: its metadata has been loaded at least once.
-	Loaded bool `json:"loaded"`
-}
-
-// peerView is a peer as the API shows it: its replicated entry and its
-// health as this peer sees it.
-type peerView struct {
-	fsm.Peer
-	Gossip memberState `json:"gossip"`
-	Raft   string      `json:"raft"`
-	Live   bool        `json:"live"`
-}
-
 func (n *Node) getStatus(w http.ResponseWriter, r *http.Request) error {
 	st, err := n.readState(r)
 	if err != nil {
 		return err
 	}
-	s := status{
-		Node:           statusNode{Name: n.cfg.Name, Region: n.cfg.Region, Version: n.cfg.Version},
+	s := adminapi.Status{
+		Node:           adminapi.StatusNode{Name: n.cfg.Name, Region: n.cfg.Region, Version: n.cfg.Version},
 		Raft:           n.raftStatus(),
 		StateIndex:     st.Index,
 		ClusterID:      st.ClusterID,
 		Peers:          n.peerViews(st),
-		Clusters:       []clusterStatus{},
-		TopicConflicts: []kafka.TopicConflict{},
+		Clusters:       []adminapi.ClusterStatus{},
+		TopicConflicts: []adminapi.TopicConflict{},
 	}
 	dp := n.dp.Load()
 	for _, cl := range st.Clusters {
-		cs := clusterStatus{Name: cl.Name}
+		cs := adminapi.ClusterStatus{Name: cl.Name}
 		if dp != nil {
 			if be, ok := dp.backend(cl.Name); ok {
 				cs.Served = true
@@ -466,14 +413,16 @@ func (n *Node) getStatus(w http.ResponseWriter, r *http.Request) error {
 		s.Clusters = append(s.Clusters, cs)
 	}
 	if dp != nil {
-		s.TopicConflicts = append(s.TopicConflicts, dp.srv.TopicConflicts()...)
+		for _, c := range dp.srv.TopicConflicts() {
+			s.TopicConflicts = append(s.TopicConflicts, adminapi.TopicConflict{Topic: c.Topic, Clusters: c.Clusters, RoutedTo: c.RoutedTo})
+		}
 	}
 	if p, ok := st.PeerByName(n.cfg.Name); ok {
 		id := p.ID
 		s.Node.ID = &id
 	}
 	if addr, id := n.raft.LeaderWithID(); id != "" {
-		l := &statusLeader{Name: string(id), RaftAddr: string(addr)}
+		l := &adminapi.StatusLeader{Name: string(id), RaftAddr: string(addr)}
 		if p, ok := st.PeerByName(string(id)); ok {
 			l.AdminAddr = p.AdminAddr
 		}
@@ -483,10 +432,10 @@ func (n *Node) getStatus(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (n *Node) raftStatus() statusRaft {
+func (n *Node) raftStatus() adminapi.StatusRaft {
 	stats := n.raft.Stats()
 	u := func(k string) uint64 { v, _ := strconv.ParseUint(stats[k], 10, 64); return v }
-	s := statusRaft{
+	s := adminapi.StatusRaft{
 		State:        n.raft.State().String(),
 		Term:         u("term"),
 		LastLogIndex: u("last_log_index"),
@@ -512,14 +461,14 @@ func (n *Node) raftStatus() statusRaft {
 	return s
 }
 
-func (n *Node) peerViews(st *fsm.State) []peerView {
+func (n *Node) peerViews(st *fsm.State) []adminapi.Peer {
 	members := n.gossip.snapshot()
 	servers, _, _ := n.raftServers()
-	out := make([]peerView, 0, len(st.Peers))
+	out := make([]adminapi.Peer, 0, len(st.Peers))
 	for _, p := range st.Peers {
-		v := peerView{Peer: p, Gossip: memberUnknown, Raft: "none"}
+		v := adminapi.Peer{Peer: p, Gossip: string(memberUnknown), Raft: "none"}
 		if m, ok := members[p.Name]; ok {
-			v.Gossip = m.state
+			v.Gossip = string(m.state)
 		}
 		if s, ok := servers[p.Name]; ok {
 			v.Raft = "nonvoter"
@@ -538,7 +487,7 @@ func (n *Node) getPeers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"peers": n.peerViews(st)})
+	writeJSON(w, http.StatusOK, adminapi.PeerList{Peers: n.peerViews(st)})
 	return nil
 }
 
@@ -610,40 +559,18 @@ func (n *Node) deleteCluster(w http.ResponseWriter, r *http.Request) error {
 
 // Routes.
 
-type clusterBody struct {
-	Cluster string `json:"cluster"`
-}
-
-// routeBody is the PUT body of every route (exact, prefix, group, the
-// default): the cluster and, inlined, the region targets and failover
-// policy (docs/regions.md).
-type routeBody struct {
-	Cluster string `json:"cluster"`
-	fsm.RouteTargets
-}
-
-// routeResolution is GET /v1/routes/{topic}[?region=R]: where a client of
-// region R (none: the route's cluster) is routed, and the rule's targets.
-type routeResolution struct {
-	Topic   string `json:"topic"`
-	Region  string `json:"region,omitempty"`
-	Cluster string `json:"cluster"`
-	Match   string `json:"match"`
-	Rule    string `json:"rule,omitempty"`
-}
-
 func (n *Node) getRoutes(w http.ResponseWriter, r *http.Request) error {
 	st, err := n.readState(r)
 	if err != nil {
 		return err
 	}
 	rt := st.Routes
-	writeJSON(w, http.StatusOK, map[string]any{
-		"topics":          nonNil(rt.Topics),
-		"prefixes":        nonNil(rt.Prefixes),
-		"group_prefixes":  nonNil(rt.GroupPrefixes),
-		"default_cluster": rt.DefaultCluster,
-		"default":         rt.Default,
+	writeJSON(w, http.StatusOK, adminapi.Routes{
+		Topics:         nonNil(rt.Topics),
+		Prefixes:       nonNil(rt.Prefixes),
+		GroupPrefixes:  nonNil(rt.GroupPrefixes),
+		DefaultCluster: rt.DefaultCluster,
+		Default:        rt.Default,
 	})
 	return nil
 }
@@ -658,12 +585,12 @@ func (n *Node) getRoute(w http.ResponseWriter, r *http.Request) error {
 	if m.Kind == fsm.MatchNone {
 		return notFound("no route, prefix rule or default cluster routes topic %q", topic)
 	}
-	writeJSON(w, http.StatusOK, routeResolution{Topic: topic, Region: region, Cluster: cluster, Match: m.Kind.String(), Rule: m.Rule})
+	writeJSON(w, http.StatusOK, adminapi.RouteResolution{Topic: topic, Region: region, Cluster: cluster, Match: m.Kind.String(), Rule: m.Rule})
 	return nil
 }
 
 func (n *Node) putRoute(w http.ResponseWriter, r *http.Request) error {
-	var b routeBody
+	var b adminapi.RouteBody
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
@@ -698,7 +625,7 @@ func (n *Node) getPrefixRoute(group bool) apiHandler {
 
 func (n *Node) putPrefixRoute(group bool) apiHandler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		var b routeBody
+		var b adminapi.RouteBody
 		if err := decodeBody(r, &b); err != nil {
 			return err
 		}
@@ -727,12 +654,12 @@ func (n *Node) getDefaultCluster(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, routeBody{Cluster: st.Routes.DefaultCluster, RouteTargets: st.Routes.Default})
+	writeJSON(w, http.StatusOK, adminapi.RouteBody{Cluster: st.Routes.DefaultCluster, RouteTargets: st.Routes.Default})
 	return nil
 }
 
 func (n *Node) putDefaultCluster(w http.ResponseWriter, r *http.Request) error {
-	var b routeBody
+	var b adminapi.RouteBody
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
@@ -748,25 +675,12 @@ func (n *Node) deleteDefaultCluster(w http.ResponseWriter, r *http.Request) erro
 
 // Quotas.
 
-// quotaView is a topic's governing rule with the live shares.
-type quotaView struct {
-	fsm.Quota
-	Shares      []QuotaShare `json:"shares"`
-	ProduceRate float64      `json:"produce_rate_bytes_per_sec"`
-	FetchRate   float64      `json:"fetch_rate_bytes_per_sec"`
-}
-
-type quotaBody struct {
-	ProduceBytesPerSec int64 `json:"produce_bytes_per_sec"`
-	FetchBytesPerSec   int64 `json:"fetch_bytes_per_sec"`
-}
-
 func (n *Node) getQuotas(w http.ResponseWriter, r *http.Request) error {
 	st, err := n.readState(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"quotas": nonNil(st.Quotas)})
+	writeJSON(w, http.StatusOK, adminapi.QuotaList{Quotas: nonNil(st.Quotas)})
 	return nil
 }
 
@@ -802,14 +716,14 @@ func (n *Node) getQuota(prefix bool) apiHandler {
 				rates[0] += s.Rate
 			}
 		}
-		writeJSON(w, http.StatusOK, quotaView{Quota: q, Shares: nonNil(shares), ProduceRate: rates[0], FetchRate: rates[1]})
+		writeJSON(w, http.StatusOK, adminapi.QuotaView{Quota: q, Shares: nonNil(shares), ProduceRate: rates[0], FetchRate: rates[1]})
 		return nil
 	}
 }
 
 func (n *Node) putQuota(prefix bool) apiHandler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		var b quotaBody
+		var b adminapi.QuotaBody
 		if err := decodeBody(r, &b); err != nil {
 			return err
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 	"github.com/switchyard-proxy/switchyard/quota"
 	"github.com/switchyard-proxy/switchyard/transport"
 )
@@ -67,18 +68,7 @@ type quotaStatusRequest struct {
 }
 
 // QuotaShare is one peer's state for one key, as the admin API shows it.
-type QuotaShare struct {
-	Peer      string  `json:"peer"`
-	ID        int32   `json:"id"`
-	Direction string  `json:"direction"`
-	Share     float64 `json:"share_bytes_per_sec"`
-	Quota     float64 `json:"quota_bytes_per_sec"`
-	Rate      float64 `json:"rate_bytes_per_sec"`
-	Wants     float64 `json:"wants_bytes_per_sec"`
-	Mode      string  `json:"mode"`
-	Saturated bool    `json:"saturated"`
-	LeaseMS   int64   `json:"lease_left_ms"`
-}
+type QuotaShare = adminapi.QuotaShare
 
 func newQuotas(n *Node) (*quotas, error) {
 	q := &quotas{n: n, cfg: quota.DefaultConfig(), urgent: make(chan struct{}, 1), dead: map[int32]bool{}}

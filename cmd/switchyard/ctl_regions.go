@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
 // apiRegion is one region of GET /v1/regions.
@@ -26,22 +28,14 @@ type apiRegionBody struct {
 	Fallback []string `json:"fallback"`
 }
 
-// apiTargets are a route's region targets and failover policy, inlined in
-// every route object of the API.
-type apiTargets struct {
-	Regions  map[string]string `json:"regions,omitempty"`
-	Fallback []string          `json:"fallback,omitempty"`
-	Resume   string            `json:"resume,omitempty"`
-	Failback string            `json:"failback,omitempty"`
-}
-
-func (t apiTargets) empty() bool {
+// targetsEmpty: a route without region targets or failover policy.
+func targetsEmpty(t fsm.RouteTargets) bool {
 	return len(t.Regions) == 0 && len(t.Fallback) == 0 && t.Resume == "" && t.Failback == ""
 }
 
-// cell is the targets in one table cell: "dc1=east,dc2=west fallback=east
+// targetsCell is the targets in one table cell: "dc1=east,dc2=west fallback=east
 // resume=timestamp failback=manual", or "-".
-func (t apiTargets) cell() string {
+func targetsCell(t fsm.RouteTargets) string {
 	var parts []string
 	if len(t.Regions) > 0 {
 		keys := make([]string, 0, len(t.Regions))
@@ -89,7 +83,7 @@ func (f regionFlag) Set(s string) error {
 }
 
 // defineTargetFlags defines the route-target flags on fs, filling t.
-func defineTargetFlags(fs *flag.FlagSet, t *apiTargets) {
+func defineTargetFlags(fs *flag.FlagSet, t *fsm.RouteTargets) {
 	fs.Var(regionFlag{&t.Regions}, "region", "send clients of `REGION=CLUSTER`'s region to that cluster (repeatable)")
 	fs.Var(listFlag{&t.Fallback}, "fallback", "clusters that take over, in order, when the target is failed over (`C1,C2`; repeatable)")
 	fs.StringVar(&t.Resume, "resume", "", "where groups resume on the fallback cluster: committed (default), timestamp, latest or earliest")

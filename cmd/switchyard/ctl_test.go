@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
@@ -877,7 +878,7 @@ func TestCtlErrorExits(t *testing.T) {
 
 // TestRenderQuotaView: a topic's rule, then how the peers share it.
 func TestRenderQuotaView(t *testing.T) {
-	var v apiQuotaView
+	var v adminapi.QuotaView
 	body := `{"topic":"orders","produce_bytes_per_sec":2097152,"fetch_bytes_per_sec":0,
 		"shares":[{"peer":"peer-0","id":0,"direction":"produce","share_bytes_per_sec":1048576,"rate_bytes_per_sec":0,"mode":"leased","saturated":true}],
 		"produce_rate_bytes_per_sec":0,"fetch_rate_bytes_per_sec":0}`
