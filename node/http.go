@@ -182,6 +182,7 @@ func (n *Node) adminHandler() http.Handler {
 		{"DELETE /v1/users/{name}", n.deleteUser},
 		{"POST /v1/acls", n.postACLs},
 		{"GET /v1/acls", n.getACLs},
+		{"GET /v1/topics", n.getTopics}, // http_topics.go
 		{"DELETE /v1/acls", n.deleteACLs},
 	}
 	for _, e := range v1 {
