@@ -696,7 +696,7 @@
       });
       root.append(el('h1', {}, 'ACLs'),
         el('section', { class: 'card' }, el('h2', {}, 'Add a rule'), f,
-          el('p', { class: 'muted' }, 'Kafka\'s model: a deny rule wins over an allow rule. Needs the admin role.')),
+          el('p', { class: 'muted' }, 'Kafka\'s semantics: rules apply once the Kafka listener authenticates; a deny rule wins over every allow. Needs the admin role.')),
         this.box);
     },
     async refresh() {
@@ -714,7 +714,7 @@
             cells: [a.principal, a.host, a.resource_type, a.pattern, a.resource_name, a.operation, badge(a.permission, a.permission === 'allow' ? 'ok' : 'bad'),
               action('delete', 'Delete the rule ' + a.permission + ' ' + a.principal + ' ' + a.operation + ' on ' + a.resource_type + ' ' + a.resource_name + '?',
                 () => api('DELETE', exact(a)), 'danger')],
-          })), 'No rule: without rules every request is allowed unless the peers say otherwise (docs/security.md).')));
+          })), 'No rule. On a listener that authenticates, a resource no rule names is denied (to all but super users) unless the peers run with --kafka-allow-if-no-acl (docs/security.md).')));
     },
   };
 
