@@ -13,6 +13,8 @@ package kafka
 
 import (
 	"encoding/binary"
+	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -22,14 +24,41 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// OtherClient is the client_id and principal label of every
-// (client id, principal) pair past the per-client series cap, and the
-// principal label of every principal past it in the connection gauge.
+// OtherClient is every label (client_id, principal, family, region) of
+// the client series past the per-client series cap, and of the
+// connection gauge's series past it.
 const OtherClient = "(other)"
 
 // DefaultMaxClientSeries is the default cap of distinct (client id,
-// principal) pairs with series of their own.
+// principal, family, region) tuples with series of their own, and of
+// distinct (principal, family, region) tuples in the connection gauge.
 const DefaultMaxClientSeries = 1000
+
+// Client address families, the family label of the client series: a
+// fixed set, so the label adds no cardinality of its own.
+const (
+	FamilyIPv4   = "ipv4"
+	FamilyIPv6   = "ipv6"
+	FamilyUnix   = "unix"
+	FamilyInproc = "inproc" // the peer's own in-process clients, and net.Pipe connections in tests
+)
+
+// addrFamily is the address family of a client connection.
+func addrFamily(nc net.Conn, ip netip.Addr) string {
+	if _, ok := nc.(*internalConn); ok {
+		return FamilyInproc
+	}
+	if _, ok := nc.RemoteAddr().(*net.UnixAddr); ok {
+		return FamilyUnix
+	}
+	switch {
+	case ip.Is4():
+		return FamilyIPv4
+	case ip.Is6():
+		return FamilyIPv6
+	}
+	return FamilyInproc
+}
 
 // trafficMetrics are the vectors behind the series of this file.
 type trafficMetrics struct {
@@ -46,14 +75,14 @@ type trafficMetrics struct {
 	clientMu   sync.RWMutex
 	maxClients int
 	clients    map[clientLabel]*clientCounters
-	principals map[string]prometheus.Gauge
+	principals map[connLabel]prometheus.Gauge
 }
 
 func newTrafficMetrics(reg prometheus.Registerer) *trafficMetrics {
 	t := &trafficMetrics{
 		maxClients: DefaultMaxClientSeries,
 		clients:    map[clientLabel]*clientCounters{},
-		principals: map[string]prometheus.Gauge{},
+		principals: map[connLabel]prometheus.Gauge{},
 	}
 	t.topicRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_topic_records_total",
@@ -69,16 +98,16 @@ func newTrafficMetrics(reg prometheus.Registerer) *trafficMetrics {
 	}, []string{"topic", "cluster", "code"})
 	t.clientBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_client_bytes_total",
-		Help: "Bytes of client requests received (in) and responses written (out), frames included, per client.id and principal; pairs past the cap (--metrics-max-clients) are counted as \"(other)\".",
-	}, []string{"client_id", "principal", "direction"})
+		Help: "Bytes of client requests received (in) and responses written (out), frames included, per client.id, principal, client address family (ipv4, ipv6, unix, inproc) and client region; tuples past the cap (--metrics-max-clients) are counted as \"(other)\".",
+	}, []string{"client_id", "principal", "family", "region", "direction"})
 	t.clientRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_client_requests_total",
-		Help: "Client requests received per client.id and principal; pairs past the cap (--metrics-max-clients) are counted as \"(other)\".",
-	}, []string{"client_id", "principal"})
+		Help: "Client requests received per client.id, principal, client address family (ipv4, ipv6, unix, inproc) and client region; tuples past the cap (--metrics-max-clients) are counted as \"(other)\".",
+	}, []string{"client_id", "principal", "family", "region"})
 	t.clientConns = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "switchyard_kafka_client_connections",
-		Help: "Open client connections per principal (User:ANONYMOUS until the connection authenticates); principals past the cap are counted as \"(other)\".",
-	}, []string{"principal"})
+		Help: "Open client connections per principal (User:ANONYMOUS until the connection authenticates), client address family (ipv4, ipv6, unix, inproc) and client region; tuples past the cap are counted as \"(other)\".",
+	}, []string{"principal", "family", "region"})
 	t.backendLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "switchyard_backend_request_seconds",
 		Help:    "Time from sending a request to a backend broker to reading its answer, client requests forwarded and the proxy's own control exchanges, per cluster and broker address.",
@@ -99,10 +128,10 @@ func newTrafficMetrics(reg prometheus.Registerer) *trafficMetrics {
 	return t
 }
 
-// SetMaxClientSeries sets the cap of distinct (client id, principal)
-// pairs, and of principals, with series of their own (n <= 0: the
-// default). Set it before serving: pairs already counted keep their
-// series.
+// SetMaxClientSeries sets the cap of distinct (client id, principal,
+// family, region) tuples, and of (principal, family, region) tuples in the
+// connection gauge, with series of their own (n <= 0: the default). Set it
+// before serving: tuples already counted keep their series.
 func (m *Metrics) SetMaxClientSeries(n int) {
 	if n <= 0 {
 		n = DefaultMaxClientSeries
@@ -188,25 +217,31 @@ func errorCodeName(code int16) string {
 	return "code_" + strconv.Itoa(int(code))
 }
 
-// clientLabel is one per-client series: a client id and a principal.
-type clientLabel struct{ clientID, principal string }
+// clientLabel is one per-client series: a client id, a principal, the
+// client's address family and its region.
+type clientLabel struct{ clientID, principal, family, region string }
 
-// clientCounters are one (client id, principal) pair's series.
+// otherClient is the label set of every tuple past the cap.
+var otherClient = clientLabel{OtherClient, OtherClient, OtherClient, OtherClient}
+
+// clientCounters are one client tuple's series.
 type clientCounters struct {
 	requests, in, out prometheus.Counter
 }
 
-// client resolves the series of (clientID, principal); nil clientID (a
-// null client.id) is "". Past the cap, and for ids that are not UTF-8,
-// the pair is OtherClient's.
-func (m *Metrics) client(clientID *string, principal string) *clientCounters {
+// client resolves the series of (clientID, principal, family, region); nil
+// clientID (a null client.id) is "". Past the cap, and for ids that are
+// not UTF-8, the tuple is otherClient's. family is one of the Family
+// constants and region a defined region or a peer's (fsm.ClientRegion), so
+// neither grows the label space beyond the cap.
+func (m *Metrics) client(clientID *string, principal, family, region string) *clientCounters {
 	t := m.traffic
-	key := clientLabel{principal: principal}
+	key := clientLabel{principal: principal, family: family, region: region}
 	if clientID != nil {
 		key.clientID = *clientID
 	}
-	if !utf8.ValidString(key.clientID) || !utf8.ValidString(key.principal) {
-		key = clientLabel{OtherClient, OtherClient}
+	if !utf8.ValidString(key.clientID) || !utf8.ValidString(key.principal) || !utf8.ValidString(key.region) {
+		key = otherClient
 	}
 	t.clientMu.RLock()
 	cc, ok := t.clients[key]
@@ -220,80 +255,100 @@ func (m *Metrics) client(clientID *string, principal string) *clientCounters {
 		return cc
 	}
 	if len(t.clients) >= t.maxClients {
-		key = clientLabel{OtherClient, OtherClient}
+		key = otherClient
 		if cc, ok := t.clients[key]; ok {
 			return cc
 		}
 	}
 	cc = &clientCounters{
-		requests: t.clientRequests.WithLabelValues(key.clientID, key.principal),
-		in:       t.clientBytes.WithLabelValues(key.clientID, key.principal, "in"),
-		out:      t.clientBytes.WithLabelValues(key.clientID, key.principal, "out"),
+		requests: t.clientRequests.WithLabelValues(key.clientID, key.principal, key.family, key.region),
+		in:       t.clientBytes.WithLabelValues(key.clientID, key.principal, key.family, key.region, "in"),
+		out:      t.clientBytes.WithLabelValues(key.clientID, key.principal, key.family, key.region, "out"),
 	}
 	t.clients[key] = cc
 	return cc
 }
 
-// principalGauge resolves the connection gauge of principal, capped like
-// the client pairs.
-func (m *Metrics) principalGauge(principal string) prometheus.Gauge {
+// connLabel is one series of the connection gauge.
+type connLabel struct{ principal, family, region string }
+
+// connGauge resolves the connection gauge of (principal, family, region),
+// capped like the client tuples.
+func (m *Metrics) connGauge(principal, family, region string) prometheus.Gauge {
 	t := m.traffic
-	if !utf8.ValidString(principal) {
-		principal = OtherClient
+	key := connLabel{principal, family, region}
+	if !utf8.ValidString(principal) || !utf8.ValidString(region) {
+		key = connLabel{OtherClient, OtherClient, OtherClient}
 	}
 	t.clientMu.RLock()
-	g, ok := t.principals[principal]
+	g, ok := t.principals[key]
 	t.clientMu.RUnlock()
 	if ok {
 		return g
 	}
 	t.clientMu.Lock()
 	defer t.clientMu.Unlock()
-	if g, ok := t.principals[principal]; ok {
+	if g, ok := t.principals[key]; ok {
 		return g
 	}
 	if len(t.principals) >= t.maxClients {
-		principal = OtherClient
-		if g, ok := t.principals[principal]; ok {
+		key = connLabel{OtherClient, OtherClient, OtherClient}
+		if g, ok := t.principals[key]; ok {
 			return g
 		}
 	}
-	g = t.clientConns.WithLabelValues(principal)
-	t.principals[principal] = g
+	g = t.clientConns.WithLabelValues(key.principal, key.family, key.region)
+	t.principals[key] = g
 	return g
 }
 
 // clientStats is a connection's view of its client series, owned by the
-// reader goroutine: re-resolved only when the client id or the principal
-// changes.
+// reader goroutine: re-resolved only when the client id, the principal or
+// the client's region changes (the family is fixed per connection).
 type clientStats struct {
+	family    string  // the connection's address family, set once
 	id        *string // the client id the series were resolved for
 	principal string
+	region    string
 	counters  *clientCounters
 	conn      prometheus.Gauge // the connection gauge it is counted in
-	connOf    string           // the principal conn was resolved for
+	connOf    connLabel        // the labels conn was resolved for
 }
 
 // noteRequest counts a request of n bytes under the connection's current
-// client id and principal.
+// client id, principal and region (the request's, set by newRequest).
 func (c *clientConn) noteRequest(n int) {
 	cs := &c.stats
-	if cs.counters == nil || cs.id != c.clientID || cs.principal != c.principal {
-		cs.id, cs.principal = c.clientID, c.principal
-		cs.counters = c.s.metrics.client(c.clientID, c.principal)
+	if cs.counters == nil || cs.id != c.clientID || cs.principal != c.principal || cs.region != c.region {
+		cs.id, cs.principal, cs.region = c.clientID, c.principal, c.region
+		cs.counters = c.s.metrics.client(c.clientID, c.principal, c.family(), c.region)
 	}
 	cs.counters.requests.Inc()
 	cs.counters.in.Add(float64(n))
 }
 
-// notePrincipal moves the connection to its principal's gauge when the
-// principal changed (authentication, re-authentication).
+// family is the connection's address family label, computed once.
+func (c *clientConn) family() string {
+	if c.stats.family == "" {
+		c.stats.family = addrFamily(c.nc, c.clientIP)
+	}
+	return c.stats.family
+}
+
+// notePrincipal moves the connection to its gauge series when the
+// principal (authentication, re-authentication) or the client's region (a
+// region definition changed) did.
 func (c *clientConn) notePrincipal() {
-	if c.stats.conn != nil && c.stats.connOf == c.principal {
+	region := c.region
+	if st := c.s.view.State(); st != nil {
+		region = c.clientRegion(st)
+	}
+	l := connLabel{c.principal, c.family(), region}
+	if c.stats.conn != nil && c.stats.connOf == l {
 		return
 	}
-	g := c.s.metrics.principalGauge(c.principal)
-	c.stats.connOf = c.principal
+	g := c.s.metrics.connGauge(l.principal, l.family, l.region)
+	c.stats.connOf = l
 	if g == c.stats.conn {
 		return
 	}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -34,10 +35,13 @@ func startMeteredProxy(t *testing.T, kc *kfake.Cluster, name string, m *Metrics)
 		t.Fatal(err)
 	}
 	addr := srv.Addr().String()
+	// Loopback clients are in region dc-local (the client region label);
+	// the peer's own region is dc-a.
 	view.st = &fsm.State{
 		Clusters: []fsm.Cluster{{Name: name, Bootstrap: kc.ListenAddrs()}},
 		Routes:   fsm.Routes{DefaultCluster: name},
-		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
+		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr, Region: "dc-a"}},
+		Regions:  []fsm.Region{{Name: "dc-local", Networks: []string{"127.0.0.0/8"}}},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -166,8 +170,8 @@ func TestTrafficMetrics(t *testing.T) {
 	}
 	anon := AnonymousPrincipal
 	for _, id := range []string{"app-a", "app-b"} {
-		if got := metricValue(t, reg, "switchyard_kafka_client_requests_total", "client_id", id, "principal", anon); got == 0 {
-			t.Errorf("requests of %s = 0", id)
+		if got := metricValue(t, reg, "switchyard_kafka_client_requests_total", "client_id", id, "principal", anon, "family", FamilyIPv4, "region", "dc-local"); got == 0 {
+			t.Errorf("requests of %s from ipv4 in region dc-local = 0", id)
 		}
 		in := metricValue(t, reg, "switchyard_kafka_client_bytes_total", "client_id", id, "principal", anon, "direction", "in")
 		waitMetric(t, id+" response bytes", func() bool {
@@ -177,13 +181,13 @@ func TestTrafficMetrics(t *testing.T) {
 			t.Errorf("request bytes of %s = 0", id)
 		}
 	}
-	if got := metricValue(t, reg, "switchyard_kafka_client_requests_total", "client_id", OtherClient, "principal", OtherClient); got == 0 {
+	if got := metricValue(t, reg, "switchyard_kafka_client_requests_total", "client_id", OtherClient, "principal", OtherClient, "family", OtherClient, "region", OtherClient); got == 0 {
 		t.Errorf("requests of (other) = 0: the third client was not capped")
 	}
 	if n := seriesCount(t, reg, "switchyard_kafka_client_requests_total"); n != 3 {
 		t.Errorf("client request series = %d, want 3 (two pairs and (other))", n)
 	}
-	if got := metricValue(t, reg, "switchyard_kafka_client_connections", "principal", anon); got < 3 {
+	if got := metricValue(t, reg, "switchyard_kafka_client_connections", "principal", anon, "family", FamilyIPv4, "region", "dc-local"); got < 3 {
 		t.Errorf("open anonymous connections = %v, want at least 3", got)
 	}
 	prod.Close()
@@ -314,6 +318,62 @@ func FuzzRecordCount(f *testing.F) {
 			t.Fatalf("count %d", n)
 		}
 	})
+}
+
+// TestClientFamily: the family label of each kind of client address.
+func TestClientFamily(t *testing.T) {
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	for _, c := range []struct {
+		name string
+		nc   net.Conn
+		want string
+	}{
+		{"ipv4", fakeAddrConn{c1, &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 1}}, FamilyIPv4},
+		{"ipv4-mapped ipv6", fakeAddrConn{c1, &net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3"), Port: 1}}, FamilyIPv4},
+		{"ipv6", fakeAddrConn{c1, &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}}, FamilyIPv6},
+		{"unix", fakeAddrConn{c1, &net.UnixAddr{Name: "/run/kafka.sock", Net: "unix"}}, FamilyUnix},
+		{"in-process", InternalConn(c1), FamilyInproc},
+		{"pipe", c1, FamilyInproc},
+	} {
+		if got := addrFamily(c.nc, remoteIP(c.nc)); got != c.want {
+			t.Errorf("%s: family %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestClientSeriesCap: the cap counts (client id, principal, family,
+// region) tuples, so the same client id from two regions takes two series,
+// and every tuple past the cap shares the one "(other)" series.
+func TestClientSeriesCap(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, 0)
+	m.SetMaxClientSeries(2)
+	id := "app"
+	a := m.client(&id, AnonymousPrincipal, FamilyIPv4, "dc1")
+	b := m.client(&id, AnonymousPrincipal, FamilyIPv4, "dc2")
+	if a == b {
+		t.Fatal("two regions share one series")
+	}
+	c := m.client(&id, AnonymousPrincipal, FamilyIPv6, "dc1")
+	d := m.client(nil, "User:bob", FamilyUnix, "")
+	if c != d {
+		t.Error("tuples past the cap do not share the (other) series")
+	}
+	c.requests.Inc()
+	if got := metricValue(t, reg, "switchyard_kafka_client_requests_total", "client_id", OtherClient, "principal", OtherClient, "family", OtherClient, "region", OtherClient); got != 1 {
+		t.Errorf("(other) requests = %v, want 1", got)
+	}
+	if n := seriesCount(t, reg, "switchyard_kafka_client_requests_total"); n != 3 {
+		t.Errorf("client request series = %d, want 3 (two tuples and (other))", n)
+	}
+	g1 := m.connGauge(AnonymousPrincipal, FamilyIPv4, "dc1")
+	g2 := m.connGauge(AnonymousPrincipal, FamilyIPv4, "dc2")
+	g3 := m.connGauge(AnonymousPrincipal, FamilyIPv6, "dc1")
+	if g1 == g2 || g3 != m.connGauge("User:bob", FamilyUnix, "dc9") {
+		t.Error("connection gauge: tuples not kept apart below the cap or not shared past it")
+	}
 }
 
 // TestClientMetricsAuthenticated: over a SASL listener, a connection's

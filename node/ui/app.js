@@ -8,6 +8,8 @@
 (function () {
   const TOKEN_KEY = 'switchyard.admin-token';
   const REFRESH_MS = 3000;
+  // MAX_TOPICS caps the Topics page's list (GET /v1/topics?limit=).
+  const MAX_TOPICS = 2000;
 
   // ---- DOM helpers -------------------------------------------------------
 
@@ -434,8 +436,32 @@
       root.append(el('h1', {}, 'Topics'),
         el('section', { class: 'card' }, el('h2', {}, 'Where does a topic go?'), f), this.box);
     },
+    // refresh lists every topic from GET /v1/topics (this peer's metadata
+    // view: cluster, partitions, the clusters holding it, a live
+    // migration). A peer that does not serve it yet (404: an older
+    // version) gets the earlier list: the topics with a route, a quota, a
+    // migration or traffic through this peer, resolved one by one.
     async refresh() {
-      const [rt, q, mig, seen] = await Promise.all([get('/v1/routes'), get('/v1/quotas'), settled(get('/v1/migrations')), scrapeTraffic().catch(() => ({}))]);
+      const [all, mig] = await Promise.all([
+        settled(get('/v1/topics?limit=' + MAX_TOPICS)), settled(get('/v1/migrations')), scrapeTraffic().catch(() => ({}))]);
+      if (all.error && all.error.status === 404) return this.refreshKnown(mig);
+      if (all.error) throw all.error;
+      const migs = Object.fromEntries(((mig.v && mig.v.migrations) || []).map((m) => [m.topic, m]));
+      const topics = all.v.topics;
+      replace(this.box, el('section', { class: 'card', 'data-source': 'topics' }, el('h2', {}, 'All topics'),
+        el('p', { class: 'muted' }, 'Every topic this peer\'s metadata holds (internal "__" topics left out): where its route sends it now, its partitions there, the clusters that hold it. Rates are this peer\'s, from its /metrics.'),
+        all.v.truncated ? el('p', { class: 'error', id: 'topics-truncated' }, 'Only the first ' + topics.length + ' topics are shown.') : null,
+        table('topics-table', ['topic', 'cluster', 'partitions#', 'present on', 'migration', 'produce (this peer)', 'fetch (this peer)'],
+          topics.map((t) => ({
+            key: t.name,
+            cells: [t.name, t.cluster, t.partitions || '—', fmt.list(t.present_on),
+              t.migrating ? (migs[t.name] ? migs[t.name].state + ' → ' + migs[t.name].to : 'migrating') : '—',
+              trafficRate('t', t.name, 'produce'), trafficRate('t', t.name, 'fetch')],
+          })), 'No topic yet.')));
+    },
+    async refreshKnown(mig) {
+      const [rt, q] = await Promise.all([get('/v1/routes'), get('/v1/quotas')]);
+      const seen = traffic.last || {};
       const names = new Set(rt.topics.map((r) => r.topic));
       q.quotas.filter((x) => !x.prefix).forEach((x) => names.add(x.topic));
       const migs = Object.fromEntries(((mig.v && mig.v.migrations) || []).map((m) => [m.topic, m]));
@@ -443,8 +469,8 @@
       trafficNames(seen, 't').forEach((t) => names.add(t));
       const list = [...names].sort().slice(0, 500);
       const res = await Promise.all(list.map((t) => get('/v1/routes/' + seg(t)).catch(() => null)));
-      replace(this.box, el('section', { class: 'card' }, el('h2', {}, 'Known topics'),
-        el('p', { class: 'muted' }, 'Topics with a route, a quota, a migration or traffic through this peer. Rates are this peer\'s, from its /metrics.'),
+      replace(this.box, el('section', { class: 'card', 'data-source': 'known' }, el('h2', {}, 'Known topics'),
+        el('p', { class: 'muted' }, 'This peer does not list all topics (no GET /v1/topics): these are the topics with a route, a quota, a migration or traffic through this peer. Rates are this peer\'s, from its /metrics.'),
         table('topics-table', ['topic', 'cluster', 'match', 'migration', 'produce (this peer)', 'fetch (this peer)'],
           list.map((t, i) => ({
             key: t,
@@ -582,6 +608,200 @@
         const j = await get('/v1/groups/' + seg(this.watchGroup) + '/offset-resets').catch((e) => ({ error: e }));
         replace(this.resetBox, j.error ? errorBox(j.error) : [el('h2', {}, 'Reset of ' + this.watchGroup), resetSummary(j)]);
       }
+    },
+  };
+
+  // action is a button that asks question, then runs fn and refreshes;
+  // a refusal is shown next to it with the API's reason.
+  function action(label, question, fn, cls) {
+    return el('button', {
+      type: 'button', class: cls || 'secondary', onclick: async (ev) => {
+        if (question && !window.confirm(question)) return;
+        try { await fn(); refreshNow(); } catch (err) { ev.target.after(errorBox(err)); }
+      },
+    }, label);
+  }
+
+  // Users: SASL credentials the peers check (docs/security.md). A password
+  // goes from the form straight into the PUT body (JSON, never a URL) and
+  // the field is cleared at once; the API answers with mechanisms and
+  // iterations only, so nothing on the page can show it again.
+  pages.users = {
+    title: 'Users',
+    build(root) {
+      this.box = el('div');
+      const f = form('user-form', [
+        field('user name', input('name', { id: 'f-user-name', required: true, autocomplete: 'off' })),
+        field('mechanism', select('mechanism', ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'PLAIN'], { id: 'f-user-mechanism' })),
+        field('password', input('password', { id: 'f-user-password', type: 'password', required: true, autocomplete: 'new-password' })),
+        field('iterations (empty: 8192)', input('iterations', { id: 'f-user-iterations', type: 'number', min: '4096' })),
+      ], el('button', { type: 'submit', id: 'user-submit' }, 'Save credential'), async (v) => {
+        const pw = document.getElementById('f-user-password');
+        pw.value = '';
+        const body = { mechanism: v.mechanism, password: v.password };
+        if (v.iterations) body.iterations = Number(v.iterations);
+        const u = await api('PUT', '/v1/users/' + seg(v.name), body);
+        return 'Saved the ' + v.mechanism + ' credential of ' + u.name + '.';
+      });
+      root.append(el('h1', {}, 'Users'),
+        el('section', { class: 'card' }, el('h2', {}, 'Add a user or replace a credential'), f,
+          el('p', { class: 'muted' }, 'The password is salted on the peer that receives it; only the derived SCRAM keys are replicated, and no page or answer shows it again. Needs the admin role.')),
+        this.box);
+    },
+    async refresh() {
+      const d = await get('/v1/users');
+      replace(this.box, el('section', { class: 'card' }, el('h2', {}, 'Users'),
+        table('users-table', ['user', 'mechanisms', ''],
+          d.users.map((u) => ({
+            key: u.name,
+            cells: [u.name, u.mechanisms.map((m) => m.mechanism + ' (' + m.iterations + ' iterations)').join(', '),
+              [u.mechanisms.length > 1 ? u.mechanisms.map((m) => action('delete ' + m.mechanism, 'Delete the ' + m.mechanism + ' credential of ' + u.name + '?',
+                () => api('DELETE', '/v1/users/' + seg(u.name) + '?mechanism=' + seg(m.mechanism)), 'danger')) : null,
+              action('delete user', 'Delete user ' + u.name + ' and all its credentials?', () => api('DELETE', '/v1/users/' + seg(u.name)), 'danger')]],
+          })), 'No user.')));
+    },
+  };
+
+  // ACLs: the authorization rules the peers enforce (docs/security.md).
+  const aclOps = {
+    topic: ['all', 'read', 'write', 'create', 'describe', 'delete', 'alter', 'describe_configs', 'alter_configs'],
+    group: ['all', 'read', 'describe', 'delete'],
+    cluster: ['all', 'create', 'cluster_action', 'describe_configs', 'alter_configs', 'idempotent_write', 'alter', 'describe'],
+    transactional_id: ['all', 'describe', 'write'],
+  };
+  function aclKey(a) { return [a.principal, a.host, a.resource_type, a.pattern, a.resource_name, a.operation, a.permission].join('|'); }
+  pages.acls = {
+    title: 'ACLs',
+    build(root) {
+      this.box = el('div');
+      const ops = select('operation', aclOps.topic, { id: 'f-acl-operation' });
+      const type = select('resource_type', Object.keys(aclOps), {
+        id: 'f-acl-type',
+        onchange: (ev) => replace(ops, aclOps[ev.target.value].map((o) => el('option', { value: o }, o))),
+      });
+      const f = form('acl-form', [
+        field('principal', input('principal', { id: 'f-acl-principal', placeholder: 'User:alice', required: true })),
+        field('host', input('host', { id: 'f-acl-host', value: '*' })),
+        field('resource type', type),
+        field('pattern', select('pattern', ['literal', 'prefixed'], { id: 'f-acl-pattern' })),
+        field('resource name', input('resource_name', { id: 'f-acl-resource', placeholder: 'orders', required: true })),
+        field('operation', ops),
+        field('permission', select('permission', ['allow', 'deny'], { id: 'f-acl-permission' })),
+      ], el('button', { type: 'submit', id: 'acl-submit' }, 'Add rule'), async (v) => {
+        await api('POST', '/v1/acls', {
+          principal: v.principal, host: v.host || '*', resource_type: v.resource_type, pattern: v.pattern,
+          resource_name: v.resource_name, operation: v.operation, permission: v.permission,
+        });
+        return 'Added: ' + v.permission + ' ' + v.principal + ' ' + v.operation + ' on ' + v.resource_type + ' ' + v.resource_name + '.';
+      });
+      root.append(el('h1', {}, 'ACLs'),
+        el('section', { class: 'card' }, el('h2', {}, 'Add a rule'), f,
+          el('p', { class: 'muted' }, 'Kafka\'s semantics: rules apply once the Kafka listener authenticates; a deny rule wins over every allow. Needs the admin role.')),
+        this.box);
+    },
+    async refresh() {
+      const acls = await get('/v1/acls');
+      // Delete sends the rule's exact fields as the filter, so it deletes
+      // that rule and nothing else.
+      const exact = (a) => '/v1/acls?' + new URLSearchParams({
+        principal: a.principal, host: a.host, resource_type: a.resource_type, resource_name: a.resource_name,
+        pattern: a.pattern, operation: a.operation, permission: a.permission,
+      });
+      replace(this.box, el('section', { class: 'card' }, el('h2', {}, 'Rules'),
+        table('acls-table', ['principal', 'host', 'resource', 'pattern', 'name', 'operation', 'permission', ''],
+          acls.map((a) => ({
+            key: aclKey(a),
+            cells: [a.principal, a.host, a.resource_type, a.pattern, a.resource_name, a.operation, badge(a.permission, a.permission === 'allow' ? 'ok' : 'bad'),
+              action('delete', 'Delete the rule ' + a.permission + ' ' + a.principal + ' ' + a.operation + ' on ' + a.resource_type + ' ' + a.resource_name + '?',
+                () => api('DELETE', exact(a)), 'danger')],
+          })), 'No rule. On a listener that authenticates, a resource no rule names is denied (to all but super users) unless the peers run with --kafka-allow-if-no-acl (docs/security.md).')));
+    },
+  };
+
+  // Regions: client networks by region, the peers and clusters of each
+  // region, and each cluster's failover state with the operator's
+  // override (fail over, fail back).
+  pages.regions = {
+    title: 'Regions',
+    build(root) {
+      this.box = el('div');
+      const f = form('region-form', [
+        field('region', input('name', { id: 'f-region-name', placeholder: 'dc1', required: true })),
+        field('client networks (CIDR, …)', input('networks', { id: 'f-region-networks', placeholder: '10.1.0.0/16, 10.2.0.0/16' })),
+        field('fallback regions (in order)', input('fallback', { id: 'f-region-fallback', placeholder: 'dc2' })),
+      ], el('button', { type: 'submit', id: 'region-submit' }, 'Save region'), async (v) => {
+        const r = await api('PUT', '/v1/regions/' + seg(v.name), { networks: parseList(v.networks), fallback: parseList(v.fallback) });
+        return 'Saved region ' + r.name + '.';
+      });
+      root.append(el('h1', {}, 'Regions'),
+        el('section', { class: 'card' }, el('h2', {}, 'Add or replace a region'), f,
+          el('p', { class: 'muted' }, 'A client is in the region whose network holds its address (the longest match), else in its peer\'s region; it is shown its region\'s peers and routed by its region\'s route targets (docs/regions.md). Needs the admin role.')),
+        this.box);
+    },
+    async refresh() {
+      const [st, regions, peers, cl, fo, health] = await Promise.all([get('/v1/status'), get('/v1/regions'), get('/v1/peers'),
+        get('/v1/clusters'), get('/v1/failover'), settled(get('/v1/health'))]);
+      const peersIn = {};
+      const clustersIn = {};
+      peers.peers.forEach((p) => { (peersIn[p.region || ''] = peersIn[p.region || ''] || []).push(p.name); });
+      cl.clusters.forEach((c) => { (clustersIn[c.region || ''] = clustersIn[c.region || ''] || []).push(c.name); });
+      const hs = Object.fromEntries((health.v || []).map((h) => [h.cluster, h.state]));
+      const cr = Object.fromEntries(cl.clusters.map((c) => [c.name, c.region || '']));
+      replace(this.box,
+        el('div', { class: 'tiles' }, tile('this peer\'s region', st.node.region || '—', 'tile-region'), tile('regions defined', regions.length, 'tile-regions')),
+        el('section', { class: 'card' }, el('h2', {}, 'Defined regions'),
+          table('regions-table', ['region', 'client networks', 'fallback', 'peers', 'clusters', ''],
+            regions.map((r) => ({
+              key: r.name,
+              cells: [r.name, fmt.list(r.networks), fmt.list(r.fallback), fmt.list(peersIn[r.name]), fmt.list(clustersIn[r.name]),
+                action('delete', 'Delete region ' + r.name + '?', () => api('DELETE', '/v1/regions/' + seg(r.name)), 'danger')],
+            })), 'No region is defined: every client is in its peer\'s region.')),
+        el('section', { class: 'card' }, el('h2', {}, 'Peers by region'),
+          table('region-peers-table', ['peer', 'region', 'kafka address', 'live'],
+            peers.peers.map((p) => ({ key: p.name, cells: [p.name, p.region || '—', p.kafka_addr, stateBadge(String(p.live))] })), 'No peer.')),
+        el('section', { class: 'card' }, el('h2', {}, 'Clusters and failover'),
+          table('region-failover-table', ['cluster', 'region', 'health', 'failover', 'since', 'routes moved#', 'manual', ''],
+            fo.map((f) => ({
+              key: f.cluster,
+              cells: [f.cluster, cr[f.cluster] || '—', hs[f.cluster] ? stateBadge(hs[f.cluster]) : '—', stateBadge(f.state), fmt.time(f.since),
+                f.routes_moved ?? 0, String(!!f.manual),
+                f.state === 'active' ? action('fail over', 'Move every route of ' + f.cluster + ' to its fallback now?', () => api('POST', '/v1/failover/' + seg(f.cluster)), 'danger') :
+                  action('fail back', 'Move the routes back to ' + f.cluster + ' now?', () => api('POST', '/v1/failback/' + seg(f.cluster)))],
+            })), 'No cluster.')));
+    },
+  };
+
+  // The peer allow-list: peers admitted without a peer certificate
+  // (docs/security.md), this peer's static --allow-peer names, and the
+  // members the leader refused, each with a button to allow it.
+  pages.allowlist = {
+    title: 'Peer allow-list',
+    build(root) {
+      this.box = el('div');
+      const f = form('allow-form', [
+        field('peer name', input('name', { id: 'f-allow-name', placeholder: 'peer-4', required: true })),
+      ], el('button', { type: 'submit', id: 'allow-submit' }, 'Allow peer'), async (v) => {
+        await api('PUT', '/v1/peers/allow-list/' + seg(v.name));
+        return 'Allowed ' + v.name + '.';
+      });
+      root.append(el('h1', {}, 'Peer allow-list'),
+        el('section', { class: 'card' }, el('h2', {}, 'Allow a peer'), f,
+          el('p', { class: 'muted' }, 'A peer joins with a proven identity: a peer certificate, or a name on this list. Needs the admin role.')),
+        this.box);
+    },
+    async refresh() {
+      const d = await get('/v1/peers/allow-list');
+      replace(this.box,
+        el('section', { class: 'card' }, el('h2', {}, 'Replicated allow-list'),
+          table('allow-table', ['peer', ''], d.allow_list.map((name) => ({
+            key: name, cells: [name, action('remove', 'Remove ' + name + ' from the allow-list?', () => api('DELETE', '/v1/peers/allow-list/' + seg(name)), 'danger')],
+          })), 'Nobody is on the replicated allow-list.')),
+        el('section', { class: 'card' }, el('h2', {}, 'This peer\'s --allow-peer names'),
+          table('allow-static-table', ['peer'], d.static.map((name) => ({ key: name, cells: [name] })), 'None.')),
+        el('section', { class: 'card' }, el('h2', {}, 'Members refused (as this peer last saw them while leading)'),
+          table('unproven-table', ['peer', 'reason', ''], d.unproven.map((u) => ({
+            key: u.name, cells: [u.name, u.reason, action('allow', 'Allow ' + u.name + ' to join?', () => api('PUT', '/v1/peers/allow-list/' + seg(u.name)))],
+          })), 'None.')));
     },
   };
 

@@ -18,6 +18,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -513,16 +516,55 @@ func TestConsole(t *testing.T) {
 	})
 
 	t.Run("topics", func(t *testing.T) {
+		// GET /v1/topics lists every topic this peer's metadata holds; the
+		// page shows the same cluster, partitions and clusters holding it.
+		type topicsAnswer struct {
+			Topics []struct {
+				Name       string
+				Cluster    string
+				Partitions int
+				PresentOn  []string `json:"present_on"`
+				Migrating  bool
+			}
+			Truncated bool
+		}
+		var api topicsAnswer
+		waitFor(t, 30*time.Second, "orders and logs.app in GET /v1/topics", func() error {
+			if code := getJSON(t, base, "/v1/topics", &api); code != 200 {
+				return fmt.Errorf("GET /v1/topics: %d", code)
+			}
+			have := map[string]bool{}
+			for _, x := range api.Topics {
+				have[x.Name] = true
+			}
+			if !have["orders"] || !have["logs.app"] {
+				return fmt.Errorf("GET /v1/topics: %+v", api.Topics)
+			}
+			return nil
+		})
 		open(t, ctx, base, "topics")
-		shown := rows(t, ctx, "topics-table")
-		for _, topic := range []string{"orders", "payments"} {
-			var r struct{ Cluster, Match string }
-			if code := getJSON(t, base, "/v1/routes/"+topic, &r); code != 200 {
-				t.Fatalf("GET /v1/routes/%s: %d", topic, code)
+		if got := eval[string](t, ctx, `document.querySelector('#main section[data-source]').dataset.source`); got != "topics" {
+			t.Errorf("the page lists %q topics, want all (GET /v1/topics)", got)
+		}
+		waitFor(t, 30*time.Second, "every topic of the API on the page", func() error {
+			getJSON(t, base, "/v1/topics", &api)
+			shown := rows(t, ctx, "topics-table")
+			if len(shown) != len(api.Topics) {
+				return fmt.Errorf("page shows %d topics %v, API %d %+v", len(shown), shown, len(api.Topics), api.Topics)
 			}
-			if s := shown[topic]; s == nil || s[1] != r.Cluster || !strings.HasPrefix(s[2], r.Match) {
-				t.Errorf("topic %s shown as %q, API %+v", topic, s, r)
+			for _, x := range api.Topics {
+				parts := "—"
+				if x.Partitions > 0 {
+					parts = fmt.Sprint(x.Partitions)
+				}
+				if s := shown[x.Name]; s == nil || s[1] != x.Cluster || s[2] != parts || s[3] != strings.Join(x.PresentOn, ", ") {
+					return fmt.Errorf("topic %s shown as %q, API %+v", x.Name, s, x)
+				}
 			}
+			return nil
+		})
+		if s := rows(t, ctx, "topics-table")["orders"]; s == nil || s[1] != "east" || s[2] != "3" {
+			t.Errorf("orders shown as %q, want east with 3 partitions", s)
 		}
 		// The lookup resolves as the API does: logs.app by its prefix rule.
 		run(t, ctx, "resolve logs.app",
@@ -535,6 +577,256 @@ func TestConsole(t *testing.T) {
 			return nil
 		})
 		screenshot(t, ctx, dir, "topics")
+	})
+
+	t.Run("topics-fallback", func(t *testing.T) {
+		// A peer without GET /v1/topics (an older version in a rolling
+		// upgrade) answers 404: in front of peer 0, a proxy answers so.
+		// The page falls back to the topics with a route, a quota, a
+		// migration or traffic, resolved one by one.
+		target, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp := httputil.NewSingleHostReverseProxy(target)
+		old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/topics" {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, `{"error": "no route GET /v1/topics"}`)
+				return
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		defer old.Close()
+		open(t, ctx, old.URL, "topics")
+		if got := eval[string](t, ctx, `document.querySelector('#main section[data-source]').dataset.source`); got != "known" {
+			t.Errorf("the page lists %q topics, want the known ones", got)
+		}
+		shown := rows(t, ctx, "topics-table")
+		for _, topic := range []string{"orders", "payments"} {
+			var r struct{ Cluster, Match string }
+			if code := getJSON(t, base, "/v1/routes/"+topic, &r); code != 200 {
+				t.Fatalf("GET /v1/routes/%s: %d", topic, code)
+			}
+			if s := shown[topic]; s == nil || s[1] != r.Cluster || !strings.HasPrefix(s[2], r.Match) {
+				t.Errorf("topic %s shown as %q, API %+v", topic, s, r)
+			}
+		}
+		if got := text(t, ctx, "#main .page-error"); got != "" {
+			t.Errorf("the fallback shows an error: %q", got)
+		}
+		screenshot(t, ctx, dir, "topics-fallback")
+	})
+
+	// confirmAll makes the page's confirmation dialogs answer yes (the
+	// test clicks destructive buttons the way an operator would).
+	confirmAll := func() { eval[bool](t, ctx, `(window.confirm = () => true, true)`) }
+
+	t.Run("users", func(t *testing.T) {
+		const password = "console-secret-Pa55word"
+		open(t, ctx, base, "users")
+		run(t, ctx, "create a user through the form",
+			chromedp.SetValue(chromedp.CSS(`#f-user-name`), "alice"),
+			chromedp.SetValue(chromedp.CSS(`#f-user-mechanism`), "SCRAM-SHA-256"),
+			chromedp.SetValue(chromedp.CSS(`#f-user-password`), password),
+			chromedp.SetValue(chromedp.CSS(`#f-user-iterations`), "4096"),
+			chromedp.Click(chromedp.CSS(`#user-submit`)))
+		waitFor(t, 30*time.Second, "the form's user in the API", func() error {
+			var u struct {
+				Name       string
+				Mechanisms []struct {
+					Mechanism  string
+					Iterations int
+				}
+			}
+			if code := getJSON(t, base, "/v1/users/alice", &u); code != 200 || len(u.Mechanisms) != 1 ||
+				u.Mechanisms[0].Mechanism != "SCRAM-SHA-256" || u.Mechanisms[0].Iterations != 4096 {
+				return fmt.Errorf("GET /v1/users/alice: %d %+v; form says %q", code, u, text(t, ctx, "#user-form-result"))
+			}
+			return nil
+		})
+		waitFor(t, 30*time.Second, "alice on the page", func() error {
+			if r := rows(t, ctx, "users-table")["alice"]; r == nil || r[1] != "SCRAM-SHA-256 (4096 iterations)" {
+				return fmt.Errorf("alice shown as %q", r)
+			}
+			return nil
+		})
+		// The password is not echoed: not in the field, the page, the URL
+		// or the session storage.
+		if got := eval[string](t, ctx, `document.getElementById('f-user-password').value + '|' + document.documentElement.outerHTML + '|' + document.body.innerText + '|' + location.href + '|' + JSON.stringify(sessionStorage)`); strings.Contains(got, password) {
+			t.Errorf("the password is still on the page after saving")
+		}
+		screenshot(t, ctx, dir, "users")
+		confirmAll()
+		run(t, ctx, "delete alice", chromedp.Click(chromedp.CSS(`#users-table tr[data-key="alice"] button.danger`)))
+		waitFor(t, 30*time.Second, "alice deleted in the API and on the page", func() error {
+			if code := getJSON(t, base, "/v1/users/alice", nil); code != http.StatusNotFound {
+				return fmt.Errorf("GET /v1/users/alice: %d", code)
+			}
+			if r := rows(t, ctx, "users-table")["alice"]; r != nil {
+				return fmt.Errorf("alice still shown as %q", r)
+			}
+			return nil
+		})
+	})
+
+	t.Run("acls", func(t *testing.T) {
+		open(t, ctx, base, "acls")
+		run(t, ctx, "add a rule through the form",
+			chromedp.SetValue(chromedp.CSS(`#f-acl-principal`), "User:alice"),
+			chromedp.SetValue(chromedp.CSS(`#f-acl-type`), "group"),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('f-acl-type').dispatchEvent(new Event('change'))`),
+			chromedp.SetValue(chromedp.CSS(`#f-acl-pattern`), "prefixed"),
+			chromedp.SetValue(chromedp.CSS(`#f-acl-resource`), "billing-"),
+			chromedp.SetValue(chromedp.CSS(`#f-acl-operation`), "read"),
+			chromedp.Click(chromedp.CSS(`#acl-submit`)))
+		type acl struct {
+			Principal    string
+			Host         string
+			ResourceType string `json:"resource_type"`
+			ResourceName string `json:"resource_name"`
+			Pattern      string
+			Operation    string
+			Permission   string
+		}
+		want := acl{"User:alice", "*", "group", "billing-", "prefixed", "read", "allow"}
+		waitFor(t, 30*time.Second, "the form's rule in the API", func() error {
+			var got []acl
+			if code := getJSON(t, base, "/v1/acls?principal=User:alice", &got); code != 200 || len(got) != 1 || got[0] != want {
+				return fmt.Errorf("GET /v1/acls: %d %+v, want %+v; form says %q", code, got, want, text(t, ctx, "#acl-form-result"))
+			}
+			return nil
+		})
+		key := strings.Join([]string{want.Principal, want.Host, want.ResourceType, want.Pattern, want.ResourceName, want.Operation, want.Permission}, "|")
+		waitFor(t, 30*time.Second, "the rule on the page", func() error {
+			if r := rows(t, ctx, "acls-table")[key]; r == nil || r[0] != "User:alice" || r[4] != "billing-" || r[6] != "allow" {
+				return fmt.Errorf("rule shown as %q", r)
+			}
+			return nil
+		})
+		// A rule Kafka does not define is refused with the API's reason.
+		run(t, ctx, "submit a bad rule",
+			chromedp.SetValue(chromedp.CSS(`#f-acl-principal`), "alice"),
+			chromedp.Click(chromedp.CSS(`#acl-submit`)))
+		waitFor(t, 30*time.Second, "the refusal on the form", func() error {
+			if got := text(t, ctx, "#acl-form-result.error"); !strings.Contains(got, "alice") {
+				return fmt.Errorf("form says %q", got)
+			}
+			return nil
+		})
+		screenshot(t, ctx, dir, "acls")
+		confirmAll()
+		run(t, ctx, "delete the rule", chromedp.Click(chromedp.CSS(`#acls-table tr[data-key="`+key+`"] button`)))
+		waitFor(t, 30*time.Second, "the rule deleted in the API and on the page", func() error {
+			var got []acl
+			if code := getJSON(t, base, "/v1/acls", &got); code != 200 || len(got) != 0 {
+				return fmt.Errorf("GET /v1/acls: %d %+v", code, got)
+			}
+			if r := rows(t, ctx, "acls-table")[key]; r != nil {
+				return fmt.Errorf("rule still shown as %q", r)
+			}
+			return nil
+		})
+	})
+
+	t.Run("regions", func(t *testing.T) {
+		open(t, ctx, base, "regions")
+		run(t, ctx, "create a region through the form",
+			chromedp.SetValue(chromedp.CSS(`#f-region-name`), "dc-test"),
+			chromedp.SetValue(chromedp.CSS(`#f-region-networks`), "10.9.0.0/16, 10.10.0.0/16"),
+			chromedp.Click(chromedp.CSS(`#region-submit`)))
+		var regions []struct {
+			Name     string
+			Networks []string
+			Fallback []string
+		}
+		waitFor(t, 30*time.Second, "the region in the API and on the page", func() error {
+			if code := getJSON(t, base, "/v1/regions", &regions); code != 200 || len(regions) != 1 || regions[0].Name != "dc-test" ||
+				strings.Join(regions[0].Networks, ", ") != "10.10.0.0/16, 10.9.0.0/16" {
+				return fmt.Errorf("GET /v1/regions: %d %+v; form says %q", code, regions, text(t, ctx, "#region-form-result"))
+			}
+			if r := rows(t, ctx, "regions-table")["dc-test"]; r == nil || r[1] != strings.Join(regions[0].Networks, ", ") {
+				return fmt.Errorf("dc-test shown as %q", r)
+			}
+			return nil
+		})
+		// A bad network is refused with the API's reason.
+		run(t, ctx, "submit a bad network",
+			chromedp.SetValue(chromedp.CSS(`#f-region-name`), "dc-bad"),
+			chromedp.SetValue(chromedp.CSS(`#f-region-networks`), "10.300.0.0/16"),
+			chromedp.Click(chromedp.CSS(`#region-submit`)))
+		waitFor(t, 30*time.Second, "the refusal on the form", func() error {
+			if got := text(t, ctx, "#region-form-result.error"); !strings.Contains(got, "10.300.0.0/16") {
+				return fmt.Errorf("form says %q", got)
+			}
+			return nil
+		})
+		var peers struct {
+			Peers []struct {
+				Name, Region string
+				Live         bool
+			}
+		}
+		getJSON(t, base, "/v1/peers", &peers)
+		shown := rows(t, ctx, "region-peers-table")
+		if len(shown) != len(peers.Peers) {
+			t.Errorf("peers shown %v, API %+v", shown, peers.Peers)
+		}
+		for _, p := range peers.Peers {
+			region := p.Region
+			if region == "" {
+				region = "—"
+			}
+			if r := shown[p.Name]; r == nil || r[1] != region || r[3] != fmt.Sprint(p.Live) {
+				t.Errorf("peer %s shown as %q, API %+v", p.Name, r, p)
+			}
+		}
+		var fo []struct{ Cluster, State string }
+		getJSON(t, base, "/v1/failover", &fo)
+		fshown := rows(t, ctx, "region-failover-table")
+		for _, f := range fo {
+			if r := fshown[f.Cluster]; r == nil || r[3] != f.State {
+				t.Errorf("failover of %s shown as %q, API %+v", f.Cluster, r, f)
+			}
+		}
+		screenshot(t, ctx, dir, "regions")
+		confirmAll()
+		run(t, ctx, "delete the region", chromedp.Click(chromedp.CSS(`#regions-table tr[data-key="dc-test"] button`)))
+		waitFor(t, 30*time.Second, "the region deleted", func() error {
+			if code := getJSON(t, base, "/v1/regions", &regions); code != 200 || len(regions) != 0 {
+				return fmt.Errorf("GET /v1/regions: %d %+v", code, regions)
+			}
+			return nil
+		})
+	})
+
+	t.Run("allowlist", func(t *testing.T) {
+		open(t, ctx, base, "allowlist")
+		run(t, ctx, "allow a peer through the form",
+			chromedp.SetValue(chromedp.CSS(`#f-allow-name`), "peer-x"),
+			chromedp.Click(chromedp.CSS(`#allow-submit`)))
+		var al struct {
+			AllowList []string `json:"allow_list"`
+		}
+		waitFor(t, 30*time.Second, "peer-x allowed in the API and on the page", func() error {
+			if code := getJSON(t, base, "/v1/peers/allow-list", &al); code != 200 || strings.Join(al.AllowList, ",") != "peer-x" {
+				return fmt.Errorf("GET /v1/peers/allow-list: %d %+v; form says %q", code, al, text(t, ctx, "#allow-form-result"))
+			}
+			if r := rows(t, ctx, "allow-table")["peer-x"]; r == nil {
+				return errors.New("peer-x not shown")
+			}
+			return nil
+		})
+		screenshot(t, ctx, dir, "allowlist")
+		confirmAll()
+		run(t, ctx, "remove peer-x", chromedp.Click(chromedp.CSS(`#allow-table tr[data-key="peer-x"] button`)))
+		waitFor(t, 30*time.Second, "peer-x removed", func() error {
+			if code := getJSON(t, base, "/v1/peers/allow-list", &al); code != 200 || len(al.AllowList) != 0 {
+				return fmt.Errorf("GET /v1/peers/allow-list: %d %+v", code, al)
+			}
+			return nil
+		})
 	})
 
 	t.Run("groups", func(t *testing.T) {
@@ -798,4 +1090,29 @@ func TestConsoleLogin(t *testing.T) {
 		t.Errorf("a token reached the URL or a cookie: %q", got)
 	}
 	screenshot(t, ctx, dir, "routes-operator")
+
+	// Users need the admin role: the operator's attempt is refused with the
+	// API's reason, nothing is stored, and the password is gone from the form.
+	run(t, ctx, "submit a user as operator",
+		chromedp.Navigate(base+"/ui/#users"),
+		chromedp.WaitVisible(chromedp.CSS(`main[data-loaded^="users:"]`)),
+		chromedp.SetValue(chromedp.CSS(`#f-user-name`), "mallory"),
+		chromedp.SetValue(chromedp.CSS(`#f-user-password`), "operator-typed-secret"),
+		chromedp.Click(chromedp.CSS(`#user-submit`)))
+	waitFor(t, 30*time.Second, "the operator's user refused", func() error {
+		if got := text(t, ctx, "#user-form-result.error"); !strings.Contains(got, "needs the admin role") {
+			return fmt.Errorf("form says %q", got)
+		}
+		return nil
+	})
+	if got := eval[string](t, ctx, `document.getElementById('f-user-password').value`); got != "" {
+		t.Errorf("the password field still holds %d characters after sending", len(got))
+	}
+	req, _ = http.NewRequest(http.MethodGet, base+"/v1/users/mallory", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /v1/users/mallory after a refused write: %d, want 404", resp.StatusCode)
+	}
 }
