@@ -6,11 +6,14 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 IMAGE ?= switchyard:dev
+PROMETHEUS_IMAGE ?= switchyard-prometheus:dev
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+COMPOSE_PROJECT ?= switchyard-demo
 # Every fuzz target, as package-dir:target.
 FUZZ_TARGETS = $(shell for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go')); do \
 	grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed "s|func |$$(dirname $$f):|"; done)
 
-.PHONY: help deps build run test test-deploy fuzz bench lint image clean
+.PHONY: help deps build run test test-deploy fuzz bench lint image prometheus-image compose-up compose-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -74,6 +77,21 @@ image: ## build the FROM scratch container image $(IMAGE) around a static binary
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS) -s -w" -o build/image/switchyard ./cmd/switchyard
 	cp deploy/docker/Dockerfile build/image/Dockerfile
 	docker build -q -t $(IMAGE) build/image
+
+prometheus-image: ## build $(PROMETHEUS_IMAGE): Debian's prometheus binary and the libraries it links, FROM scratch
+	@command -v prometheus >/dev/null || { echo "prometheus not found: make deps installs Debian's prometheus package"; exit 1; }
+	rm -rf build/prometheus && mkdir -p build/prometheus/root
+	@bin=$$(command -v prometheus); for f in $$bin $$(ldd $$bin | grep -o '/[^ ]*'); do \
+		mkdir -p build/prometheus/root$$(dirname $$f) && cp -L $$f build/prometheus/root$$f; done
+	cp deploy/compose/prometheus.Dockerfile build/prometheus/Dockerfile
+	docker build -q -t $(PROMETHEUS_IMAGE) build/prometheus
+
+compose-up: image prometheus-image ## the demo: 3 peers, a dev broker and Prometheus in containers (deploy/compose)
+	IMAGE=$(IMAGE) PROMETHEUS_IMAGE=$(PROMETHEUS_IMAGE) $(COMPOSE) -p $(COMPOSE_PROJECT) -f deploy/compose/compose.yaml up -d
+	@echo "bootstrap 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094; admin 127.0.0.1:18080; prometheus http://127.0.0.1:19090"
+
+compose-down: ## stop the demo and remove its volumes
+	$(COMPOSE) -p $(COMPOSE_PROJECT) -f deploy/compose/compose.yaml down -v
 
 clean: ## remove build outputs
 	rm -rf bin build

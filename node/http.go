@@ -184,6 +184,8 @@ func (n *Node) adminHandler() http.Handler {
 		{"POST /v1/acls", n.postACLs},
 		{"GET /v1/acls", n.getACLs},
 		{"DELETE /v1/acls", n.deleteACLs},
+		{"GET /v1/snapshot", n.getSnapshot},
+		{snapshotRoute, n.postSnapshot},
 	}
 	for _, e := range v1 {
 		mux.HandleFunc(e.pattern, n.api(e.pattern, true, e.h))
@@ -215,7 +217,11 @@ func (n *Node) api(route string, auth bool, h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		r.Body = http.MaxBytesReader(rec, r.Body, n.cfg.Admin.MaxBodyBytes)
+		limit := n.cfg.Admin.MaxBodyBytes
+		if route == snapshotRoute {
+			limit = MaxSnapshotBytes // a backup, not a small JSON object
+		}
+		r.Body = http.MaxBytesReader(rec, r.Body, limit)
 		var body []byte
 		complete := true
 		if isWrite(r.Method) {

@@ -88,7 +88,7 @@ var operatorPaths = []string{
 
 // RequiredRole is the role a request needs, from its method and its matched
 // route pattern as registered ("PUT /v1/routes/{topic}"): GET and HEAD need
-// read; writes to the operatorPaths need operator; every other write needs
+// read, except GET /v1/snapshot (a backup, credentials included: admin); writes to the operatorPaths need operator; every other write needs
 // admin; the console's static assets (consoleRoute) need none. The
 // catch-all of unknown /v1/ paths (routeUnmatched) needs only a valid
 // token: it answers 404 or 405 and changes nothing.
@@ -97,6 +97,10 @@ func RequiredRole(method, pattern string) Role {
 		// The console's static assets: open like /healthz; its pages
 		// call /v1 with the operator's own token.
 		return RoleNone
+	}
+	if pattern == "GET /v1/snapshot" {
+		// A backup holds users' credentials and backend secrets.
+		return RoleAdmin
 	}
 	if method == http.MethodGet || method == http.MethodHead || pattern == routeUnmatched {
 		return RoleRead

@@ -54,6 +54,9 @@ func TestRequiredRole(t *testing.T) {
 		{"PUT", "PUT /v1/users/{name}", RoleAdmin},
 		{"POST", "POST /v1/acls", RoleAdmin},
 		{"DELETE", "DELETE /v1/acls", RoleAdmin},
+		// A backup holds credentials: reading it is admin-only, as is a restore.
+		{"GET", "GET /v1/snapshot", RoleAdmin},
+		{"POST", "POST /v1/snapshot", RoleAdmin},
 		// A route nobody listed is admin-only; a prefix that merely starts
 		// like an operator path is not an operator path.
 		{"POST", "POST /v1/something-new", RoleAdmin},

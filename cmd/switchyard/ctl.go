@@ -395,6 +395,8 @@ func ctlCommands() []ctlCommand {
 		{"users list", "", "the Kafka listener's SASL users and their mechanisms", parseUsersList},
 		{"users set", "NAME --mechanism M --password-file F [--iterations N]", "set a user's credential for one mechanism, creating the user (docs/security.md)", parseUsersSet},
 		{"users delete", "NAME [--mechanism M]", "delete a user, or only one mechanism's credential", parseUsersDelete},
+		{"snapshot save", "FILE [--force]", "back up the replicated state, read through the Raft leader, to FILE (admin role; docs/operations.md)", parseSnapshotSave},
+		{"snapshot restore", "FILE", "replace the replicated state with a backup through Raft, keeping this cluster's peers (admin role)", parseSnapshotRestore},
 	}
 }
 

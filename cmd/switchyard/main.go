@@ -1,5 +1,5 @@
 // Command switchyard runs a Switchyard peer (serve), the embedded sandbox
-// (dev), drives a cluster's admin API (ctl), recovers a peer's Raft state
+// (dev), a dev Kafka broker for demos (broker), drives a cluster's admin API (ctl), recovers a peer's Raft state
 // after a lost majority (recover), or prints its version.
 package main
 
@@ -30,6 +30,8 @@ const usage = `usage: switchyard <command> [flags]
 commands:
   serve     run one peer (see: switchyard serve -h)
   dev       run the embedded sandbox: a kfake cluster and 3 peers on loopback
+  broker    run a small Kafka-compatible dev broker (kfake) as a demo backend
+            (see: switchyard broker -h)
   ctl       drive a running cluster through its admin API (see: switchyard ctl -h)
   recover   rewrite a stopped peer's Raft state to the surviving voters, after a
             majority of voters is lost for good (see: switchyard recover -h)
@@ -47,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args[1:], stderr)
 	case "dev":
 		err = runDev(ctx, args[1:], stdout, stderr)
+	case "broker":
+		err = runBroker(ctx, args[1:], stdout, stderr)
 	case "ctl":
 		err = runCtl(ctx, args[1:], stdout, stderr)
 	case "recover":

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestBrokerFlags(t *testing.T) {
+	ok := brokerConfig{listen: "0.0.0.0:9092", advertise: "broker:9092", brokers: 3, partitions: 3}
+	addrs, err := ok.plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addrs) != 3 || addrs[2].listen != "0.0.0.0:9094" || addrs[2].advertise != "broker:9094" {
+		t.Fatalf("plan: %+v", addrs)
+	}
+	for _, tc := range []struct {
+		name string
+		c    brokerConfig
+		want string
+	}{
+		{"no brokers", brokerConfig{listen: "127.0.0.1:9092", brokers: 0, partitions: 1}, "--brokers 0"},
+		{"too many", brokerConfig{listen: "127.0.0.1:9092", brokers: 17, partitions: 1}, "--brokers 17"},
+		{"partitions", brokerConfig{listen: "127.0.0.1:9092", brokers: 1, partitions: 0}, "--partitions 0"},
+		{"no port", brokerConfig{listen: "127.0.0.1", brokers: 1, partitions: 1}, "want HOST:PORT"},
+		{"bad port", brokerConfig{listen: "127.0.0.1:x", brokers: 1, partitions: 1}, "is not 0-65535"},
+		{"wildcard without advertise", brokerConfig{listen: "0.0.0.0:9092", brokers: 1, partitions: 1}, "give --advertise"},
+		{"wildcard advertise", brokerConfig{listen: "0.0.0.0:9092", advertise: "0.0.0.0:9092", brokers: 1, partitions: 1}, "not every interface"},
+		{"port 0 with many", brokerConfig{listen: "127.0.0.1:0", brokers: 2, partitions: 1}, "port 0"},
+		{"past 65535", brokerConfig{listen: "127.0.0.1:65535", brokers: 2, partitions: 1}, "past 65535"},
+	} {
+		if _, err := tc.c.plan(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"broker", "--listen", "0.0.0.0:9092"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "give --advertise") {
+		t.Fatalf("broker with a wildcard listen: exit %d: %s", code, errb.String())
+	}
+}
+
+// TestBrokerServes: `switchyard broker` on a free port takes a produce
+// and serves the record back to a franz-go consumer, and stops on cancel.
+func TestBrokerServes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bctx, stop := context.WithCancel(ctx)
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(bctx, []string{"broker", "--listen", "127.0.0.1:0", "--log-level", "warn"}, &out, &errb)
+	}()
+	re := regexp.MustCompile(`advertised as (127\.0\.0\.1:\d+)`)
+	var addr string
+	waitUntil(t, 20*time.Second, "the broker's address", func() bool {
+		m := re.FindStringSubmatch(out.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("demo"), kgo.ConsumeTopics("demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("hello")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	var got []string
+	for len(got) == 0 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	if len(got) != 1 || got[0] != "hello" {
+		t.Fatalf("consumed %q", got)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("broker exit %d: %s", code, errb.String())
+	}
+}
