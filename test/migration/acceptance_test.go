@@ -2,6 +2,7 @@ package migration
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/switchyard-proxy/switchyard/node"
 	"github.com/switchyard-proxy/switchyard/sandbox"
@@ -102,7 +105,7 @@ func TestMigrationAcceptance(t *testing.T) {
 	})
 	sg.resume()
 	t.Logf("sarama group resumed at %s", time.Now().Format("15:04:05.000"))
-	waitPastBase(t, m1.m, fg.log, sg.log, py.log)
+	waitPastBase(t, m1.m, fetchProbe(sb, "east"), fg.log, sg.log, py.log)
 	finishMigration(t, api, m1.m)
 	t.Logf("migration 1 finished at %s", time.Now().Format("15:04:05.000"))
 
@@ -410,7 +413,11 @@ func checkAfterSwitchOn(t *testing.T, kc *kfake.Cluster, cluster string, firstSe
 // waitPastBase waits until every group has consumed past the switch's base
 // on every partition (by the clients' own account), so finishing loses
 // nothing for them.
-func waitPastBase(t *testing.T, m migrationJSON, logs ...*recLog) {
+//
+// probe, when not nil, is asked on a timeout what the stalled partition's
+// next fetch returns (fetchProbe), so a failure says whether the proxy or
+// the client stalled.
+func waitPastBase(t *testing.T, m migrationJSON, probe func(p int32, at int64) string, logs ...*recLog) {
 	t.Helper()
 	bases := m.bases()
 	for _, l := range logs {
@@ -422,11 +429,16 @@ func waitPastBase(t *testing.T, m migrationJSON, logs ...*recLog) {
 				}
 			}
 		})
+		deadline := time.Now().Add(5 * time.Minute)
 		waitFor(t, 5*time.Minute, l.name+" past the switch's bases", func() error {
 			pos := l.positions()
 			for p, b := range bases {
 				if pos[p] < b {
-					return fmt.Errorf("partition %d at %d, base %d", p, pos[p], b)
+					err := fmt.Errorf("partition %d at %d, base %d", p, pos[p], b)
+					if probe != nil && time.Now().After(deadline) {
+						err = fmt.Errorf("%w\n%s", err, probe(p, pos[p]))
+					}
+					return err
 				}
 			}
 			return nil
@@ -477,5 +489,71 @@ func finishMigration(t *testing.T, api *adminAPI, m migrationJSON) {
 	}
 	if got := api.waitState(t, 0, m.Topic, 2*time.Minute, "finished"); got.State != "finished" {
 		t.Fatalf("migration %s → %s after finish: %s %s", m.From, m.To, got.State, got.Error)
+	}
+}
+
+// fetchProbe returns a probe for waitPastBase: it fetches partition p of
+// the topic at offset at (Fetch v12, by name, as sarama does) through
+// every peer and directly from every broker of cluster from, and
+// describes each answer (error, watermarks, batches).
+func fetchProbe(sb *sandbox.Sandbox, from string) func(p int32, at int64) string {
+	return func(p int32, at int64) string {
+		var b strings.Builder
+		ask := func(label, addr string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.MaxVersions(kversion.V3_0_0())) // Fetch v12: by name
+			if err != nil {
+				fmt.Fprintf(&b, "  %s %s: %v\n", label, addr, err)
+				return
+			}
+			defer cl.Close()
+			req := kmsg.NewPtrFetchRequest()
+			req.Version = 12
+			req.ReplicaID = -1
+			req.MaxWaitMillis = 500
+			req.MaxBytes = 1 << 20
+			req.SessionEpoch = -1
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, at, 1<<20
+			rp.CurrentLeaderEpoch, rp.LogStartOffset, rp.LastFetchedEpoch = -1, -1, -1
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			kr, err := cl.SeedBrokers()[0].Request(ctx, req)
+			if err != nil {
+				fmt.Fprintf(&b, "  %s %s: %v\n", label, addr, err)
+				return
+			}
+			resp := kr.(*kmsg.FetchResponse)
+			fmt.Fprintf(&b, "  %s %s: error %d", label, addr, resp.ErrorCode)
+			for _, t := range resp.Topics {
+				for _, rp := range t.Partitions {
+					fmt.Fprintf(&b, "; topic %q partition %d error %d hw %d lso %d start %d, %d record bytes",
+						t.Topic, rp.Partition, rp.ErrorCode, rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset, len(rp.RecordBatches))
+					bs := rp.RecordBatches
+					for n := 0; len(bs) >= 61 && n < 3; n++ {
+						size := int(int32(binary.BigEndian.Uint32(bs[8:])))
+						fmt.Fprintf(&b, "; batch base %d last delta %d records %d magic %d attrs %#x",
+							int64(binary.BigEndian.Uint64(bs)), int32(binary.BigEndian.Uint32(bs[23:])),
+							int32(binary.BigEndian.Uint32(bs[57:])), bs[16], binary.BigEndian.Uint16(bs[21:]))
+						if size <= 0 || 12+size > len(bs) {
+							break
+						}
+						bs = bs[12+size:]
+					}
+				}
+			}
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "fetch probe, partition %d at %d:\n", p, at)
+		for _, a := range sb.Bootstrap {
+			ask("peer", a)
+		}
+		for _, a := range sb.Backends[from].ListenAddrs() {
+			ask(from, a)
+		}
+		return b.String()
 	}
 }

@@ -269,7 +269,7 @@ func TestMigrationLeaderKilledInFence(t *testing.T) {
 			break
 		}
 		t.Logf("attempt %d: the fence was never seen; finishing and moving back to try again", attempt)
-		waitPastBase(t, s.m, fg.log)
+		waitPastBase(t, s.m, nil, fg.log)
 		finishMigration(t, c.api, s.m)
 		from, to = to, from
 	}
