@@ -12,8 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/kafka"
 )
@@ -247,3 +249,56 @@ func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
 }
 
 func (r *recordingRegisterer) Unregister(prometheus.Collector) bool { return true }
+
+// TestGroupLagKIP848: a group on the consumer protocol (KIP-848, the
+// broker assigns) has its lag polled too, while its member is in it and
+// after it leaves.
+func TestGroupLagKIP848(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	n := startMetricsPeer(t, kc, 10)
+	driveTraffic(t, n, 10, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cc := proxyClient(t, n, kgo.ConsumeTopics("orders"), kgo.ConsumerGroup("g848"), kgo.ServerSideBalancer(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	for seen := 0; seen < 20; {
+		fs := cc.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of 20: %v", seen, ctx.Err())
+		}
+		seen += len(fs.Records())
+	}
+	// Committed 5 and 6 of 10: lag 5+4.
+	var cerr error
+	done := make(chan struct{})
+	cc.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{"orders": {0: {Epoch: -1, Offset: 5}, 1: {Epoch: -1, Offset: 6}}},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			defer close(done)
+			if err != nil {
+				cerr = err
+				return
+			}
+			for _, tp := range resp.Topics {
+				for _, p := range tp.Partitions {
+					if p.ErrorCode != 0 {
+						cerr = kerr.ErrorForCode(p.ErrorCode)
+					}
+				}
+			}
+		})
+	<-done
+	if cerr != nil {
+		t.Fatalf("commit: %v", cerr)
+	}
+	waitUntil(t, 30*time.Second, "g848's lag 9 with its member in", func() bool {
+		return gathered(t, n.reg, "switchyard_group_lag_records", "group", "g848", "topic", "orders") == 9
+	})
+	cc.Close()
+	waitUntil(t, 30*time.Second, "g848's lag 9 once empty", func() bool {
+		return gathered(t, n.reg, "switchyard_group_lag_records", "group", "g848", "topic", "orders") == 9
+	})
+}
