@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/switchyard-proxy/switchyard/fsm"
 )
 
@@ -83,4 +86,95 @@ func FuzzShiftBatches(f *testing.F) {
 		next := &fsm.Segment{Cluster: "d", Starts: []int64{start}, Physical: []int64{0}}
 		_ = shiftBatches(append([]byte(nil), b...), segRef{g: &fsm.Segment{}, next: next}, 0)
 	})
+}
+
+// TestChainedFetchPreviousWithoutID: a fetch by topic id (v13) of a
+// partition below the live segment, while the previous segment's cluster
+// does not know the topic's id yet, answers that partition here with
+// UNKNOWN_TOPIC_ID under the client's own id (which it retries) and asks
+// that cluster for fresh metadata; the partition on the live segment is
+// forwarded. Sent on with no id, the cluster's answer would name a topic
+// the client never asked for, and the client would drop it.
+func TestChainedFetchPreviousWithoutID(t *testing.T) {
+	f := newFx(t)
+	other, err := NewBackend(BackendConfig{Name: "other", Bootstrap: []string{"127.0.0.1:1"}, Metrics: f.metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := kmsg.NewPtrMetadataResponse()
+	md.Version = md.MaxVersion()
+	md.Brokers = []kmsg.MetadataResponseBroker{{NodeID: 102, Host: "o.kafka.internal", Port: 9092}}
+	other.updateMetadata(md, true) // no topics: orders' id unknown there
+	other.versions.Store(fxVersions())
+	f.srv.SetBackends([]*Backend{f.backend, other})
+	f.view.st.Chains = []fsm.TopicChain{{Topic: "orders", Segments: []fsm.Segment{
+		{Cluster: "other", Starts: []int64{0, 0, 0, 0}, Physical: []int64{0, 0, 0, 0}},
+		{Cluster: fxCluster, Starts: []int64{100, 100, 100, 100}, Physical: []int64{0, 0, 0, 0}},
+	}}}
+
+	vid := virtualTopicID("orders")
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 13
+	req.ReplicaID, req.MaxWaitMillis, req.MaxBytes, req.SessionEpoch = -1, 100, 1<<20, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.TopicID = vid
+	for _, p := range []struct {
+		p   int32
+		off int64
+	}{{0, 5}, {1, 150}} {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p.p, p.off, 1<<20
+		rp.CurrentLeaderEpoch, rp.LogStartOffset, rp.LastFetchedEpoch = -1, -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+
+	h := f.conn(t)
+	var forwarded []int32
+	ex := h.run(handleFetch, reqFrame(req, 13, 7), func(broker int32, frame []byte) []byte {
+		_, kr := decodeFrame(t, frame)
+		sub := kr.(*kmsg.FetchRequest)
+		resp := kmsg.NewPtrFetchResponse()
+		resp.Version = 13
+		for _, st := range sub.Topics {
+			if st.TopicID != fxOrdersID {
+				t.Errorf("broker %d asked for topic id %x, want c1's %x", broker, st.TopicID, fxOrdersID)
+			}
+			ot := kmsg.NewFetchResponseTopic()
+			ot.TopicID = st.TopicID
+			for _, sp := range st.Partitions {
+				forwarded = append(forwarded, sp.Partition)
+				op := kmsg.NewFetchResponseTopicPartition()
+				op.Partition, op.HighWatermark, op.LastStableOffset, op.LogStartOffset = sp.Partition, 60, 60, 0
+				ot.Partitions = append(ot.Partitions, op)
+			}
+			resp.Topics = append(resp.Topics, ot)
+		}
+		return respFrame(resp, 13, be32(frame[8:]))
+	})
+	if ex.err != nil || !ex.done || ex.outErr != nil {
+		t.Fatalf("fetch: err %v, done %v, out err %v", ex.err, ex.done, ex.outErr)
+	}
+	if len(forwarded) != 1 || forwarded[0] != 1 {
+		t.Fatalf("forwarded partitions %v, want [1] (partition 0 is the previous segment's)", forwarded)
+	}
+	_, kr := decodeOut(t, ex.out, 1, 13)
+	resp := kr.(*kmsg.FetchResponse)
+	codes := map[int32]int16{}
+	for _, rt := range resp.Topics {
+		if rt.TopicID != vid {
+			t.Errorf("answer names topic id %x, want the client's %x", rt.TopicID, vid)
+		}
+		for _, p := range rt.Partitions {
+			codes[p.Partition] = p.ErrorCode
+		}
+	}
+	if len(codes) != 2 || codes[0] != kerr.UnknownTopicID.Code || codes[1] != 0 {
+		t.Fatalf("partition errors %v, want 0: UNKNOWN_TOPIC_ID, 1: none", codes)
+	}
+	select {
+	case <-other.refreshCh:
+	default:
+		t.Errorf("the previous segment's cluster was not asked to refresh its metadata")
+	}
 }

@@ -353,15 +353,28 @@ func (f *family[Req, Resp]) serve(r *request) error {
 				continue
 			}
 			tg := f.unitTarget(r, req, tt, i, j, sh.partitionOf(pv))
+			id := tt.id
+			if tg.be != tt.be && id != ([16]byte{}) {
+				// A previous segment's cluster: its own id for the topic.
+				// Not known there yet (its metadata is refreshing): the
+				// unit is answered here with UNKNOWN_TOPIC_ID under the
+				// id the client sent, which it retries after a metadata
+				// refresh; sent with no id, the cluster's answer would
+				// name no topic the client asked for.
+				real, ok := tg.be.topicID(tt.name)
+				if !ok {
+					tg.be.TriggerRefresh()
+					name, vid := sh.topicOf(tv)
+					sh.answer(local.Elem(), name, vid, sh.partitionOf(pv), kerr.UnknownTopicID.Code, nil)
+					answered = true
+					continue
+				}
+				id = real
+			}
 			sub, ok := by[tg]
 			if !ok {
 				sub = sh.sub(req).(Req)
 				by[tg] = sub
-			}
-			id := tt.id
-			if tg.be != tt.be && id != ([16]byte{}) {
-				// A previous segment's cluster: its own id for the topic.
-				id, _ = tg.be.topicID(tt.name)
 			}
 			sh.add(reflect.ValueOf(sub).Elem(), tv, pv, id)
 		}
