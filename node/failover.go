@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // The failover driver (docs/regions.md, "Failover and failback") runs on
@@ -131,7 +132,7 @@ func (d *failoverDriver) step(ctx context.Context) {
 }
 
 // decide returns the entry the driver wants for c, if it differs.
-func (d *failoverDriver) decide(st *fsm.State, c fsm.Cluster, e fsm.ClusterFailover, h ClusterHealth) (fsm.ClusterFailover, bool) {
+func (d *failoverDriver) decide(st *fsm.State, c fsm.Cluster, e fsm.ClusterFailover, h adminapi.ClusterHealth) (fsm.ClusterFailover, bool) {
 	now := time.Now().UnixMilli()
 	entry := func(s fsm.FailoverState) (fsm.ClusterFailover, bool) {
 		return fsm.ClusterFailover{Cluster: c.Name, State: s, Since: now, RoutesMoved: st.FailoverRoutes(c.Name)}, true
@@ -189,23 +190,14 @@ func (d *failoverDriver) commit(ctx context.Context, e fsm.ClusterFailover, manu
 	return nil
 }
 
-// failoverView is one cluster in GET /v1/failover.
-type failoverView struct {
-	Cluster     string            `json:"cluster"`
-	State       fsm.FailoverState `json:"state"`
-	Since       int64             `json:"since"`
-	RoutesMoved int               `json:"routes_moved"`
-	Manual      bool              `json:"manual"`
-}
-
 // getFailover lists every cluster's failover state from this peer's
 // replicated state (like the other configuration reads).
 func (n *Node) getFailover(w http.ResponseWriter, r *http.Request) error {
 	st := n.fsm.State()
-	out := make([]failoverView, 0, len(st.Clusters))
+	out := make([]adminapi.FailoverEntry, 0, len(st.Clusters))
 	for _, c := range st.Clusters {
 		e := st.ClusterFailover(c.Name)
-		out = append(out, failoverView{Cluster: c.Name, State: e.State, Since: e.Since, RoutesMoved: e.RoutesMoved, Manual: e.Manual})
+		out = append(out, adminapi.FailoverEntry{Cluster: c.Name, State: e.State, Since: e.Since, RoutesMoved: e.RoutesMoved, Manual: e.Manual})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -259,7 +251,7 @@ func (n *Node) postFailover(over bool) apiHandler {
 			}
 			return err
 		}
-		writeJSON(w, http.StatusOK, failoverView{Cluster: name, State: next.State, Since: next.Since, RoutesMoved: next.RoutesMoved, Manual: true})
+		writeJSON(w, http.StatusOK, adminapi.FailoverEntry{Cluster: name, State: next.State, Since: next.Since, RoutesMoved: next.RoutesMoved, Manual: true})
 		return nil
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // testHealth is a health judge without a node: the state and term are
@@ -25,7 +26,7 @@ func testHealth(st *fsm.State) *health {
 		state: func() *fsm.State { return st }, term: func() uint64 { return 1 }}
 }
 
-func healthOf(t *testing.T, h *health, now time.Time, cluster string) ClusterHealth {
+func healthOf(t *testing.T, h *health, now time.Time, cluster string) adminapi.ClusterHealth {
 	t.Helper()
 	for _, c := range h.status(now) {
 		if c.Cluster == cluster {
@@ -33,7 +34,7 @@ func healthOf(t *testing.T, h *health, now time.Time, cluster string) ClusterHea
 		}
 	}
 	t.Fatalf("no health for %q", cluster)
-	return ClusterHealth{}
+	return adminapi.ClusterHealth{}
 }
 
 // TestHealthJudgement: a majority of fresh reports for down_after makes a
@@ -327,7 +328,7 @@ func TestFailoverManual(t *testing.T) {
 	}
 	e.waitState(t, 30*time.Second, fsm.FailoverMoved)
 	body, code := adminCall(t, l, "GET", "/v1/failover")
-	var views []failoverView
+	var views []adminapi.FailoverEntry
 	if err := json.Unmarshal([]byte(body), &views); code != 200 || err != nil {
 		t.Fatalf("GET /v1/failover: %d %s", code, body)
 	}
@@ -359,7 +360,7 @@ func TestFailoverManual(t *testing.T) {
 	// GET /v1/health from a follower answers with the leader's view.
 	_, followers := leaderOf(t, e.nodes())
 	body, code = adminCall(t, followers[0], "GET", "/v1/health")
-	var hs []ClusterHealth
+	var hs []adminapi.ClusterHealth
 	if err := json.Unmarshal([]byte(body), &hs); code != 200 || err != nil || len(hs) != 2 {
 		t.Fatalf("GET /v1/health on a follower: %d %s", code, body)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // produceAt writes count records to each partition of topic on kc
@@ -49,10 +50,10 @@ func proxyClient(t *testing.T, n *Node, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-func getGroupView(t *testing.T, n *Node, group string) (int, groupView, string) {
+func getGroupView(t *testing.T, n *Node, group string) (int, adminapi.Group, string) {
 	t.Helper()
 	code, _, body := call(t, n, "GET", "/v1/groups/"+group, "", "")
-	var v groupView
+	var v adminapi.Group
 	if code == 200 {
 		if err := json.Unmarshal([]byte(body), &v); err != nil {
 			t.Fatalf("group %s: %v in %s", group, err, body)
@@ -208,7 +209,7 @@ func TestGroupResetTargetsAndViews(t *testing.T) {
 	}()
 	t.Cleanup(func() { mcancel(); <-polled })
 
-	var live groupView
+	var live adminapi.Group
 	waitUntil(t, 60*time.Second, "g-live shows its member, its assignment and its commits", func() bool {
 		code, v, _ := getGroupView(t, n, "g-live")
 		live = v
@@ -239,7 +240,7 @@ func TestGroupResetTargetsAndViews(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { ncancel(); <-npolled })
-	var ng groupView
+	var ng adminapi.Group
 	waitUntil(t, 60*time.Second, "g-848 shows its member and its assignment", func() bool {
 		code, v, _ := getGroupView(t, n, "g-848")
 		ng = v
@@ -283,8 +284,8 @@ func TestGroupResetTargetsAndViews(t *testing.T) {
 
 	code, _, body = call(t, n, "GET", "/v1/groups", "", "")
 	var list struct {
-		Groups []groupListing `json:"groups"`
-		Errors []string       `json:"errors"`
+		Groups []adminapi.GroupListing `json:"groups"`
+		Errors []string                `json:"errors"`
 	}
 	if code != 200 || json.Unmarshal([]byte(body), &list) != nil {
 		t.Fatalf("list: %d %s", code, body)

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 	"github.com/switchyard-proxy/switchyard/kafka"
 )
 
@@ -86,20 +87,6 @@ type healthVerdict struct {
 
 type healthReportRequest struct {
 	Verdicts []healthVerdict `json:"verdicts"`
-}
-
-// ClusterHealth is the leader's view of one cluster (GET /v1/health).
-type ClusterHealth struct {
-	Cluster string `json:"cluster"`
-	State   string `json:"state"`
-	// Peers are the verdicts of the peers whose report is fresh.
-	Peers map[string]string `json:"peers"`
-	// Since is when State last changed on this leader (unix ms; the
-	// leader's start of leadership for a state it never saw change).
-	Since int64 `json:"since"`
-	// UpForMS is how long a majority has said up (0 when none does): the
-	// failover driver fails back once it reaches up_after.
-	UpForMS int64 `json:"up_for_ms"`
 }
 
 // peerVerdict is the leader's record of one peer's verdict.
@@ -384,15 +371,15 @@ func later(a, b time.Time) time.Time {
 
 // status is the leader's view of every cluster, sorted by name; a cluster
 // no peer reports on is up with no peers.
-func (h *health) status(now time.Time) []ClusterHealth {
+func (h *health) status(now time.Time) []adminapi.ClusterHealth {
 	st := h.state()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.resetIfNewTerm(now)
 	h.judgeLocked(st, now)
-	out := make([]ClusterHealth, 0, len(st.Clusters))
+	out := make([]adminapi.ClusterHealth, 0, len(st.Clusters))
 	for _, c := range st.Clusters {
-		ch := ClusterHealth{Cluster: c.Name, State: healthUp, Peers: map[string]string{}}
+		ch := adminapi.ClusterHealth{Cluster: c.Name, State: healthUp, Peers: map[string]string{}}
 		if cv := h.views[c.Name]; cv != nil {
 			if cv.down {
 				ch.State = healthDown
@@ -422,7 +409,7 @@ func (h *health) handleStatus() ([]byte, error) {
 }
 
 // leaderStatus is the leader's view, from any peer.
-func (n *Node) healthStatus(ctx context.Context) ([]ClusterHealth, error) {
+func (n *Node) healthStatus(ctx context.Context) ([]adminapi.ClusterHealth, error) {
 	if n.raft.State() == raft.Leader {
 		return n.health.status(time.Now()), nil
 	}
@@ -430,7 +417,7 @@ func (n *Node) healthStatus(ctx context.Context) ([]ClusterHealth, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("%w: cluster health is judged by the leader and %s knows none", ErrNoLeader, n.cfg.Name)
 	}
-	var out []ClusterHealth
+	var out []adminapi.ClusterHealth
 	if err := n.rpc.CallPeer(ctx, string(id), string(addr), rpcHealthStatus, struct{}{}, &out); err != nil {
 		return nil, fmt.Errorf("cluster health from the leader %s: %w", id, err)
 	}

@@ -522,7 +522,7 @@ func (n *Node) getClusters(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"clusters": nonNil(st.Clusters)})
+	writeJSON(w, http.StatusOK, adminapi.ClusterList{Clusters: nonNil(st.Clusters)})
 	return nil
 }
 
@@ -542,13 +542,14 @@ func (n *Node) getCluster(w http.ResponseWriter, r *http.Request) error {
 
 func (n *Node) putCluster(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	var c fsm.Cluster
-	if err := decodeBody(r, &c); err != nil {
+	var b adminapi.ClusterBody
+	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
-	if c.Name != "" && c.Name != name {
-		return badRequest("the body names cluster %q but the path names %q; leave name out of the body", c.Name, name)
+	if b.Name != "" && b.Name != name {
+		return badRequest("the body names cluster %q but the path names %q; leave name out of the body", b.Name, name)
 	}
+	c := b.Cluster
 	c.Name = name
 	if err := (&fsm.PutCluster{Cluster: c}).Validate(); err != nil {
 		return err

@@ -15,13 +15,8 @@ import (
 	"net/url"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
-
-// aclsBody is POST's body: one rule's fields, or a list under "acls".
-type aclsBody struct {
-	fsm.ACL
-	ACLs []fsm.ACL `json:"acls"`
-}
 
 // aclDefaults fills what a new rule may leave out.
 func aclDefaults(a fsm.ACL) fsm.ACL {
@@ -38,16 +33,19 @@ func aclDefaults(a fsm.ACL) fsm.ACL {
 }
 
 func (n *Node) postACLs(w http.ResponseWriter, r *http.Request) error {
-	var b aclsBody
+	var b adminapi.ACLsBody
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
-	acls := b.ACLs
-	if b.ACL != (fsm.ACL{}) {
-		if acls != nil {
+	var acls []fsm.ACL
+	for _, a := range b.ACLs {
+		acls = append(acls, fsm.ACL(a))
+	}
+	if b.ACL != (adminapi.ACL{}) {
+		if b.ACLs != nil {
 			return badRequest("send one rule's fields or a list under \"acls\", not both")
 		}
-		acls = []fsm.ACL{b.ACL}
+		acls = []fsm.ACL{fsm.ACL(b.ACL)}
 	}
 	if len(acls) == 0 {
 		return badRequest("no rule given; send {\"principal\": \"User:alice\", \"resource_type\": \"topic\", \"resource_name\": \"orders\", \"operation\": \"write\"} or {\"acls\": [...]}")

@@ -20,67 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
-
-// groupListing is one group in GET /v1/groups.
-type groupListing struct {
-	Group        string `json:"group"`
-	State        string `json:"state"`
-	ProtocolType string `json:"protocol_type"`
-	// Type is "classic" or "consumer" (KIP-848) when the brokers say
-	// (ListGroups v5+), else empty.
-	Type string `json:"type,omitempty"`
-}
-
-// groupView is GET /v1/groups/{group}.
-type groupView struct {
-	Group string `json:"group"`
-	// Type is "classic" or "consumer" (KIP-848).
-	Type         string        `json:"type"`
-	State        string        `json:"state"`
-	ProtocolType string        `json:"protocol_type,omitempty"`
-	Protocol     string        `json:"protocol,omitempty"`
-	Members      []groupMember `json:"members"`
-	Topics       []groupTopic  `json:"topics"`
-	// OffsetsError says why the committed offsets are missing (a reset
-	// fencing the group answers its offset fetches with
-	// COORDINATOR_LOAD_IN_PROGRESS for a few seconds).
-	OffsetsError string           `json:"offsets_error,omitempty"`
-	OffsetReset  *fsm.OffsetReset `json:"offset_reset,omitempty"`
-}
-
-type groupMember struct {
-	MemberID   string            `json:"member_id"`
-	InstanceID string            `json:"instance_id,omitempty"`
-	ClientID   string            `json:"client_id"`
-	ClientHost string            `json:"client_host"`
-	Assignment []topicPartitions `json:"assignment"`
-}
-
-type topicPartitions struct {
-	Topic      string  `json:"topic"`
-	Partitions []int32 `json:"partitions"`
-}
-
-// groupTopic is a topic the group has committed offsets in or is
-// assigned, with the total lag of the partitions whose lag is known.
-type groupTopic struct {
-	Topic      string           `json:"topic"`
-	Lag        int64            `json:"lag"`
-	Partitions []groupPartition `json:"partitions"`
-}
-
-// groupPartition: Committed is -1 when the group committed nothing there;
-// LogEndOffset -1 when it could not be listed; Lag is null when either is
-// unknown.
-type groupPartition struct {
-	Partition    int32  `json:"partition"`
-	Committed    int64  `json:"committed"`
-	LogEndOffset int64  `json:"log_end_offset"`
-	Lag          *int64 `json:"lag"`
-	Metadata     string `json:"metadata,omitempty"`
-	Error        string `json:"error,omitempty"`
-}
 
 // backendUnavailable is the answer when the loopback client cannot read
 // what a group view needs.
@@ -99,12 +40,9 @@ func (n *Node) getGroups(w http.ResponseWriter, r *http.Request) error {
 	if len(groups) == 0 && len(errs) > 0 {
 		return backendUnavailable("cannot list the groups: %s", strings.Join(errs, "; "))
 	}
-	out := map[string]any{"groups": groups}
-	if len(errs) > 0 {
-		// Some brokers did not answer: the list may miss their groups.
-		out["errors"] = errs
-	}
-	writeJSON(w, http.StatusOK, out)
+	// Errors: some brokers did not answer, the list may miss their groups
+	// (left out when every one answered).
+	writeJSON(w, http.StatusOK, adminapi.GroupList{Groups: groups, Errors: errs})
 	return nil
 }
 
@@ -112,9 +50,9 @@ func (n *Node) getGroups(w http.ResponseWriter, r *http.Request) error {
 // merges the backend clusters' lists) and answers the groups sorted by
 // name and the brokers' errors. The request is built here rather than
 // through kadm.ListGroups to keep the group type (v5+).
-func listVirtualGroups(ctx context.Context, cl *kgo.Client) ([]groupListing, []string) {
+func listVirtualGroups(ctx context.Context, cl *kgo.Client) ([]adminapi.GroupListing, []string) {
 	req := kmsg.NewPtrListGroupsRequest()
-	seen := map[string]groupListing{}
+	seen := map[string]adminapi.GroupListing{}
 	var errs []string
 	for _, sh := range cl.RequestSharded(ctx, req) {
 		err := sh.Err
@@ -123,7 +61,7 @@ func listVirtualGroups(ctx context.Context, cl *kgo.Client) ([]groupListing, []s
 			err = kerr.ErrorForCode(resp.ErrorCode)
 			if err == nil {
 				for _, g := range resp.Groups {
-					seen[g.Group] = groupListing{Group: g.Group, State: g.GroupState, ProtocolType: g.ProtocolType, Type: strings.ToLower(g.GroupType)}
+					seen[g.Group] = adminapi.GroupListing{Group: g.Group, State: g.GroupState, ProtocolType: g.ProtocolType, Type: strings.ToLower(g.GroupType)}
 				}
 			}
 		}
@@ -131,11 +69,11 @@ func listVirtualGroups(ctx context.Context, cl *kgo.Client) ([]groupListing, []s
 			errs = append(errs, fmt.Sprintf("broker %d: %v", sh.Meta.NodeID, err))
 		}
 	}
-	out := make([]groupListing, 0, len(seen))
+	out := make([]adminapi.GroupListing, 0, len(seen))
 	for _, g := range seen {
 		out = append(out, g)
 	}
-	slices.SortFunc(out, func(a, b groupListing) int { return strings.Compare(a.Group, b.Group) })
+	slices.SortFunc(out, func(a, b adminapi.GroupListing) int { return strings.Compare(a.Group, b.Group) })
 	slices.Sort(errs)
 	return out, errs
 }
@@ -171,8 +109,8 @@ func (n *Node) getGroup(w http.ResponseWriter, r *http.Request) error {
 // for a classic one), its committed offsets and the log end offsets of
 // those partitions. The committed offsets may be unavailable for a moment
 // (a reset fencing the group): the view then says why instead of failing.
-func describeGroup(ctx context.Context, adm *kadm.Client, group string) (*groupView, error) {
-	v := &groupView{Group: group, Members: []groupMember{}, Topics: []groupTopic{}}
+func describeGroup(ctx context.Context, adm *kadm.Client, group string) (*adminapi.Group, error) {
+	v := &adminapi.Group{Group: group, Members: []adminapi.GroupMember{}, Topics: []adminapi.GroupTopic{}}
 	assigned := map[string][]int32{}
 	// KIP-848 first: a classic group answers GROUP_ID_NOT_FOUND there
 	// ("not a consumer group"), a broker without the API UNSUPPORTED_VERSION.
@@ -181,9 +119,9 @@ func describeGroup(ctx context.Context, adm *kadm.Client, group string) (*groupV
 		v.Type, v.State, v.Protocol = fsm.ProtocolConsumer, cg.State, cg.AssignorName
 		v.ProtocolType = "consumer"
 		for _, m := range cg.Members {
-			gm := groupMember{MemberID: m.MemberID, InstanceID: deref(m.InstanceID), ClientID: m.ClientID, ClientHost: m.ClientHost, Assignment: []topicPartitions{}}
+			gm := adminapi.GroupMember{MemberID: m.MemberID, InstanceID: deref(m.InstanceID), ClientID: m.ClientID, ClientHost: m.ClientHost, Assignment: []adminapi.TopicPartitions{}}
 			for _, tp := range m.Assignment.Sorted() {
-				gm.Assignment = append(gm.Assignment, topicPartitions{tp.Topic, tp.Partitions})
+				gm.Assignment = append(gm.Assignment, adminapi.TopicPartitions{Topic: tp.Topic, Partitions: tp.Partitions})
 				assigned[tp.Topic] = append(assigned[tp.Topic], tp.Partitions...)
 			}
 			v.Members = append(v.Members, gm)
@@ -205,14 +143,14 @@ func describeGroup(ctx context.Context, adm *kadm.Client, group string) (*groupV
 			v.State = "Dead"
 		}
 		for _, m := range dg.Members {
-			gm := groupMember{MemberID: m.MemberID, InstanceID: deref(m.InstanceID), ClientID: m.ClientID, ClientHost: m.ClientHost, Assignment: []topicPartitions{}}
+			gm := adminapi.GroupMember{MemberID: m.MemberID, InstanceID: deref(m.InstanceID), ClientID: m.ClientID, ClientHost: m.ClientHost, Assignment: []adminapi.TopicPartitions{}}
 			if c, ok := m.Assigned.AsConsumer(); ok {
 				for _, t := range c.Topics {
 					ps := slices.Sorted(slices.Values(t.Partitions))
-					gm.Assignment = append(gm.Assignment, topicPartitions{t.Topic, ps})
+					gm.Assignment = append(gm.Assignment, adminapi.TopicPartitions{Topic: t.Topic, Partitions: ps})
 					assigned[t.Topic] = append(assigned[t.Topic], ps...)
 				}
-				slices.SortFunc(gm.Assignment, func(a, b topicPartitions) int { return strings.Compare(a.Topic, b.Topic) })
+				slices.SortFunc(gm.Assignment, func(a, b adminapi.TopicPartitions) int { return strings.Compare(a.Topic, b.Topic) })
 			}
 			v.Members = append(v.Members, gm)
 		}
@@ -229,14 +167,14 @@ func describeGroup(ctx context.Context, adm *kadm.Client, group string) (*groupV
 		committed = nil
 	}
 	// The partitions shown: every committed one and every assigned one.
-	parts := map[string]map[int32]*groupPartition{}
-	at := func(t string, p int32) *groupPartition {
+	parts := map[string]map[int32]*adminapi.GroupPartition{}
+	at := func(t string, p int32) *adminapi.GroupPartition {
 		if parts[t] == nil {
-			parts[t] = map[int32]*groupPartition{}
+			parts[t] = map[int32]*adminapi.GroupPartition{}
 		}
 		gp := parts[t][p]
 		if gp == nil {
-			gp = &groupPartition{Partition: p, Committed: -1, LogEndOffset: -1}
+			gp = &adminapi.GroupPartition{Partition: p, Committed: -1, LogEndOffset: -1}
 			parts[t][p] = gp
 		}
 		return gp
@@ -278,7 +216,7 @@ func describeGroup(ctx context.Context, adm *kadm.Client, group string) (*groupV
 		})
 	}
 	for t, ps := range parts {
-		gt := groupTopic{Topic: t, Partitions: make([]groupPartition, 0, len(ps))}
+		gt := adminapi.GroupTopic{Topic: t, Partitions: make([]adminapi.GroupPartition, 0, len(ps))}
 		for _, gp := range ps {
 			if gp.Committed >= 0 && gp.LogEndOffset >= 0 {
 				lag := max(0, gp.LogEndOffset-gp.Committed)
@@ -287,10 +225,10 @@ func describeGroup(ctx context.Context, adm *kadm.Client, group string) (*groupV
 			}
 			gt.Partitions = append(gt.Partitions, *gp)
 		}
-		slices.SortFunc(gt.Partitions, func(a, b groupPartition) int { return int(a.Partition) - int(b.Partition) })
+		slices.SortFunc(gt.Partitions, func(a, b adminapi.GroupPartition) int { return int(a.Partition) - int(b.Partition) })
 		v.Topics = append(v.Topics, gt)
 	}
-	slices.SortFunc(v.Topics, func(a, b groupTopic) int { return strings.Compare(a.Topic, b.Topic) })
+	slices.SortFunc(v.Topics, func(a, b adminapi.GroupTopic) int { return strings.Compare(a.Topic, b.Topic) })
 	return v, nil
 }
 

@@ -15,51 +15,26 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
-// migrationView is a migration as the API shows it.
-type migrationView struct {
-	Topic          string             `json:"topic"`
-	From           string             `json:"from"`
-	To             string             `json:"to"`
-	State          fsm.MigrationState `json:"state"`
-	Phase          string             `json:"phase"`
-	PartitionCount int32              `json:"partition_count"`
-	// Partitions are the bases (virtual offsets where the target segment
-	// starts), once switched.
-	Partitions   []migrationBase `json:"partitions"`
-	GroupsBehind []string        `json:"groups_behind"`
-	Started      int64           `json:"started"`
-	Switched     int64           `json:"switched,omitempty"`
-	Ended        int64           `json:"ended,omitempty"`
-	Error        string          `json:"error,omitempty"`
-}
-
-type migrationBase struct {
-	Partition int32 `json:"partition"`
-	Base      int64 `json:"base"`
-}
-
-func viewMigration(st *fsm.State, m fsm.Migration) migrationView {
-	v := migrationView{
+// viewMigration is a migration as the API shows it.
+func viewMigration(st *fsm.State, m fsm.Migration) adminapi.Migration {
+	v := adminapi.Migration{
 		Topic: m.Topic, From: m.From, To: m.To, State: m.State, Phase: m.Phase, PartitionCount: m.Partitions,
-		Partitions: []migrationBase{}, GroupsBehind: nonNil(m.GroupsBehind),
-		Started: m.Started, Switched: m.Switched, Ended: m.Ended, Error: m.Error,
+		Partitions: []adminapi.MigrationBase{}, GroupsBehind: nonNil(m.GroupsBehind),
+		Started: adminapi.UnixMilli(m.Started), Switched: adminapi.UnixMilli(m.Switched), Ended: adminapi.UnixMilli(m.Ended), Error: m.Error,
 	}
 	if m.State == fsm.MigrationSwitched || m.State == fsm.MigrationFinished {
 		if c := st.Chain(m.Topic); c != nil && c.Live().Cluster == m.To {
 			live := c.Live()
 			for p := range m.Partitions {
-				v.Partitions = append(v.Partitions, migrationBase{Partition: p, Base: live.Start(p)})
+				base := live.Start(p)
+				v.Partitions = append(v.Partitions, adminapi.MigrationBase{Partition: p, Base: &base})
 			}
 		}
 	}
 	return v
-}
-
-type startMigrationBody struct {
-	Topic string `json:"topic"`
-	To    string `json:"to"`
 }
 
 // migrationAfter answers with the topic's migration once this peer has
@@ -77,7 +52,7 @@ func (n *Node) migrationAfter(r *http.Request, topic string) func(fsm.Applied) a
 }
 
 func (n *Node) postMigration(w http.ResponseWriter, r *http.Request) error {
-	var b startMigrationBody
+	var b adminapi.MigrationStart
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
@@ -127,11 +102,11 @@ func (n *Node) getMigrations(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]migrationView, 0, len(st.Migrations))
+	out := make([]adminapi.Migration, 0, len(st.Migrations))
 	for _, m := range st.Migrations {
 		out = append(out, viewMigration(st, m))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"migrations": out})
+	writeJSON(w, http.StatusOK, adminapi.MigrationList{Migrations: out})
 	return nil
 }
 
@@ -167,10 +142,10 @@ func (n *Node) finishMigration(w http.ResponseWriter, r *http.Request) error {
 			return &httpError{http.StatusServiceUnavailable, fmt.Sprintf("cannot check the groups of %q on %q: %v; retry, or finish with ?force=1", topic, m.To, err)}
 		}
 		if len(behind) > 0 {
-			writeJSON(w, http.StatusConflict, map[string]any{
-				"error": fmt.Sprintf("%d groups of %q are still below the base of some partition and read from %q; finishing leaves their unread records on %q out of reach: wait for them, or finish with ?force=1",
+			writeJSON(w, http.StatusConflict, adminapi.MigrationBehind{
+				Error: fmt.Sprintf("%d groups of %q are still below the base of some partition and read from %q; finishing leaves their unread records on %q out of reach: wait for them, or finish with ?force=1",
 					len(behind), topic, m.From, m.From),
-				"groups_behind": behind,
+				GroupsBehind: behind,
 			})
 			return nil
 		}

@@ -16,17 +16,10 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
-// offsetResetBody is POST /v1/groups/{group}/offset-resets.
-type offsetResetBody struct {
-	Topics     []string           `json:"topics"`
-	Partitions map[string][]int32 `json:"partitions,omitempty"`
-	To         json.RawMessage    `json:"to"`
-	DryRun     bool               `json:"dry_run"`
-}
-
-// parseResetTo reads "to": "earliest", "latest", or an object with exactly
+// parseResetTo reads "to" (adminapi.ResetToJSON writes it): "earliest", "latest", or an object with exactly
 // one of timestamp, offset, shift.
 func parseResetTo(raw json.RawMessage) (fsm.ResetTo, error) {
 	const want = `"to" must be "earliest", "latest", {"timestamp": MS}, {"offset": N} or {"shift": N}`
@@ -69,18 +62,9 @@ func parseResetTo(raw json.RawMessage) (fsm.ResetTo, error) {
 	return fsm.ResetTo{}, badRequest("%s", want)
 }
 
-// dryRunView is a dry run's answer: what a reset would commit.
-type dryRunView struct {
-	Group   string            `json:"group"`
-	Topics  []string          `json:"topics"`
-	To      fsm.ResetTo       `json:"to"`
-	DryRun  bool              `json:"dry_run"`
-	Targets []fsm.ResetTarget `json:"targets"`
-}
-
 func (n *Node) postOffsetReset(w http.ResponseWriter, r *http.Request) error {
 	group := r.PathValue("group")
-	var b offsetResetBody
+	var b adminapi.OffsetResetRequest
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
@@ -102,7 +86,7 @@ func (n *Node) postOffsetReset(w http.ResponseWriter, r *http.Request) error {
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 	if b.DryRun {
-		writeJSON(w, http.StatusOK, dryRunView{Group: group, Topics: topics, To: to, DryRun: true, Targets: targets})
+		writeJSON(w, http.StatusOK, adminapi.OffsetResetDryRun{Group: group, Topics: topics, To: to, DryRun: true, Targets: targets})
 		return nil
 	}
 	cmd := &fsm.StartOffsetReset{Group: group, Topics: topics, To: to, Targets: targets, At: time.Now().UnixMilli()}

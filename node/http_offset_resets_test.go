@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 func TestParseResetTo(t *testing.T) {
@@ -111,6 +112,21 @@ func TestOffsetResetAPI(t *testing.T) {
 	for _, w := range want {
 		if o, ok := os.Lookup(w.Topic, w.Partition); !ok || o.At != w.New {
 			t.Fatalf("%s/%d committed %+v, want %d", w.Topic, w.Partition, o, w.New)
+		}
+	}
+}
+
+// TestResetToWire: every target ctl sends (adminapi.ResetToJSON) is read
+// back as itself by the handler's parser.
+func TestResetToWire(t *testing.T) {
+	for _, to := range []fsm.ResetTo{
+		{Kind: fsm.ResetToEarliest}, {Kind: fsm.ResetToLatest},
+		{Kind: fsm.ResetToTimestamp, Value: 1764813600000}, {Kind: fsm.ResetToOffset, Value: 42},
+		{Kind: fsm.ResetToShift, Value: -3},
+	} {
+		got, err := parseResetTo(adminapi.ResetToJSON(to))
+		if err != nil || got != to {
+			t.Errorf("%+v: encoded %s, parsed back %+v, %v", to, adminapi.ResetToJSON(to), got, err)
 		}
 	}
 }

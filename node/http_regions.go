@@ -13,13 +13,8 @@ import (
 	"net/http"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
-
-// regionBody is the PUT body; the name comes from the path.
-type regionBody struct {
-	Networks []string `json:"networks"`
-	Fallback []string `json:"fallback"`
-}
 
 func (n *Node) getRegions(w http.ResponseWriter, r *http.Request) error {
 	st, err := n.readState(r)
@@ -36,7 +31,7 @@ func (n *Node) getRegions(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (n *Node) putRegion(w http.ResponseWriter, r *http.Request) error {
-	var b regionBody
+	var b adminapi.RegionBody
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 const (
@@ -29,28 +30,11 @@ const (
 	maxUserPasswordLen = 1024
 )
 
-// userBody is the PUT body; the name comes from the path.
-type userBody struct {
-	Mechanism  string `json:"mechanism"`
-	Password   string `json:"password"`
-	Iterations int    `json:"iterations"`
-}
-
-// userView is a user as the API shows it: no salts, no keys.
-type userView struct {
-	Name       string               `json:"name"`
-	Mechanisms []userMechanismsView `json:"mechanisms"`
-}
-
-type userMechanismsView struct {
-	Mechanism  string `json:"mechanism"`
-	Iterations int    `json:"iterations"`
-}
-
-func viewUser(u fsm.User) userView {
-	v := userView{Name: u.Name, Mechanisms: make([]userMechanismsView, 0, len(u.Credentials))}
+// viewUser is a user as the API shows it: no salts, no keys.
+func viewUser(u fsm.User) adminapi.User {
+	v := adminapi.User{Name: u.Name, Mechanisms: make([]adminapi.UserMechanism, 0, len(u.Credentials))}
 	for _, c := range u.Credentials {
-		v.Mechanisms = append(v.Mechanisms, userMechanismsView{Mechanism: c.Mechanism, Iterations: c.Iterations})
+		v.Mechanisms = append(v.Mechanisms, adminapi.UserMechanism{Mechanism: c.Mechanism, Iterations: c.Iterations})
 	}
 	return v
 }
@@ -60,11 +44,11 @@ func (n *Node) getUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]userView, 0, len(st.Users))
+	out := make([]adminapi.User, 0, len(st.Users))
 	for _, u := range st.Users {
 		out = append(out, viewUser(u))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+	writeJSON(w, http.StatusOK, adminapi.UserList{Users: out})
 	return nil
 }
 
@@ -87,7 +71,7 @@ func (n *Node) putUser(w http.ResponseWriter, r *http.Request) error {
 	if err := fsm.ValidUserName(name); err != nil {
 		return err
 	}
-	var b userBody
+	var b adminapi.UserBody
 	if err := decodeBody(r, &b); err != nil {
 		return err
 	}
@@ -120,7 +104,7 @@ func (n *Node) putUser(w http.ResponseWriter, r *http.Request) error {
 			return viewUser(u)
 		}
 		// Deleted again between the commit and this read.
-		return userView{Name: name, Mechanisms: []userMechanismsView{{cred.Mechanism, cred.Iterations}}}
+		return adminapi.User{Name: name, Mechanisms: []adminapi.UserMechanism{{Mechanism: cred.Mechanism, Iterations: cred.Iterations}}}
 	})
 }
 

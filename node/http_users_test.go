@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // TestUsersAPI walks the users endpoints against a real one-peer cluster:
@@ -65,10 +66,10 @@ func TestUsersAPI(t *testing.T) {
 	}
 	_, _, body := call(t, n, "GET", "/v1/users", "tok", "")
 	var list struct {
-		Users []userView `json:"users"`
+		Users []adminapi.User `json:"users"`
 	}
 	if err := json.Unmarshal([]byte(body), &list); err != nil || len(list.Users) != 1 || list.Users[0].Name != "alice" ||
-		len(list.Users[0].Mechanisms) != 1 || list.Users[0].Mechanisms[0] != (userMechanismsView{fsm.SASLScramSHA512, 8192}) {
+		len(list.Users[0].Mechanisms) != 1 || list.Users[0].Mechanisms[0] != (adminapi.UserMechanism{Mechanism: fsm.SASLScramSHA512, Iterations: 8192}) {
 		t.Fatalf("final list %s (%v)", body, err)
 	}
 	u, _ := n.fsm.State().User("alice")

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // migrationEnv is a one-peer node in front of two real in-process Kafka
@@ -123,22 +124,22 @@ func produce(t *testing.T, kc *kfake.Cluster, topic string, perPartition []int) 
 	}
 }
 
-func (e *migrationEnv) migration(t *testing.T, topic string) migrationView {
+func (e *migrationEnv) migration(t *testing.T, topic string) adminapi.Migration {
 	t.Helper()
 	code, _, body := call(t, e.n, "GET", "/v1/migrations/"+topic, "", "")
 	if code != 200 {
 		t.Fatalf("get migration %s: %d %s", topic, code, body)
 	}
-	var v migrationView
+	var v adminapi.Migration
 	if err := json.Unmarshal([]byte(body), &v); err != nil {
 		t.Fatalf("migration %s: %v in %s", topic, err, body)
 	}
 	return v
 }
 
-func (e *migrationEnv) waitMigration(t *testing.T, topic string, state fsm.MigrationState, phase string) migrationView {
+func (e *migrationEnv) waitMigration(t *testing.T, topic string, state fsm.MigrationState, phase string) adminapi.Migration {
 	t.Helper()
-	var v migrationView
+	var v adminapi.Migration
 	waitUntil(t, 60*time.Second, fmt.Sprintf("the migration of %s is %s/%s", topic, state, phase), func() bool {
 		v = e.migration(t, topic)
 		if v.State.Terminal() && v.State != state {
@@ -225,7 +226,7 @@ func TestMigrationSwitches(t *testing.T) {
 	if chain.Live().EpochBase < 1 {
 		t.Errorf("epoch base %d, want above the source's epochs", chain.Live().EpochBase)
 	}
-	if len(v.Partitions) != migParts || v.Partitions[3].Base != 7 {
+	if len(v.Partitions) != migParts || v.Partitions[3].Base == nil || *v.Partitions[3].Base != 7 {
 		t.Errorf("api partitions %+v", v.Partitions)
 	}
 	tds, err := e.westAdm.ListTopics(ctx, "orders")

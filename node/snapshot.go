@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // Backup and restore of the replicated state (docs/operations.md, "Backup
@@ -62,31 +63,13 @@ func (n *Node) SaveSnapshot(ctx context.Context, w io.Writer) (*fsm.State, error
 	return st, nil
 }
 
-// RestoreReport says what RestoreSnapshot installed.
-type RestoreReport struct {
-	// Index is the Raft index the restored state was installed at.
-	Index uint64 `json:"index"`
-	// SavedIndex is the index the backup was taken at (in its cluster).
-	SavedIndex uint64 `json:"saved_index"`
-	ClusterID  string `json:"cluster_id"`
-	Clusters   int    `json:"clusters"`
-	Routes     int    `json:"routes"`
-	Quotas     int    `json:"quotas"`
-	Users      int    `json:"users"`
-	ACLs       int    `json:"acls"`
-	Regions    int    `json:"regions"`
-	Jobs       int    `json:"jobs"`
-	// Peers is the running cluster's peer table, kept as it was.
-	Peers int `json:"peers"`
-}
-
 // RestoreSnapshot replaces the replicated state with the one in r (a
 // snapshot written by SaveSnapshot), keeping this cluster's membership. It
 // runs on the leader only (ErrNotLeader elsewhere: the admin API redirects).
 // The snapshot is decoded and the merged state validated before anything
 // changes; a rejected one leaves the state as it was.
-func (n *Node) RestoreSnapshot(ctx context.Context, r io.Reader) (RestoreReport, error) {
-	var rep RestoreReport
+func (n *Node) RestoreSnapshot(ctx context.Context, r io.Reader) (adminapi.RestoreReport, error) {
+	var rep adminapi.RestoreReport
 	saved, err := fsm.ReadSnapshot(r)
 	if err != nil {
 		return rep, fmt.Errorf("%w: %w", ErrSnapshotRejected, err)
@@ -131,7 +114,7 @@ func (n *Node) RestoreSnapshot(ctx context.Context, r io.Reader) (RestoreReport,
 	st := n.fsm.State()
 	n.log.Warn("replicated state restored from a snapshot", "index", st.Index, "saved_index", saved.Index,
 		"clusters", len(st.Clusters), "routes", len(st.Routes.Topics), "quotas", len(st.Quotas), "users", len(st.Users))
-	rep = RestoreReport{
+	rep = adminapi.RestoreReport{
 		Index: st.Index, SavedIndex: saved.Index, ClusterID: st.ClusterID,
 		Clusters: len(st.Clusters), Routes: len(st.Routes.Topics) + len(st.Routes.Prefixes) + len(st.Routes.GroupPrefixes),
 		Quotas: len(st.Quotas), Users: len(st.Users), ACLs: len(st.ACLs), Regions: len(st.Regions),

@@ -15,21 +15,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
-// apiACL is one rule of /v1/acls.
-type apiACL struct {
-	Principal    string `json:"principal"`
-	Host         string `json:"host,omitempty"`
-	ResourceType string `json:"resource_type"`
-	ResourceName string `json:"resource_name"`
-	Pattern      string `json:"pattern,omitempty"`
-	Operation    string `json:"operation"`
-	Permission   string `json:"permission,omitempty"`
-}
-
 // defineACLFlags defines the rule's fields as flags on fs.
-func defineACLFlags(fs *flag.FlagSet, a *apiACL, filter bool) {
+func defineACLFlags(fs *flag.FlagSet, a *adminapi.ACL, filter bool) {
 	anyNote := ""
 	if filter {
 		anyNote = "; empty: any"
@@ -44,7 +36,7 @@ func defineACLFlags(fs *flag.FlagSet, a *apiACL, filter bool) {
 }
 
 func parseACLsAdd(fs *flag.FlagSet, args []string) (*ctlCall, error) {
-	var a apiACL
+	var a adminapi.ACL
 	defineACLFlags(fs, &a, false)
 	if err := noArgs(fs, args); err != nil {
 		return nil, err
@@ -55,11 +47,11 @@ func parseACLsAdd(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 			return nil, fmt.Errorf("missing %s", f.name)
 		}
 	}
-	return &ctlCall{method: http.MethodPost, path: "/v1/acls", body: a, show: decoded(renderACLs("added"))}, nil
+	return &ctlCall{method: http.MethodPost, path: "/v1/acls", body: adminapi.ACLsBody{ACL: a}, show: decoded(renderACLs("added"))}, nil
 }
 
 // aclQuery is the filter flags as /v1/acls query parameters.
-func aclQuery(a apiACL) url.Values {
+func aclQuery(a adminapi.ACL) url.Values {
 	q := url.Values{}
 	for k, v := range map[string]string{"principal": a.Principal, "host": a.Host, "resource_type": a.ResourceType,
 		"resource_name": a.ResourceName, "pattern": a.Pattern, "operation": a.Operation, "permission": a.Permission} {
@@ -71,7 +63,7 @@ func aclQuery(a apiACL) url.Values {
 }
 
 func parseACLsList(fs *flag.FlagSet, args []string) (*ctlCall, error) {
-	var a apiACL
+	var a adminapi.ACL
 	defineACLFlags(fs, &a, true)
 	if err := noArgs(fs, args); err != nil {
 		return nil, err
@@ -84,7 +76,7 @@ func parseACLsList(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 }
 
 func parseACLsDelete(fs *flag.FlagSet, args []string) (*ctlCall, error) {
-	var a apiACL
+	var a adminapi.ACL
 	defineACLFlags(fs, &a, true)
 	if err := noArgs(fs, args); err != nil {
 		return nil, err
@@ -97,8 +89,8 @@ func parseACLsDelete(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 }
 
 // renderACLs prints rules as a table, after "N rules VERB" for a write.
-func renderACLs(verb string) func(io.Writer, []apiACL) error {
-	return func(w io.Writer, acls []apiACL) error {
+func renderACLs(verb string) func(io.Writer, []fsm.ACL) error {
+	return func(w io.Writer, acls []fsm.ACL) error {
 		if verb != "" {
 			fmt.Fprintf(w, "%d rules %s\n", len(acls), verb)
 		} else if len(acls) == 0 {

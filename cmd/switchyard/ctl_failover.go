@@ -8,26 +8,11 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // ctl health, failover, failback (docs/regions.md, "Failover and failback").
-
-// apiClusterHealth is one entry of GET /v1/health.
-type apiClusterHealth struct {
-	Cluster string            `json:"cluster"`
-	State   string            `json:"state"`
-	Peers   map[string]string `json:"peers"`
-	Since   int64             `json:"since"`
-}
-
-// apiFailover is one entry of GET /v1/failover.
-type apiFailover struct {
-	Cluster     string `json:"cluster"`
-	State       string `json:"state"`
-	Since       int64  `json:"since"`
-	RoutesMoved int    `json:"routes_moved"`
-	Manual      bool   `json:"manual"`
-}
 
 func parseHealth(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	if err := noArgs(fs, args); err != nil {
@@ -57,14 +42,14 @@ func parseFailover(over bool) func(fs *flag.FlagSet, args []string) (*ctlCall, e
 			return nil, err
 		}
 		return &ctlCall{method: http.MethodPost, path: apiPath(path, pos[0]),
-			show: decoded(func(w io.Writer, f apiFailover) error {
+			show: decoded(func(w io.Writer, f adminapi.FailoverEntry) error {
 				_, err := fmt.Fprintf(w, "%s of cluster %s: %s, %d routes\n", verb, f.Cluster, f.State, f.RoutesMoved)
 				return err
 			})}, nil
 	}
 }
 
-func renderHealth(w io.Writer, hs []apiClusterHealth) error {
+func renderHealth(w io.Writer, hs []adminapi.ClusterHealth) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "CLUSTER\tSTATE\tSINCE\tPEERS")
 	for _, h := range hs {
@@ -78,7 +63,7 @@ func renderHealth(w io.Writer, hs []apiClusterHealth) error {
 	return tw.Flush()
 }
 
-func renderFailovers(w io.Writer, fs []apiFailover) error {
+func renderFailovers(w io.Writer, fs []adminapi.FailoverEntry) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "CLUSTER\tSTATE\tSINCE\tROUTES MOVED\tMODE")
 	for _, f := range fs {

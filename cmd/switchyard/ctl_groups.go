@@ -15,120 +15,28 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // resetPollInterval is how often `groups reset --wait` reads the job.
 const resetPollInterval = 200 * time.Millisecond
 
-// apiGroupListing is one group of GET /v1/groups.
-type apiGroupListing struct {
-	Group        string `json:"group"`
-	State        string `json:"state"`
-	ProtocolType string `json:"protocol_type"`
-	Type         string `json:"type"`
+// resetOver reports whether --wait stops at the job: applied or failed.
+func resetOver(r fsm.OffsetReset) bool {
+	return r.State == fsm.ResetApplied || r.State == fsm.ResetFailed
 }
 
-type apiGroupList struct {
-	Groups []apiGroupListing `json:"groups"`
-	Errors []string          `json:"errors"`
-}
-
-// apiGroup is GET /v1/groups/{group}.
-type apiGroup struct {
-	Group        string           `json:"group"`
-	Type         string           `json:"type"`
-	State        string           `json:"state"`
-	ProtocolType string           `json:"protocol_type"`
-	Protocol     string           `json:"protocol"`
-	Members      []apiGroupMember `json:"members"`
-	Topics       []apiGroupTopic  `json:"topics"`
-	OffsetsError string           `json:"offsets_error"`
-	OffsetReset  *apiOffsetReset  `json:"offset_reset"`
-}
-
-type apiGroupMember struct {
-	MemberID   string `json:"member_id"`
-	InstanceID string `json:"instance_id"`
-	ClientID   string `json:"client_id"`
-	ClientHost string `json:"client_host"`
-	Assignment []struct {
-		Topic      string  `json:"topic"`
-		Partitions []int32 `json:"partitions"`
-	} `json:"assignment"`
-}
-
-type apiGroupTopic struct {
-	Topic      string `json:"topic"`
-	Lag        int64  `json:"lag"`
-	Partitions []struct {
-		Partition    int32  `json:"partition"`
-		Committed    int64  `json:"committed"`
-		LogEndOffset int64  `json:"log_end_offset"`
-		Lag          *int64 `json:"lag"`
-		Error        string `json:"error"`
-	} `json:"partitions"`
-}
-
-// apiOffsetReset is an offset reset job (fsm.OffsetReset), or a dry run's
-// resolved targets.
-type apiOffsetReset struct {
-	Group  string   `json:"group"`
-	Topics []string `json:"topics"`
-	To     struct {
-		Kind  string `json:"kind"`
-		Value int64  `json:"value"`
-	} `json:"to"`
-	State   string           `json:"state"`
-	Targets []apiResetTarget `json:"targets"`
-	Members []struct {
-		ID       string `json:"id"`
-		ClientID string `json:"client_id"`
-		Protocol string `json:"protocol"`
-	} `json:"members"`
-	Created int64  `json:"created"`
-	Error   string `json:"error"`
-}
-
-type apiResetTarget struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Old       int64  `json:"old"`
-	New       int64  `json:"new"`
-}
-
-func (r apiOffsetReset) over() bool { return r.State == "applied" || r.State == "failed" }
-
-func (r apiOffsetReset) toString() string {
-	switch r.To.Kind {
-	case "", "earliest", "latest":
-		return dash(r.To.Kind)
-	case "timestamp":
-		return "timestamp " + time.UnixMilli(r.To.Value).UTC().Format(time.RFC3339Nano)
+// resetToString shows a reset's target for people.
+func resetToString(to fsm.ResetTo) string {
+	switch to.Kind {
+	case "", fsm.ResetToEarliest, fsm.ResetToLatest:
+		return dash(to.Kind)
+	case fsm.ResetToTimestamp:
+		return "timestamp " + time.UnixMilli(to.Value).UTC().Format(time.RFC3339Nano)
 	}
-	return fmt.Sprintf("%s %d", r.To.Kind, r.To.Value)
-}
-
-// apiResetRequest is the body of POST /v1/groups/{group}/offset-resets.
-type apiResetRequest struct {
-	Topics     []string           `json:"topics"`
-	Partitions map[string][]int32 `json:"partitions,omitempty"`
-	To         resetTo            `json:"to"`
-	DryRun     bool               `json:"dry_run"`
-}
-
-// resetTo is the body's target: "earliest", "latest", or one of
-// {"timestamp": ms}, {"offset": n}, {"shift": n}.
-type resetTo struct {
-	kind  string
-	value int64
-}
-
-func (t resetTo) MarshalJSON() ([]byte, error) {
-	switch t.kind {
-	case "earliest", "latest":
-		return json.Marshal(t.kind)
-	}
-	return json.Marshal(map[string]int64{t.kind: t.value})
+	return fmt.Sprintf("%s %d", to.Kind, to.Value)
 }
 
 func groupPath(group string) string { return apiPath("/v1/groups", group) }
@@ -191,7 +99,7 @@ func parseGroupsReset(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	if len(topics) == 0 {
 		return nil, errors.New("--topic TOPIC is required")
 	}
-	body := apiResetRequest{Topics: topics, DryRun: *dryRun}
+	body := adminapi.OffsetResetRequest{Topics: topics, DryRun: *dryRun}
 	if len(partitions) > 0 {
 		if len(topics) != 1 {
 			return nil, fmt.Errorf("--partitions applies to a single --topic; reset the topics %s one at a time", strings.Join(topics, ", "))
@@ -208,26 +116,26 @@ func parseGroupsReset(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	}
 	var chosen []string
 	if *earliest {
-		chosen, body.To = append(chosen, "--to-earliest"), resetTo{kind: "earliest"}
+		chosen, body.To = append(chosen, "--to-earliest"), adminapi.ResetToJSON(fsm.ResetTo{Kind: "earliest"})
 	}
 	if *latest {
-		chosen, body.To = append(chosen, "--to-latest"), resetTo{kind: "latest"}
+		chosen, body.To = append(chosen, "--to-latest"), adminapi.ResetToJSON(fsm.ResetTo{Kind: "latest"})
 	}
 	if datetime.set {
 		ts, err := parseResetDatetime(datetime.v, time.Local)
 		if err != nil {
 			return nil, err
 		}
-		chosen, body.To = append(chosen, "--to-datetime"), resetTo{kind: "timestamp", value: ts}
+		chosen, body.To = append(chosen, "--to-datetime"), adminapi.ResetToJSON(fsm.ResetTo{Kind: "timestamp", Value: ts})
 	}
 	if offset.set {
 		if offset.v < 0 {
 			return nil, fmt.Errorf("--to-offset %d is negative", offset.v)
 		}
-		chosen, body.To = append(chosen, "--to-offset"), resetTo{kind: "offset", value: offset.v}
+		chosen, body.To = append(chosen, "--to-offset"), adminapi.ResetToJSON(fsm.ResetTo{Kind: "offset", Value: offset.v})
 	}
 	if shift.set {
-		chosen, body.To = append(chosen, "--shift-by"), resetTo{kind: "shift", value: shift.v}
+		chosen, body.To = append(chosen, "--shift-by"), adminapi.ResetToJSON(fsm.ResetTo{Kind: "shift", Value: shift.v})
 	}
 	switch {
 	case len(chosen) == 0:
@@ -238,7 +146,7 @@ func parseGroupsReset(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 		return nil, errors.New("--wait follows a reset, and --dry-run starts none")
 	}
 	call := &ctlCall{method: http.MethodPost, path: groupPath(group) + "/offset-resets", body: body,
-		show: decoded(func(w io.Writer, r apiOffsetReset) error { return renderReset(w, group, r, *dryRun) })}
+		show: decoded(func(w io.Writer, r fsm.OffsetReset) error { return renderReset(w, group, r, *dryRun) })}
 	if *wait {
 		call.follow = func(c *ctlClient, raw []byte, stdout io.Writer, asJSON bool) error {
 			return waitReset(c, group, raw, stdout, asJSON)
@@ -270,7 +178,7 @@ func parseResetDatetime(s string, loc *time.Location) (int64, error) {
 	return t.UnixMilli(), nil
 }
 
-func renderGroups(w io.Writer, l apiGroupList) error {
+func renderGroups(w io.Writer, l adminapi.GroupList) error {
 	for _, e := range l.Errors {
 		fmt.Fprintf(w, "warning: %s (the list may miss groups)\n", e)
 	}
@@ -286,14 +194,14 @@ func renderGroups(w io.Writer, l apiGroupList) error {
 	return tw.Flush()
 }
 
-func renderGroup(w io.Writer, g apiGroup) error {
+func renderGroup(w io.Writer, g adminapi.Group) error {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "group:\t%s\n", g.Group)
 	fmt.Fprintf(tw, "type:\t%s\n", dash(g.Type))
 	fmt.Fprintf(tw, "state:\t%s\n", dash(g.State))
 	fmt.Fprintf(tw, "protocol:\t%s\n", dash(strings.TrimSpace(g.ProtocolType+" "+g.Protocol)))
 	if r := g.OffsetReset; r != nil {
-		line := fmt.Sprintf("%s to %s", r.State, r.toString())
+		line := fmt.Sprintf("%s to %s", r.State, resetToString(r.To))
 		if r.Error != "" {
 			line += ": " + r.Error
 		}
@@ -357,14 +265,14 @@ func offsetCell(o int64) string {
 
 // renderReset prints a reset's answer: the job (or the dry run's
 // targets), one line per partition old -> new.
-func renderReset(w io.Writer, group string, r apiOffsetReset, dryRun bool) error {
+func renderReset(w io.Writer, group string, r fsm.OffsetReset, dryRun bool) error {
 	switch {
 	case dryRun:
 		fmt.Fprintf(w, "dry run: resetting %s would move these offsets; nothing changed\n", group)
 	default:
-		line := fmt.Sprintf("offset reset of %s: %s", group, dash(r.State))
+		line := fmt.Sprintf("offset reset of %s: %s", group, dash(string(r.State)))
 		if r.To.Kind != "" {
-			line += ", to " + r.toString()
+			line += ", to " + resetToString(r.To)
 		}
 		if r.Error != "" {
 			line += ", error: " + r.Error
@@ -392,7 +300,7 @@ func waitReset(c *ctlClient, group string, first []byte, stdout io.Writer, asJSO
 	if asJSON {
 		progress = io.Discard
 	}
-	var job apiOffsetReset
+	var job fsm.OffsetReset
 	if err := json.Unmarshal(first, &job); err != nil {
 		return fmt.Errorf("the reset's answer is not the expected JSON: %w", err)
 	}
@@ -401,7 +309,7 @@ func waitReset(c *ctlClient, group string, first []byte, stdout io.Writer, asJSO
 	var failingSince time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for !job.over() {
+	for !resetOver(job) {
 		select {
 		case <-c.ctx.Done():
 			return fmt.Errorf("stopped waiting; the reset of %s goes on: see switchyard ctl groups describe %s", group, group)
@@ -411,7 +319,7 @@ func waitReset(c *ctlClient, group string, first []byte, stdout io.Writer, asJSO
 		var next json.RawMessage
 		_, err := c.do(http.MethodGet, groupPath(group)+"/offset-resets", url.Values{"consistent": {"1"}}, nil, &next)
 		if err == nil {
-			var nj apiOffsetReset
+			var nj fsm.OffsetReset
 			if err = json.Unmarshal(next, &nj); err == nil {
 				failingSince = time.Time{}
 				if job.Created != 0 && nj.Created != job.Created {
@@ -420,7 +328,7 @@ func waitReset(c *ctlClient, group string, first []byte, stdout io.Writer, asJSO
 				job, raw = nj, next
 				if job.State != state {
 					state = job.State
-					line := fmt.Sprintf("%s: %s", group, dash(state))
+					line := fmt.Sprintf("%s: %s", group, dash(string(state)))
 					if job.Error != "" {
 						line += ": " + job.Error
 					}

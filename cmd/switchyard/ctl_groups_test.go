@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
@@ -134,7 +135,7 @@ const testGroupJSON = `{"group":"billing","type":"classic","state":"Stable","pro
 	"offset_reset":{"group":"billing","topics":["orders"],"to":{"kind":"shift","value":-100},"state":"applied","targets":[],"created":5}}`
 
 func TestRenderGroups(t *testing.T) {
-	var g apiGroup
+	var g adminapi.Group
 	if err := json.Unmarshal([]byte(testGroupJSON), &g); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestRenderGroups(t *testing.T) {
 	}
 
 	b.Reset()
-	if err := renderGroups(&b, apiGroupList{Groups: []apiGroupListing{{Group: "billing", State: "Stable", ProtocolType: "consumer", Type: "classic"}, {Group: "empty"}}}); err != nil {
+	if err := renderGroups(&b, adminapi.GroupList{Groups: []adminapi.GroupListing{{Group: "billing", State: "Stable", ProtocolType: "consumer", Type: "classic"}, {Group: "empty"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !regexpLine(b.String(), `^billing\s+classic\s+Stable\s+consumer$`) || !regexpLine(b.String(), `^empty\s+-\s+-\s+-$`) {
@@ -166,7 +167,7 @@ func TestRenderGroups(t *testing.T) {
 	}
 
 	b.Reset()
-	r := apiOffsetReset{State: "pending", Targets: []apiResetTarget{{Topic: "orders", Partition: 0, Old: 10, New: 0}, {Topic: "orders", Partition: 1, Old: -1, New: 0}}}
+	r := fsm.OffsetReset{State: fsm.ResetPending, Targets: []fsm.ResetTarget{{Topic: "orders", Partition: 0, Old: 10, New: 0}, {Topic: "orders", Partition: 1, Old: -1, New: 0}}}
 	r.To.Kind = "earliest"
 	if err := renderReset(&b, "billing", r, false); err != nil {
 		t.Fatal(err)
@@ -382,7 +383,7 @@ func TestCtlGroupsOnSandbox(t *testing.T) {
 				t.Errorf("peer %d: describe billing has no line matching %s:\n%s", i, pattern, out)
 			}
 		}
-		var live apiGroup
+		var live adminapi.Group
 		waitUntil(t, 30*time.Second, "live shows its member", func() bool {
 			code, o, _ := ctl("-o", "json", "groups", "describe", "live")
 			return code == 0 && json.Unmarshal([]byte(o), &live) == nil && live.State == "Stable" && len(live.Members) == 1

@@ -4,7 +4,6 @@ package main
 // live topic migration (docs/migration.md).
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // --- migrations ---------------------------------------------------------------
@@ -29,30 +31,8 @@ const migrationPollInterval = 200 * time.Millisecond
 // start yet and answers 404) before giving up.
 const migrationPollGrace = 10 * time.Second
 
-// apiMigration is a topic's migration as the admin API shows it.
-type apiMigration struct {
-	Topic        string                  `json:"topic"`
-	From         string                  `json:"from"`
-	To           string                  `json:"to"`
-	State        string                  `json:"state"`
-	Phase        string                  `json:"phase"`
-	Partitions   []apiMigrationPartition `json:"partitions"`
-	GroupsBehind []string                `json:"groups_behind"`
-	Started      apiTime                 `json:"started"`
-	Switched     apiTime                 `json:"switched"`
-	Error        string                  `json:"error"`
-}
-
-// apiMigrationPartition is one partition and its base: the virtual offset
-// where the target's segment starts. Base is absent (or negative) until the
-// partition's high watermark on the source has settled under the fence.
-type apiMigrationPartition struct {
-	Partition int32  `json:"partition"`
-	Base      *int64 `json:"base"`
-}
-
-// done counts the partitions whose base is known, of all listed.
-func (m apiMigration) done() (done, total int) {
+// migrationDone counts the partitions whose base is known, of all listed.
+func migrationDone(m adminapi.Migration) (done, total int) {
 	for _, p := range m.Partitions {
 		if p.Base != nil && *p.Base >= 0 {
 			done++
@@ -61,75 +41,15 @@ func (m apiMigration) done() (done, total int) {
 	return done, len(m.Partitions)
 }
 
-// over reports whether --wait stops at m: clients are on the target
-// (switched, or already finished), or the migration ended without a
+// migrationOver reports whether --wait stops at m: clients are on the
+// target (switched, or already finished), or the migration ended without a
 // switch (aborted, failed).
-func (m apiMigration) over() bool {
+func migrationOver(m adminapi.Migration) bool {
 	switch m.State {
-	case "switched", "finished", "aborted", "failed":
+	case fsm.MigrationSwitched, fsm.MigrationFinished, fsm.MigrationAborted, fsm.MigrationFailed:
 		return true
 	}
 	return false
-}
-
-// apiTime is a time in an answer: unix milliseconds or an RFC 3339
-// string; 0, "" and null are no time.
-type apiTime struct{ t time.Time }
-
-func (a *apiTime) UnmarshalJSON(b []byte) error {
-	s := strings.TrimSpace(string(b))
-	switch {
-	case s == "null" || s == `""` || s == "0":
-		a.t = time.Time{}
-	case strings.HasPrefix(s, `"`):
-		var str string
-		if err := json.Unmarshal(b, &str); err != nil {
-			return err
-		}
-		t, err := time.Parse(time.RFC3339Nano, str)
-		if err != nil {
-			return fmt.Errorf("time %q is not RFC 3339", str)
-		}
-		a.t = t
-	default:
-		ms, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("time %s is neither unix milliseconds nor RFC 3339", s)
-		}
-		a.t = time.UnixMilli(ms)
-	}
-	return nil
-}
-
-func (a apiTime) String() string {
-	if a.t.IsZero() {
-		return "-"
-	}
-	return a.t.UTC().Format(time.RFC3339)
-}
-
-// apiMigrationList is GET /v1/migrations: {"migrations": [...]}, or a bare
-// list.
-type apiMigrationList []apiMigration
-
-func (l *apiMigrationList) UnmarshalJSON(b []byte) error {
-	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
-		return json.Unmarshal(t, (*[]apiMigration)(l))
-	}
-	var v struct {
-		Migrations []apiMigration `json:"migrations"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*l = v.Migrations
-	return nil
-}
-
-// apiMigrationStart is the body of POST /v1/migrations.
-type apiMigrationStart struct {
-	Topic string `json:"topic"`
-	To    string `json:"to"`
 }
 
 // migrationPath is /v1/migrations/{topic}, escaped.
@@ -139,7 +59,7 @@ func parseMigrationsList(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	if err := noArgs(fs, args); err != nil {
 		return nil, err
 	}
-	return getCall("/v1/migrations", decoded(func(w io.Writer, l apiMigrationList) error { return renderMigrations(w, l) })), nil
+	return getCall("/v1/migrations", decoded(func(w io.Writer, l adminapi.MigrationList) error { return renderMigrations(w, l.Migrations) })), nil
 }
 
 func parseMigrationsGet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
@@ -168,10 +88,10 @@ func parseMigrationsStart(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 		return nil, errors.New("--to CLUSTER is required")
 	}
 	topic := pos[0]
-	call := &ctlCall{method: http.MethodPost, path: "/v1/migrations", body: apiMigrationStart{Topic: topic, To: to.v},
+	call := &ctlCall{method: http.MethodPost, path: "/v1/migrations", body: adminapi.MigrationStart{Topic: topic, To: to.v},
 		show: func(w io.Writer, raw []byte, index string) error {
 			line := fmt.Sprintf("migration of %s to %s started", topic, to.v)
-			var m apiMigration
+			var m adminapi.Migration
 			if json.Unmarshal(raw, &m) == nil && m.From != "" {
 				line = fmt.Sprintf("migration of %s started: %s -> %s, %s", topic, m.From, m.To, dash(m.Phase))
 			}
@@ -201,7 +121,7 @@ func parseMigrationsFinish(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	topic := pos[0]
 	call := &ctlCall{method: http.MethodPost, path: migrationPath(topic) + "/finish",
 		show: func(w io.Writer, raw []byte, index string) error {
-			var m apiMigration
+			var m adminapi.Migration
 			_ = json.Unmarshal(raw, &m) // an empty or other answer: a plain confirmation
 			if len(m.GroupsBehind) > 0 {
 				fmt.Fprintf(w, "warning: finished with groups behind the base (they can no longer read the rest of the source): %s\n", strings.Join(m.GroupsBehind, ", "))
@@ -220,9 +140,7 @@ func parseMigrationsFinish(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 			if e.status != http.StatusConflict {
 				return e
 			}
-			var b struct {
-				GroupsBehind []string `json:"groups_behind"`
-			}
+			var b adminapi.MigrationBehind
 			if json.Unmarshal(e.body, &b) != nil || len(b.GroupsBehind) == 0 {
 				return e
 			}
@@ -247,7 +165,7 @@ func parseMigrationsAbort(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 		show: confirm("migration of %s aborted; the topic stays where it was", pos[0])}, nil
 }
 
-func renderMigrations(w io.Writer, l []apiMigration) error {
+func renderMigrations(w io.Writer, l []adminapi.Migration) error {
 	if len(l) == 0 {
 		_, err := fmt.Fprintln(w, "no migrations")
 		return err
@@ -255,19 +173,19 @@ func renderMigrations(w io.Writer, l []apiMigration) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "TOPIC\tFROM\tTO\tSTATE\tPHASE\tPARTITIONS\tSTARTED\tSWITCHED\tGROUPS BEHIND")
 	for _, m := range l {
-		done, total := m.done()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%d\n", m.Topic, m.From, m.To, dash(m.State), dash(m.Phase),
+		done, total := migrationDone(m)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%d\n", m.Topic, m.From, m.To, dash(string(m.State)), dash(m.Phase),
 			done, total, m.Started, m.Switched, len(m.GroupsBehind))
 	}
 	return tw.Flush()
 }
 
-func renderMigration(w io.Writer, m apiMigration) error {
+func renderMigration(w io.Writer, m adminapi.Migration) error {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "topic:\t%s\n", m.Topic)
 	fmt.Fprintf(tw, "from:\t%s\n", dash(m.From))
 	fmt.Fprintf(tw, "to:\t%s\n", dash(m.To))
-	fmt.Fprintf(tw, "state:\t%s\n", dash(m.State))
+	fmt.Fprintf(tw, "state:\t%s\n", dash(string(m.State)))
 	fmt.Fprintf(tw, "phase:\t%s\n", dash(m.Phase))
 	fmt.Fprintf(tw, "started:\t%s\n", m.Started)
 	fmt.Fprintf(tw, "switched:\t%s\n", m.Switched)
@@ -340,7 +258,7 @@ func (mw *migrationWatch) pauseSoFar(now time.Time) time.Duration {
 }
 
 // observe takes one read of the migration at now and prints what changed.
-func (mw *migrationWatch) observe(m apiMigration, now time.Time) {
+func (mw *migrationWatch) observe(m adminapi.Migration, now time.Time) {
 	if !mw.seen {
 		mw.begin = now
 	}
@@ -350,8 +268,8 @@ func (mw *migrationWatch) observe(m apiMigration, now time.Time) {
 	if m.Phase != "fence" && !mw.fenceSince.IsZero() && !mw.fenceOver {
 		mw.fenceOver, mw.pause = true, now.Sub(mw.fenceSince)
 	}
-	changed := !mw.seen || m.State != mw.state || m.Phase != mw.phase
-	mw.seen, mw.state, mw.phase = true, m.State, m.Phase
+	changed := !mw.seen || string(m.State) != mw.state || m.Phase != mw.phase
+	mw.seen, mw.state, mw.phase = true, string(m.State), m.Phase
 	if mw.tty {
 		fmt.Fprintf(mw.w, "\r\033[K%s", mw.statusLine(m, now))
 		mw.drawn = true
@@ -364,10 +282,10 @@ func (mw *migrationWatch) observe(m apiMigration, now time.Time) {
 
 // statusLine is one line of progress: topic, route, state and phase,
 // partitions whose base is known, and the producer pause so far.
-func (mw *migrationWatch) statusLine(m apiMigration, now time.Time) string {
+func (mw *migrationWatch) statusLine(m adminapi.Migration, now time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s -> %s: %s, phase %s", m.Topic, dash(m.From), dash(m.To), dash(m.State), dash(m.Phase))
-	if done, total := m.done(); total > 0 {
+	fmt.Fprintf(&b, "%s %s -> %s: %s, phase %s", m.Topic, dash(m.From), dash(m.To), dash(string(m.State)), dash(m.Phase))
+	if done, total := migrationDone(m); total > 0 {
 		fmt.Fprintf(&b, ", partitions %d/%d", done, total)
 	}
 	if p := mw.pauseSoFar(now); p > 0 || !mw.fenceSince.IsZero() {
@@ -382,7 +300,7 @@ func (mw *migrationWatch) statusLine(m apiMigration, now time.Time) string {
 // finish prints the closing line (ending the status line on a terminal)
 // and answers the migration's outcome: nil once clients are on the target,
 // an error for an aborted or failed migration.
-func (mw *migrationWatch) finish(m apiMigration, now time.Time) error {
+func (mw *migrationWatch) finish(m adminapi.Migration, now time.Time) error {
 	if mw.drawn {
 		fmt.Fprintln(mw.w)
 	}
@@ -415,7 +333,7 @@ func waitMigration(c *ctlClient, topic string, first []byte, stdout io.Writer, a
 		progress = io.Discard
 	}
 	mw := newMigrationWatch(progress, tty && !asJSON)
-	var m apiMigration
+	var m adminapi.Migration
 	raw := json.RawMessage(first)
 	if err := json.Unmarshal(first, &m); err == nil && m.Topic != "" {
 		mw.observe(m, time.Now())
@@ -423,7 +341,7 @@ func waitMigration(c *ctlClient, topic string, first []byte, stdout io.Writer, a
 	var failingSince time.Time
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for !m.over() {
+	for !migrationOver(m) {
 		select {
 		case <-c.ctx.Done():
 			if mw.drawn {
@@ -436,7 +354,7 @@ func waitMigration(c *ctlClient, topic string, first []byte, stdout io.Writer, a
 		var next json.RawMessage
 		_, err := c.do(http.MethodGet, migrationPath(topic), url.Values{"consistent": {"1"}}, nil, &next)
 		if err == nil {
-			var nm apiMigration
+			var nm adminapi.Migration
 			if err = json.Unmarshal(next, &nm); err == nil && nm.Topic == "" {
 				err = fmt.Errorf("the answer names no topic: %.200s", next)
 			}

@@ -13,20 +13,8 @@ import (
 	"strings"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
-
-// apiRegion is one region of GET /v1/regions.
-type apiRegion struct {
-	Name     string   `json:"name"`
-	Networks []string `json:"networks"`
-	Fallback []string `json:"fallback"`
-}
-
-// apiRegionBody is the PUT /v1/regions/{region} body.
-type apiRegionBody struct {
-	Networks []string `json:"networks"`
-	Fallback []string `json:"fallback"`
-}
 
 // targetsEmpty: a route without region targets or failover policy.
 func targetsEmpty(t fsm.RouteTargets) bool {
@@ -98,7 +86,7 @@ func parseRegionsList(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 }
 
 func parseRegionsSet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
-	var b apiRegionBody
+	var b adminapi.RegionBody
 	fs.Var(listFlag{&b.Networks}, "network", "a client network of the region, `CIDR` (repeatable, or comma-separated)")
 	fs.Var(listFlag{&b.Fallback}, "fallback", "`REGION`s whose peers serve this region's clients when it has none live, in order (repeatable)")
 	pos, err := parseInterleaved(fs, args)
@@ -130,7 +118,7 @@ func parseRegionsDelete(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 		show: confirm("region %s deleted", pos[0])}, nil
 }
 
-func renderRegions(w io.Writer, regions []apiRegion) error {
+func renderRegions(w io.Writer, regions []fsm.Region) error {
 	if len(regions) == 0 {
 		_, err := fmt.Fprintln(w, "no regions: clients are served by every peer and routed by their peer's region")
 		return err

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // ctlMaxSnapshotBytes bounds a backup ctl reads or sends; it matches the
@@ -127,9 +128,7 @@ func parseSnapshotRestore(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 		if err != nil {
 			return err
 		}
-		var rep struct {
-			Index uint64 `json:"index"`
-		}
+		var rep adminapi.RestoreReport
 		if err := json.Unmarshal(answer, &rep); err != nil {
 			return fmt.Errorf("answer of POST /v1/snapshot is not the expected JSON: %w", err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 	"github.com/switchyard-proxy/switchyard/sandbox"
 )
@@ -968,7 +969,7 @@ const testMigrationJSON = `{"topic":"orders","from":"east","to":"west","state":"
 	"groups_behind":["billing","audit"],"started":1764812400000,"switched":"2025-12-04T01:40:02Z"}`
 
 func TestRenderMigrations(t *testing.T) {
-	var m apiMigration
+	var m adminapi.Migration
 	if err := json.Unmarshal([]byte(testMigrationJSON), &m); err != nil {
 		t.Fatal(err)
 	}
@@ -988,12 +989,12 @@ func TestRenderMigrations(t *testing.T) {
 
 	// The list, wrapped or bare.
 	for _, body := range []string{`{"migrations":[` + testMigrationJSON + `]}`, `[` + testMigrationJSON + `]`} {
-		var l apiMigrationList
+		var l adminapi.MigrationList
 		if err := json.Unmarshal([]byte(body), &l); err != nil {
 			t.Fatal(err)
 		}
 		b.Reset()
-		if err := renderMigrations(&b, l); err != nil {
+		if err := renderMigrations(&b, l.Migrations); err != nil {
 			t.Fatal(err)
 		}
 		if !regexpLine(b.String(), `^orders\s+east\s+west\s+switched\s+copy\s+2/3\s+2025-12-04T01:40:00Z\s+2025-12-04T01:40:02Z\s+2$`) {
@@ -1004,7 +1005,7 @@ func TestRenderMigrations(t *testing.T) {
 	if err := renderMigrations(&b, nil); err != nil || b.String() != "no migrations\n" {
 		t.Errorf("empty list: %q %v", b.String(), err)
 	}
-	var bad apiTime
+	var bad adminapi.UnixMilli
 	if err := json.Unmarshal([]byte(`"yesterday"`), &bad); err == nil {
 		t.Error("a time that is not RFC 3339 decoded")
 	}
@@ -1061,10 +1062,10 @@ func TestMigrationFinishConflict(t *testing.T) {
 func TestMigrationWatch(t *testing.T) {
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
-	mig := func(state, phase string, done int) apiMigration {
-		m := apiMigration{Topic: "orders", From: "east", To: "west", State: state, Phase: phase}
+	mig := func(state, phase string, done int) adminapi.Migration {
+		m := adminapi.Migration{Topic: "orders", From: "east", To: "west", State: fsm.MigrationState(state), Phase: phase}
 		for p := range 4 {
-			m.Partitions = append(m.Partitions, apiMigrationPartition{Partition: int32(p)})
+			m.Partitions = append(m.Partitions, adminapi.MigrationBase{Partition: int32(p)})
 			if p < done {
 				v := int64(100 * p)
 				m.Partitions[p].Base = &v
@@ -1073,7 +1074,7 @@ func TestMigrationWatch(t *testing.T) {
 		return m
 	}
 	reads := []struct {
-		m  apiMigration
+		m  adminapi.Migration
 		ms int
 	}{
 		{mig("running", "prepare", 0), 0},
@@ -1181,7 +1182,7 @@ func TestMigrationWaitPolls(t *testing.T) {
 				t.Errorf("requests %q\nwant %q", got, want)
 			}
 			if asJSON {
-				var m apiMigration
+				var m adminapi.Migration
 				if err := json.Unmarshal(out.Bytes(), &m); err != nil || m.State != "switched" {
 					t.Fatalf("json output is not the last read: %v\n%s", err, out.String())
 				}
@@ -1267,7 +1268,7 @@ func TestCtlMigrationsOnSandbox(t *testing.T) {
 	}
 
 	code, out, errOut = ctl("-o", "json", "migrations", "get", "orders")
-	var m apiMigration
+	var m adminapi.Migration
 	if code != 0 || json.Unmarshal([]byte(out), &m) != nil {
 		t.Fatalf("get -o json: exit %d\n%s%s", code, out, errOut)
 	}
@@ -1277,7 +1278,7 @@ func TestCtlMigrationsOnSandbox(t *testing.T) {
 			sum += *p.Base
 		}
 	}
-	if m.From != "east" || m.To != "west" || m.State != "switched" || len(m.Partitions) != 3 || sum != 30 || m.Started.t.IsZero() || m.Switched.t.IsZero() {
+	if m.From != "east" || m.To != "west" || m.State != "switched" || len(m.Partitions) != 3 || sum != 30 || m.Started == 0 || m.Switched == 0 {
 		t.Fatalf("migration after the switch: %+v (bases sum to %d, want 30)\n%s", m, sum, out)
 	}
 	if code, out, errOut = ctl("migrations", "get", "orders"); code != 0 || !strings.Contains(out, "PARTITION") || !strings.Contains(out, "switched") {
@@ -1307,7 +1308,7 @@ func TestCtlMigrationsOnSandbox(t *testing.T) {
 
 	// The way back, -o json: one document, the migration switched.
 	code, out, errOut = ctl("-o", "json", "migrations", "start", "orders", "--to", "east", "--wait")
-	m = apiMigration{}
+	m = adminapi.Migration{}
 	if code != 0 || json.Unmarshal([]byte(out), &m) != nil || m.State != "switched" || m.From != "west" || m.To != "east" {
 		t.Fatalf("start back -o json --wait: exit %d\n%s%s", code, out, errOut)
 	}

@@ -15,27 +15,13 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/switchyard-proxy/switchyard/internal/adminapi"
 )
 
 // maxPasswordFileBytes bounds what users set reads: the API takes at most
 // 1024 bytes of password, plus a line ending.
 const maxPasswordFileBytes = 1024 + 2
-
-// apiUser is one user of GET /v1/users.
-type apiUser struct {
-	Name       string `json:"name"`
-	Mechanisms []struct {
-		Mechanism  string `json:"mechanism"`
-		Iterations int    `json:"iterations"`
-	} `json:"mechanisms"`
-}
-
-// apiUserBody is the PUT /v1/users/{name} body.
-type apiUserBody struct {
-	Mechanism  string `json:"mechanism"`
-	Password   string `json:"password"`
-	Iterations int    `json:"iterations,omitempty"`
-}
 
 func parseUsersList(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	if err := noArgs(fs, args); err != nil {
@@ -45,7 +31,7 @@ func parseUsersList(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 }
 
 func parseUsersSet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
-	var b apiUserBody
+	var b adminapi.UserBody
 	var file string
 	fs.StringVar(&b.Mechanism, "mechanism", "", "SASL `mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (required)")
 	fs.StringVar(&file, "password-file", "", "`file` holding the password (one trailing line ending is dropped; required)")
@@ -116,9 +102,7 @@ func parseUsersDelete(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	return call, nil
 }
 
-func renderUsers(w io.Writer, v struct {
-	Users []apiUser `json:"users"`
-}) error {
+func renderUsers(w io.Writer, v adminapi.UserList) error {
 	if len(v.Users) == 0 {
 		_, err := fmt.Fprintln(w, "no users")
 		return err
