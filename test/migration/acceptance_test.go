@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -212,11 +214,11 @@ func progress(t *testing.T, prods []*ackLog, groups []*recLog) {
 			}
 			var b strings.Builder
 			for _, p := range prods {
-				acks, fails := p.snapshot()
-				fmt.Fprintf(&b, " %s acked %d failed %d;", p.name, len(acks), len(fails))
+				acks, fails := p.counts()
+				fmt.Fprintf(&b, " %s acked %d failed %d;", p.name, acks, fails)
 			}
 			for _, g := range groups {
-				_, problems := g.snapshot()
+				problems := g.problemList()
 				fmt.Fprintf(&b, " %s consumed %d", g.name, g.count())
 				if len(problems) > 0 {
 					fmt.Fprintf(&b, " (%d problems, last: %s)", len(problems), problems[len(problems)-1])
@@ -423,26 +425,48 @@ func waitPastBase(t *testing.T, m migrationJSON, probe func(p int32, at int64) s
 	for _, l := range logs {
 		t.Cleanup(func() {
 			if t.Failed() {
-				_, problems := l.snapshot()
-				for _, p := range problems {
+				for _, p := range l.problemList() {
 					t.Logf("%s: %s", l.name, p)
 				}
 			}
 		})
-		deadline := time.Now().Add(5 * time.Minute)
-		waitFor(t, 5*time.Minute, l.name+" past the switch's bases", func() error {
+		// The group must get there, however slowly a loaded machine lets
+		// it read: it fails when it reads nothing below the bases for
+		// two minutes (a stall), or after fifteen in all. A minute
+		// without progress has the lagging partition probed, so a stall
+		// is described while it lasts.
+		start, moved, progress, probed := time.Now(), time.Now(), int64(-1), false
+		for {
 			pos := l.positions()
+			var done int64
+			lag, lagAt, lagBase := int32(-1), int64(0), int64(0)
 			for p, b := range bases {
-				if pos[p] < b {
-					err := fmt.Errorf("partition %d at %d, base %d", p, pos[p], b)
-					if probe != nil && time.Now().After(deadline) {
-						err = fmt.Errorf("%w\n%s", err, probe(p, pos[p]))
-					}
-					return err
+				done += min(pos[p], b)
+				if pos[p] < b && (lag < 0 || b-pos[p] > lagBase-lagAt) {
+					lag, lagAt, lagBase = p, pos[p], b // the furthest behind
 				}
 			}
-			return nil
-		})
+			if lag < 0 {
+				break
+			}
+			if done != progress {
+				progress, moved, probed = done, time.Now(), false
+			}
+			stalled := time.Since(moved)
+			if stalled > 2*time.Minute || time.Since(start) > 15*time.Minute {
+				msg := fmt.Sprintf("%s past the switch's bases: partition %d at %d, base %d; nothing read below the bases for %v, %v since the switch",
+					l.name, lag, lagAt, lagBase, stalled.Round(time.Second), time.Since(start).Round(time.Second))
+				if probe != nil {
+					msg += "\n" + probe(lag, lagAt)
+				}
+				t.Fatal(msg)
+			}
+			if probe != nil && !probed && stalled > time.Minute {
+				probed = true
+				t.Logf("%s: nothing read below the bases for a minute; partition %d at %d, base %d\n%s", l.name, lag, lagAt, lagBase, probe(lag, lagAt))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 }
 
@@ -553,6 +577,20 @@ func fetchProbe(sb *sandbox.Sandbox, from string) func(p int32, at int64) string
 		}
 		for _, a := range sb.Backends[from].ListenAddrs() {
 			ask(from, a)
+		}
+		// The peers run in this process: their goroutines say where a
+		// request waits.
+		dir := os.Getenv("SWITCHYARD_ARTIFACTS")
+		if dir == "" {
+			dir = os.TempDir()
+		}
+		stacks := make([]byte, 64<<20)
+		stacks = stacks[:runtime.Stack(stacks, true)]
+		f := filepath.Join(dir, fmt.Sprintf("migration-stall-%s.txt", time.Now().Format("150405.000")))
+		if err := os.WriteFile(f, stacks, 0o644); err != nil {
+			fmt.Fprintf(&b, "  goroutines not saved: %v\n", err)
+		} else {
+			fmt.Fprintf(&b, "  goroutines: %s\n", f)
 		}
 		return b.String()
 	}

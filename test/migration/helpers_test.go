@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	stdlog "log"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -236,6 +237,13 @@ func (l *ackLog) fail(s string) {
 	l.mu.Unlock()
 }
 
+// counts is how many acknowledgements and failures l holds (no copy).
+func (l *ackLog) counts() (int, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acks), len(l.fails)
+}
+
 func (l *ackLog) snapshot() ([]ack, []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -445,6 +453,7 @@ type recLog struct {
 	name     string
 	mu       sync.Mutex
 	recs     []consumedRec
+	pos      map[int32]int64 // the next offset per partition, kept by add
 	problems []string
 	lastWarn string // the client's last warning, for progress lines
 }
@@ -464,6 +473,12 @@ func (l *recLog) lastWarning() string {
 func (l *recLog) add(rs ...consumedRec) {
 	l.mu.Lock()
 	l.recs = append(l.recs, rs...)
+	if l.pos == nil {
+		l.pos = map[int32]int64{}
+	}
+	for _, r := range rs {
+		l.pos[r.partition] = max(l.pos[r.partition], r.offset+1)
+	}
 	l.mu.Unlock()
 }
 
@@ -481,21 +496,38 @@ func (l *recLog) count() int {
 	return len(l.recs)
 }
 
+// problemList is a copy of l's problems alone.
+func (l *recLog) problemList() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.problems)
+}
+
 func (l *recLog) snapshot() ([]consumedRec, []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.recs), slices.Clone(l.problems)
 }
 
-// positions is the next offset the group will consume per partition.
+// positions is the next offset the group will consume per partition. (Kept
+// as records arrive: a scan of millions of records under the lock, polled,
+// held the consumers' handlers up and slowed the very groups a test waits
+// for.)
 func (l *recLog) positions() map[int32]int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[int32]int64{}
-	for _, r := range l.recs {
-		out[r.partition] = max(out[r.partition], r.offset+1)
+	return maps.Clone(l.pos)
+}
+
+// since returns the records from the i-th on (a copy) and how many there
+// are in all, for a reader that keeps up incrementally.
+func (l *recLog) since(i int) ([]consumedRec, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i > len(l.recs) {
+		i = len(l.recs)
 	}
-	return out
+	return slices.Clone(l.recs[i:]), len(l.recs)
 }
 
 // franzGroup is a one-member franz-go consumer group that keeps up.
@@ -807,27 +839,42 @@ func ackIndex(t testing.TB, logs ...*ackLog) (map[string]ack, int) {
 	return idx, len(idx)
 }
 
-// waitCaughtUp waits until l holds every acknowledged record.
-func waitCaughtUp(t testing.TB, l *recLog, acked map[string]ack, timeout time.Duration) {
+// waitCaughtUp waits until l holds every acknowledged record: it fails
+// when the group delivers none of the missing ones for stall (a loaded
+// machine slows a group down; a stall is what this catches), or after
+// three times that in all. The records are read incrementally.
+func waitCaughtUp(t testing.TB, l *recLog, acked map[string]ack, stall time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, l.name+" to consume every acknowledged record", func() error {
-		recs, _ := l.snapshot()
-		seen := make(map[string]bool, len(recs))
+	missing := make(map[string]bool, len(acked))
+	for v := range acked {
+		missing[v] = true
+	}
+	start, moved, read := time.Now(), time.Now(), 0
+	for {
+		var recs []consumedRec
+		recs, read = l.since(read)
+		before := len(missing)
 		for _, r := range recs {
-			seen[r.value] = true
+			delete(missing, r.value)
 		}
-		var missing []string
-		for v, a := range acked {
-			if !seen[v] {
-				missing = append(missing, fmt.Sprintf("%s acknowledged at %d/%d %s", v, a.partition, a.offset, a.at.Format("15:04:05.000")))
+		if len(missing) == 0 {
+			return
+		}
+		if len(missing) != before {
+			moved = time.Now()
+		}
+		if time.Since(moved) > stall || time.Since(start) > 3*stall {
+			var list []string
+			for v := range missing {
+				a := acked[v]
+				list = append(list, fmt.Sprintf("%s acknowledged at %d/%d %s", v, a.partition, a.offset, a.at.Format("15:04:05.000")))
 			}
+			slices.Sort(list)
+			t.Fatalf("%s to consume every acknowledged record: %d of %d not consumed, none for %v (%v in all): %v",
+				l.name, len(missing), len(acked), time.Since(moved).Round(time.Second), time.Since(start).Round(time.Second), list[:min(len(list), 8)])
 		}
-		if len(missing) > 0 {
-			slices.Sort(missing)
-			return fmt.Errorf("%d of %d acknowledged records not consumed yet: %v", len(missing), len(acked), missing[:min(len(missing), 8)])
-		}
-		return nil
-	})
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // resolveUnknownOffsets fills in the offsets of records a producer was
