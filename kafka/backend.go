@@ -121,6 +121,12 @@ type Backend struct {
 	topicIDs sync.Map // [16]byte → topic name
 	versions atomic.Pointer[versionSet]
 
+	// snap is the last all-topics answer of the refresh loop, and metaGen
+	// counts the refreshes asked for: a snapshot is served only while no
+	// refresh was asked for since its request was sent (metadata_cache.go).
+	snap    atomic.Pointer[metaSnapshot]
+	metaGen atomic.Uint64
+
 	refreshCh chan struct{}
 	readyOnce sync.Once
 	ready     chan struct{}
@@ -213,8 +219,11 @@ func (b *Backend) Run(ctx context.Context) {
 	}
 }
 
-// TriggerRefresh asks for a metadata refresh soon; calls coalesce.
+// TriggerRefresh asks for a metadata refresh soon; calls coalesce. Until
+// a refresh asked for after this call lands, client Metadata is answered
+// by the backend, not from the snapshot (metadata_cache.go).
 func (b *Backend) TriggerRefresh() {
+	b.metaGen.Add(1)
 	select {
 	case b.refreshCh <- struct{}{}:
 	default:
@@ -229,11 +238,14 @@ func (b *Backend) refresh(ctx context.Context) error {
 	}
 	req := kmsg.NewPtrMetadataRequest()
 	req.Topics = nil // all topics
+	gen := b.metaGen.Load()
 	resp, err := b.request(ctx, -1, req)
 	if err != nil {
 		return err
 	}
-	b.updateMetadata(resp.(*kmsg.MetadataResponse), true)
+	m := resp.(*kmsg.MetadataResponse)
+	b.updateMetadata(m, true)
+	b.setSnapshot(m, gen)
 	return nil
 }
 
