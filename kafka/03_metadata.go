@@ -16,7 +16,8 @@ package kafka
 //
 // A backend is not asked at all while its metadata snapshot is fresh
 // (metadata_cache.go): an all-topics request is assembled from the
-// snapshots' pre-encoded blocks when every cluster's is fresh, and a
+// snapshots' pre-encoded blocks when every cluster's is fresh and allows
+// it (BackendConfig.ListFromSnapshot, off by default), and a
 // named topic the snapshot holds without error is answered from it. What
 // the snapshot cannot answer goes to the backend: a topic it lacks (maybe
 // just created elsewhere, or to be auto-created), one with an error, a
@@ -43,7 +44,7 @@ func handleMetadata(r *request) error {
 	}
 	// Authorized operations are the backend's to say: never cached.
 	cacheable := !req.IncludeClusterAuthorizedOperations && !req.IncludeTopicAuthorizedOperations
-	if all && cacheable {
+	if all && cacheable && listFromSnapshot(set.sorted) {
 		if snaps := freshSnapshots(set.sorted); snaps != nil {
 			p, err := c.newPending(r, start)
 			if err != nil {
@@ -258,6 +259,17 @@ func presentTopic(r *request, be *Backend, pr *presenter, t *kmsg.MetadataRespon
 			p.Replicas = moveFirst(p.Replicas, p.Leader)
 		}
 	}
+}
+
+// listFromSnapshot reports whether every backend lets listings be answered
+// from its snapshot (BackendConfig.ListFromSnapshot).
+func listFromSnapshot(bes []*Backend) bool {
+	for _, be := range bes {
+		if !be.cfg.ListFromSnapshot {
+			return false
+		}
+	}
+	return true
 }
 
 // freshSnapshots is every backend's fresh snapshot, in order, or nil when

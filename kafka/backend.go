@@ -41,6 +41,12 @@ type BackendConfig struct {
 	// that arrive, not the size prefix, so a large bound costs nothing
 	// until a broker actually sends that much.
 	MaxResponseBytes int32
+	// ListFromSnapshot lets all-topics Metadata be answered from the
+	// refresh loop's snapshot (metadata_cache.go) instead of the backend.
+	// Off by default: a topic created through another peer would be
+	// missing from this peer's listings until its next refresh, where
+	// forwarding shows it at once (test/compat's TestKcatMetadata).
+	ListFromSnapshot bool
 	// TLS and SASL, when set, secure every connection to the brokers
 	// (backend_auth.go). They name files, read when a connection is made.
 	TLS  *fsm.ClusterTLS

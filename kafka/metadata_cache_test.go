@@ -130,11 +130,11 @@ func TestClientMetadataCostsBackendNothing(t *testing.T) {
 	count(kb, &metaB)
 
 	m := NewMetrics(prometheus.NewRegistry(), 0)
-	ba, err := NewBackend(BackendConfig{Name: "a", Bootstrap: ka.ListenAddrs(), MetadataRefresh: time.Hour, Metrics: m})
+	ba, err := NewBackend(BackendConfig{Name: "a", Bootstrap: ka.ListenAddrs(), MetadataRefresh: time.Hour, Metrics: m, ListFromSnapshot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bb, err := NewBackend(BackendConfig{Name: "b", Bootstrap: kb.ListenAddrs(), MetadataRefresh: time.Hour, Metrics: m})
+	bb, err := NewBackend(BackendConfig{Name: "b", Bootstrap: kb.ListenAddrs(), MetadataRefresh: time.Hour, Metrics: m, ListFromSnapshot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
