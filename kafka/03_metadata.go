@@ -13,6 +13,16 @@ package kafka
 // clusters shows only as its route says; topics no rule routes answer
 // UNKNOWN_TOPIC_OR_PARTITION. Auto-creation happens on the routed cluster.
 // Every answer also refreshes that backend's leader cache.
+//
+// A backend is not asked at all while its metadata snapshot is fresh
+// (metadata_cache.go): an all-topics request is assembled from the
+// snapshots' pre-encoded blocks when every cluster's is fresh and allows
+// it (BackendConfig.ListFromSnapshot, off by default), and a
+// named topic the snapshot holds without error is answered from it. What
+// the snapshot cannot answer goes to the backend: a topic it lacks (maybe
+// just created elsewhere, or to be auto-created), one with an error, a
+// request for authorized operations (the backend's view of the proxy's own
+// principal, as before), and everything while the snapshot is stale.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,14 +42,31 @@ func handleMetadata(r *request) error {
 	if len(set.sorted) == 0 {
 		return errNoCluster
 	}
+	// Authorized operations are the backend's to say: never cached.
+	cacheable := !req.IncludeClusterAuthorizedOperations && !req.IncludeTopicAuthorizedOperations
+	if all && cacheable && listFromSnapshot(set.sorted) {
+		if snaps := freshSnapshots(set.sorted); snaps != nil {
+			p, err := c.newPending(r, start)
+			if err != nil {
+				return err
+			}
+			c.finish(p, cachedAllTopics(r, snaps), nil)
+			c.kickWriter()
+			return nil
+		}
+	}
 	var parts []part
+	// cached[i] is the backend whose snapshot part i's local answer was
+	// taken from (presented in the merge like a backend's answer).
+	var cached []*Backend
 	if all {
 		for _, be := range set.sorted {
 			sub := *req
-			parts = append(parts, part{t: target{be, -1}, req: &sub})
+			parts = append(parts, part{t: target{be, anyBroker}, req: &sub})
 		}
 	} else {
 		by := map[*Backend]*kmsg.MetadataRequest{}
+		var fromSnap map[*Backend]*kmsg.MetadataResponse
 		var local *kmsg.MetadataResponse
 		for _, t := range req.Topics {
 			var be *Backend
@@ -73,6 +100,23 @@ func handleMetadata(r *request) error {
 				local.Topics = append(local.Topics, mt)
 				continue
 			}
+			if cacheable && t.Topic != nil {
+				if snap := be.freshSnapshot(); snap != nil {
+					if ct, ok := snap.cachedTopic(*t.Topic); ok {
+						m := fromSnap[be]
+						if m == nil {
+							if fromSnap == nil {
+								fromSnap = map[*Backend]*kmsg.MetadataResponse{}
+							}
+							m = kmsg.NewPtrMetadataResponse()
+							m.ClusterID, m.ControllerID = snap.resp.ClusterID, snap.resp.ControllerID
+							fromSnap[be] = m
+						}
+						m.Topics = append(m.Topics, copyTopic(ct))
+						continue
+					}
+				}
+			}
 			sub := by[be]
 			if sub == nil {
 				s := *req
@@ -89,17 +133,36 @@ func handleMetadata(r *request) error {
 		}
 		for _, be := range set.sorted {
 			if sub := by[be]; sub != nil {
-				parts = append(parts, part{t: target{be, -1}, req: sub})
+				parts = append(parts, part{t: target{be, anyBroker}, req: sub})
+			}
+		}
+		for _, be := range set.sorted {
+			if m := fromSnap[be]; m != nil {
+				cached = append(cached, make([]*Backend, len(parts)-len(cached))...)
+				cached = append(cached, be)
+				parts = append(parts, part{t: target{be, anyBroker}, local: m})
 			}
 		}
 		if local != nil {
 			parts = append(parts, part{local: local})
 		}
 	}
+	if len(parts) == 0 && cacheable {
+		// An empty topic list (v1+): just the brokers; the default
+		// cluster's snapshot says its id and controller.
+		if def := r.defaultBackend(); def != nil {
+			if snap := def.freshSnapshot(); snap != nil {
+				m := kmsg.NewPtrMetadataResponse()
+				m.ClusterID, m.ControllerID = snap.resp.ClusterID, snap.resp.ControllerID
+				cached = []*Backend{def}
+				parts = append(parts, part{t: target{def, anyBroker}, local: m})
+			}
+		}
+	}
 	if len(parts) == 0 {
 		// An empty topic list (v1+): just the brokers, from any cluster.
 		sub := *req
-		parts = append(parts, part{t: target{r.defaultBackend(), -1}, req: &sub})
+		parts = append(parts, part{t: target{r.defaultBackend(), anyBroker}, req: &sub})
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
 		def := r.defaultBackend()
@@ -109,11 +172,20 @@ func handleMetadata(r *request) error {
 		for i, x := range resps {
 			m := x.(*kmsg.MetadataResponse)
 			be := parts[i].t.be
-			if parts[i].local != nil {
+			fromSnap := i < len(cached) && cached[i] != nil
+			if parts[i].local != nil && !fromSnap {
 				out.Topics = append(out.Topics, m.Topics...)
 				continue
 			}
-			be.updateMetadata(m, all)
+			if !fromSnap {
+				be.updateMetadata(m, all)
+				if !all && be.learnsTopics(m) {
+					// A topic the snapshot lacks exists now (created
+					// elsewhere, or auto-created by this request):
+					// listings must show it at once.
+					be.TriggerRefresh()
+				}
+			}
 			presentMetadata(r, be, m)
 			if be == def || out.ClusterID == nil {
 				out.ClusterID, out.ControllerID = m.ClusterID, m.ControllerID
@@ -152,7 +224,6 @@ func presentedBrokers(r *request) []kmsg.MetadataResponseBroker {
 // presentMetadata rewrites one backend's metadata answer in place: leaders,
 // replicas and the controller become peers, topic ids virtual ones.
 func presentMetadata(r *request, be *Backend, m *kmsg.MetadataResponse) {
-	s := r.c.s
 	pr := r.presenter(be)
 	m.Brokers = m.Brokers[:0]
 	for _, b := range pr.brokers() {
@@ -161,25 +232,74 @@ func presentMetadata(r *request, be *Backend, m *kmsg.MetadataResponse) {
 	m.ControllerID = pr.peerFor(m.ControllerID)
 	m.ClusterID = r.clusterID(m.ClusterID)
 	for i := range m.Topics {
-		if m.Topics[i].Topic != nil {
-			s.presentTopicID(*m.Topics[i].Topic, &m.Topics[i].TopicID)
+		presentTopic(r, be, pr, &m.Topics[i])
+	}
+}
+
+// presentTopic rewrites one topic of be's metadata in place (its id, its
+// partitions' leaders, replicas and epochs); the replica slices are
+// replaced, never written into, so a shallow copy of the partitions is
+// enough to keep the original (metadata_cache.go).
+func presentTopic(r *request, be *Backend, pr *presenter, t *kmsg.MetadataResponseTopic) {
+	if t.Topic != nil {
+		r.c.s.presentTopicID(*t.Topic, &t.TopicID)
+	}
+	for j := range t.Partitions {
+		p := &t.Partitions[j]
+		if t.Topic != nil {
+			p.LeaderEpoch = presentChainEpoch(r, be, *t.Topic, p.LeaderEpoch)
 		}
-		for j := range m.Topics[i].Partitions {
-			p := &m.Topics[i].Partitions[j]
-			if m.Topics[i].Topic != nil {
-				p.LeaderEpoch = presentChainEpoch(r, be, *m.Topics[i].Topic, p.LeaderEpoch)
-			}
-			p.Leader = pr.peerFor(p.Leader)
-			p.Replicas = pr.mapIDs(p.Replicas)
-			p.ISR = pr.mapIDs(p.ISR)
-			p.OfflineReplicas = pr.mapIDs(p.OfflineReplicas)
-			if p.Leader >= 0 && len(p.Replicas) > 0 && p.Replicas[0] != p.Leader {
-				// Some clients treat the first replica as preferred; keep the
-				// presented leader first so they never disagree with Leader.
-				p.Replicas = moveFirst(p.Replicas, p.Leader)
-			}
+		p.Leader = pr.peerFor(p.Leader)
+		p.Replicas = pr.mapIDs(p.Replicas)
+		p.ISR = pr.mapIDs(p.ISR)
+		p.OfflineReplicas = pr.mapIDs(p.OfflineReplicas)
+		if p.Leader >= 0 && len(p.Replicas) > 0 && p.Replicas[0] != p.Leader {
+			// Some clients treat the first replica as preferred; keep the
+			// presented leader first so they never disagree with Leader.
+			p.Replicas = moveFirst(p.Replicas, p.Leader)
 		}
 	}
+}
+
+// listFromSnapshot reports whether every backend lets listings be answered
+// from its snapshot (BackendConfig.ListFromSnapshot).
+func listFromSnapshot(bes []*Backend) bool {
+	for _, be := range bes {
+		if !be.cfg.ListFromSnapshot {
+			return false
+		}
+	}
+	return true
+}
+
+// freshSnapshots is every backend's fresh snapshot, in order, or nil when
+// one has none.
+func freshSnapshots(bes []*Backend) []*metaSnapshot {
+	out := make([]*metaSnapshot, len(bes))
+	for i, be := range bes {
+		if out[i] = be.freshSnapshot(); out[i] == nil {
+			return nil
+		}
+	}
+	return out
+}
+
+// learnsTopics reports whether a named Metadata answer from b holds a
+// topic without error that b's snapshot does not have.
+func (b *Backend) learnsTopics(m *kmsg.MetadataResponse) bool {
+	snap := b.snap.Load()
+	if snap == nil {
+		return false
+	}
+	for _, t := range m.Topics {
+		if t.Topic == nil || t.ErrorCode != 0 {
+			continue
+		}
+		if _, ok := snap.index[*t.Topic]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 func moveFirst(ids []int32, id int32) []int32 {

@@ -49,10 +49,10 @@ func handleFindCoordinator(r *request) error {
 	}
 	parts := make([]part, 0, len(order))
 	for _, be := range order {
-		parts = append(parts, part{t: target{be, -1}, req: by[be]})
+		parts = append(parts, part{t: target{be, anyBroker}, req: by[be]})
 	}
 	if len(parts) == 0 {
-		parts = append(parts, part{t: target{r.defaultBackend(), -1}, req: req})
+		parts = append(parts, part{t: target{r.defaultBackend(), anyBroker}, req: req})
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
 		out := resps[0].(*kmsg.FindCoordinatorResponse)

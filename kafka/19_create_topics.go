@@ -27,6 +27,12 @@ var createTopicsFamily = &family[*kmsg.CreateTopicsRequest, *kmsg.CreateTopicsRe
 	done: func(r *request, out *kmsg.CreateTopicsResponse) bool {
 		for i := range out.Topics {
 			r.c.s.presentTopicID(out.Topics[i].Topic, &out.Topics[i].TopicID)
+			if be := r.route(out.Topics[i].Topic); be != nil {
+				// Before the client has the answer: its next Metadata
+				// must show the topic, so the snapshot stops serving
+				// until it is refreshed (metadata_cache.go).
+				be.TriggerRefresh()
+			}
 		}
 		return len(out.Topics) > 0
 	},

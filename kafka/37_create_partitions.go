@@ -4,7 +4,8 @@ package kafka
 //
 // Split by the cluster each topic routes to, each part to that cluster's
 // controller; unrouted topics are answered UNKNOWN_TOPIC_OR_PARTITION with
-// a message naming the missing route.
+// a message naming the missing route. Each cluster asked refreshes its
+// metadata, its snapshot not served until then (metadata_cache.go).
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -13,4 +14,12 @@ func handleCreatePartitions(r *request) error { return createPartitionsFamily.se
 var createPartitionsFamily = &family[*kmsg.CreatePartitionsRequest, *kmsg.CreatePartitionsResponse]{
 	controller: true,
 	message:    noRouteMessage,
+	done: func(r *request, out *kmsg.CreatePartitionsResponse) bool {
+		for i := range out.Topics {
+			if be := r.route(out.Topics[i].Topic); be != nil {
+				be.TriggerRefresh()
+			}
+		}
+		return false
+	},
 }

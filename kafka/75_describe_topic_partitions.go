@@ -56,7 +56,7 @@ func handleDescribeTopicPartitions(r *request) error {
 		for _, be := range r.set.sorted {
 			sub := *req
 			sub.ResponsePartitionLimit = limit
-			parts = append(parts, part{t: target{be, -1}, req: &sub})
+			parts = append(parts, part{t: target{be, anyBroker}, req: &sub})
 		}
 	} else {
 		by := map[*Backend]*kmsg.DescribeTopicPartitionsRequest{}
@@ -102,7 +102,7 @@ func handleDescribeTopicPartitions(r *request) error {
 		}
 		for _, be := range r.set.sorted {
 			if sub := by[be]; sub != nil {
-				parts = append(parts, part{t: target{be, -1}, req: sub})
+				parts = append(parts, part{t: target{be, anyBroker}, req: sub})
 			}
 		}
 		if len(local.Topics) > 0 || len(parts) == 0 {

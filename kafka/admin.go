@@ -16,7 +16,7 @@ func controllerOf(be *Backend) target { return target{be, be.controller()} }
 func (r *request) everyCluster(controller bool) []target {
 	var out []target
 	for _, be := range r.set.sorted {
-		t := target{be, -1}
+		t := target{be, anyBroker}
 		if controller {
 			t = controllerOf(be)
 		}

@@ -41,6 +41,12 @@ type BackendConfig struct {
 	// that arrive, not the size prefix, so a large bound costs nothing
 	// until a broker actually sends that much.
 	MaxResponseBytes int32
+	// ListFromSnapshot lets all-topics Metadata be answered from the
+	// refresh loop's snapshot (metadata_cache.go) instead of the backend.
+	// Off by default: a topic created through another peer would be
+	// missing from this peer's listings until its next refresh, where
+	// forwarding shows it at once (test/compat's TestKcatMetadata).
+	ListFromSnapshot bool
 	// TLS and SASL, when set, secure every connection to the brokers
 	// (backend_auth.go). They name files, read when a connection is made.
 	TLS  *fsm.ClusterTLS
@@ -120,6 +126,12 @@ type Backend struct {
 	topics   sync.Map // topic name → *topicMeta
 	topicIDs sync.Map // [16]byte → topic name
 	versions atomic.Pointer[versionSet]
+
+	// snap is the last all-topics answer of the refresh loop, and metaGen
+	// counts the refreshes asked for: a snapshot is served only while no
+	// refresh was asked for since its request was sent (metadata_cache.go).
+	snap    atomic.Pointer[metaSnapshot]
+	metaGen atomic.Uint64
 
 	refreshCh chan struct{}
 	readyOnce sync.Once
@@ -213,8 +225,11 @@ func (b *Backend) Run(ctx context.Context) {
 	}
 }
 
-// TriggerRefresh asks for a metadata refresh soon; calls coalesce.
+// TriggerRefresh asks for a metadata refresh soon; calls coalesce. Until
+// a refresh asked for after this call lands, client Metadata is answered
+// by the backend, not from the snapshot (metadata_cache.go).
 func (b *Backend) TriggerRefresh() {
+	b.metaGen.Add(1)
 	select {
 	case b.refreshCh <- struct{}{}:
 	default:
@@ -229,11 +244,14 @@ func (b *Backend) refresh(ctx context.Context) error {
 	}
 	req := kmsg.NewPtrMetadataRequest()
 	req.Topics = nil // all topics
+	gen := b.metaGen.Load()
 	resp, err := b.request(ctx, -1, req)
 	if err != nil {
 		return err
 	}
-	b.updateMetadata(resp.(*kmsg.MetadataResponse), true)
+	m := resp.(*kmsg.MetadataResponse)
+	b.updateMetadata(m, true)
+	b.setSnapshot(m, gen)
 	return nil
 }
 

@@ -83,12 +83,21 @@ func (set *backendSet) home(st *fsm.State, key, region string) *Backend {
 }
 
 // target is where a piece of a request goes: a broker of a backend. A
-// broker of -1 means any broker of that backend (the leader is unknown), a
-// nil backend means nowhere (answered by the proxy).
+// broker of -1 means any broker of that backend because the one wanted (a
+// partition's leader, the controller, a coordinator) is not known, which
+// asks the backend for a metadata refresh; anyBroker means any broker by
+// intent; a nil backend means nowhere (answered by the proxy).
 type target struct {
 	be     *Backend
 	broker int32
 }
+
+// anyBroker is the broker of a target any broker of its backend can serve
+// (Metadata, FindCoordinator, the listings). Unlike -1 it says nothing
+// about the proxy's metadata being stale, so it triggers no refresh: before
+// it existed every client Metadata (and FindCoordinator) asked its
+// backend for a full metadata refresh on top of the request itself.
+const anyBroker int32 = -2
 
 func cmpTarget(a, b target) int {
 	an, bn := "", ""

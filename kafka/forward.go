@@ -88,11 +88,12 @@ func (c *clientConn) anyUpstream(be *Backend) (*upstream, error) {
 }
 
 // upstreamOrAny returns the connection to t, or to any broker of t's
-// backend when the broker is unknown (-1): the backend then answers with
-// the error that makes the client refresh its metadata.
+// backend when the broker is unknown (-1: the backend then answers with
+// the error that makes the client refresh its metadata, and the proxy
+// refreshes its own) or any will do (anyBroker: no refresh).
 func (c *clientConn) upstreamOrAny(t target) (*upstream, error) {
 	if t.broker < 0 {
-		if t.be != nil {
+		if t.be != nil && t.broker != anyBroker {
 			t.be.TriggerRefresh()
 		}
 		return c.anyUpstream(t.be)

@@ -81,7 +81,7 @@ func mergeRead[R kmsg.Response, E any](r *request, m mergedRead[R, E]) error {
 	parts := make([]part, len(clusters))
 	names := make([]string, len(clusters))
 	for i, be := range clusters {
-		parts[i] = part{t: target{be, -1}, req: req}
+		parts[i] = part{t: target{be, anyBroker}, req: req}
 		names[i] = be.Name()
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
