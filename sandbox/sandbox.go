@@ -79,8 +79,9 @@ type Config struct {
 	KafkaSecurity kafka.Security
 	ClientOpts    []kgo.Opt
 	// GroupLagInterval: how often the Raft leader polls consumer-group
-	// lag (switchyard_group_lag_records); 0: never (`switchyard dev` polls
-	// every 10 s).
+	// lag (switchyard_group_lag_records); 0: never (tests that want the
+	// series ask; `switchyard dev` polls every 10 s, so the console shows
+	// lag soon).
 	GroupLagInterval time.Duration
 	// Secure runs TLS and SASL everywhere (secure.go): on the peers'
 	// listeners and on the backends, with a CA and secrets made for the

@@ -49,7 +49,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		KafkaBasePort: *kafkaPort,
 		AdminBasePort: *adminPort,
 		Secure:        *secure,
-		Logger:        log,
+		// Lag in the console within seconds of a group committing.
+		GroupLagInterval: 10 * time.Second,
+		Logger:           log,
 	})
 	if err != nil {
 		return err

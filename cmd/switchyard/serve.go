@@ -194,7 +194,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.MaxTopicSeries, "max-topic-series", cfg.MaxTopicSeries, "per-topic metric series cap (default 1000)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.IntVar(&cfg.MetricsMaxClients, "metrics-max-clients", cfg.MetricsMaxClients, "distinct (client.id, principal) pairs with metric series of their own; more are counted as \"(other)\"")
-	fs.StringVar(&cfg.GroupLagInterval, "group-lag-interval", cfg.GroupLagInterval, "how often the raft leader polls consumer-group lag for switchyard_group_lag_records, e.g. 30s (default 0: off; see docs/metrics.md for a known interaction with live migrations)")
+	fs.StringVar(&cfg.GroupLagInterval, "group-lag-interval", cfg.GroupLagInterval, "how often the raft leader polls consumer-group lag for switchyard_group_lag_records, 0 turns it off")
 	fs.IntVar(&cfg.GroupLagMaxGroups, "group-lag-max-groups", cfg.GroupLagMaxGroups, "consumer groups with lag series of their own (the most lagging); the others are summed per topic as group \"(other)\"")
 
 	fs.IntVar(&cfg.KafkaMaxConnections, "kafka-max-connections", cfg.KafkaMaxConnections, "most open client connections; more are refused (Kafka's max.connections; 0: unlimited)")
