@@ -157,11 +157,12 @@ func startSandbox(t *testing.T) *sandbox.Sandbox {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sb, err := sandbox.Start(ctx, sandbox.Config{
-		Clusters:        []sandbox.ClusterSpec{{Name: "east", Brokers: 3}, {Name: "west", Brokers: 3}},
-		Peers:           3,
-		MetadataRefresh: time.Second,
-		Timing:          testTiming(),
-		Logger:          slog.New(slog.NewTextHandler(newTWriter(t), &slog.HandlerOptions{Level: testLevel()})),
+		Clusters:         []sandbox.ClusterSpec{{Name: "east", Brokers: 3}, {Name: "west", Brokers: 3}},
+		Peers:            3,
+		MetadataRefresh:  time.Second,
+		GroupLagInterval: 10 * time.Second, // the lag poll runs beside the migrations, as it does by default
+		Timing:           testTiming(),
+		Logger:           slog.New(slog.NewTextHandler(newTWriter(t), &slog.HandlerOptions{Level: testLevel()})),
 	})
 	if err != nil {
 		t.Fatalf("start sandbox: %v", err)
