@@ -93,6 +93,11 @@ type Config struct {
 	ClusterID string
 	// MetadataRefresh is how often backend metadata is reloaded.
 	MetadataRefresh time.Duration
+	// MetadataListFromSnapshot answers all-topics Metadata from each
+	// cluster's last refresh (kafka.BackendConfig.ListFromSnapshot): a
+	// topic created through another peer shows in listings only after
+	// this peer's next refresh.
+	MetadataListFromSnapshot bool
 	// MaxFrameBytes bounds a client request frame.
 	MaxFrameBytes int32
 	// MaxTopicSeries caps per-topic metric series.

@@ -149,6 +149,7 @@ func (n *Node) backendConfig(cl fsm.Cluster) kafka.BackendConfig {
 		TLS:              cl.TLS,
 		SASL:             cl.SASL,
 		MetadataRefresh:  n.cfg.MetadataRefresh,
+		ListFromSnapshot: n.cfg.MetadataListFromSnapshot,
 		BrokerTimeout:    n.cfg.BackendBrokerTimeout,
 		MaxResponseBytes: n.cfg.BackendMaxResponseBytes,
 		Metrics:          n.kafkaMetrics,

@@ -50,9 +50,11 @@ type serveConfig struct {
 	WriteLease      string   `json:"write_lease"`
 	ClusterID       string   `json:"cluster_id"`
 	MetadataRefresh string   `json:"metadata_refresh"`
-	MaxFrameBytes   int      `json:"max_frame_bytes"`
-	MaxTopicSeries  int      `json:"max_topic_series"`
-	LogLevel        string   `json:"log_level"`
+	// All-topics Metadata from the refresh loop's snapshot (docs/benchmarks.md).
+	MetadataListFromSnapshot bool   `json:"metadata_list_from_snapshot"`
+	MaxFrameBytes            int    `json:"max_frame_bytes"`
+	MaxTopicSeries           int    `json:"max_topic_series"`
+	LogLevel                 string `json:"log_level"`
 
 	// Per-client series cap and the consumer-group lag poll (docs/metrics.md).
 	MetricsMaxClients int    `json:"metrics_max_clients"`
@@ -190,6 +192,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.WriteLease, "write-lease", cfg.WriteLease, "how long a grant from the raft leader lets this peer forward Produce: a peer cut off from the leader stops writing within it, and a migration's switch waits it out for a peer that is down (same value on every peer; at most 17.27s; 0 disables it: Produce never waits on the control plane, and migrations and offset resets need every registered peer to confirm their fence)")
 	fs.StringVar(&cfg.ClusterID, "cluster-id", cfg.ClusterID, "cluster id presented to clients (default: the backend's)")
 	fs.StringVar(&cfg.MetadataRefresh, "metadata-refresh", cfg.MetadataRefresh, "backend metadata refresh period")
+	fs.BoolVar(&cfg.MetadataListFromSnapshot, "metadata-list-from-snapshot", cfg.MetadataListFromSnapshot, "answer all-topics Metadata from each cluster's last refresh instead of asking the backends (cheaper with thousands of topics; a topic created through another peer then shows in listings only after this peer's next refresh, up to --metadata-refresh)")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest client request accepted (default 104857600)")
 	fs.IntVar(&cfg.MaxTopicSeries, "max-topic-series", cfg.MaxTopicSeries, "per-topic metric series cap (default 1000)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
@@ -425,12 +428,14 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		WriteLease:      lease,
 		ClusterID:       c.ClusterID,
 		MetadataRefresh: refresh,
-		MaxFrameBytes:   int32(c.MaxFrameBytes),
-		MaxTopicSeries:  c.MaxTopicSeries,
-		KafkaLimits:     limits,
-		KafkaAuthz:      kafka.AuthzConfig{SuperUsers: c.KafkaSuperUsers, AllowIfNoACL: c.KafkaAllowIfNoACL},
-		KafkaSecurity:   security,
-		Timing:          timing,
+
+		MetadataListFromSnapshot: c.MetadataListFromSnapshot,
+		MaxFrameBytes:            int32(c.MaxFrameBytes),
+		MaxTopicSeries:           c.MaxTopicSeries,
+		KafkaLimits:              limits,
+		KafkaAuthz:               kafka.AuthzConfig{SuperUsers: c.KafkaSuperUsers, AllowIfNoACL: c.KafkaAllowIfNoACL},
+		KafkaSecurity:            security,
+		Timing:                   timing,
 
 		BackendBrokerTimeout:    brokerTimeout,
 		BackendMaxResponseBytes: int32(c.BackendMaxResponseBytes),

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestServePeerAdmissionSettings: the gossip key file and the admission
@@ -50,5 +51,51 @@ func TestServePeerAdmissionSettings(t *testing.T) {
 	cfg.AllowPeers = []string{"bad name"}
 	if _, err := cfg.nodeConfig(); err == nil || !strings.Contains(err.Error(), "allow-peer") {
 		t.Fatalf("a bad --allow-peer name: %v", err)
+	}
+}
+
+// TestServeMetadataAndLagSettings: listings from the metadata snapshot are
+// off unless asked for (file key or flag), and the lag poll is on every
+// 30 s unless turned off; both reach node.Config.
+func TestServeMetadataAndLagSettings(t *testing.T) {
+	dir := t.TempDir()
+	cfg := defaultServeConfig()
+	cfg.Name, cfg.DataDir, cfg.BootstrapExpect = "a1", dir, 1
+	nc, err := cfg.nodeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc.MetadataListFromSnapshot || nc.GroupLagInterval != 30*time.Second {
+		t.Fatalf("defaults: list from snapshot %v, lag interval %v; want false, 30s", nc.MetadataListFromSnapshot, nc.GroupLagInterval)
+	}
+
+	file := filepath.Join(dir, "peer.json")
+	conf := `{"name": "a1", "data_dir": "` + dir + `", "bootstrap_expect": 1, "metadata_list_from_snapshot": true, "group_lag_interval": "0"}`
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg = defaultServeConfig()
+	if err := loadConfigFile(file, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if nc, err = cfg.nodeConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if !nc.MetadataListFromSnapshot || nc.GroupLagInterval != 0 {
+		t.Fatalf("from the file: list from snapshot %v, lag interval %v; want true, 0", nc.MetadataListFromSnapshot, nc.GroupLagInterval)
+	}
+
+	cfg = defaultServeConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	serveFlags(fs, &cfg)
+	if err := fs.Parse(strings.Fields("--name a1 --data-dir " + dir + " --bootstrap-expect 1 --metadata-list-from-snapshot --group-lag-interval 1m")); err != nil {
+		t.Fatal(err)
+	}
+	if nc, err = cfg.nodeConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if !nc.MetadataListFromSnapshot || nc.GroupLagInterval != time.Minute {
+		t.Fatalf("from flags: list from snapshot %v, lag interval %v; want true, 1m", nc.MetadataListFromSnapshot, nc.GroupLagInterval)
 	}
 }
