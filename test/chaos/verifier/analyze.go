@@ -24,8 +24,9 @@ type Report struct {
 	// no copy of them (the record was delivered from another offset).
 	AckMoved int
 	Foreign  int // consumed records that are not the verifier's
-	// ConsumeStall is the longest interval with no delivery to the group
-	// that ends after the fault and begins before traffic stopped.
+	// ConsumeStall is the longest interval, on any partition, with no
+	// delivery to the group that ends after the fault and begins before
+	// traffic stopped.
 	ConsumeStall time.Duration
 	// ProduceStall is the longest of the producers' stalls.
 	ProduceStall time.Duration
@@ -37,8 +38,9 @@ type ProducerReport struct {
 	Acknowledged int
 	Failed       int
 	Lost         int
-	// Stall is the longest interval with no acknowledgement that ends
-	// after the fault and begins before traffic stopped.
+	// Stall is the longest interval, on any partition, with no
+	// acknowledgement that ends after the fault and begins before traffic
+	// stopped.
 	Stall time.Duration
 }
 
@@ -57,14 +59,14 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 	// Acknowledgements per producer.
 	type pstate struct {
 		acked map[int64]Ack
-		times []time.Time
+		times map[int32][]time.Time // per partition
 		fails int
 	}
 	prods := map[string]*pstate{}
 	get := func(name string) *pstate {
 		p := prods[name]
 		if p == nil {
-			p = &pstate{acked: map[int64]Ack{}}
+			p = &pstate{acked: map[int64]Ack{}, times: map[int32][]time.Time{}}
 			prods[name] = p
 		}
 		return p
@@ -74,7 +76,7 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 		if _, ok := p.acked[a.Seq]; !ok {
 			p.acked[a.Seq] = a
 		}
-		p.times = append(p.times, a.At)
+		p.times[a.Partition] = append(p.times[a.Partition], a.At)
 	}
 	for name, n := range l.failCount {
 		get(name).fails = n
@@ -83,7 +85,7 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 	// Deliveries: positions and counts per record.
 	positions := map[recordKey]map[position]int{}
 	atPos := map[position]recordKey{}
-	var dtimes []time.Time
+	dtimes := map[int32][]time.Time{}
 	for _, d := range l.deliveries {
 		k := recordKey{d.Producer, d.Seq}
 		ps := positions[k]
@@ -96,7 +98,7 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 		if _, ok := atPos[pos]; !ok {
 			atPos[pos] = k
 		}
-		dtimes = append(dtimes, d.At)
+		dtimes[d.Partition] = append(dtimes[d.Partition], d.At)
 	}
 	r.Delivered = len(positions)
 	r.Foreign = l.foreign
@@ -127,7 +129,7 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 	sort.Strings(names)
 	for _, n := range names {
 		p := prods[n]
-		pr := ProducerReport{Name: n, Acknowledged: len(p.acked), Failed: p.fails, Stall: longestGap(p.times, faultAt, stoppedAt)}
+		pr := ProducerReport{Name: n, Acknowledged: len(p.acked), Failed: p.fails, Stall: longestGapPerPartition(p.times, faultAt, stoppedAt)}
 		seqs := make([]int64, 0, len(p.acked))
 		for s := range p.acked {
 			seqs = append(seqs, s)
@@ -155,7 +157,7 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 		r.Failed += pr.Failed
 		r.ProduceStall = max(r.ProduceStall, pr.Stall)
 	}
-	r.ConsumeStall = longestGap(dtimes, faultAt, stoppedAt)
+	r.ConsumeStall = longestGapPerPartition(dtimes, faultAt, stoppedAt)
 
 	// Order: per partition, in offset order, per producer.
 	byPart := map[int32][]int64{}
@@ -180,6 +182,17 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 		}
 	}
 	return r
+}
+
+// longestGapPerPartition is the longest of the partitions' gaps: a fault
+// that stops a third of the partitions does not show in the gaps of all
+// of them together.
+func longestGapPerPartition(ts map[int32][]time.Time, from, to time.Time) time.Duration {
+	var best time.Duration
+	for _, t := range ts {
+		best = max(best, longestGap(t, from, to))
+	}
+	return best
 }
 
 // longestGap is the longest interval between consecutive times (sorted

@@ -15,9 +15,11 @@
 //   - out of order: per partition and producer, in offset order, a record
 //     whose sequence number is below one stored before it (copies of a
 //     record already stored count as duplicates, not here);
-//   - stalls (recovery time): the longest interval without an
-//     acknowledgement (per producer) or without a delivery (the group)
-//     that ends after the fault began and begins before traffic stopped.
+//   - stalls (recovery time): the longest interval on one partition
+//     without an acknowledgement (per producer) or without a delivery (the
+//     group) that ends after the fault began and begins before traffic
+//     stopped. Per partition, because a fault that stops the partitions
+//     one peer presents leaves the others flowing.
 //
 // The package is used in-process by the fault cases of test/chaos and by
 // the chaos-verifier command (cmd/chaos-verifier), which runs the same
