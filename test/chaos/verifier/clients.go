@@ -78,6 +78,12 @@ func (p *KgoProducer) run(ctx context.Context, rate int, log *Log) {
 			r := &kgo.Record{Key: []byte(p.name + "-" + strconv.FormatInt(s%1000, 10)), Value: []byte(Value(p.name, s))}
 			p.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 				if err != nil {
+					if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+						// Handed to the client as Stop began and cancelled
+						// before it was sent: neither acknowledged nor failed.
+						log.Note(fmt.Sprintf("%s: record %d not sent: stopped", p.name, s))
+						return
+					}
 					log.fail(p.name, s, err.Error())
 					return
 				}
