@@ -44,6 +44,9 @@ func TestMain(m *testing.M) {
 	printResults()
 	imageOnce.cleanup()
 	build.Close()
+	if previous.dir != "" {
+		os.RemoveAll(previous.dir)
+	}
 	os.Exit(code)
 }
 

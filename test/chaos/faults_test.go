@@ -58,13 +58,14 @@ func needChaos(t *testing.T) {
 // design allows a retried batch to be stored twice in this case.
 type faultCase struct {
 	peers         int
+	peerBin       string // the binary the peers start with ("": the one under test)
 	fault         func(t *testing.T, c *procCluster)
 	storedTwiceOK string // why duplicates may appear; "" asserts none
 }
 
 func runFault(t *testing.T, fc faultCase) {
 	needChaos(t)
-	c := startProcCluster(t, fc.peers)
+	c := startProcCluster(t, fc.peers, fc.peerBin)
 	c.createTopic(faultTopic, faultPartitions)
 	log := verifier.NewLog()
 	boot := c.bootstrap()
@@ -183,7 +184,7 @@ func printResults() {
 
 // A retried batch across a peer switch may be stored twice: the new peer
 // maps the virtual producer id to another real id (kafka/producer_ids.go).
-const acrossPeers = "a batch in flight to a killed peer is retried through another peer under another real producer id (kafka/producer_ids.go)"
+const acrossPeers = "a batch in flight to a peer that stopped or died is retried through another peer, which maps the virtual producer id to another real one (kafka/producer_ids.go)"
 
 // TestFaultClientPeerKilled: SIGKILL of peer 0, co-located with backend
 // broker 0: it presents that broker's partitions (their Produce and

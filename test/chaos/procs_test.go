@@ -70,7 +70,8 @@ func tail(s string, n int) string {
 // procCluster is a backend process and n peer processes.
 type procCluster struct {
 	t       *testing.T
-	bin     string
+	bin     string   // the binary under test: the backend's, ctl's, restarted peers'
+	peerBin []string // the binary each peer runs now
 	backend *serveproc.Proc
 	brokers []string // the backend's broker addresses
 	peers   []*serveproc.Proc
@@ -102,10 +103,14 @@ func consecutivePorts(t *testing.T, n int) int {
 
 // startProcCluster starts the backend and n peers, defines the backend
 // as cluster "main", routes everything there and waits for n voters (n is
-// 3 or 5) and every peer ready.
-func startProcCluster(t *testing.T, n int) *procCluster {
+// 3 or 5) and every peer ready. The peers run peerBin ("": the binary
+// under test).
+func startProcCluster(t *testing.T, n int, peerBin string) *procCluster {
 	t.Helper()
 	c := &procCluster{t: t, bin: build.Path(t), http: &http.Client{Timeout: 3 * time.Second}}
+	if peerBin == "" {
+		peerBin = c.bin
+	}
 	dir := t.TempDir()
 	first := consecutivePorts(t, backendBrokers)
 	for i := range backendBrokers {
@@ -146,9 +151,10 @@ func startProcCluster(t *testing.T, n int) *procCluster {
 			}
 		}
 		c.peers = append(c.peers, p)
+		c.peerBin = append(c.peerBin, peerBin)
 	}
-	for _, p := range c.peers {
-		p.Start(t, c.bin)
+	for i, p := range c.peers {
+		p.Start(t, c.peerBin[i])
 	}
 	t.Cleanup(func() {
 		for _, p := range c.peers {
@@ -306,10 +312,19 @@ func (c *procCluster) kill(i int) {
 	c.t.Logf("%s killed", c.peers[i].Name)
 }
 
-// restart starts peer i again and waits until it is ready.
+// restart starts peer i again with the binary it ran and waits until it
+// is ready.
 func (c *procCluster) restart(i int) {
 	c.t.Helper()
-	c.peers[i].Start(c.t, c.bin)
+	c.restartWith(i, c.peerBin[i])
+}
+
+// restartWith starts peer i again with binary bin and waits until it is
+// ready.
+func (c *procCluster) restartWith(i int, bin string) {
+	c.t.Helper()
+	c.peerBin[i] = bin
+	c.peers[i].Start(c.t, bin)
 	c.waitReady(i, time.Minute)
 	c.t.Logf("%s restarted and ready", c.peers[i].Name)
 }

@@ -18,8 +18,10 @@ type Report struct {
 	Delivered    int // distinct records delivered
 	Duplicated   int // records delivered more than once: StoredTwice + Redelivered (a record can be both)
 	StoredTwice  int // records stored at two or more offsets
-	Redelivered  int // records whose same offset was delivered more than once
-	OutOfOrder   int
+	// StoredTwiceSample names some of them with their positions.
+	StoredTwiceSample []string
+	Redelivered       int // records whose same offset was delivered more than once
+	OutOfOrder        int
 	// AckMoved counts acknowledged records whose acknowledged offset holds
 	// no copy of them (the record was delivered from another offset).
 	AckMoved int
@@ -102,7 +104,7 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 	}
 	r.Delivered = len(positions)
 	r.Foreign = l.foreign
-	for _, ps := range positions {
+	for k, ps := range positions {
 		total, twice := 0, false
 		for _, n := range ps {
 			total += n
@@ -115,6 +117,14 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 		}
 		if len(ps) > 1 {
 			r.StoredTwice++
+			if len(r.StoredTwiceSample) < 20 {
+				var at []string
+				for p := range ps {
+					at = append(at, fmt.Sprintf("p%d@%d", p.partition, p.offset))
+				}
+				sort.Strings(at)
+				r.StoredTwiceSample = append(r.StoredTwiceSample, fmt.Sprintf("%s:%d at %s", k.producer, k.seq, strings.Join(at, ", ")))
+			}
 		}
 		if twice {
 			r.Redelivered++
@@ -223,6 +233,10 @@ func (r Report) String() string {
 	}
 	if r.Foreign > 0 {
 		fmt.Fprintf(&b, "\n  %d consumed records were not the verifier's", r.Foreign)
+	}
+	if len(r.StoredTwiceSample) > 0 {
+		sort.Strings(r.StoredTwiceSample)
+		fmt.Fprintf(&b, "\n  stored twice (up to 20): %s", strings.Join(r.StoredTwiceSample, "; "))
 	}
 	if len(r.LostSample) > 0 {
 		fmt.Fprintf(&b, "\n  lost (first %d): %s", len(r.LostSample), strings.Join(r.LostSample, ", "))

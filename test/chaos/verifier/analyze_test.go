@@ -45,7 +45,7 @@ func TestAnalyze(t *testing.T) {
 		// a:3 acked at offset 3 but delivered from offset 5; a:4 acked at 4 is there.
 		AckMoved: 1}
 	got := r
-	got.Producers, got.LostSample, got.ProduceStall, got.ConsumeStall = nil, nil, 0, 0
+	got.Producers, got.LostSample, got.StoredTwiceSample, got.ProduceStall, got.ConsumeStall = nil, nil, nil, 0, 0
 	if got.String() != want.String() || got.Delivered != want.Delivered || got.AckMoved != want.AckMoved {
 		t.Errorf("report:\n%v\nwant:\n%v (delivered %d/%d, moved %d/%d)", got, want, got.Delivered, want.Delivered, got.AckMoved, want.AckMoved)
 	}
@@ -60,6 +60,9 @@ func TestAnalyze(t *testing.T) {
 	}
 	if len(r.Producers) != 2 || r.Producers[0].Lost != 1 || r.Producers[1].Failed != 1 || r.Producers[1].Stall != 0 {
 		t.Errorf("producers: %+v", r.Producers)
+	}
+	if len(r.StoredTwiceSample) != 1 || r.StoredTwiceSample[0] != "a:2 at p0@2, p0@3" {
+		t.Errorf("stored twice sample %q", r.StoredTwiceSample)
 	}
 	if len(r.LostSample) != 1 {
 		t.Errorf("lost sample %v", r.LostSample)
