@@ -78,29 +78,6 @@ type procCluster struct {
 	http    *http.Client
 }
 
-// consecutivePorts returns the first of n consecutive free loopback ports
-// (the dev broker takes its first port and the next ones).
-func consecutivePorts(t *testing.T, n int) int {
-	t.Helper()
-	for range 100 {
-		p := testnet.Port(t)
-		free := true
-		for i := 1; i < n && free; i++ {
-			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+i)))
-			if err != nil {
-				free = false
-				continue
-			}
-			ln.Close()
-		}
-		if free {
-			return p
-		}
-	}
-	t.Fatalf("no %d consecutive free loopback ports", n)
-	return 0
-}
-
 // startProcCluster starts the backend and n peers, defines the backend
 // as cluster "main", routes everything there and waits for n voters (n is
 // 3 or 5) and every peer ready. The peers run peerBin ("": the binary
@@ -112,7 +89,7 @@ func startProcCluster(t *testing.T, n int, peerBin string) *procCluster {
 		peerBin = c.bin
 	}
 	dir := t.TempDir()
-	first := consecutivePorts(t, backendBrokers)
+	first := testnet.Consecutive(t, backendBrokers)
 	for i := range backendBrokers {
 		c.brokers = append(c.brokers, net.JoinHostPort("127.0.0.1", strconv.Itoa(first+i)))
 	}
