@@ -5,10 +5,13 @@
 // serve`, with the verifier's clients (verifier/: idempotent franz-go and
 // librdkafka producers, a franz-go consumer group) running through the
 // peers while a peer, the Raft leader, two peers, the backend or every peer
-// in turn is killed or restarted. Each case prints what the verifier saw
-// (acknowledged, lost, duplicated, out of order, stalls) and asserts that
-// nothing acknowledged was lost. They run only with SWITCHYARD_CHAOS=1 (set
-// by `make chaos`), so `make test` does not run them twice.
+// in turn is killed or restarted, and while every peer is upgraded in turn
+// from the previous release's binary (upgrade_test.go). Each case prints
+// what the verifier saw (acknowledged, lost, duplicated, out of order,
+// stalls) and asserts that nothing acknowledged was lost; the figures and
+// what they mean are in docs/benchmarks.md ("Faults"). They run only with
+// SWITCHYARD_CHAOS=1 (set by `make chaos`, which CI runs after `make
+// test`), so `make test` does not run them twice.
 //
 // The container case (this file) runs peers as containers on a private
 // Docker network and cuts them off with `docker network disconnect`, so a
