@@ -190,8 +190,9 @@ func (nw *network) ip(i int) string { return fmt.Sprintf("%s%d", nw.prefix, 10+i
 
 func (nw *network) container(i int) string { return fmt.Sprintf("%s-p%d", nw.name, i) }
 
-// startPeers runs n peers that form one cluster.
-func (nw *network) startPeers(n int) {
+// startPeers runs n peers that form one cluster; extra(i), when given,
+// adds flags to peer i.
+func (nw *network) startPeers(n int, extra ...func(i int) []string) {
 	nw.t.Helper()
 	for i := range n {
 		ip := nw.ip(i)
@@ -208,6 +209,9 @@ func (nw *network) startPeers(n int) {
 			if j != i {
 				args = append(args, "--join", nw.ip(j)+":17946")
 			}
+		}
+		for _, f := range extra {
+			args = append(args, f(i)...)
 		}
 		docker(nw.t, args...)
 		nw.peers = append(nw.peers, nw.container(i))
