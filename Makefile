@@ -51,7 +51,7 @@ test-deploy: deps ## check deploy/prometheus (config, alert rules) and unit-test
 	cd deploy/prometheus && promtool check config prometheus.yml && promtool check rules switchyard-alerts.yml && \
 		promtool test rules switchyard-alerts.test.yml
 
-chaos: deps ## the fault suite: peers, the Raft leader, two peers, the backend killed, a rolling restart, with the verifier's clients (test/chaos)
+chaos: deps ## the fault suite (test/chaos): peers, the leader, two peers, the backend killed; a peer partitioned; rolling restart and upgrade; with the verifier's clients
 	SWITCHYARD_CHAOS=1 $(GO) test -count=1 -v -timeout 15m -run '^TestFault' ./test/chaos/
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

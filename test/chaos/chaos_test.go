@@ -6,7 +6,9 @@
 // librdkafka producers, a franz-go consumer group) running through the
 // peers while a peer, the Raft leader, two peers, the backend or every peer
 // in turn is killed or restarted, and while every peer is upgraded in turn
-// from the previous release's binary (upgrade_test.go). Each case prints
+// from the previous release's binary (upgrade_test.go); and, in containers,
+// while the peer serving the clients is cut off its network for 30 s
+// (partition_test.go). Each case prints
 // what the verifier saw (acknowledged, lost, duplicated, out of order,
 // stalls) and asserts that nothing acknowledged was lost; the figures and
 // what they mean are in docs/benchmarks.md ("Faults"). They run only with
