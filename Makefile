@@ -13,7 +13,7 @@ COMPOSE_PROJECT ?= switchyard-demo
 FUZZ_TARGETS = $(shell for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go')); do \
 	grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed "s|func |$$(dirname $$f):|"; done)
 
-.PHONY: help deps build run test test-deploy fuzz bench lint image prometheus-image compose-up compose-down clean
+.PHONY: help deps build run test test-deploy chaos fuzz bench lint image prometheus-image compose-up compose-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ test-deploy: deps ## check deploy/prometheus (config, alert rules) and unit-test
 	@command -v promtool >/dev/null || { echo "promtool not found: make deps installs Debian's prometheus package"; exit 1; }
 	cd deploy/prometheus && promtool check config prometheus.yml && promtool check rules switchyard-alerts.yml && \
 		promtool test rules switchyard-alerts.test.yml
+
+chaos: deps ## the fault suite (test/chaos): peers, the leader, two peers, the backend killed; a peer partitioned; rolling restart and upgrade; with the verifier's clients
+	SWITCHYARD_CHAOS=1 $(GO) test -count=1 -v -timeout 15m -run '^TestFault' ./test/chaos/
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \

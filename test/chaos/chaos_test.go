@@ -1,5 +1,22 @@
-// Package chaos runs Switchyard peers as containers on a private Docker
-// network and cuts them off with `docker network disconnect`, so a
+// Package chaos is Switchyard's fault suite (`make chaos`).
+//
+// The fault cases (faults_test.go) run real processes on loopback: a
+// backend as `switchyard broker --data-dir` and 3 or 5 peers as `switchyard
+// serve`, with the verifier's clients (verifier/: idempotent franz-go and
+// librdkafka producers, a franz-go consumer group) running through the
+// peers while a peer, the Raft leader, two peers, the backend or every peer
+// in turn is killed or restarted, and while every peer is upgraded in turn
+// from the previous release's binary (upgrade_test.go); and, in containers,
+// while the peer serving the clients is cut off its network for 30 s
+// (partition_test.go). Each case prints
+// what the verifier saw (acknowledged, lost, duplicated, out of order,
+// stalls) and asserts that nothing acknowledged was lost; the figures and
+// what they mean are in docs/benchmarks.md ("Faults"). They run only with
+// SWITCHYARD_CHAOS=1 (set by `make chaos`, which CI runs after `make
+// test`), so `make test` does not run them twice.
+//
+// The container case (this file) runs peers as containers on a private
+// Docker network and cuts them off with `docker network disconnect`, so a
 // partition is a real one: the peer loses its interface, not a simulated
 // drop. The image is built FROM scratch around a static binary (no base
 // image can be pulled here); the test drives the peers with `switchyard
@@ -17,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -27,51 +45,79 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code, err := setup(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chaos:", err)
-		os.Exit(1)
+	code := m.Run()
+	printResults()
+	imageOnce.cleanup()
+	build.Close()
+	if previous.dir != "" {
+		os.RemoveAll(previous.dir)
 	}
 	os.Exit(code)
 }
 
-// setup builds the host's ctl binary and the peer image, then runs the
-// tests and removes the image.
-func setup(m *testing.M) (int, error) {
+// imageOnce builds the host's ctl binary and the peer image on first use
+// (only the container case needs them) and removes them after the run.
+var imageOnce imageBuild
+
+type imageBuild struct {
+	sync.Once
+	err error
+	dir string
+}
+
+func (o *imageBuild) cleanup() {
+	if image != "" {
+		exec.Command("docker", "rmi", "-f", image).Run()
+	}
+	if o.dir != "" {
+		os.RemoveAll(o.dir)
+	}
+}
+
+// needImage builds the image once and fails t when it cannot.
+func needImage(t *testing.T) {
+	t.Helper()
+	imageOnce.Do(func() { imageOnce.err = buildImage() })
+	if imageOnce.err != nil {
+		t.Fatal(imageOnce.err)
+	}
+}
+
+func buildImage() error {
 	if _, err := exec.LookPath("docker"); err != nil {
-		return 0, fmt.Errorf("docker is required for the container tests (the CI and development machines have it): %w", err)
+		return fmt.Errorf("docker is required for the container tests (the CI and development machines have it): %w", err)
 	}
 	dir, err := os.MkdirTemp("", "switchyard-chaos-")
 	if err != nil {
-		return 0, err
+		return err
 	}
-	defer os.RemoveAll(dir)
+	imageOnce.dir = dir
 	ctlBinary = filepath.Join(dir, "switchyard-ctl")
 	if out, err := exec.Command("go", "build", "-o", ctlBinary, "../../cmd/switchyard").CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build switchyard: %v\n%s", err, out)
+		return fmt.Errorf("build switchyard: %v\n%s", err, out)
 	}
 	ctx := filepath.Join(dir, "image")
 	if err := os.MkdirAll(ctx, 0o755); err != nil {
-		return 0, err
+		return err
 	}
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(ctx, "switchyard"), "../../cmd/switchyard")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("build static switchyard: %v\n%s", err, out)
+	static := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(ctx, "switchyard"), "../../cmd/switchyard")
+	static.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := static.CombinedOutput(); err != nil {
+		return fmt.Errorf("build static switchyard: %v\n%s", err, out)
 	}
 	df, err := os.ReadFile("../../deploy/docker/Dockerfile")
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), df, 0o644); err != nil {
-		return 0, err
+		return err
 	}
-	image = "switchyard-chaos:" + randHex(4)
-	if out, err := exec.Command("docker", "build", "-q", "-t", image, ctx).CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("docker build: %v\n%s", err, out)
+	tag := "switchyard-chaos:" + randHex(4)
+	if out, err := exec.Command("docker", "build", "-q", "-t", tag, ctx).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker build: %v\n%s", err, out)
 	}
-	defer exec.Command("docker", "rmi", "-f", image).Run()
-	return m.Run(), nil
+	image = tag
+	return nil
 }
 
 func randHex(n int) string {
@@ -146,8 +192,9 @@ func (nw *network) ip(i int) string { return fmt.Sprintf("%s%d", nw.prefix, 10+i
 
 func (nw *network) container(i int) string { return fmt.Sprintf("%s-p%d", nw.name, i) }
 
-// startPeers runs n peers that form one cluster.
-func (nw *network) startPeers(n int) {
+// startPeers runs n peers that form one cluster; extra(i), when given,
+// adds flags to peer i.
+func (nw *network) startPeers(n int, extra ...func(i int) []string) {
 	nw.t.Helper()
 	for i := range n {
 		ip := nw.ip(i)
@@ -164,6 +211,9 @@ func (nw *network) startPeers(n int) {
 			if j != i {
 				args = append(args, "--join", nw.ip(j)+":17946")
 			}
+		}
+		for _, f := range extra {
+			args = append(args, f(i)...)
 		}
 		docker(nw.t, args...)
 		nw.peers = append(nw.peers, nw.container(i))
@@ -211,6 +261,7 @@ func (nw *network) status(i int) (status, error) {
 // leader and keeps accepting writes; the old leader, reconnected, rejoins as
 // a follower and converges on every write.
 func TestLeaderCutOffAndRejoins(t *testing.T) {
+	needImage(t)
 	nw := newNetwork(t)
 	nw.startPeers(3)
 	leader := -1

@@ -24,24 +24,59 @@ func Port(tb testing.TB) int {
 	tb.Helper()
 	for range 400 {
 		p := 20000 + rand.IntN(12000)
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", addr)
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		if !reserve(p) {
+		if !free(p) || !reserve(p) {
 			continue
 		}
 		return p
 	}
 	tb.Fatal("no free loopback port below the ephemeral range")
 	return 0
+}
+
+// Consecutive returns the first of n consecutive loopback ports, each free
+// and reserved as Port's are (a dev broker cluster takes its first port and
+// the next ones).
+func Consecutive(tb testing.TB, n int) int {
+	tb.Helper()
+	if n < 1 {
+		tb.Fatalf("testnet.Consecutive: n %d", n)
+	}
+	for range 400 {
+		p := 20000 + rand.IntN(12000-n)
+		ok := true
+		for i := range n {
+			if !free(p + i) {
+				ok = false
+				break
+			}
+		}
+		// Reserve all n; a port another reservation holds spoils the
+		// run (the ones reserved meanwhile just expire unused).
+		for i := 0; ok && i < n; i++ {
+			ok = reserve(p + i)
+		}
+		if ok {
+			return p
+		}
+	}
+	tb.Fatalf("no %d consecutive free loopback ports below the ephemeral range", n)
+	return 0
+}
+
+// free reports whether port p is free on loopback for TCP and UDP now.
+func free(p int) bool {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	pc.Close()
+	return true
 }
 
 // Addr is 127.0.0.1:Port(tb).

@@ -22,3 +22,19 @@ func TestPortsNotHandedOutTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestConsecutive: the n ports are free and reserved, and Port never hands
+// one of them out afterwards.
+func TestConsecutive(t *testing.T) {
+	first := Consecutive(t, 3)
+	for i := range 3 {
+		if reserve(first + i) {
+			t.Fatalf("port %d of the run from %d is not reserved", first+i, first)
+		}
+	}
+	for range 300 {
+		if p := Port(t); p >= first && p < first+3 {
+			t.Fatalf("Port handed out %d, reserved by Consecutive", p)
+		}
+	}
+}
