@@ -11,8 +11,14 @@ package kafka
 // cluster's: they describe a backend's behaviour, and clients rarely read
 // them. transaction.version is capped at 1: KIP-890 part 2 is not served
 // (txn_clusters.go).
+//
+// A cluster whose brokers have not said their versions yet (a peer just
+// restarted, a cluster just defined) is waited for, within its
+// DialTimeout (5 s at most), before the answer: see awaitVersions.
 
 import (
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -28,6 +34,9 @@ func handleApiVersions(r *request) error {
 		return c.respond(r, start, resp)
 	}
 	resp.Version = r.version
+	if err := c.awaitVersions(); err != nil {
+		return err
+	}
 	resp.ApiKeys = c.s.advertisedVersions()
 	if be := r.defaultBackend(); be != nil {
 		if vs := be.versions.Load(); vs != nil {
@@ -37,6 +46,43 @@ func handleApiVersions(r *request) error {
 		}
 	}
 	return c.respond(r, start, resp)
+}
+
+// maxVersionsWait bounds how long ApiVersions waits for a cluster's first
+// versions (awaitVersions).
+const maxVersionsWait = 5 * time.Second
+
+// awaitVersions waits, within the cluster's DialTimeout (at most
+// maxVersionsWait), for every cluster whose brokers' versions have not
+// arrived yet: a peer just started, or a cluster just defined. Answered
+// at once, ApiVersions would leave out every key those clusters serve,
+// and clients would drop the connection (franz-go: "closed the connection
+// immediately during api versions negotiation") and count the peer as
+// failing. Only this connection's reader waits; past the bound the answer
+// says what is known.
+func (c *clientConn) awaitVersions() error {
+	var deadline <-chan time.Time
+	for _, be := range c.s.backendSet().sorted {
+		if be.versions.Load() != nil {
+			continue
+		}
+		if deadline == nil {
+			if err := c.flushUpstreams(); err != nil {
+				return err
+			}
+			t := time.NewTimer(min(be.cfg.DialTimeout, maxVersionsWait))
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-be.Ready():
+		case <-deadline:
+			return nil
+		case <-c.closing:
+			return ErrClosed
+		}
+	}
+	return nil
 }
 
 // advertisedVersions lists what the proxy serves for every key it routes.

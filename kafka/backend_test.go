@@ -510,3 +510,70 @@ func TestReadBackendFrameLarge(t *testing.T) {
 func testDial(ctx context.Context, addr string) (net.Conn, error) {
 	return dialTCP(ctx, addr, time.Second)
 }
+
+// TestApiVersionsAwaitsFirstVersions: a client's ApiVersions that arrives
+// before the cluster's brokers have said their versions (a peer just
+// started) is answered once they have, with the keys the cluster serves,
+// rather than at once without them.
+func TestApiVersionsAwaitsFirstVersions(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	be, err := NewBackend(BackendConfig{Name: "c1", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := &benchView{}
+	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, NewMetrics(prometheus.NewRegistry(), 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetBackends([]*Backend{be})
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr().String()
+	view.st = &fsm.State{
+		Clusters: []fsm.Cluster{{Name: "c1", Bootstrap: kc.ListenAddrs()}},
+		Routes:   fsm.Routes{DefaultCluster: "c1"},
+		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	c := dialRaw(t, addr)
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 3
+	req.ClientSoftwareName, req.ClientSoftwareVersion = "test", "1"
+	// The backend starts loading only after the request is on its way.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(300 * time.Millisecond)
+		be.Run(ctx)
+	}()
+	kr, err := c.do(req, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kr.(*kmsg.ApiVersionsResponse)
+	keys := map[int16]bool{}
+	for _, k := range resp.ApiKeys {
+		keys[k.ApiKey] = true
+	}
+	for _, k := range []int16{0, 1, 3} { // Produce, Fetch, Metadata
+		if !keys[k] {
+			t.Fatalf("ApiVersions answered without key %d (%d keys): it did not wait for the cluster's versions", k, len(resp.ApiKeys))
+		}
+	}
+}
