@@ -115,6 +115,27 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 	}
 }
 
+// clickRow clicks the button sel names in a table row. The pages redraw
+// their tables every few seconds, and a redraw between finding the button
+// and clicking it loses the node ("Could not find node with given id"):
+// such a click is tried again, on the redrawn row.
+func clickRow(t *testing.T, ctx context.Context, what, sel string) {
+	t.Helper()
+	var err error
+	for range 5 {
+		c, cancel := context.WithTimeout(ctx, 90*time.Second)
+		err = chromedp.Do(c, chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -659,7 +680,7 @@ func TestConsole(t *testing.T) {
 		}
 		screenshot(t, ctx, dir, "users")
 		confirmAll()
-		run(t, ctx, "delete alice", chromedp.Click(chromedp.CSS(`#users-table tr[data-key="alice"] button.danger`)))
+		clickRow(t, ctx, "delete alice", `#users-table tr[data-key="alice"] button.danger`)
 		waitFor(t, 30*time.Second, "alice deleted in the API and on the page", func() error {
 			if code := getJSON(t, base, "/v1/users/alice", nil); code != http.StatusNotFound {
 				return fmt.Errorf("GET /v1/users/alice: %d", code)
@@ -717,7 +738,7 @@ func TestConsole(t *testing.T) {
 		})
 		screenshot(t, ctx, dir, "acls")
 		confirmAll()
-		run(t, ctx, "delete the rule", chromedp.Click(chromedp.CSS(`#acls-table tr[data-key="`+key+`"] button`)))
+		clickRow(t, ctx, "delete the rule", `#acls-table tr[data-key="`+key+`"] button`)
 		waitFor(t, 30*time.Second, "the rule deleted in the API and on the page", func() error {
 			var got []acl
 			if code := getJSON(t, base, "/v1/acls", &got); code != 200 || len(got) != 0 {
@@ -792,7 +813,7 @@ func TestConsole(t *testing.T) {
 		}
 		screenshot(t, ctx, dir, "regions")
 		confirmAll()
-		run(t, ctx, "delete the region", chromedp.Click(chromedp.CSS(`#regions-table tr[data-key="dc-test"] button`)))
+		clickRow(t, ctx, "delete the region", `#regions-table tr[data-key="dc-test"] button`)
 		waitFor(t, 30*time.Second, "the region deleted", func() error {
 			if code := getJSON(t, base, "/v1/regions", &regions); code != 200 || len(regions) != 0 {
 				return fmt.Errorf("GET /v1/regions: %d %+v", code, regions)
@@ -820,7 +841,7 @@ func TestConsole(t *testing.T) {
 		})
 		screenshot(t, ctx, dir, "allowlist")
 		confirmAll()
-		run(t, ctx, "remove peer-x", chromedp.Click(chromedp.CSS(`#allow-table tr[data-key="peer-x"] button`)))
+		clickRow(t, ctx, "remove peer-x", `#allow-table tr[data-key="peer-x"] button`)
 		waitFor(t, 30*time.Second, "peer-x removed", func() error {
 			if code := getJSON(t, base, "/v1/peers/allow-list", &al); code != 200 || len(al.AllowList) != 0 {
 				return fmt.Errorf("GET /v1/peers/allow-list: %d %+v", code, al)
