@@ -151,7 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.peers, "peers", 0, "proxy peers (default: one per broker); peer i is co-located with broker i")
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", ")+" (all: these), or "+strings.Join(separateScenarios, ", ")+" (three peers in front of a 3-broker backend process)")
 	fs.IntVar(&o.peers3Rounds, "peers3-rounds", 4, "peers3: direct/peers round pairs per phase")
-	p3Bytes := fs.String("peers3-bytes", "64MiB", "peers3: record value bytes per produce round (the backend keeps them in memory)")
+	p3Bytes := fs.String("peers3-bytes", "128MiB", "peers3: record value bytes per produce round (the backend keeps them in memory)")
 	fs.IntVar(&o.peers3Topics, "peers3-topics", 2000, "peers3: topics of 12 partitions created before the first round, listed by the metadata phase")
 	fs.IntVar(&o.peers3MetaReqs, "peers3-metadata-requests", 10, "peers3: all-topics Metadata requests per metadata round")
 	p3Phases := fs.String("peers3-phases", strings.Join(peers3Phases, ","), "peers3: comma-separated phases: "+strings.Join(peers3Phases, ", "))

@@ -126,6 +126,10 @@ func (h *harness) peers3Scenario(ctx context.Context) ([]scenarioResult, error) 
 		}
 		h.logf("bench: peers3: created %d topics of %d partitions in %.1fs", h.o.peers3Topics, peers3Partitions, time.Since(t0).Seconds())
 	}
+	idle, err := h.peers3Idle(ctx, e)
+	if err != nil {
+		return nil, err
+	}
 	value := make([]byte, h.o.recordSize)
 	for i := range value {
 		value[i] = byte(i * 7)
@@ -173,12 +177,43 @@ func (h *harness) peers3Scenario(ctx context.Context) ([]scenarioResult, error) 
 		}
 	}
 	note := loadNote(load0, readLoad())
-	var out []scenarioResult
+	out := []scenarioResult{idle}
 	for _, ph := range h.o.peers3Phases {
-		results[ph].note = note
 		out = append(out, *results[ph])
 	}
+	for i := range out {
+		out[i].note = note
+	}
 	return out, nil
+}
+
+// peers3IdleTime is how long the peers' background cost is measured.
+const peers3IdleTime = 5 * time.Second
+
+// peers3Idle measures what the peers cost with no client at all: Raft,
+// gossip, quota reports and the metadata refresh (whose cost to the
+// backend shows in the backend's CPU).
+func (h *harness) peers3Idle(ctx context.Context, e *env) (scenarioResult, error) {
+	res := scenarioResult{name: "peers3-idle"}
+	settle()
+	mt := &meter{e: e, mode: modeProxy}
+	if err := mt.start(ctx); err != nil {
+		return res, err
+	}
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(peers3IdleTime):
+	}
+	if err := mt.stop(ctx); err != nil {
+		return res, err
+	}
+	m := mt.m
+	m.mode = modeProxy
+	h.logf("bench: peers3: idle for %v: peers (summed) %.3f cores, backend %.3f cores", peers3IdleTime,
+		m.proxyCPU.Seconds()/m.wall.Seconds(), m.backendCPU.Seconds()/m.wall.Seconds())
+	res.proxy = append(res.proxy, m)
+	return res, nil
 }
 
 // createMetadataTopics creates n topics of peers3Partitions partitions,

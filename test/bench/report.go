@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -143,7 +144,14 @@ func (r *report) markdown() string {
 		r.mainTable(&b, main)
 	}
 	if len(peers3) > 0 {
-		r.peers3Table(&b, peers3)
+		floor := math.NaN() // the relay's added p50, when the floor scenario ran too
+		for _, res := range main {
+			if res.name == "floor" {
+				v := func(m measurement) float64 { return m.value }
+				floor = median(values(res.proxy, v)) - median(values(res.direct, v))
+			}
+		}
+		r.peers3Table(&b, peers3, floor)
 	}
 	return b.String()
 }
@@ -293,7 +301,9 @@ func cpuPerGiB(m measurement) (float64, bool) {
 	return m.proxyCPU.Seconds() / (float64(m.proxyBytes) / (1 << 30)), true
 }
 
-func (r *report) peers3Table(b *strings.Builder, results []scenarioResult) {
+// peers3Table writes the three-peer section; floor is the relay's added
+// p50 in ms measured in the same run, or NaN.
+func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor float64) {
 	o := r.o
 	fmt.Fprintf(b, "### Three peers, one per broker host\n\n")
 	fmt.Fprintf(b, "%s/%s, %d CPUs, %s. Backend: a `switchyard broker --brokers 3` process (kfake); three `switchyard serve` processes, peer i co-located with broker i (`--local-broker default:i`), Raft, gossip, quota reports and the metadata refresh running; the load generator is the bench process. %d topics of %d partitions exist throughout. %d rounds per phase, direct and through the peers in turn (the first mode alternates); medians shown.\n\n",
@@ -320,11 +330,20 @@ func (r *report) peers3Table(b *strings.Builder, results []scenarioResult) {
 			median(gib), targetPeers3CPUPerGiB, median(cores), median(perReq),
 			median(values(res.direct, backendCores)), median(values(res.proxy, backendCores)))
 		switch res.name {
+		case "peers3-idle":
+			for _, m := range res.proxy {
+				fmt.Fprintf(b, "| no clients, %.0f s: CPU (cores) | | %.3f | | peers summed: Raft, gossip, quota reports, metadata refresh; backend %.3f cores meanwhile |\n",
+					m.wall.Seconds(), m.proxyCPU.Seconds()/m.wall.Seconds(), backendCores(m))
+			}
 		case "peers3-latency":
 			rate := func(m measurement) float64 { return m.rate }
 			d99, p99v := median(values(res.direct, p99)), median(values(res.proxy, p99))
-			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p50 latency (ms) | %.3f | %.3f | %s | added p50 %+.3f ms (target: the floor scenario's relay + 0.1 ms) |\n",
-				o.rate, d, p, ratio(d, p), p-d)
+			vsFloor := "target: the floor scenario's relay + 0.1 ms; run `-scenarios floor,peers3` to measure it"
+			if !math.IsNaN(floor) {
+				vsFloor = fmt.Sprintf("the byte-copying relay adds %+.3f ms in this run: %+.3f ms above it (target ≤ +0.1)", floor, p-d-floor)
+			}
+			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p50 latency (ms) | %.3f | %.3f | %s | added p50 %+.3f ms; %s |\n",
+				o.rate, d, p, ratio(d, p), p-d, vsFloor)
 			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p99 latency (ms) | %.3f | %.3f | %s | added p99 %+.3f ms; achieved %.0f / %.0f rec/s; %s |\n",
 				o.rate, d99, p99v, ratio(d99, p99v), p99v-d99, median(values(res.direct, rate)), median(values(res.proxy, rate)), peersCPU)
 		case "peers3-produce":
@@ -348,6 +367,9 @@ func (r *report) peers3Table(b *strings.Builder, results []scenarioResult) {
 	fmt.Fprintf(b, "\nMachine: %s. GiB = 2^30 bytes read from plus written to the peers' clients, as the peers count them; CPU is on-CPU time from /proc/PID/task/*/schedstat, read at both ends of each measured interval, summed over the three peer processes (backend: the broker process).\n\n", note)
 	b.WriteString("Per round (direct / 3 peers):\n\n")
 	for _, res := range results {
+		if res.name == "peers3-idle" {
+			continue
+		}
 		fmt.Fprintf(b, "- %s:", res.name)
 		for i := range min(len(res.direct), len(res.proxy)) {
 			fmt.Fprintf(b, " [%s / %s]", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
