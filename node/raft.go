@@ -70,13 +70,27 @@ func (n *Node) openRaft() error {
 	rc.SnapshotInterval = t.SnapshotInterval
 	rc.SnapshotThreshold = t.SnapshotThreshold
 	rc.TrailingLogs = t.TrailingLogs
-	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, noPipeline{n.trans})
+	// The leader reads the entry before each follower's next index for
+	// every AppendEntries, including the empty ones the commit timeout
+	// sends every 5-10 ms to each follower on an idle log; without a cache
+	// each is a BoltDB read and a msgpack decode (in the three-peer
+	// benchmark's profile, a fifth of the leader's control-plane CPU). The
+	// cache keeps the latest entries in memory, as Consul and Nomad do.
+	logs, err := raft.NewLogCache(raftLogCacheEntries, store)
+	if err != nil {
+		return fmt.Errorf("node: raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, noPipeline{n.trans})
 	if err != nil {
 		return fmt.Errorf("node: start raft: %w", err)
 	}
 	n.raft = r
 	return nil
 }
+
+// raftLogCacheEntries is how many recent Raft log entries a peer keeps in
+// memory in front of BoltDB (the size Consul and Nomad use).
+const raftLogCacheEntries = 512
 
 // noPipeline turns off hashicorp/raft's pipelined replication. With the
 // default MaxRPCsInFlight its channels are unbuffered, and a follower that

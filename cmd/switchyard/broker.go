@@ -37,8 +37,9 @@ type brokerAddrs struct{ listen, advertise string }
 
 // plan checks the flags and answers each broker's addresses: broker i
 // listens on the listen port + i and is advertised on the advertised port
-// + i. A port of 0 (tests) is allowed with one broker and no --advertise:
-// the broker is advertised on the address it got.
+// + i. A port of 0 (tests, benchmarks) is allowed without --advertise: each
+// broker then listens on a free port of its own and is advertised on the
+// address it got (printed on stdout).
 func (c brokerConfig) plan() ([]brokerAddrs, error) {
 	if c.brokers < 1 || c.brokers > brokerMaxBrokers {
 		return nil, fmt.Errorf("broker: --brokers %d: want 1 to %d", c.brokers, brokerMaxBrokers)
@@ -64,8 +65,8 @@ func (c brokerConfig) plan() ([]brokerAddrs, error) {
 	if ip := net.ParseIP(ahost); ahost == "" || (ip != nil && ip.IsUnspecified()) {
 		return nil, fmt.Errorf("broker: --advertise %s: give a host clients can dial, not every interface", adv)
 	}
-	if lport == 0 && (c.brokers > 1 || c.advertise != "") {
-		return nil, errors.New("broker: --listen port 0 (any free port) works with one broker and no --advertise only")
+	if lport == 0 && c.advertise != "" {
+		return nil, errors.New("broker: --listen port 0 (any free ports) works without --advertise only: each broker is advertised on the port it got")
 	}
 	if lport+c.brokers-1 > 65535 || aport+c.brokers-1 > 65535 {
 		return nil, fmt.Errorf("broker: %d brokers from port %d (listen) or %d (advertised) run past 65535", c.brokers, lport, aport)
@@ -122,7 +123,7 @@ production. Broker i listens on the --listen port + i and is advertised on the
 		fs.PrintDefaults()
 	}
 	c := brokerConfig{}
-	fs.StringVar(&c.listen, "listen", "127.0.0.1:9092", "address of the first broker (HOST:PORT; the next brokers take the next ports)")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:9092", "address of the first broker (HOST:PORT; the next brokers take the next ports; with port 0 each broker takes a free port, printed on stdout)")
 	fs.StringVar(&c.advertise, "advertise", "", "address clients are told for the first broker (default: --listen; required when --listen is 0.0.0.0)")
 	fs.IntVar(&c.brokers, "brokers", 1, fmt.Sprintf("brokers in the cluster (1 to %d)", brokerMaxBrokers))
 	fs.StringVar(&c.dataDir, "data-dir", "", "directory that keeps topics, records and groups across restarts (default: memory only)")
@@ -148,7 +149,9 @@ production. Broker i listens on the --listen port + i and is advertised on the
 }
 
 func serveBroker(ctx context.Context, c brokerConfig, addrs []brokerAddrs, log *slog.Logger, stdout io.Writer) error {
-	// kfake asks for 127.0.0.1:PORT; the port says which broker it is.
+	// kfake asks for 127.0.0.1:PORT; the port says which broker it is. With
+	// port 0 every broker asks for 127.0.0.1:0, and kfake opens the brokers'
+	// listeners one after another in broker order, so the call order does.
 	byPort := map[int]brokerAddrs{}
 	ports := make([]int, len(addrs))
 	for i, a := range addrs {
@@ -156,12 +159,20 @@ func serveBroker(ctx context.Context, c brokerConfig, addrs []brokerAddrs, log *
 		ports[i] = p
 		byPort[p] = a
 	}
+	anyPort := 0 // listeners opened on port 0 so far
 	listen := func(network, address string) (net.Listener, error) {
 		_, p, err := splitPort("--listen", address)
 		if err != nil {
 			return nil, err
 		}
 		a, ok := byPort[p]
+		if p == 0 {
+			if anyPort >= len(addrs) {
+				return nil, fmt.Errorf("broker: %d brokers planned, asked for another listener", len(addrs))
+			}
+			a, ok = addrs[anyPort], true
+			anyPort++
+		}
 		if !ok {
 			return nil, fmt.Errorf("broker: no broker planned on port %d", p)
 		}

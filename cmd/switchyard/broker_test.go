@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -32,7 +35,7 @@ func TestBrokerFlags(t *testing.T) {
 		{"bad port", brokerConfig{listen: "127.0.0.1:x", brokers: 1, partitions: 1}, "is not 0-65535"},
 		{"wildcard without advertise", brokerConfig{listen: "0.0.0.0:9092", brokers: 1, partitions: 1}, "give --advertise"},
 		{"wildcard advertise", brokerConfig{listen: "0.0.0.0:9092", advertise: "0.0.0.0:9092", brokers: 1, partitions: 1}, "not every interface"},
-		{"port 0 with many", brokerConfig{listen: "127.0.0.1:0", brokers: 2, partitions: 1}, "port 0"},
+		{"port 0 with advertise", brokerConfig{listen: "127.0.0.1:0", advertise: "127.0.0.1:9092", brokers: 2, partitions: 1}, "port 0"},
 		{"past 65535", brokerConfig{listen: "127.0.0.1:65535", brokers: 2, partitions: 1}, "past 65535"},
 	} {
 		if _, err := tc.c.plan(); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -79,6 +82,52 @@ func TestBrokerServes(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != "hello" {
 		t.Fatalf("consumed %q", got)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("broker exit %d: %s", code, errb.String())
+	}
+}
+
+// TestBrokerFreePorts: `switchyard broker --brokers 3 --listen
+// 127.0.0.1:0` gives each broker a free port of its own, prints them, and
+// Metadata presents the three brokers at exactly those addresses.
+func TestBrokerFreePorts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bctx, stop := context.WithCancel(ctx)
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(bctx, []string{"broker", "--brokers", "3", "--listen", "127.0.0.1:0", "--log-level", "warn"}, &out, &errb)
+	}()
+	re := regexp.MustCompile(`broker (\d): listening on \S+, advertised as (127\.0\.0\.1:\d+)`)
+	var addrs map[string]string
+	waitUntil(t, 20*time.Second, "three brokers' addresses", func() bool {
+		addrs = map[string]string{}
+		for _, m := range re.FindAllStringSubmatch(out.String(), -1) {
+			addrs[m[1]] = m[2]
+		}
+		return len(addrs) == 3
+	})
+	if addrs["0"] == addrs["1"] || addrs["1"] == addrs["2"] || addrs["0"] == addrs["2"] {
+		t.Fatalf("brokers share an address: %v", addrs)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs["1"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatalf("metadata: %v", err)
+	}
+	got := map[string]string{}
+	for _, b := range resp.Brokers {
+		got[strconv.Itoa(int(b.NodeID))] = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+	}
+	if len(got) != 3 || got["0"] != addrs["0"] || got["1"] != addrs["1"] || got["2"] != addrs["2"] {
+		t.Fatalf("metadata presents %v, printed %v", got, addrs)
 	}
 	stop()
 	if code := <-done; code != 0 {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 )
@@ -19,10 +20,45 @@ import (
 // version is set at link time (-ldflags "-X main.version=...").
 var version = "dev"
 
+// cpuProfileEnv names a file to write a Go CPU profile of the whole run to
+// (any command; written when the command returns, e.g. after SIGTERM). It
+// is how `make bench` profiles the peers of its three-peer scenario; there
+// is deliberately no network profiling endpoint.
+const cpuProfileEnv = "SWITCHYARD_CPUPROFILE"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stopProfile, err := startCPUProfile(os.Getenv(cpuProfileEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "switchyard: $%s: %v\n", cpuProfileEnv, err)
+		os.Exit(1)
+	}
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	stop()
+	os.Exit(code)
+}
+
+// startCPUProfile starts a CPU profile into path ("" for none) and returns
+// the function that ends it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "switchyard: $%s: %v\n", cpuProfileEnv, err)
+		}
+	}, nil
 }
 
 const usage = `usage: switchyard <command> [flags]

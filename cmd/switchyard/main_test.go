@@ -464,3 +464,30 @@ func writePeerCert(t *testing.T, dir, name string) (certFile, keyFile, caFile st
 	}
 	return write("peer.pem", "CERTIFICATE", der), write("peer.key", "EC PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
 }
+
+// TestCPUProfileEnv: $SWITCHYARD_CPUPROFILE's profile is written when the
+// run ends (gzip, as runtime/pprof writes it), nothing is done without it,
+// and a path that cannot be created is an error.
+func TestCPUProfileEnv(t *testing.T) {
+	stop, err := startCPUProfile("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	stop, err = startCPUProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile is not gzip data: % x", b[:min(len(b), 8)])
+	}
+	if _, err := startCPUProfile(filepath.Join(t.TempDir(), "missing", "cpu.pprof")); err == nil {
+		t.Fatal("a profile in a missing directory: no error")
+	}
+}

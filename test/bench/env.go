@@ -83,7 +83,8 @@ func (h *harness) logf(format string, args ...any) {
 // peers in front of it (and, with -baseline, a second set of peers running
 // another binary or GOMAXPROCS, measured in the same rounds).
 type env struct {
-	cluster  *kfake.Cluster
+	cluster  *kfake.Cluster // nil when the backend is a process
+	backend  *proxyProc     // the `switchyard broker` process, or nil
 	sb       *sandbox.Sandbox
 	direct   []string // kfake brokers
 	proxy    *proxySet
@@ -127,12 +128,12 @@ func (h *harness) startEnv(ctx context.Context) (*env, error) {
 		}
 		e.cluster = c
 		e.direct = c.ListenAddrs()
-		if err := h.startProxies(ctx, e, &e.proxy, h.binary, h.o.proxyProcs); err != nil {
+		if err := h.startProxies(ctx, e, &e.proxy, peerSpec{binary: h.binary, peers: h.o.peers, brokers: h.o.brokers, gomaxprocs: h.o.proxyProcs}); err != nil {
 			e.close()
 			return nil, err
 		}
 		if h.o.baseline != "" {
-			if err := h.startProxies(ctx, e, &e.baseline, h.o.baseline, h.o.baselineProcs); err != nil {
+			if err := h.startProxies(ctx, e, &e.baseline, peerSpec{binary: h.o.baseline, peers: h.o.peers, brokers: h.o.brokers, gomaxprocs: h.o.baselineProcs}); err != nil {
 				e.close()
 				return nil, fmt.Errorf("baseline: %w", err)
 			}
@@ -147,15 +148,27 @@ func (h *harness) startEnv(ctx context.Context) (*env, error) {
 	return e, nil
 }
 
+// peerSpec says which peers startProxies runs.
+type peerSpec struct {
+	binary     string
+	peers      int // processes
+	brokers    int // peer i < brokers is co-located with broker i
+	gomaxprocs int // 0: the Go default
+	// env is added to each peer's environment; with profileDir set, peer i
+	// also writes a CPU profile of its run to profileDir/peer-i.pprof.
+	env        []string
+	profileDir string
+}
+
 // startProxies runs the peers as one Raft cluster, peer i co-located with
-// broker i, and puts the kfake cluster as the default through the admin
-// API. With one peer per broker this is the normal deployment: each
+// broker i, and puts the backend (e.direct) as the default cluster through
+// the admin API. With one peer per broker this is the normal deployment: each
 // request maps to one backend broker and is forwarded as is.
 //
 // The set is stored in *dst before any process starts, so that env.close
 // stops whatever did start when a later step fails.
-func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, binary string, gomaxprocs int) error {
-	n := h.o.peers
+func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, spec peerSpec) error {
+	n, binary := spec.peers, spec.binary
 	kafkaPorts, err := freePorts(n)
 	if err != nil {
 		return err
@@ -195,7 +208,7 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 			// admission has no such flag and admits every member anyway.
 			args = append(args, "--admit-unproven-peers")
 		}
-		if i < h.o.brokers {
+		if i < spec.brokers {
 			args = append(args, "--local-broker", "default:"+strconv.Itoa(i))
 		}
 		for j := range n {
@@ -210,8 +223,12 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, bina
 		}
 		cmd := exec.Command(binary, args...)
 		cmd.Stdout, cmd.Stderr = lf, lf
-		if gomaxprocs > 0 {
-			cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
+		cmd.Env = append(os.Environ(), spec.env...)
+		if spec.gomaxprocs > 0 {
+			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(spec.gomaxprocs))
+		}
+		if spec.profileDir != "" {
+			cmd.Env = append(cmd.Env, "SWITCHYARD_CPUPROFILE="+filepath.Join(spec.profileDir, fmt.Sprintf("peer-%d.pprof", i)))
 		}
 		if err := cmd.Start(); err != nil {
 			lf.Close()
@@ -338,18 +355,27 @@ func (e *env) close() {
 		}
 	}
 	for _, p := range procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
+		stopProc(p)
 	}
 	if e.sb != nil {
 		e.sb.Close()
 	} else if e.cluster != nil {
 		e.cluster.Close()
+	}
+	if e.backend != nil {
+		stopProc(e.backend)
+	}
+}
+
+// stopProc stops a child with SIGTERM (so a peer writes its CPU profile),
+// killing it after 10 s.
+func stopProc(p *proxyProc) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 

@@ -12,6 +12,7 @@
 //	go run ./test/bench -quick           # ~30 s smoke run
 //	go run ./test/bench -scenarios latency -rounds 3 -out /tmp/bench.md
 //	go run ./test/bench -baseline /tmp/switchyard.old   # A/B against another build
+//	go run ./test/bench -scenarios peers3  # three peers, one per broker host, ~2.5 min
 package main
 
 import (
@@ -22,7 +23,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,10 +55,23 @@ type options struct {
 	// measured in the same rounds (an A/B comparison on a noisy machine).
 	baseline      string
 	baselineProcs int
+
+	// The peers3 scenario (peers3.go).
+	peers3Rounds   int
+	peers3Bytes    int64
+	peers3Topics   int
+	peers3MetaReqs int
+	peers3Phases   []string
+	peers3Profile  string
 }
 
 // allScenarios lists the scenarios in the order they run and print.
 var allScenarios = []string{"produce", "consume", "acks0", "latency", "floor"}
+
+// separateScenarios are run only when named: peers3 has its own processes
+// and rounds, and `make bench` runs it as a second invocation with its own
+// table.
+var separateScenarios = []string{"peers3"}
 
 func main() {
 	maybeRelay() // the floor scenario re-runs this binary as its relay
@@ -96,6 +112,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if name == "peers3" {
+			res, err := h.peers3Scenario(ctx)
+			if err != nil {
+				return fmt.Errorf("scenario %s: %w", name, err)
+			}
+			for _, r := range res {
+				rep.add(r)
+			}
+			continue
+		}
 		res, err := h.runScenario(ctx, name)
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", name, err)
@@ -123,7 +149,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of each benchmark topic")
 	fs.IntVar(&o.brokers, "brokers", 1, "kfake brokers")
 	fs.IntVar(&o.peers, "peers", 0, "proxy peers (default: one per broker); peer i is co-located with broker i")
-	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", "))
+	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", ")+" (all: these), or "+strings.Join(separateScenarios, ", ")+" (three peers in front of a 3-broker backend process)")
+	fs.IntVar(&o.peers3Rounds, "peers3-rounds", 4, "peers3: direct/peers round pairs per phase")
+	p3Bytes := fs.String("peers3-bytes", "128MiB", "peers3: record value bytes per produce round (the backend keeps them in memory)")
+	fs.IntVar(&o.peers3Topics, "peers3-topics", 2000, "peers3: topics of 12 partitions created before the first round, listed by the metadata phase")
+	fs.IntVar(&o.peers3MetaReqs, "peers3-metadata-requests", 10, "peers3: all-topics Metadata requests per metadata round")
+	p3Phases := fs.String("peers3-phases", strings.Join(peers3Phases, ","), "peers3: comma-separated phases: "+strings.Join(peers3Phases, ", "))
+	fs.StringVar(&o.peers3Profile, "peers3-profile", "", "peers3: directory where each peer writes a Go CPU profile of its whole run (peer-N.pprof, via $SWITCHYARD_CPUPROFILE)")
 	fs.IntVar(&o.rate, "rate", 20000, "records per second in the latency scenario")
 	fs.DurationVar(&o.latencyDur, "latency-duration", 5*time.Second, "length of each latency round")
 	fs.StringVar(&o.out, "out", "", "also write the markdown table to this file")
@@ -158,9 +190,32 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.peers == 0 {
 		o.peers = o.brokers
 	}
+	if o.quick {
+		if !set["peers3-rounds"] {
+			o.peers3Rounds = 2
+		}
+		if !set["peers3-bytes"] {
+			*p3Bytes = "16MiB"
+		}
+		if !set["peers3-topics"] {
+			o.peers3Topics = 200
+		}
+	}
 	var err error
 	if o.bytes, err = parseSize(*bytesFlag); err != nil {
 		return o, err
+	}
+	if o.peers3Bytes, err = parseSize(*p3Bytes); err != nil {
+		return o, err
+	}
+	for _, ph := range strings.Split(*p3Phases, ",") {
+		if ph = strings.TrimSpace(ph); ph == "" {
+			continue
+		}
+		if !slices.Contains(peers3Phases, ph) {
+			return o, fmt.Errorf("-peers3-phases: unknown phase %q (have %s)", ph, strings.Join(peers3Phases, ", "))
+		}
+		o.peers3Phases = append(o.peers3Phases, ph)
 	}
 	for _, s := range strings.Split(*scen, ",") {
 		s = strings.TrimSpace(s)
@@ -171,12 +226,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.scenarios = append(o.scenarios, allScenarios...)
 			continue
 		}
-		known := false
-		for _, k := range allScenarios {
-			known = known || k == s
-		}
-		if !known {
-			return o, fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(allScenarios, ", "))
+		if !slices.Contains(allScenarios, s) && !slices.Contains(separateScenarios, s) {
+			return o, fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(append(slices.Clone(allScenarios), separateScenarios...), ", "))
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
@@ -201,6 +252,26 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-proxy %q: use process or inproc", o.proxyMode)
 	case o.baseline != "" && o.proxyMode != "process":
 		return o, errors.New("-baseline needs -proxy process")
+	case o.peers3Rounds < 1:
+		return o, fmt.Errorf("-peers3-rounds %d: need at least 1", o.peers3Rounds)
+	case o.peers3Bytes < int64(o.recordSize):
+		return o, fmt.Errorf("-peers3-bytes %d is less than one record", o.peers3Bytes)
+	case o.peers3Topics < 0:
+		return o, fmt.Errorf("-peers3-topics %d: need 0 or more", o.peers3Topics)
+	case o.peers3MetaReqs < 1:
+		return o, fmt.Errorf("-peers3-metadata-requests %d: need at least 1", o.peers3MetaReqs)
+	case len(o.peers3Phases) == 0:
+		return o, errors.New("-peers3-phases: no phase selected")
+	}
+	if o.peers3Profile != "" {
+		abs, err := filepath.Abs(o.peers3Profile)
+		if err != nil {
+			return o, err
+		}
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return o, fmt.Errorf("-peers3-profile: %w", err)
+		}
+		o.peers3Profile = abs
 	}
 	return o, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -88,7 +89,13 @@ func proxyCPUSummary(ms []measurement) string {
 
 func describe(name string, m measurement) string {
 	var b strings.Builder
-	switch name {
+	switch strings.TrimPrefix(name, "peers3-") {
+	case "metadata":
+		fmt.Fprintf(&b, "p50 %.1f ms  p99 %.1f ms  backend %.1f CPU-ms/req", m.value, m.p99, perReqMS(m.backendCPU, m))
+		if m.cpuOK {
+			fmt.Fprintf(&b, "  peers %.1f CPU-ms/req", perReqMS(m.proxyCPU, m))
+		}
+		return b.String()
 	case "latency":
 		fmt.Fprintf(&b, "p50 %.3f ms  p99 %.3f ms  (%.0f rec/s)", m.value, m.p99, m.rate)
 	case "acks0":
@@ -101,7 +108,18 @@ func describe(name string, m measurement) string {
 		fmt.Fprintf(&b, "  proxy %.2f CPU-ms/MB (%.2f cores, %d req)", v, m.proxyCPU.Seconds()/m.wall.Seconds(), m.proxyReqs)
 	}
 	fmt.Fprintf(&b, "  bench process %.2f CPU-ms/MB", selfPerMB(m))
+	if m.backendCPU > 0 {
+		fmt.Fprintf(&b, "  backend %.2f cores", m.backendCPU.Seconds()/m.wall.Seconds())
+	}
 	return b.String()
+}
+
+// perReqMS is CPU-ms per timed request of a metadata round.
+func perReqMS(d time.Duration, m measurement) float64 {
+	if m.requests == 0 {
+		return 0
+	}
+	return ms(d) / float64(m.requests)
 }
 
 func ratio(direct, proxy float64) string {
@@ -112,30 +130,55 @@ func ratio(direct, proxy float64) string {
 }
 
 func (r *report) markdown() string {
-	o := r.o
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Switchyard benchmark — %s\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "%s/%s, %d CPUs (GOMAXPROCS %d), %s. ", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	fmt.Fprintf(&b, "kfake: %d broker(s) in the bench process with the franz-go load generator. ", o.brokers)
+	var main, peers3 []scenarioResult
+	for _, res := range r.results {
+		if strings.HasPrefix(res.name, "peers3-") {
+			peers3 = append(peers3, res)
+		} else {
+			main = append(main, res)
+		}
+	}
+	if len(main) > 0 {
+		r.mainTable(&b, main)
+	}
+	if len(peers3) > 0 {
+		floor := math.NaN() // the relay's added p50, when the floor scenario ran too
+		for _, res := range main {
+			if res.name == "floor" {
+				v := func(m measurement) float64 { return m.value }
+				floor = median(values(res.proxy, v)) - median(values(res.direct, v))
+			}
+		}
+		r.peers3Table(&b, peers3, floor)
+	}
+	return b.String()
+}
+
+func (r *report) mainTable(b *strings.Builder, results []scenarioResult) {
+	o := r.o
+	fmt.Fprintf(b, "%s/%s, %d CPUs (GOMAXPROCS %d), %s. ", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Fprintf(b, "kfake: %d broker(s) in the bench process with the franz-go load generator. ", o.brokers)
 	if o.proxyMode == "process" {
-		fmt.Fprintf(&b, "Proxy: %d `switchyard serve` child process(es), peer i co-located with broker i", o.peers)
+		fmt.Fprintf(b, "Proxy: %d `switchyard serve` child process(es), peer i co-located with broker i", o.peers)
 		if o.proxyProcs > 0 {
-			fmt.Fprintf(&b, ", GOMAXPROCS=%d", o.proxyProcs)
+			fmt.Fprintf(b, ", GOMAXPROCS=%d", o.proxyProcs)
 		}
 		b.WriteString(".\n")
 	} else {
-		fmt.Fprintf(&b, "Proxy: %d peer(s) in the bench process (sandbox), peer i co-located with broker i; its CPU is not separable.\n", o.peers)
+		fmt.Fprintf(b, "Proxy: %d peer(s) in the bench process (sandbox), peer i co-located with broker i; its CPU is not separable.\n", o.peers)
 	}
 	if o.brokers > o.peers {
-		fmt.Fprintf(&b, "\n**Note:** %d brokers behind %d peer(s): brokers without a co-located peer are presented by rendezvous, so requests that span brokers are split and merged (the fallback path).\n", o.brokers, o.peers)
+		fmt.Fprintf(b, "\n**Note:** %d brokers behind %d peer(s): brokers without a co-located peer are presented by rendezvous, so requests that span brokers are split and merged (the fallback path).\n", o.brokers, o.peers)
 	}
-	fmt.Fprintf(&b, "%d rounds per scenario, interleaved direct then proxy; medians shown. %d-byte values, %d partitions, no compression; %s per throughput round.\n\n",
+	fmt.Fprintf(b, "%d rounds per scenario, interleaved direct then proxy; medians shown. %d-byte values, %d partitions, no compression; %s per throughput round.\n\n",
 		o.rounds, o.recordSize, o.partitions, sizeText(o.bytes))
 
-	fmt.Fprintf(&b, "| %s | direct (median) | proxy (median) | ratio | extra |\n|---|---:|---:|---:|---|\n", scenarioHeading)
+	fmt.Fprintf(b, "| %s | direct (median) | proxy (median) | ratio | extra |\n|---|---:|---:|---:|---|\n", scenarioHeading)
 	var allCPU time.Duration
 	var allBytes int64
-	for _, res := range r.results {
+	for _, res := range results {
 		for _, m := range res.proxy {
 			// The latency scenario's small requests cost far more per MB;
 			// it reports its own figure.
@@ -157,34 +200,34 @@ func (r *report) markdown() string {
 		}
 		switch res.name {
 		case "produce":
-			fmt.Fprintf(&b, "| produce acks=all, max rate (MiB/s) | %.1f | %.1f | %s | target ≥ %.2f; %s%s |\n", d, p, ratio(d, p), targetRatio, cpu, base(primary, " MiB/s"))
+			fmt.Fprintf(b, "| produce acks=all, max rate (MiB/s) | %.1f | %.1f | %s | target ≥ %.2f; %s%s |\n", d, p, ratio(d, p), targetRatio, cpu, base(primary, " MiB/s"))
 		case "consume":
-			fmt.Fprintf(&b, "| consume from start (MiB/s) | %.1f | %.1f | %s | target ≥ %.2f; %s%s |\n", d, p, ratio(d, p), targetRatio, cpu, base(primary, " MiB/s"))
+			fmt.Fprintf(b, "| consume from start (MiB/s) | %.1f | %.1f | %s | target ≥ %.2f; %s%s |\n", d, p, ratio(d, p), targetRatio, cpu, base(primary, " MiB/s"))
 		case "acks0":
 			st := func(m measurement) float64 { return m.stored }
 			sd, sp := median(values(res.direct, st)), median(values(res.proxy, st))
-			fmt.Fprintf(&b, "| produce acks=0, at the producer (MiB/s) | %.1f | %.1f | %s | promises complete on socket write; until stored in kfake: %.1f vs %.1f MiB/s (ratio %s); %s%s |\n",
+			fmt.Fprintf(b, "| produce acks=0, at the producer (MiB/s) | %.1f | %.1f | %s | promises complete on socket write; until stored in kfake: %.1f vs %.1f MiB/s (ratio %s); %s%s |\n",
 				d, p, ratio(d, p), sd, sp, ratio(sd, sp), cpu, base(primary, " MiB/s"))
 		case "latency":
 			p99 := func(m measurement) float64 { return m.p99 }
 			d99, p99v := median(values(res.direct, p99)), median(values(res.proxy, p99))
 			rate := func(m measurement) float64 { return m.rate }
-			fmt.Fprintf(&b, "| produce %d rec/s, linger 0, acks=all: p50 latency (ms) | %.3f | %.3f | %s | added p50 %+.3f ms (target ≤ %.1f)%s |\n",
+			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p50 latency (ms) | %.3f | %.3f | %s | added p50 %+.3f ms (target ≤ %.1f)%s |\n",
 				o.rate, d, p, ratio(d, p), p-d, targetAddedP50, base(primary, " ms"))
 			d = d99 // base() compares with the row's direct figure
-			fmt.Fprintf(&b, "| produce %d rec/s, linger 0, acks=all: p99 latency (ms) | %.3f | %.3f | %s | added p99 %+.3f ms (target ≤ %.1f); achieved %.0f / %.0f rec/s; %s%s |\n",
+			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p99 latency (ms) | %.3f | %.3f | %s | added p99 %+.3f ms (target ≤ %.1f); achieved %.0f / %.0f rec/s; %s%s |\n",
 				o.rate, d99, p99v, ratio(d99, p99v), p99v-d99, targetAddedP99,
 				median(values(res.direct, rate)), median(values(res.proxy, rate)), cpu, base(p99, " ms"))
 		case "floor":
 			p99 := func(m measurement) float64 { return m.p99 }
 			d99, p99v := median(values(res.direct, p99)), median(values(res.proxy, p99))
-			fmt.Fprintf(&b, "| floor: %d-byte ping round trip, %d/s, through a relay process that only copies bytes: p50 / p99 (ms) | %.3f / %.3f | %.3f / %.3f | %s | what two loopback hops and process wake-ups add on this machine: %+.3f ms p50, %+.3f ms p99; no proxy can add less |\n",
+			fmt.Fprintf(b, "| floor: %d-byte ping round trip, %d/s, through a relay process that only copies bytes: p50 / p99 (ms) | %.3f / %.3f | %.3f / %.3f | %s | what two loopback hops and process wake-ups add on this machine: %+.3f ms p50, %+.3f ms p99; no proxy can add less |\n",
 				floorMessage, int(time.Second/floorPeriod), d, d99, p, p99v, ratio(d, p), p-d, p99v-d99)
 		}
 	}
 	if allBytes > 0 {
 		per := ms(allCPU) / (float64(allBytes) / bytesPerMB)
-		fmt.Fprintf(&b, "| proxy CPU per MB forwarded, throughput scenarios (all their proxy rounds) | | %.2f ms/MB | | %.2f CPU-s/GiB; target ≤ %.1f ms/MB; %.1f CPU-s over %.0f MB |\n",
+		fmt.Fprintf(b, "| proxy CPU per MB forwarded, throughput scenarios (all their proxy rounds) | | %.2f ms/MB | | %.2f CPU-s/GiB; target ≤ %.1f ms/MB; %.1f CPU-s over %.0f MB |\n",
 			per, per*float64(1<<30)/bytesPerMB/1000, targetCPUPerMB, allCPU.Seconds(), float64(allBytes)/bytesPerMB)
 	}
 
@@ -193,9 +236,9 @@ func (r *report) markdown() string {
 		"Load generator and kfake share the bench process and the same cores as the proxy, so ratios also reflect CPU contention.\n\n")
 
 	if o.baseline != "" {
-		fmt.Fprintf(&b, "Baseline: `%s`", o.baseline)
+		fmt.Fprintf(b, "Baseline: `%s`", o.baseline)
 		if o.baselineProcs > 0 {
-			fmt.Fprintf(&b, " with GOMAXPROCS=%d", o.baselineProcs)
+			fmt.Fprintf(b, " with GOMAXPROCS=%d", o.baselineProcs)
 		}
 		b.WriteString(", measured in the same rounds (its figures follow each proxy figure below).\n\n")
 	}
@@ -204,12 +247,12 @@ func (r *report) markdown() string {
 		b.WriteString(" + proxy")
 	}
 	b.WriteString(", per MB of record values:\n\n")
-	for _, res := range r.results {
-		fmt.Fprintf(&b, "- %s:", res.name)
+	for _, res := range results {
+		fmt.Fprintf(b, "- %s:", res.name)
 		for i := range res.direct {
-			fmt.Fprintf(&b, " [%s / %s", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
+			fmt.Fprintf(b, " [%s / %s", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
 			if i < len(res.baseline) {
-				fmt.Fprintf(&b, " / base %s", short(res.name, res.baseline[i]))
+				fmt.Fprintf(b, " / base %s", short(res.name, res.baseline[i]))
 			}
 			b.WriteString("]")
 		}
@@ -218,13 +261,14 @@ func (r *report) markdown() string {
 			continue
 		}
 		self := func(m measurement) float64 { return selfPerMB(m) }
-		fmt.Fprintf(&b, "; bench-process CPU %.2f / %.2f ms/MB\n", median(values(res.direct, self)), median(values(res.proxy, self)))
+		fmt.Fprintf(b, "; bench-process CPU %.2f / %.2f ms/MB\n", median(values(res.direct, self)), median(values(res.proxy, self)))
 	}
-	return b.String()
 }
 
 func short(name string, m measurement) string {
-	switch name {
+	switch strings.TrimPrefix(name, "peers3-") {
+	case "metadata":
+		return fmt.Sprintf("%.1f ms, backend %.1f CPU-ms/req", m.value, perReqMS(m.backendCPU, m))
 	case "latency", "floor":
 		return fmt.Sprintf("%.3f/%.3f ms", m.value, m.p99)
 	case "acks0":
@@ -241,4 +285,95 @@ func sizeText(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// Targets of issue 14 for the three-peer deployment.
+const (
+	targetPeers3CPUPerGiB = 0.7 // proxy CPU-s per GiB forwarded, summed over peers
+)
+
+// cpuPerGiB is the peers' CPU-seconds (summed) per GiB read from and
+// written to their clients.
+func cpuPerGiB(m measurement) (float64, bool) {
+	if !m.cpuOK || m.proxyBytes <= 0 {
+		return 0, false
+	}
+	return m.proxyCPU.Seconds() / (float64(m.proxyBytes) / (1 << 30)), true
+}
+
+// peers3Table writes the three-peer section; floor is the relay's added
+// p50 in ms measured in the same run, or NaN.
+func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor float64) {
+	o := r.o
+	fmt.Fprintf(b, "### Three peers, one per broker host\n\n")
+	fmt.Fprintf(b, "%s/%s, %d CPUs, %s. Backend: a `switchyard broker --brokers 3` process (kfake); three `switchyard serve` processes, peer i co-located with broker i (`--local-broker default:i`), Raft, gossip, quota reports and the metadata refresh running; the load generator is the bench process. %d topics of %d partitions exist throughout. %d rounds per phase, direct and through the peers in turn (the first mode alternates); medians shown.\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), o.peers3Topics, peers3Partitions, o.peers3Rounds)
+	fmt.Fprintf(b, "| figure | direct (median) | 3 peers (median) | ratio | extra |\n|---|---:|---:|---:|---|\n")
+	var note string
+	for _, res := range results {
+		note = res.note
+		val := func(m measurement) float64 { return m.value }
+		p99 := func(m measurement) float64 { return m.p99 }
+		backendCores := func(m measurement) float64 { return m.backendCPU.Seconds() / m.wall.Seconds() }
+		d, p := median(values(res.direct, val)), median(values(res.proxy, val))
+		var gib, cores, perReq []float64
+		for _, m := range res.proxy {
+			if v, ok := cpuPerGiB(m); ok {
+				gib = append(gib, v)
+				cores = append(cores, m.proxyCPU.Seconds()/m.wall.Seconds())
+				if m.proxyReqs > 0 {
+					perReq = append(perReq, float64(m.proxyCPU.Microseconds())/float64(m.proxyReqs))
+				}
+			}
+		}
+		peersCPU := fmt.Sprintf("peers (summed) %.2f CPU-s/GiB (target ≤ %.1f), %.2f cores, %.0f µs/req; backend %.2f vs %.2f cores",
+			median(gib), targetPeers3CPUPerGiB, median(cores), median(perReq),
+			median(values(res.direct, backendCores)), median(values(res.proxy, backendCores)))
+		switch res.name {
+		case "peers3-idle":
+			for _, m := range res.proxy {
+				fmt.Fprintf(b, "| no clients, %.0f s: CPU (cores) | | %.3f | | peers summed: Raft, gossip, quota reports, metadata refresh; backend %.3f cores meanwhile |\n",
+					m.wall.Seconds(), m.proxyCPU.Seconds()/m.wall.Seconds(), backendCores(m))
+			}
+		case "peers3-latency":
+			rate := func(m measurement) float64 { return m.rate }
+			d99, p99v := median(values(res.direct, p99)), median(values(res.proxy, p99))
+			vsFloor := "target: the floor scenario's relay + 0.1 ms; run `-scenarios floor,peers3` to measure it"
+			if !math.IsNaN(floor) {
+				vsFloor = fmt.Sprintf("the byte-copying relay adds %+.3f ms in this run: %+.3f ms above it (target ≤ +0.1)", floor, p-d-floor)
+			}
+			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p50 latency (ms) | %.3f | %.3f | %s | added p50 %+.3f ms; %s |\n",
+				o.rate, d, p, ratio(d, p), p-d, vsFloor)
+			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p99 latency (ms) | %.3f | %.3f | %s | added p99 %+.3f ms; achieved %.0f / %.0f rec/s; %s |\n",
+				o.rate, d99, p99v, ratio(d99, p99v), p99v-d99, median(values(res.direct, rate)), median(values(res.proxy, rate)), peersCPU)
+		case "peers3-produce":
+			fmt.Fprintf(b, "| produce acks=all, max rate, %s per round (MiB/s) | %.1f | %.1f | %s | %s |\n",
+				sizeText(o.peers3Bytes), d, p, ratio(d, p), peersCPU)
+		case "peers3-metadata":
+			back := func(m measurement) float64 { return perReqMS(m.backendCPU, m) }
+			bd, bp := median(values(res.direct, back)), median(values(res.proxy, back))
+			var peerReq []float64
+			for _, m := range res.proxy {
+				if m.cpuOK {
+					peerReq = append(peerReq, perReqMS(m.proxyCPU, m))
+				}
+			}
+			fmt.Fprintf(b, "| all-topics Metadata, %d × %d, %d requests per round: p50 (ms) | %.1f | %.1f | %s | p99 %.1f vs %.1f ms |\n",
+				o.peers3Topics, peers3Partitions, o.peers3MetaReqs, d, p, ratio(d, p), median(values(res.direct, p99)), median(values(res.proxy, p99)))
+			fmt.Fprintf(b, "| all-topics Metadata: backend CPU per request (ms) | %.1f | %.1f | %s | target: nothing beyond the direct cost (the peers' periodic refreshes fall in both modes' rounds); peers (summed) %.1f CPU-ms/req |\n",
+				bd, bp, ratio(bd, bp), median(peerReq))
+		}
+	}
+	fmt.Fprintf(b, "\nMachine: %s. GiB = 2^30 bytes read from plus written to the peers' clients, as the peers count them; CPU is on-CPU time from /proc/PID/task/*/schedstat, read at both ends of each measured interval, summed over the three peer processes (backend: the broker process).\n\n", note)
+	b.WriteString("Per round (direct / 3 peers):\n\n")
+	for _, res := range results {
+		if res.name == "peers3-idle" {
+			continue
+		}
+		fmt.Fprintf(b, "- %s:", res.name)
+		for i := range min(len(res.direct), len(res.proxy)) {
+			fmt.Fprintf(b, " [%s / %s]", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
+		}
+		b.WriteString("\n")
+	}
 }

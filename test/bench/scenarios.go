@@ -57,12 +57,15 @@ type measurement struct {
 	proxyBytes int64         // bytes the proxy read from and wrote to clients
 	proxyReqs  int64         // client requests the proxy read
 	selfCPU    time.Duration // this process's CPU: load generator + kfake
+	backendCPU time.Duration // the backend process's CPU (peers3), else 0
+	requests   int           // requests the round timed (peers3 metadata)
 }
 
 // scenarioResult is every round of one scenario.
 type scenarioResult struct {
 	name                    string
 	direct, proxy, baseline []measurement
+	note                    string // printed under the table (peers3: the machine's load)
 }
 
 // meter brackets the measured part of a round: proxy CPU, proxy bytes and
@@ -75,6 +78,7 @@ type meter struct {
 	cpu0   time.Duration
 	count0 proxyCounters
 	self0  time.Duration
+	back0  time.Duration
 	m      measurement
 }
 
@@ -91,6 +95,13 @@ func (mt *meter) start(ctx context.Context) error {
 		}
 		mt.cpu0, mt.m.cpuOK = c, ok
 	}
+	if b := mt.e.backend; b != nil {
+		c, err := procCPU(b.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		mt.back0 = c
+	}
 	mt.self0 = selfCPU()
 	mt.t0 = time.Now()
 	return nil
@@ -99,6 +110,13 @@ func (mt *meter) start(ctx context.Context) error {
 func (mt *meter) stop(ctx context.Context) error {
 	mt.m.wall = time.Since(mt.t0)
 	mt.m.selfCPU = selfCPU() - mt.self0
+	if b := mt.e.backend; b != nil {
+		c, err := procCPU(b.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		mt.m.backendCPU = c - mt.back0
+	}
 	ps := mt.e.set(mt.mode)
 	if ps == nil {
 		return nil
