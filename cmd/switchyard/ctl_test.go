@@ -1257,8 +1257,11 @@ func TestCtlMigrationsOnSandbox(t *testing.T) {
 		t.Fatalf("start --wait: exit %d\n%s%s", code, out, errOut)
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if !strings.HasPrefix(lines[0], "migration of orders started: east -> west") ||
-		!strings.Contains(out, "phase fence") || !strings.HasPrefix(lines[len(lines)-1], "orders is switched: clients use west") {
+	// The lines between are the phases the polls saw: the fence lasts
+	// milliseconds and a poll may fall on either side of it, so which
+	// phases show is not asserted, only their form.
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "migration of orders started: east -> west") ||
+		!strings.HasPrefix(lines[len(lines)-1], "orders is switched: clients use west") {
 		t.Fatalf("start --wait output:\n%s", out)
 	}
 	for _, l := range lines[1 : len(lines)-1] {
