@@ -39,7 +39,7 @@ func startSandboxWith(t testing.TB, cfg sandbox.Config) *sandbox.Sandbox {
 		cfg.MetadataRefresh = time.Second
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		cfg.Logger = slog.New(slog.NewTextHandler(newTWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -72,10 +72,32 @@ func closeConcurrently[C io.Closer](t testing.TB, cs []C) {
 	wg.Wait()
 }
 
-type tWriter struct{ t testing.TB }
+// tWriter sends component logs to t.Log until the test ends: a peer's
+// gossip can log once more after the sandbox has closed, and a Log after
+// the test completed panics the whole package ("Log in goroutine after
+// ... has completed").
+type tWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+func newTWriter(t testing.TB) *tWriter {
+	w := &tWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }
 

@@ -45,6 +45,22 @@ func getMigration(t *testing.T, sb *sandbox.Sandbox, i int, topic string) (migra
 	return m, true
 }
 
+// mustGetMigration is getMigration retried for up to 30 s: a consistent
+// read answers 503 while the peers elect a leader (a loaded machine).
+func mustGetMigration(t *testing.T, sb *sandbox.Sandbox, i int, topic string) migrationView {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m, ok := getMigration(t, sb, i, topic); ok {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("migration of %s not readable from peer %d within 30s", topic, i)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // startMigration asks peer i to move topic to cluster to.
 func startMigration(t *testing.T, sb *sandbox.Sandbox, i int, topic, to string) {
 	t.Helper()
@@ -417,14 +433,14 @@ func TestMigrationFence(t *testing.T) {
 		acked <- r
 	}()
 	time.Sleep(500 * time.Millisecond)
-	if m, _ := getMigration(t, sb, 0, topic); m.State != "running" {
+	if m := mustGetMigration(t, sb, 0, topic); m.State != "running" {
 		t.Fatalf("migration is %s before the transaction ended, want running (held by it)", m.State)
 	}
 	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
 	r := <-acked
-	m, _ := getMigration(t, sb, 0, topic)
+	m := mustGetMigration(t, sb, 0, topic)
 	if m.State != "switched" || len(m.Partitions) != 1 {
 		t.Fatalf("after the transaction: migration %+v, want switched", m)
 	}
