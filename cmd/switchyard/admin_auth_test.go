@@ -58,10 +58,12 @@ func TestCtlOverAdminTLSWithRoles(t *testing.T) {
 	server := "https://" + adminAddr
 	ctl := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
-		c := run(context.Background(), append([]string{"ctl", "--server", server, "--timeout", "10s"}, args...), &out, &errb)
+		// A generous bound: on a loaded machine a TLS handshake can take
+		// seconds, and a timeout would hide the error the test looks for.
+		c := run(context.Background(), append([]string{"ctl", "--server", server, "--timeout", "60s"}, args...), &out, &errb)
 		return c, out.String(), errb.String()
 	}
-	waitUntil(t, 20*time.Second, "ctl status over https", func() bool {
+	waitUntil(t, 60*time.Second, "ctl status over https", func() bool {
 		c, _, _ := ctl("--ca-file", ca, "--token-file", readFile, "status")
 		return c == 0
 	})

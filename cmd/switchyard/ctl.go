@@ -210,7 +210,28 @@ func newCtlClient(ctx context.Context, opts ctlOptions) (*ctlClient, error) {
 // *json.RawMessage keeps it as sent). path must already be escaped (see
 // apiPath). It answers the X-Switchyard-Index header of a write, and a
 // *ctlAPIError for an error answer.
+// do sends one request and decodes its answer into out. A read (GET)
+// answered 503 (the peers are electing a leader, or the leader is moving)
+// is sent again, backing off, until it is answered or ctl's --timeout
+// ends; a write is never repeated here: its outcome may be unknown.
 func (c *ctlClient) do(method, path string, query url.Values, body, out any) (index string, err error) {
+	backoff := 100 * time.Millisecond
+	for {
+		index, err = c.doOnce(method, path, query, body, out)
+		var ae *ctlAPIError
+		if method != http.MethodGet || !errors.As(err, &ae) || ae.status != http.StatusServiceUnavailable {
+			return index, err
+		}
+		select {
+		case <-c.ctx.Done():
+			return index, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (c *ctlClient) doOnce(method, path string, query url.Values, body, out any) (index string, err error) {
 	target := c.base + path
 	if len(query) > 0 {
 		target += "?" + query.Encode()
@@ -412,7 +433,7 @@ func newGlobalFlags(opts *ctlOptions, output *string, server, tokenFile *string)
 	fs.StringVar(&opts.caFile, "ca-file", opts.caFile, "PEM CA bundle that signs the admin API's certificate, for an https:// --server ($SWITCHYARD_CA_FILE; default: the system's CAs)")
 	fs.StringVar(output, "o", *output, "output: table or json")
 	fs.StringVar(output, "output", *output, "same as -o")
-	fs.DurationVar(&opts.timeout, "timeout", opts.timeout, "time allowed for the whole request (0: none)")
+	fs.DurationVar(&opts.timeout, "timeout", opts.timeout, "time allowed for the whole command (0: none); a read answered 503 (a leader election) is asked again within it")
 	fs.BoolVar(&opts.consistent, "consistent", false, "read through the Raft leader (?consistent=1) instead of this peer's state")
 	return fs
 }

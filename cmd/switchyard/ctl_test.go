@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1322,5 +1323,44 @@ func TestCtlMigrationsOnSandbox(t *testing.T) {
 	}
 	if code, _, errOut = ctl("migrations", "get", "nothing-here"); code != 1 || !strings.Contains(errOut, "404") {
 		t.Fatalf("get of a topic never migrated: exit %d: %s", code, errOut)
+	}
+}
+
+// TestCtlRetriesReadsThrough503: a read answered 503 (an election) is
+// asked again until it is answered, within --timeout; a write answered 503
+// is not repeated (its outcome may be unknown).
+func TestCtlRetriesReadsThrough503(t *testing.T) {
+	var gets, puts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			if gets.Add(1) <= 2 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprint(w, `{"error": "no raft leader known"}`)
+				return
+			}
+			fmt.Fprint(w, `{"clusters": []}`)
+		default:
+			puts.Add(1)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"error": "no raft leader known"}`)
+		}
+	}))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"ctl", "--server", srv.URL, "--timeout", "30s", "-o", "json", "clusters", "list"}, &out, &errb); code != 0 {
+		t.Fatalf("clusters list through two 503s: exit %d: %s", code, errb.String())
+	}
+	if n := gets.Load(); n != 3 {
+		t.Fatalf("%d GETs, want 3 (two 503s, then the answer)", n)
+	}
+	out.Reset()
+	errb.Reset()
+	code := run(context.Background(), []string{"ctl", "--server", srv.URL, "--timeout", "30s", "routes", "default", "east"}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "503") {
+		t.Fatalf("a write answered 503: exit %d: %s", code, errb.String())
+	}
+	if n := puts.Load(); n != 1 {
+		t.Fatalf("the write was sent %d times, want once", n)
 	}
 }
