@@ -99,6 +99,14 @@ type clientConn struct {
 	// mute holds the reader while a quota throttle runs (throttle.go).
 	mute mute
 
+	// openLogged: the access log's opening line is written (logOpened).
+	openLogged bool
+
+	// lostProduce names the targets whose broker connection broke with a
+	// Produce in flight; a Produce to one of them ends the connection
+	// (upstream.send). Owned by the reader goroutine.
+	lostProduce map[target]bool
+
 	// ups, dirty, clientID and routes are owned by the reader goroutine.
 	routes   routeMemory
 	ups      map[target]*upstream
@@ -215,8 +223,17 @@ func closeCategory(err error) string {
 // The access log: one info line when a client connection opens and one
 // when it closes, with what the proxy knows of the client by then (client
 // id, principal) and why it closed. Logged by serve, the reader goroutine,
-// which owns those fields.
+// which owns those fields. The opening line waits for the first request
+// (or the TLS handshake's end): a connection that closes normally without
+// one (a load balancer's TCP check, the peers' liveness probe of each
+// other's Kafka port) leaves a single debug line, so probes do not flood
+// the log; one that fails before a request (a TLS or frame error) is
+// logged at info as any other.
 func (c *clientConn) logOpened() {
+	if c.openLogged {
+		return
+	}
+	c.openLogged = true
 	_, isTLS := c.nc.(*tlsConn)
 	c.log.Info("client connection opened", "component", "access", "tls", isTLS)
 }
@@ -228,7 +245,13 @@ func (c *clientConn) logClosed(opened time.Time) {
 	}
 	attrs := []any{"component", "access", "client_id", clientID, "principal", c.principal,
 		"duration", time.Since(opened).Round(time.Millisecond), "reason", closeCategory(c.reason)}
-	if cat := closeCategory(c.reason); cat != "normal" && c.reason != nil {
+	cat := closeCategory(c.reason)
+	if !c.openLogged && cat == "normal" {
+		c.log.Debug("client connection closed without a request", attrs...)
+		return
+	}
+	c.logOpened()
+	if cat != "normal" && c.reason != nil {
 		attrs = append(attrs, "error", c.reason.Error())
 	}
 	c.log.Info("client connection closed", attrs...)
@@ -238,10 +261,12 @@ func (c *clientConn) serve() {
 	c.s.metrics.connections.Inc()
 	defer c.s.metrics.connections.Dec()
 	opened := time.Now()
-	c.logOpened()
 	var err error
 	if tc, ok := c.nc.(*tlsConn); ok {
 		err = c.handshakeTLS(tc)
+		if err == nil {
+			c.logOpened()
+		}
 	}
 	if err == nil {
 		c.notePrincipal()
@@ -314,6 +339,7 @@ func (c *clientConn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		c.logOpened()
 		start := time.Now()
 		c.lastFrame = start
 		if c.sasl.raw {
@@ -757,12 +783,21 @@ type upstream struct {
 	// with nothing in flight, and sets renewed so readLoop ends quietly.
 	renew   time.Time
 	renewed atomic.Bool
+	// produceInflight counts the Produce calls awaiting an answer. When
+	// the connection breaks with one of them in flight, readLoop sets
+	// produceLost before broken, and the reader, replacing it, records its
+	// target in clientConn.lostProduce: a replacement connection never
+	// carries a later Produce (noProduce).
+	produceInflight atomic.Int32
+	produceLost     atomic.Bool
+	noProduce       bool // set before the upstream is used; read by send
 }
 
 // upCall is a request sent upstream that awaits its response.
 type upCall struct {
-	corr int32
-	sent time.Time // when it was written (buffered) upstream
+	corr    int32
+	produce bool
+	sent    time.Time // when it was written (buffered) upstream
 	// cb receives the response frame (size prefix included), which it owns,
 	// or an error.
 	cb func(resp *buffer, err error)
@@ -774,6 +809,12 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 	if u, ok := c.ups[key]; ok {
 		switch {
 		case u.broken.Load():
+			if u.produceLost.Load() {
+				if c.lostProduce == nil {
+					c.lostProduce = map[target]bool{}
+				}
+				c.lostProduce[key] = true
+			}
 			c.retire(u)
 		case !u.renew.IsZero() && !u.dirty && len(u.inflight) == 0 && time.Now().After(u.renew):
 			// Its SASL session is about to end (KIP-368) and nothing is
@@ -805,16 +846,17 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 	}
 	rw := rawIO(nc)
 	u := &upstream{
-		c:        c,
-		be:       be,
-		broker:   broker,
-		bm:       be.metrics.broker(addr),
-		nc:       nc,
-		rw:       rw,
-		idle:     newIdleWaiter(nc),
-		inflight: make(chan upCall, min(c.s.cfg.MaxInFlight, maxUpstreamCalls)),
-		retired:  make(chan struct{}),
-		renew:    renew,
+		c:         c,
+		be:        be,
+		broker:    broker,
+		bm:        be.metrics.broker(addr),
+		nc:        nc,
+		rw:        rw,
+		idle:      newIdleWaiter(nc),
+		inflight:  make(chan upCall, min(c.s.cfg.MaxInFlight, maxUpstreamCalls)),
+		retired:   make(chan struct{}),
+		renew:     renew,
+		noProduce: c.lostProduce[key],
 	}
 	c.ups[key] = u
 	c.wg.Add(1)
@@ -828,9 +870,31 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 
 // send writes frame (size prefix included) upstream. With cb nil the
 // request expects no response (acks=0 produce).
+//
+// A Produce is refused (ErrProduceInterrupted, which closes the client's
+// connection) on a connection that replaced one that broke with a Produce
+// in flight. Sent on the replacement connection, a later batch of the same
+// idempotent producer could overtake the interrupted one: a broker that
+// kept the producer's state refuses it (OUT_OF_ORDER_SEQUENCE_NUMBER, and
+// the client retries), but one that lost that state (a crash of a broker
+// that rebuilds none, an expired producer) stores it, and the interrupted
+// batch, retried, is then refused as out of order; librdkafka takes that as
+// "already written" and acknowledges a record that is nowhere, franz-go
+// fails it. Closing the client connection is what the broker's own crash
+// does to a direct client: every request after the break fails together,
+// and the client resends its batches in order on a new connection. Other
+// brokers' connections, and other keys, are not affected.
 func (u *upstream) send(frame []byte, corr int32, cb func(*buffer, error)) error {
+	produce := len(frame) >= 6 && int16(binary.BigEndian.Uint16(frame[4:])) == int16(kmsg.Produce)
+	if produce && u.noProduce {
+		return fmt.Errorf("%w: a produce to broker %d of %s was in flight when a broker connection of this client broke; closing so the client resends its batches in order",
+			ErrProduceInterrupted, u.broker, u.be.Name())
+	}
 	if cb != nil {
-		call := upCall{corr: corr, cb: cb, sent: time.Now()}
+		call := upCall{corr: corr, produce: produce, cb: cb, sent: time.Now()}
+		if produce {
+			u.produceInflight.Add(1)
+		}
 		select {
 		case u.inflight <- call:
 		default:
@@ -978,6 +1042,11 @@ func (u *upstream) readLoop() {
 				err = fmt.Errorf("read from broker %d of %s: %w", u.broker, u.be.Name(), err)
 				u.be.metrics.errors("connection").Inc()
 				u.bm.failed()
+				if u.produceInflight.Load() > 0 {
+					// Before broken: the reader replaces the connection only
+					// after it sees broken (upstream, send).
+					u.produceLost.Store(true)
+				}
 				u.broken.Store(true)
 				u.be.TriggerRefresh()
 				if u.nc != nil {
@@ -1012,6 +1081,9 @@ func (u *upstream) readLoop() {
 		}
 		u.be.metrics.bytesIn.Add(float64(len(buf.b)))
 		u.bm.observeSince(call.sent)
+		if call.produce {
+			u.produceInflight.Add(-1)
+		}
 		call.cb(buf, nil)
 		more := frameBuffered(br)
 		if !more && u.idle != nil && br.Buffered() == 0 && len(u.inflight) == 0 {

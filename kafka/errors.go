@@ -21,6 +21,11 @@ var (
 	// mapped: the connection used too many, or the mapping table is full of
 	// mappings in use.
 	ErrProducerIDLimit = errors.New("producer id limit reached")
+	// ErrProduceInterrupted ends a client connection that sends a Produce
+	// after a broker connection of it broke with a Produce in flight: the
+	// proxy must not let a later batch overtake one whose fate is unknown
+	// (see upstream.produceInflight).
+	ErrProduceInterrupted = errors.New("produce interrupted")
 	// ErrClosed is returned for work on a closed connection.
 	ErrClosed = errors.New("connection closed")
 	// ErrPanic is what a connection is closed with when serving it panicked.

@@ -16,8 +16,12 @@ import (
 // kfake cluster; a produce split over both leaders, whose request to one
 // broker kills that broker connection. The healthy partition is written
 // exactly once and reported successful; the other comes back
-// NOT_LEADER_OR_FOLLOWER; the client's connection stays open and its
-// retry of that partition alone succeeds.
+// NOT_LEADER_OR_FOLLOWER. The client's connection stays open for what
+// is not a Produce (a ListOffsets is answered on it), but a broker
+// connection broke with a Produce in flight, so the client's next Produce
+// on it closes it unsent (ErrProduceInterrupted: a later batch must not
+// overtake one whose fate is unknown); the retry on a new connection
+// succeeds and each partition holds its record once.
 func TestSplitProduceBrokerConnBreaks(t *testing.T) {
 	kc, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(8, "t"))
 	if err != nil {
@@ -50,12 +54,21 @@ func TestSplitProduceBrokerConnBreaks(t *testing.T) {
 		return nil, errors.New("broker connection breaks"), true // once: handled drops it
 	})
 
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	var nc net.Conn
+	var br *bufio.Reader
+	dial := func() {
+		t.Helper()
+		if nc != nil {
+			nc.Close()
+		}
+		var err error
+		if nc, err = net.Dial("tcp", addr); err != nil {
+			t.Fatal(err)
+		}
+		br = bufio.NewReader(nc)
 	}
-	defer nc.Close()
-	br := bufio.NewReader(nc)
+	dial()
+	defer func() { nc.Close() }()
 	corr := int32(0)
 	roundTrip := func(req kmsg.Request, v int16) kmsg.Response {
 		t.Helper()
@@ -119,7 +132,29 @@ func TestSplitProduceBrokerConnBreaks(t *testing.T) {
 	if offs := endOffsets(); offs[pg] != 1 || offs[pb] != 0 {
 		t.Fatalf("end offsets %v: want t/%d written once, t/%d not at all", offs, pg, pb)
 	}
-	// The client retries the failed partition alone, on the same connection.
+	// The client retries the failed partition alone, on the same
+	// connection: the proxy closes it without sending the batch.
+	corr++
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "t"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = pb, idempotentBatch(-1, -1, -1, "v")
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := nc.Write(reqFrame(req, 7, corr)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if buf, err := readFrame(br, 1<<20); err == nil {
+		t.Fatalf("a produce after a broker connection broke with a produce in flight was answered (%d bytes); want the connection closed", len(buf.b))
+	}
+	dial()
+	if offs := endOffsets(); offs[pg] != 1 || offs[pb] != 0 {
+		t.Fatalf("end offsets %v after the refused retry: want t/%d once, t/%d not at all", offs, pg, pb)
+	}
+	// On a new connection the retry goes through.
 	if codes := produce(pb); codes[pb] != 0 {
 		t.Fatalf("retry of t/%d: codes %v", pb, codes)
 	}

@@ -135,6 +135,14 @@ func (l *Log) Notes() ([]string, int) {
 	return append([]string(nil), l.notes...), l.noteCount
 }
 
+// Fails returns the first producer failures kept, each as
+// "producer:seq: error".
+func (l *Log) Fails() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.fails...)
+}
+
 // Counts returns the acknowledgements and deliveries recorded so far.
 func (l *Log) Counts() (acks, deliveries int) {
 	l.mu.Lock()
