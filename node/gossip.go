@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -137,8 +140,13 @@ type gossip struct {
 
 	mu      sync.Mutex
 	members map[string]*member
-	// live is the set of names the data plane presents: alive or suspect.
+	// live is the set of names the data plane presents: alive or suspect,
+	// less those whose Kafka port refused a connection while suspect.
 	live atomic.Pointer[map[string]struct{}]
+	// refused holds the peers whose Kafka port refused a connection
+	// (watchRefused): their process is gone though their host answers, so
+	// they are not presented before memberlist's dead verdict.
+	refused map[string]bool
 	// changed is notified on every membership change.
 	changed *notifier
 	now     func() time.Time
@@ -149,7 +157,7 @@ func newGossip(name string, meta peerMeta, changed *notifier, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	g := &gossip{log: log, name: name, meta: b, members: map[string]*member{}, changed: changed, now: time.Now}
+	g := &gossip{log: log, name: name, meta: b, members: map[string]*member{}, refused: map[string]bool{}, changed: changed, now: time.Now}
 	g.publishLive()
 	return g, nil
 }
@@ -225,12 +233,108 @@ func (g *gossip) publishLive() {
 	g.mu.Lock()
 	live := map[string]struct{}{g.name: {}}
 	for name, m := range g.members {
-		if m.state == memberAlive {
+		if m.state == memberAlive && !g.refused[name] {
 			live[name] = struct{}{}
 		}
 	}
 	g.mu.Unlock()
 	g.live.Store(&live)
+}
+
+// watchRefused shortens the time a killed peer stays presented. memberlist
+// declares a peer dead only after its suspicion timeout (about 5 s with
+// the default timing; memberlist v0.5 does not expose the suspect state in
+// between), and until then the other peers present it as the leader of its
+// partitions, so its clients, refused, find it again in every Metadata
+// answer. Every interval this dials the Kafka port of up to probeBudget
+// other peers in turn (all of them in a cluster of that size or less): a
+// peer whose port refuses the connection (its host answers and nothing
+// listens: its process is gone; a partition makes the dial time out
+// instead, which changes nothing) stops being presented at once, and is
+// presented again once a dial succeeds. Raft and membership are untouched.
+// A probe connects and closes; the Kafka listener logs such a connection at
+// debug only (kafka/conn.go logOpened).
+func (g *gossip) watchRefused(ctx context.Context, interval, dialTimeout time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	next := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next = g.probeKafkaPorts(ctx, next, dialTimeout)
+	}
+}
+
+// probeBudget bounds the dials of one watchRefused round.
+const probeBudget = 16
+
+// probeKafkaPorts dials up to probeBudget peers from position next in name
+// order and returns the position to start the next round from.
+func (g *gossip) probeKafkaPorts(ctx context.Context, next int, dialTimeout time.Duration) int {
+	type cand struct{ name, addr string }
+	var all []cand
+	g.mu.Lock()
+	for name, m := range g.members {
+		if name == g.name || m.meta.Kafka == "" || m.state != memberAlive {
+			if g.refused[name] && m.state != memberAlive {
+				delete(g.refused, name) // dead or left: memberlist's verdict rules again
+			}
+			continue
+		}
+		all = append(all, cand{name, m.meta.Kafka})
+	}
+	g.mu.Unlock()
+	if len(all) == 0 {
+		return 0
+	}
+	slices.SortFunc(all, func(a, b cand) int { return strings.Compare(a.name, b.name) })
+	n := min(len(all), probeBudget)
+	results := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		c := all[(next+i)%len(all)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := net.Dialer{Timeout: dialTimeout}
+			nc, err := d.DialContext(ctx, "tcp", c.addr)
+			if nc != nil {
+				nc.Close()
+			}
+			results[i] = err
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return next
+	}
+	changed := false
+	g.mu.Lock()
+	for i := range n {
+		c, err := all[(next+i)%len(all)], results[i]
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED) && !g.refused[c.name]:
+			g.refused[c.name] = true
+			changed = true
+			g.log.Info("peer's Kafka port refuses connections; not presenting it until it accepts again", "peer", c.name, "kafka", c.addr)
+		case err == nil && g.refused[c.name]:
+			delete(g.refused, c.name)
+			changed = true
+			g.log.Info("peer's Kafka port accepts connections again; presenting it", "peer", c.name, "kafka", c.addr)
+		}
+	}
+	g.mu.Unlock()
+	if changed {
+		g.publishLive()
+		g.changed.notify()
+	}
+	return (next + n) % len(all)
 }
 
 // isLive reports whether the data plane presents the named peer.

@@ -256,6 +256,9 @@ func (n *Node) run(ctx context.Context) error {
 	spawn(func() { n.join(ctx) })
 	spawn(func() { n.reconnect(ctx) })
 	spawn(func() { n.watchGossipKeys(ctx) })
+	spawn(func() {
+		n.gossip.watchRefused(ctx, n.cfg.Timing.GossipProbeInterval, n.cfg.Timing.GossipProbeInterval/2)
+	})
 	spawn(func() { n.bootstrap(ctx) })
 	spawn(func() { n.leaderLoop(ctx) })
 	spawn(func() { n.runDataPlane(ctx) })
