@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 )
@@ -90,6 +91,11 @@ func (c *clientConn) handshakeTLS(tc *tlsConn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), lt.timeout)
 	defer cancel() // closing the server closes nc, which ends the handshake too
 	if err := tc.HandshakeContext(ctx); err != nil {
+		if errors.Is(err, io.EOF) {
+			// Closed before a ClientHello: a TCP check (a load balancer's,
+			// the peers' liveness probe), not a failed handshake.
+			return io.EOF
+		}
 		if lt.clientCA != nil {
 			c.s.metrics.auth.count("TLS", authFailed)
 		}

@@ -877,3 +877,61 @@ type syncBuf struct {
 
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestAccessLogQuietForProbes: a connection that opens and closes without
+// a request (a load balancer's TCP check, the peers' liveness probe of the
+// Kafka port) leaves no info line, on a plaintext and on a TLS listener
+// with client certificates required (and counts no failed
+// authentication); one that sends garbage is still logged at info.
+func TestAccessLogQuietForProbes(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, dir, "ca")
+	srvPair := ca.Server(t, "server")
+	for _, tc := range []struct {
+		name string
+		sec  Security
+	}{
+		{"plaintext", Security{}},
+		{"mtls", Security{TLSCertFile: srvPair.CertFile, TLSKeyFile: srvPair.KeyFile, TLSClientCAFile: ca.File}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf syncBuf
+			log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			p := startSecureProxyLog(t, tc.sec, log)
+			for range 5 {
+				nc, err := net.Dial("tcp", p.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nc.Close()
+			}
+			waitUntil(t, 20*time.Second, "the probes' debug lines", func() bool {
+				return strings.Count(buf.String(), `"msg":"client connection closed without a request"`) == 5
+			})
+			if !strings.Contains(buf.String(), `"level":"DEBUG","msg":"client connection closed without a request"`) {
+				t.Fatalf("probe lines not at debug:\n%s", buf.String())
+			}
+			// A garbage frame: logged, as a bad request (or a failed handshake).
+			nc, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc.Write([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3})
+			waitUntil(t, 20*time.Second, "the access line of the garbage connection", func() bool {
+				return strings.Contains(buf.String(), `"msg":"client connection closed"`)
+			})
+			nc.Close()
+			if n := strings.Count(buf.String(), `"msg":"client connection closed"`); n != 1 {
+				t.Fatalf("%d closing lines at info, want 1 (the garbage connection's):\n%s", n, buf.String())
+			}
+			if n := strings.Count(buf.String(), `"msg":"client connection opened"`); n != 1 {
+				t.Fatalf("%d opening lines at info, want 1:\n%s", n, buf.String())
+			}
+			if tc.sec.TLSClientCAFile != "" {
+				if got := p.authCount(t, "TLS", authFailed); got != 1 {
+					t.Fatalf("failed TLS authentications %v, want 1 (the garbage one, not the probes)", got)
+				}
+			}
+		})
+	}
+}
