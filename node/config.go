@@ -168,6 +168,12 @@ type Timing struct {
 	RaftHeartbeat   time.Duration
 	RaftElection    time.Duration
 	RaftLeaderLease time.Duration
+	// RaftCommitTimeout is how often the leader sends each follower an
+	// AppendEntries on an idle log, which is how followers learn the commit
+	// index: an acknowledged write reaches every peer's data plane within
+	// about 1-2× it, and an idle leader sends 1/it to 2/it messages per
+	// second to each follower (BenchmarkCommitTimeout).
+	RaftCommitTimeout time.Duration
 	// SnapshotInterval and SnapshotThreshold: how often Raft checks, and how
 	// many new entries it needs, to take a snapshot.
 	SnapshotInterval  time.Duration
@@ -290,6 +296,7 @@ func DefaultTiming() Timing {
 		RaftHeartbeat:       1000 * time.Millisecond,
 		RaftElection:        1000 * time.Millisecond,
 		RaftLeaderLease:     500 * time.Millisecond,
+		RaftCommitTimeout:   10 * time.Millisecond,
 		SnapshotInterval:    30 * time.Second,
 		SnapshotThreshold:   8192,
 		TrailingLogs:        10240,
@@ -317,6 +324,7 @@ func FastTiming() Timing {
 		RaftHeartbeat:       500 * time.Millisecond,
 		RaftElection:        500 * time.Millisecond,
 		RaftLeaderLease:     250 * time.Millisecond,
+		RaftCommitTimeout:   5 * time.Millisecond,
 		SnapshotInterval:    2 * time.Second,
 		SnapshotThreshold:   64,
 		TrailingLogs:        32,
@@ -348,6 +356,7 @@ func (t Timing) withDefaults() Timing {
 	fill(&t.RaftHeartbeat, d.RaftHeartbeat)
 	fill(&t.RaftElection, d.RaftElection)
 	fill(&t.RaftLeaderLease, d.RaftLeaderLease)
+	fill(&t.RaftCommitTimeout, d.RaftCommitTimeout)
 	fill(&t.SnapshotInterval, d.SnapshotInterval)
 	fill(&t.ApplyTimeout, d.ApplyTimeout)
 	fill(&t.ReconcileInterval, d.ReconcileInterval)

@@ -66,7 +66,7 @@ func (n *Node) openRaft() error {
 	// Followers learn the commit index from the next AppendEntries; a short
 	// commit timeout bounds how long an acknowledged write waits to reach
 	// every peer's data plane (~CommitTimeout..2×, on an idle log).
-	rc.CommitTimeout = 5 * time.Millisecond
+	rc.CommitTimeout = t.RaftCommitTimeout
 	rc.SnapshotInterval = t.SnapshotInterval
 	rc.SnapshotThreshold = t.SnapshotThreshold
 	rc.TrailingLogs = t.TrailingLogs
