@@ -17,7 +17,7 @@ package kafka
 // A backend is not asked at all while its metadata snapshot is fresh
 // (metadata_cache.go): an all-topics request is assembled from the
 // snapshots' pre-encoded blocks when every cluster's is fresh and allows
-// it (BackendConfig.ListFromSnapshot, off by default), and a
+// it (BackendConfig.ListFromSnapshot, on in node by default), and a
 // named topic the snapshot holds without error is answered from it. What
 // the snapshot cannot answer goes to the backend: a topic it lacks (maybe
 // just created elsewhere, or to be auto-created), one with an error, a

@@ -32,6 +32,7 @@ var createTopicsFamily = &family[*kmsg.CreateTopicsRequest, *kmsg.CreateTopicsRe
 				// must show the topic, so the snapshot stops serving
 				// until it is refreshed (metadata_cache.go).
 				be.TriggerRefresh()
+				r.c.s.topicsChanged(be)
 			}
 		}
 		return len(out.Topics) > 0

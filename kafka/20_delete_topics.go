@@ -81,6 +81,7 @@ func handleDeleteTopics(r *request) error {
 				// Before the client has the answer: the snapshot must
 				// not show the topic any more (metadata_cache.go).
 				pt.t.be.TriggerRefresh()
+				r.c.s.topicsChanged(pt.t.be)
 			}
 		}
 		out := resps[0].(*kmsg.DeleteTopicsResponse)

@@ -18,6 +18,7 @@ var createPartitionsFamily = &family[*kmsg.CreatePartitionsRequest, *kmsg.Create
 		for i := range out.Topics {
 			if be := r.route(out.Topics[i].Topic); be != nil {
 				be.TriggerRefresh()
+				r.c.s.topicsChanged(be)
 			}
 		}
 		return false

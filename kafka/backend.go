@@ -43,9 +43,11 @@ type BackendConfig struct {
 	MaxResponseBytes int32
 	// ListFromSnapshot lets all-topics Metadata be answered from the
 	// refresh loop's snapshot (metadata_cache.go) instead of the backend.
-	// Off by default: a topic created through another peer would be
-	// missing from this peer's listings until its next refresh, where
-	// forwarding shows it at once (test/compat's TestKcatMetadata).
+	// A topic changed through this peer makes the snapshot stale at once
+	// (TriggerRefresh); one changed through another peer reaches this one
+	// through Config.TopicsChanged (node gossips it) and does the same; one
+	// changed at the backend directly shows after the next refresh. node
+	// turns it on unless told otherwise (serve --metadata-list-from-snapshot).
 	ListFromSnapshot bool
 	// TLS and SASL, when set, secure every connection to the brokers
 	// (backend_auth.go). They name files, read when a connection is made.

@@ -330,3 +330,11 @@ func arrayLenWidth(flexible bool, n int) int {
 	var tmp [binary.MaxVarintLen64]byte
 	return binary.PutUvarint(tmp[:], uint64(n)+1)
 }
+
+// topicsChanged passes on that a client changed be's topics through this
+// peer (Config.TopicsChanged), so the other peers refresh their snapshot.
+func (s *Server) topicsChanged(be *Backend) {
+	if s.cfg.TopicsChanged != nil {
+		s.cfg.TopicsChanged(be.Name())
+	}
+}

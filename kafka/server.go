@@ -75,6 +75,13 @@ type Config struct {
 	// Proposer, when set, commits the users and ACLs clients manage with
 	// Kafka's admin keys; nil refuses those writes.
 	Proposer Proposer
+	// TopicsChanged, when set, is told the cluster whose topics a client
+	// created, deleted or grew through this peer (after this peer's own
+	// backend was told to refresh), so the other peers refresh theirs
+	// too: node gossips it, and their all-topics answers from the snapshot
+	// (BackendConfig.ListFromSnapshot) then show the change. It must not
+	// block.
+	TopicsChanged func(cluster string)
 	// Authz configures authorization (acl.go); used when Authenticates.
 	Authz AuthzConfig
 	// Security: TLS and SASL on the listener (security.go).

@@ -93,11 +93,13 @@ type Config struct {
 	ClusterID string
 	// MetadataRefresh is how often backend metadata is reloaded.
 	MetadataRefresh time.Duration
-	// MetadataListFromSnapshot answers all-topics Metadata from each
-	// cluster's last refresh (kafka.BackendConfig.ListFromSnapshot): a
-	// topic created through another peer shows in listings only after
-	// this peer's next refresh.
-	MetadataListFromSnapshot bool
+	// MetadataListFromBackend asks the backends for every all-topics
+	// Metadata instead of answering it from each cluster's last refresh
+	// (kafka.BackendConfig.ListFromSnapshot, the default). From the
+	// snapshot, a topic created or deleted through any peer shows within
+	// a gossip round (the peers tell each other, node/gossip.go); one
+	// created at the backend directly, after the next refresh.
+	MetadataListFromBackend bool
 	// MaxFrameBytes bounds a client request frame.
 	MaxFrameBytes int32
 	// MaxTopicSeries caps per-topic metric series.

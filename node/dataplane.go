@@ -121,6 +121,7 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, er
 		Proposer:      n,
 		Authz:         n.cfg.KafkaAuthz,
 		Logger:        n.cfg.Logger,
+		TopicsChanged: n.gossip.broadcastTopicsChanged,
 	}, n, n.kafkaMetrics)
 	if err != nil {
 		return nil, err
@@ -149,11 +150,28 @@ func (n *Node) backendConfig(cl fsm.Cluster) kafka.BackendConfig {
 		TLS:              cl.TLS,
 		SASL:             cl.SASL,
 		MetadataRefresh:  n.cfg.MetadataRefresh,
-		ListFromSnapshot: n.cfg.MetadataListFromSnapshot,
+		ListFromSnapshot: !n.cfg.MetadataListFromBackend,
 		BrokerTimeout:    n.cfg.BackendBrokerTimeout,
 		MaxResponseBytes: n.cfg.BackendMaxResponseBytes,
 		Metrics:          n.kafkaMetrics,
 		Logger:           n.cfg.Logger,
+	}
+}
+
+// refreshCluster makes the named backend refresh its metadata: another
+// peer's client changed its topics (gossip's topics-changed broadcast).
+// Until the refresh lands, its snapshot is not fresh, so listings ask the
+// backend (kafka/metadata_cache.go). Unknown names are ignored.
+func (n *Node) refreshCluster(cluster string) {
+	dp := n.dp.Load()
+	if dp == nil {
+		return
+	}
+	dp.mu.Lock()
+	run, ok := dp.running[cluster]
+	dp.mu.Unlock()
+	if ok {
+		run.be.TriggerRefresh()
 	}
 }
 

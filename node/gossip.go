@@ -149,7 +149,11 @@ type gossip struct {
 	refused map[string]bool
 	// changed is notified on every membership change.
 	changed *notifier
-	now     func() time.Time
+	// bq queues this peer's broadcasts (set once memberlist exists);
+	// onTopicsChanged handles a peer's topics-changed broadcast.
+	bq              *memberlist.TransmitLimitedQueue
+	onTopicsChanged func(cluster string)
+	now             func() time.Time
 }
 
 func newGossip(name string, meta peerMeta, changed *notifier, log *slog.Logger) (*gossip, error) {
@@ -188,10 +192,88 @@ func (g *gossip) NodeMeta(limit int) []byte {
 	}
 	return slices.Clone(g.meta)
 }
-func (g *gossip) NotifyMsg([]byte)                           {}
-func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (g *gossip) LocalState(join bool) []byte                { return nil }
-func (g *gossip) MergeRemoteState(buf []byte, join bool)     {}
+
+// NotifyMsg receives a peer's broadcast (gossipMsg). It never blocks: a
+// refresh request only bumps the backend's generation and nudges its loop.
+func (g *gossip) NotifyMsg(b []byte) {
+	kind, cluster, err := decodeGossipMsg(b)
+	if err != nil {
+		g.log.Debug("ignoring a gossip message", "err", err)
+		return
+	}
+	if kind == gossipTopicsChanged && g.onTopicsChanged != nil {
+		g.onTopicsChanged(cluster)
+	}
+}
+
+func (g *gossip) GetBroadcasts(overhead, limit int) [][]byte {
+	if g.bq == nil {
+		return nil
+	}
+	return g.bq.GetBroadcasts(overhead, limit)
+}
+func (g *gossip) LocalState(join bool) []byte            { return nil }
+func (g *gossip) MergeRemoteState(buf []byte, join bool) {}
+
+// Gossip broadcasts: one byte of kind, then the kind's payload. Peers
+// ignore kinds they do not know, so a kind can be added without a
+// version gate (a broadcast is a hint, never state).
+const (
+	// gossipTopicsChanged: [kind][len][cluster name]: a client created,
+	// deleted or grew topics of that cluster through the sender; refresh
+	// its metadata (kafka.Config.TopicsChanged).
+	gossipTopicsChanged byte = 1
+	maxGossipCluster         = 255
+)
+
+var errGossipMsg = errors.New("malformed gossip message")
+
+func encodeTopicsChanged(cluster string) []byte {
+	if len(cluster) > maxGossipCluster {
+		return nil
+	}
+	return append([]byte{gossipTopicsChanged, byte(len(cluster))}, cluster...)
+}
+
+// decodeGossipMsg parses a broadcast. The bytes come from the network
+// (from a member, encrypted when the cluster has a gossip key).
+func decodeGossipMsg(b []byte) (kind byte, cluster string, err error) {
+	if len(b) < 1 {
+		return 0, "", fmt.Errorf("%w: empty", errGossipMsg)
+	}
+	switch b[0] {
+	case gossipTopicsChanged:
+		if len(b) < 2 || int(b[1]) != len(b)-2 || b[1] == 0 {
+			return 0, "", fmt.Errorf("%w: topics-changed of %d bytes", errGossipMsg, len(b))
+		}
+		return b[0], string(b[2:]), nil
+	}
+	return 0, "", fmt.Errorf("%w: unknown kind %d", errGossipMsg, b[0])
+}
+
+// topicsChangedBroadcast is queued once per cluster: a newer one for the
+// same cluster replaces it.
+type topicsChangedBroadcast struct {
+	cluster string
+	msg     []byte
+}
+
+func (b *topicsChangedBroadcast) Invalidates(o memberlist.Broadcast) bool {
+	ob, ok := o.(*topicsChangedBroadcast)
+	return ok && ob.cluster == b.cluster
+}
+func (b *topicsChangedBroadcast) Message() []byte { return b.msg }
+func (b *topicsChangedBroadcast) Finished()       {}
+
+// broadcastTopicsChanged tells the other peers to refresh cluster's
+// metadata. It never blocks.
+func (g *gossip) broadcastTopicsChanged(cluster string) {
+	msg := encodeTopicsChanged(cluster)
+	if g.bq == nil || msg == nil {
+		return
+	}
+	g.bq.QueueBroadcast(&topicsChangedBroadcast{cluster: cluster, msg: msg})
+}
 
 // memberlist.EventDelegate
 

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"reflect"
 	"strings"
 	"testing"
@@ -55,4 +56,24 @@ func TestDecodeMetaBounded(t *testing.T) {
 	if _, err := decodeMeta(big); err == nil {
 		t.Fatalf("decoded %d bytes of metadata", len(big))
 	}
+}
+
+// FuzzGossipMsg: a peer's broadcast (NotifyMsg) never panics, and what
+// decodes re-encodes to the same bytes.
+func FuzzGossipMsg(f *testing.F) {
+	f.Add(encodeTopicsChanged("main"))
+	f.Add([]byte{})
+	f.Add([]byte{gossipTopicsChanged})
+	f.Add([]byte{gossipTopicsChanged, 0})
+	f.Add([]byte{gossipTopicsChanged, 5, 'a'})
+	f.Add([]byte{9, 1, 'x'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		kind, cluster, err := decodeGossipMsg(b)
+		if err != nil {
+			return
+		}
+		if kind != gossipTopicsChanged || !bytes.Equal(encodeTopicsChanged(cluster), b) {
+			t.Fatalf("%x decoded to kind %d cluster %q, which does not encode back", b, kind, cluster)
+		}
+	})
 }

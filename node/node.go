@@ -228,6 +228,8 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: start gossip on %s: %w", cfg.GossipListen, err)
 	}
 	n.gossip.ml = ml
+	n.gossip.bq = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: mc.RetransmitMult}
+	n.gossip.onTopicsChanged = n.refreshCluster
 	n.keyring = mc.Keyring
 	n.gossipUp.Store(true)
 	n.log.Info("peer started", "kafka", n.kafkaAdvertise, "admin", adminAdv, "raft", n.meta.Raft, "gossip", n.meta.Gossip,

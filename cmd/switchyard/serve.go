@@ -122,6 +122,8 @@ func defaultServeConfig() serveConfig {
 		WriteLease:      node.DefaultWriteLease.String(),
 		MetadataRefresh: "10s",
 		LogLevel:        "info",
+		// All-topics Metadata from the snapshot (node.Config.MetadataListFromBackend).
+		MetadataListFromSnapshot: true,
 
 		MetricsMaxClients: kafka.DefaultMaxClientSeries,
 		GroupLagInterval:  node.DefaultGroupLagInterval.String(),
@@ -192,7 +194,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.WriteLease, "write-lease", cfg.WriteLease, "how long a grant from the raft leader lets this peer forward Produce: a peer cut off from the leader stops writing within it, and a migration's switch waits it out for a peer that is down (same value on every peer; at most 17.27s; 0 disables it: Produce never waits on the control plane, and migrations and offset resets need every registered peer to confirm their fence)")
 	fs.StringVar(&cfg.ClusterID, "cluster-id", cfg.ClusterID, "cluster id presented to clients (default: the backend's)")
 	fs.StringVar(&cfg.MetadataRefresh, "metadata-refresh", cfg.MetadataRefresh, "backend metadata refresh period")
-	fs.BoolVar(&cfg.MetadataListFromSnapshot, "metadata-list-from-snapshot", cfg.MetadataListFromSnapshot, "answer all-topics Metadata from each cluster's last refresh instead of asking the backends (cheaper with thousands of topics; a topic created through another peer then shows in listings only after this peer's next refresh, up to --metadata-refresh)")
+	fs.BoolVar(&cfg.MetadataListFromSnapshot, "metadata-list-from-snapshot", cfg.MetadataListFromSnapshot, "answer all-topics Metadata from each cluster's last refresh instead of asking the backends (on by default; =false asks the backends each time). Topics created or deleted through any peer show within a gossip round; ones created at the backend directly, after the next --metadata-refresh")
 	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest client request accepted (default 104857600)")
 	fs.IntVar(&cfg.MaxTopicSeries, "max-topic-series", cfg.MaxTopicSeries, "per-topic metric series cap (default 1000)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
@@ -429,13 +431,13 @@ func (c *serveConfig) nodeConfig() (node.Config, error) {
 		ClusterID:       c.ClusterID,
 		MetadataRefresh: refresh,
 
-		MetadataListFromSnapshot: c.MetadataListFromSnapshot,
-		MaxFrameBytes:            int32(c.MaxFrameBytes),
-		MaxTopicSeries:           c.MaxTopicSeries,
-		KafkaLimits:              limits,
-		KafkaAuthz:               kafka.AuthzConfig{SuperUsers: c.KafkaSuperUsers, AllowIfNoACL: c.KafkaAllowIfNoACL},
-		KafkaSecurity:            security,
-		Timing:                   timing,
+		MetadataListFromBackend: !c.MetadataListFromSnapshot,
+		MaxFrameBytes:           int32(c.MaxFrameBytes),
+		MaxTopicSeries:          c.MaxTopicSeries,
+		KafkaLimits:             limits,
+		KafkaAuthz:              kafka.AuthzConfig{SuperUsers: c.KafkaSuperUsers, AllowIfNoACL: c.KafkaAllowIfNoACL},
+		KafkaSecurity:           security,
+		Timing:                  timing,
 
 		BackendBrokerTimeout:    brokerTimeout,
 		BackendMaxResponseBytes: int32(c.BackendMaxResponseBytes),

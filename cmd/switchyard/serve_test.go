@@ -65,12 +65,12 @@ func TestServeMetadataAndLagSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc.MetadataListFromSnapshot || nc.GroupLagInterval != 30*time.Second {
-		t.Fatalf("defaults: list from snapshot %v, lag interval %v; want false, 30s", nc.MetadataListFromSnapshot, nc.GroupLagInterval)
+	if nc.MetadataListFromBackend || nc.GroupLagInterval != 30*time.Second {
+		t.Fatalf("defaults: list from backend %v, lag interval %v; want false (from the snapshot), 30s", nc.MetadataListFromBackend, nc.GroupLagInterval)
 	}
 
 	file := filepath.Join(dir, "peer.json")
-	conf := `{"name": "a1", "data_dir": "` + dir + `", "bootstrap_expect": 1, "metadata_list_from_snapshot": true, "group_lag_interval": "0"}`
+	conf := `{"name": "a1", "data_dir": "` + dir + `", "bootstrap_expect": 1, "metadata_list_from_snapshot": false, "group_lag_interval": "0"}`
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -81,21 +81,21 @@ func TestServeMetadataAndLagSettings(t *testing.T) {
 	if nc, err = cfg.nodeConfig(); err != nil {
 		t.Fatal(err)
 	}
-	if !nc.MetadataListFromSnapshot || nc.GroupLagInterval != 0 {
-		t.Fatalf("from the file: list from snapshot %v, lag interval %v; want true, 0", nc.MetadataListFromSnapshot, nc.GroupLagInterval)
+	if !nc.MetadataListFromBackend || nc.GroupLagInterval != 0 {
+		t.Fatalf("from the file: list from backend %v, lag interval %v; want true, 0", nc.MetadataListFromBackend, nc.GroupLagInterval)
 	}
 
 	cfg = defaultServeConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	serveFlags(fs, &cfg)
-	if err := fs.Parse(strings.Fields("--name a1 --data-dir " + dir + " --bootstrap-expect 1 --metadata-list-from-snapshot --group-lag-interval 1m")); err != nil {
+	if err := fs.Parse(strings.Fields("--name a1 --data-dir " + dir + " --bootstrap-expect 1 --metadata-list-from-snapshot=false --group-lag-interval 1m")); err != nil {
 		t.Fatal(err)
 	}
 	if nc, err = cfg.nodeConfig(); err != nil {
 		t.Fatal(err)
 	}
-	if !nc.MetadataListFromSnapshot || nc.GroupLagInterval != time.Minute {
-		t.Fatalf("from flags: list from snapshot %v, lag interval %v; want true, 1m", nc.MetadataListFromSnapshot, nc.GroupLagInterval)
+	if !nc.MetadataListFromBackend || nc.GroupLagInterval != time.Minute {
+		t.Fatalf("from flags: list from backend %v, lag interval %v; want true, 1m", nc.MetadataListFromBackend, nc.GroupLagInterval)
 	}
 }
