@@ -56,7 +56,12 @@ func fetchSessionOffset(version int16) int {
 	return 17
 }
 
-func handleFetch(r *request) error { return fetchFamily.serve(r) }
+func handleFetch(r *request) error {
+	if err := fetchFamily.serve(r); err != errFetchAnswered {
+		return err
+	}
+	return nil
+}
 
 var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 	seg:      fetchSeg,
@@ -64,18 +69,31 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 	idsFrom:  13,
 	reqIDs:   fetchRequestIDs,
 	respIDs:  fetchResponseIDs,
-	// Sessions off, in the client's bytes: a full fetch that opens none.
-	// ForgottenTopics only matter to a session.
+	// Towards the backends every fetch is sessionless: a full fetch that
+	// opens none. The client's session (fetch_session.go) is applied
+	// first: an incremental fetch becomes its session's full list, encoded
+	// again; any other is rewritten in the client's bytes. ForgottenTopics
+	// only matter to a session.
 	prepare: func(r *request, req *kmsg.FetchRequest) error {
+		rebuilt := false
 		if r.version >= 7 {
-			off := fetchSessionOffset(r.version)
-			binary.BigEndian.PutUint32(r.body[off:], 0)
-			binary.BigEndian.PutUint32(r.body[off+4:], 0xffffffff)
+			var err error
+			if rebuilt, err = beginFetchSession(r.c.s.fetchSessions, r, req); err != nil {
+				return err
+			}
+			if !rebuilt {
+				off := fetchSessionOffset(r.version)
+				binary.BigEndian.PutUint32(r.body[off:], 0)
+				binary.BigEndian.PutUint32(r.body[off+4:], 0xffffffff)
+			}
 			req.SessionID, req.SessionEpoch = 0, -1
 		}
 		r.split.maxBytes = req.MaxBytes
 		if r.version >= 11 && r.region != "" && req.Rack != r.region {
 			req.Rack = r.region
+			rebuilt = true
+		}
+		if rebuilt {
 			r.reencode(req)
 		}
 		return nil
@@ -107,13 +125,18 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 	merge: func(out, in *kmsg.FetchResponse) {
 		out.Brokers = append(out.Brokers, in.Brokers...)
 	},
+	// The client's session answers last, on the whole answer: every exit
+	// (one backend, a split's merge, the proxy's own refusals) passes here.
 	done: func(r *request, out *kmsg.FetchResponse) bool {
-		if len(out.Brokers) < 2 {
-			return false
+		changed := false
+		if n := len(out.Brokers); n >= 2 {
+			out.Brokers = dedupeBy(out.Brokers, func(b kmsg.FetchResponseBroker) int32 { return b.NodeID })
+			changed = len(out.Brokers) != n
 		}
-		n := len(out.Brokers)
-		out.Brokers = dedupeBy(out.Brokers, func(b kmsg.FetchResponseBroker) int32 { return b.NodeID })
-		return len(out.Brokers) != n
+		if u := r.split.fetch; u != nil && u.answer(r.c.s.fetchSessions, out) {
+			changed = true
+		}
+		return changed
 	},
 }
 
