@@ -181,7 +181,7 @@ type fetchSessionTopic struct {
 // fetchSessionPartition is what the client last asked for a partition and
 // what it was last answered (-1: never).
 type fetchSessionPartition struct {
-	req                    kmsg.FetchRequestTopicPartition
+	req                kmsg.FetchRequestTopicPartition
 	hwm, lso, logStart int64
 }
 

@@ -254,8 +254,11 @@ func TestFetchSessionGroupManyPartitions(t *testing.T) {
 				if sessions != 0 || inc != 0 || listed(fetchKindFull) != 0 {
 					t.Fatalf("sessions off: %v sessions, %v incremental and %v full partitions listed, want none", sessions, inc, listed(fetchKindFull))
 				}
-				if less < (n-1)*500 { // the reader may hold one fetch counted, not yet listed
-					t.Fatalf("sessions off: %v fetches listed %v partitions, want all 500 each", n, less)
+				// All 500 each but the few with records buffered in the
+				// client (it leaves those out) and one the reader may hold
+				// counted but not yet listed.
+				if less < (n-1)*450 {
+					t.Fatalf("sessions off: %v fetches listed %v partitions, want about 500 each", n, less)
 				}
 				return
 			}
