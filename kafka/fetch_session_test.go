@@ -28,7 +28,7 @@ type sessProxy struct {
 
 // startSessProxy starts peers in front of kc with cfg (ListenAddr and
 // Logger are set here); metadataRefresh is each backend's.
-func startSessProxy(t *testing.T, kc *kfake.Cluster, peers int, cfg Config, metadataRefresh time.Duration) *sessProxy {
+func startSessProxy(t *testing.T, kc interface{ ListenAddrs() []string }, peers int, cfg Config, metadataRefresh time.Duration) *sessProxy {
 	t.Helper()
 	view := &benchView{}
 	p := &sessProxy{}
