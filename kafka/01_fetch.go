@@ -2,14 +2,19 @@ package kafka
 
 // Fetch (key 1): every version kmsg and the backend share.
 //
-// Fetch sessions (KIP-227) are turned off at the proxy: requests from v7 on
-// are rewritten in place to session id 0, epoch -1 (a full fetch that opens
-// no session), so the backend answers session id 0 and the client keeps
-// sending full fetches. This is the protocol's own sessionless mode (what a
-// broker with no session slots does), and it stays correct when one
-// client-visible broker (a peer) maps to several backend brokers or when
-// presented leadership moves. Requests whose partitions have several leader
-// brokers are split and the answers merged.
+// Fetch sessions (KIP-227) are served towards clients by the proxy
+// (fetch_session.go): a full fetch opens a session in the peer's bounded
+// cache, an incremental fetch is checked against it and replaced by the
+// session's full partition list, and the answer to it keeps only the
+// partitions KIP-227 says to answer (records, errors, changed offsets).
+// Towards the backends every fetch from v7 on is sessionless: session id
+// 0, epoch -1 (a full fetch that opens no session), rewritten in place in
+// the client's bytes, or encoded again for an incremental fetch. That stays
+// correct when one client-visible broker (a peer) maps to several backend
+// brokers or when presented leadership moves. With sessions off
+// (Limits.FetchSessionSlots negative) the client's own session fields are
+// rewritten the same way, so it keeps sending full fetches. Requests whose
+// partitions have several leader brokers are split and the answers merged.
 //
 // Responses are decoded (record batches aliased, not copied) to count bytes
 // per topic, to spot leadership errors, and to present the KIP-951

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -27,6 +28,9 @@ import (
 // Fetch requests (kgo's broker-write hook).
 //
 //	go test -run '^$' -bench BenchmarkFetchSessions -benchtime=1x ./kafka/
+//
+// SWITCHYARD_FETCHSESS_PROXY_CPUPROFILE=/tmp/p writes the proxy process's
+// CPU profile to /tmp/p.<slots> (0: sessions, -1: sessionless).
 
 const (
 	benchSessTopics     = 500
@@ -54,6 +58,18 @@ func TestFetchSessionBenchHelper(t *testing.T) {
 		slots, _ := strconv.Atoi(os.Getenv("SWITCHYARD_FETCHSESS_SLOTS"))
 		kc := kfakeAt(os.Getenv("SWITCHYARD_FETCHSESS_BROKER"))
 		p := startSessProxy(t, kc, 1, Config{Limits: Limits{FetchSessionSlots: slots}}, time.Minute)
+		if path := os.Getenv("SWITCHYARD_FETCHSESS_PROXY_CPUPROFILE"); path != "" {
+			// The proxy's profile, for "where does its CPU go".
+			f, err := os.Create(path + "." + strconv.Itoa(slots))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				t.Fatal(err)
+			}
+			defer pprof.StopCPUProfile()
+		}
 		fmt.Printf("ADDR %s\n", p.addrs[0])
 	default:
 		t.Skip("run by BenchmarkFetchSessions")
