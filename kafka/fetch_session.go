@@ -125,8 +125,11 @@ func newFetchSessionMetrics(reg prometheus.Registerer) *fetchSessionMetrics {
 type fetchSessionCache struct {
 	slots   int
 	minIdle time.Duration
-	now     func() time.Time
-	metrics *fetchSessionMetrics // nil in tests that build a cache alone
+	// perSession and total bound the partitions of one session and of
+	// all (maxFetchSessionPartitions, maxFetchSessionPartitionsTotal).
+	perSession, total int
+	now               func() time.Time
+	metrics           *fetchSessionMetrics // nil in tests that build a cache alone
 
 	mu    sync.Mutex
 	m     map[int32]*fetchSession
@@ -136,12 +139,14 @@ type fetchSessionCache struct {
 
 func newFetchSessionCache(slots int, metrics *fetchSessionMetrics) *fetchSessionCache {
 	return &fetchSessionCache{
-		slots:   slots,
-		minIdle: fetchSessionMinIdle,
-		now:     time.Now,
-		metrics: metrics,
-		m:       map[int32]*fetchSession{},
-		lru:     list.New(),
+		slots:      slots,
+		minIdle:    fetchSessionMinIdle,
+		perSession: maxFetchSessionPartitions,
+		total:      maxFetchSessionPartitionsTotal,
+		now:        time.Now,
+		metrics:    metrics,
+		m:          map[int32]*fetchSession{},
+		lru:        list.New(),
 	}
 }
 
@@ -291,13 +296,13 @@ type fetchUse struct {
 // partitions; nil when there is no room (the fetch is then sessionless).
 func (c *fetchSessionCache) open(principal string, byID bool, topics []kmsg.FetchRequestTopic) *fetchSession {
 	s := &fetchSession{principal: principal, byID: byID, epoch: 1}
-	if !s.upsert(topics, maxFetchSessionPartitions) {
+	if !s.upsert(topics, c.perSession) {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	for len(c.m) >= c.slots || c.parts+s.count > maxFetchSessionPartitionsTotal {
+	for len(c.m) >= c.slots || c.parts+s.count > c.total {
 		back := c.lru.Back()
 		if back == nil || now.Sub(back.Value.(*fetchSession).used) < c.minIdle {
 			return nil
@@ -363,8 +368,8 @@ func (c *fetchSessionCache) lookup(id int32, principal string) (*fetchSession, i
 	s := c.m[id]
 	if s == nil || s.principal != principal {
 		// Another principal's session is as good as unknown to this one
-		// (Kafka's sessions have no owner; the proxy's serve principals
-		// that must not steer each other's fetches).
+		// (a broker's sessions have no owner; one peer serves many
+		// principals, and one must not read or end another's session).
 		return nil, kerr.FetchSessionIDNotFound.Code
 	}
 	s.used = c.now()
@@ -380,7 +385,7 @@ func (c *fetchSessionCache) resized(s *fetchSession, n int) bool {
 	if c.m[s.id] != s {
 		return true // removed meanwhile: nothing counted any more
 	}
-	if c.parts-s.n+n > maxFetchSessionPartitionsTotal {
+	if c.parts-s.n+n > c.total {
 		return false
 	}
 	c.parts += n - s.n
@@ -467,7 +472,7 @@ func (c *fetchSessionCache) begin(r *request, req *kmsg.FetchRequest, kind *stri
 		}
 		return false, errFetchAnswered
 	}
-	fits := s.upsert(req.Topics, maxFetchSessionPartitions)
+	fits := s.upsert(req.Topics, c.perSession)
 	s.forget(req.ForgottenTopics)
 	n := s.count
 	if fits && n > 0 {

@@ -612,3 +612,62 @@ func TestFetchSessionLeaderErrorAnswered(t *testing.T) {
 		return false
 	})
 }
+
+// sessTopicsReq is one by-name topic with partitions 0..n-1.
+func sessTopicsReq(name string, n int) []kmsg.FetchRequestTopic {
+	t := kmsg.NewFetchRequestTopic()
+	t.Topic = name
+	for p := range n {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = int32(p)
+		t.Partitions = append(t.Partitions, rp)
+	}
+	return []kmsg.FetchRequestTopic{t}
+}
+
+// TestFetchSessionCacheBounds: a session never holds more than the
+// cache's per-session bound, nor the cache more than its total; a session
+// that would is not opened (the fetch goes sessionless), and evicting
+// idle sessions makes room. (Small bounds; the real ones are constants.)
+func TestFetchSessionCacheBounds(t *testing.T) {
+	const per, total = 100, 1000
+	now := time.Unix(1000, 0)
+	c := newFetchSessionCache(1000, nil)
+	c.now = func() time.Time { return now }
+	c.perSession, c.total = per, total
+	if s := c.open("User:a", false, sessTopicsReq("t", per+1)); s != nil {
+		t.Fatalf("a session of %d partitions was opened", per+1)
+	}
+	var first *fetchSession
+	for i := range total / per {
+		s := c.open("User:a", false, sessTopicsReq(fmt.Sprintf("t%d", i), per))
+		if s == nil {
+			t.Fatalf("session %d of %d not opened", i, total/per)
+		}
+		if first == nil {
+			first = s
+		}
+	}
+	if s := c.open("User:a", false, sessTopicsReq("more", 1)); s != nil {
+		t.Fatal("a session past the cache's partition bound was opened while every session was in use")
+	}
+	// The least recently used idles past the minimum: it makes room.
+	now = now.Add(fetchSessionMinIdle)
+	s := c.open("User:a", false, sessTopicsReq("more", 1))
+	if s == nil {
+		t.Fatal("no session opened once an idle one could be evicted")
+	}
+	if _, code := c.lookup(first.id, "User:a"); code != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("evicted session looked up: code %d", code)
+	}
+	if c.len() != total/per || c.parts != total-per+1 {
+		t.Fatalf("%d sessions holding %d partitions after the eviction", c.len(), c.parts)
+	}
+	// Growing a session past the total is refused; up to it is not.
+	if c.resized(s, per+1) {
+		t.Fatal("a session grew past the cache's partition bound")
+	}
+	if !c.resized(s, per) || c.parts != total {
+		t.Fatalf("a session grew to the bound: %d partitions held, want %d", c.parts, total)
+	}
+}
