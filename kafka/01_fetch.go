@@ -34,6 +34,7 @@ package kafka
 
 import (
 	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
 
@@ -62,7 +63,7 @@ func fetchSessionOffset(version int16) int {
 }
 
 func handleFetch(r *request) error {
-	if err := fetchFamily.serve(r); err != errFetchAnswered {
+	if err := fetchFamily.serve(r); !errors.Is(err, errFetchAnswered) {
 		return err
 	}
 	return nil
