@@ -512,10 +512,12 @@ func (c *fetchSessionCache) begin(r *request, req *kmsg.FetchRequest, kind *stri
 func (u *fetchUse) answer(c *fetchSessionCache, resp *kmsg.FetchResponse) bool {
 	s := u.s
 	if resp.ErrorCode != 0 {
-		// A request-level error (the backend's): the session ends with
-		// it, and the client opens a new one with its next full fetch.
+		// A request-level error (a backend's): the session ends with it,
+		// and the client opens a new one with its next full fetch. As a
+		// broker's error answer, it carries no partitions: a split's
+		// other parts must not advance the client half-way.
 		c.remove(s)
-		resp.SessionID = 0
+		resp.SessionID, resp.Topics = 0, nil
 		return true
 	}
 	s.mu.Lock()
