@@ -671,3 +671,55 @@ func TestFetchSessionCacheBounds(t *testing.T) {
 		t.Fatalf("a session grew to the bound: %d partitions held, want %d", c.parts, total)
 	}
 }
+
+// TestFetchSessionByTopicID: from v13 a session names topics by the
+// virtual ids the proxy presents; its incremental answers are filtered by
+// them too: after a record on one partition only that partition is
+// answered, under the id the client knows.
+func TestFetchSessionByTopicID(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	p := startSessProxy(t, kc, 1, Config{}, time.Minute)
+	c := dialRaw(t, p.addrs[0])
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.Version = 12
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr("t")
+	mreq.Topics = append(mreq.Topics, mt)
+	mresp, err := c.do(mreq, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := mresp.(*kmsg.MetadataResponse)
+	if len(md.Topics) != 1 || md.Topics[0].TopicID == ([16]byte{}) {
+		t.Fatalf("metadata for t: %+v", md.Topics)
+	}
+	vid := md.Topics[0].TopicID
+	full := c.fetch(t, rawFetch(16, 0, 0, "", vid, 0, 1, 2, 3))
+	if full.SessionID == 0 || len(full.Topics) != 1 || full.Topics[0].TopicID != vid || len(full.Topics[0].Partitions) != 4 {
+		t.Fatalf("full fetch by id: session %d, topics %+v", full.SessionID, full.Topics)
+	}
+	if inc := c.fetch(t, rawFetch(16, full.SessionID, 1, "", vid)); inc.ErrorCode != 0 || len(inc.Topics) != 0 {
+		t.Fatalf("incremental fetch by id with no news: error %d, %d topics", inc.ErrorCode, len(inc.Topics))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "t", Partition: 1, Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	inc := c.fetch(t, rawFetch(16, full.SessionID, 2, "", vid))
+	if inc.ErrorCode != 0 || len(inc.Topics) != 1 || inc.Topics[0].TopicID != vid || len(inc.Topics[0].Partitions) != 1 ||
+		inc.Topics[0].Partitions[0].Partition != 1 || len(inc.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("incremental fetch by id after a record on t/1: error %d, topics %+v", inc.ErrorCode, inc.Topics)
+	}
+	// A by-id session refuses a by-name fetch.
+	if got := c.fetch(t, rawFetch(12, full.SessionID, 3, "t", [16]byte{})); got.ErrorCode != kerr.FetchSessionTopicIDError.Code {
+		t.Fatalf("by-name fetch on a by-id session: error %d, want FETCH_SESSION_TOPIC_ID_ERROR", got.ErrorCode)
+	}
+}
