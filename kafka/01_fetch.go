@@ -2,14 +2,19 @@ package kafka
 
 // Fetch (key 1): every version kmsg and the backend share.
 //
-// Fetch sessions (KIP-227) are turned off at the proxy: requests from v7 on
-// are rewritten in place to session id 0, epoch -1 (a full fetch that opens
-// no session), so the backend answers session id 0 and the client keeps
-// sending full fetches. This is the protocol's own sessionless mode (what a
-// broker with no session slots does), and it stays correct when one
-// client-visible broker (a peer) maps to several backend brokers or when
-// presented leadership moves. Requests whose partitions have several leader
-// brokers are split and the answers merged.
+// Fetch sessions (KIP-227) are served towards clients by the proxy
+// (fetch_session.go): a full fetch opens a session in the peer's bounded
+// cache, an incremental fetch is checked against it and replaced by the
+// session's full partition list, and the answer to it keeps only the
+// partitions KIP-227 says to answer (records, errors, changed offsets).
+// Towards the backends every fetch from v7 on is sessionless: session id
+// 0, epoch -1 (a full fetch that opens no session), rewritten in place in
+// the client's bytes, or encoded again for an incremental fetch. That stays
+// correct when one client-visible broker (a peer) maps to several backend
+// brokers or when presented leadership moves. With sessions off
+// (Limits.FetchSessionSlots negative) the client's own session fields are
+// rewritten the same way, so it keeps sending full fetches. Requests whose
+// partitions have several leader brokers are split and the answers merged.
 //
 // Responses are decoded (record batches aliased, not copied) to count bytes
 // per topic, to spot leadership errors, and to present the KIP-951
@@ -29,6 +34,7 @@ package kafka
 
 import (
 	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
 
@@ -56,7 +62,12 @@ func fetchSessionOffset(version int16) int {
 	return 17
 }
 
-func handleFetch(r *request) error { return fetchFamily.serve(r) }
+func handleFetch(r *request) error {
+	if err := fetchFamily.serve(r); !errors.Is(err, errFetchAnswered) {
+		return err
+	}
+	return nil
+}
 
 var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 	seg:      fetchSeg,
@@ -64,18 +75,31 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 	idsFrom:  13,
 	reqIDs:   fetchRequestIDs,
 	respIDs:  fetchResponseIDs,
-	// Sessions off, in the client's bytes: a full fetch that opens none.
-	// ForgottenTopics only matter to a session.
+	// Towards the backends every fetch is sessionless: a full fetch that
+	// opens none. The client's session (fetch_session.go) is applied
+	// first: an incremental fetch becomes its session's full list, encoded
+	// again; any other is rewritten in the client's bytes. ForgottenTopics
+	// only matter to a session.
 	prepare: func(r *request, req *kmsg.FetchRequest) error {
+		rebuilt := false
 		if r.version >= 7 {
-			off := fetchSessionOffset(r.version)
-			binary.BigEndian.PutUint32(r.body[off:], 0)
-			binary.BigEndian.PutUint32(r.body[off+4:], 0xffffffff)
+			var err error
+			if rebuilt, err = beginFetchSession(r.c.s.fetchSessions, r, req); err != nil {
+				return err
+			}
+			if !rebuilt {
+				off := fetchSessionOffset(r.version)
+				binary.BigEndian.PutUint32(r.body[off:], 0)
+				binary.BigEndian.PutUint32(r.body[off+4:], 0xffffffff)
+			}
 			req.SessionID, req.SessionEpoch = 0, -1
 		}
 		r.split.maxBytes = req.MaxBytes
 		if r.version >= 11 && r.region != "" && req.Rack != r.region {
 			req.Rack = r.region
+			rebuilt = true
+		}
+		if rebuilt {
 			r.reencode(req)
 		}
 		return nil
@@ -107,13 +131,18 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 	merge: func(out, in *kmsg.FetchResponse) {
 		out.Brokers = append(out.Brokers, in.Brokers...)
 	},
+	// The client's session answers last, on the whole answer: every exit
+	// (one backend, a split's merge, the proxy's own refusals) passes here.
 	done: func(r *request, out *kmsg.FetchResponse) bool {
-		if len(out.Brokers) < 2 {
-			return false
+		changed := false
+		if n := len(out.Brokers); n >= 2 {
+			out.Brokers = dedupeBy(out.Brokers, func(b kmsg.FetchResponseBroker) int32 { return b.NodeID })
+			changed = len(out.Brokers) != n
 		}
-		n := len(out.Brokers)
-		out.Brokers = dedupeBy(out.Brokers, func(b kmsg.FetchResponseBroker) int32 { return b.NodeID })
-		return len(out.Brokers) != n
+		if u := r.split.fetch; u != nil && u.answer(r.c.s.fetchSessions, out) {
+			changed = true
+		}
+		return changed
 	},
 }
 

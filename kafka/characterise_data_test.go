@@ -240,7 +240,7 @@ func TestCharacteriseProduceVirtualProducerIDs(t *testing.T) {
 
 func cxFetchReq(ts ...cxTopicParts) *kmsg.FetchRequest {
 	req := kmsg.NewPtrFetchRequest()
-	req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.SessionID, req.SessionEpoch = 500, 1, 1<<20, 77, 3
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.SessionID, req.SessionEpoch = 500, 1, 1<<20, 77, -1 // closing session 77: a full fetch (fetch_session.go)
 	for _, t := range ts {
 		rt := kmsg.FetchRequestTopic{Topic: t.topic}
 		for _, p := range t.parts {

@@ -660,7 +660,7 @@ func fetchReq(parts ...fxPart) *kmsg.FetchRequest {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.IsolationLevel = 500, 1, 1<<20, 1
-	req.SessionID, req.SessionEpoch = 77, 5
+	req.SessionID, req.SessionEpoch = 77, -1 // closing session 77: a full fetch (fetch_session.go)
 	req.Rack = "rack-a"
 	for _, p := range parts {
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != p.topic {

@@ -52,6 +52,8 @@ type Metrics struct {
 	// traffic: per-topic records and errors, per-client and per-broker
 	// series (metrics_traffic.go).
 	traffic *trafficMetrics
+	// fetchSessions: the client fetch session cache (fetch_session.go).
+	fetchSessions *fetchSessionMetrics
 
 	maxTopics int
 	mu        sync.RWMutex
@@ -184,6 +186,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		m.regionBytes)
 	m.auth = newAuthMetrics(reg)
 	m.traffic = newTrafficMetrics(reg)
+	m.fetchSessions = newFetchSessionMetrics(reg)
 	return m
 }
 

@@ -88,6 +88,8 @@ type splitState struct {
 	txnDenied bool
 	// req is the client's decoded request.
 	req kmsg.Request
+	// fetch: the client fetch session this Fetch uses (fetch_session.go).
+	fetch *fetchUse
 	// g848: the KIP-848 member an OffsetCommit names (68_consumer_group_heartbeat.go).
 	g848 commit848
 	// txn and txnPID: the transactional id of AddPartitionsToTxn and

@@ -30,7 +30,7 @@ func TestFetchRackRewrite(t *testing.T) {
 		c := &clientConn{s: f.srv}
 		req := kmsg.NewPtrFetchRequest()
 		req.Version = tc.version
-		req.SessionID, req.SessionEpoch, req.MaxBytes = 9, 3, 1<<20
+		req.SessionID, req.SessionEpoch, req.MaxBytes = 9, -1, 1<<20 // closing session 9: a full fetch
 		req.Rack = tc.rack
 		tp := kmsg.NewFetchRequestTopic()
 		tp.Topic, tp.TopicID = "orders", fxOrdersID

@@ -141,6 +141,11 @@ type Limits struct {
 	// MaxProducerIDsPerConn bounds the distinct virtual producer ids (and
 	// epochs) one client connection may use (default 64).
 	MaxProducerIDsPerConn int
+	// FetchSessionSlots bounds the client fetch sessions (KIP-227) the
+	// peer holds (max.incremental.fetch.session.cache.slots;
+	// fetch_session.go). 0: 1000, Kafka's default; negative: no sessions,
+	// every fetch is served sessionless.
+	FetchSessionSlots int
 }
 
 // Default limits; see Limits.
@@ -187,6 +192,9 @@ func (c *Config) setDefaults() {
 	if c.MaxProducerIDsPerConn == 0 {
 		c.MaxProducerIDsPerConn = 64
 	}
+	if c.FetchSessionSlots == 0 {
+		c.FetchSessionSlots = DefaultFetchSessionSlots
+	}
 	if c.Security.Authenticating() {
 		c.Authenticates = true
 	}
@@ -221,6 +229,8 @@ func (l *Limits) Validate() error {
 	case l.CoordinatorCacheSize < 0 || l.ProducerIDMappings < 0 || l.MaxProducerIDsPerConn < 0:
 		return fmt.Errorf("cache bounds must not be negative: coordinators %d, producer id mappings %d, producer ids per connection %d",
 			l.CoordinatorCacheSize, l.ProducerIDMappings, l.MaxProducerIDsPerConn)
+	case l.FetchSessionSlots > maxFetchSessionSlots:
+		return fmt.Errorf("kafka fetch session slots %d: want at most %d (or 0 for the default, negative for none)", l.FetchSessionSlots, maxFetchSessionSlots)
 	case l.CoordinatorCacheTTL < 0 || l.ProducerIDIdle < 0 || l.ProducerIDProtect < 0:
 		return fmt.Errorf("cache durations must not be negative: coordinator ttl %v, producer id idle %v, producer id protect %v",
 			l.CoordinatorCacheTTL, l.ProducerIDIdle, l.ProducerIDProtect)
@@ -258,6 +268,9 @@ type Server struct {
 	// commits: groups' last forwarded offset commits per cluster, for
 	// failover's resume policies (commit_log.go).
 	commits *commitLog
+	// fetchSessions: clients' fetch sessions (fetch_session.go); nil when
+	// they are off.
+	fetchSessions *fetchSessionCache
 
 	// budget holds the request bytes read and not yet handled.
 	budget byteBudget
@@ -297,6 +310,13 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 	s.members = newLRU[memberKey, string](cfg.CoordinatorCacheSize, cfg.CoordinatorCacheTTL, 0, nil)
 	s.commits = newCommitLog(nil)
 	s.kip848 = newMembers848(cfg.CoordinatorCacheSize)
+	if cfg.FetchSessionSlots > 0 {
+		var fm *fetchSessionMetrics
+		if metrics != nil {
+			fm = metrics.fetchSessions
+		}
+		s.fetchSessions = newFetchSessionCache(cfg.FetchSessionSlots, fm)
+	}
 	s.handlers = handlerTable()
 	s.authz = newAuthz(cfg.Authz, metrics, s.log)
 	if err := s.initSecurity(); err != nil {

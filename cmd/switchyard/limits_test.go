@@ -46,7 +46,7 @@ func TestServeKafkaLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := kafka.Limits{ConnectionsMaxIdle: kafka.DefaultConnectionsMaxIdle, FrameReadTimeout: kafka.DefaultFrameReadTimeout,
-		QueuedMaxRequestBytes: kafka.DefaultQueuedMaxRequestBytes}
+		QueuedMaxRequestBytes: kafka.DefaultQueuedMaxRequestBytes, FetchSessionSlots: kafka.DefaultFetchSessionSlots}
 	if def != want {
 		t.Fatalf("defaults %+v, want %+v", def, want)
 	}
@@ -57,7 +57,7 @@ func TestServeKafkaLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = kafka.Limits{MaxConnections: 100, MaxConnectionsPerIP: 10, MaxConnectionCreationRate: 2.5,
-		ConnectionsMaxIdle: 2 * time.Minute, FrameReadTimeout: -1, QueuedMaxRequestBytes: -1}
+		ConnectionsMaxIdle: 2 * time.Minute, FrameReadTimeout: -1, QueuedMaxRequestBytes: -1, FetchSessionSlots: kafka.DefaultFetchSessionSlots}
 	if got != want {
 		t.Fatalf("limits %+v, want %+v", got, want)
 	}

@@ -90,6 +90,9 @@ type serveConfig struct {
 	KafkaProducerIDIdle              string `json:"kafka_producer_id_idle"`
 	KafkaProducerIDProtect           string `json:"kafka_producer_id_protect"`
 	KafkaMaxProducerIDsPerConnection int    `json:"kafka_max_producer_ids_per_connection"`
+	// Client fetch sessions (KIP-227) a peer holds; 0 turns them off, as
+	// Kafka's max.incremental.fetch.session.cache.slots does.
+	KafkaFetchSessionSlots int `json:"kafka_fetch_session_slots"`
 
 	// Authorization (kafka.AuthzConfig), in force once the listener
 	// authenticates: Kafka's super.users and allow.everyone.if.no.acl.found.
@@ -132,6 +135,7 @@ func defaultServeConfig() serveConfig {
 		KafkaConnectionsMaxIdle:    kafka.DefaultConnectionsMaxIdle.String(),
 		KafkaFrameReadTimeout:      kafka.DefaultFrameReadTimeout.String(),
 		KafkaQueuedMaxRequestBytes: kafka.DefaultQueuedMaxRequestBytes,
+		KafkaFetchSessionSlots:     kafka.DefaultFetchSessionSlots,
 
 		AdminReadHeaderTimeout: admin.ReadHeaderTimeout.String(),
 		AdminReadTimeout:       admin.ReadTimeout.String(),
@@ -213,6 +217,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.IntVar(&cfg.KafkaProducerIDMappings, "kafka-producer-id-mappings", cfg.KafkaProducerIDMappings, "most virtual-to-real producer id mappings held (0: 262144)")
 	fs.StringVar(&cfg.KafkaProducerIDIdle, "kafka-producer-id-idle", cfg.KafkaProducerIDIdle, "drop a producer id mapping unused for this long (0: 1h)")
 	fs.StringVar(&cfg.KafkaProducerIDProtect, "kafka-producer-id-protect", cfg.KafkaProducerIDProtect, "a producer id mapping used within this window is never evicted; a new one is refused while the table is full of them (0: 1m)")
+	fs.IntVar(&cfg.KafkaFetchSessionSlots, "kafka-fetch-session-slots", cfg.KafkaFetchSessionSlots, "most client fetch sessions (KIP-227) held; with one a consumer lists only the partitions that changed in each fetch (max.incremental.fetch.session.cache.slots; 0: none, every fetch lists every partition)")
 	fs.Var(listFlag{&cfg.KafkaSuperUsers}, "kafka-super-users", "principals allowed everything whatever the ACLs say, `User:NAME` (comma-separated or repeated; Kafka's super.users)")
 	fs.BoolVar(&cfg.KafkaAllowIfNoACL, "kafka-allow-if-no-acl", cfg.KafkaAllowIfNoACL, "allow a request on a resource no ACL names (Kafka's allow.everyone.if.no.acl.found); by default it is denied")
 	addKafkaSecurityFlags(fs, &cfg.kafkaSecurityFlags)
@@ -546,6 +551,14 @@ func (c *serveConfig) kafkaLimits() (kafka.Limits, error) {
 	}
 	if l.QueuedMaxRequestBytes == 0 {
 		return l, errors.New("serve: --kafka-queued-max-request-bytes 0: want a byte count, or -1 for unbounded")
+	}
+	switch {
+	case c.KafkaFetchSessionSlots < 0:
+		return l, fmt.Errorf("serve: --kafka-fetch-session-slots %d: want a count of sessions, or 0 for none", c.KafkaFetchSessionSlots)
+	case c.KafkaFetchSessionSlots == 0:
+		l.FetchSessionSlots = -1 // kafka.Limits: negative is none, 0 its default
+	default:
+		l.FetchSessionSlots = c.KafkaFetchSessionSlots
 	}
 	// The client-keyed tables cannot be unbounded: 0 is kafka's default.
 	for _, d := range []struct {
