@@ -59,6 +59,9 @@ type measurement struct {
 	selfCPU    time.Duration // this process's CPU: load generator + kfake
 	backendCPU time.Duration // the backend process's CPU (peers3), else 0
 	requests   int           // requests the round timed (peers3 metadata)
+	rss        int64         // the peer's resident set at the round's end (idle)
+	fds        int           // the peer's open descriptors at the round's end (idle)
+	rssBefore  int64         // the peer's resident set before the idle connections opened (idle, quiet phase)
 }
 
 // scenarioResult is every round of one scenario.
