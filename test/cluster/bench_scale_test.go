@@ -7,7 +7,7 @@ package cluster
 //
 // SWITCHYARD_SCALE_WRITES sets the writes timed for propagation (200);
 // SWITCHYARD_SCALE_HEAP_PROFILE=FILE writes a heap profile after the quiet
-// period.
+// period, SWITCHYARD_SCALE_CPU_PROFILE=FILE a CPU profile of it.
 //
 // Three peers bootstrap (--bootstrap-expect 3); once they have a leader the
 // other peers start at once, each joining gossip through the three seeds,
@@ -153,9 +153,26 @@ func BenchmarkHundredPeers(b *testing.B) {
 		// A quiet period: nothing but the control plane's own traffic.
 		l = c.leaderNow(l)
 		terms0 := c.peers[l].n.RaftStats()["term"]
+		var prof *os.File
+		if path := os.Getenv("SWITCHYARD_SCALE_CPU_PROFILE"); path != "" {
+			// Where the quiet period's CPU goes (go test's -cpuprofile
+			// would cover the join and the writes too).
+			f, err := os.Create(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			prof = f
+		}
 		cpu0, t0 := processCPU(), time.Now()
 		time.Sleep(quiet)
 		cpu1, wall := processCPU(), time.Since(t0)
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+		}
 		heap1, stack1, g1 := memNow()
 		if path := os.Getenv("SWITCHYARD_SCALE_HEAP_PROFILE"); path != "" {
 			// What the peers hold: go tool pprof -sample_index=inuse_space.
