@@ -40,6 +40,11 @@ const idleHolderEnv = "SWITCHYARD_BENCH_IDLE_HOLDER"
 // client: what the idle connections cost on their own.
 const idleQuiet = 3 * time.Second
 
+// idleSettle is the pause before each mode's phases: the peer's writer
+// goroutines of a connection burst exit after 2 s idle and its runtime
+// returns memory, which should not count against either mode.
+const idleSettle = 5 * time.Second
+
 // idleMaxFrame bounds a response the holder reads: ApiVersions and a
 // Metadata of no topics are a few hundred bytes.
 const idleMaxFrame = 1 << 20
@@ -366,6 +371,14 @@ func (h *harness) idleScenario(ctx context.Context) ([]scenarioResult, error) {
 				}
 				h.logf("bench:   round %d: %d idle connections open in %.1fs", r+1, h.o.idleConns, time.Since(t0).Seconds())
 			}
+			select {
+			case <-ctx.Done():
+				if holder != nil {
+					holder.close()
+				}
+				return nil, ctx.Err()
+			case <-time.After(idleSettle):
+			}
 			err := h.idleRound(ctx, e, pid, r, with, phases, results, value, n, backlog)
 			if err == nil && with {
 				// The quiet phase runs first: its RSS less the RSS just
@@ -448,7 +461,7 @@ func (h *harness) idleRound(ctx context.Context, e *env, pid, r int, with bool, 
 			m.mode = modeDirect
 			res.direct = append(res.direct, m)
 		}
-		h.logf("bench:   round %d %-8s %-7s %s  peer RSS %.0f MiB, %d fds", r+1, ph, label, describe(res.name, m), float64(m.rss)/mib, m.fds)
+		h.logf("bench:   round %d %-8s %-7s %s  peer RSS %.0f MiB, %d fds, %d GCs", r+1, ph, label, describe(res.name, m), float64(m.rss)/mib, m.fds, m.proxyGCs)
 	}
 	return nil
 }

@@ -414,15 +414,17 @@ func (r *report) idleTable(b *strings.Builder, results []scenarioResult) {
 	for _, res := range results {
 		note = res.note
 		d, p := median(values(res.direct, val)), median(values(res.proxy, val))
-		cpu := fmt.Sprintf("peer %.2f vs %.2f cores", median(values(res.direct, cores)), median(values(res.proxy, cores)))
+		gcRate := func(m measurement) float64 { return float64(m.proxyGCs) / m.wall.Seconds() }
+		cpu := fmt.Sprintf("peer %.2f vs %.2f cores, %.1f vs %.1f GC cycles/s", median(values(res.direct, cores)), median(values(res.proxy, cores)),
+			median(values(res.direct, gcRate)), median(values(res.proxy, gcRate)))
 		switch res.name {
 		case "idle-quiet":
 			dc, pc := median(values(res.direct, cores)), median(values(res.proxy, cores))
-			fmt.Fprintf(b, "| no active client, %.0f s: peer CPU (cores) | %.4f | %.4f | %s | what holding the idle connections costs on its own |\n",
-				idleQuiet.Seconds(), dc, pc, ratio(dc, pc))
+			fmt.Fprintf(b, "| no active client, %.0f s: peer CPU (cores) | %.4f | %.4f | %s | what holding the idle connections costs on its own (measured %.0f s after they opened); %s |\n",
+				idleQuiet.Seconds(), dc, pc, ratio(dc, pc), idleSettle.Seconds(), cpu)
 			dr, pr := median(values(res.direct, rss)), median(values(res.proxy, rss))
 			perConn := func(m measurement) float64 { return float64(m.rss-m.rssBefore) / 1024 / float64(o.idleConns) }
-			fmt.Fprintf(b, "| peer RSS, no active client (MiB) | %.1f | %.1f | %s | %.1f KiB per idle connection (RSS once they are open less RSS just before, median); open descriptors %.0f vs %.0f |\n",
+			fmt.Fprintf(b, "| peer RSS, no active client (MiB) | %.1f | %.1f | %s | RSS growth when they opened: %.1f KiB per connection (median; low when the peer reuses memory freed in earlier rounds: BenchmarkIdleConns measures it in process); open descriptors %.0f vs %.0f |\n",
 				dr, pr, ratio(dr, pr), median(values(res.proxy, perConn)), median(values(res.direct, fds)), median(values(res.proxy, fds)))
 		case "idle-latency":
 			rate := func(m measurement) float64 { return m.rate }
