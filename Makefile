@@ -59,15 +59,16 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 		echo "== $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; done
 
-bench: build ## proxy vs direct table, three peers in front of a 3-broker backend, forwarding micro-benchmarks, control-plane and multi-cluster figures
+bench: build ## proxy vs direct table, three peers in front of a 3-broker backend, 10k idle connections beside active clients, forwarding micro-benchmarks, control-plane (100 peers too) and multi-cluster figures
 	$(GO) run ./test/bench -switchyard $(BIN) -out docs/benchmarks-latest.md
 	$(GO) run ./test/bench -switchyard $(BIN) -scenarios floor,peers3 -rounds 4 -out docs/benchmarks-peers3-latest.md
+	$(GO) run ./test/bench -switchyard $(BIN) -scenarios idle -out docs/benchmarks-idle-latest.md
 	$(GO) test -run '^$$' -bench '^Benchmark(Forward|Direct)' -benchmem -count 3 ./kafka/
 	$(GO) test -run '^$$' -bench IdleConns -benchtime 1x ./kafka/
 	$(GO) test -run '^$$' -bench '^BenchmarkSecure' -benchtime 2000x ./kafka/
 	$(GO) test -run '^$$' -bench '^BenchmarkAuthorize' -benchtime 500000x ./kafka/
 	$(GO) test -run '^$$' -bench UpstreamDial -benchmem -benchtime 300x ./kafka/
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./test/cluster/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/cluster/
 	$(GO) test -run '^$$' -bench MergedMetadata -benchtime 20x ./test/compat/
 	$(GO) test -run '^$$' -bench QuotaSim ./quota/
 

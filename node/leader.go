@@ -233,8 +233,12 @@ func desiredVoters(n int) int {
 // in it join as non-voters; non-voters alive for PromoteAfter are promoted
 // while voters are short (spread over regions); surplus voters are demoted
 // once no voter is dead; peers dead or gone for DeadPeerTimeout are removed.
-// One configuration change per round: each is a log entry that must commit
-// before the next is safe.
+// Changes are made one at a time: each is a log entry that must commit
+// before the next is safe, and every future here is waited on. Additions
+// all happen in one round (a fleet that starts at once is added in one
+// pass, not one peer per ReconcileInterval: with 97 peers joining, one
+// per round took 100 s of the 1 s ticker); a removal, a promotion or a
+// demotion is the round's one change.
 //
 // Only admitted members are added or promoted; a configured server that is
 // not admitted keeps its current suffrage.
@@ -249,7 +253,9 @@ func (n *Node) reconcileRaft(ls *leaderState, members map[string]member, admitte
 	self := n.cfg.Name
 
 	// Live peers not in the configuration, or at a new address, join as
-	// non-voters (an existing voter keeps its vote).
+	// non-voters (an existing voter keeps its vote), all in this round;
+	// the round ends after them, and a failure ends it at once.
+	added := false
 	for _, name := range sortedNames(members) {
 		m := members[name]
 		if !alive(m) || m.meta.Raft == "" || !admitted[name] {
@@ -268,9 +274,12 @@ func (n *Node) reconcileRaft(ls *leaderState, members map[string]member, admitte
 		}
 		if err := f.Error(); err != nil {
 			n.log.Warn("add peer to raft", "peer", name, "err", err)
-		} else {
-			n.log.Info("peer added to raft", "peer", name, "addr", m.meta.Raft, "voter", in && s.Suffrage == raft.Voter)
+			return
 		}
+		n.log.Info("peer added to raft", "peer", name, "addr", m.meta.Raft, "voter", in && s.Suffrage == raft.Voter)
+		added = true
+	}
+	if added {
 		return
 	}
 

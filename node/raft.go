@@ -114,11 +114,11 @@ func (g gossipAddrs) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	if !g.n.gossipUp.Load() {
 		return "", errors.New("gossip not started")
 	}
-	m, ok := g.n.gossip.snapshot()[string(id)]
-	if !ok || m.meta.Raft == "" {
+	addr, ok := g.n.gossip.raftAddr(string(id))
+	if !ok {
 		return "", fmt.Errorf("peer %s not in gossip", id)
 	}
-	return raft.ServerAddress(m.meta.Raft), nil
+	return raft.ServerAddress(addr), nil
 }
 
 // bootstrap forms a new cluster when this peer was started with

@@ -495,12 +495,13 @@ func selfCPU() time.Duration {
 type proxyCounters struct {
 	bytes    int64 // read from and written to clients
 	requests int64 // client requests read
+	gcs      int64 // garbage collections (go_gc_duration_seconds_count)
 }
 
 // counters sums the peers' own request/response byte counters and request
 // counters, scraped from their /metrics.
 func (ps *proxySet) counters(ctx context.Context) (proxyCounters, error) {
-	var bytes, reqs float64
+	var bytes, reqs, gcs float64
 	for _, a := range ps.admins {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a+"/metrics", nil)
 		if err != nil {
@@ -521,6 +522,8 @@ func (ps *proxySet) counters(ctx context.Context) (proxyCounters, error) {
 				dst = &bytes
 			case strings.HasPrefix(line, "switchyard_kafka_requests_total{"):
 				dst = &reqs
+			case strings.HasPrefix(line, "go_gc_duration_seconds_count "):
+				dst = &gcs
 			default:
 				continue
 			}
@@ -535,5 +538,5 @@ func (ps *proxySet) counters(ctx context.Context) (proxyCounters, error) {
 			return proxyCounters{}, err
 		}
 	}
-	return proxyCounters{bytes: int64(bytes), requests: int64(reqs)}, nil
+	return proxyCounters{bytes: int64(bytes), requests: int64(reqs), gcs: int64(gcs)}, nil
 }

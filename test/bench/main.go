@@ -13,6 +13,7 @@
 //	go run ./test/bench -scenarios latency -rounds 3 -out /tmp/bench.md
 //	go run ./test/bench -baseline /tmp/switchyard.old   # A/B against another build
 //	go run ./test/bench -scenarios peers3  # three peers, one per broker host, ~2.5 min
+//	go run ./test/bench -scenarios idle    # one peer without and with 10,000 idle connections, ~3 min
 package main
 
 import (
@@ -63,18 +64,24 @@ type options struct {
 	peers3MetaReqs int
 	peers3Phases   []string
 	peers3Profile  string
+
+	// The idle scenario (idle.go).
+	idleConns  int
+	idleRounds int
+	idleBytes  int64
 }
 
 // allScenarios lists the scenarios in the order they run and print.
 var allScenarios = []string{"produce", "consume", "acks0", "latency", "floor"}
 
-// separateScenarios are run only when named: peers3 has its own processes
-// and rounds, and `make bench` runs it as a second invocation with its own
-// table.
-var separateScenarios = []string{"peers3"}
+// separateScenarios are run only when named: peers3 and idle have their
+// own processes and rounds, and `make bench` runs each as an invocation of
+// its own with its own table.
+var separateScenarios = []string{"peers3", "idle"}
 
 func main() {
-	maybeRelay() // the floor scenario re-runs this binary as its relay
+	maybeRelay()      // the floor scenario re-runs this binary as its relay
+	maybeIdleHolder() // and the idle scenario as the holder of its idle connections
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -122,6 +129,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			continue
 		}
+		if name == "idle" {
+			res, err := h.idleScenario(ctx)
+			if err != nil {
+				return fmt.Errorf("scenario %s: %w", name, err)
+			}
+			for _, r := range res {
+				rep.add(r)
+			}
+			continue
+		}
 		res, err := h.runScenario(ctx, name)
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", name, err)
@@ -149,13 +166,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of each benchmark topic")
 	fs.IntVar(&o.brokers, "brokers", 1, "kfake brokers")
 	fs.IntVar(&o.peers, "peers", 0, "proxy peers (default: one per broker); peer i is co-located with broker i")
-	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", ")+" (all: these), or "+strings.Join(separateScenarios, ", ")+" (three peers in front of a 3-broker backend process)")
+	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", ")+" (all: these), or "+strings.Join(separateScenarios, ", ")+" (peers3: three peers in front of a 3-broker backend process; idle: one peer without and with -idle-conns idle connections)")
 	fs.IntVar(&o.peers3Rounds, "peers3-rounds", 4, "peers3: direct/peers round pairs per phase")
 	p3Bytes := fs.String("peers3-bytes", "128MiB", "peers3: record value bytes per produce round (the backend keeps them in memory)")
 	fs.IntVar(&o.peers3Topics, "peers3-topics", 2000, "peers3: topics of 12 partitions created before the first round, listed by the metadata phase")
 	fs.IntVar(&o.peers3MetaReqs, "peers3-metadata-requests", 10, "peers3: all-topics Metadata requests per metadata round")
 	p3Phases := fs.String("peers3-phases", strings.Join(peers3Phases, ","), "peers3: comma-separated phases: "+strings.Join(peers3Phases, ", "))
 	fs.StringVar(&o.peers3Profile, "peers3-profile", "", "peers3: directory where each peer writes a Go CPU profile of its whole run (peer-N.pprof, via $SWITCHYARD_CPUPROFILE)")
+	fs.IntVar(&o.idleConns, "idle-conns", 10000, "idle: connections held open against the peer in the rounds with them")
+	fs.IntVar(&o.idleRounds, "idle-rounds", 4, "idle: without/with round pairs (the first mode alternates)")
+	idleBytes := fs.String("idle-bytes", "64MiB", "idle: record value bytes per produce round and of the consume backlog")
 	fs.IntVar(&o.rate, "rate", 20000, "records per second in the latency scenario")
 	fs.DurationVar(&o.latencyDur, "latency-duration", 5*time.Second, "length of each latency round")
 	fs.StringVar(&o.out, "out", "", "also write the markdown table to this file")
@@ -200,12 +220,21 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if !set["peers3-topics"] {
 			o.peers3Topics = 200
 		}
+		if !set["idle-rounds"] {
+			o.idleRounds = 2
+		}
+		if !set["idle-bytes"] {
+			*idleBytes = "16MiB"
+		}
 	}
 	var err error
 	if o.bytes, err = parseSize(*bytesFlag); err != nil {
 		return o, err
 	}
 	if o.peers3Bytes, err = parseSize(*p3Bytes); err != nil {
+		return o, err
+	}
+	if o.idleBytes, err = parseSize(*idleBytes); err != nil {
 		return o, err
 	}
 	for _, ph := range strings.Split(*p3Phases, ",") {
@@ -262,6 +291,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-peers3-metadata-requests %d: need at least 1", o.peers3MetaReqs)
 	case len(o.peers3Phases) == 0:
 		return o, errors.New("-peers3-phases: no phase selected")
+	case o.idleConns < 1:
+		return o, fmt.Errorf("-idle-conns %d: need at least 1", o.idleConns)
+	case o.idleRounds < 1:
+		return o, fmt.Errorf("-idle-rounds %d: need at least 1", o.idleRounds)
+	case o.idleBytes < int64(o.recordSize):
+		return o, fmt.Errorf("-idle-bytes %d is less than one record", o.idleBytes)
 	}
 	if o.peers3Profile != "" {
 		abs, err := filepath.Abs(o.peers3Profile)

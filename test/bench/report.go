@@ -87,9 +87,17 @@ func proxyCPUSummary(ms []measurement) string {
 	return fmt.Sprintf("proxy CPU %.2f ms/MB, %.2f cores, %.0f µs/req at %.0f req/s", median(per), median(cores), median(perReq), median(reqRate))
 }
 
+// phase is a scenario's name without its peers3- or idle- prefix.
+func phase(name string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(name, "peers3-"), "idle-")
+}
+
 func describe(name string, m measurement) string {
 	var b strings.Builder
-	switch strings.TrimPrefix(name, "peers3-") {
+	switch phase(name) {
+	case "quiet":
+		fmt.Fprintf(&b, "no client for %.1fs: peer %.4f cores", m.wall.Seconds(), m.proxyCPU.Seconds()/m.wall.Seconds())
+		return b.String()
 	case "metadata":
 		fmt.Fprintf(&b, "p50 %.1f ms  p99 %.1f ms  backend %.1f CPU-ms/req", m.value, m.p99, perReqMS(m.backendCPU, m))
 		if m.cpuOK {
@@ -132,11 +140,14 @@ func ratio(direct, proxy float64) string {
 func (r *report) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Switchyard benchmark — %s\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"))
-	var main, peers3 []scenarioResult
+	var main, peers3, idle []scenarioResult
 	for _, res := range r.results {
-		if strings.HasPrefix(res.name, "peers3-") {
+		switch {
+		case strings.HasPrefix(res.name, "peers3-"):
 			peers3 = append(peers3, res)
-		} else {
+		case strings.HasPrefix(res.name, "idle-"):
+			idle = append(idle, res)
+		default:
 			main = append(main, res)
 		}
 	}
@@ -152,6 +163,9 @@ func (r *report) markdown() string {
 			}
 		}
 		r.peers3Table(&b, peers3, floor)
+	}
+	if len(idle) > 0 {
+		r.idleTable(&b, idle)
 	}
 	return b.String()
 }
@@ -266,7 +280,9 @@ func (r *report) mainTable(b *strings.Builder, results []scenarioResult) {
 }
 
 func short(name string, m measurement) string {
-	switch strings.TrimPrefix(name, "peers3-") {
+	switch phase(name) {
+	case "quiet":
+		return fmt.Sprintf("%.4f cores", m.proxyCPU.Seconds()/m.wall.Seconds())
 	case "metadata":
 		return fmt.Sprintf("%.1f ms, backend %.1f CPU-ms/req", m.value, perReqMS(m.backendCPU, m))
 	case "latency", "floor":
@@ -370,6 +386,63 @@ func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor
 		if res.name == "peers3-idle" {
 			continue
 		}
+		fmt.Fprintf(b, "- %s:", res.name)
+		for i := range min(len(res.direct), len(res.proxy)) {
+			fmt.Fprintf(b, " [%s / %s]", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
+		}
+		b.WriteString("\n")
+	}
+}
+
+// idleTable writes the idle-connections section: each result's direct
+// rounds ran without the idle connections, its proxy rounds with them,
+// both through the same peer.
+func (r *report) idleTable(b *strings.Builder, results []scenarioResult) {
+	o := r.o
+	fmt.Fprintf(b, "### Idle connections beside active clients\n\n")
+	fmt.Fprintf(b, "%s/%s, %d CPUs, %s. One `switchyard serve` peer (co-located with broker 0) in front of a 1-broker kfake in the bench process, which is also the load generator. "+
+		"In the rounds *with*, a child process holds %d client connections open against the peer, each having done ApiVersions and a Metadata (no topics) and then sent nothing. "+
+		"%d rounds, the first mode alternating; medians shown; the ratio is with / without.\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), o.idleConns, o.idleRounds)
+	fmt.Fprintf(b, "| figure | without (median) | with %d idle (median) | ratio | extra |\n|---|---:|---:|---:|---|\n", o.idleConns)
+	val := func(m measurement) float64 { return m.value }
+	p99 := func(m measurement) float64 { return m.p99 }
+	rss := func(m measurement) float64 { return float64(m.rss) / mib }
+	fds := func(m measurement) float64 { return float64(m.fds) }
+	cores := func(m measurement) float64 { return m.proxyCPU.Seconds() / m.wall.Seconds() }
+	var note string
+	for _, res := range results {
+		note = res.note
+		d, p := median(values(res.direct, val)), median(values(res.proxy, val))
+		gcRate := func(m measurement) float64 { return float64(m.proxyGCs) / m.wall.Seconds() }
+		cpu := fmt.Sprintf("peer %.2f vs %.2f cores, %.1f vs %.1f GC cycles/s", median(values(res.direct, cores)), median(values(res.proxy, cores)),
+			median(values(res.direct, gcRate)), median(values(res.proxy, gcRate)))
+		switch res.name {
+		case "idle-quiet":
+			dc, pc := median(values(res.direct, cores)), median(values(res.proxy, cores))
+			fmt.Fprintf(b, "| no active client, %.0f s: peer CPU (cores) | %.4f | %.4f | %s | what holding the idle connections costs on its own (measured %.0f s after they opened); %s |\n",
+				idleQuiet.Seconds(), dc, pc, ratio(dc, pc), idleSettle.Seconds(), cpu)
+			dr, pr := median(values(res.direct, rss)), median(values(res.proxy, rss))
+			perConn := func(m measurement) float64 { return float64(m.rss-m.rssBefore) / 1024 / float64(o.idleConns) }
+			fmt.Fprintf(b, "| peer RSS, no active client (MiB) | %.1f | %.1f | %s | RSS growth when they opened: %.1f KiB per connection (median; low when the peer reuses memory freed in earlier rounds: BenchmarkIdleConns measures it in process); open descriptors %.0f vs %.0f |\n",
+				dr, pr, ratio(dr, pr), median(values(res.proxy, perConn)), median(values(res.direct, fds)), median(values(res.proxy, fds)))
+		case "idle-latency":
+			rate := func(m measurement) float64 { return m.rate }
+			d99, p99v := median(values(res.direct, p99)), median(values(res.proxy, p99))
+			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p50 latency (ms) | %.3f | %.3f | %s | %+.3f ms |\n", o.rate, d, p, ratio(d, p), p-d)
+			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p99 latency (ms) | %.3f | %.3f | %s | %+.3f ms; achieved %.0f / %.0f rec/s; %s |\n",
+				o.rate, d99, p99v, ratio(d99, p99v), p99v-d99, median(values(res.direct, rate)), median(values(res.proxy, rate)), cpu)
+		case "idle-produce":
+			fmt.Fprintf(b, "| produce acks=all, max rate, %s per round (MiB/s) | %.1f | %.1f | %s | %s |\n", sizeText(o.idleBytes), d, p, ratio(d, p), cpu)
+			dr, pr := median(values(res.direct, rss)), median(values(res.proxy, rss))
+			fmt.Fprintf(b, "| peer RSS after the produce phase (MiB) | %.1f | %.1f | %s | |\n", dr, pr, ratio(dr, pr))
+		case "idle-consume":
+			fmt.Fprintf(b, "| consume a %s backlog from the start (MiB/s) | %.1f | %.1f | %s | %s |\n", sizeText(o.idleBytes), d, p, ratio(d, p), cpu)
+		}
+	}
+	fmt.Fprintf(b, "\nMachine: %s. Peer CPU is on-CPU time from /proc/PID/task/*/schedstat over each measured interval; RSS (VmRSS) and descriptors are read at the end of each round.\n\n", note)
+	b.WriteString("Per round (without / with):\n\n")
+	for _, res := range results {
 		fmt.Fprintf(b, "- %s:", res.name)
 		for i := range min(len(res.direct), len(res.proxy)) {
 			fmt.Fprintf(b, " [%s / %s]", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))

@@ -56,9 +56,13 @@ type measurement struct {
 	cpuOK      bool          // proxyCPU is meaningful
 	proxyBytes int64         // bytes the proxy read from and wrote to clients
 	proxyReqs  int64         // client requests the proxy read
+	proxyGCs   int64         // the proxy processes' garbage collections
 	selfCPU    time.Duration // this process's CPU: load generator + kfake
 	backendCPU time.Duration // the backend process's CPU (peers3), else 0
 	requests   int           // requests the round timed (peers3 metadata)
+	rss        int64         // the peer's resident set at the round's end (idle)
+	fds        int           // the peer's open descriptors at the round's end (idle)
+	rssBefore  int64         // the peer's resident set before the idle connections opened (idle, quiet phase)
 }
 
 // scenarioResult is every round of one scenario.
@@ -132,6 +136,7 @@ func (mt *meter) stop(ctx context.Context) error {
 	}
 	mt.m.proxyBytes = pc.bytes - mt.count0.bytes
 	mt.m.proxyReqs = pc.requests - mt.count0.requests
+	mt.m.proxyGCs = pc.gcs - mt.count0.gcs
 	return nil
 }
 
