@@ -140,8 +140,8 @@ type gossip struct {
 
 	mu      sync.Mutex
 	members map[string]*member
-	// live is the set of names the data plane presents: alive or suspect,
-	// less those whose Kafka port refused a connection while suspect.
+	// live is the set of names the data plane presents: alive, less those
+	// whose Kafka port refuses connections (refused).
 	live atomic.Pointer[map[string]struct{}]
 	// refused holds the peers whose Kafka port refused a connection
 	// (watchRefused): their process is gone though their host answers, so
@@ -425,23 +425,19 @@ func (g *gossip) isLive(name string) bool {
 	return ok
 }
 
-// snapshot returns every peer gossip has seen, this one included, with
-// suspect states filled in from memberlist.
+// snapshot returns every peer gossip has seen, this one included. A peer
+// memberlist holds alive whose Kafka port refuses connections (watchRefused)
+// is reported suspect: memberlist's own suspect state cannot be read
+// (memberlist.Node.State is never updated from Alive in v0.5), and a
+// refused port is the one sign this peer has that another's process may
+// be gone before memberlist's dead verdict.
 func (g *gossip) snapshot() map[string]member {
-	suspect := map[string]bool{}
-	if g.ml != nil {
-		for _, n := range g.ml.Members() {
-			if n.State == memberlist.StateSuspect {
-				suspect[n.Name] = true
-			}
-		}
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make(map[string]member, len(g.members))
 	for name, m := range g.members {
 		c := *m
-		if c.state == memberAlive && suspect[name] {
+		if c.state == memberAlive && g.refused[name] {
 			c.state = memberSuspect
 		}
 		out[name] = c

@@ -56,6 +56,12 @@ func TestProbeKafkaPortsRefused(t *testing.T) {
 	if !g.isLive("up") || !g.isLive("self") {
 		t.Fatal("a peer whose port accepts, or this peer, is no longer presented")
 	}
+	if st := g.snapshot()["gone"].state; st != memberSuspect {
+		t.Fatalf("refused peer reported %q, want suspect", st)
+	}
+	if st := g.snapshot()["up"].state; st != memberAlive {
+		t.Fatalf("accepting peer reported %q, want alive", st)
+	}
 
 	// The peer comes back on the same port.
 	back, err := net.Listen("tcp", goneAddr)
