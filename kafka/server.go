@@ -77,10 +77,11 @@ type Config struct {
 	Proposer Proposer
 	// TopicsChanged, when set, is told the cluster whose topics a client
 	// created, deleted or grew through this peer (after this peer's own
-	// backend was told to refresh), so the other peers refresh theirs
-	// too: node gossips it, and their all-topics answers from the snapshot
-	// (BackendConfig.ListFromSnapshot) then show the change. It must not
-	// block.
+	// backend was told to refresh), before the client has the answer, so
+	// the other peers refresh theirs too: node tells every peer, and their
+	// all-topics answers from the snapshot (BackendConfig.ListFromSnapshot)
+	// then show the change to the client's next request. It may block
+	// briefly (node bounds it at a second).
 	TopicsChanged func(cluster string)
 	// Authz configures authorization (acl.go); used when Authenticates.
 	Authz AuthzConfig

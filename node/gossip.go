@@ -265,14 +265,54 @@ func (b *topicsChangedBroadcast) Invalidates(o memberlist.Broadcast) bool {
 func (b *topicsChangedBroadcast) Message() []byte { return b.msg }
 func (b *topicsChangedBroadcast) Finished()       {}
 
+// topicsChangedWait bounds how long a CreateTopics, DeleteTopics or
+// CreatePartitions answer waits for the other peers to be told.
+const topicsChangedWait = time.Second
+
 // broadcastTopicsChanged tells the other peers to refresh cluster's
-// metadata. It never blocks.
+// metadata. It sends the message to every live peer over memberlist's TCP
+// stream (SendReliable) and returns once each send is done, or after
+// topicsChangedWait: it runs before the client has its answer, so the
+// client's next listing, on whichever peer, sees the change (a receiver
+// marks its snapshot stale as it reads the message, well within the
+// client's next round trip). It also queues the message as a gossip
+// broadcast, which reaches a peer the direct send missed within a few
+// gossip rounds.
 func (g *gossip) broadcastTopicsChanged(cluster string) {
 	msg := encodeTopicsChanged(cluster)
-	if g.bq == nil || msg == nil {
+	if g.ml == nil || msg == nil {
 		return
 	}
-	g.bq.QueueBroadcast(&topicsChangedBroadcast{cluster: cluster, msg: msg})
+	if g.bq != nil {
+		g.bq.QueueBroadcast(&topicsChangedBroadcast{cluster: cluster, msg: msg})
+	}
+	var others []*memberlist.Node
+	for _, n := range g.ml.Members() {
+		if n.Name != g.name {
+			others = append(others, n)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	done := make(chan struct{}, len(others))
+	for _, n := range others {
+		go func() {
+			if err := g.ml.SendReliable(n, msg); err != nil {
+				g.log.Debug("telling a peer that topics changed failed; the gossip broadcast follows", "peer", n.Name, "err", err)
+			}
+			done <- struct{}{}
+		}()
+	}
+	deadline := time.NewTimer(topicsChangedWait)
+	defer deadline.Stop()
+	for range others {
+		select {
+		case <-done:
+		case <-deadline.C:
+			return
+		}
+	}
 }
 
 // memberlist.EventDelegate
