@@ -99,6 +99,12 @@ type clientConn struct {
 	// mute holds the reader while a quota throttle runs (throttle.go).
 	mute mute
 
+	// deadTarget and deadErr carry a dial failure of the single-target
+	// path to the split path of the same request (split.go, scatter), so
+	// the unreachable broker is not dialed twice. Reader-owned.
+	deadTarget target
+	deadErr    error
+
 	// openLogged: the access log's opening line is written (logOpened).
 	openLogged bool
 

@@ -221,12 +221,20 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 		c.kickWriter()
 		return nil
 	}
+	dead, deadErr := c.deadTarget, c.deadErr
+	c.deadTarget, c.deadErr = target{}, nil
 	for i, pt := range parts {
 		if pt.local != nil {
 			continue
 		}
 		pt.req.SetVersion(r.version)
-		u, err := c.upstreamOrAny(pt.t)
+		var u *upstream
+		var err error
+		if deadErr != nil && pt.t == dead {
+			err = deadErr // just failed to dial for this very request (split.go)
+		} else {
+			u, err = c.upstreamOrAny(pt.t)
+		}
 		if err != nil {
 			if err := fail(i, err); err != nil {
 				return err

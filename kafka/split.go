@@ -306,13 +306,25 @@ func (f *family[Req, Resp]) serve(r *request) error {
 		}
 		if (f.keeps == nil || f.keeps(r, one)) && (!f.byID(r) || f.reqIDs != nil && f.realIDs(r, idsOf(tts))) {
 			u, err := r.c.upstreamOrAny(one)
-			if err != nil {
+			switch {
+			case err == nil && oneWay:
+				return u.send(r.buf.b, r.corr, nil)
+			case err == nil:
+				return r.c.forwardTo(u, r, r.start, f.post(r, one))
+			case oneWay || failedAnswer(any(req).(kmsg.Request)) == nil:
 				return err
 			}
-			if oneWay {
-				return u.send(r.buf.b, r.corr, nil)
-			}
-			return r.c.forwardTo(u, r, r.start, f.post(r, one))
+			// The broker cannot be reached (nothing was sent): answer as a
+			// split part whose broker failed, with the family's retriable
+			// code, rather than close the connection. A client told
+			// NOT_LEADER_OR_FOLLOWER refreshes and retries; one whose
+			// connection closes right after its request may take that for
+			// a SASL mismatch and fail the records (franz-go did, while a
+			// backend cluster was down for an upgrade: test/chaos
+			// TestFaultBackendUpgrade). The split path below answers the
+			// part from this failure without dialing again (deadTarget).
+			r.c.deadTarget, r.c.deadErr = one, err
+			defer func() { r.c.deadTarget, r.c.deadErr = target{}, nil }()
 		}
 	}
 

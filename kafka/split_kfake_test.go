@@ -162,3 +162,55 @@ func TestSplitProduceBrokerConnBreaks(t *testing.T) {
 		t.Fatalf("end offsets after the retry %v: want one record each", offs)
 	}
 }
+
+// TestSingleTargetBrokerUnreachable: a produce whose one broker cannot be
+// dialed (its cluster is down) is answered NOT_LEADER_OR_FOLLOWER for its
+// partitions, as a split part whose broker failed, and the client's
+// connection stays open (closing it right after the request made
+// franz-go fail the records as if SASL were missing).
+func TestSingleTargetBrokerUnreachable(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
+	select {
+	case <-be.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("backend metadata not loaded")
+	}
+	kc.Close() // the proxy keeps its metadata; every dial is now refused
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	for corr := int32(1); corr <= 2; corr++ {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = 0, idempotentBatch(-1, -1, -1, "v")
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		nc.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := nc.Write(reqFrame(req, 7, corr)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		buf, err := readFrame(br, 1<<20)
+		if err != nil {
+			t.Fatalf("produce %d to an unreachable broker: %v (connection closed instead of an answer)", corr, err)
+		}
+		got, resp := decodeOut(t, buf.b, kmsg.Produce.Int16(), 7)
+		if got != corr {
+			t.Fatalf("correlation id %d, want %d", got, corr)
+		}
+		pr := resp.(*kmsg.ProduceResponse)
+		if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 1 || pr.Topics[0].Partitions[0].ErrorCode != kerr.NotLeaderForPartition.Code {
+			t.Fatalf("produce %d answer %+v, want t/0 NOT_LEADER_OR_FOLLOWER", corr, pr.Topics)
+		}
+	}
+}
