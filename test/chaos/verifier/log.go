@@ -21,6 +21,13 @@
 //     stopped. Per partition, because a fault that stops the partitions
 //     one peer presents leaves the others flowing.
 //
+// A route change moves clients, not data or offsets: records written
+// before it stay on the old cluster and the two clusters' offsets overlap.
+// Audit reads a topic on a backend cluster directly; with audits in the
+// Log, lost means stored on no audited cluster, stored twice and out of
+// order are counted on the clusters' own positions, and the acknowledged
+// records the group was never given are reported (unread).
+//
 // The package is used in-process by the fault cases of test/chaos and by
 // the chaos-verifier command (cmd/chaos-verifier), which runs the same
 // clients against any bootstrap address while an operator injects faults.
