@@ -97,6 +97,13 @@ func (c *procCluster) advertised(ok func(produce, fetch int16) bool) error {
 // maxima, because b is old; then b is upgraded and every peer must come
 // to advertise newer ones (within 60 s). Traffic on both topics: nothing
 // lost, nothing stored twice (no peer changes).
+//
+// Measured (docs/benchmarks.md "Faults"): the peers held 3.0's maxima
+// while b was old and advertised 4.0's 0.1-1 s after b came back; 0 lost,
+// stalls about 0.5 s; but in 3 of 4 runs 1-2 franz-go records on chaos-b
+// failed fatally while b was down: a peer closes a new connection whose
+// first request it cannot forward, which franz-go does not retry (the
+// known failure TestFaultBackendRestarted shares).
 func TestFaultBackendUpgrade(t *testing.T) {
 	needChaos(t)
 	c := startProcClusters(t, 3, "", backendSpec{name: "a", maxVersion: oldRelease}, backendSpec{name: "b", maxVersion: oldRelease})
