@@ -13,7 +13,7 @@ COMPOSE_PROJECT ?= switchyard-demo
 FUZZ_TARGETS = $(shell for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go')); do \
 	grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed "s|func |$$(dirname $$f):|"; done)
 
-.PHONY: help deps build run test test-deploy chaos fuzz bench lint image prometheus-image compose-up compose-down clean
+.PHONY: help deps build run test test-deploy chaos soak fuzz bench lint image prometheus-image compose-up compose-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ test-deploy: deps ## check deploy/prometheus (config, alert rules) and unit-test
 
 chaos: deps ## the fault suite (test/chaos): peers, the leader, two peers, the backend killed; a peer partitioned; rolling restart and upgrade; with the verifier's clients
 	SWITCHYARD_CHAOS=1 $(GO) test -count=1 -v -timeout 15m -run '^TestFault' $(if $(CHAOS_SKIP),-skip '$(CHAOS_SKIP)') ./test/chaos/
+
+SOAK_DURATION ?= 30m
+soak: deps ## soak for SOAK_DURATION (default 30m; not in CI): the verifier's clients through three peers, each peer's RSS and Go heap sampled every 30 s; fails on memory growth after warm-up
+	SWITCHYARD_SOAK=$(SOAK_DURATION) $(GO) test -count=1 -v -timeout 24h -run '^TestSoak$$' ./test/chaos/
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \

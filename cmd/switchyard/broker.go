@@ -15,8 +15,10 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // brokerMaxBrokers bounds --brokers: a dev cluster in one process.
@@ -30,6 +32,10 @@ type brokerConfig struct {
 	partitions        int
 	autoCreate        bool
 	logLevel          string
+	// maxVersion is a Kafka release ("3.0", "3.9.1", "v4.0"; kversion's
+	// names) whose request versions cap what the brokers advertise and
+	// accept; "" is kfake's newest.
+	maxVersion string
 }
 
 // brokerAddrs is one broker's listen and advertised address.
@@ -46,6 +52,9 @@ func (c brokerConfig) plan() ([]brokerAddrs, error) {
 	}
 	if c.partitions < 1 || c.partitions > 10000 {
 		return nil, fmt.Errorf("broker: --partitions %d: want 1 to 10000", c.partitions)
+	}
+	if _, err := c.versions(); err != nil {
+		return nil, err
 	}
 	lhost, lport, err := splitPort("--listen", c.listen)
 	if err != nil {
@@ -80,6 +89,18 @@ func (c brokerConfig) plan() ([]brokerAddrs, error) {
 		out[i].advertise = net.JoinHostPort(ahost, strconv.Itoa(aport+i))
 	}
 	return out, nil
+}
+
+// versions is the --max-version cap, nil for none.
+func (c brokerConfig) versions() (*kversion.Versions, error) {
+	if c.maxVersion == "" {
+		return nil, nil
+	}
+	v := kversion.FromString(c.maxVersion)
+	if v == nil {
+		return nil, fmt.Errorf("broker: --max-version %q: want a Kafka release such as 3.0 or 3.9.1 (known: %s)", c.maxVersion, strings.Join(kversion.VersionStrings(), ", "))
+	}
+	return v, nil
 }
 
 func splitPort(flagName, addr string) (string, int, error) {
@@ -118,6 +139,10 @@ Runs a small Kafka-compatible development broker cluster in this process
 (franz-go's kfake): a backend for demos and tests (deploy/compose), not for
 production. Broker i listens on the --listen port + i and is advertised on the
 --advertise port + i. Topics are created on first use unless --auto-create=false.
+--max-version 3.0 makes the brokers advertise and accept only the request
+versions of that Kafka release, so that a backend upgrade can be rehearsed by
+restarting the process on its --data-dir with a newer release; it applies to
+every broker of the process at once.
 
 `)
 		fs.PrintDefaults()
@@ -131,6 +156,7 @@ production. Broker i listens on the --listen port + i and is advertised on the
 	fs.IntVar(&c.partitions, "partitions", 3, "partitions of an auto-created topic")
 	fs.BoolVar(&c.autoCreate, "auto-create", true, "create a topic when a client asks for it in Metadata with auto-creation on (kcat, librdkafka and most producers do)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.maxVersion, "max-version", "", "a Kafka release (3.0, 3.9.1, 4.0, ...) whose request versions cap what the brokers advertise and accept (default: kfake's newest)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -195,6 +221,9 @@ func serveBroker(ctx context.Context, c brokerConfig, addrs []brokerAddrs, log *
 	if c.dataDir != "" {
 		opts = append(opts, kfake.DataDir(c.dataDir))
 	}
+	if v, _ := c.versions(); v != nil { // checked by plan
+		opts = append(opts, kfake.MaxVersions(v))
+	}
 	cl, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return fmt.Errorf("broker: start: %w", err)
@@ -202,7 +231,7 @@ func serveBroker(ctx context.Context, c brokerConfig, addrs []brokerAddrs, log *
 	for i, a := range cl.ListenAddrs() {
 		fmt.Fprintf(stdout, "broker %d: listening on %s, advertised as %s\n", i, addrs[i].listen, a)
 	}
-	log.Info("dev broker cluster running", "brokers", len(addrs), "cluster_id", c.clusterID, "data_dir", c.dataDir)
+	log.Info("dev broker cluster running", "brokers", len(addrs), "cluster_id", c.clusterID, "data_dir", c.dataDir, "max_version", c.maxVersion)
 	<-ctx.Done()
 	cl.Close()
 	fmt.Fprintln(stdout, "broker: stopped")

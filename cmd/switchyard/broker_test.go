@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func TestBrokerFlags(t *testing.T) {
@@ -37,6 +39,8 @@ func TestBrokerFlags(t *testing.T) {
 		{"wildcard advertise", brokerConfig{listen: "0.0.0.0:9092", advertise: "0.0.0.0:9092", brokers: 1, partitions: 1}, "not every interface"},
 		{"port 0 with advertise", brokerConfig{listen: "127.0.0.1:0", advertise: "127.0.0.1:9092", brokers: 2, partitions: 1}, "port 0"},
 		{"past 65535", brokerConfig{listen: "127.0.0.1:65535", brokers: 2, partitions: 1}, "past 65535"},
+		{"unknown release", brokerConfig{listen: "127.0.0.1:9092", brokers: 1, partitions: 1, maxVersion: "3.99"}, "--max-version \"3.99\""},
+		{"not a release", brokerConfig{listen: "127.0.0.1:9092", brokers: 1, partitions: 1, maxVersion: "latest"}, "want a Kafka release"},
 	} {
 		if _, err := tc.c.plan(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
@@ -132,5 +136,59 @@ func TestBrokerFreePorts(t *testing.T) {
 	stop()
 	if code := <-done; code != 0 {
 		t.Fatalf("broker exit %d: %s", code, errb.String())
+	}
+}
+
+// TestBrokerMaxVersion: `switchyard broker --max-version 3.0` advertises
+// Produce and Fetch no newer than Kafka 3.0 does (v9 and v12), where the
+// default advertises newer ones, and still serves a client.
+func TestBrokerMaxVersion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	maxOf := func(args ...string) (produce, fetch int16) {
+		t.Helper()
+		bctx, stop := context.WithCancel(ctx)
+		var out, errb syncBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- run(bctx, append([]string{"broker", "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...), &out, &errb)
+		}()
+		defer func() {
+			stop()
+			if code := <-done; code != 0 {
+				t.Errorf("broker %v exit %d: %s", args, code, errb.String())
+			}
+		}()
+		re := regexp.MustCompile(`advertised as (127\.0\.0\.1:\d+)`)
+		var addr string
+		waitUntil(t, 20*time.Second, "the broker's address", func() bool {
+			m := re.FindStringSubmatch(out.String())
+			if m != nil {
+				addr = m[1]
+			}
+			return m != nil
+		})
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("v"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("api versions: %v", err)
+		}
+		vs := kversion.FromApiVersionsResponse(resp)
+		produce, _ = vs.LookupMaxKeyVersion(0)
+		fetch, _ = vs.LookupMaxKeyVersion(1)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatalf("produce with %v: %v", args, err)
+		}
+		return produce, fetch
+	}
+	if p, f := maxOf("--max-version", "3.0"); p != 9 || f != 12 {
+		t.Fatalf("--max-version 3.0 advertises Produce v%d, Fetch v%d; want v9, v12", p, f)
+	}
+	if p, f := maxOf(); p <= 9 || f <= 12 {
+		t.Fatalf("no --max-version advertises Produce v%d, Fetch v%d; want newer than 3.0's v9, v12", p, f)
 	}
 }

@@ -6,14 +6,22 @@
 // librdkafka producers, a franz-go consumer group) running through the
 // peers while a peer, the Raft leader, two peers, the backend or every peer
 // in turn is killed or restarted, and while every peer is upgraded in turn
-// from the previous release's binary (upgrade_test.go); and, in containers,
-// while the peer serving the clients is cut off its network for 30 s
-// (partition_test.go). Each case prints
+// from the previous release's binary (upgrade_test.go); while two backend
+// clusters are upgraded one after the other from Kafka 3.0 to 4.0, with
+// clients offered a version only once both support it
+// (backend_upgrade_test.go); while a route change, a live migration or a
+// quota change is in flight with the Raft leader killed
+// (control_test.go); and, in containers, while the peer serving the
+// clients is cut off its network for 30 s (partition_test.go). The
+// route-change case reads both clusters directly (verifier.Audit): a route
+// change moves clients, not data. Each case prints
 // what the verifier saw (acknowledged, lost, duplicated, out of order,
 // stalls) and asserts that nothing acknowledged was lost; the figures and
 // what they mean are in docs/benchmarks.md ("Faults"). They run only with
 // SWITCHYARD_CHAOS=1 (set by `make chaos`, which CI runs after `make
-// test`), so `make test` does not run them twice.
+// test`), so `make test` does not run them twice. `make soak` runs
+// TestSoak (soak_test.go): the same clients for SOAK_DURATION with each
+// peer's memory sampled; it is not part of CI.
 //
 // The container case (this file) runs peers as containers on a private
 // Docker network and cuts them off with `docker network disconnect`, so a

@@ -75,33 +75,58 @@ func runFault(t *testing.T, fc faultCase) {
 // exists), calls fault once traffic flows, and checks and reports what
 // the clients saw.
 func runTraffic(t *testing.T, boot []string, peers int, storedTwiceOK string, fault func()) {
-	log := verifier.NewLog()
-	group := "chaos-" + strings.ToLower(strings.TrimPrefix(t.Name(), "TestFault"))
+	tr := startTraffic(t, boot, faultTopic)
+	time.Sleep(2 * time.Second)
+	faultAt := time.Now()
+	fault()
+	steps := time.Since(faultAt)
+	time.Sleep(afterFault)
+	tr.stop()
+	tr.check(checkOpts{peers: peers, storedTwiceOK: storedTwiceOK, faultAt: faultAt, steps: steps})
+}
+
+// traffic is the verifier's clients on one topic: two idempotent
+// producers and a two-member group.
+type traffic struct {
+	t             *testing.T
+	topic         string
+	log           *verifier.Log
+	stopMembers   func()
+	stopProducers func() error
+	stoppedAt     time.Time
+	producersErr  error
+}
+
+// startTraffic starts the clients on topic through boot and returns once
+// both producers have acknowledged and the group consumes (the warm-up).
+func startTraffic(t *testing.T, boot []string, topic string) *traffic {
+	tr := &traffic{t: t, topic: topic, log: verifier.NewLog()}
+	group := "chaos-" + strings.ToLower(strings.TrimPrefix(t.Name(), "TestFault")) + "-" + topic
 	var members []*verifier.Member
 	for i := range 2 {
-		m, err := verifier.StartMember(boot, faultTopic, group, fmt.Sprintf("member-%d", i), log)
+		m, err := verifier.StartMember(boot, topic, group, fmt.Sprintf("member-%d", i), tr.log)
 		if err != nil {
 			t.Fatal(err)
 		}
 		members = append(members, m)
 	}
-	stopMembers := sync.OnceFunc(func() {
+	tr.stopMembers = sync.OnceFunc(func() {
 		for _, m := range members {
 			m.Stop()
 		}
 	})
-	t.Cleanup(stopMembers)
-	kp, err := verifier.StartKgo(boot, faultTopic, "kgo", faultRate, log)
+	t.Cleanup(tr.stopMembers)
+	kp, err := verifier.StartKgo(boot, topic, "kgo", faultRate, tr.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := verifier.StartRdk(boot, faultTopic, "rdk", faultRate, log)
+	rp, err := verifier.StartRdk(boot, topic, "rdk", faultRate, tr.log)
 	if err != nil {
 		kp.Stop(context.Background())
 		t.Fatal(err)
 	}
 	producers := []verifier.Producer{kp, rp}
-	stopProducers := sync.OnceValue(func() error {
+	tr.stopProducers = sync.OnceValue(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		var errs []string
@@ -115,38 +140,89 @@ func runTraffic(t *testing.T, boot []string, peers int, storedTwiceOK string, fa
 		}
 		return nil
 	})
-	t.Cleanup(func() { stopProducers() })
+	t.Cleanup(func() { tr.stopProducers() })
 
-	// Warm up: both producers acknowledged and the group consuming.
-	waitFor(t, 90*time.Second, "traffic flowing before the fault", func() error {
-		acks, dels := log.Counts()
+	waitFor(t, 90*time.Second, "traffic flowing on "+topic+" before the fault", func() error {
+		acks, dels := tr.log.Counts()
 		if acks < 2*faultRate || dels < faultRate {
 			return fmt.Errorf("%d acks, %d deliveries", acks, dels)
 		}
 		return nil
 	})
-	time.Sleep(2 * time.Second)
+	return tr
+}
 
-	faultAt := time.Now()
-	fault()
-	steps := time.Since(faultAt)
-	time.Sleep(afterFault)
-	stoppedAt := time.Now()
-	if err := stopProducers(); err != nil {
-		t.Errorf("producers: %v", err)
+// stop stops the producers: Stop flushes, so every record handed to a
+// client is acknowledged or failed.
+func (tr *traffic) stop() {
+	tr.stoppedAt = time.Now()
+	tr.producersErr = tr.stopProducers()
+}
+
+// checkOpts says how a case's traffic is judged and reported.
+type checkOpts struct {
+	label         string // the results row ("": the test's name)
+	peers         int
+	storedTwiceOK string // why duplicates may appear; "" asserts none
+	faultAt       time.Time
+	steps         time.Duration // how long the fault's steps took
+	// audit, when set, names the backend clusters (name → brokers) the
+	// topic is read from directly after traffic: a route change moves
+	// clients, not data or offsets, so the group cannot be expected to
+	// read everything, and lost means stored on none of them
+	// (verifier.Audit).
+	audit map[string][]string
+}
+
+// check waits for the group (every acknowledged record, or with audits
+// until it reads nothing new for 10 s), analyzes, reports and asserts.
+// It returns the report and the log for case-specific checks.
+func (tr *traffic) check(o checkOpts) (verifier.Report, *verifier.Log) {
+	t := tr.t
+	if o.label == "" {
+		o.label = strings.TrimPrefix(t.Name(), "Test")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	drainErr := log.WaitDelivered(ctx)
-	cancel()
-	stopMembers()
+	if tr.producersErr != nil {
+		t.Errorf("producers on %s: %v", tr.topic, tr.producersErr)
+	}
+	var drainErr error
+	if o.audit == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		drainErr = tr.log.WaitDelivered(ctx)
+		cancel()
+	} else {
+		last, quiet := -1, time.Now()
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline) && tr.log.Undelivered() > 0; {
+			if _, n := tr.log.Counts(); n != last {
+				last, quiet = n, time.Now()
+			} else if time.Since(quiet) > 10*time.Second {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		names := make([]string, 0, len(o.audit))
+		for name := range o.audit {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			err := verifier.Audit(ctx, tr.log, name, o.audit[name], tr.topic)
+			cancel()
+			if err != nil {
+				t.Errorf("audit: %v", err)
+			}
+		}
+	}
+	tr.stopMembers()
 
-	r := verifier.Analyze(log, faultAt, stoppedAt)
-	notes, nnotes := log.Notes()
-	t.Logf("%s (fault steps took %v):\n%v", t.Name(), steps.Round(100*time.Millisecond), r)
+	r := verifier.Analyze(tr.log, o.faultAt, tr.stoppedAt)
+	notes, nnotes := tr.log.Notes()
+	t.Logf("%s on %s (fault steps took %v):\n%v", o.label, tr.topic, o.steps.Round(100*time.Millisecond), r)
 	t.Logf("%d client events; first %d:\n%s", nnotes, min(len(notes), 15), strings.Join(notes[:min(len(notes), 15)], "\n"))
 	results.Lock()
 	results.rows = append(results.rows, fmt.Sprintf("| %s | %d | %d | %d | %d (%d stored twice, %d redelivered) | %d | %v | %v |",
-		strings.TrimPrefix(t.Name(), "Test"), peers, r.Acknowledged, r.Lost, r.Duplicated, r.StoredTwice, r.Redelivered, r.OutOfOrder,
+		o.label, o.peers, r.Acknowledged, r.Lost, r.Duplicated, r.StoredTwice, r.Redelivered, r.OutOfOrder,
 		r.ProduceStall.Round(100*time.Millisecond), r.ConsumeStall.Round(100*time.Millisecond)))
 	results.Unlock()
 
@@ -157,25 +233,26 @@ func runTraffic(t *testing.T, boot []string, peers int, storedTwiceOK string, fa
 		t.Errorf("%d acknowledged records lost", r.Lost)
 	}
 	if r.Failed > 0 {
-		fails := log.Fails()
+		fails := tr.log.Fails()
 		t.Errorf("%d records failed at a producer (retries are unbounded: a failure is a fatal client error); first:\n%s",
 			r.Failed, strings.Join(fails[:min(len(fails), 5)], "\n"))
 	}
 	// A fault that lasts (a 30 s partition) stalls clients for as long:
 	// the bound counts from the end of the fault's steps.
-	if bound := steps + livenessBound; r.ProduceStall > bound || r.ConsumeStall > bound {
+	if bound := o.steps + livenessBound; r.ProduceStall > bound || r.ConsumeStall > bound {
 		t.Errorf("clients did not recover: produce stall %v, consume stall %v (liveness bound %v)", r.ProduceStall, r.ConsumeStall, bound)
 	}
 	if r.StoredTwice > 0 {
-		if storedTwiceOK == "" {
+		if o.storedTwiceOK == "" {
 			t.Errorf("%d records stored twice; the design promises none in this case", r.StoredTwice)
 		} else {
-			t.Logf("%d records stored twice: allowed here (%s)", r.StoredTwice, storedTwiceOK)
+			t.Logf("%d records stored twice: allowed here (%s)", r.StoredTwice, o.storedTwiceOK)
 		}
 	}
-	if r.OutOfOrder > 0 && storedTwiceOK == "" {
+	if r.OutOfOrder > 0 && o.storedTwiceOK == "" {
 		t.Errorf("%d records out of order", r.OutOfOrder)
 	}
+	return r, tr.log
 }
 
 // printResults writes the cases' table (make chaos shows it).

@@ -1,12 +1,13 @@
 package chaos
 
-// The real-process harness of the fault cases: a backend run as
-// `switchyard broker --data-dir` (three kfake brokers in one process that
-// keep their data on disk, so the process can be SIGKILLed and started
-// again with everything it acknowledged), and peers run as `switchyard
-// serve` processes with their own data dirs, each co-located with one
-// backend broker (--local-broker), on loopback ports that survive a
-// restart (test/testnet).
+// The real-process harness of the fault cases: each backend cluster run
+// as `switchyard broker --data-dir` (three kfake brokers in one process
+// that keep their data on disk, so the process can be SIGKILLed, or
+// restarted at another --max-version, with everything it acknowledged),
+// and peers run as `switchyard serve` processes with their own data dirs,
+// each co-located with one backend broker of each cluster
+// (--local-broker), on loopback ports that survive a restart
+// (test/testnet).
 
 import (
 	"bytes"
@@ -67,15 +68,31 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
-// procCluster is a backend process and n peer processes.
+// procCluster is one backend process per backend cluster and n peer
+// processes.
 type procCluster struct {
-	t       *testing.T
-	bin     string   // the binary under test: the backend's, ctl's, restarted peers'
-	peerBin []string // the binary each peer runs now
-	backend *serveproc.Proc
-	brokers []string // the backend's broker addresses
-	peers   []*serveproc.Proc
-	http    *http.Client
+	t        *testing.T
+	bin      string   // the binary under test: the backends', ctl's, restarted peers'
+	peerBin  []string // the binary each peer runs now
+	clusters []*backendProc
+	backend  *serveproc.Proc // clusters[0]'s process
+	brokers  []string        // clusters[0]'s broker addresses
+	peers    []*serveproc.Proc
+	http     *http.Client
+}
+
+// backendSpec is one backend cluster to start.
+type backendSpec struct {
+	name       string
+	maxVersion string // broker --max-version ("": kfake's newest)
+}
+
+// backendProc is one backend cluster: backendBrokers kfake brokers in one
+// `switchyard broker` process.
+type backendProc struct {
+	name    string
+	proc    *serveproc.Proc
+	brokers []string
 }
 
 // startProcCluster starts the backend and n peers, defines the backend
@@ -84,21 +101,41 @@ type procCluster struct {
 // under test).
 func startProcCluster(t *testing.T, n int, peerBin string) *procCluster {
 	t.Helper()
+	return startProcClusters(t, n, peerBin, backendSpec{name: "main"})
+}
+
+// startProcClusters is startProcCluster with one backend process per
+// spec, each defined as a cluster of that name; peer i is co-located with
+// broker i of every cluster, and the default route is the first cluster.
+func startProcClusters(t *testing.T, n int, peerBin string, specs ...backendSpec) *procCluster {
+	t.Helper()
 	c := &procCluster{t: t, bin: build.Path(t), http: &http.Client{Timeout: 3 * time.Second}}
 	if peerBin == "" {
 		peerBin = c.bin
 	}
 	dir := t.TempDir()
-	first := testnet.Consecutive(t, backendBrokers)
-	for i := range backendBrokers {
-		c.brokers = append(c.brokers, net.JoinHostPort("127.0.0.1", strconv.Itoa(first+i)))
+	for _, spec := range specs {
+		b := &backendProc{name: spec.name}
+		first := testnet.Consecutive(t, backendBrokers)
+		for i := range backendBrokers {
+			b.brokers = append(b.brokers, net.JoinHostPort("127.0.0.1", strconv.Itoa(first+i)))
+		}
+		data, id := filepath.Join(dir, "backend"), "chaos"
+		if spec.name != "main" {
+			data, id = filepath.Join(dir, "backend-"+spec.name), "chaos-"+spec.name
+		}
+		b.proc = &serveproc.Proc{Name: "backend " + spec.name, Out: &boundedLog{}, Args: []string{"broker",
+			"--listen", b.brokers[0], "--brokers", strconv.Itoa(backendBrokers),
+			"--data-dir", data, "--cluster-id", id,
+			// Only topics created explicitly survive a restart of kfake.
+			"--auto-create=false", "--log-level", "warn"}}
+		if spec.maxVersion != "" {
+			b.proc.Args = append(b.proc.Args, "--max-version", spec.maxVersion)
+		}
+		b.proc.Start(t, c.bin)
+		c.clusters = append(c.clusters, b)
 	}
-	c.backend = &serveproc.Proc{Name: "backend", Out: &boundedLog{}, Args: []string{"broker",
-		"--listen", c.brokers[0], "--brokers", strconv.Itoa(backendBrokers),
-		"--data-dir", filepath.Join(dir, "backend"), "--cluster-id", "chaos",
-		// Only topics created explicitly survive a restart of kfake.
-		"--auto-create=false", "--log-level", "warn"}}
-	c.backend.Start(t, c.bin)
+	c.backend, c.brokers = c.clusters[0].proc, c.clusters[0].brokers
 
 	gossip := make([]string, n)
 	for i := range gossip {
@@ -120,7 +157,9 @@ func startProcCluster(t *testing.T, n int, peerBin string) *procCluster {
 			"--log-level", "info",
 		}
 		if i < backendBrokers {
-			p.Args = append(p.Args, "--local-broker", "main:"+strconv.Itoa(i))
+			for _, b := range c.clusters {
+				p.Args = append(p.Args, "--local-broker", b.name+":"+strconv.Itoa(i))
+			}
 		}
 		for j, g := range gossip {
 			if j != i {
@@ -137,17 +176,23 @@ func startProcCluster(t *testing.T, n int, peerBin string) *procCluster {
 		for _, p := range c.peers {
 			p.Stop(t, syscall.SIGTERM)
 		}
-		c.backend.Stop(t, syscall.SIGTERM)
+		for _, b := range c.clusters {
+			b.proc.Stop(t, syscall.SIGTERM)
+		}
 		if t.Failed() {
-			t.Logf("--- backend log:\n%s", tail(c.backend.Out.(*boundedLog).String(), 8<<10))
+			for _, b := range c.clusters {
+				t.Logf("--- %s log:\n%s", b.proc.Name, tail(b.proc.Out.(*boundedLog).String(), 8<<10))
+			}
 			for _, p := range c.peers {
 				t.Logf("--- %s log:\n%s", p.Name, tail(p.Out.(*boundedLog).String(), 16<<10))
 			}
 		}
 	})
-	c.waitBackend()
-	c.mustCtl(0, time.Minute, "clusters", "set", "main", "--bootstrap", strings.Join(c.brokers, ","))
-	c.mustCtl(1, 20*time.Second, "routes", "default", "main")
+	for k, b := range c.clusters {
+		c.waitBrokers(b.brokers)
+		c.mustCtl(k%n, time.Minute, "clusters", "set", b.name, "--bootstrap", strings.Join(b.brokers, ","))
+	}
+	c.mustCtl(1, 20*time.Second, "routes", "default", c.clusters[0].name)
 	waitFor(t, time.Minute, fmt.Sprintf("%d voters", n), func() error {
 		s, err := c.status(0)
 		if err != nil {
@@ -164,11 +209,18 @@ func startProcCluster(t *testing.T, n int, peerBin string) *procCluster {
 	return c
 }
 
-// waitBackend waits until every backend broker accepts connections.
+// waitBackend waits until every broker of the first backend accepts
+// connections.
 func (c *procCluster) waitBackend() {
 	c.t.Helper()
+	c.waitBrokers(c.brokers)
+}
+
+// waitBrokers waits until every one of brokers accepts connections.
+func (c *procCluster) waitBrokers(brokers []string) {
+	c.t.Helper()
 	waitFor(c.t, time.Minute, "the backend brokers", func() error {
-		for _, a := range c.brokers {
+		for _, a := range brokers {
 			conn, err := net.DialTimeout("tcp", a, time.Second)
 			if err != nil {
 				return err
@@ -179,6 +231,43 @@ func (c *procCluster) waitBackend() {
 	})
 }
 
+// cluster is the backend cluster named name.
+func (c *procCluster) cluster(name string) *backendProc {
+	c.t.Helper()
+	for _, b := range c.clusters {
+		if b.name == name {
+			return b
+		}
+	}
+	c.t.Fatalf("no backend cluster %q", name)
+	return nil
+}
+
+// upgradeCluster stops cluster name's process (SIGTERM: a planned
+// upgrade), starts it again on its data dir with --max-version release
+// ("": kfake's newest) and waits for its brokers. kfake runs every broker
+// of a cluster in one process, so the whole cluster is upgraded at once,
+// not broker by broker.
+func (c *procCluster) upgradeCluster(name, release string) {
+	c.t.Helper()
+	b := c.cluster(name)
+	b.proc.Stop(c.t, syscall.SIGTERM)
+	var args []string
+	for i := 0; i < len(b.proc.Args); i++ {
+		if b.proc.Args[i] == "--max-version" {
+			i++
+			continue
+		}
+		args = append(args, b.proc.Args[i])
+	}
+	if release != "" {
+		args = append(args, "--max-version", release)
+	}
+	b.proc.Args = args
+	b.proc.Start(c.t, c.bin)
+	c.waitBrokers(b.brokers)
+}
+
 // restartBackend starts the backend process again on its data dir.
 func (c *procCluster) restartBackend() {
 	c.t.Helper()
@@ -186,11 +275,17 @@ func (c *procCluster) restartBackend() {
 	c.waitBackend()
 }
 
-// createTopic creates topic on the backend directly (kfake persists only
-// topics created explicitly).
+// createTopic creates topic on the first backend directly (kfake persists
+// only topics created explicitly).
 func (c *procCluster) createTopic(topic string, partitions int32) {
 	c.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	c.createTopicOn(c.clusters[0].name, topic, partitions)
+}
+
+// createTopicOn creates topic on backend cluster name directly.
+func (c *procCluster) createTopicOn(name, topic string, partitions int32) {
+	c.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.cluster(name).brokers...))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -202,7 +297,7 @@ func (c *procCluster) createTopic(topic string, partitions int32) {
 		err = resp.Err
 	}
 	if err != nil {
-		c.t.Fatalf("create topic %s on the backend: %v", topic, err)
+		c.t.Fatalf("create topic %s on backend %s: %v", topic, name, err)
 	}
 }
 

@@ -13,11 +13,18 @@ type Report struct {
 	Producers    []ProducerReport
 	Acknowledged int // distinct records acknowledged
 	Failed       int // records a producer was told failed
-	Lost         int // acknowledged, never delivered
+	Lost         int // acknowledged, never delivered (with audits: and stored on no audited cluster)
 	LostSample   []string
-	Delivered    int // distinct records delivered
-	Duplicated   int // records delivered more than once: StoredTwice + Redelivered (a record can be both)
-	StoredTwice  int // records stored at two or more offsets
+	// Audited says the log holds audits of the backend clusters (Audit):
+	// stored twice and out of order are then the clusters' own positions.
+	Audited bool
+	// Unread counts, with audits, acknowledged records stored on some
+	// cluster that the group was never given (a route change leaves the
+	// old cluster's unread records behind).
+	Unread      int
+	Delivered   int // distinct records delivered
+	Duplicated  int // records delivered more than once: StoredTwice + Redelivered (a record can be both)
+	StoredTwice int // records stored at two or more offsets
 	// StoredTwiceSample names some of them with their positions.
 	StoredTwiceSample []string
 	Redelivered       int // records whose same offset was delivered more than once
@@ -47,6 +54,7 @@ type ProducerReport struct {
 }
 
 type position struct {
+	cluster   string // "" for what the group was given (the proxy's view)
 	partition int32
 	offset    int64
 }
@@ -95,7 +103,7 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 			ps = map[position]int{}
 			positions[k] = ps
 		}
-		pos := position{d.Partition, d.Offset}
+		pos := position{partition: d.Partition, offset: d.Offset}
 		ps[pos]++
 		if _, ok := atPos[pos]; !ok {
 			atPos[pos] = k
@@ -104,7 +112,28 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 	}
 	r.Delivered = len(positions)
 	r.Foreign = l.foreign
-	for k, ps := range positions {
+	// Where each record is stored: the audited clusters' own positions
+	// when the log has audits, else the positions the group was given.
+	where := positions
+	if len(l.stored) > 0 {
+		r.Audited = true
+		where = map[recordKey]map[position]int{}
+		atPos = map[position]recordKey{}
+		for _, s := range l.stored {
+			k := recordKey{s.Producer, s.Seq}
+			ps := where[k]
+			if ps == nil {
+				ps = map[position]int{}
+				where[k] = ps
+			}
+			pos := position{s.Cluster, s.Partition, s.Offset}
+			ps[pos]++
+			if _, ok := atPos[pos]; !ok {
+				atPos[pos] = k
+			}
+		}
+	}
+	for _, ps := range positions {
 		total, twice := 0, false
 		for _, n := range ps {
 			total += n
@@ -115,19 +144,21 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 		if total > 1 {
 			r.Duplicated++
 		}
+		if twice {
+			r.Redelivered++
+		}
+	}
+	for k, ps := range where {
 		if len(ps) > 1 {
 			r.StoredTwice++
 			if len(r.StoredTwiceSample) < 20 {
 				var at []string
 				for p := range ps {
-					at = append(at, fmt.Sprintf("p%d@%d", p.partition, p.offset))
+					at = append(at, p.String())
 				}
 				sort.Strings(at)
 				r.StoredTwiceSample = append(r.StoredTwiceSample, fmt.Sprintf("%s:%d at %s", k.producer, k.seq, strings.Join(at, ", ")))
 			}
-		}
-		if twice {
-			r.Redelivered++
 		}
 	}
 
@@ -147,16 +178,22 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 		slices.Sort(seqs)
 		for _, s := range seqs {
 			a := p.acked[s]
-			ps, ok := positions[recordKey{n, s}]
-			if !ok {
+			ps, delivered := positions[recordKey{n, s}]
+			if _, stored := where[recordKey{n, s}]; !delivered && !stored {
 				pr.Lost++
 				if len(r.LostSample) < 20 {
 					r.LostSample = append(r.LostSample, fmt.Sprintf("%s:%d (acked p%d@%d at %s)", n, s, a.Partition, a.Offset, a.At.Format("15:04:05.000")))
 				}
 				continue
 			}
-			if a.Offset >= 0 {
-				if _, ok := ps[position{a.Partition, a.Offset}]; !ok {
+			if !delivered {
+				r.Unread++
+				continue
+			}
+			// An ack does not say which cluster: with audits (records on
+			// several clusters) it is not compared.
+			if a.Offset >= 0 && !r.Audited {
+				if _, ok := ps[position{partition: a.Partition, offset: a.Offset}]; !ok {
 					r.AckMoved++
 				}
 			}
@@ -169,17 +206,22 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 	}
 	r.ConsumeStall = longestGapPerPartition(dtimes, faultAt, stoppedAt)
 
-	// Order: per partition, in offset order, per producer.
-	byPart := map[int32][]int64{}
-	for pos := range atPos {
-		byPart[pos.partition] = append(byPart[pos.partition], pos.offset)
+	// Order: per (cluster and) partition, in offset order, per producer.
+	type log struct {
+		cluster   string
+		partition int32
 	}
-	for part, offs := range byPart {
+	byPart := map[log][]int64{}
+	for pos := range atPos {
+		lg := log{pos.cluster, pos.partition}
+		byPart[lg] = append(byPart[lg], pos.offset)
+	}
+	for lg, offs := range byPart {
 		slices.Sort(offs)
 		maxSeq := map[string]int64{}
 		seen := map[recordKey]bool{}
 		for _, o := range offs {
-			k := atPos[position{part, o}]
+			k := atPos[position{lg.cluster, lg.partition, o}]
 			if seen[k] {
 				continue // a second copy: counted as stored twice
 			}
@@ -192,6 +234,13 @@ func Analyze(l *Log, faultAt, stoppedAt time.Time) Report {
 		}
 	}
 	return r
+}
+
+func (p position) String() string {
+	if p.cluster == "" {
+		return fmt.Sprintf("p%d@%d", p.partition, p.offset)
+	}
+	return fmt.Sprintf("%s/p%d@%d", p.cluster, p.partition, p.offset)
 }
 
 // longestGapPerPartition is the longest of the partitions' gaps: a fault
@@ -227,6 +276,9 @@ func (r Report) String() string {
 		r.ProduceStall.Round(10*time.Millisecond), r.ConsumeStall.Round(10*time.Millisecond))
 	for _, p := range r.Producers {
 		fmt.Fprintf(&b, "\n  %s: acknowledged %d, failed %d, lost %d, stall %v", p.Name, p.Acknowledged, p.Failed, p.Lost, p.Stall.Round(10*time.Millisecond))
+	}
+	if r.Audited {
+		fmt.Fprintf(&b, "\n  audited on the backend clusters: %d acknowledged records stored but never given to the group", r.Unread)
 	}
 	if r.AckMoved > 0 {
 		fmt.Fprintf(&b, "\n  %d acknowledged records delivered from another offset than acknowledged", r.AckMoved)

@@ -89,3 +89,40 @@ func TestParseValue(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalyzeAudited: a topic re-pointed from east to west. The group's
+// offsets overlap across the clusters (p0@0 is a:0 on east and a:1 on
+// west); the audits' positions say what is stored where.
+func TestAnalyzeAudited(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := NewLog()
+	for s := range 6 {
+		l.ack(Ack{Producer: "a", Seq: int64(s), Partition: 0, Offset: -1, At: t0.Add(time.Duration(s) * time.Second)})
+	}
+	for _, s := range []Stored{
+		{"east", "a", 0, 0, 0}, {"east", "a", 1, 0, 1}, {"east", "a", 5, 0, 2},
+		// a:1 retried across the change: stored on both clusters.
+		{"west", "a", 1, 0, 0}, {"west", "a", 2, 0, 1}, {"west", "a", 3, 0, 2},
+	} {
+		l.store(s)
+	}
+	// The group read a:0 on east, then west from its start; it never read
+	// a:5, left on east. a:4 is stored nowhere: lost.
+	for i, s := range []int64{0, 1, 2, 3} {
+		off := int64(i - 1)
+		if i == 0 {
+			off = 0
+		}
+		l.deliver(Delivery{Producer: "a", Seq: s, Partition: 0, Offset: off, Member: "m", At: t0.Add(time.Duration(i) * time.Second)})
+	}
+	r := Analyze(l, t0, t0.Add(10*time.Second))
+	if !r.Audited || r.Acknowledged != 6 || r.Lost != 1 || r.Unread != 1 || r.StoredTwice != 1 || r.OutOfOrder != 0 || r.Duplicated != 0 || r.Redelivered != 0 {
+		t.Fatalf("report: %v", r)
+	}
+	if len(r.StoredTwiceSample) != 1 || r.StoredTwiceSample[0] != "a:1 at east/p0@1, west/p0@0" {
+		t.Errorf("stored twice sample %q", r.StoredTwiceSample)
+	}
+	if len(r.LostSample) != 1 || r.LostSample[0][:4] != "a:4 " {
+		t.Errorf("lost sample %q", r.LostSample)
+	}
+}

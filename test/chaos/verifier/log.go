@@ -21,6 +21,13 @@
 //     stopped. Per partition, because a fault that stops the partitions
 //     one peer presents leaves the others flowing.
 //
+// A route change moves clients, not data or offsets: records written
+// before it stay on the old cluster and the two clusters' offsets overlap.
+// Audit reads a topic on a backend cluster directly; with audits in the
+// Log, lost means stored on no audited cluster, stored twice and out of
+// order are counted on the clusters' own positions, and the acknowledged
+// records the group was never given are reported (unread).
+//
 // The package is used in-process by the fault cases of test/chaos and by
 // the chaos-verifier command (cmd/chaos-verifier), which runs the same
 // clients against any bootstrap address while an operator injects faults.
@@ -76,6 +83,7 @@ type Log struct {
 	noteCount  int
 	delivered  map[recordKey]bool
 	acked      map[recordKey]bool
+	stored     []Stored // what Audit found on the backend clusters
 }
 
 // NewLog returns an empty log.
@@ -105,6 +113,12 @@ func (l *Log) deliver(d Delivery) {
 	defer l.mu.Unlock()
 	l.deliveries = append(l.deliveries, d)
 	l.delivered[recordKey{d.Producer, d.Seq}] = true
+}
+
+func (l *Log) store(s Stored) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stored = append(l.stored, s)
 }
 
 func (l *Log) foreignRecord() {
@@ -148,6 +162,33 @@ func (l *Log) Counts() (acks, deliveries int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.acks), len(l.deliveries)
+}
+
+// DeliveredAny counts the distinct records the group was given that keep
+// selects.
+func (l *Log) DeliveredAny(keep func(producer string, seq int64) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for k := range l.delivered {
+		if keep(k.producer, k.seq) {
+			n++
+		}
+	}
+	return n
+}
+
+// StoredOn returns, per record (as Value names it), the clusters Audit
+// found it on.
+func (l *Log) StoredOn() map[string][]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string][]string{}
+	for _, s := range l.stored {
+		v := Value(s.Producer, s.Seq)
+		out[v] = append(out[v], s.Cluster)
+	}
+	return out
 }
 
 // Undelivered returns how many acknowledged records the group has not
