@@ -180,7 +180,7 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 	// last one, merges and finishes the slot.
 	done := func(i int, decoded kmsg.Response, err error) {
 		if err != nil && !failed {
-			if fa := failedAnswer(parts[i].req); fa != nil {
+			if fa := partFailure(parts[i]); fa != nil {
 				c.log.Debug("split request part failed", "api", kmsg.NameForKey(r.key), "cluster", parts[i].t.be.Name(), "broker", parts[i].t.broker, "err", err)
 				parts[i].t.be.TriggerRefresh()
 				fa.SetVersion(r.version)
@@ -212,7 +212,7 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 	// fail answers part i locally; the reader goroutine then kicks the
 	// writer, which no upstream reader will do for it.
 	fail := func(i int, err error) error {
-		if failedAnswer(parts[i].req) == nil {
+		if partFailure(parts[i]) == nil {
 			return err
 		}
 		mu.Lock()

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
@@ -337,4 +338,65 @@ func (s *Server) topicsChanged(be *Backend) {
 	if s.cfg.TopicsChanged != nil {
 		s.cfg.TopicsChanged(be.Name())
 	}
+}
+
+// partFailure is the answer to a split part whose broker failed or could
+// not be dialed: the family's retriable failure (failedAnswer), or, for
+// Metadata, the cluster's last snapshot however old (staleMetadata).
+func partFailure(pt part) kmsg.Response {
+	if fa := failedAnswer(pt.req); fa != nil {
+		return fa
+	}
+	return staleMetadata(pt)
+}
+
+// staleMetadata answers a Metadata part whose cluster cannot be reached
+// from the cluster's last snapshot, even a stale one, instead of closing
+// the client's connection: its clients keep the leaders they knew (their
+// requests to them are answered retriably until the cluster is back), a
+// named topic the snapshot lacks is LEADER_NOT_AVAILABLE (retriable), and
+// a client that was about to produce does not take a closed connection for
+// a fatal error (franz-go fails buffered records when a metadata load
+// meets one). The snapshot is copied: the merge rewrites what it is given.
+// nil when the part is not Metadata or the cluster has no snapshot yet.
+func staleMetadata(pt part) kmsg.Response {
+	req, ok := pt.req.(*kmsg.MetadataRequest)
+	if !ok || pt.t.be == nil {
+		return nil
+	}
+	snap := pt.t.be.snap.Load()
+	if snap == nil {
+		return nil
+	}
+	src := snap.resp
+	resp := kmsg.NewPtrMetadataResponse()
+	resp.Brokers = slices.Clone(src.Brokers)
+	resp.ClusterID, resp.ControllerID = src.ClusterID, src.ControllerID
+	copyTopic := func(t *kmsg.MetadataResponseTopic) kmsg.MetadataResponseTopic {
+		c := *t
+		c.Partitions = slices.Clone(t.Partitions)
+		for j := range c.Partitions {
+			p := &c.Partitions[j]
+			p.Replicas, p.ISR, p.OfflineReplicas = slices.Clone(p.Replicas), slices.Clone(p.ISR), slices.Clone(p.OfflineReplicas)
+		}
+		return c
+	}
+	if req.Topics == nil || (req.GetVersion() == 0 && len(req.Topics) == 0) {
+		for i := range src.Topics {
+			resp.Topics = append(resp.Topics, copyTopic(&src.Topics[i]))
+		}
+		return resp
+	}
+	for _, t := range req.Topics {
+		if t.Topic != nil {
+			if i, ok := snap.index[*t.Topic]; ok {
+				resp.Topics = append(resp.Topics, copyTopic(&src.Topics[i]))
+				continue
+			}
+		}
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.Topic, mt.TopicID, mt.ErrorCode = t.Topic, t.TopicID, kerr.LeaderNotAvailable.Code
+		resp.Topics = append(resp.Topics, mt)
+	}
+	return resp
 }

@@ -214,3 +214,62 @@ func TestSingleTargetBrokerUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataWhileClusterDown: with its cluster unreachable and its
+// snapshot stale, Metadata is answered from the last snapshot (all topics
+// and by name; a name the snapshot lacks is LEADER_NOT_AVAILABLE) instead
+// of closing the client's connection.
+func TestMetadataWhileClusterDown(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
+	select {
+	case <-be.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("backend metadata not loaded")
+	}
+	kc.Close()
+	be.TriggerRefresh() // the snapshot is stale from here on
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	ask := func(corr int32, topics ...string) *kmsg.MetadataResponse {
+		t.Helper()
+		req := kmsg.NewPtrMetadataRequest()
+		if topics != nil {
+			for _, name := range topics {
+				rt := kmsg.NewMetadataRequestTopic()
+				rt.Topic = kmsg.StringPtr(name)
+				req.Topics = append(req.Topics, rt)
+			}
+		}
+		nc.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := nc.Write(reqFrame(req, 9, corr)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		buf, err := readFrame(br, 1<<20)
+		if err != nil {
+			t.Fatalf("metadata %d with the cluster down: %v (connection closed instead of an answer)", corr, err)
+		}
+		_, resp := decodeOut(t, buf.b, kmsg.Metadata.Int16(), 9)
+		return resp.(*kmsg.MetadataResponse)
+	}
+	all := ask(1)
+	if len(all.Topics) != 1 || *all.Topics[0].Topic != "t" || len(all.Topics[0].Partitions) != 2 || len(all.Brokers) == 0 {
+		t.Fatalf("all-topics answer %+v, want t with 2 partitions and the peers", all)
+	}
+	named := ask(2, "t", "nope")
+	codes := map[string]int16{}
+	for _, tp := range named.Topics {
+		codes[*tp.Topic] = tp.ErrorCode
+	}
+	if codes["t"] != 0 || codes["nope"] != kerr.LeaderNotAvailable.Code {
+		t.Fatalf("named answer codes %v, want t ok and nope LEADER_NOT_AVAILABLE", codes)
+	}
+}
