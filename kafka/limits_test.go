@@ -290,7 +290,11 @@ func TestIdleConnectionClosed(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			// In c.wg, as the proxy's own answering goroutines are, so the
+			// connection's teardown waits for it before draining its slots.
+			c.wg.Add(1)
 			go func() {
+				defer c.wg.Done()
 				<-release
 				c.finish(p, encodeResponse(kmsg.NewPtrMetadataResponse(), r.corr), nil)
 				c.writeReady()

@@ -169,23 +169,7 @@ func TestSplitProduceBrokerConnBreaks(t *testing.T) {
 // connection stays open (closing it right after the request made
 // franz-go fail the records as if SASL were missing).
 func TestSingleTargetBrokerUnreachable(t *testing.T) {
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
-	select {
-	case <-be.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("backend metadata not loaded")
-	}
-	kc.Close() // the proxy keeps its metadata; every dial is now refused
-
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc := proxyOfDownCluster(t)
 	br := bufio.NewReader(nc)
 	for corr := int32(1); corr <= 2; corr++ {
 		req := kmsg.NewPtrProduceRequest()
@@ -220,24 +204,8 @@ func TestSingleTargetBrokerUnreachable(t *testing.T) {
 // and by name; a name the snapshot lacks is LEADER_NOT_AVAILABLE) instead
 // of closing the client's connection.
 func TestMetadataWhileClusterDown(t *testing.T) {
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
-	select {
-	case <-be.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("backend metadata not loaded")
-	}
-	kc.Close()
+	be, nc := proxyOfDownCluster(t)
 	be.TriggerRefresh() // the snapshot is stale from here on
-
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	br := bufio.NewReader(nc)
 	ask := func(corr int32, topics ...string) *kmsg.MetadataResponse {
 		t.Helper()
@@ -272,4 +240,29 @@ func TestMetadataWhileClusterDown(t *testing.T) {
 	if codes["t"] != 0 || codes["nope"] != kerr.LeaderNotAvailable.Code {
 		t.Fatalf("named answer codes %v, want t ok and nope LEADER_NOT_AVAILABLE", codes)
 	}
+}
+
+// proxyOfDownCluster starts a proxy in front of a one-broker kfake cluster
+// holding topic t (2 partitions), waits for its metadata, closes the
+// cluster (the proxy keeps its metadata; every dial is now refused) and
+// returns the backend and a client connection to the proxy.
+func proxyOfDownCluster(t *testing.T) (*Backend, net.Conn) {
+	t.Helper()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
+	select {
+	case <-be.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("backend metadata not loaded")
+	}
+	kc.Close()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return be, nc
 }

@@ -24,6 +24,41 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// propagation applies n route writes through leader l, one at a time, and
+// returns for each the time from its acknowledgement until every peer's
+// data plane reads a state that includes it.
+func propagation(b *testing.B, c *testCluster, l, n int, prefix string) []time.Duration {
+	lat := make([]time.Duration, 0, n)
+	for k := range n {
+		res, err := c.peers[l].n.Apply(context.Background(), route(fmt.Sprintf("%s-%d", prefix, k)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		acked := time.Now()
+		var mu sync.Mutex
+		var worst time.Duration
+		var wg sync.WaitGroup
+		for _, p := range c.peers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := p.n.WaitIndex(ctx, res.Index); err != nil {
+					b.Error(err)
+				}
+				d := time.Since(acked)
+				mu.Lock()
+				worst = max(worst, d)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		lat = append(lat, worst)
+	}
+	return lat
+}
+
 // BenchmarkWritePropagation: time from a write's acknowledgement (Apply
 // returns on the leader) until every peer's data plane reads a state that
 // includes it, over 1,000 writes to a 3-peer cluster.
@@ -32,36 +67,8 @@ func BenchmarkWritePropagation(b *testing.B) {
 	c := newCluster(b, clusterOpts{peers: 3, timing: &timing})
 	l := c.leader(30 * time.Second)
 	setupMain(c)
-	const writes = 1000
 	for range b.N {
-		lat := make([]time.Duration, 0, writes)
-		for k := range writes {
-			res, err := c.peers[l].n.Apply(context.Background(), route(fmt.Sprintf("prop-%d", k)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			acked := time.Now()
-			var mu sync.Mutex
-			var worst time.Duration
-			var wg sync.WaitGroup
-			for _, p := range c.peers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					defer cancel()
-					if err := p.n.WaitIndex(ctx, res.Index); err != nil {
-						b.Error(err)
-					}
-					d := time.Since(acked)
-					mu.Lock()
-					worst = max(worst, d)
-					mu.Unlock()
-				}()
-			}
-			wg.Wait()
-			lat = append(lat, worst)
-		}
+		lat := propagation(b, c, l, 1000, "prop")
 		b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
 		b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
 		b.ReportMetric(ms(percentile(lat, 1)), "max-ms")

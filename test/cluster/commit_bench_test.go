@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,35 +30,7 @@ func BenchmarkCommitTimeout(b *testing.B) {
 				time.Sleep(5 * time.Second)
 				idle := (processCPU() - cpu0).Seconds() / time.Since(wall0).Seconds()
 
-				const writes = 300
-				lat := make([]time.Duration, 0, writes)
-				for k := range writes {
-					res, err := c.peers[l].n.Apply(context.Background(), route(fmt.Sprintf("ct-%d", k)))
-					if err != nil {
-						b.Fatal(err)
-					}
-					acked := time.Now()
-					var mu sync.Mutex
-					var worst time.Duration
-					var wg sync.WaitGroup
-					for _, p := range c.peers {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-							defer cancel()
-							if err := p.n.WaitIndex(ctx, res.Index); err != nil {
-								b.Error(err)
-							}
-							d := time.Since(acked)
-							mu.Lock()
-							worst = max(worst, d)
-							mu.Unlock()
-						}()
-					}
-					wg.Wait()
-					lat = append(lat, worst)
-				}
+				lat := propagation(b, c, l, 300, "ct")
 				b.ReportMetric(idle*100, "idle-cpu-%")
 				b.ReportMetric(ms(percentile(lat, 0.50)), "prop-p50-ms")
 				b.ReportMetric(ms(percentile(lat, 0.99)), "prop-p99-ms")
