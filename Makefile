@@ -52,7 +52,7 @@ test-deploy: deps ## check deploy/prometheus (config, alert rules) and unit-test
 		promtool test rules switchyard-alerts.test.yml
 
 chaos: deps ## the fault suite (test/chaos): peers, the leader, two peers, the backend killed; a peer partitioned; rolling restart and upgrade; with the verifier's clients
-	SWITCHYARD_CHAOS=1 $(GO) test -count=1 -v -timeout 15m -run '^TestFault' $(if $(CHAOS_SKIP),-skip '$(CHAOS_SKIP)') ./test/chaos/
+	SWITCHYARD_CHAOS=1 $(GO) test -count=1 -v -timeout 25m -run '^TestFault' $(if $(CHAOS_SKIP),-skip '$(CHAOS_SKIP)') ./test/chaos/
 
 SOAK_DURATION ?= 30m
 soak: deps ## soak for SOAK_DURATION (default 30m; not in CI): the verifier's clients through three peers, each peer's RSS and Go heap sampled every 30 s; fails on memory growth after warm-up
