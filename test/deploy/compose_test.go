@@ -134,13 +134,19 @@ func TestComposeDemo(t *testing.T) {
 	project := "sy-compose-" + randHex(4)
 	env := append(os.Environ(), "IMAGE="+peerImage, "PROMETHEUS_IMAGE="+promImage)
 	kafka := make([]string, 3)
-	for i := range 3 {
-		kp := freePort(t)
-		kafka[i] = fmt.Sprintf("127.0.0.1:%d", kp)
-		env = append(env, fmt.Sprintf("SY_KAFKA_PORT_%d=%d", i, kp), fmt.Sprintf("SY_ADMIN_PORT_%d=%d", i, freePort(t)))
+	var promPort int
+	// Free host ports, chosen again when one was taken before docker bound
+	// it (another job on the machine): later values of a key win in env.
+	assignPorts := func() {
+		for i := range 3 {
+			kp := freePort(t)
+			kafka[i] = fmt.Sprintf("127.0.0.1:%d", kp)
+			env = append(env, fmt.Sprintf("SY_KAFKA_PORT_%d=%d", i, kp), fmt.Sprintf("SY_ADMIN_PORT_%d=%d", i, freePort(t)))
+		}
+		promPort = freePort(t)
+		env = append(env, fmt.Sprintf("SY_PROMETHEUS_PORT=%d", promPort))
 	}
-	promPort := freePort(t)
-	env = append(env, fmt.Sprintf("SY_PROMETHEUS_PORT=%d", promPort))
+	assignPorts()
 	run := func(args ...string) ([]byte, error) {
 		all := append(append(compose[1:], "-p", project, "-f", composeFile), args...)
 		cmd := exec.CommandContext(ctx, compose[0], all...)
@@ -159,7 +165,8 @@ func TestComposeDemo(t *testing.T) {
 		}
 	})
 	// A random private /24, tried until one does not overlap the host's
-	// networks (docker refuses an overlapping subnet).
+	// networks (docker refuses an overlapping subnet); host ports taken
+	// meanwhile are chosen again.
 	var up []byte
 	for range 8 {
 		n, _ := rand.Int(rand.Reader, big.NewInt(200))
@@ -168,7 +175,11 @@ func TestComposeDemo(t *testing.T) {
 		if up, err = run("up", "-d"); err == nil {
 			break
 		}
-		if !strings.Contains(string(up), "overlap") {
+		switch {
+		case strings.Contains(string(up), "overlap"):
+		case strings.Contains(string(up), "address already in use"):
+			assignPorts()
+		default:
 			t.Fatalf("compose up: %v\n%s", err, up)
 		}
 		run("down", "-v", "--remove-orphans")
