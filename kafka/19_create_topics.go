@@ -25,6 +25,7 @@ var createTopicsFamily = &family[*kmsg.CreateTopicsRequest, *kmsg.CreateTopicsRe
 	},
 	message: noRouteMessage,
 	done: func(r *request, out *kmsg.CreateTopicsResponse) bool {
+		var changed []*Backend
 		for i := range out.Topics {
 			r.c.s.presentTopicID(out.Topics[i].Topic, &out.Topics[i].TopicID)
 			if be := r.route(out.Topics[i].Topic); be != nil {
@@ -32,9 +33,10 @@ var createTopicsFamily = &family[*kmsg.CreateTopicsRequest, *kmsg.CreateTopicsRe
 				// must show the topic, so the snapshot stops serving
 				// until it is refreshed (metadata_cache.go).
 				be.TriggerRefresh()
-				r.c.s.topicsChanged(be)
+				changed = append(changed, be)
 			}
 		}
+		r.c.s.topicsChanged(changed...)
 		return len(out.Topics) > 0
 	},
 }

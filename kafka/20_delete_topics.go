@@ -76,14 +76,16 @@ func handleDeleteTopics(r *request) error {
 		parts = append(parts, part{local: local})
 	}
 	return c.scatter(r, start, parts, func(resps []kmsg.Response) kmsg.Response {
+		var changed []*Backend
 		for _, pt := range parts {
 			if pt.t.be != nil {
 				// Before the client has the answer: the snapshot must
 				// not show the topic any more (metadata_cache.go).
 				pt.t.be.TriggerRefresh()
-				r.c.s.topicsChanged(pt.t.be)
+				changed = append(changed, pt.t.be)
 			}
 		}
+		r.c.s.topicsChanged(changed...)
 		out := resps[0].(*kmsg.DeleteTopicsResponse)
 		for _, x := range resps[1:] {
 			o := x.(*kmsg.DeleteTopicsResponse)

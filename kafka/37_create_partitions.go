@@ -15,12 +15,14 @@ var createPartitionsFamily = &family[*kmsg.CreatePartitionsRequest, *kmsg.Create
 	controller: true,
 	message:    noRouteMessage,
 	done: func(r *request, out *kmsg.CreatePartitionsResponse) bool {
+		var changed []*Backend
 		for i := range out.Topics {
 			if be := r.route(out.Topics[i].Topic); be != nil {
 				be.TriggerRefresh()
-				r.c.s.topicsChanged(be)
+				changed = append(changed, be)
 			}
 		}
+		r.c.s.topicsChanged(changed...)
 		return false
 	},
 }

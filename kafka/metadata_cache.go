@@ -332,11 +332,18 @@ func arrayLenWidth(flexible bool, n int) int {
 	return binary.PutUvarint(tmp[:], uint64(n)+1)
 }
 
-// topicsChanged passes on that a client changed be's topics through this
-// peer (Config.TopicsChanged), so the other peers refresh their snapshot.
-func (s *Server) topicsChanged(be *Backend) {
-	if s.cfg.TopicsChanged != nil {
-		s.cfg.TopicsChanged(be.Name())
+// topicsChanged passes on that a client changed the topics of these
+// backends through this peer (Config.TopicsChanged), once per cluster
+// however many topics one request named, so the other peers refresh their
+// snapshot.
+func (s *Server) topicsChanged(bes ...*Backend) {
+	if s.cfg.TopicsChanged == nil {
+		return
+	}
+	for i, be := range bes {
+		if !slices.Contains(bes[:i], be) {
+			s.cfg.TopicsChanged(be.Name())
+		}
 	}
 }
 
