@@ -107,14 +107,22 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 		if code := r.c.s.seqGaps.admit(tt.name, p.Partition, p.Records); code != 0 {
 			return code
 		}
-		var part *seqPart
-		if tt.chain != nil {
-			part = &seqPart{tt.name, p.Partition}
-		}
 		if req.TransactionID != nil {
+			var part *seqPart
+			if tt.chain != nil {
+				part = &seqPart{tt.name, p.Partition}
+			}
 			return r.c.mapTxnProducers(r, tt.be, r.split.txn, pidScope(tt), part, p.Records)
 		}
-		return r.c.mapProducers(tt.be, pidScope(tt), part, p.Records)
+		if pid := firstProducer(req.Topics[i].Partitions[j : j+1]); tt.chain == nil && (pid < 0 || !isVirtual(pid)) {
+			return r.c.mapProducers(tt.be, pidScope(tt), nil, p.Records)
+		}
+		scope, rebase := r.pidTarget(tt)
+		var part *seqPart
+		if rebase {
+			part = &seqPart{tt.name, p.Partition}
+		}
+		return r.c.mapProducers(tt.be, scope, part, p.Records)
 	},
 	// KIP-219: the answer advertises the throttle (clients from v6 wait on
 	// it) and the connection is muted; acks=0 and older versions get the

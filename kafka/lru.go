@@ -23,6 +23,9 @@ type lru[K comparable, V any] struct {
 	now     func() time.Time
 	ll      *list.List // front: most recently used
 	m       map[K]*list.Element
+	// dropped, when set, is called (under l's lock: it must not call back
+	// into l) with every entry evicted or expired; not with one removed.
+	dropped func(K, V)
 }
 
 type lruEntry[K comparable, V any] struct {
@@ -93,7 +96,8 @@ func (l *lru[K, V]) remove(k K) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if el, ok := l.m[k]; ok {
-		l.drop(el)
+		l.ll.Remove(el)
+		delete(l.m, k)
 	}
 }
 
@@ -110,7 +114,11 @@ func (l *lru[K, V]) expired(e *lruEntry[K, V], now time.Time) bool {
 
 func (l *lru[K, V]) drop(el *list.Element) {
 	l.ll.Remove(el)
-	delete(l.m, el.Value.(*lruEntry[K, V]).key)
+	e := el.Value.(*lruEntry[K, V])
+	delete(l.m, e.key)
+	if l.dropped != nil {
+		l.dropped(e.key, e.val)
+	}
 }
 
 // each calls f with every unexpired entry, most recently used first, under

@@ -85,13 +85,22 @@ type producerIDs struct {
 	mu       sync.Mutex
 	// inflight coalesces concurrent lookups of one key.
 	inflight map[pidKey]chan struct{}
+	// moves: the topics whose route this peer saw move (pidTarget).
+	moves routeMoves
 }
 
 func (p *producerIDs) init(now time.Time, cfg Config) {
 	p.counter.Store(now.UnixMilli() << 4)
 	p.m = newLRU[pidKey, realPID](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
 	p.seqBases = newLRU[seqBaseKey, seqBase](cfg.ProducerIDMappings, cfg.ProducerIDIdle, cfg.ProducerIDProtect, nil)
+	// A base evicted while its producer's real id stays would start over
+	// at the next batch, sending the real id a sequence behind the one the
+	// partition holds for it (OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to
+	// librdkafka): the real id goes with it, and the next batch takes a
+	// new one, which the partition has no state for.
+	p.seqBases.dropped = func(k seqBaseKey, _ seqBase) { p.m.remove(pidKey{k.vpid, k.vepoch, k.scope}) }
 	p.inflight = map[pidKey]chan struct{}{}
+	p.moves.m = map[routeMoveKey]routeMove{}
 }
 
 // issue returns a new virtual producer id for peer.
@@ -201,6 +210,107 @@ func pidScope(tt topicTarget) string {
 		return tt.be.Name()
 	}
 	return tt.be.Name() + "\x00segment " + strconv.Itoa(int(tt.chain.Live().EpochBase))
+}
+
+// pidTarget is how the batches of idempotent producers on tt's partitions
+// are mapped: the scope of their real ids (pidScope) and whether their
+// sequences are rebased (rebase). A migrated topic's segment rebases
+// (mapProducers). So does a topic whose route this peer saw move to
+// another cluster (a route change, a failover, a failback): its producers
+// continue their sequences, which the new cluster's partitions refuse when
+// they never held a record (KAFKA-15591, fatal to librdkafka); the scope
+// then names the move, so a topic that comes back to a cluster it left
+// gets real ids there that its partitions hold no sequences for, rather
+// than the ones it had, which the continued sequences would leave a gap
+// behind. A topic the peer did not see move (the peer started after the
+// route changed) is rebased when another cluster also holds it, as a
+// route change's source and target both do; a topic on one cluster only,
+// the common case, keeps the client's sequences and costs no base.
+//
+// Whether a scope rebases never changes: the scope says it. A real id that
+// wrote a partition unrebased and then went on rebased would send the
+// partition a sequence back at the start, refused as out of order; so when
+// the answer changes (the topic was created on a second cluster while its
+// producers ran) the producers take new real ids.
+func (r *request) pidTarget(tt topicTarget) (scope string, rebase bool) {
+	if tt.chain != nil {
+		return pidScope(tt), true
+	}
+	m := r.c.s.pids.moves.observe(r.region, tt.name, tt.be.Name(), tt.be.knows(tt.name))
+	if m.moves > 0 {
+		return m.scope, true
+	}
+	for _, b := range r.set.sorted {
+		if b != tt.be && b.knows(tt.name) {
+			return m.rebased, true
+		}
+	}
+	return m.scope, false
+}
+
+// routeMoves remembers, per client region and topic, the cluster this
+// peer last routed the topic's producers to, and how many times that
+// changed: the route's moves as this peer saw them (pidTarget).
+type routeMoves struct {
+	mu sync.RWMutex
+	m  map[routeMoveKey]routeMove
+}
+
+type routeMoveKey struct{ region, topic string }
+
+// routeMove: the scopes are built once per move, not per batch.
+type routeMove struct {
+	cluster string
+	moves   int
+	// scope is the real-id scope: the cluster, then the move count once
+	// the route moved; rebased, the cluster's scope for rebased sequences.
+	scope, rebased string
+}
+
+func newRouteMove(cluster string, moves int) routeMove {
+	m := routeMove{cluster: cluster, moves: moves, scope: cluster, rebased: cluster + "\x00rebased"}
+	if moves > 0 {
+		m.scope = cluster + "\x00route move " + strconv.Itoa(moves)
+		m.rebased = m.scope
+	}
+	return m
+}
+
+// maxRouteMoves bounds the topics remembered; past it the memory starts
+// over (the moved topics' producers then take new real ids once, and keep
+// being rebased where the topic is on two clusters).
+const maxRouteMoves = 1 << 18
+
+// observe records that topic is routed to cluster for region's clients and
+// returns the route's moves as this peer saw them. Only topics the cluster
+// holds (known) are remembered, so names clients make up take no room.
+func (rm *routeMoves) observe(region, topic, cluster string, known bool) routeMove {
+	k := routeMoveKey{region, topic}
+	rm.mu.RLock()
+	m, ok := rm.m[k]
+	rm.mu.RUnlock()
+	if ok && m.cluster == cluster {
+		return m
+	}
+	if !ok && !known {
+		return newRouteMove(cluster, 0)
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	m, ok = rm.m[k]
+	switch {
+	case ok && m.cluster == cluster: // another request recorded it meanwhile
+	case ok:
+		m = newRouteMove(cluster, m.moves+1)
+		rm.m[k] = m
+	default:
+		if len(rm.m) >= maxRouteMoves {
+			clear(rm.m)
+		}
+		m = newRouteMove(cluster, 0)
+		rm.m[k] = m
+	}
+	return m
 }
 
 // isVirtual reports whether id was issued by a proxy peer.
