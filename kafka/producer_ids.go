@@ -28,6 +28,13 @@ package kafka
 // (TestProducerMovesAwayAndBack). Sharing the mapping between peers lifts
 // this limit. Transactional producers keep their real id from their home
 // cluster's coordinator: a transaction never leaves that cluster.
+//
+// Where a producer's partitions can arrive with sequences another cluster
+// saw (a migrated topic's segment, a topic whose route moved, a topic two
+// clusters hold) the peer rebases them: the first batch it sends a
+// partition goes out at sequence 0 under the real id, the rest follow
+// (rebase, pidTarget). It costs one entry per producer and partition, so
+// topics on one cluster only, the common case, are not rebased.
 
 import (
 	"context"

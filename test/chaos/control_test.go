@@ -23,15 +23,14 @@ import (
 const acrossRoute = "a batch written to the old cluster whose answer was lost (its peer killed, or the connection bounced by the route change) is retried on the new cluster; and a batch in flight to a killed peer is retried through another (kafka/producer_ids.go)"
 
 // TestFaultRouteChangeLeaderKilled: clusters a and b, the topic on both
-// and routed to a; on b it already holds records (5 per partition, not
-// the verifier's), as a topic mirrored there ahead of a route change does.
-// On an empty b (SWITCHYARD_CHAOS_EMPTY_TARGET=1) the case fails today:
-// librdkafka's idempotent producer stops with a fatal
-// OUT_OF_ORDER_SEQUENCE_NUMBER, because the proxy continues its sequences
-// on b's partitions (under a new real producer id) and a partition that
-// never held a record refuses an unknown producer's first sequence unless
-// it is 0 (KAFKA-15591); the live migration rebases sequences for exactly
-// this (kafka/producer_ids.go), a plain route change does not. The Raft leader is SIGKILLed and the route is changed
+// and routed to a; on b it never held a record, the harder case: a
+// partition that never held a record refuses an unknown producer's first
+// sequence unless it is 0 (KAFKA-15591), and librdkafka takes that refusal
+// as fatal, so the peers rebase the producers' sequences on a topic two
+// clusters hold (kafka/producer_ids.go pidTarget). With
+// SWITCHYARD_CHAOS_SEEDED_TARGET=1, b holds 5 records per partition (not
+// the verifier's) first, as a topic mirrored there ahead of a route change
+// does. The Raft leader is SIGKILLed and the route is changed
 // to b through another peer (which waits for the new leader), and the old
 // leader is restarted 5 s after the kill. A route change moves clients,
 // not data or offsets (docs/migration.md is the move that carries both),
@@ -47,7 +46,7 @@ func TestFaultRouteChangeLeaderKilled(t *testing.T) {
 	c := startProcClusters(t, 3, "", backendSpec{name: "a"}, backendSpec{name: "b"})
 	c.createTopicOn("a", faultTopic, faultPartitions)
 	c.createTopicOn("b", faultTopic, faultPartitions)
-	if os.Getenv("SWITCHYARD_CHAOS_EMPTY_TARGET") != "1" {
+	if os.Getenv("SWITCHYARD_CHAOS_SEEDED_TARGET") == "1" {
 		c.seed("b", faultTopic, faultPartitions, 5)
 	}
 	c.mustCtl(0, 20*time.Second, "routes", "set", faultTopic, "a")
