@@ -140,7 +140,7 @@ type seqBase struct {
 }
 
 // rebase rewrites batch's first sequence relative to the first one sent
-// to this segment's partition by this producer (the CRC is recomputed with
+// to this segment's partition by this producer (the CRC is brought up to date with
 // the producer id right after). The first one goes out as the sequence
 // start returns (called once, on the first batch; nil: 0), which is where
 // the cluster expects the producer's real id to continue on the
@@ -171,7 +171,7 @@ func (p *producerIDs) rebase(scope string, vpid int64, vepoch int16, part *seqPa
 		out += math.MaxInt32 // the sequence wrapped past MaxInt32 since the base
 	}
 	out = (out + int64(base.start)) % math.MaxInt32
-	binary.BigEndian.PutUint32(batch[batchSeqOff:], uint32(out))
+	setBatchSeq(batch, int32(out))
 	return 0
 }
 

@@ -58,11 +58,98 @@ func batchCRCValid(batch []byte) bool {
 }
 
 // setBatchProducer rewrites a v2 batch's producer id and epoch in place and
-// recomputes its CRC-32C.
+// brings its CRC-32C up to date (setBatchHeader).
 func setBatchProducer(batch []byte, id int64, epoch int16) {
-	binary.BigEndian.PutUint64(batch[batchPIDOff:], uint64(id))
-	binary.BigEndian.PutUint16(batch[batchEpochOff:], uint16(epoch))
-	binary.BigEndian.PutUint32(batch[batchCRCOff:], crc32.Checksum(batch[batchAttrOff:], castagnoli))
+	setBatchHeader(batch, func(h []byte) {
+		binary.BigEndian.PutUint64(h[batchPIDOff:], uint64(id))
+		binary.BigEndian.PutUint16(h[batchEpochOff:], uint16(epoch))
+	})
+}
+
+// setBatchSeq rewrites a v2 batch's first sequence in place and brings its
+// CRC-32C up to date (setBatchHeader).
+func setBatchSeq(batch []byte, seq int32) {
+	setBatchHeader(batch, func(h []byte) { binary.BigEndian.PutUint32(h[batchSeqOff:], uint32(seq)) })
+}
+
+// crcPatchMin: below this many bytes after the header, recomputing the CRC
+// over the batch costs less than patching it (about 20 carry-less
+// multiplications, bit by bit).
+const crcPatchMin = 4 << 10
+
+// setBatchHeader lets set rewrite fields of a v2 batch's header (the bytes
+// up to batchHeaderLen, in batch's own offsets) and updates the batch's
+// CRC-32C, which must have been right before. A large batch's CRC is
+// patched rather than recomputed: a CRC is linear, so the CRC of the new
+// bytes is the old one XOR the raw CRC of the difference, which is zero
+// past the header; the header's difference is carried through the rest of
+// the batch as a multiplication by x^(8*rest) mod the polynomial. Produce
+// already reads every batch once to check its CRC (batchCRCValid); this
+// spares a second full read.
+func setBatchHeader(batch []byte, set func(h []byte)) {
+	var old [batchHeaderLen]byte
+	copy(old[:], batch[:batchHeaderLen])
+	set(batch[:batchHeaderLen])
+	rest := len(batch) - batchHeaderLen
+	if rest < crcPatchMin {
+		binary.BigEndian.PutUint32(batch[batchCRCOff:], crc32.Checksum(batch[batchAttrOff:], castagnoli))
+		return
+	}
+	var diff [batchHeaderLen - batchAttrOff]byte
+	for i := range diff {
+		diff[i] = old[batchAttrOff+i] ^ batch[batchAttrOff+i]
+	}
+	// crc32.Update with ^0 in and out is the raw CRC (no pre- or
+	// post-inversion): Update inverts both ends itself.
+	raw := ^crc32.Update(^uint32(0), castagnoli, diff[:])
+	crc := binary.BigEndian.Uint32(batch[batchCRCOff:]) ^ crcShift(raw, rest)
+	binary.BigEndian.PutUint32(batch[batchCRCOff:], crc)
+}
+
+// castagnoliReflected is CRC-32C's polynomial, bit-reflected as
+// hash/crc32 uses it: bit 31 is x^0.
+const castagnoliReflected = 0x82f63b78
+
+// crcMulMod multiplies a and b, polynomials over GF(2) in the reflected
+// representation, modulo CRC-32C's polynomial.
+func crcMulMod(a, b uint32) uint32 {
+	var p uint32
+	for m := uint32(1) << 31; m != 0 && a != 0; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+			a &^= m
+		}
+		if b&1 != 0 {
+			b = b>>1 ^ castagnoliReflected
+		} else {
+			b >>= 1
+		}
+	}
+	return p
+}
+
+// crcPow2 holds x^(2^k) mod CRC-32C's polynomial for k = 3..34: shifting a
+// CRC through 2^j zero bytes multiplies it by crcPow2[j] (x^(8*2^j)).
+var crcPow2 = func() (t [32]uint32) {
+	x := uint32(1) << 30 // x^1
+	for range 3 {
+		x = crcMulMod(x, x) // up to x^8
+	}
+	for j := range t {
+		t[j] = x
+		x = crcMulMod(x, x)
+	}
+	return t
+}()
+
+// crcShift carries a raw CRC-32C through n zero bytes.
+func crcShift(crc uint32, n int) uint32 {
+	for j := 0; n > 0; j, n = j+1, n>>1 {
+		if n&1 != 0 {
+			crc = crcMulMod(crcPow2[j], crc)
+		}
+	}
+	return crc
 }
 
 // skim walks Kafka's wire encoding without decoding into structs. Any
