@@ -115,7 +115,7 @@ func handleOffsetFetch(r *request) error {
 		for t := range by {
 			u, err := c.upstreamOrAny(t)
 			if err != nil {
-				return err
+				return c.answerUnreachable(r, start, t.be, err)
 			}
 			return c.forwardTo(u, r, start, func(resp *buffer) (*buffer, error) {
 				return rewrite(resp, r, func(kr kmsg.Response) bool {

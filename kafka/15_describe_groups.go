@@ -39,7 +39,7 @@ func handleGroupBatch(r *request) error {
 		for t := range by {
 			u, err := c.upstreamOrAny(t)
 			if err != nil {
-				return err
+				return c.answerUnreachable(r, start, t.be, err)
 			}
 			var post postFunc
 			if !deleting {

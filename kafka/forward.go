@@ -29,7 +29,9 @@ func (c *clientConn) forwardTo(u *upstream, r *request, start time.Time, post po
 func (c *clientConn) forwardAny(r *request, start time.Time, be *Backend, post postFunc) error {
 	u, err := c.anyUpstream(be)
 	if err != nil {
-		return err
+		// No broker of be can be reached: a retriable answer where the
+		// key has one (unavailable.go), not a closed connection.
+		return c.answerUnreachable(r, start, be, err)
 	}
 	return c.forwardTo(u, r, start, post)
 }
@@ -146,7 +148,9 @@ type part struct {
 // each upstream connection is this client's alone and answers in order.
 // A part whose broker cannot be reached, whose connection breaks before it
 // answers or which answers garbage is answered with retriable errors for
-// its partitions (partfail.go), so the client retries only those.
+// its partitions (partfail.go), so the client retries only those. A part
+// of another key that could not be sent at all is answered as its key is
+// while its cluster is unreachable (unavailable.go).
 func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge func([]kmsg.Response) kmsg.Response) error {
 	if len(parts) == 0 {
 		// Nothing to split (an empty request): any broker answers it as is.
@@ -176,16 +180,16 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 		remaining = remote
 		failed    bool
 	)
-	// done records part i's answer (or its failure) under mu and, with the
-	// last one, merges and finishes the slot.
-	done := func(i int, decoded kmsg.Response, err error) {
-		if err != nil && !failed {
-			if fa := partFailure(parts[i]); fa != nil {
-				c.log.Debug("split request part failed", "api", kmsg.NameForKey(r.key), "cluster", parts[i].t.be.Name(), "broker", parts[i].t.broker, "err", err)
-				parts[i].t.be.TriggerRefresh()
-				fa.SetVersion(r.version)
-				decoded, err = fa, nil
-			}
+	// done records part i's answer under mu, or its failure err: answered
+	// with fa, the part's retriable errors, when there is one, else the
+	// request fails as a whole. With the last part it merges and finishes
+	// the slot.
+	done := func(i int, decoded kmsg.Response, err error, fa kmsg.Response) {
+		if err != nil && !failed && fa != nil {
+			c.log.Debug("split request part failed", "api", kmsg.NameForKey(r.key), "cluster", parts[i].t.be.Name(), "broker", parts[i].t.broker, "err", err)
+			parts[i].t.be.TriggerRefresh()
+			fa.SetVersion(r.version)
+			decoded, err = fa, nil
 		}
 		if failed {
 			return
@@ -209,14 +213,19 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 		}
 		c.finish(p, out, nil)
 	}
-	// fail answers part i locally; the reader goroutine then kicks the
-	// writer, which no upstream reader will do for it.
+	// fail answers part i, which could not be sent, locally; the reader
+	// goroutine then kicks the writer, which no upstream reader will do
+	// for it.
 	fail := func(i int, err error) error {
-		if partFailure(parts[i]) == nil {
+		fa := unreachablePart(parts[i], err)
+		if fa == nil {
+			fa = partFailure(parts[i])
+		}
+		if fa == nil {
 			return err
 		}
 		mu.Lock()
-		done(i, nil, err)
+		done(i, nil, err, fa)
 		mu.Unlock()
 		c.kickWriter()
 		return nil
@@ -243,16 +252,19 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 		}
 		frame := encodeRequest(pt.req, r.corr, r.clientID)
 		err = u.send(frame.b, r.corr, func(resp *buffer, err error) {
-			var decoded kmsg.Response
+			var decoded, fa kmsg.Response
 			if err == nil {
 				decoded, err = decodeResponse(resp, r.key, r.version)
+			}
+			if err != nil {
+				fa = partFailure(parts[i])
 			}
 			mu.Lock()
 			defer mu.Unlock()
 			if resp != nil {
 				bufs = append(bufs, resp)
 			}
-			done(i, decoded, err)
+			done(i, decoded, err, fa)
 		})
 		putBuffer(frame)
 		if err != nil {
