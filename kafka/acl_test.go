@@ -458,7 +458,7 @@ func TestAuthorizationThroughProxy(t *testing.T) {
 	if res, err := aliceAdm.DescribeACLs(ctx, anyACL()); err != nil || len(res) == 0 || !errorIs(res[0].Err, kerr.ClusterAuthorizationFailed) {
 		t.Fatalf("alice's describe acls: %v %+v", err, res)
 	}
-	if got := deniedCount(t, reg, fsm.OpWrite, fsm.ResourceTopic); got < 1 {
+	if got := gatherMetric(t, reg, "switchyard_kafka_authz_denied_total", "operation", fsm.OpWrite, "resource_type", fsm.ResourceTopic); got < 1 {
 		t.Fatalf("denied writes counted %v", got)
 	}
 
@@ -530,27 +530,4 @@ func errorIs(err error, want *kerr.Error) bool {
 		err = u.Unwrap()
 	}
 	return false
-}
-
-func deniedCount(t *testing.T, reg *prometheus.Registry, op, res string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "switchyard_kafka_authz_denied_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			if l["operation"] == op && l["resource_type"] == res {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }

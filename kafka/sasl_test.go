@@ -124,35 +124,7 @@ func startSecureProxyLog(t testing.TB, sec Security, log *slog.Logger, users ...
 // authCount reads switchyard_kafka_auth_total{mechanism, result}.
 func (p *secureProxy) authCount(t testing.TB, mech, result string) float64 {
 	t.Helper()
-	return p.counter(t, "switchyard_kafka_auth_total", map[string]string{"mechanism": mech, "result": result})
-}
-
-// counter reads the series of counter name with labels, 0 if absent.
-func (p *secureProxy) counter(t testing.TB, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := p.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return gatherMetric(t, p.reg, "switchyard_kafka_auth_total", "mechanism", mech, "result", result)
 }
 
 // secureRoundTrip produces n records to topic t through cl and consumes them back
@@ -665,7 +637,7 @@ func TestListenerReauthentication(t *testing.T) {
 		}
 		defer cl.Close()
 		before := p.authCount(t, MechScramSHA512, authOK)
-		closedBefore := p.counter(t, "switchyard_kafka_connections_closed_total", map[string]string{"reason": "auth"})
+		closedBefore := gatherMetric(t, p.reg, "switchyard_kafka_connections_closed_total", "reason", "auth")
 		var produced, failed atomic.Int64
 		var firstErr atomic.Value
 		end := time.Now().Add(10 * time.Second)
@@ -694,7 +666,7 @@ func TestListenerReauthentication(t *testing.T) {
 		if n := p.authCount(t, MechScramSHA512, authOK) - before; n < 4 {
 			t.Fatalf("%v authentications over 10 s of 2 s sessions: the client did not re-authenticate", n)
 		}
-		if n := p.counter(t, "switchyard_kafka_connections_closed_total", map[string]string{"reason": "auth"}) - closedBefore; n != 0 {
+		if n := gatherMetric(t, p.reg, "switchyard_kafka_connections_closed_total", "reason", "auth") - closedBefore; n != 0 {
 			t.Fatalf("%v connections closed for authentication while the producer re-authenticated", n)
 		}
 	})
