@@ -185,38 +185,18 @@ func startAuthzProxy(t *testing.T, kc *kfake.Cluster) (string, *aclView, *promet
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg, 0)
-	be, err := NewBackend(BackendConfig{Name: "a", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Second, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := newTestBackend(t, BackendConfig{Name: "a", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Second, Metrics: m})
 	view := &aclView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Authenticates: true, Proposer: view,
-		Authz: AuthzConfig{SuperUsers: []string{"User:admin"}}}, view, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{Authenticates: true, Proposer: view,
+		Authz: AuthzConfig{SuperUsers: []string{"User:admin"}}}, view, m, be)
 	srv.authz.testPrincipal = func(id string) string { return "User:" + id }
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
 	addr := srv.Addr().String()
 	view.st = &fsm.State{
 		Clusters: []fsm.Cluster{{Name: "a", Bootstrap: kc.ListenAddrs()}},
 		Routes:   fsm.Routes{DefaultCluster: "a"},
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	serveServer(t, srv, be)
 	return addr, view, reg
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,8 +31,6 @@ func startSessProxy(t *testing.T, kc interface{ ListenAddrs() []string }, peers 
 	t.Helper()
 	view := &benchView{}
 	p := &sessProxy{}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	st := &fsm.State{
 		Clusters: []fsm.Cluster{{Name: "k", Bootstrap: kc.ListenAddrs()}},
 		Routes:   fsm.Routes{DefaultCluster: "k"},
@@ -41,21 +38,11 @@ func startSessProxy(t *testing.T, kc interface{ ListenAddrs() []string }, peers 
 	for i := range peers {
 		reg := prometheus.NewRegistry()
 		m := NewMetrics(reg, 0)
-		be, err := NewBackend(BackendConfig{Name: "k", Bootstrap: kc.ListenAddrs(), MetadataRefresh: metadataRefresh, Metrics: m})
-		if err != nil {
-			t.Fatal(err)
-		}
+		be := newTestBackend(t, BackendConfig{Name: "k", Bootstrap: kc.ListenAddrs(), MetadataRefresh: metadataRefresh, Metrics: m})
 		c := cfg
 		c.ListenAddr, c.NodeID = "127.0.0.1:0", int32(i)
 		c.Logger = testLogger(t)
-		srv, err := NewServer(c, view, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.SetBackends([]*Backend{be})
-		if err := srv.Listen(); err != nil {
-			t.Fatal(err)
-		}
+		srv := listenServer(t, c, view, m, be)
 		addr := srv.Addr().String()
 		st.Peers = append(st.Peers, fsm.Peer{ID: int32(i), Name: fmt.Sprintf("peer-%d", i), KafkaAddr: addr,
 			LocalBrokers: []fsm.BrokerRef{{Cluster: "k", BrokerID: int32(i)}}})
@@ -63,24 +50,9 @@ func startSessProxy(t *testing.T, kc interface{ ListenAddrs() []string }, peers 
 	}
 	view.st = st // every peer's address known, before any serves
 	for i, srv := range p.srvs {
-		be := p.bes[i]
-		wg.Add(2)
-		go func() { defer wg.Done(); be.Run(ctx) }()
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ctx); err != nil {
-				t.Error(err)
-			}
-		}()
+		serveServer(t, srv, p.bes[i])
 	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for _, be := range p.bes {
-		select {
-		case <-be.Ready():
-		case <-time.After(30 * time.Second):
-			t.Fatal("backend metadata not loaded")
-		}
-	}
+	waitReady(t, p.bes...)
 	return p
 }
 

@@ -21,19 +21,9 @@ import (
 // by the test).
 func startMeteredProxy(t *testing.T, kc *kfake.Cluster, name string, m *Metrics) (*Backend, string) {
 	t.Helper()
-	be, err := NewBackend(BackendConfig{Name: name, Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := newTestBackend(t, BackendConfig{Name: name, Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute, Metrics: m})
 	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{}, view, m, be)
 	addr := srv.Addr().String()
 	// Loopback clients are in region dc-local (the client region label);
 	// the peer's own region is dc-a.
@@ -43,17 +33,7 @@ func startMeteredProxy(t *testing.T, kc *kfake.Cluster, name string, m *Metrics)
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr, Region: "dc-a"}},
 		Regions:  []fsm.Region{{Name: "dc-local", Networks: []string{"127.0.0.0/8"}}},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	serveServer(t, srv, be)
 	return be, addr
 }
 

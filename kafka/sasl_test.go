@@ -77,23 +77,13 @@ func startSecureProxyLog(t testing.TB, sec Security, log *slog.Logger, users ...
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	be, err := NewBackend(BackendConfig{Name: "c1", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := newTestBackend(t, BackendConfig{Name: "c1", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
 	reg := prometheus.NewRegistry()
 	view := &benchView{}
 	// Authentication is under test here; with no rules at all,
 	// AllowIfNoACL lets every principal through (authorization: acl*_test.go,
 	// test/security).
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Security: sec, Authz: AuthzConfig{AllowIfNoACL: true}, Logger: log}, view, NewMetrics(reg, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{Security: sec, Authz: AuthzConfig{AllowIfNoACL: true}, Logger: log}, view, NewMetrics(reg, 0), be)
 	addr := srv.Addr().String()
 	slices.SortFunc(users, func(a, b fsm.User) int { return strings.Compare(a.Name, b.Name) })
 	view.st = &fsm.State{
@@ -102,22 +92,8 @@ func startSecureProxyLog(t testing.TB, sec Security, log *slog.Logger, users ...
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 		Users:    users,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	select {
-	case <-be.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("backend not ready")
-	}
+	serveServer(t, srv, be)
+	waitReady(t, be)
 	return &secureProxy{addr: addr, reg: reg, view: view, srv: srv}
 }
 
