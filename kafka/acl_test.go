@@ -185,38 +185,18 @@ func startAuthzProxy(t *testing.T, kc *kfake.Cluster) (string, *aclView, *promet
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg, 0)
-	be, err := NewBackend(BackendConfig{Name: "a", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Second, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := newTestBackend(t, BackendConfig{Name: "a", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Second, Metrics: m})
 	view := &aclView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Authenticates: true, Proposer: view,
-		Authz: AuthzConfig{SuperUsers: []string{"User:admin"}}}, view, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{Authenticates: true, Proposer: view,
+		Authz: AuthzConfig{SuperUsers: []string{"User:admin"}}}, view, m, be)
 	srv.authz.testPrincipal = func(id string) string { return "User:" + id }
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
 	addr := srv.Addr().String()
 	view.st = &fsm.State{
 		Clusters: []fsm.Cluster{{Name: "a", Bootstrap: kc.ListenAddrs()}},
 		Routes:   fsm.Routes{DefaultCluster: "a"},
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	serveServer(t, srv, be)
 	return addr, view, reg
 }
 
@@ -458,7 +438,7 @@ func TestAuthorizationThroughProxy(t *testing.T) {
 	if res, err := aliceAdm.DescribeACLs(ctx, anyACL()); err != nil || len(res) == 0 || !errorIs(res[0].Err, kerr.ClusterAuthorizationFailed) {
 		t.Fatalf("alice's describe acls: %v %+v", err, res)
 	}
-	if got := deniedCount(t, reg, fsm.OpWrite, fsm.ResourceTopic); got < 1 {
+	if got := gatherMetric(t, reg, "switchyard_kafka_authz_denied_total", "operation", fsm.OpWrite, "resource_type", fsm.ResourceTopic); got < 1 {
 		t.Fatalf("denied writes counted %v", got)
 	}
 
@@ -530,27 +510,4 @@ func errorIs(err error, want *kerr.Error) bool {
 		err = u.Unwrap()
 	}
 	return false
-}
-
-func deniedCount(t *testing.T, reg *prometheus.Registry, op, res string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "switchyard_kafka_authz_denied_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			if l["operation"] == op && l["resource_type"] == res {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }

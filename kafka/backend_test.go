@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -58,36 +57,16 @@ func startProxy(t *testing.T, kc *kfake.Cluster, cfg BackendConfig) (*Backend, s
 	if cfg.MetadataRefresh == 0 {
 		cfg.MetadataRefresh = time.Minute
 	}
-	be, err := NewBackend(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := newTestBackend(t, cfg)
 	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, NewMetrics(prometheus.NewRegistry(), 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{}, view, nil, be)
 	addr := srv.Addr().String()
 	view.st = &fsm.State{
 		Clusters: []fsm.Cluster{{Name: cfg.Name, Bootstrap: cfg.Bootstrap}},
 		Routes:   fsm.Routes{DefaultCluster: cfg.Name},
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	serveServer(t, srv, be)
 	return be, addr
 }
 
@@ -521,41 +500,25 @@ func TestApiVersionsAwaitsFirstVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	be, err := NewBackend(BackendConfig{Name: "c1", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := newTestBackend(t, BackendConfig{Name: "c1", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
 	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, NewMetrics(prometheus.NewRegistry(), 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{}, view, nil, be)
 	addr := srv.Addr().String()
 	view.st = &fsm.State{
 		Clusters: []fsm.Cluster{{Name: "c1", Bootstrap: kc.ListenAddrs()}},
 		Routes:   fsm.Routes{DefaultCluster: "c1"},
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	serveServer(t, srv) // the backend runs below, late
 
 	c := dialRaw(t, addr)
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.Version = 3
 	req.ClientSoftwareName, req.ClientSoftwareVersion = "test", "1"
 	// The backend starts loading only after the request is on its way.
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

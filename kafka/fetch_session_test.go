@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,8 +31,6 @@ func startSessProxy(t *testing.T, kc interface{ ListenAddrs() []string }, peers 
 	t.Helper()
 	view := &benchView{}
 	p := &sessProxy{}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	st := &fsm.State{
 		Clusters: []fsm.Cluster{{Name: "k", Bootstrap: kc.ListenAddrs()}},
 		Routes:   fsm.Routes{DefaultCluster: "k"},
@@ -41,21 +38,11 @@ func startSessProxy(t *testing.T, kc interface{ ListenAddrs() []string }, peers 
 	for i := range peers {
 		reg := prometheus.NewRegistry()
 		m := NewMetrics(reg, 0)
-		be, err := NewBackend(BackendConfig{Name: "k", Bootstrap: kc.ListenAddrs(), MetadataRefresh: metadataRefresh, Metrics: m})
-		if err != nil {
-			t.Fatal(err)
-		}
+		be := newTestBackend(t, BackendConfig{Name: "k", Bootstrap: kc.ListenAddrs(), MetadataRefresh: metadataRefresh, Metrics: m})
 		c := cfg
 		c.ListenAddr, c.NodeID = "127.0.0.1:0", int32(i)
 		c.Logger = testLogger(t)
-		srv, err := NewServer(c, view, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.SetBackends([]*Backend{be})
-		if err := srv.Listen(); err != nil {
-			t.Fatal(err)
-		}
+		srv := listenServer(t, c, view, m, be)
 		addr := srv.Addr().String()
 		st.Peers = append(st.Peers, fsm.Peer{ID: int32(i), Name: fmt.Sprintf("peer-%d", i), KafkaAddr: addr,
 			LocalBrokers: []fsm.BrokerRef{{Cluster: "k", BrokerID: int32(i)}}})
@@ -63,24 +50,9 @@ func startSessProxy(t *testing.T, kc interface{ ListenAddrs() []string }, peers 
 	}
 	view.st = st // every peer's address known, before any serves
 	for i, srv := range p.srvs {
-		be := p.bes[i]
-		wg.Add(2)
-		go func() { defer wg.Done(); be.Run(ctx) }()
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ctx); err != nil {
-				t.Error(err)
-			}
-		}()
+		serveServer(t, srv, p.bes[i])
 	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for _, be := range p.bes {
-		select {
-		case <-be.Ready():
-		case <-time.After(30 * time.Second):
-			t.Fatal("backend metadata not loaded")
-		}
-	}
+	waitReady(t, p.bes...)
 	return p
 }
 
@@ -93,38 +65,12 @@ type tWriter struct{ t *testing.T }
 
 func (w tWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
 
-// gathered is the value of a counter or gauge named name with labels
-// (name, value pairs), summed over every registry.
-func gathered(t testing.TB, regs []*prometheus.Registry, name string, labels ...string) float64 {
+// metric is gatherMetric summed over every peer's registry.
+func (p *sessProxy) metric(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
 	sum := 0.0
-	for _, reg := range regs {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-		next:
-			for _, m := range mf.GetMetric() {
-				have := map[string]string{}
-				for _, l := range m.GetLabel() {
-					have[l.GetName()] = l.GetValue()
-				}
-				for k := 0; k+1 < len(labels); k += 2 {
-					if have[labels[k]] != labels[k+1] {
-						continue next
-					}
-				}
-				if m.GetCounter() != nil {
-					sum += m.GetCounter().GetValue()
-				} else if m.GetGauge() != nil {
-					sum += m.GetGauge().GetValue()
-				}
-			}
-		}
+	for _, reg := range p.regs {
+		sum += gatherMetric(t, reg, name, labels...)
 	}
 	return sum
 }
@@ -236,9 +182,9 @@ func TestFetchSessionGroupManyPartitions(t *testing.T) {
 			consumeAll(t, ctx, cons, want)
 
 			// A window of fetches with a trickle of records.
-			fetches := func() float64 { return gathered(t, p.regs, "switchyard_kafka_requests_total", "api", "Fetch") }
+			fetches := func() float64 { return p.metric(t, "switchyard_kafka_requests_total", "api", "Fetch") }
 			listed := func(kind string) float64 {
-				return gathered(t, p.regs, "switchyard_kafka_fetch_request_partitions_total", "kind", kind)
+				return p.metric(t, "switchyard_kafka_fetch_request_partitions_total", "kind", kind)
 			}
 			f0, inc0, less0 := fetches(), listed(fetchKindIncremental), listed(fetchKindSessionless)
 			for round := 1; round <= 3; round++ {
@@ -249,7 +195,7 @@ func TestFetchSessionGroupManyPartitions(t *testing.T) {
 			n := fetches() - f0
 			inc, less := listed(fetchKindIncremental)-inc0, listed(fetchKindSessionless)-less0
 			t.Logf("%v fetches listed %v partitions incrementally, %v sessionless", n, inc, less)
-			sessions := gathered(t, p.regs, "switchyard_kafka_fetch_sessions")
+			sessions := p.metric(t, "switchyard_kafka_fetch_sessions")
 			if tc.slots < 0 {
 				if sessions != 0 || inc != 0 || listed(fetchKindFull) != 0 {
 					t.Fatalf("sessions off: %v sessions, %v incremental and %v full partitions listed, want none", sessions, inc, listed(fetchKindFull))
@@ -459,7 +405,7 @@ func TestFetchSessionSlots(t *testing.T) {
 		t.Fatalf("full fetch with no free slot: session %d, error %d, partitions %v; want served whole, sessionless",
 			second.SessionID, second.ErrorCode, answeredParts(second))
 	}
-	if got := gathered(t, p.regs, "switchyard_kafka_fetch_session_evictions_total"); got != 0 {
+	if got := p.metric(t, "switchyard_kafka_fetch_session_evictions_total"); got != 0 {
 		t.Fatalf("%v evictions of a session in use", got)
 	}
 	// Idle past the minimum: evictable.
@@ -471,7 +417,7 @@ func TestFetchSessionSlots(t *testing.T) {
 	if third.SessionID == 0 || third.SessionID == first.SessionID {
 		t.Fatalf("full fetch after the first session idled: session %d", third.SessionID)
 	}
-	if got := gathered(t, p.regs, "switchyard_kafka_fetch_session_evictions_total"); got != 1 {
+	if got := p.metric(t, "switchyard_kafka_fetch_session_evictions_total"); got != 1 {
 		t.Fatalf("%v evictions, want 1", got)
 	}
 	if got := a.fetch(t, rawFetch(12, first.SessionID, 1, "t", [16]byte{})); got.ErrorCode != kerr.FetchSessionIDNotFound.Code {
@@ -535,7 +481,7 @@ func TestFetchSessionLeaderMoves(t *testing.T) {
 		}
 	}
 	notLeader := func() float64 {
-		return gathered(t, p.regs, "switchyard_kafka_cluster_errors_total", "error", kerr.NotLeaderForPartition.Message)
+		return p.metric(t, "switchyard_kafka_cluster_errors_total", "error", kerr.NotLeaderForPartition.Message)
 	}
 	produce(0)
 	consumeAll(t, ctx, cons, want)
@@ -554,11 +500,11 @@ func TestFetchSessionLeaderMoves(t *testing.T) {
 	consumeAll(t, ctx, cons, want)
 	produce(2)
 	consumeAll(t, ctx, cons, want)
-	if got := gathered(t, p.regs, "switchyard_kafka_fetch_sessions"); got < 1 {
+	if got := p.metric(t, "switchyard_kafka_fetch_sessions"); got < 1 {
 		t.Fatalf("%v sessions held: the consumer did not use sessions", got)
 	}
 	t.Logf("NOT_LEADER answers from the backends: %v; incremental partitions listed: %v", notLeader(),
-		gathered(t, p.regs, "switchyard_kafka_fetch_request_partitions_total", "kind", fetchKindIncremental))
+		p.metric(t, "switchyard_kafka_fetch_request_partitions_total", "kind", fetchKindIncremental))
 }
 
 // TestFetchSessionLeaderErrorAnswered: a partition whose backend leader

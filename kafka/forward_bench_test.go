@@ -11,7 +11,6 @@ package kafka
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
@@ -269,36 +267,22 @@ func (g *benchGate) WriteAllowed() bool { return int64(time.Since(g.origin)) < g
 // before the proxy serves.
 func startBenchProxyWith(tb testing.TB, broker string, edit func(*fsm.State), others ...string) string {
 	tb.Helper()
-	be, err := NewBackend(BackendConfig{Name: benchCluster, Bootstrap: []string{broker}, MetadataRefresh: time.Minute})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	be := newTestBackend(tb, BackendConfig{Name: benchCluster, Bootstrap: []string{broker}, MetadataRefresh: time.Minute})
 	view := &benchView{}
 	gate := &benchGate{origin: time.Now()}
 	gate.until.Store(int64(24 * time.Hour))
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Writes: gate}, view, NewMetrics(prometheus.NewRegistry(), 0))
-	if err != nil {
-		tb.Fatal(err)
-	}
 	backends := []*Backend{be}
 	clusters := []fsm.Cluster{{Name: benchCluster, Bootstrap: []string{broker}}}
 	var prefixes []fsm.PrefixRoute
 	for i, o := range others {
 		name := fmt.Sprintf("other-%d", i)
-		ob, err := NewBackend(BackendConfig{Name: name, Bootstrap: []string{o}, MetadataRefresh: time.Minute})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		backends = append(backends, ob)
+		backends = append(backends, newTestBackend(tb, BackendConfig{Name: name, Bootstrap: []string{o}, MetadataRefresh: time.Minute}))
 		clusters = append(clusters, fsm.Cluster{Name: name, Bootstrap: []string{o}})
 		for j := range 100 / len(others) {
 			prefixes = append(prefixes, fsm.PrefixRoute{Prefix: fmt.Sprintf("%s-%03d.", name, j), Cluster: name})
 		}
 	}
-	srv.SetBackends(backends)
-	if err := srv.Listen(); err != nil {
-		tb.Fatal(err)
-	}
+	srv := listenServer(tb, Config{Writes: gate}, view, nil, backends...)
 	addr := srv.Addr().String()
 	view.st = &fsm.State{
 		Clusters: clusters,
@@ -309,26 +293,8 @@ func startBenchProxyWith(tb testing.TB, broker string, edit func(*fsm.State), ot
 	if edit != nil {
 		edit(view.st)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	for _, b := range backends[1:] {
-		wg.Add(1)
-		go func() { defer wg.Done(); b.Run(ctx) }()
-	}
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			tb.Error(err)
-		}
-	}()
-	tb.Cleanup(func() { cancel(); wg.Wait() })
-	select {
-	case <-be.Ready():
-	case <-time.After(10 * time.Second):
-		tb.Fatal("bench proxy: backend metadata not loaded")
-	}
+	serveServer(tb, srv, backends...)
+	waitReady(tb, be) // the bench topic's cluster; the others only add routes
 	return addr
 }
 

@@ -189,30 +189,7 @@ func (f *fx) refreshRequested() bool {
 // from the registry without creating the series.
 func topicBytes(t testing.TB, reg *prometheus.Registry, topic, dir string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "switchyard_kafka_topic_bytes_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var gotTopic, gotDir string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "topic":
-					gotTopic = l.GetValue()
-				case "direction":
-					gotDir = l.GetValue()
-				}
-			}
-			if gotTopic == topic && gotDir == dir {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return gatherMetric(t, reg, "switchyard_kafka_topic_bytes_total", "topic", topic, "direction", dir)
 }
 
 // fxConn is a client connection whose upstreams (one per backend broker)

@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -87,50 +86,35 @@ func TestMember848Epochs(t *testing.T) {
 // route to b, the rest (and groups) to a.
 func startProxy2(t *testing.T, ka, kb *kfake.Cluster) string {
 	t.Helper()
+	addr, _, _ := startProxy2With(t, ka, kb, nil)
+	return addr
+}
+
+// startProxy2With is startProxy2 with each backend's config (refreshed
+// every second) changed by edit, when not nil; it also returns a's and
+// b's Backends.
+func startProxy2With(t *testing.T, ka, kb *kfake.Cluster, edit func(*BackendConfig)) (addr string, ba, bb *Backend) {
+	t.Helper()
 	m := NewMetrics(prometheus.NewRegistry(), 0)
-	ba, err := NewBackend(BackendConfig{Name: "a", Bootstrap: ka.ListenAddrs(), MetadataRefresh: time.Second, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
+	backend := func(name string, kc *kfake.Cluster) *Backend {
+		cfg := BackendConfig{Name: name, Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Second, Metrics: m}
+		if edit != nil {
+			edit(&cfg)
+		}
+		return newTestBackend(t, cfg)
 	}
-	bb, err := NewBackend(BackendConfig{Name: "b", Bootstrap: kb.ListenAddrs(), MetadataRefresh: time.Second, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ba, bb = backend("a", ka), backend("b", kb)
 	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{ba, bb})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	addr := srv.Addr().String()
+	srv := listenServer(t, Config{}, view, m, ba, bb)
+	addr = srv.Addr().String()
 	view.st = &fsm.State{
 		Clusters: []fsm.Cluster{{Name: "a", Bootstrap: ka.ListenAddrs()}, {Name: "b", Bootstrap: kb.ListenAddrs()}},
 		Routes:   fsm.Routes{DefaultCluster: "a", Prefixes: []fsm.PrefixRoute{{Prefix: "b.", Cluster: "b"}}},
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); ba.Run(ctx) }()
-	go func() { defer wg.Done(); bb.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for _, be := range []*Backend{ba, bb} {
-		select {
-		case <-be.Ready():
-		case <-time.After(30 * time.Second):
-			t.Fatalf("backend %s metadata not loaded", be.Name())
-		}
-	}
-	return addr
+	serveServer(t, srv, ba, bb)
+	waitReady(t, ba, bb)
+	return addr, ba, bb
 }
 
 // TestConsumerGroupHeartbeatTwoClusters drives the KIP-848 keys by hand

@@ -2,14 +2,11 @@ package kafka
 
 import (
 	"bytes"
-	"context"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -129,49 +126,9 @@ func TestClientMetadataCostsBackendNothing(t *testing.T) {
 	count(ka, &metaA)
 	count(kb, &metaB)
 
-	m := NewMetrics(prometheus.NewRegistry(), 0)
-	ba, err := NewBackend(BackendConfig{Name: "a", Bootstrap: ka.ListenAddrs(), MetadataRefresh: time.Hour, Metrics: m, ListFromSnapshot: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, err := NewBackend(BackendConfig{Name: "b", Bootstrap: kb.ListenAddrs(), MetadataRefresh: time.Hour, Metrics: m, ListFromSnapshot: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{ba, bb})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	addr := srv.Addr().String()
-	view.st = &fsm.State{
-		Clusters: []fsm.Cluster{{Name: "a", Bootstrap: ka.ListenAddrs()}, {Name: "b", Bootstrap: kb.ListenAddrs()}},
-		Routes:   fsm.Routes{DefaultCluster: "a", Prefixes: []fsm.PrefixRoute{{Prefix: "b.", Cluster: "b"}}},
-		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); ba.Run(ctx) }()
-	go func() { defer wg.Done(); bb.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for _, be := range []*Backend{ba, bb} {
-		select {
-		case <-be.Ready():
-		case <-time.After(30 * time.Second):
-			t.Fatalf("backend %s metadata not loaded", be.Name())
-		}
-	}
+	addr, ba, bb := startProxy2With(t, ka, kb, func(c *BackendConfig) {
+		c.MetadataRefresh, c.ListFromSnapshot = time.Hour, true
+	})
 	waitFresh := func() {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)

@@ -21,19 +21,9 @@ import (
 // by the test).
 func startMeteredProxy(t *testing.T, kc *kfake.Cluster, name string, m *Metrics) (*Backend, string) {
 	t.Helper()
-	be, err := NewBackend(BackendConfig{Name: name, Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := newTestBackend(t, BackendConfig{Name: name, Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute, Metrics: m})
 	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{}, view, m, be)
 	addr := srv.Addr().String()
 	// Loopback clients are in region dc-local (the client region label);
 	// the peer's own region is dc-a.
@@ -43,17 +33,7 @@ func startMeteredProxy(t *testing.T, kc *kfake.Cluster, name string, m *Metrics)
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr, Region: "dc-a"}},
 		Regions:  []fsm.Region{{Name: "dc-local", Networks: []string{"127.0.0.0/8"}}},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	serveServer(t, srv, be)
 	return be, addr
 }
 
@@ -135,17 +115,17 @@ func TestTrafficMetrics(t *testing.T) {
 		}
 	}
 	records := func(dir string) float64 {
-		return metricValue(t, reg, "switchyard_kafka_topic_records_total", "topic", "t1", "cluster", "c1", "direction", dir)
+		return gatherMetric(t, reg, "switchyard_kafka_topic_records_total", "topic", "t1", "cluster", "c1", "direction", dir)
 	}
 	// Records sent: the refused batch of 10 counts again when retried.
 	if got := records("produce"); got != 25 {
 		t.Errorf("produced records = %v, want 25 (10, their retry, 5)", got)
 	}
 	// Produce requests naming t1: the batch of 10, its retry, then 5.
-	if got := metricValue(t, reg, "switchyard_kafka_topic_requests_total", "topic", "t1", "cluster", "c1", "direction", "produce"); got != 7 {
+	if got := gatherMetric(t, reg, "switchyard_kafka_topic_requests_total", "topic", "t1", "cluster", "c1", "direction", "produce"); got != 7 {
 		t.Errorf("produce requests naming t1 = %v, want 7", got)
 	}
-	if got := metricValue(t, reg, "switchyard_kafka_topic_errors_total", "topic", "t1", "cluster", "c1", "code", "NOT_LEADER_OR_FOLLOWER"); got != 1 {
+	if got := gatherMetric(t, reg, "switchyard_kafka_topic_errors_total", "topic", "t1", "cluster", "c1", "code", "NOT_LEADER_OR_FOLLOWER"); got != 1 {
 		t.Errorf("topic errors NOT_LEADER_OR_FOLLOWER = %v, want 1", got)
 	}
 
@@ -159,7 +139,7 @@ func TestTrafficMetrics(t *testing.T) {
 		seen += len(fs.Records())
 	}
 	waitMetric(t, "15 fetched records", func() bool { return records("fetch") >= 15 })
-	if got := metricValue(t, reg, "switchyard_kafka_topic_requests_total", "topic", "t1", "cluster", "c1", "direction", "fetch"); got < 1 {
+	if got := gatherMetric(t, reg, "switchyard_kafka_topic_requests_total", "topic", "t1", "cluster", "c1", "direction", "fetch"); got < 1 {
 		t.Errorf("fetch answers carrying t1 = %v, want at least 1", got)
 	}
 
@@ -170,40 +150,42 @@ func TestTrafficMetrics(t *testing.T) {
 	}
 	anon := AnonymousPrincipal
 	for _, id := range []string{"app-a", "app-b"} {
-		if got := metricValue(t, reg, "switchyard_kafka_client_requests_total", "client_id", id, "principal", anon, "family", FamilyIPv4, "region", "dc-local"); got == 0 {
+		if got := gatherMetric(t, reg, "switchyard_kafka_client_requests_total", "client_id", id, "principal", anon, "family", FamilyIPv4, "region", "dc-local"); got == 0 {
 			t.Errorf("requests of %s from ipv4 in region dc-local = 0", id)
 		}
-		in := metricValue(t, reg, "switchyard_kafka_client_bytes_total", "client_id", id, "principal", anon, "direction", "in")
+		in := gatherMetric(t, reg, "switchyard_kafka_client_bytes_total", "client_id", id, "principal", anon, "direction", "in")
 		waitMetric(t, id+" response bytes", func() bool {
-			return metricValue(t, reg, "switchyard_kafka_client_bytes_total", "client_id", id, "principal", anon, "direction", "out") > 0
+			return gatherMetric(t, reg, "switchyard_kafka_client_bytes_total", "client_id", id, "principal", anon, "direction", "out") > 0
 		})
 		if in == 0 {
 			t.Errorf("request bytes of %s = 0", id)
 		}
 	}
-	if got := metricValue(t, reg, "switchyard_kafka_client_requests_total", "client_id", OtherClient, "principal", OtherClient, "family", OtherClient, "region", OtherClient); got == 0 {
+	if got := gatherMetric(t, reg, "switchyard_kafka_client_requests_total", "client_id", OtherClient, "principal", OtherClient, "family", OtherClient, "region", OtherClient); got == 0 {
 		t.Errorf("requests of (other) = 0: the third client was not capped")
 	}
 	if n := seriesCount(t, reg, "switchyard_kafka_client_requests_total"); n != 3 {
 		t.Errorf("client request series = %d, want 3 (two pairs and (other))", n)
 	}
-	if got := metricValue(t, reg, "switchyard_kafka_client_connections", "principal", anon, "family", FamilyIPv4, "region", "dc-local"); got < 3 {
+	if got := gatherMetric(t, reg, "switchyard_kafka_client_connections", "principal", anon, "family", FamilyIPv4, "region", "dc-local"); got < 3 {
 		t.Errorf("open anonymous connections = %v, want at least 3", got)
 	}
 	prod.Close()
 	cons.Close()
 	third.Close()
-	waitMetric(t, "connections closed", func() bool { return metricValue(t, reg, "switchyard_kafka_client_connections", "principal", anon) == 0 })
+	waitMetric(t, "connections closed", func() bool {
+		return gatherMetric(t, reg, "switchyard_kafka_client_connections", "principal", anon) == 0
+	})
 
 	broker := kc.ListenAddrs()[0]
-	if n := metricValue(t, reg, "switchyard_backend_request_seconds", "cluster", "c1", "broker", broker); n <= 0 {
+	if n := gatherMetric(t, reg, "switchyard_backend_request_seconds", "cluster", "c1", "broker", broker); n <= 0 {
 		t.Errorf("no backend latency observed for %s", broker)
 	}
-	if got := metricValue(t, reg, "switchyard_backend_broker_up", "cluster", "c1", "broker", broker); got != 1 {
+	if got := gatherMetric(t, reg, "switchyard_backend_broker_up", "cluster", "c1", "broker", broker); got != 1 {
 		t.Errorf("broker_up = %v, want 1", got)
 	}
 	errs := func() float64 {
-		return metricValue(t, reg, "switchyard_backend_connection_errors_total", "cluster", "c1", "broker", broker)
+		return gatherMetric(t, reg, "switchyard_backend_connection_errors_total", "cluster", "c1", "broker", broker)
 	}
 	if got := errs(); got != 0 {
 		t.Errorf("connection errors before the broker stops = %v", got)
@@ -213,47 +195,8 @@ func TestTrafficMetrics(t *testing.T) {
 	kc.Close()
 	be.TriggerRefresh()
 	waitMetric(t, "the broker down", func() bool {
-		return metricValue(t, reg, "switchyard_backend_broker_up", "cluster", "c1", "broker", broker) == 0 && errs() > 0
+		return gatherMetric(t, reg, "switchyard_backend_broker_up", "cluster", "c1", "broker", broker) == 0 && errs() > 0
 	})
-}
-
-// metricValue reads from the registry the series of name whose labels
-// include want: a counter's or gauge's value, a histogram's count; -1
-// when absent. (Gathering, as a scrape does; nothing is created.)
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, want ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, mt := range mf.GetMetric() {
-			for k := 0; k+1 < len(want); k += 2 {
-				found := false
-				for _, l := range mt.GetLabel() {
-					if l.GetName() == want[k] && l.GetValue() == want[k+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
-			}
-			switch {
-			case mt.Counter != nil:
-				return mt.GetCounter().GetValue()
-			case mt.Gauge != nil:
-				return mt.GetGauge().GetValue()
-			case mt.Histogram != nil:
-				return float64(mt.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return -1
 }
 
 // seriesCount counts the series of name.
@@ -362,7 +305,7 @@ func TestClientSeriesCap(t *testing.T) {
 		t.Error("tuples past the cap do not share the (other) series")
 	}
 	c.requests.Inc()
-	if got := metricValue(t, reg, "switchyard_kafka_client_requests_total", "client_id", OtherClient, "principal", OtherClient, "family", OtherClient, "region", OtherClient); got != 1 {
+	if got := gatherMetric(t, reg, "switchyard_kafka_client_requests_total", "client_id", OtherClient, "principal", OtherClient, "family", OtherClient, "region", OtherClient); got != 1 {
 		t.Errorf("(other) requests = %v, want 1", got)
 	}
 	if n := seriesCount(t, reg, "switchyard_kafka_client_requests_total"); n != 3 {
@@ -393,20 +336,20 @@ func TestClientMetricsAuthenticated(t *testing.T) {
 		t.Fatal(err)
 	}
 	const alice = "User:alice"
-	if got := metricValue(t, p.reg, "switchyard_kafka_client_connections", "principal", alice); got < 1 {
+	if got := gatherMetric(t, p.reg, "switchyard_kafka_client_connections", "principal", alice); got < 1 {
 		t.Errorf("alice's open connections = %v, want at least 1", got)
 	}
-	if got := metricValue(t, p.reg, "switchyard_kafka_client_connections", "principal", AnonymousPrincipal); got > 0 {
+	if got := gatherMetric(t, p.reg, "switchyard_kafka_client_connections", "principal", AnonymousPrincipal); got > 0 {
 		t.Errorf("anonymous open connections = %v after authentication, want 0", got)
 	}
-	if got := metricValue(t, p.reg, "switchyard_kafka_client_requests_total", "client_id", "alice-app", "principal", alice); got <= 0 {
+	if got := gatherMetric(t, p.reg, "switchyard_kafka_client_requests_total", "client_id", "alice-app", "principal", alice); got <= 0 {
 		t.Errorf("alice-app's authenticated requests = %v", got)
 	}
-	if got := metricValue(t, p.reg, "switchyard_kafka_client_requests_total", "client_id", "alice-app", "principal", AnonymousPrincipal); got <= 0 {
+	if got := gatherMetric(t, p.reg, "switchyard_kafka_client_requests_total", "client_id", "alice-app", "principal", AnonymousPrincipal); got <= 0 {
 		t.Errorf("alice-app's requests before authenticating = %v, want some (ApiVersions, SaslHandshake)", got)
 	}
 	cl.Close()
 	waitMetric(t, "alice's connections closed", func() bool {
-		return metricValue(t, p.reg, "switchyard_kafka_client_connections", "principal", alice) == 0
+		return gatherMetric(t, p.reg, "switchyard_kafka_client_connections", "principal", alice) == 0
 	})
 }

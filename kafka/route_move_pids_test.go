@@ -55,10 +55,7 @@ func startMovingProxyOn(t *testing.T, partitions int32, onB bool) (addr string, 
 			t.Fatal(err)
 		}
 		t.Cleanup(kc.Close) // after the proxy's cleanup
-		be, err := NewBackend(BackendConfig{Name: name, Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Second, Metrics: m})
-		if err != nil {
-			t.Fatal(err)
-		}
+		be := newTestBackend(t, BackendConfig{Name: name, Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Second, Metrics: m})
 		bes = append(bes, be)
 		clusters = append(clusters, fsm.Cluster{Name: name, Bootstrap: kc.ListenAddrs()})
 		if name == "a" {
@@ -68,41 +65,15 @@ func startMovingProxyOn(t *testing.T, partitions int32, onB bool) (addr string, 
 		}
 	}
 	view = &movingView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0"}, view, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends(bes)
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{}, view, m, bes...)
 	addr = srv.Addr().String()
 	view.st.Store(&fsm.State{
 		Clusters: clusters,
 		Routes:   fsm.Routes{Topics: []fsm.TopicRoute{{Topic: "t", Cluster: "a"}}},
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, be := range bes {
-		wg.Add(1)
-		go func() { defer wg.Done(); be.Run(ctx) }()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for _, be := range bes {
-		select {
-		case <-be.Ready():
-		case <-time.After(30 * time.Second):
-			t.Fatalf("backend %s metadata not loaded", be.Name())
-		}
-	}
+	serveServer(t, srv, bes...)
+	waitReady(t, bes...)
 	return addr, view, ka, kb, beB
 }
 

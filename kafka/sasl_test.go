@@ -77,23 +77,13 @@ func startSecureProxyLog(t testing.TB, sec Security, log *slog.Logger, users ...
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	be, err := NewBackend(BackendConfig{Name: "c1", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := newTestBackend(t, BackendConfig{Name: "c1", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute})
 	reg := prometheus.NewRegistry()
 	view := &benchView{}
 	// Authentication is under test here; with no rules at all,
 	// AllowIfNoACL lets every principal through (authorization: acl*_test.go,
 	// test/security).
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Security: sec, Authz: AuthzConfig{AllowIfNoACL: true}, Logger: log}, view, NewMetrics(reg, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{Security: sec, Authz: AuthzConfig{AllowIfNoACL: true}, Logger: log}, view, NewMetrics(reg, 0), be)
 	addr := srv.Addr().String()
 	slices.SortFunc(users, func(a, b fsm.User) int { return strings.Compare(a.Name, b.Name) })
 	view.st = &fsm.State{
@@ -102,57 +92,15 @@ func startSecureProxyLog(t testing.TB, sec Security, log *slog.Logger, users ...
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 		Users:    users,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	select {
-	case <-be.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("backend not ready")
-	}
+	serveServer(t, srv, be)
+	waitReady(t, be)
 	return &secureProxy{addr: addr, reg: reg, view: view, srv: srv}
 }
 
 // authCount reads switchyard_kafka_auth_total{mechanism, result}.
 func (p *secureProxy) authCount(t testing.TB, mech, result string) float64 {
 	t.Helper()
-	return p.counter(t, "switchyard_kafka_auth_total", map[string]string{"mechanism": mech, "result": result})
-}
-
-// counter reads the series of counter name with labels, 0 if absent.
-func (p *secureProxy) counter(t testing.TB, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := p.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return gatherMetric(t, p.reg, "switchyard_kafka_auth_total", "mechanism", mech, "result", result)
 }
 
 // secureRoundTrip produces n records to topic t through cl and consumes them back
@@ -665,7 +613,7 @@ func TestListenerReauthentication(t *testing.T) {
 		}
 		defer cl.Close()
 		before := p.authCount(t, MechScramSHA512, authOK)
-		closedBefore := p.counter(t, "switchyard_kafka_connections_closed_total", map[string]string{"reason": "auth"})
+		closedBefore := gatherMetric(t, p.reg, "switchyard_kafka_connections_closed_total", "reason", "auth")
 		var produced, failed atomic.Int64
 		var firstErr atomic.Value
 		end := time.Now().Add(10 * time.Second)
@@ -694,7 +642,7 @@ func TestListenerReauthentication(t *testing.T) {
 		if n := p.authCount(t, MechScramSHA512, authOK) - before; n < 4 {
 			t.Fatalf("%v authentications over 10 s of 2 s sessions: the client did not re-authenticate", n)
 		}
-		if n := p.counter(t, "switchyard_kafka_connections_closed_total", map[string]string{"reason": "auth"}) - closedBefore; n != 0 {
+		if n := gatherMetric(t, p.reg, "switchyard_kafka_connections_closed_total", "reason", "auth") - closedBefore; n != 0 {
 			t.Fatalf("%v connections closed for authentication while the producer re-authenticated", n)
 		}
 	})

@@ -14,16 +14,13 @@ package kafka
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha512"
 	"crypto/tls"
 	"net"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
@@ -51,19 +48,9 @@ func startSecureBenchProxy(tb testing.TB, broker string, secure bool) *benchSecu
 		users = []fsm.User{testUser(tb, "bench", "bench-pw", fsm.SASLScramSHA512)}
 		bs.tls = &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
 	}
-	be, err := NewBackend(BackendConfig{Name: benchCluster, Bootstrap: []string{broker}, MetadataRefresh: time.Minute})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	be := newTestBackend(tb, BackendConfig{Name: benchCluster, Bootstrap: []string{broker}, MetadataRefresh: time.Minute})
 	view := &benchView{}
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Security: sec}, view, NewMetrics(prometheus.NewRegistry(), 0))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		tb.Fatal(err)
-	}
+	srv := listenServer(tb, Config{Security: sec}, view, nil, be)
 	bs.addr = srv.Addr().String()
 	view.st = &fsm.State{
 		Clusters: []fsm.Cluster{{Name: benchCluster, Bootstrap: []string{broker}}},
@@ -72,22 +59,8 @@ func startSecureBenchProxy(tb testing.TB, broker string, secure bool) *benchSecu
 			LocalBrokers: []fsm.BrokerRef{{Cluster: benchCluster, BrokerID: 0}}}},
 		Users: users,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			tb.Error(err)
-		}
-	}()
-	tb.Cleanup(func() { cancel(); wg.Wait() })
-	select {
-	case <-be.Ready():
-	case <-time.After(10 * time.Second):
-		tb.Fatal("bench proxy: backend metadata not loaded")
-	}
+	serveServer(tb, srv, be)
+	waitReady(tb, be)
 	return bs
 }
 

@@ -70,10 +70,7 @@ func startUsersProxy(t *testing.T, kc *kfake.Cluster, authenticates bool) (strin
 func startUsersProxyWith(t *testing.T, kc *kfake.Cluster, authenticates bool, wrap func(Proposer) Proposer) (string, *fsmProposer) {
 	t.Helper()
 	m := NewMetrics(prometheus.NewRegistry(), 0)
-	be, err := NewBackend(BackendConfig{Name: "main", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := newTestBackend(t, BackendConfig{Name: "main", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Minute, Metrics: m})
 	prop := &fsmProposer{f: fsm.New(nil)}
 	var used Proposer = prop
 	if wrap != nil {
@@ -81,15 +78,8 @@ func startUsersProxyWith(t *testing.T, kc *kfake.Cluster, authenticates bool, wr
 	}
 	// The client is anonymous (no SASL here); with no rules at all,
 	// AllowIfNoACL lets it manage the users (authorization: acl*_test.go).
-	srv, err := NewServer(Config{ListenAddr: "127.0.0.1:0", Authenticates: authenticates, Proposer: used,
-		Authz: AuthzConfig{AllowIfNoACL: true}}, fsmView{prop.f}, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetBackends([]*Backend{be})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	srv := listenServer(t, Config{Authenticates: authenticates, Proposer: used,
+		Authz: AuthzConfig{AllowIfNoACL: true}}, fsmView{prop.f}, m, be)
 	addr := srv.Addr().String()
 	for _, cmd := range []fsm.Command{
 		&fsm.PutCluster{Cluster: fsm.Cluster{Name: "main", Bootstrap: kc.ListenAddrs()}},
@@ -101,22 +91,8 @@ func startUsersProxyWith(t *testing.T, kc *kfake.Cluster, authenticates bool, wr
 		}
 	}
 	prop.calls = 0
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	select {
-	case <-be.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("backend metadata not loaded")
-	}
+	serveServer(t, srv, be)
+	waitReady(t, be)
 	return addr, prop
 }
 
