@@ -134,7 +134,7 @@ func (c *clientConn) toCoordinatorPost(r *request, start time.Time, be *Backend,
 	}
 	u, err := c.upstreamOrAny(c.coordinatorTarget(be, typ, key))
 	if err != nil {
-		return err
+		return c.answerUnreachable(r, start, be, err) // unavailable.go
 	}
 	return c.forwardTo(u, r, start, post)
 }

@@ -132,7 +132,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	}, []string{"cluster", "direction"})
 	m.clusterErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_cluster_errors_total",
-		Help: "Errors from a backend cluster: connection failures (dial, connection) and Kafka error codes in produce and fetch answers, by name.",
+		Help: "Errors from a backend cluster: connection failures (dial, connection), Kafka error codes in produce and fetch answers, and the retriable codes the proxy answered for it while no broker of it could be reached, by name.",
 	}, []string{"cluster", "error"})
 	for k := int16(0); k <= kmsg.MaxKey; k++ {
 		name := kmsg.NameForKey(k)

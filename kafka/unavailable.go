@@ -17,6 +17,10 @@ package kafka
 //     OffsetFetch, DescribeGroups, DeleteGroups, DescribeTransactions
 //     NOT_COORDINATOR per group or id) get the same answer, whichever path
 //     failed.
+//   - Keys a group or transaction coordinator serves (JoinGroup, Heartbeat,
+//     LeaveGroup, SyncGroup, AddOffsetsToTxn, EndTxn, InitProducerId with
+//     a real producer id, ShareGroupHeartbeat): COORDINATOR_NOT_AVAILABLE,
+//     on which clients look the coordinator up again and retry.
 //   - Coordinator keys that name no group (ListGroups, ListTransactions):
 //     COORDINATOR_NOT_AVAILABLE, which the Java admin client retries there
 //     (NOT_COORDINATOR it would not); share-group keys (KIP-932) NOT_COORDINATOR per
@@ -35,8 +39,8 @@ package kafka
 // the same way (03_metadata.go): an operator's mistake no retry heals.
 // Keys with no entry below keep their own handling: the split families
 // answer their own parts, Metadata from the snapshot (partfail.go,
-// metadata_cache.go); the keys sent through toCoordinatorPost and to a
-// controller through admin.go still close (kafka/DESIGN.md lists them).
+// metadata_cache.go); the keys sent to a controller through admin.go
+// still close (kafka/DESIGN.md lists them).
 
 import (
 	"errors"
@@ -71,6 +75,17 @@ var unavailableAnswers = map[int16]unavailable{
 	15: {code: kerr.NotCoordinator.Code, build: failedAnswer},
 	42: {code: kerr.NotCoordinator.Code, build: failedAnswer},
 	65: {code: kerr.NotCoordinator.Code, build: failedAnswer},
+
+	// Keys a group or transaction coordinator serves (toCoordinatorPost):
+	// its top-level error, as a coordinator that is not available answers.
+	11: {code: kerr.CoordinatorNotAvailable.Code}, // JoinGroup
+	12: {code: kerr.CoordinatorNotAvailable.Code}, // Heartbeat
+	13: {code: kerr.CoordinatorNotAvailable.Code}, // LeaveGroup
+	14: {code: kerr.CoordinatorNotAvailable.Code}, // SyncGroup
+	22: {code: kerr.CoordinatorNotAvailable.Code}, // InitProducerId with a real producer id
+	25: {code: kerr.CoordinatorNotAvailable.Code}, // AddOffsetsToTxn
+	26: {code: kerr.CoordinatorNotAvailable.Code}, // EndTxn
+	76: {code: kerr.CoordinatorNotAvailable.Code}, // ShareGroupHeartbeat
 
 	16: {code: kerr.CoordinatorNotAvailable.Code}, // ListGroups
 	66: {code: kerr.CoordinatorNotAvailable.Code}, // ListTransactions
