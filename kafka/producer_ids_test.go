@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"hash/crc32"
 	"slices"
 	"testing"
@@ -148,38 +147,7 @@ func TestProducerMovesAwayAndBack(t *testing.T) {
 		}
 	}
 	a, b := dialRaw(t, addrA), dialRaw(t, addrB)
-	init := kmsg.NewPtrInitProducerIDRequest()
-	init.TransactionTimeoutMillis = -1
-	resp, err := a.do(init, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ir := resp.(*kmsg.InitProducerIDResponse)
-	if ir.ErrorCode != 0 || !isVirtual(ir.ProducerID) {
-		t.Fatalf("InitProducerId: code %d id %x", ir.ErrorCode, ir.ProducerID)
-	}
-	seq := int32(0)
-	produce := func(c *rawClient, via string) int16 {
-		t.Helper()
-		values := []string{fmt.Sprintf("%s-%d", via, seq), fmt.Sprintf("%s-%d", via, seq+1)}
-		req := kmsg.NewPtrProduceRequest()
-		req.Version, req.Acks, req.TimeoutMillis = 7, -1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "t"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = idempotentBatch(ir.ProducerID, ir.ProducerEpoch, seq, values...)
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := c.do(req, 30*time.Second)
-		if err != nil {
-			t.Fatalf("produce via %s at seq %d: %v", via, seq, err)
-		}
-		code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
-		if code == 0 {
-			seq += int32(len(values))
-		}
-		return code
-	}
+	p := newRawProducer(t, a)
 	for _, step := range []struct {
 		c    *rawClient
 		via  string
@@ -190,10 +158,9 @@ func TestProducerMovesAwayAndBack(t *testing.T) {
 		{a, "a", kerr.OutOfOrderSequenceNumber.Code},
 		{b, "b", 0}, // and B, whose id is current, goes on
 	} {
-		if got := produce(step.c, step.via); got != step.want {
-			t.Fatalf("produce via %s at seq %d: %v, want %v", step.via, seq, kerr.ErrorForCode(got), kerr.ErrorForCode(step.want))
-		}
+		p.step(step.c, step.via, step.want)
 	}
+	seq := p.seq
 	// Every record once, in order.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumeTopics("t"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

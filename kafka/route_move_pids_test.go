@@ -177,11 +177,29 @@ func kgoClient(t *testing.T, kc *kfake.Cluster) *kgo.Client {
 }
 
 // rawIdempotent is an idempotent producer of one partition of topic t
-// through addr, by hand: each step sends two records ("on-seq") at the
-// next sequence and wants the answer's code; the sequence advances on
-// success.
+// through addr, by hand (rawProducer.step on one connection).
 func rawIdempotent(t *testing.T, addr string) func(on string, want int16) {
 	c := dialRaw(t, addr)
+	p := newRawProducer(t, c)
+	return func(on string, want int16) {
+		t.Helper()
+		p.step(c, on, want)
+	}
+}
+
+// rawProducer is an idempotent producer of partition 0 of topic t, by
+// hand: each step sends two records ("on-seq") at the next sequence on a
+// connection, and the sequence advances on success.
+type rawProducer struct {
+	t     *testing.T
+	id    int64
+	epoch int16
+	seq   int32
+}
+
+// newRawProducer takes a virtual producer id through c.
+func newRawProducer(t *testing.T, c *rawClient) *rawProducer {
+	t.Helper()
 	init := kmsg.NewPtrInitProducerIDRequest()
 	init.TransactionTimeoutMillis = -1
 	resp, err := c.do(init, 30*time.Second)
@@ -192,35 +210,33 @@ func rawIdempotent(t *testing.T, addr string) func(on string, want int16) {
 	if ir.ErrorCode != 0 || !isVirtual(ir.ProducerID) {
 		t.Fatalf("InitProducerId: code %d id %x", ir.ErrorCode, ir.ProducerID)
 	}
-	seq := int32(0)
-	produce := func(on string) int16 {
-		t.Helper()
-		values := []string{fmt.Sprintf("%s-%d", on, seq), fmt.Sprintf("%s-%d", on, seq+1)}
-		req := kmsg.NewPtrProduceRequest()
-		req.Version, req.Acks, req.TimeoutMillis = 7, -1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "t"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = idempotentBatch(ir.ProducerID, ir.ProducerEpoch, seq, values...)
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := c.do(req, 30*time.Second)
-		if err != nil {
-			t.Fatalf("produce to %s at seq %d: %v", on, seq, err)
-		}
-		code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
-		if code == 0 {
-			seq += int32(len(values))
-		}
-		return code
+	return &rawProducer{t: t, id: ir.ProducerID, epoch: ir.ProducerEpoch}
+}
+
+// step produces through c and wants the answer's code.
+func (p *rawProducer) step(c *rawClient, on string, want int16) {
+	t := p.t
+	t.Helper()
+	values := []string{fmt.Sprintf("%s-%d", on, p.seq), fmt.Sprintf("%s-%d", on, p.seq+1)}
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis = 7, -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "t"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = idempotentBatch(p.id, p.epoch, p.seq, values...)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := c.do(req, 30*time.Second)
+	if err != nil {
+		t.Fatalf("produce via %s at seq %d: %v", on, p.seq, err)
 	}
-	step := func(on string, want int16) {
-		t.Helper()
-		if got := produce(on); got != want {
-			t.Fatalf("produce to %s at seq %d: %v, want %v", on, seq, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
-		}
+	code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+	if code != want {
+		t.Fatalf("produce via %s at seq %d: %v, want %v", on, p.seq, kerr.ErrorForCode(code), kerr.ErrorForCode(want))
 	}
-	return step
+	if code == 0 {
+		p.seq += int32(len(values))
+	}
 }
 
 // TestRouteMoveIdempotentClient: a franz-go idempotent producer keeps
