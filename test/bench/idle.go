@@ -317,7 +317,7 @@ func (h *harness) idleScenario(ctx context.Context) ([]scenarioResult, error) {
 	}
 	e := &env{cluster: c, direct: c.ListenAddrs()}
 	defer e.close()
-	if err := h.startProxies(ctx, e, &e.proxy, peerSpec{binary: h.binary, peers: 1, brokers: 1, gomaxprocs: h.o.proxyProcs}); err != nil {
+	if err := h.startProxies(ctx, e, &e.proxy, peerSpec{binary: h.binary, peers: 1, brokers: 1, gomaxprocs: h.o.proxyProcs, profileDir: h.o.idleProfile}); err != nil {
 		return nil, err
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.direct...))

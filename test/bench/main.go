@@ -64,6 +64,7 @@ type options struct {
 	peers3MetaReqs int
 	peers3Phases   []string
 	peers3Profile  string
+	idleProfile    string
 
 	// The idle scenario (idle.go).
 	idleConns  int
@@ -173,6 +174,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.peers3MetaReqs, "peers3-metadata-requests", 10, "peers3: all-topics Metadata requests per metadata round")
 	p3Phases := fs.String("peers3-phases", strings.Join(peers3Phases, ","), "peers3: comma-separated phases: "+strings.Join(peers3Phases, ", "))
 	fs.StringVar(&o.peers3Profile, "peers3-profile", "", "peers3: directory where each peer writes a Go CPU profile of its whole run (peer-N.pprof, via $SWITCHYARD_CPUPROFILE)")
+	fs.StringVar(&o.idleProfile, "idle-profile", "", "idle: directory where the peer writes a Go CPU profile of its whole run, both modes (peer-0.pprof, via $SWITCHYARD_CPUPROFILE)")
 	fs.IntVar(&o.idleConns, "idle-conns", 10000, "idle: connections held open against the peer in the rounds with them")
 	fs.IntVar(&o.idleRounds, "idle-rounds", 4, "idle: without/with round pairs (the first mode alternates)")
 	idleBytes := fs.String("idle-bytes", "64MiB", "idle: record value bytes per produce round and of the consume backlog")
@@ -298,15 +300,21 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	case o.idleBytes < int64(o.recordSize):
 		return o, fmt.Errorf("-idle-bytes %d is less than one record", o.idleBytes)
 	}
-	if o.peers3Profile != "" {
-		abs, err := filepath.Abs(o.peers3Profile)
+	for _, d := range []struct {
+		flag string
+		dir  *string
+	}{{"-peers3-profile", &o.peers3Profile}, {"-idle-profile", &o.idleProfile}} {
+		if *d.dir == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*d.dir)
 		if err != nil {
 			return o, err
 		}
 		if err := os.MkdirAll(abs, 0o755); err != nil {
-			return o, fmt.Errorf("-peers3-profile: %w", err)
+			return o, fmt.Errorf("%s: %w", d.flag, err)
 		}
-		o.peers3Profile = abs
+		*d.dir = abs
 	}
 	return o, nil
 }
