@@ -108,6 +108,13 @@ type clientConn struct {
 	// openLogged: the access log's opening line is written (logOpened).
 	openLogged bool
 
+	// opened is when the connection was accepted; done, the server's
+	// bookkeeping once it has closed (parked or not in between: park.go).
+	opened time.Time
+	done   func()
+	// noPark: parking this connection failed once; it keeps its reader.
+	noPark bool
+
 	// lostProduce names the targets whose broker connection broke with a
 	// Produce in flight; a Produce to one of them ends the connection
 	// (upstream.send). Owned by the reader goroutine.
@@ -190,6 +197,9 @@ func (c *clientConn) closeWith(err error) {
 	c.closeOnce.Do(func() {
 		c.reason = err
 		close(c.closing)
+		if p := c.s.parker; p != nil {
+			p.unpark(c) // its new reader finds it closed and finishes it
+		}
 		c.nc.Close()
 		switch cat := closeCategory(err); cat {
 		case "bad_request", "frame_timeout", "error":
@@ -263,10 +273,11 @@ func (c *clientConn) logClosed(opened time.Time) {
 	c.log.Info("client connection closed", attrs...)
 }
 
+// serve is the connection's reader goroutine from its accept: the TLS
+// handshake, then requests until it closes (finish) or parks (park.go).
 func (c *clientConn) serve() {
 	c.s.metrics.connections.Inc()
-	defer c.s.metrics.connections.Dec()
-	opened := time.Now()
+	c.opened = time.Now()
 	var err error
 	if tc, ok := c.nc.(*tlsConn); ok {
 		err = c.handshakeTLS(tc)
@@ -276,8 +287,43 @@ func (c *clientConn) serve() {
 	}
 	if err == nil {
 		c.notePrincipal()
-		err = c.safeReadLoop()
+		if err = c.readUntilParked(); err == nil {
+			return // parked: resume takes over
+		}
 	}
+	c.end(err)
+}
+
+// resume is a parked connection's new reader goroutine. The read deadline
+// the old reader left has passed: the next wait arms a new one, so the
+// reader reads what woke it before it can think of parking again.
+func (c *clientConn) resume() {
+	c.deadline = deadlineNone
+	if err := c.readUntilParked(); err != nil {
+		c.end(err)
+	}
+}
+
+// readUntilParked serves requests until the connection fails (its error)
+// or is parked (nil: this goroutine must end without touching c again).
+// A connection that cannot be parked goes on being read.
+func (c *clientConn) readUntilParked() error {
+	for {
+		err := c.safeReadLoop()
+		if !errors.Is(err, errParked) {
+			return err
+		}
+		if c.s.parker.park(c, c.idleLimit()) {
+			return nil
+		}
+		c.noPark = true
+	}
+}
+
+// end ends a closed connection: its upstreams, goroutines, buffers and
+// budget, the access log's closing line and the server's bookkeeping.
+func (c *clientConn) end(err error) {
+	defer c.s.metrics.connections.Dec()
 	c.connClosed()
 	c.closeWith(err)
 	for _, u := range c.ups {
@@ -285,7 +331,7 @@ func (c *clientConn) serve() {
 	}
 	// Every goroutine that could finish or write a slot has stopped.
 	c.wg.Wait()
-	c.logClosed(opened)
+	c.logClosed(c.opened)
 	c.s.budget.release(c.held)
 	c.held = 0
 	c.cr.close()
@@ -300,6 +346,9 @@ func (c *clientConn) serve() {
 	if c.bw.buf != nil {
 		putBuffer(c.bw.buf)
 		c.bw.buf = nil
+	}
+	if c.done != nil {
+		c.done()
 	}
 }
 
@@ -401,7 +450,7 @@ type deadlineKind uint8
 
 const (
 	deadlineNone  deadlineKind = iota
-	deadlineIdle               // between requests: ConnectionsMaxIdle
+	deadlineIdle               // between requests: ConnectionsMaxIdle, or ParkIdleAfter first (idleWait)
 	deadlineFrame              // a request has started: FrameReadTimeout
 )
 
@@ -410,7 +459,7 @@ func (c *clientConn) setDeadline(kind deadlineKind) {
 	var d time.Duration
 	switch kind {
 	case deadlineIdle:
-		d = c.s.cfg.ConnectionsMaxIdle
+		d = c.idleWait(time.Since(c.lastFrame))
 	case deadlineFrame:
 		d = c.s.cfg.FrameReadTimeout
 	}
@@ -486,11 +535,14 @@ func (c *clientConn) awaitRequest() error {
 			return err
 		}
 		idle := c.s.cfg.ConnectionsMaxIdle
-		if since := time.Since(c.lastFrame); since < idle || c.outstanding() > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(max(idle-since, time.Second)))
-			continue
+		since := time.Since(c.lastFrame)
+		if idle > 0 && since >= idle && c.outstanding() == 0 {
+			return fmt.Errorf("%w: no request for %s", ErrIdle, idle)
 		}
-		return fmt.Errorf("%w: no request for %s", ErrIdle, idle)
+		if c.parkable(since) {
+			return errParked
+		}
+		c.nc.SetReadDeadline(time.Now().Add(c.idleWait(since)))
 	}
 }
 

@@ -19,7 +19,9 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,12 +84,15 @@ func BenchmarkIdleConns(b *testing.B) {
 	broker := next("broker ")
 	proxy := startBenchProxy(b, broker)
 	heap0, stack0, rss0, g0 := idleMem()
+	gc0 := gcCycleCPU()
 	fmt.Fprintf(stdin, "%s %d\n", proxy, n)
 	next("ready")
 	// Let per-connection goroutines that outlive a burst (the writer)
-	// go idle, as they would on a real idle connection.
-	time.Sleep(3 * time.Second)
+	// go idle, and the connections park (park.go), as they would on a
+	// real idle connection.
+	time.Sleep(DefaultParkIdleAfter + 3*time.Second)
 	heap1, stack1, rss1, g1 := idleMem()
+	gc1 := gcCycleCPU()
 	if path := os.Getenv("SWITCHYARD_IDLE_HEAP_PROFILE"); path != "" {
 		// What the idle connections hold: go tool pprof -sample_index=inuse_space.
 		f, err := os.Create(path)
@@ -104,6 +109,11 @@ func BenchmarkIdleConns(b *testing.B) {
 	b.ReportMetric(per(rss0, rss1), "rss-B/conn")
 	b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/conn")
 	b.ReportMetric(float64(n), "conns")
+	// What every GC cycle pays for them (marking their goroutines' stacks
+	// and what they hold), whatever the active clients allocate.
+	b.ReportMetric(gc0.Seconds()*1e6, "gc-cpu-us/cycle-before")
+	b.ReportMetric(gc1.Seconds()*1e6, "gc-cpu-us/cycle-after")
+	b.ReportMetric(float64(gc1-gc0)/float64(n), "gc-cpu-ns/conn/cycle")
 	for i := 0; i < b.N; i++ {
 		// One measurement per run: -benchtime 1x.
 	}
@@ -118,6 +128,24 @@ func idleMem() (heap, stack, rss uint64, goroutines int) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse, ms.StackInuse, rssBytes(), runtime.NumGoroutine()
+}
+
+// gcCycleCPU is the CPU time one full GC cycle takes now (the runtime's
+// own account, /cpu/classes/gc/total), the median of 15 forced cycles.
+func gcCycleCPU() time.Duration {
+	sample := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	read := func() float64 {
+		metrics.Read(sample)
+		return sample[0].Value.Float64()
+	}
+	var cycles []time.Duration
+	for range 15 {
+		before := read()
+		runtime.GC()
+		cycles = append(cycles, time.Duration((read()-before)*float64(time.Second)))
+	}
+	slices.Sort(cycles)
+	return cycles[len(cycles)/2]
 }
 
 // rssBytes is the process's resident set (Linux; 0 elsewhere).

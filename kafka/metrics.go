@@ -24,6 +24,7 @@ const OtherTopic = "(other)"
 // OtherTopic.
 type Metrics struct {
 	connections        prometheus.Gauge
+	parked             prometheus.Gauge
 	closedConns        *prometheus.CounterVec
 	refusedConns       map[string]prometheus.Counter
 	budgetWaits        prometheus.Counter
@@ -80,6 +81,10 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "switchyard_kafka_connections",
 		Help: "Open client connections.",
+	})
+	m.parked = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchyard_kafka_connections_parked",
+		Help: "Open client connections idle long enough to be held without a reader goroutine (Limits.ParkIdleAfter).",
 	})
 	m.closedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_connections_closed_total",
@@ -181,7 +186,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	reg.MustRegister(m.authzDenied)
 	m.backendAuthFailures = newAuthFailures()
 	reg.MustRegister(m.backendAuthFailures)
-	reg.MustRegister(m.connections, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
+	reg.MustRegister(m.connections, m.parked, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
 		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
 		m.regionBytes)
 	m.auth = newAuthMetrics(reg)

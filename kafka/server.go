@@ -109,6 +109,10 @@ type Limits struct {
 	// for this long while none was in flight (connections.max.idle.ms).
 	// 0: 10 minutes, Kafka's default; negative: never.
 	ConnectionsMaxIdle time.Duration
+	// ParkIdleAfter: a plaintext client connection that sent no request
+	// for this long, with none in flight, is held without a reader
+	// goroutine until it sends one (park.go). 0: 10 s; negative: never.
+	ParkIdleAfter time.Duration
 	// FrameReadTimeout is how long a request may take to arrive once its
 	// first byte has (Kafka has no such limit; it stops a client that
 	// claims a size and stalls from holding its buffer and budget). 0: 30 s;
@@ -152,6 +156,7 @@ type Limits struct {
 // Default limits; see Limits.
 const (
 	DefaultConnectionsMaxIdle    = 10 * time.Minute
+	DefaultParkIdleAfter         = 10 * time.Second
 	DefaultFrameReadTimeout      = 30 * time.Second
 	DefaultQueuedMaxRequestBytes = 256 << 20
 )
@@ -165,6 +170,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConnectionsMaxIdle == 0 {
 		c.ConnectionsMaxIdle = DefaultConnectionsMaxIdle
+	}
+	if c.ParkIdleAfter == 0 {
+		c.ParkIdleAfter = DefaultParkIdleAfter
 	}
 	if c.FrameReadTimeout == 0 {
 		c.FrameReadTimeout = DefaultFrameReadTimeout
@@ -286,6 +294,9 @@ type Server struct {
 	conns map[*clientConn]struct{}
 	perIP map[netip.Addr]int // open connections by client address (mu)
 	wg    sync.WaitGroup
+	// parker holds idle connections without a goroutine (park.go); nil
+	// when parking is off or unavailable. Set by Serve.
+	parker *parker
 }
 
 // NewServer builds a server; SetBackends gives it the backend clusters.
@@ -362,6 +373,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	if ln == nil {
 		return errors.New("kafka server: Serve before Listen")
 	}
+	if s.cfg.ParkIdleAfter > 0 {
+		p, err := newParker((*clientConn).resume)
+		if err != nil {
+			s.log.Warn("idle client connections keep their reader goroutine", "err", err)
+		} else {
+			s.mu.Lock()
+			s.parker = p
+			s.mu.Unlock()
+		}
+	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var tempDelay time.Duration
@@ -404,16 +425,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.serve()
+		c.done = func() { // when c has closed, parked or not in between
 			s.mu.Lock()
 			delete(s.conns, c)
 			if s.perIP[ip]--; s.perIP[ip] <= 0 {
 				delete(s.perIP, ip)
 			}
 			s.mu.Unlock()
-		}()
+			s.wg.Done()
+		}
+		go c.serve()
 	}
 }
 
@@ -524,10 +545,13 @@ func (b *tokenBucket) take(now time.Time) bool {
 func (s *Server) closeAll() {
 	s.mu.Lock()
 	for c := range s.conns {
-		c.closeWith(ErrClosed)
+		c.closeWith(ErrClosed) // a parked one gets its reader back to end
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	if s.parker != nil {
+		s.parker.close()
+	}
 }
 
 // presenter builds the broker presentation of cluster under st for a

@@ -41,9 +41,10 @@ const idleHolderEnv = "SWITCHYARD_BENCH_IDLE_HOLDER"
 const idleQuiet = 3 * time.Second
 
 // idleSettle is the pause before each mode's phases: the peer's writer
-// goroutines of a connection burst exit after 2 s idle and its runtime
-// returns memory, which should not count against either mode.
-const idleSettle = 5 * time.Second
+// goroutines of a connection burst exit after 2 s idle, the connections
+// park after 10 s (serve's --kafka-park-idle-after default) and its
+// runtime returns memory, which should not count against either mode.
+const idleSettle = 12 * time.Second
 
 // idleMaxFrame bounds a response the holder reads: ApiVersions and a
 // Metadata of no topics are a few hundred bytes.
