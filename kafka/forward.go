@@ -129,7 +129,7 @@ func rewrite(buf *buffer, r *request, fn func(kmsg.Response) bool) (*buffer, err
 	if !fn(resp) {
 		return buf, nil
 	}
-	out := encodeResponse(resp, r.corr)
+	out := encodeResponseSized(resp, r.corr, len(buf.b))
 	putBuffer(buf)
 	return out, nil
 }
@@ -207,7 +207,13 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 		if remaining > 0 {
 			return
 		}
-		out := encodeResponse(merge(resps), r.corr)
+		size := 0
+		for _, b := range bufs {
+			if b != nil {
+				size += len(b.b)
+			}
+		}
+		out := encodeResponseSized(merge(resps), r.corr, size)
 		for _, b := range bufs {
 			putBuffer(b)
 		}

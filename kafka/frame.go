@@ -273,7 +273,24 @@ func appendResponse(dst []byte, resp kmsg.Response, corr int32) []byte {
 
 // encodeResponse encodes resp into a pooled buffer.
 func encodeResponse(resp kmsg.Response, corr int32) *buffer {
-	buf := getBuffer(0)
+	return encodeResponseSized(resp, corr, 0)
+}
+
+// reencodeSlack is room beyond the backend's bytes for what a rewrite may
+// add (KIP-951 endpoints, a leader, an error message).
+const reencodeSlack = 512
+
+// encodeResponseSized encodes resp into a pooled buffer that can hold
+// about size bytes: the answer a rewritten backend response becomes is
+// seldom larger than the backend's, so sized from it the encoding does not
+// grow the buffer, and the buffer goes back to its pool afterwards (a
+// grown one would not: putBuffer keeps only its own sizes). A fetch
+// answer rewritten this way allocated about twice its size before.
+func encodeResponseSized(resp kmsg.Response, corr int32, size int) *buffer {
+	if size > 0 {
+		size += reencodeSlack
+	}
+	buf := getBuffer(size)
 	buf.b = appendResponse(buf.b[:0], resp, corr)
 	return buf
 }

@@ -558,7 +558,7 @@ func (f *family[Req, Resp]) post(r *request, t target) postFunc {
 		if !changed {
 			return f.virtualIDs(r, t, resp)
 		}
-		enc := encodeResponse(out, r.corr)
+		enc := encodeResponseSized(out, r.corr, len(resp.b))
 		putBuffer(resp)
 		return enc, nil
 	}
