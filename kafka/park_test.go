@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,19 +36,7 @@ func startParkingProxy(t *testing.T, park, maxIdle time.Duration) (*Server, stri
 		Routes:   fsm.Routes{DefaultCluster: "k"},
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: srv.Addr().String()}},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); be.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); wg.Wait() }) }
-	t.Cleanup(stop)
+	stop := serveServer(t, srv, be)
 	waitReady(t, be)
 	return srv, srv.Addr().String(), stop
 }

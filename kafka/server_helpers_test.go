@@ -48,9 +48,10 @@ func listenServer(t testing.TB, cfg Config, view View, m *Metrics, bes ...*Backe
 	return srv
 }
 
-// serveServer runs srv and bes until the test ends; the cleanup stops
-// them and waits until they have returned.
-func serveServer(t testing.TB, srv *Server, bes ...*Backend) {
+// serveServer runs srv and bes until the test ends, or until the stop
+// it returns is called; either stops them and waits until they have
+// returned.
+func serveServer(t testing.TB, srv *Server, bes ...*Backend) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -65,7 +66,10 @@ func serveServer(t testing.TB, srv *Server, bes ...*Backend) {
 			t.Error(err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 // waitReady waits until every backend of bes has loaded its first
