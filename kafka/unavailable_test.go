@@ -60,19 +60,6 @@ func TestAnsweredWhileClusterDown(t *testing.T) {
 			}
 			return []int16{m.ErrorCode}
 		}, 1},
-		{"JoinGroup", 5, &kmsg.JoinGroupRequest{Group: "g", SessionTimeoutMillis: 10000, RebalanceTimeoutMillis: 10000, ProtocolType: "consumer",
-			Protocols: []kmsg.JoinGroupRequestProtocol{{Name: "range"}}}, noCoord, func(r kmsg.Response) []int16 {
-			return []int16{r.(*kmsg.JoinGroupResponse).ErrorCode}
-		}, 1},
-		{"SyncGroup", 3, &kmsg.SyncGroupRequest{Group: "g", Generation: 1, MemberID: "m"}, noCoord, func(r kmsg.Response) []int16 {
-			return []int16{r.(*kmsg.SyncGroupResponse).ErrorCode}
-		}, 1},
-		{"Heartbeat", 3, &kmsg.HeartbeatRequest{Group: "g", Generation: 1, MemberID: "m"}, noCoord, func(r kmsg.Response) []int16 {
-			return []int16{r.(*kmsg.HeartbeatResponse).ErrorCode}
-		}, 1},
-		{"LeaveGroup", 3, &kmsg.LeaveGroupRequest{Group: "g", Members: []kmsg.LeaveGroupRequestMember{{MemberID: "m"}}}, noCoord, func(r kmsg.Response) []int16 {
-			return []int16{r.(*kmsg.LeaveGroupResponse).ErrorCode}
-		}, 1},
 		{"AddOffsetsToTxn", 1, &kmsg.AddOffsetsToTxnRequest{TransactionalID: "tx", ProducerID: 7, ProducerEpoch: 0, Group: "g"}, noCoord, func(r kmsg.Response) []int16 {
 			return []int16{r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode}
 		}, 1},
