@@ -446,6 +446,12 @@ func dryRun(t *testing.T, sb *sandbox.Sandbox, api *adminAPI, peer int, g *group
 			t.Errorf("%s: after the dry run partition %d is committed at %d, below %d before it", g, p, committed[p], tg.Old)
 		}
 	}
+	// It goes on consuming: within the 3 s as a rule, but a starved
+	// machine can hold the producer (no write lease while Raft has no
+	// leader) or the group (a rebalance) for longer.
+	for deadline := time.Now().Add(time.Minute); len(g.log.recsSince(idx)) == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
 	n := 0
 	for _, r := range g.log.recsSince(idx) {
 		n++
@@ -455,7 +461,7 @@ func dryRun(t *testing.T, sb *sandbox.Sandbox, api *adminAPI, peer int, g *group
 		}
 	}
 	if n == 0 {
-		t.Errorf("%s: consumed nothing in the 3 s after the dry run", g)
+		t.Errorf("%s: consumed nothing in the minute after the dry run", g)
 	}
 	t.Logf("%s: dry run to earliest answered %d targets; nothing changed (%d records consumed since, no jump)", g, len(tgs), n)
 }

@@ -330,11 +330,34 @@ func (a *adminAPI) get(ctx context.Context, i int, group string) (r resetJSON, f
 // partition of every topic (each has parts partitions).
 func (a *adminAPI) start(t testing.TB, i int, group string, topics []string, parts int32, to any) resetJSON {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A starved machine can leave the peers without a Raft leader for a
+	// while (the API answers 503 and changes nothing it did not commit):
+	// try again for up to two minutes. A POST that timed out may still
+	// have been committed; a later attempt then meets its job (409), and
+	// the job is read back instead.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code, r, err := a.post(ctx, i, group, topics, to, false)
-	if err != nil {
-		t.Fatalf("POST %s (to %v) through peer %d: %v", resetsPath(group), to, i, err)
+	posted := time.Now().UnixMilli()
+	var (
+		code int
+		r    resetJSON
+		err  error
+	)
+	for unavailable := false; ; unavailable = true {
+		code, r, err = a.post(ctx, i, group, topics, to, false)
+		if err != nil {
+			t.Fatalf("POST %s (to %v) through peer %d: %v", resetsPath(group), to, i, err)
+		}
+		if code == http.StatusConflict && unavailable {
+			if got, found, gerr := a.get(ctx, i, group); gerr == nil && found && got.Created >= posted {
+				code, r = http.StatusAccepted, got
+			}
+		}
+		if code != http.StatusServiceUnavailable || ctx.Err() != nil {
+			break
+		}
+		t.Logf("POST %s through peer %d: 503 %s; trying again", resetsPath(group), i, r.raw)
+		time.Sleep(time.Second)
 	}
 	if code != http.StatusAccepted {
 		t.Fatalf("POST %s (to %v) through peer %d: %d %s; want 202 and the job", resetsPath(group), to, i, code, r.raw)
