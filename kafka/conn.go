@@ -274,7 +274,7 @@ func (c *clientConn) logClosed(opened time.Time) {
 }
 
 // serve is the connection's reader goroutine from its accept: the TLS
-// handshake, then requests until it closes (finish) or parks (park.go).
+// handshake, then requests until it closes (end) or parks (park.go).
 func (c *clientConn) serve() {
 	c.s.metrics.connections.Inc()
 	c.opened = time.Now()
@@ -542,7 +542,13 @@ func (c *clientConn) awaitRequest() error {
 		if c.parkable(since) {
 			return errParked
 		}
-		c.nc.SetReadDeadline(time.Now().Add(c.idleWait(since)))
+		if d := c.idleWait(since); d > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(d))
+		} else {
+			// Nothing left to wait for (no idle limit, and parking failed
+			// once): wait for the client with no deadline.
+			c.setDeadline(deadlineNone)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -178,5 +179,33 @@ func TestServerStopsWithParkedConnections(t *testing.T) {
 	}
 	if got := metricValue(srv.metrics.connections); got != 0 {
 		t.Fatalf("%v connections open after Serve returned", got)
+	}
+}
+
+// TestIdleWait: how long a silent connection's reader waits before it
+// decides again, for each mix of idle limit and parking; 0 (no deadline
+// at all) only when neither applies, as after a failed park with no idle
+// limit, where a deadline of now would spin the reader.
+func TestIdleWait(t *testing.T) {
+	s := &Server{cfg: Config{Limits: Limits{ConnectionsMaxIdle: time.Minute, ParkIdleAfter: 10 * time.Second}}, parker: &parker{}}
+	c := &clientConn{s: s, nc: &net.TCPConn{}}
+	for _, tc := range []struct {
+		name   string
+		idle   time.Duration
+		noPark bool
+		since  time.Duration
+		want   time.Duration
+	}{
+		{"park first", time.Minute, false, 0, 10 * time.Second},
+		{"park soon", time.Minute, false, 9 * time.Second, time.Second},
+		{"past park (a request in flight)", time.Minute, false, 30 * time.Second, time.Second},
+		{"no parking: the idle limit", time.Minute, true, 20 * time.Second, 40 * time.Second},
+		{"no idle limit: parking", -1, false, 0, 10 * time.Second},
+		{"neither", -1, true, 0, 0},
+	} {
+		s.cfg.ConnectionsMaxIdle, c.noPark = tc.idle, tc.noPark
+		if got := c.idleWait(tc.since); got != tc.want {
+			t.Errorf("%s: idleWait(%v) = %v, want %v", tc.name, tc.since, got, tc.want)
+		}
 	}
 }
