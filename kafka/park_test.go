@@ -164,7 +164,8 @@ func TestServerStopsWithParkedConnections(t *testing.T) {
 			}
 			got += fs.NumRecords()
 		}
-		time.Sleep(300 * time.Millisecond) // its connections park meanwhile
+		// Idle between bursts: wait until one of its connections parks.
+		waitGauge(t, "parked connections", func() float64 { return min(metricValue(srv.metrics.parked), 1) }, 1)
 	}
 	for range 3 {
 		dialRaw(t, addr).do(kmsg.NewPtrApiVersionsRequest(), 30*time.Second)
