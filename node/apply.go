@@ -305,6 +305,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd fsm.Command) (fsm.Applied, er
 		return fsm.Applied{}, r
 	case fsm.Applied:
 		n.metrics.applies.WithLabelValues("ok").Inc()
+		n.nudgeCommit()
 		return r, nil
 	default:
 		return fsm.Applied{}, fmt.Errorf("raft apply: unexpected response %T", r)

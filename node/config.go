@@ -171,10 +171,13 @@ type Timing struct {
 	RaftElection    time.Duration
 	RaftLeaderLease time.Duration
 	// RaftCommitTimeout is how often the leader sends each follower an
-	// AppendEntries on an idle log, which is how followers learn the commit
-	// index: an acknowledged write reaches every peer's data plane within
-	// about 1-2× it, and an idle leader sends 1/it to 2/it messages per
-	// second to each follower (BenchmarkCommitTimeout).
+	// AppendEntries on an idle log: an idle leader sends 1/it to 2/it
+	// messages per second to each follower. Followers learn a write's
+	// commit from the barrier the leader appends once it committed
+	// (nudge.go), so writes reach every peer's data plane in about a round
+	// trip whatever this is; it bounds only what no nudge covers (a
+	// membership change, a barrier's AppendEntries lost to a broken
+	// connection) at 1-2× it (BenchmarkCommitTimeout).
 	RaftCommitTimeout time.Duration
 	// SnapshotInterval and SnapshotThreshold: how often Raft checks, and how
 	// many new entries it needs, to take a snapshot.
@@ -298,7 +301,7 @@ func DefaultTiming() Timing {
 		RaftHeartbeat:       1000 * time.Millisecond,
 		RaftElection:        1000 * time.Millisecond,
 		RaftLeaderLease:     500 * time.Millisecond,
-		RaftCommitTimeout:   10 * time.Millisecond,
+		RaftCommitTimeout:   200 * time.Millisecond,
 		SnapshotInterval:    30 * time.Second,
 		SnapshotThreshold:   8192,
 		TrailingLogs:        10240,
@@ -326,7 +329,7 @@ func FastTiming() Timing {
 		RaftHeartbeat:       500 * time.Millisecond,
 		RaftElection:        500 * time.Millisecond,
 		RaftLeaderLease:     250 * time.Millisecond,
-		RaftCommitTimeout:   5 * time.Millisecond,
+		RaftCommitTimeout:   50 * time.Millisecond,
 		SnapshotInterval:    2 * time.Second,
 		SnapshotThreshold:   64,
 		TrailingLogs:        32,

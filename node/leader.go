@@ -77,6 +77,9 @@ func (n *Node) lead(ctx context.Context) {
 		case <-time.After(n.cfg.Timing.ReconcileInterval):
 		}
 	}
+	// The followers learn what this term committed so far (its first
+	// entry, and the previous leader's last) from the next AppendEntries.
+	n.nudgeCommit()
 	// Live migrations resume from the replicated state (migrate.go); the
 	// drivers stop with the term.
 	migrating := make(chan struct{})

@@ -13,6 +13,7 @@ import (
 // write path updates them.
 type nodeMetrics struct {
 	applies    *prometheus.CounterVec
+	nudges     *prometheus.CounterVec
 	admin      *prometheus.HistogramVec
 	noBackend  prometheus.Counter
 	dataPlanes prometheus.Counter
@@ -23,6 +24,10 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		applies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_raft_applies_total",
 			Help: "Commands this peer proposed as leader, by result (ok, rejected: the FSM refused it, error: not committed).",
+		}, []string{"result"}),
+		nudges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_raft_commit_nudges_total",
+			Help: "Barriers this peer appended as leader after a write committed, so followers learn the commit at once instead of at the next commit timeout, by result (ok, not_leader, error).",
 		}, []string{"result"}),
 		admin: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_admin_request_duration_seconds",
@@ -54,7 +59,7 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		}
 		return float64(n.mux.IdentityRefused())
 	})
-	reg.MustRegister(m.applies, m.admin, m.noBackend, m.dataPlanes, skipped, identityRefused, &controlCollector{n: n})
+	reg.MustRegister(m.applies, m.nudges, m.admin, m.noBackend, m.dataPlanes, skipped, identityRefused, &controlCollector{n: n})
 	return m
 }
 

@@ -64,6 +64,8 @@ type Node struct {
 	resets *resetter
 	// lease gates this peer's client writes (lease.go).
 	lease *writeLease
+	// nudges wakes the commit nudger (nudge.go); buffered, one slot.
+	nudges chan struct{}
 
 	reg          *prometheus.Registry
 	metrics      *nodeMetrics
@@ -104,6 +106,7 @@ func New(cfg Config) (_ *Node, err error) {
 		stateChanged:  newNotifier(),
 		gossipChanged: newNotifier(),
 		reg:           prometheus.NewRegistry(),
+		nudges:        make(chan struct{}, 1),
 	}
 	defer func() {
 		if err != nil {
@@ -263,6 +266,7 @@ func (n *Node) run(ctx context.Context) error {
 	})
 	spawn(func() { n.bootstrap(ctx) })
 	spawn(func() { n.leaderLoop(ctx) })
+	spawn(func() { n.commitNudger(ctx) })
 	spawn(func() { n.runDataPlane(ctx) })
 	spawn(func() { n.quotas.run(ctx) })
 	spawn(func() { n.health.run(ctx) })

@@ -539,3 +539,39 @@ func TestFollowerForwardsOrRedirects(t *testing.T) {
 		t.Fatalf("consistent read via follower: %d %s", code, body)
 	}
 }
+
+// TestWritesReachFollowersAtOnce: with a commit timeout far longer than
+// the test (so no idle AppendEntries comes), each write still reaches
+// every follower's state promptly: the leader nudges the followers with a
+// barrier once the write committed (node/nudge.go). Without the nudge a
+// follower learns a write's commit only from the next write or the commit
+// timeout, and the first wait fails.
+func TestWritesReachFollowersAtOnce(t *testing.T) {
+	timing := testTiming()
+	timing.RaftCommitTimeout = 10 * time.Minute
+	c := newCluster(t, clusterOpts{peers: 3, timing: &timing})
+	l := c.leader(30 * time.Second)
+	setupMain(c)
+	reachesAll := func(what string, idx uint64) {
+		t.Helper()
+		for i, p := range c.peers {
+			if p.n == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := p.n.WaitIndex(ctx, idx)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s (index %d) not applied on peer %d within 10 s: %v", what, idx, i, err)
+			}
+		}
+	}
+	for k := range 20 {
+		idx := c.apply(l, route(fmt.Sprintf("nudge-%d", k)), 20*time.Second)
+		reachesAll(fmt.Sprintf("write %d through the leader", k), idx)
+	}
+	// Through a follower: forwarded, then read back there (readYourWrite).
+	f := (l + 1) % len(c.peers)
+	idx := c.apply(f, route("nudge-forwarded"), 20*time.Second)
+	reachesAll("a write forwarded by a follower", idx)
+}

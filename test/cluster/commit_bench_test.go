@@ -17,7 +17,7 @@ import (
 //
 // Run: go test -run '^$' -bench CommitTimeout -benchtime 1x ./test/cluster/
 func BenchmarkCommitTimeout(b *testing.B) {
-	for _, ct := range []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond} {
+	for _, ct := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond} {
 		b.Run(fmt.Sprintf("commit=%v", ct), func(b *testing.B) {
 			timing := node.DefaultTiming()
 			timing.RaftCommitTimeout = ct
