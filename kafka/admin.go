@@ -31,7 +31,9 @@ func noRouteMessage(tt topicTarget) *string {
 	return &m
 }
 
-// toController sends r to the default cluster's controller.
+// toController sends r to the default cluster's controller; when no broker
+// of that cluster can be reached, r gets its key's retriable answer
+// (unavailable.go) rather than a closed connection.
 func toController(r *request) error {
 	c, start := r.c, r.start
 	be := r.defaultBackend()
@@ -40,7 +42,7 @@ func toController(r *request) error {
 	}
 	u, err := c.upstreamOrAny(target{be, be.controller()})
 	if err != nil {
-		return err
+		return c.answerUnreachable(r, start, be, err)
 	}
 	return c.forwardTo(u, r, start, nil)
 }

@@ -14,8 +14,10 @@ package kafka
 // client's fetcher handles it by refreshing metadata), NOT_COORDINATOR for
 // requests routed to a coordinator (the client looks the coordinator up
 // again), COORDINATOR_NOT_AVAILABLE for FindCoordinator keys. A request
-// kind with no per-partition or per-key error (the admin requests sent to
-// every cluster) still fails as a whole, as before.
+// kind with no per-partition or per-key error here (the admin requests
+// sent to every cluster, ListPartitionReassignments) gets its key's answer
+// for an unreachable cluster when its part could not be sent at all
+// (unavailable.go), and otherwise still fails as a whole, as before.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

@@ -311,12 +311,13 @@ func (f *family[Req, Resp]) serve(r *request) error {
 				return u.send(r.buf.b, r.corr, nil)
 			case err == nil:
 				return r.c.forwardTo(u, r, r.start, f.post(r, one))
-			case oneWay || failedAnswer(any(req).(kmsg.Request)) == nil:
+			case oneWay || failedAnswer(any(req).(kmsg.Request)) == nil && !hasUnavailableAnswer(any(req).(kmsg.Request)):
 				return err
 			}
 			// The broker cannot be reached (nothing was sent): answer as a
-			// split part whose broker failed, with the family's retriable
-			// code, rather than close the connection. A client told
+			// split part whose broker failed, with the key's answer for an
+			// unreachable cluster (unavailable.go) or else the family's
+			// retriable code, rather than close the connection. A client told
 			// NOT_LEADER_OR_FOLLOWER refreshes and retries; one whose
 			// connection closes right after its request may take that for
 			// a SASL mismatch and fail the records (franz-go did, while a

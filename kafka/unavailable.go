@@ -30,6 +30,20 @@ package kafka
 //     telemetry, ListConfigResources): REQUEST_TIMED_OUT, what a broker
 //     answers a forwarded request its controller did not take in time
 //     (Kafka's ForwardingManager), retriable in every client.
+//   - Topic and config admin keys sent to one cluster's controller or any
+//     broker (admin.go, 32_configs.go): DeleteTopics, AlterConfigs,
+//     IncrementalAlterConfigs, UpdateFeatures and ListPartitionReassignments,
+//     which a KRaft broker forwards, REQUEST_TIMED_OUT for the same reason,
+//     per topic, resource or feature; DescribeConfigs and
+//     DescribeTopicPartitions, which a broker serves itself, the same code
+//     (see their entries). CreateTopics, CreatePartitions, ElectLeaders and
+//     AlterPartitionAssignments have no entry: the splitter answers their
+//     parts NOT_CONTROLLER per topic or partition (partfail.go), on which
+//     kgo and the Java admin client look the controller up again and
+//     retry within their own timeouts.
+//   - AlterShareGroupOffsets and DeleteShareGroupOffsets (KIP-932):
+//     NOT_COORDINATOR on the request and on each topic or partition, as
+//     DescribeShareGroupOffsets per group.
 //
 // What is answered: a failure to reach any broker (none known, every dial
 // refused, a backend TLS/SASL handshake failing: secrets re-read on
@@ -39,8 +53,9 @@ package kafka
 // the same way (03_metadata.go): an operator's mistake no retry heals.
 // Keys with no entry below keep their own handling: the split families
 // answer their own parts, Metadata from the snapshot (partfail.go,
-// metadata_cache.go); the keys sent to a controller through admin.go
-// still close (kafka/DESIGN.md lists them).
+// metadata_cache.go). Still closing (kafka/DESIGN.md): the group
+// membership keys (on purpose, see the table), and a DescribeTopicPartitions
+// for every topic, whose answer has nowhere to carry an error.
 
 import (
 	"errors"
@@ -63,6 +78,11 @@ type unavailable struct {
 	// build makes the whole answer instead (partfail.go's failedAnswer,
 	// whose code is code).
 	build func(req kmsg.Request) kmsg.Response
+	// answers reports whether req can be answered so; nil: always. A
+	// request whose answer would have no entry to carry the code, and no
+	// request-level error, is not: an empty answer reads as "nothing
+	// there", which is worse than a closed connection.
+	answers func(req kmsg.Request) bool
 }
 
 // unavailableAnswers are the keys answered while their cluster is
@@ -142,6 +162,93 @@ var unavailableAnswers = map[int16]unavailable{
 			m.Entries = append(m.Entries, e)
 		}
 	}},
+	// Topic and config admin keys. A KRaft broker forwards DeleteTopics,
+	// AlterConfigs, IncrementalAlterConfigs, UpdateFeatures and
+	// ListPartitionReassignments to its controller: a forward that timed
+	// out, per entry.
+	20: {code: kerr.RequestTimedOut.Code, fill: func(req kmsg.Request, resp kmsg.Response, code int16, msg *string) {
+		m := resp.(*kmsg.DeleteTopicsResponse)
+		q := req.(*kmsg.DeleteTopicsRequest)
+		if q.GetVersion() < 6 { // by name only; Topics from v6
+			for _, n := range q.TopicNames {
+				e := kmsg.NewDeleteTopicsResponseTopic()
+				e.Topic, e.ErrorCode, e.ErrorMessage = kmsg.StringPtr(n), code, msg
+				m.Topics = append(m.Topics, e)
+			}
+			return
+		}
+		for _, t := range q.Topics {
+			e := kmsg.NewDeleteTopicsResponseTopic()
+			e.Topic, e.TopicID, e.ErrorCode, e.ErrorMessage = t.Topic, t.TopicID, code, msg
+			m.Topics = append(m.Topics, e)
+		}
+	}},
+	// DescribeConfigs is served by any broker from its own metadata, so
+	// no forward times out there; it gets the same code as the two alter
+	// keys all the same. Neither kgo (its DescribeConfigs sharder retries
+	// nothing per resource) nor the Java admin client (it completes each
+	// resource's future with the resource's error) retries a resource
+	// error itself: what matters is that the caller's check sees a
+	// retriable error, and REQUEST_TIMED_OUT is one in both (kerr, Java's
+	// TimeoutException is a RetriableException). LEADER_NOT_AVAILABLE
+	// would be retriable too but says something false of a BROKER or
+	// GROUP resource; UNKNOWN_SERVER_ERROR is retriable in neither.
+	32: {code: kerr.RequestTimedOut.Code, fill: fillConfigs},
+	33: {code: kerr.RequestTimedOut.Code, fill: fillConfigs},
+	44: {code: kerr.RequestTimedOut.Code, fill: fillConfigs},
+	46: {code: kerr.RequestTimedOut.Code}, // ListPartitionReassignments
+	57: {code: kerr.RequestTimedOut.Code, fill: func(req kmsg.Request, resp kmsg.Response, code int16, msg *string) {
+		if req.GetVersion() >= 2 {
+			return // v2 dropped the per-feature results
+		}
+		m := resp.(*kmsg.UpdateFeaturesResponse)
+		for _, u := range req.(*kmsg.UpdateFeaturesRequest).FeatureUpdates {
+			e := kmsg.NewUpdateFeaturesResponseResult()
+			e.Feature, e.ErrorCode, e.ErrorMessage = u.Feature, code, msg
+			m.Results = append(m.Results, e)
+		}
+	}},
+	// DescribeTopicPartitions: served by a broker from its metadata, as
+	// DescribeConfigs, and answered with the same code for the same
+	// reason (the Java admin client completes each topic's future with
+	// its error; kgo does not send the key). Only for named topics: the
+	// answer has no request-level error, and an answer for every topic
+	// with none of the cluster's topics in it would read as a cluster
+	// with no topics, so that request still closes.
+	75: {code: kerr.RequestTimedOut.Code, answers: func(req kmsg.Request) bool {
+		return len(req.(*kmsg.DescribeTopicPartitionsRequest).Topics) > 0
+	}, fill: func(req kmsg.Request, resp kmsg.Response, code int16, _ *string) {
+		m := resp.(*kmsg.DescribeTopicPartitionsResponse)
+		for _, t := range req.(*kmsg.DescribeTopicPartitionsRequest).Topics {
+			m.Topics = append(m.Topics, dtpTopicError(t.Topic, code))
+		}
+	}},
+
+	// Share-group offset writes (KIP-932): NOT_COORDINATOR on the request,
+	// on which the Java admin client looks the coordinator up again and
+	// retries, and on each entry named.
+	91: {code: kerr.NotCoordinator.Code, fill: func(req kmsg.Request, resp kmsg.Response, code int16, msg *string) {
+		m := resp.(*kmsg.AlterShareGroupOffsetsResponse)
+		for _, t := range req.(*kmsg.AlterShareGroupOffsetsRequest).Topics {
+			e := kmsg.NewAlterShareGroupOffsetsResponseTopic()
+			e.Topic = t.Topic
+			for _, p := range t.Partitions {
+				ep := kmsg.NewAlterShareGroupOffsetsResponseTopicPartition()
+				ep.Partition, ep.ErrorCode, ep.ErrorMessage = p.Partition, code, msg
+				e.Partitions = append(e.Partitions, ep)
+			}
+			m.Topics = append(m.Topics, e)
+		}
+	}},
+	92: {code: kerr.NotCoordinator.Code, fill: func(req kmsg.Request, resp kmsg.Response, code int16, msg *string) {
+		m := resp.(*kmsg.DeleteShareGroupOffsetsResponse)
+		for _, t := range req.(*kmsg.DeleteShareGroupOffsetsRequest).Topics {
+			e := kmsg.NewDeleteShareGroupOffsetsResponseTopic()
+			e.Topic, e.ErrorCode, e.ErrorMessage = t.Topic, code, msg
+			m.Topics = append(m.Topics, e)
+		}
+	}},
+
 	51: {code: kerr.RequestTimedOut.Code, fill: func(req kmsg.Request, resp kmsg.Response, code int16, msg *string) {
 		// One result per user, as Kafka answers: deletions first, then
 		// upsertions, each user once.
@@ -166,6 +273,18 @@ var unavailableAnswers = map[int16]unavailable{
 	}},
 }
 
+// fillConfigs answers each resource of a DescribeConfigs, AlterConfigs or
+// IncrementalAlterConfigs request (one layout, read by reflection as
+// 32_configs.go reads it) with code and msg.
+func fillConfigs(req kmsg.Request, resp kmsg.Response, code int16, msg *string) {
+	res := reflect.ValueOf(req).Elem().FieldByName(cfgResources)
+	out := reflect.ValueOf(resp).Elem()
+	for i := range res.Len() {
+		x := res.Index(i)
+		addConfigError(out, kmsg.ConfigResourceType(x.FieldByName(cfgType).Int()), x.FieldByName(cfgName).String(), code, msg)
+	}
+}
+
 // answersUnreachable reports whether a failure to reach a broker is
 // answered with a retriable error rather than by closing the connection:
 // not when the client's connection is closing or no cluster is configured.
@@ -173,14 +292,21 @@ func answersUnreachable(err error) bool {
 	return !errors.Is(err, ErrClosed) && !errors.Is(err, errNoCluster)
 }
 
+// hasUnavailableAnswer reports whether req has an answer while its cluster
+// is unreachable (unavailableAnswer gives it).
+func hasUnavailableAnswer(req kmsg.Request) bool {
+	u, ok := unavailableAnswers[req.Key()]
+	return ok && (u.answers == nil || u.answers(req))
+}
+
 // unavailableAnswer returns the answer to req (at its version) while
 // cluster is unreachable, and the code it carries; nil for a key with no
-// such answer.
+// such answer, or a request of it that its entry does not answer.
 func unavailableAnswer(req kmsg.Request, cluster string) (kmsg.Response, int16) {
-	u, ok := unavailableAnswers[req.Key()]
-	if !ok {
+	if !hasUnavailableAnswer(req) {
 		return nil, 0
 	}
+	u := unavailableAnswers[req.Key()]
 	var resp kmsg.Response
 	if u.build != nil {
 		resp = u.build(req)
