@@ -47,3 +47,16 @@ func (n *Node) ClaimProducerID(ctx context.Context, cluster string, vpid int64, 
 	}
 	return *res.ProducerID, nil
 }
+
+// sharedProducerIDs is the node's kafka.SharedProducerIDs.
+type sharedProducerIDs struct{ n *Node }
+
+func (s sharedProducerIDs) Lookup(cluster string, vpid int64, vepoch int16) (int64, int16, bool) {
+	c, ok := s.n.ProducerID(cluster, vpid, vepoch)
+	return c.RealID, c.RealEpoch, ok
+}
+
+func (s sharedProducerIDs) Claim(ctx context.Context, cluster string, vpid int64, vepoch int16, id int64, epoch int16) (int64, int16, error) {
+	c, err := s.n.ClaimProducerID(ctx, cluster, vpid, vepoch, id, epoch)
+	return c.RealID, c.RealEpoch, err
+}
