@@ -86,6 +86,9 @@ func (s *State) Next(cmd Command, index uint64) (*State, error) {
 		err = ns.applyCreateACLs(c)
 	case *DeleteACLs:
 		err = ns.applyDeleteACLs(c)
+	case *ClaimProducerID:
+		// The producer id table lives beside the State, in the FSM
+		// (producer_ids.go): the State only moves to the claim's index.
 	default:
 		// Unreachable: Command is sealed and every type has a case.
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)

@@ -105,6 +105,9 @@ var commandTable = [...]commandInfo{
 	TypeDeleteUserCredential: {"DeleteUserCredential", 1, func() Command { return new(DeleteUserCredential) }},
 	TypeCreateACLs:           {"CreateACLs", 1, func() Command { return new(CreateACLs) }},
 	TypeDeleteACLs:           {"DeleteACLs", 1, func() Command { return new(DeleteACLs) }},
+
+	// Shared producer ids (fsm/producer_ids.go).
+	TypeClaimProducerID: {"ClaimProducerID", 1, func() Command { return new(ClaimProducerID) }},
 }
 
 func (t CommandType) info() (commandInfo, bool) {
@@ -128,7 +131,7 @@ func (t CommandType) String() string {
 // upgrade never sends an old peer an entry it cannot decode. Bump it in the
 // same change that adds a command type or a payload version, and add the
 // type to Introduced.
-const CommandSetVersion uint16 = 6
+const CommandSetVersion uint16 = 7
 
 // Introduced is the command set that introduced t in the payload version
 // this build encodes; 0 if t is not a command. Set 1 is every type up to
@@ -160,6 +163,9 @@ func (t CommandType) Introduced() uint16 {
 		// the backend (its version 2 with down/up-after was set 5, see
 		// Needs) (set 6).
 		return 6
+	case TypeClaimProducerID:
+		// Shared producer ids (fsm/producer_ids.go) (set 7).
+		return 7
 	}
 	return 1
 }

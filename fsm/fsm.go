@@ -22,6 +22,9 @@ type FSM struct {
 	log     *slog.Logger
 	// skipped counts committed entries Apply could not decode.
 	skipped atomic.Uint64
+	// pids is the shared producer id table (producer_ids.go), kept beside
+	// the State rather than in it: it changes in place, under its own lock.
+	pids *producerIDs
 }
 
 // Option configures an FSM.
@@ -47,7 +50,7 @@ var (
 // state pointer. It runs on Raft's FSM goroutine, in log order: it must
 // return quickly and must not call back into the FSM or wait on Raft.
 func New(onApply func(*State), opts ...Option) *FSM {
-	f := &FSM{onApply: onApply, log: slog.New(slog.DiscardHandler)}
+	f := &FSM{onApply: onApply, log: slog.New(slog.DiscardHandler), pids: newProducerIDs()}
 	for _, o := range opts {
 		o(f)
 	}
@@ -67,6 +70,10 @@ type Applied struct {
 	// PeerID is, for RegisterPeer, the id the peer holds (assigned or
 	// kept); zero for other commands.
 	PeerID int32
+	// ProducerID is, for ClaimProducerID, the claim that holds its key:
+	// the command's own, or an earlier one (the first claim wins); nil for
+	// other commands.
+	ProducerID *ClaimedProducerID
 }
 
 // Apply applies one committed log entry. An entry that does not decode is
@@ -98,12 +105,19 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		return err
 	}
-	f.publish(next)
 	res := Applied{Index: l.Index}
-	if rp, ok := cmd.(*RegisterPeer); ok {
-		p, _ := next.PeerByName(rp.Peer.Name)
+	switch c := cmd.(type) {
+	case *RegisterPeer:
+		p, _ := next.PeerByName(c.Peer.Name)
 		res.PeerID = p.ID
+	case *ClaimProducerID:
+		// Next only validated it and moved the index: the table is
+		// outside State. It changes before the State carrying its index
+		// is published, so a reader that waited for the index sees it.
+		held := f.pids.claim(c.ClaimedProducerID)
+		res.ProducerID = &held
 	}
+	f.publish(next)
 	return res
 }
 
@@ -119,12 +133,14 @@ func (f *FSM) publish(st *State) {
 	}
 }
 
-// Snapshot captures the current State. The State is immutable, so the
-// capture is a pointer copy; Persist does the encoding while Apply goes on.
+// Snapshot captures the current State and producer id table. The State is
+// immutable, so its capture is a pointer copy; the table changes in place,
+// so it is copied (under f.mu, so both are of the same index). Persist does
+// the encoding while Apply goes on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &snapshot{state: f.state.Load()}, nil
+	return &snapshot{state: f.state.Load(), producerIDs: f.pids.list()}, nil
 }
 
 // Restore replaces the state with the one in a snapshot written by Persist.
@@ -137,30 +153,33 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // the snapshot).
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	st, err := ReadSnapshot(rc)
+	st, pids, err := readSnapshot(rc)
 	if err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.pids.replace(pids)
 	f.publish(st)
 	return nil
 }
 
-// snapshot is an FSMSnapshot of one immutable State.
+// snapshot is an FSMSnapshot of one immutable State and a copy of the
+// producer id table at the same index.
 type snapshot struct {
-	state *State
+	state       *State
+	producerIDs []ClaimedProducerID
 }
 
 // Persist writes the snapshot to sink and closes it, or cancels the sink on
 // error.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := WriteSnapshot(sink, s.state); err != nil {
+	if err := writeSnapshot(sink, s.state, s.producerIDs); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("fsm: persist snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-// Release does nothing: the State needs no cleanup.
+// Release does nothing: the State and the copy need no cleanup.
 func (s *snapshot) Release() {}

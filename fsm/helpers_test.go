@@ -145,6 +145,9 @@ func fullLog() []Command {
 			{Principal: "User:*", Host: "10.1.2.3", ResourceType: ResourceGroup, ResourceName: "billing-", Pattern: PatternPrefixed, Operation: OpRead, Permission: PermissionDeny},
 			{Principal: "User:ops", Host: "*", ResourceType: ResourceCluster, ResourceName: ClusterResourceName, Pattern: PatternLiteral, Operation: OpAlter, Permission: PermissionAllow},
 		}},
+		// Shared producer ids: the producer_ids section (beside the State).
+		&ClaimProducerID{ClaimedProducerID{Cluster: "east", VirtualID: 1<<40 | 7, VirtualEpoch: 2, RealID: 4001, RealEpoch: 0, At: 1700000007000}},
+		&ClaimProducerID{ClaimedProducerID{Cluster: "west", VirtualID: 1<<40 | 7, VirtualEpoch: 2, RealID: 12, RealEpoch: 3, At: 1700000007001}},
 	}
 }
 
@@ -187,5 +190,6 @@ func oneOfEach() []Command {
 		&DeleteUserCredential{Name: "u1"},
 		&CreateACLs{ACLs: []ACL{{Principal: "User:a", Host: "*", ResourceType: ResourceTopic, ResourceName: "t2", Pattern: PatternLiteral, Operation: OpRead, Permission: PermissionAllow}}},
 		&DeleteACLs{Filters: []ACLFilter{{Principal: "User:a"}}},
+		&ClaimProducerID{ClaimedProducerID{Cluster: "c1", VirtualID: 2<<40 | 1, RealID: 0, At: 27}},
 	}
 }

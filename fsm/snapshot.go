@@ -18,7 +18,7 @@ import (
 // See fsm/DESIGN.md for the rules on changing it.
 const (
 	snapshotFormat  = "switchyard-fsm-snapshot"
-	snapshotVersion = 7
+	snapshotVersion = 8
 	// oldestSnapshotVersion is the oldest format this build still reads.
 	oldestSnapshotVersion = 1
 )
@@ -40,24 +40,31 @@ type snapshotMeta struct {
 	ClusterID string `json:"cluster_id"`
 }
 
+// snapshotContent is what a snapshot holds: the State and, beside it, the
+// producer id table (producer_ids.go), oldest claim first.
+type snapshotContent struct {
+	*State
+	producerIDs []ClaimedProducerID
+}
+
 // snapshotSections lists the sections in the order they are written and
 // must be read; since is the format version that added each one, so a
 // version-N snapshot holds exactly the sections with since <= N. get returns
-// what Persist writes; set decodes a section's data into a State being
+// what Persist writes; set decodes a section's data into the content being
 // restored.
 var snapshotSections = []struct {
 	name  string
 	since int
-	get   func(*State) any
-	set   func(*State, []byte) error
+	get   func(*snapshotContent) any
+	set   func(*snapshotContent, []byte) error
 }{
-	{"peers", 1, func(s *State) any { return nonNil(s.Peers) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Peers) }},
-	{"clusters", 1, func(s *State) any { return nonNil(s.Clusters) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Clusters) }},
-	{"routes", 1, func(s *State) any { return s.Routes }, func(s *State, b []byte) error { return decodeStrict(b, &s.Routes) }},
-	{"quotas", 1, func(s *State) any { return nonNil(s.Quotas) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Quotas) }},
-	{"failover", 1, func(s *State) any { return s.Failover }, func(s *State, b []byte) error { return decodeStrict(b, &s.Failover) }},
-	{"jobs", 1, func(s *State) any { return nonNil(s.Jobs) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Jobs) }},
-	{"meta", 2, func(s *State) any { return snapshotMeta{ClusterID: s.ClusterID} }, func(s *State, b []byte) error {
+	{"peers", 1, func(s *snapshotContent) any { return nonNil(s.Peers) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Peers) }},
+	{"clusters", 1, func(s *snapshotContent) any { return nonNil(s.Clusters) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Clusters) }},
+	{"routes", 1, func(s *snapshotContent) any { return s.Routes }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Routes) }},
+	{"quotas", 1, func(s *snapshotContent) any { return nonNil(s.Quotas) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Quotas) }},
+	{"failover", 1, func(s *snapshotContent) any { return s.Failover }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Failover) }},
+	{"jobs", 1, func(s *snapshotContent) any { return nonNil(s.Jobs) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Jobs) }},
+	{"meta", 2, func(s *snapshotContent) any { return snapshotMeta{ClusterID: s.ClusterID} }, func(s *snapshotContent, b []byte) error {
 		var m snapshotMeta
 		if err := decodeStrict(b, &m); err != nil {
 			return err
@@ -65,13 +72,14 @@ var snapshotSections = []struct {
 		s.ClusterID = m.ClusterID
 		return nil
 	}},
-	{"peer_allow_list", 3, func(s *State) any { return nonNil(s.PeerAllowList) }, func(s *State, b []byte) error { return decodeStrict(b, &s.PeerAllowList) }},
-	{"migrations", 4, func(s *State) any { return nonNil(s.Migrations) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Migrations) }},
-	{"chains", 4, func(s *State) any { return nonNil(s.Chains) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Chains) }},
-	{"offset_resets", 5, func(s *State) any { return nonNil(s.OffsetResets) }, func(s *State, b []byte) error { return decodeStrict(b, &s.OffsetResets) }},
-	{"regions", 6, func(s *State) any { return nonNil(s.Regions) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Regions) }},
-	{"users", 7, func(s *State) any { return nonNil(s.Users) }, func(s *State, b []byte) error { return decodeStrict(b, &s.Users) }},
-	{"acls", 7, func(s *State) any { return nonNil(s.ACLs) }, func(s *State, b []byte) error { return decodeStrict(b, &s.ACLs) }},
+	{"peer_allow_list", 3, func(s *snapshotContent) any { return nonNil(s.PeerAllowList) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.PeerAllowList) }},
+	{"migrations", 4, func(s *snapshotContent) any { return nonNil(s.Migrations) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Migrations) }},
+	{"chains", 4, func(s *snapshotContent) any { return nonNil(s.Chains) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Chains) }},
+	{"offset_resets", 5, func(s *snapshotContent) any { return nonNil(s.OffsetResets) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.OffsetResets) }},
+	{"regions", 6, func(s *snapshotContent) any { return nonNil(s.Regions) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Regions) }},
+	{"users", 7, func(s *snapshotContent) any { return nonNil(s.Users) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.Users) }},
+	{"acls", 7, func(s *snapshotContent) any { return nonNil(s.ACLs) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.ACLs) }},
+	{"producer_ids", 8, func(s *snapshotContent) any { return nonNil(s.producerIDs) }, func(s *snapshotContent, b []byte) error { return decodeStrict(b, &s.producerIDs) }},
 }
 
 // nonNil makes an empty list encode as [] rather than null, for readers.
@@ -91,15 +99,24 @@ func knownSection(name string) bool {
 	return false
 }
 
-// WriteSnapshot writes st in the current snapshot format.
+// WriteSnapshot writes st in the current snapshot format, with an empty
+// producer id table: the table is the FSM's, not the State's, so a backup
+// or a consistent read of the State carries none (restoring one starts the
+// table over, and producers take new real ids once, as before the table).
 func WriteSnapshot(w io.Writer, st *State) error {
+	return writeSnapshot(w, st, nil)
+}
+
+// writeSnapshot writes st and the producer id table pids (oldest first).
+func writeSnapshot(w io.Writer, st *State, pids []ClaimedProducerID) error {
+	content := &snapshotContent{State: st, producerIDs: pids}
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Version: snapshotVersion, Index: st.Index}); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
 	}
 	for _, sec := range snapshotSections {
-		data, err := json.Marshal(sec.get(st))
+		data, err := json.Marshal(sec.get(content))
 		if err != nil {
 			return fmt.Errorf("encode snapshot section %q: %w", sec.name, err)
 		}
@@ -117,24 +134,33 @@ func WriteSnapshot(w io.Writer, st *State) error {
 // and validates it. It rejects another format or version, an unknown section
 // name (this peer would not know what it drops: upgrade it), a missing,
 // repeated or misplaced section, a section that does not decode, anything
-// after the last section, and a State that breaks an invariant.
+// after the last section, and a State that breaks an invariant. The
+// producer id table it holds is checked and dropped (FSM.Restore keeps it).
 func ReadSnapshot(r io.Reader) (*State, error) {
+	st, _, err := readSnapshot(r)
+	return st, err
+}
+
+// readSnapshot is ReadSnapshot that also answers the producer id table,
+// oldest claim first (empty before format version 8).
+func readSnapshot(r io.Reader) (*State, []ClaimedProducerID, error) {
 	dec := json.NewDecoder(bufio.NewReader(r))
 	var h snapshotHeader
 	if err := dec.Decode(&h); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: the snapshot is empty", ErrSnapshotHeader)
+			return nil, nil, fmt.Errorf("%w: the snapshot is empty", ErrSnapshotHeader)
 		}
-		return nil, fmt.Errorf("%w: header: %v", ErrSnapshotHeader, err)
+		return nil, nil, fmt.Errorf("%w: header: %v", ErrSnapshotHeader, err)
 	}
 	if h.Format != snapshotFormat {
-		return nil, fmt.Errorf("%w: header names format %q, want %q", ErrSnapshotHeader, h.Format, snapshotFormat)
+		return nil, nil, fmt.Errorf("%w: header names format %q, want %q", ErrSnapshotHeader, h.Format, snapshotFormat)
 	}
 	if h.Version < oldestSnapshotVersion || h.Version > snapshotVersion {
-		return nil, fmt.Errorf("%w: %d, this peer reads versions %d to %d; upgrade it", ErrSnapshotVersion, h.Version, oldestSnapshotVersion, snapshotVersion)
+		return nil, nil, fmt.Errorf("%w: %d, this peer reads versions %d to %d; upgrade it", ErrSnapshotVersion, h.Version, oldestSnapshotVersion, snapshotVersion)
 	}
 	dec.DisallowUnknownFields()
 	st := &State{Index: h.Index}
+	content := &snapshotContent{State: st}
 	for _, sec := range snapshotSections {
 		if sec.since > h.Version {
 			break
@@ -142,31 +168,35 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 		var s snapshotSection
 		if err := dec.Decode(&s); err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("%w: %q (the snapshot ends before it)", ErrMissingSection, sec.name)
+				return nil, nil, fmt.Errorf("%w: %q (the snapshot ends before it)", ErrMissingSection, sec.name)
 			}
-			return nil, fmt.Errorf("%w: reading section %q: %v", ErrBadSection, sec.name, err)
+			return nil, nil, fmt.Errorf("%w: reading section %q: %v", ErrBadSection, sec.name, err)
 		}
 		if s.Section != sec.name {
 			if knownSection(s.Section) {
-				return nil, fmt.Errorf("%w: found %q where %q belongs", ErrSectionOrder, s.Section, sec.name)
+				return nil, nil, fmt.Errorf("%w: found %q where %q belongs", ErrSectionOrder, s.Section, sec.name)
 			}
-			return nil, fmt.Errorf("%w: %q (written by a newer peer? upgrade this one)", ErrUnknownSection, s.Section)
+			return nil, nil, fmt.Errorf("%w: %q (written by a newer peer? upgrade this one)", ErrUnknownSection, s.Section)
 		}
 		if s.Data == nil {
-			return nil, fmt.Errorf("%w: section %q has no data", ErrBadSection, sec.name)
+			return nil, nil, fmt.Errorf("%w: section %q has no data", ErrBadSection, sec.name)
 		}
-		if err := sec.set(st, s.Data); err != nil {
-			return nil, fmt.Errorf("%w: section %q: %v", ErrBadSection, sec.name, err)
+		if err := sec.set(content, s.Data); err != nil {
+			return nil, nil, fmt.Errorf("%w: section %q: %v", ErrBadSection, sec.name, err)
 		}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: after the last snapshot section", ErrTrailingData)
+		return nil, nil, fmt.Errorf("%w: after the last snapshot section", ErrTrailingData)
 	}
 	st.normalize()
 	if err := st.validate(true); err != nil {
-		return nil, fmt.Errorf("snapshot state: %w", err)
+		return nil, nil, fmt.Errorf("snapshot state: %w", err)
 	}
-	return st, nil
+	pids := nilIfEmpty(content.producerIDs)
+	if err := validateProducerIDs(pids); err != nil {
+		return nil, nil, fmt.Errorf("snapshot producer ids: %w", err)
+	}
+	return st, pids, nil
 }
 
 // decodeStrict decodes one JSON value, refusing unknown fields.

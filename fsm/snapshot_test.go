@@ -185,7 +185,7 @@ func TestSnapshotRoundTripPerSection(t *testing.T) {
 func TestSnapshotFormat(t *testing.T) {
 	f := New(nil)
 	b := persist(t, f)
-	want := `{"format":"switchyard-fsm-snapshot","version":7,"index":0}
+	want := `{"format":"switchyard-fsm-snapshot","version":8,"index":0}
 {"section":"peers","data":[]}
 {"section":"clusters","data":[]}
 {"section":"routes","data":{"default":{}}}
@@ -200,6 +200,7 @@ func TestSnapshotFormat(t *testing.T) {
 {"section":"regions","data":[]}
 {"section":"users","data":[]}
 {"section":"acls","data":[]}
+{"section":"producer_ids","data":[]}
 `
 	if string(b) != want {
 		t.Fatalf("empty snapshot\n%s\nwant\n%s", b, want)
@@ -248,11 +249,13 @@ func TestRestoreRejects(t *testing.T) {
 	if len(good) != 1+len(snapshotSections) {
 		t.Fatalf("the full snapshot has %d lines, want a header and %d sections", len(good), len(snapshotSections))
 	}
-	hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8], good[9], good[10], good[11], good[12], good[13], good[14]
+	hdr8, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls, pids := good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8], good[9], good[10], good[11], good[12], good[13], good[14], good[15]
 	// Older headers: the sections of version N are those with since <= N.
 	oldHdr := func(v int) string {
-		return strings.Replace(hdr7, fmt.Sprintf(`"version":%d`, snapshotVersion), fmt.Sprintf(`"version":%d`, v), 1)
+		return strings.Replace(hdr8, fmt.Sprintf(`"version":%d`, snapshotVersion), fmt.Sprintf(`"version":%d`, v), 1)
 	}
+	hdr7 := oldHdr(7)
+	pidsLine := func(data string) string { return `{"section":"producer_ids","data":` + data + `}` }
 	// Most cases below are version-6 snapshots, which end at regions.
 	hdr := oldHdr(6)
 	cases := []struct {
@@ -264,7 +267,19 @@ func TestRestoreRejects(t *testing.T) {
 		{"empty", nil, ErrSnapshotHeader, "empty"},
 		{"not json", []byte("PK\x03\x04"), ErrSnapshotHeader, "header"},
 		{"other format", join(`{"format":"raft","version":1}`), ErrSnapshotHeader, `"raft"`},
-		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":8}`), ErrSnapshotVersion, "8"},
+		{"future version", join(`{"format":"switchyard-fsm-snapshot","version":9}`), ErrSnapshotVersion, "9"},
+		{"version 8 without producer ids", join(hdr8, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls), ErrMissingSection, `"producer_ids"`},
+		{"version 7 with producer ids", join(hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls, pids), ErrTrailingData, "last snapshot section"},
+		{"producer id claimed twice", join(hdr8, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls,
+			pidsLine(`[{"cluster":"east","virtual_id":5,"virtual_epoch":0,"real_id":1,"real_epoch":0,"at":1},{"cluster":"east","virtual_id":5,"virtual_epoch":0,"real_id":2,"real_epoch":0,"at":2}]`)), ErrInvalid, "appears twice"},
+		{"producer id negative", join(hdr8, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls,
+			pidsLine(`[{"cluster":"east","virtual_id":5,"virtual_epoch":0,"real_id":-1,"real_epoch":0,"at":1}]`)), ErrInvalid, "real producer id -1"},
+		{"producer id bad cluster", join(hdr8, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls,
+			pidsLine(`[{"cluster":"a b","virtual_id":5,"virtual_epoch":0,"real_id":1,"real_epoch":0,"at":1}]`)), ErrInvalid, "producer id claim cluster"},
+		{"producer id epoch too big", join(hdr8, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls,
+			pidsLine(`[{"cluster":"east","virtual_id":5,"virtual_epoch":40000,"real_id":1,"real_epoch":0,"at":1}]`)), ErrBadSection, "producer_ids"},
+		{"producer id with an unknown field", join(hdr8, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls,
+			pidsLine(`[{"cluster":"east","virtual_id":5,"virtual_epoch":0,"real_id":1,"real_epoch":0,"at":1,"sequence":3}]`)), ErrBadSection, "sequence"},
 		{"version 7 without users", join(hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs), ErrMissingSection, `"users"`},
 		{"version 7 without acls", join(hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users), ErrMissingSection, `"acls"`},
 		{"version 7 acls before users", join(hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, acls, users), ErrSectionOrder, `"acls" where "users"`},
@@ -273,7 +288,7 @@ func TestRestoreRejects(t *testing.T) {
 		{"truncated after routes", join(hdr, peers, clusters, routes), ErrMissingSection, `"quotas"`},
 		{"truncated mid-section", []byte(strings.Join([]string{hdr, peers, clusters[:len(clusters)/2]}, "\n")), ErrBadSection, `"clusters"`},
 		{"unknown section", join(hdr, peers, clusters, routes, quotas, failover, `{"section":"tokens","data":[]}`, jobs), ErrUnknownSection, `"tokens"`},
-		{"unknown section at the end", join(hdr7, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls, `{"section":"tokens","data":[]}`), ErrTrailingData, "last snapshot section"},
+		{"unknown section at the end", join(hdr8, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users, acls, pids, `{"section":"tokens","data":[]}`), ErrTrailingData, "last snapshot section"},
 		{"version 6 section after its last", join(hdr, peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets, regs, users), ErrTrailingData, "last snapshot section"},
 		{"version 3 section after its last", join(oldHdr(3), peers, clusters, routes, quotas, failover, jobs, meta, allow, migs), ErrTrailingData, "last snapshot section"},
 		{"version 4 section after its last", join(oldHdr(4), peers, clusters, routes, quotas, failover, jobs, meta, allow, migs, chains, resets), ErrTrailingData, "last snapshot section"},

@@ -42,6 +42,7 @@ type Metrics struct {
 	chainedReads       *prometheus.CounterVec
 	quotaThrottle      *prometheus.HistogramVec
 	corruptBatches     prometheus.Counter
+	producerIDClaims   *prometheus.CounterVec
 	readDisagreements  *prometheus.CounterVec
 	regionBytes        *prometheus.CounterVec
 	authzDenied        *prometheus.CounterVec // acl.go
@@ -166,6 +167,13 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Name: "switchyard_kafka_corrupt_batches_total",
 		Help: "Client record batches whose CRC-32C did not match, refused with CORRUPT_MESSAGE before their producer id was rewritten.",
 	})
+	m.producerIDClaims = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_producer_id_claims_total",
+		Help: "Real producer ids found for a virtual one on first use on a cluster, by where they came from: shared (another peer's, from the replicated table), won (this peer's, claimed in the table), local (this peer's, unshared: the claim failed or timed out, or a peer predates the table).",
+	}, []string{"result"})
+	for _, r := range []string{claimShared, claimWon, claimLocal} {
+		m.producerIDClaims.WithLabelValues(r)
+	}
 	m.readDisagreements = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_merged_read_disagreements_total",
 		Help: "Entries the backend clusters disagree on (held by some only, or with different values) in merged reads of cluster-wide settings, by API (DescribeACLs, DescribeClientQuotas, DescribeUserSCRAMCredentials); each answer counts each such entry.",
@@ -188,7 +196,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	reg.MustRegister(m.backendAuthFailures)
 	reg.MustRegister(m.connections, m.parked, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
 		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
-		m.regionBytes)
+		m.regionBytes, m.producerIDClaims)
 	m.auth = newAuthMetrics(reg)
 	m.traffic = newTrafficMetrics(reg)
 	m.fetchSessions = newFetchSessionMetrics(reg)

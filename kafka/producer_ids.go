@@ -13,21 +13,34 @@ package kafka
 // and rewrites the batch's producer id and epoch, recomputing its CRC-32C
 // (the batch's baseOffset is outside the CRC, the producer fields inside).
 // Sequence numbers are the client's and stay per partition, so every
-// partition keeps Kafka's idempotence guarantee as long as it is served by
-// the same peer. When a partition moves to another peer (its presenting
-// peer died or its leader moved host), the new peer maps to a new real id;
-// the broker accepts it as a producer it has no state for (Kafka 2.5+), so
-// production goes on, but a batch retried across the switch may be stored
-// twice. When the partition comes back to a peer that served it before
-// (its presenting peer flapped), that peer's real id is behind on it and
-// the broker refuses the next batch OUT_OF_ORDER_SEQUENCE_NUMBER, which
-// librdkafka treats as fatal. The peer must not hide it by taking a new
-// real id: it cannot tell sequences another peer wrote from sequences a
-// refusal left unwritten while a later batch was in flight to it, and in
-// the second case the client would take the unwritten batch as written
-// (TestProducerMovesAwayAndBack). Sharing the mapping between peers lifts
-// this limit. Transactional producers keep their real id from their home
-// cluster's coordinator: a transaction never leaves that cluster.
+// partition keeps Kafka's idempotence guarantee as long as its batches go
+// out under one real id.
+//
+// Peers share the mapping of a cluster's plain scope (a topic that is not
+// rebased, below): the first peer to map a (virtual id, epoch) on a cluster
+// claims its real id in the replicated table (Config.SharedProducerIDs,
+// fsm/producer_ids.go; the first claim wins), and the others look it up
+// and use it. So when a partition moves to another peer (its presenting
+// peer died or its leader moved host) the new peer continues with the same
+// real id: a batch the client retries across the switch is a duplicate to
+// the broker, and a partition that comes back to a peer that served it
+// before continues in sequence. Each peer's LRU stays in front; the table
+// is read on a miss only.
+//
+// Without the table (no proposer, a claim that failed or timed out, a peer
+// of an older build in the cluster) each peer maps on its own, as before
+// it: the new peer maps to a new real id; the broker accepts it as a
+// producer it has no state for (Kafka 2.5+), so production goes on, but a
+// batch retried across the switch may be stored twice. When the partition
+// comes back to a peer that served it before, that peer's real id is
+// behind on it and the broker refuses the next batch
+// OUT_OF_ORDER_SEQUENCE_NUMBER, which librdkafka treats as fatal. The peer
+// must not hide it by taking a new real id: it cannot tell sequences
+// another peer wrote from sequences a refusal left unwritten while a later
+// batch was in flight to it, and in the second case the client would take
+// the unwritten batch as written (TestProducerMovesAwayAndBack).
+// Transactional producers keep their real id from their home cluster's
+// coordinator: a transaction never leaves that cluster.
 //
 // Where a producer's partitions can arrive with sequences another cluster
 // saw (a migrated topic's segment, a topic whose route moved, a topic two
@@ -94,6 +107,9 @@ type producerIDs struct {
 	inflight map[pidKey]chan struct{}
 	// moves: the topics whose route this peer saw move (pidTarget).
 	moves routeMoves
+	// claimFailed: a claim in the shared table failed (sharedRealID logs
+	// the first only).
+	claimFailed atomic.Bool
 }
 
 func (p *producerIDs) init(now time.Time, cfg Config) {
@@ -366,6 +382,53 @@ func (p *producerIDs) real(ctx context.Context, cluster string, vpid int64, vepo
 	return id, epoch, nil
 }
 
+// Results of a first use's real id on a cluster's plain scope
+// (switchyard_kafka_producer_id_claims_total).
+const (
+	claimShared = "shared" // another peer's, from the table
+	claimWon    = "won"    // this peer's, now in the table
+	claimLocal  = "local"  // this peer's, unshared (the claim failed)
+)
+
+// sharedRealID is the real id for (vpid, vepoch) on be's plain scope
+// through the replicated table: the one it holds, else one be issues now,
+// claimed in the table; when another peer claimed the key first, its id
+// (the one issued here is left unused; the cluster expires it). A claim
+// that fails or takes longer than coordinatorTimeout (no leader, a peer of
+// an older build refusing the command) leaves the id issued here, unshared,
+// as before the table: the failure is logged once per peer, then at debug.
+// It runs within real's coalescing, so a peer claims a key once at a time,
+// and without p.mu.
+func (s *Server) sharedRealID(ctx context.Context, sh SharedProducerIDs, be *Backend, vpid int64, vepoch int16) (int64, int16, error) {
+	if id, epoch, ok := sh.Lookup(be.Name(), vpid, vepoch); ok {
+		s.metrics.producerIDClaims.WithLabelValues(claimShared).Inc()
+		return id, epoch, nil
+	}
+	id, epoch, err := be.initProducerID(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
+	defer cancel()
+	held, heldEpoch, err := sh.Claim(cctx, be.Name(), vpid, vepoch, id, epoch)
+	switch {
+	case err != nil:
+		s.metrics.producerIDClaims.WithLabelValues(claimLocal).Inc()
+		if s.pids.claimFailed.CompareAndSwap(false, true) {
+			s.log.Warn("a producer id could not be shared with the other peers; this peer uses its own until claims succeed (logged once)",
+				"cluster", be.Name(), "err", err)
+		} else {
+			s.log.Debug("a producer id could not be shared with the other peers", "cluster", be.Name(), "err", err)
+		}
+		return id, epoch, nil
+	case held == id && heldEpoch == epoch:
+		s.metrics.producerIDClaims.WithLabelValues(claimWon).Inc()
+	default:
+		s.metrics.producerIDClaims.WithLabelValues(claimShared).Inc()
+	}
+	return held, heldEpoch, nil
+}
+
 // connPIDs are the virtual (id, epoch) pairs one connection used; owned by
 // its reader goroutine.
 type connPIDs map[[2]int64]struct{}
@@ -478,7 +541,16 @@ func (c *clientConn) mapProducers(be *Backend, scope string, part *seqPart, reco
 			code = kerr.RequestTimedOut.Code
 			return false
 		}
-		id, epoch, err := c.s.pids.real(ctx, scope, vpid, vepoch, be.initProducerID)
+		ask := be.initProducerID
+		if sh := c.s.cfg.SharedProducerIDs; sh != nil && part == nil && scope == be.Name() {
+			// The cluster's plain scope only: a rebased scope's sequences
+			// start over per peer (its bases are not shared), so a shared
+			// real id would send a partition it already wrote sequence 0.
+			ask = func(ctx context.Context) (int64, int16, error) {
+				return c.s.sharedRealID(ctx, sh, be, vpid, vepoch)
+			}
+		}
+		id, epoch, err := c.s.pids.real(ctx, scope, vpid, vepoch, ask)
 		if err != nil {
 			c.log.Debug("no producer id from the backend", "cluster", be.Name(), "err", err)
 			code = kerr.RequestTimedOut.Code

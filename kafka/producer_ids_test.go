@@ -121,10 +121,12 @@ func FuzzBatchesOf(f *testing.F) {
 
 // TestProducerMovesAwayAndBack: an idempotent producer's partition is
 // served by peer A, then by peer B (its presenting peer moved), then by A
-// again. Each peer maps the virtual producer id to its own real one, so
+// again, with no shared producer id table (no proposer, or claims failing:
+// TestSharedProducerMovesAwayAndBack is the same with the table, where
+// nothing is refused). Each peer maps the virtual producer id to its own real one, so
 // when the partition comes back A's real id is behind on it and the
 // cluster refuses the next batch as OUT_OF_ORDER_SEQUENCE_NUMBER. That is
-// the documented limit (producer_ids.go); what must never happen is the
+// the documented limit without the table (producer_ids.go); what must never happen is the
 // proxy hiding it by writing the batch under a fresh real id: A cannot
 // tell "B wrote the sequences in between" from "nobody did" (a batch
 // refused elsewhere while a later one was in flight to A), and in the

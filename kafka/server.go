@@ -46,6 +46,20 @@ type Proposer interface {
 	Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error)
 }
 
+// SharedProducerIDs is the replicated table of idempotent producers' real
+// producer ids (fsm/producer_ids.go), which the node implements over its
+// FSM and Apply. The data plane asks it only on a virtual id's first batch
+// to a cluster (producer_ids.go); both must be safe for concurrent use.
+type SharedProducerIDs interface {
+	// Lookup is the real id and epoch the table holds for (cluster, vpid,
+	// vepoch), if any, as this peer has applied it. It must not block.
+	Lookup(cluster string, vpid int64, vepoch int16) (id int64, epoch int16, ok bool)
+	// Claim records (id, epoch) for the key unless the table holds one,
+	// and answers the one that holds once committed (another peer's, if
+	// it claimed first).
+	Claim(ctx context.Context, cluster string, vpid int64, vepoch int16, id int64, epoch int16) (int64, int16, error)
+}
+
 // Config configures one peer's Kafka listener.
 type Config struct {
 	// ListenAddr is the TCP address to accept clients on.
@@ -75,6 +89,10 @@ type Config struct {
 	// Proposer, when set, commits the users and ACLs clients manage with
 	// Kafka's admin keys; nil refuses those writes.
 	Proposer Proposer
+	// SharedProducerIDs, when set, shares idempotent producers' real ids
+	// with the other peers (producer_ids.go); nil maps them on this peer
+	// alone.
+	SharedProducerIDs SharedProducerIDs
 	// TopicsChanged, when set, is told the cluster whose topics a client
 	// created, deleted or grew through this peer (after this peer's own
 	// backend was told to refresh), before the client has the answer, so

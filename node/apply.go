@@ -113,6 +113,8 @@ type applyRequest struct {
 type applyResponse struct {
 	Index  uint64 `json:"index"`
 	PeerID int32  `json:"peer_id"`
+	// ProducerID: a ClaimProducerID's answer (fsm.Applied.ProducerID).
+	ProducerID *fsm.ClaimedProducerID `json:"producer_id,omitempty"`
 }
 
 type stateResponse struct {
@@ -186,7 +188,10 @@ func (n *Node) applyOnce(ctx context.Context, cmd fsm.Command, b []byte) (fsm.Ap
 		return fsm.Applied{}, fmt.Errorf("%w: this peer (%s) knows no leader; the cluster may have lost quorum", ErrNoLeader, n.cfg.Name)
 	}
 	res, err := n.forwardApply(ctx, string(id), string(addr), b)
-	if err == nil {
+	if err == nil && cmd.Type() != fsm.TypeClaimProducerID {
+		// A claim's answer carries the claim that holds, and the data
+		// plane caches it: waiting for this peer to apply it would only
+		// delay a producer's first batch.
 		n.readYourWrite(ctx, res.Index)
 	}
 	return res, err
@@ -231,7 +236,7 @@ func (n *Node) forwardApply(ctx context.Context, leader, addr string, b []byte) 
 		// No connection to the old leader: the request never left.
 		return fsm.Applied{}, fmt.Errorf("%w: cannot reach the leader at %s: %v", ErrNoLeader, addr, err)
 	}
-	return fsm.Applied{Index: resp.Index, PeerID: resp.PeerID}, nil
+	return fsm.Applied{Index: resp.Index, PeerID: resp.PeerID, ProducerID: resp.ProducerID}, nil
 }
 
 // leaderRefused adds what to do next to an error the leader answered a
@@ -507,7 +512,7 @@ func (n *Node) handleRPC(ctx context.Context, from, method string, body []byte) 
 		if err != nil {
 			return nil, toRPCError(err)
 		}
-		return marshal(applyResponse{Index: res.Index, PeerID: res.PeerID})
+		return marshal(applyResponse{Index: res.Index, PeerID: res.PeerID, ProducerID: res.ProducerID})
 	default: // rpcState
 		st, err := n.leaderState()
 		if err != nil {

@@ -119,9 +119,12 @@ func (n *Node) startDataPlane(ctx context.Context, selfID int32) (*dataPlane, er
 		Limiter:       n.quotas.lim,
 		Writes:        n.lease,
 		Proposer:      n,
-		Authz:         n.cfg.KafkaAuthz,
-		Logger:        n.cfg.Logger,
-		TopicsChanged: n.gossip.broadcastTopicsChanged,
+		// Idempotent producers' real ids, shared through the FSM
+		// (producer_ids.go).
+		SharedProducerIDs: sharedProducerIDs{n},
+		Authz:             n.cfg.KafkaAuthz,
+		Logger:            n.cfg.Logger,
+		TopicsChanged:     n.gossip.broadcastTopicsChanged,
 	}, n, n.kafkaMetrics)
 	if err != nil {
 		return nil, err
