@@ -33,7 +33,10 @@ const (
 	// default, KIP-854), so an older claim would share nothing.
 	ProducerIDClaimTTL int64 = 24 * 60 * 60 * 1000
 	// MaxProducerIDClaims bounds the table; past it the oldest claim goes.
-	MaxProducerIDClaims = 1 << 20
+	// It is the data plane's default mapping cache size per peer
+	// (kafka.Config.ProducerIDMappings): about 40 MiB of table on every
+	// peer and in every snapshot when full.
+	MaxProducerIDClaims = 1 << 18
 	// producerIDExpireScan bounds the expired claims one apply drops, so
 	// one apply after a long quiet spell does not stall the log; the rest
 	// go with the next applies (and the bound above still holds).
