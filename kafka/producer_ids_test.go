@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"hash/crc32"
 	"slices"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -162,20 +160,8 @@ func TestProducerMovesAwayAndBack(t *testing.T) {
 	} {
 		p.step(step.c, step.via, step.want)
 	}
-	seq := p.seq
 	// Every record once, in order.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumeTopics("t"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var got []string
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for len(got) < int(seq) && ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-	}
+	got := consumeTopicT(t, kc, int(p.seq))
 	want := []string{"a-0", "a-1", "a-2", "a-3", "b-4", "b-5", "b-6", "b-7", "b-8", "b-9"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("records %v, want %v", got, want)
