@@ -90,16 +90,35 @@ type producerKey struct {
 	vepoch  int16
 }
 
-// producerIDs is the FSM's table. Claims are never changed once made, only
-// dropped oldest first (by expiry or the bound), so order, the keys in log
-// order, is exactly the map's keys from head on.
+// producerIDs is the FSM's table. A claim's real id never changes once
+// made; its At moves forward when a peer still using it claims it again
+// (a refresh: the same real id and epoch, a later At), so a producer that
+// runs for days keeps its entry. Claims are dropped oldest At first (by
+// expiry or the bound): order lists a slot per claim and refresh in log
+// order, and a slot is live while its key's claim still has its At (a
+// refresh leaves the earlier slot stale, skipped when it reaches the head).
+// Only live slots count towards the expiry scan's budget, so a peer whose
+// order came from a snapshot (no stale slots) drops what a peer that
+// applied the log drops.
 type producerIDs struct {
 	mu    sync.RWMutex
 	m     map[producerKey]ClaimedProducerID
-	order []producerKey
+	order []claimSlot
 	head  int
 	// max is MaxProducerIDClaims; tests lower it.
 	max int
+}
+
+// claimSlot is one entry of order: key's claim or refresh at at.
+type claimSlot struct {
+	key producerKey
+	at  int64
+}
+
+// live reports whether sl is its key's current slot; the caller holds p.mu.
+func (p *producerIDs) live(sl claimSlot) bool {
+	c, ok := p.m[sl.key]
+	return ok && c.At == sl.at
 }
 
 func newProducerIDs() *producerIDs {
@@ -120,32 +139,61 @@ func (p *producerIDs) len() int {
 }
 
 // claim applies a claim: it first drops claims that expired by c.At (up to
-// producerIDExpireScan of them), then answers the claim that holds c's key
-// (an earlier one, or c, added, the oldest dropped past the bound).
+// producerIDExpireScan of them), then answers the claim that holds c's key:
+// an earlier one (refreshed to c.At when c names its real id and epoch and
+// is later), or c, added, the oldest dropped past the bound.
 func (p *producerIDs) claim(c ClaimedProducerID) ClaimedProducerID {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for range producerIDExpireScan {
-		if p.head == len(p.order) || p.m[p.order[p.head]].At >= c.At-ProducerIDClaimTTL {
+	for dropped := 0; dropped < producerIDExpireScan && p.head < len(p.order); {
+		sl := p.order[p.head]
+		if !p.live(sl) {
+			p.popHead()
+			continue
+		}
+		if sl.at >= c.At-ProducerIDClaimTTL {
 			break
 		}
-		p.dropOldest()
+		delete(p.m, sl.key)
+		p.popHead()
+		dropped++
 	}
-	if held, ok := p.m[c.key()]; ok {
+	k := c.key()
+	if held, ok := p.m[k]; ok {
+		if held.RealID == c.RealID && held.RealEpoch == c.RealEpoch && c.At > held.At {
+			held.At = c.At
+			p.m[k] = held
+			p.order = append(p.order, claimSlot{k, c.At})
+		}
 		return held
 	}
 	for len(p.m) >= p.max {
 		p.dropOldest()
 	}
-	p.m[c.key()] = c
-	p.order = append(p.order, c.key())
+	p.m[k] = c
+	p.order = append(p.order, claimSlot{k, c.At})
 	return c
 }
 
-// dropOldest removes the oldest claim; the caller holds p.mu.
+// dropOldest removes the claim of the oldest live slot; the caller holds
+// p.mu and the table is not empty.
 func (p *producerIDs) dropOldest() {
-	delete(p.m, p.order[p.head])
-	p.order[p.head] = producerKey{}
+	for {
+		sl := p.order[p.head]
+		live := p.live(sl)
+		if live {
+			delete(p.m, sl.key)
+		}
+		p.popHead()
+		if live {
+			return
+		}
+	}
+}
+
+// popHead removes order's head slot; the caller holds p.mu.
+func (p *producerIDs) popHead() {
+	p.order[p.head] = claimSlot{}
 	p.head++
 	if p.head > 1024 && p.head > len(p.order)/2 {
 		p.order = slices.Clone(p.order[p.head:])
@@ -153,13 +201,16 @@ func (p *producerIDs) dropOldest() {
 	}
 }
 
-// list is the claims oldest first, the snapshot section's order.
+// list is the claims oldest (live slot) first, the snapshot section's
+// order.
 func (p *producerIDs) list() []ClaimedProducerID {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	out := make([]ClaimedProducerID, 0, len(p.m))
-	for _, k := range p.order[p.head:] {
-		out = append(out, p.m[k])
+	for _, sl := range p.order[p.head:] {
+		if p.live(sl) {
+			out = append(out, p.m[sl.key])
+		}
 	}
 	return out
 }
@@ -168,10 +219,10 @@ func (p *producerIDs) list() []ClaimedProducerID {
 // validateProducerIDs has checked.
 func (p *producerIDs) replace(list []ClaimedProducerID) {
 	m := make(map[producerKey]ClaimedProducerID, len(list))
-	order := make([]producerKey, 0, len(list))
+	order := make([]claimSlot, 0, len(list))
 	for _, c := range list {
 		m[c.key()] = c
-		order = append(order, c.key())
+		order = append(order, claimSlot{c.key(), c.At})
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

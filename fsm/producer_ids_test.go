@@ -274,3 +274,62 @@ func TestClaimProducerIDVersionGate(t *testing.T) {
 		t.Fatalf("encoded %q", b)
 	}
 }
+
+// TestClaimProducerIDRefresh: a claim naming the real id and epoch the
+// table holds, at a later time, refreshes the entry, so a producer still
+// in use outlives the day; one naming another real id, or an earlier
+// time, changes nothing. The refreshed entry expires a day after its last
+// refresh, behind entries claimed after it, and a table restored from a
+// snapshot (no stale slots) drops the same entries as the one that
+// applied the log.
+func TestClaimProducerIDRefresh(t *testing.T) {
+	day := ProducerIDClaimTTL
+	f := New(nil)
+	claimHeld(t, f, claim("c", 2, 0, 200, 1000))
+	claimHeld(t, f, claim("c", 1, 0, 100, 2000))
+	// Another real id does not refresh; an earlier time does not either.
+	if got := claimHeld(t, f, claim("c", 1, 0, 999, 3000)); got.RealID != 100 || got.At != 2000 {
+		t.Fatalf("a claim of another real id answered %+v", got)
+	}
+	if got := claimHeld(t, f, claim("c", 1, 0, 100, 500)); got.At != 2000 {
+		t.Fatalf("an earlier claim moved the time to %d", got.At)
+	}
+	// The same real id later: refreshed.
+	if got := claimHeld(t, f, claim("c", 1, 0, 100, 2000+day/2)); got.RealID != 100 || got.At != 2000+day/2 {
+		t.Fatalf("a refresh answered %+v", got)
+	}
+	claimHeld(t, f, claim("c", 3, 0, 300, 3000+day/2))
+
+	// A snapshot of this table restores into another FSM; both go on alike.
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &bufferSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := New(nil)
+	if err := restore(g, sink.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.pids.order)-f.pids.head == len(g.pids.order)-g.pids.head {
+		t.Fatal("the refresh left no stale slot: the test does not compare what it means to")
+	}
+	for _, x := range []*FSM{f, g} {
+		// A day after 1000 and 2000: the second key (never refreshed)
+		// goes, the first (refreshed at 2000+day/2) stays.
+		claimHeld(t, x, claim("c", 4, 0, 400, 2001+day))
+		if realOf(x, "c", 2, 0) != -1 || realOf(x, "c", 1, 0) != 100 || realOf(x, "c", 3, 0) != 300 {
+			t.Fatalf("after a day: %v", x.pids.list())
+		}
+		// A day after the refresh: the first goes too, the third stays.
+		claimHeld(t, x, claim("c", 5, 0, 500, 2001+day+day/2))
+		if realOf(x, "c", 1, 0) != -1 || realOf(x, "c", 3, 0) != 300 {
+			t.Fatalf("a day after the refresh: %v", x.pids.list())
+		}
+	}
+	if !reflect.DeepEqual(f.pids.list(), g.pids.list()) {
+		t.Fatalf("the restored table differs: %v vs %v", g.pids.list(), f.pids.list())
+	}
+}

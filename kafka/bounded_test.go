@@ -58,11 +58,11 @@ func TestProducerIDMappingKeepsRecentlyUsed(t *testing.T) {
 			p.init(time.Now(), Config{Limits: Limits{ProducerIDMappings: 64, ProducerIDIdle: time.Hour, ProducerIDProtect: protect}})
 			next := int64(1000)
 			asked := map[int64]int{}
-			ask := func(vpid int64) func(context.Context) (int64, int16, error) {
-				return func(context.Context) (int64, int16, error) {
+			ask := func(vpid int64) func(context.Context) (realPID, error) {
+				return func(context.Context) (realPID, error) {
 					asked[vpid]++
 					next++
-					return next, 0, nil
+					return realPID{id: next}, nil
 				}
 			}
 			ctx := context.Background()
@@ -141,7 +141,7 @@ func TestProduceRefusesCorruptVirtualBatch(t *testing.T) {
 	f := newFx(t)
 	h := f.conn(t)
 	vpid := f.srv.pids.issue(0)
-	f.srv.pids.m.put(pidKey{vpid, 0, fxCluster}, realPID{555, 3})
+	f.srv.pids.m.put(pidKey{vpid, 0, fxCluster}, realPID{id: 555, epoch: 3})
 	good := idempotentBatch(vpid, 0, 0, "ok")
 	bad := idempotentBatch(vpid, 0, 0, "flipped")
 	bad[len(bad)-2] ^= 0x20 // one bit of the record value

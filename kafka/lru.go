@@ -91,6 +91,23 @@ func (l *lru[K, V]) put(k K, v V) bool {
 	return true
 }
 
+// update sets k's value to f of it when k is held (not expired), and
+// reports whether it was; it does not count as a use.
+func (l *lru[K, V]) update(k K, f func(V) V) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.m[k]
+	if !ok {
+		return false
+	}
+	e := el.Value.(*lruEntry[K, V])
+	if l.expired(e, l.now()) {
+		return false
+	}
+	e.val = f(e.val)
+	return true
+}
+
 // remove deletes k.
 func (l *lru[K, V]) remove(k K) {
 	l.mu.Lock()

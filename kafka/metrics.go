@@ -169,9 +169,9 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	})
 	m.producerIDClaims = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_producer_id_claims_total",
-		Help: "Real producer ids found for a virtual one on first use on a cluster, by where they came from: shared (another peer's, from the replicated table), won (this peer's, claimed in the table), local (this peer's, unshared: the claim failed or timed out, or a peer predates the table).",
+		Help: "Real producer ids found for a virtual one on first use on a cluster, by where they came from: shared (another peer's, from the replicated table), won (this peer's, claimed in the table), local (this peer's, unshared: the claim failed or timed out, or a peer predates the table); and refreshes of a claim in use every 6 hours: refreshed, refresh_failed (tried again at a later batch), refresh_differs (the table dropped this peer's id and holds another; this peer keeps its own).",
 	}, []string{"result"})
-	for _, r := range []string{claimShared, claimWon, claimLocal} {
+	for _, r := range []string{claimShared, claimWon, claimLocal, claimRefreshed, claimRefreshFailed, claimRefreshDiffers} {
 		m.producerIDClaims.WithLabelValues(r)
 	}
 	m.readDisagreements = prometheus.NewCounterVec(prometheus.CounterOpts{

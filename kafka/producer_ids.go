@@ -25,7 +25,8 @@ package kafka
 // real id: a batch the client retries across the switch is a duplicate to
 // the broker, and a partition that comes back to a peer that served it
 // before continues in sequence. Each peer's LRU stays in front; the table
-// is read on a miss only.
+// is read on a miss only, and a mapping in use is claimed again every 6
+// hours (refreshClaim), since the table drops a claim a day after its last.
 //
 // Without the table (no proposer, a claim that failed or timed out, a peer
 // of an older build in the cluster) each peer maps on its own, as before
@@ -82,6 +83,9 @@ type pidKey struct {
 type realPID struct {
 	id    int64
 	epoch int16
+	// claimed is when (unix ms) the shared table's claim of this mapping
+	// was made or last refreshed; 0: not shared.
+	claimed int64
 }
 
 // producerIDs issues virtual producer ids and maps them to real ones per
@@ -110,6 +114,8 @@ type producerIDs struct {
 	// claimFailed: a claim in the shared table failed (sharedRealID logs
 	// the first only).
 	claimFailed atomic.Bool
+	// refreshing: the shared claims being refreshed (refreshClaim), under mu.
+	refreshing map[pidKey]bool
 }
 
 func (p *producerIDs) init(now time.Time, cfg Config) {
@@ -123,6 +129,7 @@ func (p *producerIDs) init(now time.Time, cfg Config) {
 	// new one, which the partition has no state for.
 	p.seqBases.dropped = func(k seqBaseKey, _ seqBase) { p.m.remove(pidKey{k.vpid, k.vepoch, k.scope}) }
 	p.inflight = map[pidKey]chan struct{}{}
+	p.refreshing = map[pidKey]bool{}
 	p.moves.m = map[routeMoveKey]routeMove{}
 }
 
@@ -347,7 +354,7 @@ func (p *producerIDs) cached(cluster string, vpid int64, vepoch int16) (realPID,
 
 // real returns the real producer id and epoch for (vpid, vepoch) on
 // cluster, asking the cluster for one (ask: its initProducerID) on first use.
-func (p *producerIDs) real(ctx context.Context, cluster string, vpid int64, vepoch int16, ask func(context.Context) (int64, int16, error)) (int64, int16, error) {
+func (p *producerIDs) real(ctx context.Context, cluster string, vpid int64, vepoch int16, ask func(context.Context) (realPID, error)) (int64, int16, error) {
 	key := pidKey{vpid, vepoch, cluster}
 	for {
 		if r, ok := p.m.get(key); ok {
@@ -368,8 +375,8 @@ func (p *producerIDs) real(ctx context.Context, cluster string, vpid int64, vepo
 			return 0, 0, ctx.Err()
 		}
 	}
-	id, epoch, err := ask(ctx)
-	if err == nil && !p.m.put(key, realPID{id, epoch}) {
+	r, err := ask(ctx)
+	if err == nil && !p.m.put(key, r) {
 		err = fmt.Errorf("%w: %d producer id mappings, all in use", ErrProducerIDLimit, p.m.len())
 	}
 	p.mu.Lock()
@@ -379,7 +386,15 @@ func (p *producerIDs) real(ctx context.Context, cluster string, vpid int64, vepo
 	if err != nil {
 		return 0, 0, err
 	}
-	return id, epoch, nil
+	return r.id, r.epoch, nil
+}
+
+// askCluster is real's ask for a mapping the cluster alone issues.
+func askCluster(be *Backend) func(context.Context) (realPID, error) {
+	return func(ctx context.Context) (realPID, error) {
+		id, epoch, err := be.initProducerID(ctx)
+		return realPID{id: id, epoch: epoch}, err
+	}
 }
 
 // Results of a first use's real id on a cluster's plain scope
@@ -388,7 +403,20 @@ const (
 	claimShared = "shared" // another peer's, from the table
 	claimWon    = "won"    // this peer's, now in the table
 	claimLocal  = "local"  // this peer's, unshared (the claim failed)
+	// Refreshes of a claim in use (refreshClaim): the table holds it
+	// again for a day; or it failed (tried again at a later batch); or
+	// the table holds another real id (it dropped this one), which this
+	// peer does not switch to and stops refreshing.
+	claimRefreshed      = "refreshed"
+	claimRefreshFailed  = "refresh_failed"
+	claimRefreshDiffers = "refresh_differs"
 )
+
+// claimRefreshAfter is how old a shared claim in use may grow before this
+// peer claims it again: a quarter of the table's day (fsm.ProducerIDClaimTTL),
+// so a producer that runs for weeks keeps its entry, and every peer using
+// it refreshes it about four times a day.
+const claimRefreshAfter = 6 * time.Hour
 
 // sharedRealID is the real id for (vpid, vepoch) on be's plain scope
 // through the replicated table: the one it holds, else one be issues now,
@@ -399,18 +427,18 @@ const (
 // as before the table: the failure is logged once per peer, then at debug.
 // It runs within real's coalescing, so a peer claims a key once at a time,
 // and without p.mu.
-func (s *Server) sharedRealID(ctx context.Context, sh SharedProducerIDs, be *Backend, vpid int64, vepoch int16) (int64, int16, error) {
-	if id, epoch, ok := sh.Lookup(be.Name(), vpid, vepoch); ok {
+func (s *Server) sharedRealID(ctx context.Context, sh SharedProducerIDs, be *Backend, vpid int64, vepoch int16) (realPID, error) {
+	if c, ok := sh.Lookup(be.Name(), vpid, vepoch); ok {
 		s.metrics.producerIDClaims.WithLabelValues(claimShared).Inc()
-		return id, epoch, nil
+		return realPID{c.ID, c.Epoch, c.At}, nil
 	}
 	id, epoch, err := be.initProducerID(ctx)
 	if err != nil {
-		return 0, 0, err
+		return realPID{}, err
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
 	defer cancel()
-	held, heldEpoch, err := sh.Claim(cctx, be.Name(), vpid, vepoch, id, epoch)
+	held, err := sh.Claim(cctx, be.Name(), vpid, vepoch, id, epoch)
 	switch {
 	case err != nil:
 		s.metrics.producerIDClaims.WithLabelValues(claimLocal).Inc()
@@ -420,13 +448,65 @@ func (s *Server) sharedRealID(ctx context.Context, sh SharedProducerIDs, be *Bac
 		} else {
 			s.log.Debug("a producer id could not be shared with the other peers", "cluster", be.Name(), "err", err)
 		}
-		return id, epoch, nil
-	case held == id && heldEpoch == epoch:
+		return realPID{id: id, epoch: epoch}, nil
+	case held.ID == id && held.Epoch == epoch:
 		s.metrics.producerIDClaims.WithLabelValues(claimWon).Inc()
 	default:
 		s.metrics.producerIDClaims.WithLabelValues(claimShared).Inc()
 	}
-	return held, heldEpoch, nil
+	return realPID{held.ID, held.Epoch, held.At}, nil
+}
+
+// refreshClaim claims m, the shared mapping of (vpid, vepoch) on cluster
+// this peer is using, again once it is claimRefreshAfter old, so the table
+// keeps it past its day while the producer runs. It runs aside (a batch
+// never waits for it), one at a time per key. When the table holds another
+// real id (it dropped this one: a day without a refresh from any peer, a
+// restore) this peer keeps its own, as it would without the table:
+// switching mid-stream would send that id sequences out of order on the
+// partitions this peer writes.
+func (s *Server) refreshClaim(sh SharedProducerIDs, cluster string, vpid int64, vepoch int16, m realPID) {
+	p := &s.pids
+	if time.Now().UnixMilli()-m.claimed < claimRefreshAfter.Milliseconds() {
+		return
+	}
+	key := pidKey{vpid, vepoch, cluster}
+	p.mu.Lock()
+	if p.refreshing[key] {
+		p.mu.Unlock()
+		return
+	}
+	p.refreshing[key] = true
+	p.mu.Unlock()
+	go func() {
+		defer func() {
+			p.mu.Lock()
+			delete(p.refreshing, key)
+			p.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
+		defer cancel()
+		held, err := sh.Claim(ctx, cluster, vpid, vepoch, m.id, m.epoch)
+		claimed := int64(0) // another id holds: stop refreshing
+		switch {
+		case err != nil:
+			s.metrics.producerIDClaims.WithLabelValues(claimRefreshFailed).Inc()
+			s.log.Debug("a shared producer id claim could not be refreshed; trying again at a later batch", "cluster", cluster, "err", err)
+			return
+		case held.ID == m.id && held.Epoch == m.epoch:
+			s.metrics.producerIDClaims.WithLabelValues(claimRefreshed).Inc()
+			claimed = held.At
+		default:
+			s.metrics.producerIDClaims.WithLabelValues(claimRefreshDiffers).Inc()
+			s.log.Debug("the shared table holds another real id for a producer this peer maps; keeping this peer's", "cluster", cluster)
+		}
+		p.m.update(key, func(r realPID) realPID {
+			if r.id == m.id && r.epoch == m.epoch {
+				r.claimed = claimed
+			}
+			return r
+		})
+	}()
 }
 
 // connPIDs are the virtual (id, epoch) pairs one connection used; owned by
@@ -531,6 +611,9 @@ func (c *clientConn) mapProducers(be *Backend, scope string, part *seqPart, reco
 			}
 		}
 		if m, ok := c.s.pids.cached(scope, vpid, vepoch); ok {
+			if m.claimed != 0 {
+				c.s.refreshClaim(c.s.cfg.SharedProducerIDs, scope, vpid, vepoch, m)
+			}
 			setBatchProducer(batch, m.id, m.epoch)
 			return true
 		}
@@ -541,12 +624,12 @@ func (c *clientConn) mapProducers(be *Backend, scope string, part *seqPart, reco
 			code = kerr.RequestTimedOut.Code
 			return false
 		}
-		ask := be.initProducerID
+		ask := askCluster(be)
 		if sh := c.s.cfg.SharedProducerIDs; sh != nil && part == nil && scope == be.Name() {
 			// The cluster's plain scope only: a rebased scope's sequences
 			// start over per peer (its bases are not shared), so a shared
 			// real id would send a partition it already wrote sequence 0.
-			ask = func(ctx context.Context) (int64, int16, error) {
+			ask = func(ctx context.Context) (realPID, error) {
 				return c.s.sharedRealID(ctx, sh, be, vpid, vepoch)
 			}
 		}

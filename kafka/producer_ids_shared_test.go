@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,36 +32,46 @@ type fsmProducerIDs struct {
 	index  uint64
 	fail   error
 	claims int
+	// skew moves the clock claims are made by (the node's), in ns.
+	skew atomic.Int64
 }
 
 func newFSMProducerIDs() *fsmProducerIDs { return &fsmProducerIDs{f: fsm.New(nil)} }
 
-func (s *fsmProducerIDs) Lookup(cluster string, vpid int64, vepoch int16) (int64, int16, bool) {
+func (s *fsmProducerIDs) Lookup(cluster string, vpid int64, vepoch int16) (SharedProducerID, bool) {
 	c, ok := s.f.ProducerID(cluster, vpid, vepoch)
-	return c.RealID, c.RealEpoch, ok
+	return SharedProducerID{c.RealID, c.RealEpoch, c.At}, ok
 }
 
-func (s *fsmProducerIDs) Claim(_ context.Context, cluster string, vpid int64, vepoch int16, id int64, epoch int16) (int64, int16, error) {
+func (s *fsmProducerIDs) Claim(_ context.Context, cluster string, vpid int64, vepoch int16, id int64, epoch int16) (SharedProducerID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.claims++
 	if s.fail != nil {
-		return 0, 0, s.fail
+		return SharedProducerID{}, s.fail
 	}
+	at := time.Now().Add(time.Duration(s.skew.Load())).UnixMilli()
 	b, err := fsm.Encode(&fsm.ClaimProducerID{ClaimedProducerID: fsm.ClaimedProducerID{
-		Cluster: cluster, VirtualID: vpid, VirtualEpoch: vepoch, RealID: id, RealEpoch: epoch, At: time.Now().UnixMilli()}})
+		Cluster: cluster, VirtualID: vpid, VirtualEpoch: vepoch, RealID: id, RealEpoch: epoch, At: at}})
 	if err != nil {
-		return 0, 0, err
+		return SharedProducerID{}, err
 	}
 	s.index++
 	switch r := s.f.Apply(&raft.Log{Index: s.index, Type: raft.LogCommand, Data: b}).(type) {
 	case error:
-		return 0, 0, r
+		return SharedProducerID{}, r
 	case fsm.Applied:
-		return r.ProducerID.RealID, r.ProducerID.RealEpoch, nil
+		return SharedProducerID{r.ProducerID.RealID, r.ProducerID.RealEpoch, r.ProducerID.At}, nil
 	default:
-		return 0, 0, fmt.Errorf("apply answered %T", r)
+		return SharedProducerID{}, fmt.Errorf("apply answered %T", r)
 	}
+}
+
+// claimsMade is how many claims s was asked for.
+func (s *fsmProducerIDs) claimsMade() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claims
 }
 
 // startSharedProxy is startProxy with the shared producer id table and
@@ -229,5 +240,51 @@ func TestSharedProducerClaimFails(t *testing.T) {
 	}
 	if shared.claims != 2 || shared.f.ProducerIDs() != 0 || claimCount(mA, claimLocal) != 1 || claimCount(mB, claimLocal) != 1 {
 		t.Fatalf("%d claims tried, %d held; local a %v b %v", shared.claims, shared.f.ProducerIDs(), claimCount(mA, claimLocal), claimCount(mB, claimLocal))
+	}
+}
+
+// TestSharedProducerClaimRefreshed: a shared claim this peer still uses is
+// claimed again once it is claimRefreshAfter old, so the table keeps it
+// past its day (fsm.ProducerIDClaimTTL) while the producer runs; a fresh
+// one is not. Without the refresh a producer running for more than a day
+// lost its entry, and a peer meeting it afterwards took a real id of its
+// own again.
+func TestSharedProducerClaimRefreshed(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	shared := newFSMProducerIDs()
+	shared.skew.Store(int64(-7 * time.Hour)) // the first claim is seven hours old
+	addr, m := startSharedProxy(t, kc, shared)
+	a := dialRaw(t, addr)
+	p := newRawProducer(t, a)
+	p.step(a, "a", 0)
+	held, _ := shared.f.ProducerID("k", p.id, p.epoch)
+	if shared.claimsMade() != 1 || time.Since(time.UnixMilli(held.At)) < 6*time.Hour {
+		t.Fatalf("%d claims, the first at %v", shared.claimsMade(), time.UnixMilli(held.At))
+	}
+	shared.skew.Store(0)
+	p.step(a, "a", 0) // uses the cached mapping: refreshes it aside
+	deadline := time.Now().Add(30 * time.Second)
+	for claimCount(m, claimRefreshed) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not refreshed within 30 s: %d claims, refreshed %v, failed %v", shared.claimsMade(), claimCount(m, claimRefreshed), claimCount(m, claimRefreshFailed))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	now, _ := shared.f.ProducerID("k", p.id, p.epoch)
+	if now.RealID != held.RealID || time.Since(time.UnixMilli(now.At)) > time.Minute {
+		t.Fatalf("after the refresh the table holds %+v (was %+v)", now, held)
+	}
+	// Fresh now: the next batches claim nothing.
+	p.step(a, "a", 0)
+	p.step(a, "a", 0)
+	if n := shared.claimsMade(); n != 2 {
+		t.Fatalf("%d claims after the refresh, want 2 (the first and the refresh)", n)
+	}
+	if got := consumeTopicT(t, kc, int(p.seq)); len(got) != int(p.seq) {
+		t.Fatalf("%d records, want %d", len(got), p.seq)
 	}
 }

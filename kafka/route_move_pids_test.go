@@ -322,7 +322,7 @@ func TestSeqBaseEvictionDropsRealID(t *testing.T) {
 	var p producerIDs
 	p.init(time.Now(), Config{Limits: Limits{ProducerIDMappings: 1, ProducerIDIdle: time.Hour}})
 	vpid := p.issue(0)
-	if _, _, err := p.real(context.Background(), "a", vpid, 0, func(context.Context) (int64, int16, error) { return 7, 0, nil }); err != nil {
+	if _, _, err := p.real(context.Background(), "a", vpid, 0, func(context.Context) (realPID, error) { return realPID{id: 7}, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if code := p.rebase("a", vpid, 0, &seqPart{"t", 0}, idempotentBatch(vpid, 0, 12, "x"), nil); code != 0 {

@@ -48,16 +48,26 @@ type Proposer interface {
 
 // SharedProducerIDs is the replicated table of idempotent producers' real
 // producer ids (fsm/producer_ids.go), which the node implements over its
-// FSM and Apply. The data plane asks it only on a virtual id's first batch
-// to a cluster (producer_ids.go); both must be safe for concurrent use.
+// FSM and Apply. The data plane asks it on a virtual id's first batch to a
+// cluster, and to refresh a claim it still uses (producer_ids.go); both
+// must be safe for concurrent use.
 type SharedProducerIDs interface {
-	// Lookup is the real id and epoch the table holds for (cluster, vpid,
-	// vepoch), if any, as this peer has applied it. It must not block.
-	Lookup(cluster string, vpid int64, vepoch int16) (id int64, epoch int16, ok bool)
-	// Claim records (id, epoch) for the key unless the table holds one,
-	// and answers the one that holds once committed (another peer's, if
-	// it claimed first).
-	Claim(ctx context.Context, cluster string, vpid int64, vepoch int16, id int64, epoch int16) (int64, int16, error)
+	// Lookup is the claim the table holds for (cluster, vpid, vepoch), if
+	// any, as this peer has applied it. It must not block.
+	Lookup(cluster string, vpid int64, vepoch int16) (SharedProducerID, bool)
+	// Claim records (id, epoch) for the key unless the table holds a
+	// claim, and answers the one that holds once committed (another
+	// peer's, if it claimed first). Claiming the id and epoch the table
+	// holds again refreshes the claim's time.
+	Claim(ctx context.Context, cluster string, vpid int64, vepoch int16, id int64, epoch int16) (SharedProducerID, error)
+}
+
+// SharedProducerID is a claim of the shared table: the real producer id and
+// epoch, and when (unix ms) it was claimed or last refreshed.
+type SharedProducerID struct {
+	ID    int64
+	Epoch int16
+	At    int64
 }
 
 // Config configures one peer's Kafka listener.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/kafka"
 )
 
 // Shared producer ids (fsm/producer_ids.go, kafka/producer_ids.go): the
@@ -51,12 +52,12 @@ func (n *Node) ClaimProducerID(ctx context.Context, cluster string, vpid int64, 
 // sharedProducerIDs is the node's kafka.SharedProducerIDs.
 type sharedProducerIDs struct{ n *Node }
 
-func (s sharedProducerIDs) Lookup(cluster string, vpid int64, vepoch int16) (int64, int16, bool) {
+func (s sharedProducerIDs) Lookup(cluster string, vpid int64, vepoch int16) (kafka.SharedProducerID, bool) {
 	c, ok := s.n.ProducerID(cluster, vpid, vepoch)
-	return c.RealID, c.RealEpoch, ok
+	return kafka.SharedProducerID{ID: c.RealID, Epoch: c.RealEpoch, At: c.At}, ok
 }
 
-func (s sharedProducerIDs) Claim(ctx context.Context, cluster string, vpid int64, vepoch int16, id int64, epoch int16) (int64, int16, error) {
+func (s sharedProducerIDs) Claim(ctx context.Context, cluster string, vpid int64, vepoch int16, id int64, epoch int16) (kafka.SharedProducerID, error) {
 	c, err := s.n.ClaimProducerID(ctx, cluster, vpid, vepoch, id, epoch)
-	return c.RealID, c.RealEpoch, err
+	return kafka.SharedProducerID{ID: c.RealID, Epoch: c.RealEpoch, At: c.At}, err
 }
