@@ -87,7 +87,7 @@ func TestFaultPeerPartitioned(t *testing.T) {
 		}
 		return err
 	})
-	runTraffic(t, boot, 3, acrossPeers, func() {
+	runTraffic(t, boot, 3, "", func() {
 		docker(t, "network", "disconnect", nw.name, nw.container(0))
 		t.Logf("p0 cut off for %v", partitionFor)
 		time.Sleep(partitionFor)
