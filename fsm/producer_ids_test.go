@@ -256,9 +256,18 @@ func TestClaimProducerIDSnapshot(t *testing.T) {
 	if dst.ProducerIDs() != 0 || len(dst.State().Clusters) == 0 {
 		t.Fatalf("version 7 snapshot restored %d claims, %d clusters", dst.ProducerIDs(), len(dst.State().Clusters))
 	}
-	// WriteSnapshot (backups, consistent reads) carries the State only.
+	// WriteSnapshot (consistent reads) carries the State only; a backup
+	// (WriteBackup) the table too, which ReadSnapshotWithClaims answers.
 	if secs := sectionLines(t, snapshotBytes(t, src.State())); secs["producer_ids"] != "[]" {
 		t.Fatalf("WriteSnapshot wrote producer ids %s", secs["producer_ids"])
+	}
+	var backup bytes.Buffer
+	if err := src.WriteBackup(&backup, src.State()); err != nil {
+		t.Fatal(err)
+	}
+	st, claims, err := ReadSnapshotWithClaims(&backup)
+	if err != nil || st.Index != src.State().Index || !reflect.DeepEqual(claims, src.pids.list()) || len(claims) == 0 {
+		t.Fatalf("backup read back: index %v, claims %v (want %v), err %v", st, claims, src.pids.list(), err)
 	}
 }
 

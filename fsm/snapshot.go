@@ -100,11 +100,33 @@ func knownSection(name string) bool {
 }
 
 // WriteSnapshot writes st in the current snapshot format, with an empty
-// producer id table: the table is the FSM's, not the State's, so a backup
-// or a consistent read of the State carries none (restoring one starts the
-// table over, and producers take new real ids once, as before the table).
+// producer id table: the table is the FSM's, not the State's, so a
+// consistent read of the State carries none. A backup carries the FSM's
+// (FSM.WriteBackup).
 func WriteSnapshot(w io.Writer, st *State) error {
 	return writeSnapshot(w, st, nil)
+}
+
+// WriteSnapshotWithClaims writes st and the producer id table claims
+// (oldest first, as ReadSnapshotWithClaims answers it): a restore that
+// keeps a backup's table.
+func WriteSnapshotWithClaims(w io.Writer, st *State, claims []ClaimedProducerID) error {
+	return writeSnapshot(w, st, claims)
+}
+
+// ReadSnapshotWithClaims is ReadSnapshot that also answers the snapshot's
+// producer id table, oldest claim first (empty before format version 8),
+// validated.
+func ReadSnapshotWithClaims(r io.Reader) (*State, []ClaimedProducerID, error) {
+	return readSnapshot(r)
+}
+
+// WriteBackup writes st, a State this FSM published (a consistent read),
+// with the producer id table as it is now: a backup that restores the
+// table too. The table may be a few claims ahead of st; claims are
+// independent of the State, so that is harmless.
+func (f *FSM) WriteBackup(w io.Writer, st *State) error {
+	return writeSnapshot(w, st, f.pids.list())
 }
 
 // writeSnapshot writes st and the producer id table pids (oldest first).

@@ -57,7 +57,7 @@ func (n *Node) SaveSnapshot(ctx context.Context, w io.Writer) (*fsm.State, error
 	if err != nil {
 		return nil, err
 	}
-	if err := fsm.WriteSnapshot(w, st); err != nil {
+	if err := n.fsm.WriteBackup(w, st); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -70,7 +70,7 @@ func (n *Node) SaveSnapshot(ctx context.Context, w io.Writer) (*fsm.State, error
 // changes; a rejected one leaves the state as it was.
 func (n *Node) RestoreSnapshot(ctx context.Context, r io.Reader) (adminapi.RestoreReport, error) {
 	var rep adminapi.RestoreReport
-	saved, err := fsm.ReadSnapshot(r)
+	saved, claims, err := fsm.ReadSnapshotWithClaims(r)
 	if err != nil {
 		return rep, fmt.Errorf("%w: %w", ErrSnapshotRejected, err)
 	}
@@ -92,7 +92,9 @@ func (n *Node) RestoreSnapshot(ctx context.Context, r io.Reader) (adminapi.Resto
 	// lower than the real index: never ahead of it).
 	next.Index = n.raft.LastIndex() + 1
 	var buf bytes.Buffer
-	if err := fsm.WriteSnapshot(&buf, &next); err != nil {
+	// The backup's shared producer ids go with it (an older backup has
+	// none: producers then take new real ids once).
+	if err := fsm.WriteSnapshotWithClaims(&buf, &next, claims); err != nil {
 		return rep, err
 	}
 	// Every peer's FSM will decode exactly these bytes, and raft.Restore

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/sandbox"
 )
 
@@ -73,6 +77,40 @@ func TestCtlSnapshotSaveRestore(t *testing.T) {
 	must(fa, "routes", "set", "--prefix", "logs.", "west")
 	must(fa, "quotas", "set", "orders", "--produce", "1MiB", "--fetch", "2MiB")
 	must(fa, "users", "set", "alice", "--mechanism", "SCRAM-SHA-256", "--password-file", writePasswordFile(t, "pencil\n"))
+	// An idempotent producer's real id on west, claimed in the shared
+	// table by the peer that served its first batch.
+	wcl, err := kgo.NewClient(kgo.SeedBrokers(a.Backends["west"].ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = kadm.NewClient(wcl).CreateTopic(ctx, 1, 1, nil, "orders")
+	wcl.Close()
+	if err != nil {
+		t.Fatalf("create orders on west: %v", err)
+	}
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap...), kgo.DefaultProduceTopic("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	if err := pcl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("produce to orders: %v", err)
+	}
+	vpid, vepoch, err := pcl.ProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claimed fsm.ClaimedProducerID
+	waitUntil(t, 30*time.Second, "the producer's real id claimed on every peer", func() bool {
+		for _, n := range a.Nodes {
+			c, ok := n.ProducerID("west", vpid, vepoch)
+			if !ok {
+				return false
+			}
+			claimed = c
+		}
+		return true
+	})
 	want := map[string]string{}
 	for _, what := range []string{"clusters", "routes", "quotas", "users"} {
 		want[what] = must(fa, "-o", "json", "--consistent", what, "list")
@@ -125,6 +163,13 @@ func TestCtlSnapshotSaveRestore(t *testing.T) {
 				return code == 0 && got == w
 			})
 		}
+	}
+	// The shared producer ids came with the backup.
+	for _, n := range b.Nodes {
+		waitUntil(t, 30*time.Second, "peer "+n.Name()+" holds the backup's producer id claim", func() bool {
+			c, ok := n.ProducerID("west", vpid, vepoch)
+			return ok && c == claimed
+		})
 	}
 	if got := must(fb, "-o", "json", "--consistent", "peers"); !samePeers(t, peersBefore, got) {
 		t.Fatalf("the restore changed the peers:\nbefore %s\nafter %s", peersBefore, got)
