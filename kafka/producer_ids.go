@@ -412,6 +412,12 @@ const (
 	claimRefreshDiffers = "refresh_differs"
 )
 
+// claimTimeout bounds a first use's claim in the shared table: the
+// producer's batch (and the connection's reader) waits for it, so a Raft
+// group without a leader for longer (an election takes 1-2 s) costs a
+// batch at most this, after which the peer maps on its own.
+const claimTimeout = 3 * time.Second
+
 // claimRefreshAfter is how old a shared claim in use may grow before this
 // peer claims it again: a quarter of the table's day (fsm.ProducerIDClaimTTL),
 // so a producer that runs for weeks keeps its entry, and every peer using
@@ -422,7 +428,7 @@ const claimRefreshAfter = 6 * time.Hour
 // through the replicated table: the one it holds, else one be issues now,
 // claimed in the table; when another peer claimed the key first, its id
 // (the one issued here is left unused; the cluster expires it). A claim
-// that fails or takes longer than coordinatorTimeout (no leader, a peer of
+// that fails or takes longer than claimTimeout (no leader, a peer of
 // an older build refusing the command) leaves the id issued here, unshared,
 // as before the table: the failure is logged once per peer, then at debug.
 // It runs within real's coalescing, so a peer claims a key once at a time,
@@ -436,7 +442,7 @@ func (s *Server) sharedRealID(ctx context.Context, sh SharedProducerIDs, be *Bac
 	if err != nil {
 		return realPID{}, err
 	}
-	cctx, cancel := context.WithTimeout(context.Background(), coordinatorTimeout)
+	cctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
 	defer cancel()
 	held, err := sh.Claim(cctx, be.Name(), vpid, vepoch, id, epoch)
 	switch {
