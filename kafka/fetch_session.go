@@ -96,6 +96,7 @@ type fetchSessionMetrics struct {
 	sessions   prometheus.Gauge
 	evictions  prometheus.Counter
 	partitions map[string]prometheus.Counter // by fetch kind
+	backend    map[string]prometheus.Counter // by fetch kind, towards the backends
 }
 
 func newFetchSessionMetrics(reg prometheus.Registerer) *fetchSessionMetrics {
@@ -118,12 +119,16 @@ func newFetchSessionMetrics(reg prometheus.Registerer) *fetchSessionMetrics {
 		m.partitions[k] = parts.WithLabelValues(k)
 	}
 	reg.MustRegister(m.sessions, m.evictions, parts)
+	m.backend = newBackendFetchPartitions(reg)
 	return m
 }
 
 // fetchSessionCache is one peer's client fetch sessions.
 type fetchSessionCache struct {
-	slots   int
+	slots int
+	// backend: the sessions' fetches reach the backends in sessions of
+	// their own (Limits.BackendFetchSessions).
+	backend bool
 	minIdle time.Duration
 	// perSession and total bound the partitions of one session and of
 	// all (maxFetchSessionPartitions, maxFetchSessionPartitionsTotal).
@@ -168,6 +173,11 @@ type fetchSession struct {
 	topics []*fetchSessionTopic // in the order they joined
 	byKey  map[fetchTopicKey]*fetchSessionTopic
 	count  int
+	// backends: the backend sessions of this session's fetches, by
+	// backend broker (Limits.BackendFetchSessions); gen numbers the
+	// session's fetches, the last to use each backend session.
+	backends map[target]*backendSession
+	gen      uint64
 }
 
 // fetchTopicKey names a session topic: by name before v13, by the
@@ -290,6 +300,10 @@ func nextFetchEpoch(e int32) int32 {
 type fetchUse struct {
 	s    *fetchSession
 	full bool // the fetch opened the session: answer every partition
+	// backend: the fetch reaches the backends in backend sessions
+	// (narrow), gen being its number among the session's fetches.
+	backend bool
+	gen     uint64
 }
 
 // open makes a session for a full fetch of principal's, with the request's
@@ -443,7 +457,7 @@ func (c *fetchSessionCache) begin(r *request, req *kmsg.FetchRequest, kind *stri
 		}
 		*kind = fetchKindFull
 		if s := c.open(principal, byID, req.Topics); s != nil {
-			r.split.fetch = &fetchUse{s: s, full: true}
+			r.split.fetch = c.use(s, true)
 		}
 		return false, nil
 	}
@@ -499,10 +513,20 @@ func (c *fetchSessionCache) begin(r *request, req *kmsg.FetchRequest, kind *stri
 		c.remove(s)
 		req.Topics = nil
 	} else {
-		r.split.fetch = &fetchUse{s: s}
+		r.split.fetch = c.use(s, false)
 	}
 	req.ForgottenTopics = nil
 	return true, nil
+}
+
+// use is a fetch's use of s: a full one opened it.
+func (c *fetchSessionCache) use(s *fetchSession, full bool) *fetchUse {
+	u := &fetchUse{s: s, full: full, backend: c.backend}
+	s.mu.Lock()
+	s.gen++
+	u.gen = s.gen
+	s.mu.Unlock()
+	return u
 }
 
 // answer finishes the client's answer to a fetch that used a session: the
@@ -527,6 +551,9 @@ func (u *fetchUse) answer(c *fetchSessionCache, resp *kmsg.FetchResponse) bool {
 		return true
 	}
 	resp.SessionID = s.id
+	if u.backend {
+		s.dropIdleBackends(u.gen)
+	}
 	kept := resp.Topics[:0]
 	for _, t := range resp.Topics {
 		st := s.byKey[s.key(t.Topic, t.TopicID)]

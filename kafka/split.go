@@ -110,6 +110,11 @@ type family[Req kmsg.Request, Resp kmsg.Response] struct {
 	// (nil: always); rewrite changes the part of a split sent to t.
 	keeps   func(r *request, t target) bool
 	rewrite func(r *request, t target, sub Req)
+	// narrow, when set, returns what is sent to t in place of the part
+	// sub, once rewritten and translated (Fetch: a backend fetch
+	// session's incremental request, only what changed); a failure of
+	// the part is still answered for every unit of sub.
+	narrow func(r *request, t target, sub Req) Req
 	// oneWay reports that req expects no answer (acks=0 Produce).
 	oneWay func(req Req) bool
 
@@ -403,7 +408,11 @@ func (f *family[Req, Resp]) serve(r *request) error {
 	}
 	parts := make([]part, 0, len(by)+1)
 	for _, t := range targetOrder(by) {
-		parts = append(parts, part{t: t, req: by[t]})
+		pt := part{t: t, req: by[t]}
+		if f.narrow != nil {
+			pt.req, pt.whole = f.narrow(r, t, by[t]), by[t]
+		}
+		parts = append(parts, pt)
 	}
 	if answered || (omitted && len(parts) == 0) {
 		parts = append(parts, part{local: local.Interface().(kmsg.Response)})
