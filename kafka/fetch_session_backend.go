@@ -52,17 +52,16 @@ type backendSession struct {
 	id    int32 // 0: none yet (the next fetch is full, epoch 0)
 	epoch int32 // the next incremental fetch's epoch
 	// sent is what the broker's session holds: each partition as last
-	// sent.
-	sent map[backendPartKey]backendSent
+	// sent, by topic as the backend knows it (by name, or from v13 by the
+	// cluster's topic id).
+	sent map[backendTopicKey]map[int32]*backendSent
 	used uint64 // the client session's fetch that last went here
+	mark uint64 // numbers narrow's passes, to find what a fetch left out
 }
 
-// backendPartKey names a partition as the backend knows it: by its name,
-// or from v13 by the cluster's topic id.
-type backendPartKey struct {
-	topic     string
-	id        [16]byte
-	partition int32
+type backendTopicKey struct {
+	name string
+	id   [16]byte
 }
 
 // backendSent is what a fetch told the broker about a partition: a
@@ -70,6 +69,15 @@ type backendPartKey struct {
 type backendSent struct {
 	fetchOffset, logStart                   int64
 	maxBytes, leaderEpoch, lastFetchedEpoch int32
+	mark                                    uint64 // the pass that last listed it
+}
+
+func (b *backendSent) set(p *kmsg.FetchRequestTopicPartition, mark uint64) bool {
+	was := *b
+	b.fetchOffset, b.logStart, b.maxBytes = p.FetchOffset, p.LogStartOffset, p.PartitionMaxBytes
+	b.leaderEpoch, b.lastFetchedEpoch, b.mark = p.CurrentLeaderEpoch, p.LastFetchedEpoch, mark
+	was.mark = mark
+	return was != *b
 }
 
 // Fetch request kinds towards the backends, the label of
@@ -122,23 +130,30 @@ func (u *fetchUse) narrow(r *request, t target, sub *kmsg.FetchRequest) *kmsg.Fe
 		s.backends[t] = bs
 	}
 	bs.used = u.gen
-	now := make(map[backendPartKey]backendSent, len(bs.sent))
-	for i := range sub.Topics {
-		st := &sub.Topics[i]
-		for j := range st.Partitions {
-			p := &st.Partitions[j]
-			now[backendPartKey{st.Topic, st.TopicID, p.Partition}] = backendSent{
-				fetchOffset: p.FetchOffset, logStart: p.LogStartOffset, maxBytes: p.PartitionMaxBytes,
-				leaderEpoch: p.CurrentLeaderEpoch, lastFetchedEpoch: p.LastFetchedEpoch,
-			}
-		}
-	}
+	bs.mark++
 	if bs.id == 0 {
 		// No session there yet (or it was lost): a full fetch opens one.
-		bs.sent, bs.epoch = now, 0
+		bs.sent, bs.epoch = map[backendTopicKey]map[int32]*backendSent{}, 0
+		n := 0
+		for i := range sub.Topics {
+			st := &sub.Topics[i]
+			k := backendTopicKey{st.Topic, st.TopicID}
+			ps := bs.sent[k]
+			if ps == nil {
+				ps = make(map[int32]*backendSent, len(st.Partitions))
+				bs.sent[k] = ps
+			}
+			for j := range st.Partitions {
+				p := &st.Partitions[j]
+				sp := &backendSent{}
+				sp.set(p, bs.mark)
+				ps[p.Partition] = sp
+				n++
+			}
+		}
 		out := *sub
 		out.SessionID, out.SessionEpoch = 0, 0
-		countBackendFetch(r, fetchKindFull, len(now))
+		countBackendFetch(r, fetchKindFull, n)
 		return &out
 	}
 	out := *sub
@@ -147,11 +162,21 @@ func (u *fetchUse) narrow(r *request, t target, sub *kmsg.FetchRequest) *kmsg.Fe
 	listed := 0
 	for i := range sub.Topics {
 		st := &sub.Topics[i]
+		k := backendTopicKey{st.Topic, st.TopicID}
+		ps := bs.sent[k]
+		if ps == nil {
+			ps = make(map[int32]*backendSent, len(st.Partitions))
+			bs.sent[k] = ps
+		}
 		var t *kmsg.FetchRequestTopic
 		for j := range st.Partitions {
 			p := &st.Partitions[j]
-			k := backendPartKey{st.Topic, st.TopicID, p.Partition}
-			if was, ok := bs.sent[k]; ok && was == now[k] {
+			sp := ps[p.Partition]
+			if sp == nil {
+				sp = &backendSent{}
+				ps[p.Partition] = sp
+				sp.set(p, bs.mark)
+			} else if !sp.set(p, bs.mark) {
 				continue
 			}
 			if t == nil {
@@ -162,26 +187,26 @@ func (u *fetchUse) narrow(r *request, t target, sub *kmsg.FetchRequest) *kmsg.Fe
 			listed++
 		}
 	}
-	// Partitions the broker's session holds that this fetch does not
-	// send it: forgotten there, grouped by topic in a stable order.
-	var gone map[[2]any]int
-	for k := range bs.sent {
-		if _, ok := now[k]; ok {
-			continue
+	// Partitions the broker's session holds that this fetch did not list:
+	// forgotten there.
+	for k, ps := range bs.sent {
+		var ft *kmsg.FetchRequestForgottenTopic
+		for p, sp := range ps {
+			if sp.mark == bs.mark {
+				continue
+			}
+			delete(ps, p)
+			if ft == nil {
+				out.ForgottenTopics = append(out.ForgottenTopics, kmsg.FetchRequestForgottenTopic{Topic: k.name, TopicID: k.id})
+				ft = &out.ForgottenTopics[len(out.ForgottenTopics)-1]
+			}
+			ft.Partitions = append(ft.Partitions, p)
 		}
-		if gone == nil {
-			gone = map[[2]any]int{}
+		if len(ps) == 0 {
+			delete(bs.sent, k)
 		}
-		tk := [2]any{k.topic, k.id}
-		i, ok := gone[tk]
-		if !ok {
-			i = len(out.ForgottenTopics)
-			gone[tk] = i
-			out.ForgottenTopics = append(out.ForgottenTopics, kmsg.FetchRequestForgottenTopic{Topic: k.topic, TopicID: k.id})
-		}
-		out.ForgottenTopics[i].Partitions = append(out.ForgottenTopics[i].Partitions, k.partition)
 	}
-	bs.sent, bs.epoch = now, nextFetchEpoch(bs.epoch)
+	bs.epoch = nextFetchEpoch(bs.epoch)
 	countBackendFetch(r, fetchKindIncremental, listed)
 	return &out
 }

@@ -716,7 +716,11 @@ func (sh *shape) add(sub, t, p reflect.Value, id [16]byte) {
 	if n == 0 || !sh.sameTopic(ts.Index(n-1), t, id) {
 		nt := reflect.New(t.Type()).Elem()
 		nt.Set(t)
-		nt.Field(sh.parts).SetZero()
+		// Room for every partition of t: most parts take a topic whole
+		// (one broker leads it), and appending one by one through
+		// reflect would grow the slice step by step.
+		ps := t.Field(sh.parts)
+		nt.Field(sh.parts).Set(reflect.MakeSlice(ps.Type(), 0, ps.Len()))
 		if id != ([16]byte{}) && sh.topicID >= 0 {
 			reflect.Copy(nt.Field(sh.topicID), reflect.ValueOf(id[:]))
 		}
