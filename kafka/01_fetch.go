@@ -80,11 +80,12 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 	idsFrom:  13,
 	reqIDs:   fetchRequestIDs,
 	respIDs:  fetchResponseIDs,
-	// Towards the backends every fetch is sessionless: a full fetch that
-	// opens none. The client's session (fetch_session.go) is applied
-	// first: an incremental fetch becomes its session's full list, encoded
-	// again; any other is rewritten in the client's bytes. ForgottenTopics
-	// only matter to a session.
+	// The client's session (fetch_session.go) is applied first: an
+	// incremental fetch becomes its session's full list. req is then
+	// sessionless (a full fetch that opens none), as the client's bytes
+	// are made (rewritten in place, or encoded again); a fetch in backend
+	// sessions gets each broker's session fields in narrow.
+	// ForgottenTopics only matter to a session.
 	prepare: func(r *request, req *kmsg.FetchRequest) error {
 		rebuilt := false
 		if r.version >= 7 {

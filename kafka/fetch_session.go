@@ -6,12 +6,15 @@ package kafka
 // of them in every fetch; with a session it lists only what changed (a new
 // fetch offset, a partition added) and the broker answers only partitions
 // with something to say. The proxy plays the broker's part of that
-// protocol for its clients, per peer (a peer is one broker to them), and
-// sends the backends the full partition list, sessionless, through the
-// usual routing and splitting (01_fetch.go, split.go): the backend side
-// stays correct whichever backend brokers the partitions map to now and
-// however presented leadership moves, at the cost of the proxy-to-backend
-// bytes a sessionless client would have cost anyway.
+// protocol for its clients, per peer (a peer is one broker to them). The
+// session's full partition list goes through the usual routing and
+// splitting (01_fetch.go, split.go), so the backend side stays correct
+// whichever backend brokers the partitions map to now and however
+// presented leadership moves; each broker's part then goes in a fetch
+// session the proxy holds at that broker for this client session,
+// listing only what changed there (fetch_session_backend.go,
+// Limits.BackendFetchSessions), or, with those off, sessionless, at the
+// proxy-to-backend cost of a sessionless client.
 //
 // The cache follows Kafka's FetchSessionCache and FetchManager:
 //
@@ -27,7 +30,8 @@ package kafka
 //     (INVALID_FETCH_SESSION_EPOCH otherwise) and the topic naming it was
 //     opened with (FETCH_SESSION_TOPIC_ID_ERROR, v13+ by id); its
 //     partitions update or join the session, its ForgottenTopics leave it,
-//     and the session's whole list is what the backends are asked;
+//     and the session's whole list is what is routed and split (each
+//     backend broker's session then asked only what changed for it);
 //   - epoch -1 with an id closes that session (and is served
 //     sessionless); epoch 0 with an id closes it and opens a new one;
 //   - the answer to an incremental fetch holds only the partitions with
@@ -416,7 +420,8 @@ func (c *fetchSessionCache) len() int {
 
 // beginFetchSession applies the session part of a fetch (v7+) before it
 // is routed: it reports whether req's topics were replaced by the
-// session's full list (the request must then be encoded again), and
+// session's full list (the client's bytes must then be encoded again,
+// unless its parts go in backend sessions, each encoded from req), and
 // answers a session error itself (errFetchAnswered). On return req is
 // sessionless. With sessions off (c nil) every fetch is sessionless.
 func beginFetchSession(c *fetchSessionCache, r *request, req *kmsg.FetchRequest) (bool, error) {
