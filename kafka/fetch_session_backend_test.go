@@ -109,12 +109,12 @@ func sessTrickle(t *testing.T, ctx context.Context, prod *kgo.Client, topics []s
 // backend sessions on, kfake is sent incremental fetches listing a few
 // partitions each (the proxy's session there holds all 500), and none
 // sessionless; with them off, every fetch kfake sees is sessionless and
-// lists all 500.
+// lists all 500, as it is for a client without a session.
 func TestFetchSessionBackendIncremental(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		backend int
-	}{{"on", 0}, {"off", -1}} {
+		name           string
+		slots, backend int
+	}{{"on", 0, 0}, {"off", 0, -1}, {"client-sessionless", -1, 0}} {
 		t.Run(tc.name, func(t *testing.T) {
 			topics := sessTopics(50)
 			kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(10, topics...))
@@ -124,7 +124,7 @@ func TestFetchSessionBackendIncremental(t *testing.T) {
 			t.Cleanup(kc.Close)
 			seen := &backendFetches{}
 			seen.watch(kc)
-			p := startSessProxy(t, kc, 1, Config{Limits: Limits{BackendFetchSessions: tc.backend}}, time.Minute)
+			p := startSessProxy(t, kc, 1, Config{Limits: Limits{FetchSessionSlots: tc.slots, BackendFetchSessions: tc.backend}}, time.Minute)
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -159,9 +159,9 @@ func TestFetchSessionBackendIncremental(t *testing.T) {
 			full, fullParts := seen.get(fetchKindFull)
 			t.Logf("backend saw %d incremental fetches (%d partitions), %d sessionless (%d), %d full in all (%d)",
 				inc, incParts, less, lessParts, full, fullParts)
-			if tc.backend < 0 {
+			if tc.backend < 0 || tc.slots < 0 {
 				if inc != 0 || full != 0 || lessParts < less*450 {
-					t.Fatalf("backend sessions off: kfake saw %d incremental and %d full fetches, and %d sessionless listing %d partitions; want only sessionless ones of about 500",
+					t.Fatalf("backend sessions off or a sessionless client: kfake saw %d incremental and %d full fetches, and %d sessionless listing %d partitions; want only sessionless ones of about 500",
 						inc, full, less, lessParts)
 				}
 				return
