@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -482,4 +483,108 @@ func TestFetchSessionBackendForgets(t *testing.T) {
 		t.Fatalf("broker %d was sent partitions %v in incremental fetches; nothing changed for them", from, added[from])
 	}
 	t.Logf("forgotten: %v; listed incrementally: %v", forgot, added)
+}
+
+// TestFetchSessionBackendNarrow drives one client session's backend
+// sessions by hand: what each broker is sent as the session's parts change,
+// and what its answers do to the state.
+func TestFetchSessionBackendNarrow(t *testing.T) {
+	r := &request{c: &clientConn{s: &Server{}}}
+	c := newFetchSessionCache(10, nil)
+	c.backend = true
+	s := c.open("p", true, nil)
+	a, b := target{broker: 1}, target{broker: 2}
+	idX, idY := [16]byte{1}, [16]byte{2}
+	part := func(p int32, off int64) kmsg.FetchRequestTopicPartition {
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = p, off, 1<<20
+		return fp
+	}
+	sub := func(topics ...kmsg.FetchRequestTopic) *kmsg.FetchRequest {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.SessionID, req.SessionEpoch = 13, 0, -1
+		req.Topics = topics
+		return req
+	}
+	topic := func(id [16]byte, ps ...kmsg.FetchRequestTopicPartition) kmsg.FetchRequestTopic {
+		return kmsg.FetchRequestTopic{TopicID: id, Partitions: ps}
+	}
+	listed := func(req *kmsg.FetchRequest) (out []string) {
+		for _, t := range req.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, fmt.Sprintf("%d/%d@%d", t.TopicID[0], p.Partition, p.FetchOffset))
+			}
+		}
+		for _, t := range req.ForgottenTopics {
+			for _, p := range t.Partitions {
+				out = append(out, fmt.Sprintf("-%d/%d", t.TopicID[0], p))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	answer := func(u *fetchUse, tg target, id int32, code int16) {
+		resp := kmsg.NewPtrFetchResponse()
+		resp.SessionID, resp.ErrorCode = id, code
+		u.backendAnswer(tg, resp)
+	}
+	type step struct {
+		name   string
+		parts  map[target]*kmsg.FetchRequest
+		want   map[target]string // id.epoch: listed
+		answer map[target]int32  // the broker's SessionID (-1: a request error)
+	}
+	for _, st := range []step{
+		{"opens both", map[target]*kmsg.FetchRequest{
+			a: sub(topic(idX, part(0, 5), part(1, 7))),
+			b: sub(topic(idY, part(0, 3))),
+		}, map[target]string{a: "0.0: [1/0@5 1/1@7]", b: "0.0: [2/0@3]"}, map[target]int32{a: 11, b: 22}},
+		{"nothing changed", map[target]*kmsg.FetchRequest{
+			a: sub(topic(idX, part(0, 5), part(1, 7))),
+			b: sub(topic(idY, part(0, 3))),
+		}, map[target]string{a: "11.1: []", b: "22.1: []"}, map[target]int32{a: 11, b: 22}},
+		{"an offset moves, x/1 moves to b", map[target]*kmsg.FetchRequest{
+			a: sub(topic(idX, part(0, 9))),
+			b: sub(topic(idX, part(1, 7)), topic(idY, part(0, 3))),
+		}, map[target]string{a: "11.2: [-1/1 1/0@9]", b: "22.2: [1/1@7]"}, map[target]int32{a: 11, b: -1}},
+		{"b lost its session: full again", map[target]*kmsg.FetchRequest{
+			a: sub(topic(idX, part(0, 9))),
+			b: sub(topic(idX, part(1, 7)), topic(idY, part(0, 3))),
+		}, map[target]string{a: "11.3: []", b: "0.0: [1/1@7 2/0@3]"}, map[target]int32{a: 11, b: 0}},
+		{"b had no slot: full again; a left out: dropped", map[target]*kmsg.FetchRequest{
+			b: sub(topic(idX, part(0, 9), part(1, 7)), topic(idY, part(0, 3))),
+		}, map[target]string{b: "0.0: [1/0@9 1/1@7 2/0@3]"}, map[target]int32{b: 33}},
+		{"a again: full", map[target]*kmsg.FetchRequest{
+			a: sub(topic(idX, part(0, 10))),
+			b: sub(topic(idX, part(1, 8)), topic(idY, part(0, 3))),
+		}, map[target]string{a: "0.0: [1/0@10]", b: "33.1: [-1/0 1/1@8]"}, nil},
+	} {
+		u := c.use(s, false)
+		for tg, req := range st.parts {
+			out := u.narrow(r, tg, req)
+			if got := fmt.Sprintf("%d.%d: %v", out.SessionID, out.SessionEpoch, listed(out)); got != st.want[tg] {
+				t.Fatalf("%s: broker %d sent %s, want %s", st.name, tg.broker, got, st.want[tg])
+			}
+			if req.SessionEpoch != -1 || len(req.ForgottenTopics) != 0 {
+				t.Fatalf("%s: narrow changed the part it narrowed", st.name)
+			}
+		}
+		for tg, id := range st.answer {
+			if id < 0 {
+				answer(u, tg, 0, 0) // a failed part: answered by the proxy, no session
+				continue
+			}
+			answer(u, tg, id, 0)
+		}
+		s.mu.Lock()
+		s.dropIdleBackends(u.gen)
+		s.mu.Unlock()
+	}
+	// A request-level error from a broker ends its backend session too.
+	u := c.use(s, false)
+	u.narrow(r, b, sub(topic(idY, part(0, 3))))
+	answer(u, b, 33, kerr.FetchSessionIDNotFound.Code)
+	if s.backends[b] != nil {
+		t.Fatal("a broker's FETCH_SESSION_ID_NOT_FOUND left its backend session in place")
+	}
 }
