@@ -7,14 +7,19 @@ package kafka
 // cache, an incremental fetch is checked against it and replaced by the
 // session's full partition list, and the answer to it keeps only the
 // partitions KIP-227 says to answer (records, errors, changed offsets).
-// Towards the backends every fetch from v7 on is sessionless: session id
-// 0, epoch -1 (a full fetch that opens no session), rewritten in place in
-// the client's bytes, or encoded again for an incremental fetch. That stays
-// correct when one client-visible broker (a peer) maps to several backend
-// brokers or when presented leadership moves. With sessions off
-// (Limits.FetchSessionSlots negative) the client's own session fields are
-// rewritten the same way, so it keeps sending full fetches. Requests whose
-// partitions have several leader brokers are split and the answers merged.
+// Towards the backends a fetch of a client session goes, per backend
+// broker, in a session the proxy holds there for that client session
+// (fetch_session_backend.go, Limits.BackendFetchSessions): it is always
+// split per broker (even to one broker) and each part lists only what
+// changed for its broker. Any other fetch from v7 on is sessionless:
+// session id 0, epoch -1 (a full fetch that opens no session), rewritten
+// in place in the client's bytes, or encoded again for an incremental
+// fetch with backend sessions off. That stays correct when one
+// client-visible broker (a peer) maps to several backend brokers or when
+// presented leadership moves. With sessions off (Limits.FetchSessionSlots
+// negative) the client's own session fields are rewritten the same way, so
+// it keeps sending full fetches. Requests whose partitions have several
+// leader brokers are split and the answers merged.
 //
 // Responses are decoded (record batches aliased, not copied) to count bytes
 // per topic, to spot leadership errors, and to present the KIP-951
@@ -75,17 +80,23 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 	idsFrom:  13,
 	reqIDs:   fetchRequestIDs,
 	respIDs:  fetchResponseIDs,
-	// Towards the backends every fetch is sessionless: a full fetch that
-	// opens none. The client's session (fetch_session.go) is applied
-	// first: an incremental fetch becomes its session's full list, encoded
-	// again; any other is rewritten in the client's bytes. ForgottenTopics
-	// only matter to a session.
+	// The client's session (fetch_session.go) is applied first: an
+	// incremental fetch becomes its session's full list. req is then
+	// sessionless (a full fetch that opens none), as the client's bytes
+	// are made (rewritten in place, or encoded again); a fetch in backend
+	// sessions gets each broker's session fields in narrow.
+	// ForgottenTopics only matter to a session.
 	prepare: func(r *request, req *kmsg.FetchRequest) error {
 		rebuilt := false
 		if r.version >= 7 {
 			var err error
 			if rebuilt, err = beginFetchSession(r.c.s.fetchSessions, r, req); err != nil {
 				return err
+			}
+			if u := r.split.fetch; u != nil && u.backend {
+				// Each part is encoded from req (narrow): the client's
+				// bytes, which go nowhere, need not list the session.
+				rebuilt = false
 			}
 			if !rebuilt {
 				off := fetchSessionOffset(r.version)
@@ -124,8 +135,31 @@ var fetchFamily = &family[*kmsg.FetchRequest, *kmsg.FetchResponse]{
 			binary.BigEndian.PutUint32(r.body[fetchMaxBytesOffset(r.version):], uint32(r.split.maxBytes))
 			req.MaxBytes = r.split.maxBytes
 		}
+		if u := r.split.fetch; u == nil || !u.backend {
+			n := 0
+			for i := range req.Topics {
+				n += len(req.Topics[i].Partitions)
+			}
+			countBackendFetch(r, fetchKindSessionless, n)
+		}
+	},
+	// A fetch in backend sessions (fetch_session_backend.go) is encoded
+	// per broker, even when one broker serves it all: each broker's
+	// session is asked only what changed for it.
+	keeps: func(r *request, _ target) bool {
+		u := r.split.fetch
+		return u == nil || !u.backend
+	},
+	narrow: func(r *request, t target, sub *kmsg.FetchRequest) *kmsg.FetchRequest {
+		if u := r.split.fetch; u != nil && u.backend {
+			return u.narrow(r, t, sub)
+		}
+		return sub
 	},
 	fix: func(r *request, t target, resp *kmsg.FetchResponse) bool {
+		if u := r.split.fetch; u != nil && u.backend {
+			u.backendAnswer(t, resp)
+		}
 		return fixFetch(r, t, resp)
 	},
 	merge: func(out, in *kmsg.FetchResponse) {
@@ -243,8 +277,8 @@ func fixFetch(r *request, t target, resp *kmsg.FetchResponse) bool {
 		}
 	}
 	if resp.SessionID != 0 {
-		// The backend opened a session we did not ask for; never let the
-		// client use it.
+		// The backend's session is the proxy's (backendAnswer took it),
+		// never the client's.
 		resp.SessionID = 0
 		changed = true
 	}

@@ -6,12 +6,15 @@ package kafka
 // of them in every fetch; with a session it lists only what changed (a new
 // fetch offset, a partition added) and the broker answers only partitions
 // with something to say. The proxy plays the broker's part of that
-// protocol for its clients, per peer (a peer is one broker to them), and
-// sends the backends the full partition list, sessionless, through the
-// usual routing and splitting (01_fetch.go, split.go): the backend side
-// stays correct whichever backend brokers the partitions map to now and
-// however presented leadership moves, at the cost of the proxy-to-backend
-// bytes a sessionless client would have cost anyway.
+// protocol for its clients, per peer (a peer is one broker to them). The
+// session's full partition list goes through the usual routing and
+// splitting (01_fetch.go, split.go), so the backend side stays correct
+// whichever backend brokers the partitions map to now and however
+// presented leadership moves; each broker's part then goes in a fetch
+// session the proxy holds at that broker for this client session,
+// listing only what changed there (fetch_session_backend.go,
+// Limits.BackendFetchSessions), or, with those off, sessionless, at the
+// proxy-to-backend cost of a sessionless client.
 //
 // The cache follows Kafka's FetchSessionCache and FetchManager:
 //
@@ -27,7 +30,8 @@ package kafka
 //     (INVALID_FETCH_SESSION_EPOCH otherwise) and the topic naming it was
 //     opened with (FETCH_SESSION_TOPIC_ID_ERROR, v13+ by id); its
 //     partitions update or join the session, its ForgottenTopics leave it,
-//     and the session's whole list is what the backends are asked;
+//     and the session's whole list is what is routed and split (each
+//     backend broker's session then asked only what changed for it);
 //   - epoch -1 with an id closes that session (and is served
 //     sessionless); epoch 0 with an id closes it and opens a new one;
 //   - the answer to an incremental fetch holds only the partitions with
@@ -96,6 +100,7 @@ type fetchSessionMetrics struct {
 	sessions   prometheus.Gauge
 	evictions  prometheus.Counter
 	partitions map[string]prometheus.Counter // by fetch kind
+	backend    map[string]prometheus.Counter // by fetch kind, towards the backends
 }
 
 func newFetchSessionMetrics(reg prometheus.Registerer) *fetchSessionMetrics {
@@ -118,12 +123,16 @@ func newFetchSessionMetrics(reg prometheus.Registerer) *fetchSessionMetrics {
 		m.partitions[k] = parts.WithLabelValues(k)
 	}
 	reg.MustRegister(m.sessions, m.evictions, parts)
+	m.backend = newBackendFetchPartitions(reg)
 	return m
 }
 
 // fetchSessionCache is one peer's client fetch sessions.
 type fetchSessionCache struct {
-	slots   int
+	slots int
+	// backend: the sessions' fetches reach the backends in sessions of
+	// their own (Limits.BackendFetchSessions).
+	backend bool
 	minIdle time.Duration
 	// perSession and total bound the partitions of one session and of
 	// all (maxFetchSessionPartitions, maxFetchSessionPartitionsTotal).
@@ -168,6 +177,11 @@ type fetchSession struct {
 	topics []*fetchSessionTopic // in the order they joined
 	byKey  map[fetchTopicKey]*fetchSessionTopic
 	count  int
+	// backends: the backend sessions of this session's fetches, by
+	// backend broker (Limits.BackendFetchSessions); gen numbers the
+	// session's fetches, the last to use each backend session.
+	backends map[target]*backendSession
+	gen      uint64
 }
 
 // fetchTopicKey names a session topic: by name before v13, by the
@@ -290,6 +304,10 @@ func nextFetchEpoch(e int32) int32 {
 type fetchUse struct {
 	s    *fetchSession
 	full bool // the fetch opened the session: answer every partition
+	// backend: the fetch reaches the backends in backend sessions
+	// (narrow), gen being its number among the session's fetches.
+	backend bool
+	gen     uint64
 }
 
 // open makes a session for a full fetch of principal's, with the request's
@@ -402,7 +420,8 @@ func (c *fetchSessionCache) len() int {
 
 // beginFetchSession applies the session part of a fetch (v7+) before it
 // is routed: it reports whether req's topics were replaced by the
-// session's full list (the request must then be encoded again), and
+// session's full list (the client's bytes must then be encoded again,
+// unless its parts go in backend sessions, each encoded from req), and
 // answers a session error itself (errFetchAnswered). On return req is
 // sessionless. With sessions off (c nil) every fetch is sessionless.
 func beginFetchSession(c *fetchSessionCache, r *request, req *kmsg.FetchRequest) (bool, error) {
@@ -443,7 +462,7 @@ func (c *fetchSessionCache) begin(r *request, req *kmsg.FetchRequest, kind *stri
 		}
 		*kind = fetchKindFull
 		if s := c.open(principal, byID, req.Topics); s != nil {
-			r.split.fetch = &fetchUse{s: s, full: true}
+			r.split.fetch = c.use(s, true)
 		}
 		return false, nil
 	}
@@ -499,10 +518,20 @@ func (c *fetchSessionCache) begin(r *request, req *kmsg.FetchRequest, kind *stri
 		c.remove(s)
 		req.Topics = nil
 	} else {
-		r.split.fetch = &fetchUse{s: s}
+		r.split.fetch = c.use(s, false)
 	}
 	req.ForgottenTopics = nil
 	return true, nil
+}
+
+// use is a fetch's use of s: a full one opened it.
+func (c *fetchSessionCache) use(s *fetchSession, full bool) *fetchUse {
+	u := &fetchUse{s: s, full: full, backend: c.backend}
+	s.mu.Lock()
+	s.gen++
+	u.gen = s.gen
+	s.mu.Unlock()
+	return u
 }
 
 // answer finishes the client's answer to a fetch that used a session: the
@@ -527,6 +556,9 @@ func (u *fetchUse) answer(c *fetchSessionCache, resp *kmsg.FetchResponse) bool {
 		return true
 	}
 	resp.SessionID = s.id
+	if u.backend {
+		s.dropIdleBackends(u.gen)
+	}
 	kept := resp.Topics[:0]
 	for _, t := range resp.Topics {
 		st := s.byKey[s.key(t.Topic, t.TopicID)]

@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The fetch session benchmark: a consumer group owning 5,000 partitions
@@ -25,7 +26,9 @@ import (
 // test binary, re-run as TestFetchSessionBenchHelper), so their CPU is
 // read apart from each other's and the client's: /proc/<pid>/stat, over
 // the measured window only. Request bytes are what the client wrote in
-// Fetch requests (kgo's broker-write hook).
+// Fetch requests (kgo's broker-write hook); backend request bytes are what
+// kfake was sent as Fetch (by the client directly, or by the proxy),
+// request bodies as kmsg encodes them, counted by a kfake control hook.
 //
 //	go test -run '^$' -bench BenchmarkFetchSessions -benchtime=1x ./kafka/
 //
@@ -53,14 +56,36 @@ func TestFetchSessionBenchHelper(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer kc.Close()
+		// What kfake is sent as Fetch, whoever sends it (the client
+		// directly, or the proxy): request bodies as kmsg encodes them
+		// (no frame or header), requests, partitions listed. Printed
+		// for the benchmark to read.
+		var bytes, n, parts atomic.Int64
+		kc.ControlKey(1, func(kr kmsg.Request) (kmsg.Response, error, bool) {
+			kc.KeepControl()
+			req := kr.(*kmsg.FetchRequest)
+			bytes.Add(int64(len(req.AppendTo(nil))))
+			n.Add(1)
+			for _, t := range req.Topics {
+				parts.Add(int64(len(t.Partitions)))
+			}
+			return nil, nil, false
+		})
+		go func() {
+			for {
+				time.Sleep(100 * time.Millisecond)
+				fmt.Printf("FETCH %d %d %d\n", bytes.Load(), n.Load(), parts.Load())
+			}
+		}()
 		fmt.Printf("ADDR %s\n", kc.ListenAddrs()[0])
 	case "proxy":
 		slots, _ := strconv.Atoi(os.Getenv("SWITCHYARD_FETCHSESS_SLOTS"))
+		backend, _ := strconv.Atoi(os.Getenv("SWITCHYARD_FETCHSESS_BACKEND"))
 		kc := kfakeAt(os.Getenv("SWITCHYARD_FETCHSESS_BROKER"))
-		p := startSessProxy(t, kc, 1, Config{Limits: Limits{FetchSessionSlots: slots}}, time.Minute)
+		p := startSessProxy(t, kc, 1, Config{Limits: Limits{FetchSessionSlots: slots, BackendFetchSessions: backend}}, time.Minute)
 		if path := os.Getenv("SWITCHYARD_FETCHSESS_PROXY_CPUPROFILE"); path != "" {
 			// The proxy's profile, for "where does its CPU go".
-			f, err := os.Create(path + "." + strconv.Itoa(slots))
+			f, err := os.Create(path + "." + strconv.Itoa(slots) + "." + strconv.Itoa(backend))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,6 +114,9 @@ type helperProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	addr  string
+	// What the kfake helper last printed it was sent as Fetch: bytes,
+	// requests, partitions.
+	fetchBytes, fetches, fetchParts atomic.Int64
 }
 
 func startHelper(b *testing.B, env ...string) *helperProc {
@@ -113,7 +141,17 @@ func startHelper(b *testing.B, env ...string) *helperProc {
 	for sc.Scan() {
 		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
 			h.addr = a
-			go io.Copy(io.Discard, out)
+			go func() {
+				for sc.Scan() {
+					var by, n, parts int64
+					if _, err := fmt.Sscanf(sc.Text(), "FETCH %d %d %d", &by, &n, &parts); err == nil {
+						h.fetchBytes.Store(by)
+						h.fetches.Store(n)
+						h.fetchParts.Store(parts)
+					}
+				}
+				io.Copy(io.Discard, out)
+			}()
 			return h
 		}
 	}
@@ -142,15 +180,20 @@ func BenchmarkFetchSessions(b *testing.B) {
 		topics[i] = fmt.Sprintf("bench-%03d", i)
 	}
 	for _, mode := range []struct {
-		name  string
-		slots string // "" direct to kfake
-	}{{"direct", ""}, {"proxy-sessions", "0"}, {"proxy-sessionless", "-1"}} {
+		name           string
+		slots, backend string // slots "": direct to kfake
+	}{
+		{"direct", "", ""},
+		{"proxy-sessions", "0", "0"},              // client and backend sessions
+		{"proxy-sessions-backend-off", "0", "-1"}, // client sessions only (before backend sessions)
+		{"proxy-sessionless", "-1", "-1"},         // no sessions at all
+	} {
 		b.Run(mode.name, func(b *testing.B) {
 			seed := kf.addr
 			var px *helperProc
 			if mode.slots != "" {
 				px = startHelper(b, "SWITCHYARD_FETCHSESS_HELPER=proxy", "SWITCHYARD_FETCHSESS_BROKER="+kf.addr,
-					"SWITCHYARD_FETCHSESS_SLOTS="+mode.slots)
+					"SWITCHYARD_FETCHSESS_SLOTS="+mode.slots, "SWITCHYARD_FETCHSESS_BACKEND="+mode.backend)
 				seed = px.addr
 			}
 			var fetchBytes, fetches atomic.Int64
@@ -196,6 +239,7 @@ func BenchmarkFetchSessions(b *testing.B) {
 			time.Sleep(2 * time.Second)
 			for i := 0; i < b.N; i++ {
 				bytes0, fetches0, cons0 := fetchBytes.Load(), fetches.Load(), consumed.Load()
+				bb0, bn0, bp0 := kf.fetchBytes.Load(), kf.fetches.Load(), kf.fetchParts.Load()
 				kcpu0, pcpu0 := kf.cpu(b), time.Duration(0)
 				if px != nil {
 					pcpu0 = px.cpu(b)
@@ -206,6 +250,14 @@ func BenchmarkFetchSessions(b *testing.B) {
 				b.ReportMetric(float64(fetchBytes.Load()-bytes0)/secs, "req-bytes/s")
 				b.ReportMetric(float64(fetches.Load()-fetches0)/secs, "fetches/s")
 				b.ReportMetric(float64(consumed.Load()-cons0)/secs, "records/s")
+				// kfake prints its counts every 100 ms: a window of 15 s
+				// reads them within 1%.
+				bn := kf.fetches.Load() - bn0
+				b.ReportMetric(float64(kf.fetchBytes.Load()-bb0)/secs, "backend-req-bytes/s")
+				b.ReportMetric(float64(bn)/secs, "backend-fetches/s")
+				if bn > 0 {
+					b.ReportMetric(float64(kf.fetchParts.Load()-bp0)/float64(bn), "backend-parts/fetch")
+				}
 				b.ReportMetric(float64((kf.cpu(b)-kcpu0).Milliseconds())/secs, "backend-cpu-ms/s")
 				if px != nil {
 					b.ReportMetric(float64((px.cpu(b)-pcpu0).Milliseconds())/secs, "proxy-cpu-ms/s")

@@ -141,6 +141,18 @@ type part struct {
 	t     target
 	req   kmsg.Request
 	local kmsg.Response
+	// whole, when set, is the part req stands for when req lists less
+	// (a backend fetch session's incremental Fetch): a failure of the
+	// part answers every unit of whole.
+	whole kmsg.Request
+}
+
+// failReq is the request a failure of the part answers.
+func (pt part) failReq() kmsg.Request {
+	if pt.whole != nil {
+		return pt.whole
+	}
+	return pt.req
 }
 
 // scatter sends each part to its broker and answers with merge of the

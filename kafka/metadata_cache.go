@@ -351,7 +351,7 @@ func (s *Server) topicsChanged(bes ...*Backend) {
 // not be dialed: the family's retriable failure (failedAnswer), or, for
 // Metadata, the cluster's last snapshot however old (staleMetadata).
 func partFailure(pt part) kmsg.Response {
-	if fa := failedAnswer(pt.req); fa != nil {
+	if fa := failedAnswer(pt.failReq()); fa != nil {
 		return fa
 	}
 	return staleMetadata(pt)

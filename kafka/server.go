@@ -179,6 +179,12 @@ type Limits struct {
 	// fetch_session.go). 0: 1000, Kafka's default; negative: no sessions,
 	// every fetch is served sessionless.
 	FetchSessionSlots int
+	// BackendFetchSessions: the fetches of a client's session reach each
+	// backend broker in a fetch session of the proxy's own (KIP-227,
+	// fetch_session.go), listing only the partitions changed since that
+	// broker last saw them. 0 (the default) or positive: on; negative:
+	// off, every fetch to a backend lists every partition (sessionless).
+	BackendFetchSessions int
 }
 
 // Default limits; see Limits.
@@ -356,6 +362,7 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 			fm = metrics.fetchSessions
 		}
 		s.fetchSessions = newFetchSessionCache(cfg.FetchSessionSlots, fm)
+		s.fetchSessions.backend = cfg.BackendFetchSessions >= 0
 	}
 	s.handlers = handlerTable()
 	s.authz = newAuthz(cfg.Authz, metrics, s.log)

@@ -110,6 +110,11 @@ type family[Req kmsg.Request, Resp kmsg.Response] struct {
 	// (nil: always); rewrite changes the part of a split sent to t.
 	keeps   func(r *request, t target) bool
 	rewrite func(r *request, t target, sub Req)
+	// narrow, when set, returns what is sent to t in place of the part
+	// sub, once rewritten and translated (Fetch: a backend fetch
+	// session's incremental request, only what changed); a failure of
+	// the part is still answered for every unit of sub.
+	narrow func(r *request, t target, sub Req) Req
 	// oneWay reports that req expects no answer (acks=0 Produce).
 	oneWay func(req Req) bool
 
@@ -403,7 +408,11 @@ func (f *family[Req, Resp]) serve(r *request) error {
 	}
 	parts := make([]part, 0, len(by)+1)
 	for _, t := range targetOrder(by) {
-		parts = append(parts, part{t: t, req: by[t]})
+		pt := part{t: t, req: by[t]}
+		if f.narrow != nil {
+			pt.req, pt.whole = f.narrow(r, t, by[t]), by[t]
+		}
+		parts = append(parts, pt)
 	}
 	if answered || (omitted && len(parts) == 0) {
 		parts = append(parts, part{local: local.Interface().(kmsg.Response)})
@@ -707,7 +716,11 @@ func (sh *shape) add(sub, t, p reflect.Value, id [16]byte) {
 	if n == 0 || !sh.sameTopic(ts.Index(n-1), t, id) {
 		nt := reflect.New(t.Type()).Elem()
 		nt.Set(t)
-		nt.Field(sh.parts).SetZero()
+		// Room for every partition of t: most parts take a topic whole
+		// (one broker leads it), and appending one by one through
+		// reflect would grow the slice step by step.
+		ps := t.Field(sh.parts)
+		nt.Field(sh.parts).Set(reflect.MakeSlice(ps.Type(), 0, ps.Len()))
 		if id != ([16]byte{}) && sh.topicID >= 0 {
 			reflect.Copy(nt.Field(sh.topicID), reflect.ValueOf(id[:]))
 		}

@@ -363,7 +363,7 @@ func unreachablePart(pt part, err error) kmsg.Response {
 	if be == nil || !answersUnreachable(err) {
 		return nil
 	}
-	resp, code := unavailableAnswer(pt.req, be.Name())
+	resp, code := unavailableAnswer(pt.failReq(), be.Name())
 	if resp != nil {
 		be.metrics.errorCode(code).Inc()
 	}

@@ -34,3 +34,26 @@ func TestServeFetchSessionSlots(t *testing.T) {
 		t.Fatalf("negative slots: %v, want an error naming the flag", err)
 	}
 }
+
+// TestServeBackendFetchSessions: --kafka-backend-fetch-sessions (and its
+// config key) reaches kafka.Limits: on (0) unless set false (negative).
+func TestServeBackendFetchSessions(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		args []string
+		want int
+	}{
+		{"", nil, 0},
+		{`{"kafka_backend_fetch_sessions": false}`, nil, -1},
+		{`{"kafka_backend_fetch_sessions": false}`, []string{"--kafka-backend-fetch-sessions"}, 0},
+		{"", []string{"--kafka-backend-fetch-sessions=false"}, -1},
+	} {
+		nc, err := serveNodeConfig(t, tc.file, tc.args...)
+		if err != nil {
+			t.Fatalf("%s %v: %v", tc.file, tc.args, err)
+		}
+		if got := nc.KafkaLimits.BackendFetchSessions; got != tc.want {
+			t.Errorf("%s %v: backend fetch sessions %d, want %d", tc.file, tc.args, got, tc.want)
+		}
+	}
+}

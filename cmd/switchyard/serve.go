@@ -94,6 +94,9 @@ type serveConfig struct {
 	// Client fetch sessions (KIP-227) a peer holds; 0 turns them off, as
 	// Kafka's max.incremental.fetch.session.cache.slots does.
 	KafkaFetchSessionSlots int `json:"kafka_fetch_session_slots"`
+	// The proxy's own fetch sessions towards the backends for its
+	// clients' sessions (kafka.Limits.BackendFetchSessions); on by default.
+	KafkaBackendFetchSessions bool `json:"kafka_backend_fetch_sessions"`
 
 	// Authorization (kafka.AuthzConfig), in force once the listener
 	// authenticates: Kafka's super.users and allow.everyone.if.no.acl.found.
@@ -138,6 +141,7 @@ func defaultServeConfig() serveConfig {
 		KafkaFrameReadTimeout:      kafka.DefaultFrameReadTimeout.String(),
 		KafkaQueuedMaxRequestBytes: kafka.DefaultQueuedMaxRequestBytes,
 		KafkaFetchSessionSlots:     kafka.DefaultFetchSessionSlots,
+		KafkaBackendFetchSessions:  true,
 
 		AdminReadHeaderTimeout: admin.ReadHeaderTimeout.String(),
 		AdminReadTimeout:       admin.ReadTimeout.String(),
@@ -221,6 +225,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.StringVar(&cfg.KafkaProducerIDIdle, "kafka-producer-id-idle", cfg.KafkaProducerIDIdle, "drop a producer id mapping unused for this long (0: 1h)")
 	fs.StringVar(&cfg.KafkaProducerIDProtect, "kafka-producer-id-protect", cfg.KafkaProducerIDProtect, "a producer id mapping used within this window is never evicted; a new one is refused while the table is full of them (0: 1m)")
 	fs.IntVar(&cfg.KafkaFetchSessionSlots, "kafka-fetch-session-slots", cfg.KafkaFetchSessionSlots, "most client fetch sessions (KIP-227) held; with one a consumer lists only the partitions that changed in each fetch (max.incremental.fetch.session.cache.slots; 0: none, every fetch lists every partition)")
+	fs.BoolVar(&cfg.KafkaBackendFetchSessions, "kafka-backend-fetch-sessions", cfg.KafkaBackendFetchSessions, "fetch from the backends in fetch sessions (KIP-227) of the proxy's own for each client session, so a backend broker is asked only the partitions that changed for it (on by default; =false lists every partition of the client's session in every backend fetch)")
 	fs.Var(listFlag{&cfg.KafkaSuperUsers}, "kafka-super-users", "principals allowed everything whatever the ACLs say, `User:NAME` (comma-separated or repeated; Kafka's super.users)")
 	fs.BoolVar(&cfg.KafkaAllowIfNoACL, "kafka-allow-if-no-acl", cfg.KafkaAllowIfNoACL, "allow a request on a resource no ACL names (Kafka's allow.everyone.if.no.acl.found); by default it is denied")
 	addKafkaSecurityFlags(fs, &cfg.kafkaSecurityFlags)
@@ -563,6 +568,9 @@ func (c *serveConfig) kafkaLimits() (kafka.Limits, error) {
 		l.FetchSessionSlots = -1 // kafka.Limits: negative is none, 0 its default
 	default:
 		l.FetchSessionSlots = c.KafkaFetchSessionSlots
+	}
+	if !c.KafkaBackendFetchSessions {
+		l.BackendFetchSessions = -1 // kafka.Limits: negative is off, 0 its default (on)
 	}
 	// The client-keyed tables cannot be unbounded: 0 is kafka's default.
 	for _, d := range []struct {
