@@ -450,30 +450,7 @@ func TestFetchSessionBackendForgets(t *testing.T) {
 	if err := kc.MoveTopicPartition("t", 2, 1-from); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "t", Partition: 2, Value: []byte("moved")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	epoch := int32(1)
-	sessWaitFor(t, 30*time.Second, "t/2's record through the session from its new leader", func() bool {
-		inc := c.fetch(t, rawFetch(12, id, epoch, "t", [16]byte{}))
-		epoch++
-		if inc.ErrorCode != 0 || inc.SessionID != id {
-			t.Fatalf("incremental fetch: error %d, session %d", inc.ErrorCode, inc.SessionID)
-		}
-		for _, tp := range inc.Topics {
-			for _, pp := range tp.Partitions {
-				if pp.Partition == 2 && pp.ErrorCode == 0 && len(pp.RecordBatches) > 0 {
-					return true
-				}
-			}
-		}
-		return false
-	})
+	readMovedPartition(t, kc, c, id, 1)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(forgot[from]) != 1 || forgot[from][0] != 2 {

@@ -533,6 +533,14 @@ func TestFetchSessionLeaderErrorAnswered(t *testing.T) {
 	if got := answeredParts(inc); got["t/2"] != kerr.NotLeaderForPartition.Code || len(got) != 1 {
 		t.Fatalf("incremental fetch after t/2 moved: partitions %v, want t/2 answered NOT_LEADER_OR_FOLLOWER only", got)
 	}
+	readMovedPartition(t, kc, c, id, 2)
+}
+
+// readMovedPartition writes a record to t/2 directly and fetches session
+// id incrementally through c from epoch on until t/2 answers it (from the
+// partition's new leader, after a move).
+func readMovedPartition(t *testing.T, kc *kfake.Cluster, c *rawClient, id, epoch int32) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -541,7 +549,6 @@ func TestFetchSessionLeaderErrorAnswered(t *testing.T) {
 	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "t", Partition: 2, Value: []byte("moved")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	epoch := int32(2)
 	sessWaitFor(t, 30*time.Second, "t/2's record through the session from its new leader", func() bool {
 		inc := c.fetch(t, rawFetch(12, id, epoch, "t", [16]byte{}))
 		epoch++
