@@ -149,7 +149,7 @@ type gossip struct {
 	refused map[string]bool
 	// changed is notified on every membership change.
 	changed *notifier
-	// bq queues this peer's broadcasts (set once memberlist exists);
+	// bq queues this peer's broadcasts (set before memberlist starts);
 	// onTopicsChanged handles a peer's topics-changed broadcast.
 	bq              *memberlist.TransmitLimitedQueue
 	onTopicsChanged func(cluster string)

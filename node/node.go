@@ -222,6 +222,17 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	mc.Delegate = n.gossip
 	mc.Events = n.gossip
+	// The delegate serves memberlist's goroutines from Create on (a ping
+	// can arrive before Create returns), so what it reads is set first;
+	// the queue sizes itself by the members once there are any.
+	var created atomic.Pointer[memberlist.Memberlist]
+	n.gossip.bq = &memberlist.TransmitLimitedQueue{NumNodes: func() int {
+		if ml := created.Load(); ml != nil {
+			return ml.NumMembers()
+		}
+		return 1
+	}, RetransmitMult: mc.RetransmitMult}
+	n.gossip.onTopicsChanged = n.refreshCluster
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		// NewMemberlistConfig bound the port; memberlist did not take it.
@@ -230,9 +241,8 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 		return nil, fmt.Errorf("node: start gossip on %s: %w", cfg.GossipListen, err)
 	}
+	created.Store(ml)
 	n.gossip.ml = ml
-	n.gossip.bq = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: mc.RetransmitMult}
-	n.gossip.onTopicsChanged = n.refreshCluster
 	n.keyring = mc.Keyring
 	n.gossipUp.Store(true)
 	n.log.Info("peer started", "kafka", n.kafkaAdvertise, "admin", adminAdv, "raft", n.meta.Raft, "gossip", n.meta.Gossip,
