@@ -23,29 +23,30 @@ const OtherTopic = "(other)"
 // capped at MaxTopics distinct topics; later topics are counted as
 // OtherTopic.
 type Metrics struct {
-	connections        prometheus.Gauge
-	parked             prometheus.Gauge
-	closedConns        *prometheus.CounterVec
-	refusedConns       map[string]prometheus.Counter
-	budgetWaits        prometheus.Counter
-	upstreamDialErrors prometheus.Counter
-	requests           [kmsg.MaxKey + 1]prometheus.Counter
-	bytesIn            [kmsg.MaxKey + 1]prometheus.Counter
-	bytesOut           [kmsg.MaxKey + 1]prometheus.Counter
-	latency            [kmsg.MaxKey + 1]prometheus.Observer
-	topicBytes         *prometheus.CounterVec
-	auth               authMetrics // security.go
-	clusterRequests    *prometheus.CounterVec
-	clusterBytes       *prometheus.CounterVec
-	clusterErrors      *prometheus.CounterVec
-	quotaThrottled     *prometheus.CounterVec
-	chainedReads       *prometheus.CounterVec
-	quotaThrottle      *prometheus.HistogramVec
-	corruptBatches     prometheus.Counter
-	producerIDClaims   *prometheus.CounterVec
-	readDisagreements  *prometheus.CounterVec
-	regionBytes        *prometheus.CounterVec
-	authzDenied        *prometheus.CounterVec // acl.go
+	connections         prometheus.Gauge
+	parked              prometheus.Gauge
+	upstreamsClosedIdle prometheus.Counter
+	closedConns         *prometheus.CounterVec
+	refusedConns        map[string]prometheus.Counter
+	budgetWaits         prometheus.Counter
+	upstreamDialErrors  prometheus.Counter
+	requests            [kmsg.MaxKey + 1]prometheus.Counter
+	bytesIn             [kmsg.MaxKey + 1]prometheus.Counter
+	bytesOut            [kmsg.MaxKey + 1]prometheus.Counter
+	latency             [kmsg.MaxKey + 1]prometheus.Observer
+	topicBytes          *prometheus.CounterVec
+	auth                authMetrics // security.go
+	clusterRequests     *prometheus.CounterVec
+	clusterBytes        *prometheus.CounterVec
+	clusterErrors       *prometheus.CounterVec
+	quotaThrottled      *prometheus.CounterVec
+	chainedReads        *prometheus.CounterVec
+	quotaThrottle       *prometheus.HistogramVec
+	corruptBatches      prometheus.Counter
+	producerIDClaims    *prometheus.CounterVec
+	readDisagreements   *prometheus.CounterVec
+	regionBytes         *prometheus.CounterVec
+	authzDenied         *prometheus.CounterVec // acl.go
 
 	// backendAuthFailures counts failed TLS/SASL handshakes with backend
 	// brokers (backend_auth.go).
@@ -86,6 +87,10 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	m.parked = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "switchyard_kafka_connections_parked",
 		Help: "Open client connections idle long enough to be held without a reader goroutine (Limits.ParkIdleAfter).",
+	})
+	m.upstreamsClosedIdle = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_kafka_upstreams_closed_idle_total",
+		Help: "Backend connections of parked client connections closed after --kafka-upstream-idle-close with no request (dialed again at the connection's next request to that broker).",
 	})
 	m.closedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_connections_closed_total",
@@ -194,7 +199,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	reg.MustRegister(m.authzDenied)
 	m.backendAuthFailures = newAuthFailures()
 	reg.MustRegister(m.backendAuthFailures)
-	reg.MustRegister(m.connections, m.parked, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
+	reg.MustRegister(m.connections, m.parked, m.upstreamsClosedIdle, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
 		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
 		m.regionBytes, m.producerIDClaims)
 	m.auth = newAuthMetrics(reg)

@@ -71,6 +71,32 @@ func (c *clientConn) idleWait(since time.Duration) time.Duration {
 	return d
 }
 
+// upstreamsIdle reports whether this parked connection has been silent long
+// enough for its backend connections to be closed (Limits.UpstreamIdleClose).
+func (c *clientConn) upstreamsIdle(now time.Time) bool {
+	d := c.s.cfg.UpstreamIdleClose
+	return d > 0 && len(c.ups) > 0 && now.Sub(c.lastFrame) >= d
+}
+
+// closeIdleUpstreams closes the backend connections of a parked client
+// connection (the parker calls it, which owns the connection while it is
+// parked): each has nothing in flight or buffered, since the connection
+// parked with nothing outstanding, so, as when a SASL session is renewed,
+// its reader ends quietly and the next request to that broker dials a new
+// one. An idle client then holds no goroutine and no broker connection;
+// its next request pays one dial per broker it uses.
+func (c *clientConn) closeIdleUpstreams() {
+	for _, u := range c.ups {
+		if u.dirty || len(u.inflight) > 0 || u.broken.Load() {
+			continue
+		}
+		u.renewed.Store(true)
+		u.nc.Close()
+		c.retire(u)
+		c.s.metrics.upstreamsClosedIdle.Inc()
+	}
+}
+
 // idleLimit is when this connection, parked, is to be closed as idle
 // (zero: never).
 func (c *clientConn) idleLimit() time.Time {

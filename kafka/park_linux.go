@@ -37,6 +37,9 @@ type parker struct {
 type parkedConn struct {
 	c     *clientConn
 	until time.Time
+	// upsClosed: its idle backend connections were closed
+	// (clientConn.closeIdleUpstreams).
+	upsClosed bool
 }
 
 func newParker(resume func(*clientConn)) (*parker, error) {
@@ -87,7 +90,7 @@ func (p *parker) park(c *clientConn, until time.Time) bool {
 	}); err != nil || cerr != nil {
 		return false
 	}
-	p.parked[tok] = parkedConn{c, until}
+	p.parked[tok] = parkedConn{c: c, until: until}
 	p.tokens[c] = tok
 	c.s.metrics.parked.Inc()
 	select {
@@ -161,8 +164,15 @@ func (p *parker) loop() {
 		if now := time.Now(); now.Sub(lastSweep) >= parkSweep {
 			lastSweep = now
 			for tok, pc := range p.parked {
-				if !pc.until.IsZero() && now.After(pc.until) {
+				switch {
+				case !pc.until.IsZero() && now.After(pc.until):
 					p.wakeLocked(tok) // its reader closes it as idle
+				case !pc.upsClosed && pc.c.upstreamsIdle(now):
+					// Parked, so no goroutine of its own touches c.ups;
+					// the reader that resumes it starts after p.mu.
+					pc.c.closeIdleUpstreams()
+					pc.upsClosed = true
+					p.parked[tok] = pc
 				}
 			}
 		}

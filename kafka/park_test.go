@@ -3,9 +3,11 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,6 +26,12 @@ import (
 // ends Serve and waits for it (the test's cleanup does too).
 func startParkingProxy(t *testing.T, park, maxIdle time.Duration) (*Server, string, func()) {
 	t.Helper()
+	return startParkingProxyLimits(t, Limits{ParkIdleAfter: park, ConnectionsMaxIdle: maxIdle})
+}
+
+// startParkingProxyLimits is startParkingProxy with the limits given.
+func startParkingProxyLimits(t *testing.T, l Limits) (*Server, string, func()) {
+	t.Helper()
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +39,7 @@ func startParkingProxy(t *testing.T, park, maxIdle time.Duration) (*Server, stri
 	t.Cleanup(kc.Close)
 	be := newTestBackend(t, BackendConfig{Name: "k", Bootstrap: kc.ListenAddrs(), MetadataRefresh: time.Second})
 	view := &benchView{}
-	srv := listenServer(t, Config{Limits: Limits{ParkIdleAfter: park, ConnectionsMaxIdle: maxIdle}}, view, nil, be)
+	srv := listenServer(t, Config{Limits: l}, view, nil, be)
 	view.st = &fsm.State{
 		Clusters: []fsm.Cluster{{Name: "k", Bootstrap: kc.ListenAddrs()}},
 		Routes:   fsm.Routes{DefaultCluster: "k"},
@@ -208,5 +216,48 @@ func TestIdleWait(t *testing.T) {
 		if got := c.idleWait(tc.since); got != tc.want {
 			t.Errorf("%s: idleWait(%v) = %v, want %v", tc.name, tc.since, got, tc.want)
 		}
+	}
+}
+
+// TestParkedConnectionClosesIdleUpstreams: a client's connections that
+// stay parked past UpstreamIdleClose close their backend connections
+// (their readers end with them), and the client's next requests dial them
+// again: produce and consume go on, every record read once.
+func TestParkedConnectionClosesIdleUpstreams(t *testing.T) {
+	srv, addr, _ := startParkingProxyLimits(t, Limits{ParkIdleAfter: 100 * time.Millisecond, UpstreamIdleClose: 500 * time.Millisecond})
+	closed := func() float64 { return metricValue(srv.metrics.upstreamsClosedIdle) }
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("t"), kgo.ConsumeTopics("t"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var got []string
+	for i := range 3 {
+		v := fmt.Sprintf("r-%d", i)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+		for len(got) <= i {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatalf("fetch: %v", err)
+			}
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+		if i < 2 {
+			// The producing connection parks and then closes its backend
+			// connection; the next round dials it again.
+			want := closed() + 1
+			waitGauge(t, "backend connections closed as idle", func() float64 { return min(closed(), want) }, want)
+		}
+	}
+	if want := []string{"r-0", "r-1", "r-2"}; !slices.Equal(got, want) {
+		t.Fatalf("records %v, want %v", got, want)
+	}
+	if n := metricValue(srv.metrics.upstreamDialErrors); n != 0 {
+		t.Fatalf("%v backend dials failed", n)
 	}
 }

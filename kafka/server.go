@@ -141,6 +141,11 @@ type Limits struct {
 	// for this long, with none in flight, is held without a reader
 	// goroutine until it sends one (park.go). 0: 10 s; negative: never.
 	ParkIdleAfter time.Duration
+	// UpstreamIdleClose: a parked client connection that has sent no
+	// request for this long closes its backend connections (they are
+	// dialed again at its next request), so an idle client holds no
+	// goroutine and no broker connection. 0: 1 minute; negative: never.
+	UpstreamIdleClose time.Duration
 	// FrameReadTimeout is how long a request may take to arrive once its
 	// first byte has (Kafka has no such limit; it stops a client that
 	// claims a size and stalls from holding its buffer and budget). 0: 30 s;
@@ -191,6 +196,7 @@ type Limits struct {
 const (
 	DefaultConnectionsMaxIdle    = 10 * time.Minute
 	DefaultParkIdleAfter         = 10 * time.Second
+	DefaultUpstreamIdleClose     = time.Minute
 	DefaultFrameReadTimeout      = 30 * time.Second
 	DefaultQueuedMaxRequestBytes = 256 << 20
 )
@@ -207,6 +213,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ParkIdleAfter == 0 {
 		c.ParkIdleAfter = DefaultParkIdleAfter
+	}
+	if c.UpstreamIdleClose == 0 {
+		c.UpstreamIdleClose = DefaultUpstreamIdleClose
 	}
 	if c.FrameReadTimeout == 0 {
 		c.FrameReadTimeout = DefaultFrameReadTimeout

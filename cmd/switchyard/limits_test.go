@@ -47,20 +47,20 @@ func TestServeKafkaLimits(t *testing.T) {
 	}
 	want := kafka.Limits{ConnectionsMaxIdle: kafka.DefaultConnectionsMaxIdle, FrameReadTimeout: kafka.DefaultFrameReadTimeout,
 		QueuedMaxRequestBytes: kafka.DefaultQueuedMaxRequestBytes, FetchSessionSlots: kafka.DefaultFetchSessionSlots,
-		ParkIdleAfter: kafka.DefaultParkIdleAfter}
+		ParkIdleAfter: kafka.DefaultParkIdleAfter, UpstreamIdleClose: kafka.DefaultUpstreamIdleClose}
 	if def != want {
 		t.Fatalf("defaults %+v, want %+v", def, want)
 	}
 	got, err := parse(`{"kafka_max_connections": 100, "kafka_connections_max_idle": "1m"}`,
 		"--kafka-max-connections-per-ip", "10", "--kafka-max-connection-creation-rate", "2.5",
 		"--kafka-frame-read-timeout", "0", "--kafka-queued-max-request-bytes", "-1", "--kafka-connections-max-idle", "2m",
-		"--kafka-park-idle-after", "0")
+		"--kafka-park-idle-after", "0", "--kafka-upstream-idle-close", "5m")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = kafka.Limits{MaxConnections: 100, MaxConnectionsPerIP: 10, MaxConnectionCreationRate: 2.5,
 		ConnectionsMaxIdle: 2 * time.Minute, FrameReadTimeout: -1, QueuedMaxRequestBytes: -1, FetchSessionSlots: kafka.DefaultFetchSessionSlots,
-		ParkIdleAfter: -1}
+		ParkIdleAfter: -1, UpstreamIdleClose: 5 * time.Minute}
 	if got != want {
 		t.Fatalf("limits %+v, want %+v", got, want)
 	}
@@ -70,6 +70,7 @@ func TestServeKafkaLimits(t *testing.T) {
 		{"--kafka-max-connection-creation-rate", "-1"},
 		{"--kafka-connections-max-idle", "soon"},
 		{"--kafka-park-idle-after", "-1s"},
+		{"--kafka-upstream-idle-close", "later"},
 		{"--kafka-frame-read-timeout", "-5s"},
 		{"--kafka-queued-max-request-bytes", "0"},
 	} {

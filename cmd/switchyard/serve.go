@@ -77,6 +77,7 @@ type serveConfig struct {
 	KafkaMaxConnectionCreationRate float64 `json:"kafka_max_connection_creation_rate"`
 	KafkaConnectionsMaxIdle        string  `json:"kafka_connections_max_idle"`
 	KafkaParkIdleAfter             string  `json:"kafka_park_idle_after"`
+	KafkaUpstreamIdleClose         string  `json:"kafka_upstream_idle_close"`
 	KafkaFrameReadTimeout          string  `json:"kafka_frame_read_timeout"`
 	KafkaQueuedMaxRequestBytes     int64   `json:"kafka_queued_max_request_bytes"`
 
@@ -138,6 +139,7 @@ func defaultServeConfig() serveConfig {
 
 		KafkaConnectionsMaxIdle:    kafka.DefaultConnectionsMaxIdle.String(),
 		KafkaParkIdleAfter:         kafka.DefaultParkIdleAfter.String(),
+		KafkaUpstreamIdleClose:     kafka.DefaultUpstreamIdleClose.String(),
 		KafkaFrameReadTimeout:      kafka.DefaultFrameReadTimeout.String(),
 		KafkaQueuedMaxRequestBytes: kafka.DefaultQueuedMaxRequestBytes,
 		KafkaFetchSessionSlots:     kafka.DefaultFetchSessionSlots,
@@ -217,6 +219,7 @@ func serveFlags(fs *flag.FlagSet, cfg *serveConfig) {
 	fs.Float64Var(&cfg.KafkaMaxConnectionCreationRate, "kafka-max-connection-creation-rate", cfg.KafkaMaxConnectionCreationRate, "most new client connections per second, burst of one second's worth; more are refused (max.connection.creation.rate; 0: unlimited)")
 	fs.StringVar(&cfg.KafkaConnectionsMaxIdle, "kafka-connections-max-idle", cfg.KafkaConnectionsMaxIdle, "close a client connection with no request for this long and none in flight (connections.max.idle.ms; 0: never)")
 	fs.StringVar(&cfg.KafkaParkIdleAfter, "kafka-park-idle-after", cfg.KafkaParkIdleAfter, "hold a plaintext client connection with no request for this long, and none in flight, without a goroutine of its own until its next request (0: never)")
+	fs.StringVar(&cfg.KafkaUpstreamIdleClose, "kafka-upstream-idle-close", cfg.KafkaUpstreamIdleClose, "close the backend connections of a parked client connection with no request for this long; its next request dials them again (0: never)")
 	fs.StringVar(&cfg.KafkaFrameReadTimeout, "kafka-frame-read-timeout", cfg.KafkaFrameReadTimeout, "how long a client request may take to arrive once it has started (0: no limit)")
 	fs.Int64Var(&cfg.KafkaQueuedMaxRequestBytes, "kafka-queued-max-request-bytes", cfg.KafkaQueuedMaxRequestBytes, "request bytes held in memory across client connections; past it reading pauses (queued.max.request.bytes; -1: unbounded)")
 	fs.IntVar(&cfg.KafkaCoordinatorCacheSize, "kafka-coordinator-cache-size", cfg.KafkaCoordinatorCacheSize, "most group and transaction coordinators cached from FindCoordinator answers, over every backend cluster, and most group members' client hosts remembered (0: 10000)")
@@ -547,6 +550,7 @@ func (c *serveConfig) kafkaLimits() (kafka.Limits, error) {
 	}{
 		{"kafka-connections-max-idle", c.KafkaConnectionsMaxIdle, &l.ConnectionsMaxIdle},
 		{"kafka-park-idle-after", c.KafkaParkIdleAfter, &l.ParkIdleAfter},
+		{"kafka-upstream-idle-close", c.KafkaUpstreamIdleClose, &l.UpstreamIdleClose},
 		{"kafka-frame-read-timeout", c.KafkaFrameReadTimeout, &l.FrameReadTimeout},
 	} {
 		v, err := time.ParseDuration(d.v)
