@@ -17,7 +17,9 @@ package kafka
 // (resume), which goes on exactly where the old one stopped: the
 // connection's state, its upstreams, its session and its read buffer
 // (released while idle: connio.go) are untouched. The writer goroutine
-// already ends on its own after 2 s idle (conn.go).
+// already ends on its own after 2 s idle (conn.go). Once parked for
+// Limits.UpstreamIdleClose, its idle backend connections are closed too
+// (closeIdleUpstreams), ending their readers; the next request dials again.
 //
 // Not parked: TLS connections (crypto/tls may hold decrypted bytes the
 // socket no longer shows as readable), connections that are not a
