@@ -114,6 +114,18 @@ func BenchmarkIdleConns(b *testing.B) {
 	b.ReportMetric(gc0.Seconds()*1e6, "gc-cpu-us/cycle-before")
 	b.ReportMetric(gc1.Seconds()*1e6, "gc-cpu-us/cycle-after")
 	b.ReportMetric(float64(gc1-gc0)/float64(n), "gc-cpu-ns/conn/cycle")
+	// Past DefaultUpstreamIdleClose the parked connections' backend
+	// connections close too (park.go): their reader goroutines and
+	// buffers go. SWITCHYARD_IDLE_UPSTREAM_CLOSE=0 skips this minute.
+	if os.Getenv("SWITCHYARD_IDLE_UPSTREAM_CLOSE") != "0" {
+		time.Sleep(DefaultUpstreamIdleClose - DefaultParkIdleAfter + 2*parkSweep)
+		heap2, stack2, rss2, g2 := idleMem()
+		gc2 := gcCycleCPU()
+		b.ReportMetric(per(heap0+stack0, heap2+stack2), "heap+stack-B/conn-upclosed")
+		b.ReportMetric(per(rss0, rss2), "rss-B/conn-upclosed")
+		b.ReportMetric(float64(g2-g0)/float64(n), "goroutines/conn-upclosed")
+		b.ReportMetric(gc2.Seconds()*1e6, "gc-cpu-us/cycle-upclosed")
+	}
 	for i := 0; i < b.N; i++ {
 		// One measurement per run: -benchtime 1x.
 	}
