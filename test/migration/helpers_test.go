@@ -291,9 +291,17 @@ func startFranzProducer(t testing.TB, bootstrap []string, topic string, rate int
 				return
 			case <-tk.C:
 			}
-			// Paced by the clock: a stall (the fence) is made up for.
+			// Paced by the clock: a stall (the fence) is made up for. On a
+			// machine too busy to keep up, due runs ahead for good, so the
+			// catch-up also watches for the stop (close would otherwise
+			// wait on it forever).
 			due := int(time.Since(start).Seconds()*float64(rate)) + 1
 			for ; seq < due; seq++ {
+				select {
+				case <-p.stop:
+					return
+				default:
+				}
 				v := "franz:" + strconv.Itoa(seq)
 				sent := time.Now()
 				r := &kgo.Record{Key: []byte("franz-" + strconv.Itoa(seq%1000)), Value: []byte(v)}
