@@ -130,14 +130,17 @@ type stateResponse struct {
 //
 // A write that certainly was not proposed (no leader known, the leader
 // unreachable, the target no longer leads, a leadership transfer under
-// way) is retried against the new leader until ctx's deadline, or
-// Timing.ApplyTimeout when ctx has none, as rqlite and Consul do: a
-// leader change is routine and must not fail a request. A write whose
-// fate is unknown (the connection to the leader broke after the request
-// left, leadership lost after the entry was appended and not found in
-// the new leader's log) is never retried: a retried delete would answer
-// 404 for its own success and commands carry no request id, so the
-// caller gets ErrUnknownOutcome and reads the state back.
+// way, the leader's queue full) is retried against the new leader until
+// ctx's deadline, or Timing.ApplyTimeout when ctx has none, as rqlite and
+// Consul do: a leader change is routine and must not fail a request. A
+// write whose leader stepped down with it in flight is settled by that
+// leader from the new leader's log (settle.go): answered with its result
+// when it committed, sent again when it was dropped. A caller without a
+// deadline allows the settling as long again as the proposal. What stays
+// unknown (the connection to the leader broke after the request left, the
+// old leader learnt nothing from the new one in time) is never retried: a
+// retried delete would answer 404 for its own success, so the caller gets
+// ErrUnknownOutcome and reads the state back.
 func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) {
 	if cmd == nil {
 		return fsm.Applied{}, fmt.Errorf("%w: nil command", fsm.ErrInvalid)
@@ -149,9 +152,14 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) 
 	if err != nil {
 		return fsm.Applied{}, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	// retryUntil bounds the retries of writes not proposed; ctx, which
+	// may run longer, bounds an attempt (a commit and its settling).
+	retryUntil, ok := ctx.Deadline()
+	if !ok {
+		timeout := n.cfg.Timing.ApplyTimeout
+		retryUntil = time.Now().Add(timeout)
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.cfg.Timing.ApplyTimeout)
+		ctx, cancel = context.WithTimeout(ctx, 2*timeout)
 		defer cancel()
 	}
 	wait := retryMinWait
@@ -160,7 +168,11 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Applied, error) 
 		if err == nil || !notProposed(err) {
 			return res, err
 		}
-		t := time.NewTimer(wait)
+		left := time.Until(retryUntil)
+		if ctx.Err() != nil || left <= 0 {
+			return fsm.Applied{}, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		}
+		t := time.NewTimer(min(wait, left))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -287,62 +299,49 @@ func (n *Node) applyLocal(ctx context.Context, cmd fsm.Command) (fsm.Applied, er
 	if err != nil {
 		return fsm.Applied{}, err
 	}
-	f := n.raft.Apply(b, timeout)
-	if err := f.Error(); err != nil {
-		n.metrics.applies.WithLabelValues("error").Inc()
-		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			// Refused before it was appended: safe to send to the next leader.
-			return fsm.Applied{}, fmt.Errorf("%w: %s stepped down before the write was proposed (%v)", ErrNotLeader, n.cfg.Name, err)
-		case errors.Is(err, raft.ErrLeadershipLost):
-			if n.dropped(ctx, f.Index(), b) {
-				return fsm.Applied{}, fmt.Errorf("%w: %s lost leadership and the new leader dropped the write at index %d", ErrNotLeader, n.cfg.Name, f.Index())
-			}
-			return fsm.Applied{}, fmt.Errorf("%w: %v at index %d; read the state back before retrying", ErrUnknownOutcome, err, f.Index())
-		case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrRaftShutdown):
-			return fsm.Applied{}, fmt.Errorf("%w: %v; read the state back before retrying", ErrUnknownOutcome, err)
+	id := n.writeIDs.next()
+	f := n.raft.ApplyLog(raft.Log{Data: b, Extensions: id}, timeout)
+	err = f.Error()
+	var res fsm.Applied
+	switch {
+	case err == nil:
+		switch r := f.Response().(type) {
+		case error:
+			err = r
+		case fsm.Applied:
+			res = r
+		default:
+			err = fmt.Errorf("raft apply: unexpected response %T", r)
 		}
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it was appended: safe to send to the next leader.
+		n.metrics.applies.WithLabelValues("error").Inc()
+		return fsm.Applied{}, fmt.Errorf("%w: %s stepped down before the write was proposed (%v)", ErrNotLeader, n.cfg.Name, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		// Raft's leader loop did not take it: nothing was appended.
+		n.metrics.applies.WithLabelValues("error").Inc()
+		return fsm.Applied{}, fmt.Errorf("%w: %s did not take the write into its log within %v (overloaded or stepping down); nothing was proposed", ErrNotLeader, n.cfg.Name, timeout)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// Appended, maybe committed: the new leader's log says which.
+		res, err = n.settle(ctx, f.Index(), id)
+		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUnknownOutcome) {
+			n.metrics.applies.WithLabelValues("error").Inc()
+			return fsm.Applied{}, err
+		}
+	case errors.Is(err, raft.ErrRaftShutdown):
+		n.metrics.applies.WithLabelValues("error").Inc()
+		return fsm.Applied{}, fmt.Errorf("%w: %v; read the state back before retrying", ErrUnknownOutcome, err)
+	default:
+		n.metrics.applies.WithLabelValues("error").Inc()
 		return fsm.Applied{}, fmt.Errorf("raft apply: %w", err)
 	}
-	switch r := f.Response().(type) {
-	case error:
+	if err != nil {
 		n.metrics.applies.WithLabelValues("rejected").Inc()
-		return fsm.Applied{}, r
-	case fsm.Applied:
-		n.metrics.applies.WithLabelValues("ok").Inc()
-		n.nudgeCommit()
-		return r, nil
-	default:
-		return fsm.Applied{}, fmt.Errorf("raft apply: unexpected response %T", r)
+		return fsm.Applied{}, err
 	}
-}
-
-// dropped settles a write whose leader stepped down with it in flight
-// (raft.ErrLeadershipLost: appended at idx, maybe committed). Once this
-// peer has applied idx, its log holds the committed entry there; an entry
-// is only ever appended at one index, so if that entry is not the bytes
-// proposed the write was overwritten and never applied. The same bytes
-// leave it unsure (it committed, but its FSM result is lost, or another
-// proposer sent an identical command), as does ctx ending first or the
-// entry being compacted into a snapshot: it answers false.
-func (n *Node) dropped(ctx context.Context, idx uint64, b []byte) bool {
-	if idx == 0 {
-		return false
-	}
-	t := time.NewTicker(retryMinWait)
-	defer t.Stop()
-	for n.raft.AppliedIndex() < idx {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	var l raft.Log
-	if err := n.store.GetLog(idx, &l); err != nil {
-		return false
-	}
-	return l.Type != raft.LogCommand || !bytes.Equal(l.Data, b)
+	n.metrics.applies.WithLabelValues("ok").Inc()
+	n.nudgeCommit()
+	return res, nil
 }
 
 // checkCommandSet refuses a command that some peer's build cannot decode:

@@ -186,7 +186,9 @@ type Timing struct {
 	// TrailingLogs is how many entries a snapshot leaves in the log, so a
 	// follower that lags by fewer catches up without a snapshot.
 	TrailingLogs uint64
-	// ApplyTimeout bounds one write (the proposal and its commit).
+	// ApplyTimeout bounds one write (the proposal and its commit). A write
+	// whose leader steps down with it in flight may take as long again to
+	// be settled (settle.go), when its caller set no deadline.
 	ApplyTimeout time.Duration
 	// ReconcileInterval is how often the leader reconciles gossip into the
 	// Raft configuration and the peer table (gossip events also trigger it).
@@ -231,9 +233,10 @@ type AdminLimits struct {
 	// ReadTimeout bounds reading a whole request, body included.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds a request from the end of its headers to the end
-	// of its response. It must exceed Timing.ApplyTimeout: a write waits
-	// up to that long for the leader (longer settings are raised to
-	// ApplyTimeout plus ReadTimeout).
+	// of its response. It must exceed twice Timing.ApplyTimeout: a write
+	// waits up to that long for the leader, and as long again when its
+	// leader steps down with it in flight (shorter settings are raised to
+	// twice ApplyTimeout plus ReadTimeout).
 	WriteTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection idle this long.
 	IdleTimeout time.Duration
@@ -291,7 +294,7 @@ func (a AdminLimits) withDefaults(applyTimeout time.Duration) AdminLimits {
 	if a.MaxBodyBytes <= 0 {
 		a.MaxBodyBytes = d.MaxBodyBytes
 	}
-	a.WriteTimeout = max(a.WriteTimeout, applyTimeout+a.ReadTimeout)
+	a.WriteTimeout = max(a.WriteTimeout, 2*applyTimeout+a.ReadTimeout)
 	return a
 }
 

@@ -14,6 +14,7 @@ import (
 type nodeMetrics struct {
 	applies    *prometheus.CounterVec
 	nudges     *prometheus.CounterVec
+	settled    *prometheus.CounterVec
 	admin      *prometheus.HistogramVec
 	noBackend  prometheus.Counter
 	dataPlanes prometheus.Counter
@@ -28,6 +29,10 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		nudges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_raft_commit_nudges_total",
 			Help: "Barriers this peer appended as leader after a write committed, so followers learn the commit at once instead of at the next commit timeout, by result (ok, not_leader, error).",
+		}, []string{"result"}),
+		settled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_raft_writes_settled_total",
+			Help: "Writes this peer proposed as leader and lost leadership with in flight, by what it then found in the new leader's log (committed: answered with its result; dropped: sent again to the new leader; unknown: answered 503, read back before retrying).",
 		}, []string{"result"}),
 		admin: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_admin_request_duration_seconds",
@@ -59,7 +64,7 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		}
 		return float64(n.mux.IdentityRefused())
 	})
-	reg.MustRegister(m.applies, m.nudges, m.admin, m.noBackend, m.dataPlanes, skipped, identityRefused, &controlCollector{n: n})
+	reg.MustRegister(m.applies, m.nudges, m.settled, m.admin, m.noBackend, m.dataPlanes, skipped, identityRefused, &controlCollector{n: n})
 	return m
 }
 

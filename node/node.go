@@ -27,10 +27,15 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 
-	fsm   *fsm.FSM
-	raft  *raft.Raft
-	store *raftboltdb.BoltStore
-	trans *raft.NetworkTransport
+	fsm *fsm.FSM
+	// results records what the FSM answered for the latest entries, and
+	// writeIDs tags this peer's proposals, so a write whose leader stepped
+	// down in flight is settled rather than left unknown (settle.go).
+	results  *resultsFSM
+	writeIDs *writeIDs
+	raft     *raft.Raft
+	store    *raftboltdb.BoltStore
+	trans    *raft.NetworkTransport
 	// hadState: Raft state existed on disk at start (no bootstrap).
 	hadState bool
 
@@ -114,6 +119,7 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 	}()
 	n.fsm = fsm.New(func(*fsm.State) { n.stateChanged.notify() }, fsm.WithLogger(cfg.Logger.With("peer", cfg.Name)))
+	n.results, n.writeIDs = newResultsFSM(n.fsm), newWriteIDs()
 	if n.quotas, err = newQuotas(n); err != nil {
 		return nil, err
 	}

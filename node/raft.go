@@ -80,7 +80,7 @@ func (n *Node) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("node: raft log cache: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, noPipeline{n.trans})
+	r, err := raft.NewRaft(rc, n.results, logs, store, snaps, noPipeline{n.trans})
 	if err != nil {
 		return fmt.Errorf("node: start raft: %w", err)
 	}

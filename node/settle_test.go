@@ -1,0 +1,198 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/switchyard-proxy/switchyard/fsm"
+	"github.com/switchyard-proxy/switchyard/transport"
+)
+
+// startFaultTrio runs three peers whose peer traffic goes through faults.
+func startFaultTrio(t *testing.T) ([]*Node, *transport.Faults) {
+	t.Helper()
+	w := &testSink{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	faults := transport.NewFaults()
+	base := t.TempDir()
+	var nodes []*Node
+	for i := range 3 {
+		var join []string
+		if i > 0 {
+			join = []string{nodes[0].GossipAddr()}
+		}
+		name := fmt.Sprintf("p%d", i)
+		n, _ := runPeer(t, Config{
+			Name:            name,
+			DataDir:         filepath.Join(base, name),
+			Version:         "test",
+			KafkaListen:     "127.0.0.1:0",
+			RaftListen:      "127.0.0.1:0",
+			GossipListen:    "127.0.0.1:0",
+			Join:            join,
+			BootstrapExpect: 3,
+			AdmitUnproven:   true,
+			Faults:          faults,
+			Timing:          FastTiming(),
+			Logger:          log.With("peer", name),
+		})
+		nodes = append(nodes, n)
+	}
+	waitUntil(t, 30*time.Second, "three servers and three registered peers on every peer", func() bool {
+		for _, n := range nodes {
+			if len(n.RaftServers()) != 3 || len(n.State().Peers) != 3 || n.Leader() == "" {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes, faults
+}
+
+// commandEntries returns the indexes of n's log entries, from first on,
+// that hold the command bytes b.
+func commandEntries(t *testing.T, n *Node, first uint64, b []byte) []uint64 {
+	t.Helper()
+	last, err := n.store.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at []uint64
+	for i := first; i <= last; i++ {
+		var l raft.Log
+		if err := n.store.GetLog(i, &l); err != nil {
+			continue
+		}
+		if l.Type == raft.LogCommand && bytes.Equal(l.Data, b) {
+			at = append(at, i)
+		}
+	}
+	return at
+}
+
+// TestWriteSettledAfterLeaderLost: the leader appends a write and
+// replicates it, but hears no answer (its followers' traffic to it is
+// delayed 8 s, far past its 250 ms lease, even on a loaded machine), so it
+// steps down with the write in flight. The followers
+// elect a new leader, which commits the entry. Once the old leader hears
+// from it, the write is answered as committed, with its index: it is not
+// left "outcome unknown", and it is in the log once.
+func TestWriteSettledAfterLeaderLost(t *testing.T) {
+	nodes, faults := startFaultTrio(t)
+	old, followers := leaderOf(t, nodes)
+	cmd := &fsm.PutCluster{Cluster: fsm.Cluster{Name: "settled", Bootstrap: []string{"127.0.0.1:1"}}}
+	b, err := fsm.Encode(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := old.raft.LastIndex() + 1
+
+	for _, f := range followers {
+		faults.Delay(f.Name(), old.Name(), 8*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type answer struct {
+		res fsm.Applied
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := old.Apply(ctx, cmd)
+		done <- answer{res, err}
+	}()
+	waitUntil(t, 30*time.Second, "a new leader among the followers that applied the write", func() bool {
+		for _, f := range followers {
+			if _, ok := f.State().Cluster("settled"); ok && f.IsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	if old.IsLeader() {
+		t.Fatal("the old leader still leads")
+	}
+	faults.Heal()
+	a := <-done
+	if a.err != nil {
+		t.Fatalf("write across the leader change: %v", a.err)
+	}
+	var l raft.Log
+	if err := old.store.GetLog(a.res.Index, &l); err != nil || !bytes.Equal(l.Data, b) {
+		t.Fatalf("answered index %d, whose entry is %v (%v), not the write", a.res.Index, l.Data, err)
+	}
+	if at := commandEntries(t, old, first, b); len(at) != 1 {
+		t.Fatalf("the write is in the log at %v, want once", at)
+	}
+	if got := counterValue(old.metrics.settled.WithLabelValues("committed")); got != 1 {
+		t.Errorf("settled committed = %v, want 1", got)
+	}
+}
+
+// TestWriteRetriedAfterLeaderDroppedIt: the leader appends a write while
+// cut off, steps down, and the others elect a leader whose log never had
+// it. Once the old leader learns that, the write is sent again, through
+// the new leader, and applied once.
+func TestWriteRetriedAfterLeaderDroppedIt(t *testing.T) {
+	nodes, faults := startFaultTrio(t)
+	old, followers := leaderOf(t, nodes)
+	cmd := &fsm.PutCluster{Cluster: fsm.Cluster{Name: "dropped", Bootstrap: []string{"127.0.0.1:1"}}}
+	b, err := fsm.Encode(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := old.raft.LastIndex() + 1
+
+	faults.Isolate(old.Name())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type answer struct {
+		res fsm.Applied
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := old.Apply(ctx, cmd)
+		done <- answer{res, err}
+	}()
+	var leader *Node
+	waitUntil(t, 30*time.Second, "a new leader among the others, past the old leader's last index", func() bool {
+		for _, f := range followers {
+			if f.IsLeader() && f.raft.AppliedIndex() >= first {
+				leader = f
+				return true
+			}
+		}
+		return false
+	})
+	if _, ok := leader.State().Cluster("dropped"); ok {
+		t.Fatal("the cut-off leader's write reached the new leader")
+	}
+	faults.Heal()
+	a := <-done
+	if a.err != nil {
+		t.Fatalf("write across the leader change: %v", a.err)
+	}
+	waitUntil(t, 30*time.Second, "every peer applied the write", func() bool {
+		for _, n := range nodes {
+			if _, ok := n.State().Cluster("dropped"); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	if at := commandEntries(t, leader, first, b); len(at) != 1 || at[0] != a.res.Index {
+		t.Fatalf("the write is in the new leader's log at %v, answered at %d; want once, there", at, a.res.Index)
+	}
+	if got := counterValue(old.metrics.settled.WithLabelValues("dropped")); got != 1 {
+		t.Errorf("settled dropped = %v, want 1", got)
+	}
+}
