@@ -21,6 +21,7 @@ import (
 
 // migrationView is the part of GET /v1/migrations/{topic} the tests read.
 type migrationView struct {
+	To         string `json:"to"`
 	State      string `json:"state"`
 	Phase      string `json:"phase"`
 	Error      string `json:"error"`
@@ -64,15 +65,47 @@ func mustGetMigration(t *testing.T, sb *sandbox.Sandbox, i int, topic string) mi
 // startMigration asks peer i to move topic to cluster to.
 func startMigration(t *testing.T, sb *sandbox.Sandbox, i int, topic, to string) {
 	t.Helper()
-	resp, err := http.Post(sb.AdminURLs[i]+"/v1/migrations", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"topic":%q,"to":%q}`, topic, to)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("start migration of %s: %s %s", topic, resp.Status, body)
+	postRetrying(t, sb.AdminURLs[i]+"/v1/migrations", fmt.Sprintf(`{"topic":%q,"to":%q}`, topic, to), http.StatusAccepted,
+		func() bool {
+			// An earlier attempt whose answer was lost may have started it.
+			m, ok := getMigration(t, sb, i, topic)
+			return ok && m.To == to && m.State != "failed" && m.State != "aborted" && m.State != "finished"
+		})
+}
+
+// postRetrying POSTs body to url until it is answered want. A 503 (no
+// leader while a loaded machine's peers elect one) is retried for a
+// minute; after one, applied tells whether an earlier attempt took effect
+// (its answer lost), and an answer other than want then counts as done.
+func postRetrying(t *testing.T, url, body string, want int, applied func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	retried := false
+	for {
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		resp, err := http.Post(url, "application/json", rd)
+		code, answer := 0, ""
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			code, answer = resp.StatusCode, string(b)
+		}
+		switch {
+		case code == want:
+			return
+		case retried && applied():
+			t.Logf("POST %s: %d %s after a retry; an earlier attempt applied", url, code, answer)
+			return
+		case (err != nil || code == http.StatusServiceUnavailable) && time.Now().Before(deadline):
+			t.Logf("POST %s: %d %s %v; retrying", url, code, answer, err)
+			retried = true
+			time.Sleep(time.Second)
+		default:
+			t.Fatalf("POST %s: %d %s %v", url, code, answer, err)
+		}
 	}
 }
 
@@ -104,15 +137,10 @@ func migrate(t *testing.T, sb *sandbox.Sandbox, topic, to string, partitions int
 // finishMigration retires topic's source segment.
 func finishMigration(t *testing.T, sb *sandbox.Sandbox, topic string) {
 	t.Helper()
-	resp, err := http.Post(sb.AdminURLs[2]+"/v1/migrations/"+topic+"/finish?force=1", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("finish %s: %s %s", topic, resp.Status, body)
-	}
+	postRetrying(t, sb.AdminURLs[2]+"/v1/migrations/"+topic+"/finish?force=1", "", http.StatusOK, func() bool {
+		m, ok := getMigration(t, sb, 2, topic)
+		return ok && m.State == "finished"
+	})
 }
 
 // TestChainedOffsets: a topic switched from east to west keeps one

@@ -11,4 +11,8 @@
 // same job, reduced, runs against real `switchyard serve` processes with
 // the Raft leader killed mid-reset: it ends applied or failed, never half
 // applied. The package holds tests only.
+//
+// make test runs it without the race detector (the Makefile says why:
+// under it, a loaded two-core machine starved the in-process peers);
+// `go test -race` still works for a quiet machine.
 package offsetreset
