@@ -120,41 +120,55 @@ func (n *Node) settle(ctx context.Context, idx uint64, id []byte) (fsm.Applied, 
 	}
 	t := time.NewTicker(retryMinWait)
 	defer t.Stop()
-	for n.raft.AppliedIndex() < idx {
+	wait := func() error {
 		select {
 		case <-ctx.Done():
-			return fsm.Applied{}, fmt.Errorf("%w: %s lost leadership with the write at index %d in flight, and had not learnt its fate from the new leader before the deadline (%v); read the state back before retrying",
-				ErrUnknownOutcome, n.cfg.Name, idx, ctx.Err())
+			return ctx.Err()
 		case <-t.C:
+			return nil
 		}
 	}
-	if res, ok := n.results.result(idx); ok {
-		if !bytes.Equal(res.id, id) {
-			n.metrics.settled.WithLabelValues("dropped").Inc()
-			return fsm.Applied{}, fmt.Errorf("%w: %s lost leadership and the new leader dropped the write at index %d", ErrNotLeader, n.cfg.Name, idx)
+	// Raft counts an entry applied once it handed it to the FSM: from then
+	// on this peer's log holds the committed entry at idx.
+	for n.raft.AppliedIndex() < idx {
+		if err := wait(); err != nil {
+			n.metrics.settled.WithLabelValues("unknown").Inc()
+			return fsm.Applied{}, fmt.Errorf("%w: %s lost leadership with the write at index %d in flight, and had not learnt its fate from the new leader before the deadline (%v); read the state back before retrying",
+				ErrUnknownOutcome, n.cfg.Name, idx, err)
 		}
-		n.metrics.settled.WithLabelValues("committed").Inc()
-		switch r := res.resp.(type) {
-		case fsm.Applied:
-			return r, nil
-		case error:
-			return fsm.Applied{}, r
-		}
-		return fsm.Applied{}, fmt.Errorf("raft apply: unexpected response %T at index %d", res.resp, idx)
 	}
-	// Not recorded here (applied from a snapshot, or long ago): the log
-	// still tells whether the entry there is ours, unless it was compacted.
 	var l raft.Log
 	if err := n.store.GetLog(idx, &l); err != nil {
-		n.metrics.settled.WithLabelValues("unknown").Inc()
-		return fsm.Applied{}, fmt.Errorf("%w: %s lost leadership with the write at index %d in flight, and that entry is no longer in its log (%v); read the state back before retrying",
-			ErrUnknownOutcome, n.cfg.Name, idx, err)
+		// Compacted already: the FSM's record may still say.
+		res, ok := n.results.result(idx)
+		if !ok {
+			n.metrics.settled.WithLabelValues("unknown").Inc()
+			return fsm.Applied{}, fmt.Errorf("%w: %s lost leadership with the write at index %d in flight, and that entry is no longer in its log (%v); read the state back before retrying",
+				ErrUnknownOutcome, n.cfg.Name, idx, err)
+		}
+		l = raft.Log{Type: raft.LogCommand, Extensions: res.id}
 	}
 	if l.Type != raft.LogCommand || !bytes.Equal(l.Extensions, id) {
 		n.metrics.settled.WithLabelValues("dropped").Inc()
 		return fsm.Applied{}, fmt.Errorf("%w: %s lost leadership and the new leader dropped the write at index %d", ErrNotLeader, n.cfg.Name, idx)
 	}
-	n.metrics.settled.WithLabelValues("unknown").Inc()
-	return fsm.Applied{}, fmt.Errorf("%w: the write committed at index %d, but %s applied it from a snapshot and does not know its answer; read the state back",
-		ErrUnknownOutcome, idx, n.cfg.Name)
+	// Committed. Its answer is the FSM's, once the FSM goroutine has
+	// applied it (moments after Raft handed it over).
+	for {
+		if res, ok := n.results.result(idx); ok {
+			n.metrics.settled.WithLabelValues("committed").Inc()
+			switch r := res.resp.(type) {
+			case fsm.Applied:
+				return r, nil
+			case error:
+				return fsm.Applied{}, r
+			}
+			return fsm.Applied{}, fmt.Errorf("raft apply: unexpected response %T at index %d", res.resp, idx)
+		}
+		if err := wait(); err != nil {
+			n.metrics.settled.WithLabelValues("unknown").Inc()
+			return fsm.Applied{}, fmt.Errorf("%w: the write committed at index %d, but %s has no record of its answer (applied from a snapshot?) (%v); read the state back",
+				ErrUnknownOutcome, idx, n.cfg.Name, err)
+		}
+	}
 }
