@@ -69,6 +69,13 @@ func startTrio(t *testing.T) []*Node {
 
 func startTrioPeers(t *testing.T) []*trioPeer {
 	t.Helper()
+	return startTrioPeersWith(t, nil)
+}
+
+// startTrioPeersWith is startTrioPeers with peer traffic through faults
+// (nil: none).
+func startTrioPeersWith(t *testing.T, faults *transport.Faults) []*trioPeer {
+	t.Helper()
 	w := &testSink{t: t}
 	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -90,6 +97,7 @@ func startTrioPeers(t *testing.T) []*trioPeer {
 			Join:            join,
 			BootstrapExpect: 3,
 			AdmitUnproven:   true, // these tests are about the peer port, not admission
+			Faults:          faults,
 			Timing:          FastTiming(),
 			Logger:          log.With("peer", name),
 		}

@@ -3,9 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,43 +15,28 @@ import (
 // startFaultTrio runs three peers whose peer traffic goes through faults.
 func startFaultTrio(t *testing.T) ([]*Node, *transport.Faults) {
 	t.Helper()
-	w := &testSink{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	faults := transport.NewFaults()
-	base := t.TempDir()
 	var nodes []*Node
-	for i := range 3 {
-		var join []string
-		if i > 0 {
-			join = []string{nodes[0].GossipAddr()}
-		}
-		name := fmt.Sprintf("p%d", i)
-		n, _ := runPeer(t, Config{
-			Name:            name,
-			DataDir:         filepath.Join(base, name),
-			Version:         "test",
-			KafkaListen:     "127.0.0.1:0",
-			RaftListen:      "127.0.0.1:0",
-			GossipListen:    "127.0.0.1:0",
-			Join:            join,
-			BootstrapExpect: 3,
-			AdmitUnproven:   true,
-			Faults:          faults,
-			Timing:          FastTiming(),
-			Logger:          log.With("peer", name),
-		})
-		nodes = append(nodes, n)
+	for _, p := range startTrioPeersWith(t, faults) {
+		nodes = append(nodes, p.n)
 	}
-	waitUntil(t, 30*time.Second, "three servers and three registered peers on every peer", func() bool {
-		for _, n := range nodes {
-			if len(n.RaftServers()) != 3 || len(n.State().Peers) != 3 || n.Leader() == "" {
-				return false
-			}
-		}
-		return true
-	})
 	return nodes, faults
+}
+
+// answer is what Apply returned.
+type answer struct {
+	res fsm.Applied
+	err error
+}
+
+// applyAside runs n.Apply(ctx, cmd) on its own goroutine.
+func applyAside(ctx context.Context, n *Node, cmd fsm.Command) <-chan answer {
+	done := make(chan answer, 1)
+	go func() {
+		res, err := n.Apply(ctx, cmd)
+		done <- answer{res, err}
+	}()
+	return done
 }
 
 // commandEntries returns the indexes of n's log entries, from first on,
@@ -100,15 +82,7 @@ func TestWriteSettledAfterLeaderLost(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	type answer struct {
-		res fsm.Applied
-		err error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		res, err := old.Apply(ctx, cmd)
-		done <- answer{res, err}
-	}()
+	done := applyAside(ctx, old, cmd)
 	waitUntil(t, 30*time.Second, "a new leader among the followers that applied the write", func() bool {
 		for _, f := range followers {
 			if _, ok := f.State().Cluster("settled"); ok && f.IsLeader() {
@@ -154,15 +128,7 @@ func TestWriteRetriedAfterLeaderDroppedIt(t *testing.T) {
 	faults.Isolate(old.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	type answer struct {
-		res fsm.Applied
-		err error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		res, err := old.Apply(ctx, cmd)
-		done <- answer{res, err}
-	}()
+	done := applyAside(ctx, old, cmd)
 	var leader *Node
 	waitUntil(t, 30*time.Second, "a new leader among the others, past the old leader's last index", func() bool {
 		for _, f := range followers {
