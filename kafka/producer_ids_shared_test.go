@@ -179,8 +179,8 @@ func TestSharedProducerRetryAcrossPeers(t *testing.T) {
 	if got, want := consumeTopicT(t, kc, 3), []string{"r-0", "r-1", "r-2"}; !slices.Equal(got, want) {
 		t.Fatalf("records %v, want %v (each once)", got, want)
 	}
-	if shared.claims != 1 || shared.f.ProducerIDs() != 1 {
-		t.Fatalf("%d claims, %d in the table; want A's one", shared.claims, shared.f.ProducerIDs())
+	if shared.claimsMade() != 1 || shared.f.ProducerIDs() != 1 {
+		t.Fatalf("%d claims, %d in the table; want A's one", shared.claimsMade(), shared.f.ProducerIDs())
 	}
 	if claimCount(mA, claimWon) != 1 || claimCount(mB, claimShared) != 1 || claimCount(mA, claimLocal)+claimCount(mB, claimLocal) != 0 {
 		t.Fatalf("claims: a won %v, b shared %v", claimCount(mA, claimWon), claimCount(mB, claimShared))
@@ -238,8 +238,8 @@ func TestSharedProducerClaimFails(t *testing.T) {
 	}{{a, "a", 0}, {b, "b", 0}, {a, "a", kerr.OutOfOrderSequenceNumber.Code}} {
 		p.step(step.c, step.via, step.want)
 	}
-	if shared.claims != 2 || shared.f.ProducerIDs() != 0 || claimCount(mA, claimLocal) != 1 || claimCount(mB, claimLocal) != 1 {
-		t.Fatalf("%d claims tried, %d held; local a %v b %v", shared.claims, shared.f.ProducerIDs(), claimCount(mA, claimLocal), claimCount(mB, claimLocal))
+	if shared.claimsMade() != 2 || shared.f.ProducerIDs() != 0 || claimCount(mA, claimLocal) != 1 || claimCount(mB, claimLocal) != 1 {
+		t.Fatalf("%d claims tried, %d held; local a %v b %v", shared.claimsMade(), shared.f.ProducerIDs(), claimCount(mA, claimLocal), claimCount(mB, claimLocal))
 	}
 }
 

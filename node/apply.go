@@ -433,7 +433,36 @@ func (n *Node) TransferLeadership() error {
 // ConsistentState returns the state as of a read confirmed by the leader:
 // the leader commits a barrier (proving it still leads and applying every
 // earlier entry) and answers its state; a follower asks the leader.
+//
+// Like a write not proposed, a read that found no leader (none known, the
+// leader unreachable or stepping down) is tried again until ctx's
+// deadline, or Timing.ApplyTimeout when ctx has none: a read changes
+// nothing, so a second try is always safe, and a leader change is routine.
 func (n *Node) ConsistentState(ctx context.Context) (*fsm.State, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.Timing.ApplyTimeout)
+		defer cancel()
+	}
+	wait := retryMinWait
+	for attempt := 1; ; attempt++ {
+		st, err := n.consistentOnce(ctx)
+		if err == nil || !notProposed(err) {
+			return st, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (gave up after %d attempts: %v)", err, attempt, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, retryMaxWait)
+	}
+}
+
+// consistentOnce makes one attempt of ConsistentState.
+func (n *Node) consistentOnce(ctx context.Context) (*fsm.State, error) {
 	if n.raft.State() == raft.Leader {
 		return n.leaderState()
 	}
@@ -441,7 +470,14 @@ func (n *Node) ConsistentState(ctx context.Context) (*fsm.State, error) {
 	if addr == "" || id == "" {
 		return nil, fmt.Errorf("%w: this peer (%s) knows no leader; drop ?consistent=1 to read its local state", ErrNoLeader, n.cfg.Name)
 	}
-	return n.forwardState(ctx, string(id), string(addr))
+	st, err := n.forwardState(ctx, string(id), string(addr))
+	if err == nil {
+		// As after a forwarded write: a local read on this peer after the
+		// answer sees at least this state (ctl's --wait polls through the
+		// leader, then reads here).
+		n.readYourWrite(ctx, st.Index)
+	}
+	return st, err
 }
 
 // forwardState reads the state through the leader named leader at addr,
