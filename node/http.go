@@ -116,6 +116,24 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
+// recheckRefusal runs a handler's check of a request against this peer's
+// state, and when it refuses, again against the leader's (a consistent
+// read): a follower's state can lag a write another peer answered a
+// moment ago (a finish, then a new start), and a refusal must not rest on
+// that. The happy path costs nothing; the consistent read's own failure
+// leaves the first refusal standing.
+func (n *Node) recheckRefusal(ctx context.Context, check func(*fsm.State) error) error {
+	err := check(n.fsm.State())
+	if err == nil {
+		return nil
+	}
+	st, cerr := n.ConsistentState(ctx)
+	if cerr != nil {
+		return err
+	}
+	return check(st)
+}
+
 type apiHandler func(w http.ResponseWriter, r *http.Request) error
 
 // adminHandler builds the admin API's routes.

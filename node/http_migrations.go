@@ -67,20 +67,26 @@ func (n *Node) postMigration(w http.ResponseWriter, r *http.Request) error {
 	if err := probe.Validate(); err != nil {
 		return err
 	}
-	st := n.fsm.State()
-	if _, ok := st.Cluster(b.To); !ok {
-		return notFound("cluster %q does not exist; GET /v1/clusters lists them", b.To)
-	}
-	// The route's own cluster, failover aside (StartMigration checks it).
-	from, match := st.ConfiguredRouteFor(b.Topic)
-	if match.Kind == fsm.MatchNone {
-		return notFound("topic %q is routed to no cluster (no route, prefix rule or default cluster)", b.Topic)
-	}
-	if from == b.To {
-		return badRequest("topic %q is already on cluster %q", b.Topic, b.To)
-	}
-	if m, ok := st.Migration(b.Topic); ok && !m.State.Terminal() {
-		return fmt.Errorf("%w: topic %q already has a %s migration to %q; finish or abort it first", fsm.ErrConflict, b.Topic, m.State, m.To)
+	var from string
+	if err := n.recheckRefusal(r.Context(), func(st *fsm.State) error {
+		if _, ok := st.Cluster(b.To); !ok {
+			return notFound("cluster %q does not exist; GET /v1/clusters lists them", b.To)
+		}
+		// The route's own cluster, failover aside (StartMigration checks it).
+		var match fsm.RouteMatch
+		from, match = st.ConfiguredRouteFor(b.Topic)
+		if match.Kind == fsm.MatchNone {
+			return notFound("topic %q is routed to no cluster (no route, prefix rule or default cluster)", b.Topic)
+		}
+		if from == b.To {
+			return badRequest("topic %q is already on cluster %q", b.Topic, b.To)
+		}
+		if m, ok := st.Migration(b.Topic); ok && !m.State.Terminal() {
+			return fmt.Errorf("%w: topic %q already has a %s migration to %q; finish or abort it first", fsm.ErrConflict, b.Topic, m.State, m.To)
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	be, err := n.migrationBackend(from)
 	if err != nil {
@@ -128,13 +134,18 @@ func (n *Node) getMigration(w http.ResponseWriter, r *http.Request) error {
 // or with ?force=1 whatever the groups.
 func (n *Node) finishMigration(w http.ResponseWriter, r *http.Request) error {
 	topic := r.PathValue("topic")
-	st := n.fsm.State()
-	m, ok := st.Migration(topic)
-	if !ok {
-		return notFound("topic %q has no migration", topic)
-	}
-	if m.State != fsm.MigrationSwitched {
-		return fmt.Errorf("%w: the migration of %q is %s; only a switched migration finishes", fsm.ErrConflict, topic, m.State)
+	var m *fsm.Migration
+	if err := n.recheckRefusal(r.Context(), func(st *fsm.State) error {
+		var ok bool
+		if m, ok = st.Migration(topic); !ok {
+			return notFound("topic %q has no migration", topic)
+		}
+		if m.State != fsm.MigrationSwitched {
+			return fmt.Errorf("%w: the migration of %q is %s; only a switched migration finishes", fsm.ErrConflict, topic, m.State)
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	if !queryFlag(r, "force") {
 		behind, err := n.groupsBehind(r.Context(), m)
@@ -157,12 +168,18 @@ func (n *Node) finishMigration(w http.ResponseWriter, r *http.Request) error {
 // is on the target and only finish (or migrating back) moves on.
 func (n *Node) abortMigration(w http.ResponseWriter, r *http.Request) error {
 	topic := r.PathValue("topic")
-	m, ok := n.fsm.State().Migration(topic)
-	if !ok {
-		return notFound("topic %q has no migration", topic)
-	}
-	if m.State != fsm.MigrationRunning {
-		return fmt.Errorf("%w: the migration of %q is %s; only a running migration (before its switch) aborts: finish it, or migrate the topic back", fsm.ErrConflict, topic, m.State)
+	var m *fsm.Migration
+	if err := n.recheckRefusal(r.Context(), func(st *fsm.State) error {
+		var ok bool
+		if m, ok = st.Migration(topic); !ok {
+			return notFound("topic %q has no migration", topic)
+		}
+		if m.State != fsm.MigrationRunning {
+			return fmt.Errorf("%w: the migration of %q is %s; only a running migration (before its switch) aborts: finish it, or migrate the topic back", fsm.ErrConflict, topic, m.State)
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	cmd := &fsm.UpdateMigration{Topic: topic, State: fsm.MigrationAborted, Phase: m.Phase, Error: "aborted by the operator", At: time.Now().UnixMilli()}
 	return n.write(w, r, cmd, http.StatusOK, n.migrationAfter(r, topic))

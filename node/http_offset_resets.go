@@ -75,8 +75,13 @@ func (n *Node) postOffsetReset(w http.ResponseWriter, r *http.Request) error {
 	if len(b.Topics) == 0 {
 		return badRequest(`the body needs "topics": [TOPIC, ...]`)
 	}
-	if j, ok := n.fsm.State().OffsetReset(group); ok && !j.State.Terminal() && !b.DryRun {
-		return fmt.Errorf("%w: group %q already has a %s offset reset; wait for it to end (GET /v1/groups/%s/offset-resets)", fsm.ErrConflict, group, j.State, group)
+	if err := n.recheckRefusal(r.Context(), func(st *fsm.State) error {
+		if j, ok := st.OffsetReset(group); ok && !j.State.Terminal() && !b.DryRun {
+			return fmt.Errorf("%w: group %q already has a %s offset reset; wait for it to end (GET /v1/groups/%s/offset-resets)", fsm.ErrConflict, group, j.State, group)
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	targets, err := n.resolveResetTargets(r.Context(), group, b.Topics, b.Partitions, to)
 	if err != nil {
