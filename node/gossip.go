@@ -286,12 +286,26 @@ func (g *gossip) broadcastTopicsChanged(cluster string) {
 	if g.bq != nil {
 		g.bq.QueueBroadcast(&topicsChangedBroadcast{cluster: cluster, msg: msg})
 	}
+	// The targets come from this peer's own table, as copies: the
+	// *memberlist.Node values Members returns are memberlist's, which
+	// rewrites their address fields under its lock when a member
+	// refutes or moves, and reading them here raced with that (the race
+	// detector caught it in a loaded CI run).
 	var others []*memberlist.Node
-	for _, n := range g.ml.Members() {
-		if n.Name != g.name {
-			others = append(others, n)
+	g.mu.Lock()
+	for name, m := range g.members {
+		if name == g.name || m.state != memberAlive {
+			continue
 		}
+		host, port, err := net.SplitHostPort(m.addr)
+		ip := net.ParseIP(host)
+		p, perr := strconv.ParseUint(port, 10, 16)
+		if err != nil || ip == nil || perr != nil {
+			continue
+		}
+		others = append(others, &memberlist.Node{Name: name, Addr: ip, Port: uint16(p)})
 	}
+	g.mu.Unlock()
 	if len(others) == 0 {
 		return
 	}
