@@ -281,7 +281,12 @@ func waitCommittedOn(t *testing.T, sb *sandbox.Sandbox, cluster, topic, group st
 // consumeGroupTopics is consumeGroup over several topics.
 func consumeGroupTopics(t *testing.T, sb *sandbox.Sandbox, topics []string, group string, members, n int) []consumed {
 	t.Helper()
-	return consumeGroup(t, sb, topics[0], group, members, n, kgo.ConsumeTopics(topics...))
+	// BlockRebalanceOnPoll: a member commits what it polled before a
+	// rebalance may revoke the partitions. Without it, a loaded run had a
+	// member's last records counted while the rebalance dropped their
+	// commit, and the committed offsets never reached the end
+	// (TestGroupAcrossClusters).
+	return consumeGroup(t, sb, topics[0], group, members, n, kgo.ConsumeTopics(topics...), kgo.BlockRebalanceOnPoll())
 }
 
 // TestIdempotentProducersAcrossClusters: an idempotent franz-go producer
