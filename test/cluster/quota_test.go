@@ -77,7 +77,10 @@ func TestQuotaPeerPartitionedFromLeader(t *testing.T) {
 	back := quotaload.Convergence(s, healed, time.Now(), q)
 	t.Logf("peer %s cut off from the leader for 20 s while carrying 70%% of 2Q: 10 s windows %.3f–%.3f of Q; after healing: 5 s windows up to %.3f, back within ±5%% after %v; 1 s rates during: %s",
 		c.peers[victim].name, lo, hi, afterHi, back, s.Series(q, cut, 20))
-	if hi > 1.10 {
-		t.Errorf("during the partition a 10 s window reached %.3f of Q", hi)
+	// Asserted on the rate the samples prove (quotaload.MinWindows), not
+	// their midpoints: a loaded machine's slow ListOffsets round trips
+	// move a window's edges by up to a second.
+	if _, proven := s.MinWindows(cut, healed, 10*time.Second, q); proven > 1.10 {
+		t.Errorf("during the partition a 10 s window reached %.3f of Q (%.3f at the samples' midpoints)", proven, hi)
 	}
 }

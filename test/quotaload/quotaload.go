@@ -24,27 +24,63 @@ import (
 const RecordSize = 1 << 10
 
 // Stored samples how many record bytes the backend holds for a topic.
+// Each sample was read by the broker at some moment between its request's
+// send (sent) and its answer's arrival; at is the midpoint. On a loaded
+// machine a ListOffsets round trip takes up to seconds, so a rate computed
+// from the midpoints can be off by that much: MinWindows gives the rate
+// the samples prove, for asserting an upper bound.
 type Stored struct {
-	mu  sync.Mutex
-	at  []time.Time
-	val []int64
+	mu   sync.Mutex
+	at   []time.Time
+	sent []time.Time
+	recv []time.Time
+	val  []int64
 }
 
-func (s *Stored) sample(t time.Time, v int64) {
+func (s *Stored) sample(sent, recv time.Time, v int64) {
 	s.mu.Lock()
-	s.at, s.val = append(s.at, t), append(s.val, v)
+	s.at, s.val = append(s.at, sent.Add(recv.Sub(sent)/2)), append(s.val, v)
+	s.sent, s.recv = append(s.sent, sent), append(s.recv, recv)
 	s.mu.Unlock()
+}
+
+// minRate is the lowest byte rate between from and to (nearest samples)
+// that the samples allow: the bytes over the longest interval the two
+// reads may have been apart.
+func (s *Stored) minRate(from, to time.Time) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, j := s.nearest(from), s.nearest(to)
+	if j <= i {
+		return 0
+	}
+	return float64(s.val[j]-s.val[i]) / s.recv[j].Sub(s.sent[i]).Seconds()
+}
+
+// nearest is the index of the first sample at or after t (the last one
+// if none). The caller holds s.mu.
+func (s *Stored) nearest(t time.Time) int {
+	i, _ := slices.BinarySearchFunc(s.at, t, func(a, b time.Time) int { return a.Compare(b) })
+	return min(i, len(s.at)-1)
+}
+
+// MinWindows is Windows with each window's rate its lowest the samples
+// allow (minRate): a window over a bound here is over it whatever the
+// round trips of its samples.
+func (s *Stored) MinWindows(from, to time.Time, w time.Duration, q float64) (lo, hi float64) {
+	lo, hi = 1e9, 0
+	for t := from; !t.Add(w).After(to); t = t.Add(time.Second) {
+		r := s.minRate(t, t.Add(w)) / q
+		lo, hi = min(lo, r), max(hi, r)
+	}
+	return lo, hi
 }
 
 // Rate is the byte rate stored between from and to (nearest samples).
 func (s *Stored) Rate(from, to time.Time) float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	idx := func(t time.Time) int {
-		i, _ := slices.BinarySearchFunc(s.at, t, func(a, b time.Time) int { return a.Compare(b) })
-		return min(i, len(s.at)-1)
-	}
-	i, j := idx(from), idx(to)
+	i, j := s.nearest(from), s.nearest(to)
 	if j <= i {
 		return 0
 	}
@@ -79,11 +115,12 @@ func Watch(ctx context.Context, t testing.TB, adm *kadm.Client, topic string) *S
 		tk := time.NewTicker(100 * time.Millisecond)
 		defer tk.Stop()
 		for {
+			sent := time.Now()
 			ends, err := adm.ListEndOffsets(ctx, topic)
 			if err == nil {
 				var n int64
 				ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-				s.sample(time.Now(), n*RecordSize)
+				s.sample(sent, time.Now(), n*RecordSize)
 			}
 			select {
 			case <-ctx.Done():
