@@ -74,11 +74,17 @@ func newKeyedMemberRing(t *testing.T, name string, keys ...[]byte) (*memberlist.
 		BindAddr:         "127.0.0.1:0",
 		Keys:             keys,
 		Logger:           testLogger(t, slog.LevelWarn),
-		ProbeInterval:    200 * time.Millisecond,
-		ProbeTimeout:     100 * time.Millisecond,
+		// A suspect is declared dead after 1-6 s here (memberlist's
+		// suspicion timeout with three members): long enough for a
+		// member starved on a loaded machine to refute, short enough for
+		// the rotation test's 8 s windows to see a member that cannot
+		// read the others. (200 ms probes gave a starved member 0.4 s,
+		// and two loaded CI runs saw one declared dead.)
+		ProbeInterval:    500 * time.Millisecond,
+		ProbeTimeout:     250 * time.Millisecond,
 		SuspicionMult:    4,
 		GossipInterval:   20 * time.Millisecond,
-		TCPTimeout:       time.Second,
+		TCPTimeout:       2 * time.Second,
 		PushPullInterval: 300 * time.Millisecond,
 	})
 	if err != nil {
@@ -186,10 +192,11 @@ func TestGossipEncryption(t *testing.T) {
 			}
 		}
 		// A peer that can no longer read another's packets has it
-		// declared dead within a few suspicion timeouts (about a second
-		// here); a busy machine may make one suspect for a while, which
-		// is not a failure, so only a dead member fails the step.
-		deadline := time.Now().Add(3 * time.Second)
+		// declared dead within a probe and a suspicion timeout (at most
+		// about 6 s here); a busy machine may make one suspect for a
+		// while, which is not a failure, so only a dead member fails the
+		// step.
+		deadline := time.Now().Add(8 * time.Second)
 		for time.Now().Before(deadline) {
 			for i, ml := range mls {
 				if got := memberNames(ml); got != "g1,g2,g3" {
