@@ -70,10 +70,10 @@ func newKeyedMember(t *testing.T, name string, keys ...[]byte) *memberlist.Membe
 func newKeyedMemberRing(t *testing.T, name string, keys ...[]byte) (*memberlist.Memberlist, *memberlist.Keyring) {
 	t.Helper()
 	mc, err := NewMemberlistConfig(GossipConfig{
-		Name:             name,
-		BindAddr:         "127.0.0.1:0",
-		Keys:             keys,
-		Logger:           testLogger(t, slog.LevelWarn),
+		Name:     name,
+		BindAddr: "127.0.0.1:0",
+		Keys:     keys,
+		Logger:   testLogger(t, slog.LevelWarn),
 		// A suspect is declared dead after 1-6 s here (memberlist's
 		// suspicion timeout with three members): long enough for a
 		// member starved on a loaded machine to refute, short enough for
