@@ -44,17 +44,21 @@ func (s *Stored) sample(sent, recv time.Time, v int64) {
 	s.mu.Unlock()
 }
 
-// minRate is the lowest byte rate between from and to (nearest samples)
-// that the samples allow: the bytes over the longest interval the two
-// reads may have been apart.
-func (s *Stored) minRate(from, to time.Time) float64 {
+// rate is the byte rate stored between from and to (nearest samples):
+// over their midpoints, or, proven, over the longest interval the two
+// reads may have been apart (the lowest rate the samples allow).
+func (s *Stored) rate(from, to time.Time, proven bool) float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, j := s.nearest(from), s.nearest(to)
 	if j <= i {
 		return 0
 	}
-	return float64(s.val[j]-s.val[i]) / s.recv[j].Sub(s.sent[i]).Seconds()
+	d := s.at[j].Sub(s.at[i])
+	if proven {
+		d = s.recv[j].Sub(s.sent[i])
+	}
+	return float64(s.val[j]-s.val[i]) / d.Seconds()
 }
 
 // nearest is the index of the first sample at or after t (the last one
@@ -64,28 +68,8 @@ func (s *Stored) nearest(t time.Time) int {
 	return min(i, len(s.at)-1)
 }
 
-// MinWindows is Windows with each window's rate its lowest the samples
-// allow (minRate): a window over a bound here is over it whatever the
-// round trips of its samples.
-func (s *Stored) MinWindows(from, to time.Time, w time.Duration, q float64) (lo, hi float64) {
-	lo, hi = 1e9, 0
-	for t := from; !t.Add(w).After(to); t = t.Add(time.Second) {
-		r := s.minRate(t, t.Add(w)) / q
-		lo, hi = min(lo, r), max(hi, r)
-	}
-	return lo, hi
-}
-
 // Rate is the byte rate stored between from and to (nearest samples).
-func (s *Stored) Rate(from, to time.Time) float64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i, j := s.nearest(from), s.nearest(to)
-	if j <= i {
-		return 0
-	}
-	return float64(s.val[j]-s.val[i]) / s.at[j].Sub(s.at[i]).Seconds()
-}
+func (s *Stored) Rate(from, to time.Time) float64 { return s.rate(from, to, false) }
 
 // Series renders the 1 s rates from from on, as fractions of Q.
 func (s *Stored) Series(q float64, from time.Time, n int) string {
@@ -100,9 +84,20 @@ func (s *Stored) Series(q float64, from time.Time, n int) string {
 // Windows returns the min and max rate over windows of length w stepping
 // by 1 s between from and to, as fractions of q.
 func (s *Stored) Windows(from, to time.Time, w time.Duration, q float64) (lo, hi float64) {
+	return s.windows(from, to, w, q, false)
+}
+
+// MinWindows is Windows with each window's rate the lowest its samples
+// allow: a window over a bound here is over it whatever the round trips
+// of its samples took.
+func (s *Stored) MinWindows(from, to time.Time, w time.Duration, q float64) (lo, hi float64) {
+	return s.windows(from, to, w, q, true)
+}
+
+func (s *Stored) windows(from, to time.Time, w time.Duration, q float64, proven bool) (lo, hi float64) {
 	lo, hi = 1e9, 0
 	for t := from; !t.Add(w).After(to); t = t.Add(time.Second) {
-		r := s.Rate(t, t.Add(w)) / q
+		r := s.rate(t, t.Add(w), proven) / q
 		lo, hi = min(lo, r), max(hi, r)
 	}
 	return lo, hi
