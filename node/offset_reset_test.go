@@ -218,6 +218,33 @@ func testOffsetResetLive(t *testing.T, protocol string, balancer kgo.Opt) {
 	waitUntil(t, 60*time.Second, "both members hold partitions", func() bool {
 		return ms[0].holds() > 0 && ms[1].holds() > 0 && ms[0].holds()+ms[1].holds() == 6
 	})
+	// And quiet: the end committed on every partition and nothing read for
+	// a second. A member handed a partition before its first owner's
+	// autocommit re-reads it from the last commit, and in a loaded run that
+	// re-read landed 13 ms after the reset started and was counted as the
+	// reset's.
+	quietAdm := kadm.NewClient(ms[0].cl)
+	read := -1
+	waitUntil(t, 60*time.Second, "the group committed the end and went quiet", func() bool {
+		before := ms[0].count() + ms[1].count()
+		if before != read {
+			read = before
+			return false
+		}
+		os, err := quietAdm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false
+		}
+		for topic, e := range end {
+			for p := range map[string]int32{"orders": 4, "pay": 2}[topic] {
+				if o, ok := os.Lookup(topic, p); !ok || o.At != e {
+					return false
+				}
+			}
+		}
+		time.Sleep(time.Second)
+		return ms[0].count()+ms[1].count() == read
+	})
 
 	var targets []fsm.ResetTarget
 	for _, tp := range []struct {
