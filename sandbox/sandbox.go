@@ -67,7 +67,7 @@ type Config struct {
 	DataDir string
 	// MetadataRefresh is the peers' backend metadata refresh period.
 	MetadataRefresh time.Duration
-	// Timing is the control plane's timing (default node.FastTiming()).
+	// Timing is the control plane's timing (default DefaultTiming()).
 	Timing *node.Timing
 	// Faults, when set, lets a test cut peer traffic.
 	Faults *transport.Faults
@@ -138,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	timing := node.FastTiming()
+	timing := DefaultTiming()
 	if cfg.Timing != nil {
 		timing = *cfg.Timing
 	}
@@ -267,6 +267,26 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 
 // configure puts the backend clusters, makes the first the default and
 // applies setup, retrying while the cluster elects its first leader.
+// DefaultTiming is the sandbox's control-plane timing: node.FastTiming's
+// short periods, with Raft's heartbeat, election and lease timeouts of
+// node.DefaultTiming and gossip that waits 1-2 s before it calls a peer
+// dead. The sandbox's peers share one process (and, in tests, a machine)
+// with kfake and the clients: with FastTiming's 250 ms lease and 100 ms
+// probes a busy machine made the peers lose their leader, their write
+// leases and each other again and again (loaded CI runs: commits refused
+// while no lease, peers missing from Metadata), as test/migration and
+// test/offsetreset had found for their own sandboxes. No sandbox stops a
+// peer, so nothing waits on faster failure detection.
+func DefaultTiming() node.Timing {
+	t := node.FastTiming()
+	d := node.DefaultTiming()
+	t.RaftHeartbeat, t.RaftElection, t.RaftLeaderLease = d.RaftHeartbeat, d.RaftElection, d.RaftLeaderLease
+	t.GossipProbeInterval = 500 * time.Millisecond
+	t.GossipProbeTimeout = 300 * time.Millisecond
+	t.GossipSuspicionMult = 3
+	return t
+}
+
 func (sb *Sandbox) configure(ctx context.Context, setup []fsm.Command, sec *secureSetup) error {
 	var cmds []fsm.Command
 	for _, name := range sb.ClusterNames {
