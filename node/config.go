@@ -353,6 +353,23 @@ func FastTiming() Timing {
 	}
 }
 
+// SharedMachineTiming is FastTiming for peers that share a busy machine
+// with their backends and clients (the sandbox, the in-process test
+// clusters): Raft's production heartbeat, election and lease timeouts,
+// and gossip that waits 1-2 s before it calls a peer dead. With
+// FastTiming's 250 ms lease and 100 ms probes, two cores shared with other
+// jobs (the race detector on) kept in-process peers in election storms,
+// without write leases, and declaring live peers dead.
+func SharedMachineTiming() Timing {
+	t := FastTiming()
+	d := DefaultTiming()
+	t.RaftHeartbeat, t.RaftElection, t.RaftLeaderLease = d.RaftHeartbeat, d.RaftElection, d.RaftLeaderLease
+	t.GossipProbeInterval = 500 * time.Millisecond
+	t.GossipProbeTimeout = 300 * time.Millisecond
+	t.GossipSuspicionMult = 3
+	return t
+}
+
 // withDefaults fills zero fields from DefaultTiming.
 func (t Timing) withDefaults() Timing {
 	d := DefaultTiming()

@@ -267,25 +267,14 @@ func Start(ctx context.Context, cfg Config) (sb *Sandbox, err error) {
 
 // configure puts the backend clusters, makes the first the default and
 // applies setup, retrying while the cluster elects its first leader.
-// DefaultTiming is the sandbox's control-plane timing: node.FastTiming's
-// short periods, with Raft's heartbeat, election and lease timeouts of
-// node.DefaultTiming and gossip that waits 1-2 s before it calls a peer
-// dead. The sandbox's peers share one process (and, in tests, a machine)
-// with kfake and the clients: with FastTiming's 250 ms lease and 100 ms
-// probes a busy machine made the peers lose their leader, their write
-// leases and each other again and again (loaded CI runs: commits refused
-// while no lease, peers missing from Metadata), as test/migration and
-// test/offsetreset had found for their own sandboxes. No sandbox stops a
-// peer, so nothing waits on faster failure detection.
-func DefaultTiming() node.Timing {
-	t := node.FastTiming()
-	d := node.DefaultTiming()
-	t.RaftHeartbeat, t.RaftElection, t.RaftLeaderLease = d.RaftHeartbeat, d.RaftElection, d.RaftLeaderLease
-	t.GossipProbeInterval = 500 * time.Millisecond
-	t.GossipProbeTimeout = 300 * time.Millisecond
-	t.GossipSuspicionMult = 3
-	return t
-}
+// DefaultTiming is the sandbox's control-plane timing,
+// node.SharedMachineTiming: its peers share one process (and, in tests, a
+// machine) with kfake and the clients, and with FastTiming's 250 ms lease
+// and 100 ms probes loaded CI runs of the sandbox-based suites lost the
+// leader, the write leases (commits refused) and peers (missing from
+// Metadata) again and again. No sandbox stops a peer, so nothing waits on
+// faster failure detection.
+func DefaultTiming() node.Timing { return node.SharedMachineTiming() }
 
 func (sb *Sandbox) configure(ctx context.Context, setup []fsm.Command, sec *secureSetup) error {
 	var cmds []fsm.Command

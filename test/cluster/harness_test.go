@@ -118,22 +118,12 @@ type clusterOpts struct {
 	introduced  map[fsm.CommandType]uint16
 }
 
-// testTiming is node.FastTiming made tolerant of a busy machine (two cores
-// shared with other jobs, the race detector on): Raft's production
-// heartbeat and lease, and gossip probes that allow for scheduling delays.
-// With FastTiming's 250 ms lease and 100 ms probes a loaded machine kept
-// five in-process peers in an election storm for over 20 s, and gossip
-// declared live peers dead. Tests wait for outcomes with generous
-// deadlines, so the slower detection costs seconds, not failures.
-func testTiming() node.Timing {
-	t := node.FastTiming()
-	d := node.DefaultTiming()
-	t.RaftHeartbeat, t.RaftElection, t.RaftLeaderLease = d.RaftHeartbeat, d.RaftElection, d.RaftLeaderLease
-	t.GossipProbeInterval = 500 * time.Millisecond
-	t.GossipProbeTimeout = 300 * time.Millisecond
-	t.GossipSuspicionMult = 3
-	return t
-}
+// testTiming is node.SharedMachineTiming: with FastTiming's 250 ms lease
+// and 100 ms probes a loaded machine kept five in-process peers in an
+// election storm for over 20 s, and gossip declared live peers dead.
+// Tests wait for outcomes with generous deadlines, so the slower
+// detection costs seconds, not failures.
+func testTiming() node.Timing { return node.SharedMachineTiming() }
 
 func newCluster(t testing.TB, o clusterOpts) *testCluster {
 	t.Helper()

@@ -39,16 +39,11 @@ func testLevel() slog.Level {
 	return lv
 }
 
-// testTiming is node.FastTiming made tolerant of a busy machine, as in
-// test/migration: FastTiming's 250 ms lease loses the leader again and
-// again on two shared cores with client processes running.
+// testTiming is node.SharedMachineTiming:
+// FastTiming's 250 ms lease loses the leader again and again on two shared
+// cores with client processes running.
 func testTiming() *node.Timing {
-	t := node.FastTiming()
-	d := node.DefaultTiming()
-	t.RaftHeartbeat, t.RaftElection, t.RaftLeaderLease = d.RaftHeartbeat, d.RaftElection, d.RaftLeaderLease
-	t.GossipProbeInterval = 500 * time.Millisecond
-	t.GossipProbeTimeout = 300 * time.Millisecond
-	t.GossipSuspicionMult = 3
+	t := node.SharedMachineTiming()
 	return &t
 }
 
