@@ -22,7 +22,10 @@ type FailoverState string
 
 // Failover states. Routes move to their fallback only in FailoverMoved and
 // FailoverFailingBack; FailoverDown is a cluster seen down whose routes did
-// not move (none of them has a fallback that is active).
+// not move (none of them has a fallback that is active). FailoverFailingBack
+// is the draining failback: Produce is back on the cluster while consumers
+// stay on the fallback until their groups have read what was written there
+// (ProduceRouteForRegion; node/failover.go decides when it ends).
 const (
 	FailoverActive      FailoverState = "active"
 	FailoverDown        FailoverState = "down"
@@ -39,8 +42,13 @@ func (s FailoverState) known() bool {
 }
 
 // Moved reports whether routes targeting a cluster in this state resolve to
-// their fallback.
+// their fallback for consumers (and every key but Produce's).
 func (s FailoverState) Moved() bool { return s == FailoverMoved || s == FailoverFailingBack }
+
+// ProduceMoved reports whether Produce for routes targeting a cluster in
+// this state goes to their fallback: in failed-over only, since a draining
+// failback (failing-back) writes to the recovered cluster already.
+func (s FailoverState) ProduceMoved() bool { return s == FailoverMoved }
 
 // ClusterFailover is one cluster's failover entry.
 type ClusterFailover struct {
@@ -131,14 +139,16 @@ func (s *State) dropFailover(cluster string) {
 }
 
 // failoverTarget is where a route whose chosen cluster is cluster goes: the
-// cluster itself unless it is failed over, else the first cluster of the
-// route's Fallback that is active (neither moved nor down); with none, the
-// cluster itself (there is nowhere better to send the client).
-func (s *State) failoverTarget(route RouteTargets, cluster string) string {
+// cluster itself unless it is failed over (for produce, failed over and not
+// failing back), else the first cluster of the route's Fallback that is
+// active (neither moved nor down); with none, the cluster itself (there is
+// nowhere better to send the client).
+func (s *State) failoverTarget(route RouteTargets, cluster string, produce bool) string {
 	if cluster == "" || len(route.Fallback) == 0 || len(s.Failover.Clusters) == 0 {
 		return cluster
 	}
-	if !s.ClusterFailover(cluster).State.Moved() {
+	st := s.ClusterFailover(cluster).State
+	if !st.Moved() || produce && !st.ProduceMoved() {
 		return cluster
 	}
 	if fb := s.FallbackFor(route, cluster); fb != "" {
@@ -152,48 +162,56 @@ func (s *State) failoverTarget(route RouteTargets, cluster string) string {
 // move. The leader puts it in SetFailover.RoutesMoved; the admin API refuses
 // a manual failover of a cluster with none.
 func (s *State) FailoverRoutes(cluster string) int {
-	movable := func(c string, t RouteTargets) bool {
-		return t.Targets(c, cluster) && slices.ContainsFunc(t.Fallback, func(fb string) bool { return fb != cluster })
-	}
 	n := 0
-	for _, r := range s.Routes.Topics {
-		if movable(r.Cluster, r.RouteTargets) {
+	s.eachRoute(func(c string, t RouteTargets) {
+		if t.Targets(c, cluster) && slices.ContainsFunc(t.Fallback, func(fb string) bool { return fb != cluster }) {
 			n++
 		}
+	})
+	return n
+}
+
+// FailbackFallbacks lists, sorted, the clusters that cluster's movable
+// routes are on while it is failed over or failing back: for each route
+// that targets it and has a fallback, the first active one (FallbackFor).
+// A draining failback waits for the groups on these.
+func (s *State) FailbackFallbacks(cluster string) []string {
+	var out []string
+	s.eachRoute(func(c string, t RouteTargets) {
+		if !t.Targets(c, cluster) || len(t.Fallback) == 0 {
+			return
+		}
+		if fb := s.FallbackFor(t, cluster); fb != "" && !slices.Contains(out, fb) {
+			out = append(out, fb)
+		}
+	})
+	slices.Sort(out)
+	return out
+}
+
+// eachRoute calls fn with every routing rule's cluster and targets: exact
+// topic routes, topic prefixes, group prefixes and the default route.
+func (s *State) eachRoute(fn func(cluster string, t RouteTargets)) {
+	for _, r := range s.Routes.Topics {
+		fn(r.Cluster, r.RouteTargets)
 	}
 	for _, rs := range [][]PrefixRoute{s.Routes.Prefixes, s.Routes.GroupPrefixes} {
 		for _, r := range rs {
-			if movable(r.Cluster, r.RouteTargets) {
-				n++
-			}
+			fn(r.Cluster, r.RouteTargets)
 		}
 	}
-	if movable(s.Routes.DefaultCluster, s.Routes.Default) {
-		n++
-	}
-	return n
+	fn(s.Routes.DefaultCluster, s.Routes.Default)
 }
 
 // FailbackManual reports whether some route of cluster that a failover
 // moves asks for manual failback: the automatic driver then leaves the
 // cluster failed over until the operator's POST /v1/failback.
 func (s *State) FailbackManual(cluster string) bool {
-	manual := func(c string, t RouteTargets) bool {
-		return t.Targets(c, cluster) && len(t.Fallback) > 0 && t.Failback == FailbackManual
-	}
-	for _, r := range s.Routes.Topics {
-		if manual(r.Cluster, r.RouteTargets) {
-			return true
-		}
-	}
-	for _, rs := range [][]PrefixRoute{s.Routes.Prefixes, s.Routes.GroupPrefixes} {
-		for _, r := range rs {
-			if manual(r.Cluster, r.RouteTargets) {
-				return true
-			}
-		}
-	}
-	return manual(s.Routes.DefaultCluster, s.Routes.Default)
+	manual := false
+	s.eachRoute(func(c string, t RouteTargets) {
+		manual = manual || t.Targets(c, cluster) && len(t.Fallback) > 0 && t.Failback == FailbackManual
+	})
+	return manual
 }
 
 // validateFailover checks the section: entries valid, sorted, unique, and
@@ -219,6 +237,9 @@ const (
 	// DownAfterMS or UpAfterMS at 0.
 	DefaultDownAfterMS = 10_000
 	DefaultUpAfterMS   = 60_000
+	// DefaultFailbackDrainMS applies when a Cluster leaves
+	// FailbackDrainMS at 0.
+	DefaultFailbackDrainMS = 120_000
 	// MaxFailoverDelayMS bounds both (a day).
 	MaxFailoverDelayMS = 86_400_000
 )
@@ -230,6 +251,11 @@ func (c Cluster) DownAfter() int64 { return cmp.Or(c.DownAfterMS, DefaultDownAft
 // UpAfter is how long, in milliseconds, c must be seen up again before it
 // fails back.
 func (c Cluster) UpAfter() int64 { return cmp.Or(c.UpAfterMS, DefaultUpAfterMS) }
+
+// FailbackDrain is how long, in milliseconds, a failback of c keeps
+// consumers on the fallback at most, waiting for their groups to read what
+// was written there, before it moves them back anyway.
+func (c Cluster) FailbackDrain() int64 { return cmp.Or(c.FailbackDrainMS, DefaultFailbackDrainMS) }
 
 // ConfiguredRouteTargets is the cluster and targets of the route that
 // governs topic, before failover.

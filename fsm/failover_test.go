@@ -42,6 +42,15 @@ func TestFailoverRouting(t *testing.T) {
 	if !st.FailbackManual("east") || st.FailbackManual("west") {
 		t.Fatal("FailbackManual: east has a manual group route, west none")
 	}
+	if got := st.FailbackFallbacks("south"); len(got) != 0 {
+		t.Fatalf("FailbackFallbacks(south) = %v, want none (no route of south has a fallback)", got)
+	}
+	wantProduce := func(topic, cluster string) {
+		t.Helper()
+		if c, _ := f.State().ProduceRouteForRegion(topic, ""); c != cluster {
+			t.Fatalf("ProduceRouteForRegion(%q) = %q, want %q (failover %+v)", topic, c, cluster, f.State().Failover)
+		}
+	}
 	want := func(topic, cluster string) {
 		t.Helper()
 		if c, _ := f.State().RouteFor(topic); c != cluster {
@@ -63,7 +72,8 @@ func TestFailoverRouting(t *testing.T) {
 	want("orders", "east")
 	applyOK(t, f, setFailover("east", FailoverMoved, 11))
 	want("orders", "west") // the cluster itself is skipped in its fallback
-	want("plain", "east")  // no fallback: stays
+	wantProduce("orders", "west")
+	want("plain", "east") // no fallback: stays
 	want("logs.x", "south")
 	wantHome("billing-1", "west")
 	// A fallback that is itself down is skipped.
@@ -71,11 +81,21 @@ func TestFailoverRouting(t *testing.T) {
 	want("orders", "south")
 	wantHome("billing-1", "east") // no active fallback: stays on its cluster
 	applyOK(t, f, setFailover("west", FailoverActive, 13))
-	// Failing back keeps the routes moved until active.
+	// Failing back (draining) keeps every route moved for consumers,
+	// coordinators and the other keys, and brings Produce back.
 	applyOK(t, f, setFailover("east", FailoverFailingBack, 14))
 	want("orders", "west")
+	want("logs.x", "south")
+	wantHome("billing-1", "west")
+	wantProduce("orders", "east")
+	wantProduce("logs.x", "east")
+	wantProduce("plain", "east")
+	if got := f.State().FailbackFallbacks("east"); len(got) != 2 || got[0] != "south" || got[1] != "west" {
+		t.Fatalf("FailbackFallbacks(east) = %v, want [south west]", got)
+	}
 	applyOK(t, f, setFailover("east", FailoverActive, 15))
 	want("orders", "east")
+	wantProduce("orders", "east")
 	wantHome("billing-1", "east")
 	if e := f.State().ClusterFailover("east"); e.State != FailoverActive || e.Since != 15 {
 		t.Fatalf("east = %+v, want active since 15", e)

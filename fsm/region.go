@@ -92,20 +92,30 @@ func (s *State) ClientRegion(ip netip.Addr, peerRegion string) string {
 // Region "" is RouteFor.
 func (s *State) RouteForRegion(topic, region string) (cluster string, m RouteMatch) {
 	cluster, t, m := s.topicRule(topic)
-	return s.failoverTarget(t, t.clusterFor(cluster, region)), m
+	return s.failoverTarget(t, t.clusterFor(cluster, region), false), m
+}
+
+// ProduceRouteForRegion is where a client of region writes topic's records
+// (Produce, AddPartitionsToTxn): RouteForRegion, except that while the
+// route's cluster fails back (FailoverFailingBack) its records go to that
+// cluster already and everything else, consumers above all, stays on the
+// fallback until the groups there have read what was written to it.
+func (s *State) ProduceRouteForRegion(topic, region string) (cluster string, m RouteMatch) {
+	cluster, t, m := s.topicRule(topic)
+	return s.failoverTarget(t, t.clusterFor(cluster, region), true), m
 }
 
 // GroupHomeForRegion is GroupHome for a client of region, resolved like
 // RouteForRegion.
 func (s *State) GroupHomeForRegion(group, region string) (cluster string, m RouteMatch) {
 	cluster, t, m := s.Routes.prefixOrDefault(s.Routes.GroupPrefixes, group)
-	return s.failoverTarget(t, t.clusterFor(cluster, region)), m
+	return s.failoverTarget(t, t.clusterFor(cluster, region), false), m
 }
 
 // DefaultClusterForRegion is the default route's cluster for a client of
 // region: its Regions entry, else DefaultCluster ("" when none is set).
 func (s *State) DefaultClusterForRegion(region string) string {
-	return s.failoverTarget(s.Routes.Default, s.Routes.Default.clusterFor(s.Routes.DefaultCluster, region))
+	return s.failoverTarget(s.Routes.Default, s.Routes.Default.clusterFor(s.Routes.DefaultCluster, region), false)
 }
 
 // clusterFor is the cluster a client of region uses under a rule whose

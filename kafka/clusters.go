@@ -63,9 +63,16 @@ func (set *backendSet) fallback(st *fsm.State, region string) *Backend {
 }
 
 // route returns the backend that serves topic for a client of region, or
-// nil when no rule routes it (or its cluster has no backend here yet).
-func (set *backendSet) route(st *fsm.State, topic, region string) *Backend {
-	name, _ := st.RouteForRegion(topic, region)
+// nil when no rule routes it (or its cluster has no backend here yet);
+// with produce, the one its records are written to (they differ only while
+// the route's cluster fails back).
+func (set *backendSet) route(st *fsm.State, topic, region string, produce bool) *Backend {
+	var name string
+	if produce {
+		name, _ = st.ProduceRouteForRegion(topic, region)
+	} else {
+		name, _ = st.RouteForRegion(topic, region)
+	}
 	if name == "" {
 		return nil
 	}

@@ -71,3 +71,46 @@ func TestResolveTopic(t *testing.T) {
 		t.Fatalf("after the bounce: %+v", tt)
 	}
 }
+
+// TestResolveTopicFailingBack: while a route's cluster fails back, the
+// keys that write records (Produce, AddPartitionsToTxn) resolve to the
+// recovered cluster and the rest to the fallback, and one connection doing
+// both is not bounced back and forth; when the failback completes, the
+// reads bounce once and the writes not at all.
+func TestResolveTopicFailingBack(t *testing.T) {
+	f := newFx(t)
+	other, err := NewBackend(BackendConfig{Name: "other", Bootstrap: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.SetBackends([]*Backend{f.backend, other})
+	st := f.view.st
+	st.Clusters = []fsm.Cluster{{Name: fxCluster, Bootstrap: []string{"x:1"}}, {Name: "other", Bootstrap: []string{"127.0.0.1:1"}}}
+	st.Routes.Topics = []fsm.TopicRoute{{Topic: "orders", Cluster: fxCluster, RouteTargets: fsm.RouteTargets{Fallback: []string{"other"}}}}
+	st.Failover.Clusters = []fsm.ClusterFailover{{Cluster: fxCluster, State: fsm.FailoverFailingBack}}
+	h := f.conn(t)
+	for range 3 {
+		if tt := reqOn(h.c, 0, 9).topic("orders", [16]byte{}); tt.be != f.backend || tt.code != 0 {
+			t.Fatalf("Produce while failing back: %+v, want the recovered cluster", tt)
+		}
+		if tt := reqOn(h.c, 24, 3).topic("orders", [16]byte{}); tt.be != f.backend || tt.code != 0 {
+			t.Fatalf("AddPartitionsToTxn while failing back: %+v, want the recovered cluster", tt)
+		}
+		if tt := reqOn(h.c, 1, 12).topic("orders", [16]byte{}); tt.be != other || tt.code != 0 {
+			t.Fatalf("Fetch while failing back: %+v, want the fallback", tt)
+		}
+		if tt := reqOn(h.c, 8, 8).topic("orders", [16]byte{}); tt.be != other || tt.code != 0 {
+			t.Fatalf("OffsetCommit while failing back: %+v, want the fallback", tt)
+		}
+	}
+	st.Failover.Clusters = []fsm.ClusterFailover{{Cluster: fxCluster, State: fsm.FailoverActive}}
+	if tt := reqOn(h.c, 1, 12).topic("orders", [16]byte{}); tt.be != nil || tt.code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("Fetch after the failback: %+v, want one NOT_LEADER_OR_FOLLOWER", tt)
+	}
+	if tt := reqOn(h.c, 1, 12).topic("orders", [16]byte{}); tt.be != f.backend {
+		t.Fatalf("Fetch after its bounce: %+v", tt)
+	}
+	if tt := reqOn(h.c, 0, 9).topic("orders", [16]byte{}); tt.be != f.backend || tt.code != 0 {
+		t.Fatalf("Produce after the failback: %+v, want the recovered cluster unbounced", tt)
+	}
+}

@@ -180,8 +180,17 @@ func (r *request) defaultBackend() *Backend { return r.set.fallback(r.st, r.regi
 
 // route is the cluster topic routes to (exact route, longest prefix, the
 // default cluster), or nil. It applies no bounce: for merges and admin
-// keys, which hold no client-cached leader.
-func (r *request) route(topic string) *Backend { return r.set.route(r.st, topic, r.region) }
+// keys, which hold no client-cached leader. The keys that write records
+// (writesRecords) resolve where records are written, which differs from
+// where they are read while a cluster fails back (fsm.ProduceRouteForRegion).
+func (r *request) route(topic string) *Backend {
+	return r.set.route(r.st, topic, r.region, writesRecords(r.key))
+}
+
+// writesRecords reports whether key writes records to the topics it names:
+// Produce and AddPartitionsToTxn. During a draining failback they go to the
+// recovered cluster while every other key stays on the fallback.
+func writesRecords(key int16) bool { return key == 0 || key == 24 }
 
 // home is the home cluster of a consumer group or transactional id for
 // this request's client's region.
@@ -229,18 +238,29 @@ func (tt topicTarget) metricName() string {
 // one: a partition leader (NOT_LEADER_OR_FOLLOWER: refresh metadata) or a
 // group/transaction coordinator (NOT_COORDINATOR: look the coordinator up
 // again; coordinator keys are bounced whole, as a coordinator move looks).
+//
+// The keys that write records have classes of their own, because during a
+// draining failback they route elsewhere than the reads of the same topic:
+// one connection that both produces and fetches a topic would otherwise
+// be bounced on every request, each undoing the other's memory.
 const (
 	bounceNone uint8 = iota
 	bounceLeader
 	bounceCoordinator
+	bounceProduce
+	bounceTxnAdd
 )
 
 // bounceOf is key's bounce class and the error it answers with.
 func bounceOf(key int16) (uint8, int16) {
 	switch key {
-	case 0, 1, 2, 21, 23, 61: // Produce, Fetch, ListOffsets, DeleteRecords, OffsetForLeaderEpoch, DescribeProducers
+	case 0: // Produce
+		return bounceProduce, kerr.NotLeaderForPartition.Code
+	case 24: // AddPartitionsToTxn
+		return bounceTxnAdd, kerr.NotCoordinator.Code
+	case 1, 2, 21, 23, 61: // Fetch, ListOffsets, DeleteRecords, OffsetForLeaderEpoch, DescribeProducers
 		return bounceLeader, kerr.NotLeaderForPartition.Code
-	case 8, 9, 24, 28, 47: // OffsetCommit, OffsetFetch, AddPartitionsToTxn, TxnOffsetCommit, OffsetDelete
+	case 8, 9, 28, 47: // OffsetCommit, OffsetFetch, TxnOffsetCommit, OffsetDelete
 		return bounceCoordinator, kerr.NotCoordinator.Code
 	}
 	return bounceNone, 0
