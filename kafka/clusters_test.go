@@ -30,14 +30,22 @@ func TestRouteMemory(t *testing.T) {
 	}
 }
 
-// TestResolveTopic: routed, unrouted, re-pointed and by-id topics.
-func TestResolveTopic(t *testing.T) {
+// fxWithOther is the fixture with a second backend, "other", that no
+// broker serves.
+func fxWithOther(t *testing.T) (*fx, *Backend) {
+	t.Helper()
 	f := newFx(t)
 	other, err := NewBackend(BackendConfig{Name: "other", Bootstrap: []string{"127.0.0.1:1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.srv.SetBackends([]*Backend{f.backend, other})
+	return f, other
+}
+
+// TestResolveTopic: routed, unrouted, re-pointed and by-id topics.
+func TestResolveTopic(t *testing.T) {
+	f, other := fxWithOther(t)
 	st := f.view.st
 	st.Routes.Prefixes = []fsm.PrefixRoute{{Prefix: "o.", Cluster: "other"}}
 	st.Routes.DefaultCluster = ""
@@ -78,12 +86,7 @@ func TestResolveTopic(t *testing.T) {
 // both is not bounced back and forth; when the failback completes, the
 // reads bounce once and the writes not at all.
 func TestResolveTopicFailingBack(t *testing.T) {
-	f := newFx(t)
-	other, err := NewBackend(BackendConfig{Name: "other", Bootstrap: []string{"127.0.0.1:1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv.SetBackends([]*Backend{f.backend, other})
+	f, other := fxWithOther(t)
 	st := f.view.st
 	st.Clusters = []fsm.Cluster{{Name: fxCluster, Bootstrap: []string{"x:1"}}, {Name: "other", Bootstrap: []string{"127.0.0.1:1"}}}
 	st.Routes.Topics = []fsm.TopicRoute{{Topic: "orders", Cluster: fxCluster, RouteTargets: fsm.RouteTargets{Fallback: []string{"other"}}}}
