@@ -800,3 +800,47 @@ func TestRouteChangeBouncesCommitsWhole(t *testing.T) {
 		t.Fatalf("ListOffsets after the move answered %d, want NOT_LEADER_OR_FOLLOWER", p.ErrorCode)
 	}
 }
+
+// TestRouteChangeBouncesOffsetFetch: after orders is re-pointed, the
+// connection's next OffsetFetch naming it is answered by the proxy with
+// NOT_COORDINATOR at the request's own version (a batched v8+ answer
+// carries it per group), and the next one goes to west. The answer used to
+// be encoded at version 0 whatever the request's, which franz-go could not
+// decode ("response did not contain enough data"): its group loop failed
+// after every failover and failback.
+func TestRouteChangeBouncesOffsetFetch(t *testing.T) {
+	for _, v := range []int16{5, 7, 8, 9} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			f := newCx(t, true)
+			h := f.conn(t)
+			req := kmsg.NewPtrOffsetFetchRequest()
+			if v < 8 {
+				req.Group = "g1"
+				req.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "orders", Partitions: []int32{0}}}
+			} else {
+				g := kmsg.NewOffsetFetchRequestGroup()
+				g.Group = "g1"
+				g.Topics = []kmsg.OffsetFetchRequestGroupTopic{{Topic: "orders", Partitions: []int32{0}}}
+				req.Groups = []kmsg.OffsetFetchRequestGroup{g}
+			}
+			h.answered(req, v, cxOffsetFetchAnswer(cxEveryTopic, nil))
+
+			st := *f.view.st
+			st.Routes.Topics = append(slices.Clone(st.Routes.Topics), fsm.TopicRoute{Topic: "orders", Cluster: cxWest})
+			slices.SortFunc(st.Routes.Topics, func(a, b fsm.TopicRoute) int { return strings.Compare(a.Topic, b.Topic) })
+			f.view.st = &st
+
+			ex, kr := h.answered(req, v, nil)
+			cxWantTargets(t, ex)
+			resp := kr.(*kmsg.OffsetFetchResponse)
+			nc := kerr.NotCoordinator.Code
+			if v < 8 && resp.ErrorCode != nc || v >= 8 && (len(resp.Groups) != 1 || resp.Groups[0].ErrorCode != nc) {
+				t.Fatalf("bounced OffsetFetch v%d answered %+v, want NOT_COORDINATOR", v, resp)
+			}
+			ex, _ = h.answered(req, v, cxOffsetFetchAnswer(cxEveryTopic, nil))
+			if len(ex.targets()) != 1 {
+				t.Fatalf("the OffsetFetch after the bounce went to %v, want west", ex.targets())
+			}
+		})
+	}
+}

@@ -811,6 +811,12 @@ func (c *clientConn) newPending(r *request, start time.Time) (*pending, error) {
 
 // respond answers r locally.
 func (c *clientConn) respond(r *request, start time.Time, resp kmsg.Response) error {
+	if r.key != 18 {
+		// An answer is read at its request's version, whoever built it
+		// (failedAnswer's are version 0); only ApiVersions answers an
+		// unsupported version at v0 (KIP-511).
+		resp.SetVersion(r.version)
+	}
 	p, err := c.newPending(r, start)
 	if err != nil {
 		return err
