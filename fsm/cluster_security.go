@@ -115,10 +115,13 @@ func validTokenEndpoint(what, s string) error {
 }
 
 // clusterPayloadVersion is the oldest PutCluster payload version that
-// carries c: 3 with TLS or SASL (command set 6), 2 with down/up-after
-// (command set 5), else 1, whose JSON every build decodes.
+// carries c: 4 with a failback drain (command set 8), 3 with TLS or SASL
+// (command set 6), 2 with down/up-after (command set 5), else 1, whose
+// JSON every build decodes.
 func clusterPayloadVersion(c *PutCluster) uint8 {
 	switch {
+	case c.Cluster.FailbackDrainMS != 0:
+		return 4
 	case c.Cluster.TLS != nil || c.Cluster.SASL != nil:
 		return 3
 	case c.Cluster.DownAfterMS != 0 || c.Cluster.UpAfterMS != 0:

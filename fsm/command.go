@@ -60,7 +60,7 @@ func (t CommandType) oldestVersion() uint8 {
 	case TypePutRoute, TypePutPrefixRoute, TypePutGroupRoute, TypeSetDefaultCluster, TypePutCluster:
 		// Version 2 added RouteTargets, and Cluster's DownAfterMS and
 		// UpAfterMS (command set 5); PutCluster's version 3 its TLS and
-		// SASL (command set 6).
+		// SASL (command set 6), version 4 its FailbackDrainMS (set 8).
 		return 1
 	}
 	return t.Version()
@@ -74,7 +74,7 @@ func (t CommandType) oldestVersion() uint8 {
 var commandTable = [...]commandInfo{
 	TypeRegisterPeer:      {"RegisterPeer", 1, func() Command { return new(RegisterPeer) }},
 	TypeRemovePeer:        {"RemovePeer", 1, func() Command { return new(RemovePeer) }},
-	TypePutCluster:        {"PutCluster", 3, func() Command { return new(PutCluster) }},
+	TypePutCluster:        {"PutCluster", 4, func() Command { return new(PutCluster) }},
 	TypeDeleteCluster:     {"DeleteCluster", 1, func() Command { return new(DeleteCluster) }},
 	TypePutRoute:          {"PutRoute", 2, func() Command { return new(PutRoute) }},
 	TypeDeleteRoute:       {"DeleteRoute", 1, func() Command { return new(DeleteRoute) }},
@@ -131,7 +131,7 @@ func (t CommandType) String() string {
 // upgrade never sends an old peer an entry it cannot decode. Bump it in the
 // same change that adds a command type or a payload version, and add the
 // type to Introduced.
-const CommandSetVersion uint16 = 7
+const CommandSetVersion uint16 = 8
 
 // Introduced is the command set that introduced t in the payload version
 // this build encodes; 0 if t is not a command. Set 1 is every type up to
@@ -157,15 +157,18 @@ func (t CommandType) Introduced() uint16 {
 		// Regions and failover, and the route commands' payload version 2
 		// with region targets and failover policy (set 5).
 		return 5
-	case TypePutUserCredential, TypeDeleteUserCredential, TypeCreateACLs, TypeDeleteACLs, TypePutCluster:
-		// The proxy's SASL users (fsm/users.go), authorization rules
-		// (fsm/acl.go), and PutCluster's version 3 with TLS and SASL towards
-		// the backend (its version 2 with down/up-after was set 5, see
-		// Needs) (set 6).
+	case TypePutUserCredential, TypeDeleteUserCredential, TypeCreateACLs, TypeDeleteACLs:
+		// The proxy's SASL users (fsm/users.go) and authorization rules
+		// (fsm/acl.go) (set 6).
 		return 6
 	case TypeClaimProducerID:
 		// Shared producer ids (fsm/producer_ids.go) (set 7).
 		return 7
+	case TypePutCluster:
+		// PutCluster's version 4 with the failback drain (set 8); its
+		// version 2 with down/up-after was set 5 and version 3 with TLS
+		// and SASL set 6 (see Needs).
+		return 8
 	}
 	return 1
 }
@@ -182,7 +185,7 @@ func Needs(cmd Command) uint16 {
 	}
 	if c, ok := cmd.(*PutCluster); ok {
 		// Written in the oldest payload version that carries it.
-		return map[uint8]uint16{1: 1, 2: 5, 3: 6}[clusterPayloadVersion(c)]
+		return map[uint8]uint16{1: 1, 2: 5, 3: 6, 4: 8}[clusterPayloadVersion(c)]
 	}
 	if unset, ok := newFieldsUnset(cmd); ok && unset {
 		return 1
@@ -530,6 +533,8 @@ func olderPayload(cmd Command, version uint8) error {
 		switch need := clusterPayloadVersion(c); {
 		case need <= version:
 			return nil
+		case need == 4:
+			return fmt.Errorf("failback_drain_ms needs payload version 4")
 		case need == 3:
 			return fmt.Errorf("tls and sasl need payload version 3")
 		default:

@@ -131,6 +131,10 @@ type Cluster struct {
 	DownAfterMS int64 `json:"down_after_ms,omitempty"`
 	// UpAfterMS is how long it must be seen up again before failback (0: 60000).
 	UpAfterMS int64 `json:"up_after_ms,omitempty"`
+	// FailbackDrainMS bounds a failback's drain: how long consumers stay
+	// on the fallback, after Produce has come back, for their groups to
+	// read what was written there (0: 120000; payload version 4).
+	FailbackDrainMS int64 `json:"failback_drain_ms,omitempty"`
 
 	// TLS, when set, connects to the cluster's brokers over TLS; an empty
 	// object means TLS checked against the system roots (payload version 3).

@@ -174,7 +174,7 @@ func validateCluster(c Cluster) error {
 	for _, d := range []struct {
 		what string
 		ms   int64
-	}{{"down after", c.DownAfterMS}, {"up after", c.UpAfterMS}} {
+	}{{"down after", c.DownAfterMS}, {"up after", c.UpAfterMS}, {"failback drain", c.FailbackDrainMS}} {
 		if d.ms < 0 || d.ms > MaxFailoverDelayMS {
 			return fmt.Errorf("%w: %s %s of %dms is outside 0 (the default) to %dms", ErrInvalid, what, d.what, d.ms, MaxFailoverDelayMS)
 		}

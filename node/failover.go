@@ -25,7 +25,10 @@ import (
 //     operators see it). failing-back goes back to failed-over.
 //   - health up (a majority of fresh reports), entry down: active.
 //   - health up for the cluster's up_after, entry failed-over and automatic,
-//     no moved route asks for manual failback: failing-back, then active.
+//     no moved route asks for manual failback: failing-back (Produce goes
+//     back), then, once the groups on the fallback have read what was
+//     written there or the cluster's failback drain has passed, active
+//     (consumers go back; failback_drain.go).
 //   - a manual entry (POST /v1/failover|failback) is left alone, except that
 //     a manual active entry turns automatic again once health says up.
 //
@@ -40,6 +43,11 @@ type failoverDriver struct {
 	failbacks *prometheus.CounterVec
 	// resumeFailed counts group/topic resume commits that failed.
 	resumeFailed prometheus.Counter
+
+	// drains are the failbacks draining, by cluster; only the run
+	// goroutine (step) touches them.
+	drains       map[string]*failbackDrain
+	drainMetrics drainMetrics
 }
 
 var descFailoverSeconds = prometheus.NewDesc("switchyard_failover_seconds",
@@ -62,6 +70,8 @@ func newFailoverDriver(n *Node, reg prometheus.Registerer) *failoverDriver {
 		Help: "Group offsets a failover's resume policy could not commit on the fallback (the group keeps its offsets there; see the log).",
 	})
 	reg.MustRegister(d.failovers, d.failbacks, d.resumeFailed)
+	d.drains = map[string]*failbackDrain{}
+	d.drainMetrics = newDrainMetrics(reg)
 	return d
 }
 
@@ -89,6 +99,11 @@ func (d *failoverDriver) collect(st *fsm.State, gauge func(*prometheus.Desc, flo
 func (d *failoverDriver) run(ctx context.Context) {
 	t := time.NewTicker(d.n.health.cfg.Interval)
 	defer t.Stop()
+	defer func() {
+		for c := range d.drains {
+			d.endDrain(c, "") // a next term starts its drains over
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -108,9 +123,19 @@ func (d *failoverDriver) step(ctx context.Context) {
 			continue
 		}
 		e := st.ClusterFailover(c.Name)
+		if _, draining := d.drains[c.Name]; draining && e.State != fsm.FailoverFailingBack {
+			d.endDrain(c.Name, "") // down again, or failed back by the operator
+		}
 		next, ok := d.decide(st, c, e, h)
 		if !ok {
 			continue
+		}
+		drain := ""
+		if e.State == fsm.FailoverFailingBack && next.State == fsm.FailoverActive {
+			var ok bool
+			if ok, drain = d.drained(ctx, st, c, e); !ok {
+				continue
+			}
 		}
 		if next.State == fsm.FailoverMoved && e.State != fsm.FailoverFailingBack {
 			// Prepare where groups resume before the routes move: a
@@ -127,6 +152,10 @@ func (d *failoverDriver) step(ctx context.Context) {
 				level = slog.LevelDebug // a rolling upgrade: every step would say so
 			}
 			d.n.log.Log(ctx, level, "failover: commit failed", "cluster", c.Name, "state", next.State, "err", err)
+			continue
+		}
+		if drain != "" {
+			d.endDrain(c.Name, drain)
 		}
 	}
 }
@@ -162,8 +191,8 @@ func (d *failoverDriver) decide(st *fsm.State, c fsm.Cluster, e fsm.ClusterFailo
 	case up && e.State == fsm.FailoverMoved && h.UpForMS >= c.UpAfter() && !st.FailbackManual(c.Name):
 		return entry(fsm.FailoverFailingBack)
 	case e.State == fsm.FailoverFailingBack && h.State == healthUp:
-		// Groups resume on the recovered cluster from their offsets
-		// there: nothing to prepare.
+		// Once drained (step asks drained): groups resume on the
+		// recovered cluster from their offsets there.
 		return entry(fsm.FailoverActive)
 	}
 	return fsm.ClusterFailover{}, false

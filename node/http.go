@@ -610,7 +610,11 @@ func (n *Node) getRoute(w http.ResponseWriter, r *http.Request) error {
 	if m.Kind == fsm.MatchNone {
 		return notFound("no route, prefix rule or default cluster routes topic %q", topic)
 	}
-	writeJSON(w, http.StatusOK, adminapi.RouteResolution{Topic: topic, Region: region, Cluster: cluster, Match: m.Kind.String(), Rule: m.Rule})
+	res := adminapi.RouteResolution{Topic: topic, Region: region, Cluster: cluster, Match: m.Kind.String(), Rule: m.Rule}
+	if pc, _ := st.ProduceRouteForRegion(topic, region); pc != cluster {
+		res.ProduceCluster = pc
+	}
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 

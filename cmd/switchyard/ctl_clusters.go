@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,9 +56,10 @@ func parseClustersSet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 	fs.StringVar(&s.ClientID, "sasl-client-id", "", "OAuth 2 client `id` (with --sasl-token-endpoint)")
 	fs.StringVar(&s.ClientSecretFile, "sasl-client-secret-file", "", "file holding the OAuth 2 client secret, an absolute `path` on every peer (with --sasl-token-endpoint)")
 	fs.StringVar(&s.Scope, "sasl-scope", "", "OAuth 2 `scope` to ask for (with --sasl-token-endpoint)")
-	var downAfter, upAfter time.Duration
+	var downAfter, upAfter, drain time.Duration
 	fs.DurationVar(&downAfter, "down-after", 0, "how long a majority of peers must see the cluster down before it fails over (default 10s)")
 	fs.DurationVar(&upAfter, "up-after", 0, "how long it must be seen up again before it fails back (default 60s)")
+	fs.DurationVar(&drain, "failback-drain", 0, "how long a failback keeps consumers on the fallback at most, after producers came back, for their groups to read it (default 2m)")
 	pos, err := parseInterleaved(fs, args)
 	if err == nil {
 		err = positional(pos, "NAME")
@@ -76,10 +78,10 @@ func parseClustersSet(fs *flag.FlagSet, args []string) (*ctlCall, error) {
 		return nil, errors.New("--sasl-mechanism " + s.Mechanism + " needs --sasl-username and --sasl-password-file")
 	case s.Mechanism == fsm.SASLOAuthBearer && s.TokenFile == "" && (s.TokenEndpoint == "" || s.ClientID == "" || s.ClientSecretFile == ""):
 		return nil, errors.New("--sasl-mechanism OAUTHBEARER needs --sasl-token-file, or --sasl-token-endpoint with --sasl-client-id and --sasl-client-secret-file")
-	case downAfter < 0 || upAfter < 0 || (downAfter > 0 && downAfter < time.Millisecond) || (upAfter > 0 && upAfter < time.Millisecond):
-		return nil, errors.New("--down-after and --up-after take a positive duration of at least 1ms, like 10s")
+	case slices.ContainsFunc([]time.Duration{downAfter, upAfter, drain}, func(d time.Duration) bool { return d < 0 || d > 0 && d < time.Millisecond }):
+		return nil, errors.New("--down-after, --up-after and --failback-drain take a positive duration of at least 1ms, like 10s")
 	}
-	c.DownAfterMS, c.UpAfterMS = downAfter.Milliseconds(), upAfter.Milliseconds()
+	c.DownAfterMS, c.UpAfterMS, c.FailbackDrainMS = downAfter.Milliseconds(), upAfter.Milliseconds(), drain.Milliseconds()
 	if useTLS || t != (fsm.ClusterTLS{}) {
 		c.TLS = &t
 	}
@@ -159,9 +161,10 @@ func renderCluster(w io.Writer, c fsm.Cluster) error {
 			}
 		}
 	}
-	if c.DownAfterMS != 0 || c.UpAfterMS != 0 {
+	if c.DownAfterMS != 0 || c.UpAfterMS != 0 || c.FailbackDrainMS != 0 {
 		fmt.Fprintf(tw, "down after:\t%s\n", msOrDefault(c.DownAfterMS, "10s"))
 		fmt.Fprintf(tw, "up after:\t%s\n", msOrDefault(c.UpAfterMS, "60s"))
+		fmt.Fprintf(tw, "failback drain:\t%s\n", msOrDefault(c.FailbackDrainMS, "2m0s"))
 	}
 	return tw.Flush()
 }

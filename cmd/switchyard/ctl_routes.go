@@ -224,9 +224,14 @@ func renderResolution(w io.Writer, r adminapi.RouteResolution) error {
 	if r.Region != "" {
 		fmt.Fprintln(tw, "TOPIC\tREGION\tCLUSTER\tMATCH\tRULE")
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Topic, r.Region, r.Cluster, dash(r.Match), dash(r.Rule))
-		return tw.Flush()
+	} else {
+		fmt.Fprintln(tw, "TOPIC\tCLUSTER\tMATCH\tRULE")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Topic, r.Cluster, dash(r.Match), dash(r.Rule))
 	}
-	fmt.Fprintln(tw, "TOPIC\tCLUSTER\tMATCH\tRULE")
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Topic, r.Cluster, dash(r.Match), dash(r.Rule))
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || r.ProduceCluster == "" {
+		return err
+	}
+	// A draining failback: producers are back, consumers not yet.
+	_, err := fmt.Fprintf(w, "produce: %s (failing back; consumers stay on %s until their groups have read it)\n", r.ProduceCluster, r.Cluster)
+	return err
 }

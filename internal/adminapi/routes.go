@@ -31,4 +31,8 @@ type RouteResolution struct {
 	Cluster string `json:"cluster"`
 	Match   string `json:"match"`
 	Rule    string `json:"rule,omitempty"`
+	// ProduceCluster is where the client's records are written when that
+	// is not Cluster: while Cluster's route fails back (failing-back),
+	// Produce is on the recovered cluster and the rest on the fallback.
+	ProduceCluster string `json:"produce_cluster,omitempty"`
 }
