@@ -281,8 +281,9 @@ func TestByteBudgetOrder(t *testing.T) {
 func TestIdleConnectionClosed(t *testing.T) {
 	release := make(chan struct{})
 	// Long enough that a stall of the test between dialing and writing on
-	// a loaded machine does not make the waiting connection idle first.
-	ls := startLimitServer(t, Config{Limits: Limits{ConnectionsMaxIdle: 1500 * time.Millisecond}}, func(s *Server) {
+	// a loaded machine does not make the waiting connection idle first
+	// (1.5 s was not, under the race detector beside two other suites).
+	ls := startLimitServer(t, Config{Limits: Limits{ConnectionsMaxIdle: 3 * time.Second}}, func(s *Server) {
 		// Metadata requests are answered only once the test says so.
 		s.handlers[3] = func(r *request) error {
 			c, start := r.c, r.start
