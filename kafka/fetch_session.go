@@ -101,6 +101,7 @@ type fetchSessionMetrics struct {
 	evictions  prometheus.Counter
 	partitions map[string]prometheus.Counter // by fetch kind
 	backend    map[string]prometheus.Counter // by fetch kind, towards the backends
+	closed     map[string]prometheus.Counter // backend sessions closed at their broker, by result
 }
 
 func newFetchSessionMetrics(reg prometheus.Registerer) *fetchSessionMetrics {
@@ -124,6 +125,15 @@ func newFetchSessionMetrics(reg prometheus.Registerer) *fetchSessionMetrics {
 	}
 	reg.MustRegister(m.sessions, m.evictions, parts)
 	m.backend = newBackendFetchPartitions(reg)
+	closed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_backend_fetch_sessions_closed_total",
+		Help: "Backend fetch sessions the proxy stopped using (the client's session closed, or its partitions left a broker), by result: closed at the broker (epoch -1), failed (the broker did not answer or no longer had it), dropped (too many waiting; the broker evicts it in time).",
+	}, []string{"result"})
+	reg.MustRegister(closed)
+	m.closed = map[string]prometheus.Counter{}
+	for _, r := range []string{closeSent, closeDropped, closeFailed} {
+		m.closed[r] = closed.WithLabelValues(r)
+	}
 	return m
 }
 
@@ -144,6 +154,10 @@ type fetchSessionCache struct {
 	m     map[int32]*fetchSession
 	lru   *list.List // of *fetchSession, front: most recently used
 	parts int        // partitions over every session
+
+	// closes are the backend sessions waiting to be closed at their
+	// broker (runCloser); nil without backend sessions.
+	closes chan sessionClose
 }
 
 func newFetchSessionCache(slots int, metrics *fetchSessionMetrics) *fetchSessionCache {
@@ -302,7 +316,8 @@ func nextFetchEpoch(e int32) int32 {
 
 // fetchUse is one request's use of a session: what its answer must do.
 type fetchUse struct {
-	s    *fetchSession
+	s     *fetchSession
+	cache *fetchSessionCache
 	full bool // the fetch opened the session: answer every partition
 	// backend: the fetch reaches the backends in backend sessions
 	// (narrow), gen being its number among the session's fetches.
@@ -375,6 +390,7 @@ func (c *fetchSessionCache) removeLocked(s *fetchSession) {
 	// a session's lock while taking the cache's.)
 	s.mu.Lock()
 	s.closed = true
+	s.closeBackends(c) // fetch_session_backend.go
 	s.mu.Unlock()
 }
 
@@ -526,7 +542,7 @@ func (c *fetchSessionCache) begin(r *request, req *kmsg.FetchRequest, kind *stri
 
 // use is a fetch's use of s: a full one opened it.
 func (c *fetchSessionCache) use(s *fetchSession, full bool) *fetchUse {
-	u := &fetchUse{s: s, full: full, backend: c.backend}
+	u := &fetchUse{s: s, cache: c, full: full, backend: c.backend}
 	s.mu.Lock()
 	s.gen++
 	u.gen = s.gen
@@ -557,7 +573,7 @@ func (u *fetchUse) answer(c *fetchSessionCache, resp *kmsg.FetchResponse) bool {
 	}
 	resp.SessionID = s.id
 	if u.backend {
-		s.dropIdleBackends(u.gen)
+		s.dropIdleBackends(c, u.gen)
 	}
 	kept := resp.Topics[:0]
 	for _, t := range resp.Topics {

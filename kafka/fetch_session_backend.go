@@ -33,16 +33,30 @@ package kafka
 //     for, not only those it listed.
 //   - A broker none of a fetch's partitions went to has its backend
 //     session dropped. Dropped sessions, and those of a client session
-//     that closes, are not closed at the broker (no epoch -1 fetch): the
-//     broker evicts them as it evicts any idle session, which costs a slot
-//     there until then, as an abandoned client's session does.
+//     that closes (the client closed it, it was evicted, it outgrew the
+//     cache), are closed at the broker: a fetch with the session's id,
+//     epoch -1 (FINAL_EPOCH) and no partitions, which the broker answers
+//     at once with nothing. Otherwise each would hold one of the broker's
+//     session slots (max.incremental.fetch.session.cache.slots, 1,000 by
+//     default) until the broker evicted it, and a peer that serves many
+//     short-lived consumers would fill them: the broker then opens no new
+//     session and every fetch lists every partition again. The closes go
+//     out one at a time from one goroutine per peer (runCloser), on the
+//     backend's control connection to the broker, so a burst of them
+//     (a thousand consumers restarting) cannot crowd out client traffic;
+//     past maxPendingCloses waiting, a close is dropped and left to the
+//     broker's eviction.
 //
 // The state lives on the client's session, so it dies with it: per
 // broker at most the session's partitions (a partition is held by the
 // one broker its last fetch went to).
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -223,6 +237,11 @@ func (u *fetchUse) backendAnswer(t target, resp *kmsg.FetchResponse) {
 	bs := s.backends[t]
 	switch {
 	case bs == nil:
+		if s.closed && resp.ErrorCode == 0 && resp.SessionID != 0 {
+			// Opened by a fetch that was under way when the client's
+			// session closed: nobody will use it.
+			u.cache.queueClose(t, resp.SessionID)
+		}
 	case resp.ErrorCode != 0 || resp.SessionID == 0 || bs.id != 0 && resp.SessionID != bs.id:
 		delete(s.backends, t)
 	case bs.id == 0:
@@ -231,11 +250,102 @@ func (u *fetchUse) backendAnswer(t target, resp *kmsg.FetchResponse) {
 }
 
 // dropIdleBackends forgets the backend sessions no fetch since gen went
-// to (s.mu held): their partitions now go elsewhere.
-func (s *fetchSession) dropIdleBackends(gen uint64) {
+// to (s.mu held): their partitions now go elsewhere. Each is closed at its
+// broker.
+func (s *fetchSession) dropIdleBackends(c *fetchSessionCache, gen uint64) {
 	for t, bs := range s.backends {
 		if bs.used < gen {
 			delete(s.backends, t)
+			c.queueClose(t, bs.id)
 		}
 	}
+}
+
+// closeBackends closes every backend session of s at its broker (s.mu
+// held): s has closed.
+func (s *fetchSession) closeBackends(c *fetchSessionCache) {
+	for t, bs := range s.backends {
+		c.queueClose(t, bs.id)
+	}
+	s.backends = nil
+}
+
+// sessionClose is a backend session to close at its broker.
+type sessionClose struct {
+	t  target
+	id int32
+}
+
+const (
+	// maxPendingCloses bounds the closes waiting to be sent; past it a
+	// close is dropped (the broker evicts the session in time).
+	maxPendingCloses = 4096
+	// sessionCloseTimeout bounds one close's round trip.
+	sessionCloseTimeout = 5 * time.Second
+)
+
+// Results of a backend session close, the label of
+// switchyard_kafka_backend_fetch_sessions_closed_total.
+const (
+	closeSent    = "closed"
+	closeDropped = "dropped"
+	closeFailed  = "failed"
+)
+
+// queueClose hands the backend session id at t to the closer; a session
+// that never opened (id 0) needs none.
+func (c *fetchSessionCache) queueClose(t target, id int32) {
+	if c == nil || id == 0 || t.be == nil || c.closes == nil {
+		return
+	}
+	select {
+	case c.closes <- sessionClose{t, id}:
+	default:
+		c.countClose(closeDropped)
+	}
+}
+
+func (c *fetchSessionCache) countClose(result string) {
+	if c.metrics != nil {
+		c.metrics.closed[result].Inc()
+	}
+}
+
+// runCloser sends the queued closes, one at a time, until ctx ends.
+func (c *fetchSessionCache) runCloser(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sc := <-c.closes:
+			c.closeAtBroker(ctx, sc)
+		}
+	}
+}
+
+// closeAtBroker ends one backend session: a fetch with its id, epoch -1
+// (FINAL_EPOCH) and no partitions. The broker removes the session and
+// answers the (empty) fetch at once.
+func (c *fetchSessionCache) closeAtBroker(ctx context.Context, sc sessionClose) {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.ReplicaState.ID = -1, -1
+	req.SessionID, req.SessionEpoch = sc.id, -1
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 0, 0, 1
+	rctx, cancel := context.WithTimeout(ctx, sessionCloseTimeout)
+	defer cancel()
+	// Sessions exist from Fetch v7; a backend that supports fetches at
+	// all supports v7 by now, and an older one never opened a session.
+	resp, err := sc.t.be.Request(rctx, sc.t.broker, req, -1)
+	if err == nil {
+		if code := resp.(*kmsg.FetchResponse).ErrorCode; code != 0 {
+			err = kerr.ErrorForCode(code)
+		}
+	}
+	if err != nil {
+		// Already gone at the broker (restarted, evicted), or the broker
+		// is unreachable: either way it holds no slot for long.
+		c.countClose(closeFailed)
+		return
+	}
+	c.countClose(closeSent)
 }

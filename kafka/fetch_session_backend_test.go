@@ -554,7 +554,7 @@ func TestFetchSessionBackendNarrow(t *testing.T) {
 			answer(u, tg, id, 0)
 		}
 		s.mu.Lock()
-		s.dropIdleBackends(u.gen)
+		s.dropIdleBackends(c, u.gen)
 		s.mu.Unlock()
 	}
 	// A request-level error from a broker ends its backend session too.
@@ -563,5 +563,78 @@ func TestFetchSessionBackendNarrow(t *testing.T) {
 	answer(u, b, 33, kerr.FetchSessionIDNotFound.Code)
 	if s.backends[b] != nil {
 		t.Fatal("a broker's FETCH_SESSION_ID_NOT_FOUND left its backend session in place")
+	}
+}
+
+// TestFetchSessionBackendClosed: when a consumer closes its session
+// through the proxy, the proxy closes its own session at the broker (a
+// fetch with the session's id and epoch -1, no partitions), so the broker
+// no longer holds it: fetching in it answers FETCH_SESSION_ID_NOT_FOUND.
+// Before, the broker kept it until it evicted it, one of its session slots
+// per consumer that ever came and went.
+func TestFetchSessionBackendClosed(t *testing.T) {
+	topics := sessTopics(5)
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	var (
+		mu     sync.Mutex
+		closes []int32 // session ids closed at kfake
+	)
+	kc.ControlKey(1, func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if req := kr.(*kmsg.FetchRequest); req.SessionEpoch == -1 && req.SessionID > 0 && len(req.Topics) == 0 {
+			mu.Lock()
+			closes = append(closes, req.SessionID)
+			mu.Unlock()
+		}
+		return nil, nil, false
+	})
+	p := startSessProxy(t, kc, 1, Config{}, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	want := map[string][]string{}
+	sessTrickle(t, ctx, prod, topics, want, 0, 20)
+	cons, err := kgo.NewClient(kgo.SeedBrokers(p.addrs...), kgo.ConsumeTopics(topics...), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumeAll(t, ctx, cons, want)
+	sessWaitFor(t, 10*time.Second, "an incremental fetch at the backend", func() bool {
+		return p.metric(t, "switchyard_kafka_backend_fetch_request_partitions_total", "kind", fetchKindFull) > 0
+	})
+	cons.Close() // franz-go ends its fetch session (epoch -1) as it closes
+	sessWaitFor(t, 20*time.Second, "the proxy's session closed at kfake", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(closes) > 0
+	})
+	mu.Lock()
+	id := closes[0]
+	mu.Unlock()
+	// kfake tells a session it holds (wrong epoch) from one it does not.
+	direct, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.SessionID, req.SessionEpoch, req.MaxWaitMillis = -1, id, 1000, 0
+	resp, err := req.RequestWith(ctx, direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("a fetch in the closed session %d answered %v, want FETCH_SESSION_ID_NOT_FOUND", id, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if got := p.metric(t, "switchyard_kafka_backend_fetch_sessions_closed_total", "result", closeSent); got < 1 {
+		t.Fatalf("switchyard_kafka_backend_fetch_sessions_closed_total{result=closed} = %v, want at least 1", got)
 	}
 }

@@ -372,6 +372,9 @@ func NewServer(cfg Config, view View, metrics *Metrics) (*Server, error) {
 		}
 		s.fetchSessions = newFetchSessionCache(cfg.FetchSessionSlots, fm)
 		s.fetchSessions.backend = cfg.BackendFetchSessions >= 0
+		if s.fetchSessions.backend {
+			s.fetchSessions.closes = make(chan sessionClose, maxPendingCloses)
+		}
 	}
 	s.handlers = handlerTable()
 	s.authz = newAuthz(cfg.Authz, metrics, s.log)
@@ -429,6 +432,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	if fs := s.fetchSessions; fs != nil && fs.closes != nil {
+		go fs.runCloser(ctx) // backend fetch sessions closed at their brokers
+	}
 	var tempDelay time.Duration
 	for {
 		nc, err := ln.Accept()
