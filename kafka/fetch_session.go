@@ -318,7 +318,7 @@ func nextFetchEpoch(e int32) int32 {
 type fetchUse struct {
 	s     *fetchSession
 	cache *fetchSessionCache
-	full bool // the fetch opened the session: answer every partition
+	full  bool // the fetch opened the session: answer every partition
 	// backend: the fetch reaches the backends in backend sessions
 	// (narrow), gen being its number among the session's fetches.
 	backend bool
