@@ -225,7 +225,9 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 				size += len(b.b)
 			}
 		}
-		out := encodeResponseSized(merge(resps), r.corr, size)
+		merged := merge(resps)
+		merged.SetVersion(r.version) // a merge may build its answer afresh
+		out := encodeResponseSized(merged, r.corr, size)
 		for _, b := range bufs {
 			putBuffer(b)
 		}
