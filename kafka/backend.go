@@ -138,6 +138,11 @@ type Backend struct {
 	refreshCh chan struct{}
 	readyOnce sync.Once
 	ready     chan struct{}
+
+	// ups are the client connections' upstreams to this cluster's brokers
+	// (conn.go), so that a failover can cut them (CutClientTraffic).
+	upsMu sync.Mutex
+	ups   map[*upstream]struct{}
 }
 
 type brokerSet struct {
@@ -225,6 +230,39 @@ func (b *Backend) Run(ctx context.Context) {
 		case <-b.refreshCh:
 		}
 	}
+}
+
+// CutClientTraffic closes every client connection's upstream to this
+// cluster's brokers and reports how many. A request waiting on one is
+// answered at once as for a broken broker connection (a part of a split
+// request with retriable errors, a request forwarded whole by closing the
+// client's connection after the answers before it), so the client retries
+// where its route now points. The failover calls it for a cluster that
+// health found down: otherwise a request sent just before the cluster
+// stopped answering waits for the client's own timeout (tens of seconds
+// with franz-go's defaults) although its route moved within seconds.
+func (b *Backend) CutClientTraffic() int {
+	b.upsMu.Lock()
+	defer b.upsMu.Unlock()
+	for u := range b.ups {
+		if u.nc != nil {
+			u.nc.Close()
+		}
+	}
+	return len(b.ups)
+}
+
+func (b *Backend) trackUpstream(u *upstream, on bool) {
+	b.upsMu.Lock()
+	defer b.upsMu.Unlock()
+	if !on {
+		delete(b.ups, u)
+		return
+	}
+	if b.ups == nil {
+		b.ups = map[*upstream]struct{}{}
+	}
+	b.ups[u] = struct{}{}
 }
 
 // TriggerRefresh asks for a metadata refresh soon; calls coalesce. Until

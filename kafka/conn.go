@@ -929,9 +929,11 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 		noProduce: c.lostProduce[key],
 	}
 	c.ups[key] = u
+	be.trackUpstream(u, true)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer be.trackUpstream(u, false)
 		defer c.recoverPanic("upstream reader")
 		u.readLoop()
 	}()

@@ -63,6 +63,7 @@ func readyCluster(st *fsm.State) (fsm.Cluster, bool) {
 // keeps its backends in step with the state, until ctx ends.
 func (n *Node) runDataPlane(ctx context.Context) {
 	var dp *dataPlane
+	cut := map[string]int64{} // failed-over clusters whose client traffic was cut (failover.go)
 	defer func() {
 		if dp != nil {
 			dp.stop()
@@ -97,6 +98,7 @@ func (n *Node) runDataPlane(ctx context.Context) {
 		}
 		if dp != nil {
 			n.syncBackends(ctx, dp, st)
+			n.cutFailedOver(dp, st, cut)
 		}
 		select {
 		case <-ctx.Done():

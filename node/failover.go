@@ -219,6 +219,35 @@ func (d *failoverDriver) commit(ctx context.Context, e fsm.ClusterFailover, manu
 	return nil
 }
 
+// cutFailedOver closes this peer's client upstreams to each cluster that
+// failed over automatically (health found it down), once per failover
+// (cut holds the entries' Since): a request sent to it just before it
+// stopped answering is answered at once, and the client retries where the
+// route now points, instead of waiting for its own timeout
+// (kafka.Backend.CutClientTraffic). A manual failover of a cluster that
+// still answers is not cut: what is in flight there finishes there.
+func (n *Node) cutFailedOver(dp *dataPlane, st *fsm.State, cut map[string]int64) {
+	for name, since := range cut {
+		if e := st.ClusterFailover(name); e.State != fsm.FailoverMoved || e.Since != since {
+			delete(cut, name)
+		}
+	}
+	for _, e := range st.Failover.Clusters {
+		if e.State != fsm.FailoverMoved || e.Manual {
+			continue
+		}
+		if since, done := cut[e.Cluster]; done && since == e.Since {
+			continue
+		}
+		cut[e.Cluster] = e.Since
+		if be, ok := dp.backend(e.Cluster); ok {
+			if k := be.CutClientTraffic(); k > 0 {
+				n.log.Info("failover: cut client connections to the failed cluster; their waiting requests are answered and retried on the fallback", "cluster", e.Cluster, "connections", k)
+			}
+		}
+	}
+}
+
 // getFailover lists every cluster's failover state from this peer's
 // replicated state (like the other configuration reads).
 func (n *Node) getFailover(w http.ResponseWriter, r *http.Request) error {

@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/switchyard-proxy/switchyard/internal/adminapi"
@@ -514,4 +516,56 @@ func TestFailoverDownWithoutFallback(t *testing.T) {
 	e.restoreEast(t)
 	t.Cleanup(func() { e.east.Close() })
 	e.waitState(t, 60*time.Second, fsm.FailoverActive)
+}
+
+// TestFailoverCutsWaitingRequests: east stops answering without closing
+// its connections (every request it receives waits, as behind a dead
+// host); a produce sent then is stuck on the proxy's connection to east.
+// When health fails east over, every peer cuts its client connections to
+// east, so the produce is answered and retried on west within seconds,
+// although the client would wait two minutes on its own.
+func TestFailoverCutsWaitingRequests(t *testing.T) {
+	e := startFailoverEnv(t, fsm.RouteTargets{Fallback: []string{"west"}})
+	var seeds []string
+	for _, p := range e.peers {
+		seeds = append(seeds, p.n.KafkaAddr())
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("orders"),
+		kgo.MetadataMinAge(100*time.Millisecond), kgo.RecordDeliveryTimeout(5*time.Minute),
+		kgo.ProduceRequestTimeout(time.Minute), kgo.RequestTimeoutOverhead(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produceOne(t, cl, "before")
+	thaw := make(chan struct{})
+	var thawOnce sync.Once
+	thawEast := func() { thawOnce.Do(func() { close(thaw) }) }
+	defer thawEast()
+	e.east.Control(func(kmsg.Request) (kmsg.Response, error, bool) {
+		e.east.KeepControl()
+		e.east.SleepControl(func() { <-thaw })
+		return nil, nil, false
+	})
+	sent := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		done <- cl.ProduceSync(ctx, &kgo.Record{Value: []byte("stuck")}).FirstErr()
+	}()
+	e.waitState(t, 60*time.Second, fsm.FailoverMoved)
+	failedOver := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the produce sent as east stopped answering failed: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the produce sent as east stopped answering is still waiting 30 s after the failover (sent %v before it)", failedOver.Sub(sent).Round(time.Millisecond))
+	}
+	t.Logf("acknowledged %v after it was sent, %v after the failover", time.Since(sent).Round(time.Millisecond), time.Since(failedOver).Round(time.Millisecond))
+	if got := endOffset(t, e.west); got != 1 {
+		t.Fatalf("west end offset %d, want the 1 record produced while east hung", got)
+	}
 }
