@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
@@ -182,7 +185,19 @@ func committedOn(t *testing.T, e *failoverEnv, group string) int64 {
 // autocommit every 5 s, reset to the start); every acknowledged record is
 // consumed.
 func TestFailbackLiveClients(t *testing.T) {
-	e := startFailoverEnv(t, fsm.RouteTargets{Fallback: []string{"west"}})
+	t.Run("east-restarts-empty", func(t *testing.T) { failbackLiveClients(t, false) })
+	// As test/sites' backend after docker kill: its records, groups and
+	// committed offsets come back, its members do not.
+	t.Run("east-keeps-its-data", func(t *testing.T) { failbackLiveClients(t, true) })
+}
+
+func failbackLiveClients(t *testing.T, keepData bool) {
+	var eastOpts []kfake.Opt
+	dir := t.TempDir()
+	if keepData {
+		eastOpts = append(eastOpts, kfake.DataDir(dir))
+	}
+	e := startFailoverEnv(t, fsm.RouteTargets{Fallback: []string{"west"}}, eastOpts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, err := e.leader(t).Apply(ctx, &fsm.SetDefaultCluster{Cluster: "east", RouteTargets: fsm.RouteTargets{Fallback: []string{"west"}}}); err != nil {
@@ -237,6 +252,12 @@ func TestFailbackLiveClients(t *testing.T) {
 	defer func() { cstop(); <-done; ccl.Close() }()
 	time.Sleep(5 * time.Second)
 	e.east.Close()
+	if keepData {
+		// A crash saves no session state: the members are gone.
+		if err := os.Remove(filepath.Join(dir, "session_state.json")); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
 	e.waitState(t, 60*time.Second, fsm.FailoverMoved)
 	time.Sleep(5 * time.Second)
 	e.restoreEast(t)

@@ -116,6 +116,7 @@ type failoverEnv struct {
 	peers      []*trioPeer
 	east, west *kfake.Cluster
 	eastPorts  []int
+	eastOpts   []kfake.Opt // east's own options (a data directory), kept across restoreEast
 }
 
 func kfakePorts(t *testing.T, kc *kfake.Cluster) []int {
@@ -132,9 +133,9 @@ func kfakePorts(t *testing.T, kc *kfake.Cluster) []int {
 	return ports
 }
 
-func startFailoverEnv(t *testing.T, route fsm.RouteTargets) *failoverEnv {
+func startFailoverEnv(t *testing.T, route fsm.RouteTargets, eastOpts ...kfake.Opt) *failoverEnv {
 	t.Helper()
-	east, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "carts"))
+	east, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "carts")}, eastOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func startFailoverEnv(t *testing.T, route fsm.RouteTargets) *failoverEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(west.Close)
-	e := &failoverEnv{east: east, west: west, eastPorts: kfakePorts(t, east)}
+	e := &failoverEnv{east: east, west: west, eastPorts: kfakePorts(t, east), eastOpts: eastOpts}
 	e.peers = startTrioPeers(t)
 	leader := e.leader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -203,7 +204,7 @@ func (e *failoverEnv) restoreEast(t *testing.T) {
 	t.Helper()
 	var err error
 	for range 50 { // the old listeners' ports may take a moment to free
-		e.east, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(e.eastPorts...), kfake.SeedTopics(1, "orders", "carts"))
+		e.east, err = kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.Ports(e.eastPorts...), kfake.SeedTopics(1, "orders", "carts")}, e.eastOpts...)...)
 		if err == nil {
 			return
 		}

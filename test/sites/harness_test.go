@@ -126,11 +126,11 @@ func newEnv(t *testing.T) *env {
 			if t.Failed() {
 				logs, _ := exec.Command("docker", "logs", "--tail", "40", c).CombinedOutput()
 				t.Logf("--- %s log:\n%s", c, logs)
-				if dir := os.Getenv("SWITCHYARD_SITES_LOGS"); dir != "" {
-					// Every line, for a failure the last 40 do not explain.
-					all, _ := exec.Command("docker", "logs", c).CombinedOutput()
-					_ = os.WriteFile(filepath.Join(dir, c+".log"), all, 0o644)
-				}
+			}
+			if dir := os.Getenv("SWITCHYARD_SITES_LOGS"); dir != "" {
+				// Every line of every container, pass or fail.
+				all, _ := exec.Command("docker", "logs", c).CombinedOutput()
+				_ = os.WriteFile(filepath.Join(dir, c+".log"), all, 0o644)
 			}
 			exec.Command("docker", "rm", "-f", "-v", c).Run()
 		}

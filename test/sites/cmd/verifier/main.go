@@ -86,6 +86,10 @@ func main() {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(*brokers, ",")...),
 		kgo.ClientID("verifier-" + *site),
+		// The client's own account (group sessions, resets) on stderr,
+		// beside the events on stdout: test/sites reads only the JSON
+		// lines, and a failure's container log shows both.
+		kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)),
 	}
 	var err error
 	if mode == "produce" {
