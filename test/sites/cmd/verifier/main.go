@@ -89,7 +89,7 @@ func main() {
 		// The client's own account (group sessions, resets) on stderr,
 		// beside the events on stdout: test/sites reads only the JSON
 		// lines, and a failure's container log shows both.
-		kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)),
+		kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, func() string { return time.Now().UTC().Format("15:04:05.000 ") })),
 	}
 	var err error
 	if mode == "produce" {
