@@ -203,6 +203,23 @@ func (s *State) eachRoute(fn func(cluster string, t RouteTargets)) {
 	fn(s.Routes.DefaultCluster, s.Routes.Default)
 }
 
+// GroupHomeMovedAt is when the failover state last changed (unix ms) of
+// the cluster a client of region's group calls home when nothing is failed
+// over, if the group's rule has a fallback that can move it; 0 otherwise.
+// After a failover or failback moved the group, its members' sessions are
+// on the cluster it left: the data plane defers their commits for a while
+// (kafka/08_offset_commit.go) so that the heartbeat tells them first.
+func (s *State) GroupHomeMovedAt(group, region string) int64 {
+	if len(s.Failover.Clusters) == 0 {
+		return 0
+	}
+	cluster, t, _ := s.Routes.prefixOrDefault(s.Routes.GroupPrefixes, group)
+	if len(t.Fallback) == 0 {
+		return 0
+	}
+	return s.ClusterFailover(t.clusterFor(cluster, region)).Since
+}
+
 // FailbackManual reports whether some route of cluster that a failover
 // moves asks for manual failback: the automatic driver then leaves the
 // cluster failed over until the operator's POST /v1/failback.

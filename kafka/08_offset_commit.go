@@ -23,6 +23,7 @@ package kafka
 import (
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -43,6 +44,51 @@ func recordCommit(r *request, req *kmsg.OffsetCommitRequest) {
 
 func handleOffsetCommit(r *request) error { return offsetCommitFamily.serve(r) }
 
+// staleMemberWindow is how long after a failover or failback moved a
+// group's home its members' refused commits are deferred (deferStaleMember).
+const staleMemberWindow = time.Minute
+
+// deferStaleMember answers NOT_COORDINATOR instead of UNKNOWN_MEMBER_ID or
+// ILLEGAL_GENERATION for the partitions the group's home refused, while the
+// home moved less than staleMemberWindow ago (a failover or failback of its
+// cluster). The member's session is on the cluster the group left, and its
+// fetch positions are that cluster's offsets (or, once a client's KIP-320
+// check saw the epochs change, the new cluster's end). Told by the commit,
+// franz-go rejoins keeping its partitions and positions and commits them
+// in the new generation: the records between the group's offsets there and
+// those positions are never read (test/sites lost 112-185 records so, one
+// run in three, once the draining failback had producers write to the
+// recovered cluster). Told by the heartbeat, every client drops its
+// partitions as lost and reads its group's committed offsets again on
+// rejoining. NOT_COORDINATOR is retriable: the client looks the
+// coordinator up and commits again, and by then its heartbeat has ended
+// the session. A KIP-848 member's leg (its own epoch per cluster) is left
+// alone.
+func deferStaleMember(r *request, t target, resp *kmsg.OffsetCommitResponse) bool {
+	if t.be != r.split.home || r.split.g848.m != nil {
+		return false
+	}
+	req, ok := r.split.req.(*kmsg.OffsetCommitRequest)
+	if !ok || req.Generation < 0 {
+		return false // a simple commit has no session to be stale
+	}
+	moved := r.st.GroupHomeMovedAt(req.Group, r.region)
+	if moved == 0 || time.Since(time.UnixMilli(moved)) > staleMemberWindow {
+		return false
+	}
+	changed := false
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			p := &resp.Topics[i].Partitions[j]
+			switch p.ErrorCode {
+			case kerr.UnknownMemberID.Code, kerr.IllegalGeneration.Code:
+				p.ErrorCode, changed = kerr.NotCoordinator.Code, true
+			}
+		}
+	}
+	return changed
+}
+
 var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitResponse]{
 	coordinator: func(req *kmsg.OffsetCommitRequest) (int8, string) { return coordinatorGroup, req.Group },
 	idsFrom:     10,
@@ -56,6 +102,7 @@ var offsetCommitFamily = &family[*kmsg.OffsetCommitRequest, *kmsg.OffsetCommitRe
 	partition: refuseRemovedMember[*kmsg.OffsetCommitRequest],
 	keeps:     func(r *request, t target) bool { return t.be == r.split.home && r.split.g848.keeps(t.be) },
 	routed:    recordCommit,
+	fix:       deferStaleMember,
 	rewrite: func(r *request, t target, sub *kmsg.OffsetCommitRequest) {
 		if r.split.g848.rewrite(t.be, sub) {
 			return // a KIP-848 member: its leg on t's cluster

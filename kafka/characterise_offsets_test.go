@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -840,6 +841,55 @@ func TestRouteChangeBouncesOffsetFetch(t *testing.T) {
 			ex, _ = h.answered(req, v, cxOffsetFetchAnswer(cxEveryTopic, nil))
 			if len(ex.targets()) != 1 {
 				t.Fatalf("the OffsetFetch after the bounce went to %v, want west", ex.targets())
+			}
+		})
+	}
+}
+
+// TestStaleMemberCommitDeferred: for a minute after a failover or failback
+// moved a group's home, a commit its home refuses as from an unknown member
+// or an old generation is answered NOT_COORDINATOR (the client commits
+// again, and its heartbeat meanwhile makes it drop its partitions as lost
+// and read its committed offsets anew); outside that minute, or for a group
+// whose rule has no fallback, the home's answer goes as it is.
+func TestStaleMemberCommitDeferred(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fallback bool
+		since    time.Duration // how long ago east's failover state changed
+		want     int16
+	}{
+		{"just failed back", true, 5 * time.Second, kerr.NotCoordinator.Code},
+		{"failed back long ago", true, 2 * time.Minute, kerr.IllegalGeneration.Code},
+		{"no fallback: nothing moves it", false, 5 * time.Second, kerr.IllegalGeneration.Code},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCx(t, true)
+			st := *f.view.st
+			if tc.fallback {
+				st.Routes.Default = fsm.RouteTargets{Fallback: []string{cxWest}}
+			}
+			st.Failover.Clusters = []fsm.ClusterFailover{{Cluster: cxEast, State: fsm.FailoverActive, Since: time.Now().Add(-tc.since).UnixMilli()}}
+			f.view.st = &st
+			h := f.conn(t)
+			refuse := func(_ cxAt, kr kmsg.Request) kmsg.Response {
+				resp := kmsg.NewPtrOffsetCommitResponse()
+				for _, rt := range kr.(*kmsg.OffsetCommitRequest).Topics {
+					t := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic}
+					for _, p := range rt.Partitions {
+						t.Partitions = append(t.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: kerr.IllegalGeneration.Code})
+					}
+					resp.Topics = append(resp.Topics, t)
+				}
+				return resp
+			}
+			_, kr := h.answered(cxOffsetCommitReq("g1", cxTP2("orders", 0, 1)), 8, refuse)
+			for _, rt := range kr.(*kmsg.OffsetCommitResponse).Topics {
+				for _, p := range rt.Partitions {
+					if p.ErrorCode != tc.want {
+						t.Fatalf("%s/%d answered %v, want %v", rt.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode), kerr.ErrorForCode(tc.want))
+					}
+				}
 			}
 		})
 	}
