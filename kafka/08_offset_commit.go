@@ -46,24 +46,25 @@ func handleOffsetCommit(r *request) error { return offsetCommitFamily.serve(r) }
 
 // staleMemberWindow is how long after a failover or failback moved a
 // group's home its members' refused commits are deferred (deferStaleMember).
-const staleMemberWindow = time.Minute
+const staleMemberWindow = 30 * time.Second
 
-// deferStaleMember answers NOT_COORDINATOR instead of UNKNOWN_MEMBER_ID or
-// ILLEGAL_GENERATION for the partitions the group's home refused, while the
-// home moved less than staleMemberWindow ago (a failover or failback of its
-// cluster). The member's session is on the cluster the group left, and its
-// fetch positions are that cluster's offsets (or, once a client's KIP-320
-// check saw the epochs change, the new cluster's end). Told by the commit,
-// franz-go rejoins keeping its partitions and positions and commits them
-// in the new generation: the records between the group's offsets there and
-// those positions are never read (test/sites lost 112-185 records so, one
-// run in three, once the draining failback had producers write to the
-// recovered cluster). Told by the heartbeat, every client drops its
-// partitions as lost and reads its group's committed offsets again on
-// rejoining. NOT_COORDINATOR is retriable: the client looks the
-// coordinator up and commits again, and by then its heartbeat has ended
-// the session. A KIP-848 member's leg (its own epoch per cluster) is left
-// alone.
+// deferStaleMember answers REBALANCE_IN_PROGRESS instead of
+// UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION for the partitions the group's
+// home refused, while the home moved less than staleMemberWindow ago (a
+// failover or failback of its cluster). The member's session is on the
+// cluster the group left, and its fetch positions are that cluster's
+// offsets (or, once a client's KIP-320 check saw the epochs change, the new
+// cluster's end). Told by the commit, franz-go rejoins keeping its
+// partitions and positions and commits them in the new generation: the
+// records between the group's offsets there and those positions are never
+// read (test/sites lost 112-185 records so, 2 runs in 8, once the draining
+// failback had producers write to the recovered cluster). Told by the
+// heartbeat, every client drops its partitions as lost and reads its
+// group's committed offsets again on rejoining. REBALANCE_IN_PROGRESS
+// fails the commit without a retry and without franz-go's rejoin (a
+// retriable NOT_COORDINATOR was retried for half a minute, holding the
+// rejoin back); the heartbeat, every 3 s, then ends the old session. A
+// KIP-848 member's leg (its own epoch per cluster) is left alone.
 func deferStaleMember(r *request, t target, resp *kmsg.OffsetCommitResponse) bool {
 	if t.be != r.split.home || r.split.g848.m != nil {
 		return false
@@ -82,7 +83,7 @@ func deferStaleMember(r *request, t target, resp *kmsg.OffsetCommitResponse) boo
 			p := &resp.Topics[i].Partitions[j]
 			switch p.ErrorCode {
 			case kerr.UnknownMemberID.Code, kerr.IllegalGeneration.Code:
-				p.ErrorCode, changed = kerr.NotCoordinator.Code, true
+				p.ErrorCode, changed = kerr.RebalanceInProgress.Code, true
 			}
 		}
 	}

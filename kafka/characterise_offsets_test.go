@@ -846,12 +846,12 @@ func TestRouteChangeBouncesOffsetFetch(t *testing.T) {
 	}
 }
 
-// TestStaleMemberCommitDeferred: for a minute after a failover or failback
+// TestStaleMemberCommitDeferred: for 30 s after a failover or failback
 // moved a group's home, a commit its home refuses as from an unknown member
-// or an old generation is answered NOT_COORDINATOR (the client commits
-// again, and its heartbeat meanwhile makes it drop its partitions as lost
-// and read its committed offsets anew); outside that minute, or for a group
-// whose rule has no fallback, the home's answer goes as it is.
+// or an old generation is answered REBALANCE_IN_PROGRESS (the commit fails
+// without a rejoin, and the heartbeat then makes the client drop its
+// partitions as lost and read its committed offsets anew); after that, or
+// for a group whose rule has no fallback, the home's answer goes as it is.
 func TestStaleMemberCommitDeferred(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -859,7 +859,7 @@ func TestStaleMemberCommitDeferred(t *testing.T) {
 		since    time.Duration // how long ago east's failover state changed
 		want     int16
 	}{
-		{"just failed back", true, 5 * time.Second, kerr.NotCoordinator.Code},
+		{"just failed back", true, 5 * time.Second, kerr.RebalanceInProgress.Code},
 		{"failed back long ago", true, 2 * time.Minute, kerr.IllegalGeneration.Code},
 		{"no fallback: nothing moves it", false, 5 * time.Second, kerr.IllegalGeneration.Code},
 	} {
