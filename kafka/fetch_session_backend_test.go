@@ -332,11 +332,7 @@ func TestFetchSessionBackendMoves(t *testing.T) {
 	p := startSessProxy(t, kc, 1, Config{}, time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	prod := sessProducer(t, kc)
 	want := map[string][]string{}
 	produce := func(round int) {
 		t.Helper()
@@ -595,11 +591,7 @@ func TestFetchSessionBackendClosed(t *testing.T) {
 	p := startSessProxy(t, kc, 1, Config{}, time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	prod := sessProducer(t, kc)
 	want := map[string][]string{}
 	sessTrickle(t, ctx, prod, topics, want, 0, 20)
 	cons, err := kgo.NewClient(kgo.SeedBrokers(p.addrs...), kgo.ConsumeTopics(topics...), kgo.FetchMaxWait(100*time.Millisecond))

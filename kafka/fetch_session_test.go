@@ -88,6 +88,18 @@ func sessWaitFor(t testing.TB, timeout time.Duration, what string, cond func() b
 }
 
 // sessTopics names n topics of the many-partitions tests.
+// sessProducer is a client that writes straight to kc, to the partition
+// each record names; closed when the test ends.
+func sessProducer(t testing.TB, kc interface{ ListenAddrs() []string }) *kgo.Client {
+	t.Helper()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return prod
+}
+
 func sessTopics(n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -443,11 +455,7 @@ func TestFetchSessionLeaderMoves(t *testing.T) {
 	p := startSessProxy(t, kc, 2, Config{}, time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	prod := sessProducer(t, kc)
 	want := map[string][]string{}
 	produce := func(round int) {
 		t.Helper()
