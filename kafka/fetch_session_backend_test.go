@@ -18,8 +18,9 @@ import (
 )
 
 // backendFetches counts, at kfake, the Fetch requests it is sent by kind
-// (sessionless: epoch -1; full: epoch 0; incremental: epoch > 0), the
-// partitions they list and the partitions they forget.
+// (sessionless: epoch -1; full: epoch 0; incremental: epoch > 0; close:
+// epoch -1 naming a session), the partitions they list and the partitions
+// they forget.
 type backendFetches struct {
 	mu        sync.Mutex
 	n, parts  map[string]int
@@ -35,10 +36,12 @@ func (b *backendFetches) watch(kc *kfake.Cluster) {
 		kc.KeepControl()
 		req := kr.(*kmsg.FetchRequest)
 		kind := fetchKindIncremental
-		switch req.SessionEpoch {
-		case -1:
+		switch {
+		case req.SessionEpoch == -1 && req.SessionID > 0:
+			kind = "close" // the proxy ending its session there
+		case req.SessionEpoch == -1:
 			kind = fetchKindSessionless
-		case 0:
+		case req.SessionEpoch == 0:
 			kind = fetchKindFull
 		}
 		b.mu.Lock()

@@ -123,7 +123,10 @@ func newSite(t *testing.T) *site {
 	// kfake ignores rack_id; this hook only looks at what reaches it.
 	s.east.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		s.east.KeepControl()
-		if f, ok := req.(*kmsg.FetchRequest); ok && f.Version >= 11 {
+		// A fetch with a session id and epoch -1 is the proxy closing its
+		// own backend session (kafka/fetch_session_backend.go): no client's
+		// fetch, so no client's rack.
+		if f, ok := req.(*kmsg.FetchRequest); ok && f.Version >= 11 && !(f.SessionEpoch == -1 && f.SessionID > 0) {
 			s.rackMu.Lock()
 			s.racks[f.Rack]++
 			s.rackMu.Unlock()
