@@ -7,6 +7,7 @@ import (
 	"net"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/fsm"
@@ -266,9 +267,12 @@ func (dp *dataPlane) backend(name string) (*kafka.Backend, bool) {
 }
 
 // acceptKafka hands each client connection to the running data plane, or
-// closes it when there is none yet.
+// holds it until there is one (deliverWhenReady).
 func (n *Node) acceptKafka() {
 	var backoff time.Duration
+	stopped := make(chan struct{}) // closed once the listener is
+	defer close(stopped)
+	var waiting atomic.Int32
 	for {
 		c, err := n.kafkaLn.Accept()
 		if err != nil {
@@ -286,10 +290,58 @@ func (n *Node) acceptKafka() {
 		if dp := n.dp.Load(); dp != nil && dp.ln.deliver(c) {
 			continue
 		}
-		n.metrics.noBackend.Inc()
-		n.log.Debug("closing a client connection: this peer has no data plane yet (not registered)", "client", c.RemoteAddr())
-		c.Close()
+		if waiting.Add(1) <= maxWaitingConns {
+			go func() {
+				defer waiting.Add(-1)
+				n.deliverWhenReady(c, stopped)
+			}()
+			continue
+		}
+		waiting.Add(-1)
+		n.refuseEarly(c)
 	}
+}
+
+// A client that connects while the data plane is not running yet (a
+// restarted peer replaying its state, one not yet registered) is held for
+// up to dataPlaneWait and handed over once it runs: its first request is
+// answered late rather than its connection closed. A close there is what
+// franz-go reports as "broker closed the connection immediately during api
+// versions negotiation" and fails the records waiting on that broker (74 of
+// them in a rolling restart under load, test/chaos). At most
+// maxWaitingConns wait; more, or a wait past dataPlaneWait, are closed.
+const (
+	dataPlaneWait   = 10 * time.Second
+	maxWaitingConns = 1024
+)
+
+// deliverWhenReady hands c to the data plane once it runs, or closes it
+// after dataPlaneWait or when the listener closes.
+func (n *Node) deliverWhenReady(c net.Conn, stopped <-chan struct{}) {
+	deadline := time.NewTimer(dataPlaneWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if dp := n.dp.Load(); dp != nil && dp.ln.deliver(c) {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			n.refuseEarly(c)
+			return
+		case <-stopped:
+			c.Close()
+			return
+		}
+	}
+}
+
+func (n *Node) refuseEarly(c net.Conn) {
+	n.metrics.noBackend.Inc()
+	n.log.Debug("closing a client connection: this peer has no data plane (not registered)", "client", c.RemoteAddr())
+	c.Close()
 }
 
 // readiness is nil once the data plane serves clients: this peer is

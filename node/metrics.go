@@ -41,7 +41,7 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		}, []string{"method", "route", "code"}),
 		noBackend: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_kafka_rejected_no_backend_total",
-			Help: "Client connections closed at once because this peer is not registered in the replicated state yet (no data plane).",
+			Help: "Client connections closed because this peer had no data plane (not registered in the replicated state yet) within 10 s of their arrival, or too many were waiting for it.",
 		}),
 		dataPlanes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_kafka_data_plane_starts_total",
