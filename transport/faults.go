@@ -227,8 +227,11 @@ type peerConn struct {
 	onClose   func()
 }
 
-func newPeerConn(c, raw net.Conn, local, remote string, faults *Faults) *peerConn {
-	pc := &peerConn{Conn: c, raw: raw, local: local, remote: remote, faults: faults}
+// newPeerConn wraps c; onClose (may be nil) runs once when it closes. It is
+// set before the connection is tracked: from then on a fault (Isolate) may
+// close it from another goroutine.
+func newPeerConn(c, raw net.Conn, local, remote string, faults *Faults, onClose func()) *peerConn {
+	pc := &peerConn{Conn: c, raw: raw, local: local, remote: remote, faults: faults, onClose: onClose}
 	if faults != nil && remote != "" {
 		faults.track(pc)
 	}

@@ -295,7 +295,7 @@ func (t *gossipTransport) DialAddressTimeout(a memberlist.Address, timeout time.
 	if err != nil || t.faults == nil || to == "" {
 		return c, err
 	}
-	return newPeerConn(c, c, t.self, to, t.faults), nil
+	return newPeerConn(c, c, t.self, to, t.faults, nil), nil
 }
 
 // memberlistLogWriter turns memberlist's standard-library log lines, which

@@ -219,16 +219,17 @@ func (m *Mux) handleAccepted(nc net.Conn) {
 // adopt wraps an established connection so that Faults apply to it and it
 // closes with the Mux.
 func (m *Mux) adopt(c, raw net.Conn, remote string) *peerConn {
-	pc := newPeerConn(c, raw, m.cfg.Name, remote, m.cfg.Faults)
 	// onClose is set before the AfterFunc exists, since the Mux may be
 	// closing right now and run Close at once; a Close that wins that race
-	// leaves the AfterFunc registered, and its later Close is a no-op.
+	// leaves the AfterFunc registered, and its later Close is a no-op. It is
+	// set before the connection is tracked for faults, which may close it
+	// from another goroutine (a race the detector caught in TestRaftOverMux).
 	var stop atomic.Pointer[func() bool]
-	pc.onClose = func() {
+	pc := newPeerConn(c, raw, m.cfg.Name, remote, m.cfg.Faults, func() {
 		if s := stop.Load(); s != nil {
 			(*s)()
 		}
-	}
+	})
 	s := context.AfterFunc(m.ctx, func() { _ = pc.Close() })
 	stop.Store(&s)
 	return pc
