@@ -117,19 +117,21 @@ func writeSettledAfterLeaderLost(t *testing.T) bool {
 	if a.err != nil {
 		t.Fatalf("write across the leader change: %v", a.err)
 	}
+	settled := 0.0
+	for _, r := range []string{"committed", "dropped", "unknown"} {
+		settled += counterValue(old.metrics.settled.WithLabelValues(r))
+	}
+	if settled == 0 {
+		// Never proposed by the old leader: answered by the new one,
+		// whose entry the old one may not have yet.
+		return false
+	}
 	var l raft.Log
 	if err := old.store.GetLog(a.res.Index, &l); err != nil || !bytes.Equal(l.Data, b) {
 		t.Fatalf("answered index %d, whose entry is %v (%v), not the write", a.res.Index, l.Data, err)
 	}
 	if at := commandEntries(t, old, first, b); len(at) != 1 {
 		t.Fatalf("the write is in the log at %v, want once", at)
-	}
-	settled := 0.0
-	for _, r := range []string{"committed", "dropped", "unknown"} {
-		settled += counterValue(old.metrics.settled.WithLabelValues(r))
-	}
-	if settled == 0 {
-		return false // never proposed by the old leader
 	}
 	if got := counterValue(old.metrics.settled.WithLabelValues("committed")); got != 1 {
 		t.Errorf("settled committed = %v, want 1", got)
