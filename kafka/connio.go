@@ -117,6 +117,14 @@ func (cr *connReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// setReadLowWater passes a frame's missing byte count on to a source that
+// can wait for that many at once (readLowWater).
+func (cr *connReader) setReadLowWater(n int) {
+	if lw, ok := cr.rd.(interface{ setReadLowWater(int) }); ok {
+		lw.setReadLowWater(n)
+	}
+}
+
 // close drops the buffer; the reader must not be used afterwards.
 func (cr *connReader) close() {
 	putBuffer(cr.buf)

@@ -70,6 +70,8 @@ func readFrameBody(r io.Reader, n int32, first int) (*buffer, error) {
 	buf := getBuffer(size)
 	binary.BigEndian.PutUint32(buf.b, uint32(n))
 	got := 4
+	lw, _ := r.(readLowWater)
+	waited := false
 	for got < total {
 		if got == len(buf.b) {
 			grown := getBuffer(total)
@@ -77,9 +79,24 @@ func readFrameBody(r io.Reader, n int32, first int) (*buffer, error) {
 			putBuffer(buf)
 			buf = grown
 		}
+		if lw != nil && lw.Buffered() == 0 {
+			// This read reaches the socket: wake once what is missing is
+			// there (up to lowWaterMax), not at each segment.
+			want := 1
+			if rest := total - got; rest >= lowWaterMin {
+				want = min(rest, lowWaterMax)
+				waited = true
+			}
+			if waited {
+				lw.setReadLowWater(want)
+			}
+		}
 		m, err := r.Read(buf.b[got:])
 		got += m
 		if err != nil && got < total {
+			if waited {
+				lw.setReadLowWater(1)
+			}
 			putBuffer(buf)
 			if err == io.EOF && got > 4 {
 				err = io.ErrUnexpectedEOF // as io.ReadFull reports it
@@ -87,8 +104,25 @@ func readFrameBody(r io.Reader, n int32, first int) (*buffer, error) {
 			return nil, err
 		}
 	}
+	if waited {
+		lw.setReadLowWater(1)
+	}
 	return buf, nil
 }
+
+// readLowWater is a buffered reader whose socket can be asked to wake it
+// only once n bytes are queued (connReader over rawConn, rawio_linux.go).
+type readLowWater interface {
+	Buffered() int
+	setReadLowWater(n int)
+}
+
+// A frame body with at least lowWaterMin bytes still to come is read with
+// the socket's low-water mark at what is missing, up to lowWaterMax.
+const (
+	lowWaterMin = 128 << 10
+	lowWaterMax = 1 << 20
+)
 
 // keyInfo is what parsing a request header needs to know about an API key:
 // whether kmsg knows it, its highest version, and which versions are

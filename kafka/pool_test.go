@@ -1,6 +1,9 @@
 package kafka
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 // sync.Pool may drop what is put (always possibly under GC, and at random
 // under the race detector), so these tests assert what holds whether or not
@@ -113,5 +116,53 @@ func TestEncodedBuffersReturnToPool(t *testing.T) {
 			t.Fatalf("after pooling a cap-%d buffer, getBuffer(%d): len %d cap %d", c, n, len(again.b), cap(again.b))
 		}
 		putBuffer(again)
+	}
+}
+
+// TestBigBuffersKeptAcrossGC: a large buffer given back is handed out
+// again after garbage collections (a sync.Pool would have dropped it),
+// and the trim frees what stayed unused for a whole trim period.
+func TestBigBuffersKeptAcrossGC(t *testing.T) {
+	var f bigStacks
+	const shift = 20
+	a := &buffer{b: make([]byte, 0, 1<<shift)}
+	b := &buffer{b: make([]byte, 0, 1<<shift)}
+	if !f.put(shift, a) || !f.put(shift, b) {
+		t.Fatal("put refused under the cap")
+	}
+	runtime.GC()
+	runtime.GC()
+	if got := f.get(shift); got != b {
+		t.Fatalf("get after GC: %p, want the last buffer put %p", got, b)
+	}
+	// Since the last trim (none), the stack went down to 1: the first
+	// trim keeps what was put afterwards, the second frees what stayed.
+	f.put(shift, b)
+	f.low[shift-bigMinShift] = 1
+	f.trim()
+	if n, bytes := len(f.stacks[shift-bigMinShift]), f.bytes; n != 1 || bytes != 1<<shift {
+		t.Fatalf("after the first trim: %d buffers, %d bytes; want 1 (b, in use since), %d", n, bytes, 1<<shift)
+	}
+	if got := f.get(shift); got != b {
+		t.Fatalf("the trim kept %p, want b %p", got, b)
+	}
+	f.put(shift, b)
+	f.trim() // low was 0 after the get: b was used, nothing goes
+	if len(f.stacks[shift-bigMinShift]) != 1 {
+		t.Fatal("a buffer used in the period was freed")
+	}
+	f.trim() // unused for a whole period: freed
+	if len(f.stacks[shift-bigMinShift]) != 0 || f.bytes != 0 {
+		t.Fatalf("after an idle period: %d buffers, %d bytes kept", len(f.stacks[shift-bigMinShift]), f.bytes)
+	}
+
+	var g bigStacks
+	for range bigRetainMax >> shift {
+		if !g.put(shift, &buffer{b: make([]byte, 0, 1<<shift)}) {
+			t.Fatal("put refused under the cap")
+		}
+	}
+	if g.put(shift, &buffer{b: make([]byte, 0, 1<<shift)}) {
+		t.Fatalf("kept more than bigRetainMax (%d bytes)", bigRetainMax)
 	}
 }

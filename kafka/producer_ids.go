@@ -601,7 +601,7 @@ func (c *clientConn) mapProducers(be *Backend, scope string, part *seqPart, reco
 		if vpid < 0 || !isVirtual(vpid) {
 			return true
 		}
-		if !batchCRCValid(batch) {
+		if !batchRewritable(batch) {
 			c.s.metrics.corruptBatches.Inc()
 			code = kerr.CorruptMessage.Code
 			return false
@@ -611,7 +611,7 @@ func (c *clientConn) mapProducers(be *Backend, scope string, part *seqPart, reco
 			return false
 		}
 		if part != nil {
-			// After the CRC check: the rewrite below recomputes it.
+			// After the CRC check: the rewrite below may recompute it.
 			if code = c.s.pids.rebase(scope, vpid, vepoch, part, batch, nil); code != 0 {
 				return false
 			}

@@ -553,7 +553,7 @@ func (c *clientConn) mapTxnProducers(r *request, be *Backend, txn, scope string,
 		if pid != vpid {
 			return true
 		}
-		if !batchCRCValid(batch) {
+		if !batchRewritable(batch) {
 			c.s.metrics.corruptBatches.Inc()
 			code = kerr.CorruptMessage.Code
 			return false

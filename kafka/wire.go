@@ -50,11 +50,21 @@ func batchProducer(batch []byte) (int64, int16) {
 }
 
 // batchCRCValid reports whether a v2 batch's CRC-32C matches its bytes.
-// The rewrite recomputes the CRC, so a batch corrupted on its way from the
-// client would otherwise reach the broker as a valid one: it is checked
-// first, as the broker would check it.
 func batchCRCValid(batch []byte) bool {
 	return binary.BigEndian.Uint32(batch[batchCRCOff:]) == crc32.Checksum(batch[batchAttrOff:], castagnoli)
+}
+
+// batchRewritable reports whether the header of a client's batch may be
+// rewritten (setBatchHeader) without hiding a corruption. A small batch's
+// CRC is recomputed by the rewrite, so a batch corrupted on its way from
+// the client would reach the broker as a valid one: it is checked first,
+// as the broker would check it. A large batch's CRC is patched, which
+// keeps a wrong CRC wrong (the patch adds the same difference to the
+// stored CRC and to the bytes' own), so the broker still refuses it with
+// CORRUPT_MESSAGE and reading it here would be a second full pass over
+// every produced byte (5% of the peers' CPU in the three-peer benchmark).
+func batchRewritable(batch []byte) bool {
+	return len(batch)-batchHeaderLen >= crcPatchMin || batchCRCValid(batch)
 }
 
 // setBatchProducer rewrites a v2 batch's producer id and epoch in place and
@@ -79,13 +89,13 @@ const crcPatchMin = 4 << 10
 
 // setBatchHeader lets set rewrite fields of a v2 batch's header (the bytes
 // up to batchHeaderLen, in batch's own offsets) and updates the batch's
-// CRC-32C, which must have been right before. A large batch's CRC is
-// patched rather than recomputed: a CRC is linear, so the CRC of the new
-// bytes is the old one XOR the raw CRC of the difference, which is zero
-// past the header; the header's difference is carried through the rest of
-// the batch as a multiplication by x^(8*rest) mod the polynomial. Produce
-// already reads every batch once to check its CRC (batchCRCValid); this
-// spares a second full read.
+// CRC-32C. A large batch's CRC is patched rather than recomputed: a CRC is
+// linear, so the CRC of the new bytes is the old one XOR the raw CRC of the
+// difference, which is zero past the header; the header's difference is
+// carried through the rest of the batch as a multiplication by x^(8*rest)
+// mod the polynomial. The patch carries a wrong CRC over as wrong, so a
+// large batch is never read past its header; a small one's CRC is
+// recomputed and must have been right before (batchRewritable).
 func setBatchHeader(batch []byte, set func(h []byte)) {
 	var old [batchHeaderLen]byte
 	copy(old[:], batch[:batchHeaderLen])

@@ -34,6 +34,45 @@ func TestBatchHeaderCRCPatched(t *testing.T) {
 	}
 }
 
+// TestCorruptBatchStaysCorrupt: a batch corrupted before the proxy
+// rewrites its header is refused either way. One that batchRewritable lets
+// through (a large batch, not read past its header) still fails the CRC
+// check after the rewrite, wherever the flipped bit is, so the broker
+// refuses it; a small one, whose CRC the rewrite recomputes, is caught by
+// batchRewritable itself.
+func TestCorruptBatchStaysCorrupt(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, rest := range []int{10, crcPatchMin - 1, crcPatchMin, 1 << 16, 1<<20 + 3} {
+		for _, at := range []int{batchAttrOff, batchPIDOff + 2, batchHeaderLen, batchHeaderLen + rest/2, batchHeaderLen + rest - 1} {
+			batch := make([]byte, batchHeaderLen+rest)
+			for i := range batch {
+				batch[i] = byte(rng.Uint32())
+			}
+			batch[batchMagicOff] = 2
+			binary.BigEndian.PutUint32(batch[batchLengthOff:], uint32(len(batch)-batchLengthOff-4))
+			binary.BigEndian.PutUint32(batch[batchCRCOff:], crc32.Checksum(batch[batchAttrOff:], castagnoli))
+			if !batchRewritable(batch) {
+				t.Fatalf("%d bytes: an intact batch is not rewritable", rest)
+			}
+			batch[at] ^= 1 << (rng.Uint32() % 8)
+			if !batchRewritable(batch) {
+				if rest >= crcPatchMin {
+					t.Fatalf("%d bytes, flipped at %d: a large batch was read past its header", rest, at)
+				}
+				continue
+			}
+			if rest < crcPatchMin {
+				t.Fatalf("%d bytes, flipped at %d: a small corrupt batch passed", rest, at)
+			}
+			setBatchSeq(batch, 17)
+			setBatchProducer(batch, 1<<40|9, 3)
+			if batchCRCValid(batch) {
+				t.Fatalf("%d bytes, flipped at %d: the rewrite made a corrupt batch valid", rest, at)
+			}
+		}
+	}
+}
+
 // TestCRCShift: carrying a raw CRC through n zero bytes is what computing
 // it over those zeros gives.
 func TestCRCShift(t *testing.T) {
