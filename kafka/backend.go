@@ -134,6 +134,10 @@ type Backend struct {
 	// refresh was asked for since its request was sent (metadata_cache.go).
 	snap    atomic.Pointer[metaSnapshot]
 	metaGen atomic.Uint64
+	// metaUpdates counts the answers applied to topics and brokers
+	// (updateMetadata): the refresh skips an unchanged answer only when
+	// its snapshot's answer was the last one applied.
+	metaUpdates atomic.Uint64
 
 	refreshCh chan struct{}
 	readyOnce sync.Once
@@ -282,16 +286,32 @@ func (b *Backend) refresh(ctx context.Context) error {
 	if err := b.loadVersions(ctx); err != nil {
 		return err
 	}
-	req := kmsg.NewPtrMetadataRequest()
+	req := &refreshMetadata{MetadataRequest: kmsg.NewPtrMetadataRequest()}
 	req.Topics = nil // all topics
 	gen := b.metaGen.Load()
+	updates := b.metaUpdates.Load()
+	snap := b.snap.Load()
+	if snap != nil && snap.hasDigest && snap.updates == updates {
+		req.skip, req.useSkip = snap.digest, true
+	}
 	resp, err := b.request(ctx, -1, req)
 	if err != nil {
 		return err
 	}
-	m := resp.(*kmsg.MetadataResponse)
-	b.updateMetadata(m, true)
-	b.setSnapshot(m, gen)
+	a := resp.(*refreshAnswer)
+	if a.unchanged {
+		// The same answer as the snapshot's, which the topics reflect
+		// (metadata_digest.go). An update that landed meanwhile is at
+		// least as new; the next refresh decodes in full.
+		snap.restamp(gen)
+		b.metrics.metadataRefreshes("unchanged").Inc()
+		return nil
+	}
+	applied := b.updateMetadata(a.MetadataResponse, true)
+	s := newMetaSnapshot(a.MetadataResponse, gen)
+	s.digest, s.hasDigest, s.updates = a.digest, a.hasDigest, applied
+	b.storeSnapshot(s)
+	b.metrics.metadataRefreshes("decoded").Inc()
 	return nil
 }
 
@@ -665,7 +685,7 @@ func (b *Backend) closeCtl() {
 
 // updateMetadata records brokers and partition leaders from a metadata
 // response. With full set, topics absent from resp are forgotten.
-func (b *Backend) updateMetadata(resp *kmsg.MetadataResponse, full bool) {
+func (b *Backend) updateMetadata(resp *kmsg.MetadataResponse, full bool) uint64 {
 	bs := &brokerSet{addrs: map[int32]string{}, racks: map[int32]*string{}, controller: resp.ControllerID, clusterID: resp.ClusterID}
 	for _, br := range resp.Brokers {
 		bs.addrs[br.NodeID] = fmt.Sprintf("%s:%d", br.Host, br.Port)
@@ -691,15 +711,17 @@ func (b *Backend) updateMetadata(resp *kmsg.MetadataResponse, full bool) {
 		}
 		seen[name] = struct{}{}
 		tm := &topicMeta{id: t.TopicID, internal: t.IsInternal}
-		if tm.id == ([16]byte{}) {
+		var old *topicMeta
+		if v, ok := b.topics.Load(name); ok {
+			old = v.(*topicMeta)
+		}
+		if tm.id == ([16]byte{}) && old != nil {
 			// An answer at a version without topic ids (v9 and older: a
 			// client's Metadata is sent at its own version) says nothing
 			// about the id: keep the one known, or every request naming
 			// the topic by id would be UNKNOWN_TOPIC_ID until the next
 			// refresh.
-			if old, ok := b.topics.Load(name); ok {
-				tm.id = old.(*topicMeta).id
-			}
+			tm.id = old.id
 		}
 		// Partitions are numbered 0..n-1; a number outside that is bad
 		// input and must not size an allocation.
@@ -712,6 +734,11 @@ func (b *Backend) updateMetadata(resp *kmsg.MetadataResponse, full bool) {
 			if p.Partition >= 0 && int(p.Partition) < n {
 				tm.leaders[p.Partition] = p.Leader
 			}
+		}
+		if old != nil && old.id == tm.id && old.internal == tm.internal && slices.Equal(old.leaders, tm.leaders) {
+			// Unchanged, as most topics are at a refresh: the stored
+			// entry stays, and the new one is garbage at once.
+			continue
 		}
 		b.topics.Store(name, tm)
 		if t.TopicID != ([16]byte{}) {
@@ -726,6 +753,7 @@ func (b *Backend) updateMetadata(resp *kmsg.MetadataResponse, full bool) {
 			return true
 		})
 	}
+	return b.metaUpdates.Add(1)
 }
 
 func (b *Backend) forgetTopic(name string) {

@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -49,11 +50,19 @@ const metaBlocksPerSnapshot = 8
 const noAuthorizedOps = math.MinInt32
 
 // metaSnapshot is one all-topics Metadata answer of a backend, never
-// modified once stored.
+// modified once stored but for gen, which a later refresh that got the
+// same answer advances (refreshUnchanged).
 type metaSnapshot struct {
 	resp  *kmsg.MetadataResponse
 	index map[string]int // topic name → its entry in resp.Topics
-	gen   uint64         // the backend's metaGen when the request was sent
+	gen   atomic.Uint64  // the backend's metaGen when the (last same) request was sent
+
+	// digest is resp's metadataDigest (when hasDigest), and updates the
+	// backend's metaUpdates once resp was applied: a refresh whose answer
+	// has the same digest, with no other update since, changes nothing.
+	digest    uint64
+	hasDigest bool
+	updates   uint64
 
 	mu     sync.Mutex // guards blocks; held while one is built
 	blocks []*metaBlock
@@ -76,7 +85,8 @@ type metaBlock struct {
 }
 
 func newMetaSnapshot(resp *kmsg.MetadataResponse, gen uint64) *metaSnapshot {
-	s := &metaSnapshot{resp: resp, index: make(map[string]int, len(resp.Topics)), gen: gen}
+	s := &metaSnapshot{resp: resp, index: make(map[string]int, len(resp.Topics))}
+	s.gen.Store(gen)
 	for i, t := range resp.Topics {
 		if t.Topic != nil {
 			s.index[*t.Topic] = i
@@ -88,13 +98,28 @@ func newMetaSnapshot(resp *kmsg.MetadataResponse, gen uint64) *metaSnapshot {
 // setSnapshot stores resp, an all-topics answer whose request was sent at
 // gen, unless a newer one is stored already.
 func (b *Backend) setSnapshot(resp *kmsg.MetadataResponse, gen uint64) {
-	s := newMetaSnapshot(resp, gen)
+	b.storeSnapshot(newMetaSnapshot(resp, gen))
+}
+
+func (b *Backend) storeSnapshot(s *metaSnapshot) {
+	gen := s.gen.Load()
 	for {
 		old := b.snap.Load()
-		if old != nil && old.gen > gen {
+		if old != nil && old.gen.Load() > gen {
 			return
 		}
 		if b.snap.CompareAndSwap(old, s) {
+			return
+		}
+	}
+}
+
+// restamp marks the snapshot as the answer to a request sent at gen, which
+// answered the same.
+func (s *metaSnapshot) restamp(gen uint64) {
+	for {
+		g := s.gen.Load()
+		if g >= gen || s.gen.CompareAndSwap(g, gen) {
 			return
 		}
 	}
@@ -104,7 +129,7 @@ func (b *Backend) setSnapshot(resp *kmsg.MetadataResponse, gen uint64) {
 // since its request was sent, else nil.
 func (b *Backend) freshSnapshot() *metaSnapshot {
 	s := b.snap.Load()
-	if s == nil || s.gen != b.metaGen.Load() {
+	if s == nil || s.gen.Load() != b.metaGen.Load() {
 		return nil
 	}
 	return s

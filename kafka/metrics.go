@@ -39,6 +39,7 @@ type Metrics struct {
 	clusterRequests     *prometheus.CounterVec
 	clusterBytes        *prometheus.CounterVec
 	clusterErrors       *prometheus.CounterVec
+	metadataRefreshes   *prometheus.CounterVec
 	quotaThrottled      *prometheus.CounterVec
 	chainedReads        *prometheus.CounterVec
 	quotaThrottle       *prometheus.HistogramVec
@@ -141,6 +142,10 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 		Name: "switchyard_kafka_cluster_bytes_total",
 		Help: "Bytes sent to (out) and received from (in) a backend cluster's brokers, frames included.",
 	}, []string{"cluster", "direction"})
+	m.metadataRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_kafka_metadata_refreshes_total",
+		Help: "Completed all-topics metadata refreshes of a backend cluster, by result: decoded (the answer was applied and a new snapshot built) or unchanged (its digest matched the current snapshot's, which was kept).",
+	}, []string{"cluster", "result"})
 	m.clusterErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_cluster_errors_total",
 		Help: "Errors from a backend cluster: connection failures (dial, connection), Kafka error codes in produce and fetch answers, and the retriable codes the proxy answered for it while no broker of it could be reached, by name.",
@@ -170,7 +175,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	}, []string{"cluster", "topic", "direction"})
 	m.corruptBatches = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switchyard_kafka_corrupt_batches_total",
-		Help: "Client record batches whose CRC-32C did not match, refused with CORRUPT_MESSAGE before their producer id was rewritten.",
+		Help: "Client record batches whose CRC-32C did not match, refused with CORRUPT_MESSAGE before their producer id was rewritten: batches under 4 KiB after their header, whose CRC the rewrite recomputes (a larger one's CRC is patched, so a mismatch stays one and the broker refuses the batch).",
 	})
 	m.producerIDClaims = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_kafka_producer_id_claims_total",
@@ -200,7 +205,7 @@ func NewMetrics(reg prometheus.Registerer, maxTopics int) *Metrics {
 	m.backendAuthFailures = newAuthFailures()
 	reg.MustRegister(m.backendAuthFailures)
 	reg.MustRegister(m.connections, m.parked, m.upstreamsClosedIdle, m.closedConns, refused, m.budgetWaits, m.upstreamDialErrors, reqs, in, out, lat, m.topicBytes,
-		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
+		m.clusterRequests, m.clusterBytes, m.clusterErrors, m.metadataRefreshes, m.quotaThrottled, m.quotaThrottle, m.chainedReads, m.corruptBatches, m.readDisagreements,
 		m.regionBytes, m.producerIDClaims)
 	m.auth = newAuthMetrics(reg)
 	m.traffic = newTrafficMetrics(reg)
@@ -330,6 +335,7 @@ type clusterMetrics struct {
 	requests          prometheus.Counter
 	bytesIn, bytesOut prometheus.Counter
 	vec               *prometheus.CounterVec // errors, by name
+	refreshes         *prometheus.CounterVec // metadata refreshes, by result
 	name              string
 	codes             sync.Map // int16 → prometheus.Counter
 	brokers           sync.Map // broker address → *brokerMetrics
@@ -342,17 +348,24 @@ func (m *Metrics) forCluster(name string) *clusterMetrics {
 	if m == nil {
 		reqs := prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"})
 		return &clusterMetrics{requests: reqs, bytesIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"}),
-			bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"}),
-			vec:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "unregistered"}, []string{"cluster", "error"}), name: name}
+			bytesOut:  prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"}),
+			vec:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "unregistered"}, []string{"cluster", "error"}),
+			refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "unregistered"}, []string{"cluster", "result"}), name: name}
 	}
 	return &clusterMetrics{
-		requests: m.clusterRequests.WithLabelValues(name),
-		bytesIn:  m.clusterBytes.WithLabelValues(name, "in"),
-		bytesOut: m.clusterBytes.WithLabelValues(name, "out"),
-		vec:      m.clusterErrors,
-		name:     name,
-		traffic:  m.traffic,
+		requests:  m.clusterRequests.WithLabelValues(name),
+		bytesIn:   m.clusterBytes.WithLabelValues(name, "in"),
+		bytesOut:  m.clusterBytes.WithLabelValues(name, "out"),
+		vec:       m.clusterErrors,
+		refreshes: m.metadataRefreshes,
+		name:      name,
+		traffic:   m.traffic,
 	}
+}
+
+// metadataRefreshes counts the all-topics refreshes that ended in result.
+func (cm *clusterMetrics) metadataRefreshes(result string) prometheus.Counter {
+	return cm.refreshes.WithLabelValues(cm.name, result)
 }
 
 // errors is the counter of a named error ("dial", "connection").
