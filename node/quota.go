@@ -138,7 +138,9 @@ func (q *quotas) run(ctx context.Context) {
 
 // quotaKeys expands the quota rules of st into keys: exact rules, and prefix
 // rules for every topic the backends know that no exact rule governs.
-func quotaKeys(st *fsm.State, topics []string) map[quota.Key]int64 {
+// topics lists those; it is called only when a prefix rule exists, since
+// listing thousands of topics every second is a cost no exact rule needs.
+func quotaKeys(st *fsm.State, topics func() []string) map[quota.Key]int64 {
 	keys := map[quota.Key]int64{}
 	add := func(topic string, q fsm.Quota) {
 		if q.ProduceBytesPerSec > 0 {
@@ -157,7 +159,7 @@ func quotaKeys(st *fsm.State, topics []string) map[quota.Key]int64 {
 		add(r.Topic, r)
 	}
 	if hasPrefix {
-		for _, t := range topics {
+		for _, t := range topics() {
 			if r, ok := st.QuotaFor(t); ok && r.Prefix {
 				add(t, r)
 			}
@@ -181,9 +183,11 @@ func (q *quotas) livePeers(st *fsm.State) int {
 // quota keys when they or the peer count changed.
 func (q *quotas) syncKeys(now time.Time) {
 	st := q.n.fsm.State()
-	var topics []string
-	if dp := q.n.dp.Load(); dp != nil {
-		topics = dp.srv.Topics()
+	topics := func() []string {
+		if dp := q.n.dp.Load(); dp != nil {
+			return dp.srv.Topics()
+		}
+		return nil
 	}
 	keys, peers := quotaKeys(st, topics), q.livePeers(st)
 	q.mu.Lock()
