@@ -71,6 +71,16 @@ func (h *harness) startPeers3Env(ctx context.Context) (*env, error) {
 		e.close()
 		return nil, err
 	}
+	if h.o.baseline != "" {
+		// A second set of three peers in front of the same brokers, for
+		// an A/B in one run: its background runs throughout, as the
+		// measured set's does.
+		bspec := peerSpec{binary: h.o.baseline, peers: 3, brokers: 3, gomaxprocs: h.o.baselineProcs}
+		if err := h.startProxies(ctx, e, &e.baseline, bspec); err != nil {
+			e.close()
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.direct...))
 	if err != nil {
 		e.close()
@@ -145,6 +155,13 @@ func (h *harness) peers3Scenario(ctx context.Context) ([]scenarioResult, error) 
 		if r%2 == 1 {
 			order = []mode{modeProxy, modeDirect}
 		}
+		if e.baseline != nil {
+			// The two builds alternate which goes first.
+			order = []mode{modeDirect, modeProxy, modeBaseline}
+			if r%2 == 1 {
+				order = []mode{modeBaseline, modeProxy, modeDirect}
+			}
+		}
 		for _, ph := range h.o.peers3Phases {
 			res := results[ph]
 			for _, md := range order {
@@ -168,9 +185,12 @@ func (h *harness) peers3Scenario(ctx context.Context) ([]scenarioResult, error) 
 				m := mt.m
 				m.mode, m.round = md, r
 				h.logf("bench:   round %d %-8s %-6s %s", r+1, ph, md, describe(res.name, m))
-				if md == modeProxy {
+				switch md {
+				case modeProxy:
 					res.proxy = append(res.proxy, m)
-				} else {
+				case modeBaseline:
+					res.baseline = append(res.baseline, m)
+				default:
 					res.direct = append(res.direct, m)
 				}
 			}
@@ -195,24 +215,34 @@ const peers3IdleTime = 5 * time.Second
 // backend shows in the backend's CPU).
 func (h *harness) peers3Idle(ctx context.Context, e *env) (scenarioResult, error) {
 	res := scenarioResult{name: "peers3-idle"}
-	settle()
-	mt := &meter{e: e, mode: modeProxy}
-	if err := mt.start(ctx); err != nil {
-		return res, err
+	modes := []mode{modeProxy}
+	if e.baseline != nil {
+		modes = append(modes, modeBaseline)
 	}
-	select {
-	case <-ctx.Done():
-		return res, ctx.Err()
-	case <-time.After(peers3IdleTime):
+	for _, md := range modes {
+		settle()
+		mt := &meter{e: e, mode: md}
+		if err := mt.start(ctx); err != nil {
+			return res, err
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(peers3IdleTime):
+		}
+		if err := mt.stop(ctx); err != nil {
+			return res, err
+		}
+		m := mt.m
+		m.mode = md
+		h.logf("bench: peers3: idle for %v: %s peers (summed) %.3f cores, backend %.3f cores", peers3IdleTime, md,
+			m.proxyCPU.Seconds()/m.wall.Seconds(), m.backendCPU.Seconds()/m.wall.Seconds())
+		if md == modeBaseline {
+			res.baseline = append(res.baseline, m)
+		} else {
+			res.proxy = append(res.proxy, m)
+		}
 	}
-	if err := mt.stop(ctx); err != nil {
-		return res, err
-	}
-	m := mt.m
-	m.mode = modeProxy
-	h.logf("bench: peers3: idle for %v: peers (summed) %.3f cores, backend %.3f cores", peers3IdleTime,
-		m.proxyCPU.Seconds()/m.wall.Seconds(), m.backendCPU.Seconds()/m.wall.Seconds())
-	res.proxy = append(res.proxy, m)
 	return res, nil
 }
 

@@ -332,24 +332,38 @@ func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor
 		p99 := func(m measurement) float64 { return m.p99 }
 		backendCores := func(m measurement) float64 { return m.backendCPU.Seconds() / m.wall.Seconds() }
 		d, p := median(values(res.direct, val)), median(values(res.proxy, val))
-		var gib, cores, perReq []float64
-		for _, m := range res.proxy {
-			if v, ok := cpuPerGiB(m); ok {
-				gib = append(gib, v)
-				cores = append(cores, m.proxyCPU.Seconds()/m.wall.Seconds())
-				if m.proxyReqs > 0 {
-					perReq = append(perReq, float64(m.proxyCPU.Microseconds())/float64(m.proxyReqs))
+		// cpuOf is the peers' CPU figures of one build's rounds.
+		cpuOf := func(ms []measurement) (gibMed, coresMed, perReqMed float64) {
+			var gib, cores, perReq []float64
+			for _, m := range ms {
+				if v, ok := cpuPerGiB(m); ok {
+					gib = append(gib, v)
+					cores = append(cores, m.proxyCPU.Seconds()/m.wall.Seconds())
+					if m.proxyReqs > 0 {
+						perReq = append(perReq, float64(m.proxyCPU.Microseconds())/float64(m.proxyReqs))
+					}
 				}
 			}
+			return median(gib), median(cores), median(perReq)
 		}
+		gib, cores, perReq := cpuOf(res.proxy)
 		peersCPU := fmt.Sprintf("peers (summed) %.2f CPU-s/GiB (target ≤ %.1f), %.2f cores, %.0f µs/req; backend %.2f vs %.2f cores",
-			median(gib), targetPeers3CPUPerGiB, median(cores), median(perReq),
+			gib, targetPeers3CPUPerGiB, cores, perReq,
 			median(values(res.direct, backendCores)), median(values(res.proxy, backendCores)))
+		if len(res.baseline) > 0 && res.name != "peers3-idle" {
+			bg, bc, bq := cpuOf(res.baseline)
+			bv := median(values(res.baseline, val))
+			peersCPU += fmt.Sprintf("; **baseline** %.3f (ratio to direct %s), peers %.2f CPU-s/GiB, %.2f cores, %.0f µs/req", bv, ratio(d, bv), bg, bc, bq)
+		}
 		switch res.name {
 		case "peers3-idle":
 			for _, m := range res.proxy {
 				fmt.Fprintf(b, "| no clients, %.0f s: CPU (cores) | | %.3f | | peers summed: Raft, gossip, quota reports, metadata refresh; backend %.3f cores meanwhile |\n",
 					m.wall.Seconds(), m.proxyCPU.Seconds()/m.wall.Seconds(), backendCores(m))
+			}
+			for _, m := range res.baseline {
+				fmt.Fprintf(b, "| no clients, %.0f s: **baseline** CPU (cores) | | %.3f | | the baseline build's peers, measured next |\n",
+					m.wall.Seconds(), m.proxyCPU.Seconds()/m.wall.Seconds())
 			}
 		case "peers3-latency":
 			rate := func(m measurement) float64 { return m.rate }
@@ -388,9 +402,16 @@ func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor
 		}
 		fmt.Fprintf(b, "- %s:", res.name)
 		for i := range min(len(res.direct), len(res.proxy)) {
-			fmt.Fprintf(b, " [%s / %s]", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
+			fmt.Fprintf(b, " [%s / %s", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
+			if i < len(res.baseline) {
+				fmt.Fprintf(b, " / base %s", short(res.name, res.baseline[i]))
+			}
+			b.WriteString("]")
 		}
 		b.WriteString("\n")
+	}
+	if o.baseline != "" {
+		fmt.Fprintf(b, "\nBaseline: `%s`, three more peers in front of the same brokers, measured in the same rounds.\n", o.baseline)
 	}
 }
 
@@ -445,8 +466,15 @@ func (r *report) idleTable(b *strings.Builder, results []scenarioResult) {
 	for _, res := range results {
 		fmt.Fprintf(b, "- %s:", res.name)
 		for i := range min(len(res.direct), len(res.proxy)) {
-			fmt.Fprintf(b, " [%s / %s]", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
+			fmt.Fprintf(b, " [%s / %s", short(res.name, res.direct[i]), short(res.name, res.proxy[i]))
+			if i < len(res.baseline) {
+				fmt.Fprintf(b, " / base %s", short(res.name, res.baseline[i]))
+			}
+			b.WriteString("]")
 		}
 		b.WriteString("\n")
+	}
+	if o.baseline != "" {
+		fmt.Fprintf(b, "\nBaseline: `%s`, three more peers in front of the same brokers, measured in the same rounds.\n", o.baseline)
 	}
 }
