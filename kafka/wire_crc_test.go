@@ -7,6 +7,19 @@ import (
 	"testing"
 )
 
+// randomBatch is a v2 batch of random bytes, rest of them after the
+// header, with its length and CRC-32C right.
+func randomBatch(rng *rand.Rand, rest int) []byte {
+	batch := make([]byte, batchHeaderLen+rest)
+	for i := range batch {
+		batch[i] = byte(rng.Uint32())
+	}
+	batch[batchMagicOff] = 2
+	binary.BigEndian.PutUint32(batch[batchLengthOff:], uint32(len(batch)-batchLengthOff-4))
+	binary.BigEndian.PutUint32(batch[batchCRCOff:], crc32.Checksum(batch[batchAttrOff:], castagnoli))
+	return batch
+}
+
 // TestBatchHeaderCRCPatched: rewriting a batch's producer and sequence
 // leaves the CRC-32C a full computation gives, for batches below and above
 // crcPatchMin (the patch) and at the lengths where crcShift's bits change.
@@ -17,14 +30,7 @@ func TestBatchHeaderCRCPatched(t *testing.T) {
 		sizes = append(sizes, rng.IntN(2<<20))
 	}
 	for _, rest := range sizes {
-		batch := make([]byte, batchHeaderLen+rest)
-		for i := range batch {
-			batch[i] = byte(rng.Uint32())
-		}
-		batch[batchMagicOff] = 2
-		binary.BigEndian.PutUint32(batch[batchLengthOff:], uint32(len(batch)-batchLengthOff-4))
-		binary.BigEndian.PutUint32(batch[batchCRCOff:], crc32.Checksum(batch[batchAttrOff:], castagnoli))
-
+		batch := randomBatch(rng, rest)
 		setBatchSeq(batch, int32(rng.Uint32()>>1))
 		setBatchProducer(batch, int64(rng.Uint64()>>1), int16(rng.Uint32()))
 		if !batchCRCValid(batch) {
@@ -44,13 +50,7 @@ func TestCorruptBatchStaysCorrupt(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, rest := range []int{10, crcPatchMin - 1, crcPatchMin, 1 << 16, 1<<20 + 3} {
 		for _, at := range []int{batchAttrOff, batchPIDOff + 2, batchHeaderLen, batchHeaderLen + rest/2, batchHeaderLen + rest - 1} {
-			batch := make([]byte, batchHeaderLen+rest)
-			for i := range batch {
-				batch[i] = byte(rng.Uint32())
-			}
-			batch[batchMagicOff] = 2
-			binary.BigEndian.PutUint32(batch[batchLengthOff:], uint32(len(batch)-batchLengthOff-4))
-			binary.BigEndian.PutUint32(batch[batchCRCOff:], crc32.Checksum(batch[batchAttrOff:], castagnoli))
+			batch := randomBatch(rng, rest)
 			if !batchRewritable(batch) {
 				t.Fatalf("%d bytes: an intact batch is not rewritable", rest)
 			}
