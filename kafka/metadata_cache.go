@@ -51,7 +51,7 @@ const noAuthorizedOps = math.MinInt32
 
 // metaSnapshot is one all-topics Metadata answer of a backend, never
 // modified once stored but for gen, which a later refresh that got the
-// same answer advances (refreshUnchanged).
+// same answer advances (Backend.refresh, metadata_digest.go).
 type metaSnapshot struct {
 	resp  *kmsg.MetadataResponse
 	index map[string]int // topic name → its entry in resp.Topics
