@@ -442,6 +442,18 @@ func TestFailoverResumePolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Every peer routes carts before the commit below: the one that
+	// serves it may be a follower, and one that lags (a loaded run) routes
+	// carts nowhere and answers UNKNOWN_TOPIC_ID.
+	applied := leader.State().Index
+	waitUntil(t, 30*time.Second, "every peer applies the routes", func() bool {
+		for _, p := range e.peers {
+			if p.n.State().Index < applied {
+				return false
+			}
+		}
+		return true
+	})
 	// West's copies: orders has 3 old records then 2 recent ones, carts 4.
 	wcl, err := kgo.NewClient(kgo.SeedBrokers(e.west.ListenAddrs()...))
 	if err != nil {
