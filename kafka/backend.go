@@ -299,10 +299,17 @@ func (b *Backend) refresh(ctx context.Context) error {
 		return err
 	}
 	a := resp.(*refreshAnswer)
+	if a.unchanged && b.metaUpdates.Load() != updates {
+		// Another answer was applied meanwhile (a client's, perhaps from
+		// another broker, which may have forgotten a topic): this one is
+		// applied in full, as every refresh was before.
+		if err := a.decode(); err != nil {
+			return err
+		}
+	}
 	if a.unchanged {
 		// The same answer as the snapshot's, which the topics reflect
-		// (metadata_digest.go). An update that landed meanwhile is at
-		// least as new; the next refresh decodes in full.
+		// (metadata_digest.go).
 		snap.restamp(gen)
 		b.metrics.metadataRefreshes("unchanged").Inc()
 		return nil

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -154,13 +155,23 @@ type refreshAnswer struct {
 	digest    uint64
 	hasDigest bool
 	unchanged bool
+	body      []byte // the undecoded bytes of an unchanged answer
 }
 
 func (a *refreshAnswer) ReadFrom(b []byte) error {
 	a.digest, a.hasDigest = metadataDigest(b, a.GetVersion())
 	if a.hasDigest && a.useSkip && a.digest == a.skip {
-		a.unchanged = true
+		a.unchanged, a.body = true, b
 		return nil
 	}
 	return a.MetadataResponse.ReadFrom(b)
+}
+
+// decode decodes an unchanged answer after all.
+func (a *refreshAnswer) decode() error {
+	a.unchanged = false
+	if err := a.MetadataResponse.ReadFrom(a.body); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -198,5 +199,35 @@ func TestRefreshSkipsUnchangedMetadata(t *testing.T) {
 	}
 	if be.snap.Load() == second {
 		t.Fatal("an update applied in between did not make the refresh decode")
+	}
+
+	// An answer applied while the refresh's own request is out (here a
+	// client's that found topic "a" unknown, as a lagging broker would
+	// say): the refresh's answer digests the same as the snapshot's, but
+	// it is applied after all, so "a" is known again.
+	if err := be.refresh(ctx); err != nil { // a snapshot to skip against
+		t.Fatal(err)
+	}
+	gone := kmsg.NewPtrMetadataResponse()
+	ga := kmsg.NewMetadataResponseTopic()
+	ga.Topic, ga.ErrorCode = kmsg.StringPtr("a"), kerr.UnknownTopicOrPartition.Code
+	gone.Topics = append(gone.Topics, ga)
+	kc.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kc.DropControl()
+		be.updateMetadata(gone, false)
+		return nil, nil, false
+	})
+	if be.knows("a") == false {
+		t.Fatal("topic a unknown before the refresh")
+	}
+	unchanged := refreshes("unchanged")
+	if err := be.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !be.knows("a") {
+		t.Fatal("an answer applied during the refresh left topic a forgotten: the refresh skipped its own answer")
+	}
+	if refreshes("unchanged") != unchanged {
+		t.Fatal("the refresh counted as unchanged although it had to apply its answer")
 	}
 }
