@@ -1066,11 +1066,12 @@ func (u *upstream) failCalls(err error) {
 
 // readLoop reads the backend's responses, hands each to the call that
 // awaits it (in FIFO order), and writes what is ready to the client itself
-// once no further response is already buffered (while more are, the writer
-// goroutine writes, so reading and writing overlap). It waits on the socket, not on the
-// calls: a call is queued before its request is written, so it is there by
-// the time its response arrives, and an idle connection costs no wake-up
-// per request.
+// once no further whole response is already buffered: the answers of a
+// burst leave in one write, with no goroutine hand-off (reading a buffered
+// frame cannot block, so there is nothing to overlap the write with). It
+// waits on the socket, not on the calls: a call is queued before its
+// request is written, so it is there by the time its response arrives, and
+// an idle connection costs no wake-up per request.
 func (u *upstream) readLoop() {
 	var br *bufio.Reader // nil while idle (upstream_mem.go)
 	defer func() {
@@ -1164,14 +1165,12 @@ func (u *upstream) readLoop() {
 			putUpReader(br)
 			br = nil
 		}
-		if more {
-			// More answers are here already (a pipelining client): the
-			// writer goroutine writes what is ready while this one reads
-			// on. The kick coalesces, so a burst wakes it at most once.
-			u.c.kickWriter()
-		} else {
-			// The burst is over: write now, with no hand-off, so a lone
-			// response pays no goroutine wake-up.
+		if !more {
+			// The burst is over: write what is ready now, with no
+			// hand-off. While more whole answers are buffered (a
+			// pipelining client), they are read first, so the burst
+			// leaves in one write and wakes no other goroutine; handing
+			// it to the writer goroutine cost a thread wake-up per burst.
 			u.c.writeReady()
 		}
 	}
