@@ -88,8 +88,17 @@ func newQuotas(n *Node) (*quotas, error) {
 // run drives the protocol until ctx ends: every UrgentInterval it refreshes
 // the keys (every second: prefix rules meet new topics), runs the leader's
 // side, and reports when a report is due or urgent.
+//
+// While no quota key exists (no rule, or only prefix rules that match no
+// topic) nothing can saturate and the leader has nothing to allocate, so it
+// ticks every ReportInterval instead and reports on each tick: the leader
+// still hears from every peer as often as with keys, so a quota added later
+// is divided among the peers it knows to be live. A new key (a state change
+// or the keys' refresh) brings the short tick back at once. On a cluster
+// without quotas this is a fifth of the wake-ups, in every peer.
 func (q *quotas) run(ctx context.Context) {
-	tick := time.NewTicker(q.cfg.UrgentInterval)
+	period := q.cfg.UrgentInterval
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	var lastReport, lastKeys time.Time
 	var inflight sync.WaitGroup
@@ -98,11 +107,12 @@ func (q *quotas) run(ctx context.Context) {
 	var busyMu sync.Mutex
 	for {
 		changed := q.n.stateChanged.wait()
-		urgent := false
+		urgent, ticked := false, false
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			ticked = true
 		case <-q.urgent:
 			urgent = true
 		case <-changed:
@@ -113,8 +123,14 @@ func (q *quotas) run(ctx context.Context) {
 			q.syncKeys(now)
 			lastKeys = now
 		}
+		idle := q.idle()
+		if want := q.tickPeriod(idle); want != period {
+			period = want
+			tick.Reset(period)
+		}
 		q.lead(now)
-		if !urgent && !q.lim.UrgentDue() && now.Sub(lastReport) < q.cfg.ReportInterval {
+		due := now.Sub(lastReport) >= q.cfg.ReportInterval || idle && ticked
+		if !urgent && !q.lim.UrgentDue() && !due {
 			continue
 		}
 		busyMu.Lock()
@@ -134,6 +150,23 @@ func (q *quotas) run(ctx context.Context) {
 			busyMu.Unlock()
 		}()
 	}
+}
+
+// idle reports whether this peer holds no quota key.
+func (q *quotas) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.keys) == 0
+}
+
+// tickPeriod is run's tick: UrgentInterval while a key exists, so a
+// saturation is reported and allocated within it; ReportInterval while none
+// does.
+func (q *quotas) tickPeriod(idle bool) time.Duration {
+	if idle {
+		return q.cfg.ReportInterval
+	}
+	return q.cfg.UrgentInterval
 }
 
 // quotaKeys expands the quota rules of st into keys: exact rules, and prefix
