@@ -7,44 +7,27 @@ import (
 	"net"
 	"syscall"
 	"unsafe"
+
+	"github.com/switchyard-proxy/switchyard/internal/rawio"
 )
 
-// rawConn reads and writes a TCP connection with raw read(2)/write(2) on
-// its non-blocking socket, through syscall.RawConn, so the runtime's
-// netpoller still parks a goroutine until the socket is ready.
-//
-// Why: a read or write through net.Conn enters the runtime's syscall
-// state, and the first such call after the process went idle wakes sysmon,
-// which then polls every 20 µs until every P is idle again (golang/go#18236).
-// A proxy at a few thousand small requests per second goes idle and wakes
-// twice per request, and that polling cost as much CPU as the forwarding.
-// Calls on a non-blocking socket return at once, which is what RawSyscall
-// asks of its callers; the goroutine keeps its P for those microseconds.
-//
-// Only calls of up to rawMax bytes go raw: a larger one may copy for long
-// enough that the goroutine should give up its P, and it is a bulk transfer
-// whose sysmon cost does not matter, so it takes the ordinary path (the same
-// poll.FD, so the two mix safely).
+// rawConn is a client or broker connection with raw-syscall reads and
+// writes (internal/rawio: the first syscall after the process went idle no
+// longer wakes sysmon), plus what the proxy's reader adds: readFresh, which
+// takes a pooled buffer only once the socket has data, and the read
+// low-water mark for large frames.
 //
 // One goroutine reads and one writes at a time (a bufio.Reader and a
-// bufio.Writer own each side), so the per-direction state needs no lock.
+// bufio.Writer own each side).
 type rawConn struct {
-	net.Conn
+	*rawio.Conn
 	rc syscall.RawConn
-
-	rp     []byte
-	rn     int
-	rerr   syscall.Errno
-	readFn func(fd uintptr) bool
 
 	// fresh is readFresh's buffer, taken only once the socket has data.
 	fresh   *buffer
+	frn     int
+	frerr   syscall.Errno
 	freshFn func(fd uintptr) bool
-
-	wp      []byte
-	wn      int
-	werr    syscall.Errno
-	writeFn func(fd uintptr) bool
 
 	// lowat is the socket's SO_RCVLOWAT as last set (1, the default, or
 	// a large frame's missing bytes); lowatOff says setting it failed once
@@ -55,7 +38,7 @@ type rawConn struct {
 
 // rawMax is the largest read or write done with a raw syscall: the size of
 // the connections' bufio buffers, so every buffered call qualifies.
-const rawMax = 64 << 10
+const rawMax = rawio.Max
 
 // rawIO returns nc with raw-syscall reads and writes when nc is a TCP
 // connection, else nc itself.
@@ -64,36 +47,13 @@ func rawIO(nc net.Conn) io.ReadWriter {
 	if !ok {
 		return nc
 	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
+	rw, ok := rawio.New(tc)
+	if !ok {
 		return nc
 	}
-	c := &rawConn{Conn: nc, rc: rc, lowat: 1}
-	c.readFn = c.doRead
+	c := &rawConn{Conn: rw, rc: rw.RawConn(), lowat: 1}
 	c.freshFn = c.doReadFresh
-	c.writeFn = c.doWrite
 	return c
-}
-
-func (c *rawConn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if len(p) > rawMax {
-		return c.Conn.Read(p)
-	}
-	c.rp, c.rn, c.rerr = p, 0, 0
-	err := c.rc.Read(c.readFn)
-	c.rp = nil
-	switch {
-	case err != nil:
-		return 0, err
-	case c.rerr != 0:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: c.rerr}
-	case c.rn == 0:
-		return 0, io.EOF
-	}
-	return c.rn, nil
 }
 
 // setReadLowWater makes the socket wake its reader only once n bytes are
@@ -127,29 +87,12 @@ func (c *rawConn) setReadLowWater(n int) {
 	}
 }
 
-func (c *rawConn) doRead(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rp[0])), uintptr(len(c.rp)))
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // wait for the netpoller
-		case 0:
-			c.rn = int(n)
-		default:
-			c.rerr = e
-		}
-		return true
-	}
-}
-
 // readFresh waits until the socket has data, then reads it into a pooled
 // buffer of connBufSize bytes: the buffer is taken only for the read that
 // finds data and given back when the socket has none, so a connection
 // parked here holds no buffer (connReader).
 func (c *rawConn) readFresh() (*buffer, int, error) {
-	c.rn, c.rerr = 0, 0
+	c.frn, c.frerr = 0, 0
 	err := c.rc.Read(c.freshFn)
 	buf := c.fresh
 	c.fresh = nil
@@ -157,14 +100,14 @@ func (c *rawConn) readFresh() (*buffer, int, error) {
 	case err != nil:
 		putBuffer(buf)
 		return nil, 0, err
-	case c.rerr != 0:
+	case c.frerr != 0:
 		putBuffer(buf)
-		return nil, 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: c.rerr}
-	case c.rn == 0:
+		return nil, 0, c.OpError("read", c.frerr)
+	case c.frn == 0:
 		putBuffer(buf)
 		return nil, 0, io.EOF
 	}
-	return buf, c.rn, nil
+	return buf, c.frn, nil
 }
 
 func (c *rawConn) doReadFresh(fd uintptr) bool {
@@ -178,49 +121,11 @@ func (c *rawConn) doReadFresh(fd uintptr) bool {
 			putBuffer(buf)
 			return false // wait for the netpoller, holding no buffer
 		case 0:
-			c.rn = int(n)
+			c.frn = int(n)
 		default:
-			c.rerr = e
+			c.frerr = e
 		}
 		c.fresh = buf
 		return true
 	}
-}
-
-func (c *rawConn) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if len(p) > rawMax {
-		return c.Conn.Write(p)
-	}
-	c.wp, c.wn, c.werr = p, 0, 0
-	err := c.rc.Write(c.writeFn)
-	n := c.wn
-	c.wp = nil
-	switch {
-	case err != nil:
-		return n, err
-	case c.werr != 0:
-		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: c.werr}
-	}
-	return n, nil
-}
-
-func (c *rawConn) doWrite(fd uintptr) bool {
-	for c.wn < len(c.wp) {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.wp[c.wn])), uintptr(len(c.wp)-c.wn))
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // socket buffer full: wait for the netpoller
-		case 0:
-			c.wn += int(n)
-		default:
-			c.werr = e
-			return true
-		}
-	}
-	return true
 }

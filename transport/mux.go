@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-proxy/switchyard/internal/rawio"
 )
 
 // Mux is one peer's peer port: a single listener whose connections carry
@@ -160,6 +162,7 @@ func (m *Mux) acceptLoop() {
 // this connection only.
 func (m *Mux) handleAccepted(nc net.Conn) {
 	remote := nc.RemoteAddr().String()
+	nc = rawio.Clipped(nc)
 	// Until the handshake is done nothing else owns nc: close it with the
 	// Mux so Close does not wait out a silent client's deadline.
 	stop := context.AfterFunc(m.ctx, func() { _ = nc.Close() })
@@ -258,6 +261,7 @@ func (m *Mux) dial(ctx context.Context, addr string, typ ConnType) (*peerConn, e
 		}
 		return nil, fmt.Errorf("dial peer %s: %w", addr, err)
 	}
+	nc = rawio.Clipped(nc)
 	fail := func(what string, err error) (*peerConn, error) {
 		_ = nc.Close()
 		if m.ctx.Err() != nil {
