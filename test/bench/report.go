@@ -322,7 +322,7 @@ func cpuPerGiB(m measurement) (float64, bool) {
 func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor float64) {
 	o := r.o
 	fmt.Fprintf(b, "### Three peers, one per broker host\n\n")
-	fmt.Fprintf(b, "%s/%s, %d CPUs, %s. Backend: a `switchyard broker --brokers 3` process (kfake); three `switchyard serve` processes, peer i co-located with broker i (`--local-broker default:i`), Raft, gossip, quota reports and the metadata refresh running; the load generator is the bench process. %d topics of %d partitions exist throughout. %d rounds per phase, direct and through the peers in turn (the first mode alternates); medians shown.\n\n",
+	fmt.Fprintf(b, "%s/%s, %d CPUs, %s. Backend: a `switchyard broker --brokers 3` process (kfake); three `switchyard serve` processes, peer i co-located with broker i (`--local-broker default:i`), Raft, gossip, quota reports and the metadata refresh running; the load generator is the bench process. %d topics of %d partitions exist throughout. %d rounds per phase, direct and through the peers in turn (the first mode alternates; with a baseline, the three modes rotate through the three positions); medians shown.\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), o.peers3Topics, peers3Partitions, o.peers3Rounds)
 	fmt.Fprintf(b, "| figure | direct (median) | 3 peers (median) | ratio | extra |\n|---|---:|---:|---:|---|\n")
 	var note string
