@@ -438,7 +438,9 @@ func (g *gossip) probeKafkaPorts(ctx context.Context, next int, dialTimeout time
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := net.Dialer{Timeout: dialTimeout}
+			// No keep-alive: the connection closes at once, so its four
+			// setsockopt calls would be work for nothing, every interval.
+			d := net.Dialer{Timeout: dialTimeout, KeepAlive: -1}
 			nc, err := d.DialContext(ctx, "tcp", c.addr)
 			if nc != nil {
 				nc.Close()
