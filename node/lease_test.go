@@ -218,6 +218,15 @@ type leaseTrio struct {
 
 func startLeaseTrio(t *testing.T, lease time.Duration) *leaseTrio {
 	t.Helper()
+	return startLeaseTrioFence(t, lease, 0)
+}
+
+// startLeaseTrioFence is startLeaseTrio with every peer's migration driver
+// retrying every 100 ms under fence timeout fence (0: the defaults), set
+// before each peer runs: the leader's drivers (migrations and offset resets
+// share the config) read it from their own goroutines.
+func startLeaseTrioFence(t *testing.T, lease, fence time.Duration) *leaseTrio {
+	t.Helper()
 	east, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(migParts, "orders"))
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +266,12 @@ func startLeaseTrio(t *testing.T, lease time.Duration) *leaseTrio {
 			Timing:          FastTiming(),
 			Logger:          log.With("peer", name),
 		}
-		n, stop := runPeer(t, cfg)
+		n, stop := runPeerWith(t, cfg, func(n *Node) {
+			if fence > 0 {
+				n.migrations.cfg.Retry = 100 * time.Millisecond
+				n.migrations.cfg.FenceTimeout = fence
+			}
+		})
 		tr.peers = append(tr.peers, &trioPeer{n: n, cfg: cfg, stop: stop})
 	}
 	waitUntil(t, 30*time.Second, "three servers and three registered peers on every peer", func() bool {
@@ -443,8 +457,8 @@ func TestLeaseCutOffPeerStopsWriting(t *testing.T) {
 // succeeds.
 func TestLeaseMigrationWaitsForDeadPeer(t *testing.T) {
 	const lease = 2 * time.Second
-	tr := startLeaseTrio(t, lease)
-	leader, dead := tr.stopFollower(t, 30*time.Second)
+	tr := startLeaseTrioFence(t, lease, 30*time.Second)
+	leader, dead := tr.stopFollower(t)
 	if _, ok := leader.State().PeerByName(dead.n.Name()); !ok {
 		t.Fatal("the stopped peer is no longer registered")
 	}
@@ -486,8 +500,8 @@ func TestLeaseMigrationWaitsForDeadPeer(t *testing.T) {
 // registered peer holds the fence: the migration fails at its fence
 // timeout, naming the peer, and the topic stays on its source.
 func TestNoLeaseMigrationWaitsForEveryPeer(t *testing.T) {
-	tr := startLeaseTrio(t, -time.Second)
-	leader, dead := tr.stopFollower(t, 3*time.Second)
+	tr := startLeaseTrioFence(t, -time.Second, 3*time.Second)
+	leader, dead := tr.stopFollower(t)
 	code, _, body := call(t, leader, "POST", "/v1/migrations", "", `{"topic":"orders","to":"west"}`)
 	if code != 202 {
 		t.Fatalf("start: %d %s", code, body)
@@ -509,17 +523,12 @@ func TestNoLeaseMigrationWaitsForEveryPeer(t *testing.T) {
 	}
 }
 
-// stopFollower sets every peer's migration driver to retry quickly with
-// fence timeout fence, writes 3, 1, 0 and 2 records to the partitions of
-// orders on east, stops a follower and waits until the leader's gossip no
-// longer shows it live.
-func (tr *leaseTrio) stopFollower(t *testing.T, fence time.Duration) (leader *Node, dead *trioPeer) {
+// stopFollower writes 3, 1, 0 and 2 records to the partitions of orders on
+// east, stops a follower and waits until the leader's gossip no longer
+// shows it live.
+func (tr *leaseTrio) stopFollower(t *testing.T) (leader *Node, dead *trioPeer) {
 	t.Helper()
 	leader = tr.leader(t)
-	for _, p := range tr.peers {
-		p.n.migrations.cfg.Retry = 100 * time.Millisecond
-		p.n.migrations.cfg.FenceTimeout = fence
-	}
 	for _, p := range tr.peers {
 		if p.n != leader {
 			dead = p

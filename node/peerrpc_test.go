@@ -21,9 +21,19 @@ import (
 // runPeer runs a peer until the test ends or stop is called (once).
 func runPeer(t *testing.T, cfg Config) (n *Node, stop func()) {
 	t.Helper()
+	return runPeerWith(t, cfg, nil)
+}
+
+// runPeerWith is runPeer with before (when not nil) called on the node
+// before it runs: the place to change what its goroutines read unguarded.
+func runPeerWith(t *testing.T, cfg Config, before func(*Node)) (n *Node, stop func()) {
+	t.Helper()
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
