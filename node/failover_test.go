@@ -404,9 +404,17 @@ func TestFailoverLeaderKilled(t *testing.T) {
 		}
 	}
 	newLeader, _ := leaderOf(t, survivors)
-	// Let the new leader's barrier apply whatever was committed.
-	waitUntil(t, 30*time.Second, "the survivors apply the same index", func() bool {
-		return survivors[0].State().Index == survivors[1].State().Index && survivors[0].State().Index >= newLeader.State().Index
+	// A write in the new term commits whatever the old leader's term left
+	// (the failover, if a survivor held it); once both survivors applied
+	// it, they hold the same state. Comparing applied indexes alone could
+	// pass before either applied the old term's last entries (a loaded CI
+	// run read the group route as missing there).
+	mark, err := newLeader.Apply(ctx, &fsm.PutPrefixRoute{Prefix: "unrelated.", Cluster: "west"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "the survivors apply the new term's write", func() bool {
+		return survivors[0].State().Index >= mark.Index && survivors[1].State().Index >= mark.Index
 	})
 	routing := func(n *Node) [3]string {
 		st := n.State()
