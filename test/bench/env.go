@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,6 +80,41 @@ func (h *harness) logf(format string, args ...any) {
 	fmt.Fprintf(h.log, format+"\n", args...)
 }
 
+// modeOpts are a round's client options: seeded with the mode's brokers
+// or peers; through the relays, seeded with the brokers, every connection
+// dialed to the broker's relay and its bytes counted (a relay has no
+// metrics of its own).
+func (h *harness) modeOpts(e *env, m mode) []kgo.Opt {
+	opts := h.clientOpts(e.addrs(m))
+	if m != modeRelay {
+		return opts
+	}
+	var d net.Dialer
+	return append(opts,
+		kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+			if to, ok := e.relayOf[host]; ok {
+				host = to
+			}
+			return d.DialContext(ctx, network, host)
+		}),
+		kgo.WithHooks(&e.relayIO))
+}
+
+// relayIO counts what the clients of relay rounds write and read, as a
+// peer's request and response byte counters do.
+type relayIO struct {
+	bytes, requests atomic.Int64
+}
+
+func (r *relayIO) OnBrokerWrite(_ kgo.BrokerMetadata, _ int16, n int, _, _ time.Duration, _ error) {
+	r.bytes.Add(int64(n))
+	r.requests.Add(1)
+}
+
+func (r *relayIO) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, n int, _, _ time.Duration, _ error) {
+	r.bytes.Add(int64(n))
+}
+
 // env is one scenario's deployment: a fresh kfake cluster and the proxy
 // peers in front of it (and, with -baseline, a second set of peers running
 // another binary or GOMAXPROCS, measured in the same rounds).
@@ -89,8 +125,13 @@ type env struct {
 	direct   []string // kfake brokers
 	proxy    *proxySet
 	baseline *proxySet // nil without -baseline
-	adminCl  *kgo.Client
-	adm      *kadm.Client
+	// relays are byte-copying relays, one per broker (peers3 unless
+	// -peers3-relays=false); relayOf maps a broker's address to its relay's.
+	relays  *proxySet
+	relayOf map[string]string
+	relayIO relayIO
+	adminCl *kgo.Client
+	adm     *kadm.Client
 }
 
 // proxySet is one set of peers in front of the cluster.
@@ -357,6 +398,11 @@ func (e *env) close() {
 	for _, p := range procs {
 		stopProc(p)
 	}
+	if e.relays != nil {
+		for _, p := range e.relays.procs {
+			stopRelay(p)
+		}
+	}
 	if e.sb != nil {
 		e.sb.Close()
 	} else if e.cluster != nil {
@@ -386,13 +432,16 @@ func (e *env) set(m mode) *proxySet {
 		return e.proxy
 	case modeBaseline:
 		return e.baseline
+	case modeRelay:
+		return e.relays
 	}
 	return nil
 }
 
-// addrs returns the seed brokers for a mode.
+// addrs returns the seed brokers for a mode (the relays' clients dial
+// through modeOpts' dialer).
 func (e *env) addrs(m mode) []string {
-	if ps := e.set(m); ps != nil {
+	if ps := e.set(m); ps != nil && m != modeRelay {
 		return ps.addrs
 	}
 	return e.direct

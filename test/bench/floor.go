@@ -63,10 +63,51 @@ func maybeRelay() {
 	}
 }
 
+// startRelay starts this binary as a relay in front of target, on a free
+// port, and waits until it listens.
+func startRelay(target string) (*proxyProc, string, error) {
+	ports, err := freePorts(1)
+	if err != nil {
+		return nil, "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), relayEnv+"="+addr+">"+target)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start relay: %w", err)
+	}
+	p := &proxyProc{cmd: cmd, done: make(chan struct{})}
+	ready := make([]byte, len("ready\n"))
+	if _, err := io.ReadFull(out, ready); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, "", fmt.Errorf("relay did not start: %w", err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	return p, addr, nil
+}
+
+// stopRelay kills a relay (it keeps no state) and waits for it.
+func stopRelay(p *proxyProc) {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
 // pump copies src to dst with plain reads and writes: the simplest relay
-// (io.Copy between TCP connections would splice instead).
+// (io.Copy between TCP connections would splice instead). The buffer is as
+// large as the peers' largest reads (a produce request's body is read
+// whole), so the peers3 scenario's relays pay no more system calls per
+// byte than the peers do.
 func pump(dst, src net.Conn) {
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, 1<<20)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
@@ -98,29 +139,11 @@ func (h *harness) floorScenario(ctx context.Context) (scenarioResult, error) {
 			go func() { defer c.Close(); io.Copy(c, c) }()
 		}
 	}()
-	ports, err := freePorts(1)
+	relay, relayAddr, err := startRelay(echo.Addr().String())
 	if err != nil {
 		return res, err
 	}
-	relayAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	self, err := os.Executable()
-	if err != nil {
-		return res, err
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), relayEnv+"="+relayAddr+">"+echo.Addr().String())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return res, err
-	}
-	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("start relay: %w", err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	ready := make([]byte, len("ready\n"))
-	if _, err := io.ReadFull(out, ready); err != nil {
-		return res, fmt.Errorf("relay did not start: %w", err)
-	}
+	defer stopRelay(relay)
 	n := int(floorRound / floorPeriod)
 	h.logf("bench: floor: %d rounds of %d pings, direct then through a plain relay process", h.o.rounds, n)
 	for r := range h.o.rounds {

@@ -52,6 +52,7 @@ type options struct {
 	cpuProfile   string
 	debug        bool
 	proxyProcs   int
+	peers3Relays bool
 	// baseline is a second switchyard binary run as its own peers and
 	// measured in the same rounds (an A/B comparison on a noisy machine).
 	baseline      string
@@ -173,6 +174,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.peers3Topics, "peers3-topics", 2000, "peers3: topics of 12 partitions created before the first round, listed by the metadata phase")
 	fs.IntVar(&o.peers3MetaReqs, "peers3-metadata-requests", 10, "peers3: all-topics Metadata requests per metadata round")
 	p3Phases := fs.String("peers3-phases", strings.Join(peers3Phases, ","), "peers3: comma-separated phases: "+strings.Join(peers3Phases, ", "))
+	fs.BoolVar(&o.peers3Relays, "peers3-relays", true, "peers3: also measure every phase through three byte-copying relays, one per broker: the floor the peers are held to, under the same load")
 	fs.StringVar(&o.peers3Profile, "peers3-profile", "", "peers3: directory where each peer writes a Go CPU profile of its whole run (peer-N.pprof, via $SWITCHYARD_CPUPROFILE)")
 	fs.StringVar(&o.idleProfile, "idle-profile", "", "idle: directory where the peer writes a Go CPU profile of its whole run, both modes (peer-0.pprof, via $SWITCHYARD_CPUPROFILE)")
 	fs.IntVar(&o.idleConns, "idle-conns", 10000, "idle: connections held open against the peer in the rounds with them")

@@ -81,6 +81,22 @@ func (h *harness) startPeers3Env(ctx context.Context) (*env, error) {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
 	}
+	if h.o.peers3Relays {
+		// The floor under the same load: a relay per broker that only
+		// copies bytes, which clients reach through modeOpts' dialer (the
+		// brokers advertise their own addresses).
+		e.relays, e.relayOf = &proxySet{}, map[string]string{}
+		for _, b := range e.direct {
+			p, addr, err := startRelay(b)
+			if err != nil {
+				e.close()
+				return nil, err
+			}
+			e.relays.procs = append(e.relays.procs, p)
+			e.relays.addrs = append(e.relays.addrs, addr)
+			e.relayOf[b] = addr
+		}
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.direct...))
 	if err != nil {
 		e.close()
@@ -149,21 +165,22 @@ func (h *harness) peers3Scenario(ctx context.Context) ([]scenarioResult, error) 
 		results[ph] = &scenarioResult{name: "peers3-" + ph}
 	}
 	rounds := h.o.peers3Rounds
-	h.logf("bench: peers3: %d rounds of %v, direct and through 3 peers in turn", rounds, h.o.peers3Phases)
+	h.logf("bench: peers3: %d rounds of %v, direct, through 3 peers and through 3 relays (-peers3-relays) in turn", rounds, h.o.peers3Phases)
 	for r := range rounds {
-		order := []mode{modeDirect, modeProxy}
-		if r%2 == 1 {
-			order = []mode{modeProxy, modeDirect}
-		}
+		// The modes rotate through the positions, so each holds each one
+		// equally over a multiple of their number of rounds. (An earlier
+		// order kept the measured build in the middle every round; with
+		// 1 GiB rounds the middle slot ran 1.4× slower than the
+		// baseline's, whichever build was there.)
+		all := []mode{modeDirect, modeProxy}
 		if e.baseline != nil {
-			// The three modes rotate through the three positions, so each
-			// holds each one equally over a multiple of 3 rounds. (An
-			// earlier order kept the measured build in the middle every
-			// round; with 1 GiB rounds the middle slot ran 1.4× slower than
-			// the baseline's, whichever build was there.)
-			all := []mode{modeDirect, modeProxy, modeBaseline}
-			order = append(all[r%3:], all[:r%3]...)
+			all = append(all, modeBaseline)
 		}
+		if e.relays != nil {
+			all = append(all, modeRelay)
+		}
+		k := r % len(all)
+		order := append(all[k:len(all):len(all)], all[:k]...)
 		for _, ph := range h.o.peers3Phases {
 			res := results[ph]
 			for _, md := range order {
@@ -192,6 +209,8 @@ func (h *harness) peers3Scenario(ctx context.Context) ([]scenarioResult, error) 
 					res.proxy = append(res.proxy, m)
 				case modeBaseline:
 					res.baseline = append(res.baseline, m)
+				case modeRelay:
+					res.relay = append(res.relay, m)
 				default:
 					res.direct = append(res.direct, m)
 				}
@@ -290,7 +309,7 @@ func (e *env) createMetadataTopics(ctx context.Context, n int) error {
 // the p50 time per request and the CPU per request of the backend and of
 // the peers.
 func (h *harness) metadataRound(ctx context.Context, mt *meter, topics int) error {
-	cl, err := kgo.NewClient(h.clientOpts(mt.e.addrs(mt.mode))...)
+	cl, err := kgo.NewClient(h.modeOpts(mt.e, mt.mode)...)
 	if err != nil {
 		return err
 	}

@@ -322,7 +322,7 @@ func cpuPerGiB(m measurement) (float64, bool) {
 func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor float64) {
 	o := r.o
 	fmt.Fprintf(b, "### Three peers, one per broker host\n\n")
-	fmt.Fprintf(b, "%s/%s, %d CPUs, %s. Backend: a `switchyard broker --brokers 3` process (kfake); three `switchyard serve` processes, peer i co-located with broker i (`--local-broker default:i`), Raft, gossip, quota reports and the metadata refresh running; the load generator is the bench process. %d topics of %d partitions exist throughout. %d rounds per phase, direct and through the peers in turn (the first mode alternates; with a baseline, the three modes rotate through the three positions); medians shown.\n\n",
+	fmt.Fprintf(b, "%s/%s, %d CPUs, %s. Backend: a `switchyard broker --brokers 3` process (kfake); three `switchyard serve` processes, peer i co-located with broker i (`--local-broker default:i`), Raft, gossip, quota reports and the metadata refresh running; the load generator is the bench process. %d topics of %d partitions exist throughout. %d rounds per phase, direct, through the peers (and, with `-peers3-relays`, through three byte-copying relays; with a baseline, through its peers) in turn, the modes rotating through the positions; medians shown.\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), o.peers3Topics, peers3Partitions, o.peers3Rounds)
 	fmt.Fprintf(b, "| figure | direct (median) | 3 peers (median) | ratio | extra |\n|---|---:|---:|---:|---|\n")
 	var note string
@@ -368,17 +368,35 @@ func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor
 		case "peers3-latency":
 			rate := func(m measurement) float64 { return m.rate }
 			d99, p99v := median(values(res.direct, p99)), median(values(res.proxy, p99))
-			vsFloor := "target: the floor scenario's relay + 0.1 ms; run `-scenarios floor,peers3` to measure it"
-			if !math.IsNaN(floor) {
+			vsFloor := "target: the relays' + 0.1 ms; run with -peers3-relays or `-scenarios floor,peers3` to measure it"
+			if len(res.relay) > 0 {
+				rl := median(values(res.relay, val))
+				vsFloor = fmt.Sprintf("the three relays add %+.3f ms under the same load: %+.3f ms above them (target ≤ +0.1)", rl-d, p-rl)
+				if !math.IsNaN(floor) {
+					vsFloor += fmt.Sprintf("; the floor scenario's ping relay adds %+.3f ms", floor)
+				}
+			} else if !math.IsNaN(floor) {
 				vsFloor = fmt.Sprintf("the byte-copying relay adds %+.3f ms in this run: %+.3f ms above it (target ≤ +0.1)", floor, p-d-floor)
 			}
 			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p50 latency (ms) | %.3f | %.3f | %s | added p50 %+.3f ms; %s |\n",
 				o.rate, d, p, ratio(d, p), p-d, vsFloor)
 			fmt.Fprintf(b, "| produce %d rec/s, linger 0, acks=all: p99 latency (ms) | %.3f | %.3f | %s | added p99 %+.3f ms; achieved %.0f / %.0f rec/s; %s |\n",
 				o.rate, d99, p99v, ratio(d99, p99v), p99v-d99, median(values(res.direct, rate)), median(values(res.proxy, rate)), peersCPU)
+			if len(res.relay) > 0 {
+				rl, rl99 := median(values(res.relay, val)), median(values(res.relay, p99))
+				_, rc, rq := cpuOf(res.relay)
+				fmt.Fprintf(b, "| produce %d rec/s through 3 byte-copying relays: p50 / p99 (ms) | %.3f / %.3f | %.3f / %.3f | %s | relays (summed) %.2f cores, %.0f µs/req |\n",
+					o.rate, d, d99, rl, rl99, ratio(d, rl), rc, rq)
+			}
 		case "peers3-produce":
 			fmt.Fprintf(b, "| produce acks=all, max rate, %s per round (MiB/s) | %.1f | %.1f | %s | %s |\n",
 				sizeText(o.peers3Bytes), d, p, ratio(d, p), peersCPU)
+			if len(res.relay) > 0 {
+				rg, rc, _ := cpuOf(res.relay)
+				rv := median(values(res.relay, val))
+				fmt.Fprintf(b, "| produce, max rate, through 3 byte-copying relays (MiB/s) | %.1f | %.1f | %s | relays (summed) %.2f CPU-s/GiB, %.2f cores: the peers use %.2f× the relays' CPU per GiB |\n",
+					d, rv, ratio(d, rv), rg, rc, gib/rg)
+			}
 		case "peers3-metadata":
 			back := func(m measurement) float64 { return perReqMS(m.backendCPU, m) }
 			bd, bp := median(values(res.direct, back)), median(values(res.proxy, back))
@@ -392,10 +410,14 @@ func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor
 				o.peers3Topics, peers3Partitions, o.peers3MetaReqs, d, p, ratio(d, p), median(values(res.direct, p99)), median(values(res.proxy, p99)))
 			fmt.Fprintf(b, "| all-topics Metadata: backend CPU per request (ms) | %.1f | %.1f | %s | target: nothing beyond the direct cost (the peers' periodic refreshes fall in both modes' rounds); peers (summed) %.1f CPU-ms/req |\n",
 				bd, bp, ratio(bd, bp), median(peerReq))
+			if len(res.relay) > 0 {
+				rv := median(values(res.relay, val))
+				fmt.Fprintf(b, "| all-topics Metadata through 3 byte-copying relays: p50 (ms) | %.1f | %.1f | %s | what carrying the answer costs without building it |\n", d, rv, ratio(d, rv))
+			}
 		}
 	}
 	fmt.Fprintf(b, "\nMachine: %s. GiB = 2^30 bytes read from plus written to the peers' clients, as the peers count them; CPU is on-CPU time from /proc/PID/task/*/schedstat, read at both ends of each measured interval, summed over the three peer processes (backend: the broker process).\n\n", note)
-	b.WriteString("Per round (direct / 3 peers):\n\n")
+	b.WriteString("Per round (direct / 3 peers [/ base] [/ relays]):\n\n")
 	for _, res := range results {
 		if res.name == "peers3-idle" {
 			continue
@@ -406,12 +428,18 @@ func (r *report) peers3Table(b *strings.Builder, results []scenarioResult, floor
 			if i < len(res.baseline) {
 				fmt.Fprintf(b, " / base %s", short(res.name, res.baseline[i]))
 			}
+			if i < len(res.relay) {
+				fmt.Fprintf(b, " / relays %s", short(res.name, res.relay[i]))
+			}
 			b.WriteString("]")
 		}
 		b.WriteString("\n")
 	}
 	if o.baseline != "" {
 		fmt.Fprintf(b, "\nBaseline: `%s`, three more peers in front of the same brokers, measured in the same rounds.\n", o.baseline)
+	}
+	if o.peers3Relays {
+		b.WriteString("\nRelays: three processes that only copy bytes (a read/write loop each way, 1 MiB buffers), one in front of each broker; the clients of their rounds dial a broker's relay wherever they would dial the broker, and their bytes are counted by the client.\n")
 	}
 }
 

@@ -24,6 +24,7 @@ const (
 	modeDirect   mode = iota
 	modeProxy         // through the proxy under test
 	modeBaseline      // through the -baseline proxy
+	modeRelay         // through byte-copying relays, one per broker (peers3)
 )
 
 func (m mode) String() string {
@@ -32,6 +33,8 @@ func (m mode) String() string {
 		return "proxy"
 	case modeBaseline:
 		return "base"
+	case modeRelay:
+		return "relay"
 	}
 	return "direct"
 }
@@ -69,7 +72,8 @@ type measurement struct {
 type scenarioResult struct {
 	name                    string
 	direct, proxy, baseline []measurement
-	note                    string // printed under the table (peers3: the machine's load)
+	relay                   []measurement // peers3: through the byte-copying relays
+	note                    string        // printed under the table (peers3: the machine's load)
 }
 
 // meter brackets the measured part of a round: proxy CPU, proxy bytes and
@@ -83,6 +87,7 @@ type meter struct {
 	count0 proxyCounters
 	self0  time.Duration
 	back0  time.Duration
+	io0    [2]int64 // relay rounds: the clients' byte and request counts
 	m      measurement
 }
 
@@ -105,6 +110,9 @@ func (mt *meter) start(ctx context.Context) error {
 			return err
 		}
 		mt.back0 = c
+	}
+	if mt.mode == modeRelay {
+		mt.io0 = [2]int64{mt.e.relayIO.bytes.Load(), mt.e.relayIO.requests.Load()}
 	}
 	mt.self0 = selfCPU()
 	mt.t0 = time.Now()
@@ -137,6 +145,10 @@ func (mt *meter) stop(ctx context.Context) error {
 	mt.m.proxyBytes = pc.bytes - mt.count0.bytes
 	mt.m.proxyReqs = pc.requests - mt.count0.requests
 	mt.m.proxyGCs = pc.gcs - mt.count0.gcs
+	if mt.mode == modeRelay {
+		mt.m.proxyBytes = mt.e.relayIO.bytes.Load() - mt.io0[0]
+		mt.m.proxyReqs = mt.e.relayIO.requests.Load() - mt.io0[1]
+	}
 	return nil
 }
 
@@ -271,7 +283,7 @@ func (e *errOnce) get() error {
 // producer returns a client tuned alike for both modes: no compression, so
 // the bytes on the wire are the payload; franz-go defaults otherwise.
 func (h *harness) producer(mt *meter, topic string, extra ...kgo.Opt) (*kgo.Client, error) {
-	opts := append(h.clientOpts(mt.e.addrs(mt.mode)),
+	opts := append(h.modeOpts(mt.e, mt.mode),
 		kgo.DefaultProduceTopic(topic),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
