@@ -210,18 +210,14 @@ type peerSpec struct {
 // stops whatever did start when a later step fails.
 func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, spec peerSpec) error {
 	n, binary := spec.peers, spec.binary
-	kafkaPorts, err := freePorts(n)
+	// One call, so the three lists cannot share a port: each call's
+	// listeners are closed when it returns, and a later call could be
+	// given one of them again.
+	ports, err := freePorts(3 * n)
 	if err != nil {
 		return err
 	}
-	adminPorts, err := freePorts(n)
-	if err != nil {
-		return err
-	}
-	gossipPorts, err := freePorts(n)
-	if err != nil {
-		return err
-	}
+	kafkaPorts, adminPorts, gossipPorts := ports[:n], ports[n:2*n], ports[2*n:]
 	ps := &proxySet{}
 	for i := range n {
 		ps.addrs = append(ps.addrs, "127.0.0.1:"+strconv.Itoa(kafkaPorts[i]))
