@@ -281,6 +281,15 @@ func (h *harness) startProxies(ctx context.Context, e *env, dst **proxySet, spec
 		{"/v1/default-cluster", `{"cluster":"default"}`},
 	} {
 		if err := putUntilOK(ctx, ps.admins[0]+w.path, w.body, ps.procs[0]); err != nil {
+			// Peer 0 tells only what it saw; a peer that died (a port
+			// taken, say) is why there was no group to join.
+			for i, p := range ps.procs[1:] {
+				select {
+				case <-p.done:
+					err = fmt.Errorf("%w; peer %d exited (%v): %s", err, i+1, p.err, tail(p.logf))
+				default:
+				}
+			}
 			return fmt.Errorf("configure the peers: %w", err)
 		}
 	}
