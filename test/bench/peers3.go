@@ -165,7 +165,11 @@ func (h *harness) peers3Scenario(ctx context.Context) ([]scenarioResult, error) 
 		results[ph] = &scenarioResult{name: "peers3-" + ph}
 	}
 	rounds := h.o.peers3Rounds
-	h.logf("bench: peers3: %d rounds of %v, direct, through 3 peers and through 3 relays (-peers3-relays) in turn", rounds, h.o.peers3Phases)
+	through := "direct and through 3 peers"
+	if e.relays != nil {
+		through = "direct, through 3 peers and through 3 relays"
+	}
+	h.logf("bench: peers3: %d rounds of %v, %s in turn", rounds, h.o.peers3Phases, through)
 	for r := range rounds {
 		// The modes rotate through the positions, so each holds each one
 		// equally over a multiple of their number of rounds. (An earlier
