@@ -157,10 +157,20 @@ type brokerSet struct {
 	clusterID  *string
 }
 
+// topicMeta is one topic's metadata as last stored; never changed once
+// stored (a change stores a new one), so a request may hold it.
 type topicMeta struct {
 	id       [16]byte
 	leaders  []int32 // by partition id; -1 when unknown
 	internal bool
+}
+
+// leader is the partition's leader broker, or -1 when unknown.
+func (tm *topicMeta) leader(partition int32) int32 {
+	if partition < 0 || int(partition) >= len(tm.leaders) {
+		return -1
+	}
+	return tm.leaders[partition]
 }
 
 // versionRange is an inclusive range of versions of one API key.
@@ -771,15 +781,18 @@ func (b *Backend) forgetTopic(name string) {
 
 // leader returns the leader broker of a partition, or -1 when unknown.
 func (b *Backend) leader(topic string, partition int32) int32 {
-	v, ok := b.topics.Load(topic)
-	if !ok {
-		return -1
+	if tm := b.meta(topic); tm != nil {
+		return tm.leader(partition)
 	}
-	tm := v.(*topicMeta)
-	if partition < 0 || int(partition) >= len(tm.leaders) {
-		return -1
+	return -1
+}
+
+// meta is topic's metadata, or nil when the backend does not know it.
+func (b *Backend) meta(topic string) *topicMeta {
+	if v, ok := b.topics.Load(topic); ok {
+		return v.(*topicMeta)
 	}
-	return tm.leaders[partition]
+	return nil
 }
 
 // knows reports whether topic is in the backend's metadata.

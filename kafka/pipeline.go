@@ -220,6 +220,11 @@ type topicTarget struct {
 	// (segments.go).
 	chain *fsm.TopicChain
 	prev  *Backend
+	// meta is be's metadata of the topic as the request resolved it (nil
+	// when be did not know it then): its partitions' leaders are read from
+	// it, so a request naming many partitions of a topic looks the topic up
+	// once rather than once per partition.
+	meta *topicMeta
 }
 
 // metricName is the topic's per-topic series name: only topics the backend
@@ -312,7 +317,7 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 	if class, code := bounceOf(r.key); class != bounceNone && r.c.routes.moved(class, name, be.Name()) {
 		return topicTarget{name: name, code: code}
 	}
-	tt := topicTarget{be: be, name: name, id: real}
+	tt := topicTarget{be: be, name: name, id: real, meta: be.meta(name)}
 	r.chainOf(&tt)
 	return tt
 }
@@ -320,6 +325,9 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 // leader is the target for partition of a routed topic: its leader broker
 // (-1, any broker, when the leader is unknown).
 func (tt topicTarget) leader(partition int32) target {
+	if tt.meta != nil {
+		return target{tt.be, tt.meta.leader(partition)}
+	}
 	return target{tt.be, tt.be.leader(tt.name, partition)}
 }
 
