@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -78,8 +79,9 @@ func startMovingProxyOn(t *testing.T, partitions int32, onB bool) (addr string, 
 }
 
 // readAll returns the values of the records of topic t on kc, read
-// directly, per partition: want of them, or (want < 0) all, taken to be
-// there once a 2 s poll brings nothing.
+// directly, per partition: want of them, or (want < 0) all, as many as the
+// partitions' end offsets count (no transactions write t, so every offset
+// is a record). It returns what it has after 20 s.
 func readAll(t *testing.T, kc *kfake.Cluster, want int) map[int32][]string {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumeTopics("t"),
@@ -88,20 +90,30 @@ func readAll(t *testing.T, kc *kfake.Cluster, want int) map[int32][]string {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	got, n := map[int32][]string{}, 0
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for (want < 0 || n < want) && ctx.Err() == nil {
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		before := n
-		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+	if want < 0 {
+		// Counted up front: a first poll that brings nothing within a
+		// deadline says nothing on a loaded machine (all of a's records
+		// once read as "stored 0 times").
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "t")
+		if err != nil {
+			t.Fatalf("end offsets of t: %v", err)
+		}
+		want = 0
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Err != nil {
+				t.Fatalf("end offset of t/%d: %v", o.Partition, o.Err)
+			}
+			want += int(o.Offset)
+		})
+	}
+	got, n := map[int32][]string{}, 0
+	for n < want && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			got[r.Partition] = append(got[r.Partition], string(r.Value))
 			n++
 		})
-		pcancel()
-		if want < 0 && n == before && pctx.Err() != nil {
-			break
-		}
 	}
 	return got
 }
