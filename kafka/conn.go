@@ -116,7 +116,9 @@ type clientConn struct {
 	noPark bool
 
 	// lostProduce names the targets whose broker connection broke with a
-	// Produce in flight; a Produce to one of them ends the connection
+	// Produce in flight, or to which a Produce was answered unsent (the
+	// broker could not be dialed): produceGap. A Produce to one of them
+	// on a new broker connection ends the client connection
 	// (upstream.send). Owned by the reader goroutine.
 	lostProduce map[target]bool
 
@@ -880,10 +882,7 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 		switch {
 		case u.broken.Load():
 			if u.produceLost.Load() {
-				if c.lostProduce == nil {
-					c.lostProduce = map[target]bool{}
-				}
-				c.lostProduce[key] = true
+				c.produceGap(key)
 			}
 			c.retire(u)
 		case !u.renew.IsZero() && !u.dirty && len(u.inflight) == 0 && time.Now().After(u.renew):
@@ -938,6 +937,26 @@ func (c *clientConn) upstream(be *Backend, broker int32) (*upstream, error) {
 		u.readLoop()
 	}()
 	return u, nil
+}
+
+// produceGap records that a Produce to t may be missing from the broker
+// while the client goes on: its broker connection broke with the Produce
+// in flight, or it (or a split Produce's part) was answered unsent because
+// t's broker could not be dialed. A later Produce the client pipelined
+// behind it must not reach the broker on a new connection: it would
+// overtake the batch the client is about to retry (send), and a broker
+// that came back without the producer's state (a crash: test/chaos
+// TestFaultBackendRestarted) would store it. So the next Produce to t on a
+// new broker connection ends the client connection unsent, as the
+// broker's crash ended a direct client's.
+func (c *clientConn) produceGap(t target) {
+	if t.be == nil || t.broker < 0 {
+		return // no broker was chosen, so none was dialed
+	}
+	if c.lostProduce == nil {
+		c.lostProduce = map[target]bool{}
+	}
+	c.lostProduce[t] = true
 }
 
 // send writes frame (size prefix included) upstream. With cb nil the

@@ -237,6 +237,9 @@ func (c *clientConn) scatter(r *request, start time.Time, parts []part, merge fu
 	// goroutine then kicks the writer, which no upstream reader will do
 	// for it.
 	fail := func(i int, err error) error {
+		if r.key == kmsg.Produce.Int16() {
+			c.produceGap(parts[i].t)
+		}
 		fa := unreachablePart(parts[i], err)
 		if fa == nil {
 			fa = partFailure(parts[i])

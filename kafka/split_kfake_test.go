@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -265,4 +266,97 @@ func proxyOfDownCluster(t *testing.T) (*Backend, net.Conn) {
 	}
 	t.Cleanup(func() { nc.Close() })
 	return be, nc
+}
+
+// TestProduceAfterUnsentProduceClosesConn: a produce whose broker cannot
+// be dialed is answered NOT_LEADER_OR_FOLLOWER unsent; once the broker is
+// back, the next produce on the same client connection (which a client
+// may have pipelined behind the failed one, so it would overtake the
+// retry) ends the connection unsent, and the retry on a new connection is
+// written once. Before, the later produce was sent: a broker that came
+// back from a crash without its producers' state stored it, refused the
+// retried earlier batch as out of order, and librdkafka acknowledged that
+// batch as already written (test/chaos TestFaultBackendRestarted).
+func TestProduceAfterUnsentProduceClosesConn(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, portStr, _ := net.SplitHostPort(kc.ListenAddrs()[0])
+	port, _ := strconv.Atoi(portStr)
+	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
+	select {
+	case <-be.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("backend metadata not loaded")
+	}
+	kc.Close()
+
+	c := dialRaw(t, addr)
+	produce := func(c *rawClient) (int16, error) {
+		t.Helper()
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = 0, idempotentBatch(-1, -1, -1, "v")
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		req.SetVersion(7)
+		resp, err := c.do(req, 30*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		pr := resp.(*kmsg.ProduceResponse)
+		if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 1 {
+			t.Fatalf("produce answer %+v, want t/0 alone", pr.Topics)
+		}
+		return pr.Topics[0].Partitions[0].ErrorCode, nil
+	}
+	endOffset := func(c *rawClient) int64 {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = 0, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		req.SetVersion(4)
+		resp, err := c.do(req, 30*time.Second)
+		if err != nil {
+			t.Fatalf("list offsets: %v", err)
+		}
+		lr := resp.(*kmsg.ListOffsetsResponse)
+		if len(lr.Topics) != 1 || len(lr.Topics[0].Partitions) != 1 || lr.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("list offsets answer %+v", lr.Topics)
+		}
+		return lr.Topics[0].Partitions[0].Offset
+	}
+	if code, err := produce(c); err != nil || code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("produce with the broker down: code %d, err %v; want NOT_LEADER_OR_FOLLOWER", code, err)
+	}
+
+	// The broker comes back on its address, without the producers' state.
+	kc, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatalf("restart the broker on port %d: %v", port, err)
+	}
+	t.Cleanup(kc.Close)
+	if code, err := produce(c); err == nil {
+		t.Fatalf("a produce behind one answered unsent was answered (code %d); want the connection closed unsent", code)
+	}
+	// Nothing was written; on a new connection the retry is.
+	c = dialRaw(t, addr)
+	if end := endOffset(c); end != 0 {
+		t.Fatalf("t/0 ends at %d after the refused produce, want 0", end)
+	}
+	if code, err := produce(c); err != nil || code != 0 {
+		t.Fatalf("retry on a new connection: code %d, err %v", code, err)
+	}
+	if end := endOffset(c); end != 1 {
+		t.Fatalf("t/0 ends at %d after the retry, want 1", end)
+	}
 }
