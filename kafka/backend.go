@@ -140,6 +140,15 @@ type Backend struct {
 	metaUpdates atomic.Uint64
 
 	refreshCh chan struct{}
+	// refreshed is closed, and replaced, whenever a refresh ends (with an
+	// answer or not); refreshedGen is the largest metaGen a refresh that
+	// ended had read as it began (awaitRefresh).
+	refreshMu    sync.Mutex
+	refreshed    chan struct{}
+	refreshedGen uint64
+	// running: Run's refresh loop is running, so a refresh asked for
+	// happens (a Backend nothing runs never refreshes: awaitRefresh).
+	running   atomic.Bool
 	readyOnce sync.Once
 	ready     chan struct{}
 
@@ -198,6 +207,7 @@ func NewBackend(cfg BackendConfig) (*Backend, error) {
 		suspect:        map[string]time.Time{},
 		brokerVersions: map[string]*versionSet{},
 		refreshCh:      make(chan struct{}, 1),
+		refreshed:      make(chan struct{}),
 		ready:          make(chan struct{}),
 	}
 	b.auth = newBackendAuth(cfg, cfg.Metrics.authFailures())
@@ -214,6 +224,8 @@ func (b *Backend) Ready() <-chan struct{} { return b.ready }
 // Run refreshes the backend's metadata until ctx ends.
 func (b *Backend) Run(ctx context.Context) {
 	defer b.closeCtl()
+	b.running.Store(true)
+	defer b.running.Store(false)
 	if t := b.metrics.traffic; t != nil {
 		// Its brokers' up/down is reported while it runs.
 		t.brokerUp.track(b)
@@ -282,17 +294,58 @@ func (b *Backend) trackUpstream(u *upstream, on bool) {
 // TriggerRefresh asks for a metadata refresh soon; calls coalesce. Until
 // a refresh asked for after this call lands, client Metadata is answered
 // by the backend, not from the snapshot (metadata_cache.go).
-func (b *Backend) TriggerRefresh() {
-	b.metaGen.Add(1)
+func (b *Backend) TriggerRefresh() { b.triggerRefresh() }
+
+// triggerRefresh is TriggerRefresh; it returns the generation a refresh
+// must begin at (or after) to reflect the backend as of this call.
+func (b *Backend) triggerRefresh() uint64 {
+	gen := b.metaGen.Add(1)
 	select {
 	case b.refreshCh <- struct{}{}:
 	default:
 	}
+	return gen
+}
+
+// awaitRefresh asks for a refresh and waits until one that began after
+// the ask has ended, or until ctx ends (false). A refresh that failed
+// ends the wait too: the caller looks again and finds what it found.
+// Waiters share the refresh: calls coalesce as TriggerRefresh's do. It
+// returns false at once when no refresh loop runs (Run).
+func (b *Backend) awaitRefresh(ctx context.Context) bool {
+	want := b.triggerRefresh()
+	if !b.running.Load() {
+		return false
+	}
+	for {
+		b.refreshMu.Lock()
+		done, ch := b.refreshedGen >= want, b.refreshed
+		b.refreshMu.Unlock()
+		if done {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// refreshEnded wakes awaitRefresh's waiters after a refresh that began at
+// generation gen.
+func (b *Backend) refreshEnded(gen uint64) {
+	b.refreshMu.Lock()
+	defer b.refreshMu.Unlock()
+	b.refreshedGen = max(b.refreshedGen, gen)
+	close(b.refreshed)
+	b.refreshed = make(chan struct{})
 }
 
 func (b *Backend) refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	defer b.refreshEnded(b.metaGen.Load())
 	if err := b.loadVersions(ctx); err != nil {
 		return err
 	}

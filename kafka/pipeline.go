@@ -26,6 +26,9 @@ package kafka
 // connection's presenter, authorization per resolved topic.
 
 import (
+	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -75,6 +78,9 @@ type splitState struct {
 	// byID: the key translates topic ids at this version (split.go); the
 	// resolver refuses ids otherwise.
 	byID bool
+	// metaWaited: the request has waited once for fresh metadata on an
+	// unknown topic id (awaitMetadata).
+	metaWaited bool
 	// chained: a topic of the request has a segment chain (segments.go);
 	// the request is split and its parts and answers translated.
 	chained bool
@@ -287,18 +293,20 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 			return topicTarget{code: kerr.UnknownTopicID.Code}
 		}
 		be, n := r.topicOfVID(id)
+		if be == nil && r.awaitMetadata(r.set.sorted...) {
+			// A topic created through another peer (or on the cluster
+			// itself) is not in this peer's metadata until a refresh or
+			// a client's Metadata through this peer brings it.
+			be, n = r.topicOfVID(id)
+		}
 		if be == nil {
-			// A topic created through another peer may not be in this
-			// peer's metadata yet: refresh, so the client's retry (it
-			// retries UNKNOWN_TOPIC_ID after refreshing its own) finds it.
-			for _, b := range r.set.sorted {
-				b.TriggerRefresh()
-			}
 			return topicTarget{name: n, code: kerr.UnknownTopicID.Code}
 		}
 		var ok bool
-		if real, ok = be.topicID(n); !ok {
-			be.TriggerRefresh()
+		if real, ok = be.topicID(n); !ok && r.awaitMetadata(be) {
+			real, ok = be.topicID(n)
+		}
+		if !ok {
 			return topicTarget{name: n, code: kerr.UnknownTopicID.Code}
 		}
 		name = n
@@ -320,6 +328,46 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 	tt := topicTarget{be: be, name: name, id: real, meta: be.meta(name)}
 	r.chainOf(&tt)
 	return tt
+}
+
+// metadataWait bounds how long a request naming a topic id this peer does
+// not know waits for its backends' metadata (awaitMetadata).
+const metadataWait = 2 * time.Second
+
+// awaitMetadata refreshes the metadata of bes and waits for it, bounded
+// by metadataWait, once per request: a topic id this peer does not know
+// is most often a topic just created, whose metadata the client had from
+// another peer. Answered UNKNOWN_TOPIC_ID at once, the client would back
+// off (a quarter of a second and more) and refresh before retrying, and
+// might meet the same answer again if this peer's refresh had not ended
+// by then. It reports whether a refresh ended meanwhile, so the caller
+// looks again; an id still unknown after that is answered
+// UNKNOWN_TOPIC_ID. The wait blocks this client's reader, as a
+// coordinator lookup does; what is already queued upstream is flushed
+// first.
+func (r *request) awaitMetadata(bes ...*Backend) bool {
+	if r.split.metaWaited || len(bes) == 0 {
+		return false
+	}
+	r.split.metaWaited = true
+	r.c.flushUpstreams() // an error resurfaces on the next write
+	ctx, cancel := context.WithTimeout(context.Background(), metadataWait)
+	defer cancel()
+	var (
+		wg        sync.WaitGroup
+		refreshed atomic.Bool
+	)
+	for _, be := range bes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if be.awaitRefresh(ctx) {
+				refreshed.Store(true)
+			}
+		}()
+	}
+	wg.Wait()
+	return refreshed.Load()
 }
 
 // leader is the target for partition of a routed topic: its leader broker

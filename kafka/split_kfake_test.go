@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"net"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -358,5 +360,72 @@ func TestProduceAfterUnsentProduceClosesConn(t *testing.T) {
 	}
 	if end := endOffset(c); end != 1 {
 		t.Fatalf("t/0 ends at %d after the retry, want 1", end)
+	}
+}
+
+// TestProduceByIDOfNewTopic: a topic created on the cluster after the
+// proxy loaded its metadata (as through another peer) is named by its
+// virtual id in a Produce v13; the proxy, which does not know the id yet,
+// refreshes its metadata and forwards the produce, rather than answering
+// UNKNOWN_TOPIC_ID, which made clients back off and retry (a quarter of a
+// second and more per peer, measured by the bench's short produce rounds).
+func TestProduceByIDOfNewTopic(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "old"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	be, addr := startProxy(t, kc, BackendConfig{Name: "k"}) // refreshes every minute
+	select {
+	case <-be.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("backend metadata not loaded")
+	}
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "fresh", 1, 1
+	create.Topics = append(create.Topics, ct)
+	direct, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	if resp, err := create.RequestWith(context.Background(), direct); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create fresh on the cluster: %v %+v", err, resp)
+	}
+	if _, ok := be.topicID("fresh"); ok {
+		t.Fatal("the proxy knows the new topic before any refresh: the test tests nothing")
+	}
+
+	c := dialRaw(t, addr)
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(13)
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.TopicID = virtualTopicID("fresh")
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = 0, idempotentBatch(-1, -1, -1, "v")
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := c.do(req, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := resp.(*kmsg.ProduceResponse)
+	if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 1 {
+		t.Fatalf("produce answer %+v, want fresh/0 alone", pr.Topics)
+	}
+	if got := pr.Topics[0]; got.TopicID != virtualTopicID("fresh") || got.Partitions[0].ErrorCode != 0 {
+		t.Fatalf("produce to the new topic by id: id %x code %d, want its virtual id and no error", got.TopicID, got.Partitions[0].ErrorCode)
+	}
+
+	// An id no cluster has is still UNKNOWN_TOPIC_ID, after one refresh.
+	rt.TopicID = virtualTopicID("nowhere")
+	req.Topics[0] = rt
+	if resp, err = c.do(req, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicID.Code {
+		t.Fatalf("produce by an unknown id: code %d, want UNKNOWN_TOPIC_ID", code)
 	}
 }
