@@ -91,16 +91,7 @@ func TestSplitProduceBrokerConnBreaks(t *testing.T) {
 		return resp
 	}
 	produce := func(partitions ...int32) map[int32]int16 {
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks, req.TimeoutMillis = -1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "t"
-		for _, p := range partitions {
-			rp := kmsg.NewProduceRequestTopicPartition()
-			rp.Partition, rp.Records = p, idempotentBatch(-1, -1, -1, "v")
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		req.Topics = append(req.Topics, rt)
+		req := produceOne("t", partitions...)
 		codes := map[int32]int16{}
 		for _, t := range roundTrip(req, 7).(*kmsg.ProduceResponse).Topics {
 			for _, p := range t.Partitions {
@@ -138,14 +129,7 @@ func TestSplitProduceBrokerConnBreaks(t *testing.T) {
 	// The client retries the failed partition alone, on the same
 	// connection: the proxy closes it without sending the batch.
 	corr++
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks, req.TimeoutMillis = -1, 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = "t"
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition, rp.Records = pb, idempotentBatch(-1, -1, -1, "v")
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	req := produceOne("t", pb)
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := nc.Write(reqFrame(req, 7, corr)); err != nil {
 		t.Fatalf("write: %v", err)
@@ -175,14 +159,7 @@ func TestSingleTargetBrokerUnreachable(t *testing.T) {
 	_, nc := proxyOfDownCluster(t)
 	br := bufio.NewReader(nc)
 	for corr := int32(1); corr <= 2; corr++ {
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks, req.TimeoutMillis = -1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "t"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Partition, rp.Records = 0, idempotentBatch(-1, -1, -1, "v")
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceOne("t", 0)
 		nc.SetDeadline(time.Now().Add(30 * time.Second))
 		if _, err := nc.Write(reqFrame(req, 7, corr)); err != nil {
 			t.Fatalf("write: %v", err)
@@ -297,14 +274,7 @@ func TestProduceAfterUnsentProduceClosesConn(t *testing.T) {
 	c := dialRaw(t, addr)
 	produce := func(c *rawClient) (int16, error) {
 		t.Helper()
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks, req.TimeoutMillis = -1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "t"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Partition, rp.Records = 0, idempotentBatch(-1, -1, -1, "v")
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceOne("t", 0)
 		req.SetVersion(7)
 		resp, err := c.do(req, 30*time.Second)
 		if err != nil {
@@ -398,15 +368,9 @@ func TestProduceByIDOfNewTopic(t *testing.T) {
 	}
 
 	c := dialRaw(t, addr)
-	req := kmsg.NewPtrProduceRequest()
+	req := produceOne("", 0)
 	req.SetVersion(13)
-	req.Acks, req.TimeoutMillis = -1, 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.TopicID = virtualTopicID("fresh")
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition, rp.Records = 0, idempotentBatch(-1, -1, -1, "v")
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	req.Topics[0].TopicID = virtualTopicID("fresh")
 	resp, err := c.do(req, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -420,12 +384,27 @@ func TestProduceByIDOfNewTopic(t *testing.T) {
 	}
 
 	// An id no cluster has is still UNKNOWN_TOPIC_ID, after one refresh.
-	rt.TopicID = virtualTopicID("nowhere")
-	req.Topics[0] = rt
+	req.Topics[0].TopicID = virtualTopicID("nowhere")
 	if resp, err = c.do(req, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicID.Code {
 		t.Fatalf("produce by an unknown id: code %d, want UNKNOWN_TOPIC_ID", code)
 	}
+}
+
+// produceOne is an acks=all Produce of one idempotent-format record (no
+// producer id) to each of partitions of topic.
+func produceOne(topic string, partitions ...int32) *kmsg.ProduceRequest {
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	for _, p := range partitions {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = p, idempotentBatch(-1, -1, -1, "v")
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	return req
 }
