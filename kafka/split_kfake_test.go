@@ -32,11 +32,7 @@ func TestSplitProduceBrokerConnBreaks(t *testing.T) {
 	}
 	t.Cleanup(kc.Close) // after the proxy's cleanup, which runs first
 	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
-	select {
-	case <-be.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("backend metadata not loaded")
-	}
+	waitReady(t, be)
 	// Two partitions led by different brokers: pg on the healthy one, pb
 	// on the one whose connection breaks.
 	pg, pb := int32(0), int32(-1)
@@ -233,11 +229,7 @@ func proxyOfDownCluster(t *testing.T) (*Backend, net.Conn) {
 		t.Fatal(err)
 	}
 	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
-	select {
-	case <-be.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("backend metadata not loaded")
-	}
+	waitReady(t, be)
 	kc.Close()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -264,11 +256,7 @@ func TestProduceAfterUnsentProduceClosesConn(t *testing.T) {
 	_, portStr, _ := net.SplitHostPort(kc.ListenAddrs()[0])
 	port, _ := strconv.Atoi(portStr)
 	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
-	select {
-	case <-be.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("backend metadata not loaded")
-	}
+	waitReady(t, be)
 	kc.Close()
 
 	c := dialRaw(t, addr)
@@ -346,11 +334,7 @@ func TestProduceByIDOfNewTopic(t *testing.T) {
 	}
 	t.Cleanup(kc.Close)
 	be, addr := startProxy(t, kc, BackendConfig{Name: "k"}) // refreshes every minute
-	select {
-	case <-be.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("backend metadata not loaded")
-	}
+	waitReady(t, be)
 	create := kmsg.NewPtrCreateTopicsRequest()
 	ct := kmsg.NewCreateTopicsRequestTopic()
 	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "fresh", 1, 1
