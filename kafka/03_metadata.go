@@ -76,7 +76,7 @@ func handleMetadata(r *request) error {
 			case t.TopicID != ([16]byte{}):
 				// A virtual id: ask the cluster by name.
 				var name string
-				if be, name = r.topicOfVID(t.TopicID); be != nil {
+				if be, name = r.resolveVID(t.TopicID); be != nil {
 					t.Topic, t.TopicID = &name, [16]byte{}
 				}
 			}

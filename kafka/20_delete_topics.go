@@ -40,7 +40,7 @@ func handleDeleteTopics(r *request) error {
 		} else {
 			// A virtual id: delete by name on the topic's cluster.
 			var name string
-			if be, name = r.topicOfVID(t.TopicID); be != nil {
+			if be, name = r.resolveVID(t.TopicID); be != nil {
 				t.Topic, t.TopicID = &name, [16]byte{}
 			}
 		}

@@ -376,7 +376,7 @@ func ownedOn(r *request, be *Backend, topics []kmsg.ConsumerGroupHeartbeatReques
 	}
 	out := []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 	for _, t := range topics {
-		tbe, name := r.topicOfVID(t.TopicID)
+		tbe, name := r.resolveVID(t.TopicID)
 		if tbe != be {
 			continue
 		}

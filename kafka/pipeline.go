@@ -292,13 +292,7 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 		if !r.split.byID {
 			return topicTarget{code: kerr.UnknownTopicID.Code}
 		}
-		be, n := r.topicOfVID(id)
-		if be == nil && r.awaitMetadata(r.set.sorted...) {
-			// A topic created through another peer (or on the cluster
-			// itself) is not in this peer's metadata until a refresh or
-			// a client's Metadata through this peer brings it.
-			be, n = r.topicOfVID(id)
-		}
+		be, n := r.resolveVID(id)
 		if be == nil {
 			return topicTarget{name: n, code: kerr.UnknownTopicID.Code}
 		}
@@ -328,6 +322,19 @@ func (r *request) topic(name string, id [16]byte) topicTarget {
 	tt := topicTarget{be: be, name: name, id: real, meta: be.meta(name)}
 	r.chainOf(&tt)
 	return tt
+}
+
+// resolveVID is topicOfVID (topicids.go), waiting once for fresh
+// metadata when the id is unknown (awaitMetadata): a topic created
+// through another peer, or on the cluster itself, is not in this peer's
+// metadata until a refresh or a client's Metadata through this peer
+// brings it.
+func (r *request) resolveVID(vid [16]byte) (*Backend, string) {
+	be, name := r.topicOfVID(vid)
+	if name == "" && r.awaitMetadata(r.set.sorted...) {
+		be, name = r.topicOfVID(vid)
+	}
+	return be, name
 }
 
 // metadataWait bounds how long a request naming a topic id this peer does

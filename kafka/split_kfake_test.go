@@ -323,7 +323,7 @@ func TestProduceAfterUnsentProduceClosesConn(t *testing.T) {
 
 // TestProduceByIDOfNewTopic: a topic created on the cluster after the
 // proxy loaded its metadata (as through another peer) is named by its
-// virtual id in a Produce v13; the proxy, which does not know the id yet,
+// virtual id in a Produce v13 (and another in a Metadata v12); the proxy, which does not know the id yet,
 // refreshes its metadata and forwards the produce, rather than answering
 // UNKNOWN_TOPIC_ID, which made clients back off and retry (a quarter of a
 // second and more per peer, measured by the bench's short produce rounds).
@@ -335,21 +335,26 @@ func TestProduceByIDOfNewTopic(t *testing.T) {
 	t.Cleanup(kc.Close)
 	be, addr := startProxy(t, kc, BackendConfig{Name: "k"}) // refreshes every minute
 	waitReady(t, be)
-	create := kmsg.NewPtrCreateTopicsRequest()
-	ct := kmsg.NewCreateTopicsRequestTopic()
-	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "fresh", 1, 1
-	create.Topics = append(create.Topics, ct)
 	direct, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer direct.Close()
-	if resp, err := create.RequestWith(context.Background(), direct); err != nil || resp.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create fresh on the cluster: %v %+v", err, resp)
+	// createBehind creates topic on the cluster, not through the proxy.
+	createBehind := func(topic string) {
+		t.Helper()
+		create := kmsg.NewPtrCreateTopicsRequest()
+		ct := kmsg.NewCreateTopicsRequestTopic()
+		ct.Topic, ct.NumPartitions, ct.ReplicationFactor = topic, 1, 1
+		create.Topics = append(create.Topics, ct)
+		if resp, err := create.RequestWith(context.Background(), direct); err != nil || resp.Topics[0].ErrorCode != 0 {
+			t.Fatalf("create %s on the cluster: %v %+v", topic, err, resp)
+		}
+		if _, ok := be.topicID(topic); ok {
+			t.Fatalf("the proxy knows %s before any refresh: the test tests nothing", topic)
+		}
 	}
-	if _, ok := be.topicID("fresh"); ok {
-		t.Fatal("the proxy knows the new topic before any refresh: the test tests nothing")
-	}
+	createBehind("fresh")
 
 	c := dialRaw(t, addr)
 	req := produceOne("", 0)
@@ -365,6 +370,21 @@ func TestProduceByIDOfNewTopic(t *testing.T) {
 	}
 	if got := pr.Topics[0]; got.TopicID != virtualTopicID("fresh") || got.Partitions[0].ErrorCode != 0 {
 		t.Fatalf("produce to the new topic by id: id %x code %d, want its virtual id and no error", got.TopicID, got.Partitions[0].ErrorCode)
+	}
+
+	// Metadata by id finds a new topic the same way.
+	createBehind("fresh2")
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.SetVersion(12)
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.TopicID = virtualTopicID("fresh2")
+	mreq.Topics = append(mreq.Topics, mt)
+	mresp, err := c.do(mreq, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mts := mresp.(*kmsg.MetadataResponse).Topics; len(mts) != 1 || mts[0].ErrorCode != 0 || mts[0].Topic == nil || *mts[0].Topic != "fresh2" {
+		t.Fatalf("metadata by the new topic's id: %+v, want fresh2 without error", mts)
 	}
 
 	// An id no cluster has is still UNKNOWN_TOPIC_ID, after one refresh.
