@@ -106,6 +106,8 @@ type testCluster struct {
 	// introduced stands in for a newer build's command table
 	// (node.Config.CommandIntroduced).
 	introduced map[fsm.CommandType]uint16
+	// refresh is the peers' metadata refresh period.
+	refresh time.Duration
 }
 
 type clusterOpts struct {
@@ -116,6 +118,8 @@ type clusterOpts struct {
 	// every peer's command table override.
 	commandSets []uint16
 	introduced  map[fsm.CommandType]uint16
+	// metadataRefresh is the peers' metadata refresh period; 0 is 500 ms.
+	metadataRefresh time.Duration
 }
 
 // testTiming is node.SharedMachineTiming: with FastTiming's 250 ms lease
@@ -127,7 +131,10 @@ func testTiming() node.Timing { return node.SharedMachineTiming() }
 
 func newCluster(t testing.TB, o clusterOpts) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, log: testLogger(t), faults: transport.NewFaults(), timing: testTiming(), introduced: o.introduced}
+	c := &testCluster{t: t, log: testLogger(t), faults: transport.NewFaults(), timing: testTiming(), introduced: o.introduced, refresh: o.metadataRefresh}
+	if c.refresh == 0 {
+		c.refresh = 500 * time.Millisecond
+	}
 	if o.timing != nil {
 		c.timing = *o.timing
 	}
@@ -192,7 +199,7 @@ func (c *testCluster) start(i, expect int) {
 		Join:              join,
 		BootstrapExpect:   expect,
 		LocalBrokers:      p.local,
-		MetadataRefresh:   500 * time.Millisecond,
+		MetadataRefresh:   c.refresh,
 		AdmitUnproven:     true, // loopback, no peer TLS: the insecure admission mode
 		Timing:            c.timing,
 		CommandSet:        p.commandSet,
