@@ -48,6 +48,12 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	// cannot write here (txn_clusters.go); account its bytes and charge
 	// its quota.
 	topic: func(r *request, req *kmsg.ProduceRequest, i int, tt topicTarget) topicTarget {
+		if tt.be != nil && tt.meta == nil && r.awaitMetadata(tt.be) {
+			// A topic this peer has not seen (created through another
+			// peer or on the cluster): its leaders come with a refresh,
+			// and no broker is picked blindly (produce_order.go).
+			tt.meta = tt.be.meta(tt.name)
+		}
 		if tt.be != nil && r.split.txnDenied {
 			tt = topicTarget{name: tt.name, code: kerr.TransactionalIDAuthorizationFailed.Code}
 		}
@@ -105,6 +111,13 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	partition: func(r *request, req *kmsg.ProduceRequest, i, j int, tt topicTarget) int16 {
 		p := &req.Topics[i].Partitions[j]
 		if code := r.c.s.seqGaps.admit(tt.name, p.Partition, p.Records); code != 0 {
+			return code
+		}
+		if code := r.c.producePlace(tt, p.Partition); code != 0 {
+			// Its broker changed under batches that may be unanswered, or
+			// it has none (produce_order.go): later batches of the same
+			// producer wait for this one's retry.
+			r.c.s.seqGaps.refused(tt.name, p.Partition, p.Records)
 			return code
 		}
 		if req.TransactionID != nil {

@@ -121,6 +121,9 @@ type clientConn struct {
 	// on a new broker connection ends the client connection
 	// (upstream.send). Owned by the reader goroutine.
 	lostProduce map[target]bool
+	// producePlaces is the broker of the last Produce to each partition
+	// (produce_order.go). Owned by the reader goroutine.
+	producePlaces map[placeKey]int32
 
 	// ups, dirty, clientID and routes are owned by the reader goroutine.
 	routes   routeMemory

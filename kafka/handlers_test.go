@@ -536,16 +536,22 @@ func TestHandleProduceAcksZero(t *testing.T) {
 	}
 }
 
-// TestHandleProduceUnknownTopic: a partition without a known leader goes to
-// any broker (which answers with the error that makes the client refresh)
-// and triggers our own refresh.
+// TestHandleProduceUnknownTopic: a partition of a topic the proxy does
+// not know is answered UNKNOWN_TOPIC_OR_PARTITION by the proxy itself,
+// rather than sent to a broker picked blindly (produce_order.go), and
+// triggers a refresh of its metadata.
 func TestHandleProduceUnknownTopic(t *testing.T) {
 	f := newFx(t)
 	h := f.conn(t)
 	f.refreshRequested()
 	ex := h.run(handleProduce, reqFrame(produceReq(-1, fxPart{"nope", [16]byte{9}, 0, []byte("x")}), 9, 1), produceAnswer(t))
-	if ex.err != nil || !ex.done || len(ex.sent[100]) != 1 {
+	if ex.err != nil || !ex.done || ex.outErr != nil || len(ex.sent) != 0 {
 		t.Fatalf("exchange = %+v", ex)
+	}
+	_, resp := decodeOut(t, ex.out, 0, 9)
+	pr := resp.(*kmsg.ProduceResponse)
+	if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 1 || pr.Topics[0].Partitions[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("answer %+v, want nope/0 UNKNOWN_TOPIC_OR_PARTITION", pr.Topics)
 	}
 	if !f.refreshRequested() {
 		t.Fatal("unknown leader did not trigger a metadata refresh")

@@ -1,0 +1,206 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestProduceAfterLeaderMoveWaitsForEarlier: an idempotent producer
+// pipelines batch 0 and batch 1 of a partition on one connection. Batch 0
+// is held at the partition's leader; meanwhile the leadership moves and
+// the proxy's metadata learns it. Batch 1 must not go to the new leader
+// ahead of batch 0 (a leader without the producer's state would write it,
+// and batch 0's retry would then be refused as out of order): the proxy
+// refuses it unsent, and batch 2 behind it too, until batch 0 is retried.
+// The retries are then written once each, in order.
+func TestProduceAfterLeaderMoveWaitsForEarlier(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
+	waitReady(t, be)
+	leader := be.leader("t", 0)
+	if leader < 0 {
+		t.Fatal("t/0 has no leader in the proxy's metadata")
+	}
+	moved := (leader + 1) % 3
+
+	var (
+		mu       sync.Mutex
+		arrivals = map[int32]int{}
+		held     = make(chan struct{}, 1)
+		release  = make(chan struct{})
+	)
+	kc.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		n := kc.CurrentNode()
+		mu.Lock()
+		arrivals[n]++
+		first := n == leader && arrivals[n] == 1
+		mu.Unlock()
+		if first {
+			held <- struct{}{}
+			kc.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	arrived := func(n int32) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return arrivals[n]
+	}
+
+	c := dialRaw(t, addr)
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.SetVersion(4)
+	ip.ProducerID, ip.ProducerEpoch = -1, -1
+	resp, err := c.do(ip, 30*time.Second)
+	if err != nil {
+		t.Fatalf("init producer id: %v", err)
+	}
+	ipr := resp.(*kmsg.InitProducerIDResponse)
+	if ipr.ErrorCode != 0 {
+		t.Fatalf("init producer id: code %d", ipr.ErrorCode)
+	}
+	pid, epoch := ipr.ProducerID, ipr.ProducerEpoch
+	batch := func(seq int32, v string) *kmsg.ProduceRequest {
+		req := produceOne("t", 0)
+		req.Topics[0].Partitions[0].Records = idempotentBatch(pid, epoch, seq, v)
+		req.SetVersion(7)
+		return req
+	}
+	code := func(req *kmsg.ProduceRequest, corr int32) int16 {
+		t.Helper()
+		resp, err := c.recv(req, corr, 30*time.Second)
+		if err != nil {
+			t.Fatalf("produce answer: %v", err)
+		}
+		pr := resp.(*kmsg.ProduceResponse)
+		if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 1 {
+			t.Fatalf("produce answer %+v, want t/0 alone", pr.Topics)
+		}
+		return pr.Topics[0].Partitions[0].ErrorCode
+	}
+
+	b0 := batch(0, "a")
+	corr0 := c.send(t, b0)
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("batch 0 never reached the leader")
+	}
+	if err := kc.MoveTopicPartition("t", 0, moved); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for be.leader("t", 0) != moved {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy's metadata still has broker %d leading t/0", be.leader("t", 0))
+		}
+		be.TriggerRefresh()
+		time.Sleep(20 * time.Millisecond)
+	}
+	b1, b2 := batch(1, "b"), batch(2, "c")
+	corr1 := c.send(t, b1)
+	corr2 := c.send(t, b2)
+	close(release)
+	if got := code(b0, corr0); got != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("batch 0 at the old leader: code %d, want NOT_LEADER_OR_FOLLOWER", got)
+	}
+	if got := code(b1, corr1); got != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("batch 1 behind the unanswered batch 0: code %d, want NOT_LEADER_OR_FOLLOWER", got)
+	}
+	if got := code(b2, corr2); got != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("batch 2 behind the refused batch 1: code %d, want NOT_LEADER_OR_FOLLOWER", got)
+	}
+	if n := arrived(moved); n != 0 {
+		t.Fatalf("%d produce(s) reached the new leader ahead of batch 0's retry", n)
+	}
+
+	// The client resends in order; each is written once.
+	for seq, b := range []*kmsg.ProduceRequest{batch(0, "a"), batch(1, "b"), batch(2, "c")} {
+		if got := code(b, c.send(t, b)); got != 0 {
+			t.Fatalf("retry of batch %d: code %d", seq, got)
+		}
+	}
+	f := kmsg.NewPtrFetchRequest()
+	f.SetVersion(11)
+	f.ReplicaID, f.MaxWaitMillis, f.MaxBytes = -1, 100, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "t"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.PartitionMaxBytes, fp.LogStartOffset = 0, 1<<20, -1
+	ft.Partitions = append(ft.Partitions, fp)
+	f.Topics = append(f.Topics, ft)
+	fr := c.fetch(t, f)
+	var values []string
+	for _, tp := range fr.Topics {
+		for _, p := range tp.Partitions {
+			if p.ErrorCode != 0 {
+				t.Fatalf("fetch t/0: code %d", p.ErrorCode)
+			}
+			values = append(values, recordValues(t, p.RecordBatches)...)
+		}
+	}
+	if len(values) != 3 || values[0] != "a" || values[1] != "b" || values[2] != "c" {
+		t.Fatalf("t/0 holds %q, want [a b c]", values)
+	}
+}
+
+// send writes req without waiting for its answer and returns its
+// correlation id.
+func (c *rawClient) send(t *testing.T, req kmsg.Request) int32 {
+	t.Helper()
+	c.corr++
+	id := "raw-test"
+	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.nc.Write(appendRequest(nil, req, c.corr, &id)); err != nil {
+		t.Fatalf("write %s: %v", kmsg.NameForKey(req.Key()), err)
+	}
+	return c.corr
+}
+
+// recv reads the next answer, which must be req's (corr).
+func (c *rawClient) recv(req kmsg.Request, corr int32, within time.Duration) (kmsg.Response, error) {
+	c.nc.SetReadDeadline(time.Now().Add(within))
+	buf, err := readFrame(c.br, 1<<24)
+	if err != nil {
+		return nil, err
+	}
+	return decodeCtlResponse(req, corr, buf.b[4:])
+}
+
+// recordValues is the values of the uncompressed record batches in raw.
+func recordValues(t *testing.T, raw []byte) []string {
+	t.Helper()
+	var out []string
+	for len(raw) > 0 {
+		var b kmsg.RecordBatch
+		if err := b.ReadFrom(raw); err != nil {
+			t.Fatalf("record batch: %v", err)
+		}
+		raw = raw[min(len(raw), 12+int(b.Length)):]
+		recs := b.Records
+		for range b.NumRecords {
+			l, n := binary.Varint(recs)
+			if n <= 0 || int(l) > len(recs)-n {
+				t.Fatalf("record length %d in %d bytes", l, len(recs))
+			}
+			var r kmsg.Record
+			if err := r.ReadFrom(recs[:n+int(l)]); err != nil {
+				t.Fatalf("record: %v", err)
+			}
+			out = append(out, string(r.Value))
+			recs = recs[n+int(l):]
+		}
+	}
+	return out
+}
