@@ -236,7 +236,7 @@ type topicTarget struct {
 // metricName is the topic's per-topic series name: only topics the backend
 // knows get a series of their own, so made-up names cannot use up the cap.
 func (tt topicTarget) metricName() string {
-	if tt.be == nil || !tt.be.knows(tt.name) {
+	if tt.be == nil || tt.meta == nil && !tt.be.knows(tt.name) {
 		return OtherTopic
 	}
 	return tt.name
