@@ -111,13 +111,22 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 	partition: func(r *request, req *kmsg.ProduceRequest, i, j int, tt topicTarget) int16 {
 		p := &req.Topics[i].Partitions[j]
 		if code := r.c.s.seqGaps.admit(tt.name, p.Partition, p.Records); code != 0 {
+			r.presentLeader(tt, p.Partition)
 			return code
 		}
-		if code := r.c.producePlace(tt, p.Partition); code != 0 {
-			// Its broker changed under batches that may be unanswered, or
-			// it has none (produce_order.go): later batches of the same
-			// producer wait for this one's retry.
+		if tt.leader(p.Partition).broker < 0 && r.awaitMetadata(tt.be) {
+			// A partition just added, or one whose leader was being
+			// elected at the last refresh: look again after one.
+			tt.meta = tt.be.meta(tt.name)
+		}
+		if code, moved := r.c.producePlace(tt, p.Partition); code != 0 {
+			// Its broker changed under batches that may not be written,
+			// or it has none (produce_order.go): later batches of the
+			// same producer wait for this one's retry.
 			r.c.s.seqGaps.refused(tt.name, p.Partition, p.Records)
+			if moved {
+				r.presentLeader(tt, p.Partition)
+			}
 			return code
 		}
 		if req.TransactionID != nil {
@@ -161,7 +170,7 @@ var produceFamily = &family[*kmsg.ProduceRequest, *kmsg.ProduceResponse]{
 		out.Brokers = append(out.Brokers, in.Brokers...)
 	},
 	done: func(r *request, out *kmsg.ProduceResponse) bool {
-		changed := false
+		changed := presentLeaders(r, out)
 		if len(out.Brokers) > 1 {
 			n := len(out.Brokers)
 			out.Brokers = dedupeBy(out.Brokers, func(b kmsg.ProduceResponseBroker) int32 { return b.NodeID })

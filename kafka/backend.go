@@ -171,6 +171,7 @@ type brokerSet struct {
 type topicMeta struct {
 	id       [16]byte
 	leaders  []int32 // by partition id; -1 when unknown
+	epochs   []int32 // the leaders' epochs, by partition id; -1 when unknown
 	internal bool
 }
 
@@ -180,6 +181,14 @@ func (tm *topicMeta) leader(partition int32) int32 {
 		return -1
 	}
 	return tm.leaders[partition]
+}
+
+// leaderEpoch is the partition's leader epoch, or -1 when unknown.
+func (tm *topicMeta) leaderEpoch(partition int32) int32 {
+	if partition < 0 || int(partition) >= len(tm.epochs) {
+		return -1
+	}
+	return tm.epochs[partition]
 }
 
 // versionRange is an inclusive range of versions of one API key.
@@ -796,16 +805,16 @@ func (b *Backend) updateMetadata(resp *kmsg.MetadataResponse, full bool) uint64 
 		// Partitions are numbered 0..n-1; a number outside that is bad
 		// input and must not size an allocation.
 		n := len(t.Partitions)
-		tm.leaders = make([]int32, n)
+		tm.leaders, tm.epochs = make([]int32, n), make([]int32, n)
 		for i := range tm.leaders {
-			tm.leaders[i] = -1
+			tm.leaders[i], tm.epochs[i] = -1, -1
 		}
 		for _, p := range t.Partitions {
 			if p.Partition >= 0 && int(p.Partition) < n {
-				tm.leaders[p.Partition] = p.Leader
+				tm.leaders[p.Partition], tm.epochs[p.Partition] = p.Leader, p.LeaderEpoch
 			}
 		}
-		if old != nil && old.id == tm.id && old.internal == tm.internal && slices.Equal(old.leaders, tm.leaders) {
+		if old != nil && old.id == tm.id && old.internal == tm.internal && slices.Equal(old.leaders, tm.leaders) && slices.Equal(old.epochs, tm.epochs) {
 			// Unchanged, as most topics are at a refresh: the stored
 			// entry stays, and the new one is garbage at once.
 			continue

@@ -53,6 +53,13 @@ func hangBroker(kc *kfake.Cluster, node int32) {
 // broker can serve pick one by id, 0 first.
 func startProxy(t *testing.T, kc *kfake.Cluster, cfg BackendConfig) (*Backend, string) {
 	t.Helper()
+	be, srv := startProxyServer(t, kc, cfg)
+	return be, srv.Addr().String()
+}
+
+// startProxyServer is startProxy, returning the server itself.
+func startProxyServer(t *testing.T, kc *kfake.Cluster, cfg BackendConfig) (*Backend, *Server) {
+	t.Helper()
 	cfg.Bootstrap = kc.ListenAddrs()
 	if cfg.MetadataRefresh == 0 {
 		cfg.MetadataRefresh = time.Minute
@@ -67,7 +74,7 @@ func startProxy(t *testing.T, kc *kfake.Cluster, cfg BackendConfig) (*Backend, s
 		Peers:    []fsm.Peer{{ID: 0, Name: "peer-0", KafkaAddr: addr}},
 	}
 	serveServer(t, srv, be)
-	return be, addr
+	return be, srv
 }
 
 // rawClient sends requests to the proxy and reads their answers, each

@@ -122,8 +122,10 @@ type clientConn struct {
 	// (upstream.send). Owned by the reader goroutine.
 	lostProduce map[target]bool
 	// producePlaces is the broker of the last Produce to each partition
-	// (produce_order.go). Owned by the reader goroutine.
-	producePlaces map[placeKey]int32
+	// (produce_order.go). Owned by the reader goroutine. produceErrs
+	// counts the Produce answers that may have refused a batch.
+	producePlaces map[placeKey]producePlace
+	produceErrs   atomic.Uint32
 
 	// ups, dirty, clientID and routes are owned by the reader goroutine.
 	routes   routeMemory
@@ -872,6 +874,7 @@ type upstream struct {
 type upCall struct {
 	corr    int32
 	produce bool
+	version int16     // a Produce's, to read its answer (produceErrs)
 	sent    time.Time // when it was written (buffered) upstream
 	// cb receives the response frame (size prefix included), which it owns,
 	// or an error.
@@ -987,6 +990,7 @@ func (u *upstream) send(frame []byte, corr int32, cb func(*buffer, error)) error
 	if cb != nil {
 		call := upCall{corr: corr, produce: produce, cb: cb, sent: time.Now()}
 		if produce {
+			call.version = int16(binary.BigEndian.Uint16(frame[6:]))
 			u.produceInflight.Add(1)
 		}
 		select {
@@ -1177,6 +1181,12 @@ func (u *upstream) readLoop() {
 		u.be.metrics.bytesIn.Add(float64(len(buf.b)))
 		u.bm.observeSince(call.sent)
 		if call.produce {
+			// An answer that may hold a refused batch is counted before
+			// the Produce stops counting as in flight: producePlace reads
+			// them in the other order.
+			if !quietProduceResponse(buf.b[4:], call.version) {
+				u.c.produceErrs.Add(1)
+			}
 			u.produceInflight.Add(-1)
 		}
 		call.cb(buf, nil)

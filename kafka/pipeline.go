@@ -115,6 +115,9 @@ type splitState struct {
 	// (txnSeqStart); an OUT_OF_ORDER_SEQUENCE_NUMBER answer for them
 	// falls back to 0 (fixSeqGuesses).
 	seqGuesses []seqBaseKey
+	// leaders: Produce partitions the peer refused while knowing their
+	// leader, whose answers name it (KIP-951; produce_order.go).
+	leaders []leaderPart
 }
 
 // newRequest builds the request for a frame whose header is h: the state
@@ -384,6 +387,18 @@ func (tt topicTarget) leader(partition int32) target {
 		return target{tt.be, tt.meta.leader(partition)}
 	}
 	return target{tt.be, tt.be.leader(tt.name, partition)}
+}
+
+// leaderEpoch is the epoch of partition's leader (-1 when unknown).
+func (tt topicTarget) leaderEpoch(partition int32) int32 {
+	m := tt.meta
+	if m == nil {
+		m = tt.be.meta(tt.name)
+	}
+	if m == nil {
+		return -1
+	}
+	return m.leaderEpoch(partition)
 }
 
 // coordinator is the target for key's coordinator on be. On a cache miss

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,8 @@ func TestProduceAfterLeaderMoveWaitsForEarlier(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
+	be, srv := startProxyServer(t, kc, BackendConfig{Name: "k"})
+	addr := srv.Addr().String()
 	waitReady(t, be)
 	leader := be.leader("t", 0)
 	if leader < 0 {
@@ -78,10 +80,10 @@ func TestProduceAfterLeaderMoveWaitsForEarlier(t *testing.T) {
 	batch := func(seq int32, v string) *kmsg.ProduceRequest {
 		req := produceOne("t", 0)
 		req.Topics[0].Partitions[0].Records = idempotentBatch(pid, epoch, seq, v)
-		req.SetVersion(7)
+		req.SetVersion(12) // KIP-951's CurrentLeader, topics by name
 		return req
 	}
-	code := func(req *kmsg.ProduceRequest, corr int32) int16 {
+	answer := func(req *kmsg.ProduceRequest, corr int32) *kmsg.ProduceResponse {
 		t.Helper()
 		resp, err := c.recv(req, corr, 30*time.Second)
 		if err != nil {
@@ -91,7 +93,28 @@ func TestProduceAfterLeaderMoveWaitsForEarlier(t *testing.T) {
 		if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 1 {
 			t.Fatalf("produce answer %+v, want t/0 alone", pr.Topics)
 		}
-		return pr.Topics[0].Partitions[0].ErrorCode
+		return pr
+	}
+	code := func(req *kmsg.ProduceRequest, corr int32) int16 {
+		t.Helper()
+		return answer(req, corr).Topics[0].Partitions[0].ErrorCode
+	}
+	// refusedTowards checks that an answer the proxy gave itself names
+	// the new leader, as the one peer presents it, at its new epoch, with
+	// the peer's endpoint, so the client moves without a metadata refresh.
+	newEpoch := int32(-1)
+	refusedTowards := func(what string, pr *kmsg.ProduceResponse) {
+		t.Helper()
+		p := pr.Topics[0].Partitions[0]
+		if p.ErrorCode != kerr.NotLeaderForPartition.Code {
+			t.Fatalf("%s: code %d, want NOT_LEADER_OR_FOLLOWER", what, p.ErrorCode)
+		}
+		if p.CurrentLeader.LeaderID != 0 || p.CurrentLeader.LeaderEpoch != newEpoch {
+			t.Fatalf("%s: current leader %+v, want peer 0 at epoch %d", what, p.CurrentLeader, newEpoch)
+		}
+		if len(pr.Brokers) != 1 || pr.Brokers[0].NodeID != 0 || net.JoinHostPort(pr.Brokers[0].Host, strconv.Itoa(int(pr.Brokers[0].Port))) != addr {
+			t.Fatalf("%s: endpoints %+v, want peer 0 at %s", what, pr.Brokers, addr)
+		}
 	}
 
 	b0 := batch(0, "a")
@@ -112,19 +135,28 @@ func TestProduceAfterLeaderMoveWaitsForEarlier(t *testing.T) {
 		be.TriggerRefresh()
 		time.Sleep(20 * time.Millisecond)
 	}
+	if newEpoch = be.meta("t").leaderEpoch(0); newEpoch < 1 {
+		t.Fatalf("t/0's leader epoch after the move is %d", newEpoch)
+	}
 	b1, b2 := batch(1, "b"), batch(2, "c")
 	corr1 := c.send(t, b1)
 	corr2 := c.send(t, b2)
+	// Batch 0 stays held until the proxy has decided batch 1: refused
+	// (the gap it leaves is what holds batch 2) or sent to the new
+	// leader (the failure this tests for).
+	deadline = time.Now().Add(30 * time.Second)
+	for srv.seqGaps.open.Load() == 0 && arrived(moved) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("batch 1 was neither refused nor sent within 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	close(release)
 	if got := code(b0, corr0); got != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("batch 0 at the old leader: code %d, want NOT_LEADER_OR_FOLLOWER", got)
 	}
-	if got := code(b1, corr1); got != kerr.NotLeaderForPartition.Code {
-		t.Fatalf("batch 1 behind the unanswered batch 0: code %d, want NOT_LEADER_OR_FOLLOWER", got)
-	}
-	if got := code(b2, corr2); got != kerr.NotLeaderForPartition.Code {
-		t.Fatalf("batch 2 behind the refused batch 1: code %d, want NOT_LEADER_OR_FOLLOWER", got)
-	}
+	refusedTowards("batch 1 behind the unanswered batch 0", answer(b1, corr1))
+	refusedTowards("batch 2 behind the refused batch 1", answer(b2, corr2))
 	if n := arrived(moved); n != 0 {
 		t.Fatalf("%d produce(s) reached the new leader ahead of batch 0's retry", n)
 	}
@@ -223,8 +255,15 @@ func TestProduceOrderAcrossLeaderMoves(t *testing.T) {
 	t.Cleanup(kc.Close)
 	be, addr := startProxy(t, kc, BackendConfig{Name: "k"})
 	waitReady(t, be)
+	// One peer presents every partition: each move keeps the same
+	// presented leader at a newer epoch (KIP-951), and a second refusal
+	// at the epoch the client already moved to makes franz-go refresh its
+	// metadata, no sooner than its metadata min age (5 s by default)
+	// after the last refresh, as it does direct when two pipelined batches
+	// meet the same move. Moves every few milliseconds would make that
+	// the whole run.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("moving"),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0), kgo.MetadataMinAge(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,10 +296,10 @@ func TestProduceOrderAcrossLeaderMoves(t *testing.T) {
 		failed   int
 	)
 	// Records go out until the leaders have moved wantMoves times, a
-	// millisecond's pause every few so that they span the moves.
+	// millisecond's pause every other one so that they span the moves.
 	records := 0
 	for ; moves.Load() < wantMoves; records++ {
-		if records%8 == 7 {
+		if records%2 == 1 {
 			time.Sleep(time.Millisecond)
 		}
 		r := &kgo.Record{Partition: int32(records % partitions), Value: []byte(strconv.Itoa(records))}
@@ -275,11 +314,11 @@ func TestProduceOrderAcrossLeaderMoves(t *testing.T) {
 			}
 		})
 	}
+	close(stop)
+	<-moverDone
 	if err := cl.Flush(ctx); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
-	close(stop)
-	<-moverDone
 	if failed > 0 {
 		t.Fatalf("%d of %d records failed (first: %v) across %d leader moves", failed, records, firstErr, moves.Load())
 	}
