@@ -389,16 +389,21 @@ func (tt topicTarget) leader(partition int32) target {
 	return target{tt.be, tt.be.leader(tt.name, partition)}
 }
 
+// metaNow is the topic's metadata as the request resolved it, or as be
+// knows it now when it did not then (nil when be does not know it).
+func (tt topicTarget) metaNow() *topicMeta {
+	if tt.meta != nil {
+		return tt.meta
+	}
+	return tt.be.meta(tt.name)
+}
+
 // leaderEpoch is the epoch of partition's leader (-1 when unknown).
 func (tt topicTarget) leaderEpoch(partition int32) int32 {
-	m := tt.meta
-	if m == nil {
-		m = tt.be.meta(tt.name)
+	if m := tt.metaNow(); m != nil {
+		return m.leaderEpoch(partition)
 	}
-	if m == nil {
-		return -1
-	}
-	return m.leaderEpoch(partition)
+	return -1
 }
 
 // coordinator is the target for key's coordinator on be. On a cache miss

@@ -34,8 +34,6 @@ package kafka
 // the one picked could be the leader or not.
 
 import (
-	"slices"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -67,11 +65,7 @@ func (c *clientConn) producePlace(tt topicTarget, partition int32) (code int16, 
 	t := tt.leader(partition)
 	if t.broker < 0 {
 		tt.be.TriggerRefresh()
-		m := tt.meta
-		if m == nil {
-			m = tt.be.meta(tt.name)
-		}
-		if m == nil || int(partition) >= len(m.leaders) {
+		if m := tt.metaNow(); m == nil || int(partition) >= len(m.leaders) {
 			// As the cluster answers a partition it does not have.
 			return kerr.UnknownTopicOrPartition.Code, false
 		}
@@ -143,7 +137,10 @@ func presentLeaders(r *request, out *kmsg.ProduceResponse) bool {
 		return false
 	}
 	changed := false
-	peers := map[int32]*presenter{}
+	var (
+		prs   = map[*Backend]*presenter{}
+		peers = map[int32]*presenter{}
+	)
 	for _, m := range r.split.leaders {
 		var id [16]byte
 		if r.version >= 13 {
@@ -159,7 +156,11 @@ func presentLeaders(r *request, out *kmsg.ProduceResponse) bool {
 				if p.Partition != m.partition || p.ErrorCode != kerr.NotLeaderForPartition.Code || p.CurrentLeader.LeaderID >= 0 {
 					continue
 				}
-				pr := r.presenter(m.be)
+				pr := prs[m.be]
+				if pr == nil {
+					pr = r.presenter(m.be)
+					prs[m.be] = pr
+				}
 				peer := pr.peerFor(m.broker)
 				if peer < 0 {
 					continue
@@ -170,10 +171,8 @@ func presentLeaders(r *request, out *kmsg.ProduceResponse) bool {
 			}
 		}
 	}
+	// The family's done hook drops an endpoint listed twice.
 	for peer, pr := range peers {
-		if slices.ContainsFunc(out.Brokers, func(b kmsg.ProduceResponseBroker) bool { return b.NodeID == peer }) {
-			continue
-		}
 		if b, ok := pr.broker(peer); ok {
 			out.Brokers = append(out.Brokers, kmsg.ProduceResponseBroker{NodeID: b.id, Host: b.host, Port: b.port, Rack: b.rack})
 		}
